@@ -1,0 +1,156 @@
+//! Execution contexts: every weft task, and every host thread that calls weft, has one.
+//!
+//! A context gives the caller an identity (mutex owners are context ids, so a green task
+//! that moves between workers keeps owning its locks), task-local slots, and the
+//! mutator state used by stop-the-world. `CURRENT` names the running context; a plugin
+//! that runs tasks on its own threads points it at the task while the task runs.
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::{c_void, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::Arc;
+
+use crate::keys;
+use crate::safepoint::Mutator;
+use crate::task::weft_task_t;
+
+pub(crate) struct Context {
+    /// Unique for the life of the process; never 0.
+    pub(crate) id: u64,
+    pub(crate) name: Option<CString>,
+    /// The task this context runs, or NULL for a host thread. Valid while it runs.
+    pub(crate) task: *const weft_task_t,
+    /// Set by `weft_cancel`; read by the plugin through `host->cancel_pending`.
+    pub(crate) cancelled: AtomicBool,
+    pub(crate) mutator: Mutator,
+    /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
+    pub(crate) read_locks_held: AtomicU32,
+    slots: UnsafeCell<Vec<*mut c_void>>,
+}
+
+// SAFETY: `slots` is only touched by the context's own thread of execution (and read by
+// `weft_tasks_foreach`, documented as valid only while the world is stopped); every
+// other field is immutable or atomic.
+unsafe impl Send for Context {}
+unsafe impl Sync for Context {}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Context {
+    pub(crate) fn new(name: Option<CString>, task: *const weft_task_t) -> Context {
+        Context {
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            name,
+            task,
+            cancelled: AtomicBool::new(false),
+            mutator: Mutator::default(),
+            read_locks_held: AtomicU32::new(0),
+            slots: UnsafeCell::new(Vec::new()),
+        }
+    }
+
+    /// Slot `index`, NULL if never set. Only from the context's own thread.
+    pub(crate) fn slot(&self, index: usize) -> *mut c_void {
+        // SAFETY: see the Sync impl.
+        unsafe { (&*self.slots.get()).get(index).copied().unwrap_or(ptr::null_mut()) }
+    }
+
+    /// Sets slot `index`. Only from the context's own thread.
+    pub(crate) fn set_slot(&self, index: usize, value: *mut c_void) {
+        // SAFETY: see the Sync impl.
+        let slots = unsafe { &mut *self.slots.get() };
+        if slots.len() <= index {
+            slots.resize(index + 1, ptr::null_mut());
+        }
+        slots[index] = value;
+    }
+
+    /// The slots as they are now, for `weft_tasks_foreach` (world stopped).
+    pub(crate) fn slots_view(&self) -> (*const *mut c_void, usize) {
+        // SAFETY: see the Sync impl.
+        let slots = unsafe { &*self.slots.get() };
+        (slots.as_ptr(), slots.len())
+    }
+
+    /// Runs the destructors of every non-NULL slot, as pthread does: a destructor may
+    /// set slots again, so up to four rounds.
+    pub(crate) fn run_slot_destructors(&self) {
+        for _round in 0..4 {
+            // SAFETY: see the Sync impl; the slots are moved out before any destructor
+            // runs, so a destructor that sets a slot does not alias this borrow.
+            let taken = std::mem::take(unsafe { &mut *self.slots.get() });
+            if taken.iter().all(|v| v.is_null()) {
+                return;
+            }
+            for (index, value) in taken.into_iter().enumerate() {
+                if value.is_null() {
+                    continue;
+                }
+                if let Some(dtor) = keys::destructor(index) {
+                    // SAFETY: the host registered `dtor` for values of this key.
+                    unsafe { dtor(value) };
+                }
+            }
+        }
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(SeqCst)
+    }
+}
+
+/// The context of a host thread, made the first time the thread needs one and dropped
+/// when the thread exits (running slot destructors and leaving any runtime it joined).
+struct ThreadContext(Arc<Context>);
+
+impl Drop for ThreadContext {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(ptr::null()));
+        crate::safepoint::thread_exiting(&self.0);
+        self.0.run_slot_destructors();
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<*const Context> = const { Cell::new(ptr::null()) };
+    static THREAD: std::cell::OnceCell<ThreadContext> = const { std::cell::OnceCell::new() };
+}
+
+/// The running context: the current task's, or this host thread's (made on first use).
+/// `#[inline(never)]` so that the thread-local address is not cached across a call that
+/// may move a green task to another thread.
+#[inline(never)]
+pub(crate) fn current() -> &'static Context {
+    let running = CURRENT.with(|c| c.get());
+    if !running.is_null() {
+        // SAFETY: CURRENT points at a context kept alive by its task or thread for as
+        // long as it is current.
+        return unsafe { &*running };
+    }
+    thread_context()
+}
+
+/// The running context if there is one already (no context is made for the caller).
+#[inline(never)]
+pub(crate) fn current_if_any() -> Option<&'static Context> {
+    // SAFETY: as in `current`.
+    CURRENT.with(|c| unsafe { c.get().as_ref() })
+}
+
+#[cold]
+fn thread_context() -> &'static Context {
+    let ctx = THREAD.with(|t| Arc::as_ptr(&t.get_or_init(|| ThreadContext(Arc::new(Context::new(None, ptr::null())))).0));
+    CURRENT.with(|c| c.set(ctx));
+    // SAFETY: the ThreadContext keeps the Arc until the thread exits.
+    unsafe { &*ctx }
+}
+
+/// The Arc of this host thread's context (for registration as a mutator).
+pub(crate) fn thread_context_arc() -> Option<Arc<Context>> {
+    THREAD.with(|t| t.get().map(|c| Arc::clone(&c.0)))
+}
+
+/// Makes `ctx` the running context; returns the previous one, to restore.
+pub(crate) fn enter(ctx: *const Context) -> *const Context {
+    CURRENT.with(|c| c.replace(ctx))
+}

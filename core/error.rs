@@ -1,0 +1,145 @@
+//! The error model and the one boundary every exported function goes through.
+//!
+//! Every exported body runs inside [`ffi`] or [`ffi_value`]: a panic becomes
+//! `WEFT_EINTERNAL`, an `Err` becomes its code, and in both cases the detail goes to the
+//! calling thread's `weft_last_error()`, prefixed with the name of the function.
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use weft_platform::*;
+
+/// A failed call: the status to return and the detail for `weft_last_error`.
+#[derive(Debug)]
+pub(crate) struct Error {
+    pub(crate) code: weft_status_t,
+    pub(crate) detail: String,
+}
+
+pub(crate) type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub(crate) fn new(code: weft_status_t, detail: impl Into<String>) -> Self {
+        Error { code, detail: detail.into() }
+    }
+}
+
+/// `return Err(Error::new(code, format!(...)))`.
+macro_rules! fail {
+    ($code:expr, $($fmt:tt)+) => {
+        return Err($crate::error::Error::new($code, format!($($fmt)+)))
+    };
+}
+pub(crate) use fail;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static PLUGIN_DETAIL: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+fn set_last_error(function: &str, detail: &str) {
+    let text = format!("{function}: {detail}").replace('\0', "\\0");
+    let text = CString::new(text).unwrap_or_default();
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
+}
+
+fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error (a panic was caught at the C boundary): {what}")
+}
+
+/// Runs an exported function body that returns a status.
+#[inline]
+pub(crate) fn ffi(function: &'static str, body: impl FnOnce() -> Result<()>) -> weft_status_t {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => WEFT_OK,
+        Ok(Err(e)) => {
+            set_last_error(function, &e.detail);
+            e.code
+        }
+        Err(payload) => {
+            set_last_error(function, &panic_detail(&*payload));
+            WEFT_EINTERNAL
+        }
+    }
+}
+
+/// Runs an exported function body that returns a value; on failure records the error
+/// and returns `fallback`.
+#[inline]
+pub(crate) fn ffi_value<T>(function: &'static str, fallback: T, body: impl FnOnce() -> Result<T>) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => {
+            set_last_error(function, &e.detail);
+            fallback
+        }
+        Err(payload) => {
+            set_last_error(function, &panic_detail(&*payload));
+            fallback
+        }
+    }
+}
+
+/// Keeps a plugin's detail for the error it is about to return (host service).
+pub(crate) fn set_plugin_detail(detail: String) {
+    PLUGIN_DETAIL.with(|slot| *slot.borrow_mut() = Some(detail));
+}
+
+/// Turns a plugin's status into a `Result`, with `what` (e.g. "cannot start a task")
+/// and the plugin's own detail, if it gave one, in the message.
+pub(crate) fn check_plugin(status: weft_status_t, what: impl FnOnce() -> String) -> Result<()> {
+    if status == WEFT_OK {
+        return Ok(());
+    }
+    let detail = PLUGIN_DETAIL.with(|slot| slot.borrow_mut().take());
+    let reason = detail.unwrap_or_else(|| strerror(status).to_string());
+    Err(Error::new(status, format!("{}: {reason}", what())))
+}
+
+/// Forgets any detail a plugin left without failing.
+pub(crate) fn clear_plugin_detail() {
+    PLUGIN_DETAIL.with(|slot| slot.borrow_mut().take());
+}
+
+pub(crate) fn strerror(code: weft_status_t) -> &'static str {
+    static_cstr(code).to_str().unwrap_or("")
+}
+
+fn static_cstr(code: weft_status_t) -> &'static CStr {
+    match code {
+        WEFT_OK => c"success",
+        WEFT_EINVAL => c"invalid argument",
+        WEFT_ETIMEDOUT => c"deadline passed",
+        WEFT_EBUSY => c"resource busy",
+        WEFT_EDEADLK => c"the call would deadlock",
+        WEFT_EPERM => c"operation not permitted for the caller",
+        WEFT_ECLOSED => c"channel closed",
+        WEFT_ENOMEM => c"out of memory or resources",
+        WEFT_ECANCELED => c"task cancelled",
+        WEFT_ENOTSUP => c"not supported by this platform",
+        WEFT_EPLUGIN => c"platform plugin error",
+        WEFT_EINTERNAL => c"internal error",
+        _ => c"unknown status code",
+    }
+}
+
+/// A static, human-readable name for a status code. Never NULL; unknown codes give
+/// "unknown status code". The string is owned by weft and valid forever.
+#[no_mangle]
+pub extern "C" fn weft_strerror(code: weft_status_t) -> *const c_char {
+    static_cstr(code).as_ptr()
+}
+
+/// The detail of the calling thread's last failed weft call: which function, which
+/// object, which path or symbol, and why. Never NULL ("" before any failure).
+/// Successful calls leave it unchanged. Borrowed: valid until the next failing weft
+/// call on this thread.
+#[no_mangle]
+pub extern "C" fn weft_last_error() -> *const c_char {
+    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+}

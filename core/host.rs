@@ -1,0 +1,45 @@
+//! The host services handed to every plugin: the runtime's side of the plugin ABI.
+use std::ffi::{c_char, c_void, CStr};
+
+use weft_platform::*;
+
+use crate::context;
+use crate::error;
+use crate::safepoint;
+use crate::task;
+
+unsafe extern "C" fn task_run(ctx: *mut c_void) {
+    task::run(ctx);
+}
+
+unsafe extern "C" fn blocking_enter() {
+    if let Some(ctx) = context::current_if_any() {
+        safepoint::enter_blocking_from_plugin(ctx);
+    }
+}
+
+unsafe extern "C" fn blocking_leave() {
+    if let Some(ctx) = context::current_if_any() {
+        safepoint::leave_blocking_from_plugin(ctx);
+    }
+}
+
+unsafe extern "C" fn set_error_detail(detail: *const c_char) {
+    if !detail.is_null() {
+        error::set_plugin_detail(CStr::from_ptr(detail).to_string_lossy().into_owned());
+    }
+}
+
+unsafe extern "C" fn cancel_pending() -> i32 {
+    context::current_if_any().is_some_and(|ctx| ctx.is_cancelled() && !ctx.mutator.is_internal_wait()) as i32
+}
+
+pub(crate) static HOST: weft_host_t = weft_host_t {
+    struct_size: std::mem::size_of::<weft_host_t>() as u32,
+    abi_version: WEFT_HOST_ABI_VERSION,
+    task_run: Some(task_run),
+    blocking_enter: Some(blocking_enter),
+    blocking_leave: Some(blocking_leave),
+    set_error_detail: Some(set_error_detail),
+    cancel_pending: Some(cancel_pending),
+};

@@ -1,0 +1,23 @@
+//! libweft: the runtime. Argument checks, errors, the panic boundary, plugin loading,
+//! tasks and their registry, host-memory sync objects, safepoints and stop-the-world.
+//! Everything that blocks or schedules is the loaded platform plugin's.
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)] // every exported function documents its contract in weft.h
+
+mod context;
+mod error;
+mod host;
+mod internal_lock;
+mod keys;
+mod loader;
+mod sized;
+mod sync_object;
+
+pub mod cond;
+pub mod mutex;
+pub mod runtime;
+pub mod rwlock;
+pub mod safepoint;
+pub mod task;
+
+pub use weft_platform::status::*;

@@ -1,0 +1,17 @@
+//! The weft platform-plugin ABI.
+//!
+//! A platform plugin is a shared object exporting one function,
+//! [`weft_platform_entry`](abi::weft_platform_entry_fn), that returns a static
+//! [`weft_platform_t`] table. The runtime (libweft) loads it, checks the table and calls
+//! through it for everything that can block or schedule. This crate holds the `repr(C)`
+//! definitions (from which cbindgen generates `include/weft_platform.h`) and a few helpers
+//! for plugins written in Rust.
+#![allow(non_camel_case_types)]
+
+pub mod abi;
+pub mod guard;
+pub mod status;
+
+pub use abi::*;
+pub use guard::{guard, HostRef};
+pub use status::*;

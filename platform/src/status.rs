@@ -1,0 +1,84 @@
+//! Items shared by the host API (`weft.h`) and the plugin ABI (`weft_platform.h`):
+//! status codes, time, capability bits and the host-memory sync objects.
+//!
+//! cbindgen emits these into `weft.h`; `weft_platform.h` includes `weft.h` and does not
+//! repeat them.
+
+/// The result of every fallible weft call: `WEFT_OK` (0) or one of the `WEFT_E*` codes.
+/// The numbers are stable and never reused; `weft_strerror` names each.
+pub type weft_status_t = i32;
+
+/// Success.
+pub const WEFT_OK: weft_status_t = 0;
+/// An argument is invalid: NULL, an uninitialised or destroyed object, an unknown flag,
+/// a closed runtime.
+pub const WEFT_EINVAL: weft_status_t = 1;
+/// The deadline passed before the operation could complete.
+pub const WEFT_ETIMEDOUT: weft_status_t = 2;
+/// The object is in use: a mutex held by another task (trylock), a runtime with running
+/// tasks (close), a held mutex (destroy).
+pub const WEFT_EBUSY: weft_status_t = 3;
+/// The call would wait for the caller itself: a non-recursive relock by the owner, a task
+/// joining itself.
+pub const WEFT_EDEADLK: weft_status_t = 4;
+/// The caller does not own what it tries to release: an unlock by a non-owner, a
+/// condition wait without the mutex, a thread that is not a mutator.
+pub const WEFT_EPERM: weft_status_t = 5;
+/// The channel is closed.
+pub const WEFT_ECLOSED: weft_status_t = 6;
+/// Memory or another resource (threads, keys) ran out.
+pub const WEFT_ENOMEM: weft_status_t = 7;
+/// The calling task was cancelled with `weft_cancel`; the call did not complete.
+pub const WEFT_ECANCELED: weft_status_t = 8;
+/// The loaded platform does not offer this operation.
+pub const WEFT_ENOTSUP: weft_status_t = 9;
+/// A platform plugin could not be found, loaded or accepted.
+pub const WEFT_EPLUGIN: weft_status_t = 10;
+/// A bug inside weft or a plugin (a caught panic, a broken invariant).
+pub const WEFT_EINTERNAL: weft_status_t = 11;
+
+/// A deadline that never expires.
+pub const WEFT_FOREVER: i64 = i64::MAX;
+
+/// Capability bit: tasks are OS threads (blocking in foreign code blocks only that task).
+pub const WEFT_CAP_OS_THREADS: u64 = 1 << 0;
+/// Capability bit: the platform runs many tasks on a few OS threads (M:N).
+pub const WEFT_CAP_GREEN_TASKS: u64 = 1 << 1;
+/// Capability bit: the clock is virtual (`weft_now` advances only when every task waits).
+pub const WEFT_CAP_VIRTUAL_TIME: u64 = 1 << 2;
+/// Capability bit: scheduling is deterministic and replayable from the configured seed.
+pub const WEFT_CAP_DETERMINISTIC: u64 = 1 << 3;
+/// Capability bit: `weft_cancel` wakes a task blocked in a cancellation point.
+pub const WEFT_CAP_CANCEL: u64 = 1 << 4;
+
+/// Size in bytes of `weft_mutex_t`; part of the ABI.
+pub const WEFT_MUTEX_SIZE: usize = 64;
+/// Size in bytes of `weft_cond_t`; part of the ABI.
+pub const WEFT_COND_SIZE: usize = 64;
+/// Size in bytes of `weft_rwlock_t`; part of the ABI.
+pub const WEFT_RWLOCK_SIZE: usize = 80;
+
+/// A mutex that lives in host memory (a global, a struct member, the heap).
+/// Initialise it with `weft_mutex_init`, destroy it with `weft_mutex_destroy`; the host
+/// owns the memory, weft owns the contents between the two calls. Never copy or move an
+/// initialised mutex.
+#[repr(C)]
+pub struct weft_mutex_t {
+    pub _opaque: [u64; 8],
+}
+
+/// A condition variable that lives in host memory; same rules as `weft_mutex_t`.
+#[repr(C)]
+pub struct weft_cond_t {
+    pub _opaque: [u64; 8],
+}
+
+/// A readers-writer lock that lives in host memory; same rules as `weft_mutex_t`.
+#[repr(C)]
+pub struct weft_rwlock_t {
+    pub _opaque: [u64; 10],
+}
+
+const _: () = assert!(core::mem::size_of::<weft_mutex_t>() == WEFT_MUTEX_SIZE);
+const _: () = assert!(core::mem::size_of::<weft_cond_t>() == WEFT_COND_SIZE);
+const _: () = assert!(core::mem::size_of::<weft_rwlock_t>() == WEFT_RWLOCK_SIZE);

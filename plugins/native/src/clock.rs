@@ -1,0 +1,26 @@
+//! The native clock: CLOCK_MONOTONIC in nanoseconds, the same clock `std::time::Instant`
+//! reads on Linux, so deadlines convert to `Instant`s for parking_lot's timed waits.
+use std::time::{Duration, Instant};
+
+use weft_platform::WEFT_FOREVER;
+
+pub(crate) fn now() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+/// True when `deadline` means "do not wait".
+pub(crate) fn expired(deadline: i64) -> bool {
+    deadline != WEFT_FOREVER && deadline <= now()
+}
+
+/// The `Instant` of `deadline`, or None for a deadline too far to represent (forever).
+pub(crate) fn instant(deadline: i64) -> Option<Instant> {
+    if deadline == WEFT_FOREVER {
+        return None;
+    }
+    let left = deadline.saturating_sub(now()).max(0) as u64;
+    Instant::now().checked_add(Duration::from_nanos(left))
+}

@@ -1,0 +1,92 @@
+//! The `native` weft platform: every task is an OS thread; waiting is parking_lot's.
+//!
+//! Built as `libweft_native.so` and loaded by libweft through `weft_platform_entry`.
+mod clock;
+mod sync;
+mod task;
+mod wait;
+
+use weft_platform::*;
+
+/// The runtime's host services, installed by the entry function.
+pub(crate) static HOST: HostRef = HostRef::new();
+
+/// The plugin keeps no per-runtime state: threads, clock and parking are process-wide.
+struct NativeRuntime;
+
+unsafe extern "C" fn runtime_open(_cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t {
+    *out = Box::into_raw(Box::new(NativeRuntime)) as *mut weft_plat_rt_t;
+    WEFT_OK
+}
+
+unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
+    drop(Box::from_raw(rt as *mut NativeRuntime));
+    WEFT_OK
+}
+
+unsafe extern "C" fn now(_rt: *mut weft_plat_rt_t) -> i64 {
+    clock::now()
+}
+
+struct Table(weft_platform_t);
+// SAFETY: the table is immutable and its pointers are to static strings and functions.
+unsafe impl Sync for Table {}
+
+static TABLE: Table = Table(weft_platform_t {
+    magic: WEFT_PLATFORM_MAGIC,
+    struct_size: std::mem::size_of::<weft_platform_t>() as u32,
+    abi_version: WEFT_PLATFORM_ABI_VERSION,
+    name: c"native".as_ptr(),
+    version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const _,
+    caps: WEFT_CAP_OS_THREADS | WEFT_CAP_CANCEL,
+    mutex_size: sync::MUTEX_SIZE,
+    cond_size: sync::COND_SIZE,
+    rwlock_size: sync::RWLOCK_SIZE,
+    sync_align: sync::SYNC_ALIGN,
+    runtime_open: Some(runtime_open),
+    runtime_close: Some(runtime_close),
+    now: Some(now),
+    yield_now: Some(task::yield_now),
+    sleep_until: Some(task::sleep_until),
+    spawn: Some(task::spawn),
+    join: Some(task::join),
+    detach: Some(task::detach),
+    cancel: Some(task::cancel),
+    mutex_init: Some(sync::mutex_init),
+    mutex_destroy: Some(sync::mutex_destroy),
+    mutex_lock: Some(sync::mutex_lock),
+    mutex_trylock: Some(sync::mutex_trylock),
+    mutex_lock_until: Some(sync::mutex_lock_until),
+    mutex_unlock: Some(sync::mutex_unlock),
+    cond_init: Some(sync::cond_init),
+    cond_destroy: Some(sync::cond_destroy),
+    cond_wait_until: Some(sync::cond_wait_until),
+    cond_signal: Some(sync::cond_signal),
+    cond_broadcast: Some(sync::cond_broadcast),
+    rwlock_init: Some(sync::rwlock_init),
+    rwlock_destroy: Some(sync::rwlock_destroy),
+    rwlock_read_lock: Some(sync::rwlock_read_lock),
+    rwlock_try_read_lock: Some(sync::rwlock_try_read_lock),
+    rwlock_write_lock: Some(sync::rwlock_write_lock),
+    rwlock_try_write_lock: Some(sync::rwlock_try_write_lock),
+    rwlock_read_unlock: Some(sync::rwlock_read_unlock),
+    rwlock_write_unlock: Some(sync::rwlock_write_unlock),
+});
+
+/// The plugin's entry point: keeps the host services and returns the static table, or
+/// NULL when the host's services are older than this plugin needs.
+///
+/// # Safety
+/// `host` must be NULL or a static `weft_host_t`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_platform_entry(host: *const weft_host_t) -> *const weft_platform_t {
+    if HOST.install(host) {
+        &TABLE.0
+    } else {
+        std::ptr::null()
+    }
+}
+
+
+/// The entry function has the type the ABI declares.
+const _: weft_platform_entry_fn = weft_platform_entry;

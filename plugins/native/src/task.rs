@@ -1,0 +1,148 @@
+//! Tasks as OS threads.
+use std::ffi::{c_void, CStr};
+use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::Release;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use weft_platform::*;
+
+use crate::clock;
+use crate::wait::{self, TaskState, Wake};
+use crate::HOST;
+
+/// The handle the runtime holds: the shared state plus the OS thread to reap.
+struct NativeTask {
+    state: Arc<TaskState>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// glibc refuses stacks below PTHREAD_STACK_MIN; round small requests up.
+const MIN_STACK: usize = 64 * 1024;
+
+struct SendPtr(*mut c_void);
+// SAFETY: the runtime's task context is made to be handed to the new thread.
+unsafe impl Send for SendPtr {}
+
+pub(crate) unsafe extern "C" fn spawn(
+    _rt: *mut weft_plat_rt_t,
+    ctx: *mut c_void,
+    opts: *const weft_plat_spawn_t,
+    out: *mut *mut weft_plat_task_t,
+) -> weft_status_t {
+    guard(|| {
+        let mut builder = std::thread::Builder::new();
+        if let Some(opts) = opts.as_ref() {
+            if opts.stack_size != 0 {
+                builder = builder.stack_size(opts.stack_size.max(MIN_STACK));
+            }
+            if !opts.name.is_null() {
+                builder = builder.name(CStr::from_ptr(opts.name).to_string_lossy().into_owned());
+            }
+        }
+        let state = Arc::new(TaskState::default());
+        let thread_state = Arc::clone(&state);
+        let ctx = SendPtr(ctx);
+        let spawned = builder.spawn(move || {
+            let ctx = ctx;
+            wait::set_current(Arc::as_ptr(&thread_state));
+            // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once.
+            unsafe { HOST.task_run(ctx.0) };
+            wait::set_current(std::ptr::null());
+            thread_state.done.store(true, Release);
+            wait::wake_all(done_key(&thread_state));
+        });
+        match spawned {
+            Ok(handle) => {
+                let task = NativeTask { state, thread: Mutex::new(Some(handle)) };
+                *out = Box::into_raw(Box::new(task)) as *mut weft_plat_task_t;
+                WEFT_OK
+            }
+            Err(e) => HOST.fail(WEFT_ENOMEM, &format!("cannot start an OS thread: {e}")),
+        }
+    })
+}
+
+fn done_key(state: &TaskState) -> usize {
+    &state.done as *const _ as usize
+}
+
+pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64) -> weft_status_t {
+    guard(|| {
+        let handle = &*(task as *const NativeTask);
+        let state = &handle.state;
+        while !state.done.load(Acquire) {
+            if wait::cancelled() {
+                return WEFT_ECANCELED;
+            }
+            if clock::expired(deadline) {
+                return WEFT_ETIMEDOUT;
+            }
+            match HOST.blocking(|| wait::park(done_key(state), || !state.done.load(Acquire), deadline)) {
+                Wake::Cancelled => return WEFT_ECANCELED,
+                Wake::TimedOut | Wake::Woken => {}
+            }
+        }
+        let thread = handle.thread.lock().take();
+        if let Some(thread) = thread {
+            // The thread has finished its task; this only reaps it.
+            HOST.blocking(|| thread.join().ok());
+        }
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_status_t {
+    guard(|| {
+        // Dropping a JoinHandle not taken by a join detaches the OS thread; the thread
+        // keeps its own reference on the shared state.
+        drop(Box::from_raw(task as *mut NativeTask));
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_status_t {
+    guard(|| {
+        let handle = &*(task as *const NativeTask);
+        wait::cancel(&handle.state);
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn yield_now(_rt: *mut weft_plat_rt_t) -> weft_status_t {
+    std::thread::yield_now();
+    WEFT_OK
+}
+
+pub(crate) unsafe extern "C" fn sleep_until(_rt: *mut weft_plat_rt_t, deadline: i64) -> weft_status_t {
+    guard(|| {
+        let Some(me) = wait::current() else {
+            // A thread the host made: not cancellable, a plain sleep.
+            return HOST.blocking(|| loop {
+                match clock::instant(deadline) {
+                    None => std::thread::park(),
+                    Some(until) => {
+                        let now = std::time::Instant::now();
+                        if until <= now {
+                            return WEFT_OK;
+                        }
+                        std::thread::sleep(until - now);
+                    }
+                }
+            });
+        };
+        let key = me.sleep_key();
+        loop {
+            if wait::cancelled() {
+                return WEFT_ECANCELED;
+            }
+            if clock::expired(deadline) {
+                return WEFT_OK;
+            }
+            if let Wake::Cancelled = HOST.blocking(|| wait::park(key, || true, deadline)) {
+                return WEFT_ECANCELED;
+            }
+        }
+    })
+}

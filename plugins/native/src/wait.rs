@@ -1,0 +1,118 @@
+//! Parking a task on an address, with deadlines and cancellation.
+//!
+//! Every wait that is a cancellation point goes through [`park`]: the waiter records the
+//! address it parks on, and [`cancel`] wakes exactly that waiter with a distinct token.
+//! The cancellation flag is the runtime's (asked through `host->cancel_pending`, which
+//! also knows when the runtime masks cancellation for its own waits). The runtime sets
+//! the flag before it calls `cancel`, and the waiter records its address before it
+//! validates, both SeqCst: either the canceller sees the address or the validation sees
+//! the flag, so a cancel is never lost.
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNPARK_TOKEN};
+
+use crate::clock;
+use crate::HOST;
+
+/// What the native plugin knows of one of its tasks, shared by the task's thread and
+/// the handle held by the runtime.
+#[derive(Default)]
+pub(crate) struct TaskState {
+    pub(crate) done: AtomicBool,
+    parked_on: AtomicUsize,
+}
+
+impl TaskState {
+    /// The address the task parks on while it sleeps: its own, nobody else's.
+    pub(crate) fn sleep_key(&self) -> usize {
+        &self.parked_on as *const AtomicUsize as usize
+    }
+}
+
+thread_local! {
+    static CURRENT: Cell<*const TaskState> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Marks the calling thread as running `task` (until `set_current(null)`).
+pub(crate) fn set_current(task: *const TaskState) {
+    CURRENT.with(|c| c.set(task));
+}
+
+/// The native task running on this thread, if the thread is one.
+pub(crate) fn current<'a>() -> Option<&'a TaskState> {
+    // SAFETY: the pointer is set by the task's own thread for the duration of the task,
+    // and the thread holds a reference on the state for that long.
+    CURRENT.with(|c| unsafe { c.get().as_ref() })
+}
+
+/// True when the calling task has been cancelled (and the runtime does not mask it).
+pub(crate) fn cancelled() -> bool {
+    HOST.cancel_pending()
+}
+
+const CANCEL_TOKEN: UnparkToken = UnparkToken(1);
+
+pub(crate) enum Wake {
+    /// Woken, or the condition no longer held: look again.
+    Woken,
+    TimedOut,
+    Cancelled,
+}
+
+/// Parks the calling thread on `key` while `still_waiting()` holds, until woken, the
+/// deadline, or (for a task) a cancellation.
+pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
+    let me = current();
+    if let Some(me) = me {
+        me.parked_on.store(key, SeqCst);
+    }
+    let token = ParkToken(me.map_or(0, |m| m as *const TaskState as usize));
+    let validate = || !cancelled() && still_waiting();
+    // SAFETY: `key` is the address of an object this plugin owns while it is waited on;
+    // the callbacks neither unwind nor call into parking_lot.
+    let result = unsafe { parking_lot_core::park(key, validate, || {}, |_, _| {}, token, clock::instant(deadline)) };
+    if let Some(me) = me {
+        me.parked_on.store(0, SeqCst);
+    }
+    match result {
+        // A masked wait woken by a cancel just looks again.
+        ParkResult::Unparked(CANCEL_TOKEN) if cancelled() => Wake::Cancelled,
+        ParkResult::Unparked(_) => Wake::Woken,
+        ParkResult::TimedOut => Wake::TimedOut,
+        // Validation failed: prefer "look again" so a wake-up that raced with the
+        // cancellation is not swallowed; the cancellation is seen by the next wait.
+        ParkResult::Invalid if cancelled() => Wake::Cancelled,
+        ParkResult::Invalid => Wake::Woken,
+    }
+}
+
+/// Wakes every thread parked on `key`.
+pub(crate) fn wake_all(key: usize) {
+    // SAFETY: `key` is an address this plugin owns.
+    unsafe { parking_lot_core::unpark_all(key, DEFAULT_UNPARK_TOKEN) };
+}
+
+/// Wakes one thread parked on `key`.
+pub(crate) fn wake_one(key: usize) {
+    // SAFETY: `key` is an address this plugin owns.
+    unsafe { parking_lot_core::unpark_one(key, |_| DEFAULT_UNPARK_TOKEN) };
+}
+
+/// Wakes `task` if it is parked in a cancellation point (the runtime has already set
+/// its cancellation flag).
+pub(crate) fn cancel(task: &TaskState) {
+    let key = task.parked_on.load(SeqCst);
+    if key == 0 {
+        return;
+    }
+    let target = task as *const TaskState as usize;
+    // SAFETY: `key` is an address this plugin owns; the filter only compares tokens.
+    unsafe {
+        parking_lot_core::unpark_filter(
+            key,
+            |token| if token.0 == target { FilterOp::Unpark } else { FilterOp::Skip },
+            |_| CANCEL_TOKEN,
+        )
+    };
+}
