@@ -1,0 +1,2 @@
+/* Tasks: spawn, join, detach, cancel, identity, task-local slots. */
+WEFT_TEST(spawn_join_code_and_result)

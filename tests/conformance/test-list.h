@@ -1,0 +1,8 @@
+/*
+ * Every conformance test, by area. Each list-*.h holds WEFT_TEST(name) lines; this file
+ * includes them all. CMake reads the same files to register one ctest per test and
+ * plugin, so a test added to a list is run everywhere without further wiring.
+ */
+#include "list-runtime.h"
+#include "list-tasks.h"
+#include "list-sync.h"
