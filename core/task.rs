@@ -175,18 +175,17 @@ pub unsafe extern "C" fn weft_spawn(
         };
         let running_ref = Arc::into_raw(Arc::clone(&task)) as *mut c_void;
         let mut plat = ptr::null_mut();
-        // Hold the handle lock across the spawn so a cancel from the new task itself
-        // sees the plugin handle.
-        let mut plat_slot = task.plat.lock();
+        // No lock is held across the plugin's spawn: a platform may run the new task
+        // before spawn returns (on this very thread, for a coroutine platform). Until the
+        // handle is stored only the task itself can reach it (weft_task_self), and a
+        // task cancelling itself needs no wake-up.
         let status = plat_call!(rt.table, spawn(rt.prt, running_ref, &plat_opts, &mut plat));
         if status != WEFT_OK {
-            drop(plat_slot);
             drop(Arc::from_raw(running_ref as *const weft_task_t));
             rt.end_task();
             return check_plugin(status, || "the platform could not start the task".into());
         }
-        *plat_slot = plat;
-        drop(plat_slot);
+        *task.plat.lock() = plat;
         let handle = Arc::into_raw(task) as *mut weft_task_t;
         if detached {
             (*handle).handle.store(HANDLE_GONE, SeqCst);
