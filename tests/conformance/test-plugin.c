@@ -444,3 +444,20 @@ TEST_IMPL(plugin_spawn_options_and_detach) {
   ASSERT_EQ(atomic_load(&finished), 101);
   return TEST_OK;
 }
+
+/* A spawn the platform cannot honour fails cleanly: WEFT_ENOMEM, the task never runs,
+ * the runtime is not left counting it. */
+TEST_IMPL(plugin_spawn_failure) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = (size_t)1 << 50; /* more than any address space */
+  atomic_store(&finished, 0);
+  weft_task_t *t = (weft_task_t *)0x1;
+  ASSERT_STATUS(WEFT_ENOMEM, weft_spawn(rt, count_finish, NULL, &opts, &t));
+  ASSERT_ERROR_MENTIONS("could not start the task");
+  ASSERT(t == (weft_task_t *)0x1);
+  ASSERT_EQ(atomic_load(&finished), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
