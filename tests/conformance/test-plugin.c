@@ -356,7 +356,7 @@ static int count_blocking(void *ud, const weft_task_info_t *info) {
 
 /* A stop-the-world does not wait for tasks blocked inside the plugin: each of its
  * waits is a blocking region. */
-TEST_IMPL(plugin_blocked_tasks_do_not_stop_the_world) {
+TEST_IMPL(plugin_blocked_tasks_let_world_stop) {
   weft_runtime_t *rt = test_open_runtime();
   blocked_t b;
   memset(&b, 0, sizeof b);
