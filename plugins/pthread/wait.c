@@ -10,15 +10,15 @@
  *
  * and every waker changes the state under q's lock, then broadcasts q.
  *
- * Cancellation. The runtime sets the task's cancelled flag, then calls cancel(), which
- * locks the task's waiter, and if the task has recorded a queue, locks that queue and
- * broadcasts it. The task records its queue under the same waiter lock before it locks
- * the queue, and asks host->cancel_pending() with the queue locked before each wait. So
- * either cancel() finds no record, and the task sees the flag when it asks; or cancel()
- * gets the queue's lock only once the task asked and is really waiting (the wait
- * releases the lock atomically), and the broadcast wakes it. No wake-up is lost. And
- * since the task clears its record under the waiter lock, cancel() never touches a
- * queue after the wait ended (the queue may be freed right after).
+ * Cancellation. The runtime sets the task's cancelled flag, then calls cancel(). A task
+ * records the queue it waits on (in its waiter, under the waiter's lock) before it
+ * locks that queue, and asks host->cancel_pending() with the queue locked before each
+ * wait; cancel() reads the record under the waiter's lock and broadcasts the queue under
+ * the queue's lock. So either cancel() finds no record, and the task, recording later,
+ * sees the flag when it asks; or cancel() gets the queue's lock before the task asks
+ * (which then sees the flag) or once it really waits (pthread_cond_wait releases the
+ * lock atomically), and the broadcast wakes it. No wake-up is lost, and cancel() needs
+ * no lock of the host's (its caller may hold the very mutex the task waits with).
  *
  * Lock order: a waiter's lock, then a queue's lock; never the other way round. The
  * host's blocking_enter/leave are called with neither held: they may wait themselves,
