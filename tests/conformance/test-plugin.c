@@ -334,7 +334,7 @@ TEST_IMPL(plugin_rwlock_prefers_writers) {
 /* --- blocking regions ---------------------------------------------------------------- */
 
 typedef struct {
-  shared_t s;
+  shared_t s, sleeper;
   rw_t rw;
   joiner_t join;
   weft_mutex_t held;
@@ -361,6 +361,7 @@ TEST_IMPL(plugin_blocked_tasks_let_world_stop) {
   blocked_t b;
   memset(&b, 0, sizeof b);
   shared_init(&b.s, rt);
+  shared_init(&b.sleeper, rt);
   ASSERT_OK(weft_rwlock_init(rt, &b.rw.l));
   ASSERT_OK(weft_mutex_init(rt, &b.held, 0));
   ASSERT_OK(weft_mutex_lock(&b.held));
@@ -370,11 +371,14 @@ TEST_IMPL(plugin_blocked_tasks_let_world_stop) {
   await_flag(rt, &b.s.started);
   b.join.s = &b.s;
   b.join.target = t[0];
-  t[1] = test_spawn(rt, join_target, &b.join); /* join */
-  t[2] = test_spawn(rt, sleep_forever, &b.s);  /* sleep */
-  t[3] = test_spawn(rt, write_once, &b.rw);    /* rwlock */
-  t[4] = test_spawn(rt, block_in_mutex, &b);   /* contended mutex */
+  t[1] = test_spawn(rt, join_target, &b.join);     /* join */
+  t[2] = test_spawn(rt, sleep_forever, &b.sleeper); /* sleep */
+  t[3] = test_spawn(rt, write_once, &b.rw);         /* rwlock */
+  t[4] = test_spawn(rt, block_in_mutex, &b);        /* contended mutex */
+  /* Every task has started (a task that registers during the stop would park at a
+   * safepoint instead) and is about to block. */
   await_flag(rt, &b.join.started);
+  await_flag(rt, &b.sleeper.started);
   await_flag(rt, &b.rw.started);
   await_flag(rt, &b.started);
 
@@ -397,6 +401,7 @@ TEST_IMPL(plugin_blocked_tasks_let_world_stop) {
   ASSERT_EQ(test_join(t[4]), 0);
   ASSERT_OK(weft_mutex_destroy(&b.held));
   ASSERT_OK(weft_rwlock_destroy(&b.rw.l));
+  shared_destroy(&b.sleeper);
   shared_destroy(&b.s);
   test_close_runtime(rt);
   return TEST_OK;
