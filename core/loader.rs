@@ -148,7 +148,11 @@ fn open_and_check(path: &Path, canonical: &Path) -> Result<Platform> {
     // means, and the host asked for this file.
     let library = match unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) } {
         Ok(library) => library,
-        Err(e) => fail!(WEFT_EPLUGIN, "{shown}: cannot load: {e}"),
+        // libloading keeps the dynamic linker's reason in the error's source.
+        Err(e) => match std::error::Error::source(&e) {
+            Some(reason) => fail!(WEFT_EPLUGIN, "{shown}: cannot load: {reason}"),
+            None => fail!(WEFT_EPLUGIN, "{shown}: cannot load: {e}"),
+        },
     };
     let symbol = WEFT_PLATFORM_ENTRY_SYMBOL;
     // SAFETY: the symbol is declared with the entry type by the ABI.
@@ -195,7 +199,7 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
     if !(WEFT_PLATFORM_ABI_MIN..=WEFT_PLATFORM_ABI_VERSION).contains(&abi) {
         fail!(
             WEFT_EPLUGIN,
-            "{shown}: plugin ABI version {abi} is outside the range this runtime accepts ({WEFT_PLATFORM_ABI_MIN} to {WEFT_PLATFORM_ABI_VERSION})"
+            "{shown}: {WEFT_PLATFORM_ENTRY_SYMBOL}() returned a table of plugin ABI version {abi}, outside the range this runtime accepts ({WEFT_PLATFORM_ABI_MIN} to {WEFT_PLATFORM_ABI_VERSION})"
         );
     }
     if struct_size < V1_SIZE {

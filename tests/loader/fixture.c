@@ -1,0 +1,171 @@
+/*
+ * A platform plugin with exactly one defect, chosen when it is compiled
+ * (-DFIXTURE_<DEFECT>), for the loader tests (loader.c). It is built against
+ * weft_platform.h like any plugin, so the fixtures follow the table as it grows.
+ * FIXTURE_OK has no defect: the loader accepts it (it is not a working platform: its
+ * runtime_open answers WEFT_ENOTSUP).
+ */
+#include <stddef.h>
+
+#include "weft_platform.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* What a correct plugin would declare; each defect overrides one. */
+#define MAGIC WEFT_PLATFORM_MAGIC
+#define STRUCT_SIZE sizeof(weft_platform_t)
+#define ABI_VERSION WEFT_PLATFORM_ABI_VERSION
+#define NAME "fixture"
+#define MUTEX_SIZE 8
+#define SYNC_ALIGN 8
+#define COND_SIGNAL obj_call
+#define ENTRY weft_platform_entry
+
+#if defined(FIXTURE_BAD_MAGIC)
+#undef MAGIC
+#define MAGIC UINT64_C(0x0123456789abcdef)
+#elif defined(FIXTURE_ABI_TOO_NEW)
+#undef ABI_VERSION
+#define ABI_VERSION (WEFT_PLATFORM_ABI_VERSION + 1)
+#elif defined(FIXTURE_ABI_TOO_OLD)
+#undef ABI_VERSION
+#define ABI_VERSION (WEFT_PLATFORM_ABI_MIN - 1)
+#elif defined(FIXTURE_SHORT_TABLE)
+/* A table that ends before the last member ABI 1 requires. */
+#undef STRUCT_SIZE
+#define STRUCT_SIZE offsetof(weft_platform_t, rwlock_write_unlock)
+#elif defined(FIXTURE_NULL_MEMBER)
+#undef COND_SIGNAL
+#define COND_SIGNAL NULL
+#elif defined(FIXTURE_MUTEX_TOO_BIG)
+#undef MUTEX_SIZE
+#define MUTEX_SIZE (WEFT_PLATFORM_MUTEX_BYTES + 8)
+#elif defined(FIXTURE_ALIGN_TOO_BIG)
+#undef SYNC_ALIGN
+#define SYNC_ALIGN (WEFT_PLATFORM_SYNC_ALIGN * 2)
+#elif defined(FIXTURE_NULL_NAME)
+#undef NAME
+#define NAME NULL
+#elif defined(FIXTURE_NO_ENTRY)
+/* Exports a function, but not the one the loader looks for. */
+#undef ENTRY
+#define ENTRY weft_platform_entry_v0
+#elif !defined(FIXTURE_OK) && !defined(FIXTURE_ENTRY_NULL)
+#error "define one FIXTURE_<DEFECT>"
+#endif
+
+static const weft_host_t *host;
+
+static weft_status_t unsupported(void) {
+  host->set_error_detail("a loader fixture, not a working platform");
+  return WEFT_ENOTSUP;
+}
+
+/* One stub per member type: none of them is ever called but runtime_open. */
+static weft_status_t runtime_open(const weft_plat_config_t *cfg, weft_plat_rt_t **out) {
+  (void)cfg;
+  (void)out;
+  return unsupported();
+}
+static weft_status_t rt_call(weft_plat_rt_t *rt) {
+  (void)rt;
+  return unsupported();
+}
+static int64_t now(weft_plat_rt_t *rt) {
+  (void)rt;
+  return 0;
+}
+static weft_status_t sleep_until(weft_plat_rt_t *rt, int64_t deadline) {
+  (void)rt;
+  (void)deadline;
+  return unsupported();
+}
+static weft_status_t spawn(weft_plat_rt_t *rt, void *ctx, const weft_plat_spawn_t *opts, weft_plat_task_t **out) {
+  (void)rt;
+  (void)ctx;
+  (void)opts;
+  (void)out;
+  return unsupported();
+}
+static weft_status_t join(weft_plat_task_t *task, int64_t deadline) {
+  (void)task;
+  (void)deadline;
+  return unsupported();
+}
+static weft_status_t task_call(weft_plat_task_t *task) {
+  (void)task;
+  return unsupported();
+}
+static weft_status_t obj_init(weft_plat_rt_t *rt, void *obj) {
+  (void)rt;
+  (void)obj;
+  return unsupported();
+}
+static weft_status_t obj_call(void *obj) {
+  (void)obj;
+  return unsupported();
+}
+static weft_status_t obj_until(void *obj, int64_t deadline) {
+  (void)obj;
+  (void)deadline;
+  return unsupported();
+}
+static weft_status_t cond_wait_until(void *cond, void *mutex, int64_t deadline) {
+  (void)cond;
+  (void)mutex;
+  (void)deadline;
+  return unsupported();
+}
+
+static const weft_platform_t table = {
+    .magic = MAGIC,
+    .struct_size = STRUCT_SIZE,
+    .abi_version = ABI_VERSION,
+    .name = NAME,
+    .version = "0",
+    .caps = 0,
+    .mutex_size = MUTEX_SIZE,
+    .cond_size = 8,
+    .rwlock_size = 8,
+    .sync_align = SYNC_ALIGN,
+    .runtime_open = runtime_open,
+    .runtime_close = rt_call,
+    .now = now,
+    .yield_now = rt_call,
+    .sleep_until = sleep_until,
+    .spawn = spawn,
+    .join = join,
+    .detach = task_call,
+    .cancel = task_call,
+    .mutex_init = obj_init,
+    .mutex_destroy = obj_call,
+    .mutex_lock = obj_call,
+    .mutex_trylock = obj_call,
+    .mutex_lock_until = obj_until,
+    .mutex_unlock = obj_call,
+    .cond_init = obj_init,
+    .cond_destroy = obj_call,
+    .cond_wait_until = cond_wait_until,
+    .cond_signal = COND_SIGNAL,
+    .cond_broadcast = obj_call,
+    .rwlock_init = obj_init,
+    .rwlock_destroy = obj_call,
+    .rwlock_read_lock = obj_call,
+    .rwlock_try_read_lock = obj_call,
+    .rwlock_write_lock = obj_call,
+    .rwlock_try_write_lock = obj_call,
+    .rwlock_read_unlock = obj_call,
+    .rwlock_write_unlock = obj_call,
+};
+
+EXPORT const weft_platform_t *ENTRY(const weft_host_t *h);
+
+const weft_platform_t *ENTRY(const weft_host_t *h) {
+  host = h;
+#ifdef FIXTURE_ENTRY_NULL
+  (void)table;
+  return NULL; /* "this plugin cannot work with this host" */
+#else
+  return &table;
+#endif
+}
