@@ -217,7 +217,8 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
 }
 
 /// Closes a runtime. `WEFT_EBUSY` (and nothing changes) while tasks it spawned still
-/// run or other threads are still attached; the caller's own attachment, if any, ends.
+/// run, other threads are still attached, or a stop-the-world is in force; the caller's
+/// own attachment, if any, ends.
 /// Task handles not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards
 /// every call on `rt` or its objects is `WEFT_EINVAL`, except the `_destroy` functions.
 /// The plugin stays loaded.
@@ -229,11 +230,10 @@ pub unsafe extern "C" fn weft_runtime_close(rt: *mut weft_runtime_t) -> weft_sta
             let running = rt.tasks.load(SeqCst) & !CLOSING;
             fail!(WEFT_EBUSY, "{running} task(s) of this runtime still run");
         }
-        if let Err(e) = rt.world.close_registry() {
+        if let Err(e) = rt.world.close_registry(|| rt.closed.store(true, SeqCst)) {
             rt.tasks.store(0, SeqCst);
             return Err(e);
         }
-        rt.closed.store(true, SeqCst);
         rt.world.release();
         plat_call!(rt.table, runtime_close(rt.prt));
         CLOSED.lock().push(rt as *const weft_runtime_t as usize);
