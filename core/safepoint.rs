@@ -668,10 +668,11 @@ pub unsafe extern "C" fn weft_tasks_foreach(rt: *mut weft_runtime_t, visit: weft
         let me = context::current_if_any().map_or(0, |c| c.id);
         // Another context's slots are read only when it cannot be running: the caller
         // holds the stopped world (a Vec read while its owner resizes it is a data race).
-        let holds_stop = me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
+        // Asked per entry: the callback may end the stop.
+        let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
         let snapshot: Vec<Arc<Context>> = rt.world.registry.lock().clone();
         for ctx in snapshot {
-            let (locals, nlocals) = if holds_stop || ctx.id == me { ctx.slots_view() } else { (ptr::null(), 0) };
+            let (locals, nlocals) = if ctx.id == me || holds_stop() { ctx.slots_view() } else { (ptr::null(), 0) };
             let info = weft_task_info_t {
                 struct_size: std::mem::size_of::<weft_task_info_t>() as u32,
                 state: ctx.mutator.public_state(),
