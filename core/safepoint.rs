@@ -395,6 +395,17 @@ pub(crate) fn wait_outside_stop(
     }
 }
 
+/// Runs `f` in a blocking region of the calling mutator (as is, for a caller that is
+/// not one), for runtime calls the plugin does not count as blocking. `f` must not
+/// return holding anything a collector may need (see `lock_outside_stop` for locks).
+pub(crate) fn in_blocking_region<R>(rt: &weft_runtime_t, f: impl FnOnce() -> R) -> R {
+    let Some(ctx) = current_mutator_of(rt) else { return f() };
+    blocking_begin(rt, ctx);
+    let result = f();
+    blocking_end(rt, ctx);
+    result
+}
+
 /// The `blocking_enter` host service: a no-op for a context that is not a mutator or
 /// that waits on the runtime's own behalf.
 pub(crate) fn enter_blocking_from_plugin(ctx: &Context) {

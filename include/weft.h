@@ -385,7 +385,9 @@ int64_t weft_now(const struct weft_runtime_t *rt);
 // runtime.
 int64_t weft_deadline_after(const struct weft_runtime_t *rt, int64_t ns);
 
-// Lets other tasks run; on OS threads, a `sched_yield`.
+// Lets other tasks run; on OS threads, a `sched_yield`. The caller is in a blocking
+// region while it yields, so a loop that spins on `weft_yield` does not hold up a
+// stop-the-world (and does not run on while the world is stopped).
 weft_status_t weft_yield(struct weft_runtime_t *rt);
 
 // Sleeps until `deadline` (a deadline already past returns at once). A cancellation

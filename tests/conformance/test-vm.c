@@ -450,6 +450,41 @@ TEST_IMPL(vm_stw_host_blocking_region) {
   return TEST_OK;
 }
 
+/* --- spinning on weft_yield, never polling ---------------------------------------- */
+
+static atomic_int spin_go;
+
+static int32_t yield_spinner(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  while (!atomic_load(&vm->quit)) {
+    while (!atomic_load(&spin_go) && !atomic_load(&vm->quit)) ASSERT_OK(weft_yield(vm->rt));
+    managed_work(vm, a->index);
+  }
+  return 0;
+}
+
+static void release_spinners(vm_t *vm) {
+  atomic_store(&spin_go, 1);
+  nap_ms(vm->rt, 20);
+}
+
+TEST_IMPL(vm_stw_yield_spinners) {
+  vm_t *vm = vm_setup(3);
+  spawn_mutators(vm, yield_spinner);
+  wait_entries(vm->rt, vm->n);
+  stop_and_check(vm, 0, NULL, 10);
+  stop_and_check(vm, 0, release_spinners, 10); /* they leave weft_yield only after the stop */
+  wait_counts_above(vm, NULL);
+  atomic_store(&spin_go, 0);
+  for (int k = 0; k < 30; k++) stop_and_check(vm, 0, NULL, 0);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
 /* --- a timeout while one mutator never polls -------------------------------------- */
 
 static atomic_int rogue_quit;
