@@ -24,8 +24,7 @@ fn open_native() -> *mut weft_runtime_t {
     let plugin = exe.parent().and_then(|deps| deps.parent()).unwrap().join("libweft_native.so");
     assert!(plugin.exists(), "{} is missing: run `cargo build --workspace` first", plugin.display());
     let path = CString::new(plugin.to_str().unwrap()).unwrap();
-    let mut cfg = weft_config_t::default();
-    cfg.platform = path.as_ptr();
+    let cfg = weft_config_t { platform: path.as_ptr(), ..Default::default() };
     let mut rt = ptr::null_mut();
     // SAFETY: valid config and out pointer; the path is copied by the loader.
     assert_eq!(unsafe { weft_runtime_open(&cfg, &mut rt) }, WEFT_OK);
