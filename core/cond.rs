@@ -9,6 +9,7 @@ use crate::error::{check_plugin, ffi, fail, Result};
 use crate::loader::plat_call;
 use crate::mutex::mutex_ref;
 use crate::runtime::{open_runtime, weft_runtime_t};
+use crate::safepoint;
 use crate::sync_object::{live_object, TAG_DESTROYED};
 
 const TAG_COND: u32 = 0x5743_4e44;
@@ -85,7 +86,16 @@ fn wait_until(function: &'static str, c: *mut weft_cond_t, m: *mut weft_mutex_t,
         // The wait releases the mutex completely (all levels of a recursive one) and
         // restores them before returning, whatever the outcome.
         let depth = mutex.release_for_wait();
-        let status = plat_call!(rt.table, cond_wait_until(cond.plugin_bytes(), mutex.plugin_bytes(), deadline));
+        let m_bytes = mutex.plugin_bytes();
+        // Never parked for a stop while holding `m` again (see safepoint::wait_outside_stop).
+        let status = safepoint::wait_outside_stop(
+            rt,
+            || plat_call!(rt.table, cond_wait_until(cond.plugin_bytes(), m_bytes, deadline)),
+            || plat_call!(rt.table, mutex_lock(m_bytes)),
+            || {
+                plat_call!(rt.table, mutex_unlock(m_bytes));
+            },
+        );
         mutex.reacquired_after_wait(me, depth);
         match status {
             WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "condition {c:p} was not signalled before the deadline"),

@@ -105,9 +105,13 @@ struct ThreadContext(Arc<Context>);
 
 impl Drop for ThreadContext {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(ptr::null()));
-        crate::safepoint::thread_exiting(&self.0);
+        // The destructors run while the thread is still a mutator and still current, as
+        // a task's do: a VM that frees per-thread state in one is not racing a
+        // collector, and may call weft from it.
+        crate::safepoint::leave_open_regions(&self.0);
         self.0.run_slot_destructors();
+        crate::safepoint::context_ending(&self.0);
+        CURRENT.with(|c| c.set(ptr::null()));
     }
 }
 

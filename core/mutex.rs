@@ -12,6 +12,7 @@ use crate::context;
 use crate::error::{check_plugin, ffi, fail, Result};
 use crate::loader::plat_call;
 use crate::runtime::{open_runtime, weft_runtime_t};
+use crate::safepoint;
 use crate::sync_object::{live_object, TAG_DESTROYED};
 
 /// `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock.
@@ -128,10 +129,24 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
         if repr.owner.load(Relaxed) == me {
             return relock(repr, m);
         }
-        check_plugin(plat_call!(rt.table, mutex_lock(repr.plugin_bytes())), || format!("cannot lock mutex {m:p}"))?;
+        let bytes = repr.plugin_bytes();
+        let status = lock_slow_path(rt, bytes, || plat_call!(rt.table, mutex_lock(bytes)));
+        check_plugin(status, || format!("cannot lock mutex {m:p}"))?;
         repr.owner.store(me, Relaxed);
         Ok(())
     })
+}
+
+/// A try first, so that an uncontended lock costs no blocking region; then `lock` in
+/// one that never ends holding the mutex while the world is stopped (see
+/// `safepoint::lock_outside_stop`).
+fn lock_slow_path(rt: &weft_runtime_t, bytes: *mut c_void, lock: impl FnMut() -> weft_status_t) -> weft_status_t {
+    match plat_call!(rt.table, mutex_trylock(bytes)) {
+        WEFT_EBUSY => safepoint::lock_outside_stop(rt, lock, || {
+            plat_call!(rt.table, mutex_unlock(bytes));
+        }),
+        status => status,
+    }
 }
 
 /// Locks the mutex if it is free; `WEFT_EBUSY` if another task holds it. A relock by the
@@ -164,7 +179,8 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
         if repr.owner.load(Relaxed) == me {
             return relock(repr, m);
         }
-        let status = plat_call!(rt.table, mutex_lock_until(repr.plugin_bytes(), deadline));
+        let bytes = repr.plugin_bytes();
+        let status = lock_slow_path(rt, bytes, || plat_call!(rt.table, mutex_lock_until(bytes, deadline)));
         if status == WEFT_ETIMEDOUT {
             fail!(WEFT_ETIMEDOUT, "mutex {m:p} was still held at the deadline");
         }

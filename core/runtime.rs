@@ -12,7 +12,7 @@ use weft_platform::*;
 
 use crate::error::{check_plugin, ffi, ffi_value, fail, Result};
 use crate::loader::{self, plat_call, Platform};
-use crate::safepoint::World;
+use crate::safepoint::{self, World};
 use crate::sized::read_sized;
 use crate::task::weft_task_t;
 
@@ -217,7 +217,8 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
 }
 
 /// Closes a runtime. `WEFT_EBUSY` (and nothing changes) while tasks it spawned still
-/// run or other threads are still attached; the caller's own attachment, if any, ends.
+/// run, other threads are still attached, or a stop-the-world is in force; the caller's
+/// own attachment, if any, ends.
 /// Task handles not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards
 /// every call on `rt` or its objects is `WEFT_EINVAL`, except the `_destroy` functions.
 /// The plugin stays loaded.
@@ -229,11 +230,10 @@ pub unsafe extern "C" fn weft_runtime_close(rt: *mut weft_runtime_t) -> weft_sta
             let running = rt.tasks.load(SeqCst) & !CLOSING;
             fail!(WEFT_EBUSY, "{running} task(s) of this runtime still run");
         }
-        if let Err(e) = rt.world.close_registry() {
+        if let Err(e) = rt.world.close_registry(|| rt.closed.store(true, SeqCst)) {
             rt.tasks.store(0, SeqCst);
             return Err(e);
         }
-        rt.closed.store(true, SeqCst);
         rt.world.release();
         plat_call!(rt.table, runtime_close(rt.prt));
         CLOSED.lock().push(rt as *const weft_runtime_t as usize);
@@ -264,12 +264,17 @@ pub unsafe extern "C" fn weft_deadline_after(rt: *const weft_runtime_t, ns: i64)
     ffi_value("weft_deadline_after", -1, || Ok(open_runtime(rt)?.now().saturating_add(ns)))
 }
 
-/// Lets other tasks run; on OS threads, a `sched_yield`.
+/// Lets other tasks run; on OS threads, a `sched_yield`. The caller is in a blocking
+/// region while it yields, so a loop that spins on `weft_yield` does not hold up a
+/// stop-the-world (and does not run on while the world is stopped).
 #[no_mangle]
 pub unsafe extern "C" fn weft_yield(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_yield", || {
         let rt = open_runtime(rt)?;
-        check_plugin(plat_call!(rt.table, yield_now(rt.prt)), || "the platform could not yield".into())
+        // The plugin does not count a yield as blocking, but a VM spin-waiting with it
+        // (for a lock of its own, for another thread's progress) must be stoppable.
+        let status = safepoint::in_blocking_region(rt, || plat_call!(rt.table, yield_now(rt.prt)));
+        check_plugin(status, || "the platform could not yield".into())
     })
 }
 

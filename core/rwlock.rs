@@ -11,6 +11,7 @@ use crate::context;
 use crate::error::{check_plugin, ffi, fail, Result};
 use crate::loader::plat_call;
 use crate::runtime::{open_runtime, weft_runtime_t};
+use crate::safepoint;
 use crate::sync_object::{live_object, TAG_DESTROYED};
 
 const TAG_RWLOCK: u32 = 0x5752_574c;
@@ -98,11 +99,21 @@ fn acquire(function: &'static str, l: *mut weft_rwlock_t, write: bool, try_only:
         let me = context::current().id;
         refuse_writer_relock(repr, l, me)?;
         let bytes = repr.plugin_bytes();
-        let status = match (write, try_only) {
-            (false, false) => plat_call!(rt.table, rwlock_read_lock(bytes)),
-            (false, true) => plat_call!(rt.table, rwlock_try_read_lock(bytes)),
-            (true, false) => plat_call!(rt.table, rwlock_write_lock(bytes)),
-            (true, true) => plat_call!(rt.table, rwlock_try_write_lock(bytes)),
+        let tried = match write {
+            false => plat_call!(rt.table, rwlock_try_read_lock(bytes)),
+            true => plat_call!(rt.table, rwlock_try_write_lock(bytes)),
+        };
+        // A try first, so that an uncontended lock costs no blocking region; then a wait
+        // that never ends holding the lock while the world is stopped (see
+        // safepoint::lock_outside_stop).
+        let status = match (write, tried) {
+            (_, status) if status != WEFT_EBUSY || try_only => status,
+            (false, _) => safepoint::lock_outside_stop(rt, || plat_call!(rt.table, rwlock_read_lock(bytes)), || {
+                plat_call!(rt.table, rwlock_read_unlock(bytes));
+            }),
+            (true, _) => safepoint::lock_outside_stop(rt, || plat_call!(rt.table, rwlock_write_lock(bytes)), || {
+                plat_call!(rt.table, rwlock_write_unlock(bytes));
+            }),
         };
         if status == WEFT_EBUSY {
             fail!(WEFT_EBUSY, "rwlock {l:p} is held{}", if write { "" } else { " or wanted by a writer" });

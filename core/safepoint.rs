@@ -1,19 +1,32 @@
 //! Mutators, safepoints, stop-the-world and blocking regions.
 //!
 //! Every weft task is a mutator from start to exit; a host thread becomes one with
-//! `weft_thread_attach`. A mutator is RUNNING, AT_SAFEPOINT (parked by a safepoint or a
-//! stop request) or BLOCKING (in a blocking region: inside a weft wait, or where the host
-//! said it will not touch managed memory). A stop-the-world sets the world's flag and
-//! waits until no other mutator is RUNNING.
+//! `weft_thread_attach`. A mutator's state is one word:
+//! * RUNNING: it may run managed code at any moment;
+//! * AT_SAFEPOINT: parked by the runtime (at a safepoint, behind another thread's stop
+//!   while it requests its own, or on registration during a stop);
+//! * BLOCKING: in a blocking region, where it promised not to touch managed memory;
+//! * HELD: BLOCKING, and held there by the stop in force (reported as BLOCKING).
 //!
-//! The protocol is two Dekker pairs, all SeqCst: the requester stores the flag and then
-//! reads the states; a mutator stores its state and then reads the flag. So a mutator
-//! leaving a blocking region either is seen RUNNING by the requester (which waits for it)
-//! or sees the flag (and parks before running managed code). The same holds for
-//! registration: a new mutator pushes itself and then reads the flag.
-use std::ffi::{c_int, c_void};
+//! The protocol:
+//! * Only the mutator moves itself out of RUNNING: to BLOCKING by a store, to
+//!   AT_SAFEPOINT under the world lock. A requester sets the flag under the world lock and
+//!   scans: RUNNING means "wait", BLOCKING is compare-exchanged to HELD.
+//! * A mutator leaves a blocking region with a compare-exchange BLOCKING -> RUNNING. Both
+//!   sides update the same word, so either the mutator wins (the requester sees RUNNING
+//!   and waits for it to poll) or the requester does (the exchange fails and the mutator
+//!   waits until the stop ends). So no mutator is seen RUNNING while the world is
+//!   stopped, not even for an instant, and none runs managed code then.
+//! * Entering a region is a store of BLOCKING followed by a load of the flag, against the
+//!   requester's store of the flag followed by its scan, all SeqCst (a Dekker pair):
+//!   either the scan sees BLOCKING, or the mutator sees the flag and wakes the requester
+//!   to scan again. A requester is never left waiting for a mutator that stopped.
+//! * Registration, parking and resuming happen under the world lock, which the
+//!   requester holds while it sets the flag and scans: a mutator that registers during a
+//!   stop starts parked.
+use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -21,7 +34,7 @@ use weft_platform::*;
 
 use crate::context::{self, Context};
 use crate::error::{ffi, ffi_value, fail, Result};
-use crate::internal_lock::InternalLock;
+use crate::internal_lock::{Cond, InternalLock};
 use crate::runtime::{any_runtime, open_runtime, weft_runtime_t};
 use crate::task::weft_task_t;
 
@@ -32,6 +45,8 @@ pub const WEFT_TASK_AT_SAFEPOINT: u32 = 1;
 /// The mutator is in a blocking region and will not touch managed memory until it
 /// leaves it (and leaving waits while the world is stopped).
 pub const WEFT_TASK_BLOCKING: u32 = 2;
+/// BLOCKING, held there by the stop in force: leaving the region waits for its end.
+const HELD: u32 = 3;
 
 /// What `weft_tasks_foreach` tells about one mutator. Borrowed: valid during the
 /// callback only.
@@ -39,16 +54,22 @@ pub const WEFT_TASK_BLOCKING: u32 = 2;
 pub struct weft_task_info_t {
     /// `sizeof(weft_task_info_t)` of the library that filled it.
     pub struct_size: u32,
-    /// `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT` or `WEFT_TASK_BLOCKING`.
+    /// `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT` or `WEFT_TASK_BLOCKING`. While the
+    /// caller holds the stopped world, every mutator but the caller is AT_SAFEPOINT or
+    /// BLOCKING.
     pub state: u32,
-    /// The task's id (as `weft_task_id`), or the attached thread's id.
+    /// The task's id (as `weft_task_id`), or the attached thread's id (unique in the
+    /// process too, never 0).
     pub id: u64,
     /// The task's name, or NULL.
-    pub name: *const std::ffi::c_char,
+    pub name: *const c_char,
     /// The task, or NULL for an attached host thread.
     pub task: *mut weft_task_t,
-    /// The mutator's task-local values: `locals[k - 1]` is the value of key `k` when
-    /// `k <= nlocals`, NULL otherwise. Stable only while the world is stopped.
+    /// The mutator's task-local values: `locals[k - 1]` is its value for key `k` when
+    /// `k <= nlocals` (NULL if it never set one), NULL otherwise. Given only where they
+    /// cannot change under the reader: for the caller's own entry, and for every entry
+    /// while the caller holds the stopped world; otherwise `locals` is NULL and
+    /// `nlocals` 0.
     pub locals: *const *mut c_void,
     /// Number of entries in `locals`.
     pub nlocals: usize,
@@ -63,11 +84,15 @@ pub(crate) struct Mutator {
     /// The runtime this context is a mutator of; NULL if none.
     rt: AtomicPtr<weft_runtime_t>,
     state: AtomicU32,
+    /// Nesting of blocking regions (the host's and the plugin's). Only the context's
+    /// own thread of execution changes it while it is a mutator.
     blocking_depth: AtomicU32,
     attach_depth: AtomicU32,
     /// Non-zero while the runtime waits on its own behalf: the host hooks the plugin
     /// calls are then no-ops and cancellation is masked.
     internal: AtomicU32,
+    /// The runtime whose world this context holds stopped; NULL if none.
+    holds: AtomicPtr<weft_runtime_t>,
 }
 
 impl Mutator {
@@ -77,6 +102,14 @@ impl Mutator {
 
     fn runtime(&self) -> *const weft_runtime_t {
         self.rt.load(SeqCst)
+    }
+
+    /// The state as `weft_task_info_t` reports it.
+    fn public_state(&self) -> u32 {
+        match self.state.load(SeqCst) {
+            HELD => WEFT_TASK_BLOCKING,
+            state => state,
+        }
     }
 }
 
@@ -99,11 +132,23 @@ impl Drop for InternalWait<'_> {
 /// A runtime's stop-the-world state.
 pub(crate) struct World {
     /// The word the inline poll reads: non-zero while a stop is requested or in force.
+    /// Changed only under the world lock, together with `owner`.
     pub(crate) flag: AtomicU32,
-    /// Id of the context that holds the stopped world; 0 = none.
+    /// Id of the context that requests or holds the stop; 0 = none.
     owner: AtomicU64,
+    /// The owner's `weft_stw_begin` succeeded and its `weft_stw_end` has not run yet.
+    stopped: AtomicBool,
     registry: Mutex<Vec<Arc<Context>>>,
-    lock: Mutex<Option<InternalLock>>,
+    lock: InternalLock,
+}
+
+/// Unlocks the world lock however the locked section ends.
+struct Unlock<'a>(&'a InternalLock);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
 }
 
 impl World {
@@ -111,108 +156,254 @@ impl World {
         Ok(World {
             flag: AtomicU32::new(0),
             owner: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
             registry: Mutex::new(Vec::new()),
-            lock: Mutex::new(Some(InternalLock::new(table, prt)?)),
+            lock: InternalLock::new(table, prt)?,
         })
     }
 
-    fn with_lock<R>(&self, f: impl FnOnce(&InternalLock) -> R) -> R {
-        // The Option is only emptied at close, when no mutator is left to call this;
-        // the parking_lot guard is held only to read the pointer.
-        let lock: *const InternalLock = self.lock.lock().as_ref().expect("runtime world used after close");
-        // SAFETY: see above: the InternalLock outlives every mutator of the runtime.
-        f(unsafe { &*lock })
+    /// Runs `f` holding the world lock. The calling context's plugin hooks and
+    /// cancellation are masked meanwhile: these waits are the runtime's own and set the
+    /// mutator's state explicitly, and a cancelled task parked here must sleep, not spin
+    /// on `WEFT_ECANCELED`.
+    fn locked<R>(&self, f: impl FnOnce(&InternalLock) -> R) -> R {
+        let _mask = context::current_if_any().map(|c| InternalWait::new(&c.mutator));
+        self.lock.lock();
+        let _unlock = Unlock(&self.lock);
+        f(&self.lock)
     }
 
-    /// Wakes everyone waiting on the world (the requester re-checks, parked mutators
-    /// re-check the owner).
-    fn notify(&self) {
-        self.with_lock(|l| {
-            l.lock();
-            l.broadcast();
-            l.unlock();
-        });
-    }
-
-    /// For close: fails if a mutator other than the caller is still registered; drops
-    /// the caller's own attachment.
-    pub(crate) fn close_registry(&self) -> Result<()> {
-        let me = context::current_if_any().map(|c| c.id);
-        let mut registry = self.registry.lock();
-        let others = registry.iter().filter(|c| Some(c.id) != me).count();
-        if others > 0 {
-            fail!(WEFT_EBUSY, "{others} attached thread(s) must call weft_thread_detach first");
+    /// Ends the stop (in force or requested), lock held: lets go of the mutators held
+    /// in their blocking regions and wakes everyone parked.
+    fn resume_locked(&self, l: &InternalLock) {
+        self.stopped.store(false, SeqCst);
+        self.owner.store(0, SeqCst);
+        self.flag.store(0, SeqCst);
+        for ctx in self.registry.lock().iter() {
+            let _ = ctx.mutator.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
         }
-        for ctx in registry.drain(..) {
-            ctx.mutator.rt.store(ptr::null_mut(), SeqCst);
-            ctx.mutator.attach_depth.store(0, SeqCst);
-            ctx.mutator.blocking_depth.store(0, SeqCst);
-        }
-        Ok(())
+        l.broadcast(Cond::Resumed);
     }
 
-    /// For close: frees the platform objects (no mutator is left).
+    /// Scans the other mutators, lock held: holds every one found in a blocking region
+    /// and returns how many still run.
+    fn hold_blocked_count_running(&self, me: u64) -> usize {
+        let registry = self.registry.lock();
+        let mut running = 0;
+        for ctx in registry.iter().filter(|c| c.id != me) {
+            let state = &ctx.mutator.state;
+            let stopped = match state.load(SeqCst) {
+                WEFT_TASK_RUNNING => false,
+                // Fails only if it left its region meanwhile: then it runs.
+                WEFT_TASK_BLOCKING => state.compare_exchange(WEFT_TASK_BLOCKING, HELD, SeqCst, SeqCst).is_ok(),
+                _ => true,
+            };
+            if !stopped {
+                running += 1;
+            }
+        }
+        running
+    }
+
+    /// Names of the other mutators that still run, for the timeout message.
+    fn running_names(&self, me: u64) -> Vec<String> {
+        self.registry
+            .lock()
+            .iter()
+            .filter(|c| c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING)
+            .map(|c| match (&c.name, c.task.is_null()) {
+                (Some(name), _) => format!("task \"{}\" (id {})", name.to_string_lossy(), c.id),
+                (None, false) => format!("task id {}", c.id),
+                (None, true) => format!("attached thread id {}", c.id),
+            })
+            .collect()
+    }
+
+    /// For close, with `mark_closed` run under the world lock when it succeeds: fails
+    /// if a stop is in force or a mutator other than the caller is still registered;
+    /// drops the caller's own attachment. Marking the runtime closed under the lock
+    /// that registration takes means a concurrent attach either is seen here or sees the
+    /// runtime closed.
+    pub(crate) fn close_registry(&self, mark_closed: impl FnOnce()) -> Result<()> {
+        self.locked(|_| {
+            if self.owner.load(SeqCst) != 0 {
+                fail!(WEFT_EBUSY, "a stop-the-world is in force or requested (weft_stw_end first)");
+            }
+            let me = context::current_if_any().map(|c| c.id);
+            let mut registry = self.registry.lock();
+            let others = registry.iter().filter(|c| Some(c.id) != me).count();
+            if others > 0 {
+                fail!(WEFT_EBUSY, "{others} attached thread(s) must call weft_thread_detach first");
+            }
+            for ctx in registry.drain(..) {
+                forget_runtime(&ctx.mutator);
+            }
+            mark_closed();
+            Ok(())
+        })
+    }
+
+    /// For close: gives the plugin objects back (nobody can wait on them any more).
     pub(crate) fn release(&self) {
-        self.lock.lock().take();
+        self.lock.destroy();
     }
 }
 
-/// Adds `ctx` as a mutator of `rt`; parks it at once if the world is stopped.
-pub(crate) fn register(rt: &'static weft_runtime_t, ctx: &Arc<Context>) {
-    ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
-    ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
-    rt.world.registry.lock().push(Arc::clone(ctx));
-    if rt.world.flag.load(SeqCst) != 0 {
-        park(rt, ctx);
+fn forget_runtime(m: &Mutator) {
+    m.rt.store(ptr::null_mut(), SeqCst);
+    m.attach_depth.store(0, SeqCst);
+    m.blocking_depth.store(0, SeqCst);
+    m.state.store(WEFT_TASK_RUNNING, SeqCst);
+}
+
+/// Waits, lock held, while a stop is requested or in force.
+fn wait_no_stop(world: &World, l: &InternalLock) {
+    while world.flag.load(SeqCst) != 0 {
+        l.wait_until(Cond::Resumed, WEFT_FOREVER);
     }
+}
+
+/// Adds `ctx` as a mutator of `rt`. If a stop is requested or in force (by another
+/// context), it starts parked and this returns once the stop is over.
+pub(crate) fn register(rt: &'static weft_runtime_t, ctx: &Arc<Context>) {
+    let world = &rt.world;
+    world.locked(|l| {
+        ctx.mutator.blocking_depth.store(0, SeqCst);
+        let stop = world.flag.load(SeqCst) != 0 && world.owner.load(SeqCst) != ctx.id;
+        ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
+        ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
+        world.registry.lock().push(Arc::clone(ctx));
+        if stop {
+            wait_no_stop(world, l);
+            ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
+        }
+    });
 }
 
 /// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it.
-pub(crate) fn unregister(rt: &weft_runtime_t, ctx: &Context) {
-    rt.world.registry.lock().retain(|c| c.id != ctx.id);
-    ctx.mutator.rt.store(ptr::null_mut(), SeqCst);
-    ctx.mutator.attach_depth.store(0, SeqCst);
-    ctx.mutator.blocking_depth.store(0, SeqCst);
-    if rt.world.flag.load(SeqCst) != 0 {
-        rt.world.notify();
-    }
+fn unregister(rt: &weft_runtime_t, ctx: &Context) {
+    rt.world.locked(|l| {
+        rt.world.registry.lock().retain(|c| c.id != ctx.id);
+        forget_runtime(&ctx.mutator);
+        if rt.world.flag.load(SeqCst) != 0 {
+            l.broadcast(Cond::Progress);
+        }
+    });
 }
 
-/// Parks `ctx` while another context holds (or requests) the stopped world.
+/// Parks `ctx` at a safepoint while a stop by another context is requested or in force.
 fn park(rt: &weft_runtime_t, ctx: &Context) {
-    let _internal = InternalWait::new(&ctx.mutator);
-    rt.world.with_lock(|l| {
-        l.lock();
-        ctx.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
-        l.broadcast();
-        loop {
-            let owner = rt.world.owner.load(SeqCst);
-            if rt.world.flag.load(SeqCst) == 0 || owner == ctx.id {
-                break;
-            }
-            l.wait_until(WEFT_FOREVER);
+    let world = &rt.world;
+    world.locked(|l| {
+        // Looked at again under the lock: the stop may have ended meanwhile.
+        if world.flag.load(SeqCst) == 0 || world.owner.load(SeqCst) == ctx.id {
+            return;
         }
+        ctx.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
+        l.broadcast(Cond::Progress);
+        wait_no_stop(world, l);
         ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
-        l.unlock();
     });
 }
 
 fn blocking_begin(rt: &weft_runtime_t, ctx: &Context) {
     if ctx.mutator.blocking_depth.fetch_add(1, SeqCst) == 0 {
+        // Dekker with the requester: state store, then flag load (see the module doc).
         ctx.mutator.state.store(WEFT_TASK_BLOCKING, SeqCst);
         if rt.world.flag.load(SeqCst) != 0 {
-            rt.world.notify();
+            rt.world.locked(|l| l.broadcast(Cond::Progress));
         }
     }
 }
 
-fn blocking_end(rt: &weft_runtime_t, ctx: &Context) {
-    if ctx.mutator.blocking_depth.fetch_sub(1, SeqCst) == 1 {
-        ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
-        if rt.world.flag.load(SeqCst) != 0 && rt.world.owner.load(SeqCst) != ctx.id {
-            park(rt, ctx);
-        }
+/// Leaves one level of blocking region without waiting. Returns false, still in the
+/// (outermost) region, when a stop holds the caller there.
+fn try_blocking_end(ctx: &Context) -> bool {
+    let m = &ctx.mutator;
+    if m.blocking_depth.load(SeqCst) > 1 {
+        m.blocking_depth.fetch_sub(1, SeqCst);
+        return true;
     }
+    if m.state.compare_exchange(WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING, SeqCst, SeqCst).is_err() {
+        return false;
+    }
+    m.blocking_depth.store(0, SeqCst);
+    true
+}
+
+/// Leaves one level of blocking region; leaving the outermost one while a stop holds
+/// the caller waits until the stop ends.
+fn blocking_end(rt: &weft_runtime_t, ctx: &Context) {
+    while !try_blocking_end(ctx) {
+        rt.world.locked(|l| {
+            while ctx.mutator.state.load(SeqCst) == HELD {
+                l.wait_until(Cond::Resumed, WEFT_FOREVER);
+            }
+        });
+    }
+}
+
+/// The calling context if it is a mutator of `rt`.
+fn current_mutator_of(rt: &weft_runtime_t) -> Option<&'static Context> {
+    context::current_if_any().filter(|ctx| std::ptr::eq(ctx.mutator.runtime(), rt))
+}
+
+/// Takes a lock through the plugin's blocking `lock` so that the calling mutator never
+/// leaves the blocking region *holding* the lock while the world is stopped: parked
+/// there, it would deadlock a collector that takes the same lock during the stop (the
+/// mutator may have been handed the lock by an unlock inside the stop). The plugin's own
+/// hooks nest inside this region and so never park. If a stop holds the caller when the
+/// lock is acquired, `unlock` gives it back, the caller waits for the stop to end, and
+/// the acquisition starts again. For a caller that is not a mutator, just `lock()`.
+pub(crate) fn lock_outside_stop(rt: &weft_runtime_t, mut lock: impl FnMut() -> weft_status_t, mut unlock: impl FnMut()) -> weft_status_t {
+    let Some(ctx) = current_mutator_of(rt) else { return lock() };
+    loop {
+        blocking_begin(rt, ctx);
+        let status = lock();
+        if status != WEFT_OK {
+            blocking_end(rt, ctx);
+            return status;
+        }
+        if try_blocking_end(ctx) {
+            return WEFT_OK;
+        }
+        unlock();
+        blocking_end(rt, ctx);
+    }
+}
+
+/// As `lock_outside_stop`, for a wait that returns with the lock held whatever its
+/// status (a condition wait): on a stop, the lock is given back and taken again with
+/// `lock_outside_stop`. Returns the wait's status, or the relock's if that failed.
+pub(crate) fn wait_outside_stop(
+    rt: &weft_runtime_t,
+    wait: impl FnOnce() -> weft_status_t,
+    lock: impl FnMut() -> weft_status_t,
+    mut unlock: impl FnMut(),
+) -> weft_status_t {
+    let Some(ctx) = current_mutator_of(rt) else { return wait() };
+    blocking_begin(rt, ctx);
+    let status = wait();
+    if try_blocking_end(ctx) {
+        return status;
+    }
+    unlock();
+    blocking_end(rt, ctx);
+    match lock_outside_stop(rt, lock, unlock) {
+        WEFT_OK => status,
+        relock => relock,
+    }
+}
+
+/// Runs `f` in a blocking region of the calling mutator (as is, for a caller that is
+/// not one), for runtime calls the plugin does not count as blocking. `f` must not
+/// return holding anything a collector may need (see `lock_outside_stop` for locks).
+pub(crate) fn in_blocking_region<R>(rt: &weft_runtime_t, f: impl FnOnce() -> R) -> R {
+    let Some(ctx) = current_mutator_of(rt) else { return f() };
+    blocking_begin(rt, ctx);
+    let result = f();
+    blocking_end(rt, ctx);
+    result
 }
 
 /// The `blocking_enter` host service: a no-op for a context that is not a mutator or
@@ -236,58 +427,93 @@ pub(crate) fn leave_blocking_from_plugin(ctx: &Context) {
     }
 }
 
-/// A host thread is exiting: it stops being a mutator.
-pub(crate) fn thread_exiting(ctx: &Context) {
+/// A task's function returned, or a host thread is exiting: leaves any blocking region
+/// the host left open (waiting if the world is stopped), so that what still runs on the
+/// context (exit hook, task-local destructors) runs as a mutator that counts as running.
+pub(crate) fn leave_open_regions(ctx: &Context) {
+    // SAFETY: runtimes are never freed.
+    if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
+        if ctx.mutator.blocking_depth.load(SeqCst) > 0 {
+            ctx.mutator.blocking_depth.store(1, SeqCst);
+            blocking_end(rt, ctx);
+        }
+    }
+}
+
+/// The context is about to end (its task exited, or its host thread is exiting): it
+/// stops being a mutator, and a stop it still holds is ended. Leaving the world stopped
+/// would hang every mutator for good, and nobody is left who could end it.
+pub(crate) fn context_ending(ctx: &Context) {
     // SAFETY: runtimes are never freed.
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
         unregister(rt, ctx);
+    }
+    let held = ctx.mutator.holds.swap(ptr::null_mut(), SeqCst);
+    // SAFETY: runtimes are never freed.
+    if let Some(rt) = unsafe { held.as_ref() } {
+        rt.world.locked(|l| {
+            if rt.world.owner.load(SeqCst) == ctx.id {
+                rt.world.resume_locked(l);
+            }
+        });
     }
 }
 
 /// The calling context, which must be a mutator of `rt`.
 fn mutator_of(rt: &weft_runtime_t) -> Result<&'static Context> {
-    match context::current_if_any() {
-        Some(ctx) if ctx.mutator.runtime() == rt as *const _ => Ok(ctx),
-        _ => fail!(WEFT_EPERM, "the calling thread is not a mutator of this runtime (not a weft task, not attached)"),
+    match current_mutator_of(rt) {
+        Some(ctx) => Ok(ctx),
+        None => fail!(WEFT_EPERM, "the calling thread is not a mutator of this runtime (not a weft task, not attached)"),
     }
 }
 
 /// Makes the calling host thread a mutator of `rt` until `weft_thread_detach`: a
 /// stop-the-world then waits for it to reach a safepoint or a blocking region. Attaching
-/// again to the same runtime is counted (each attach needs its detach); from a weft task
-/// of `rt`, it is counted too. A thread is a mutator of one runtime at a time
-/// (`WEFT_EBUSY` for a second). If the world is stopped, returns once it resumes.
+/// again is counted, not refused: each attach needs its detach, and the thread stays a
+/// mutator until the last one (so nested libraries can attach independently). From a
+/// weft task of `rt`, which is a mutator already, it is counted the same way. A thread is
+/// a mutator of one runtime at a time (`WEFT_EBUSY` for a second). If another thread
+/// holds the world stopped, returns once it resumes. A thread that exits while attached
+/// stops being a mutator then (after its task-local destructors ran).
 #[no_mangle]
 pub unsafe extern "C" fn weft_thread_attach(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_thread_attach", || {
         let rt = open_runtime(rt)?;
         let ctx = context::current();
         let current = ctx.mutator.runtime();
-        if current == rt as *const _ {
+        if std::ptr::eq(current, rt) {
             ctx.mutator.attach_depth.fetch_add(1, SeqCst);
             return Ok(());
         }
         if !current.is_null() {
             fail!(WEFT_EBUSY, "the calling thread is already a mutator of another runtime");
         }
-        let Some(arc) = context::thread_context_arc() else {
-            fail!(WEFT_EINTERNAL, "a context without a runtime is not a host thread's");
+        let arc = match context::thread_context_arc() {
+            Some(arc) if arc.id == ctx.id => arc,
+            _ => fail!(WEFT_EINTERNAL, "the calling context is neither a task of this runtime nor a host thread's"),
         };
         ctx.mutator.attach_depth.store(1, SeqCst);
         register(rt, &arc);
+        // A close that ran between the check above and the registration could not see
+        // this thread: back out (see `World::close_registry`).
+        if !rt.is_open() {
+            unregister(rt, ctx);
+            fail!(WEFT_EINVAL, "runtime {:p} was closed", rt as *const weft_runtime_t);
+        }
         Ok(())
     })
 }
 
 /// Ends one `weft_thread_attach` of the calling thread; the last one makes it stop being
-/// a mutator. `WEFT_EINVAL` if the thread is not attached to `rt` (a task's own
-/// membership cannot be detached); `WEFT_EBUSY` inside a blocking region.
+/// a mutator. `WEFT_EINVAL` if the thread is not attached to `rt` (never attached, or
+/// detached as often as attached; a task's own membership cannot be detached);
+/// `WEFT_EBUSY` inside a blocking region. A stop the thread holds stays in force.
 #[no_mangle]
 pub unsafe extern "C" fn weft_thread_detach(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_thread_detach", || {
         let rt = any_runtime(rt)?;
-        let ctx = match context::current_if_any() {
-            Some(ctx) if ctx.mutator.runtime() == rt as *const _ && ctx.mutator.attach_depth.load(SeqCst) > 0 => ctx,
+        let ctx = match current_mutator_of(rt) {
+            Some(ctx) if ctx.mutator.attach_depth.load(SeqCst) > 0 => ctx,
             _ => fail!(WEFT_EINVAL, "the calling thread is not attached to this runtime"),
         };
         if ctx.mutator.blocking_depth.load(SeqCst) > 0 {
@@ -300,35 +526,47 @@ pub unsafe extern "C" fn weft_thread_detach(rt: *mut weft_runtime_t) -> weft_sta
     })
 }
 
-/// A safepoint: if a stop-the-world is requested or in force, parks the calling mutator
-/// until it ends; otherwise returns at once. `WEFT_EPERM` if the caller is not a mutator
-/// of `rt`. The inline `WEFT_SAFEPOINT_POLL` calls it only when the flag is set.
+/// A safepoint: if a stop-the-world by another thread is requested or in force, parks
+/// the calling mutator until it ends; otherwise returns at once. Inside a blocking
+/// region it returns at once (the stop does not wait for the caller, and leaving the
+/// region will wait if needed). `WEFT_EPERM` if the caller is not a mutator of `rt`.
+/// The inline `WEFT_SAFEPOINT_POLL` calls it only when the flag is set.
 #[no_mangle]
 pub unsafe extern "C" fn weft_safepoint(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_safepoint", || {
         let rt = open_runtime(rt)?;
         let ctx = mutator_of(rt)?;
-        if rt.world.flag.load(SeqCst) != 0 && rt.world.owner.load(SeqCst) != ctx.id {
+        if ctx.mutator.blocking_depth.load(SeqCst) == 0 && rt.world.flag.load(SeqCst) != 0 && rt.world.owner.load(SeqCst) != ctx.id {
             park(rt, ctx);
         }
         Ok(())
     })
 }
 
-/// The address of `rt`'s safepoint word, for `WEFT_SAFEPOINT_POLL`: non-zero while a
-/// stop-the-world is requested or in force. Owned by weft; valid for the life of the
-/// process. NULL for an invalid runtime.
+/// The address of `rt`'s safepoint word, for `WEFT_SAFEPOINT_POLL`: a `uint32_t`,
+/// non-zero while a stop-the-world is requested or in force. Read it only with an
+/// atomic load. Owned by weft; valid for the life of the process (also after close).
+/// NULL for an invalid runtime.
 #[no_mangle]
 pub unsafe extern "C" fn weft_safepoint_flag(rt: *mut weft_runtime_t) -> *const c_void {
     ffi_value("weft_safepoint_flag", ptr::null(), || Ok(&any_runtime(rt)?.world.flag as *const AtomicU32 as *const c_void))
 }
 
 /// Stops the world: returns `WEFT_OK` once every other mutator of `rt` is parked at a
-/// safepoint or inside a blocking region; they stay so until `weft_stw_end`. The caller
-/// (a mutator or not) keeps running. If another thread holds the world, the caller
-/// parks as a mutator until it ends, then takes its turn. `WEFT_ETIMEDOUT` at the
-/// deadline, with the world resumed and the names of the mutators that did not stop in
-/// `weft_last_error()`. `WEFT_EDEADLK` if the caller already holds the world.
+/// safepoint or inside a blocking region; they stay so until the caller's
+/// `weft_stw_end` (a mutator leaving its region waits; a thread that attaches or a task
+/// that starts meanwhile starts parked). The caller, a mutator or not, keeps running and
+/// may call any weft function, blocking ones included.
+///
+/// If another thread requests or holds a stop, the caller waits for its turn: a caller
+/// that is a mutator parks there as at a safepoint (the other stop counts it as
+/// stopped, so two requesters never deadlock) and, since it must not run while another
+/// holds the world, returns no earlier than that stop's end whatever its deadline; a
+/// caller that is not a mutator gives up at `deadline` with `WEFT_ETIMEDOUT`.
+///
+/// `WEFT_ETIMEDOUT` at `deadline` if some mutators did not stop: the world is resumed
+/// and `weft_last_error()` names them. `WEFT_EDEADLK` if the caller already holds the
+/// world. If the caller exits (task or thread) without `weft_stw_end`, the world resumes.
 #[no_mangle]
 pub unsafe extern "C" fn weft_stw_begin(rt: *mut weft_runtime_t, deadline: i64) -> weft_status_t {
     ffi("weft_stw_begin", || {
@@ -338,63 +576,48 @@ pub unsafe extern "C" fn weft_stw_begin(rt: *mut weft_runtime_t, deadline: i64) 
         if world.owner.load(SeqCst) == me.id {
             fail!(WEFT_EDEADLK, "the calling thread already holds the stopped world");
         }
-        let is_mutator = me.mutator.runtime() == rt as *const _;
-        let _internal = InternalWait::new(&me.mutator);
-        world.with_lock(|l| {
-            l.lock();
-            while world.owner.load(SeqCst) != 0 {
+        let is_mutator = std::ptr::eq(me.mutator.runtime(), rt);
+        world.locked(|l| {
+            if world.owner.load(SeqCst) != 0 {
                 if is_mutator {
-                    me.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
-                    l.broadcast();
-                }
-                if l.wait_until(deadline) == WEFT_ETIMEDOUT && world.owner.load(SeqCst) != 0 {
-                    if is_mutator {
+                    // A mutator inside a blocking region is stopped already (the other
+                    // stop may even hold it there); a running one parks.
+                    let was_running = me.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING;
+                    if was_running {
+                        me.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
+                        l.broadcast(Cond::Progress);
+                    }
+                    while world.owner.load(SeqCst) != 0 {
+                        l.wait_until(Cond::Resumed, WEFT_FOREVER);
+                    }
+                    if was_running {
                         me.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
                     }
-                    l.unlock();
-                    fail!(WEFT_ETIMEDOUT, "another thread held the stopped world until the deadline");
+                } else {
+                    while world.owner.load(SeqCst) != 0 {
+                        if l.wait_until(Cond::Resumed, deadline) == WEFT_ETIMEDOUT && world.owner.load(SeqCst) != 0 {
+                            fail!(WEFT_ETIMEDOUT, "another thread held the stopped world until the deadline");
+                        }
+                    }
                 }
-            }
-            if is_mutator {
-                me.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
             }
             world.owner.store(me.id, SeqCst);
             world.flag.store(1, SeqCst);
+            me.mutator.holds.store(rt as *const _ as *mut _, SeqCst);
             loop {
-                let running = still_running(world, me.id);
-                if running.is_empty() {
-                    break;
+                if world.hold_blocked_count_running(me.id) == 0 {
+                    world.stopped.store(true, SeqCst);
+                    return Ok(());
                 }
-                if l.wait_until(deadline) == WEFT_ETIMEDOUT {
-                    let running = still_running(world, me.id);
-                    if running.is_empty() {
-                        break;
-                    }
-                    world.owner.store(0, SeqCst);
-                    world.flag.store(0, SeqCst);
-                    l.broadcast();
-                    l.unlock();
+                if l.wait_until(Cond::Progress, deadline) == WEFT_ETIMEDOUT && world.hold_blocked_count_running(me.id) != 0 {
+                    let running = world.running_names(me.id);
+                    world.resume_locked(l);
+                    me.mutator.holds.store(ptr::null_mut(), SeqCst);
                     fail!(WEFT_ETIMEDOUT, "{} mutator(s) did not reach a safepoint by the deadline: {}", running.len(), running.join(", "));
                 }
             }
-            l.unlock();
-            Ok(())
         })
     })
-}
-
-/// Names of the mutators other than `me` that are still RUNNING.
-fn still_running(world: &World, me: u64) -> Vec<String> {
-    world
-        .registry
-        .lock()
-        .iter()
-        .filter(|c| c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING)
-        .map(|c| match &c.name {
-            Some(name) => format!("{} (id {})", name.to_string_lossy(), c.id),
-            None => format!("id {}", c.id),
-        })
-        .collect()
 }
 
 /// Resumes the world stopped by the caller's `weft_stw_begin`. `WEFT_EPERM` if the
@@ -407,22 +630,16 @@ pub unsafe extern "C" fn weft_stw_end(rt: *mut weft_runtime_t) -> weft_status_t 
         if rt.world.owner.load(SeqCst) != me.id {
             fail!(WEFT_EPERM, "the calling thread does not hold the stopped world");
         }
-        let _internal = InternalWait::new(&me.mutator);
-        rt.world.with_lock(|l| {
-            l.lock();
-            rt.world.owner.store(0, SeqCst);
-            rt.world.flag.store(0, SeqCst);
-            l.broadcast();
-            l.unlock();
-        });
+        rt.world.locked(|l| rt.world.resume_locked(l));
+        me.mutator.holds.store(ptr::null_mut(), SeqCst);
         Ok(())
     })
 }
 
-/// Enters a blocking region: until `weft_blocking_end`, the calling mutator promises not
-/// to touch managed memory, and a stop-the-world does not wait for it. Nestable.
-/// Every weft call that can block does this by itself. `WEFT_EPERM` if the caller is not
-/// a mutator of `rt`.
+/// Enters a blocking region: until the matching `weft_blocking_end`, the calling
+/// mutator promises not to touch managed memory (nor to call `weft_local_set`), and a
+/// stop-the-world does not wait for it. Nestable. Every weft call that can block does
+/// this by itself while it waits. `WEFT_EPERM` if the caller is not a mutator of `rt`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_blocking_begin(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_blocking_begin", || {
@@ -433,8 +650,8 @@ pub unsafe extern "C" fn weft_blocking_begin(rt: *mut weft_runtime_t) -> weft_st
 }
 
 /// Leaves the blocking region of the matching `weft_blocking_begin`. Leaving the
-/// outermost one while the world is stopped waits until it resumes. `WEFT_EPERM` if the
-/// caller is not a mutator of `rt` or not in a blocking region.
+/// outermost one while another thread holds the world stopped waits until it resumes.
+/// `WEFT_EPERM` if the caller is not a mutator of `rt` or not in a blocking region.
 #[no_mangle]
 pub unsafe extern "C" fn weft_blocking_end(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_blocking_end", || {
@@ -448,20 +665,28 @@ pub unsafe extern "C" fn weft_blocking_end(rt: *mut weft_runtime_t) -> weft_stat
     })
 }
 
-/// Calls `fn(ud, info)` for every live mutator of `rt` (tasks and attached threads),
-/// until it returns non-zero. Meant for a collector holding the stopped world; outside
-/// one, states and slots may change while you read them. The callback may call weft.
+/// Calls `fn(ud, info)` for every live mutator of `rt` (tasks that have started and not
+/// exited, and attached threads), until it returns non-zero. Meant for a collector that
+/// holds the stopped world: then the list, the states and the task-local values it sees
+/// cannot change under it. Otherwise states may change as they are read and `locals` is
+/// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if `fn`
+/// is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn weft_tasks_foreach(rt: *mut weft_runtime_t, visit: weft_task_visit_fn, ud: *mut c_void) -> weft_status_t {
     ffi("weft_tasks_foreach", || {
         let rt = open_runtime(rt)?;
         let Some(visit) = visit else { fail!(WEFT_EINVAL, "fn is NULL") };
+        let me = context::current_if_any().map_or(0, |c| c.id);
+        // Another context's slots are read only when it cannot be running: the caller
+        // holds the stopped world (a Vec read while its owner resizes it is a data race).
+        // Asked per entry: the callback may end the stop.
+        let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
         let snapshot: Vec<Arc<Context>> = rt.world.registry.lock().clone();
         for ctx in snapshot {
-            let (locals, nlocals) = ctx.slots_view();
+            let (locals, nlocals) = if ctx.id == me || holds_stop() { ctx.slots_view() } else { (ptr::null(), 0) };
             let info = weft_task_info_t {
                 struct_size: std::mem::size_of::<weft_task_info_t>() as u32,
-                state: ctx.mutator.state.load(SeqCst),
+                state: ctx.mutator.public_state(),
                 id: ctx.id,
                 name: ctx.name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
                 task: ctx.task as *mut weft_task_t,

@@ -220,12 +220,13 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
         let code = (task.func)(task.arg, &mut result);
         task.result.store(result, Relaxed);
         task.code.store(code, Release);
+        safepoint::leave_open_regions(&task.ctx);
         if let Some(hook) = rt.on_task_exit {
             hook(rt.hook_ud, handle);
         }
         task.ctx.run_slot_destructors();
     }));
-    safepoint::unregister(rt, &task.ctx);
+    safepoint::context_ending(&task.ctx);
     context::enter(previous);
     drop(task);
     rt.end_task();

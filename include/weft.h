@@ -34,6 +34,28 @@
 #define WEFT_VERSION_PATCH 0
 #define WEFT_VERSION_STRING "0.1.0"
 
+/*
+ * WEFT_SAFEPOINT_POLL(rt, flag): the inline safepoint poll, for the loop back-edges,
+ * calls and allocation sites of managed code. `flag` is the value of
+ * weft_safepoint_flag(rt), fetched once and kept (it never changes for a runtime).
+ * When no stop-the-world is requested the poll is one relaxed atomic load and one
+ * branch; otherwise it calls weft_safepoint(rt), which parks the caller until the stop
+ * ends. With a compiler that lacks the GNU atomic builtins it is the plain call.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define WEFT_SAFEPOINT_POLL(rt, flag)                                                   \
+  do {                                                                                  \
+    if (__builtin_expect(__atomic_load_n((const uint32_t *)(flag), __ATOMIC_RELAXED) != 0, 0)) \
+      (void)weft_safepoint(rt);                                                         \
+  } while (0)
+#else
+#define WEFT_SAFEPOINT_POLL(rt, flag)                                                   \
+  do {                                                                                  \
+    (void)(flag);                                                                       \
+    (void)weft_safepoint(rt);                                                           \
+  } while (0)
+#endif
+
 
 // A deadline that never expires.
 #define WEFT_FOREVER INT64_MAX
@@ -167,16 +189,22 @@ typedef struct weft_rwlock_t {
 typedef struct weft_task_info_t {
   // `sizeof(weft_task_info_t)` of the library that filled it.
   uint32_t struct_size;
-  // `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT` or `WEFT_TASK_BLOCKING`.
+  // `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT` or `WEFT_TASK_BLOCKING`. While the
+  // caller holds the stopped world, every mutator but the caller is AT_SAFEPOINT or
+  // BLOCKING.
   uint32_t state;
-  // The task's id (as `weft_task_id`), or the attached thread's id.
+  // The task's id (as `weft_task_id`), or the attached thread's id (unique in the
+  // process too, never 0).
   uint64_t id;
   // The task's name, or NULL.
   const char *name;
   // The task, or NULL for an attached host thread.
   struct weft_task_t *task;
-  // The mutator's task-local values: `locals[k - 1]` is the value of key `k` when
-  // `k <= nlocals`, NULL otherwise. Stable only while the world is stopped.
+  // The mutator's task-local values: `locals[k - 1]` is its value for key `k` when
+  // `k <= nlocals` (NULL if it never set one), NULL otherwise. Given only where they
+  // cannot change under the reader: for the caller's own entry, and for every entry
+  // while the caller holds the stopped world; otherwise `locals` is NULL and
+  // `nlocals` 0.
   void *const *locals;
   // Number of entries in `locals`.
   size_t nlocals;
@@ -336,7 +364,8 @@ void weft_config_init(struct weft_config_t *cfg);
 weft_status_t weft_runtime_open(const struct weft_config_t *cfg, struct weft_runtime_t **out);
 
 // Closes a runtime. `WEFT_EBUSY` (and nothing changes) while tasks it spawned still
-// run or other threads are still attached; the caller's own attachment, if any, ends.
+// run, other threads are still attached, or a stop-the-world is in force; the caller's
+// own attachment, if any, ends.
 // Task handles not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards
 // every call on `rt` or its objects is `WEFT_EINVAL`, except the `_destroy` functions.
 // The plugin stays loaded.
@@ -356,7 +385,9 @@ int64_t weft_now(const struct weft_runtime_t *rt);
 // runtime.
 int64_t weft_deadline_after(const struct weft_runtime_t *rt, int64_t ns);
 
-// Lets other tasks run; on OS threads, a `sched_yield`.
+// Lets other tasks run; on OS threads, a `sched_yield`. The caller is in a blocking
+// region while it yields, so a loop that spins on `weft_yield` does not hold up a
+// stop-the-world (and does not run on while the world is stopped).
 weft_status_t weft_yield(struct weft_runtime_t *rt);
 
 // Sleeps until `deadline` (a deadline already past returns at once). A cancellation
@@ -398,52 +429,71 @@ weft_status_t weft_rwlock_unlock(struct weft_rwlock_t *l);
 
 // Makes the calling host thread a mutator of `rt` until `weft_thread_detach`: a
 // stop-the-world then waits for it to reach a safepoint or a blocking region. Attaching
-// again to the same runtime is counted (each attach needs its detach); from a weft task
-// of `rt`, it is counted too. A thread is a mutator of one runtime at a time
-// (`WEFT_EBUSY` for a second). If the world is stopped, returns once it resumes.
+// again is counted, not refused: each attach needs its detach, and the thread stays a
+// mutator until the last one (so nested libraries can attach independently). From a
+// weft task of `rt`, which is a mutator already, it is counted the same way. A thread is
+// a mutator of one runtime at a time (`WEFT_EBUSY` for a second). If another thread
+// holds the world stopped, returns once it resumes. A thread that exits while attached
+// stops being a mutator then (after its task-local destructors ran).
 weft_status_t weft_thread_attach(struct weft_runtime_t *rt);
 
 // Ends one `weft_thread_attach` of the calling thread; the last one makes it stop being
-// a mutator. `WEFT_EINVAL` if the thread is not attached to `rt` (a task's own
-// membership cannot be detached); `WEFT_EBUSY` inside a blocking region.
+// a mutator. `WEFT_EINVAL` if the thread is not attached to `rt` (never attached, or
+// detached as often as attached; a task's own membership cannot be detached);
+// `WEFT_EBUSY` inside a blocking region. A stop the thread holds stays in force.
 weft_status_t weft_thread_detach(struct weft_runtime_t *rt);
 
-// A safepoint: if a stop-the-world is requested or in force, parks the calling mutator
-// until it ends; otherwise returns at once. `WEFT_EPERM` if the caller is not a mutator
-// of `rt`. The inline `WEFT_SAFEPOINT_POLL` calls it only when the flag is set.
+// A safepoint: if a stop-the-world by another thread is requested or in force, parks
+// the calling mutator until it ends; otherwise returns at once. Inside a blocking
+// region it returns at once (the stop does not wait for the caller, and leaving the
+// region will wait if needed). `WEFT_EPERM` if the caller is not a mutator of `rt`.
+// The inline `WEFT_SAFEPOINT_POLL` calls it only when the flag is set.
 weft_status_t weft_safepoint(struct weft_runtime_t *rt);
 
-// The address of `rt`'s safepoint word, for `WEFT_SAFEPOINT_POLL`: non-zero while a
-// stop-the-world is requested or in force. Owned by weft; valid for the life of the
-// process. NULL for an invalid runtime.
+// The address of `rt`'s safepoint word, for `WEFT_SAFEPOINT_POLL`: a `uint32_t`,
+// non-zero while a stop-the-world is requested or in force. Read it only with an
+// atomic load. Owned by weft; valid for the life of the process (also after close).
+// NULL for an invalid runtime.
 const void *weft_safepoint_flag(struct weft_runtime_t *rt);
 
 // Stops the world: returns `WEFT_OK` once every other mutator of `rt` is parked at a
-// safepoint or inside a blocking region; they stay so until `weft_stw_end`. The caller
-// (a mutator or not) keeps running. If another thread holds the world, the caller
-// parks as a mutator until it ends, then takes its turn. `WEFT_ETIMEDOUT` at the
-// deadline, with the world resumed and the names of the mutators that did not stop in
-// `weft_last_error()`. `WEFT_EDEADLK` if the caller already holds the world.
+// safepoint or inside a blocking region; they stay so until the caller's
+// `weft_stw_end` (a mutator leaving its region waits; a thread that attaches or a task
+// that starts meanwhile starts parked). The caller, a mutator or not, keeps running and
+// may call any weft function, blocking ones included.
+//
+// If another thread requests or holds a stop, the caller waits for its turn: a caller
+// that is a mutator parks there as at a safepoint (the other stop counts it as
+// stopped, so two requesters never deadlock) and, since it must not run while another
+// holds the world, returns no earlier than that stop's end whatever its deadline; a
+// caller that is not a mutator gives up at `deadline` with `WEFT_ETIMEDOUT`.
+//
+// `WEFT_ETIMEDOUT` at `deadline` if some mutators did not stop: the world is resumed
+// and `weft_last_error()` names them. `WEFT_EDEADLK` if the caller already holds the
+// world. If the caller exits (task or thread) without `weft_stw_end`, the world resumes.
 weft_status_t weft_stw_begin(struct weft_runtime_t *rt, int64_t deadline);
 
 // Resumes the world stopped by the caller's `weft_stw_begin`. `WEFT_EPERM` if the
 // caller does not hold it.
 weft_status_t weft_stw_end(struct weft_runtime_t *rt);
 
-// Enters a blocking region: until `weft_blocking_end`, the calling mutator promises not
-// to touch managed memory, and a stop-the-world does not wait for it. Nestable.
-// Every weft call that can block does this by itself. `WEFT_EPERM` if the caller is not
-// a mutator of `rt`.
+// Enters a blocking region: until the matching `weft_blocking_end`, the calling
+// mutator promises not to touch managed memory (nor to call `weft_local_set`), and a
+// stop-the-world does not wait for it. Nestable. Every weft call that can block does
+// this by itself while it waits. `WEFT_EPERM` if the caller is not a mutator of `rt`.
 weft_status_t weft_blocking_begin(struct weft_runtime_t *rt);
 
 // Leaves the blocking region of the matching `weft_blocking_begin`. Leaving the
-// outermost one while the world is stopped waits until it resumes. `WEFT_EPERM` if the
-// caller is not a mutator of `rt` or not in a blocking region.
+// outermost one while another thread holds the world stopped waits until it resumes.
+// `WEFT_EPERM` if the caller is not a mutator of `rt` or not in a blocking region.
 weft_status_t weft_blocking_end(struct weft_runtime_t *rt);
 
-// Calls `fn(ud, info)` for every live mutator of `rt` (tasks and attached threads),
-// until it returns non-zero. Meant for a collector holding the stopped world; outside
-// one, states and slots may change while you read them. The callback may call weft.
+// Calls `fn(ud, info)` for every live mutator of `rt` (tasks that have started and not
+// exited, and attached threads), until it returns non-zero. Meant for a collector that
+// holds the stopped world: then the list, the states and the task-local values it sees
+// cannot change under it. Otherwise states may change as they are read and `locals` is
+// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if `fn`
+// is NULL.
 weft_status_t weft_tasks_foreach(struct weft_runtime_t *rt, weft_task_visit_fn visit, void *ud);
 
 // Fills `opts` with the defaults (no name, default stack, joinable). NULL is ignored.
@@ -488,14 +538,3 @@ int32_t weft_task_cancelled(void);
 #endif  // __cplusplus
 
 #endif  /* WEFT_H */
-
-/*
- * WEFT_SAFEPOINT_POLL(rt, flag): the inline safepoint poll. `flag` is the value of
- * weft_safepoint_flag(rt), fetched once and kept. When no stop-the-world is requested
- * the poll is one relaxed load and one branch; otherwise it calls weft_safepoint(rt).
- */
-#define WEFT_SAFEPOINT_POLL(rt, flag)                                                   \
-  do {                                                                                  \
-    if (__builtin_expect(__atomic_load_n((const uint32_t *)(flag), __ATOMIC_RELAXED) != 0, 0)) \
-      (void)weft_safepoint(rt);                                                         \
-  } while (0)

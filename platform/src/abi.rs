@@ -83,7 +83,10 @@ pub struct weft_host_t {
     /// Call before the calling task may block (park, sleep, wait on the OS) inside the
     /// plugin, and `blocking_leave` after. While inside, a stop-the-world does not wait
     /// for the task; `blocking_leave` may itself park the task until the world resumes.
-    /// Only the slow path needs it: an uncontended lock need not call it.
+    /// Only the slow path needs it: an uncontended lock need not call it. Regions nest:
+    /// around `mutex_lock`, `mutex_lock_until`, the rwlock locks and `cond_wait_until`
+    /// the runtime keeps a region of its own open, so there the plugin's leave never
+    /// parks (the runtime gives the lock back itself if the world was stopped meanwhile).
     pub blocking_enter: Option<unsafe extern "C" fn()>,
     /// Leaves the blocking region entered with `blocking_enter`. Call it with no plugin
     /// lock held that another task needs to make progress.

@@ -7,3 +7,4 @@
 #include "list-tasks.h"
 #include "list-sync.h"
 #include "list-plugin.h"
+#include "list-vm.h"

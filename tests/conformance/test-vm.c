@@ -1,0 +1,1099 @@
+/*
+ * VM integration: mutators, safepoints, stop-the-world, blocking regions, the task
+ * registry, lifecycle hooks and foreign threads.
+ *
+ * The stop-the-world tests share one harness: mutator tasks do "managed work" (bump
+ * the shared `epoch`) only while they run managed code, and a collector checks that
+ * the epoch does not move between weft_stw_begin and weft_stw_end, and that a mutator
+ * never finds `in_stop` set. Each test puts the mutators in one state (polling,
+ * blocked in a weft call, in a host-made blocking region) before stopping the world,
+ * and most also release what they wait for *during* the stop, so that they wake inside
+ * their blocking region and must wait there. Waits for a condition are bounded
+ * (VM_BOUND_MS) and only fail the test when the condition never comes; no result
+ * depends on how fast anything runs.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define VM_MAX 8
+#define VM_BOUND_MS 20000 /* a bound for what must happen; never reached when correct */
+
+typedef struct vm vm_t;
+typedef struct {
+  vm_t *vm;
+  int index;
+} vm_arg_t;
+
+struct vm {
+  weft_runtime_t *rt;
+  const void *flag;
+  int n;
+  atomic_long epoch;      /* bumped by mutators only while they run managed code */
+  atomic_int in_stop;     /* set by the collector while it holds the stopped world */
+  atomic_int violations;  /* managed work seen while in_stop was set */
+  atomic_int quit;
+  atomic_long counts[VM_MAX];
+  vm_arg_t args[VM_MAX];
+  weft_task_t *tasks[VM_MAX];
+  /* What the mutators block on. */
+  weft_mutex_t m;
+  weft_cond_t c;
+  weft_rwlock_t l;
+  long gen; /* protected by m */
+  int fds[2];
+  /* Two-requesters test. */
+  atomic_int holder;
+  atomic_int stops;
+};
+
+/* Fresh for every test: each test runs in its own process. */
+static vm_t vm_state;
+
+static vm_t *vm_setup(int n) {
+  vm_t *vm = &vm_state;
+  ASSERT(n <= VM_MAX);
+  vm->rt = test_open_runtime();
+  vm->flag = weft_safepoint_flag(vm->rt);
+  ASSERT(vm->flag != NULL);
+  vm->n = n;
+  ASSERT_OK(weft_mutex_init(vm->rt, &vm->m, 0));
+  ASSERT_OK(weft_cond_init(vm->rt, &vm->c));
+  ASSERT_OK(weft_rwlock_init(vm->rt, &vm->l));
+  for (int i = 0; i < n; i++) {
+    vm->args[i].vm = vm;
+    vm->args[i].index = i;
+  }
+  return vm;
+}
+
+static void managed_work(vm_t *vm, int index) {
+  if (atomic_load(&vm->in_stop)) atomic_fetch_add(&vm->violations, 1);
+  atomic_fetch_add(&vm->epoch, 1);
+  atomic_fetch_add(&vm->counts[index], 1);
+}
+
+static void nap_ms(weft_runtime_t *rt, int ms) { ASSERT_OK(weft_sleep_until(rt, test_after_ms(rt, ms))); }
+
+static void spawn_mutators(vm_t *vm, weft_task_fn fn) {
+  for (int i = 0; i < vm->n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "mutator-%d", i);
+    weft_spawn_opts_t opts;
+    weft_spawn_opts_init(&opts);
+    opts.name = name;
+    ASSERT_OK(weft_spawn(vm->rt, fn, &vm->args[i], &opts, &vm->tasks[i]));
+  }
+}
+
+/* Waits until every mutator has done managed work at least `above` times. */
+static void wait_counts_above(vm_t *vm, const long *above) {
+  for (int waited = 0;; waited++) {
+    int all = 1;
+    for (int i = 0; i < vm->n; i++)
+      if (atomic_load(&vm->counts[i]) <= (above ? above[i] : 0)) all = 0;
+    if (all) return;
+    ASSERT(waited < VM_BOUND_MS);
+    nap_ms(vm->rt, 1);
+  }
+}
+
+typedef struct {
+  uint32_t state;
+  int matching;        /* tasks in `state` */
+  int running_tasks;   /* tasks RUNNING */
+  int running_foreign; /* attached threads RUNNING */
+  int entries;
+} census_t;
+
+static int census_visit(void *ud, const weft_task_info_t *info) {
+  census_t *c = ud;
+  c->entries++;
+  if (info->task != NULL && info->state == c->state) c->matching++;
+  if (info->state == WEFT_TASK_RUNNING) {
+    if (info->task != NULL)
+      c->running_tasks++;
+    else
+      c->running_foreign++;
+  }
+  return 0;
+}
+
+static census_t census(weft_runtime_t *rt, uint32_t state) {
+  census_t c = {state, 0, 0, 0, 0};
+  ASSERT_OK(weft_tasks_foreach(rt, census_visit, &c));
+  return c;
+}
+
+/* Waits until the runtime has `n` mutators. */
+static void wait_entries(weft_runtime_t *rt, int n) {
+  for (int waited = 0; census(rt, 0).entries != n; waited++) {
+    ASSERT(waited < VM_BOUND_MS);
+    nap_ms(rt, 1);
+  }
+}
+
+/* Waits until at least `n` tasks are in `state` at the same time. */
+static void wait_tasks_in_state(weft_runtime_t *rt, int n, uint32_t state) {
+  for (int waited = 0; census(rt, state).matching < n; waited++) {
+    ASSERT(waited < VM_BOUND_MS);
+    nap_ms(rt, 1);
+  }
+}
+
+/*
+ * One stop-the-world by the calling collector: while stopped, no other mutator is
+ * RUNNING (only the collector itself, if it is attached) and the epoch does not move,
+ * through `during(vm)` (which may release what the mutators wait for) and a hold of
+ * `hold_ms`.
+ */
+static void stop_and_check(vm_t *vm, int collector_attached, void (*during)(vm_t *), int hold_ms) {
+  ASSERT_OK(weft_stw_begin(vm->rt, test_after_ms(vm->rt, VM_BOUND_MS)));
+  atomic_store(&vm->in_stop, 1);
+  long before = atomic_load(&vm->epoch);
+  census_t c = census(vm->rt, 0);
+  ASSERT_EQ(c.running_tasks, 0);
+  ASSERT_EQ(c.running_foreign, collector_attached);
+  if (during) during(vm);
+  if (hold_ms > 0) nap_ms(vm->rt, hold_ms);
+  c = census(vm->rt, 0);
+  ASSERT_EQ(c.running_tasks, 0);
+  ASSERT_EQ(c.running_foreign, collector_attached);
+  long after = atomic_load(&vm->epoch);
+  atomic_store(&vm->in_stop, 0);
+  ASSERT_OK(weft_stw_end(vm->rt));
+  ASSERT_EQ(after, before);
+}
+
+static void join_all(vm_t *vm) {
+  for (int i = 0; i < vm->n; i++) ASSERT_EQ(test_join(vm->tasks[i]), 0);
+}
+
+static void vm_teardown(vm_t *vm) {
+  ASSERT_EQ(atomic_load(&vm->violations), 0);
+  ASSERT_OK(weft_rwlock_destroy(&vm->l));
+  ASSERT_OK(weft_cond_destroy(&vm->c));
+  ASSERT_OK(weft_mutex_destroy(&vm->m));
+  test_close_runtime(vm->rt);
+}
+
+/* Takes `m` again during a stop: mutators that were handed it must have given it back. */
+static void relock_m(vm_t *vm) { ASSERT_OK(weft_mutex_lock_until(&vm->m, test_after_ms(vm->rt, VM_BOUND_MS))); }
+
+/* --- running mutators that poll ------------------------------------------------- */
+
+static int32_t poller(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  while (!atomic_load(&vm->quit)) {
+    managed_work(vm, a->index);
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+  return 0;
+}
+
+TEST_IMPL(vm_stw_running_pollers) {
+  vm_t *vm = vm_setup(4);
+  spawn_mutators(vm, poller);
+  wait_counts_above(vm, NULL);
+  for (int k = 0; k < 100; k++) stop_and_check(vm, 0, NULL, k % 20 == 0 ? 20 : 0);
+  long seen[VM_MAX];
+  for (int i = 0; i < vm->n; i++) seen[i] = atomic_load(&vm->counts[i]);
+  wait_counts_above(vm, seen); /* they run again after the stops */
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- blocked in weft_mutex_lock on a mutex the collector holds -------------------- */
+
+static int32_t locker(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  while (!atomic_load(&vm->quit)) {
+    ASSERT_OK(weft_mutex_lock(&vm->m));
+    managed_work(vm, a->index);
+    ASSERT_OK(weft_mutex_unlock(&vm->m));
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+  return 0;
+}
+
+/* Unlocks m inside the stop (a waiter is handed it but may not run), then takes it back. */
+static void unlock_then_relock_m(vm_t *vm) {
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+  nap_ms(vm->rt, 30);
+  relock_m(vm);
+}
+
+TEST_IMPL(vm_stw_mutex_lock_blocked) {
+  vm_t *vm = vm_setup(4);
+  ASSERT_OK(weft_mutex_lock(&vm->m));
+  spawn_mutators(vm, locker);
+  wait_tasks_in_state(vm->rt, vm->n, WEFT_TASK_BLOCKING);
+  stop_and_check(vm, 0, NULL, 20);
+  stop_and_check(vm, 0, unlock_then_relock_m, 20);
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+  wait_counts_above(vm, NULL);
+  for (int k = 0; k < 30; k++) stop_and_check(vm, 0, NULL, 0); /* under contention */
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- blocked in weft_cond_wait -------------------------------------------------- */
+
+static int32_t cond_waiter(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  long seen = 0;
+  ASSERT_OK(weft_mutex_lock(&vm->m));
+  while (!atomic_load(&vm->quit)) {
+    while (vm->gen == seen && !atomic_load(&vm->quit)) ASSERT_OK(weft_cond_wait(&vm->c, &vm->m));
+    seen = vm->gen;
+    managed_work(vm, a->index);
+  }
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+  return 0;
+}
+
+static void wake_waiters(vm_t *vm) {
+  ASSERT_OK(weft_mutex_lock(&vm->m));
+  vm->gen++;
+  ASSERT_OK(weft_cond_broadcast(&vm->c));
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+}
+
+/* Wakes the waiters inside the stop (they re-take m but may not run), then takes m. */
+static void wake_then_relock_m(vm_t *vm) {
+  wake_waiters(vm);
+  nap_ms(vm->rt, 30);
+  relock_m(vm);
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+}
+
+TEST_IMPL(vm_stw_cond_wait_blocked) {
+  vm_t *vm = vm_setup(4);
+  spawn_mutators(vm, cond_waiter);
+  wait_tasks_in_state(vm->rt, vm->n, WEFT_TASK_BLOCKING);
+  stop_and_check(vm, 0, NULL, 20);
+  stop_and_check(vm, 0, wake_then_relock_m, 20);
+  wait_counts_above(vm, NULL); /* each ran once for that wake-up, after the stop */
+  for (int k = 0; k < 30; k++) {
+    wake_waiters(vm);
+    stop_and_check(vm, 0, NULL, 0);
+  }
+  atomic_store(&vm->quit, 1);
+  wake_waiters(vm);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- blocked in weft_rwlock_read_lock behind the collector's write lock ----------- */
+
+static int32_t reader(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  while (!atomic_load(&vm->quit)) {
+    ASSERT_OK(weft_rwlock_read_lock(&vm->l));
+    managed_work(vm, a->index);
+    ASSERT_OK(weft_rwlock_unlock(&vm->l));
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+  return 0;
+}
+
+static void unlock_then_relock_l(vm_t *vm) {
+  ASSERT_OK(weft_rwlock_unlock(&vm->l));
+  nap_ms(vm->rt, 30);
+  for (int waited = 0; weft_rwlock_try_write_lock(&vm->l) != WEFT_OK; waited++) {
+    ASSERT(waited < VM_BOUND_MS);
+    nap_ms(vm->rt, 1);
+  }
+}
+
+TEST_IMPL(vm_stw_rwlock_blocked) {
+  vm_t *vm = vm_setup(4);
+  ASSERT_OK(weft_rwlock_write_lock(&vm->l));
+  spawn_mutators(vm, reader);
+  wait_tasks_in_state(vm->rt, vm->n, WEFT_TASK_BLOCKING);
+  stop_and_check(vm, 0, unlock_then_relock_l, 20);
+  ASSERT_OK(weft_rwlock_unlock(&vm->l));
+  wait_counts_above(vm, NULL);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- blocked in weft_join (the child blocked on a mutex the collector holds) ------- */
+
+static int32_t child_locks_m(void *arg, void **result) {
+  vm_t *vm = arg;
+  (void)result;
+  ASSERT_OK(weft_mutex_lock(&vm->m));
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+  return 5;
+}
+
+static int32_t joiner(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  while (!atomic_load(&vm->quit)) {
+    weft_task_t *child = test_spawn(vm->rt, child_locks_m, vm);
+    ASSERT_EQ(test_join(child), 5);
+    managed_work(vm, a->index);
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+  return 0;
+}
+
+TEST_IMPL(vm_stw_join_blocked) {
+  vm_t *vm = vm_setup(3);
+  ASSERT_OK(weft_mutex_lock(&vm->m));
+  spawn_mutators(vm, joiner);
+  wait_tasks_in_state(vm->rt, 2 * vm->n, WEFT_TASK_BLOCKING); /* joiners and children */
+  stop_and_check(vm, 0, NULL, 20);
+  stop_and_check(vm, 0, unlock_then_relock_m, 20);
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+  wait_counts_above(vm, NULL);
+  for (int k = 0; k < 30; k++) stop_and_check(vm, 0, NULL, 0); /* tasks start and exit */
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- blocked in weft_sleep_until (deadlines pass during the stop) ------------------ */
+
+static int32_t sleeper(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  while (!atomic_load(&vm->quit)) {
+    ASSERT_OK(weft_sleep_until(vm->rt, test_after_ms(vm->rt, 10)));
+    managed_work(vm, a->index);
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+  return 0;
+}
+
+TEST_IMPL(vm_stw_sleep_blocked) {
+  vm_t *vm = vm_setup(4);
+  spawn_mutators(vm, sleeper);
+  wait_tasks_in_state(vm->rt, vm->n, WEFT_TASK_BLOCKING);
+  for (int k = 0; k < 5; k++) stop_and_check(vm, 0, NULL, 40);
+  for (int k = 0; k < 30; k++) stop_and_check(vm, 0, NULL, 0);
+  wait_counts_above(vm, NULL);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- in a host-made blocking region around a blocking read() ----------------------- */
+
+static int32_t host_reader(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  for (;;) {
+    char byte = 0;
+    ASSERT_OK(weft_blocking_begin(vm->rt));
+    ASSERT_OK(weft_blocking_begin(vm->rt)); /* nested: only the outermost end may wait */
+    ssize_t got = read(vm->fds[0], &byte, 1);
+    ASSERT_OK(weft_blocking_end(vm->rt));
+    ASSERT_OK(weft_blocking_end(vm->rt));
+    ASSERT_EQ(got, 1);
+    if (byte == 'q') return 0;
+    managed_work(vm, a->index);
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+}
+
+static void feed_readers(vm_t *vm, char byte) {
+  for (int i = 0; i < vm->n; i++) ASSERT_EQ(write(vm->fds[1], &byte, 1), 1);
+}
+
+static void feed_during_stop(vm_t *vm) {
+  feed_readers(vm, 'x');
+  nap_ms(vm->rt, 30);
+}
+
+TEST_IMPL(vm_stw_host_blocking_region) {
+  vm_t *vm = vm_setup(4);
+  ASSERT_EQ(pipe(vm->fds), 0);
+  spawn_mutators(vm, host_reader);
+  wait_tasks_in_state(vm->rt, vm->n, WEFT_TASK_BLOCKING);
+  stop_and_check(vm, 0, NULL, 20);
+  stop_and_check(vm, 0, feed_during_stop, 20);
+  for (int k = 0; k < 30; k++) {
+    feed_readers(vm, 'x');
+    stop_and_check(vm, 0, NULL, 0);
+  }
+  feed_readers(vm, 'q');
+  join_all(vm);
+  ASSERT_EQ(atomic_load(&vm->epoch), 31 * vm->n);
+  close(vm->fds[0]);
+  close(vm->fds[1]);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- spinning on weft_yield, never polling ---------------------------------------- */
+
+static atomic_int spin_go;
+
+static int32_t yield_spinner(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  while (!atomic_load(&vm->quit)) {
+    while (!atomic_load(&spin_go) && !atomic_load(&vm->quit)) ASSERT_OK(weft_yield(vm->rt));
+    managed_work(vm, a->index);
+  }
+  return 0;
+}
+
+static void release_spinners(vm_t *vm) {
+  atomic_store(&spin_go, 1);
+  nap_ms(vm->rt, 20);
+}
+
+TEST_IMPL(vm_stw_yield_spinners) {
+  vm_t *vm = vm_setup(3);
+  spawn_mutators(vm, yield_spinner);
+  wait_entries(vm->rt, vm->n);
+  stop_and_check(vm, 0, NULL, 10);
+  stop_and_check(vm, 0, release_spinners, 10); /* they leave weft_yield only after the stop */
+  wait_counts_above(vm, NULL);
+  atomic_store(&spin_go, 0);
+  for (int k = 0; k < 30; k++) stop_and_check(vm, 0, NULL, 0);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- a timeout while one mutator never polls -------------------------------------- */
+
+static atomic_int rogue_quit;
+
+static int32_t rogue(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  while (!atomic_load(&rogue_quit)) {
+    /* Computes without a safepoint poll and without calling weft. */
+  }
+  return 0;
+}
+
+TEST_IMPL(vm_stw_timeout_names_mutator) {
+  vm_t *vm = vm_setup(3);
+  spawn_mutators(vm, poller);
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.name = "rogue-spinner";
+  weft_task_t *spinner = NULL;
+  ASSERT_OK(weft_spawn(vm->rt, rogue, NULL, &opts, &spinner));
+  wait_counts_above(vm, NULL);
+  wait_entries(vm->rt, vm->n + 1); /* the spinner is a mutator */
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_stw_begin(vm->rt, test_after_ms(vm->rt, 100)));
+  ASSERT_ERROR_MENTIONS("rogue-spinner");
+  ASSERT(strstr(weft_last_error(), "mutator-") == NULL); /* the pollers did stop */
+  ASSERT_STATUS(WEFT_EPERM, weft_stw_end(vm->rt));       /* nothing is held */
+  /* The world resumed: the pollers run again. */
+  long seen[VM_MAX];
+  for (int i = 0; i < vm->n; i++) seen[i] = atomic_load(&vm->counts[i]);
+  wait_counts_above(vm, seen);
+  /* A deadline already past: one look, then ETIMEDOUT again. */
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_stw_begin(vm->rt, 0));
+  ASSERT_ERROR_MENTIONS("rogue-spinner");
+  atomic_store(&rogue_quit, 1);
+  ASSERT_EQ(test_join(spinner), 0);
+  stop_and_check(vm, 0, NULL, 10);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- two (here three) concurrent requesters --------------------------------------- */
+
+#define REQUESTER_ROUNDS 150
+
+static void requester_round(vm_t *vm, int who) {
+  ASSERT_OK(weft_stw_begin(vm->rt, test_after_ms(vm->rt, VM_BOUND_MS)));
+  ASSERT_EQ(atomic_exchange(&vm->holder, who), 0);
+  atomic_store(&vm->in_stop, 1);
+  long before = atomic_load(&vm->epoch);
+  for (int spin = 0; spin < 2000; spin++) (void)atomic_load(&vm->epoch);
+  ASSERT_EQ(atomic_load(&vm->epoch), before);
+  atomic_store(&vm->in_stop, 0);
+  ASSERT_EQ(atomic_exchange(&vm->holder, 0), who);
+  atomic_fetch_add(&vm->stops, 1);
+  ASSERT_OK(weft_stw_end(vm->rt));
+}
+
+/* A requester that is itself a mutator: it polls between its stops. */
+static int32_t requester_task(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  (void)result;
+  for (int k = 0; k < REQUESTER_ROUNDS; k++) {
+    requester_round(a->vm, 100 + a->index);
+    WEFT_SAFEPOINT_POLL(a->vm->rt, a->vm->flag);
+  }
+  return 0;
+}
+
+/* A requester on a thread that is not a mutator. */
+static void *requester_thread(void *arg) {
+  for (int k = 0; k < REQUESTER_ROUNDS; k++) requester_round(arg, 200);
+  return NULL;
+}
+
+TEST_IMPL(vm_stw_two_requesters) {
+  vm_t *vm = vm_setup(2);
+  spawn_mutators(vm, poller);
+  wait_counts_above(vm, NULL);
+  vm_arg_t req_args[2] = {{vm, 0}, {vm, 1}};
+  weft_task_t *req[2];
+  for (int i = 0; i < 2; i++) req[i] = test_spawn(vm->rt, requester_task, &req_args[i]);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, NULL, requester_thread, vm), 0);
+  for (int i = 0; i < 2; i++) ASSERT_EQ(test_join(req[i]), 0);
+  ASSERT_EQ(pthread_join(thread, NULL), 0);
+  ASSERT_EQ(atomic_load(&vm->stops), 3 * REQUESTER_ROUNDS);
+  ASSERT_EQ(atomic_load(&vm->holder), 0);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- the owner of the stopped world may call blocking weft functions --------------- */
+
+static weft_mutex_t contended;
+static atomic_int contended_held;
+
+static void *hold_contended_briefly(void *arg) {
+  weft_runtime_t *rt = arg;
+  ASSERT_OK(weft_mutex_lock(&contended));
+  atomic_store(&contended_held, 1);
+  nap_ms(rt, 30);
+  ASSERT_OK(weft_mutex_unlock(&contended));
+  return NULL;
+}
+
+static void owner_blocks(vm_t *vm) {
+  nap_ms(vm->rt, 5);
+  ASSERT_OK(weft_safepoint(vm->rt)); /* the owner is never parked */
+  ASSERT_OK(weft_yield(vm->rt));
+  ASSERT_OK(weft_blocking_begin(vm->rt));
+  ASSERT_OK(weft_blocking_end(vm->rt));
+  /* A lock held by a thread that is no mutator: the owner waits for it in a region. */
+  pthread_t holder;
+  ASSERT_EQ(pthread_create(&holder, NULL, hold_contended_briefly, vm->rt), 0);
+  while (!atomic_load(&contended_held)) nap_ms(vm->rt, 1);
+  ASSERT_OK(weft_mutex_lock(&contended));
+  ASSERT_OK(weft_mutex_unlock(&contended));
+  ASSERT_EQ(pthread_join(holder, NULL), 0);
+  ASSERT_OK(weft_mutex_lock(&vm->m));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&vm->c, &vm->m, test_after_ms(vm->rt, 5)));
+  ASSERT_OK(weft_mutex_unlock(&vm->m));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_join(vm->tasks[0], test_after_ms(vm->rt, 5), NULL, NULL));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_stw_begin(vm->rt, WEFT_FOREVER));
+}
+
+TEST_IMPL(vm_stw_owner_may_block) {
+  vm_t *vm = vm_setup(3);
+  ASSERT_OK(weft_mutex_init(vm->rt, &contended, 0));
+  ASSERT_OK(weft_thread_attach(vm->rt)); /* the collector is a mutator too */
+  spawn_mutators(vm, poller);
+  wait_counts_above(vm, NULL);
+  stop_and_check(vm, 1, owner_blocks, 0);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  ASSERT_OK(weft_thread_detach(vm->rt));
+  ASSERT_OK(weft_mutex_destroy(&contended));
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- an owner that exits without weft_stw_end resumes the world -------------------- */
+
+static int32_t stop_and_exit_task(void *arg, void **result) {
+  vm_t *vm = arg;
+  (void)result;
+  ASSERT_OK(weft_stw_begin(vm->rt, test_after_ms(vm->rt, VM_BOUND_MS)));
+  return 0;
+}
+
+static void *stop_and_exit_thread(void *arg) {
+  vm_t *vm = arg;
+  ASSERT_OK(weft_stw_begin(vm->rt, test_after_ms(vm->rt, VM_BOUND_MS)));
+  return NULL;
+}
+
+TEST_IMPL(vm_stw_owner_exit_resumes) {
+  vm_t *vm = vm_setup(3);
+  spawn_mutators(vm, poller);
+  wait_counts_above(vm, NULL);
+  ASSERT_EQ(test_join(test_spawn(vm->rt, stop_and_exit_task, vm)), 0);
+  long seen[VM_MAX];
+  for (int i = 0; i < vm->n; i++) seen[i] = atomic_load(&vm->counts[i]);
+  wait_counts_above(vm, seen);
+  stop_and_check(vm, 0, NULL, 0);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, NULL, stop_and_exit_thread, vm), 0);
+  ASSERT_EQ(pthread_join(thread, NULL), 0);
+  for (int i = 0; i < vm->n; i++) seen[i] = atomic_load(&vm->counts[i]);
+  wait_counts_above(vm, seen);
+  stop_and_check(vm, 0, NULL, 0);
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- a task cancelled while parked stays parked until the world resumes ------------ */
+
+static int32_t cancellable_poller(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  (void)result;
+  for (;;) {
+    managed_work(a->vm, a->index);
+    WEFT_SAFEPOINT_POLL(a->vm->rt, a->vm->flag);
+    if (weft_task_cancelled()) return 7;
+  }
+}
+
+static int32_t cancellable_sleeper(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  (void)result;
+  for (;;) {
+    weft_status_t status = weft_sleep_until(a->vm->rt, test_after_ms(a->vm->rt, 5));
+    if (status == WEFT_ECANCELED) return 8;
+    ASSERT_OK(status);
+    managed_work(a->vm, a->index);
+  }
+}
+
+static void cancel_both(vm_t *vm) {
+  ASSERT_OK(weft_cancel(vm->tasks[0]));
+  ASSERT_OK(weft_cancel(vm->tasks[1]));
+  nap_ms(vm->rt, 30);
+  /* The sleeper's sleep returned ECANCELED, but it may not even return from it yet. */
+  ASSERT_EQ(census(vm->rt, 0).entries, 2);
+}
+
+TEST_IMPL(vm_stw_cancelled_mutator_stays_parked) {
+  vm_t *vm = vm_setup(2);
+  vm->tasks[0] = test_spawn(vm->rt, cancellable_poller, &vm->args[0]);
+  vm->tasks[1] = test_spawn(vm->rt, cancellable_sleeper, &vm->args[1]);
+  wait_counts_above(vm, NULL);
+  stop_and_check(vm, 0, cancel_both, 10);
+  ASSERT_EQ(test_join(vm->tasks[0]), 7);
+  ASSERT_EQ(test_join(vm->tasks[1]), 8);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- a task that starts during a stop waits for its end ---------------------------- */
+
+static atomic_int hook_starts, hook_exits, hook_self_mismatch;
+
+static void count_start(void *ud, weft_task_t *task) {
+  (void)ud;
+  if (weft_task_self() != task) atomic_fetch_add(&hook_self_mismatch, 1);
+  atomic_fetch_add(&hook_starts, 1);
+}
+
+static void count_exit(void *ud, weft_task_t *task) {
+  (void)ud;
+  if (weft_task_self() != task) atomic_fetch_add(&hook_self_mismatch, 1);
+  atomic_fetch_add(&hook_exits, 1);
+}
+
+static atomic_int late_ran;
+
+static int32_t late_task(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  atomic_store(&late_ran, 1);
+  return 0;
+}
+
+TEST_IMPL(vm_task_started_during_stop_waits) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.on_task_start = count_start;
+  cfg.on_task_exit = count_exit;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  ASSERT_OK(weft_stw_begin(rt, WEFT_FOREVER));
+  weft_task_t *late = test_spawn(rt, late_task, NULL);
+  nap_ms(rt, 30);
+  ASSERT_EQ(atomic_load(&hook_starts), 0);
+  ASSERT_EQ(atomic_load(&late_ran), 0);
+  ASSERT_OK(weft_stw_end(rt));
+  ASSERT_EQ(test_join(late), 0);
+  ASSERT_EQ(atomic_load(&late_ran), 1);
+  ASSERT_EQ(atomic_load(&hook_starts), 1);
+  ASSERT_EQ(atomic_load(&hook_exits), 1);
+  ASSERT_EQ(atomic_load(&hook_self_mismatch), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- foreign threads: attach, attach twice, detach, never attached, exit attached -- */
+
+static void *attached_poller(void *arg) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  ASSERT_OK(weft_thread_attach(vm->rt));
+  ASSERT_OK(weft_thread_attach(vm->rt)); /* counted */
+  while (!atomic_load(&vm->quit)) {
+    managed_work(vm, a->index);
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+  ASSERT_OK(weft_thread_detach(vm->rt));
+  ASSERT_OK(weft_safepoint(vm->rt)); /* still attached once */
+  ASSERT_OK(weft_thread_detach(vm->rt));
+  ASSERT_STATUS(WEFT_EPERM, weft_safepoint(vm->rt));
+  ASSERT_STATUS(WEFT_EINVAL, weft_thread_detach(vm->rt));
+  return NULL;
+}
+
+static void *never_attached(void *arg) {
+  vm_t *vm = arg;
+  ASSERT_STATUS(WEFT_EINVAL, weft_thread_detach(vm->rt));
+  ASSERT_ERROR_MENTIONS("not attached");
+  return NULL;
+}
+
+static void *exits_attached(void *arg) {
+  vm_t *vm = arg;
+  weft_runtime_t *other = test_open_runtime();
+  ASSERT_OK(weft_thread_attach(vm->rt));
+  ASSERT_STATUS(WEFT_EBUSY, weft_thread_attach(other)); /* one runtime at a time */
+  ASSERT_OK(weft_blocking_begin(vm->rt));               /* and even left in a region */
+  test_close_runtime(other);
+  return NULL;
+}
+
+static int count_foreign(void *ud, const weft_task_info_t *info) {
+  if (info->task == NULL) ++*(int *)ud;
+  return 0;
+}
+
+TEST_IMPL(vm_attach_detach_foreign_threads) {
+  vm_t *vm = vm_setup(3);
+  pthread_t threads[VM_MAX];
+  for (int i = 0; i < vm->n; i++) ASSERT_EQ(pthread_create(&threads[i], NULL, attached_poller, &vm->args[i]), 0);
+  wait_counts_above(vm, NULL);
+  for (int k = 0; k < 50; k++) stop_and_check(vm, 0, NULL, k % 10 == 0 ? 10 : 0);
+  int foreign = 0;
+  ASSERT_OK(weft_tasks_foreach(vm->rt, count_foreign, &foreign));
+  ASSERT_EQ(foreign, vm->n);
+  atomic_store(&vm->quit, 1);
+  for (int i = 0; i < vm->n; i++) ASSERT_EQ(pthread_join(threads[i], NULL), 0);
+  pthread_t other;
+  ASSERT_EQ(pthread_create(&other, NULL, never_attached, vm), 0);
+  ASSERT_EQ(pthread_join(other, NULL), 0);
+  ASSERT_EQ(pthread_create(&other, NULL, exits_attached, vm), 0);
+  ASSERT_EQ(pthread_join(other, NULL), 0);
+  foreign = 0;
+  ASSERT_OK(weft_tasks_foreach(vm->rt, count_foreign, &foreign));
+  ASSERT_EQ(foreign, 0); /* the exited thread is no mutator any more */
+  stop_and_check(vm, 0, NULL, 0);
+  vm_teardown(vm); /* closes: nobody is attached */
+  return TEST_OK;
+}
+
+static atomic_int attached_flag;
+
+static void *attach_then_mark(void *arg) {
+  weft_runtime_t *rt = arg;
+  ASSERT_OK(weft_thread_attach(rt));
+  atomic_store(&attached_flag, 1);
+  ASSERT_OK(weft_thread_detach(rt));
+  return NULL;
+}
+
+TEST_IMPL(vm_attach_during_stop_waits) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_stw_begin(rt, WEFT_FOREVER));
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, NULL, attach_then_mark, rt), 0);
+  nap_ms(rt, 30);
+  ASSERT_EQ(atomic_load(&attached_flag), 0);
+  ASSERT_OK(weft_stw_end(rt));
+  ASSERT_EQ(pthread_join(thread, NULL), 0);
+  ASSERT_EQ(atomic_load(&attached_flag), 1);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- lifecycle hooks: once per task, on the task, around its function -------------- */
+
+#define HOOK_TASKS 16
+
+typedef struct {
+  atomic_int phase; /* 1 start hook, 2 function, 3 exit hook, 4 destructor */
+} hook_marker_t;
+
+static hook_marker_t markers[HOOK_TASKS];
+static atomic_int next_marker, hook_order_errors, hook_dtors;
+static weft_key_t hook_key;
+
+static void marker_dtor(void *value) {
+  hook_marker_t *mk = value;
+  if (atomic_exchange(&mk->phase, 4) != 3) atomic_fetch_add(&hook_order_errors, 1);
+  atomic_fetch_add(&hook_dtors, 1);
+}
+
+static void marking_start(void *ud, weft_task_t *task) {
+  count_start(ud, task);
+  hook_marker_t *mk = &markers[atomic_fetch_add(&next_marker, 1) % HOOK_TASKS];
+  if (atomic_exchange(&mk->phase, 1) != 0) atomic_fetch_add(&hook_order_errors, 1);
+  ASSERT_OK(weft_local_set(hook_key, mk));
+}
+
+static void marking_exit(void *ud, weft_task_t *task) {
+  count_exit(ud, task);
+  hook_marker_t *mk = weft_local_get(hook_key);
+  if (mk == NULL || atomic_exchange(&mk->phase, 3) != 2) atomic_fetch_add(&hook_order_errors, 1);
+}
+
+static int32_t marked_task(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  hook_marker_t *mk = weft_local_get(hook_key);
+  if (mk == NULL || atomic_exchange(&mk->phase, 2) != 1) atomic_fetch_add(&hook_order_errors, 1);
+  return 0;
+}
+
+TEST_IMPL(vm_hooks_once_per_task) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.on_task_start = marking_start;
+  cfg.on_task_exit = marking_exit;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  ASSERT_OK(weft_key_create(rt, marker_dtor, &hook_key));
+  weft_task_t *joined[HOOK_TASKS];
+  int njoined = 0;
+  for (int i = 0; i < HOOK_TASKS; i++) {
+    weft_spawn_opts_t opts;
+    weft_spawn_opts_init(&opts);
+    if (i % 2) opts.flags = WEFT_SPAWN_DETACHED;
+    weft_task_t *t = NULL;
+    ASSERT_OK(weft_spawn(rt, marked_task, NULL, &opts, &t));
+    if (t) joined[njoined++] = t;
+  }
+  for (int i = 0; i < njoined; i++) ASSERT_EQ(test_join(joined[i]), 0);
+  for (int waited = 0; atomic_load(&hook_dtors) < HOOK_TASKS; waited++) {
+    ASSERT(waited < VM_BOUND_MS);
+    nap_ms(rt, 1);
+  }
+  ASSERT_EQ(atomic_load(&hook_starts), HOOK_TASKS);
+  ASSERT_EQ(atomic_load(&hook_exits), HOOK_TASKS);
+  ASSERT_EQ(atomic_load(&hook_dtors), HOOK_TASKS);
+  ASSERT_EQ(atomic_load(&hook_self_mismatch), 0);
+  ASSERT_EQ(atomic_load(&hook_order_errors), 0);
+  for (int i = 0; i < HOOK_TASKS; i++) ASSERT_EQ(atomic_load(&markers[i].phase), 4);
+  /* Detached tasks may still be on their way out. */
+  weft_status_t closed;
+  for (int waited = 0; (closed = weft_runtime_close(rt)) == WEFT_EBUSY; waited++) {
+    ASSERT(waited < VM_BOUND_MS);
+    usleep(1000);
+  }
+  ASSERT_OK(closed);
+  return TEST_OK;
+}
+
+/* --- tasks_foreach: every live mutator with id, name, state and locals ------------- */
+
+#define ROOT_TASKS 5
+
+typedef struct {
+  vm_t *vm;
+  int index;
+  atomic_ullong id;
+  int seen;
+} root_t;
+
+static root_t roots[ROOT_TASKS];
+static root_t main_root;
+static weft_key_t root_key;
+static atomic_int roots_ready;
+
+static int32_t rooted_task(void *arg, void **result) {
+  root_t *r = arg;
+  (void)result;
+  ASSERT_OK(weft_local_set(root_key, r));
+  atomic_store(&r->id, weft_task_id(weft_task_self()));
+  atomic_fetch_add(&roots_ready, 1);
+  while (!atomic_load(&r->vm->quit)) {
+    managed_work(r->vm, r->index);
+    WEFT_SAFEPOINT_POLL(r->vm->rt, r->vm->flag);
+  }
+  return 0;
+}
+
+typedef struct {
+  int entries;
+  int errors;
+  int others_with_locals;
+  int limit;
+} roots_walk_t;
+
+static int visit_roots(void *ud, const weft_task_info_t *info) {
+  roots_walk_t *w = ud;
+  w->entries++;
+  if (info->struct_size != sizeof(weft_task_info_t)) w->errors++;
+  void *local = info->nlocals >= root_key ? info->locals[root_key - 1] : NULL;
+  if (info->task == NULL) {
+    /* The collector itself: attached, running, its own locals visible. */
+    if (info->state != WEFT_TASK_RUNNING || local != &main_root || info->name != NULL) w->errors++;
+  } else {
+    root_t *r = local;
+    char name[32];
+    if (r == NULL || r < roots || r >= roots + ROOT_TASKS) {
+      w->errors++;
+    } else {
+      snprintf(name, sizeof name, "root-%d", r->index);
+      if (atomic_load(&r->id) != info->id || info->name == NULL || strcmp(info->name, name) != 0) w->errors++;
+      if (info->state == WEFT_TASK_RUNNING) w->errors++;
+      r->seen++;
+    }
+  }
+  return w->limit > 0 && w->entries >= w->limit;
+}
+
+static int count_others_with_locals(void *ud, const weft_task_info_t *info) {
+  roots_walk_t *w = ud;
+  if (info->task != NULL && info->locals != NULL) w->others_with_locals++;
+  return 0;
+}
+
+TEST_IMPL(vm_tasks_foreach_roots) {
+  vm_t *vm = vm_setup(ROOT_TASKS);
+  ASSERT_OK(weft_key_create(vm->rt, NULL, &root_key));
+  ASSERT_OK(weft_thread_attach(vm->rt));
+  ASSERT_OK(weft_local_set(root_key, &main_root));
+  for (int i = 0; i < ROOT_TASKS; i++) {
+    roots[i].vm = vm;
+    roots[i].index = i;
+    char name[32];
+    snprintf(name, sizeof name, "root-%d", i);
+    weft_spawn_opts_t opts;
+    weft_spawn_opts_init(&opts);
+    opts.name = name;
+    ASSERT_OK(weft_spawn(vm->rt, rooted_task, &roots[i], &opts, &vm->tasks[i]));
+  }
+  while (atomic_load(&roots_ready) < ROOT_TASKS) nap_ms(vm->rt, 1);
+
+  ASSERT_OK(weft_stw_begin(vm->rt, test_after_ms(vm->rt, VM_BOUND_MS)));
+  roots_walk_t walk = {0, 0, 0, 0};
+  ASSERT_OK(weft_tasks_foreach(vm->rt, visit_roots, &walk));
+  ASSERT_EQ(walk.errors, 0);
+  ASSERT_EQ(walk.entries, ROOT_TASKS + 1);
+  for (int i = 0; i < ROOT_TASKS; i++) ASSERT_EQ(roots[i].seen, 1);
+  roots_walk_t first = {0, 0, 0, 1}; /* a non-zero return stops the walk */
+  ASSERT_OK(weft_tasks_foreach(vm->rt, visit_roots, &first));
+  ASSERT_EQ(first.entries, 1);
+  ASSERT_OK(weft_stw_end(vm->rt));
+
+  /* Outside a stop, other mutators' locals are not handed out (they may change). */
+  roots_walk_t outside = {0, 0, 0, 0};
+  ASSERT_OK(weft_tasks_foreach(vm->rt, count_others_with_locals, &outside));
+  ASSERT_EQ(outside.others_with_locals, 0);
+
+  atomic_store(&vm->quit, 1);
+  join_all(vm);
+  ASSERT_OK(weft_thread_detach(vm->rt));
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
+/* --- error cases ------------------------------------------------------------------ */
+
+static int never_called(void *ud, const weft_task_info_t *info) {
+  (void)ud;
+  (void)info;
+  return 0;
+}
+
+static void *hold_world_until_told(void *arg) {
+  vm_t *vm = arg;
+  ASSERT_OK(weft_stw_begin(vm->rt, WEFT_FOREVER));
+  atomic_store(&vm->holder, 1);
+  while (atomic_load(&vm->holder) != 2) usleep(1000);
+  ASSERT_OK(weft_stw_end(vm->rt));
+  return NULL;
+}
+
+TEST_IMPL(vm_errors) {
+  /* NULL runtime: every function. */
+  ASSERT_STATUS(WEFT_EINVAL, weft_thread_attach(NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_thread_detach(NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_safepoint(NULL));
+  ASSERT(weft_safepoint_flag(NULL) == NULL);
+  ASSERT_STATUS(WEFT_EINVAL, weft_stw_begin(NULL, WEFT_FOREVER));
+  ASSERT_STATUS(WEFT_EINVAL, weft_stw_end(NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_blocking_begin(NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_blocking_end(NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_tasks_foreach(NULL, never_called, NULL));
+
+  vm_t *vm = vm_setup(0);
+  ASSERT_STATUS(WEFT_EINVAL, weft_tasks_foreach(vm->rt, NULL, NULL));
+  /* Not a mutator. */
+  ASSERT_STATUS(WEFT_EPERM, weft_safepoint(vm->rt));
+  ASSERT_ERROR_MENTIONS("not a mutator");
+  ASSERT_STATUS(WEFT_EPERM, weft_blocking_begin(vm->rt));
+  ASSERT_STATUS(WEFT_EPERM, weft_blocking_end(vm->rt));
+  ASSERT_STATUS(WEFT_EINVAL, weft_thread_detach(vm->rt));
+  /* A mutator: end without begin, detach inside a region. */
+  ASSERT_OK(weft_thread_attach(vm->rt));
+  ASSERT_STATUS(WEFT_EPERM, weft_blocking_end(vm->rt));
+  ASSERT_OK(weft_blocking_begin(vm->rt));
+  ASSERT_STATUS(WEFT_EBUSY, weft_thread_detach(vm->rt));
+  ASSERT_OK(weft_blocking_end(vm->rt));
+  ASSERT_OK(weft_safepoint(vm->rt));
+  /* Stop-the-world: end without a stop, nested begin, close during a stop. */
+  ASSERT_STATUS(WEFT_EPERM, weft_stw_end(vm->rt));
+  ASSERT_OK(weft_stw_begin(vm->rt, WEFT_FOREVER));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_stw_begin(vm->rt, WEFT_FOREVER));
+  ASSERT_STATUS(WEFT_EBUSY, weft_runtime_close(vm->rt));
+  ASSERT_OK(weft_stw_end(vm->rt));
+  ASSERT_STATUS(WEFT_EPERM, weft_stw_end(vm->rt));
+  ASSERT_OK(weft_thread_detach(vm->rt));
+  /* End by a thread that does not hold the stop; a non-mutator's deadline. */
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(&thread, NULL, hold_world_until_told, vm), 0);
+  while (atomic_load(&vm->holder) != 1) usleep(1000);
+  ASSERT_STATUS(WEFT_EPERM, weft_stw_end(vm->rt));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_stw_begin(vm->rt, test_after_ms(vm->rt, 20)));
+  ASSERT_ERROR_MENTIONS("another thread");
+  atomic_store(&vm->holder, 2);
+  ASSERT_EQ(pthread_join(thread, NULL), 0);
+  /* A closed runtime. */
+  weft_runtime_t *rt = vm->rt;
+  vm_teardown(vm);
+  ASSERT_STATUS(WEFT_EINVAL, weft_thread_attach(rt));
+  ASSERT_STATUS(WEFT_EINVAL, weft_stw_begin(rt, WEFT_FOREVER));
+  ASSERT_STATUS(WEFT_EINVAL, weft_safepoint(rt));
+  return TEST_OK;
+}
