@@ -236,6 +236,12 @@ pub(crate) fn leave_blocking_from_plugin(ctx: &Context) {
     }
 }
 
+/// The runtime the calling context is a mutator of (a task's, or an attached thread's).
+pub(crate) fn caller_runtime() -> Option<&'static weft_runtime_t> {
+    // SAFETY: runtimes are never freed.
+    context::current_if_any().and_then(|ctx| unsafe { ctx.mutator.runtime().as_ref() })
+}
+
 /// A host thread is exiting: it stops being a mutator.
 pub(crate) fn thread_exiting(ctx: &Context) {
     // SAFETY: runtimes are never freed.

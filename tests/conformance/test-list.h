@@ -6,3 +6,6 @@
 #include "list-runtime.h"
 #include "list-tasks.h"
 #include "list-sync.h"
+#include "list-chan.h"
+#include "list-select.h"
+#include "list-blob.h"
