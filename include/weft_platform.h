@@ -206,6 +206,19 @@ typedef weft_status_t (*weft_plat_select_fn)(const struct weft_plat_select_case_
 //   (`WEFT_OK` or `WEFT_ECLOSED`), never the timeout or cancellation: an element
 //   handed over is never lost. A call that gives up has taken or delivered nothing.
 // * Nothing aborts: allocation failure is `WEFT_ENOMEM`.
+// * `cancel` must wake a task waiting in a channel call, as in any cancellation point.
+//
+// A design that meets these rules (the native plugin's, after Go's `hchan`): per
+// channel a lock, a ring of `elem_size`-byte slots and two FIFO queues of waiters; a
+// waiter is a waiting call's buffer, its case index and a pointer to one decision word
+// shared by all the cases of that call (WAITING, CLAIMED, ABORTED, DONE(case,
+// closed)). A completer holding the channel lock claims a waiter (WAITING -> CLAIMED;
+// waiters it cannot claim are dropped from the queue), copies straight to or from its
+// buffer, publishes DONE and wakes it; a waiter that times out or is cancelled gives
+// up only if it turns WAITING into ABORTED first. A select locks its channels in
+// address order (each once), polls its cases in a random permutation (the first ready
+// case of a uniform permutation is uniform among the ready ones), else queues one
+// waiter per case, waits, and takes its waiters out of every queue before returning.
 typedef struct weft_platform_t {
   // `WEFT_PLATFORM_MAGIC`.
   uint64_t magic;
@@ -341,7 +354,8 @@ typedef struct weft_platform_t {
   // outcome, exactly as `chan_send` / `chan_recv` would give it: `WEFT_OK` (data
   // copied) or `WEFT_ECLOSED` (a send case's element was not taken). On
   // `WEFT_ETIMEDOUT` or `WEFT_ECANCELED` no case completed: nothing was sent or
-  // received and `*chosen` is untouched. Unknown `flags` bits are ignored (the
+  // received and `*chosen` is untouched; likewise with `WEFT_ENOMEM` (a send case on
+  // an unbounded channel that could not grow). Unknown `flags` bits are ignored (the
   // runtime refuses them). A select with no cases never reaches the plugin.
   weft_plat_select_fn chan_select;
 } weft_platform_t;

@@ -25,8 +25,7 @@ unsafe impl Send for Shared {}
 fn open_native() -> *mut weft_runtime_t {
     let dir = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf();
     let plugin = CString::new(dir.join("libweft_native.so").to_str().unwrap()).unwrap();
-    let mut cfg = weft_config_t::default();
-    cfg.platform = plugin.as_ptr();
+    let cfg = weft_config_t { platform: plugin.as_ptr(), ..Default::default() };
     let mut rt = ptr::null_mut();
     // SAFETY: valid config and out-pointer.
     let status = unsafe { weft_runtime_open(&cfg, &mut rt) };
