@@ -712,3 +712,91 @@ TEST_IMPL(chan_after_runtime_close) {
   drop_counter_free(&drops);
   return TEST_OK;
 }
+
+/* ---- races: close and deadlines against hand-offs ----------------------------------- */
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_chan_t *ch;
+  uint64_t producer;
+  int64_t timeout_ns; /* 0: wait forever */
+  uint64_t ok_sum, ok_count, timeouts;
+} racer_t;
+
+static int64_t racer_deadline(racer_t *r) {
+  return r->timeout_ns == 0 ? WEFT_FOREVER : weft_deadline_after(r->rt, r->timeout_ns);
+}
+
+/* Sends increasing values until the channel is closed; counts what was accepted. */
+static int32_t race_send(void *arg, void **result) {
+  (void)result;
+  racer_t *r = arg;
+  for (uint64_t i = 1;; i++) {
+    uint64_t v = (r->producer << 40) | i;
+    weft_status_t s = weft_chan_send(r->ch, &v, racer_deadline(r));
+    if (s == WEFT_ECLOSED) return 0;
+    if (s == WEFT_ETIMEDOUT) {
+      r->timeouts++;
+      continue;
+    }
+    if (s != WEFT_OK) return s;
+    r->ok_sum += v;
+    r->ok_count++;
+  }
+}
+
+static int32_t race_recv(void *arg, void **result) {
+  (void)result;
+  racer_t *r = arg;
+  for (;;) {
+    uint64_t v;
+    weft_status_t s = weft_chan_recv(r->ch, &v, racer_deadline(r));
+    if (s == WEFT_ECLOSED) return 0;
+    if (s == WEFT_ETIMEDOUT) {
+      r->timeouts++;
+      continue;
+    }
+    if (s != WEFT_OK) return s;
+    r->ok_sum += v;
+    r->ok_count++;
+  }
+}
+
+/* 4 senders and 4 receivers run flat out, with very short deadlines (timeouts race
+ * with hand-offs) or none, and the channel is closed under them: every send that
+ * returned WEFT_OK was received exactly once, and nothing else was. */
+TEST_IMPL(chan_races_lose_nothing) {
+  weft_runtime_t *rt = test_open_runtime();
+  const size_t kinds[] = {0, 1, 4, WEFT_CHAN_UNBOUNDED};
+  const int64_t timeouts[] = {0, 2000};
+  for (size_t k = 0; k < 4; k++) {
+    for (size_t d = 0; d < 2; d++) {
+      weft_chan_t *ch = test_chan(rt, sizeof(uint64_t), kinds[k]);
+      racer_t s[4], r[4];
+      weft_task_t *st[4], *rt_[4];
+      for (int i = 0; i < 4; i++) {
+        s[i] = (racer_t){.rt = rt, .ch = ch, .producer = (uint64_t)i, .timeout_ns = timeouts[d]};
+        r[i] = (racer_t){.rt = rt, .ch = ch, .timeout_ns = timeouts[d]};
+        rt_[i] = test_spawn(rt, race_recv, &r[i]);
+        st[i] = test_spawn(rt, race_send, &s[i]);
+      }
+      test_sleep_ms(rt, 100);
+      ASSERT_OK(weft_chan_close(ch));
+      uint64_t sent_sum = 0, sent = 0, got_sum = 0, got = 0;
+      for (int i = 0; i < 4; i++) {
+        ASSERT_EQ(test_join(st[i]), 0);
+        ASSERT_EQ(test_join(rt_[i]), 0);
+        sent_sum += s[i].ok_sum;
+        sent += s[i].ok_count;
+        got_sum += r[i].ok_sum;
+        got += r[i].ok_count;
+      }
+      ASSERT(sent > 0);
+      ASSERT_EQ(got, sent);
+      ASSERT(got_sum == sent_sum);
+      weft_chan_release(ch);
+    }
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
