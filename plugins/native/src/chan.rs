@@ -281,6 +281,10 @@ impl Drop for Locked<'_> {
     }
 }
 
+/// Back-off before parking: `1 << step` spins for the first steps, then yields.
+const BACKOFF_SPIN_STEPS: u32 = 6;
+const BACKOFF_STEPS: u32 = 10;
+
 /// How a wait ended.
 enum Outcome {
     Done { case: usize, closed: bool },
@@ -290,6 +294,19 @@ enum Outcome {
 /// Waits until `sel` is completed, the deadline passes or the task is cancelled
 /// (inside a blocking region). Giving up succeeds only if nobody claimed `sel` first.
 fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
+    // A partner is often about to complete the call (a receiver draining a full
+    // channel, a sender arriving at a rendezvous): back off briefly, as crossbeam does,
+    // before paying for a park and a wake-up.
+    for step in 0..BACKOFF_STEPS {
+        if sel.state.load(Acquire) != WAITING {
+            break;
+        }
+        if step < BACKOFF_SPIN_STEPS {
+            (0..1u32 << step).for_each(|_| std::hint::spin_loop());
+        } else {
+            std::thread::yield_now();
+        }
+    }
     loop {
         let state = sel.state.load(Acquire);
         if state >= DONE {
