@@ -1,5 +1,6 @@
 //! libweft: the runtime. Argument checks, errors, the panic boundary, plugin loading,
-//! tasks and their registry, host-memory sync objects, safepoints and stop-the-world.
+//! tasks and their registry, host-memory sync objects, channels and select, blobs,
+//! safepoints and stop-the-world.
 //! Everything that blocks or schedules is the loaded platform plugin's.
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // every exported function documents its contract in weft.h
@@ -13,11 +14,14 @@ mod loader;
 mod sized;
 mod sync_object;
 
+pub mod blob;
+pub mod chan;
 pub mod cond;
 pub mod mutex;
 pub mod runtime;
 pub mod rwlock;
 pub mod safepoint;
+pub mod select;
 pub mod task;
 
 pub use weft_platform::status::*;

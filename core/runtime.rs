@@ -5,7 +5,7 @@
 //! freed memory. Everything heavy (the plugin's state, the mutator registry) is released.
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::Acquire, Ordering::SeqCst};
 
 use parking_lot::Mutex;
 use weft_platform::*;
@@ -105,6 +105,18 @@ const CLOSING: u64 = 1 << 63;
 
 /// Closed runtimes, kept reachable (see the module comment).
 static CLOSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// The runtime opened last, for calls that take no runtime and come from a thread that
+/// is not a mutator (a select with no cases).
+static LAST_OPENED: AtomicPtr<weft_runtime_t> = AtomicPtr::new(ptr::null_mut());
+
+/// The runtime a call without a runtime argument uses: the caller's (a task's, or an
+/// attached thread's), else the one opened last, if it is still open.
+pub(crate) fn implicit_runtime() -> Option<&'static weft_runtime_t> {
+    // SAFETY: runtimes are never freed.
+    let rt = crate::safepoint::caller_runtime().or_else(|| unsafe { LAST_OPENED.load(Acquire).as_ref() })?;
+    rt.is_open().then_some(rt)
+}
 
 impl weft_runtime_t {
     pub(crate) fn is_open(&self) -> bool {
@@ -211,7 +223,9 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
             tasks: AtomicU64::new(0),
             world,
         });
-        *out = Box::into_raw(rt);
+        let rt = Box::into_raw(rt);
+        LAST_OPENED.store(rt, SeqCst);
+        *out = rt;
         Ok(())
     })
 }

@@ -427,6 +427,12 @@ pub(crate) fn leave_blocking_from_plugin(ctx: &Context) {
     }
 }
 
+/// The runtime the calling context is a mutator of (a task's, or an attached thread's).
+pub(crate) fn caller_runtime() -> Option<&'static weft_runtime_t> {
+    // SAFETY: runtimes are never freed.
+    context::current_if_any().and_then(|ctx| unsafe { ctx.mutator.runtime().as_ref() })
+}
+
 /// A task's function returned, or a host thread is exiting: leaves any blocking region
 /// the host left open (waiting if the world is stopped), so that what still runs on the
 /// context (exit hook, task-local destructors) runs as a mutator that counts as running.

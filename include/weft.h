@@ -8,7 +8,8 @@
  *    (stable numbers, never reused). weft_strerror(code) names a code;
  *    weft_last_error() gives the detail of this thread's last failure. No call aborts
  *    the process, sets errno, or lets a panic escape (that becomes WEFT_EINTERNAL).
- *  - Outputs: out-parameters are written only on success.
+ *  - Outputs: out-parameters are written only on success (one exception: weft_select
+ *    writes *chosen also when the chosen case's outcome is WEFT_ECLOSED).
  *  - Ownership: a pointer argument is borrowed for the duration of the call unless its
  *    documentation says "takes ownership". Returned handles are owned by the caller,
  *    who gives them back with the named function (weft_runtime_close, weft_join or
@@ -20,6 +21,9 @@
  *    stop-the-world never waits for a task parked inside weft.
  *  - Sync objects (weft_mutex_t, weft_cond_t, weft_rwlock_t) live in host memory; an
  *    uninitialised or destroyed one is refused with WEFT_EINVAL.
+ *  - Handles (weft_chan_t, weft_blob_t) are reference-counted; a pointer that is not
+ *    one, or one already released, is refused with WEFT_EINVAL as far as weft can tell
+ *    (a released handle's memory may be reused by a new one).
  */
 
 
@@ -33,6 +37,11 @@
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
 #define WEFT_VERSION_STRING "0.1.0"
+
+// `weft_chan_new` capacity: the channel never fills; a send never waits (it fails
+// with WEFT_ENOMEM only when memory runs out). (WEFT_CHAN_UNBOUNDED in Rust; written
+// here because cbindgen cannot express usize::MAX.)
+#define WEFT_CHAN_UNBOUNDED SIZE_MAX
 
 /*
  * WEFT_SAFEPOINT_POLL(rt, flag): the inline safepoint poll, for the loop back-edges,
@@ -84,6 +93,18 @@
 // Size in bytes of `weft_rwlock_t`; part of the ABI.
 #define WEFT_RWLOCK_SIZE 80
 
+
+
+// `weft_select_case_t.op`: send `elem_size` bytes from `buf` on the case's channel.
+#define WEFT_SELECT_SEND 1
+
+// `weft_select_case_t.op`: receive `elem_size` bytes into `buf` from the case's channel.
+#define WEFT_SELECT_RECV 2
+
+// `weft_select_ex` flag: among the cases ready at once, take the first in array order
+// instead of a uniformly random one.
+#define WEFT_SELECT_ORDERED 1
+
 // How many keys a process may create (as PTHREAD_KEYS_MAX).
 #define WEFT_KEYS_MAX 1024
 
@@ -104,6 +125,18 @@
 // no handle (its `out` may be NULL and is set to NULL).
 #define WEFT_SPAWN_DETACHED 1
 
+// An immutable, reference-counted byte payload. Opaque. Made by `weft_blob_new` or
+// `weft_blob_wrap` with one reference, owned by the caller; `weft_blob_retain` adds
+// one, `weft_blob_release` gives one back. Any thread may read the bytes while it
+// owns a reference; nobody may change them.
+typedef struct weft_blob_t weft_blob_t;
+
+// A channel of fixed-size elements, copied in and out. Opaque. Made by
+// `weft_chan_new` with one reference, which the caller owns; `weft_chan_retain` adds
+// one, `weft_chan_release` gives one back. Every task that uses the channel must own
+// a reference (or borrow one that outlives its calls).
+typedef struct weft_chan_t weft_chan_t;
+
 // A runtime: one loaded platform plus the registry of its tasks and mutators.
 typedef struct weft_runtime_t weft_runtime_t;
 
@@ -120,6 +153,30 @@ typedef void (*weft_key_dtor_fn)(void *value);
 
 // A task-local key. 0 is never a valid key.
 typedef uint32_t weft_key_t;
+
+// Frees the memory a blob wrapped: called once, by the last `weft_blob_release`, with
+// the `ptr` and `ud` given to `weft_blob_wrap`.
+typedef void (*weft_blob_dtor_fn)(void *ptr, void *ud);
+
+// Called on each element a channel still holds when its last reference goes:
+// `elem` points to the element's `elem_size` bytes (valid during the call only), `ud`
+// is `weft_chan_opts_t.drop_ud`.
+typedef void (*weft_chan_drop_fn)(void *elem, void *ud);
+
+// Options for `weft_chan_new`. Initialise with `weft_chan_opts_init`. Borrowed for the
+// call only.
+typedef struct weft_chan_opts_t {
+  // `sizeof(weft_chan_opts_t)`; set by `weft_chan_opts_init`.
+  uint32_t struct_size;
+  // Optional. When the channel's last reference is released, called exactly once on
+  // each element that was sent but never received, oldest first. Never called on an
+  // element that was received, nor on one whose send failed (that element stays the
+  // sender's). This is how a channel of owned pointers ("move") never leaks. It must
+  // not call into the channel being released.
+  weft_chan_drop_fn elem_drop;
+  // Passed to `elem_drop` as `ud`.
+  void *drop_ud;
+} weft_chan_opts_t;
 
 // A condition variable that lives in host memory; same rules as `weft_mutex_t`.
 typedef struct weft_cond_t {
@@ -213,6 +270,18 @@ typedef struct weft_task_info_t {
 // Called once per live mutator; return non-zero to stop the enumeration.
 typedef int (*weft_task_visit_fn)(void *ud, const struct weft_task_info_t *info);
 
+// One case of `weft_select`: send from, or receive into, `buf` on `chan`.
+typedef struct weft_select_case_t {
+  // The channel (borrowed: the caller owns a reference for the duration of the call).
+  struct weft_chan_t *chan;
+  // `WEFT_SELECT_SEND` or `WEFT_SELECT_RECV`.
+  int32_t op;
+  // Send: the element to send (`elem_size` bytes, copied only if this case is
+  // chosen). Receive: where the element is written, only if this case is chosen.
+  // May be NULL only for a channel of 0-byte elements.
+  void *buf;
+} weft_select_case_t;
+
 // Options for `weft_spawn`. Initialise with `weft_spawn_opts_init`. Borrowed for the
 // call only (the name is copied).
 typedef struct weft_spawn_opts_t {
@@ -303,6 +372,104 @@ void *weft_local_get(weft_key_t key);
 weft_status_t weft_local_set(weft_key_t key, void *value);
 
 extern char *secure_getenv(const char *name);
+
+// Creates a blob holding a copy of the `len` bytes at `data` (`data` is borrowed for
+// the call; it may be NULL when `len` is 0). The copy is aligned to 16 bytes. On
+// success `*out` receives a blob with one reference, owned by the caller, who must
+// give it back with `weft_blob_release`. `WEFT_ENOMEM` if the copy cannot be allocated.
+weft_status_t weft_blob_new(const void *data, size_t len, struct weft_blob_t **out);
+
+// Creates a blob over the `len` bytes at `ptr` without copying, and takes ownership
+// of them: `dtor(ptr, ud)` runs exactly once, on the thread of the last
+// `weft_blob_release`. `dtor` may be NULL for memory that needs no freeing (static
+// data). `ptr` may be NULL only when `len` is 0. The bytes must not change while the
+// blob lives. On success `*out` receives a blob with one reference, owned by the
+// caller. On failure nothing was taken: `dtor` is never called and `ptr` stays the
+// caller's.
+weft_status_t weft_blob_wrap(void *ptr, size_t len, weft_blob_dtor_fn dtor, void *ud, struct weft_blob_t **out);
+
+// The blob's bytes, and their number in `*len` (if `len` is not NULL). Borrowed: valid
+// while the caller owns a reference. Never NULL for a valid blob, even an empty one;
+// NULL (and `*len` untouched) for an invalid blob, with `weft_last_error()`.
+const void *weft_blob_data(const struct weft_blob_t *b, size_t *len);
+
+// The number of bytes in the blob; 0 for an invalid blob (with `weft_last_error()`).
+size_t weft_blob_len(const struct weft_blob_t *b);
+
+// Adds a reference (atomically; any thread) and returns `b`, or NULL for an invalid
+// blob (with `weft_last_error()`). The caller owns the new reference and must give it
+// back with `weft_blob_release`.
+struct weft_blob_t *weft_blob_retain(struct weft_blob_t *b);
+
+// Gives back one reference (atomically; any thread). The last one frees the blob (and
+// runs the `weft_blob_wrap` destructor, on the calling thread); `b` must not be used
+// again. NULL is a no-op.
+void weft_blob_release(struct weft_blob_t *b);
+
+// An `elem_drop` for channels whose elements are `weft_blob_t *`: releases the blob an
+// undelivered element holds (`ud` is ignored). Pass it as `weft_chan_opts_t.elem_drop`
+// so that a blob sent but never received is not leaked.
+void weft_blob_elem_drop(void *elem, void *ud);
+
+// Fills `opts` with the defaults (no `elem_drop`). NULL is ignored.
+void weft_chan_opts_init(struct weft_chan_opts_t *opts);
+
+// Creates a channel of `elem_size`-byte elements. `capacity` 0 makes a rendezvous
+// channel (a send completes when a receiver takes the element), `WEFT_CHAN_UNBOUNDED`
+// an unbounded one (a send never waits), anything else a bounded channel holding at
+// most `capacity` elements (its buffer is allocated now). `elem_size` may be 0: the
+// channel then carries bare signals, and element pointers may be NULL. `opts` may be
+// NULL (no `elem_drop`). On success `*out` receives a channel with one reference, owned
+// by the caller, who must give it back with `weft_chan_release`. `WEFT_ENOMEM` when the
+// buffer cannot be allocated (a huge `capacity`).
+weft_status_t weft_chan_new(struct weft_runtime_t *rt, size_t elem_size, size_t capacity, const struct weft_chan_opts_t *opts, struct weft_chan_t **out);
+
+// Sends the `elem_size` bytes at `elem` (copied; `elem` is borrowed for the call).
+// Waits while the channel is full (a rendezvous channel: until a receiver takes the
+// element), at most until `deadline`. `WEFT_OK`: the element is in the channel or was
+// received. `WEFT_ECLOSED`: the channel is closed, or was closed while the caller
+// waited; `WEFT_ETIMEDOUT`: still full at the deadline; `WEFT_ECANCELED`: the calling
+// task was cancelled before or while it waited. On every error the element was not
+// taken: it stays the caller's (free what it owns). A send that can complete at once
+// completes even in a cancelled task. The waiting caller is in a blocking region.
+weft_status_t weft_chan_send(struct weft_chan_t *ch, const void *elem, int64_t deadline);
+
+// Receives the oldest element into `out` (`elem_size` bytes, written only on
+// `WEFT_OK`). Waits while the channel is empty, at most until `deadline`. After
+// `weft_chan_close`, the buffered elements are still received, then `WEFT_ECLOSED`.
+// `WEFT_ETIMEDOUT`: still empty at the deadline; `WEFT_ECANCELED`: the calling task
+// was cancelled before or while it waited. A receive that can complete at once
+// completes even in a cancelled task. The waiting caller is in a blocking region.
+weft_status_t weft_chan_recv(struct weft_chan_t *ch, void *out, int64_t deadline);
+
+// Closes the channel. From now on sends fail with `WEFT_ECLOSED`, and so do the sends
+// waiting now (their elements were not taken and stay their senders'); receivers get
+// the elements still buffered, then `WEFT_ECLOSED` (receivers waiting now get it at
+// once). Closing does not release: the channel lives until its last reference goes.
+// Closing a closed channel does nothing and returns `WEFT_OK` (so any of several
+// producers may close).
+weft_status_t weft_chan_close(struct weft_chan_t *ch);
+
+// The number of elements buffered now (0 for a rendezvous channel). A snapshot: other
+// tasks may change it at once. 0 for an invalid channel (with `weft_last_error()`).
+size_t weft_chan_len(const struct weft_chan_t *ch);
+
+// The capacity the channel was made with: 0 (rendezvous), a bound, or
+// `WEFT_CHAN_UNBOUNDED`. 0 for an invalid channel (with `weft_last_error()`).
+size_t weft_chan_capacity(const struct weft_chan_t *ch);
+
+// Adds a reference to the channel (atomically; any thread) and returns `ch`, or NULL
+// for an invalid or released channel (with `weft_last_error()`). The caller owns the
+// new reference and must give it back with `weft_chan_release`. Retain before handing
+// the channel to another task that will release it.
+struct weft_chan_t *weft_chan_retain(struct weft_chan_t *ch);
+
+// Gives back one reference (atomically; any thread). The last one frees the channel:
+// `elem_drop`, if set, runs exactly once on each element still buffered, oldest first,
+// on the calling thread; then the channel is gone and `ch` must not be used again.
+// Nobody may be waiting on the channel then (a task that uses the channel owns a
+// reference). Allowed after the runtime closed. NULL is a no-op.
+void weft_chan_release(struct weft_chan_t *ch);
 
 // Initialises the condition variable in host memory at `c`. The host owns the memory;
 // it must stay in place until `weft_cond_destroy`.
@@ -495,6 +662,31 @@ weft_status_t weft_blocking_end(struct weft_runtime_t *rt);
 // given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if `fn`
 // is NULL.
 weft_status_t weft_tasks_foreach(struct weft_runtime_t *rt, weft_task_visit_fn visit, void *ud);
+
+// Waits until one of `n` channel operations can complete, completes exactly that one,
+// and writes its index to `*chosen`. `cases` is borrowed for the call; the channels
+// must belong to one runtime, and one channel may appear in several cases. A send
+// case is ready when its channel has room, a waiting receiver, or is closed; a receive
+// case when its channel has an element, a waiting sender, or is closed. Among the cases
+// ready at once, one is chosen uniformly at random (see `weft_select_ex` for
+// first-in-order).
+//
+// Returns the chosen case's outcome: `WEFT_OK` (sent, or received into its `buf`) or
+// `WEFT_ECLOSED` (its channel is closed: a send case's element was not taken; a
+// receive case's channel is closed and empty); `*chosen` is written for both. Or, with
+// no case completed (nothing sent, nothing received, `*chosen` untouched):
+// `WEFT_ETIMEDOUT` at the deadline, `WEFT_ECANCELED` if the calling task was cancelled
+// before or while it waited. With `n` 0 (`cases` may then be NULL) the call sleeps
+// until `deadline` and returns `WEFT_ETIMEDOUT` (a select with no cases and
+// `WEFT_FOREVER` waits until the task is cancelled), on the runtime of the calling task
+// or attached thread, or else on the runtime opened last. The waiting caller is in a
+// blocking region.
+weft_status_t weft_select(struct weft_select_case_t *cases, size_t n, int64_t deadline, size_t *chosen);
+
+// `weft_select` with `WEFT_SELECT_*` flags: `WEFT_SELECT_ORDERED` picks, among the
+// cases ready at once, the one with the lowest index (a priority order) instead of a
+// random one. 0 behaves as `weft_select`. Unknown flags are `WEFT_EINVAL`.
+weft_status_t weft_select_ex(struct weft_select_case_t *cases, size_t n, int64_t deadline, uint32_t flags, size_t *chosen);
 
 // Fills `opts` with the defaults (no name, default stack, joinable). NULL is ignored.
 void weft_spawn_opts_init(struct weft_spawn_opts_t *opts);

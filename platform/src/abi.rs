@@ -41,6 +41,26 @@ pub struct weft_plat_task_t {
     _private: [u8; 0],
 }
 
+/// A plugin's channel, created by `chan_new` and freed by `chan_free`. Opaque to the
+/// runtime.
+pub struct weft_plat_chan_t {
+    _private: [u8; 0],
+}
+
+/// One case of `chan_select`, as the runtime hands it to the plugin (translated from
+/// the host's `weft_select_case_t`; borrowed for the call).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct weft_plat_select_case_t {
+    /// A live channel of this plugin.
+    pub chan: *mut weft_plat_chan_t,
+    /// `WEFT_SELECT_SEND` or `WEFT_SELECT_RECV`.
+    pub op: i32,
+    /// Send: the element to copy from. Receive: where to copy the element to. Points to
+    /// the channel's `elem_size` bytes; NULL only when `elem_size` is 0.
+    pub buf: *mut c_void,
+}
+
 /// What the runtime tells the plugin when it opens (copied from `weft_config_t`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -133,15 +153,92 @@ pub type weft_plat_obj_until_fn = Option<unsafe extern "C" fn(obj: *mut c_void, 
 /// cancellation, and re-acquire `mutex` before returning (whatever the result).
 pub type weft_plat_cond_wait_fn = Option<unsafe extern "C" fn(cond: *mut c_void, mutex: *mut c_void, deadline: i64) -> weft_status_t>;
 
+/// `chan_new`: create a channel of `elem_size`-byte elements (0 is allowed: elements
+/// carry no bytes and the channel counts them). `capacity` 0 = rendezvous (a send
+/// completes only by handing its element to a receiver), `WEFT_CHAN_UNBOUNDED`
+/// (`SIZE_MAX`) = unbounded (sends never wait), otherwise at most `capacity` buffered
+/// elements. `WEFT_ENOMEM` (never an abort) when the buffer cannot be had, e.g. a
+/// bounded channel whose `elem_size * capacity` overflows or cannot be allocated.
+pub type weft_plat_chan_new_fn = Option<unsafe extern "C" fn(
+    rt: *mut weft_plat_rt_t,
+    elem_size: usize,
+    capacity: usize,
+    out: *mut *mut weft_plat_chan_t,
+) -> weft_status_t>;
+/// `chan_send`: copy the `elem_size` bytes at `elem` into the channel (see
+/// `weft_platform_t.chan_send`).
+pub type weft_plat_chan_send_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, elem: *const c_void, deadline: i64) -> weft_status_t>;
+/// `chan_recv`: copy the oldest element of the channel to `out` (see
+/// `weft_platform_t.chan_recv`).
+pub type weft_plat_chan_recv_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t>;
+/// A call that takes one channel (`chan_close`).
+pub type weft_plat_chan_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t) -> weft_status_t>;
+/// `chan_len`: the number of elements buffered now.
+pub type weft_plat_chan_len_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t) -> usize>;
+/// What `chan_free` calls on each undelivered element: `elem` points to the element's
+/// `elem_size` bytes (valid during the call only), `ud` is what `chan_free` was given.
+pub type weft_plat_elem_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
+/// `chan_free`: drop every undelivered element and free the channel (see
+/// `weft_platform_t.chan_free`).
+pub type weft_plat_chan_free_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, drop: weft_plat_elem_drop_fn, ud: *mut c_void)>;
+/// `chan_select`: complete exactly one of `n` (at least 1) send and receive cases, or
+/// none (see `weft_platform_t.chan_select`).
+pub type weft_plat_select_fn = Option<unsafe extern "C" fn(
+    cases: *const weft_plat_select_case_t,
+    n: usize,
+    deadline: i64,
+    flags: u32,
+    chosen: *mut usize,
+) -> weft_status_t>;
+
 /// The table a plugin returns from `weft_platform_entry`. Static: it must stay valid
 /// and unchanged for the life of the process (the runtime never unloads a plugin).
 ///
 /// Deadlines are absolute nanoseconds of the plugin's own `now`; `WEFT_FOREVER` never
 /// expires; a deadline at or before now means "try once, do not wait".
-/// Cancellation points (`sleep_until`, `join`, `cond_wait_until`) return
-/// `WEFT_ECANCELED` at once when `host->cancel_pending()` says so, and wake up to return
-/// it when `cancel` is called while they wait. Lock acquisition is not a cancellation
-/// point.
+/// Cancellation points (`sleep_until`, `join`, `cond_wait_until`, and the channel
+/// members when they would wait) return `WEFT_ECANCELED` at once when
+/// `host->cancel_pending()` says so, and wake up to return it when `cancel` is called
+/// while they wait. Lock acquisition is not a cancellation point.
+///
+/// Channels (`chan_*`): the runtime keeps the public `weft_chan_t` (argument checks,
+/// the reference count, the closed flag, the `elem_drop` bookkeeping) and calls the
+/// channel members only with valid
+/// arguments: a live channel of this plugin, `elem`/`out`/`buf` pointing to
+/// `elem_size` bytes (NULL only when `elem_size` is 0), calls from any thread. The
+/// plugin does the storing and the waiting. Rules every channel member keeps:
+/// * Copies: the plugin copies exactly `elem_size` bytes, never interprets them, and
+///   uses a caller's buffer only during the call that lent it (a blocked sender's
+///   `elem` may be read by the receiver that completes it while the sender still
+///   waits; a blocked receiver's `out` may be written by the sender that completes
+///   it). Every element sent with `WEFT_OK` is received exactly once or stays
+///   buffered until `chan_free`; nothing is duplicated or lost.
+/// * Order: one channel delivers elements in the order their sends completed (FIFO);
+///   senders blocked on a full channel complete in the order they blocked.
+/// * A call that can complete at once completes, even when the caller has a
+///   cancellation pending. A call that cannot: `WEFT_ECANCELED` if
+///   `host->cancel_pending()`, else `WEFT_ETIMEDOUT` if the deadline has passed, else
+///   it waits, inside `host->blocking_enter()` / `blocking_leave()` (no plugin lock
+///   held across `blocking_leave`), until it completes, the deadline passes
+///   (`WEFT_ETIMEDOUT`) or `cancel` wakes the task (`WEFT_ECANCELED`; ask
+///   `cancel_pending` again on every wake-up). If the operation was completed by
+///   another task before the waiter gives up, the waiter reports that completion
+///   (`WEFT_OK` or `WEFT_ECLOSED`), never the timeout or cancellation: an element
+///   handed over is never lost. A call that gives up has taken or delivered nothing.
+/// * Nothing aborts: allocation failure is `WEFT_ENOMEM`.
+/// * `cancel` must wake a task waiting in a channel call, as in any cancellation point.
+///
+/// A design that meets these rules (the native plugin's, after Go's `hchan`): per
+/// channel a lock, a ring of `elem_size`-byte slots and two FIFO queues of waiters; a
+/// waiter is a waiting call's buffer, its case index and a pointer to one decision word
+/// shared by all the cases of that call (WAITING, CLAIMED, ABORTED, DONE(case,
+/// closed)). A completer holding the channel lock claims a waiter (WAITING -> CLAIMED;
+/// waiters it cannot claim are dropped from the queue), copies straight to or from its
+/// buffer, publishes DONE and wakes it; a waiter that times out or is cancelled gives
+/// up only if it turns WAITING into ABORTED first. A select locks its channels in
+/// address order (each once), polls its cases in a random permutation (the first ready
+/// case of a uniform permutation is uniform among the ready ones), else queues one
+/// waiter per case, waits, and takes its waiters out of every queue before returning.
 #[repr(C)]
 pub struct weft_platform_t {
     /// `WEFT_PLATFORM_MAGIC`.
@@ -224,6 +321,68 @@ pub struct weft_platform_t {
     pub rwlock_read_unlock: weft_plat_obj_fn,
     /// Releases exclusive access.
     pub rwlock_write_unlock: weft_plat_obj_fn,
+
+    // Channels (ABI 1 and later; the rules are in the table's own comment).
+    /// Creates a channel (see `weft_plat_chan_new_fn`).
+    pub chan_new: weft_plat_chan_new_fn,
+    /// Sends one element. `WEFT_OK`: the `elem_size` bytes at `elem` were copied into the
+    /// buffer or straight into a waiting receiver's `out` (rendezvous: only the latter).
+    /// `WEFT_ECLOSED`: the channel was closed before the element was taken, including
+    /// while the sender waited; at once for a closed channel even if it has room; the
+    /// element was not copied and stays the caller's. `WEFT_ETIMEDOUT`,
+    /// `WEFT_ECANCELED`: as in the rules above, nothing taken. `WEFT_ENOMEM`: an
+    /// unbounded channel could not grow, nothing taken. Never waits on an unbounded
+    /// channel.
+    pub chan_send: weft_plat_chan_send_fn,
+    /// Receives the oldest element into `out`. `WEFT_OK`: one element was copied
+    /// (from the buffer, or from a waiting sender, whose send then completes with
+    /// `WEFT_OK`; when a bounded buffer is full and a sender waits, the receiver takes
+    /// the buffer's head and the sender's element moves to its tail). After a close,
+    /// buffered elements are still received; `WEFT_ECLOSED` once the channel is closed
+    /// and empty (also for a receiver waiting when the close comes). `WEFT_ETIMEDOUT`,
+    /// `WEFT_ECANCELED`: as in the rules above, `out` untouched.
+    pub chan_recv: weft_plat_chan_recv_fn,
+    /// Closes the channel; the runtime calls it at most once per channel. Returns at
+    /// once. Every sender waiting (in `chan_send` or a send case of `chan_select`)
+    /// returns `WEFT_ECLOSED` without its element being taken; every receiver waiting
+    /// (the buffer is then empty) returns `WEFT_ECLOSED`; a waiting `chan_select` with a
+    /// case on this channel completes that case with `WEFT_ECLOSED`. Buffered elements
+    /// stay for receivers to drain.
+    pub chan_close: weft_plat_chan_fn,
+    /// The number of elements buffered now (0 for a rendezvous channel; a waiting
+    /// sender's element is not counted). Never waits (a short internal lock is fine).
+    pub chan_len: weft_plat_chan_len_fn,
+    /// Frees a channel. Called exactly once, when no call on the channel runs or will
+    /// run (nobody waits on it), possibly after `runtime_close` of the runtime that made
+    /// it: a channel must not need the runtime state to be freed. If `drop` is not NULL,
+    /// calls `drop(elem, ud)` exactly once for each element still buffered, oldest
+    /// first, before freeing (with `elem_size` 0, `elem` is a non-NULL pointer that must
+    /// not be read).
+    pub chan_free: weft_plat_chan_free_fn,
+    /// Completes exactly one of `n` cases (`n >= 1`, `cases` borrowed for the call), or
+    /// none. The cases may be on channels of any kind, and the same channel may appear
+    /// in several cases, with either operation. A send case is ready when its channel
+    /// is closed, has room, or has a waiting receiver; a receive case when its channel
+    /// has a buffered element, a waiting sender, or is closed. A waiting select is
+    /// never completed by one of its own cases (its send and receive cases on one
+    /// rendezvous channel do not meet).
+    /// * Some cases ready: complete one. With `WEFT_SELECT_ORDERED` in `flags`, the
+    ///   ready case with the lowest index; otherwise one chosen uniformly at random
+    ///   among the ready cases (the conformance suite checks that each of several
+    ///   always-ready cases is chosen near its fair share over 100000 rounds).
+    /// * None ready: as the rules above: `WEFT_ECANCELED`, `WEFT_ETIMEDOUT`, or wait for
+    ///   the first case another task makes completable (its sender, receiver or close).
+    ///   A waiting select claims a case atomically: at most one case ever completes,
+    ///   whatever races with whom.
+    ///
+    /// On completion writes the case's index to `*chosen` and returns that case's
+    /// outcome, exactly as `chan_send` / `chan_recv` would give it: `WEFT_OK` (data
+    /// copied) or `WEFT_ECLOSED` (a send case's element was not taken). On
+    /// `WEFT_ETIMEDOUT` or `WEFT_ECANCELED` no case completed: nothing was sent or
+    /// received and `*chosen` is untouched; likewise with `WEFT_ENOMEM` (a send case on
+    /// an unbounded channel that could not grow). Unknown `flags` bits are ignored (the
+    /// runtime refuses them). A select with no cases never reaches the plugin.
+    pub chan_select: weft_plat_select_fn,
 }
 
 /// The one symbol a plugin exports, `weft_platform_entry`. It receives the runtime's

@@ -82,3 +82,15 @@ pub struct weft_rwlock_t {
 const _: () = assert!(core::mem::size_of::<weft_mutex_t>() == WEFT_MUTEX_SIZE);
 const _: () = assert!(core::mem::size_of::<weft_cond_t>() == WEFT_COND_SIZE);
 const _: () = assert!(core::mem::size_of::<weft_rwlock_t>() == WEFT_RWLOCK_SIZE);
+
+/// `weft_chan_new` capacity: the channel never fills; a send never waits (it fails
+/// with `WEFT_ENOMEM` only when memory runs out).
+pub const WEFT_CHAN_UNBOUNDED: usize = usize::MAX;
+
+/// `weft_select_case_t.op`: send `elem_size` bytes from `buf` on the case's channel.
+pub const WEFT_SELECT_SEND: i32 = 1;
+/// `weft_select_case_t.op`: receive `elem_size` bytes into `buf` from the case's channel.
+pub const WEFT_SELECT_RECV: i32 = 2;
+/// `weft_select_ex` flag: among the cases ready at once, take the first in array order
+/// instead of a uniformly random one.
+pub const WEFT_SELECT_ORDERED: u32 = 1;

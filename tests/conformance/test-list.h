@@ -8,3 +8,6 @@
 #include "list-sync.h"
 #include "list-plugin.h"
 #include "list-vm.h"
+#include "list-chan.h"
+#include "list-select.h"
+#include "list-blob.h"

@@ -1,6 +1,8 @@
-//! The `native` weft platform: every task is an OS thread; waiting is parking_lot's.
+//! The `native` weft platform: every task is an OS thread; waiting is parking_lot's;
+//! channels are Go-style (see `chan.rs`).
 //!
 //! Built as `libweft_native.so` and loaded by libweft through `weft_platform_entry`.
+mod chan;
 mod clock;
 mod sync;
 mod task;
@@ -71,6 +73,13 @@ static TABLE: Table = Table(weft_platform_t {
     rwlock_try_write_lock: Some(sync::rwlock_try_write_lock),
     rwlock_read_unlock: Some(sync::rwlock_read_unlock),
     rwlock_write_unlock: Some(sync::rwlock_write_unlock),
+    chan_new: Some(chan::chan_new),
+    chan_send: Some(chan::chan_send),
+    chan_recv: Some(chan::chan_recv),
+    chan_close: Some(chan::chan_close),
+    chan_len: Some(chan::chan_len),
+    chan_free: Some(chan::chan_free),
+    chan_select: Some(chan::chan_select),
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

@@ -1,0 +1,145 @@
+//! `weft_select`: waiting on several channel operations at once. The runtime checks the
+//! cases and translates them to the plugin's channel handles; the plugin's
+//! `chan_select` does the choosing and the waiting.
+use std::ffi::c_void;
+use std::ptr;
+
+use weft_platform::*;
+
+use crate::chan::{chan_ref, weft_chan_t};
+use crate::error::{check_plugin, ffi, fail, Error, Result};
+use crate::loader::plat_call;
+use crate::runtime::{implicit_runtime, weft_runtime_t};
+
+/// One case of `weft_select`: send from, or receive into, `buf` on `chan`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct weft_select_case_t {
+    /// The channel (borrowed: the caller owns a reference for the duration of the call).
+    pub chan: *mut weft_chan_t,
+    /// `WEFT_SELECT_SEND` or `WEFT_SELECT_RECV`.
+    pub op: i32,
+    /// Send: the element to send (`elem_size` bytes, copied only if this case is
+    /// chosen). Receive: where the element is written, only if this case is chosen.
+    /// May be NULL only for a channel of 0-byte elements.
+    pub buf: *mut c_void,
+}
+
+/// Cases up to this many are translated on the stack; more take one allocation.
+const INLINE_CASES: usize = 8;
+
+const NO_CASE: weft_plat_select_case_t = weft_plat_select_case_t { chan: ptr::null_mut(), op: 0, buf: ptr::null_mut() };
+
+fn in_case(index: usize, e: Error) -> Error {
+    Error::new(e.code, format!("case {index}: {}", e.detail))
+}
+
+unsafe fn select(function: &'static str, cases: *const weft_select_case_t, n: usize, deadline: i64, flags: u32, chosen: *mut usize) -> weft_status_t {
+    ffi(function, || {
+        if chosen.is_null() {
+            fail!(WEFT_EINVAL, "chosen is NULL");
+        }
+        if flags & !WEFT_SELECT_ORDERED != 0 {
+            fail!(WEFT_EINVAL, "unknown flags 0x{:x}", flags & !WEFT_SELECT_ORDERED);
+        }
+        if n == 0 {
+            return sleep(deadline);
+        }
+        if cases.is_null() {
+            fail!(WEFT_EINVAL, "cases is NULL but n is {n}");
+        }
+        let cases = std::slice::from_raw_parts(cases, n);
+        let mut inline = [NO_CASE; INLINE_CASES];
+        let mut heap = Vec::new();
+        let plat_cases: &mut [weft_plat_select_case_t] = if n <= INLINE_CASES {
+            &mut inline[..n]
+        } else {
+            if heap.try_reserve_exact(n).is_err() {
+                fail!(WEFT_ENOMEM, "no memory for {n} cases");
+            }
+            heap.resize(n, NO_CASE);
+            &mut heap
+        };
+        let mut runtime: Option<&'static weft_runtime_t> = None;
+        for (index, (case, slot)) in cases.iter().zip(plat_cases.iter_mut()).enumerate() {
+            let c = chan_ref(case.chan, false).map_err(|e| in_case(index, e))?;
+            match runtime {
+                None => runtime = Some(c.rt),
+                Some(rt) if !ptr::eq(rt, c.rt) => {
+                    fail!(WEFT_EINVAL, "case {index}: channel {:p} belongs to another runtime than case 0's", case.chan)
+                }
+                Some(_) => {}
+            }
+            if case.op != WEFT_SELECT_SEND && case.op != WEFT_SELECT_RECV {
+                fail!(WEFT_EINVAL, "case {index}: op {} is neither WEFT_SELECT_SEND (1) nor WEFT_SELECT_RECV (2)", case.op);
+            }
+            if case.buf.is_null() && c.elem_size() != 0 {
+                fail!(WEFT_EINVAL, "case {index}: buf is NULL (channel {:p} carries {}-byte elements)", case.chan, c.elem_size());
+            }
+            *slot = weft_plat_select_case_t { chan: c.plat(), op: case.op, buf: case.buf };
+        }
+        let rt = runtime.expect("n > 0 cases were checked");
+        let mut index = usize::MAX;
+        let status = plat_call!(rt.table, chan_select(plat_cases.as_ptr(), n, deadline, flags, &mut index));
+        if (status == WEFT_OK || status == WEFT_ECLOSED) && index >= n {
+            fail!(WEFT_EINTERNAL, "the platform chose case {index} of {n}");
+        }
+        match status {
+            WEFT_OK => {
+                *chosen = index;
+                Ok(())
+            }
+            WEFT_ECLOSED => {
+                *chosen = index;
+                let what = if cases[index].op == WEFT_SELECT_SEND { "the element was not sent" } else { "it is empty" };
+                fail!(WEFT_ECLOSED, "case {index}: channel {:p} is closed; {what}", cases[index].chan)
+            }
+            WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "none of the {n} cases could complete before the deadline"),
+            WEFT_ECANCELED => fail!(WEFT_ECANCELED, "the calling task was cancelled while selecting over {n} cases"),
+            status => check_plugin(status, || format!("cannot select over {n} cases")),
+        }
+    })
+}
+
+/// A select with no cases: a sleep until the deadline on the caller's runtime.
+fn sleep(deadline: i64) -> Result<()> {
+    let Some(rt) = implicit_runtime() else {
+        fail!(WEFT_EINVAL, "a select with no cases sleeps on the caller's runtime, and no runtime is open");
+    };
+    match plat_call!(rt.table, sleep_until(rt.prt, deadline)) {
+        WEFT_OK => fail!(WEFT_ETIMEDOUT, "a select with no cases waits until its deadline"),
+        WEFT_ECANCELED => fail!(WEFT_ECANCELED, "the calling task was cancelled while selecting over no cases"),
+        status => check_plugin(status, || "sleep interrupted".into()),
+    }
+}
+
+/// Waits until one of `n` channel operations can complete, completes exactly that one,
+/// and writes its index to `*chosen`. `cases` is borrowed for the call; the channels
+/// must belong to one runtime, and one channel may appear in several cases. A send
+/// case is ready when its channel has room, a waiting receiver, or is closed; a receive
+/// case when its channel has an element, a waiting sender, or is closed. Among the cases
+/// ready at once, one is chosen uniformly at random (see `weft_select_ex` for
+/// first-in-order).
+///
+/// Returns the chosen case's outcome: `WEFT_OK` (sent, or received into its `buf`) or
+/// `WEFT_ECLOSED` (its channel is closed: a send case's element was not taken; a
+/// receive case's channel is closed and empty); `*chosen` is written for both. Or, with
+/// no case completed (nothing sent, nothing received, `*chosen` untouched):
+/// `WEFT_ETIMEDOUT` at the deadline, `WEFT_ECANCELED` if the calling task was cancelled
+/// before or while it waited. With `n` 0 (`cases` may then be NULL) the call sleeps
+/// until `deadline` and returns `WEFT_ETIMEDOUT` (a select with no cases and
+/// `WEFT_FOREVER` waits until the task is cancelled), on the runtime of the calling task
+/// or attached thread, or else on the runtime opened last. The waiting caller is in a
+/// blocking region.
+#[no_mangle]
+pub unsafe extern "C" fn weft_select(cases: *mut weft_select_case_t, n: usize, deadline: i64, chosen: *mut usize) -> weft_status_t {
+    select("weft_select", cases, n, deadline, 0, chosen)
+}
+
+/// `weft_select` with `WEFT_SELECT_*` flags: `WEFT_SELECT_ORDERED` picks, among the
+/// cases ready at once, the one with the lowest index (a priority order) instead of a
+/// random one. 0 behaves as `weft_select`. Unknown flags are `WEFT_EINVAL`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_select_ex(cases: *mut weft_select_case_t, n: usize, deadline: i64, flags: u32, chosen: *mut usize) -> weft_status_t {
+    select("weft_select_ex", cases, n, deadline, flags, chosen)
+}

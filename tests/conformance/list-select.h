@@ -1,0 +1,11 @@
+/* Select: fairness, order, many channels, wake-ups, close, deadlines, cancellation. */
+WEFT_TEST(select_fairness)
+WEFT_TEST(select_ordered_first_ready)
+WEFT_TEST(select_256_channels)
+WEFT_TEST(select_wakes_on_send_recv_close)
+WEFT_TEST(select_closed_cases)
+WEFT_TEST(select_deadline_expires)
+WEFT_TEST(select_no_cases_sleeps)
+WEFT_TEST(select_cancel_blocked)
+WEFT_TEST(select_exact_sums)
+WEFT_TEST(select_errors)
