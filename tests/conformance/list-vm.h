@@ -1,11 +1,12 @@
 /* VM integration: mutators, safepoints, stop-the-world, blocking regions, registry,
- * hooks, foreign threads. (To add when channels land: vm_stw_chan_recv_blocked.) */
+ * hooks, foreign threads. */
 WEFT_TEST(vm_stw_running_pollers)
 WEFT_TEST(vm_stw_mutex_lock_blocked)
 WEFT_TEST(vm_stw_cond_wait_blocked)
 WEFT_TEST(vm_stw_rwlock_blocked)
 WEFT_TEST(vm_stw_join_blocked)
 WEFT_TEST(vm_stw_sleep_blocked)
+WEFT_TEST(vm_stw_chan_recv_blocked)
 WEFT_TEST(vm_stw_host_blocking_region)
 WEFT_TEST(vm_stw_yield_spinners)
 WEFT_TEST(vm_stw_timeout_names_mutator)

@@ -401,6 +401,63 @@ TEST_IMPL(vm_stw_sleep_blocked) {
   return TEST_OK;
 }
 
+/* --- blocked in weft_chan_recv (a rendezvous hand-off completes during the stop) ---- */
+
+static weft_chan_t *vm_chan;
+
+static int32_t receiver(void *arg, void **result) {
+  vm_arg_t *a = arg;
+  vm_t *vm = a->vm;
+  (void)result;
+  for (;;) {
+    int value = 0;
+    weft_status_t st = weft_chan_recv(vm_chan, &value, WEFT_FOREVER);
+    if (st == WEFT_ECLOSED) return 0;
+    ASSERT_OK(st);
+    ASSERT_EQ(value, 7);
+    managed_work(vm, a->index);
+    WEFT_SAFEPOINT_POLL(vm->rt, vm->flag);
+  }
+}
+
+/* Hands one element to every blocked receiver: each send completes only when a receiver
+ * takes it, so the receivers are woken during the stop and must stay parked. */
+static void send_during_stop(vm_t *vm) {
+  int value = 7;
+  for (int i = 0; i < vm->n; i++) ASSERT_OK(weft_chan_send(vm_chan, &value, test_after_ms(vm->rt, VM_BOUND_MS)));
+  nap_ms(vm->rt, 20);
+}
+
+/* Every receiver has handled `rounds` elements and waits in weft_chan_recv again (a
+ * receiver still leaving its last receive also shows BLOCKING, hence the counts). */
+static void wait_receivers(vm_t *vm, long rounds) {
+  for (int waited = 0;; waited++) {
+    ASSERT(waited < VM_BOUND_MS);
+    int all = 1;
+    for (int i = 0; i < vm->n; i++)
+      if (atomic_load(&vm->counts[i]) != rounds) all = 0;
+    if (all && census(vm->rt, WEFT_TASK_BLOCKING).matching == vm->n) return;
+    nap_ms(vm->rt, 1);
+  }
+}
+
+TEST_IMPL(vm_stw_chan_recv_blocked) {
+  vm_t *vm = vm_setup(4);
+  ASSERT_OK(weft_chan_new(vm->rt, sizeof(int), 0, NULL, &vm_chan));
+  spawn_mutators(vm, receiver);
+  wait_receivers(vm, 0);
+  stop_and_check(vm, 0, NULL, 20);
+  for (long k = 1; k <= 5; k++) {
+    stop_and_check(vm, 0, send_during_stop, 0);
+    wait_receivers(vm, k);
+  }
+  ASSERT_OK(weft_chan_close(vm_chan));
+  join_all(vm);
+  weft_chan_release(vm_chan);
+  vm_teardown(vm);
+  return TEST_OK;
+}
+
 /* --- in a host-made blocking region around a blocking read() ----------------------- */
 
 static int32_t host_reader(void *arg, void **result) {
