@@ -274,8 +274,6 @@ void *weft_local_get(weft_key_t key);
 // thread exits.
 weft_status_t weft_local_set(weft_key_t key, void *value);
 
-extern char *secure_getenv(const char *name);
-
 // Initialises the condition variable in host memory at `c`. The host owns the memory;
 // it must stay in place until `weft_cond_destroy`.
 weft_status_t weft_cond_init(struct weft_runtime_t *rt, struct weft_cond_t *c);
