@@ -6,3 +6,4 @@
 #include "list-runtime.h"
 #include "list-tasks.h"
 #include "list-sync.h"
+#include "list-keys.h"
