@@ -5,5 +5,5 @@
  */
 #include "list-runtime.h"
 #include "list-tasks.h"
-#include "list-sync.h"
 #include "list-keys.h"
+#include "list-mutex.h"
