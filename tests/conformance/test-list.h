@@ -7,3 +7,4 @@
 #include "list-tasks.h"
 #include "list-keys.h"
 #include "list-mutex.h"
+#include "list-cond.h"
