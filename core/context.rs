@@ -107,7 +107,12 @@ impl Drop for ThreadContext {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(ptr::null()));
         crate::safepoint::thread_exiting(&self.0);
+        // The destructors may call weft (lock a mutex to unlink the thread's data, set
+        // a slot again): they run as this context, as a task's destructors run as the
+        // task. CURRENT has no destructor, so it stays usable during thread exit.
+        CURRENT.with(|c| c.set(Arc::as_ptr(&self.0)));
         self.0.run_slot_destructors();
+        CURRENT.with(|c| c.set(ptr::null()));
     }
 }
 
@@ -139,7 +144,13 @@ pub(crate) fn current_if_any() -> Option<&'static Context> {
 
 #[cold]
 fn thread_context() -> &'static Context {
-    let ctx = THREAD.with(|t| Arc::as_ptr(&t.get_or_init(|| ThreadContext(Arc::new(Context::new(None, ptr::null())))).0));
+    let ctx = THREAD
+        .try_with(|t| Arc::as_ptr(&t.get_or_init(|| ThreadContext(Arc::new(Context::new(None, ptr::null())))).0))
+        // The thread is exiting and its context is already gone (pthread key destructors
+        // run after every Rust thread-local): `with` would panic and abort the host.
+        // Give the thread a context for the rest of its exit instead. It is leaked, a
+        // few words per such thread, because nothing runs on the thread later to free it.
+        .unwrap_or_else(|_| Box::into_raw(Box::new(Context::new(None, ptr::null()))) as *const Context);
     CURRENT.with(|c| c.set(ctx));
     // SAFETY: the ThreadContext keeps the Arc until the thread exits.
     unsafe { &*ctx }
@@ -147,7 +158,7 @@ fn thread_context() -> &'static Context {
 
 /// The Arc of this host thread's context (for registration as a mutator).
 pub(crate) fn thread_context_arc() -> Option<Arc<Context>> {
-    THREAD.with(|t| t.get().map(|c| Arc::clone(&c.0)))
+    THREAD.try_with(|t| t.get().map(|c| Arc::clone(&c.0))).ok().flatten()
 }
 
 /// Makes `ctx` the running context; returns the previous one, to restore.

@@ -203,3 +203,75 @@ TEST_IMPL(keys_null_arguments) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* --- weft calls from thread-exit destructors ------------------------------------ */
+
+typedef struct {
+  weft_mutex_t m;
+  weft_key_t key;
+  pthread_key_t pkey;
+  atomic_int weft_dtor_ok, weft_dtor_runs;
+  atomic_int pthread_dtor_ok, pthread_dtor_runs;
+} exit_calls_t;
+
+static exit_calls_t exit_calls;
+
+/* What a VM does when a thread goes away: take a lock to unlink the thread's data,
+ * and survive a call that fails. */
+static int weft_calls_work(void) {
+  if (weft_mutex_lock(&exit_calls.m) != WEFT_OK) return 0;
+  if (weft_mutex_unlock(&exit_calls.m) != WEFT_OK) return 0;
+  if (weft_mutex_unlock(&exit_calls.m) != WEFT_EPERM) return 0;
+  if (strstr(weft_last_error(), "weft_mutex_unlock") == NULL) return 0;
+  int x;
+  if (weft_local_set(exit_calls.key, NULL) != WEFT_OK) return 0;
+  (void)x;
+  return 1;
+}
+
+static void weft_key_dtor_calls_weft(void *value) {
+  (void)value;
+  atomic_fetch_add(&exit_calls.weft_dtor_runs, 1);
+  if (weft_calls_work()) atomic_fetch_add(&exit_calls.weft_dtor_ok, 1);
+}
+
+static void pthread_key_dtor_calls_weft(void *value) {
+  (void)value;
+  atomic_fetch_add(&exit_calls.pthread_dtor_runs, 1);
+  if (weft_calls_work()) atomic_fetch_add(&exit_calls.pthread_dtor_ok, 1);
+}
+
+static void *thread_with_exit_calls(void *arg) {
+  (void)arg;
+  /* Use weft on this thread first, so that its weft state exists and is torn down at
+   * exit, then leave values for both kinds of destructor. */
+  if (weft_mutex_lock(&exit_calls.m) != WEFT_OK || weft_mutex_unlock(&exit_calls.m) != WEFT_OK) return (void *)1;
+  if (weft_mutex_unlock(&exit_calls.m) != WEFT_EPERM) return (void *)2;
+  if (weft_local_set(exit_calls.key, &exit_calls) != WEFT_OK) return (void *)3;
+  if (pthread_setspecific(exit_calls.pkey, &exit_calls) != 0) return (void *)4;
+  return NULL;
+}
+
+/* Destructors that run when a host thread exits (weft's own key destructors, and
+ * pthread key destructors, which glibc runs after every thread_local is gone) may call
+ * weft: locks work, failures return their codes, nothing aborts. */
+TEST_IMPL(keys_thread_exit_calls_weft) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_mutex_init(rt, &exit_calls.m, 0));
+  ASSERT_OK(weft_key_create(rt, weft_key_dtor_calls_weft, &exit_calls.key));
+  ASSERT(pthread_key_create(&exit_calls.pkey, pthread_key_dtor_calls_weft) == 0);
+  for (int i = 0; i < 3; i++) {
+    pthread_t thread;
+    void *ret = (void *)0x1;
+    ASSERT(pthread_create(&thread, NULL, thread_with_exit_calls, NULL) == 0);
+    ASSERT(pthread_join(thread, &ret) == 0);
+    ASSERT(ret == NULL);
+  }
+  ASSERT_EQ(atomic_load(&exit_calls.weft_dtor_runs), 3);
+  ASSERT_EQ(atomic_load(&exit_calls.weft_dtor_ok), 3);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_runs), 3);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_ok), 3);
+  ASSERT_OK(weft_mutex_destroy(&exit_calls.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}

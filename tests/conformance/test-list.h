@@ -8,3 +8,4 @@
 #include "list-keys.h"
 #include "list-mutex.h"
 #include "list-cond.h"
+#include "list-rwlock.h"

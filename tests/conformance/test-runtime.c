@@ -48,6 +48,15 @@ TEST_IMPL(runtime_open_bad_arguments) {
   ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
   ASSERT_ERROR_MENTIONS("/nonexistent/libweft_x.so");
   ASSERT(rt == (weft_runtime_t *)0x1); /* outputs are written only on success */
+  /* A very long detail is cut, not lost: it still names the function and the path. */
+  static char long_path[3000];
+  memset(long_path, 'p', sizeof long_path - 1);
+  long_path[0] = '/';
+  cfg.platform = long_path;
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
+  ASSERT(strncmp(weft_last_error(), "weft_runtime_open: ", 19) == 0);
+  ASSERT(strlen(weft_last_error()) > 100 && strlen(weft_last_error()) < sizeof long_path);
+  ASSERT_ERROR_MENTIONS("/pppppppppp");
   ASSERT_STATUS(WEFT_EINVAL, weft_runtime_close(NULL));
   ASSERT_EQ(weft_now(NULL), -1);
   ASSERT(weft_runtime_platform(NULL) == NULL);
