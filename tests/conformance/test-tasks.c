@@ -167,6 +167,12 @@ TEST_IMPL(spawn_bad_arguments) {
   ASSERT_STATUS(WEFT_EINVAL, weft_spawn(rt, count_run, NULL, NULL, NULL));
   ASSERT_ERROR_MENTIONS("out");
   ASSERT(t == (weft_task_t *)0x1);
+  /* A stack no platform can give: refused (not a crash), nothing left running. */
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = SIZE_MAX / 2;
+  weft_status_t st = weft_spawn(rt, count_run, NULL, &opts, &t);
+  ASSERT(st == WEFT_ENOMEM || st == WEFT_EINVAL);
+  ASSERT(t == (weft_task_t *)0x1);
   test_close_runtime(rt); /* succeeds at once: no task was started */
   ASSERT_EQ(atomic_load(&runs), 0);
   return TEST_OK;
