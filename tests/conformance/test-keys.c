@@ -252,6 +252,11 @@ static void *thread_with_exit_calls(void *arg) {
   return NULL;
 }
 
+static void *thread_sets_only_pthread_key(void *arg) {
+  (void)arg;
+  return pthread_setspecific(exit_calls.pkey, &exit_calls) == 0 ? NULL : (void *)1;
+}
+
 /* Destructors that run when a host thread exits (weft's own key destructors, and
  * pthread key destructors, which glibc runs after every thread_local is gone) may call
  * weft: locks work, failures return their codes, nothing aborts. */
@@ -271,6 +276,12 @@ TEST_IMPL(keys_thread_exit_calls_weft) {
   ASSERT_EQ(atomic_load(&exit_calls.weft_dtor_ok), 3);
   ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_runs), 3);
   ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_ok), 3);
+  /* A thread whose first weft call is made from a pthread key destructor. */
+  pthread_t thread;
+  ASSERT(pthread_create(&thread, NULL, thread_sets_only_pthread_key, NULL) == 0);
+  ASSERT(pthread_join(thread, NULL) == 0);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_runs), 4);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_ok), 4);
   ASSERT_OK(weft_mutex_destroy(&exit_calls.m));
   test_close_runtime(rt);
   return TEST_OK;
