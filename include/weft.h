@@ -278,8 +278,8 @@ weft_status_t weft_local_set(weft_key_t key, void *value);
 // it must stay in place until `weft_cond_destroy`.
 weft_status_t weft_cond_init(struct weft_runtime_t *rt, struct weft_cond_t *c);
 
-// Destroys a condition variable nobody waits on. Later calls on it are `WEFT_EINVAL`.
-// Allowed after the runtime closed.
+// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
+// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 weft_status_t weft_cond_destroy(struct weft_cond_t *c);
 
 // Atomically unlocks `m` (held by the caller) and waits for a signal; `m` is locked

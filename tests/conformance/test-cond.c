@@ -291,6 +291,27 @@ TEST_IMPL(cond_destroy_rules) {
   return TEST_OK;
 }
 
+/* A condition somebody waits on cannot be destroyed (the waiter could never be
+ * signalled again); once the waiter is gone it can. */
+TEST_IMPL(cond_destroy_busy) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  weft_task_t *t = test_spawn(rt, take_token, &s);
+  await_waiting(&s, 1);
+  test_wait_blocked(rt, t);
+  ASSERT_STATUS(WEFT_EBUSY, weft_cond_destroy(&s.c));
+  ASSERT_ERROR_MENTIONS("waiter");
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  s.tokens = 1;
+  ASSERT_OK(weft_cond_signal(&s.c)); /* the refused destroy changed nothing */
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  ASSERT_EQ(test_join(t), 0);
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* A condition and a mutex of different runtimes do not pair. */
 TEST_IMPL(cond_mutex_other_runtime) {
   weft_runtime_t *a = test_open_runtime();
