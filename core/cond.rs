@@ -1,6 +1,6 @@
 //! Condition variables in host memory.
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use weft_platform::*;
 
@@ -17,7 +17,8 @@ const TAG_COND: u32 = 0x5743_4e44;
 #[repr(C)]
 struct CondRepr {
     tag: AtomicU32,
-    _reserved: u32,
+    /// Tasks inside a wait on this condition (so a destroy under them is refused).
+    waiters: AtomicU32,
     rt: AtomicPtr<weft_runtime_t>,
     plugin: [u64; WEFT_PLATFORM_COND_BYTES as usize / 8],
 }
@@ -49,7 +50,7 @@ pub unsafe extern "C" fn weft_cond_init(rt: *mut weft_runtime_t, c: *mut weft_co
         let repr = c as *mut CondRepr;
         repr.write(CondRepr {
             tag: AtomicU32::new(0),
-            _reserved: 0,
+            waiters: AtomicU32::new(0),
             rt: AtomicPtr::new(rt as *const _ as *mut _),
             plugin: [0; WEFT_PLATFORM_COND_BYTES as usize / 8],
         });
@@ -60,12 +61,18 @@ pub unsafe extern "C" fn weft_cond_init(rt: *mut weft_runtime_t, c: *mut weft_co
     })
 }
 
-/// Destroys a condition variable nobody waits on. Later calls on it are `WEFT_EINVAL`.
-/// Allowed after the runtime closed.
+/// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
+/// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 #[no_mangle]
 pub unsafe extern "C" fn weft_cond_destroy(c: *mut weft_cond_t) -> weft_status_t {
     ffi("weft_cond_destroy", || {
         let (repr, rt) = cond_ref(c, true)?;
+        // Destroying it under a waiter would leave that waiter unable to be signalled
+        // (every later call is EINVAL): refuse, as a held mutex is refused.
+        let waiters = repr.waiters.load(Acquire);
+        if waiters != 0 {
+            fail!(WEFT_EBUSY, "condition {c:p} has {waiters} waiter(s)");
+        }
         check_plugin(plat_call!(rt.table, cond_destroy(repr.plugin_bytes())), || format!("the platform could not destroy condition {c:p}"))?;
         repr.tag.store(TAG_DESTROYED, Release);
         Ok(())
@@ -87,6 +94,7 @@ fn wait_until(function: &'static str, c: *mut weft_cond_t, m: *mut weft_mutex_t,
         // restores them before returning, whatever the outcome.
         let depth = mutex.release_for_wait();
         let m_bytes = mutex.plugin_bytes();
+        cond.waiters.fetch_add(1, AcqRel);
         // Never parked for a stop while holding `m` again (see safepoint::wait_outside_stop).
         let status = safepoint::wait_outside_stop(
             rt,
@@ -96,6 +104,7 @@ fn wait_until(function: &'static str, c: *mut weft_cond_t, m: *mut weft_mutex_t,
                 plat_call!(rt.table, mutex_unlock(m_bytes));
             },
         );
+        cond.waiters.fetch_sub(1, AcqRel);
         mutex.reacquired_after_wait(me, depth);
         match status {
             WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "condition {c:p} was not signalled before the deadline"),

@@ -107,7 +107,9 @@ impl Drop for ThreadContext {
     fn drop(&mut self) {
         // The destructors run while the thread is still a mutator and still current, as
         // a task's do: a VM that frees per-thread state in one is not racing a
-        // collector, and may call weft from it.
+        // collector, and may call weft from it (lock a mutex, set a slot again).
+        // CURRENT has no destructor, so it stays usable during thread exit.
+        CURRENT.with(|c| c.set(Arc::as_ptr(&self.0)));
         crate::safepoint::leave_open_regions(&self.0);
         self.0.run_slot_destructors();
         crate::safepoint::context_ending(&self.0);
@@ -143,7 +145,13 @@ pub(crate) fn current_if_any() -> Option<&'static Context> {
 
 #[cold]
 fn thread_context() -> &'static Context {
-    let ctx = THREAD.with(|t| Arc::as_ptr(&t.get_or_init(|| ThreadContext(Arc::new(Context::new(None, ptr::null())))).0));
+    let ctx = THREAD
+        .try_with(|t| Arc::as_ptr(&t.get_or_init(|| ThreadContext(Arc::new(Context::new(None, ptr::null())))).0))
+        // The thread is exiting and its context is already gone (pthread key destructors
+        // run after every Rust thread-local): `with` would panic and abort the host.
+        // Give the thread a context for the rest of its exit instead. It is leaked, a
+        // few words per such thread, because nothing runs on the thread later to free it.
+        .unwrap_or_else(|_| Box::into_raw(Box::new(Context::new(None, ptr::null()))) as *const Context);
     CURRENT.with(|c| c.set(ctx));
     // SAFETY: the ThreadContext keeps the Arc until the thread exits.
     unsafe { &*ctx }
@@ -151,7 +159,7 @@ fn thread_context() -> &'static Context {
 
 /// The Arc of this host thread's context (for registration as a mutator).
 pub(crate) fn thread_context_arc() -> Option<Arc<Context>> {
-    THREAD.with(|t| t.get().map(|c| Arc::clone(&c.0)))
+    THREAD.try_with(|t| t.get().map(|c| Arc::clone(&c.0))).ok().flatten()
 }
 
 /// Makes `ctx` the running context; returns the previous one, to restore.

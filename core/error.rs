@@ -3,8 +3,8 @@
 //! Every exported body runs inside [`ffi`] or [`ffi_value`]: a panic becomes
 //! `WEFT_EINTERNAL`, an `Err` becomes its code, and in both cases the detail goes to the
 //! calling thread's `weft_last_error()`, prefixed with the name of the function.
-use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::cell::{RefCell, UnsafeCell};
+use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use weft_platform::*;
@@ -32,15 +32,31 @@ macro_rules! fail {
 }
 pub(crate) use fail;
 
+/// Room for `weft_last_error()`'s text, NUL included; longer details are truncated.
+const LAST_ERROR_BYTES: usize = 1024;
+
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    // A fixed buffer rather than a heap string: a thread-local without a destructor is
+    // never torn down, so a weft call made while the thread exits (a pthread key
+    // destructor runs after every Rust thread-local is gone) still reports its error
+    // instead of panicking outside the boundary and aborting the process.
+    static LAST_ERROR: UnsafeCell<[u8; LAST_ERROR_BYTES]> = const { UnsafeCell::new([0; LAST_ERROR_BYTES]) };
     static PLUGIN_DETAIL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 fn set_last_error(function: &str, detail: &str) {
     let text = format!("{function}: {detail}").replace('\0', "\\0");
-    let text = CString::new(text).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
+    let mut len = text.len().min(LAST_ERROR_BYTES - 1);
+    while !text.is_char_boundary(len) {
+        len -= 1;
+    }
+    LAST_ERROR.with(|buf| {
+        // SAFETY: the buffer is this thread's; the only reference handed out is the
+        // C string pointer, documented as valid until the next failure on the thread.
+        let buf = unsafe { &mut *buf.get() };
+        buf[..len].copy_from_slice(&text.as_bytes()[..len]);
+        buf[len] = 0;
+    });
 }
 
 fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {
@@ -87,7 +103,12 @@ pub(crate) fn ffi_value<T>(function: &'static str, fallback: T, body: impl FnOnc
 
 /// Keeps a plugin's detail for the error it is about to return (host service).
 pub(crate) fn set_plugin_detail(detail: String) {
-    PLUGIN_DETAIL.with(|slot| *slot.borrow_mut() = Some(detail));
+    // `try_with`: during thread exit the slot may be gone; the detail is then dropped.
+    let _ = PLUGIN_DETAIL.try_with(|slot| *slot.borrow_mut() = Some(detail));
+}
+
+fn take_plugin_detail() -> Option<String> {
+    PLUGIN_DETAIL.try_with(|slot| slot.borrow_mut().take()).ok().flatten()
 }
 
 /// Turns a plugin's status into a `Result`, with `what` (e.g. "cannot start a task")
@@ -96,14 +117,14 @@ pub(crate) fn check_plugin(status: weft_status_t, what: impl FnOnce() -> String)
     if status == WEFT_OK {
         return Ok(());
     }
-    let detail = PLUGIN_DETAIL.with(|slot| slot.borrow_mut().take());
+    let detail = take_plugin_detail();
     let reason = detail.unwrap_or_else(|| strerror(status).to_string());
     Err(Error::new(status, format!("{}: {reason}", what())))
 }
 
 /// Forgets any detail a plugin left without failing.
 pub(crate) fn clear_plugin_detail() {
-    PLUGIN_DETAIL.with(|slot| slot.borrow_mut().take());
+    take_plugin_detail();
 }
 
 pub(crate) fn strerror(code: weft_status_t) -> &'static str {
@@ -141,5 +162,5 @@ pub extern "C" fn weft_strerror(code: weft_status_t) -> *const c_char {
 /// call on this thread.
 #[no_mangle]
 pub extern "C" fn weft_last_error() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    LAST_ERROR.with(|buf| buf.get() as *const c_char)
 }

@@ -125,11 +125,20 @@ impl weft_runtime_t {
 
     /// Counts a task about to start; fails once the runtime is closed.
     pub(crate) fn begin_task(&self) -> Result<()> {
-        if self.tasks.fetch_add(1, SeqCst) & CLOSING != 0 {
+        loop {
+            if self.tasks.fetch_add(1, SeqCst) & CLOSING == 0 {
+                return Ok(());
+            }
             self.tasks.fetch_sub(1, SeqCst);
-            fail!(WEFT_EINVAL, "the runtime is closed");
+            if self.closed.load(SeqCst) {
+                fail!(WEFT_EINVAL, "the runtime is closed");
+            }
+            // A close is deciding: it holds CLOSING only while it checks the registry,
+            // and it may still be refused (attached threads). A spawn must not fail
+            // because of a close that does not happen, so wait for the decision. Not
+            // through the plugin: once the close succeeds, its state is being freed.
+            std::thread::yield_now();
         }
-        Ok(())
     }
 
     /// Counts a task that has exited (the last thing its `task_run` does).
@@ -242,10 +251,16 @@ pub unsafe extern "C" fn weft_runtime_close(rt: *mut weft_runtime_t) -> weft_sta
         let rt = open_runtime(rt)?;
         if rt.tasks.compare_exchange(0, CLOSING, SeqCst, SeqCst).is_err() {
             let running = rt.tasks.load(SeqCst) & !CLOSING;
+            if running == 0 {
+                fail!(WEFT_EBUSY, "another thread is closing this runtime");
+            }
             fail!(WEFT_EBUSY, "{running} task(s) of this runtime still run");
         }
         if let Err(e) = rt.world.close_registry(|| rt.closed.store(true, SeqCst)) {
-            rt.tasks.store(0, SeqCst);
+            // Clear only the CLOSING bit: a concurrent spawn may have counted itself in
+            // the meantime and will take itself out again; storing 0 here would make its
+            // decrement wrap the count, leaving the runtime unusable and unclosable.
+            rt.tasks.fetch_and(!CLOSING, SeqCst);
             return Err(e);
         }
         rt.world.release();

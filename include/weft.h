@@ -371,8 +371,6 @@ void *weft_local_get(weft_key_t key);
 // thread exits.
 weft_status_t weft_local_set(weft_key_t key, void *value);
 
-extern char *secure_getenv(const char *name);
-
 // Creates a blob holding a copy of the `len` bytes at `data` (`data` is borrowed for
 // the call; it may be NULL when `len` is 0). The copy is aligned to 16 bytes. On
 // success `*out` receives a blob with one reference, owned by the caller, who must
@@ -475,8 +473,8 @@ void weft_chan_release(struct weft_chan_t *ch);
 // it must stay in place until `weft_cond_destroy`.
 weft_status_t weft_cond_init(struct weft_runtime_t *rt, struct weft_cond_t *c);
 
-// Destroys a condition variable nobody waits on. Later calls on it are `WEFT_EINVAL`.
-// Allowed after the runtime closed.
+// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
+// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 weft_status_t weft_cond_destroy(struct weft_cond_t *c);
 
 // Atomically unlocks `m` (held by the caller) and waits for a signal; `m` is locked

@@ -1,5 +1,17 @@
-/* Runtime, errors, clock, platform info. */
+/* Runtime, errors, clock, configuration, platform info, plugin loading. */
 WEFT_TEST(runtime_open_close)
 WEFT_TEST(runtime_open_bad_arguments)
 WEFT_TEST(runtime_use_after_close)
 WEFT_TEST(strerror_names_every_code)
+WEFT_TEST(last_error_is_per_thread)
+WEFT_TEST(runtime_config_init_defaults)
+WEFT_TEST(runtime_config_struct_size)
+WEFT_TEST(runtime_platform_info)
+WEFT_TEST(runtime_platform_selection)
+WEFT_TEST(runtime_open_not_a_plugin)
+WEFT_TEST(runtime_open_broken_plugins)
+WEFT_TEST(runtime_clock_and_deadlines)
+WEFT_TEST(runtime_yield_and_sleep)
+WEFT_TEST(runtime_close_busy)
+WEFT_TEST(runtime_open_close_concurrently)
+WEFT_TEST(runtime_null_arguments)

@@ -5,7 +5,10 @@
  */
 #include "list-runtime.h"
 #include "list-tasks.h"
-#include "list-sync.h"
+#include "list-keys.h"
+#include "list-mutex.h"
+#include "list-cond.h"
+#include "list-rwlock.h"
 #include "list-plugin.h"
 #include "list-vm.h"
 #include "list-chan.h"

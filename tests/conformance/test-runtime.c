@@ -1,4 +1,12 @@
-/* Runtime, errors, clock, platform info. */
+/* Runtime, errors, clock, configuration, platform info, plugin loading. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <unistd.h>
+
 #include "test.h"
 
 TEST_IMPL(runtime_open_close) {
@@ -27,8 +35,11 @@ TEST_IMPL(runtime_open_bad_arguments) {
   weft_config_init(&cfg);
   cfg.flags = 0x80;
   ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&cfg, &rt));
+  ASSERT_ERROR_MENTIONS("flags");
   weft_config_init(&cfg);
   cfg.platform = "no such platform!";
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&cfg, &rt));
+  cfg.platform = "";
   ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&cfg, &rt));
   cfg.platform = "surely_not_installed";
   ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
@@ -37,6 +48,15 @@ TEST_IMPL(runtime_open_bad_arguments) {
   ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
   ASSERT_ERROR_MENTIONS("/nonexistent/libweft_x.so");
   ASSERT(rt == (weft_runtime_t *)0x1); /* outputs are written only on success */
+  /* A very long detail is cut, not lost: it still names the function and the path. */
+  static char long_path[3000];
+  memset(long_path, 'p', sizeof long_path - 1);
+  long_path[0] = '/';
+  cfg.platform = long_path;
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
+  ASSERT(strncmp(weft_last_error(), "weft_runtime_open: ", 19) == 0);
+  ASSERT(strlen(weft_last_error()) > 100 && strlen(weft_last_error()) < sizeof long_path);
+  ASSERT_ERROR_MENTIONS("/pppppppppp");
   ASSERT_STATUS(WEFT_EINVAL, weft_runtime_close(NULL));
   ASSERT_EQ(weft_now(NULL), -1);
   ASSERT(weft_runtime_platform(NULL) == NULL);
@@ -46,25 +66,483 @@ TEST_IMPL(runtime_open_bad_arguments) {
 TEST_IMPL(runtime_use_after_close) {
   weft_runtime_t *rt = test_open_runtime();
   weft_mutex_t m;
+  weft_cond_t c;
+  weft_rwlock_t l;
   ASSERT_OK(weft_mutex_init(rt, &m, 0));
+  ASSERT_OK(weft_cond_init(rt, &c));
+  ASSERT_OK(weft_rwlock_init(rt, &l));
   test_close_runtime(rt);
   ASSERT_STATUS(WEFT_EINVAL, weft_runtime_close(rt));
   ASSERT_ERROR_MENTIONS("closed");
   ASSERT_STATUS(WEFT_EINVAL, weft_yield(rt));
-  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&m));
-  ASSERT_OK(weft_mutex_destroy(&m)); /* destroy stays allowed */
+  ASSERT_STATUS(WEFT_EINVAL, weft_sleep_until(rt, 0));
   ASSERT_EQ(weft_now(rt), -1);
+  ASSERT_EQ(weft_deadline_after(rt, 5), -1);
+  weft_task_t *t = (weft_task_t *)0x1;
+  ASSERT_STATUS(WEFT_EINVAL, weft_spawn(rt, NULL, NULL, NULL, &t));
+  ASSERT(t == (weft_task_t *)0x1);
+  weft_key_t k = 77;
+  ASSERT_STATUS(WEFT_EINVAL, weft_key_create(rt, NULL, &k));
+  ASSERT_EQ(k, 77);
+  weft_mutex_t m2;
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_init(rt, &m2, 0));
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&m));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_signal(&c));
+  ASSERT_STATUS(WEFT_EINVAL, weft_rwlock_read_lock(&l));
+  /* destroy stays allowed */
+  ASSERT_OK(weft_mutex_destroy(&m));
+  ASSERT_OK(weft_cond_destroy(&c));
+  ASSERT_OK(weft_rwlock_destroy(&l));
   return TEST_OK;
 }
 
 TEST_IMPL(strerror_names_every_code) {
+  const char *seen[WEFT_EINTERNAL + 1];
   for (weft_status_t code = WEFT_OK; code <= WEFT_EINTERNAL; code++) {
     const char *s = weft_strerror(code);
     ASSERT(s != NULL && s[0] != '\0');
     ASSERT(strcmp(s, "unknown status code") != 0);
+    for (weft_status_t other = WEFT_OK; other < code; other++) ASSERT(strcmp(seen[other], s) != 0);
+    seen[code] = s;
   }
   ASSERT(strcmp(weft_strerror(9999), "unknown status code") == 0);
+  ASSERT(strcmp(weft_strerror(-1), "unknown status code") == 0);
   ASSERT(strcmp(weft_version(), WEFT_VERSION_STRING) == 0);
+  char expected[64];
+  snprintf(expected, sizeof expected, "%d.%d.%d", WEFT_VERSION_MAJOR, WEFT_VERSION_MINOR, WEFT_VERSION_PATCH);
+  ASSERT(strcmp(weft_version(), expected) == 0);
   ASSERT(weft_last_error() != NULL);
+  return TEST_OK;
+}
+
+static int32_t fail_a_call(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  if (weft_mutex_lock(NULL) != WEFT_EINVAL) return 1;
+  if (strstr(weft_last_error(), "weft_mutex_lock") == NULL) return 2;
+  return 0;
+}
+
+/* weft_last_error: names the function, survives successful calls, is per thread. */
+TEST_IMPL(last_error_is_per_thread) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_close(NULL));
+  ASSERT_ERROR_MENTIONS("weft_runtime_close");
+  char before[512];
+  snprintf(before, sizeof before, "%s", weft_last_error());
+  ASSERT_OK(weft_yield(rt));
+  ASSERT(weft_now(rt) >= 0);
+  ASSERT(strcmp(before, weft_last_error()) == 0);
+  weft_task_t *t = test_spawn(rt, fail_a_call, NULL);
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT(strcmp(before, weft_last_error()) == 0); /* the task's failure stayed its own */
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+TEST_IMPL(runtime_config_init_defaults) {
+  weft_config_t cfg;
+  memset(&cfg, 0xab, sizeof cfg);
+  weft_config_init(&cfg);
+  ASSERT_EQ(cfg.struct_size, sizeof(weft_config_t));
+  ASSERT_EQ(cfg.flags, 0);
+  ASSERT(cfg.platform == NULL);
+  ASSERT_EQ(cfg.workers, 0);
+  ASSERT_EQ(cfg.seed, 0);
+  ASSERT(cfg.on_task_start == NULL && cfg.on_task_exit == NULL && cfg.hook_ud == NULL);
+  weft_config_init(NULL); /* ignored */
+
+  weft_spawn_opts_t opts;
+  memset(&opts, 0xab, sizeof opts);
+  weft_spawn_opts_init(&opts);
+  ASSERT_EQ(opts.struct_size, sizeof(weft_spawn_opts_t));
+  ASSERT_EQ(opts.flags, 0);
+  ASSERT(opts.name == NULL);
+  ASSERT_EQ(opts.stack_size, 0);
+  weft_spawn_opts_init(NULL); /* ignored */
+
+  weft_runtime_t *rt = NULL;
+  weft_config_init(&cfg);
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A config from a newer library (larger) gives what this one knows; one from an older
+ * library (a prefix) gets defaults for the rest; fewer than 8 bytes is refused. */
+TEST_IMPL(runtime_config_struct_size) {
+  struct {
+    weft_config_t cfg;
+    char future[64];
+  } newer;
+  memset(&newer, 0, sizeof newer);
+  weft_config_init(&newer.cfg);
+  newer.cfg.struct_size = sizeof newer;
+  memset(newer.future, 0x5a, sizeof newer.future);
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&newer.cfg, &rt));
+  test_close_runtime(rt);
+
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = "/nonexistent/libweft_prefix.so";
+  cfg.struct_size = offsetof(weft_config_t, platform) + sizeof(cfg.platform);
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt)); /* the prefix holds platform */
+  ASSERT_ERROR_MENTIONS("/nonexistent/libweft_prefix.so");
+  cfg.struct_size = offsetof(weft_config_t, platform); /* platform is beyond this prefix */
+  rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  test_close_runtime(rt);
+
+  for (uint32_t size = 0; size < 8; size++) {
+    cfg.struct_size = size;
+    ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&cfg, &rt));
+    ASSERT_ERROR_MENTIONS("struct_size");
+  }
+  return TEST_OK;
+}
+
+/* The plugin under test, when $WEFT_PLATFORM names it by path. */
+static const char *platform_path_under_test(void) {
+  const char *p = getenv("WEFT_PLATFORM");
+  return p != NULL && strchr(p, '/') != NULL ? p : NULL;
+}
+
+TEST_IMPL(runtime_platform_info) {
+  weft_runtime_t *rt = test_open_runtime();
+  const weft_platform_info_t *info = weft_runtime_platform(rt);
+  ASSERT(info != NULL);
+  ASSERT(weft_runtime_platform(rt) == info);
+  ASSERT_EQ(info->struct_size, sizeof(weft_platform_info_t));
+  ASSERT(info->version != NULL && info->version[0] != '\0');
+  ASSERT(info->path[0] == '/');
+  ASSERT(access(info->path, R_OK) == 0);
+  const uint64_t known = WEFT_CAP_OS_THREADS | WEFT_CAP_GREEN_TASKS | WEFT_CAP_VIRTUAL_TIME |
+                         WEFT_CAP_DETERMINISTIC | WEFT_CAP_CANCEL;
+  ASSERT((info->caps & ~known) == 0);
+  const char *under_test = platform_path_under_test();
+  if (under_test != NULL) {
+    char real[PATH_MAX];
+    ASSERT(realpath(under_test, real) != NULL);
+    ASSERT(strcmp(real, info->path) == 0);
+  }
+  /* A second runtime shares the loaded plugin and is independent of the first. */
+  weft_runtime_t *rt2 = test_open_runtime();
+  const weft_platform_info_t *info2 = weft_runtime_platform(rt2);
+  ASSERT(strcmp(info2->path, info->path) == 0 && strcmp(info2->name, info->name) == 0);
+  weft_mutex_t m;
+  ASSERT_OK(weft_mutex_init(rt2, &m, 0));
+  test_close_runtime(rt);
+  ASSERT_OK(weft_mutex_lock(&m));
+  ASSERT_OK(weft_mutex_unlock(&m));
+  ASSERT(weft_now(rt2) >= 0);
+  ASSERT_OK(weft_mutex_destroy(&m));
+  test_close_runtime(rt2);
+  ASSERT(strlen(info->name) > 0); /* still valid after close: owned by weft forever */
+  return TEST_OK;
+}
+
+/* cfg.platform as a path and as a name found through $WEFT_PLUGIN_PATH; a NULL
+ * cfg.platform reads $WEFT_PLATFORM. */
+TEST_IMPL(runtime_platform_selection) {
+  weft_runtime_t *rt = NULL;
+  weft_config_t cfg;
+  const char *under_test = platform_path_under_test();
+  if (under_test != NULL) {
+    char real[PATH_MAX];
+    ASSERT(realpath(under_test, real) != NULL);
+    weft_config_init(&cfg);
+    cfg.platform = real;
+    ASSERT_OK(weft_runtime_open(&cfg, &rt));
+    ASSERT(strcmp(weft_runtime_platform(rt)->path, real) == 0);
+    test_close_runtime(rt);
+
+    /* ".../libweft_NAME.so": open it by NAME from its directory. */
+    char *slash = strrchr(real, '/');
+    const char *base = slash + 1;
+    size_t len = strlen(base);
+    if (strncmp(base, "libweft_", 8) == 0 && len > 11 && strcmp(base + len - 3, ".so") == 0) {
+      char name[PATH_MAX];
+      snprintf(name, sizeof name, "%.*s", (int)(len - 11), base + 8);
+      char dir[PATH_MAX];
+      snprintf(dir, sizeof dir, "%.*s", (int)(slash - real), real);
+      char plugin_path[2 * PATH_MAX];
+      snprintf(plugin_path, sizeof plugin_path, "/nonexistent-dir:%s", dir);
+      ASSERT(setenv("WEFT_PLUGIN_PATH", plugin_path, 1) == 0);
+      weft_config_init(&cfg);
+      cfg.platform = name;
+      rt = NULL;
+      ASSERT_OK(weft_runtime_open(&cfg, &rt));
+      ASSERT(strcmp(weft_runtime_platform(rt)->path, real) == 0);
+      test_close_runtime(rt);
+      ASSERT(unsetenv("WEFT_PLUGIN_PATH") == 0);
+    }
+  }
+  /* A NULL platform means $WEFT_PLATFORM, read at open time. */
+  const char *saved = getenv("WEFT_PLATFORM");
+  char saved_copy[PATH_MAX] = "";
+  if (saved != NULL) snprintf(saved_copy, sizeof saved_copy, "%s", saved);
+  ASSERT(setenv("WEFT_PLATFORM", "/nonexistent/libweft_from_env.so", 1) == 0);
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(NULL, &rt));
+  ASSERT_ERROR_MENTIONS("/nonexistent/libweft_from_env.so");
+  weft_config_init(&cfg);
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
+  ASSERT_ERROR_MENTIONS("/nonexistent/libweft_from_env.so");
+  ASSERT(setenv("WEFT_PLATFORM", "env_name_not_installed", 1) == 0);
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(NULL, &rt));
+  ASSERT_ERROR_MENTIONS("libweft_env_name_not_installed.so");
+  if (saved != NULL)
+    ASSERT(setenv("WEFT_PLATFORM", saved_copy, 1) == 0);
+  else
+    ASSERT(unsetenv("WEFT_PLATFORM") == 0);
+  return TEST_OK;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ASSERT(f != NULL);
+  fputs(text, f);
+  ASSERT(fclose(f) == 0);
+}
+
+static void expect_plugin_error(const char *path, const char *reason) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = path;
+  weft_runtime_t *rt = (weft_runtime_t *)0x1;
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
+  ASSERT(rt == (weft_runtime_t *)0x1);
+  ASSERT_ERROR_MENTIONS(path);
+  if (reason != NULL) ASSERT_ERROR_MENTIONS(reason);
+}
+
+/* Files that are not weft plugins are refused with WEFT_EPLUGIN, naming the path. */
+TEST_IMPL(runtime_open_not_a_plugin) {
+  char dir[] = "/tmp/weft-conformance-XXXXXX";
+  ASSERT(mkdtemp(dir) != NULL);
+  char text_file[PATH_MAX], empty_file[PATH_MAX];
+  snprintf(text_file, sizeof text_file, "%s/libweft_text.so", dir);
+  snprintf(empty_file, sizeof empty_file, "%s/libweft_empty.so", dir);
+  write_file(text_file, "this is not a shared object\n");
+  write_file(empty_file, "");
+  expect_plugin_error(text_file, "not a shared object");
+  expect_plugin_error(empty_file, "not a shared object");
+  expect_plugin_error(dir, NULL);
+  /* A shared object without the entry symbol: the C library itself. */
+  Dl_info info;
+  int (*some_libc_function)(const char *) = puts;
+  void *address;
+  memcpy(&address, &some_libc_function, sizeof address);
+  if (dladdr(address, &info) != 0 && info.dli_fname != NULL && info.dli_fname[0] == '/')
+    expect_plugin_error(info.dli_fname, "weft_platform_entry");
+  ASSERT(unlink(text_file) == 0 && unlink(empty_file) == 0 && rmdir(dir) == 0);
+  return TEST_OK;
+}
+
+#ifdef WEFT_TEST_FAKE_PLUGIN_DIR
+static void fake_path(char *buf, size_t size, const char *kind) {
+  snprintf(buf, size, "%s/libweft_fake_%s.so", WEFT_TEST_FAKE_PLUGIN_DIR, kind);
+}
+#endif
+
+/* Broken plugins (built from fake-plugin.c) are refused, each with its own reason. */
+TEST_IMPL(runtime_open_broken_plugins) {
+#ifndef WEFT_TEST_FAKE_PLUGIN_DIR
+  return TEST_SKIP;
+#else
+  static const struct {
+    const char *kind, *reason;
+  } cases[] = {
+      {"noentry", "weft_platform_entry"},
+      {"refuses", "returned NULL"},
+      {"badmagic", "bad magic"},
+      {"abi_new", "ABI version 99"},
+      {"abi_old", "ABI version 0"},
+      {"small", "table too small"},
+      {"nullmember", "cond_signal"},
+      {"noname", "name"},
+      {"bigmutex", "do not fit"},
+      {"bigcond", "do not fit"},
+      {"bigrwlock", "do not fit"},
+      {"align", "alignment"},
+  };
+  char path[PATH_MAX];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    fake_path(path, sizeof path, cases[i].kind);
+    ASSERT(access(path, R_OK) == 0);
+    expect_plugin_error(path, cases[i].reason);
+    expect_plugin_error(path, cases[i].reason); /* a refused plugin is not cached */
+  }
+  /* By name through $WEFT_PLUGIN_PATH: the message names the file it found. */
+  ASSERT(setenv("WEFT_PLUGIN_PATH", WEFT_TEST_FAKE_PLUGIN_DIR, 1) == 0);
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = "fake_badmagic";
+  weft_runtime_t *rt = NULL;
+  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
+  ASSERT_ERROR_MENTIONS("libweft_fake_badmagic.so");
+  ASSERT_ERROR_MENTIONS("bad magic");
+  /* A plugin that loads but cannot open a runtime: its code and detail come through. */
+  cfg.platform = "fake_openfails";
+  ASSERT_STATUS(WEFT_ENOTSUP, weft_runtime_open(&cfg, &rt));
+  ASSERT_ERROR_MENTIONS("fake plugin says no");
+  ASSERT(unsetenv("WEFT_PLUGIN_PATH") == 0);
+  return TEST_OK;
+#endif
+}
+
+TEST_IMPL(runtime_clock_and_deadlines) {
+  weft_runtime_t *rt = test_open_runtime();
+  int64_t prev = weft_now(rt);
+  ASSERT(prev >= 0);
+  for (int i = 0; i < 10000; i++) {
+    int64_t now = weft_now(rt);
+    ASSERT(now >= prev);
+    prev = now;
+  }
+  int64_t now = weft_now(rt);
+  ASSERT(weft_deadline_after(rt, 0) >= now);
+  ASSERT(weft_deadline_after(rt, -1000000) < weft_now(rt));
+  ASSERT(weft_deadline_after(rt, INT64_MAX - 1) == WEFT_FOREVER);
+  ASSERT(weft_deadline_after(rt, INT64_MIN) < now);
+  int64_t d = weft_deadline_after(rt, 5000000000LL);
+  ASSERT(d >= now + 5000000000LL && d < WEFT_FOREVER);
+  ASSERT_EQ(weft_deadline_after(NULL, 1), -1);
+  ASSERT_ERROR_MENTIONS("NULL");
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static int32_t sleep_and_yield(void *arg, void **result) {
+  weft_runtime_t *rt = arg;
+  (void)result;
+  if (weft_yield(rt) != WEFT_OK) return 1;
+  if (weft_sleep_until(rt, weft_now(rt) - 1) != WEFT_OK) return 2;
+  if (weft_sleep_until(rt, -1) != WEFT_OK) return 3;
+  int64_t deadline = weft_deadline_after(rt, 20 * 1000000);
+  if (weft_sleep_until(rt, deadline) != WEFT_OK) return 4;
+  if (weft_now(rt) < deadline) return 5;
+  return 0;
+}
+
+TEST_IMPL(runtime_yield_and_sleep) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_yield(rt));
+  /* A deadline at or before now returns at once, from a host thread too. */
+  ASSERT_OK(weft_sleep_until(rt, 0));
+  ASSERT_OK(weft_sleep_until(rt, weft_now(rt)));
+  ASSERT_OK(weft_sleep_until(rt, INT64_MIN));
+  int64_t deadline = test_after_ms(rt, 20);
+  ASSERT_OK(weft_sleep_until(rt, deadline));
+  ASSERT(weft_now(rt) >= deadline);
+  weft_task_t *t[4];
+  for (int i = 0; i < 4; i++) t[i] = test_spawn(rt, sleep_and_yield, rt);
+  for (int i = 0; i < 4; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_STATUS(WEFT_EINVAL, weft_yield(NULL));
+  ASSERT_ERROR_MENTIONS("NULL");
+  ASSERT_STATUS(WEFT_EINVAL, weft_sleep_until(NULL, 0));
+  ASSERT_ERROR_MENTIONS("NULL");
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static int32_t wait_at_gate(void *arg, void **result) {
+  (void)result;
+  return test_gate_wait(arg);
+}
+
+static atomic_int detached_done;
+
+static int32_t detached_wait(void *arg, void **result) {
+  (void)result;
+  weft_status_t st = test_gate_wait(arg);
+  atomic_fetch_add(&detached_done, 1);
+  return st;
+}
+
+/* weft_runtime_close is WEFT_EBUSY while tasks run (joinable or detached), and
+ * changes nothing; once they end it succeeds, and unjoined handles stay joinable. */
+TEST_IMPL(runtime_close_busy) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  weft_task_t *t = test_spawn(rt, wait_at_gate, &gate);
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.flags = WEFT_SPAWN_DETACHED;
+  ASSERT_OK(weft_spawn(rt, detached_wait, &gate, &opts, NULL));
+  test_gate_await_waiters(rt, &gate, 2);
+  ASSERT_STATUS(WEFT_EBUSY, weft_runtime_close(rt));
+  ASSERT_ERROR_MENTIONS("task");
+  ASSERT_STATUS(WEFT_EBUSY, weft_runtime_close(rt));
+  /* Nothing changed: the runtime still works. */
+  ASSERT(weft_now(rt) >= 0);
+  weft_task_t *t2 = test_spawn(rt, wait_at_gate, &gate);
+  test_gate_open(&gate);
+  ASSERT_EQ(test_join(t2), 0);
+  /* t ended (or will): close succeeds once the detached task is gone too, and the
+   * handle of t, never joined, stays valid after the close. */
+  test_close_runtime_when_idle(rt);
+  ASSERT_EQ(atomic_load(&detached_done), 1);
+  int32_t code = -1;
+  void *result = (void *)0x1;
+  ASSERT_OK(weft_join(t, WEFT_FOREVER, &code, &result));
+  ASSERT_EQ(code, 0);
+  ASSERT(result == NULL);
+  test_gate_destroy(&gate);
+  return TEST_OK;
+}
+
+static void *pthread_open_close(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 20; i++) {
+    weft_runtime_t *rt = NULL;
+    if (weft_runtime_open(NULL, &rt) != WEFT_OK) return (void *)1;
+    if (weft_runtime_close(rt) != WEFT_OK) return (void *)2;
+  }
+  return NULL;
+}
+
+/* Runtimes open and close from several host threads at once. */
+TEST_IMPL(runtime_open_close_concurrently) {
+  pthread_t threads[4];
+  for (int i = 0; i < 4; i++) ASSERT(pthread_create(&threads[i], NULL, pthread_open_close, NULL) == 0);
+  for (int i = 0; i < 4; i++) {
+    void *ret = (void *)0x1;
+    ASSERT(pthread_join(threads[i], &ret) == 0);
+    ASSERT(ret == NULL);
+  }
+  return TEST_OK;
+}
+
+/* NULL for every pointer argument of the runtime functions. */
+TEST_IMPL(runtime_null_arguments) {
+  weft_runtime_t *rt = NULL;
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(NULL, NULL));
+  ASSERT_ERROR_MENTIONS("out");
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&cfg, NULL));
+  ASSERT_ERROR_MENTIONS("out");
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_close(NULL));
+  ASSERT_ERROR_MENTIONS("runtime");
+  ASSERT(weft_runtime_platform(NULL) == NULL);
+  ASSERT_ERROR_MENTIONS("runtime");
+  ASSERT_EQ(weft_now(NULL), -1);
+  ASSERT_ERROR_MENTIONS("runtime");
+  ASSERT_EQ(weft_deadline_after(NULL, 0), -1);
+  ASSERT_ERROR_MENTIONS("runtime");
+  ASSERT_STATUS(WEFT_EINVAL, weft_yield(NULL));
+  ASSERT_ERROR_MENTIONS("runtime");
+  ASSERT_STATUS(WEFT_EINVAL, weft_sleep_until(NULL, WEFT_FOREVER));
+  ASSERT_ERROR_MENTIONS("runtime");
+  weft_config_init(NULL);
+  weft_spawn_opts_init(NULL);
+  /* Not a runtime at all (but readable memory): refused, not followed. */
+  static uint64_t junk[512];
+  memset(junk, 0, sizeof junk);
+  ASSERT_STATUS(WEFT_EINVAL, weft_yield((weft_runtime_t *)junk));
+  ASSERT_ERROR_MENTIONS("not a weft runtime");
+  (void)rt;
   return TEST_OK;
 }

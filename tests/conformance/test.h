@@ -89,4 +89,104 @@ static inline int32_t test_join(weft_task_t *t) {
   return code;
 }
 
+/* Sleeps `ms` milliseconds (lets other tasks reach a wait; no test result depends on
+ * how long it really takes). */
+static inline void test_sleep_ms(weft_runtime_t *rt, int64_t ms) {
+  ASSERT_OK(weft_sleep_until(rt, test_after_ms(rt, ms)));
+}
+
+/* How long a test waits for something that must happen "promptly" before it fails:
+ * generous, so that a slow or loaded machine never fails a correct platform. */
+#define TEST_PATIENCE_MS 10000
+
+/* A gate: tasks wait in test_gate_wait until the test opens it. The wait is a
+ * condition wait, so it is a cancellation point (its status is returned). */
+typedef struct {
+  weft_mutex_t m;
+  weft_cond_t c;
+  int open;
+  int waiting;
+} test_gate_t;
+
+static inline void test_gate_init(weft_runtime_t *rt, test_gate_t *g) {
+  g->open = 0;
+  g->waiting = 0;
+  ASSERT_OK(weft_mutex_init(rt, &g->m, 0));
+  ASSERT_OK(weft_cond_init(rt, &g->c));
+}
+
+static inline weft_status_t test_gate_wait(test_gate_t *g) {
+  weft_status_t st = WEFT_OK;
+  ASSERT_OK(weft_mutex_lock(&g->m));
+  g->waiting++;
+  while (!g->open && st == WEFT_OK) st = weft_cond_wait(&g->c, &g->m);
+  g->waiting--;
+  ASSERT_OK(weft_mutex_unlock(&g->m));
+  return st;
+}
+
+static inline void test_gate_open(test_gate_t *g) {
+  ASSERT_OK(weft_mutex_lock(&g->m));
+  g->open = 1;
+  ASSERT_OK(weft_cond_broadcast(&g->c));
+  ASSERT_OK(weft_mutex_unlock(&g->m));
+}
+
+/* Waits until `n` tasks wait at the gate (fails the test after TEST_PATIENCE_MS). */
+static inline void test_gate_await_waiters(weft_runtime_t *rt, test_gate_t *g, int n) {
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  for (;;) {
+    ASSERT_OK(weft_mutex_lock(&g->m));
+    int waiting = g->waiting;
+    ASSERT_OK(weft_mutex_unlock(&g->m));
+    if (waiting >= n) return;
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+}
+
+static inline void test_gate_destroy(test_gate_t *g) {
+  ASSERT_OK(weft_cond_destroy(&g->c));
+  ASSERT_OK(weft_mutex_destroy(&g->m));
+}
+
+typedef struct {
+  weft_task_t *task;
+  int found;
+  uint32_t state;
+} test_probe_t;
+
+static inline int test_probe_visit(void *ud, const weft_task_info_t *info) {
+  test_probe_t *p = (test_probe_t *)ud;
+  if (info->task != p->task) return 0;
+  p->found = 1;
+  p->state = info->state;
+  return 1;
+}
+
+/* Waits until task `t` is inside a blocking region (a weft wait), as seen by
+ * weft_tasks_foreach; fails the test after TEST_PATIENCE_MS. Tests use it to cancel a
+ * task that is really parked, not one about to park (both must work). */
+static inline void test_wait_blocked(weft_runtime_t *rt, weft_task_t *t) {
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  for (;;) {
+    test_probe_t p = {t, 0, 0};
+    ASSERT_OK(weft_tasks_foreach(rt, test_probe_visit, &p));
+    if (p.found && p.state == WEFT_TASK_BLOCKING) return;
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+}
+
+/* Closes `rt`, waiting (bounded) for detached tasks to end first. */
+static inline void test_close_runtime_when_idle(weft_runtime_t *rt) {
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  weft_status_t st;
+  while ((st = weft_runtime_close(rt)) == WEFT_EBUSY) {
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  ASSERT_OK(st);
+}
+
 #endif

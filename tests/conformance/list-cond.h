@@ -1,0 +1,12 @@
+/* Condition variables. */
+WEFT_TEST(cond_signal_hands_over)
+WEFT_TEST(cond_broadcast_wakes_all)
+WEFT_TEST(cond_wait_until_timeout)
+WEFT_TEST(cond_wait_without_mutex)
+WEFT_TEST(cond_recursive_mutex)
+WEFT_TEST(cond_cancel_keeps_mutex)
+WEFT_TEST(cond_destroy_rules)
+WEFT_TEST(cond_destroy_busy)
+WEFT_TEST(cond_mutex_other_runtime)
+WEFT_TEST(cond_null_arguments)
+WEFT_TEST(cond_bounded_buffer)

@@ -1,0 +1,12 @@
+/* Mutexes. */
+WEFT_TEST(mutex_counter_8_threads)
+WEFT_TEST(mutex_counter_mixed_locking)
+WEFT_TEST(mutex_plain_basics)
+WEFT_TEST(mutex_relock_deadlock)
+WEFT_TEST(mutex_recursive_depth)
+WEFT_TEST(mutex_contention_errors)
+WEFT_TEST(mutex_destroy_rules)
+WEFT_TEST(mutex_uninitialised)
+WEFT_TEST(mutex_bad_flags)
+WEFT_TEST(mutex_null_arguments)
+WEFT_TEST(mutex_owner_exited)

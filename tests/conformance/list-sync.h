@@ -1,2 +1,0 @@
-/* Mutexes, conditions, rwlocks. */
-WEFT_TEST(mutex_counter_8_threads)

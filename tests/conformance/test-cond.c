@@ -1,0 +1,472 @@
+/* Condition variables: wait, wait_until, signal, broadcast, error checks, and a
+ * bounded buffer with several producers and consumers. */
+#include <stdatomic.h>
+
+#include "test.h"
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t m;
+  weft_cond_t c;
+  int tokens;
+  int waiting;
+  int taken;
+} tokens_t;
+
+static void tokens_init(weft_runtime_t *rt, tokens_t *s, uint32_t mutex_flags) {
+  memset(s, 0, sizeof *s);
+  s->rt = rt;
+  ASSERT_OK(weft_mutex_init(rt, &s->m, mutex_flags));
+  ASSERT_OK(weft_cond_init(rt, &s->c));
+}
+
+static void tokens_destroy(tokens_t *s) {
+  ASSERT_OK(weft_cond_destroy(&s->c));
+  ASSERT_OK(weft_mutex_destroy(&s->m));
+}
+
+static int32_t take_token(void *arg, void **result) {
+  tokens_t *s = arg;
+  (void)result;
+  if (weft_mutex_lock(&s->m) != WEFT_OK) return 1;
+  s->waiting++;
+  while (s->tokens == 0)
+    if (weft_cond_wait(&s->c, &s->m) != WEFT_OK) return 2;
+  s->tokens--;
+  s->waiting--;
+  s->taken++;
+  if (weft_mutex_unlock(&s->m) != WEFT_OK) return 3;
+  return 0;
+}
+
+static void await_waiting(tokens_t *s, int n) {
+  int64_t give_up = test_after_ms(s->rt, TEST_PATIENCE_MS);
+  for (;;) {
+    ASSERT_OK(weft_mutex_lock(&s->m));
+    int waiting = s->waiting;
+    ASSERT_OK(weft_mutex_unlock(&s->m));
+    if (waiting >= n) return;
+    ASSERT(weft_now(s->rt) < give_up);
+    test_sleep_ms(s->rt, 1);
+  }
+}
+
+/* One token per signal: every waiter gets one, no signal is lost. */
+TEST_IMPL(cond_signal_hands_over) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  enum { N = 6 };
+  weft_task_t *t[N];
+  for (int i = 0; i < N; i++) t[i] = test_spawn(rt, take_token, &s);
+  await_waiting(&s, N);
+  for (int i = 0; i < N; i++) {
+    ASSERT_OK(weft_mutex_lock(&s.m));
+    s.tokens++;
+    ASSERT_OK(weft_cond_signal(&s.c));
+    ASSERT_OK(weft_mutex_unlock(&s.m));
+  }
+  for (int i = 0; i < N; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(s.taken, N);
+  ASSERT_EQ(s.tokens, 0);
+  /* Signal without holding the mutex is allowed too. */
+  weft_task_t *one = test_spawn(rt, take_token, &s);
+  await_waiting(&s, 1);
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  s.tokens++;
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  ASSERT_OK(weft_cond_signal(&s.c));
+  ASSERT_EQ(test_join(one), 0);
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+TEST_IMPL(cond_broadcast_wakes_all) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  enum { N = 8 };
+  weft_task_t *t[N];
+  for (int i = 0; i < N; i++) t[i] = test_spawn(rt, take_token, &s);
+  await_waiting(&s, N);
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  s.tokens = N;
+  ASSERT_OK(weft_cond_broadcast(&s.c));
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  for (int i = 0; i < N; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(s.taken, N);
+  /* Signal and broadcast with nobody waiting are fine, and not remembered. */
+  ASSERT_OK(weft_cond_signal(&s.c));
+  ASSERT_OK(weft_cond_broadcast(&s.c));
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&s.c, &s.m, test_after_ms(rt, 10)));
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static int32_t trylock_status(void *arg, void **result) {
+  (void)result;
+  weft_status_t st = weft_mutex_trylock(arg);
+  if (st == WEFT_OK && weft_mutex_unlock(arg) != WEFT_OK) return 99;
+  return st;
+}
+
+static weft_status_t trylock_from_other_task(weft_runtime_t *rt, weft_mutex_t *m) {
+  return test_join(test_spawn(rt, trylock_status, m));
+}
+
+static int32_t unlock_status(void *arg, void **result) {
+  (void)result;
+  return weft_mutex_unlock(arg);
+}
+
+/* wait_until: WEFT_ETIMEDOUT at the deadline (a past one: at once), the mutex held
+ * again by the caller and by nobody else. */
+TEST_IMPL(cond_wait_until_timeout) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  int64_t deadline = test_after_ms(rt, 30);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&s.c, &s.m, deadline));
+  ASSERT_ERROR_MENTIONS("weft_cond_wait_until");
+  ASSERT(weft_now(rt) >= deadline);
+  ASSERT_EQ(trylock_from_other_task(rt, &s.m), WEFT_EBUSY);
+  ASSERT_EQ(test_join(test_spawn(rt, unlock_status, &s.m)), WEFT_EPERM);
+  ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock(&s.m)); /* still ours */
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&s.c, &s.m, 0));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&s.c, &s.m, -1));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&s.c, &s.m, weft_now(rt)));
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&s.m));
+  ASSERT_EQ(trylock_from_other_task(rt, &s.m), 0);
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static int32_t wait_on_main_mutex(void *arg, void **result) {
+  tokens_t *s = arg;
+  (void)result;
+  if (weft_cond_wait(&s->c, &s->m) != WEFT_EPERM) return 1;
+  if (weft_cond_wait_until(&s->c, &s->m, WEFT_FOREVER) != WEFT_EPERM) return 2;
+  return 0;
+}
+
+/* Waiting without holding the mutex is WEFT_EPERM, whether it is free or another
+ * task's. */
+TEST_IMPL(cond_wait_without_mutex) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (uint32_t flags = 0; flags <= WEFT_MUTEX_RECURSIVE; flags++) {
+    tokens_t s;
+    tokens_init(rt, &s, flags);
+    ASSERT_STATUS(WEFT_EPERM, weft_cond_wait(&s.c, &s.m));
+    ASSERT_ERROR_MENTIONS("not held");
+    ASSERT_STATUS(WEFT_EPERM, weft_cond_wait_until(&s.c, &s.m, 0));
+    ASSERT_OK(weft_mutex_lock(&s.m));
+    ASSERT_EQ(test_join(test_spawn(rt, wait_on_main_mutex, &s)), 0);
+    ASSERT_OK(weft_mutex_unlock(&s.m));
+    tokens_destroy(&s);
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static int32_t lock_and_signal(void *arg, void **result) {
+  tokens_t *s = arg;
+  (void)result;
+  /* Only possible if the waiter released every level of its recursive lock. */
+  if (weft_mutex_lock(&s->m) != WEFT_OK) return 1;
+  s->tokens = 1;
+  if (weft_cond_signal(&s->c) != WEFT_OK) return 2;
+  if (weft_mutex_unlock(&s->m) != WEFT_OK) return 3;
+  return 0;
+}
+
+/* A recursive mutex is released completely during the wait and restored to the same
+ * depth after it, whatever the outcome. */
+TEST_IMPL(cond_recursive_mutex) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, WEFT_MUTEX_RECURSIVE);
+  enum { DEPTH = 3 };
+  for (int i = 0; i < DEPTH; i++) ASSERT_OK(weft_mutex_lock(&s.m));
+  weft_task_t *t = test_spawn(rt, lock_and_signal, &s);
+  while (s.tokens == 0) ASSERT_OK(weft_cond_wait(&s.c, &s.m));
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_EQ(trylock_from_other_task(rt, &s.m), WEFT_EBUSY);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&s.c, &s.m, test_after_ms(rt, 5)));
+  for (int i = 0; i < DEPTH; i++) {
+    ASSERT_EQ(trylock_from_other_task(rt, &s.m), WEFT_EBUSY);
+    ASSERT_OK(weft_mutex_unlock(&s.m));
+  }
+  ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&s.m));
+  ASSERT_EQ(trylock_from_other_task(rt, &s.m), 0);
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+typedef struct {
+  tokens_t *s;
+  atomic_int holding;
+  atomic_int release;
+} cancelled_waiter_t;
+
+static int32_t wait_then_hold(void *arg, void **result) {
+  cancelled_waiter_t *w = arg;
+  (void)result;
+  if (weft_mutex_lock(&w->s->m) != WEFT_OK) return 1;
+  weft_status_t st = weft_cond_wait_until(&w->s->c, &w->s->m, weft_deadline_after(w->s->rt, 60000000000LL));
+  if (st != WEFT_ECANCELED) return 10 + st;
+  atomic_store(&w->holding, 1);
+  while (!atomic_load(&w->release)) {
+  }
+  return weft_mutex_unlock(&w->s->m) == WEFT_OK ? 0 : 3;
+}
+
+/* A cancelled waiter returns WEFT_ECANCELED holding the mutex: nobody else gets it
+ * until it unlocks. */
+TEST_IMPL(cond_cancel_keeps_mutex) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  cancelled_waiter_t w = {&s, 0, 0};
+  weft_task_t *t = test_spawn(rt, wait_then_hold, &w);
+  test_wait_blocked(rt, t);
+  ASSERT_OK(weft_cancel(t));
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (!atomic_load(&w.holding)) {
+    ASSERT(weft_now(rt) < give_up);
+    ASSERT_OK(weft_yield(rt));
+  }
+  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_trylock(&s.m));
+  ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&s.m));
+  atomic_store(&w.release, 1);
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_OK(weft_mutex_trylock(&s.m));
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Destroyed and never-initialised conditions are refused; a destroyed mutex too. */
+TEST_IMPL(cond_destroy_rules) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_cond_t c;
+  weft_mutex_t m;
+  ASSERT_OK(weft_cond_init(rt, &c));
+  ASSERT_OK(weft_mutex_init(rt, &m, 0));
+  ASSERT_OK(weft_cond_destroy(&c));
+  ASSERT_OK(weft_mutex_lock(&m));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait(&c, &m));
+  ASSERT_ERROR_MENTIONS("destroyed");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait_until(&c, &m, 0));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_signal(&c));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_broadcast(&c));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_destroy(&c));
+  ASSERT_OK(weft_mutex_unlock(&m)); /* the refused waits kept the mutex */
+  ASSERT_OK(weft_cond_init(rt, &c)); /* re-initialised: usable again */
+  ASSERT_OK(weft_mutex_destroy(&m));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait(&c, &m));
+  ASSERT_ERROR_MENTIONS("destroyed");
+  ASSERT_OK(weft_cond_destroy(&c));
+  for (int fill = 0; fill < 2; fill++) {
+    memset(&c, fill ? 0x5a : 0, sizeof c);
+    ASSERT_STATUS(WEFT_EINVAL, weft_cond_signal(&c));
+    ASSERT_ERROR_MENTIONS("not initialised");
+    ASSERT_STATUS(WEFT_EINVAL, weft_cond_broadcast(&c));
+    ASSERT_STATUS(WEFT_EINVAL, weft_cond_destroy(&c));
+    ASSERT_OK(weft_mutex_init(rt, &m, 0));
+    ASSERT_OK(weft_mutex_lock(&m));
+    ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait(&c, &m));
+    ASSERT_OK(weft_mutex_unlock(&m));
+    ASSERT_OK(weft_mutex_destroy(&m));
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A condition somebody waits on cannot be destroyed (the waiter could never be
+ * signalled again); once the waiter is gone it can. */
+TEST_IMPL(cond_destroy_busy) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  weft_task_t *t = test_spawn(rt, take_token, &s);
+  await_waiting(&s, 1);
+  test_wait_blocked(rt, t);
+  ASSERT_STATUS(WEFT_EBUSY, weft_cond_destroy(&s.c));
+  ASSERT_ERROR_MENTIONS("waiter");
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  s.tokens = 1;
+  ASSERT_OK(weft_cond_signal(&s.c)); /* the refused destroy changed nothing */
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  ASSERT_EQ(test_join(t), 0);
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A condition and a mutex of different runtimes do not pair. */
+TEST_IMPL(cond_mutex_other_runtime) {
+  weft_runtime_t *a = test_open_runtime();
+  weft_runtime_t *b = test_open_runtime();
+  weft_cond_t c;
+  weft_mutex_t m;
+  ASSERT_OK(weft_cond_init(a, &c));
+  ASSERT_OK(weft_mutex_init(b, &m, 0));
+  ASSERT_OK(weft_mutex_lock(&m));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait_until(&c, &m, 0));
+  ASSERT_ERROR_MENTIONS("different runtimes");
+  ASSERT_OK(weft_mutex_unlock(&m));
+  ASSERT_OK(weft_mutex_destroy(&m));
+  ASSERT_OK(weft_cond_destroy(&c));
+  test_close_runtime(b);
+  test_close_runtime(a);
+  return TEST_OK;
+}
+
+TEST_IMPL(cond_null_arguments) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_cond_t c;
+  weft_mutex_t m;
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_init(NULL, &c));
+  ASSERT_ERROR_MENTIONS("runtime");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_init(rt, NULL));
+  ASSERT_ERROR_MENTIONS("condition");
+  ASSERT_OK(weft_cond_init(rt, &c));
+  ASSERT_OK(weft_mutex_init(rt, &m, 0));
+  ASSERT_OK(weft_mutex_lock(&m));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait(NULL, &m));
+  ASSERT_ERROR_MENTIONS("condition");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait(&c, NULL));
+  ASSERT_ERROR_MENTIONS("mutex");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait_until(NULL, &m, 0));
+  ASSERT_ERROR_MENTIONS("condition");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait_until(&c, NULL, 0));
+  ASSERT_ERROR_MENTIONS("mutex");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_signal(NULL));
+  ASSERT_ERROR_MENTIONS("condition");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_broadcast(NULL));
+  ASSERT_ERROR_MENTIONS("condition");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_destroy(NULL));
+  ASSERT_ERROR_MENTIONS("condition");
+  ASSERT_OK(weft_mutex_unlock(&m));
+  ASSERT_OK(weft_mutex_destroy(&m));
+  ASSERT_OK(weft_cond_destroy(&c));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- a bounded buffer: producers and consumers, exact checksum ------------------- */
+
+#define BB_CAPACITY 16
+#define BB_PRODUCERS 4
+#define BB_CONSUMERS 4
+#define BB_ITEMS 20000 /* per producer */
+
+typedef struct {
+  weft_mutex_t m;
+  weft_cond_t not_full, not_empty;
+  int64_t slots[BB_CAPACITY];
+  int head, count;
+} bounded_buffer_t;
+
+static int bb_put(bounded_buffer_t *b, int64_t v) {
+  if (weft_mutex_lock(&b->m) != WEFT_OK) return 0;
+  while (b->count == BB_CAPACITY)
+    if (weft_cond_wait(&b->not_full, &b->m) != WEFT_OK) return 0;
+  b->slots[(b->head + b->count) % BB_CAPACITY] = v;
+  b->count++;
+  if (weft_cond_signal(&b->not_empty) != WEFT_OK) return 0;
+  return weft_mutex_unlock(&b->m) == WEFT_OK;
+}
+
+static int bb_take(bounded_buffer_t *b, int64_t *v) {
+  if (weft_mutex_lock(&b->m) != WEFT_OK) return 0;
+  while (b->count == 0)
+    if (weft_cond_wait(&b->not_empty, &b->m) != WEFT_OK) return 0;
+  *v = b->slots[b->head];
+  b->head = (b->head + 1) % BB_CAPACITY;
+  b->count--;
+  if (weft_cond_signal(&b->not_full) != WEFT_OK) return 0;
+  return weft_mutex_unlock(&b->m) == WEFT_OK;
+}
+
+typedef struct {
+  bounded_buffer_t *b;
+  int id;
+  int64_t sum;
+  int64_t items;
+  int64_t per_producer[BB_PRODUCERS];
+} bb_worker_t;
+
+static int32_t bb_producer(void *arg, void **result) {
+  bb_worker_t *w = arg;
+  (void)result;
+  for (int64_t i = 1; i <= BB_ITEMS; i++)
+    if (!bb_put(w->b, (int64_t)w->id * BB_ITEMS + i)) return 1;
+  return 0;
+}
+
+static int32_t bb_consumer(void *arg, void **result) {
+  bb_worker_t *w = arg;
+  (void)result;
+  int64_t last[BB_PRODUCERS] = {0};
+  for (;;) {
+    int64_t v;
+    if (!bb_take(w->b, &v)) return 1;
+    if (v == 0) return 0; /* end of stream */
+    int p = (int)((v - 1) / BB_ITEMS);
+    int64_t i = (v - 1) % BB_ITEMS + 1;
+    if (p < 0 || p >= BB_PRODUCERS) return 2;
+    if (i <= last[p]) return 3; /* each producer's items arrive in order */
+    last[p] = i;
+    w->per_producer[p]++;
+    w->sum += v;
+    w->items++;
+  }
+}
+
+TEST_IMPL(cond_bounded_buffer) {
+  weft_runtime_t *rt = test_open_runtime();
+  static bounded_buffer_t b;
+  memset(&b, 0, sizeof b);
+  ASSERT_OK(weft_mutex_init(rt, &b.m, 0));
+  ASSERT_OK(weft_cond_init(rt, &b.not_full));
+  ASSERT_OK(weft_cond_init(rt, &b.not_empty));
+  static bb_worker_t producers[BB_PRODUCERS], consumers[BB_CONSUMERS];
+  weft_task_t *pt[BB_PRODUCERS], *ct[BB_CONSUMERS];
+  for (int i = 0; i < BB_CONSUMERS; i++) {
+    consumers[i] = (bb_worker_t){.b = &b, .id = i};
+    ct[i] = test_spawn(rt, bb_consumer, &consumers[i]);
+  }
+  for (int i = 0; i < BB_PRODUCERS; i++) {
+    producers[i] = (bb_worker_t){.b = &b, .id = i};
+    pt[i] = test_spawn(rt, bb_producer, &producers[i]);
+  }
+  for (int i = 0; i < BB_PRODUCERS; i++) ASSERT_EQ(test_join(pt[i]), 0);
+  for (int i = 0; i < BB_CONSUMERS; i++) ASSERT(bb_put(&b, 0));
+  int64_t sum = 0, items = 0, per_producer[BB_PRODUCERS] = {0};
+  for (int i = 0; i < BB_CONSUMERS; i++) {
+    ASSERT_EQ(test_join(ct[i]), 0);
+    sum += consumers[i].sum;
+    items += consumers[i].items;
+    for (int p = 0; p < BB_PRODUCERS; p++) per_producer[p] += consumers[i].per_producer[p];
+  }
+  const int64_t n = (int64_t)BB_PRODUCERS * BB_ITEMS;
+  ASSERT_EQ(items, n);
+  ASSERT_EQ(sum, n * (n + 1) / 2);
+  for (int p = 0; p < BB_PRODUCERS; p++) ASSERT_EQ(per_producer[p], BB_ITEMS);
+  ASSERT_EQ(b.count, 0);
+  ASSERT_OK(weft_cond_destroy(&b.not_empty));
+  ASSERT_OK(weft_cond_destroy(&b.not_full));
+  ASSERT_OK(weft_mutex_destroy(&b.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}

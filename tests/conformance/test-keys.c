@@ -1,0 +1,288 @@
+/* Task-local keys: per-task values, destructors, host threads, invalid keys. */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "test.h"
+
+typedef struct {
+  atomic_int destroyed;
+  weft_task_t *destroyed_on; /* weft_task_self() inside the destructor */
+  pthread_t thread;          /* pthread_self() inside the destructor */
+  void *then;                /* reset_once: the value to set once this one is destroyed */
+} value_t;
+
+static void destroy_value(void *p) {
+  value_t *v = p;
+  v->destroyed_on = weft_task_self();
+  v->thread = pthread_self();
+  atomic_fetch_add(&v->destroyed, 1);
+}
+
+static weft_key_t key_a, key_b, key_plain, key_reset;
+
+typedef struct {
+  weft_runtime_t *rt;
+  int index;
+  value_t first, second, unset_later, reset, reset_again;
+  int plain;
+  pthread_t thread;
+} task_values_t;
+
+/* A destructor may set a value again: that one is destroyed in a later round. */
+static void reset_once(void *p) {
+  value_t *v = p;
+  destroy_value(v);
+  if (v->then != NULL && weft_local_set(key_reset, v->then) != WEFT_OK) abort();
+}
+
+static int32_t use_keys(void *arg, void **result) {
+  task_values_t *me = arg;
+  (void)result;
+  me->thread = pthread_self();
+  if (weft_local_get(key_a) != NULL || weft_local_get(key_b) != NULL) return 1;
+  if (weft_local_set(key_a, &me->first) != WEFT_OK) return 2;
+  if (weft_local_set(key_a, &me->second) != WEFT_OK) return 3; /* first is not destroyed */
+  if (weft_local_set(key_b, &me->unset_later) != WEFT_OK) return 4;
+  if (weft_local_set(key_b, NULL) != WEFT_OK) return 5; /* NULL: no destructor call */
+  if (weft_local_set(key_plain, &me->plain) != WEFT_OK) return 6; /* no destructor */
+  if (weft_local_set(key_reset, &me->reset) != WEFT_OK) return 7;
+  for (int i = 0; i < 20; i++) {
+    if (weft_yield(me->rt) != WEFT_OK) return 8;
+    if (weft_local_get(key_a) != &me->second) return 9; /* nobody else's value */
+    if (weft_local_get(key_plain) != &me->plain) return 10;
+  }
+  if (weft_local_get(key_b) != NULL) return 11;
+  return 0;
+}
+
+/* Each task has its own values; at exit each non-NULL value is destroyed exactly once,
+ * on the task itself; replaced and NULL values are not; a destructor that sets a value
+ * again gets that one destroyed too. */
+TEST_IMPL(keys_destructors) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_key_create(rt, destroy_value, &key_a));
+  ASSERT_OK(weft_key_create(rt, destroy_value, &key_b));
+  ASSERT_OK(weft_key_create(rt, NULL, &key_plain));
+  ASSERT_OK(weft_key_create(rt, reset_once, &key_reset));
+  ASSERT(key_a != 0 && key_b != 0 && key_plain != 0 && key_reset != 0);
+  ASSERT(key_a != key_b && key_b != key_plain && key_plain != key_reset && key_a != key_reset);
+  int os_threads = (weft_runtime_platform(rt)->caps & WEFT_CAP_OS_THREADS) != 0;
+  enum { N = 8 };
+  static task_values_t v[N];
+  weft_task_t *t[N];
+  for (int i = 0; i < N; i++) {
+    memset(&v[i], 0, sizeof v[i]);
+    v[i].rt = rt;
+    v[i].index = i;
+    v[i].reset.then = &v[i].reset_again;
+    t[i] = test_spawn(rt, use_keys, &v[i]);
+  }
+  int main_value = 0;
+  ASSERT_OK(weft_local_set(key_a, &main_value));
+  weft_task_t *handles[N];
+  memcpy(handles, t, sizeof handles);
+  for (int i = 0; i < N; i++) ASSERT_EQ(test_join(t[i]), 0);
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(atomic_load(&v[i].first.destroyed), 0);
+    ASSERT_EQ(atomic_load(&v[i].second.destroyed), 1);
+    ASSERT_EQ(atomic_load(&v[i].unset_later.destroyed), 0);
+    ASSERT_EQ(atomic_load(&v[i].reset.destroyed), 1);
+    ASSERT_EQ(atomic_load(&v[i].reset_again.destroyed), 1);
+    ASSERT(v[i].second.destroyed_on == handles[i]); /* on the task itself */
+    ASSERT(v[i].reset_again.destroyed_on == handles[i]);
+    if (os_threads) ASSERT(pthread_equal(v[i].second.thread, v[i].thread));
+  }
+  ASSERT(weft_local_get(key_a) == &main_value); /* the tasks left ours alone */
+  test_close_runtime(rt);
+  ASSERT(weft_local_get(key_a) == &main_value); /* keys outlive runtimes */
+  return TEST_OK;
+}
+
+typedef struct {
+  value_t value;
+  pthread_t self;
+  int failed;
+} host_thread_t;
+
+static void *host_thread_sets(void *arg) {
+  host_thread_t *h = arg;
+  h->self = pthread_self();
+  if (weft_local_get(key_a) != NULL) h->failed = 1;
+  if (weft_local_set(key_a, &h->value) != WEFT_OK) h->failed = 2;
+  if (weft_local_get(key_a) != &h->value) h->failed = 3;
+  return NULL;
+}
+
+/* A host thread (not a task) has its own values, destroyed when it exits, on it. */
+TEST_IMPL(keys_host_threads) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_key_create(rt, destroy_value, &key_a));
+  int mine = 0;
+  ASSERT(weft_local_get(key_a) == NULL);
+  ASSERT_OK(weft_local_set(key_a, &mine));
+  static host_thread_t h[4];
+  pthread_t threads[4];
+  for (int i = 0; i < 4; i++) ASSERT(pthread_create(&threads[i], NULL, host_thread_sets, &h[i]) == 0);
+  for (int i = 0; i < 4; i++) {
+    ASSERT(pthread_join(threads[i], NULL) == 0);
+    ASSERT_EQ(h[i].failed, 0);
+    ASSERT_EQ(atomic_load(&h[i].value.destroyed), 1);
+    ASSERT(pthread_equal(h[i].value.thread, h[i].self));
+    ASSERT(h[i].value.destroyed_on == NULL); /* not a task */
+  }
+  ASSERT(weft_local_get(key_a) == &mine);
+  ASSERT_OK(weft_local_set(key_a, NULL));
+  ASSERT(weft_local_get(key_a) == NULL);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Keys that were never created: WEFT_EINVAL from set, NULL (and the error) from get. */
+TEST_IMPL(keys_invalid) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_key_t k = 0;
+  ASSERT_OK(weft_key_create(rt, NULL, &k));
+  int x = 0;
+  ASSERT_STATUS(WEFT_EINVAL, weft_local_set(0, &x));
+  ASSERT_ERROR_MENTIONS("key 0");
+  ASSERT(weft_local_get(0) == NULL);
+  ASSERT_ERROR_MENTIONS("weft_local_get");
+  ASSERT_ERROR_MENTIONS("key 0");
+  weft_key_t never = WEFT_KEYS_MAX + 1;
+  ASSERT_STATUS(WEFT_EINVAL, weft_local_set(never, &x));
+  ASSERT(weft_local_get(never) == NULL);
+  ASSERT_STATUS(WEFT_EINVAL, weft_local_set(UINT32_MAX, &x));
+  ASSERT_STATUS(WEFT_EINVAL, weft_local_set(k + 1, &x)); /* not created yet */
+  ASSERT_OK(weft_local_set(k, &x));
+  ASSERT(weft_local_get(k) == &x);
+  ASSERT_OK(weft_local_set(k, NULL)); /* NULL is a value like any other */
+  ASSERT(weft_local_get(k) == NULL);
+  test_close_runtime(rt);
+  weft_key_t out = 77;
+  ASSERT_STATUS(WEFT_EINVAL, weft_key_create(rt, NULL, &out)); /* closed runtime */
+  ASSERT_EQ(out, 77);
+  return TEST_OK;
+}
+
+/* At most WEFT_KEYS_MAX keys; then WEFT_ENOMEM, *out untouched, old keys still work. */
+TEST_IMPL(keys_exhaustion) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_key_t first = 0, last = 0, k = 0;
+  int created = 0;
+  weft_status_t st;
+  while ((st = weft_key_create(rt, NULL, &k)) == WEFT_OK) {
+    if (created == 0) first = k;
+    ASSERT(k != 0 && k != last);
+    last = k;
+    ASSERT(++created <= WEFT_KEYS_MAX);
+  }
+  ASSERT_STATUS(WEFT_ENOMEM, st);
+  ASSERT_ERROR_MENTIONS("keys");
+  ASSERT(created >= 1);
+  k = 12345;
+  ASSERT_STATUS(WEFT_ENOMEM, weft_key_create(rt, NULL, &k));
+  ASSERT_EQ(k, 12345);
+  int x;
+  ASSERT_OK(weft_local_set(first, &x));
+  ASSERT_OK(weft_local_set(last, &x));
+  ASSERT(weft_local_get(last) == &x);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+TEST_IMPL(keys_null_arguments) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_key_t k = 77;
+  ASSERT_STATUS(WEFT_EINVAL, weft_key_create(NULL, NULL, &k));
+  ASSERT_ERROR_MENTIONS("runtime");
+  ASSERT_STATUS(WEFT_EINVAL, weft_key_create(rt, destroy_value, NULL));
+  ASSERT_ERROR_MENTIONS("out");
+  ASSERT_EQ(k, 77);
+  ASSERT_OK(weft_key_create(rt, NULL, &k)); /* dtor may be NULL */
+  ASSERT_OK(weft_local_set(k, NULL));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- weft calls from thread-exit destructors ------------------------------------ */
+
+typedef struct {
+  weft_mutex_t m;
+  weft_key_t key;
+  pthread_key_t pkey;
+  atomic_int weft_dtor_ok, weft_dtor_runs;
+  atomic_int pthread_dtor_ok, pthread_dtor_runs;
+} exit_calls_t;
+
+static exit_calls_t exit_calls;
+
+/* What a VM does when a thread goes away: take a lock to unlink the thread's data,
+ * and survive a call that fails. */
+static int weft_calls_work(void) {
+  if (weft_mutex_lock(&exit_calls.m) != WEFT_OK) return 0;
+  if (weft_mutex_unlock(&exit_calls.m) != WEFT_OK) return 0;
+  if (weft_mutex_unlock(&exit_calls.m) != WEFT_EPERM) return 0;
+  if (strstr(weft_last_error(), "weft_mutex_unlock") == NULL) return 0;
+  int x;
+  if (weft_local_set(exit_calls.key, NULL) != WEFT_OK) return 0;
+  (void)x;
+  return 1;
+}
+
+static void weft_key_dtor_calls_weft(void *value) {
+  (void)value;
+  atomic_fetch_add(&exit_calls.weft_dtor_runs, 1);
+  if (weft_calls_work()) atomic_fetch_add(&exit_calls.weft_dtor_ok, 1);
+}
+
+static void pthread_key_dtor_calls_weft(void *value) {
+  (void)value;
+  atomic_fetch_add(&exit_calls.pthread_dtor_runs, 1);
+  if (weft_calls_work()) atomic_fetch_add(&exit_calls.pthread_dtor_ok, 1);
+}
+
+static void *thread_with_exit_calls(void *arg) {
+  (void)arg;
+  /* Use weft on this thread first, so that its weft state exists and is torn down at
+   * exit, then leave values for both kinds of destructor. */
+  if (weft_mutex_lock(&exit_calls.m) != WEFT_OK || weft_mutex_unlock(&exit_calls.m) != WEFT_OK) return (void *)1;
+  if (weft_mutex_unlock(&exit_calls.m) != WEFT_EPERM) return (void *)2;
+  if (weft_local_set(exit_calls.key, &exit_calls) != WEFT_OK) return (void *)3;
+  if (pthread_setspecific(exit_calls.pkey, &exit_calls) != 0) return (void *)4;
+  return NULL;
+}
+
+static void *thread_sets_only_pthread_key(void *arg) {
+  (void)arg;
+  return pthread_setspecific(exit_calls.pkey, &exit_calls) == 0 ? NULL : (void *)1;
+}
+
+/* Destructors that run when a host thread exits (weft's own key destructors, and
+ * pthread key destructors, which glibc runs after every thread_local is gone) may call
+ * weft: locks work, failures return their codes, nothing aborts. */
+TEST_IMPL(keys_thread_exit_calls_weft) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_mutex_init(rt, &exit_calls.m, 0));
+  ASSERT_OK(weft_key_create(rt, weft_key_dtor_calls_weft, &exit_calls.key));
+  ASSERT(pthread_key_create(&exit_calls.pkey, pthread_key_dtor_calls_weft) == 0);
+  for (int i = 0; i < 3; i++) {
+    pthread_t thread;
+    void *ret = (void *)0x1;
+    ASSERT(pthread_create(&thread, NULL, thread_with_exit_calls, NULL) == 0);
+    ASSERT(pthread_join(thread, &ret) == 0);
+    ASSERT(ret == NULL);
+  }
+  ASSERT_EQ(atomic_load(&exit_calls.weft_dtor_runs), 3);
+  ASSERT_EQ(atomic_load(&exit_calls.weft_dtor_ok), 3);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_runs), 3);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_ok), 3);
+  /* A thread whose first weft call is made from a pthread key destructor. */
+  pthread_t thread;
+  ASSERT(pthread_create(&thread, NULL, thread_sets_only_pthread_key, NULL) == 0);
+  ASSERT(pthread_join(thread, NULL) == 0);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_runs), 4);
+  ASSERT_EQ(atomic_load(&exit_calls.pthread_dtor_ok), 4);
+  ASSERT_OK(weft_mutex_destroy(&exit_calls.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
