@@ -14,12 +14,6 @@ static inline weft_chan_t *test_chan(weft_runtime_t *rt, size_t elem_size, size_
   return ch;
 }
 
-/* Sleeps `ms` milliseconds (to let other tasks reach a blocking call; no result of a
- * test depends on whether they did). */
-static inline void test_sleep_ms(weft_runtime_t *rt, int64_t ms) {
-  ASSERT_OK(weft_sleep_until(rt, test_after_ms(rt, ms)));
-}
-
 /* Counts elem_drop calls on heap elements (each a malloc'ed uint64_t id, freed here),
  * and checks that no id is dropped twice. */
 typedef struct {

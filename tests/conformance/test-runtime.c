@@ -339,58 +339,6 @@ TEST_IMPL(runtime_open_not_a_plugin) {
   return TEST_OK;
 }
 
-#ifdef WEFT_TEST_FAKE_PLUGIN_DIR
-static void fake_path(char *buf, size_t size, const char *kind) {
-  snprintf(buf, size, "%s/libweft_fake_%s.so", WEFT_TEST_FAKE_PLUGIN_DIR, kind);
-}
-#endif
-
-/* Broken plugins (built from fake-plugin.c) are refused, each with its own reason. */
-TEST_IMPL(runtime_open_broken_plugins) {
-#ifndef WEFT_TEST_FAKE_PLUGIN_DIR
-  return TEST_SKIP;
-#else
-  static const struct {
-    const char *kind, *reason;
-  } cases[] = {
-      {"noentry", "weft_platform_entry"},
-      {"refuses", "returned NULL"},
-      {"badmagic", "bad magic"},
-      {"abi_new", "ABI version 99"},
-      {"abi_old", "ABI version 0"},
-      {"small", "table too small"},
-      {"nullmember", "cond_signal"},
-      {"noname", "name"},
-      {"bigmutex", "do not fit"},
-      {"bigcond", "do not fit"},
-      {"bigrwlock", "do not fit"},
-      {"align", "alignment"},
-  };
-  char path[PATH_MAX];
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    fake_path(path, sizeof path, cases[i].kind);
-    ASSERT(access(path, R_OK) == 0);
-    expect_plugin_error(path, cases[i].reason);
-    expect_plugin_error(path, cases[i].reason); /* a refused plugin is not cached */
-  }
-  /* By name through $WEFT_PLUGIN_PATH: the message names the file it found. */
-  ASSERT(setenv("WEFT_PLUGIN_PATH", WEFT_TEST_FAKE_PLUGIN_DIR, 1) == 0);
-  weft_config_t cfg;
-  weft_config_init(&cfg);
-  cfg.platform = "fake_badmagic";
-  weft_runtime_t *rt = NULL;
-  ASSERT_STATUS(WEFT_EPLUGIN, weft_runtime_open(&cfg, &rt));
-  ASSERT_ERROR_MENTIONS("libweft_fake_badmagic.so");
-  ASSERT_ERROR_MENTIONS("bad magic");
-  /* A plugin that loads but cannot open a runtime: its code and detail come through. */
-  cfg.platform = "fake_openfails";
-  ASSERT_STATUS(WEFT_ENOTSUP, weft_runtime_open(&cfg, &rt));
-  ASSERT_ERROR_MENTIONS("fake plugin says no");
-  ASSERT(unsetenv("WEFT_PLUGIN_PATH") == 0);
-  return TEST_OK;
-#endif
-}
-
 TEST_IMPL(runtime_clock_and_deadlines) {
   weft_runtime_t *rt = test_open_runtime();
   int64_t prev = weft_now(rt);
