@@ -136,20 +136,24 @@ pub unsafe extern "C" fn weft_rwlock_read_lock(l: *mut weft_rwlock_t) -> weft_st
     acquire("weft_rwlock_read_lock", l, false, false)
 }
 
-/// Takes shared access if no writer holds or waits for it; `WEFT_EBUSY` otherwise.
+/// Takes shared access if no writer holds or waits for it; `WEFT_EBUSY` otherwise, and
+/// `WEFT_EDEADLK` if the caller holds the write lock.
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_try_read_lock(l: *mut weft_rwlock_t) -> weft_status_t {
     acquire("weft_rwlock_try_read_lock", l, false, true)
 }
 
 /// Takes exclusive (write) access, waiting for readers and writers to leave.
-/// `WEFT_EDEADLK` if the caller holds the write lock already.
+/// `WEFT_EDEADLK` if the caller holds the write lock already. There is no upgrade: a
+/// caller that holds a read lock on `l` and asks for the write lock waits for itself
+/// forever (weft counts read locks per task, not per lock, so it cannot tell).
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_write_lock(l: *mut weft_rwlock_t) -> weft_status_t {
     acquire("weft_rwlock_write_lock", l, true, false)
 }
 
-/// Takes exclusive access if nobody holds the lock; `WEFT_EBUSY` otherwise.
+/// Takes exclusive access if nobody holds the lock; `WEFT_EBUSY` otherwise, and
+/// `WEFT_EDEADLK` if the caller holds the write lock already.
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_try_write_lock(l: *mut weft_rwlock_t) -> weft_status_t {
     acquire("weft_rwlock_try_write_lock", l, true, true)

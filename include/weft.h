@@ -577,14 +577,18 @@ weft_status_t weft_rwlock_destroy(struct weft_rwlock_t *l);
 // writer waits deadlocks (as with every writer-preferring lock): do not nest reads.
 weft_status_t weft_rwlock_read_lock(struct weft_rwlock_t *l);
 
-// Takes shared access if no writer holds or waits for it; `WEFT_EBUSY` otherwise.
+// Takes shared access if no writer holds or waits for it; `WEFT_EBUSY` otherwise, and
+// `WEFT_EDEADLK` if the caller holds the write lock.
 weft_status_t weft_rwlock_try_read_lock(struct weft_rwlock_t *l);
 
 // Takes exclusive (write) access, waiting for readers and writers to leave.
-// `WEFT_EDEADLK` if the caller holds the write lock already.
+// `WEFT_EDEADLK` if the caller holds the write lock already. There is no upgrade: a
+// caller that holds a read lock on `l` and asks for the write lock waits for itself
+// forever (weft counts read locks per task, not per lock, so it cannot tell).
 weft_status_t weft_rwlock_write_lock(struct weft_rwlock_t *l);
 
-// Takes exclusive access if nobody holds the lock; `WEFT_EBUSY` otherwise.
+// Takes exclusive access if nobody holds the lock; `WEFT_EBUSY` otherwise, and
+// `WEFT_EDEADLK` if the caller holds the write lock already.
 weft_status_t weft_rwlock_try_write_lock(struct weft_rwlock_t *l);
 
 // Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the
