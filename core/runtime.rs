@@ -28,14 +28,14 @@ pub type weft_task_hook_fn = Option<unsafe extern "C" fn(ud: *mut c_void, task: 
 pub struct weft_config_t {
     /// `sizeof(weft_config_t)`; set by `weft_config_init`.
     pub struct_size: u32,
-    /// Reserved for option bits; must be 0.
-    pub flags: u32,
     /// A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so,
     /// then in `$WEFT_PLUGIN_PATH`) or a path (anything containing '/'). NULL:
     /// `$WEFT_PLATFORM`, else "native".
     pub platform: *const c_char,
     /// Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
     pub workers: u32,
+    /// Reserved for option bits; must be 0.
+    pub flags: u32,
     /// Seed for a deterministic platform. Other platforms ignore it.
     pub seed: u64,
     /// Optional: run on each task's own thread when it starts.
@@ -50,9 +50,9 @@ impl Default for weft_config_t {
     fn default() -> Self {
         weft_config_t {
             struct_size: std::mem::size_of::<weft_config_t>() as u32,
-            flags: 0,
             platform: ptr::null(),
             workers: 0,
+            flags: 0,
             seed: 0,
             on_task_start: None,
             on_task_exit: None,

@@ -36,22 +36,22 @@ pub const WEFT_SPAWN_DETACHED: u32 = 1;
 pub struct weft_spawn_opts_t {
     /// `sizeof(weft_spawn_opts_t)`; set by `weft_spawn_opts_init`.
     pub struct_size: u32,
-    /// `WEFT_SPAWN_*` bits.
-    pub flags: u32,
     /// The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
     /// can, by debuggers. NULL: unnamed.
     pub name: *const c_char,
     /// Stack size in bytes; 0 = the platform's default.
     pub stack_size: usize,
+    /// `WEFT_SPAWN_*` bits.
+    pub flags: u32,
 }
 
 impl Default for weft_spawn_opts_t {
     fn default() -> Self {
         weft_spawn_opts_t {
             struct_size: std::mem::size_of::<weft_spawn_opts_t>() as u32,
-            flags: 0,
             name: ptr::null(),
             stack_size: 0,
+            flags: 0,
         }
     }
 }

@@ -201,14 +201,14 @@ typedef void (*weft_task_hook_fn)(void *ud, struct weft_task_t *task);
 typedef struct weft_config_t {
   // `sizeof(weft_config_t)`; set by `weft_config_init`.
   uint32_t struct_size;
-  // Reserved for option bits; must be 0.
-  uint32_t flags;
   // A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so,
   // then in `$WEFT_PLUGIN_PATH`) or a path (anything containing '/'). NULL:
   // `$WEFT_PLATFORM`, else "native".
   const char *platform;
   // Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
   uint32_t workers;
+  // Reserved for option bits; must be 0.
+  uint32_t flags;
   // Seed for a deterministic platform. Other platforms ignore it.
   uint64_t seed;
   // Optional: run on each task's own thread when it starts.
@@ -287,13 +287,13 @@ typedef struct weft_select_case_t {
 typedef struct weft_spawn_opts_t {
   // `sizeof(weft_spawn_opts_t)`; set by `weft_spawn_opts_init`.
   uint32_t struct_size;
-  // `WEFT_SPAWN_*` bits.
-  uint32_t flags;
   // The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
   // can, by debuggers. NULL: unnamed.
   const char *name;
   // Stack size in bytes; 0 = the platform's default.
   size_t stack_size;
+  // `WEFT_SPAWN_*` bits.
+  uint32_t flags;
 } weft_spawn_opts_t;
 
 // A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
