@@ -24,7 +24,7 @@
  * queued). The wait queues are never freed, so a partner may broadcast after the
  * waiting call has returned.
  *
- * Lock order: channel locks (a select takes its channels' in address order, each once),
+ * Lock order: channel locks (a select takes its channels in address order, each once),
  * then one wait queue's lock. A waiting call holds no channel lock, and calls
  * host->blocking_enter/leave with no lock held: leaving may park it while the world is
  * stopped, and whoever runs meanwhile may use the same channels.
