@@ -103,6 +103,13 @@ static const weft_platform_t table = {
     .rwlock_try_write_lock = pt_rwlock_try_write_lock,
     .rwlock_read_unlock = pt_rwlock_unlock,
     .rwlock_write_unlock = pt_rwlock_unlock,
+    .chan_new = pt_chan_new,
+    .chan_send = pt_chan_send,
+    .chan_recv = pt_chan_recv,
+    .chan_close = pt_chan_close,
+    .chan_len = pt_chan_len,
+    .chan_free = pt_chan_free,
+    .chan_select = pt_chan_select,
 };
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;

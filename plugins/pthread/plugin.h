@@ -5,6 +5,7 @@
  *   wait.c     the one way this plugin waits, and how cancel() wakes a waiter
  *   task.c     tasks (one OS thread each), join, detach, cancel, sleep, yield
  *   sync.c     mutexes, condition variables, rwlocks in host memory
+ *   chan.c     channels and select
  *
  * It includes weft_platform.h and nothing else of weft. Everything here is hidden
  * (-fvisibility=hidden): the only exported symbol is weft_platform_entry.
@@ -78,7 +79,7 @@ typedef struct {
   uint32_t seq;
 } pt_cond_t;
 
-/* --- the table's members (task.c, sync.c) ------------------------------------------ */
+/* --- the table's members (task.c, sync.c, chan.c) ---------------------------------- */
 
 weft_status_t pt_yield_now(weft_plat_rt_t *rt);
 weft_status_t pt_sleep_until(weft_plat_rt_t *rt, int64_t deadline);
@@ -107,5 +108,14 @@ weft_status_t pt_rwlock_try_read_lock(void *obj);
 weft_status_t pt_rwlock_write_lock(void *obj);
 weft_status_t pt_rwlock_try_write_lock(void *obj);
 weft_status_t pt_rwlock_unlock(void *obj);
+
+weft_status_t pt_chan_new(weft_plat_rt_t *rt, size_t elem_size, size_t capacity, weft_plat_chan_t **out);
+weft_status_t pt_chan_send(weft_plat_chan_t *ch, const void *elem, int64_t deadline);
+weft_status_t pt_chan_recv(weft_plat_chan_t *ch, void *out, int64_t deadline);
+weft_status_t pt_chan_close(weft_plat_chan_t *ch);
+size_t pt_chan_len(weft_plat_chan_t *ch);
+void pt_chan_free(weft_plat_chan_t *ch, weft_plat_elem_drop_fn drop, void *ud);
+weft_status_t pt_chan_select(const weft_plat_select_case_t *cases, size_t n, int64_t deadline, uint32_t flags,
+                             size_t *chosen);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * How this plugin waits. Every wait (a condition wait, a sleep, a join) is one loop on
- * a wait queue, inside a blocking region:
+ * How this plugin waits. Every wait (a condition wait, a sleep, a join, a channel call
+ * waiting for its partner) is one loop on a wait queue, inside a blocking region:
  *
  *     host->blocking_enter();
  *     wait_begin(q);                                   records q, locks it
@@ -43,9 +43,9 @@ static int waitq_init(waitq_t *q) {
 }
 
 /* Every wait parks on one of these queues, picked by the address waited on (a
- * condition's bytes, a joined task, a sleeping thread), as a kernel hashes futexes.
- * Addresses that share a queue only cause spurious wake-ups, which every wait loop
- * absorbs. The queues are never freed, so cancel() can always lock the one it found. */
+ * condition's bytes, a joined task, a sleeping thread, a waiting channel call), as a
+ * kernel hashes futexes. Addresses that share a queue only cause spurious wake-ups,
+ * which every wait loop absorbs. The queues are never freed, so cancel() can always lock the one it found. */
 #define SHARED_QUEUES 64
 static waitq_t shared[SHARED_QUEUES];
 

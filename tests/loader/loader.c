@@ -103,7 +103,7 @@ TEST_IMPL(loader_refuses_abi_too_old) {
 
 TEST_IMPL(loader_refuses_short_table) {
   snprintf(reason, sizeof reason, "table too small: struct_size is %zu bytes, ABI version %d needs at least %zu",
-           offsetof(weft_platform_t, rwlock_write_unlock), WEFT_PLATFORM_ABI_VERSION, sizeof(weft_platform_t));
+           offsetof(weft_platform_t, chan_select), WEFT_PLATFORM_ABI_VERSION, sizeof(weft_platform_t));
   expect_refused("libfixture_short_table.so", reason);
   return TEST_OK;
 }
