@@ -157,6 +157,33 @@ TEST_IMPL(loader_refuses_object_file) {
   return TEST_OK;
 }
 
+/* A name (no '/') is looked up next to libweft, then in each $WEFT_PLUGIN_PATH entry. */
+TEST_IMPL(loader_finds_name_in_plugin_path) {
+  char dirs[4200];
+  snprintf(dirs, sizeof dirs, "/nonexistent::%s", fixture("by-name"));
+  ASSERT(setenv("WEFT_PLUGIN_PATH", dirs, 1) == 0);
+  ASSERT_STATUS(WEFT_ENOTSUP, open_platform("fixture"));
+  ASSERT_ERROR_MENTIONS("platform \"fixture\" could not open a runtime");
+  ASSERT_ERROR_MENTIONS("a loader fixture, not a working platform");
+  ASSERT(unsetenv("WEFT_PLUGIN_PATH") == 0);
+  runtime_still_works();
+  return TEST_OK;
+}
+
+/* A name that is nowhere: the message names the file and every directory searched. */
+TEST_IMPL(loader_names_where_it_looked) {
+  ASSERT(setenv("WEFT_PLUGIN_PATH", "/nonexistent/a:/nonexistent/b", 1) == 0);
+  ASSERT_STATUS(WEFT_EPLUGIN, open_platform("fixture_missing"));
+  ASSERT_ERROR_MENTIONS("libweft_fixture_missing.so");
+  ASSERT_ERROR_MENTIONS("/nonexistent/a ($WEFT_PLUGIN_PATH)");
+  ASSERT_ERROR_MENTIONS("/nonexistent/b ($WEFT_PLUGIN_PATH)");
+  ASSERT_ERROR_MENTIONS("(next to libweft)");
+  ASSERT(unsetenv("WEFT_PLUGIN_PATH") == 0);
+  ASSERT_STATUS(WEFT_EINVAL, open_platform("bad name!"));
+  ASSERT_ERROR_MENTIONS("neither a name");
+  return TEST_OK;
+}
+
 static const struct {
   const char *name;
   int (*fn)(void);
