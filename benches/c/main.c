@@ -59,7 +59,11 @@ int main(int argc, char **argv) {
 
   if (argc < 2) usage();
   if (strcmp(argv[1], "--list") == 0) {
-    for (int k = 0; k < nkinds; k++) printf("%s\n", kinds[k].kind);
+    for (int k = 0; k < nkinds; k++) {
+      printf("%s:", kinds[k].kind);
+      for (int v = 0; v < MAX_VARIANTS && kinds[k].variants[v].name; v++) printf(" %s", kinds[k].variants[v].name);
+      printf("\n");
+    }
     return 0;
   }
   const kind_t *kind = NULL;

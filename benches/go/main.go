@@ -160,7 +160,7 @@ func main() {
 	}
 	kinds := []string{"chan_seq", "chan_spsc", "chan_mpsc", "chan_mpmc", "chan_select"}
 	if os.Args[1] == "--list" {
-		fmt.Println(strings.Join(kinds, "\n"))
+		fmt.Println(strings.Join(kinds, ": go\n") + ": go")
 		return
 	}
 	kind := os.Args[1]

@@ -66,7 +66,8 @@ fn main() {
     }
     if args[1] == "--list" {
         for k in &all {
-            println!("{}", k.name);
+            let names: Vec<&str> = k.variants.iter().map(|(n, _)| *n).collect();
+            println!("{}: {}", k.name, names.join(" "));
         }
         return;
     }
