@@ -55,7 +55,10 @@ def svg(result):
         label = f"{r['title']} vs {r['peer_label']}"
         out.append(f'<text x="{LABEL_W - 6}" y="{y + 12}" text-anchor="end">{escape(label)}{arrow}</text>')
         if r["status"] != "ok":
-            out.append(f'<text x="{x1 + 4}" y="{y + 12}" fill="#999" font-style="italic">{escape(r["status"])}</text>')
+            note = r["status"]
+            if r.get("peer_median") is not None:
+                note += f" ({r['peer_label']}: {r['peer_median']:.4g})"
+            out.append(f'<text x="{x1 + 4}" y="{y + 12}" fill="#999" font-style="italic">{escape(note)}</text>')
             continue
         ratio = r["ratio"]
         color = {True: "#2e8b57", False: "#c0392b", None: "#8a9bb0"}[r["meets"]]

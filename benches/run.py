@@ -45,8 +45,8 @@ def sizes(quick):
     """Iterations per run. Full: the sizes the figures in docs/performance.md used."""
     if quick:
         return dict(rounds=3, chan_rounds=3, case_budget_s=4, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
-                    now=1_000_000, yield_=100_000, poll=10_000_000, stops=20, msgs=100_000, msgs_sync=10_000,
-                    msgs_select=10_000)
+                    now=1_000_000, yield_=100_000, poll=10_000_000, stops=20, msgs=50_000, msgs_sync=5_000,
+                    msgs_select=5_000)
     return dict(rounds=7, chan_rounds=3, case_budget_s=25, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
                 now=10_000_000, yield_=1_000_000, poll=100_000_000, stops=100, msgs=MESSAGES_FULL, msgs_sync=200_000,
                 msgs_select=200_000)
@@ -304,7 +304,7 @@ def print_table(rows):
         if r.get("fairness"):
             spread = ", ".join(f"{k} {fmt(v)}%" for k, v in r["fairness"].items() if v is not None)
             mark = (mark + "  " if mark else "") + f"(spread {spread})"
-        ratio = f"{r['ratio']:.3f}"
+        ratio = f"{r['ratio']:.3g}"
         if r["goal"] and r["goal"]["on"] == "delta":
             ratio += f" ({r['delta']:+.2f} ns)"
         lines.append((r["title"], fmt(r["weft_median"]), f"{r['peer_label']} {fmt(r['peer_median'])}", ratio,
