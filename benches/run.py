@@ -294,11 +294,14 @@ def loadavg():
 
 
 def print_table(rows):
-    head = ("case", "weft", "peer", "weft/peer", "goal", "")
+    from report import short_unit
+    head = ("case", "figure", "weft", "peer", "weft/peer", "goal", "")
     lines = []
     for r in rows:
+        unit = short_unit(r["unit"])
         if r["status"] != "ok":
-            lines.append((r["title"], "-", r["peer_label"] + " " + fmt(r["peer_median"]), r["status"], r["goal_text"], ""))
+            lines.append((r["title"], unit, "-", r["peer_label"] + " " + fmt(r["peer_median"]), r["status"],
+                          r["goal_text"], ""))
             continue
         mark = {True: "meets", False: "MISSES", None: ""}[r["meets"]]
         if r.get("fairness"):
@@ -307,7 +310,7 @@ def print_table(rows):
         ratio = f"{r['ratio']:.3g}"
         if r["goal"] and r["goal"]["on"] == "delta":
             ratio += f" ({r['delta']:+.2f} ns)"
-        lines.append((r["title"], fmt(r["weft_median"]), f"{r['peer_label']} {fmt(r['peer_median'])}", ratio,
+        lines.append((r["title"], unit, fmt(r["weft_median"]), f"{r['peer_label']} {fmt(r['peer_median'])}", ratio,
                       r["goal_text"], mark))
     widths = [max(len(str(x[i])) for x in lines + [head]) for i in range(len(head))]
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
@@ -405,7 +408,7 @@ def main():
     print()
     print("weft/peer is the ratio of the medians of the figure each row names (see results.json 'what' and 'unit');")
     print("time figures (ns, us): below 1 means weft is faster; throughput (contended mutex, ops/s): above 1 means")
-    print("weft is faster. Fairness spreads for contended rows are in results.json.")
+    print("weft is faster. Contended rows end with each side's median fairness spread, (max-min)/mean ops per thread.")
     print(f"ran {duration:.0f} s; load average before {load_before}, after {result['load_average_after']}")
     print(f"wrote {os.path.join(opts.out, 'results.json')} and {os.path.join(opts.out, 'results.svg')}")
     if failures:
