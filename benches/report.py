@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints the results table of a results.json as Markdown (for docs/performance.md).
 
-Usage: benches/report.py [target/bench/results.json]"""
+Usage: benches/report.py [RESULTS.json [OTHER.json]]
+With a second file, a column shows the same ratio in that other run."""
 import json
 import os
 import sys
@@ -38,12 +39,22 @@ def main():
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/bench/results.json")
     with open(path) as f:
         res = json.load(f)
+    other, other_line = {}, None
+    if len(sys.argv) > 2:
+        with open(sys.argv[2]) as f:
+            o = json.load(f)
+        other = {(r["title"], r["peer_label"]): r for r in o["rows"]}
+        other_line = (f"Other run: {o['mode']}, {o['date']}, {o['duration_s']:.0f} s; load average before "
+                      f"{o['load_average_before']}, after {o['load_average_after']}.")
     m = res["machine"]
     print(f"Run: {res['mode']}, {res['date']}, {res['duration_s']:.0f} s; load average before "
           f"{res['load_average_before']}, after {res['load_average_after']}; {m.get('cpu')}, {m.get('nproc')} CPUs.")
+    if other_line:
+        print(other_line)
     print()
-    print("| case | figure | weft | peer | weft/peer | goal | |")
-    print("|---|---|---:|---:|---:|---|---|")
+    extra_col = " other run |" if other else ""
+    print("| case | figure | weft | peer | weft/peer |" + extra_col + " goal | |")
+    print("|---|---|---:|---:|---:|" + ("---:|" if other else "") + "---|---|")
     not_built = {}
     for r in res["rows"]:
         verdict = {True: "meets", False: "**misses**", None: ""}[r.get("meets")]
@@ -60,8 +71,12 @@ def main():
         if r.get("fairness"):
             spread = ", ".join(f"{k} {num(v)}%" for k, v in r["fairness"].items() if v is not None)
             verdict = (verdict + "; " if verdict else "") + f"spread {spread}"
+        cell = ""
+        if other:
+            o = other.get((r["title"], r["peer_label"]))
+            cell = f" {o['ratio']:.3g} |" if o and o.get("ratio") is not None else " - |"
         print(f"| {r['title']} | {short_unit(r['unit'])} | {num(r['weft_median'])} | {r['peer_label']} "
-              f"{num(r['peer_median'])} | {ratio} | {r['goal_text']} | {verdict} |")
+              f"{num(r['peer_median'])} | {ratio} |{cell} {r['goal_text']} | {verdict} |")
     if not_built:
         peers = sorted({p for v in not_built.values() for p in v})
         print()
