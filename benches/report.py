@@ -50,6 +50,7 @@ def main():
     print(f"Run: {res['mode']}, {res['date']}, {res['duration_s']:.0f} s; load average before "
           f"{res['load_average_before']}, after {res['load_average_after']}; {m.get('cpu')}, {m.get('nproc')} CPUs.")
     if other_line:
+        print()
         print(other_line)
     print()
     extra_col = " other run |" if other else ""
