@@ -44,10 +44,10 @@ MESSAGES_FULL = 5_000_000
 def sizes(quick):
     """Iterations per run. Full: the sizes the figures in docs/performance.md used."""
     if quick:
-        return dict(rounds=3, chan_rounds=3, case_budget_s=4, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
+        return dict(rounds=3, chan_rounds=3, case_budget_s=4, total_budget_s=50, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
                     now=1_000_000, yield_=100_000, poll=10_000_000, stops=20, msgs=50_000, msgs_sync=5_000,
                     msgs_select=5_000)
-    return dict(rounds=7, chan_rounds=3, case_budget_s=25, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
+    return dict(rounds=7, chan_rounds=3, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
                 now=10_000_000, yield_=1_000_000, poll=100_000_000, stops=100, msgs=MESSAGES_FULL, msgs_sync=200_000,
                 msgs_select=200_000)
 
@@ -197,27 +197,28 @@ def invoke(binary, kind, args, timeout):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_case(c, available, rounds, budget):
+def run_case(c, available, rounds, budget, timeout):
     """Runs one case; returns {sample_set: [values]}, {sample_set: [extra]}, units, the
-    runs that are not built, and the rounds made. A multi-process case stops after the
-    round that takes it past `budget` seconds (at least one round is always made), so
-    that a slow implementation cannot stretch the full run past its time limit."""
+    runs that are not built, the rounds made and the errors. A multi-process case makes
+    no round that would take it past `budget` seconds (at the rate of its rounds so far;
+    the first round is always made), so that a slow implementation cannot stretch the
+    full run past its time limit."""
     samples, extra, units, errors = {}, {}, {}, []
     runs = [run for run in c["runs"] if run[1] in available.get(run[0], {})]
     skipped = [f"{LANG[run[0]]} {run[1]}" for run in c["runs"] if run not in runs]
-    n_rounds = 1 if len(runs) == 1 else rounds
+    n_rounds = 1 if len(c["runs"]) == 1 else rounds  # a multi-process case interleaves rounds
     t0 = time.time()
     made = 0
     for rnd in range(n_rounds):
-        if made and time.time() - t0 > budget:
-            break
+        if made and (time.time() - t0) * (made + 1) / made > budget:
+            break  # another round would take the case past its budget
         made += 1
         order = runs[rnd % len(runs):] + runs[:rnd % len(runs)] if runs else []
         for binary, kind, args in order:
             try:
-                res = invoke(binary, kind, args, timeout=budget * 4)
+                res = invoke(binary, kind, args, timeout=timeout)
             except subprocess.TimeoutExpired:
-                errors.append(f"{LANG[binary]} {kind}: no answer within {budget * 4} s")
+                errors.append(f"{LANG[binary]} {kind}: no answer within {timeout} s")
                 continue
             except (RuntimeError, ValueError) as e:
                 errors.append(str(e))
@@ -342,7 +343,13 @@ def main():
     out_cases, rows, failures = [], [], []
     for i, c in enumerate(cases):
         t0 = time.time()
-        samples, extra, units, skipped, made, errors = run_case(c, available, s["chan_rounds"], s["case_budget_s"])
+        # The whole run keeps to its budget: the multi-process cases left share what
+        # remains of it (a case always makes at least one round).
+        multi_left = sum(1 for later in cases[i:] if len(later["runs"]) > 1)
+        budget = s["case_budget_s"]
+        if len(c["runs"]) > 1:
+            budget = min(budget, max(0.0, (started + s["total_budget_s"] - t0) / multi_left))
+        samples, extra, units, skipped, made, errors = run_case(c, available, s["chan_rounds"], budget, timeout=4 * s["case_budget_s"])
         print(f"  [{i + 1}/{len(cases)}] {c['id']}: {time.time() - t0:.1f} s", file=sys.stderr)
         for e in errors:
             print(f"    FAILED: {e}", file=sys.stderr)
@@ -352,7 +359,8 @@ def main():
         out_cases.append(dict(id=c["id"], title=c["title"], what=c["what"],
                               runs=[dict(binary=b, kind=k, args=a) for b, k, a in c["runs"]],
                               units=units, samples=samples, extra=extra, medians=meds, extra_medians=xmeds,
-                              not_built=skipped, errors=errors, process_rounds=made, seconds=round(time.time() - t0, 2)))
+                              not_built=skipped, errors=errors, process_rounds=made,
+                              budget_s=round(budget, 1), seconds=round(time.time() - t0, 2)))
         for weft_key, peer_key, g in c["rows"]:
             wm, _ = median_of(samples, extra, weft_key)
             pm, _ = median_of(samples, extra, peer_key)
