@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Prints the results table of a results.json as Markdown (for docs/performance.md).
 
-Usage: benches/report.py [RESULTS.json [OTHER.json]]
-With a second file, a column shows the same ratio in that other run."""
+Usage: benches/report.py [RESULTS.json [OTHER.json ...]]
+Each other file adds a column with the same ratio in that run."""
 import json
 import os
 import sys
@@ -39,23 +39,23 @@ def main():
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/bench/results.json")
     with open(path) as f:
         res = json.load(f)
-    other, other_line = {}, None
-    if len(sys.argv) > 2:
-        with open(sys.argv[2]) as f:
+    others, other_lines = [], []
+    for i, other_path in enumerate(sys.argv[2:]):
+        with open(other_path) as f:
             o = json.load(f)
-        other = {(r["title"], r["peer_label"]): r for r in o["rows"]}
-        other_line = (f"Other run: {o['mode']}, {o['date']}, {o['duration_s']:.0f} s; load average before "
-                      f"{o['load_average_before']}, after {o['load_average_after']}.")
+        others.append({(r["title"], r["peer_label"]): r for r in o["rows"]})
+        other_lines.append(f"Run {chr(ord('B') + i)}: {o['mode']}, {o['date']}, {o['duration_s']:.0f} s; load average "
+                           f"before {o['load_average_before']}, after {o['load_average_after']}.")
     m = res["machine"]
-    print(f"Run: {res['mode']}, {res['date']}, {res['duration_s']:.0f} s; load average before "
+    print(f"Run{' A' if others else ''}: {res['mode']}, {res['date']}, {res['duration_s']:.0f} s; load average before "
           f"{res['load_average_before']}, after {res['load_average_after']}; {m.get('cpu')}, {m.get('nproc')} CPUs.")
-    if other_line:
+    for line in other_lines:
         print()
-        print(other_line)
+        print(line)
     print()
-    extra_col = " other run |" if other else ""
-    print("| case | figure | weft | peer | weft/peer |" + extra_col + " goal | |")
-    print("|---|---|---:|---:|---:|" + ("---:|" if other else "") + "---|---|")
+    extra_cols = "".join(f" run {chr(ord('B') + i)} |" for i in range(len(others)))
+    print(f"| case | figure | weft | peer | weft/peer{' (run A)' if others else ''} |" + extra_cols + " goal | |")
+    print("|---|---|---:|---:|---:|" + "---:|" * len(others) + "---|---|")
     not_built = {}
     for r in res["rows"]:
         verdict = {True: "meets", False: "**misses**", None: ""}[r.get("meets")]
@@ -73,9 +73,9 @@ def main():
             spread = ", ".join(f"{k} {num(v)}%" for k, v in r["fairness"].items() if v is not None)
             verdict = (verdict + "; " if verdict else "") + f"spread {spread}"
         cell = ""
-        if other:
+        for other in others:
             o = other.get((r["title"], r["peer_label"]))
-            cell = f" {o['ratio']:.3g} |" if o and o.get("ratio") is not None else " - |"
+            cell += f" {o['ratio']:.3g} |" if o and o.get("ratio") is not None else " - |"
         print(f"| {r['title']} | {short_unit(r['unit'])} | {num(r['weft_median'])} | {r['peer_label']} "
               f"{num(r['peer_median'])} | {ratio} |{cell} {r['goal_text']} | {verdict} |")
     if not_built:
