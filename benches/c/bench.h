@@ -75,11 +75,18 @@ void die(const char *what, int code);
     if (check_rc_ != 0) die(#call, check_rc_);       \
   } while (0)
 
+/* A spin-wait hint to the CPU. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
 /* Spin until *flag becomes non-zero (start lines shared by the threads of a run). */
 static inline void spin_until_set(const int *flag) {
-  while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
-    __builtin_ia32_pause();
-  }
+  while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) cpu_relax();
 }
 
 /* A cheap per-thread random number generator (xorshift64). */

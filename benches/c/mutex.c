@@ -107,7 +107,7 @@ static void *contended_pthread_thread(void *arg) {
  * sample once they are joined (join_all). */
 static sample_t contended_measure(const params_t *p, contended_run_t *run, uint64_t (*counted)(contended_run_t *, int),
                                   void (*join_all)(void *), void *join_arg) {
-  while (__atomic_load_n(&run->ready, __ATOMIC_ACQUIRE) < p->threads) __builtin_ia32_pause();
+  while (__atomic_load_n(&run->ready, __ATOMIC_ACQUIRE) < p->threads) cpu_relax();
   int64_t t0 = now_ns();
   __atomic_store_n(&run->start, 1, __ATOMIC_RELEASE);
   struct timespec d = {.tv_sec = p->ms / 1000, .tv_nsec = (long)(p->ms % 1000) * 1000000};
