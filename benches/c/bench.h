@@ -1,0 +1,104 @@
+/* weftbench: the C side of weft's side-by-side benchmarks.
+ *
+ * One binary, many "kinds" of measurement. The driver (benches/run.py) asks for one kind
+ * with its parameters; the binary runs every variant of it (weft and its peer, in this
+ * process) alternately for the requested number of rounds and prints one JSON object
+ * with every sample. The driver takes the medians and the ratios. */
+#ifndef WEFTBENCH_H
+#define WEFTBENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "weft.h"
+
+/* The parameters of one measurement, from the command line. */
+typedef struct {
+  long n;       /* iterations or messages */
+  int threads;  /* threads (tasks) taking part, or mutators, or producers */
+  int locks;    /* locks shared by the threads (contended mutex) */
+  long cap;     /* channel capacity; -1 = unbounded */
+  int chans;    /* channels in a select */
+  int ms;       /* duration of a timed run, in milliseconds */
+  int quick;    /* smoke-run sizes */
+} params_t;
+
+/* One sample of one variant: the figure, plus an optional secondary figure (fairness
+ * spread for contended locks, stop+resume time for stop-the-world). */
+typedef struct {
+  double value;
+  double extra;
+} sample_t;
+
+typedef sample_t (*variant_fn)(const params_t *p);
+
+typedef struct {
+  const char *name;  /* "weft", "pthread", "boehm", ... */
+  variant_fn run;
+} variant_t;
+
+#define MAX_VARIANTS 4
+
+typedef struct {
+  const char *kind;
+  const char *unit;        /* what the figure is, e.g. "ns per lock+unlock pair" */
+  const char *better;      /* "lower" or "higher" */
+  const char *extra_unit;  /* NULL when the kind has no secondary figure */
+  variant_t variants[MAX_VARIANTS];
+} kind_t;
+
+/* Every source file registers its kinds with this. */
+void bench_register(const kind_t *kind);
+void register_mutex_kinds(void);
+void register_cond_kinds(void);
+void register_spawn_kinds(void);
+void register_callpath_kinds(void);
+void register_safepoint_kinds(void);
+void register_chan_kinds(void); /* a no-op unless weft.h declares channels */
+
+/* The runtime every weft variant uses (native plugin unless $WEFT_PLATFORM says). */
+extern weft_runtime_t *bench_rt;
+
+static inline int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Fails the whole run: a benchmark that cannot do what it claims must not print a
+ * figure. */
+void die(const char *what, int code);
+#define CHECK(call)                                  \
+  do {                                               \
+    int check_rc_ = (call);                          \
+    if (check_rc_ != 0) die(#call, check_rc_);       \
+  } while (0)
+
+/* A spin-wait hint to the CPU. */
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+/* Spin until *flag becomes non-zero (start lines shared by the threads of a run). */
+static inline void spin_until_set(const int *flag) {
+  while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) cpu_relax();
+}
+
+/* A cheap per-thread random number generator (xorshift64). */
+static inline uint64_t xorshift(uint64_t *s) {
+  uint64_t x = *s;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *s = x;
+}
+
+/* Keeps a value alive so the compiler cannot drop the loop that computed it. */
+static inline void keep(uint64_t v) { __asm__ volatile("" : : "r"(v) : "memory"); }
+
+#endif

@@ -1,0 +1,69 @@
+/* The cost of the call path host -> libweft -> plugin. weft has no no-op entry point,
+ * so two of the cheapest real calls that reach the plugin are timed against the call
+ * the plugin itself makes:
+ *   now:   weft_now(rt) (argument checks, panic boundary, the plugin's `now` through the
+ *          table, which calls clock_gettime(CLOCK_MONOTONIC)) vs clock_gettime called
+ *          directly; the difference is the call path.
+ *   yield: weft_yield(rt) (the plugin calls sched_yield) vs sched_yield directly. */
+#include <sched.h>
+
+#include "bench.h"
+
+static sample_t now_weft(const params_t *p) {
+  uint64_t acc = 0;
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) {
+    int64_t v = weft_now(bench_rt);
+    if (__builtin_expect(v < 0, 0)) die("weft_now", 1);
+    acc += (uint64_t)v;
+  }
+  int64_t t1 = now_ns();
+  keep(acc);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+static sample_t now_direct(const params_t *p) {
+  uint64_t acc = 0;
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) {
+    struct timespec ts;
+    if (__builtin_expect(clock_gettime(CLOCK_MONOTONIC, &ts) != 0, 0)) die("clock_gettime", 1);
+    acc += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  }
+  int64_t t1 = now_ns();
+  keep(acc);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+static sample_t yield_weft(const params_t *p) {
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) {
+    if (__builtin_expect(weft_yield(bench_rt) != WEFT_OK, 0)) die("weft_yield", 1);
+  }
+  int64_t t1 = now_ns();
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+static sample_t yield_direct(const params_t *p) {
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) {
+    if (__builtin_expect(sched_yield() != 0, 0)) die("sched_yield", 1);
+  }
+  int64_t t1 = now_ns();
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+void register_callpath_kinds(void) {
+  bench_register(&(kind_t){
+      .kind = "callpath_now",
+      .unit = "ns per call: weft_now(rt) vs clock_gettime(CLOCK_MONOTONIC)",
+      .better = "lower",
+      .variants = {{"weft", now_weft}, {"direct", now_direct}},
+  });
+  bench_register(&(kind_t){
+      .kind = "callpath_yield",
+      .unit = "ns per call: weft_yield(rt) vs sched_yield()",
+      .better = "lower",
+      .variants = {{"weft", yield_weft}, {"direct", yield_direct}},
+  });
+}

@@ -1,0 +1,142 @@
+/* weftbench's harness: argument parsing, the idle extra thread, round interleaving and
+ * the JSON output. See bench.h. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+weft_runtime_t *bench_rt;
+
+#define MAX_KINDS 32
+static kind_t kinds[MAX_KINDS];
+static int nkinds;
+
+void bench_register(const kind_t *kind) {
+  if (nkinds == MAX_KINDS) die("too many kinds", 1);
+  kinds[nkinds++] = *kind;
+}
+
+void die(const char *what, int code) {
+  fprintf(stderr, "weftbench: %s failed (%d)", what, code);
+  if (code > 0 && code < 100) fprintf(stderr, ": %s [%s]", weft_strerror(code), weft_last_error());
+  fprintf(stderr, "\n");
+  exit(1);
+}
+
+/* glibc takes cheaper paths in a process that never had a second thread; every peer
+ * here would be flattered by that, so a second thread exists before anything is timed.
+ * It sleeps for the life of the process. */
+static void *idle_thread(void *arg) {
+  (void)arg;
+  for (;;) pause();
+  return NULL;
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: weftbench --list\n"
+          "       weftbench KIND [--n N] [--threads T] [--locks L] [--cap C|unbounded]\n"
+          "                      [--chans K] [--ms MS] [--rounds R] [--quick]\n");
+  exit(2);
+}
+
+static void print_samples(const sample_t *s, int rounds, int extra) {
+  printf("[");
+  for (int r = 0; r < rounds; r++) printf("%s%.6g", r ? ", " : "", extra ? s[r].extra : s[r].value);
+  printf("]");
+}
+
+int main(int argc, char **argv) {
+  register_mutex_kinds();
+  register_cond_kinds();
+  register_spawn_kinds();
+  register_callpath_kinds();
+  register_safepoint_kinds();
+  register_chan_kinds();
+
+  if (argc < 2) usage();
+  if (strcmp(argv[1], "--list") == 0) {
+    for (int k = 0; k < nkinds; k++) {
+      printf("%s:", kinds[k].kind);
+      for (int v = 0; v < MAX_VARIANTS && kinds[k].variants[v].name; v++) printf(" %s", kinds[k].variants[v].name);
+      printf("\n");
+    }
+    return 0;
+  }
+  const kind_t *kind = NULL;
+  for (int k = 0; k < nkinds; k++)
+    if (strcmp(kinds[k].kind, argv[1]) == 0) kind = &kinds[k];
+  if (!kind) {
+    fprintf(stderr, "weftbench: unknown kind %s (see --list)\n", argv[1]);
+    return 2;
+  }
+
+  params_t p = {.n = 1000000, .threads = 2, .locks = 1, .cap = 1, .chans = 2, .ms = 200, .quick = 0};
+  int rounds = 5;
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (strcmp(a, "--quick") == 0) { p.quick = 1; continue; }
+    if (!v) usage();
+    if (strcmp(a, "--n") == 0) p.n = atol(v);
+    else if (strcmp(a, "--threads") == 0) p.threads = atoi(v);
+    else if (strcmp(a, "--locks") == 0) p.locks = atoi(v);
+    else if (strcmp(a, "--cap") == 0) p.cap = strcmp(v, "unbounded") == 0 ? -1 : atol(v);
+    else if (strcmp(a, "--chans") == 0) p.chans = atoi(v);
+    else if (strcmp(a, "--ms") == 0) p.ms = atoi(v);
+    else if (strcmp(a, "--rounds") == 0) rounds = atoi(v);
+    else usage();
+    i++;
+  }
+  if (rounds < 1 || rounds > 100 || p.n < 1 || p.threads < 1 || p.locks < 1 || p.chans < 1) usage();
+
+  pthread_t idle;
+  CHECK(pthread_create(&idle, NULL, idle_thread, NULL));
+  CHECK(pthread_detach(idle));
+  CHECK(weft_runtime_open(NULL, &bench_rt));
+
+  int nvar = 0;
+  while (nvar < MAX_VARIANTS && kind->variants[nvar].name) nvar++;
+  sample_t samples[MAX_VARIANTS][100];
+
+  /* Warm-up (untimed): page faults, lazily made thread contexts, the plugin's first
+   * calls. */
+  params_t warm = p;
+  warm.n = p.n / 20 > 0 ? p.n / 20 : 1;
+  warm.ms = p.ms / 10 > 10 ? p.ms / 10 : 10;
+  for (int v = 0; v < nvar; v++) kind->variants[v].run(&warm);
+
+  /* Interleaved rounds: A B, then B A, ... so that a slow drift of the machine (another
+   * process, frequency) falls on every variant alike. */
+  for (int r = 0; r < rounds; r++) {
+    for (int i = 0; i < nvar; i++) {
+      int v = (r % 2 == 0) ? i : nvar - 1 - i;
+      samples[v][r] = kind->variants[v].run(&p);
+    }
+  }
+
+  printf("{\"kind\": \"%s\", \"unit\": \"%s\", \"better\": \"%s\"", kind->kind, kind->unit, kind->better);
+  if (kind->extra_unit) printf(", \"extra_unit\": \"%s\"", kind->extra_unit);
+  printf(", \"platform\": \"%s\", \"samples\": {", weft_runtime_platform(bench_rt)->name);
+  for (int v = 0; v < nvar; v++) {
+    printf("%s\"%s\": ", v ? ", " : "", kind->variants[v].name);
+    print_samples(samples[v], rounds, 0);
+  }
+  printf("}");
+  if (kind->extra_unit) {
+    printf(", \"extra\": {");
+    for (int v = 0; v < nvar; v++) {
+      printf("%s\"%s\": ", v ? ", " : "", kind->variants[v].name);
+      print_samples(samples[v], rounds, 1);
+    }
+    printf("}");
+  }
+  printf("}\n");
+  fflush(stdout);
+  /* Tasks of the safepoint kinds are joined; the runtime closes cleanly. */
+  CHECK(weft_runtime_close(bench_rt));
+  return 0;
+}

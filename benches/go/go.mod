@@ -1,0 +1,3 @@
+module weftbench/go
+
+go 1.19

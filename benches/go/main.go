@@ -1,0 +1,206 @@
+// gobench: Go's channels in crossbeam-channel's benchmark shapes, for weft's
+// side-by-side benchmarks. Same protocol as benches/c and benches/rust:
+//
+//	gobench KIND [--n N] [--threads T] [--cap C] [--chans K] [--rounds R]
+//
+// prints one JSON object with R samples of the "go" variant, each in ns per message
+// (first goroutine started to last one done, / messages). Go has no unbounded channel.
+// GOMAXPROCS is Go's default (the number of CPUs).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+type message = uintptr
+
+func check(got uint64, per, senders int) {
+	want := uint64(senders) * (uint64(per) * uint64(per-1) / 2)
+	if got != want {
+		fmt.Fprintf(os.Stderr, "gobench: received values add up to %d, want %d\n", got, want)
+		os.Exit(1)
+	}
+}
+
+func seq(n, capacity int) {
+	c := make(chan message, capacity)
+	for i := 0; i < n; i++ {
+		c <- message(i)
+	}
+	var sum uint64
+	for i := 0; i < n; i++ {
+		sum += uint64(<-c)
+	}
+	check(sum, n, 1)
+}
+
+// fan: `producers` goroutines send n/producers each; `consumers` goroutines receive
+// (or this goroutine receives everything when consumers == 0).
+func fan(n, capacity, producers, consumers int) int {
+	per := n / producers
+	total := per * producers
+	c := make(chan message, capacity)
+	done := make(chan uint64)
+	for t := 0; t < producers; t++ {
+		go func() {
+			for i := 0; i < per; i++ {
+				c <- message(i)
+			}
+			done <- 0
+		}()
+	}
+	var sum uint64
+	if consumers == 0 {
+		for i := 0; i < total; i++ {
+			sum += uint64(<-c)
+		}
+	} else {
+		for t := 0; t < consumers; t++ {
+			go func() {
+				var s uint64
+				for i := 0; i < total/consumers; i++ {
+					s += uint64(<-c)
+				}
+				done <- s
+			}()
+		}
+	}
+	for t := 0; t < producers+consumers; t++ {
+		sum += <-done
+	}
+	check(sum, per, producers)
+	return total
+}
+
+// selectRx: k channels, one producer goroutine per channel sending n/k; this goroutine
+// receives them all with a select statement over the k channels (k = 2 or 16).
+func selectRx(n, capacity, k int) int {
+	per := n / k
+	c := make([]chan message, k)
+	for i := range c {
+		c[i] = make(chan message, capacity)
+	}
+	done := make(chan bool)
+	for i := 0; i < k; i++ {
+		go func(ch chan message) {
+			for j := 0; j < per; j++ {
+				ch <- message(j)
+			}
+			done <- true
+		}(c[i])
+	}
+	var sum uint64
+	total := per * k
+	switch k {
+	case 2:
+		for i := 0; i < total; i++ {
+			select {
+			case v := <-c[0]:
+				sum += uint64(v)
+			case v := <-c[1]:
+				sum += uint64(v)
+			}
+		}
+	case 16:
+		for i := 0; i < total; i++ {
+			select {
+			case v := <-c[0]:
+				sum += uint64(v)
+			case v := <-c[1]:
+				sum += uint64(v)
+			case v := <-c[2]:
+				sum += uint64(v)
+			case v := <-c[3]:
+				sum += uint64(v)
+			case v := <-c[4]:
+				sum += uint64(v)
+			case v := <-c[5]:
+				sum += uint64(v)
+			case v := <-c[6]:
+				sum += uint64(v)
+			case v := <-c[7]:
+				sum += uint64(v)
+			case v := <-c[8]:
+				sum += uint64(v)
+			case v := <-c[9]:
+				sum += uint64(v)
+			case v := <-c[10]:
+				sum += uint64(v)
+			case v := <-c[11]:
+				sum += uint64(v)
+			case v := <-c[12]:
+				sum += uint64(v)
+			case v := <-c[13]:
+				sum += uint64(v)
+			case v := <-c[14]:
+				sum += uint64(v)
+			case v := <-c[15]:
+				sum += uint64(v)
+			}
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "gobench: chan_select supports 2 or 16 channels")
+		os.Exit(2)
+	}
+	for i := 0; i < k; i++ {
+		<-done
+	}
+	check(sum, per, k)
+	return total
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: gobench --list | KIND [--n N] [--threads T] [--cap C] [--chans K] [--rounds R]")
+		os.Exit(2)
+	}
+	kinds := []string{"chan_seq", "chan_spsc", "chan_mpsc", "chan_mpmc", "chan_select"}
+	if os.Args[1] == "--list" {
+		fmt.Println(strings.Join(kinds, ": go\n") + ": go")
+		return
+	}
+	kind := os.Args[1]
+	fs := flag.NewFlagSet(kind, flag.ExitOnError)
+	n := fs.Int("n", 1000000, "messages")
+	threads := fs.Int("threads", 2, "producers (and consumers for mpmc)")
+	capacity := fs.Int("cap", 1, "channel capacity")
+	chans := fs.Int("chans", 2, "channels in the select")
+	rounds := fs.Int("rounds", 5, "samples")
+	fs.Parse(os.Args[2:])
+
+	run := func(n int) float64 {
+		start := time.Now()
+		total := n
+		switch kind {
+		case "chan_seq":
+			seq(n, *capacity)
+		case "chan_spsc":
+			total = fan(n, *capacity, 1, 0)
+		case "chan_mpsc":
+			total = fan(n, *capacity, *threads, 0)
+		case "chan_mpmc":
+			total = fan(n, *capacity, *threads, *threads)
+		case "chan_select":
+			total = selectRx(n, *capacity, *chans)
+		default:
+			fmt.Fprintf(os.Stderr, "gobench: unknown kind %s (see --list)\n", kind)
+			os.Exit(2)
+		}
+		return float64(time.Since(start).Nanoseconds()) / float64(total)
+	}
+	warm := *n / 20
+	if warm < 1 {
+		warm = 1
+	}
+	run(warm)
+	samples := make([]string, *rounds)
+	for r := 0; r < *rounds; r++ {
+		samples[r] = fmt.Sprintf("%.6g", run(*n))
+	}
+	fmt.Printf("{\"kind\": \"%s\", \"unit\": \"ns per message (first goroutine started to last done, / messages)\", \"better\": \"lower\", \"samples\": {\"go\": [%s]}}\n",
+		kind, strings.Join(samples, ", "))
+}
