@@ -143,6 +143,15 @@ pub(crate) fn current_if_any() -> Option<&'static Context> {
     CURRENT.with(|c| unsafe { c.get().as_ref() })
 }
 
+/// `current_if_any`, inlined, for the lock fast paths: they read it once, before their
+/// only plugin call (a trylock or an unlock, which never switches tasks), so no cached
+/// thread-local address can outlive a switch.
+#[inline(always)]
+pub(crate) fn current_if_any_fast() -> Option<&'static Context> {
+    // SAFETY: as in `current`.
+    CURRENT.with(|c| unsafe { c.get().as_ref() })
+}
+
 #[cold]
 fn thread_context() -> &'static Context {
     let ctx = THREAD

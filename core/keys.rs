@@ -63,6 +63,13 @@ pub unsafe extern "C" fn weft_key_create(rt: *mut weft_runtime_t, dtor: weft_key
 /// only stores it.
 #[no_mangle]
 pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
+    // The fast path (a VM reads its per-task state on every call): a valid key on a
+    // thread that has a context already. Loads only: it cannot panic.
+    if key != 0 && key <= KEY_COUNT.load(Acquire) {
+        if let Some(ctx) = context::current_if_any_fast() {
+            return ctx.slot(key as usize - 1);
+        }
+    }
     ffi_value("weft_local_get", std::ptr::null_mut(), || {
         let index = slot_index(key)?;
         Ok(context::current().slot(index))

@@ -4,7 +4,7 @@
 //! plugin's lock, so every platform gets the same checks: a relock by the owner is
 //! `WEFT_EDEADLK` (or counted, if recursive), an unlock by anyone else `WEFT_EPERM`.
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use weft_platform::*;
 
@@ -53,6 +53,23 @@ impl MutexRepr {
     pub(crate) fn reacquired_after_wait(&self, me: u64, depth: u32) {
         self.owner.store(me, Relaxed);
         self.depth.store(depth, Relaxed);
+    }
+}
+
+/// The fast paths' check: a live mutex of an open runtime, or None (and the checked
+/// path then says what is wrong). Only loads: it cannot fail in any other way.
+#[inline(always)]
+fn live_fast<'a>(m: *mut weft_mutex_t) -> Option<(&'a MutexRepr, &'static weft_runtime_t)> {
+    // SAFETY: a non-NULL pointer from the host addresses WEFT_MUTEX_SIZE bytes; a live
+    // tag is stored (Release) only after `rt` was, and runtimes are never freed.
+    unsafe {
+        let repr = (m as *const MutexRepr).as_ref()?;
+        let tag = repr.tag.load(Acquire);
+        if tag != TAG_PLAIN && tag != TAG_RECURSIVE {
+            return None;
+        }
+        let rt = &*repr.rt.load(Relaxed);
+        rt.is_open().then_some((repr, rt))
     }
 }
 
@@ -123,6 +140,21 @@ fn relock(repr: &MutexRepr, m: *mut weft_mutex_t) -> Result<()> {
 /// non-recursive mutex.
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t {
+    // The fast path, for a free mutex: loads, a thread-local read and one plugin trylock
+    // (an extern "C" call, which cannot unwind). Nothing in it can panic, so it needs no
+    // boundary; everything else, errors included, goes through the checked path below.
+    if let (Some((repr, rt)), Some(ctx)) = (live_fast(m), context::current_if_any_fast()) {
+        if repr.owner.load(Relaxed) != ctx.id && plat_call!(rt.table, mutex_trylock(repr.plugin_bytes())) == WEFT_OK {
+            repr.owner.store(ctx.id, Relaxed);
+            return WEFT_OK;
+        }
+    }
+    lock_checked(m)
+}
+
+#[cold]
+#[inline(never)]
+fn lock_checked(m: *mut weft_mutex_t) -> weft_status_t {
     ffi("weft_mutex_lock", || {
         let (repr, rt) = mutex_ref(m, false)?;
         let me = context::current().id;
@@ -194,6 +226,29 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
 /// hold it.
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
+    // The fast path, for the owner's last level (see weft_mutex_lock).
+    if let (Some((repr, rt)), Some(ctx)) = (live_fast(m), context::current_if_any_fast()) {
+        if repr.owner.load(Relaxed) == ctx.id && repr.depth.load(Relaxed) == 0 {
+            repr.owner.store(0, Relaxed);
+            let status = plat_call!(rt.table, mutex_unlock(repr.plugin_bytes()));
+            if status == WEFT_OK {
+                return WEFT_OK;
+            }
+            return unlock_failed(m, status);
+        }
+    }
+    unlock_checked(m)
+}
+
+#[cold]
+#[inline(never)]
+fn unlock_failed(m: *mut weft_mutex_t, status: weft_status_t) -> weft_status_t {
+    ffi("weft_mutex_unlock", || check_plugin(status, || format!("cannot unlock mutex {m:p}")))
+}
+
+#[cold]
+#[inline(never)]
+fn unlock_checked(m: *mut weft_mutex_t) -> weft_status_t {
     ffi("weft_mutex_unlock", || {
         let (repr, rt) = mutex_ref(m, false)?;
         let me = context::current().id;
