@@ -328,16 +328,22 @@ unsafe fn pump(chan: &Chan, buffer: &Buffer, queues: &mut Queues, keys: &mut Key
 }
 
 /// After a lock-free push (or pop): if receivers (senders) are queued, serve them.
-#[inline]
+#[inline(always)]
 unsafe fn after(chan: &Chan, buffer: &Buffer, pushed: bool) {
     if chan.waiting(!pushed).load(SeqCst) {
-        let mut keys = Keys::new();
-        {
-            let mut locked = chan.lock();
-            pump(chan, buffer, locked.queues(), &mut keys);
-        }
-        wake(keys);
+        pump_locked(chan, buffer);
     }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn pump_locked(chan: &Chan, buffer: &Buffer) {
+    let mut keys = Keys::new();
+    {
+        let mut locked = chan.lock();
+        pump(chan, buffer, locked.queues(), &mut keys);
+    }
+    wake(keys);
 }
 
 /// What a lock-free attempt gave.
@@ -348,7 +354,7 @@ enum Fast {
     Locked,
 }
 
-#[inline]
+#[inline(always)]
 unsafe fn fast_attempt(chan: &Chan, buffer: &Buffer, buf: *mut u8, send: bool) -> Fast {
     if send {
         if chan.waiters.send_waiting.load(Relaxed) {
@@ -592,8 +598,10 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
     }
 }
 
-unsafe fn single(ch: *mut weft_plat_chan_t, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
-    let chan = Chan::from(ch);
+/// A send or receive that found no element or room at once (or senders queued).
+#[cold]
+#[inline(never)]
+unsafe fn single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
     match &chan.buffer {
         Some(buffer) => buffered_single(chan, buffer, buf, deadline, send),
         None => rendezvous_single(chan, buf, deadline, send),
@@ -601,11 +609,40 @@ unsafe fn single(ch: *mut weft_plat_chan_t, buf: *mut u8, deadline: i64, send: b
 }
 
 pub(crate) unsafe extern "C" fn chan_send(ch: *mut weft_plat_chan_t, elem: *const c_void, deadline: i64) -> weft_status_t {
-    guard(|| single(ch, elem as *mut u8, deadline, true))
+    guard(|| {
+        let chan = Chan::from(ch);
+        // The common case first, inline: room in the buffer and nobody queued.
+        if let Some(buffer) = &chan.buffer {
+            if !chan.waiters.send_waiting.load(Relaxed) {
+                match buffer.push(elem as *const u8) {
+                    Push::Done => {
+                        after(chan, buffer, true);
+                        return WEFT_OK;
+                    }
+                    Push::Closed => return WEFT_ECLOSED,
+                    Push::Full | Push::NoMemory => {}
+                }
+            }
+        }
+        single(chan, elem as *mut u8, deadline, true)
+    })
 }
 
 pub(crate) unsafe extern "C" fn chan_recv(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t {
-    guard(|| single(ch, out as *mut u8, deadline, false))
+    guard(|| {
+        let chan = Chan::from(ch);
+        if let Some(buffer) = &chan.buffer {
+            match buffer.pop(out as *mut u8) {
+                Pop::Done => {
+                    after(chan, buffer, false);
+                    return WEFT_OK;
+                }
+                Pop::Closed => return WEFT_ECLOSED,
+                Pop::Empty => {}
+            }
+        }
+        single(chan, out as *mut u8, deadline, false)
+    })
 }
 
 pub(crate) unsafe extern "C" fn chan_close(ch: *mut weft_plat_chan_t) -> weft_status_t {

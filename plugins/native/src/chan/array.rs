@@ -80,7 +80,7 @@ impl Array {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) unsafe fn push(&self, src: *const u8) -> Push {
         let mut backoff = Backoff::new();
         let mut tail = self.tail.load(Relaxed);
@@ -120,7 +120,7 @@ impl Array {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) unsafe fn pop(&self, dst: *mut u8) -> Pop {
         let mut backoff = Backoff::new();
         let mut head = self.head.load(Relaxed);

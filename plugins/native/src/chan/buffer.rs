@@ -57,7 +57,7 @@ impl Buffer {
     ///
     /// # Safety
     /// `src` points to the channel's `elem_size` bytes (any pointer when 0).
-    #[inline]
+    #[inline(always)]
     pub(super) unsafe fn push(&self, src: *const u8) -> Push {
         match self {
             Buffer::Array(a) => a.push(src),
@@ -70,7 +70,7 @@ impl Buffer {
     ///
     /// # Safety
     /// `dst` points to `elem_size` writable bytes (any pointer when 0).
-    #[inline]
+    #[inline(always)]
     pub(super) unsafe fn pop(&self, dst: *mut u8) -> Pop {
         match self {
             Buffer::Array(a) => a.pop(dst),
