@@ -100,19 +100,25 @@ impl Chan<'_> {
 /// branches; the messages are built out of line, only on failure.
 #[inline]
 pub(crate) fn chan_ref<'a>(ch: *const weft_chan_t, allow_closed: bool) -> Result<Chan<'a>> {
+    match chan_check(ch, allow_closed) {
+        Some(c) => Ok(c),
+        None => Err(chan_ref_error(ch, allow_closed)),
+    }
+}
+
+/// `chan_ref` without the reason: None when `chan_ref` would fail.
+#[inline]
+pub(crate) fn chan_check<'a>(ch: *const weft_chan_t, allow_closed: bool) -> Option<Chan<'a>> {
     // SAFETY: a non-NULL pointer from the host is a channel shell from weft_chan_new
     // (shells are never freed); anything else is refused by the magic below, as far as
     // reading its first four bytes can tell.
-    if let Some(shell) = unsafe { ch.as_ref() } {
-        if shell.magic.load(Acquire) == CHAN_MAGIC {
-            // SAFETY: a live shell's runtime; runtimes are never freed.
-            let rt = unsafe { &*shell.rt.load(Relaxed) };
-            if allow_closed || rt.is_open() {
-                return Ok(Chan { shell, rt });
-            }
-        }
+    let shell = unsafe { ch.as_ref() }?;
+    if shell.magic.load(Acquire) != CHAN_MAGIC {
+        return None;
     }
-    Err(chan_ref_error(ch, allow_closed))
+    // SAFETY: a live shell's runtime; runtimes are never freed.
+    let rt = unsafe { &*shell.rt.load(Relaxed) };
+    (allow_closed || rt.is_open()).then_some(Chan { shell, rt })
 }
 
 /// Why `chan_ref` refused `ch`.

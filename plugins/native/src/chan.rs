@@ -429,8 +429,11 @@ enum Outcome {
 fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
     // A partner is often about to complete the call (a receiver draining a full
     // channel, a sender arriving at a rendezvous): back off briefly, as crossbeam does,
-    // before paying for a park and a wake-up.
-    for step in 0..BACKOFF_STEPS {
+    // before paying for a park and a wake-up. A select only spins: it is typically the
+    // one consumer of many producers, and a yield hands the CPU to producers that can
+    // make no progress without it.
+    let steps = if sel.select { BACKOFF_SPIN_STEPS } else { BACKOFF_STEPS };
+    for step in 0..steps {
         if sel.state.load(Acquire) != WAITING {
             break;
         }
@@ -692,23 +695,71 @@ thread_local! {
     static RANDOM: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A uniformly distributed index below `bound` (xorshift64*, seeded per thread).
-fn random_below(bound: usize) -> usize {
-    RANDOM.with(|state| {
-        let mut x = state.get();
-        if x == 0 {
-            x = (clock::now() as u64 ^ (state as *const _ as u64).rotate_left(32)) | 1;
+/// Up to 16 cases without an allocation.
+type Cases<T> = SmallVec<[T; 16]>;
+
+/// A select's poll order: a uniformly random permutation of the cases (so the first
+/// ready case met is uniform among the ready ones), drawn lazily from the front
+/// (Fisher-Yates: place `i` gets a case drawn among those not placed yet), so that a
+/// select whose first pick is ready draws one number; or the array order.
+struct PollOrder {
+    order: SmallVec<[u32; 16]>,
+    drawn: usize,
+    /// The thread's xorshift64* state, taken for the call (0: array order).
+    random: u64,
+}
+
+impl PollOrder {
+    fn new(n: usize, random: bool) -> PollOrder {
+        const FIRST: [u32; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+        let order = if n <= FIRST.len() { SmallVec::from_buf_and_len(FIRST, n) } else { (0..n as u32).collect() };
+        let random = if random {
+            // One thread-local access per call; a new thread's stream starts from the
+            // clock and the thread's own address.
+            RANDOM.with(|state| match state.take() {
+                0 => (clock::now() as u64 ^ (state as *const Cell<u64> as u64).rotate_left(32)) | 1,
+                x => x,
+            })
+        } else {
+            0
+        };
+        PollOrder { order, drawn: 0, random }
+    }
+
+    /// The case to poll `i`-th.
+    #[inline]
+    fn at(&mut self, i: usize) -> usize {
+        if self.random != 0 {
+            let n = self.order.len();
+            while self.drawn <= i {
+                let pick = self.drawn + self.below(n - self.drawn);
+                self.order.swap(self.drawn, pick);
+                self.drawn += 1;
+            }
         }
+        self.order[i] as usize
+    }
+
+    /// A uniformly distributed number below `bound` (xorshift64*).
+    fn below(&mut self, bound: usize) -> usize {
+        let mut x = self.random;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        state.set(x);
+        self.random = x;
         let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
         ((r as u128 * bound as u128) >> 64) as usize
-    })
+    }
 }
 
-type Cases<T> = SmallVec<[T; 8]>;
+impl Drop for PollOrder {
+    fn drop(&mut self) {
+        if self.random != 0 {
+            let random = self.random;
+            RANDOM.with(|state| state.set(random));
+        }
+    }
+}
 
 unsafe fn lock_all(chans: &[*const Chan]) {
     for &chan in chans {
@@ -779,34 +830,31 @@ pub(crate) unsafe extern "C" fn chan_select(
 ) -> weft_status_t {
     guard(|| {
         let cases = std::slice::from_raw_parts(cases, n);
-
-        // Poll order: a uniformly random permutation (so the first ready case in it is
-        // uniform among the ready ones), or the array order.
-        let mut order: Cases<usize> = (0..n).collect();
-        if flags & WEFT_SELECT_ORDERED == 0 {
-            for i in (1..n).rev() {
-                order.swap(i, random_below(i + 1));
-            }
-        }
-        // Lock order: each channel once, by address.
-        let mut chans: Cases<*const Chan> = cases.iter().map(|case| chan_of(case) as *const Chan).collect();
-        chans.sort_unstable();
-        chans.dedup();
+        let mut order = PollOrder::new(n, flags & WEFT_SELECT_ORDERED == 0);
+        // Lock order (each channel once, by address), made when first needed.
+        let mut chans: Cases<*const Chan> = Cases::new();
         // Without a buffered case, the locked pass below is all there is to try.
-        let any_buffered = chans.iter().any(|chan| (**chan).buffer.is_some());
+        let any_buffered = cases.iter().any(|case| chan_of(case).buffer.is_some());
 
         loop {
             if any_buffered {
-                for &index in &order {
+                for i in 0..n {
+                    let index = order.at(i);
                     if let Some(status) = attempt_alone(&cases[index]) {
                         return decided(status, index, chosen);
                     }
                 }
             }
+            if chans.is_empty() {
+                chans.extend(cases.iter().map(|case| chan_of(case) as *const Chan));
+                chans.sort_unstable();
+                chans.dedup();
+            }
 
             let mut keys = Keys::new();
             lock_all(&chans);
-            for &index in &order {
+            for i in 0..n {
+                let index = order.at(i);
                 let case = &cases[index];
                 if let Some(status) = attempt_locked(case, chan_of(case).queues(), &mut keys) {
                     unlock_all(&chans);
