@@ -485,9 +485,7 @@ fn moved_pointers_freed_exactly_once() {
     const PER: u64 = 2000;
     for (round, &capacity) in CAPACITIES.iter().chain(&CAPACITIES).enumerate() {
         let drops = Box::new(Drops { dropped: AtomicU64::new(0), ledger: Ledger::new(P, PER) });
-        let mut opts = weft_chan_opts_t::default();
-        opts.elem_drop = Some(drop_boxed);
-        opts.drop_ud = &*drops as *const Drops as *mut c_void;
+        let opts = weft_chan_opts_t { elem_drop: Some(drop_boxed), drop_ud: &*drops as *const Drops as *mut c_void, ..Default::default() };
         let ch = new_chan(rt, std::mem::size_of::<*mut Msg>(), capacity, Some(&opts));
         let drops_at = SendPtr(&*drops as *const Drops as *mut c_void);
         let producers: Vec<_> = (0..P)
