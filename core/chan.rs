@@ -96,23 +96,49 @@ impl Chan<'_> {
 }
 
 /// Checks a channel pointer from the host. `allow_closed`: the runtime may be closed
-/// (retain, release, capacity).
+/// (retain, release, capacity). Inline: a send or receive pays a few loads and
+/// branches; the messages are built out of line, only on failure.
+#[inline]
 pub(crate) fn chan_ref<'a>(ch: *const weft_chan_t, allow_closed: bool) -> Result<Chan<'a>> {
+    match chan_check(ch, allow_closed) {
+        Some(c) => Ok(c),
+        None => Err(chan_ref_error(ch, allow_closed)),
+    }
+}
+
+/// `chan_ref` without the reason: None when `chan_ref` would fail.
+#[inline]
+pub(crate) fn chan_check<'a>(ch: *const weft_chan_t, allow_closed: bool) -> Option<Chan<'a>> {
     // SAFETY: a non-NULL pointer from the host is a channel shell from weft_chan_new
     // (shells are never freed); anything else is refused by the magic below, as far as
     // reading its first four bytes can tell.
-    let Some(shell) = (unsafe { ch.as_ref() }) else { fail!(WEFT_EINVAL, "channel is NULL") };
-    match shell.magic.load(Acquire) {
-        CHAN_MAGIC => {}
-        CHAN_RELEASED => fail!(WEFT_EINVAL, "channel {ch:p} was released (its last reference is gone)"),
-        _ => fail!(WEFT_EINVAL, "{ch:p} is not a weft channel"),
+    let shell = unsafe { ch.as_ref() }?;
+    if shell.magic.load(Acquire) != CHAN_MAGIC {
+        return None;
     }
     // SAFETY: a live shell's runtime; runtimes are never freed.
     let rt = unsafe { &*shell.rt.load(Relaxed) };
-    if !allow_closed && !rt.is_open() {
-        fail!(WEFT_EINVAL, "the runtime of channel {ch:p} was closed");
+    (allow_closed || rt.is_open()).then_some(Chan { shell, rt })
+}
+
+/// Why `chan_ref` refused `ch`.
+#[cold]
+#[inline(never)]
+fn chan_ref_error(ch: *const weft_chan_t, allow_closed: bool) -> Error {
+    // SAFETY: as in `chan_ref`.
+    let Some(shell) = (unsafe { ch.as_ref() }) else { return Error::new(WEFT_EINVAL, "channel is NULL") };
+    match shell.magic.load(Acquire) {
+        CHAN_MAGIC => {}
+        CHAN_RELEASED => return Error::new(WEFT_EINVAL, format!("channel {ch:p} was released (its last reference is gone)")),
+        _ => return Error::new(WEFT_EINVAL, format!("{ch:p} is not a weft channel")),
     }
-    Ok(Chan { shell, rt })
+    // SAFETY: as in `chan_ref`.
+    let rt = unsafe { &*shell.rt.load(Relaxed) };
+    if !allow_closed && !rt.is_open() {
+        return Error::new(WEFT_EINVAL, format!("the runtime of channel {ch:p} was closed"));
+    }
+    // The shell was released and reused between the two looks.
+    Error::new(WEFT_EINVAL, format!("channel {ch:p} was released (its last reference is gone)"))
 }
 
 fn new_shell() -> *mut weft_chan_t {
@@ -190,6 +216,8 @@ pub unsafe extern "C" fn weft_chan_new(
     })
 }
 
+#[cold]
+#[inline(never)]
 fn null_elem(what: &str, ch: *const weft_chan_t, elem_size: usize) -> Error {
     Error::new(WEFT_EINVAL, format!("{what} is NULL (channel {ch:p} carries {elem_size}-byte elements)"))
 }
@@ -211,13 +239,30 @@ pub unsafe extern "C" fn weft_chan_send(ch: *mut weft_chan_t, elem: *const c_voi
         }
         match plat_call!(c.rt.table, chan_send(c.plat(), elem, deadline)) {
             WEFT_OK => Ok(()),
-            WEFT_ECLOSED => fail!(WEFT_ECLOSED, "channel {ch:p} is closed; the element was not sent"),
-            WEFT_ETIMEDOUT if c.capacity() == 0 => fail!(WEFT_ETIMEDOUT, "no receiver took the element from channel {ch:p} before the deadline"),
-            WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "channel {ch:p} was still full at the deadline"),
-            WEFT_ECANCELED => fail!(WEFT_ECANCELED, "the calling task was cancelled while sending on channel {ch:p}"),
-            status => check_plugin(status, || format!("cannot send on channel {ch:p}")),
+            status => Err(send_error(ch, &c, status)),
         }
     })
+}
+
+#[cold]
+#[inline(never)]
+fn send_error(ch: *const weft_chan_t, c: &Chan<'_>, status: weft_status_t) -> Error {
+    let detail = match status {
+        WEFT_ECLOSED => format!("channel {ch:p} is closed; the element was not sent"),
+        WEFT_ETIMEDOUT if c.capacity() == 0 => format!("no receiver took the element from channel {ch:p} before the deadline"),
+        WEFT_ETIMEDOUT => format!("channel {ch:p} was still full at the deadline"),
+        WEFT_ECANCELED => format!("the calling task was cancelled while sending on channel {ch:p}"),
+        status => return plugin_error(status, || format!("cannot send on channel {ch:p}")),
+    };
+    Error::new(status, detail)
+}
+
+/// `check_plugin`'s error for a status known not to be `WEFT_OK`.
+fn plugin_error(status: weft_status_t, what: impl FnOnce() -> String) -> Error {
+    match check_plugin(status, what) {
+        Err(e) => e,
+        Ok(()) => Error::new(WEFT_EINTERNAL, "the platform failed without a status"),
+    }
 }
 
 /// Receives the oldest element into `out` (`elem_size` bytes, written only on
@@ -235,12 +280,21 @@ pub unsafe extern "C" fn weft_chan_recv(ch: *mut weft_chan_t, out: *mut c_void, 
         }
         match plat_call!(c.rt.table, chan_recv(c.plat(), out, deadline)) {
             WEFT_OK => Ok(()),
-            WEFT_ECLOSED => fail!(WEFT_ECLOSED, "channel {ch:p} is closed and empty"),
-            WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "channel {ch:p} was still empty at the deadline"),
-            WEFT_ECANCELED => fail!(WEFT_ECANCELED, "the calling task was cancelled while receiving from channel {ch:p}"),
-            status => check_plugin(status, || format!("cannot receive from channel {ch:p}")),
+            status => Err(recv_error(ch, status)),
         }
     })
+}
+
+#[cold]
+#[inline(never)]
+fn recv_error(ch: *const weft_chan_t, status: weft_status_t) -> Error {
+    let detail = match status {
+        WEFT_ECLOSED => format!("channel {ch:p} is closed and empty"),
+        WEFT_ETIMEDOUT => format!("channel {ch:p} was still empty at the deadline"),
+        WEFT_ECANCELED => format!("the calling task was cancelled while receiving from channel {ch:p}"),
+        status => return plugin_error(status, || format!("cannot receive from channel {ch:p}")),
+    };
+    Error::new(status, detail)
 }
 
 /// Closes the channel. From now on sends fail with `WEFT_ECLOSED`, and so do the sends

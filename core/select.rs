@@ -2,11 +2,12 @@
 //! cases and translates them to the plugin's channel handles; the plugin's
 //! `chan_select` does the choosing and the waiting.
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
 use std::ptr;
 
 use weft_platform::*;
 
-use crate::chan::{chan_ref, weft_chan_t};
+use crate::chan::{chan_check, chan_ref, weft_chan_t};
 use crate::error::{check_plugin, ffi, fail, Error, Result};
 use crate::loader::plat_call;
 use crate::runtime::{implicit_runtime, weft_runtime_t};
@@ -26,12 +27,55 @@ pub struct weft_select_case_t {
 }
 
 /// Cases up to this many are translated on the stack; more take one allocation.
-const INLINE_CASES: usize = 8;
-
-const NO_CASE: weft_plat_select_case_t = weft_plat_select_case_t { chan: ptr::null_mut(), op: 0, buf: ptr::null_mut() };
+const INLINE_CASES: usize = 16;
 
 fn in_case(index: usize, e: Error) -> Error {
     Error::new(e.code, format!("case {index}: {}", e.detail))
+}
+
+/// Checks the (at least one) cases and writes each one's plugin form to `out`; the
+/// channels' runtime, or None if any case is refused (see `case_error`).
+///
+/// # Safety
+/// `out` has room for `cases.len()` cases.
+#[inline]
+unsafe fn translate(cases: &[weft_select_case_t], out: *mut weft_plat_select_case_t) -> Option<&'static weft_runtime_t> {
+    let mut runtime: Option<&'static weft_runtime_t> = None;
+    for (index, case) in cases.iter().enumerate() {
+        let c = chan_check(case.chan, true)?;
+        if !ptr::eq(*runtime.get_or_insert(c.rt), c.rt) {
+            return None;
+        }
+        if (case.op != WEFT_SELECT_SEND && case.op != WEFT_SELECT_RECV) || (case.buf.is_null() && c.elem_size() != 0) {
+            return None;
+        }
+        out.add(index).write(weft_plat_select_case_t { chan: c.plat(), op: case.op, buf: case.buf });
+    }
+    runtime.filter(|rt| rt.is_open())
+}
+
+/// Why `translate` refused the cases: the first bad one.
+#[cold]
+#[inline(never)]
+fn case_error(cases: &[weft_select_case_t]) -> Error {
+    let mut runtime: Option<&'static weft_runtime_t> = None;
+    for (index, case) in cases.iter().enumerate() {
+        let c = match chan_ref(case.chan, false) {
+            Ok(c) => c,
+            Err(e) => return in_case(index, e),
+        };
+        if !ptr::eq(*runtime.get_or_insert(c.rt), c.rt) {
+            return Error::new(WEFT_EINVAL, format!("case {index}: channel {:p} belongs to another runtime than case 0's", case.chan));
+        }
+        if case.op != WEFT_SELECT_SEND && case.op != WEFT_SELECT_RECV {
+            return Error::new(WEFT_EINVAL, format!("case {index}: op {} is neither WEFT_SELECT_SEND (1) nor WEFT_SELECT_RECV (2)", case.op));
+        }
+        if case.buf.is_null() && c.elem_size() != 0 {
+            return Error::new(WEFT_EINVAL, format!("case {index}: buf is NULL (channel {:p} carries {}-byte elements)", case.chan, c.elem_size()));
+        }
+    }
+    // A channel changed between the two looks (released, its runtime closed).
+    Error::new(WEFT_EINVAL, "a case's channel was released or its runtime closed during the call")
 }
 
 unsafe fn select(function: &'static str, cases: *const weft_select_case_t, n: usize, deadline: i64, flags: u32, chosen: *mut usize) -> weft_status_t {
@@ -49,38 +93,23 @@ unsafe fn select(function: &'static str, cases: *const weft_select_case_t, n: us
             fail!(WEFT_EINVAL, "cases is NULL but n is {n}");
         }
         let cases = std::slice::from_raw_parts(cases, n);
-        let mut inline = [NO_CASE; INLINE_CASES];
+        let mut inline = MaybeUninit::<[weft_plat_select_case_t; INLINE_CASES]>::uninit();
         let mut heap = Vec::new();
-        let plat_cases: &mut [weft_plat_select_case_t] = if n <= INLINE_CASES {
-            &mut inline[..n]
+        let plat_cases: *mut weft_plat_select_case_t = if n <= INLINE_CASES {
+            inline.as_mut_ptr() as *mut weft_plat_select_case_t
         } else {
             if heap.try_reserve_exact(n).is_err() {
                 fail!(WEFT_ENOMEM, "no memory for {n} cases");
             }
-            heap.resize(n, NO_CASE);
-            &mut heap
+            heap.as_mut_ptr()
         };
-        let mut runtime: Option<&'static weft_runtime_t> = None;
-        for (index, (case, slot)) in cases.iter().zip(plat_cases.iter_mut()).enumerate() {
-            let c = chan_ref(case.chan, false).map_err(|e| in_case(index, e))?;
-            match runtime {
-                None => runtime = Some(c.rt),
-                Some(rt) if !ptr::eq(rt, c.rt) => {
-                    fail!(WEFT_EINVAL, "case {index}: channel {:p} belongs to another runtime than case 0's", case.chan)
-                }
-                Some(_) => {}
-            }
-            if case.op != WEFT_SELECT_SEND && case.op != WEFT_SELECT_RECV {
-                fail!(WEFT_EINVAL, "case {index}: op {} is neither WEFT_SELECT_SEND (1) nor WEFT_SELECT_RECV (2)", case.op);
-            }
-            if case.buf.is_null() && c.elem_size() != 0 {
-                fail!(WEFT_EINVAL, "case {index}: buf is NULL (channel {:p} carries {}-byte elements)", case.chan, c.elem_size());
-            }
-            *slot = weft_plat_select_case_t { chan: c.plat(), op: case.op, buf: case.buf };
-        }
-        let rt = runtime.expect("n > 0 cases were checked");
+        // One quick pass; the reason for a refusal is worked out only then.
+        let rt = match translate(cases, plat_cases) {
+            Some(rt) => rt,
+            None => return Err(case_error(cases)),
+        };
         let mut index = usize::MAX;
-        let status = plat_call!(rt.table, chan_select(plat_cases.as_ptr(), n, deadline, flags, &mut index));
+        let status = plat_call!(rt.table, chan_select(plat_cases, n, deadline, flags, &mut index));
         if (status == WEFT_OK || status == WEFT_ECLOSED) && index >= n {
             fail!(WEFT_EINTERNAL, "the platform chose case {index} of {n}");
         }

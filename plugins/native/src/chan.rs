@@ -1,15 +1,34 @@
-//! Channels, the way Go's runtime builds them (`hchan`): one lock per channel, a ring
-//! buffer of `elem_size`-byte slots, and two queues of waiting senders and receivers.
+//! Channels. A buffered channel (a bound of at least 1, or unbounded) keeps its elements
+//! in a lock-free buffer (`chan/buffer.rs`: crossbeam-channel's array, list, and a bare
+//! counter for 0-byte elements), so that a send or receive that can complete at once
+//! touches no lock. A rendezvous channel has no buffer: every element is handed from a
+//! sender straight to a receiver, as in Go's `hchan`. Each channel also has one lock and
+//! two queues of waiting calls, used only by calls that must wait and by whoever
+//! completes them.
 //!
 //! A waiter is a call blocked on the channel: a pointer to its buffer and to a [`Sel`],
-//! the decision word shared by every case of one waiting call (one case for a send or
-//! a receive, one per case for a select). Whoever completes a waiter first claims its
+//! the decision word shared by every case of one waiting call (one case for a send or a
+//! receive, one per case for a select). Whoever completes a waiter first claims its
 //! `Sel` (WAITING -> CLAIMED), so at most one case of a select ever completes; then,
-//! still holding the channel lock, it copies the element straight to or from the
-//! waiter's buffer (the direct hand-off that makes rendezvous channels work), publishes
-//! DONE and wakes the waiter. A waiter that times out or is cancelled tries WAITING ->
-//! ABORTED; if that fails, its operation was completed and it reports that instead, so
-//! an element handed over is never lost.
+//! holding the channel lock, it copies the element to or from the waiter's buffer (on a
+//! rendezvous channel straight from its own; on a buffered one by popping into it or
+//! pushing from it), publishes DONE and wakes the waiter. A waiter that times out or
+//! is cancelled tries WAITING -> ABORTED; if that fails, its operation was completed and
+//! it reports that instead, so an element handed over is never lost.
+//!
+//! Buffered channels: each queue has a flag, set under the lock while the queue is not
+//! empty. A call that pushes or pops without the lock then reads the other side's flag
+//! and, if set, takes the lock to "pump": serve the queued waiters, oldest first, for as
+//! long as the buffer lets their operations complete. A call about to wait queues
+//! itself, sets its flag and pumps too (which checks the buffer again): either its
+//! check sees the other side's push or pop, or that side sees its flag (both SeqCst), so
+//! a wake-up is never lost. The pump claims a waiter only after seeing that its
+//! operation can complete; when a lock-free call took the element or the room first,
+//! a single send or receive is put back to WAITING (only this channel's lock holders
+//! claim it) and keeps its place, a select is told to try again (RETRY) since other
+//! channels may have skipped it meanwhile. A sender that finds senders queued queues
+//! behind them, so that senders blocked on a full channel complete in the order they
+//! blocked.
 //!
 //! Waiters and their `Sel` live on the waiting caller's stack. The queues hold raw
 //! pointers to them, read only under the channel's lock; the caller takes them out of
@@ -17,15 +36,18 @@
 //! already popped. The completer touches neither after publishing DONE: it wakes the
 //! waiter by address (a stale wake-up is harmless, every waiter loops).
 //!
-//! A select locks its channels in address order (each once), polls its cases in a
-//! random order (or in array order), and otherwise queues one waiter per case. Single
-//! sends and receives lock one channel only and, once completed by someone else, do
-//! not lock again.
+//! A select first tries its cases in a random order (or in array order) as single calls
+//! would; if none completes, it locks its channels in address order (each once), tries
+//! again, and otherwise queues one waiter per case.
+mod array;
+mod buffer;
+mod list;
+
 use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
 
 use lock_api::RawMutex as _;
 use parking_lot::RawMutex;
@@ -35,102 +57,31 @@ use weft_platform::*;
 use crate::clock;
 use crate::wait::{self, Wake};
 use crate::HOST;
-
-/// The fixed-size ring of buffered elements (grown on demand when unbounded).
-struct Ring {
-    storage: Vec<u8>,
-    elem: usize,
-    /// Slots in `storage`; `usize::MAX` for 0-byte elements, which need no storage.
-    slots: usize,
-    head: usize,
-    len: usize,
-}
-
-impl Ring {
-    fn new(elem: usize, slots: usize) -> Option<Ring> {
-        if elem == 0 {
-            return Some(Ring { storage: Vec::new(), elem, slots: usize::MAX, head: 0, len: 0 });
-        }
-        let mut storage = Vec::new();
-        storage.try_reserve_exact(slots.checked_mul(elem)?).ok()?;
-        Some(Ring { storage, elem, slots, head: 0, len: 0 })
-    }
-
-    fn slot(&self, index: usize) -> *mut u8 {
-        if self.elem == 0 {
-            return NonNull::<u64>::dangling().as_ptr() as *mut u8;
-        }
-        let at = self.head + index;
-        let at = if at >= self.slots { at - self.slots } else { at };
-        // SAFETY: `at < slots`, inside the storage's capacity.
-        unsafe { (self.storage.as_ptr() as *mut u8).add(at * self.elem) }
-    }
-
-    /// Doubles the storage, keeping the elements in order; false when out of memory.
-    fn grow(&mut self) -> bool {
-        let Some(slots) = self.slots.checked_mul(2).map(|s| s.max(16)) else { return false };
-        let Some(bytes) = slots.checked_mul(self.elem) else { return false };
-        let mut storage: Vec<u8> = Vec::new();
-        if storage.try_reserve_exact(bytes).is_err() {
-            return false;
-        }
-        let first = (self.slots - self.head).min(self.len);
-        // SAFETY: both ranges lie inside the old storage's capacity; the new storage
-        // holds `len` elements.
-        unsafe {
-            let to = storage.as_mut_ptr();
-            ptr::copy_nonoverlapping(self.slot(0), to, first * self.elem);
-            ptr::copy_nonoverlapping(self.storage.as_ptr(), to.add(first * self.elem), (self.len - first) * self.elem);
-        }
-        self.storage = storage;
-        self.slots = slots;
-        self.head = 0;
-        true
-    }
-
-    /// Appends a copy of the element at `src`; false when an unbounded ring cannot grow.
-    fn push(&mut self, src: *const u8) -> bool {
-        if self.len == self.slots && !self.grow() {
-            return false;
-        }
-        copy(src, self.slot(self.len), self.elem);
-        self.len += 1;
-        true
-    }
-
-    /// Moves the oldest element to `dst`. The ring is not empty.
-    fn pop(&mut self, dst: *mut u8) {
-        copy(self.slot(0), dst, self.elem);
-        self.head += 1;
-        if self.head == self.slots {
-            self.head = 0;
-        }
-        self.len -= 1;
-    }
-}
-
-fn copy(src: *const u8, dst: *mut u8, len: usize) {
-    if len != 0 {
-        // SAFETY: the runtime passes buffers of `elem_size` bytes; ring slots are
-        // distinct from every caller's buffer.
-        unsafe { ptr::copy_nonoverlapping(src, dst, len) }
-    }
-}
+use buffer::{copy_elem, Backoff, Buffer, CachePadded, Pop, Push};
 
 const WAITING: usize = 0;
 const CLAIMED: usize = 1;
 const ABORTED: usize = 2;
-/// `DONE + 2 * case + closed`: completed, by case `case`, with or without a close.
+/// `DONE + OUTCOMES * case + how`: decided for case `case`, `how` one of the `HOW_*`.
 const DONE: usize = 3;
+const OUTCOMES: usize = 3;
+/// Completed.
+const HOW_OK: usize = 0;
+/// Completed by a close: nothing taken or delivered.
+const HOW_CLOSED: usize = 1;
+/// Nothing done; a select must try its cases again (see the module comment).
+const HOW_RETRY: usize = 2;
 
 /// The decision word of one waiting call (see the module comment).
 struct Sel {
     state: AtomicUsize,
+    /// A select: other channels' completers may claim it too.
+    select: bool,
 }
 
 impl Sel {
-    fn new() -> Sel {
-        Sel { state: AtomicUsize::new(WAITING) }
+    fn new(select: bool) -> Sel {
+        Sel { state: AtomicUsize::new(WAITING), select }
     }
 
     fn key(&self) -> usize {
@@ -142,10 +93,19 @@ impl Sel {
         self.state.compare_exchange(WAITING, CLAIMED, Acquire, Relaxed).is_ok()
     }
 
-    /// Publishes the completion of a claimed call. The waiter may return at once: the
-    /// caller must not touch it afterwards.
-    fn finish(&self, case: usize, closed: bool) {
-        self.state.store(DONE + 2 * case + closed as usize, Release);
+    /// Gives a claimed single call back to waiting (its channel's lock held: nobody
+    /// else can have seen the claim).
+    fn unclaim(&self) {
+        debug_assert!(!self.select);
+        self.state.store(WAITING, Release);
+    }
+
+    /// Publishes the decision of a claimed call and returns the key to wake. The
+    /// waiter may return at once: the caller must not touch it afterwards.
+    fn finish(&self, case: usize, how: usize) -> usize {
+        let key = self.key();
+        self.state.store(DONE + OUTCOMES * case + how, Release);
+        key
     }
 }
 
@@ -157,93 +117,54 @@ struct Waiter {
     case: usize,
 }
 
-struct Inner {
-    ring: Ring,
+type Queue = VecDeque<*const Waiter>;
+
+/// Keys of waiters to wake once the locks are released.
+type Keys = SmallVec<[usize; 8]>;
+
+fn wake(keys: Keys) {
+    for key in keys {
+        wait::wake_one(key);
+    }
+}
+
+/// A channel's waiting calls; only touched under its lock.
+struct Queues {
+    sendq: Queue,
+    recvq: Queue,
+    /// Rendezvous channels only (a buffer keeps its own closed mark).
     closed: bool,
-    sendq: VecDeque<*const Waiter>,
-    recvq: VecDeque<*const Waiter>,
 }
 
-/// What an attempt that needs no waiting gave.
-enum Attempt {
-    /// Completed; wake the waiter parked on this key, if any (after unlocking).
-    Done(Option<usize>),
-    Closed,
-    NoMemory,
-    NotReady,
-}
-
-/// Pops the first waiter of `queue` that can still be claimed, claiming it; waiters of
-/// calls already decided (completed elsewhere, or given up) are dropped on the way.
-///
-/// # Safety
-/// The channel's lock is held (queued waiters are alive while they are queued).
-unsafe fn claim_first<'a>(queue: &mut VecDeque<*const Waiter>) -> Option<&'a Waiter> {
-    while let Some(waiter) = queue.pop_front() {
-        let waiter = &*waiter;
-        if (*waiter.sel).claim() {
-            return Some(waiter);
+impl Queues {
+    fn of(&mut self, send: bool) -> &mut Queue {
+        if send {
+            &mut self.sendq
+        } else {
+            &mut self.recvq
         }
     }
-    None
 }
 
-/// Completes a claimed waiter and returns the key to wake.
-unsafe fn finish(waiter: &Waiter, closed: bool) -> usize {
-    let sel = &*waiter.sel;
-    let key = sel.key();
-    sel.finish(waiter.case, closed);
-    key
-}
-
-impl Inner {
-    /// A send that does not wait. Lock held.
-    unsafe fn try_send(&mut self, cap: usize, src: *const u8) -> Attempt {
-        if self.closed {
-            return Attempt::Closed;
-        }
-        if let Some(receiver) = claim_first(&mut self.recvq) {
-            copy(src, receiver.buf, self.ring.elem);
-            return Attempt::Done(Some(finish(receiver, false)));
-        }
-        if self.ring.len < cap {
-            return if self.ring.push(src) { Attempt::Done(None) } else { Attempt::NoMemory };
-        }
-        Attempt::NotReady
-    }
-
-    /// A receive that does not wait. Lock held.
-    unsafe fn try_recv(&mut self, dst: *mut u8) -> Attempt {
-        if let Some(sender) = claim_first(&mut self.sendq) {
-            if self.ring.len > 0 {
-                // Full: take the head, the sender's element goes to the tail (the slot
-                // just freed, so the push cannot fail).
-                self.ring.pop(dst);
-                self.ring.push(sender.buf);
-            } else {
-                copy(sender.buf, dst, self.ring.elem);
-            }
-            return Attempt::Done(Some(finish(sender, false)));
-        }
-        if self.ring.len > 0 {
-            self.ring.pop(dst);
-            return Attempt::Done(None);
-        }
-        if self.closed {
-            return Attempt::Closed;
-        }
-        Attempt::NotReady
-    }
+/// The lock, the queues and the flags that say, without the lock, whether each queue
+/// holds waiters; on a cache line of their own, apart from the buffer's head and tail.
+struct Waiters {
+    lock: RawMutex,
+    send_waiting: AtomicBool,
+    recv_waiting: AtomicBool,
+    queues: UnsafeCell<Queues>,
 }
 
 /// A native channel; `*mut weft_plat_chan_t` is a `*mut Chan`.
 struct Chan {
-    lock: RawMutex,
-    cap: usize,
-    inner: UnsafeCell<Inner>,
+    /// None for a rendezvous channel.
+    buffer: Option<Buffer>,
+    elem: usize,
+    waiters: CachePadded<Waiters>,
 }
 
-// SAFETY: `inner` (and the waiters it points to) is only touched under `lock`.
+// SAFETY: `queues` (and the waiters it points to) is only touched under `lock`; the
+// buffer is made for concurrent use.
 unsafe impl Send for Chan {}
 unsafe impl Sync for Chan {}
 
@@ -253,33 +174,243 @@ impl Chan {
     }
 
     fn lock(&self) -> Locked<'_> {
-        self.lock.lock();
+        self.waiters.lock.lock();
         Locked(self)
     }
 
     /// # Safety
     /// The lock is held, and the reference does not outlive it.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn inner(&self) -> &mut Inner {
-        &mut *self.inner.get()
+    unsafe fn queues(&self) -> &mut Queues {
+        &mut *self.waiters.queues.get()
+    }
+
+    /// The flag of the senders' (or receivers') queue.
+    fn waiting(&self, send: bool) -> &AtomicBool {
+        if send {
+            &self.waiters.send_waiting
+        } else {
+            &self.waiters.recv_waiting
+        }
+    }
+
+    /// Makes the flags say what the queues hold. Lock held.
+    fn update_flags(&self, queues: &Queues) {
+        for (flag, queue) in [(&self.waiters.send_waiting, &queues.sendq), (&self.waiters.recv_waiting, &queues.recvq)] {
+            let waiting = !queue.is_empty();
+            // Only lock holders store: a relaxed load sees the last store.
+            if flag.load(Relaxed) != waiting {
+                flag.store(waiting, SeqCst);
+            }
+        }
     }
 }
 
 struct Locked<'a>(&'a Chan);
 
 impl Locked<'_> {
-    fn inner(&mut self) -> &mut Inner {
+    fn queues(&mut self) -> &mut Queues {
         // SAFETY: the lock is held for the guard's life; `&mut self` keeps it unique.
-        unsafe { self.0.inner() }
+        unsafe { self.0.queues() }
     }
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
         // SAFETY: locked by `Chan::lock`.
-        unsafe { self.0.lock.unlock() }
+        unsafe { self.0.waiters.lock.unlock() }
     }
 }
+
+fn no_memory() -> weft_status_t {
+    HOST.fail(WEFT_ENOMEM, "an unbounded channel could not grow its buffer")
+}
+
+// ---- rendezvous channels -------------------------------------------------------------
+
+/// Pops the first waiter of `queue` that can still be claimed, claiming it; waiters of
+/// calls already decided (completed elsewhere, or given up) are dropped on the way.
+///
+/// # Safety
+/// The channel's lock is held (queued waiters are alive while they are queued).
+unsafe fn claim_first<'a>(queue: &mut Queue) -> Option<&'a Waiter> {
+    while let Some(waiter) = queue.pop_front() {
+        let waiter = &*waiter;
+        if (*waiter.sel).claim() {
+            return Some(waiter);
+        }
+    }
+    None
+}
+
+/// A rendezvous send or receive that does not wait: a hand-off to or from a queued
+/// partner. Lock held. None when nobody waits on the other side.
+unsafe fn rendezvous_attempt(chan: &Chan, queues: &mut Queues, buf: *mut u8, send: bool, keys: &mut Keys) -> Option<weft_status_t> {
+    if send && queues.closed {
+        return Some(WEFT_ECLOSED);
+    }
+    if let Some(partner) = claim_first(queues.of(!send)) {
+        if send {
+            copy_elem(buf, partner.buf, chan.elem);
+        } else {
+            copy_elem(partner.buf, buf, chan.elem);
+        }
+        keys.push((*partner.sel).finish(partner.case, HOW_OK));
+        return Some(WEFT_OK);
+    }
+    if queues.closed {
+        return Some(WEFT_ECLOSED);
+    }
+    None
+}
+
+// ---- buffered channels ---------------------------------------------------------------
+
+/// Completes the waiters at the front of `queue` (senders if `send`) for as long as the
+/// buffer lets their operations complete; true if any was. Lock held.
+unsafe fn serve(buffer: &Buffer, queue: &mut Queue, send: bool, keys: &mut Keys) -> bool {
+    let mut served = false;
+    while let Some(&front) = queue.front() {
+        let ready = if send { buffer.push_ready() } else { buffer.pop_ready() };
+        if !ready {
+            break;
+        }
+        let waiter = &*front;
+        let sel = &*waiter.sel;
+        if !sel.claim() {
+            queue.pop_front();
+            continue;
+        }
+        let how = if send {
+            match buffer.push(waiter.buf) {
+                Push::Done => Some(HOW_OK),
+                Push::Closed => Some(HOW_CLOSED),
+                Push::Full | Push::NoMemory => None,
+            }
+        } else {
+            match buffer.pop(waiter.buf) {
+                Pop::Done => Some(HOW_OK),
+                Pop::Closed => Some(HOW_CLOSED),
+                Pop::Empty => None,
+            }
+        };
+        match how {
+            Some(how) => {
+                queue.pop_front();
+                keys.push(sel.finish(waiter.case, how));
+                served = true;
+            }
+            // A lock-free call took the room or the element since the check.
+            None if sel.select => {
+                queue.pop_front();
+                keys.push(sel.finish(waiter.case, HOW_RETRY));
+                break;
+            }
+            None => {
+                sel.unclaim();
+                break;
+            }
+        }
+    }
+    served
+}
+
+/// Serves both queues until neither can move, then updates the flags. Lock held.
+unsafe fn pump(chan: &Chan, buffer: &Buffer, queues: &mut Queues, keys: &mut Keys) {
+    loop {
+        let senders = !queues.sendq.is_empty() && serve(buffer, &mut queues.sendq, true, keys);
+        let receivers = !queues.recvq.is_empty() && serve(buffer, &mut queues.recvq, false, keys);
+        if !senders && !receivers {
+            break;
+        }
+    }
+    chan.update_flags(queues);
+}
+
+/// After a lock-free push (or pop): if receivers (senders) are queued, serve them.
+#[inline(always)]
+unsafe fn after(chan: &Chan, buffer: &Buffer, pushed: bool) {
+    if chan.waiting(!pushed).load(SeqCst) {
+        pump_locked(chan, buffer);
+    }
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn pump_locked(chan: &Chan, buffer: &Buffer) {
+    let mut keys = Keys::new();
+    {
+        let mut locked = chan.lock();
+        pump(chan, buffer, locked.queues(), &mut keys);
+    }
+    wake(keys);
+}
+
+/// What a lock-free attempt gave.
+enum Fast {
+    Done(weft_status_t),
+    NotReady,
+    /// Senders are queued: a send must go through the lock (behind them).
+    Locked,
+}
+
+#[inline(always)]
+unsafe fn fast_attempt(chan: &Chan, buffer: &Buffer, buf: *mut u8, send: bool) -> Fast {
+    if send {
+        if chan.waiters.send_waiting.load(Relaxed) {
+            return Fast::Locked;
+        }
+        match buffer.push(buf) {
+            Push::Done => {
+                after(chan, buffer, true);
+                Fast::Done(WEFT_OK)
+            }
+            Push::Full => Fast::NotReady,
+            Push::Closed => Fast::Done(WEFT_ECLOSED),
+            Push::NoMemory => Fast::Done(no_memory()),
+        }
+    } else {
+        match buffer.pop(buf) {
+            Pop::Done => {
+                after(chan, buffer, false);
+                Fast::Done(WEFT_OK)
+            }
+            Pop::Empty => Fast::NotReady,
+            Pop::Closed => Fast::Done(WEFT_ECLOSED),
+        }
+    }
+}
+
+/// A buffered send or receive that does not wait, lock held: serves the queues first,
+/// then a send only if no sender is still queued (it would come first).
+unsafe fn buffered_attempt(chan: &Chan, buffer: &Buffer, queues: &mut Queues, buf: *mut u8, send: bool, keys: &mut Keys) -> Option<weft_status_t> {
+    if !queues.sendq.is_empty() || !queues.recvq.is_empty() {
+        pump(chan, buffer, queues, keys);
+    }
+    let status = if send {
+        if !queues.sendq.is_empty() {
+            return buffer.is_closed().then_some(WEFT_ECLOSED);
+        }
+        match buffer.push(buf) {
+            Push::Done => WEFT_OK,
+            Push::Full => return None,
+            Push::Closed => WEFT_ECLOSED,
+            Push::NoMemory => no_memory(),
+        }
+    } else {
+        match buffer.pop(buf) {
+            Pop::Done => WEFT_OK,
+            Pop::Empty => return None,
+            Pop::Closed => WEFT_ECLOSED,
+        }
+    };
+    if status == WEFT_OK && !queues.of(!send).is_empty() {
+        pump(chan, buffer, queues, keys);
+    }
+    Some(status)
+}
+
+// ---- waiting -------------------------------------------------------------------------
 
 /// Back-off before parking: `1 << step` spins for the first steps, then yields.
 const BACKOFF_SPIN_STEPS: u32 = 6;
@@ -288,16 +419,21 @@ const BACKOFF_STEPS: u32 = 10;
 /// How a wait ended.
 enum Outcome {
     Done { case: usize, closed: bool },
+    /// A select must try again (HOW_RETRY).
+    Retry,
     GaveUp(weft_status_t),
 }
 
-/// Waits until `sel` is completed, the deadline passes or the task is cancelled
-/// (inside a blocking region). Giving up succeeds only if nobody claimed `sel` first.
+/// Waits until `sel` is decided, the deadline passes or the task is cancelled (inside a
+/// blocking region). Giving up succeeds only if nobody claimed `sel` first.
 fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
     // A partner is often about to complete the call (a receiver draining a full
     // channel, a sender arriving at a rendezvous): back off briefly, as crossbeam does,
-    // before paying for a park and a wake-up.
-    for step in 0..BACKOFF_STEPS {
+    // before paying for a park and a wake-up. A select only spins: it is typically the
+    // one consumer of many producers, and a yield hands the CPU to producers that can
+    // make no progress without it.
+    let steps = if sel.select { BACKOFF_SPIN_STEPS } else { BACKOFF_STEPS };
+    for step in 0..steps {
         if sel.state.load(Acquire) != WAITING {
             break;
         }
@@ -310,10 +446,12 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
     loop {
         let state = sel.state.load(Acquire);
         if state >= DONE {
-            return Outcome::Done { case: (state - DONE) / 2, closed: (state - DONE) % 2 == 1 };
+            let (case, how) = ((state - DONE) / OUTCOMES, (state - DONE) % OUTCOMES);
+            return if how == HOW_RETRY { Outcome::Retry } else { Outcome::Done { case, closed: how == HOW_CLOSED } };
         }
         if state == CLAIMED {
-            // The completer is copying under its lock; it publishes DONE right after.
+            // The completer is copying under its lock; it publishes DONE (or gives the
+            // call back) right after.
             std::thread::yield_now();
             continue;
         }
@@ -341,154 +479,346 @@ fn must_not_wait(deadline: i64) -> Option<weft_status_t> {
     }
 }
 
-fn remove(queue: &mut VecDeque<*const Waiter>, waiter: *const Waiter) {
+fn remove(queue: &mut Queue, waiter: *const Waiter) {
     if let Some(at) = queue.iter().position(|w| ptr::eq(*w, waiter)) {
         queue.remove(at);
     }
 }
 
-fn attempt_status(attempt: Attempt) -> Option<weft_status_t> {
-    match attempt {
-        Attempt::Done(wake) => {
-            if let Some(key) = wake {
-                wait::wake_one(key);
-            }
-            Some(WEFT_OK)
-        }
-        Attempt::Closed => Some(WEFT_ECLOSED),
-        Attempt::NoMemory => Some(HOST.fail(WEFT_ENOMEM, "an unbounded channel could not grow its buffer")),
-        Attempt::NotReady => None,
+fn closed_status(closed: bool) -> weft_status_t {
+    if closed {
+        WEFT_ECLOSED
+    } else {
+        WEFT_OK
     }
 }
 
+// ---- the plugin's channel members ----------------------------------------------------
+
 pub(crate) unsafe extern "C" fn chan_new(_rt: *mut weft_plat_rt_t, elem_size: usize, capacity: usize, out: *mut *mut weft_plat_chan_t) -> weft_status_t {
     guard(|| {
-        let slots = if capacity == WEFT_CHAN_UNBOUNDED { 0 } else { capacity };
-        let Some(ring) = Ring::new(elem_size, slots) else {
-            return HOST.fail(WEFT_ENOMEM, &format!("cannot allocate {capacity} slots of {elem_size} bytes"));
+        let buffer = match capacity {
+            0 => None,
+            WEFT_CHAN_UNBOUNDED => Some(Buffer::new(elem_size, None)),
+            bound => Some(Buffer::new(elem_size, Some(bound))),
         };
+        let buffer = match buffer {
+            None => None,
+            Some(Some(buffer)) => Some(buffer),
+            Some(None) => return HOST.fail(WEFT_ENOMEM, &format!("cannot allocate a buffer of {capacity} slots of {elem_size} bytes")),
+        };
+        let queues = Queues { sendq: VecDeque::new(), recvq: VecDeque::new(), closed: false };
         let chan = Chan {
-            lock: RawMutex::INIT,
-            cap: capacity,
-            inner: UnsafeCell::new(Inner { ring, closed: false, sendq: VecDeque::new(), recvq: VecDeque::new() }),
+            buffer,
+            elem: elem_size,
+            waiters: CachePadded(Waiters {
+                lock: RawMutex::INIT,
+                send_waiting: AtomicBool::new(false),
+                recv_waiting: AtomicBool::new(false),
+                queues: UnsafeCell::new(queues),
+            }),
         };
         *out = Box::into_raw(Box::new(chan)) as *mut weft_plat_chan_t;
         WEFT_OK
     })
 }
 
-/// A single send or receive: try, else queue one waiter and wait.
-unsafe fn single(ch: *mut weft_plat_chan_t, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
-    let chan = Chan::from(ch);
-    let mut locked = chan.lock();
-    let inner = locked.inner();
-    let attempt = if send { inner.try_send(chan.cap, buf) } else { inner.try_recv(buf) };
-    if !matches!(attempt, Attempt::NotReady) {
-        drop(locked);
-        return attempt_status(attempt).unwrap_or(WEFT_EINTERNAL);
-    }
-    if let Some(status) = must_not_wait(deadline) {
+/// A single send or receive on a rendezvous channel: try, else queue one waiter and wait.
+unsafe fn rendezvous_single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
+    let sel = Sel::new(false);
+    let waiter = Waiter { sel: &sel, buf, case: 0 };
+    let mut keys = Keys::new();
+    let early = {
+        let mut locked = chan.lock();
+        let queues = locked.queues();
+        let early = rendezvous_attempt(chan, queues, buf, send, &mut keys).or_else(|| must_not_wait(deadline));
+        if early.is_none() {
+            queues.of(send).push_back(&waiter);
+        }
+        early
+    };
+    wake(keys);
+    if let Some(status) = early {
         return status;
     }
-    let sel = Sel::new();
-    let waiter = Waiter { sel: &sel, buf, case: 0 };
-    let queue = if send { &mut inner.sendq } else { &mut inner.recvq };
-    queue.push_back(&waiter);
-    drop(locked);
     match wait_for(&sel, deadline) {
-        Outcome::Done { closed, .. } => {
-            if closed {
-                WEFT_ECLOSED
-            } else {
-                WEFT_OK
-            }
-        }
+        Outcome::Done { closed, .. } => closed_status(closed),
+        Outcome::Retry => WEFT_EINTERNAL,
         Outcome::GaveUp(status) => {
             let mut locked = chan.lock();
-            let inner = locked.inner();
-            remove(if send { &mut inner.sendq } else { &mut inner.recvq }, &waiter);
+            remove(locked.queues().of(send), &waiter);
             status
         }
     }
 }
 
+/// A single send or receive on a buffered channel: lock-free attempts with a short
+/// back-off, then (through the lock) queue one waiter and wait.
+unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
+    let mut backoff = Backoff::new();
+    let mut may_wait = None;
+    loop {
+        match fast_attempt(chan, buffer, buf, send) {
+            Fast::Done(status) => return status,
+            Fast::Locked => break,
+            Fast::NotReady => {}
+        }
+        if backoff.is_completed() || !*may_wait.get_or_insert_with(|| !clock::expired(deadline)) {
+            break;
+        }
+        backoff.snooze();
+    }
+    let sel = Sel::new(false);
+    let waiter = Waiter { sel: &sel, buf, case: 0 };
+    let mut keys = Keys::new();
+    let early = {
+        let mut locked = chan.lock();
+        let queues = locked.queues();
+        let early = buffered_attempt(chan, buffer, queues, buf, send, &mut keys).or_else(|| must_not_wait(deadline));
+        if early.is_none() {
+            queues.of(send).push_back(&waiter);
+            chan.waiting(send).store(true, SeqCst);
+            // Looks at the buffer again (see the module comment); may complete this
+            // very call.
+            pump(chan, buffer, queues, &mut keys);
+        }
+        early
+    };
+    wake(keys);
+    if let Some(status) = early {
+        return status;
+    }
+    match wait_for(&sel, deadline) {
+        Outcome::Done { closed, .. } => closed_status(closed),
+        Outcome::Retry => WEFT_EINTERNAL,
+        Outcome::GaveUp(status) => {
+            let mut locked = chan.lock();
+            let queues = locked.queues();
+            remove(queues.of(send), &waiter);
+            chan.update_flags(queues);
+            status
+        }
+    }
+}
+
+/// A send or receive that found no element or room at once (or senders queued).
+#[cold]
+#[inline(never)]
+unsafe fn single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
+    match &chan.buffer {
+        Some(buffer) => buffered_single(chan, buffer, buf, deadline, send),
+        None => rendezvous_single(chan, buf, deadline, send),
+    }
+}
+
 pub(crate) unsafe extern "C" fn chan_send(ch: *mut weft_plat_chan_t, elem: *const c_void, deadline: i64) -> weft_status_t {
-    guard(|| single(ch, elem as *mut u8, deadline, true))
+    guard(|| {
+        let chan = Chan::from(ch);
+        // The common case first, inline: room in the buffer and nobody queued.
+        if let Some(buffer) = &chan.buffer {
+            if !chan.waiters.send_waiting.load(Relaxed) {
+                match buffer.push(elem as *const u8) {
+                    Push::Done => {
+                        after(chan, buffer, true);
+                        return WEFT_OK;
+                    }
+                    Push::Closed => return WEFT_ECLOSED,
+                    Push::Full | Push::NoMemory => {}
+                }
+            }
+        }
+        single(chan, elem as *mut u8, deadline, true)
+    })
 }
 
 pub(crate) unsafe extern "C" fn chan_recv(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t {
-    guard(|| single(ch, out as *mut u8, deadline, false))
+    guard(|| {
+        let chan = Chan::from(ch);
+        if let Some(buffer) = &chan.buffer {
+            match buffer.pop(out as *mut u8) {
+                Pop::Done => {
+                    after(chan, buffer, false);
+                    return WEFT_OK;
+                }
+                Pop::Closed => return WEFT_ECLOSED,
+                Pop::Empty => {}
+            }
+        }
+        single(chan, out as *mut u8, deadline, false)
+    })
 }
 
 pub(crate) unsafe extern "C" fn chan_close(ch: *mut weft_plat_chan_t) -> weft_status_t {
     guard(|| {
         let chan = Chan::from(ch);
-        let mut woken: SmallVec<[usize; 8]> = SmallVec::new();
+        let mut keys = Keys::new();
         {
-            let mut locked = chan.lock();
-            let inner = locked.inner();
-            inner.closed = true;
-            for queue in [&mut inner.sendq, &mut inner.recvq] {
-                while let Some(waiter) = claim_first(queue) {
-                    woken.push(finish(waiter, true));
+            match &chan.buffer {
+                Some(buffer) => {
+                    // Marked first: from now on every push fails, so the pump below
+                    // gives queued senders ECLOSED and queued receivers what is left.
+                    buffer.close();
+                    let mut locked = chan.lock();
+                    pump(chan, buffer, locked.queues(), &mut keys);
+                }
+                None => {
+                    let mut locked = chan.lock();
+                    let queues = locked.queues();
+                    queues.closed = true;
+                    for send in [true, false] {
+                        while let Some(waiter) = claim_first(queues.of(send)) {
+                            keys.push((*waiter.sel).finish(waiter.case, HOW_CLOSED));
+                        }
+                    }
                 }
             }
         }
-        for key in woken {
-            wait::wake_one(key);
-        }
+        wake(keys);
         WEFT_OK
     })
 }
 
 pub(crate) unsafe extern "C" fn chan_len(ch: *mut weft_plat_chan_t) -> usize {
-    let chan = Chan::from(ch);
-    let mut locked = chan.lock();
-    locked.inner().ring.len
+    Chan::from(ch).buffer.as_ref().map_or(0, Buffer::len)
 }
 
 pub(crate) unsafe extern "C" fn chan_free(ch: *mut weft_plat_chan_t, drop_fn: weft_plat_elem_drop_fn, ud: *mut c_void) {
-    let chan = Box::from_raw(ch as *mut Chan);
-    let inner = chan.inner.into_inner();
-    if let Some(drop_fn) = drop_fn {
-        for index in 0..inner.ring.len {
-            drop_fn(inner.ring.slot(index) as *mut c_void, ud);
-        }
+    let mut chan = Box::from_raw(ch as *mut Chan);
+    if let (Some(buffer), Some(drop_fn)) = (chan.buffer.as_mut(), drop_fn) {
+        buffer.for_each_left(|elem| drop_fn(elem as *mut c_void, ud));
     }
 }
+
+// ---- select --------------------------------------------------------------------------
 
 thread_local! {
     static RANDOM: Cell<u64> = const { Cell::new(0) };
 }
 
-/// A uniformly distributed index below `bound` (xorshift64*, seeded per thread).
-fn random_below(bound: usize) -> usize {
-    RANDOM.with(|state| {
-        let mut x = state.get();
-        if x == 0 {
-            x = (clock::now() as u64 ^ (state as *const _ as u64).rotate_left(32)) | 1;
+/// Up to 16 cases without an allocation.
+type Cases<T> = SmallVec<[T; 16]>;
+
+/// A select's poll order: a uniformly random permutation of the cases (so the first
+/// ready case met is uniform among the ready ones), drawn lazily from the front
+/// (Fisher-Yates: place `i` gets a case drawn among those not placed yet), so that a
+/// select whose first pick is ready draws one number; or the array order.
+struct PollOrder {
+    order: SmallVec<[u32; 16]>,
+    drawn: usize,
+    /// The thread's xorshift64* state, taken for the call (0: array order).
+    random: u64,
+}
+
+impl PollOrder {
+    fn new(n: usize, random: bool) -> PollOrder {
+        const FIRST: [u32; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+        let order = if n <= FIRST.len() { SmallVec::from_buf_and_len(FIRST, n) } else { (0..n as u32).collect() };
+        let random = if random {
+            // One thread-local access per call; a new thread's stream starts from the
+            // clock and the thread's own address.
+            RANDOM.with(|state| match state.take() {
+                0 => (clock::now() as u64 ^ (state as *const Cell<u64> as u64).rotate_left(32)) | 1,
+                x => x,
+            })
+        } else {
+            0
+        };
+        PollOrder { order, drawn: 0, random }
+    }
+
+    /// The case to poll `i`-th.
+    #[inline]
+    fn at(&mut self, i: usize) -> usize {
+        if self.random != 0 {
+            let n = self.order.len();
+            while self.drawn <= i {
+                let pick = self.drawn + self.below(n - self.drawn);
+                self.order.swap(self.drawn, pick);
+                self.drawn += 1;
+            }
         }
+        self.order[i] as usize
+    }
+
+    /// A uniformly distributed number below `bound` (xorshift64*).
+    fn below(&mut self, bound: usize) -> usize {
+        let mut x = self.random;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
-        state.set(x);
+        self.random = x;
         let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
         ((r as u128 * bound as u128) >> 64) as usize
-    })
+    }
 }
 
-type Cases<T> = SmallVec<[T; 8]>;
+impl Drop for PollOrder {
+    fn drop(&mut self) {
+        if self.random != 0 {
+            let random = self.random;
+            RANDOM.with(|state| state.set(random));
+        }
+    }
+}
 
 unsafe fn lock_all(chans: &[*const Chan]) {
-    for chan in chans {
-        (**chan).lock.lock();
+    for &chan in chans {
+        let chan: &Chan = &*chan;
+        chan.waiters.lock.lock();
     }
 }
 
 unsafe fn unlock_all(chans: &[*const Chan]) {
-    for chan in chans.iter().rev() {
-        (**chan).lock.unlock();
+    for &chan in chans.iter().rev() {
+        let chan: &Chan = &*chan;
+        chan.waiters.lock.unlock();
     }
+}
+
+fn is_send(case: &weft_plat_select_case_t) -> bool {
+    case.op == WEFT_SELECT_SEND
+}
+
+unsafe fn chan_of<'a>(case: &weft_plat_select_case_t) -> &'a Chan {
+    &*(case.chan as *const Chan)
+}
+
+/// One case as a call that does not wait, taking its channel's lock if needed.
+unsafe fn attempt_alone(case: &weft_plat_select_case_t) -> Option<weft_status_t> {
+    let chan = chan_of(case);
+    let buf = case.buf as *mut u8;
+    let send = is_send(case);
+    if let Some(buffer) = &chan.buffer {
+        match fast_attempt(chan, buffer, buf, send) {
+            Fast::Done(status) => return Some(status),
+            Fast::NotReady => return None,
+            Fast::Locked => {}
+        }
+    }
+    let mut keys = Keys::new();
+    let status = {
+        let mut locked = chan.lock();
+        attempt_locked(case, locked.queues(), &mut keys)
+    };
+    wake(keys);
+    status
+}
+
+/// One case as a call that does not wait, its channel's lock held.
+unsafe fn attempt_locked(case: &weft_plat_select_case_t, queues: &mut Queues, keys: &mut Keys) -> Option<weft_status_t> {
+    let chan = chan_of(case);
+    match &chan.buffer {
+        Some(buffer) => buffered_attempt(chan, buffer, queues, case.buf as *mut u8, is_send(case), keys),
+        None => rendezvous_attempt(chan, queues, case.buf as *mut u8, is_send(case), keys),
+    }
+}
+
+/// A case's outcome: its index goes to `chosen` when it completed (also by a close).
+unsafe fn decided(status: weft_status_t, index: usize, chosen: *mut usize) -> weft_status_t {
+    if status == WEFT_OK || status == WEFT_ECLOSED {
+        *chosen = index;
+    }
+    status
 }
 
 pub(crate) unsafe extern "C" fn chan_select(
@@ -500,74 +830,84 @@ pub(crate) unsafe extern "C" fn chan_select(
 ) -> weft_status_t {
     guard(|| {
         let cases = std::slice::from_raw_parts(cases, n);
-        let chan_of = |case: &weft_plat_select_case_t| case.chan as *const Chan;
+        let mut order = PollOrder::new(n, flags & WEFT_SELECT_ORDERED == 0);
+        // Lock order (each channel once, by address), made when first needed.
+        let mut chans: Cases<*const Chan> = Cases::new();
+        // Without a buffered case, the locked pass below is all there is to try.
+        let any_buffered = cases.iter().any(|case| chan_of(case).buffer.is_some());
 
-        // Poll order: a uniformly random permutation (so the first ready case in it is
-        // uniform among the ready ones), or the array order.
-        let mut order: Cases<usize> = (0..n).collect();
-        if flags & WEFT_SELECT_ORDERED == 0 {
-            for i in (1..n).rev() {
-                order.swap(i, random_below(i + 1));
-            }
-        }
-        // Lock order: each channel once, by address.
-        let mut chans: Cases<*const Chan> = cases.iter().map(chan_of).collect();
-        chans.sort_unstable();
-        chans.dedup();
-
-        lock_all(&chans);
-        for &index in &order {
-            let case = &cases[index];
-            let chan = &*chan_of(case);
-            let inner = chan.inner();
-            let attempt = if case.op == WEFT_SELECT_SEND { inner.try_send(chan.cap, case.buf as *const u8) } else { inner.try_recv(case.buf as *mut u8) };
-            if matches!(attempt, Attempt::NotReady) {
-                continue;
-            }
-            unlock_all(&chans);
-            let status = attempt_status(attempt).unwrap_or(WEFT_EINTERNAL);
-            if status == WEFT_OK || status == WEFT_ECLOSED {
-                *chosen = index;
-            }
-            return status;
-        }
-        if let Some(status) = must_not_wait(deadline) {
-            unlock_all(&chans);
-            return status;
-        }
-
-        let sel = Sel::new();
-        let waiters: Cases<Waiter> = cases.iter().enumerate().map(|(case, c)| Waiter { sel: &sel, buf: c.buf as *mut u8, case }).collect();
-        let queue_of = |case: &weft_plat_select_case_t| {
-            let inner = (*chan_of(case)).inner();
-            if case.op == WEFT_SELECT_SEND {
-                &mut inner.sendq
-            } else {
-                &mut inner.recvq
-            }
-        };
-        for (case, waiter) in cases.iter().zip(&waiters) {
-            queue_of(case).push_back(waiter);
-        }
-        unlock_all(&chans);
-
-        let outcome = wait_for(&sel, deadline);
-
-        lock_all(&chans);
-        for (case, waiter) in cases.iter().zip(&waiters) {
-            remove(queue_of(case), waiter);
-        }
-        unlock_all(&chans);
-        match outcome {
-            Outcome::Done { case, closed } => {
-                *chosen = case;
-                if closed {
-                    WEFT_ECLOSED
-                } else {
-                    WEFT_OK
+        loop {
+            if any_buffered {
+                for i in 0..n {
+                    let index = order.at(i);
+                    if let Some(status) = attempt_alone(&cases[index]) {
+                        return decided(status, index, chosen);
+                    }
                 }
             }
-            Outcome::GaveUp(status) => status,
+            if chans.is_empty() {
+                chans.extend(cases.iter().map(|case| chan_of(case) as *const Chan));
+                chans.sort_unstable();
+                chans.dedup();
+            }
+
+            let mut keys = Keys::new();
+            lock_all(&chans);
+            for i in 0..n {
+                let index = order.at(i);
+                let case = &cases[index];
+                if let Some(status) = attempt_locked(case, chan_of(case).queues(), &mut keys) {
+                    unlock_all(&chans);
+                    wake(keys);
+                    return decided(status, index, chosen);
+                }
+            }
+            if let Some(status) = must_not_wait(deadline) {
+                unlock_all(&chans);
+                wake(keys);
+                return status;
+            }
+
+            let sel = Sel::new(true);
+            let waiters: Cases<Waiter> = cases.iter().enumerate().map(|(case, c)| Waiter { sel: &sel, buf: c.buf as *mut u8, case }).collect();
+            for (case, waiter) in cases.iter().zip(&waiters) {
+                let chan = chan_of(case);
+                chan.queues().of(is_send(case)).push_back(waiter);
+                if chan.buffer.is_some() {
+                    chan.waiting(is_send(case)).store(true, SeqCst);
+                }
+            }
+            // Look at the buffers again (see the module comment).
+            for chan in &chans {
+                let chan = &**chan;
+                if let Some(buffer) = &chan.buffer {
+                    pump(chan, buffer, chan.queues(), &mut keys);
+                }
+            }
+            unlock_all(&chans);
+            wake(keys);
+
+            let outcome = wait_for(&sel, deadline);
+
+            lock_all(&chans);
+            for (case, waiter) in cases.iter().zip(&waiters) {
+                remove(chan_of(case).queues().of(is_send(case)), waiter);
+            }
+            for chan in &chans {
+                let chan = &**chan;
+                if chan.buffer.is_some() {
+                    chan.update_flags(chan.queues());
+                }
+            }
+            unlock_all(&chans);
+            match outcome {
+                Outcome::Done { case, closed } => {
+                    *chosen = case;
+                    return closed_status(closed);
+                }
+                Outcome::GaveUp(status) => return status,
+                Outcome::Retry => {}
+            }
         }
     })
 }

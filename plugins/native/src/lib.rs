@@ -1,5 +1,6 @@
 //! The `native` weft platform: every task is an OS thread; waiting is parking_lot's;
-//! channels are Go-style (see `chan.rs`).
+//! channels keep their elements in crossbeam-style lock-free buffers and their waiting
+//! calls in Go-style queues (see `chan.rs`).
 //!
 //! Built as `libweft_native.so` and loaded by libweft through `weft_platform_entry`.
 mod chan;

@@ -1,0 +1,213 @@
+//! A bounded buffer: Dmitry Vyukov's bounded MPMC queue, as crossbeam-channel's `array`
+//! flavor builds it, with slots of `elem_size` bytes.
+//!
+//! `head` and `tail` are stamps: a lap above the mark bit, the mark bit (in the tail: the
+//! channel is closed), a slot index below it. Each slot carries a stamp too: `tail`
+//! when the slot is free for the push at `tail`, `head + 1` when it holds the element
+//! for the pop at `head`. A push claims its slot by moving the tail with a CAS, copies
+//! the element in and then publishes the slot's new stamp; a pop does the same with the
+//! head. A thread that finds a slot still being written or read waits for its stamp.
+//!
+//! Slot stamps are stored minus the slot's index, so that a freshly zeroed allocation
+//! holds every initial stamp (`index`, lap 0): a huge capacity costs no time at
+//! creation and memory only as it fills.
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
+
+use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
+
+pub(in crate::chan) struct Array {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    slots: NonNull<u8>,
+    layout: Layout,
+    stride: usize,
+    elem: usize,
+    cap: usize,
+    /// `{ lap: 1, mark: 0, index: 0 }`.
+    one_lap: u64,
+    /// Set in the tail once closed.
+    mark_bit: u64,
+}
+
+// SAFETY: the slots are reached only through the stamp protocol above.
+unsafe impl Send for Array {}
+unsafe impl Sync for Array {}
+
+impl Array {
+    pub(super) fn new(elem: usize, cap: usize) -> Option<Array> {
+        debug_assert!(cap > 0);
+        let mark_bit = u64::try_from(cap).ok()?.checked_add(1)?.checked_next_power_of_two()?;
+        let one_lap = mark_bit.checked_mul(2)?;
+        let stride = slot_stride(elem)?;
+        let layout = Layout::from_size_align(cap.checked_mul(stride)?, 8).ok()?;
+        // SAFETY: the layout is not zero-sized (cap >= 1, stride >= 8).
+        let slots = NonNull::new(unsafe { alloc_zeroed(layout) })?;
+        Some(Array { head: CachePadded(AtomicU64::new(0)), tail: CachePadded(AtomicU64::new(0)), slots, layout, stride, elem, cap, one_lap, mark_bit })
+    }
+
+    /// The stamp word and the element bytes of slot `index` (< cap).
+    #[inline]
+    fn slot(&self, index: usize) -> (&AtomicU64, *mut u8) {
+        debug_assert!(index < self.cap);
+        // SAFETY: inside the allocation; the word is 8-aligned (stride is a multiple of
+        // 8) and only ever accessed atomically.
+        unsafe {
+            let at = self.slots.as_ptr().add(index * self.stride);
+            (&*(at as *const AtomicU64), at.add(8))
+        }
+    }
+
+    #[inline]
+    fn load_stamp(word: &AtomicU64, index: usize) -> u64 {
+        word.load(Acquire).wrapping_add(index as u64)
+    }
+
+    #[inline]
+    fn store_stamp(word: &AtomicU64, index: usize, stamp: u64) {
+        word.store(stamp.wrapping_sub(index as u64), Release)
+    }
+
+    /// The stamp after `at` (same lap, next index; or the next lap's index 0).
+    #[inline]
+    fn next(&self, at: u64) -> u64 {
+        let index = (at & (self.mark_bit - 1)) as usize;
+        if index + 1 < self.cap {
+            at + 1
+        } else {
+            (at & !(self.one_lap - 1)).wrapping_add(self.one_lap)
+        }
+    }
+
+    #[inline(always)]
+    pub(super) unsafe fn push(&self, src: *const u8) -> Push {
+        let mut backoff = Backoff::new();
+        let mut tail = self.tail.load(Relaxed);
+        loop {
+            if tail & self.mark_bit != 0 {
+                return Push::Closed;
+            }
+            let index = (tail & (self.mark_bit - 1)) as usize;
+            let (word, data) = self.slot(index);
+            let stamp = Self::load_stamp(word, index);
+            if tail == stamp {
+                match self.tail.compare_exchange_weak(tail, self.next(tail), SeqCst, Relaxed) {
+                    Ok(_) => {
+                        copy_elem(src, data, self.elem);
+                        Self::store_stamp(word, index, tail + 1);
+                        return Push::Done;
+                    }
+                    Err(now) => {
+                        tail = now;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp.wrapping_add(self.one_lap) == tail + 1 {
+                // The slot still holds last lap's element: full, unless a pop is under way.
+                fence(SeqCst);
+                let head = self.head.load(Relaxed);
+                if head.wrapping_add(self.one_lap) == tail {
+                    return Push::Full;
+                }
+                backoff.spin();
+                tail = self.tail.load(Relaxed);
+            } else {
+                // Another push or pop is finishing with this slot.
+                backoff.snooze();
+                tail = self.tail.load(Relaxed);
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub(super) unsafe fn pop(&self, dst: *mut u8) -> Pop {
+        let mut backoff = Backoff::new();
+        let mut head = self.head.load(Relaxed);
+        loop {
+            let index = (head & (self.mark_bit - 1)) as usize;
+            let (word, data) = self.slot(index);
+            let stamp = Self::load_stamp(word, index);
+            if head + 1 == stamp {
+                match self.head.compare_exchange_weak(head, self.next(head), SeqCst, Relaxed) {
+                    Ok(_) => {
+                        copy_elem(data, dst, self.elem);
+                        Self::store_stamp(word, index, head.wrapping_add(self.one_lap));
+                        return Pop::Done;
+                    }
+                    Err(now) => {
+                        head = now;
+                        backoff.spin();
+                    }
+                }
+            } else if stamp == head {
+                // The slot is free: empty, unless a push is under way.
+                fence(SeqCst);
+                let tail = self.tail.load(Relaxed);
+                if tail & !self.mark_bit == head {
+                    return if tail & self.mark_bit != 0 { Pop::Closed } else { Pop::Empty };
+                }
+                backoff.spin();
+                head = self.head.load(Relaxed);
+            } else {
+                backoff.snooze();
+                head = self.head.load(Relaxed);
+            }
+        }
+    }
+
+    pub(super) fn close(&self) -> bool {
+        self.tail.fetch_or(self.mark_bit, SeqCst) & self.mark_bit == 0
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.tail.load(SeqCst) & self.mark_bit != 0
+    }
+
+    pub(super) fn push_ready(&self) -> bool {
+        let tail = self.tail.load(SeqCst);
+        let head = self.head.load(SeqCst);
+        tail & self.mark_bit != 0 || head.wrapping_add(self.one_lap) != tail
+    }
+
+    pub(super) fn pop_ready(&self) -> bool {
+        let head = self.head.load(SeqCst);
+        let tail = self.tail.load(SeqCst);
+        tail & self.mark_bit != 0 || tail != head
+    }
+
+    pub(super) fn len(&self) -> usize {
+        loop {
+            let tail = self.tail.load(SeqCst);
+            let head = self.head.load(SeqCst);
+            if self.tail.load(SeqCst) == tail {
+                let hix = (head & (self.mark_bit - 1)) as usize;
+                let tix = (tail & (self.mark_bit - 1)) as usize;
+                return if hix < tix {
+                    tix - hix
+                } else if hix > tix {
+                    self.cap - hix + tix
+                } else if tail & !self.mark_bit == head {
+                    0
+                } else {
+                    self.cap
+                };
+            }
+        }
+    }
+
+    pub(super) fn for_each_left(&mut self, mut f: impl FnMut(*mut u8)) {
+        let first = (*self.head.0.get_mut() & (self.mark_bit - 1)) as usize;
+        for i in 0..self.len() {
+            let index = (first + i) % self.cap;
+            f(self.slot(index).1);
+        }
+    }
+}
+
+impl Drop for Array {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.slots.as_ptr(), self.layout) }
+    }
+}
