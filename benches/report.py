@@ -7,20 +7,13 @@ import json
 import os
 import sys
 
+from run import fmt
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def num(v):
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 1e6:
-        return f"{v / 1e6:.3g} M"
-    if a >= 1e4:
-        return f"{v / 1e3:.3g} k"
-    if a >= 100:
-        return f"{v:.0f}"
-    return f"{v:.3g}"
+    return fmt(v, " ")
 
 
 def short_unit(unit):

@@ -249,14 +249,15 @@ def verdict(g, ratio, delta):
 
 # ---- output -------------------------------------------------------------------------
 
-def fmt(v):
+def fmt(v, sep=""):
+    """A figure in 3 significant digits, with M or k (after `sep`) for large ones."""
     if v is None:
         return "-"
     a = abs(v)
     if a >= 1e6:
-        return f"{v / 1e6:.3g}M"
+        return f"{v / 1e6:.3g}{sep}M"
     if a >= 1e4:
-        return f"{v / 1e3:.3g}k"
+        return f"{v / 1e3:.3g}{sep}k"
     if a >= 100:
         return f"{v:.0f}"
     return f"{v:.3g}"
