@@ -568,6 +568,11 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
         }
         backoff.snooze();
     }
+    // A try (or a deadline already past) with nobody queued: the lock would see what the
+    // attempt above saw.
+    if may_wait == Some(false) && !chan.waiters.send_waiting.load(SeqCst) && !chan.waiters.recv_waiting.load(SeqCst) {
+        return must_not_wait(deadline).unwrap_or(WEFT_ETIMEDOUT);
+    }
     let sel = Sel::new(false);
     let waiter = Waiter { sel: &sel, buf, case: 0 };
     let mut keys = Keys::new();
@@ -601,7 +606,8 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
     }
 }
 
-/// A send or receive that found no element or room at once (or senders queued).
+/// Every rendezvous call, and a buffered one that found no element or room at once
+/// (or senders queued).
 #[cold]
 #[inline(never)]
 unsafe fn single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
