@@ -722,10 +722,14 @@ impl PollOrder {
         let random = if random {
             // One thread-local access per call; a new thread's stream starts from the
             // clock and the thread's own address.
-            RANDOM.with(|state| match state.take() {
-                0 => (clock::now() as u64 ^ (state as *const Cell<u64> as u64).rotate_left(32)) | 1,
-                x => x,
-            })
+            let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
+            RANDOM
+                .try_with(|state| match state.take() {
+                    0 => seed(state as *const Cell<u64> as usize),
+                    x => x,
+                })
+                // During the thread's exit, when its thread-locals are gone.
+                .unwrap_or_else(|_| seed(&n as *const usize as usize))
         } else {
             0
         };
@@ -762,7 +766,7 @@ impl Drop for PollOrder {
     fn drop(&mut self) {
         if self.random != 0 {
             let random = self.random;
-            RANDOM.with(|state| state.set(random));
+            let _ = RANDOM.try_with(|state| state.set(random));
         }
     }
 }
