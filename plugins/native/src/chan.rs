@@ -568,6 +568,11 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
         }
         backoff.snooze();
     }
+    // A try (or a deadline already past) with nobody queued: the lock would see what the
+    // attempt above saw.
+    if may_wait == Some(false) && !chan.waiters.send_waiting.load(SeqCst) && !chan.waiters.recv_waiting.load(SeqCst) {
+        return must_not_wait(deadline).unwrap_or(WEFT_ETIMEDOUT);
+    }
     let sel = Sel::new(false);
     let waiter = Waiter { sel: &sel, buf, case: 0 };
     let mut keys = Keys::new();
@@ -601,7 +606,8 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
     }
 }
 
-/// A send or receive that found no element or room at once (or senders queued).
+/// Every rendezvous call, and a buffered one that found no element or room at once
+/// (or senders queued).
 #[cold]
 #[inline(never)]
 unsafe fn single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
@@ -716,10 +722,14 @@ impl PollOrder {
         let random = if random {
             // One thread-local access per call; a new thread's stream starts from the
             // clock and the thread's own address.
-            RANDOM.with(|state| match state.take() {
-                0 => (clock::now() as u64 ^ (state as *const Cell<u64> as u64).rotate_left(32)) | 1,
-                x => x,
-            })
+            let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
+            RANDOM
+                .try_with(|state| match state.take() {
+                    0 => seed(state as *const Cell<u64> as usize),
+                    x => x,
+                })
+                // During the thread's exit, when its thread-locals are gone.
+                .unwrap_or_else(|_| seed(&n as *const usize as usize))
         } else {
             0
         };
@@ -756,7 +766,7 @@ impl Drop for PollOrder {
     fn drop(&mut self) {
         if self.random != 0 {
             let random = self.random;
-            RANDOM.with(|state| state.set(random));
+            let _ = RANDOM.try_with(|state| state.set(random));
         }
     }
 }
