@@ -10,12 +10,20 @@
 //!
 //! Slot stamps are stored minus the slot's index, so that a freshly zeroed allocation
 //! holds every initial stamp (`index`, lap 0): a huge capacity costs no time at
-//! creation and memory only as it fills.
+//! creation and memory only as it fills. The first time around, a push that starts a
+//! memory page writes a zero to a stamp two pages ahead: every page is first touched by
+//! a write, never by a read (a stamp read would map the shared zero page, and the write
+//! that follows would then cost a second fault and a TLB shootdown across the CPUs).
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
 
 use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
+
+/// The memory page size assumed for touching ahead (a smaller real page only means
+/// some pages are first read; a larger one, that some are touched twice).
+const PAGE: usize = 4096;
+const TOUCH_AHEAD: usize = 2 * PAGE;
 
 pub(in crate::chan) struct Array {
     head: CachePadded<AtomicU64>,
@@ -44,7 +52,27 @@ impl Array {
         let layout = Layout::from_size_align(cap.checked_mul(stride)?, 8).ok()?;
         // SAFETY: the layout is not zero-sized (cap >= 1, stride >= 8).
         let slots = NonNull::new(unsafe { alloc_zeroed(layout) })?;
+        // The pages no push touches ahead of time (see the module comment).
+        // SAFETY: inside the allocation, which nothing else uses yet.
+        unsafe { ptr::write_bytes(slots.as_ptr(), 0, layout.size().min(TOUCH_AHEAD + PAGE)) };
         Some(Array { head: CachePadded(AtomicU64::new(0)), tail: CachePadded(AtomicU64::new(0)), slots, layout, stride, elem, cap, one_lap, mark_bit })
+    }
+
+    /// On the first lap, a push at a slot that starts a page writes the stamp of a slot
+    /// `TOUCH_AHEAD` bytes further: a compare-and-swap of 0 for 0, which changes nothing
+    /// but is a write (an atomic add of 0 would be compiled to a plain load).
+    #[inline]
+    fn touch_ahead(&self, tail: u64, index: usize) {
+        if tail >= self.mark_bit {
+            return;
+        }
+        let at = index * self.stride;
+        if at % PAGE < self.stride {
+            let ahead = (at + TOUCH_AHEAD) / self.stride;
+            if ahead < self.cap {
+                let _ = self.slot(ahead).0.compare_exchange(0, 0, Relaxed, Relaxed);
+            }
+        }
     }
 
     /// The stamp word and the element bytes of slot `index` (< cap).
@@ -96,6 +124,7 @@ impl Array {
                     Ok(_) => {
                         copy_elem(src, data, self.elem);
                         Self::store_stamp(word, index, tail + 1);
+                        self.touch_ahead(tail, index);
                         return Push::Done;
                     }
                     Err(now) => {
