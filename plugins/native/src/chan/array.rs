@@ -10,12 +10,27 @@
 //!
 //! Slot stamps are stored minus the slot's index, so that a freshly zeroed allocation
 //! holds every initial stamp (`index`, lap 0): a huge capacity costs no time at
-//! creation and memory only as it fills.
+//! creation, and memory only as the channel first fills. Pages are committed ahead of
+//! the pushes, the first time around: a push that starts a `CHUNK` asks the kernel to
+//! map the next chunk writable in one call (`MADV_POPULATE_WRITE`), so that the pushes
+//! do not stall on a page fault every page (a stalled producer lets its consumer run
+//! dry and park, and a park costs far more than the fault); and a push that starts a
+//! page writes a stamp two pages ahead, so that where that call is not available
+//! every page is at least first touched by a write, never by a read (a stamp read
+//! would map the shared zero page, and the write that follows would then cost a second
+//! fault and a TLB shootdown across the CPUs).
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
 
 use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
+
+/// The memory page size assumed for touching ahead (a smaller real page only means
+/// some pages are first read; a larger one, that some are touched twice).
+const PAGE: usize = 4096;
+const TOUCH_AHEAD: usize = 2 * PAGE;
+/// Committed ahead in one call: 64 pages, a stall of some tens of microseconds.
+const CHUNK: usize = 64 * PAGE;
 
 pub(in crate::chan) struct Array {
     head: CachePadded<AtomicU64>,
@@ -44,7 +59,51 @@ impl Array {
         let layout = Layout::from_size_align(cap.checked_mul(stride)?, 8).ok()?;
         // SAFETY: the layout is not zero-sized (cap >= 1, stride >= 8).
         let slots = NonNull::new(unsafe { alloc_zeroed(layout) })?;
+        // The first chunk, which no push commits ahead of time (see the module comment).
+        // SAFETY: inside the allocation, which nothing else uses yet.
+        unsafe { ptr::write_bytes(slots.as_ptr(), 0, layout.size().min(CHUNK + TOUCH_AHEAD)) };
         Some(Array { head: CachePadded(AtomicU64::new(0)), tail: CachePadded(AtomicU64::new(0)), slots, layout, stride, elem, cap, one_lap, mark_bit })
+    }
+
+    /// On the first lap: a push at a slot that starts a chunk commits the next chunk; one
+    /// that starts a page writes the stamp of a slot `TOUCH_AHEAD` bytes further (a
+    /// compare-and-swap of 0 for 0, which changes nothing but is a write: an atomic add
+    /// of 0 would be compiled to a plain load). See the module comment.
+    #[inline]
+    fn touch_ahead(&self, tail: u64, index: usize) {
+        if tail >= self.mark_bit {
+            return;
+        }
+        let at = index * self.stride;
+        if at % PAGE >= self.stride {
+            return;
+        }
+        if at % CHUNK < self.stride {
+            self.commit((at / CHUNK + 1) * CHUNK);
+        }
+        let ahead = (at + TOUCH_AHEAD) / self.stride;
+        if ahead < self.cap {
+            let _ = self.slot(ahead).0.compare_exchange(0, 0, Relaxed, Relaxed);
+        }
+    }
+
+    /// Asks the kernel to map the chunk at byte `from` of the slots writable now (its
+    /// contents are not changed). Without `MADV_POPULATE_WRITE` (Linux before 5.14, or
+    /// refused), does nothing: the pages then fault one by one.
+    #[cold]
+    fn commit(&self, from: usize) {
+        let to = (from + CHUNK).min(self.layout.size());
+        if from >= to {
+            return;
+        }
+        let base = self.slots.as_ptr() as usize;
+        // Whole pages: the ends may share a page with other memory, which the call
+        // leaves as it is.
+        let start = (base + from) & !(PAGE - 1);
+        let end = (base + to + PAGE - 1) & !(PAGE - 1);
+        // SAFETY: every page of the range holds part of the allocation, so it is
+        // mapped; populating does not change memory contents.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
     }
 
     /// The stamp word and the element bytes of slot `index` (< cap).
@@ -96,6 +155,7 @@ impl Array {
                     Ok(_) => {
                         copy_elem(src, data, self.elem);
                         Self::store_stamp(word, index, tail + 1);
+                        self.touch_ahead(tail, index);
                         return Push::Done;
                     }
                     Err(now) => {
