@@ -24,9 +24,11 @@ fn main() {
     let mut host = cbindgen::Config::from_file(root.join("cbindgen/weft.toml")).expect("cbindgen/weft.toml");
     host.after_includes = Some(version_macros() + host.after_includes.as_deref().unwrap_or(""));
     host.export.exclude.extend(abi_only);
-    let host_header = generate(cbindgen::Builder::new().with_crate(&root).with_src(root.join("platform/src/status.rs")), host);
+    let host_header =
+        generate(cbindgen::Builder::new().with_crate(&root).with_src(root.join("platform/src/status.rs")), host);
 
-    let mut plugin = cbindgen::Config::from_file(root.join("cbindgen/weft_platform.toml")).expect("cbindgen/weft_platform.toml");
+    let mut plugin =
+        cbindgen::Config::from_file(root.join("cbindgen/weft_platform.toml")).expect("cbindgen/weft_platform.toml");
     plugin.export.exclude.extend(shared);
     let plugin_header = generate(cbindgen::Builder::new().with_crate(root.join("platform")), plugin);
 
@@ -44,10 +46,7 @@ fn main() {
 }
 
 fn generate(builder: cbindgen::Builder, config: cbindgen::Config) -> String {
-    let bindings = builder
-        .with_config(config)
-        .generate()
-        .expect("cbindgen could not generate a header");
+    let bindings = builder.with_config(config).generate().expect("cbindgen could not generate a header");
     let mut text = Vec::new();
     bindings.write(&mut text);
     String::from_utf8(text).unwrap()
@@ -70,7 +69,10 @@ fn public_names(file: &Path) -> Vec<String> {
     let text = fs::read_to_string(file).unwrap();
     text.lines()
         .filter_map(|line| {
-            let rest = line.strip_prefix("pub const ").or_else(|| line.strip_prefix("pub type ")).or_else(|| line.strip_prefix("pub struct "))?;
+            let rest = line
+                .strip_prefix("pub const ")
+                .or_else(|| line.strip_prefix("pub type "))
+                .or_else(|| line.strip_prefix("pub struct "))?;
             let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
             (!name.is_empty()).then_some(name)
         })

@@ -13,7 +13,7 @@ use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering::Acquire, Orderi
 
 use weft_platform::*;
 
-use crate::error::{ffi, ffi_value, fail, Result};
+use crate::error::{fail, ffi, ffi_value, Result};
 
 /// Frees the memory a blob wrapped: called once, by the last `weft_blob_release`, with
 /// the `ptr` and `ud` given to `weft_blob_wrap`.
@@ -142,7 +142,11 @@ pub unsafe extern "C" fn weft_blob_data(b: *const weft_blob_t, len: *mut usize) 
         if !len.is_null() {
             *len = blob.len;
         }
-        Ok(if blob.data.is_null() { ptr::NonNull::<u64>::dangling().as_ptr() as *const c_void } else { blob.data as *const c_void })
+        Ok(if blob.data.is_null() {
+            ptr::NonNull::<u64>::dangling().as_ptr() as *const c_void
+        } else {
+            blob.data as *const c_void
+        })
     })
 }
 

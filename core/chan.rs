@@ -16,7 +16,7 @@ use std::sync::atomic::{
 use parking_lot::Mutex;
 use weft_platform::*;
 
-use crate::error::{check_plugin, ffi, ffi_value, fail, Error, Result};
+use crate::error::{check_plugin, fail, ffi, ffi_value, Error, Result};
 use crate::loader::plat_call;
 use crate::runtime::{open_runtime, weft_runtime_t};
 use crate::sized::read_sized;
@@ -129,7 +129,9 @@ fn chan_ref_error(ch: *const weft_chan_t, allow_closed: bool) -> Error {
     let Some(shell) = (unsafe { ch.as_ref() }) else { return Error::new(WEFT_EINVAL, "channel is NULL") };
     match shell.magic.load(Acquire) {
         CHAN_MAGIC => {}
-        CHAN_RELEASED => return Error::new(WEFT_EINVAL, format!("channel {ch:p} was released (its last reference is gone)")),
+        CHAN_RELEASED => {
+            return Error::new(WEFT_EINVAL, format!("channel {ch:p} was released (its last reference is gone)"))
+        }
         _ => return Error::new(WEFT_EINVAL, format!("{ch:p} is not a weft channel")),
     }
     // SAFETY: as in `chan_ref`.
@@ -187,8 +189,14 @@ pub unsafe extern "C" fn weft_chan_new(
         if out.is_null() {
             fail!(WEFT_EINVAL, "out is NULL");
         }
-        let opts = if opts.is_null() { weft_chan_opts_t::default() } else { read_sized(opts, weft_chan_opts_t::default(), "weft_chan_opts_t")? };
-        if capacity != WEFT_CHAN_UNBOUNDED && elem_size.checked_mul(capacity).map_or(true, |bytes| bytes > isize::MAX as usize) {
+        let opts = if opts.is_null() {
+            weft_chan_opts_t::default()
+        } else {
+            read_sized(opts, weft_chan_opts_t::default(), "weft_chan_opts_t")?
+        };
+        if capacity != WEFT_CHAN_UNBOUNDED
+            && elem_size.checked_mul(capacity).map_or(true, |bytes| bytes > isize::MAX as usize)
+        {
             fail!(WEFT_ENOMEM, "a buffer of {capacity} elements of {elem_size} bytes does not fit in memory");
         }
         let mut plat = ptr::null_mut();
@@ -249,7 +257,9 @@ pub unsafe extern "C" fn weft_chan_send(ch: *mut weft_chan_t, elem: *const c_voi
 fn send_error(ch: *const weft_chan_t, c: &Chan<'_>, status: weft_status_t) -> Error {
     let detail = match status {
         WEFT_ECLOSED => format!("channel {ch:p} is closed; the element was not sent"),
-        WEFT_ETIMEDOUT if c.capacity() == 0 => format!("no receiver took the element from channel {ch:p} before the deadline"),
+        WEFT_ETIMEDOUT if c.capacity() == 0 => {
+            format!("no receiver took the element from channel {ch:p} before the deadline")
+        }
         WEFT_ETIMEDOUT => format!("channel {ch:p} was still full at the deadline"),
         WEFT_ECANCELED => format!("the calling task was cancelled while sending on channel {ch:p}"),
         status => return plugin_error(status, || format!("cannot send on channel {ch:p}")),
@@ -383,7 +393,9 @@ pub unsafe extern "C" fn weft_chan_release(ch: *mut weft_chan_t) {
         shell.magic.store(CHAN_RELEASED, Release);
         let drop_fn = shell.elem_drop.load(Relaxed);
         // SAFETY: stored from a `weft_chan_drop_fn` in weft_chan_new.
-        let drop_fn: weft_plat_elem_drop_fn = (!drop_fn.is_null()).then(|| unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(drop_fn) });
+        let drop_fn: weft_plat_elem_drop_fn = (!drop_fn.is_null()).then(|| unsafe {
+            std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(drop_fn)
+        });
         plat_call!(c.rt.table, chan_free(c.plat(), drop_fn, shell.drop_ud.load(Relaxed)));
         shell.plat.store(ptr::null_mut(), Relaxed);
         SHELLS.lock().push(ch as usize);

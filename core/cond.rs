@@ -1,11 +1,13 @@
 //! Condition variables in host memory.
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicPtr, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use weft_platform::*;
 
 use crate::context;
-use crate::error::{check_plugin, ffi, fail, Result};
+use crate::error::{check_plugin, fail, ffi, Result};
 use crate::loader::plat_call;
 use crate::mutex::mutex_ref;
 use crate::runtime::{open_runtime, weft_runtime_t};
@@ -55,7 +57,9 @@ pub unsafe extern "C" fn weft_cond_init(rt: *mut weft_runtime_t, c: *mut weft_co
             plugin: [0; WEFT_PLATFORM_COND_BYTES as usize / 8],
         });
         let repr = &*repr;
-        check_plugin(plat_call!(rt.table, cond_init(rt.prt, repr.plugin_bytes())), || "the platform could not initialise the condition".into())?;
+        check_plugin(plat_call!(rt.table, cond_init(rt.prt, repr.plugin_bytes())), || {
+            "the platform could not initialise the condition".into()
+        })?;
         repr.tag.store(TAG_COND, Release);
         Ok(())
     })
@@ -73,7 +77,9 @@ pub unsafe extern "C" fn weft_cond_destroy(c: *mut weft_cond_t) -> weft_status_t
         if waiters != 0 {
             fail!(WEFT_EBUSY, "condition {c:p} has {waiters} waiter(s)");
         }
-        check_plugin(plat_call!(rt.table, cond_destroy(repr.plugin_bytes())), || format!("the platform could not destroy condition {c:p}"))?;
+        check_plugin(plat_call!(rt.table, cond_destroy(repr.plugin_bytes())), || {
+            format!("the platform could not destroy condition {c:p}")
+        })?;
         repr.tag.store(TAG_DESTROYED, Release);
         Ok(())
     })
@@ -125,7 +131,11 @@ pub unsafe extern "C" fn weft_cond_wait(c: *mut weft_cond_t, m: *mut weft_mutex_
 
 /// As `weft_cond_wait`, giving up at `deadline` with `WEFT_ETIMEDOUT` (`m` locked again).
 #[no_mangle]
-pub unsafe extern "C" fn weft_cond_wait_until(c: *mut weft_cond_t, m: *mut weft_mutex_t, deadline: i64) -> weft_status_t {
+pub unsafe extern "C" fn weft_cond_wait_until(
+    c: *mut weft_cond_t,
+    m: *mut weft_mutex_t,
+    deadline: i64,
+) -> weft_status_t {
     wait_until("weft_cond_wait_until", c, m, deadline)
 }
 
@@ -134,7 +144,9 @@ pub unsafe extern "C" fn weft_cond_wait_until(c: *mut weft_cond_t, m: *mut weft_
 pub unsafe extern "C" fn weft_cond_signal(c: *mut weft_cond_t) -> weft_status_t {
     ffi("weft_cond_signal", || {
         let (repr, rt) = cond_ref(c, false)?;
-        check_plugin(plat_call!(rt.table, cond_signal(repr.plugin_bytes())), || format!("cannot signal condition {c:p}"))
+        check_plugin(plat_call!(rt.table, cond_signal(repr.plugin_bytes())), || {
+            format!("cannot signal condition {c:p}")
+        })
     })
 }
 
@@ -143,6 +155,8 @@ pub unsafe extern "C" fn weft_cond_signal(c: *mut weft_cond_t) -> weft_status_t 
 pub unsafe extern "C" fn weft_cond_broadcast(c: *mut weft_cond_t) -> weft_status_t {
     ffi("weft_cond_broadcast", || {
         let (repr, rt) = cond_ref(c, false)?;
-        check_plugin(plat_call!(rt.table, cond_broadcast(repr.plugin_bytes())), || format!("cannot broadcast condition {c:p}"))
+        check_plugin(plat_call!(rt.table, cond_broadcast(repr.plugin_bytes())), || {
+            format!("cannot broadcast condition {c:p}")
+        })
     })
 }

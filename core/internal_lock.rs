@@ -72,7 +72,10 @@ impl InternalLock {
     /// Waits (mutex held) on `cond` for a broadcast or the deadline; returns the plugin
     /// status.
     pub(crate) fn wait_until(&self, cond: Cond, deadline: i64) -> weft_status_t {
-        plat_call!(self.table, cond_wait_until(self.conds[cond as usize].get().cast(), self.mutex.get().cast(), deadline))
+        plat_call!(
+            self.table,
+            cond_wait_until(self.conds[cond as usize].get().cast(), self.mutex.get().cast(), deadline)
+        )
     }
 
     pub(crate) fn broadcast(&self, cond: Cond) {

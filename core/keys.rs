@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 use weft_platform::*;
 
 use crate::context;
-use crate::error::{ffi, ffi_value, fail, Result};
+use crate::error::{fail, ffi, ffi_value, Result};
 use crate::runtime::{self, weft_runtime_t};
 
 /// A task-local key. 0 is never a valid key.
@@ -40,7 +40,11 @@ fn slot_index(key: weft_key_t) -> Result<usize> {
 /// value it holds. Keys are never deleted; at most `WEFT_KEYS_MAX` exist
 /// (`WEFT_ENOMEM` after that). `*out` is written only on success.
 #[no_mangle]
-pub unsafe extern "C" fn weft_key_create(rt: *mut weft_runtime_t, dtor: weft_key_dtor_fn, out: *mut weft_key_t) -> weft_status_t {
+pub unsafe extern "C" fn weft_key_create(
+    rt: *mut weft_runtime_t,
+    dtor: weft_key_dtor_fn,
+    out: *mut weft_key_t,
+) -> weft_status_t {
     ffi("weft_key_create", || {
         runtime::open_runtime(rt)?;
         if out.is_null() {

@@ -34,13 +34,41 @@ static LOADED: Mutex<Vec<&'static Platform>> = Mutex::new(Vec::new());
 
 /// The function members of ABI version 1, in table order, for messages.
 const V1_MEMBERS: [&str; 35] = [
-    "runtime_open", "runtime_close", "now", "yield_now", "sleep_until", "spawn", "join",
-    "detach", "cancel", "mutex_init", "mutex_destroy", "mutex_lock", "mutex_trylock",
-    "mutex_lock_until", "mutex_unlock", "cond_init", "cond_destroy", "cond_wait_until",
-    "cond_signal", "cond_broadcast", "rwlock_init", "rwlock_destroy", "rwlock_read_lock",
-    "rwlock_try_read_lock", "rwlock_write_lock", "rwlock_try_write_lock",
-    "rwlock_read_unlock", "rwlock_write_unlock", "chan_new", "chan_send", "chan_recv",
-    "chan_close", "chan_len", "chan_free", "chan_select",
+    "runtime_open",
+    "runtime_close",
+    "now",
+    "yield_now",
+    "sleep_until",
+    "spawn",
+    "join",
+    "detach",
+    "cancel",
+    "mutex_init",
+    "mutex_destroy",
+    "mutex_lock",
+    "mutex_trylock",
+    "mutex_lock_until",
+    "mutex_unlock",
+    "cond_init",
+    "cond_destroy",
+    "cond_wait_until",
+    "cond_signal",
+    "cond_broadcast",
+    "rwlock_init",
+    "rwlock_destroy",
+    "rwlock_read_lock",
+    "rwlock_try_read_lock",
+    "rwlock_write_lock",
+    "rwlock_try_write_lock",
+    "rwlock_read_unlock",
+    "rwlock_write_unlock",
+    "chan_new",
+    "chan_send",
+    "chan_recv",
+    "chan_close",
+    "chan_len",
+    "chan_free",
+    "chan_select",
 ];
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
@@ -223,7 +251,10 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
     ];
     for (what, needs, leaves, ty) in room {
         if needs > leaves {
-            fail!(WEFT_EPLUGIN, "{shown}: sync objects do not fit: the plugin needs {needs} bytes per {what}, {ty} leaves {leaves}");
+            fail!(
+                WEFT_EPLUGIN,
+                "{shown}: sync objects do not fit: the plugin needs {needs} bytes per {what}, {ty} leaves {leaves}"
+            );
         }
     }
     let align = copy.sync_align;

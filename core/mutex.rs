@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Orde
 use weft_platform::*;
 
 use crate::context;
-use crate::error::{check_plugin, ffi, fail, Result};
+use crate::error::{check_plugin, fail, ffi, Result};
 use crate::loader::plat_call;
 use crate::runtime::{open_runtime, weft_runtime_t};
 use crate::safepoint;
@@ -74,10 +74,20 @@ fn live_fast<'a>(m: *mut weft_mutex_t) -> Option<(&'a MutexRepr, &'static weft_r
 }
 
 /// Checks a mutex pointer from the host and returns it with its runtime.
-pub(crate) fn mutex_ref<'a>(m: *mut weft_mutex_t, allow_closed: bool) -> Result<(&'a MutexRepr, &'static weft_runtime_t)> {
+pub(crate) fn mutex_ref<'a>(
+    m: *mut weft_mutex_t,
+    allow_closed: bool,
+) -> Result<(&'a MutexRepr, &'static weft_runtime_t)> {
     // SAFETY: a non-NULL pointer from the host addresses WEFT_MUTEX_SIZE bytes.
     let Some(repr) = (unsafe { (m as *const MutexRepr).as_ref() }) else { fail!(WEFT_EINVAL, "mutex is NULL") };
-    let rt = live_object(&repr.tag, repr.rt.load(Relaxed), &[TAG_PLAIN, TAG_RECURSIVE], "mutex", m as *const u8, allow_closed)?;
+    let rt = live_object(
+        &repr.tag,
+        repr.rt.load(Relaxed),
+        &[TAG_PLAIN, TAG_RECURSIVE],
+        "mutex",
+        m as *const u8,
+        allow_closed,
+    )?;
     Ok((repr, rt))
 }
 
@@ -103,7 +113,9 @@ pub unsafe extern "C" fn weft_mutex_init(rt: *mut weft_runtime_t, m: *mut weft_m
             plugin: [0; WEFT_PLATFORM_MUTEX_BYTES as usize / 8],
         });
         let repr = &*repr;
-        check_plugin(plat_call!(rt.table, mutex_init(rt.prt, repr.plugin_bytes())), || "the platform could not initialise the mutex".into())?;
+        check_plugin(plat_call!(rt.table, mutex_init(rt.prt, repr.plugin_bytes())), || {
+            "the platform could not initialise the mutex".into()
+        })?;
         let tag = if flags & WEFT_MUTEX_RECURSIVE != 0 { TAG_RECURSIVE } else { TAG_PLAIN };
         repr.tag.store(tag, Release);
         Ok(())
@@ -120,7 +132,9 @@ pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status
         if owner != 0 {
             fail!(WEFT_EBUSY, "mutex {m:p} is held (by context {owner})");
         }
-        check_plugin(plat_call!(rt.table, mutex_destroy(repr.plugin_bytes())), || format!("the platform could not destroy mutex {m:p}"))?;
+        check_plugin(plat_call!(rt.table, mutex_destroy(repr.plugin_bytes())), || {
+            format!("the platform could not destroy mutex {m:p}")
+        })?;
         repr.tag.store(TAG_DESTROYED, Release);
         Ok(())
     })

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::Acquire, Ord
 use parking_lot::Mutex;
 use weft_platform::*;
 
-use crate::error::{check_plugin, ffi, ffi_value, fail, Result};
+use crate::error::{check_plugin, fail, ffi, ffi_value, Result};
 use crate::loader::{self, plat_call, Platform};
 use crate::safepoint::{self, World};
 use crate::sized::read_sized;
@@ -200,7 +200,11 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
         if out.is_null() {
             fail!(WEFT_EINVAL, "out is NULL");
         }
-        let cfg = if cfg.is_null() { weft_config_t::default() } else { read_sized(cfg, weft_config_t::default(), "weft_config_t")? };
+        let cfg = if cfg.is_null() {
+            weft_config_t::default()
+        } else {
+            read_sized(cfg, weft_config_t::default(), "weft_config_t")?
+        };
         if cfg.flags != 0 {
             fail!(WEFT_EINVAL, "unknown weft_config_t.flags 0x{:x}", cfg.flags);
         }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::AcqRel, Order
 use weft_platform::*;
 
 use crate::context;
-use crate::error::{check_plugin, ffi, fail, Result};
+use crate::error::{check_plugin, fail, ffi, Result};
 use crate::loader::plat_call;
 use crate::runtime::{open_runtime, weft_runtime_t};
 use crate::safepoint;
@@ -59,7 +59,9 @@ pub unsafe extern "C" fn weft_rwlock_init(rt: *mut weft_runtime_t, l: *mut weft_
             plugin: [0; WEFT_PLATFORM_RWLOCK_BYTES as usize / 8],
         });
         let repr = &*repr;
-        check_plugin(plat_call!(rt.table, rwlock_init(rt.prt, repr.plugin_bytes())), || "the platform could not initialise the rwlock".into())?;
+        check_plugin(plat_call!(rt.table, rwlock_init(rt.prt, repr.plugin_bytes())), || {
+            "the platform could not initialise the rwlock".into()
+        })?;
         repr.tag.store(TAG_RWLOCK, Release);
         Ok(())
     })
@@ -75,7 +77,9 @@ pub unsafe extern "C" fn weft_rwlock_destroy(l: *mut weft_rwlock_t) -> weft_stat
         if repr.writer.load(Relaxed) != 0 || readers != 0 {
             fail!(WEFT_EBUSY, "rwlock {l:p} is held ({} reader(s), writer {})", readers, repr.writer.load(Relaxed));
         }
-        check_plugin(plat_call!(rt.table, rwlock_destroy(repr.plugin_bytes())), || format!("the platform could not destroy rwlock {l:p}"))?;
+        check_plugin(plat_call!(rt.table, rwlock_destroy(repr.plugin_bytes())), || {
+            format!("the platform could not destroy rwlock {l:p}")
+        })?;
         repr.tag.store(TAG_DESTROYED, Release);
         Ok(())
     })
@@ -108,12 +112,20 @@ fn acquire(function: &'static str, l: *mut weft_rwlock_t, write: bool, try_only:
         // safepoint::lock_outside_stop).
         let status = match (write, tried) {
             (_, status) if status != WEFT_EBUSY || try_only => status,
-            (false, _) => safepoint::lock_outside_stop(rt, || plat_call!(rt.table, rwlock_read_lock(bytes)), || {
-                plat_call!(rt.table, rwlock_read_unlock(bytes));
-            }),
-            (true, _) => safepoint::lock_outside_stop(rt, || plat_call!(rt.table, rwlock_write_lock(bytes)), || {
-                plat_call!(rt.table, rwlock_write_unlock(bytes));
-            }),
+            (false, _) => safepoint::lock_outside_stop(
+                rt,
+                || plat_call!(rt.table, rwlock_read_lock(bytes)),
+                || {
+                    plat_call!(rt.table, rwlock_read_unlock(bytes));
+                },
+            ),
+            (true, _) => safepoint::lock_outside_stop(
+                rt,
+                || plat_call!(rt.table, rwlock_write_lock(bytes)),
+                || {
+                    plat_call!(rt.table, rwlock_write_unlock(bytes));
+                },
+            ),
         };
         if status == WEFT_EBUSY {
             fail!(WEFT_EBUSY, "rwlock {l:p} is held{}", if write { "" } else { " or wanted by a writer" });
@@ -169,7 +181,9 @@ pub unsafe extern "C" fn weft_rwlock_unlock(l: *mut weft_rwlock_t) -> weft_statu
         let ctx = context::current();
         if repr.writer.load(Relaxed) == ctx.id {
             repr.writer.store(0, Relaxed);
-            return check_plugin(plat_call!(rt.table, rwlock_write_unlock(repr.plugin_bytes())), || format!("cannot unlock rwlock {l:p}"));
+            return check_plugin(plat_call!(rt.table, rwlock_write_unlock(repr.plugin_bytes())), || {
+                format!("cannot unlock rwlock {l:p}")
+            });
         }
         let held = ctx.read_locks_held.load(Relaxed);
         let readers = repr.readers.load(Relaxed);
@@ -180,6 +194,8 @@ pub unsafe extern "C" fn weft_rwlock_unlock(l: *mut weft_rwlock_t) -> weft_statu
             fail!(WEFT_EPERM, "rwlock {l:p} is not read-locked");
         }
         ctx.read_locks_held.fetch_sub(1, Relaxed);
-        check_plugin(plat_call!(rt.table, rwlock_read_unlock(repr.plugin_bytes())), || format!("cannot unlock rwlock {l:p}"))
+        check_plugin(plat_call!(rt.table, rwlock_read_unlock(repr.plugin_bytes())), || {
+            format!("cannot unlock rwlock {l:p}")
+        })
     })
 }

@@ -8,7 +8,7 @@ use std::ptr;
 use weft_platform::*;
 
 use crate::chan::{chan_check, chan_ref, weft_chan_t};
-use crate::error::{check_plugin, ffi, fail, Error, Result};
+use crate::error::{check_plugin, fail, ffi, Error, Result};
 use crate::loader::plat_call;
 use crate::runtime::{implicit_runtime, weft_runtime_t};
 
@@ -39,7 +39,10 @@ fn in_case(index: usize, e: Error) -> Error {
 /// # Safety
 /// `out` has room for `cases.len()` cases.
 #[inline]
-unsafe fn translate(cases: &[weft_select_case_t], out: *mut weft_plat_select_case_t) -> Option<&'static weft_runtime_t> {
+unsafe fn translate(
+    cases: &[weft_select_case_t],
+    out: *mut weft_plat_select_case_t,
+) -> Option<&'static weft_runtime_t> {
     let mut runtime: Option<&'static weft_runtime_t> = None;
     for (index, case) in cases.iter().enumerate() {
         let c = chan_check(case.chan, true)?;
@@ -65,20 +68,36 @@ fn case_error(cases: &[weft_select_case_t]) -> Error {
             Err(e) => return in_case(index, e),
         };
         if !ptr::eq(*runtime.get_or_insert(c.rt), c.rt) {
-            return Error::new(WEFT_EINVAL, format!("case {index}: channel {:p} belongs to another runtime than case 0's", case.chan));
+            return Error::new(
+                WEFT_EINVAL,
+                format!("case {index}: channel {:p} belongs to another runtime than case 0's", case.chan),
+            );
         }
         if case.op != WEFT_SELECT_SEND && case.op != WEFT_SELECT_RECV {
-            return Error::new(WEFT_EINVAL, format!("case {index}: op {} is neither WEFT_SELECT_SEND (1) nor WEFT_SELECT_RECV (2)", case.op));
+            return Error::new(
+                WEFT_EINVAL,
+                format!("case {index}: op {} is neither WEFT_SELECT_SEND (1) nor WEFT_SELECT_RECV (2)", case.op),
+            );
         }
         if case.buf.is_null() && c.elem_size() != 0 {
-            return Error::new(WEFT_EINVAL, format!("case {index}: buf is NULL (channel {:p} carries {}-byte elements)", case.chan, c.elem_size()));
+            return Error::new(
+                WEFT_EINVAL,
+                format!("case {index}: buf is NULL (channel {:p} carries {}-byte elements)", case.chan, c.elem_size()),
+            );
         }
     }
     // A channel changed between the two looks (released, its runtime closed).
     Error::new(WEFT_EINVAL, "a case's channel was released or its runtime closed during the call")
 }
 
-unsafe fn select(function: &'static str, cases: *const weft_select_case_t, n: usize, deadline: i64, flags: u32, chosen: *mut usize) -> weft_status_t {
+unsafe fn select(
+    function: &'static str,
+    cases: *const weft_select_case_t,
+    n: usize,
+    deadline: i64,
+    flags: u32,
+    chosen: *mut usize,
+) -> weft_status_t {
     ffi(function, || {
         if chosen.is_null() {
             fail!(WEFT_EINVAL, "chosen is NULL");
@@ -161,7 +180,12 @@ fn sleep(deadline: i64) -> Result<()> {
 /// or attached thread, or else on the runtime opened last. The waiting caller is in a
 /// blocking region.
 #[no_mangle]
-pub unsafe extern "C" fn weft_select(cases: *mut weft_select_case_t, n: usize, deadline: i64, chosen: *mut usize) -> weft_status_t {
+pub unsafe extern "C" fn weft_select(
+    cases: *mut weft_select_case_t,
+    n: usize,
+    deadline: i64,
+    chosen: *mut usize,
+) -> weft_status_t {
     select("weft_select", cases, n, deadline, 0, chosen)
 }
 
@@ -169,6 +193,12 @@ pub unsafe extern "C" fn weft_select(cases: *mut weft_select_case_t, n: usize, d
 /// cases ready at once, the one with the lowest index (a priority order) instead of a
 /// random one. 0 behaves as `weft_select`. Unknown flags are `WEFT_EINVAL`.
 #[no_mangle]
-pub unsafe extern "C" fn weft_select_ex(cases: *mut weft_select_case_t, n: usize, deadline: i64, flags: u32, chosen: *mut usize) -> weft_status_t {
+pub unsafe extern "C" fn weft_select_ex(
+    cases: *mut weft_select_case_t,
+    n: usize,
+    deadline: i64,
+    flags: u32,
+    chosen: *mut usize,
+) -> weft_status_t {
     select("weft_select_ex", cases, n, deadline, flags, chosen)
 }

@@ -13,7 +13,10 @@ use crate::error::{fail, Result};
 pub(crate) unsafe fn read_sized<T: Copy>(ptr: *const T, mut defaults: T, type_name: &str) -> Result<T> {
     let size = std::ptr::read_unaligned(ptr as *const u32) as usize;
     if size < 8 {
-        fail!(WEFT_EINVAL, "{type_name}.struct_size is {size}: set it to sizeof({type_name}) (the _init function does)");
+        fail!(
+            WEFT_EINVAL,
+            "{type_name}.struct_size is {size}: set it to sizeof({type_name}) (the _init function does)"
+        );
     }
     let len = size.min(std::mem::size_of::<T>());
     std::ptr::copy_nonoverlapping(ptr as *const u8, &mut defaults as *mut T as *mut u8, len);

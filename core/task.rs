@@ -7,14 +7,16 @@
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicI32, AtomicPtr, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
+};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use weft_platform::*;
 
 use crate::context::{self, Context};
-use crate::error::{check_plugin, clear_plugin_detail, ffi, ffi_value, fail, Result};
+use crate::error::{check_plugin, clear_plugin_detail, fail, ffi, ffi_value, Result};
 use crate::loader::plat_call;
 use crate::runtime::{open_runtime, weft_runtime_t};
 use crate::safepoint;
@@ -147,7 +149,11 @@ pub unsafe extern "C" fn weft_spawn(
     ffi("weft_spawn", || {
         let rt = open_runtime(rt)?;
         let Some(func) = func else { fail!(WEFT_EINVAL, "fn is NULL") };
-        let opts = if opts.is_null() { weft_spawn_opts_t::default() } else { read_sized(opts, weft_spawn_opts_t::default(), "weft_spawn_opts_t")? };
+        let opts = if opts.is_null() {
+            weft_spawn_opts_t::default()
+        } else {
+            read_sized(opts, weft_spawn_opts_t::default(), "weft_spawn_opts_t")?
+        };
         if opts.flags & !WEFT_SPAWN_DETACHED != 0 {
             fail!(WEFT_EINVAL, "unknown weft_spawn_opts_t.flags 0x{:x}", opts.flags & !WEFT_SPAWN_DETACHED);
         }
@@ -238,7 +244,12 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
 /// `WEFT_EDEADLK` for a task joining itself. A cancellation point for the caller.
 /// The waiting caller is in a blocking region.
 #[no_mangle]
-pub unsafe extern "C" fn weft_join(t: *mut weft_task_t, deadline: i64, code: *mut i32, result: *mut *mut c_void) -> weft_status_t {
+pub unsafe extern "C" fn weft_join(
+    t: *mut weft_task_t,
+    deadline: i64,
+    code: *mut i32,
+    result: *mut *mut c_void,
+) -> weft_status_t {
     ffi("weft_join", || {
         let task = task_ref(t)?;
         if context::current_if_any().is_some_and(|c| c.id == task.ctx.id) {

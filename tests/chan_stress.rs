@@ -124,7 +124,12 @@ impl Ledger {
     fn check(&self, p: u64, sent: u64) {
         for seq in 0..self.per_producer {
             let seen = self.seen[(p * self.per_producer + seq) as usize].load(SeqCst);
-            assert_eq!(seen, (seq < sent) as u8, "producer {p}, message {seq}: sent {}, received {seen} times", seq < sent);
+            assert_eq!(
+                seen,
+                (seq < sent) as u8,
+                "producer {p}, message {seq}: sent {}, received {seen} times",
+                seq < sent
+            );
         }
     }
 }
@@ -253,7 +258,10 @@ fn select_mixing_buffered_and_rendezvous() {
     const C: usize = 3;
     const PER: u64 = 2000;
     for (round, &capacity) in CAPACITIES.iter().chain(&CAPACITIES).enumerate() {
-        let chans = [new_chan(rt, std::mem::size_of::<Msg>(), capacity, None), new_chan(rt, std::mem::size_of::<Msg>(), 0, None)];
+        let chans = [
+            new_chan(rt, std::mem::size_of::<Msg>(), capacity, None),
+            new_chan(rt, std::mem::size_of::<Msg>(), 0, None),
+        ];
         let ledger = Arc::new(Ledger::new(P, PER));
         let received = Arc::new(AtomicU64::new(0));
         let close_at = [P * PER / 2, P * PER + 1, P * PER + 1, P * PER / 3][round % 4];
@@ -266,7 +274,8 @@ fn select_mixing_buffered_and_rendezvous() {
                         rng.maybe_pause();
                         let mut m = Msg { producer: p, seq: sent };
                         let buf = &mut m as *mut Msg as *mut c_void;
-                        let mut cases = [chans[0], chans[1]].map(|ch| weft_select_case_t { chan: ch.0, op: WEFT_SELECT_SEND, buf });
+                        let mut cases =
+                            [chans[0], chans[1]].map(|ch| weft_select_case_t { chan: ch.0, op: WEFT_SELECT_SEND, buf });
                         loop {
                             let mut chosen = usize::MAX;
                             // SAFETY: live channels; `m` outlives the call.
@@ -296,16 +305,27 @@ fn select_mixing_buffered_and_rendezvous() {
                             // Plain receives, on whichever channel is still open.
                             let which = if open[0] && (!open[1] || rng.below(2) == 0) { 0 } else { 1 };
                             // SAFETY: a live channel; `m[which]` is 16 bytes.
-                            (which, unsafe { weft_chan_recv(chans[which].0, &mut m[which] as *mut Msg as *mut c_void, rng.deadline(rt)) })
+                            (which, unsafe {
+                                weft_chan_recv(
+                                    chans[which].0,
+                                    &mut m[which] as *mut Msg as *mut c_void,
+                                    rng.deadline(rt),
+                                )
+                            })
                         } else {
                             let mut cases: Vec<weft_select_case_t> = (0..2)
                                 .filter(|&i| open[i])
-                                .map(|i| weft_select_case_t { chan: chans[i].0, op: WEFT_SELECT_RECV, buf: &mut m[i] as *mut Msg as *mut c_void })
+                                .map(|i| weft_select_case_t {
+                                    chan: chans[i].0,
+                                    op: WEFT_SELECT_RECV,
+                                    buf: &mut m[i] as *mut Msg as *mut c_void,
+                                })
                                 .collect();
                             let index: Vec<usize> = (0..2).filter(|&i| open[i]).collect();
                             let mut chosen = usize::MAX;
                             // SAFETY: live channels; `m` outlives the call.
-                            let status = unsafe { weft_select(cases.as_mut_ptr(), cases.len(), rng.deadline(rt), &mut chosen) };
+                            let status =
+                                unsafe { weft_select(cases.as_mut_ptr(), cases.len(), rng.deadline(rt), &mut chosen) };
                             (if chosen < index.len() { index[chosen] } else { usize::MAX }, status)
                         };
                         match status {
@@ -392,13 +412,23 @@ fn cancelled_receivers_lose_nothing() {
     for (round, &capacity) in CAPACITIES.iter().chain(&CAPACITIES).enumerate() {
         let ch = new_chan(rt, std::mem::size_of::<Msg>(), capacity, None);
         let ledger = Arc::new(Ledger::new(P, PER));
-        let args: Vec<Arc<TaskArgs>> = (0..TASKS).map(|_| Arc::new(TaskArgs { rt, ch, ledger: ledger.clone(), taken: AtomicUsize::new(0) })).collect();
+        let args: Vec<Arc<TaskArgs>> = (0..TASKS)
+            .map(|_| Arc::new(TaskArgs { rt, ch, ledger: ledger.clone(), taken: AtomicUsize::new(0) }))
+            .collect();
         let tasks: Vec<SendPtr> = args
             .iter()
             .map(|a| {
                 let mut t = ptr::null_mut();
                 // SAFETY: a live runtime; `a` outlives the task (joined below).
-                let status = unsafe { weft_spawn(a.rt.0, Some(consume_until_cancelled), Arc::as_ptr(a) as *mut c_void, ptr::null(), &mut t) };
+                let status = unsafe {
+                    weft_spawn(
+                        a.rt.0,
+                        Some(consume_until_cancelled),
+                        Arc::as_ptr(a) as *mut c_void,
+                        ptr::null(),
+                        &mut t,
+                    )
+                };
                 assert_eq!(status, WEFT_OK, "weft_spawn: {}", last_error());
                 SendPtr(t as *mut c_void)
             })
@@ -431,7 +461,8 @@ fn cancelled_receivers_lose_nothing() {
             if let Some(m) = {
                 let mut m = Msg::default();
                 // SAFETY: a live channel.
-                match unsafe { weft_chan_recv(ch.0, &mut m as *mut Msg as *mut c_void, drain_rng.deadline(rt).min(1)) } {
+                match unsafe { weft_chan_recv(ch.0, &mut m as *mut Msg as *mut c_void, drain_rng.deadline(rt).min(1)) }
+                {
                     WEFT_OK => Some(m),
                     WEFT_ETIMEDOUT => None,
                     other => panic!("weft_chan_recv: {other}: {}", last_error()),
@@ -485,7 +516,11 @@ fn moved_pointers_freed_exactly_once() {
     const PER: u64 = 2000;
     for (round, &capacity) in CAPACITIES.iter().chain(&CAPACITIES).enumerate() {
         let drops = Box::new(Drops { dropped: AtomicU64::new(0), ledger: Ledger::new(P, PER) });
-        let opts = weft_chan_opts_t { elem_drop: Some(drop_boxed), drop_ud: &*drops as *const Drops as *mut c_void, ..Default::default() };
+        let opts = weft_chan_opts_t {
+            elem_drop: Some(drop_boxed),
+            drop_ud: &*drops as *const Drops as *mut c_void,
+            ..Default::default()
+        };
         let ch = new_chan(rt, std::mem::size_of::<*mut Msg>(), capacity, Some(&opts));
         let drops_at = SendPtr(&*drops as *const Drops as *mut c_void);
         let producers: Vec<_> = (0..P)
@@ -500,7 +535,9 @@ fn moved_pointers_freed_exactly_once() {
                         let boxed = Box::into_raw(Box::new(Msg { producer: p, seq }));
                         loop {
                             // SAFETY: a live channel; the pointer is the element.
-                            match unsafe { weft_chan_send(ch.0, &boxed as *const *mut Msg as *const c_void, rng.deadline(rt)) } {
+                            match unsafe {
+                                weft_chan_send(ch.0, &boxed as *const *mut Msg as *const c_void, rng.deadline(rt))
+                            } {
                                 WEFT_OK => break,
                                 WEFT_ETIMEDOUT => std::thread::yield_now(),
                                 WEFT_ECLOSED => {
@@ -530,7 +567,9 @@ fn moved_pointers_freed_exactly_once() {
                     for n in 0.. {
                         let mut boxed: *mut Msg = ptr::null_mut();
                         // SAFETY: a live channel; `boxed` receives the element.
-                        match unsafe { weft_chan_recv(ch.0, &mut boxed as *mut *mut Msg as *mut c_void, rng.deadline(rt)) } {
+                        match unsafe {
+                            weft_chan_recv(ch.0, &mut boxed as *mut *mut Msg as *mut c_void, rng.deadline(rt))
+                        } {
                             // SAFETY: a pointer made by a producer, received once.
                             WEFT_OK => drops.ledger.receive(*unsafe { Box::from_raw(boxed) }),
                             WEFT_ETIMEDOUT => std::thread::yield_now(),
@@ -639,7 +678,11 @@ fn ping_pong_parks_and_wakes() {
     const TRIPS: u64 = 20_000;
     for (round, &capacity) in CAPACITIES.iter().enumerate() {
         let elem = if round == 2 { 0 } else { 8 };
-        let (ping, pong, idle) = (new_chan(rt, elem, capacity, None), new_chan(rt, elem, capacity, None), new_chan(rt, elem, capacity, None));
+        let (ping, pong, idle) = (
+            new_chan(rt, elem, capacity, None),
+            new_chan(rt, elem, capacity, None),
+            new_chan(rt, elem, capacity, None),
+        );
         let partner = std::thread::spawn(move || {
             let (ping, pong, idle) = (ping, pong, idle);
             let mut v = 0u64;
@@ -650,7 +693,12 @@ fn ping_pong_parks_and_wakes() {
                 ];
                 let mut chosen = usize::MAX;
                 // SAFETY: live channels; `v` outlives the call.
-                assert_eq!(unsafe { weft_select(cases.as_mut_ptr(), 2, WEFT_FOREVER, &mut chosen) }, WEFT_OK, "{}", last_error());
+                assert_eq!(
+                    unsafe { weft_select(cases.as_mut_ptr(), 2, WEFT_FOREVER, &mut chosen) },
+                    WEFT_OK,
+                    "{}",
+                    last_error()
+                );
                 assert_eq!(chosen, 1);
                 if elem != 0 {
                     assert_eq!(v, i);

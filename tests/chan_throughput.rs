@@ -59,7 +59,10 @@ fn weft_once(rt: *mut weft_runtime_t, capacity: usize) -> f64 {
                 for i in 0..PER_PRODUCER {
                     let v = p * PER_PRODUCER + i;
                     // SAFETY: as above.
-                    assert_eq!(unsafe { weft_chan_send(shared.0, &v as *const usize as *const _, WEFT_FOREVER) }, WEFT_OK);
+                    assert_eq!(
+                        unsafe { weft_chan_send(shared.0, &v as *const usize as *const _, WEFT_FOREVER) },
+                        WEFT_OK
+                    );
                 }
             })
         })
@@ -77,7 +80,11 @@ fn weft_once(rt: *mut weft_runtime_t, capacity: usize) -> f64 {
 }
 
 fn crossbeam_once(capacity: usize) -> f64 {
-    let (tx, rx) = if capacity == WEFT_CHAN_UNBOUNDED { crossbeam_channel::unbounded() } else { crossbeam_channel::bounded(capacity) };
+    let (tx, rx) = if capacity == WEFT_CHAN_UNBOUNDED {
+        crossbeam_channel::unbounded()
+    } else {
+        crossbeam_channel::bounded(capacity)
+    };
     let start = Instant::now();
     let consumers: Vec<_> = (0..CONSUMERS)
         .map(|_| {
@@ -112,7 +119,9 @@ fn weft_vs_crossbeam() {
     let messages = (PRODUCERS * PER_PRODUCER) as f64;
     println!("{PRODUCERS} producers x {CONSUMERS} consumers x {PER_PRODUCER} usize each, median of {RUNS} runs");
     println!("{:<12} {:>12} {:>12} {:>8}", "channel", "weft Mmsg/s", "xbeam Mmsg/s", "ratio");
-    for (name, capacity) in [("bounded(64)", 64), ("bounded(1)", 1), ("rendezvous", 0), ("unbounded", WEFT_CHAN_UNBOUNDED)] {
+    for (name, capacity) in
+        [("bounded(64)", 64), ("bounded(1)", 1), ("rendezvous", 0), ("unbounded", WEFT_CHAN_UNBOUNDED)]
+    {
         let mut weft_runs = Vec::new();
         let mut xbeam_runs = Vec::new();
         for _ in 0..RUNS {

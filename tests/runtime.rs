@@ -152,8 +152,9 @@ fn refused_close_races_with_spawn() {
         let (stop, spawned) = (stop.clone(), spawned.clone());
         std::thread::spawn(move || {
             while !stop.load(SeqCst) {
-                let t = spawn(rt, Some(nothing), ptr::null_mut())
-                    .unwrap_or_else(|e| panic!("spawn refused ({e}) by a runtime that is not closed: {}", last_error()));
+                let t = spawn(rt, Some(nothing), ptr::null_mut()).unwrap_or_else(|e| {
+                    panic!("spawn refused ({e}) by a runtime that is not closed: {}", last_error())
+                });
                 join(t);
                 spawned.fetch_add(1, SeqCst);
             }

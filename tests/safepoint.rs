@@ -187,11 +187,18 @@ unsafe extern "C" fn count_running_tasks(ud: *mut c_void, info: *const weft_task
 fn running_tasks(rt: *mut weft_runtime_t) -> u64 {
     let mut running = 0u64;
     // SAFETY: a valid callback and counter.
-    assert_eq!(unsafe { weft_tasks_foreach(rt, Some(count_running_tasks), &mut running as *mut u64 as *mut c_void) }, WEFT_OK);
+    assert_eq!(
+        unsafe { weft_tasks_foreach(rt, Some(count_running_tasks), &mut running as *mut u64 as *mut c_void) },
+        WEFT_OK
+    );
     running
 }
 
-fn spawn(rt: *mut weft_runtime_t, f: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32, arg: *mut c_void) -> *mut weft_task_t {
+fn spawn(
+    rt: *mut weft_runtime_t,
+    f: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    arg: *mut c_void,
+) -> *mut weft_task_t {
     let mut t = ptr::null_mut();
     // SAFETY: a valid function and out pointer; `arg` outlives the task.
     assert_eq!(unsafe { weft_spawn(rt, Some(f), arg, ptr::null(), &mut t) }, WEFT_OK);
@@ -314,7 +321,8 @@ fn concurrent_requesters_take_turns() {
     let w = World::new();
     let args: &'static [MutatorArg] = Box::leak((0..2).map(|index| MutatorArg { world: w, index }).collect());
     let pollers: Vec<_> = args.iter().map(|a| spawn(w.rt, mutator, a as *const _ as *mut c_void)).collect();
-    let r: &'static Requesters = Box::leak(Box::new(Requesters { world: w, holder: AtomicU64::new(0), stops: AtomicU64::new(0) }));
+    let r: &'static Requesters =
+        Box::leak(Box::new(Requesters { world: w, holder: AtomicU64::new(0), stops: AtomicU64::new(0) }));
     // Two requesters that are mutators (tasks), one attached thread, one plain thread.
     let tasks: Vec<_> = (0..2).map(|_| spawn(w.rt, requester_task, r as *const _ as *mut c_void)).collect();
     struct SendRt(*mut weft_runtime_t);

@@ -9,7 +9,7 @@ use weft_platform::*;
 
 use super::*;
 use crate::context::{self, Context};
-use crate::error::{ffi, ffi_value, fail, Result};
+use crate::error::{fail, ffi, ffi_value, Result};
 use crate::runtime::{any_runtime, open_runtime, weft_runtime_t};
 use crate::task::weft_task_t;
 
@@ -47,7 +47,9 @@ pub type weft_task_visit_fn = Option<unsafe extern "C" fn(ud: *mut c_void, info:
 fn mutator_of(rt: &weft_runtime_t) -> Result<&'static Context> {
     match current_mutator_of(rt) {
         Some(ctx) => Ok(ctx),
-        None => fail!(WEFT_EPERM, "the calling thread is not a mutator of this runtime (not a weft task, not attached)"),
+        None => {
+            fail!(WEFT_EPERM, "the calling thread is not a mutator of this runtime (not a weft task, not attached)")
+        }
     }
 }
 
@@ -120,7 +122,10 @@ pub unsafe extern "C" fn weft_safepoint(rt: *mut weft_runtime_t) -> weft_status_
     ffi("weft_safepoint", || {
         let rt = open_runtime(rt)?;
         let ctx = mutator_of(rt)?;
-        if ctx.mutator.blocking_depth.load(SeqCst) == 0 && rt.world.flag.load(SeqCst) != 0 && rt.world.owner.load(SeqCst) != ctx.id {
+        if ctx.mutator.blocking_depth.load(SeqCst) == 0
+            && rt.world.flag.load(SeqCst) != 0
+            && rt.world.owner.load(SeqCst) != ctx.id
+        {
             park(rt, ctx);
         }
         Ok(())
@@ -133,7 +138,9 @@ pub unsafe extern "C" fn weft_safepoint(rt: *mut weft_runtime_t) -> weft_status_
 /// NULL for an invalid runtime.
 #[no_mangle]
 pub unsafe extern "C" fn weft_safepoint_flag(rt: *mut weft_runtime_t) -> *const c_void {
-    ffi_value("weft_safepoint_flag", ptr::null(), || Ok(&any_runtime(rt)?.world.flag as *const AtomicU32 as *const c_void))
+    ffi_value("weft_safepoint_flag", ptr::null(), || {
+        Ok(&any_runtime(rt)?.world.flag as *const AtomicU32 as *const c_void)
+    })
 }
 
 /// Stops the world: returns `WEFT_OK` once every other mutator of `rt` is parked at a
@@ -193,11 +200,18 @@ pub unsafe extern "C" fn weft_stw_begin(rt: *mut weft_runtime_t, deadline: i64) 
                     world.stopped.store(true, SeqCst);
                     return Ok(());
                 }
-                if l.wait_until(Cond::Progress, deadline) == WEFT_ETIMEDOUT && world.hold_blocked_count_running(me.id) != 0 {
+                if l.wait_until(Cond::Progress, deadline) == WEFT_ETIMEDOUT
+                    && world.hold_blocked_count_running(me.id) != 0
+                {
                     let running = world.running_names(me.id);
                     world.resume_locked(l);
                     me.mutator.holds.store(ptr::null_mut(), SeqCst);
-                    fail!(WEFT_ETIMEDOUT, "{} mutator(s) did not reach a safepoint by the deadline: {}", running.len(), running.join(", "));
+                    fail!(
+                        WEFT_ETIMEDOUT,
+                        "{} mutator(s) did not reach a safepoint by the deadline: {}",
+                        running.len(),
+                        running.join(", ")
+                    );
                 }
             }
         })
@@ -256,7 +270,11 @@ pub unsafe extern "C" fn weft_blocking_end(rt: *mut weft_runtime_t) -> weft_stat
 /// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if `fn`
 /// is NULL.
 #[no_mangle]
-pub unsafe extern "C" fn weft_tasks_foreach(rt: *mut weft_runtime_t, visit: weft_task_visit_fn, ud: *mut c_void) -> weft_status_t {
+pub unsafe extern "C" fn weft_tasks_foreach(
+    rt: *mut weft_runtime_t,
+    visit: weft_task_visit_fn,
+    ud: *mut c_void,
+) -> weft_status_t {
     ffi("weft_tasks_foreach", || {
         let rt = open_runtime(rt)?;
         let Some(visit) = visit else { fail!(WEFT_EINVAL, "fn is NULL") };

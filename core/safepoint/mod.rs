@@ -49,7 +49,6 @@ pub const WEFT_TASK_BLOCKING: u32 = 2;
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
 const HELD: u32 = 3;
 
-
 /// The mutator side of a context.
 #[derive(Default)]
 pub(crate) struct Mutator {
@@ -327,7 +326,11 @@ fn current_mutator_of(rt: &weft_runtime_t) -> Option<&'static Context> {
 /// hooks nest inside this region and so never park. If a stop holds the caller when the
 /// lock is acquired, `unlock` gives it back, the caller waits for the stop to end, and
 /// the acquisition starts again. For a caller that is not a mutator, just `lock()`.
-pub(crate) fn lock_outside_stop(rt: &weft_runtime_t, mut lock: impl FnMut() -> weft_status_t, mut unlock: impl FnMut()) -> weft_status_t {
+pub(crate) fn lock_outside_stop(
+    rt: &weft_runtime_t,
+    mut lock: impl FnMut() -> weft_status_t,
+    mut unlock: impl FnMut(),
+) -> weft_status_t {
     let Some(ctx) = current_mutator_of(rt) else { return lock() };
     loop {
         blocking_begin(rt, ctx);

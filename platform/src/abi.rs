@@ -123,7 +123,8 @@ pub struct weft_host_t {
 }
 
 /// `runtime_open`: create the plugin's runtime state. `cfg` is borrowed for the call.
-pub type weft_plat_open_fn = Option<unsafe extern "C" fn(cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t>;
+pub type weft_plat_open_fn =
+    Option<unsafe extern "C" fn(cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t>;
 /// A call that takes only the plugin's runtime state.
 pub type weft_plat_rt_fn = Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t) -> weft_status_t>;
 /// `now`: the platform's monotonic clock in nanoseconds.
@@ -131,12 +132,14 @@ pub type weft_plat_now_fn = Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t)
 /// `sleep_until`: wait until `deadline` (a cancellation point).
 pub type weft_plat_sleep_fn = Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, deadline: i64) -> weft_status_t>;
 /// `spawn`: start a task that calls `host->task_run(ctx)`; `opts` is borrowed for the call.
-pub type weft_plat_spawn_fn = Option<unsafe extern "C" fn(
-    rt: *mut weft_plat_rt_t,
-    ctx: *mut c_void,
-    opts: *const weft_plat_spawn_t,
-    out: *mut *mut weft_plat_task_t,
-) -> weft_status_t>;
+pub type weft_plat_spawn_fn = Option<
+    unsafe extern "C" fn(
+        rt: *mut weft_plat_rt_t,
+        ctx: *mut c_void,
+        opts: *const weft_plat_spawn_t,
+        out: *mut *mut weft_plat_task_t,
+    ) -> weft_status_t,
+>;
 /// `join`: wait until the task's `task_run` returned, or `deadline`. The handle stays
 /// valid either way (the runtime releases it with `detach`). The wait is a cancellation
 /// point for the caller.
@@ -151,7 +154,8 @@ pub type weft_plat_obj_fn = Option<unsafe extern "C" fn(obj: *mut c_void) -> wef
 pub type weft_plat_obj_until_fn = Option<unsafe extern "C" fn(obj: *mut c_void, deadline: i64) -> weft_status_t>;
 /// `cond_wait_until`: atomically release `mutex`, wait for a signal, the deadline or a
 /// cancellation, and re-acquire `mutex` before returning (whatever the result).
-pub type weft_plat_cond_wait_fn = Option<unsafe extern "C" fn(cond: *mut c_void, mutex: *mut c_void, deadline: i64) -> weft_status_t>;
+pub type weft_plat_cond_wait_fn =
+    Option<unsafe extern "C" fn(cond: *mut c_void, mutex: *mut c_void, deadline: i64) -> weft_status_t>;
 
 /// `chan_new`: create a channel of `elem_size`-byte elements (0 is allowed: elements
 /// carry no bytes and the channel counts them). `capacity` 0 = rendezvous (a send
@@ -159,18 +163,22 @@ pub type weft_plat_cond_wait_fn = Option<unsafe extern "C" fn(cond: *mut c_void,
 /// (`SIZE_MAX`) = unbounded (sends never wait), otherwise at most `capacity` buffered
 /// elements. `WEFT_ENOMEM` (never an abort) when the buffer cannot be had, e.g. a
 /// bounded channel whose `elem_size * capacity` overflows or cannot be allocated.
-pub type weft_plat_chan_new_fn = Option<unsafe extern "C" fn(
-    rt: *mut weft_plat_rt_t,
-    elem_size: usize,
-    capacity: usize,
-    out: *mut *mut weft_plat_chan_t,
-) -> weft_status_t>;
+pub type weft_plat_chan_new_fn = Option<
+    unsafe extern "C" fn(
+        rt: *mut weft_plat_rt_t,
+        elem_size: usize,
+        capacity: usize,
+        out: *mut *mut weft_plat_chan_t,
+    ) -> weft_status_t,
+>;
 /// `chan_send`: copy the `elem_size` bytes at `elem` into the channel (see
 /// `weft_platform_t.chan_send`).
-pub type weft_plat_chan_send_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, elem: *const c_void, deadline: i64) -> weft_status_t>;
+pub type weft_plat_chan_send_fn =
+    Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, elem: *const c_void, deadline: i64) -> weft_status_t>;
 /// `chan_recv`: copy the oldest element of the channel to `out` (see
 /// `weft_platform_t.chan_recv`).
-pub type weft_plat_chan_recv_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t>;
+pub type weft_plat_chan_recv_fn =
+    Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t>;
 /// A call that takes one channel (`chan_close`).
 pub type weft_plat_chan_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t) -> weft_status_t>;
 /// `chan_len`: the number of elements buffered now.
@@ -180,16 +188,19 @@ pub type weft_plat_chan_len_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_
 pub type weft_plat_elem_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
 /// `chan_free`: drop every undelivered element and free the channel (see
 /// `weft_platform_t.chan_free`).
-pub type weft_plat_chan_free_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, drop: weft_plat_elem_drop_fn, ud: *mut c_void)>;
+pub type weft_plat_chan_free_fn =
+    Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t, drop: weft_plat_elem_drop_fn, ud: *mut c_void)>;
 /// `chan_select`: complete exactly one of `n` (at least 1) send and receive cases, or
 /// none (see `weft_platform_t.chan_select`).
-pub type weft_plat_select_fn = Option<unsafe extern "C" fn(
-    cases: *const weft_plat_select_case_t,
-    n: usize,
-    deadline: i64,
-    flags: u32,
-    chosen: *mut usize,
-) -> weft_status_t>;
+pub type weft_plat_select_fn = Option<
+    unsafe extern "C" fn(
+        cases: *const weft_plat_select_case_t,
+        n: usize,
+        deadline: i64,
+        flags: u32,
+        chosen: *mut usize,
+    ) -> weft_status_t,
+>;
 
 /// The table a plugin returns from `weft_platform_entry`. Static: it must stay valid
 /// and unchanged for the life of the process (the runtime never unloads a plugin).

@@ -82,7 +82,9 @@ mod weft_impl {
             let mut ch = std::ptr::null_mut();
             let cap = cap.unwrap_or(WEFT_CHAN_UNBOUNDED);
             // SAFETY: NULL options = defaults; `ch` is a valid out-pointer.
-            check("weft_chan_new", unsafe { weft_chan_new(crate::rt(), std::mem::size_of::<usize>(), cap, std::ptr::null(), &mut ch) });
+            check("weft_chan_new", unsafe {
+                weft_chan_new(crate::rt(), std::mem::size_of::<usize>(), cap, std::ptr::null(), &mut ch)
+            });
             WeftChan(ch)
         }
     }

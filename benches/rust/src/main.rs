@@ -120,7 +120,8 @@ fn main() {
         }
     }
 
-    let mut out = format!("{{\"kind\": \"{}\", \"unit\": \"{}\", \"better\": \"{}\"", kind.name, kind.unit, kind.better);
+    let mut out =
+        format!("{{\"kind\": \"{}\", \"unit\": \"{}\", \"better\": \"{}\"", kind.name, kind.unit, kind.better);
     if let Some(u) = kind.extra_unit {
         out += &format!(", \"extra_unit\": \"{u}\"");
     }

@@ -102,7 +102,8 @@ unsafe impl<L: Sync> Sync for Slot<L> {}
 
 fn contended<L: BenchLock>(p: &Params) -> Sample {
     assert!(p.locks.is_power_of_two() && p.locks <= 64, "locks: a power of two <= 64");
-    let slots: Vec<Slot<L>> = (0..p.locks).map(|_| Slot { lock: Line(L::fresh()), count: Line(UnsafeCell::new(0)) }).collect();
+    let slots: Vec<Slot<L>> =
+        (0..p.locks).map(|_| Slot { lock: Line(L::fresh()), count: Line(UnsafeCell::new(0)) }).collect();
     for s in &slots {
         s.lock.0.setup();
     }
@@ -170,14 +171,22 @@ pub fn kinds() -> Vec<Kind> {
             unit: "ns per lock+unlock pair (one thread, free mutex)",
             better: "lower",
             extra_unit: None,
-            variants: vec![("weft", uncontended::<Weft>), ("parking_lot", uncontended::<ParkingLot>), ("std", uncontended::<Std>)],
+            variants: vec![
+                ("weft", uncontended::<Weft>),
+                ("parking_lot", uncontended::<ParkingLot>),
+                ("std", uncontended::<Std>),
+            ],
         },
         Kind {
             name: "mutex_contended",
             unit: "lock+unlock pairs per second, all threads together",
             better: "higher",
             extra_unit: Some("fairness spread: (max - min) / mean ops per thread, %"),
-            variants: vec![("weft", contended::<Weft>), ("parking_lot", contended::<ParkingLot>), ("std", contended::<Std>)],
+            variants: vec![
+                ("weft", contended::<Weft>),
+                ("parking_lot", contended::<ParkingLot>),
+                ("std", contended::<Std>),
+            ],
         },
     ]
 }

@@ -99,7 +99,13 @@ pub mod chan {
     }
 
     extern "C" {
-        pub fn weft_chan_new(rt: *mut Runtime, elem_size: usize, capacity: usize, opts: *const c_void, out: *mut *mut Chan) -> Status;
+        pub fn weft_chan_new(
+            rt: *mut Runtime,
+            elem_size: usize,
+            capacity: usize,
+            opts: *const c_void,
+            out: *mut *mut Chan,
+        ) -> Status;
         pub fn weft_chan_send(ch: *mut Chan, elem: *const c_void, deadline: i64) -> Status;
         pub fn weft_chan_recv(ch: *mut Chan, out: *mut c_void, deadline: i64) -> Status;
         pub fn weft_chan_release(ch: *mut Chan);

@@ -47,7 +47,9 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
+};
 
 use lock_api::RawMutex as _;
 use parking_lot::RawMutex;
@@ -196,7 +198,8 @@ impl Chan {
 
     /// Makes the flags say what the queues hold. Lock held.
     fn update_flags(&self, queues: &Queues) {
-        for (flag, queue) in [(&self.waiters.send_waiting, &queues.sendq), (&self.waiters.recv_waiting, &queues.recvq)] {
+        for (flag, queue) in [(&self.waiters.send_waiting, &queues.sendq), (&self.waiters.recv_waiting, &queues.recvq)]
+        {
             let waiting = !queue.is_empty();
             // Only lock holders store: a relaxed load sees the last store.
             if flag.load(Relaxed) != waiting {
@@ -245,7 +248,13 @@ unsafe fn claim_first<'a>(queue: &mut Queue) -> Option<&'a Waiter> {
 
 /// A rendezvous send or receive that does not wait: a hand-off to or from a queued
 /// partner. Lock held. None when nobody waits on the other side.
-unsafe fn rendezvous_attempt(chan: &Chan, queues: &mut Queues, buf: *mut u8, send: bool, keys: &mut Keys) -> Option<weft_status_t> {
+unsafe fn rendezvous_attempt(
+    chan: &Chan,
+    queues: &mut Queues,
+    buf: *mut u8,
+    send: bool,
+    keys: &mut Keys,
+) -> Option<weft_status_t> {
     if send && queues.closed {
         return Some(WEFT_ECLOSED);
     }
@@ -383,7 +392,14 @@ unsafe fn fast_attempt(chan: &Chan, buffer: &Buffer, buf: *mut u8, send: bool) -
 
 /// A buffered send or receive that does not wait, lock held: serves the queues first,
 /// then a send only if no sender is still queued (it would come first).
-unsafe fn buffered_attempt(chan: &Chan, buffer: &Buffer, queues: &mut Queues, buf: *mut u8, send: bool, keys: &mut Keys) -> Option<weft_status_t> {
+unsafe fn buffered_attempt(
+    chan: &Chan,
+    buffer: &Buffer,
+    queues: &mut Queues,
+    buf: *mut u8,
+    send: bool,
+    keys: &mut Keys,
+) -> Option<weft_status_t> {
     if !queues.sendq.is_empty() || !queues.recvq.is_empty() {
         pump(chan, buffer, queues, keys);
     }
@@ -418,7 +434,10 @@ const BACKOFF_STEPS: u32 = 10;
 
 /// How a wait ended.
 enum Outcome {
-    Done { case: usize, closed: bool },
+    Done {
+        case: usize,
+        closed: bool,
+    },
     /// A select must try again (HOW_RETRY).
     Retry,
     GaveUp(weft_status_t),
@@ -495,7 +514,12 @@ fn closed_status(closed: bool) -> weft_status_t {
 
 // ---- the plugin's channel members ----------------------------------------------------
 
-pub(crate) unsafe extern "C" fn chan_new(_rt: *mut weft_plat_rt_t, elem_size: usize, capacity: usize, out: *mut *mut weft_plat_chan_t) -> weft_status_t {
+pub(crate) unsafe extern "C" fn chan_new(
+    _rt: *mut weft_plat_rt_t,
+    elem_size: usize,
+    capacity: usize,
+    out: *mut *mut weft_plat_chan_t,
+) -> weft_status_t {
     guard(|| {
         let buffer = match capacity {
             0 => None,
@@ -505,7 +529,10 @@ pub(crate) unsafe extern "C" fn chan_new(_rt: *mut weft_plat_rt_t, elem_size: us
         let buffer = match buffer {
             None => None,
             Some(Some(buffer)) => Some(buffer),
-            Some(None) => return HOST.fail(WEFT_ENOMEM, &format!("cannot allocate a buffer of {capacity} slots of {elem_size} bytes")),
+            Some(None) => {
+                return HOST
+                    .fail(WEFT_ENOMEM, &format!("cannot allocate a buffer of {capacity} slots of {elem_size} bytes"))
+            }
         };
         let queues = Queues { sendq: VecDeque::new(), recvq: VecDeque::new(), closed: false };
         let chan = Chan {
@@ -617,7 +644,11 @@ unsafe fn single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_s
     }
 }
 
-pub(crate) unsafe extern "C" fn chan_send(ch: *mut weft_plat_chan_t, elem: *const c_void, deadline: i64) -> weft_status_t {
+pub(crate) unsafe extern "C" fn chan_send(
+    ch: *mut weft_plat_chan_t,
+    elem: *const c_void,
+    deadline: i64,
+) -> weft_status_t {
     guard(|| {
         let chan = Chan::from(ch);
         // The common case first, inline: room in the buffer and nobody queued.
@@ -815,7 +846,11 @@ unsafe fn attempt_alone(case: &weft_plat_select_case_t) -> Option<weft_status_t>
 }
 
 /// One case as a call that does not wait, its channel's lock held.
-unsafe fn attempt_locked(case: &weft_plat_select_case_t, queues: &mut Queues, keys: &mut Keys) -> Option<weft_status_t> {
+unsafe fn attempt_locked(
+    case: &weft_plat_select_case_t,
+    queues: &mut Queues,
+    keys: &mut Keys,
+) -> Option<weft_status_t> {
     let chan = chan_of(case);
     match &chan.buffer {
         Some(buffer) => buffered_attempt(chan, buffer, queues, case.buf as *mut u8, is_send(case), keys),
@@ -879,7 +914,8 @@ pub(crate) unsafe extern "C" fn chan_select(
             }
 
             let sel = Sel::new(true);
-            let waiters: Cases<Waiter> = cases.iter().enumerate().map(|(case, c)| Waiter { sel: &sel, buf: c.buf as *mut u8, case }).collect();
+            let waiters: Cases<Waiter> =
+                cases.iter().enumerate().map(|(case, c)| Waiter { sel: &sel, buf: c.buf as *mut u8, case }).collect();
             for (case, waiter) in cases.iter().zip(&waiters) {
                 let chan = chan_of(case);
                 chan.queues().of(is_send(case)).push_back(waiter);

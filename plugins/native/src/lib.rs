@@ -97,6 +97,5 @@ pub unsafe extern "C" fn weft_platform_entry(host: *const weft_host_t) -> *const
     }
 }
 
-
 /// The entry function has the type the ABI declares.
 const _: weft_platform_entry_fn = weft_platform_entry;

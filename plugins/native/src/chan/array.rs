@@ -62,7 +62,17 @@ impl Array {
         // The first chunk, which no push commits ahead of time (see the module comment).
         // SAFETY: inside the allocation, which nothing else uses yet.
         unsafe { ptr::write_bytes(slots.as_ptr(), 0, layout.size().min(CHUNK + TOUCH_AHEAD)) };
-        Some(Array { head: CachePadded(AtomicU64::new(0)), tail: CachePadded(AtomicU64::new(0)), slots, layout, stride, elem, cap, one_lap, mark_bit })
+        Some(Array {
+            head: CachePadded(AtomicU64::new(0)),
+            tail: CachePadded(AtomicU64::new(0)),
+            slots,
+            layout,
+            stride,
+            elem,
+            cap,
+            one_lap,
+            mark_bit,
+        })
     }
 
     /// On the first lap: a push at a slot that starts a chunk commits the next chunk; one

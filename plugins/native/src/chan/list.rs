@@ -12,7 +12,10 @@
 //! it instead (DESTROY), so a block goes exactly once, after its last reader.
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
+use std::sync::atomic::{
+    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release, Ordering::SeqCst,
+};
 
 use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
 
