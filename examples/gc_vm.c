@@ -74,7 +74,7 @@ static uint64_t freed, collections, collections_by_mutators, worst_stop_ns, wors
 
 /* ---- the collector ------------------------------------------------------------ */
 
-static int mark_roots(void *ud, const weft_task_info_t *info) {
+static bool mark_roots(const weft_task_info_t *info, void *ud) {
   (void)ud;
   roots_t *roots = info->nlocals >= roots_key ? info->locals[roots_key - 1] : NULL;
   for (object_t *o = roots ? roots->head : NULL; o != NULL; o = o->next) o->marked = 1;
@@ -183,7 +183,7 @@ static int32_t mutator(void *arg, void **result) {
 }
 
 /* Per-mutator VM state, registered on the task's own thread when it starts. */
-static void vm_thread_start(void *ud, weft_task_t *task) {
+static void vm_thread_start(weft_task_t *task, void *ud) {
   (void)ud;
   (void)task;
   roots_t *roots = calloc(1, sizeof *roots);
@@ -192,7 +192,7 @@ static void vm_thread_start(void *ud, weft_task_t *task) {
   CHECK(weft_local_set(roots_key, roots));
 }
 
-static void vm_thread_exit(void *ud, weft_task_t *task) {
+static void vm_thread_exit(weft_task_t *task, void *ud) {
   (void)ud;
   (void)task;
   roots_t *roots = weft_local_get(roots_key);

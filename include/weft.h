@@ -105,6 +105,10 @@
 // instead of a uniformly random one.
 #define WEFT_SELECT_ORDERED 1
 
+// `weft_spawn_opts_t.flags`: the task is detached from the start; `weft_spawn` returns
+// no handle (its `out` may be NULL and is set to NULL).
+#define WEFT_SPAWN_DETACHED 1
+
 // How many keys a process may create (as PTHREAD_KEYS_MAX).
 #define WEFT_KEYS_MAX 1024
 
@@ -121,38 +125,31 @@
 // leaves it (and leaving waits while the world is stopped).
 #define WEFT_TASK_BLOCKING 2
 
-// `weft_spawn_opts_t.flags`: the task is detached from the start; `weft_spawn` returns
-// no handle (its `out` may be NULL and is set to NULL).
-#define WEFT_SPAWN_DETACHED 1
-
 // An immutable, reference-counted byte payload. Opaque. Made by `weft_blob_new` or
 // `weft_blob_wrap` with one reference, owned by the caller; `weft_blob_retain` adds
-// one, `weft_blob_release` gives one back. Any thread may read the bytes while it
-// owns a reference; nobody may change them.
+// one, `weft_blob_release` gives one back. Any task may read the bytes while it owns a
+// reference; nobody may change them.
 typedef struct weft_blob_t weft_blob_t;
 
-// A channel of fixed-size elements, copied in and out. Opaque. Made by
-// `weft_chan_new` with one reference, which the caller owns; `weft_chan_retain` adds
-// one, `weft_chan_release` gives one back. Every task that uses the channel must own
-// a reference (or borrow one that outlives its calls).
+// A channel of fixed-size elements, copied in and out. Opaque, reference-counted:
+// made by `weft_chan_new` with one reference, owned by the caller; `weft_chan_retain`
+// adds one, `weft_chan_release` gives one back. Every task that uses the channel owns
+// a reference (or borrows one that outlives its calls).
 typedef struct weft_chan_t weft_chan_t;
 
-// A runtime: one loaded platform plus the registry of its tasks and mutators.
+// A runtime: one loaded platform plugin, the registry of its tasks and mutators, and
+// its stop-the-world state. Opaque. Made by `weft_runtime_open`, owned by the caller,
+// given back with `weft_runtime_close`.
 typedef struct weft_runtime_t weft_runtime_t;
 
 // A spawned task. Opaque. Returned by `weft_spawn`; the caller owns the handle and
-// must give it back with `weft_join` or `weft_detach`.
+// gives it back exactly once, with `weft_join` (once it returns `WEFT_OK`) or
+// `weft_detach`.
 typedef struct weft_task_t weft_task_t;
 
 // The result of every fallible weft call: `WEFT_OK` (0) or one of the `WEFT_E*` codes.
 // The numbers are stable and never reused; `weft_strerror` names each.
 typedef int32_t weft_status_t;
-
-// Destructor of task-local values, called with a non-NULL value when its task exits.
-typedef void (*weft_key_dtor_fn)(void *value);
-
-// A task-local key. 0 is never a valid key.
-typedef uint32_t weft_key_t;
 
 // Frees the memory a blob wrapped: called once, by the last `weft_blob_release`, with
 // the `ptr` and `ud` given to `weft_blob_wrap`.
@@ -178,23 +175,16 @@ typedef struct weft_chan_opts_t {
   void *drop_ud;
 } weft_chan_opts_t;
 
-// A condition variable that lives in host memory; same rules as `weft_mutex_t`.
-typedef struct weft_cond_t {
-  uint64_t _opaque[8];
-} weft_cond_t;
+// Destructor of task-local values, called with a non-NULL value when its task exits.
+typedef void (*weft_key_dtor_fn)(void *value);
 
-// A mutex that lives in host memory (a global, a struct member, the heap).
-// Initialise it with `weft_mutex_init`, destroy it with `weft_mutex_destroy`; the host
-// owns the memory, weft owns the contents between the two calls. Never copy or move an
-// initialised mutex.
-typedef struct weft_mutex_t {
-  uint64_t _opaque[8];
-} weft_mutex_t;
+// A task-local key. 0 is never a valid key.
+typedef uint32_t weft_key_t;
 
-// Called on a task's own thread when it starts (before its function) and just before
-// it exits (after its function, before its task-local destructors). `ud` is
-// `weft_config_t.hook_ud`; `task` is borrowed for the call.
-typedef void (*weft_task_hook_fn)(void *ud, struct weft_task_t *task);
+// Called on a task's own thread of execution when it starts (before its function) and
+// just before it exits (after its function, before its task-local destructors). `task`
+// is borrowed for the call; `ud` is `weft_config_t.hook_ud`.
+typedef void (*weft_task_hook_fn)(struct weft_task_t *task, void *ud);
 
 // Runtime configuration. Initialise with `weft_config_init`, then set what you need.
 // Borrowed by `weft_runtime_open` for the call only.
@@ -211,9 +201,9 @@ typedef struct weft_config_t {
   uint32_t flags;
   // Seed for a deterministic platform. Other platforms ignore it.
   uint64_t seed;
-  // Optional: run on each task's own thread when it starts.
+  // Optional: run on each task when it starts.
   weft_task_hook_fn on_task_start;
-  // Optional: run on each task's own thread just before it exits.
+  // Optional: run on each task just before it exits.
   weft_task_hook_fn on_task_exit;
   // Passed to both hooks.
   void *hook_ud;
@@ -236,10 +226,54 @@ typedef struct weft_platform_info_t {
   uint64_t caps;
 } weft_platform_info_t;
 
+// One case of `weft_select`: send from, or receive into, `buf` on `chan`.
+typedef struct weft_select_case_t {
+  // The channel (borrowed: the caller owns a reference for the duration of the call).
+  struct weft_chan_t *chan;
+  // `WEFT_SELECT_SEND` or `WEFT_SELECT_RECV`.
+  int32_t op;
+  // Send: the element to send (`elem_size` bytes, copied only if this case is
+  // chosen). Receive: where the element is written, only if this case is chosen.
+  // May be NULL only for a channel of 0-byte elements.
+  void *buf;
+} weft_select_case_t;
+
+// A mutex that lives in host memory (a global, a struct member, the heap).
+// Initialise it with `weft_mutex_init`, destroy it with `weft_mutex_destroy`; the host
+// owns the memory, weft owns the contents between the two calls. Never copy or move an
+// initialised mutex.
+typedef struct weft_mutex_t {
+  uint64_t _opaque[8];
+} weft_mutex_t;
+
+// A condition variable that lives in host memory; same rules as `weft_mutex_t`.
+typedef struct weft_cond_t {
+  uint64_t _opaque[8];
+} weft_cond_t;
+
 // A readers-writer lock that lives in host memory; same rules as `weft_mutex_t`.
 typedef struct weft_rwlock_t {
   uint64_t _opaque[10];
 } weft_rwlock_t;
+
+// Options for `weft_spawn`. Initialise with `weft_spawn_opts_init`. Borrowed for the
+// call only (the name is copied).
+typedef struct weft_spawn_opts_t {
+  // `sizeof(weft_spawn_opts_t)`; set by `weft_spawn_opts_init`.
+  uint32_t struct_size;
+  // The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
+  // can, by debuggers. NULL: unnamed.
+  const char *name;
+  // Stack size in bytes; 0 = the platform's default.
+  size_t stack_size;
+  // `WEFT_SPAWN_*` bits.
+  uint32_t flags;
+} weft_spawn_opts_t;
+
+// A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
+// It may store a pointer in `*result` for the joiner. A non-zero return means the task
+// failed with that code; `weft_join` reports it.
+typedef int32_t (*weft_task_fn)(void *arg, void **result);
 
 // What `weft_tasks_foreach` tells about one mutator. Borrowed: valid during the
 // callback only.
@@ -267,39 +301,9 @@ typedef struct weft_task_info_t {
   size_t nlocals;
 } weft_task_info_t;
 
-// Called once per live mutator; return non-zero to stop the enumeration.
-typedef int (*weft_task_visit_fn)(void *ud, const struct weft_task_info_t *info);
-
-// One case of `weft_select`: send from, or receive into, `buf` on `chan`.
-typedef struct weft_select_case_t {
-  // The channel (borrowed: the caller owns a reference for the duration of the call).
-  struct weft_chan_t *chan;
-  // `WEFT_SELECT_SEND` or `WEFT_SELECT_RECV`.
-  int32_t op;
-  // Send: the element to send (`elem_size` bytes, copied only if this case is
-  // chosen). Receive: where the element is written, only if this case is chosen.
-  // May be NULL only for a channel of 0-byte elements.
-  void *buf;
-} weft_select_case_t;
-
-// Options for `weft_spawn`. Initialise with `weft_spawn_opts_init`. Borrowed for the
-// call only (the name is copied).
-typedef struct weft_spawn_opts_t {
-  // `sizeof(weft_spawn_opts_t)`; set by `weft_spawn_opts_init`.
-  uint32_t struct_size;
-  // The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
-  // can, by debuggers. NULL: unnamed.
-  const char *name;
-  // Stack size in bytes; 0 = the platform's default.
-  size_t stack_size;
-  // `WEFT_SPAWN_*` bits.
-  uint32_t flags;
-} weft_spawn_opts_t;
-
-// A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
-// It may store a pointer in `*result` for the joiner. A non-zero return means the task
-// failed with that code; `weft_join` reports it.
-typedef int32_t (*weft_task_fn)(void *arg, void **result);
+// Called by `weft_tasks_foreach` once per live mutator, with `ud` as given; return
+// true to stop the enumeration.
+typedef bool (*weft_task_visit_fn)(const struct weft_task_info_t *info, void *ud);
 
 // Success.
 #define WEFT_OK 0
@@ -345,32 +349,6 @@ typedef int32_t (*weft_task_fn)(void *arg, void **result);
 extern "C" {
 #endif // __cplusplus
 
-// A static, human-readable name for a status code. Never NULL; unknown codes give
-// "unknown status code". The string is owned by weft and valid forever.
-const char *weft_strerror(weft_status_t code);
-
-// The detail of the calling thread's last failed weft call: which function, which
-// object, which path or symbol, and why. Never NULL ("" before any failure).
-// Successful calls leave it unchanged. Borrowed: valid until the next failing weft
-// call on this thread.
-const char *weft_last_error(void);
-
-// Creates a task-local key. Every task (and host thread) starts with NULL for it.
-// `dtor` (may be NULL) is called on the exiting task's own thread with each non-NULL
-// value it holds. Keys are never deleted; at most `WEFT_KEYS_MAX` exist
-// (`WEFT_ENOMEM` after that). `*out` is written only on success.
-weft_status_t weft_key_create(struct weft_runtime_t *rt, weft_key_dtor_fn dtor, weft_key_t *out);
-
-// The calling task's (or host thread's) value for `key`; NULL if never set, and NULL
-// for an invalid key (with `weft_last_error()` set). The value is the caller's: weft
-// only stores it.
-void *weft_local_get(weft_key_t key);
-
-// Sets the calling task's (or host thread's) value for `key`. The previous value is
-// not destroyed. Works from any thread: a host thread's values are destroyed when the
-// thread exits.
-weft_status_t weft_local_set(weft_key_t key, void *value);
-
 // Creates a blob holding a copy of the `len` bytes at `data` (`data` is borrowed for
 // the call; it may be NULL when `len` is 0). The copy is aligned to 16 bytes. On
 // success `*out` receives a blob with one reference, owned by the caller, who must
@@ -401,7 +379,8 @@ struct weft_blob_t *weft_blob_retain(struct weft_blob_t *b);
 
 // Gives back one reference (atomically; any thread). The last one frees the blob (and
 // runs the `weft_blob_wrap` destructor, on the calling thread); `b` must not be used
-// again. NULL is a no-op.
+// again (a later call through it is refused with `WEFT_EINVAL` until a new blob reuses
+// its memory). NULL is a no-op.
 void weft_blob_release(struct weft_blob_t *b);
 
 // An `elem_drop` for channels whose elements are `weft_blob_t *`: releases the blob an
@@ -464,59 +443,37 @@ struct weft_chan_t *weft_chan_retain(struct weft_chan_t *ch);
 
 // Gives back one reference (atomically; any thread). The last one frees the channel:
 // `elem_drop`, if set, runs exactly once on each element still buffered, oldest first,
-// on the calling thread; then the channel is gone and `ch` must not be used again.
-// Nobody may be waiting on the channel then (a task that uses the channel owns a
-// reference). Allowed after the runtime closed. NULL is a no-op.
+// on the calling thread; then the channel is gone and `ch` must not be used again (a
+// later call through it is refused with `WEFT_EINVAL` until a new channel reuses its
+// memory). Nobody may be waiting on the channel then (a task that uses the channel
+// owns a reference). Allowed after the runtime closed. NULL is a no-op.
 void weft_chan_release(struct weft_chan_t *ch);
 
-// Initialises the condition variable in host memory at `c`. The host owns the memory;
-// it must stay in place until `weft_cond_destroy`.
-weft_status_t weft_cond_init(struct weft_runtime_t *rt, struct weft_cond_t *c);
+// A static, human-readable name for a status code. Never NULL; unknown codes give
+// "unknown status code". The string is owned by weft and valid forever.
+const char *weft_strerror(weft_status_t code);
 
-// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
-// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
-weft_status_t weft_cond_destroy(struct weft_cond_t *c);
+// The detail of the calling thread's last failed weft call: which function, which
+// object, which path or symbol, and why. Never NULL ("" before any failure).
+// Successful calls leave it unchanged. Borrowed: valid until the next failing weft
+// call on this thread.
+const char *weft_last_error(void);
 
-// Atomically unlocks `m` (held by the caller) and waits for a signal; `m` is locked
-// again on every return. Spurious wake-ups happen: wait in a loop on your predicate.
-// A cancellation point (`WEFT_ECANCELED`, with `m` locked again). `WEFT_EPERM` if the
-// caller does not hold `m`. The waiting caller is in a blocking region.
-weft_status_t weft_cond_wait(struct weft_cond_t *c, struct weft_mutex_t *m);
+// Creates a task-local key. Every task (and host thread) starts with NULL for it.
+// `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
+// holds. Keys are never deleted; at most `WEFT_KEYS_MAX` exist (`WEFT_ENOMEM` after
+// that). `*out` is written only on success.
+weft_status_t weft_key_create(struct weft_runtime_t *rt, weft_key_dtor_fn dtor, weft_key_t *out);
 
-// As `weft_cond_wait`, giving up at `deadline` with `WEFT_ETIMEDOUT` (`m` locked again).
-weft_status_t weft_cond_wait_until(struct weft_cond_t *c, struct weft_mutex_t *m, int64_t deadline);
+// The calling task's (or host thread's) value for `key`; NULL if never set, and NULL
+// for an invalid key (with `weft_last_error()` set). The value is the caller's: weft
+// only stores it.
+void *weft_local_get(weft_key_t key);
 
-// Wakes at least one task waiting on `c`, if any. The caller need not hold the mutex.
-weft_status_t weft_cond_signal(struct weft_cond_t *c);
-
-// Wakes every task waiting on `c`.
-weft_status_t weft_cond_broadcast(struct weft_cond_t *c);
-
-// Initialises the mutex in host memory at `m` (`WEFT_MUTEX_RECURSIVE` or 0). The host
-// owns the memory; it must stay in place until `weft_mutex_destroy`. Initialising a
-// mutex that is in use is undefined.
-weft_status_t weft_mutex_init(struct weft_runtime_t *rt, struct weft_mutex_t *m, uint32_t flags);
-
-// Destroys an unlocked mutex; its memory is the host's again. `WEFT_EBUSY` while it is
-// held. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
-weft_status_t weft_mutex_destroy(struct weft_mutex_t *m);
-
-// Locks the mutex, waiting as long as it takes (inside a blocking region while it
-// waits). Not a cancellation point. `WEFT_EDEADLK` if the caller already holds a
-// non-recursive mutex.
-weft_status_t weft_mutex_lock(struct weft_mutex_t *m);
-
-// Locks the mutex if it is free; `WEFT_EBUSY` if another task holds it. A relock by the
-// owner is counted (recursive) or `WEFT_EDEADLK`.
-weft_status_t weft_mutex_trylock(struct weft_mutex_t *m);
-
-// Locks the mutex, or gives up at `deadline` with `WEFT_ETIMEDOUT` (a deadline already
-// past: one try). A relock by the owner is counted (recursive) or `WEFT_EDEADLK`.
-weft_status_t weft_mutex_lock_until(struct weft_mutex_t *m, int64_t deadline);
-
-// Unlocks the mutex (one level, if recursive). `WEFT_EPERM` if the caller does not
-// hold it.
-weft_status_t weft_mutex_unlock(struct weft_mutex_t *m);
+// Sets the calling task's (or host thread's) value for `key`. The previous value is
+// not destroyed. Works from any thread: a host thread's values are destroyed when the
+// thread exits.
+weft_status_t weft_local_set(weft_key_t key, void *value);
 
 // Fills `cfg` with the defaults: platform from `$WEFT_PLATFORM` or "native", no hooks.
 // NULL is ignored.
@@ -529,12 +486,19 @@ void weft_config_init(struct weft_config_t *cfg);
 weft_status_t weft_runtime_open(const struct weft_config_t *cfg, struct weft_runtime_t **out);
 
 // Closes a runtime. `WEFT_EBUSY` (and nothing changes) while tasks it spawned still
-// run, other threads are still attached, or a stop-the-world is in force; the caller's
-// own attachment, if any, ends.
-// Task handles not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards
-// every call on `rt` or its objects is `WEFT_EINVAL`, except the `_destroy` functions.
-// The plugin stays loaded.
+// run (`weft_runtime_drain` waits for them), other threads are still attached, or a
+// stop-the-world is in force; the caller's own attachment, if any, ends. Task handles
+// not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards every call on
+// `rt` or its objects is `WEFT_EINVAL`, except the `_destroy` and `_release`
+// functions. The plugin stays loaded.
 weft_status_t weft_runtime_close(struct weft_runtime_t *rt);
+
+// Waits until no task spawned on `rt` runs any more, detached tasks included, so that
+// `weft_runtime_close` can succeed; `WEFT_ETIMEDOUT` at `deadline` if some still run.
+// Tasks may still be spawned meanwhile (the wait then lasts until they end too). The
+// waiting caller is in a blocking region. Called from a task of `rt`, it waits for
+// itself: it can only time out.
+weft_status_t weft_runtime_drain(struct weft_runtime_t *rt, int64_t deadline);
 
 // The loaded platform's name, version, path, ABI version and capabilities, or NULL
 // (with `weft_last_error()`) for an invalid runtime. Owned by weft; valid forever.
@@ -564,8 +528,78 @@ weft_status_t weft_sleep_until(struct weft_runtime_t *rt, int64_t deadline);
 // of the header it was built with). Static.
 const char *weft_version(void);
 
+// Waits until one of `n` channel operations can complete, completes exactly that one,
+// and writes its index to `*chosen`. `cases` is borrowed for the call; the channels
+// must belong to one runtime, and one channel may appear in several cases. A send
+// case is ready when its channel has room, a waiting receiver, or is closed; a receive
+// case when its channel has an element, a waiting sender, or is closed. Among the cases
+// ready at once, one is chosen uniformly at random, or with `WEFT_SELECT_ORDERED` in
+// `flags` the one with the lowest index (a priority order). Unknown flags are
+// `WEFT_EINVAL`.
+//
+// Returns the chosen case's outcome: `WEFT_OK` (sent, or received into its `buf`) or
+// `WEFT_ECLOSED` (its channel is closed: a send case's element was not taken; a
+// receive case's channel is closed and empty); `*chosen` is written for both. Or, with
+// no case completed (nothing sent, nothing received, `*chosen` untouched):
+// `WEFT_ETIMEDOUT` at the deadline, `WEFT_ECANCELED` if the calling task was cancelled
+// before or while it waited. With `n` 0 (`cases` may then be NULL) the call sleeps
+// until `deadline` and returns `WEFT_ETIMEDOUT` (a select with no cases and
+// `WEFT_FOREVER` waits until the task is cancelled), on the runtime of the calling task
+// or attached thread, or else on the runtime opened last. The waiting caller is in a
+// blocking region.
+weft_status_t weft_select(const struct weft_select_case_t *cases, size_t n, int64_t deadline, uint32_t flags, size_t *chosen);
+
+// Initialises the mutex in host memory at `m` (`WEFT_MUTEX_RECURSIVE` or 0). The host
+// owns the memory; it must stay in place, and not be copied, until
+// `weft_mutex_destroy`. Initialising a mutex that is in use is undefined.
+weft_status_t weft_mutex_init(struct weft_runtime_t *rt, struct weft_mutex_t *m, uint32_t flags);
+
+// Destroys an unlocked mutex; its memory is the host's again. `WEFT_EBUSY` while it is
+// held. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+weft_status_t weft_mutex_destroy(struct weft_mutex_t *m);
+
+// Locks the mutex, waiting as long as it takes (inside a blocking region while it
+// waits). Not a cancellation point. `WEFT_EDEADLK` if the caller already holds a
+// non-recursive mutex (a recursive one counts the level).
+weft_status_t weft_mutex_lock(struct weft_mutex_t *m);
+
+// Locks the mutex if it is free; `WEFT_EBUSY` if another task holds it. A relock by the
+// owner is counted (recursive) or `WEFT_EDEADLK`.
+weft_status_t weft_mutex_try_lock(struct weft_mutex_t *m);
+
+// Locks the mutex, or gives up at `deadline` with `WEFT_ETIMEDOUT` (a deadline already
+// past: one try). A relock by the owner is counted (recursive) or `WEFT_EDEADLK`.
+weft_status_t weft_mutex_lock_until(struct weft_mutex_t *m, int64_t deadline);
+
+// Unlocks the mutex (one level, if recursive). `WEFT_EPERM` if the caller does not
+// hold it.
+weft_status_t weft_mutex_unlock(struct weft_mutex_t *m);
+
+// Initialises the condition variable in host memory at `c`. The host owns the memory;
+// it must stay in place, and not be copied, until `weft_cond_destroy`.
+weft_status_t weft_cond_init(struct weft_runtime_t *rt, struct weft_cond_t *c);
+
+// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
+// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+weft_status_t weft_cond_destroy(struct weft_cond_t *c);
+
+// Atomically unlocks `m` (held by the caller) and waits for a signal; `m` is locked
+// again on every return. Spurious wake-ups happen: wait in a loop on your predicate.
+// A cancellation point (`WEFT_ECANCELED`, with `m` locked again). `WEFT_EPERM` if the
+// caller does not hold `m`. The waiting caller is in a blocking region.
+weft_status_t weft_cond_wait(struct weft_cond_t *c, struct weft_mutex_t *m);
+
+// As `weft_cond_wait`, giving up at `deadline` with `WEFT_ETIMEDOUT` (`m` locked again).
+weft_status_t weft_cond_wait_until(struct weft_cond_t *c, struct weft_mutex_t *m, int64_t deadline);
+
+// Wakes at least one task waiting on `c`, if any. The caller need not hold the mutex.
+weft_status_t weft_cond_signal(struct weft_cond_t *c);
+
+// Wakes every task waiting on `c`.
+weft_status_t weft_cond_broadcast(struct weft_cond_t *c);
+
 // Initialises the rwlock in host memory at `l`. The host owns the memory; it must stay
-// in place until `weft_rwlock_destroy`.
+// in place, and not be copied, until `weft_rwlock_destroy`.
 weft_status_t weft_rwlock_init(struct weft_runtime_t *rt, struct weft_rwlock_t *l);
 
 // Destroys an rwlock nobody holds (`WEFT_EBUSY` otherwise). Later calls on it are
@@ -595,6 +629,45 @@ weft_status_t weft_rwlock_try_write_lock(struct weft_rwlock_t *l);
 // caller holds neither (read locks are counted per task, not per lock: a task that
 // holds a read lock on another rwlock is not caught).
 weft_status_t weft_rwlock_unlock(struct weft_rwlock_t *l);
+
+// Fills `opts` with the defaults (no name, default stack, joinable). NULL is ignored.
+void weft_spawn_opts_init(struct weft_spawn_opts_t *opts);
+
+// Starts a task that runs `func(arg, &result)`. `opts` may be NULL (defaults). On
+// success `*out` receives the handle, which the caller owns and must pass to
+// `weft_join` or `weft_detach` exactly once (with `WEFT_SPAWN_DETACHED`, `out` may be
+// NULL and receives NULL). On failure the task never runs. `arg` stays the caller's.
+weft_status_t weft_spawn(struct weft_runtime_t *rt, weft_task_fn func, void *arg, const struct weft_spawn_opts_t *opts, struct weft_task_t **out);
+
+// Waits until `t` finishes or `deadline` passes. On `WEFT_OK` writes the task's return
+// code to `*code` and its result pointer to `*result` (either may be NULL) and consumes
+// the handle: `t` must not be used again. On every error the handle stays the
+// caller's, still valid: `WEFT_ETIMEDOUT` (the task still runs), `WEFT_ECANCELED` (the
+// caller was cancelled while it waited), `WEFT_EDEADLK` (a task joining itself),
+// `WEFT_EINVAL` (`t` is not a live handle, or another thread is joining it). A
+// cancellation point for the caller; the waiting caller is in a blocking region.
+weft_status_t weft_join(struct weft_task_t *t, int64_t deadline, int32_t *code, void **result);
+
+// Gives up the handle: the task runs on, and its resources go when it ends. Consumes
+// the handle (its result is lost); `t` must not be used again.
+weft_status_t weft_detach(struct weft_task_t *t);
+
+// Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
+// channel waits, IO waits) return `WEFT_ECANCELED`, including one it is blocked in. The
+// task decides how to end. Lock acquisition is not a cancellation point. Cancelling a
+// task that has finished does nothing. The handle stays the caller's.
+weft_status_t weft_cancel(struct weft_task_t *t);
+
+// The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
+// the task exits; not a handle to join or detach unless it is the spawner's own.
+struct weft_task_t *weft_task_self(void);
+
+// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task.
+uint64_t weft_task_id(const struct weft_task_t *t);
+
+// True when the calling task has been cancelled (for tasks that compute without
+// reaching a cancellation point). False on a thread that is not a task.
+bool weft_task_cancelled(void);
 
 // Makes the calling host thread a mutator of `rt` until `weft_thread_detach`: a
 // stop-the-world then waits for it to reach a safepoint or a blocking region. Attaching
@@ -657,75 +730,13 @@ weft_status_t weft_blocking_begin(struct weft_runtime_t *rt);
 // `WEFT_EPERM` if the caller is not a mutator of `rt` or not in a blocking region.
 weft_status_t weft_blocking_end(struct weft_runtime_t *rt);
 
-// Calls `fn(ud, info)` for every live mutator of `rt` (tasks that have started and not
-// exited, and attached threads), until it returns non-zero. Meant for a collector that
+// Calls `visit(info, ud)` for every live mutator of `rt` (tasks that have started and
+// not exited, and attached threads), until it returns true. Meant for a collector that
 // holds the stopped world: then the list, the states and the task-local values it sees
 // cannot change under it. Otherwise states may change as they are read and `locals` is
-// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if `fn`
-// is NULL.
+// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if
+// `visit` is NULL.
 weft_status_t weft_tasks_foreach(struct weft_runtime_t *rt, weft_task_visit_fn visit, void *ud);
-
-// Waits until one of `n` channel operations can complete, completes exactly that one,
-// and writes its index to `*chosen`. `cases` is borrowed for the call; the channels
-// must belong to one runtime, and one channel may appear in several cases. A send
-// case is ready when its channel has room, a waiting receiver, or is closed; a receive
-// case when its channel has an element, a waiting sender, or is closed. Among the cases
-// ready at once, one is chosen uniformly at random (see `weft_select_ex` for
-// first-in-order).
-//
-// Returns the chosen case's outcome: `WEFT_OK` (sent, or received into its `buf`) or
-// `WEFT_ECLOSED` (its channel is closed: a send case's element was not taken; a
-// receive case's channel is closed and empty); `*chosen` is written for both. Or, with
-// no case completed (nothing sent, nothing received, `*chosen` untouched):
-// `WEFT_ETIMEDOUT` at the deadline, `WEFT_ECANCELED` if the calling task was cancelled
-// before or while it waited. With `n` 0 (`cases` may then be NULL) the call sleeps
-// until `deadline` and returns `WEFT_ETIMEDOUT` (a select with no cases and
-// `WEFT_FOREVER` waits until the task is cancelled), on the runtime of the calling task
-// or attached thread, or else on the runtime opened last. The waiting caller is in a
-// blocking region.
-weft_status_t weft_select(struct weft_select_case_t *cases, size_t n, int64_t deadline, size_t *chosen);
-
-// `weft_select` with `WEFT_SELECT_*` flags: `WEFT_SELECT_ORDERED` picks, among the
-// cases ready at once, the one with the lowest index (a priority order) instead of a
-// random one. 0 behaves as `weft_select`. Unknown flags are `WEFT_EINVAL`.
-weft_status_t weft_select_ex(struct weft_select_case_t *cases, size_t n, int64_t deadline, uint32_t flags, size_t *chosen);
-
-// Fills `opts` with the defaults (no name, default stack, joinable). NULL is ignored.
-void weft_spawn_opts_init(struct weft_spawn_opts_t *opts);
-
-// Starts a task that runs `fn(arg, &result)`. `opts` may be NULL (defaults). On
-// success `*out` receives the handle, which the caller owns and must pass to
-// `weft_join` or `weft_detach` exactly once (with `WEFT_SPAWN_DETACHED`, `out` may be
-// NULL and receives NULL). On failure the task never runs. `arg` stays the caller's.
-weft_status_t weft_spawn(struct weft_runtime_t *rt, weft_task_fn func, void *arg, const struct weft_spawn_opts_t *opts, struct weft_task_t **out);
-
-// Waits until `t` finishes or `deadline` passes. On `WEFT_OK` writes the task's return
-// code to `*code` and its result pointer to `*result` (either may be NULL) and consumes
-// the handle. `WEFT_ETIMEDOUT`: the task still runs and the handle stays valid.
-// `WEFT_EDEADLK` for a task joining itself. A cancellation point for the caller.
-// The waiting caller is in a blocking region.
-weft_status_t weft_join(struct weft_task_t *t, int64_t deadline, int32_t *code, void **result);
-
-// Gives up the handle: the task runs on, and its resources go when it ends. Consumes
-// the handle (its result is lost).
-weft_status_t weft_detach(struct weft_task_t *t);
-
-// Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
-// channel waits) return `WEFT_ECANCELED`, including one it is blocked in. The task
-// decides how to end. Lock acquisition is not a cancellation point. Cancelling a task
-// that has finished does nothing. The handle stays the caller's.
-weft_status_t weft_cancel(struct weft_task_t *t);
-
-// The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
-// the task exits; not a handle to join or detach unless it is the spawner's own.
-struct weft_task_t *weft_task_self(void);
-
-// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task.
-uint64_t weft_task_id(const struct weft_task_t *t);
-
-// Non-zero when the calling task has been cancelled (for tasks that compute without
-// reaching a cancellation point). 0 on a thread that is not a task.
-int32_t weft_task_cancelled(void);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,10 +12,6 @@ use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed, Ord
 use std::sync::Arc;
 
 use common::{close, last_error, open, Rt, SendPtr};
-use weft::chan::*;
-use weft::runtime::weft_now;
-use weft::select::*;
-use weft::task::*;
 use weft::*;
 
 /// Aborts the test process if the test has not finished after `seconds` (a generous
@@ -279,7 +275,7 @@ fn select_mixing_buffered_and_rendezvous() {
                         loop {
                             let mut chosen = usize::MAX;
                             // SAFETY: live channels; `m` outlives the call.
-                            match unsafe { weft_select(cases.as_mut_ptr(), 2, rng.deadline(rt), &mut chosen) } {
+                            match unsafe { weft_select(cases.as_mut_ptr(), 2, rng.deadline(rt), 0, &mut chosen) } {
                                 WEFT_OK => break,
                                 WEFT_ECLOSED => break 'messages,
                                 WEFT_ETIMEDOUT => std::thread::yield_now(),
@@ -325,7 +321,7 @@ fn select_mixing_buffered_and_rendezvous() {
                             let mut chosen = usize::MAX;
                             // SAFETY: live channels; `m` outlives the call.
                             let status =
-                                unsafe { weft_select(cases.as_mut_ptr(), cases.len(), rng.deadline(rt), &mut chosen) };
+                                unsafe { weft_select(cases.as_mut_ptr(), cases.len(), rng.deadline(rt), 0, &mut chosen) };
                             (if chosen < index.len() { index[chosen] } else { usize::MAX }, status)
                         };
                         match status {
@@ -694,7 +690,7 @@ fn ping_pong_parks_and_wakes() {
                 let mut chosen = usize::MAX;
                 // SAFETY: live channels; `v` outlives the call.
                 assert_eq!(
-                    unsafe { weft_select(cases.as_mut_ptr(), 2, WEFT_FOREVER, &mut chosen) },
+                    unsafe { weft_select(cases.as_mut_ptr(), 2, WEFT_FOREVER, 0, &mut chosen) },
                     WEFT_OK,
                     "{}",
                     last_error()

@@ -8,8 +8,6 @@ use std::ffi::CString;
 use std::ptr;
 use std::time::Instant;
 
-use weft::chan::*;
-use weft::runtime::*;
 use weft::*;
 
 const PRODUCERS: usize = 4;

@@ -11,10 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{close, last_error, open, Rt, SendPtr};
-use weft::mutex::*;
-use weft::runtime::*;
-use weft::safepoint::{weft_thread_attach, weft_thread_detach};
-use weft::task::*;
 use weft::*;
 
 unsafe extern "C" fn double(arg: *mut c_void, result: *mut *mut c_void) -> i32 {

@@ -8,15 +8,10 @@
 //! time that the epoch does not move and that no task is reported RUNNING. Everything
 //! asserted is a count; nothing depends on speed.
 use std::cell::UnsafeCell;
-use std::ffi::{c_int, c_void, CString};
+use std::ffi::{c_void, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::SeqCst};
 
-use weft::cond::*;
-use weft::mutex::*;
-use weft::runtime::*;
-use weft::safepoint::*;
-use weft::task::*;
 use weft::*;
 
 fn open_native() -> *mut weft_runtime_t {
@@ -176,12 +171,12 @@ unsafe extern "C" fn spawner(arg: *mut c_void, _result: *mut *mut c_void) -> i32
     0
 }
 
-unsafe extern "C" fn count_running_tasks(ud: *mut c_void, info: *const weft_task_info_t) -> c_int {
+unsafe extern "C" fn count_running_tasks(info: *const weft_task_info_t, ud: *mut c_void) -> bool {
     let info = &*info;
     if !info.task.is_null() && info.state == WEFT_TASK_RUNNING {
         *(ud as *mut u64) += 1;
     }
-    0
+    false
 }
 
 fn running_tasks(rt: *mut weft_runtime_t) -> u64 {

@@ -143,7 +143,7 @@ static sample_t select_weft(const params_t *p) {
   uint64_t sum = 0;
   for (long i = 0; i < total; i++) {
     size_t chosen;
-    CHECK(weft_select(cases, (size_t)k, WEFT_FOREVER, &chosen));
+    CHECK(weft_select(cases, (size_t)k, WEFT_FOREVER, 0, &chosen));
     if (chosen >= (size_t)k) die("weft_select: chosen out of range", 1);
     sum += bufs[chosen];
   }

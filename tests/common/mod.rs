@@ -7,8 +7,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::ptr;
 
-use weft::runtime::*;
-use weft::WEFT_OK;
+use weft::*;
 
 /// `target/<profile>/libweft_native.so`, next to the `deps/` folder of the test binary.
 pub fn native_plugin() -> PathBuf {

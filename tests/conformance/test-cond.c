@@ -109,7 +109,7 @@ TEST_IMPL(cond_broadcast_wakes_all) {
 
 static int32_t trylock_status(void *arg, void **result) {
   (void)result;
-  weft_status_t st = weft_mutex_trylock(arg);
+  weft_status_t st = weft_mutex_try_lock(arg);
   if (st == WEFT_OK && weft_mutex_unlock(arg) != WEFT_OK) return 99;
   return st;
 }
@@ -243,11 +243,11 @@ TEST_IMPL(cond_cancel_keeps_mutex) {
     ASSERT(weft_now(rt) < give_up);
     ASSERT_OK(weft_yield(rt));
   }
-  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_trylock(&s.m));
+  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_try_lock(&s.m));
   ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&s.m));
   atomic_store(&w.release, 1);
   ASSERT_EQ(test_join(t), 0);
-  ASSERT_OK(weft_mutex_trylock(&s.m));
+  ASSERT_OK(weft_mutex_try_lock(&s.m));
   ASSERT_OK(weft_mutex_unlock(&s.m));
   tokens_destroy(&s);
   test_close_runtime(rt);

@@ -44,7 +44,7 @@ static int32_t increment_mixed(void *arg, void **result) {
     switch (i % 3) {
       case 0: st = weft_mutex_lock(&s->m); break;
       case 1:
-        while ((st = weft_mutex_trylock(&s->m)) == WEFT_EBUSY) {
+        while ((st = weft_mutex_try_lock(&s->m)) == WEFT_EBUSY) {
         }
         break;
       default: st = weft_mutex_lock_until(&s->m, WEFT_FOREVER); break;
@@ -77,7 +77,7 @@ TEST_IMPL(mutex_plain_basics) {
   ASSERT_OK(weft_mutex_init(rt, &m, 0));
   ASSERT_OK(weft_mutex_lock(&m));
   ASSERT_OK(weft_mutex_unlock(&m));
-  ASSERT_OK(weft_mutex_trylock(&m));
+  ASSERT_OK(weft_mutex_try_lock(&m));
   ASSERT_OK(weft_mutex_unlock(&m));
   ASSERT_OK(weft_mutex_lock_until(&m, WEFT_FOREVER));
   ASSERT_OK(weft_mutex_unlock(&m));
@@ -114,12 +114,12 @@ TEST_IMPL(mutex_relock_deadlock) {
   ASSERT_OK(weft_mutex_lock(&m));
   ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock(&m));
   ASSERT_ERROR_MENTIONS("weft_mutex_lock");
-  ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_trylock(&m));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_try_lock(&m));
   ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock_until(&m, WEFT_FOREVER));
   ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock_until(&m, 0));
   ASSERT_OK(weft_mutex_unlock(&m)); /* one unlock frees it: the relocks did not count */
   ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&m));
-  ASSERT_OK(weft_mutex_trylock(&m));
+  ASSERT_OK(weft_mutex_try_lock(&m));
   ASSERT_OK(weft_mutex_unlock(&m));
   ASSERT_OK(weft_mutex_destroy(&m));
   test_close_runtime(rt);
@@ -137,7 +137,7 @@ typedef struct {
 static int32_t try_from_other_task(void *arg, void **result) {
   contender_t *c = arg;
   (void)result;
-  weft_status_t st = weft_mutex_trylock(&c->m);
+  weft_status_t st = weft_mutex_try_lock(&c->m);
   if (st == WEFT_OK && weft_mutex_unlock(&c->m) != WEFT_OK) return 99;
   return st;
 }
@@ -156,7 +156,7 @@ TEST_IMPL(mutex_recursive_depth) {
   ASSERT_OK(weft_mutex_init(rt, &c.m, WEFT_MUTEX_RECURSIVE));
   ASSERT_OK(weft_mutex_lock(&c.m));
   ASSERT_OK(weft_mutex_lock(&c.m));
-  ASSERT_OK(weft_mutex_trylock(&c.m));
+  ASSERT_OK(weft_mutex_try_lock(&c.m));
   ASSERT_OK(weft_mutex_lock_until(&c.m, 0));
   ASSERT_OK(weft_mutex_lock_until(&c.m, WEFT_FOREVER));
   for (int depth = 5; depth > 0; depth--) {
@@ -178,8 +178,8 @@ TEST_IMPL(mutex_recursive_depth) {
 static int32_t contend_while_held(void *arg, void **result) {
   contender_t *c = arg;
   (void)result;
-  if (weft_mutex_trylock(&c->m) != WEFT_EBUSY) return 1;
-  if (strstr(weft_last_error(), "weft_mutex_trylock") == NULL) return 2;
+  if (weft_mutex_try_lock(&c->m) != WEFT_EBUSY) return 1;
+  if (strstr(weft_last_error(), "weft_mutex_try_lock") == NULL) return 2;
   int64_t deadline = weft_deadline_after(c->rt, 30 * 1000000);
   if (weft_mutex_lock_until(&c->m, deadline) != WEFT_ETIMEDOUT) return 3;
   if (weft_now(c->rt) < deadline) return 4; /* it waited until the deadline */
@@ -234,7 +234,7 @@ TEST_IMPL(mutex_destroy_rules) {
     ASSERT_OK(weft_mutex_destroy(&m));
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&m));
     ASSERT_ERROR_MENTIONS("destroyed");
-    ASSERT_STATUS(WEFT_EINVAL, weft_mutex_trylock(&m));
+    ASSERT_STATUS(WEFT_EINVAL, weft_mutex_try_lock(&m));
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock_until(&m, 0));
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_unlock(&m));
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_destroy(&m));
@@ -252,7 +252,7 @@ TEST_IMPL(mutex_uninitialised) {
     memset(&m, fill ? 0xa5 : 0, sizeof m);
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&m));
     ASSERT_ERROR_MENTIONS("not initialised");
-    ASSERT_STATUS(WEFT_EINVAL, weft_mutex_trylock(&m));
+    ASSERT_STATUS(WEFT_EINVAL, weft_mutex_try_lock(&m));
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock_until(&m, 0));
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_unlock(&m));
     ASSERT_STATUS(WEFT_EINVAL, weft_mutex_destroy(&m));
@@ -286,7 +286,7 @@ TEST_IMPL(mutex_null_arguments) {
   ASSERT_ERROR_MENTIONS("mutex");
   ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(NULL));
   ASSERT_ERROR_MENTIONS("mutex");
-  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_trylock(NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_try_lock(NULL));
   ASSERT_ERROR_MENTIONS("mutex");
   ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock_until(NULL, WEFT_FOREVER));
   ASSERT_ERROR_MENTIONS("mutex");
@@ -309,7 +309,7 @@ TEST_IMPL(mutex_owner_exited) {
   ASSERT_OK(weft_mutex_init(rt, &m, 0));
   weft_task_t *t = test_spawn(rt, lock_and_leave, &m);
   ASSERT_EQ(test_join(t), 0);
-  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_trylock(&m));
+  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_try_lock(&m));
   ASSERT_STATUS(WEFT_ETIMEDOUT, weft_mutex_lock_until(&m, test_after_ms(rt, 5)));
   ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&m));
   ASSERT_STATUS(WEFT_EBUSY, weft_mutex_destroy(&m));

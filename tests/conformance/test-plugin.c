@@ -92,7 +92,7 @@ TEST_IMPL(plugin_timeouts) {
   /* A mutex another task holds; a task that has not finished. */
   weft_task_t *holder = test_spawn(rt, hold_mutex, &s);
   await_flag(rt, &s.started);
-  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_trylock(&s.m));
+  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_try_lock(&s.m));
   ASSERT_STATUS(WEFT_ETIMEDOUT, weft_mutex_lock_until(&s.m, 0));
   deadline = test_after_ms(rt, 20);
   ASSERT_STATUS(WEFT_ETIMEDOUT, weft_mutex_lock_until(&s.m, deadline));
@@ -349,7 +349,7 @@ static int32_t block_in_mutex(void *arg, void **result) {
   return weft_mutex_unlock(&b->held) == WEFT_OK ? 0 : 2;
 }
 
-static int count_blocking(void *ud, const weft_task_info_t *info) {
+static bool count_blocking(const weft_task_info_t *info, void *ud) {
   if (info->task != NULL && info->state == WEFT_TASK_BLOCKING) (*(int *)ud)++;
   return 0;
 }

@@ -19,7 +19,7 @@ TEST_IMPL(select_fairness) {
   long count[4] = {0};
   for (int r = 0; r < ROUNDS; r++) {
     size_t chosen = 99;
-    ASSERT_OK(weft_select(cases, 4, 0, &chosen));
+    ASSERT_OK(weft_select(cases, 4, 0, 0, &chosen));
     ASSERT(chosen < 4);
     count[chosen]++;
     int v = 0;
@@ -39,7 +39,7 @@ TEST_IMPL(select_fairness) {
   long picks[4] = {0};
   for (int r = 0; r < ROUNDS / 2; r++) {
     size_t chosen = 99;
-    ASSERT_OK(weft_select(mixed, 4, 0, &chosen));
+    ASSERT_OK(weft_select(mixed, 4, 0, 0, &chosen));
     ASSERT(chosen == 1 || chosen == 3);
     picks[chosen]++;
     int v;
@@ -64,7 +64,7 @@ TEST_IMPL(select_ordered_first_ready) {
   for (int r = 0; r < 1000; r++) {
     ASSERT_OK(weft_chan_send(ready, &v, 0));
     size_t chosen = 99;
-    ASSERT_OK(weft_select_ex(cases, 3, 0, WEFT_SELECT_ORDERED, &chosen));
+    ASSERT_OK(weft_select(cases, 3, 0, WEFT_SELECT_ORDERED, &chosen));
     ASSERT_EQ(chosen, 1);
     ASSERT_EQ(b, 5);
   }
@@ -72,13 +72,13 @@ TEST_IMPL(select_ordered_first_ready) {
   ASSERT_OK(weft_chan_send(empty, &v, 0));
   ASSERT_OK(weft_chan_send(ready, &v, 0));
   size_t chosen = 99;
-  ASSERT_OK(weft_select_ex(cases, 3, WEFT_FOREVER, WEFT_SELECT_ORDERED, &chosen));
+  ASSERT_OK(weft_select(cases, 3, WEFT_FOREVER, WEFT_SELECT_ORDERED, &chosen));
   ASSERT_EQ(chosen, 0);
-  ASSERT_OK(weft_select_ex(cases, 3, WEFT_FOREVER, WEFT_SELECT_ORDERED, &chosen));
+  ASSERT_OK(weft_select(cases, 3, WEFT_FOREVER, WEFT_SELECT_ORDERED, &chosen));
   ASSERT_EQ(chosen, 1);
-  ASSERT_OK(weft_select_ex(cases, 3, WEFT_FOREVER, WEFT_SELECT_ORDERED, &chosen));
+  ASSERT_OK(weft_select(cases, 3, WEFT_FOREVER, WEFT_SELECT_ORDERED, &chosen));
   ASSERT_EQ(chosen, 2);
-  ASSERT_OK(weft_select_ex(cases, 3, WEFT_FOREVER, 0, &chosen)); /* 0: as weft_select */
+  ASSERT_OK(weft_select(cases, 3, WEFT_FOREVER, 0, &chosen)); /* 0: as weft_select */
   ASSERT_EQ(chosen, 2);
   ASSERT_EQ(weft_chan_len(room), 2);
   weft_chan_release(empty);
@@ -124,7 +124,7 @@ TEST_IMPL(select_256_channels) {
     int i = (r * 97) % MANY | 1;
     ASSERT_OK(weft_chan_send(ch[i], &r, 0));
     size_t chosen = 9999;
-    ASSERT_OK(weft_select(cases, MANY, 0, &chosen));
+    ASSERT_OK(weft_select(cases, MANY, 0, 0, &chosen));
     ASSERT_EQ(chosen, i);
     ASSERT_EQ(bufs[i], r);
   }
@@ -133,7 +133,7 @@ TEST_IMPL(select_256_channels) {
   weft_task_t *t = test_spawn(rt, feed_later, &f);
   for (int r = 0; r < f.rounds; r++) {
     size_t chosen = 9999;
-    ASSERT_OK(weft_select(cases, MANY, WEFT_FOREVER, &chosen));
+    ASSERT_OK(weft_select(cases, MANY, WEFT_FOREVER, 0, &chosen));
     ASSERT_EQ(chosen, (r * 37 + 11) % MANY);
     ASSERT_EQ(bufs[chosen], r);
     ASSERT_OK(weft_chan_send(f.ack, NULL, WEFT_FOREVER));
@@ -149,13 +149,13 @@ TEST_IMPL(select_256_channels) {
   int got;
   ASSERT_OK(weft_chan_recv(ch[201], &got, 0));
   size_t chosen = 9999;
-  ASSERT_OK(weft_select(cases, MANY, 0, &chosen));
+  ASSERT_OK(weft_select(cases, MANY, 0, 0, &chosen));
   ASSERT_EQ(chosen, 201);
   ASSERT_OK(weft_chan_recv(ch[201], &got, 0));
   ASSERT_EQ(got, 1201);
   ASSERT_OK(weft_chan_send(ch[201], &got, 0)); /* full again: nothing is ready */
   int64_t deadline = test_after_ms(rt, 20);
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(cases, MANY, deadline, &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(cases, MANY, deadline, 0, &chosen));
   for (int i = 0; i < MANY; i++) weft_chan_release(ch[i]);
   test_close_runtime(rt);
   return TEST_OK;
@@ -203,7 +203,7 @@ TEST_IMPL(select_wakes_on_send_recv_close) {
   later_t l = {rt, b, 42, 20, -1};
   weft_task_t *t = test_spawn(rt, send_later, &l);
   size_t chosen = 99;
-  ASSERT_OK(weft_select(recv_cases, 2, WEFT_FOREVER, &chosen));
+  ASSERT_OK(weft_select(recv_cases, 2, WEFT_FOREVER, 0, &chosen));
   ASSERT_EQ(chosen, 1);
   ASSERT_EQ(bb, 42);
   ASSERT_EQ(ba, -1);
@@ -214,7 +214,7 @@ TEST_IMPL(select_wakes_on_send_recv_close) {
   weft_select_case_t send_case = {a, WEFT_SELECT_SEND, &out};
   l = (later_t){rt, a, 0, 20, -1};
   t = test_spawn(rt, recv_later, &l);
-  ASSERT_OK(weft_select(&send_case, 1, WEFT_FOREVER, &chosen));
+  ASSERT_OK(weft_select(&send_case, 1, WEFT_FOREVER, 0, &chosen));
   ASSERT_EQ(chosen, 0);
   ASSERT_EQ(test_join(t), 0);
   ASSERT_OK(l.status);
@@ -223,7 +223,7 @@ TEST_IMPL(select_wakes_on_send_recv_close) {
   l = (later_t){rt, a, 0, 20, -1};
   t = test_spawn(rt, close_later, &l);
   chosen = 99;
-  ASSERT_STATUS(WEFT_ECLOSED, weft_select(recv_cases, 2, WEFT_FOREVER, &chosen));
+  ASSERT_STATUS(WEFT_ECLOSED, weft_select(recv_cases, 2, WEFT_FOREVER, 0, &chosen));
   ASSERT_EQ(chosen, 0);
   ASSERT_ERROR_MENTIONS("closed");
   ASSERT_EQ(test_join(t), 0);
@@ -242,14 +242,14 @@ TEST_IMPL(select_closed_cases) {
   ASSERT_OK(weft_chan_close(c));
   weft_select_case_t rc = {c, WEFT_SELECT_RECV, &got};
   size_t chosen = 99;
-  ASSERT_OK(weft_select(&rc, 1, WEFT_FOREVER, &chosen));
+  ASSERT_OK(weft_select(&rc, 1, WEFT_FOREVER, 0, &chosen));
   ASSERT_EQ(got, 3);
   chosen = 99;
-  ASSERT_STATUS(WEFT_ECLOSED, weft_select(&rc, 1, WEFT_FOREVER, &chosen));
+  ASSERT_STATUS(WEFT_ECLOSED, weft_select(&rc, 1, WEFT_FOREVER, 0, &chosen));
   ASSERT_EQ(chosen, 0);
   weft_select_case_t sc[2] = {{c, WEFT_SELECT_SEND, &v}, {c, WEFT_SELECT_SEND, &v}};
   chosen = 99;
-  ASSERT_STATUS(WEFT_ECLOSED, weft_select(sc, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_ECLOSED, weft_select(sc, 2, 0, 0, &chosen));
   ASSERT(chosen < 2);
   ASSERT_EQ(weft_chan_len(c), 0);
   weft_chan_release(c);
@@ -269,12 +269,12 @@ TEST_IMPL(select_deadline_expires) {
       {empty, WEFT_SELECT_RECV, &in}, {full, WEFT_SELECT_SEND, &two}, {rv, WEFT_SELECT_SEND, &two}};
   size_t chosen = 99;
   int64_t deadline = test_after_ms(rt, 30);
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(cases, 3, deadline, &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(cases, 3, deadline, 0, &chosen));
   ASSERT(weft_now(rt) >= deadline);
   ASSERT_EQ(chosen, 99);
   ASSERT_EQ(in, -1);
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(cases, 3, 0, &chosen));
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select_ex(cases, 3, -5, WEFT_SELECT_ORDERED, &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(cases, 3, 0, 0, &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(cases, 3, -5, WEFT_SELECT_ORDERED, &chosen));
   ASSERT_EQ(chosen, 99);
   /* the timed-out send cases left nothing behind */
   int got = 0;
@@ -284,7 +284,7 @@ TEST_IMPL(select_deadline_expires) {
   ASSERT_STATUS(WEFT_ETIMEDOUT, weft_chan_recv(rv, &got, test_after_ms(rt, 10)));
   /* a select's send and receive on one rendezvous channel never meet each other */
   weft_select_case_t self[2] = {{rv, WEFT_SELECT_SEND, &two}, {rv, WEFT_SELECT_RECV, &in}};
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(self, 2, test_after_ms(rt, 20), &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(self, 2, test_after_ms(rt, 20), 0, &chosen));
   ASSERT_EQ(in, -1);
   weft_chan_release(empty);
   weft_chan_release(full);
@@ -302,7 +302,7 @@ static int32_t select_nothing_forever(void *arg, void **result) {
   (void)result;
   sleeper_t *s = arg;
   size_t chosen = 99;
-  s->status = weft_select(NULL, 0, WEFT_FOREVER, &chosen);
+  s->status = weft_select(NULL, 0, WEFT_FOREVER, 0, &chosen);
   return chosen == 99 ? 0 : 1;
 }
 
@@ -312,11 +312,11 @@ TEST_IMPL(select_no_cases_sleeps) {
   weft_runtime_t *rt = test_open_runtime();
   size_t chosen = 99;
   int64_t deadline = test_after_ms(rt, 30);
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(NULL, 0, deadline, &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(NULL, 0, deadline, 0, &chosen));
   ASSERT(weft_now(rt) >= deadline);
   weft_select_case_t unused;
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(&unused, 0, 0, &chosen));
-  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select_ex(NULL, 0, test_after_ms(rt, 5), WEFT_SELECT_ORDERED, &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(&unused, 0, 0, 0, &chosen));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_select(NULL, 0, test_after_ms(rt, 5), WEFT_SELECT_ORDERED, &chosen));
   ASSERT_EQ(chosen, 99);
   sleeper_t s = {rt, -1};
   weft_task_t *t = test_spawn(rt, select_nothing_forever, &s);
@@ -337,7 +337,7 @@ static int32_t select_forever(void *arg, void **result) {
   (void)result;
   selecting_t *s = arg;
   size_t chosen = 99;
-  s->status = weft_select(s->cases, 2, WEFT_FOREVER, &chosen);
+  s->status = weft_select(s->cases, 2, WEFT_FOREVER, 0, &chosen);
   return chosen == 99 ? 0 : 1;
 }
 
@@ -387,7 +387,7 @@ static int32_t select_produce(void *arg, void **result) {
     }
     weft_select_case_t cases[2] = {{f->a, WEFT_SELECT_SEND, &v}, {f->b, WEFT_SELECT_SEND, &v}};
     size_t chosen;
-    if (weft_select(cases, 2, WEFT_FOREVER, &chosen) != WEFT_OK) return 2;
+    if (weft_select(cases, 2, WEFT_FOREVER, 0, &chosen) != WEFT_OK) return 2;
   }
   return 0;
 }
@@ -402,7 +402,7 @@ static int32_t select_consume(void *arg, void **result) {
   size_t n = 2;
   while (n > 0) {
     size_t chosen;
-    weft_status_t s = weft_select(cases, n, WEFT_FOREVER, &chosen);
+    weft_status_t s = weft_select(cases, n, WEFT_FOREVER, 0, &chosen);
     if (s == WEFT_ECLOSED) {
       cases[chosen] = cases[n - 1];
       n--;
@@ -463,36 +463,36 @@ TEST_IMPL(select_errors) {
   int v = 0;
   size_t chosen = 99;
   weft_select_case_t ok = {ch, WEFT_SELECT_RECV, &v};
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(&ok, 1, 0, NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(&ok, 1, 0, 0, NULL));
   ASSERT_ERROR_MENTIONS("chosen is NULL");
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(NULL, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(NULL, 2, 0, 0, &chosen));
   ASSERT_ERROR_MENTIONS("cases is NULL");
-  ASSERT_STATUS(WEFT_EINVAL, weft_select_ex(&ok, 1, 0, 0x2, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(&ok, 1, 0, 0x2, &chosen));
   ASSERT_ERROR_MENTIONS("flags");
   weft_select_case_t bad[2] = {ok, {ch, 0, &v}};
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   ASSERT_ERROR_MENTIONS("case 1");
   bad[1].op = 3;
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   bad[1] = (weft_select_case_t){NULL, WEFT_SELECT_RECV, &v};
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   ASSERT_ERROR_MENTIONS("channel is NULL");
   bad[1] = (weft_select_case_t){ch, WEFT_SELECT_SEND, NULL};
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   ASSERT_ERROR_MENTIONS("buf is NULL");
   weft_chan_t *gone = test_chan(rt, sizeof(int), 1);
   weft_chan_release(gone);
   bad[1] = (weft_select_case_t){gone, WEFT_SELECT_RECV, &v};
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   ASSERT_ERROR_MENTIONS("released");
   uint64_t not_a_channel[8] = {0};
   bad[1] = (weft_select_case_t){(weft_chan_t *)not_a_channel, WEFT_SELECT_RECV, &v};
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   /* channels of two runtimes */
   weft_runtime_t *rt2 = test_open_runtime();
   weft_chan_t *other = test_chan(rt2, sizeof(int), 1);
   bad[1] = (weft_select_case_t){other, WEFT_SELECT_RECV, &v};
-  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, &chosen));
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   ASSERT_ERROR_MENTIONS("runtime");
   weft_chan_release(other);
   test_close_runtime(rt2);
@@ -500,7 +500,7 @@ TEST_IMPL(select_errors) {
   /* a zero-size channel takes NULL buffers */
   weft_chan_t *sig = test_chan(rt, 0, 1);
   weft_select_case_t s = {sig, WEFT_SELECT_SEND, NULL};
-  ASSERT_OK(weft_select(&s, 1, 0, &chosen));
+  ASSERT_OK(weft_select(&s, 1, 0, 0, &chosen));
   ASSERT_EQ(chosen, 0);
   weft_chan_release(sig);
   weft_chan_release(ch);

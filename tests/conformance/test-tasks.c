@@ -89,7 +89,7 @@ typedef struct {
   int found;
 } name_probe_t;
 
-static int find_name(void *ud, const weft_task_info_t *info) {
+static bool find_name(const weft_task_info_t *info, void *ud) {
   name_probe_t *p = ud;
   if (info->task != p->task) return 0;
   p->found = 1;
@@ -609,7 +609,7 @@ typedef struct {
   weft_key_t key;
 } hook_log_t;
 
-static void on_start(void *ud, weft_task_t *task) {
+static void on_start(weft_task_t *task, void *ud) {
   hook_log_t *log = ud;
   if (task == NULL || weft_task_self() != task) atomic_fetch_add(&log->mismatches, 1);
   if (weft_local_get(log->key) != NULL) atomic_fetch_add(&log->mismatches, 1);
@@ -617,7 +617,7 @@ static void on_start(void *ud, weft_task_t *task) {
   weft_local_set(log->key, (void *)1); /* the task function sees what the hook set */
 }
 
-static void on_exit_hook(void *ud, weft_task_t *task) {
+static void on_exit_hook(weft_task_t *task, void *ud) {
   hook_log_t *log = ud;
   if (task == NULL || weft_task_self() != task) atomic_fetch_add(&log->mismatches, 1);
   /* Runs after the function, before the task-local destructors. */

@@ -108,7 +108,7 @@ typedef struct {
   int entries;
 } census_t;
 
-static int census_visit(void *ud, const weft_task_info_t *info) {
+static bool census_visit(const weft_task_info_t *info, void *ud) {
   census_t *c = ud;
   c->entries++;
   if (info->task != NULL && info->state == c->state) c->matching++;
@@ -770,13 +770,13 @@ TEST_IMPL(vm_stw_cancelled_mutator_stays_parked) {
 
 static atomic_int hook_starts, hook_exits, hook_self_mismatch;
 
-static void count_start(void *ud, weft_task_t *task) {
+static void count_start(weft_task_t *task, void *ud) {
   (void)ud;
   if (weft_task_self() != task) atomic_fetch_add(&hook_self_mismatch, 1);
   atomic_fetch_add(&hook_starts, 1);
 }
 
-static void count_exit(void *ud, weft_task_t *task) {
+static void count_exit(weft_task_t *task, void *ud) {
   (void)ud;
   if (weft_task_self() != task) atomic_fetch_add(&hook_self_mismatch, 1);
   atomic_fetch_add(&hook_exits, 1);
@@ -849,7 +849,7 @@ static void *exits_attached(void *arg) {
   return NULL;
 }
 
-static int count_foreign(void *ud, const weft_task_info_t *info) {
+static bool count_foreign(const weft_task_info_t *info, void *ud) {
   if (info->task == NULL) ++*(int *)ud;
   return 0;
 }
@@ -920,14 +920,14 @@ static void marker_dtor(void *value) {
   atomic_fetch_add(&hook_dtors, 1);
 }
 
-static void marking_start(void *ud, weft_task_t *task) {
+static void marking_start(weft_task_t *task, void *ud) {
   count_start(ud, task);
   hook_marker_t *mk = &markers[atomic_fetch_add(&next_marker, 1) % HOOK_TASKS];
   if (atomic_exchange(&mk->phase, 1) != 0) atomic_fetch_add(&hook_order_errors, 1);
   ASSERT_OK(weft_local_set(hook_key, mk));
 }
 
-static void marking_exit(void *ud, weft_task_t *task) {
+static void marking_exit(weft_task_t *task, void *ud) {
   count_exit(ud, task);
   hook_marker_t *mk = weft_local_get(hook_key);
   if (mk == NULL || atomic_exchange(&mk->phase, 3) != 2) atomic_fetch_add(&hook_order_errors, 1);
@@ -1016,7 +1016,7 @@ typedef struct {
   int limit;
 } roots_walk_t;
 
-static int visit_roots(void *ud, const weft_task_info_t *info) {
+static bool visit_roots(const weft_task_info_t *info, void *ud) {
   roots_walk_t *w = ud;
   w->entries++;
   if (info->struct_size != sizeof(weft_task_info_t)) w->errors++;
@@ -1039,7 +1039,7 @@ static int visit_roots(void *ud, const weft_task_info_t *info) {
   return w->limit > 0 && w->entries >= w->limit;
 }
 
-static int count_others_with_locals(void *ud, const weft_task_info_t *info) {
+static bool count_others_with_locals(const weft_task_info_t *info, void *ud) {
   roots_walk_t *w = ud;
   if (info->task != NULL && info->locals != NULL) w->others_with_locals++;
   return 0;
@@ -1087,7 +1087,7 @@ TEST_IMPL(vm_tasks_foreach_roots) {
 
 /* --- error cases ------------------------------------------------------------------ */
 
-static int never_called(void *ud, const weft_task_info_t *info) {
+static bool never_called(const weft_task_info_t *info, void *ud) {
   (void)ud;
   (void)info;
   return 0;

@@ -156,7 +156,7 @@ typedef struct {
   uint32_t state;
 } test_probe_t;
 
-static inline int test_probe_visit(void *ud, const weft_task_info_t *info) {
+static inline bool test_probe_visit(const weft_task_info_t *info, void *ud) {
   test_probe_t *p = (test_probe_t *)ud;
   if (info->task != p->task) return 0;
   p->found = 1;

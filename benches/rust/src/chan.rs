@@ -144,7 +144,7 @@ mod weft_impl {
             for _ in 0..per * k {
                 let mut chosen = usize::MAX;
                 // SAFETY: `cases` points at live channels and k buffers of elem_size bytes.
-                check("weft_select", unsafe { weft_select(cases.as_mut_ptr(), k, WEFT_FOREVER, &mut chosen) });
+                check("weft_select", unsafe { weft_select(cases.as_mut_ptr(), k, WEFT_FOREVER, 0, &mut chosen) });
                 assert!(chosen < k, "weft_select: chosen out of range");
                 // SAFETY: the chosen case's buffer was written by weft_select.
                 sum += unsafe { *(cases[chosen].buf as *const usize) } as u64;

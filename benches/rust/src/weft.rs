@@ -109,6 +109,6 @@ pub mod chan {
         pub fn weft_chan_send(ch: *mut Chan, elem: *const c_void, deadline: i64) -> Status;
         pub fn weft_chan_recv(ch: *mut Chan, out: *mut c_void, deadline: i64) -> Status;
         pub fn weft_chan_release(ch: *mut Chan);
-        pub fn weft_select(cases: *mut SelectCase, n: usize, deadline: i64, chosen: *mut usize) -> Status;
+        pub fn weft_select(cases: *const SelectCase, n: usize, deadline: i64, flags: u32, chosen: *mut usize) -> Status;
     }
 }

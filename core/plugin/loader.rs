@@ -14,8 +14,7 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use parking_lot::Mutex;
 use weft_platform::*;
 
-use crate::error::{fail, Result};
-use crate::host::HOST;
+use crate::ffi::error::{fail, Result};
 
 /// A loaded, accepted plugin. Leaked: lives as long as the process.
 pub(crate) struct Platform {
@@ -28,6 +27,7 @@ pub(crate) struct Platform {
 
 // SAFETY: the table is immutable and its pointers are to the plugin's static data.
 unsafe impl Send for Platform {}
+// SAFETY: as for Send: nothing in it changes after loading.
 unsafe impl Sync for Platform {}
 
 static LOADED: Mutex<Vec<&'static Platform>> = Mutex::new(Vec::new());
@@ -94,8 +94,10 @@ pub(crate) fn secure_env(name: &CStr) -> Option<Vec<u8>> {
 /// The directory libweft itself was loaded from (the executable's, when linked
 /// statically).
 fn own_directory() -> Option<PathBuf> {
+    // SAFETY: Dl_info is plain old data; all zeroes is a valid value.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let anchor = crate::runtime::weft_version as *const c_void;
+    // Any function of libweft's own code tells where it was loaded from.
+    let anchor = own_directory as *const c_void;
     // SAFETY: dladdr only reads the address and fills `info`.
     if unsafe { libc::dladdr(anchor, &mut info) } == 0 || info.dli_fname.is_null() {
         return None;
@@ -145,8 +147,9 @@ fn resolve(spec: &[u8]) -> Result<PathBuf> {
 }
 
 /// Loads (once) and checks the plugin named by `spec`: a name, a path, or None for
-/// `$WEFT_PLATFORM` or else "native".
-pub(crate) fn load(spec: Option<&CStr>) -> Result<&'static Platform> {
+/// `$WEFT_PLATFORM` or else "native". `host` is the host-services table its entry
+/// function receives.
+pub(crate) fn load(spec: Option<&CStr>, host: &'static weft_host_t) -> Result<&'static Platform> {
     let spec = match spec {
         Some(s) => s.to_bytes().to_vec(),
         None => secure_env(c"WEFT_PLATFORM").unwrap_or_else(|| b"native".to_vec()),
@@ -157,12 +160,12 @@ pub(crate) fn load(spec: Option<&CStr>) -> Result<&'static Platform> {
     if let Some(found) = loaded.iter().find(|p| p.path.as_bytes() == canonical.as_os_str().as_bytes()) {
         return Ok(found);
     }
-    let platform: &'static Platform = Box::leak(Box::new(open_and_check(&path, &canonical)?));
+    let platform: &'static Platform = Box::leak(Box::new(open_and_check(&path, &canonical, host)?));
     loaded.push(platform);
     Ok(platform)
 }
 
-fn open_and_check(path: &Path, canonical: &Path) -> Result<Platform> {
+fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> Result<Platform> {
     let shown = path.display();
     let mut header = [0u8; 4];
     match std::fs::File::open(path) {
@@ -190,7 +193,7 @@ fn open_and_check(path: &Path, canonical: &Path) -> Result<Platform> {
         Err(_) => fail!(WEFT_EPLUGIN, "{shown}: no symbol \"{symbol}\" (not a weft platform plugin)"),
     };
     // SAFETY: the entry function of a plugin, called with the static host table.
-    let table = unsafe { entry(&HOST) };
+    let table = unsafe { entry(host) };
     if table.is_null() {
         fail!(
             WEFT_EPLUGIN,
@@ -215,16 +218,21 @@ fn open_and_check(path: &Path, canonical: &Path) -> Result<Platform> {
     })
 }
 
+/// # Safety
+/// `table` is what a plugin's entry function returned: non-NULL, and readable for as
+/// many bytes as its own `struct_size` says (at least the magic and the fixed fields
+/// are read before that is known).
 unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft_platform_t> {
-    let magic = std::ptr::read_unaligned(table as *const u64);
+    // SAFETY: the first eight bytes of any table (see above).
+    let magic = unsafe { std::ptr::read_unaligned(table as *const u64) };
     if magic != WEFT_PLATFORM_MAGIC {
         fail!(
             WEFT_EPLUGIN,
             "{shown}: bad magic 0x{magic:016x} in the table from {WEFT_PLATFORM_ENTRY_SYMBOL}, expected 0x{WEFT_PLATFORM_MAGIC:016x}"
         );
     }
-    let struct_size = (*table).struct_size as usize;
-    let abi = (*table).abi_version;
+    // SAFETY: the magic says this is a table; its header fields are in every version.
+    let (struct_size, abi) = unsafe { ((*table).struct_size as usize, (*table).abi_version) };
     if !(WEFT_PLATFORM_ABI_MIN..=WEFT_PLATFORM_ABI_VERSION).contains(&abi) {
         fail!(
             WEFT_EPLUGIN,
@@ -237,10 +245,12 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             "{shown}: table too small: struct_size is {struct_size} bytes, ABI version {abi} needs at least {V1_SIZE}"
         );
     }
-    let copy = std::ptr::read(table);
-    let members = (table as *const u8).add(FIRST_MEMBER) as *const usize;
+    // SAFETY: `struct_size` covers the whole version-1 table, checked just above.
+    let copy = unsafe { std::ptr::read(table) };
+    let members = (&copy as *const weft_platform_t as *const u8).wrapping_add(FIRST_MEMBER) as *const usize;
     for (index, name) in V1_MEMBERS.iter().enumerate() {
-        if std::ptr::read(members.add(index)) == 0 {
+        // SAFETY: `members` walks the function pointers of our own copy of the table.
+        if unsafe { std::ptr::read(members.add(index)) } == 0 {
             fail!(WEFT_EPLUGIN, "{shown}: table member \"{name}\" is NULL (ABI version {abi} requires it)");
         }
     }
@@ -266,16 +276,3 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
     }
     Ok(copy)
 }
-
-/// Calls a member of an accepted table. The loader refuses a table with a NULL member
-/// of its version, so the member is present; the caller vouches for the arguments.
-macro_rules! plat_call {
-    ($table:expr, $member:ident($($arg:expr),* $(,)?)) => {{
-        let member = $table.$member;
-        debug_assert!(member.is_some(), concat!("unchecked table member ", stringify!($member)));
-        #[allow(unused_unsafe)]
-        // SAFETY: checked non-NULL by the loader (see above).
-        unsafe { (member.unwrap_unchecked())($($arg),*) }
-    }};
-}
-pub(crate) use plat_call;

@@ -1,5 +1,5 @@
 //! Mutators, safepoints, stop-the-world and blocking regions: the protocol. The exported
-//! functions are in `api.rs`.
+//! functions are in `api/vm.rs`.
 //!
 //! Every weft task is a mutator from start to exit; a host thread becomes one with
 //! `weft_thread_attach`. A mutator's state is one word:
@@ -32,20 +32,13 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use weft_platform::*;
 
-use crate::context::{self, Context};
-use crate::error::{fail, Result};
-use crate::internal_lock::{Cond, InternalLock};
-use crate::runtime::weft_runtime_t;
-mod api;
-pub use api::*;
+use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING};
 
-/// The mutator runs managed code (or may at any moment).
-pub const WEFT_TASK_RUNNING: u32 = 0;
-/// The mutator is parked at a safepoint.
-pub const WEFT_TASK_AT_SAFEPOINT: u32 = 1;
-/// The mutator is in a blocking region and will not touch managed memory until it
-/// leaves it (and leaving waits while the world is stopped).
-pub const WEFT_TASK_BLOCKING: u32 = 2;
+use crate::runtime::context::{self, Context};
+use crate::ffi::error::{fail, Result};
+use crate::runtime::internal_lock::{Cond, InternalLock};
+use crate::runtime::Runtime;
+
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
 const HELD: u32 = 3;
 
@@ -53,7 +46,7 @@ const HELD: u32 = 3;
 #[derive(Default)]
 pub(crate) struct Mutator {
     /// The runtime this context is a mutator of; NULL if none.
-    rt: AtomicPtr<weft_runtime_t>,
+    rt: AtomicPtr<Runtime>,
     state: AtomicU32,
     /// Nesting of blocking regions (the host's and the plugin's). Only the context's
     /// own thread of execution changes it while it is a mutator.
@@ -63,7 +56,7 @@ pub(crate) struct Mutator {
     /// calls are then no-ops and cancellation is masked.
     internal: AtomicU32,
     /// The runtime whose world this context holds stopped; NULL if none.
-    holds: AtomicPtr<weft_runtime_t>,
+    holds: AtomicPtr<Runtime>,
 }
 
 impl Mutator {
@@ -71,7 +64,7 @@ impl Mutator {
         self.internal.load(Relaxed) != 0
     }
 
-    fn runtime(&self) -> *const weft_runtime_t {
+    fn runtime(&self) -> *const Runtime {
         self.rt.load(SeqCst)
     }
 
@@ -214,6 +207,11 @@ impl World {
         })
     }
 
+    /// Runs `f` holding the world lock, for the runtime's other waits (drain).
+    pub(crate) fn with_lock<R>(&self, f: impl FnOnce(&InternalLock) -> R) -> R {
+        self.locked(f)
+    }
+
     /// For close: gives the plugin objects back (nobody can wait on them any more).
     pub(crate) fn release(&self) {
         self.lock.destroy();
@@ -236,7 +234,7 @@ fn wait_no_stop(world: &World, l: &InternalLock) {
 
 /// Adds `ctx` as a mutator of `rt`. If a stop is requested or in force (by another
 /// context), it starts parked and this returns once the stop is over.
-pub(crate) fn register(rt: &'static weft_runtime_t, ctx: &Arc<Context>) {
+pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
     world.locked(|l| {
         ctx.mutator.blocking_depth.store(0, SeqCst);
@@ -252,7 +250,7 @@ pub(crate) fn register(rt: &'static weft_runtime_t, ctx: &Arc<Context>) {
 }
 
 /// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it.
-fn unregister(rt: &weft_runtime_t, ctx: &Context) {
+fn unregister(rt: &Runtime, ctx: &Context) {
     rt.world.locked(|l| {
         rt.world.registry.lock().retain(|c| c.id != ctx.id);
         forget_runtime(&ctx.mutator);
@@ -263,7 +261,7 @@ fn unregister(rt: &weft_runtime_t, ctx: &Context) {
 }
 
 /// Parks `ctx` at a safepoint while a stop by another context is requested or in force.
-fn park(rt: &weft_runtime_t, ctx: &Context) {
+fn park(rt: &Runtime, ctx: &Context) {
     let world = &rt.world;
     world.locked(|l| {
         // Looked at again under the lock: the stop may have ended meanwhile.
@@ -277,7 +275,7 @@ fn park(rt: &weft_runtime_t, ctx: &Context) {
     });
 }
 
-fn blocking_begin(rt: &weft_runtime_t, ctx: &Context) {
+fn blocking_begin(rt: &Runtime, ctx: &Context) {
     if ctx.mutator.blocking_depth.fetch_add(1, SeqCst) == 0 {
         // Dekker with the requester: state store, then flag load (see the module doc).
         ctx.mutator.state.store(WEFT_TASK_BLOCKING, SeqCst);
@@ -304,7 +302,7 @@ fn try_blocking_end(ctx: &Context) -> bool {
 
 /// Leaves one level of blocking region; leaving the outermost one while a stop holds
 /// the caller waits until the stop ends.
-fn blocking_end(rt: &weft_runtime_t, ctx: &Context) {
+fn blocking_end(rt: &Runtime, ctx: &Context) {
     while !try_blocking_end(ctx) {
         rt.world.locked(|l| {
             while ctx.mutator.state.load(SeqCst) == HELD {
@@ -315,7 +313,7 @@ fn blocking_end(rt: &weft_runtime_t, ctx: &Context) {
 }
 
 /// The calling context if it is a mutator of `rt`.
-fn current_mutator_of(rt: &weft_runtime_t) -> Option<&'static Context> {
+fn current_mutator_of(rt: &Runtime) -> Option<&'static Context> {
     context::current_if_any().filter(|ctx| std::ptr::eq(ctx.mutator.runtime(), rt))
 }
 
@@ -327,7 +325,7 @@ fn current_mutator_of(rt: &weft_runtime_t) -> Option<&'static Context> {
 /// lock is acquired, `unlock` gives it back, the caller waits for the stop to end, and
 /// the acquisition starts again. For a caller that is not a mutator, just `lock()`.
 pub(crate) fn lock_outside_stop(
-    rt: &weft_runtime_t,
+    rt: &Runtime,
     mut lock: impl FnMut() -> weft_status_t,
     mut unlock: impl FnMut(),
 ) -> weft_status_t {
@@ -351,7 +349,7 @@ pub(crate) fn lock_outside_stop(
 /// status (a condition wait): on a stop, the lock is given back and taken again with
 /// `lock_outside_stop`. Returns the wait's status, or the relock's if that failed.
 pub(crate) fn wait_outside_stop(
-    rt: &weft_runtime_t,
+    rt: &Runtime,
     wait: impl FnOnce() -> weft_status_t,
     lock: impl FnMut() -> weft_status_t,
     mut unlock: impl FnMut(),
@@ -373,7 +371,7 @@ pub(crate) fn wait_outside_stop(
 /// Runs `f` in a blocking region of the calling mutator (as is, for a caller that is
 /// not one), for runtime calls the plugin does not count as blocking. `f` must not
 /// return holding anything a collector may need (see `lock_outside_stop` for locks).
-pub(crate) fn in_blocking_region<R>(rt: &weft_runtime_t, f: impl FnOnce() -> R) -> R {
+pub(crate) fn in_blocking_region<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
     let Some(ctx) = current_mutator_of(rt) else { return f() };
     blocking_begin(rt, ctx);
     let result = f();
@@ -403,7 +401,7 @@ pub(crate) fn leave_blocking_from_plugin(ctx: &Context) {
 }
 
 /// The runtime the calling context is a mutator of (a task's, or an attached thread's).
-pub(crate) fn caller_runtime() -> Option<&'static weft_runtime_t> {
+pub(crate) fn caller_runtime() -> Option<&'static Runtime> {
     // SAFETY: runtimes are never freed.
     context::current_if_any().and_then(|ctx| unsafe { ctx.mutator.runtime().as_ref() })
 }
@@ -437,5 +435,176 @@ pub(crate) fn context_ending(ctx: &Context) {
                 rt.world.resume_locked(l);
             }
         });
+    }
+}
+
+/// The calling context, which must be a mutator of `rt`.
+fn mutator_of(rt: &Runtime) -> Result<&'static Context> {
+    match current_mutator_of(rt) {
+        Some(ctx) => Ok(ctx),
+        None => {
+            fail!(WEFT_EPERM, "the calling thread is not a mutator of this runtime (not a weft task, not attached)")
+        }
+    }
+}
+
+/// `weft_thread_attach`.
+pub(crate) fn attach(rt: &'static Runtime) -> Result<()> {
+    let ctx = context::current();
+    let current = ctx.mutator.runtime();
+    if std::ptr::eq(current, rt) {
+        ctx.mutator.attach_depth.fetch_add(1, SeqCst);
+        return Ok(());
+    }
+    if !current.is_null() {
+        fail!(WEFT_EBUSY, "the calling thread is already a mutator of another runtime");
+    }
+    let arc = match context::thread_context_arc() {
+        Some(arc) if arc.id == ctx.id => arc,
+        _ => fail!(WEFT_EINTERNAL, "the calling context is neither a task of this runtime nor a host thread's"),
+    };
+    ctx.mutator.attach_depth.store(1, SeqCst);
+    register(rt, &arc);
+    // A close that ran between the check above and the registration could not see
+    // this thread: back out (see `World::close_registry`).
+    if !rt.is_open() {
+        unregister(rt, ctx);
+        fail!(WEFT_EINVAL, "runtime {:p} was closed", rt as *const Runtime);
+    }
+    Ok(())
+}
+
+/// `weft_thread_detach`.
+pub(crate) fn detach(rt: &Runtime) -> Result<()> {
+    let ctx = match current_mutator_of(rt) {
+        Some(ctx) if ctx.mutator.attach_depth.load(SeqCst) > 0 => ctx,
+        _ => fail!(WEFT_EINVAL, "the calling thread is not attached to this runtime"),
+    };
+    if ctx.mutator.blocking_depth.load(SeqCst) > 0 {
+        fail!(WEFT_EBUSY, "the calling thread is inside a blocking region (call weft_blocking_end first)");
+    }
+    if ctx.mutator.attach_depth.fetch_sub(1, SeqCst) == 1 && ctx.task.is_null() {
+        unregister(rt, ctx);
+    }
+    Ok(())
+}
+
+/// `weft_safepoint`.
+pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
+    let ctx = mutator_of(rt)?;
+    if ctx.mutator.blocking_depth.load(SeqCst) == 0
+        && rt.world.flag.load(SeqCst) != 0
+        && rt.world.owner.load(SeqCst) != ctx.id
+    {
+        park(rt, ctx);
+    }
+    Ok(())
+}
+
+/// `weft_stw_begin`.
+pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
+    let me = context::current();
+    let world = &rt.world;
+    if world.owner.load(SeqCst) == me.id {
+        fail!(WEFT_EDEADLK, "the calling thread already holds the stopped world");
+    }
+    let is_mutator = std::ptr::eq(me.mutator.runtime(), rt);
+    world.locked(|l| {
+        if world.owner.load(SeqCst) != 0 {
+            if is_mutator {
+                // A mutator inside a blocking region is stopped already (the other
+                // stop may even hold it there); a running one parks.
+                let was_running = me.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING;
+                if was_running {
+                    me.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
+                    l.broadcast(Cond::Progress);
+                }
+                while world.owner.load(SeqCst) != 0 {
+                    l.wait_until(Cond::Resumed, WEFT_FOREVER);
+                }
+                if was_running {
+                    me.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
+                }
+            } else {
+                while world.owner.load(SeqCst) != 0 {
+                    if l.wait_until(Cond::Resumed, deadline) == WEFT_ETIMEDOUT && world.owner.load(SeqCst) != 0 {
+                        fail!(WEFT_ETIMEDOUT, "another thread held the stopped world until the deadline");
+                    }
+                }
+            }
+        }
+        world.owner.store(me.id, SeqCst);
+        world.flag.store(1, SeqCst);
+        me.mutator.holds.store(rt as *const _ as *mut _, SeqCst);
+        loop {
+            if world.hold_blocked_count_running(me.id) == 0 {
+                world.stopped.store(true, SeqCst);
+                return Ok(());
+            }
+            if l.wait_until(Cond::Progress, deadline) == WEFT_ETIMEDOUT && world.hold_blocked_count_running(me.id) != 0
+            {
+                let running = world.running_names(me.id);
+                world.resume_locked(l);
+                me.mutator.holds.store(ptr::null_mut(), SeqCst);
+                fail!(
+                    WEFT_ETIMEDOUT,
+                    "{} mutator(s) did not reach a safepoint by the deadline: {}",
+                    running.len(),
+                    running.join(", ")
+                );
+            }
+        }
+    })
+}
+
+/// `weft_stw_end`.
+pub(crate) fn resume_world(rt: &Runtime) -> Result<()> {
+    let me = context::current();
+    if rt.world.owner.load(SeqCst) != me.id {
+        fail!(WEFT_EPERM, "the calling thread does not hold the stopped world");
+    }
+    rt.world.locked(|l| rt.world.resume_locked(l));
+    me.mutator.holds.store(ptr::null_mut(), SeqCst);
+    Ok(())
+}
+
+/// `weft_blocking_begin`.
+pub(crate) fn host_blocking_begin(rt: &Runtime) -> Result<()> {
+    blocking_begin(rt, mutator_of(rt)?);
+    Ok(())
+}
+
+/// `weft_blocking_end`.
+pub(crate) fn host_blocking_end(rt: &Runtime) -> Result<()> {
+    let ctx = mutator_of(rt)?;
+    if ctx.mutator.blocking_depth.load(SeqCst) == 0 {
+        fail!(WEFT_EPERM, "the calling thread is not in a blocking region");
+    }
+    blocking_end(rt, ctx);
+    Ok(())
+}
+
+/// One mutator as `weft_tasks_foreach` shows it.
+pub(crate) struct MutatorView {
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) state: u32,
+    /// The task-local slots, where they cannot change under the reader.
+    pub(crate) locals: (*const *mut std::ffi::c_void, usize),
+}
+
+/// Calls `visit` for each live mutator of `rt` until it returns true. Another context's
+/// slots are given only when it cannot be running: the caller holds the stopped world (a
+/// Vec read while its owner resizes it is a data race). Asked per entry: the callback
+/// may end the stop.
+pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView) -> bool) {
+    let me = context::current_if_any().map_or(0, |c| c.id);
+    let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
+    let snapshot: Vec<Arc<Context>> = rt.world.registry.lock().clone();
+    for ctx in snapshot {
+        let locals = if ctx.id == me || holds_stop() { ctx.slots_view() } else { (ptr::null(), 0) };
+        let state = ctx.mutator.public_state();
+        if visit(&MutatorView { ctx, state, locals }) {
+            break;
+        }
     }
 }

@@ -3,13 +3,14 @@ use std::ffi::{c_char, c_void, CStr};
 
 use weft_platform::*;
 
-use crate::context;
-use crate::error;
-use crate::safepoint;
-use crate::task;
+use crate::runtime::context;
+use crate::ffi::error;
+use crate::runtime::safepoint;
+use crate::runtime::task;
 
 unsafe extern "C" fn task_run(ctx: *mut c_void) {
-    task::run(ctx);
+    // SAFETY: the plugin calls it once per spawn with the context spawn gave it.
+    unsafe { task::run(ctx) };
 }
 
 unsafe extern "C" fn blocking_enter() {
@@ -26,7 +27,8 @@ unsafe extern "C" fn blocking_leave() {
 
 unsafe extern "C" fn set_error_detail(detail: *const c_char) {
     if !detail.is_null() {
-        error::set_plugin_detail(CStr::from_ptr(detail).to_string_lossy().into_owned());
+        // SAFETY: a non-NULL detail is the plugin's NUL-terminated string.
+        error::set_plugin_detail(unsafe { CStr::from_ptr(detail) }.to_string_lossy().into_owned());
     }
 }
 

@@ -7,13 +7,13 @@ use std::cell::UnsafeCell;
 
 use weft_platform::*;
 
-use crate::error::{check_plugin, Result};
-use crate::loader::plat_call;
+use crate::ffi::error::{check_plugin, Result};
+use crate::plugin::plat_call;
 
 type MutexBytes = UnsafeCell<[u64; WEFT_PLATFORM_MUTEX_BYTES as usize / 8]>;
 type CondBytes = UnsafeCell<[u64; WEFT_PLATFORM_COND_BYTES as usize / 8]>;
 
-/// Which condition to wait on or wake. Two of them, so that the many mutators parked
+/// Which condition to wait on or wake. Several, so that the many mutators parked
 /// for the whole of a stop are not woken each time one more mutator stops (only the
 /// requester cares about that).
 #[derive(Clone, Copy)]
@@ -23,16 +23,19 @@ pub(crate) enum Cond {
     /// The stop is over (or a stop request gave up): parked mutators and waiting
     /// requesters look again.
     Resumed = 1,
+    /// The last task of a runtime exited: `weft_runtime_drain` looks again.
+    Idle = 2,
 }
 
 pub(crate) struct InternalLock {
     table: &'static weft_platform_t,
     mutex: Box<MutexBytes>,
-    conds: [Box<CondBytes>; 2],
+    conds: [Box<CondBytes>; 3],
 }
 
 // SAFETY: the storage is only ever touched through the plugin's thread-safe functions.
 unsafe impl Send for InternalLock {}
+// SAFETY: as for Send.
 unsafe impl Sync for InternalLock {}
 
 impl InternalLock {
@@ -40,7 +43,7 @@ impl InternalLock {
         let lock = InternalLock {
             table,
             mutex: Box::new(UnsafeCell::new([0; WEFT_PLATFORM_MUTEX_BYTES as usize / 8])),
-            conds: [(); 2].map(|_| Box::new(UnsafeCell::new([0; WEFT_PLATFORM_COND_BYTES as usize / 8]))),
+            conds: [(); 3].map(|_| Box::new(UnsafeCell::new([0; WEFT_PLATFORM_COND_BYTES as usize / 8]))),
         };
         // The storage is ours, zeroed and 8-aligned.
         check_plugin(plat_call!(table, mutex_init(prt, lock.mutex.get().cast())), || {

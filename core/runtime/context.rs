@@ -10,15 +10,16 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
-use crate::keys;
-use crate::safepoint::Mutator;
-use crate::task::weft_task_t;
+use crate::runtime::keys;
+use crate::runtime::safepoint::Mutator;
+use crate::types::weft_task_t;
 
 pub(crate) struct Context {
     /// Unique for the life of the process; never 0.
     pub(crate) id: u64,
     pub(crate) name: Option<CString>,
-    /// The task this context runs, or NULL for a host thread. Valid while it runs.
+    /// The handle of the task this context runs (as the host sees it), or NULL for a
+    /// host thread. Valid while the task runs.
     pub(crate) task: *const weft_task_t,
     /// Set by `weft_cancel`; read by the plugin through `host->cancel_pending`.
     pub(crate) cancelled: AtomicBool,
@@ -32,6 +33,7 @@ pub(crate) struct Context {
 // `weft_tasks_foreach`, documented as valid only while the world is stopped); every
 // other field is immutable or atomic.
 unsafe impl Send for Context {}
+// SAFETY: as for Send.
 unsafe impl Sync for Context {}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -94,6 +96,11 @@ impl Context {
         }
     }
 
+    /// The task handle, for the host.
+    pub(crate) fn task_handle(&self) -> *mut weft_task_t {
+        self.task as *mut weft_task_t
+    }
+
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(SeqCst)
     }
@@ -110,9 +117,9 @@ impl Drop for ThreadContext {
         // collector, and may call weft from it (lock a mutex, set a slot again).
         // CURRENT has no destructor, so it stays usable during thread exit.
         CURRENT.with(|c| c.set(Arc::as_ptr(&self.0)));
-        crate::safepoint::leave_open_regions(&self.0);
+        crate::runtime::safepoint::leave_open_regions(&self.0);
         self.0.run_slot_destructors();
-        crate::safepoint::context_ending(&self.0);
+        crate::runtime::safepoint::context_ending(&self.0);
         CURRENT.with(|c| c.set(ptr::null()));
     }
 }

@@ -27,7 +27,7 @@ impl Error {
 /// `return Err(Error::new(code, format!(...)))`.
 macro_rules! fail {
     ($code:expr, $($fmt:tt)+) => {
-        return Err($crate::error::Error::new($code, format!($($fmt)+)))
+        return Err($crate::ffi::error::Error::new($code, format!($($fmt)+)))
     };
 }
 pub(crate) use fail;
@@ -42,6 +42,11 @@ thread_local! {
     // instead of panicking outside the boundary and aborting the process.
     static LAST_ERROR: UnsafeCell<[u8; LAST_ERROR_BYTES]> = const { UnsafeCell::new([0; LAST_ERROR_BYTES]) };
     static PLUGIN_DETAIL: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The calling thread's `weft_last_error()` text (NUL-terminated, never freed).
+pub(crate) fn last_error_ptr() -> *const c_char {
+    LAST_ERROR.with(|buf| buf.get() as *const c_char)
 }
 
 fn set_last_error(function: &str, detail: &str) {
@@ -131,7 +136,7 @@ pub(crate) fn strerror(code: weft_status_t) -> &'static str {
     static_cstr(code).to_str().unwrap_or("")
 }
 
-fn static_cstr(code: weft_status_t) -> &'static CStr {
+pub(crate) fn static_cstr(code: weft_status_t) -> &'static CStr {
     match code {
         WEFT_OK => c"success",
         WEFT_EINVAL => c"invalid argument",
@@ -147,20 +152,4 @@ fn static_cstr(code: weft_status_t) -> &'static CStr {
         WEFT_EINTERNAL => c"internal error",
         _ => c"unknown status code",
     }
-}
-
-/// A static, human-readable name for a status code. Never NULL; unknown codes give
-/// "unknown status code". The string is owned by weft and valid forever.
-#[no_mangle]
-pub extern "C" fn weft_strerror(code: weft_status_t) -> *const c_char {
-    static_cstr(code).as_ptr()
-}
-
-/// The detail of the calling thread's last failed weft call: which function, which
-/// object, which path or symbol, and why. Never NULL ("" before any failure).
-/// Successful calls leave it unchanged. Borrowed: valid until the next failing weft
-/// call on this thread.
-#[no_mangle]
-pub extern "C" fn weft_last_error() -> *const c_char {
-    LAST_ERROR.with(|buf| buf.get() as *const c_char)
 }

@@ -1,0 +1,53 @@
+//! Task-local slots: keys, and each task's (or host thread's) value for a key.
+use std::ffi::c_void;
+
+use weft_platform::*;
+
+use super::{non_null, open_runtime, write_out};
+use crate::ffi::error::{ffi, ffi_value};
+use crate::runtime::{context, keys};
+use crate::types::*;
+
+/// Creates a task-local key. Every task (and host thread) starts with NULL for it.
+/// `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
+/// holds. Keys are never deleted; at most `WEFT_KEYS_MAX` exist (`WEFT_ENOMEM` after
+/// that). `*out` is written only on success.
+#[no_mangle]
+pub unsafe extern "C" fn weft_key_create(
+    rt: *mut weft_runtime_t,
+    dtor: weft_key_dtor_fn,
+    out: *mut weft_key_t,
+) -> weft_status_t {
+    ffi("weft_key_create", || {
+        open_runtime(rt)?;
+        non_null(out, "out")?;
+        let key = keys::create(dtor)?;
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out, key) };
+        Ok(())
+    })
+}
+
+/// The calling task's (or host thread's) value for `key`; NULL if never set, and NULL
+/// for an invalid key (with `weft_last_error()` set). The value is the caller's: weft
+/// only stores it.
+#[no_mangle]
+pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
+    // The fast path (a VM reads its per-task state on every call): a valid key on a
+    // thread that has a context already. Loads only: it cannot panic.
+    if let (Some(index), Some(ctx)) = (keys::slot_of(key), context::current_if_any_fast()) {
+        return ctx.slot(index);
+    }
+    ffi_value("weft_local_get", std::ptr::null_mut(), || Ok(context::current().slot(keys::slot_index(key)?)))
+}
+
+/// Sets the calling task's (or host thread's) value for `key`. The previous value is
+/// not destroyed. Works from any thread: a host thread's values are destroyed when the
+/// thread exits.
+#[no_mangle]
+pub extern "C" fn weft_local_set(key: weft_key_t, value: *mut c_void) -> weft_status_t {
+    ffi("weft_local_set", || {
+        context::current().set_slot(keys::slot_index(key)?, value);
+        Ok(())
+    })
+}

@@ -1,0 +1,247 @@
+//! Mutexes, condition variables and readers-writer locks in host memory.
+use weft_platform::*;
+
+use super::{non_null, open_runtime};
+use crate::ffi::error::{ffi, Result};
+use crate::ffi::handle::{self, Handle};
+use crate::runtime::context;
+use crate::runtime::sync::cond::CondObject;
+use crate::runtime::sync::mutex::MutexObject;
+use crate::runtime::sync::rwlock::{Access, RwLockObject};
+use crate::runtime::sync::{SyncKind, SyncObject};
+use crate::types::weft_runtime_t;
+
+/// A live object of kind `K` in host memory, whose runtime is open.
+fn live<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K>> {
+    let obj = handle::check::<SyncObject<K>>(ptr.cast())?;
+    obj.open_runtime()?;
+    Ok(obj)
+}
+
+/// A live object for a destroy: its runtime may be closed.
+fn destroyable<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K>> {
+    handle::check::<SyncObject<K>>(ptr.cast())
+}
+
+/// Writes a fresh object of kind `K` at `ptr` for `init`.
+fn place<'a, K: SyncKind>(rt: *mut weft_runtime_t, ptr: *mut impl Sized) -> Result<&'a SyncObject<K>> {
+    let rt = open_runtime(rt)?;
+    non_null(ptr, <SyncObject<K> as Handle>::KIND)?;
+    // SAFETY: the host's object memory, non-NULL, of the public type's size and
+    // alignment (asserted in runtime::sync), and not live (initialising a live object
+    // is undefined, as documented).
+    Ok(unsafe { SyncObject::<K>::place(ptr.cast(), rt) })
+}
+
+// ---- mutex ----
+
+/// Initialises the mutex in host memory at `m` (`WEFT_MUTEX_RECURSIVE` or 0). The host
+/// owns the memory; it must stay in place, and not be copied, until
+/// `weft_mutex_destroy`. Initialising a mutex that is in use is undefined.
+#[no_mangle]
+pub unsafe extern "C" fn weft_mutex_init(rt: *mut weft_runtime_t, m: *mut weft_mutex_t, flags: u32) -> weft_status_t {
+    ffi("weft_mutex_init", || {
+        let mutex: &MutexObject = place(rt, m)?;
+        mutex.init_mutex(mutex.runtime(), flags)
+    })
+}
+
+/// Destroys an unlocked mutex; its memory is the host's again. `WEFT_EBUSY` while it is
+/// held. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+#[no_mangle]
+pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status_t {
+    ffi("weft_mutex_destroy", || destroyable::<_>(m).and_then(MutexObject::destroy_mutex))
+}
+
+/// Locks the mutex, waiting as long as it takes (inside a blocking region while it
+/// waits). Not a cancellation point. `WEFT_EDEADLK` if the caller already holds a
+/// non-recursive mutex (a recursive one counts the level).
+#[no_mangle]
+pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t {
+    // The fast path, for a free mutex: loads, a thread-local read and one plugin trylock
+    // (an extern "C" call, which cannot unwind). Nothing in it can panic, so it needs no
+    // guard; everything else, errors included, goes through the checked path.
+    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any_fast()) {
+        let rt = mutex.runtime();
+        if rt.is_open() && mutex.lock_fast(rt, ctx.id) {
+            return WEFT_OK;
+        }
+    }
+    lock_checked(m)
+}
+
+#[cold]
+#[inline(never)]
+fn lock_checked(m: *mut weft_mutex_t) -> weft_status_t {
+    ffi("weft_mutex_lock", || {
+        let mutex: &MutexObject = live(m)?;
+        mutex.lock(mutex.runtime(), context::current().id, None)
+    })
+}
+
+/// Locks the mutex if it is free; `WEFT_EBUSY` if another task holds it. A relock by the
+/// owner is counted (recursive) or `WEFT_EDEADLK`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_mutex_try_lock(m: *mut weft_mutex_t) -> weft_status_t {
+    ffi("weft_mutex_try_lock", || {
+        let mutex: &MutexObject = live(m)?;
+        mutex.try_lock(mutex.runtime(), context::current().id)
+    })
+}
+
+/// Locks the mutex, or gives up at `deadline` with `WEFT_ETIMEDOUT` (a deadline already
+/// past: one try). A relock by the owner is counted (recursive) or `WEFT_EDEADLK`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i64) -> weft_status_t {
+    ffi("weft_mutex_lock_until", || {
+        let mutex: &MutexObject = live(m)?;
+        mutex.lock(mutex.runtime(), context::current().id, Some(deadline))
+    })
+}
+
+/// Unlocks the mutex (one level, if recursive). `WEFT_EPERM` if the caller does not
+/// hold it.
+#[no_mangle]
+pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
+    // The fast path, for the owner's last level (see weft_mutex_lock).
+    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any_fast()) {
+        let rt = mutex.runtime();
+        if rt.is_open() {
+            match mutex.unlock_fast(rt, ctx.id) {
+                Some(WEFT_OK) => return WEFT_OK,
+                Some(status) => return ffi("weft_mutex_unlock", || mutex.unlocked(status)),
+                None => {}
+            }
+        }
+    }
+    unlock_checked(m)
+}
+
+#[cold]
+#[inline(never)]
+fn unlock_checked(m: *mut weft_mutex_t) -> weft_status_t {
+    ffi("weft_mutex_unlock", || {
+        let mutex: &MutexObject = live(m)?;
+        mutex.unlock(mutex.runtime(), context::current().id)
+    })
+}
+
+// ---- condition ----
+
+/// Initialises the condition variable in host memory at `c`. The host owns the memory;
+/// it must stay in place, and not be copied, until `weft_cond_destroy`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_cond_init(rt: *mut weft_runtime_t, c: *mut weft_cond_t) -> weft_status_t {
+    ffi("weft_cond_init", || {
+        let cond: &CondObject = place(rt, c)?;
+        cond.init_cond(cond.runtime())
+    })
+}
+
+/// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
+/// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+#[no_mangle]
+pub unsafe extern "C" fn weft_cond_destroy(c: *mut weft_cond_t) -> weft_status_t {
+    ffi("weft_cond_destroy", || destroyable::<_>(c).and_then(CondObject::destroy_cond))
+}
+
+fn wait(function: &'static str, c: *mut weft_cond_t, m: *mut weft_mutex_t, deadline: i64) -> weft_status_t {
+    ffi(function, || {
+        let cond: &CondObject = live(c)?;
+        let mutex: &MutexObject = live(m)?;
+        cond.wait(mutex, context::current().id, deadline)
+    })
+}
+
+/// Atomically unlocks `m` (held by the caller) and waits for a signal; `m` is locked
+/// again on every return. Spurious wake-ups happen: wait in a loop on your predicate.
+/// A cancellation point (`WEFT_ECANCELED`, with `m` locked again). `WEFT_EPERM` if the
+/// caller does not hold `m`. The waiting caller is in a blocking region.
+#[no_mangle]
+pub unsafe extern "C" fn weft_cond_wait(c: *mut weft_cond_t, m: *mut weft_mutex_t) -> weft_status_t {
+    wait("weft_cond_wait", c, m, WEFT_FOREVER)
+}
+
+/// As `weft_cond_wait`, giving up at `deadline` with `WEFT_ETIMEDOUT` (`m` locked again).
+#[no_mangle]
+pub unsafe extern "C" fn weft_cond_wait_until(
+    c: *mut weft_cond_t,
+    m: *mut weft_mutex_t,
+    deadline: i64,
+) -> weft_status_t {
+    wait("weft_cond_wait_until", c, m, deadline)
+}
+
+/// Wakes at least one task waiting on `c`, if any. The caller need not hold the mutex.
+#[no_mangle]
+pub unsafe extern "C" fn weft_cond_signal(c: *mut weft_cond_t) -> weft_status_t {
+    ffi("weft_cond_signal", || live::<_>(c).and_then(CondObject::signal))
+}
+
+/// Wakes every task waiting on `c`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_cond_broadcast(c: *mut weft_cond_t) -> weft_status_t {
+    ffi("weft_cond_broadcast", || live::<_>(c).and_then(CondObject::broadcast))
+}
+
+// ---- rwlock ----
+
+/// Initialises the rwlock in host memory at `l`. The host owns the memory; it must stay
+/// in place, and not be copied, until `weft_rwlock_destroy`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_init(rt: *mut weft_runtime_t, l: *mut weft_rwlock_t) -> weft_status_t {
+    ffi("weft_rwlock_init", || {
+        let lock: &RwLockObject = place(rt, l)?;
+        lock.init_rwlock(lock.runtime())
+    })
+}
+
+/// Destroys an rwlock nobody holds (`WEFT_EBUSY` otherwise). Later calls on it are
+/// `WEFT_EINVAL`. Allowed after the runtime closed.
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_destroy(l: *mut weft_rwlock_t) -> weft_status_t {
+    ffi("weft_rwlock_destroy", || destroyable::<_>(l).and_then(RwLockObject::destroy_rwlock))
+}
+
+fn acquire(function: &'static str, l: *mut weft_rwlock_t, access: Access, try_only: bool) -> weft_status_t {
+    ffi(function, || live::<_>(l).and_then(|lock: &RwLockObject| lock.acquire(context::current(), access, try_only)))
+}
+
+/// Takes shared (read) access, waiting while a writer holds or waits for the lock.
+/// `WEFT_EDEADLK` if the caller holds the write lock. Taking a second read lock while a
+/// writer waits deadlocks (as with every writer-preferring lock): do not nest reads.
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_read_lock(l: *mut weft_rwlock_t) -> weft_status_t {
+    acquire("weft_rwlock_read_lock", l, Access::Read, false)
+}
+
+/// Takes shared access if no writer holds or waits for it; `WEFT_EBUSY` otherwise, and
+/// `WEFT_EDEADLK` if the caller holds the write lock.
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_try_read_lock(l: *mut weft_rwlock_t) -> weft_status_t {
+    acquire("weft_rwlock_try_read_lock", l, Access::Read, true)
+}
+
+/// Takes exclusive (write) access, waiting for readers and writers to leave.
+/// `WEFT_EDEADLK` if the caller holds the write lock already. There is no upgrade: a
+/// caller that holds a read lock on `l` and asks for the write lock waits for itself
+/// forever (weft counts read locks per task, not per lock, so it cannot tell).
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_write_lock(l: *mut weft_rwlock_t) -> weft_status_t {
+    acquire("weft_rwlock_write_lock", l, Access::Write, false)
+}
+
+/// Takes exclusive access if nobody holds the lock; `WEFT_EBUSY` otherwise, and
+/// `WEFT_EDEADLK` if the caller holds the write lock already.
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_try_write_lock(l: *mut weft_rwlock_t) -> weft_status_t {
+    acquire("weft_rwlock_try_write_lock", l, Access::Write, true)
+}
+
+/// Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the
+/// caller holds neither (read locks are counted per task, not per lock: a task that
+/// holds a read lock on another rwlock is not caught).
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_unlock(l: *mut weft_rwlock_t) -> weft_status_t {
+    ffi("weft_rwlock_unlock", || live::<_>(l).and_then(|lock: &RwLockObject| lock.release(context::current())))
+}

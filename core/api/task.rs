@@ -1,0 +1,125 @@
+//! Tasks: spawn, join, detach, cancel, identity.
+use std::ffi::{c_void, CStr};
+use std::ptr;
+
+use weft_platform::*;
+
+use super::{open_runtime, write_out};
+use crate::ffi::error::{fail, ffi, ffi_value, Result};
+use crate::ffi::handle;
+use crate::ffi::sized::read_sized;
+use crate::runtime::task::{self, SpawnRequest, Task};
+use crate::types::*;
+
+fn task_ref(t: *const weft_task_t) -> Result<&'static Task> {
+    // Shells are never freed: a checked shell lives as long as the process.
+    handle::check::<Task>(t.cast())
+}
+
+/// Fills `opts` with the defaults (no name, default stack, joinable). NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn weft_spawn_opts_init(opts: *mut weft_spawn_opts_t) {
+    if !opts.is_null() {
+        // SAFETY: the host's options struct, to be filled.
+        unsafe { write_out(opts, weft_spawn_opts_t::default()) };
+    }
+}
+
+/// Starts a task that runs `func(arg, &result)`. `opts` may be NULL (defaults). On
+/// success `*out` receives the handle, which the caller owns and must pass to
+/// `weft_join` or `weft_detach` exactly once (with `WEFT_SPAWN_DETACHED`, `out` may be
+/// NULL and receives NULL). On failure the task never runs. `arg` stays the caller's.
+#[no_mangle]
+pub unsafe extern "C" fn weft_spawn(
+    rt: *mut weft_runtime_t,
+    func: weft_task_fn,
+    arg: *mut c_void,
+    opts: *const weft_spawn_opts_t,
+    out: *mut *mut weft_task_t,
+) -> weft_status_t {
+    ffi("weft_spawn", || {
+        let rt = open_runtime(rt)?;
+        let Some(func) = func else { fail!(WEFT_EINVAL, "func is NULL") };
+        let opts = if opts.is_null() {
+            weft_spawn_opts_t::default()
+        } else {
+            // SAFETY: options from the host begin with their struct_size.
+            unsafe { read_sized(opts, weft_spawn_opts_t::default(), "weft_spawn_opts_t")? }
+        };
+        if opts.flags & !WEFT_SPAWN_DETACHED != 0 {
+            fail!(WEFT_EINVAL, "unknown weft_spawn_opts_t.flags 0x{:x}", opts.flags & !WEFT_SPAWN_DETACHED);
+        }
+        let detached = opts.flags & WEFT_SPAWN_DETACHED != 0;
+        if out.is_null() && !detached {
+            fail!(WEFT_EINVAL, "out is NULL (only a WEFT_SPAWN_DETACHED spawn may omit it)");
+        }
+        // SAFETY: a non-NULL name is the host's NUL-terminated string, copied here.
+        let name = (!opts.name.is_null()).then(|| unsafe { CStr::from_ptr(opts.name) }.to_owned());
+        let request = SpawnRequest { func, arg, name, stack_size: opts.stack_size, detached };
+        let handle = Task::spawn(rt, request)?.map_or(ptr::null_mut(), Task::as_handle);
+        if !out.is_null() {
+            // SAFETY: checked non-NULL.
+            unsafe { write_out(out, handle) };
+        }
+        Ok(())
+    })
+}
+
+/// Waits until `t` finishes or `deadline` passes. On `WEFT_OK` writes the task's return
+/// code to `*code` and its result pointer to `*result` (either may be NULL) and consumes
+/// the handle: `t` must not be used again. On every error the handle stays the
+/// caller's, still valid: `WEFT_ETIMEDOUT` (the task still runs), `WEFT_ECANCELED` (the
+/// caller was cancelled while it waited), `WEFT_EDEADLK` (a task joining itself),
+/// `WEFT_EINVAL` (`t` is not a live handle, or another thread is joining it). A
+/// cancellation point for the caller; the waiting caller is in a blocking region.
+#[no_mangle]
+pub unsafe extern "C" fn weft_join(t: *mut weft_task_t, deadline: i64, code: *mut i32, result: *mut *mut c_void) -> weft_status_t {
+    ffi("weft_join", || {
+        let (task_code, task_result) = task_ref(t)?.join(deadline)?;
+        if !code.is_null() {
+            // SAFETY: the host's optional out-parameter, checked non-NULL.
+            unsafe { write_out(code, task_code) };
+        }
+        if !result.is_null() {
+            // SAFETY: as above.
+            unsafe { write_out(result, task_result) };
+        }
+        Ok(())
+    })
+}
+
+/// Gives up the handle: the task runs on, and its resources go when it ends. Consumes
+/// the handle (its result is lost); `t` must not be used again.
+#[no_mangle]
+pub unsafe extern "C" fn weft_detach(t: *mut weft_task_t) -> weft_status_t {
+    ffi("weft_detach", || task_ref(t)?.detach())
+}
+
+/// Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
+/// channel waits, IO waits) return `WEFT_ECANCELED`, including one it is blocked in. The
+/// task decides how to end. Lock acquisition is not a cancellation point. Cancelling a
+/// task that has finished does nothing. The handle stays the caller's.
+#[no_mangle]
+pub unsafe extern "C" fn weft_cancel(t: *mut weft_task_t) -> weft_status_t {
+    ffi("weft_cancel", || task_ref(t)?.cancel())
+}
+
+/// The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
+/// the task exits; not a handle to join or detach unless it is the spawner's own.
+#[no_mangle]
+pub extern "C" fn weft_task_self() -> *mut weft_task_t {
+    task::current_handle()
+}
+
+/// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task.
+#[no_mangle]
+pub unsafe extern "C" fn weft_task_id(t: *const weft_task_t) -> u64 {
+    ffi_value("weft_task_id", 0, || Ok(task_ref(t)?.id()))
+}
+
+/// True when the calling task has been cancelled (for tasks that compute without
+/// reaching a cancellation point). False on a thread that is not a task.
+#[no_mangle]
+pub extern "C" fn weft_task_cancelled() -> bool {
+    task::current_cancelled()
+}

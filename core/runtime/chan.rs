@@ -1,0 +1,190 @@
+//! Channels: the handle, the reference count, the closed flag and the `elem_drop`
+//! bookkeeping. Storing and waiting are the plugin's (`chan_*`).
+//!
+//! Handles are shells (`ffi::shell`): the last release frees the plugin's channel and
+//! retires the shell for the next `weft_chan_new`. Every field is atomic because a
+//! stale reader may look at a shell while it is being reused.
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+
+use weft_platform::*;
+
+use crate::ffi::error::{check_plugin, fail, Error, Result};
+use crate::ffi::handle::{Handle, Lifetime};
+use crate::ffi::shell::ShellPool;
+use crate::plugin::plat_call;
+use crate::runtime::Runtime;
+use crate::types::weft_chan_opts_t;
+
+/// The shell behind a `weft_chan_t *`.
+#[repr(C)]
+pub(crate) struct Channel {
+    tag: AtomicU32,
+    closed: AtomicBool,
+    refs: AtomicUsize,
+    rt: AtomicPtr<Runtime>,
+    plat: AtomicPtr<weft_plat_chan_t>,
+    elem_size: AtomicUsize,
+    capacity: AtomicUsize,
+    elem_drop: AtomicPtr<c_void>,
+    drop_ud: AtomicPtr<c_void>,
+}
+
+const CHAN_TAG: u32 = 0x5743_484e;
+const CHAN_RELEASED: u32 = 0x5743_4846;
+
+impl Handle for Channel {
+    const KIND: &'static str = "channel";
+    const LIVE: &'static [u32] = &[CHAN_TAG];
+    const DEAD: u32 = CHAN_RELEASED;
+    const DEAD_REASON: &'static str = "was released (its last reference is gone)";
+    const LIFETIME: Lifetime = Lifetime::Shell;
+    fn tag(&self) -> &AtomicU32 {
+        &self.tag
+    }
+}
+
+static SHELLS: ShellPool<Channel> = ShellPool::new();
+
+impl Channel {
+    /// Creates a channel with one reference.
+    pub(crate) fn new(
+        rt: &'static Runtime,
+        elem_size: usize,
+        capacity: usize,
+        opts: &weft_chan_opts_t,
+    ) -> Result<&'static Channel> {
+        if capacity != WEFT_CHAN_UNBOUNDED
+            && elem_size.checked_mul(capacity).map_or(true, |bytes| bytes > isize::MAX as usize)
+        {
+            fail!(WEFT_ENOMEM, "a buffer of {capacity} elements of {elem_size} bytes does not fit in memory");
+        }
+        let mut plat = ptr::null_mut();
+        check_plugin(plat_call!(rt.table, chan_new(rt.prt, elem_size, capacity, &mut plat)), || {
+            let kind = match capacity {
+                0 => "rendezvous channel".to_string(),
+                WEFT_CHAN_UNBOUNDED => "unbounded channel".to_string(),
+                n => format!("channel of capacity {n}"),
+            };
+            format!("the platform could not create a {kind} of {elem_size}-byte elements")
+        })?;
+        let s = SHELLS.take(|| Channel {
+            tag: AtomicU32::new(0),
+            closed: AtomicBool::new(false),
+            refs: AtomicUsize::new(0),
+            rt: AtomicPtr::new(ptr::null_mut()),
+            plat: AtomicPtr::new(ptr::null_mut()),
+            elem_size: AtomicUsize::new(0),
+            capacity: AtomicUsize::new(0),
+            elem_drop: AtomicPtr::new(ptr::null_mut()),
+            drop_ud: AtomicPtr::new(ptr::null_mut()),
+        });
+        s.closed.store(false, Relaxed);
+        s.refs.store(1, Relaxed);
+        s.rt.store(rt as *const Runtime as *mut Runtime, Relaxed);
+        s.plat.store(plat, Relaxed);
+        s.elem_size.store(elem_size, Relaxed);
+        s.capacity.store(capacity, Relaxed);
+        s.elem_drop.store(opts.elem_drop.map_or(ptr::null_mut(), |f| f as *mut c_void), Relaxed);
+        s.drop_ud.store(opts.drop_ud, Relaxed);
+        s.tag.store(CHAN_TAG, Release);
+        Ok(s)
+    }
+
+    pub(crate) fn runtime(&self) -> &'static Runtime {
+        // SAFETY: stored before the live tag (Release; the check that gave out `self`
+        // read it with Acquire); runtimes are never freed.
+        unsafe { &*self.rt.load(Relaxed) }
+    }
+
+    pub(crate) fn plat(&self) -> *mut weft_plat_chan_t {
+        self.plat.load(Relaxed)
+    }
+
+    pub(crate) fn elem_size(&self) -> usize {
+        self.elem_size.load(Relaxed)
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity.load(Relaxed)
+    }
+
+    /// Sends `elem` (the plugin's status: the API layer words the errors).
+    #[inline]
+    pub(crate) fn send(&self, elem: *const c_void, deadline: i64) -> weft_status_t {
+        plat_call!(self.runtime().table, chan_send(self.plat(), elem, deadline))
+    }
+
+    #[inline]
+    pub(crate) fn recv(&self, out: *mut c_void, deadline: i64) -> weft_status_t {
+        plat_call!(self.runtime().table, chan_recv(self.plat(), out, deadline))
+    }
+
+    /// Closes the channel; closing a closed channel does nothing.
+    pub(crate) fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Relaxed) {
+            return Ok(());
+        }
+        check_plugin(plat_call!(self.runtime().table, chan_close(self.plat())), || {
+            format!("cannot close channel {:p}", self)
+        })
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        plat_call!(self.runtime().table, chan_len(self.plat()))
+    }
+
+    pub(crate) fn retain(&self) -> Result<()> {
+        let mut refs = self.refs.load(Relaxed);
+        loop {
+            if refs == 0 {
+                fail!(WEFT_EINVAL, "channel {:p} was released (its last reference is gone)", self);
+            }
+            match self.refs.compare_exchange_weak(refs, refs + 1, Relaxed, Relaxed) {
+                Ok(_) => return Ok(()),
+                Err(now) => refs = now,
+            }
+        }
+    }
+
+    /// Gives back one reference; the last frees the plugin's channel (dropping what it
+    /// still holds) and retires the shell.
+    pub(crate) fn release(&'static self) -> Result<()> {
+        let mut refs = self.refs.load(Relaxed);
+        loop {
+            if refs == 0 {
+                fail!(WEFT_EINVAL, "channel {:p} was released (its last reference is gone)", self);
+            }
+            match self.refs.compare_exchange_weak(refs, refs - 1, Release, Relaxed) {
+                Ok(_) => break,
+                Err(now) => refs = now,
+            }
+        }
+        if refs > 1 {
+            return Ok(());
+        }
+        // Every other owner's last use happened before its release.
+        std::sync::atomic::fence(Acquire);
+        self.tag.store(CHAN_RELEASED, Release);
+        let drop_fn = self.elem_drop.load(Relaxed);
+        // SAFETY: stored from a `weft_chan_drop_fn` in `new`.
+        let drop_fn: weft_plat_elem_drop_fn = (!drop_fn.is_null()).then(|| unsafe {
+            std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(drop_fn)
+        });
+        plat_call!(self.runtime().table, chan_free(self.plat(), drop_fn, self.drop_ud.load(Relaxed)));
+        self.plat.store(ptr::null_mut(), Relaxed);
+        SHELLS.give_back(self);
+        Ok(())
+    }
+}
+
+/// `check_plugin`'s error for a status known not to be `WEFT_OK`.
+pub(crate) fn plugin_error(status: weft_status_t, what: impl FnOnce() -> String) -> Error {
+    match check_plugin(status, what) {
+        Err(e) => e,
+        Ok(()) => Error::new(WEFT_EINTERNAL, "the platform failed without a status"),
+    }
+}

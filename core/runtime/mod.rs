@@ -1,0 +1,270 @@
+//! A runtime: one loaded platform plugin, its tasks and mutators, its stop-the-world
+//! state; and the logic below the API layer, which takes checked references only.
+//!
+//! A runtime is never freed: a closed one keeps its small shell so that a late call
+//! through a stale pointer gets `WEFT_EINVAL` ("runtime was closed") instead of touching
+//! freed memory. Everything heavy (the plugin's state, the mutator registry) is released.
+//!
+//! Layout of the runtime below the API layer (each module's comment says more):
+//! * `context`: who is calling (a task's or a host thread's identity, task-local slots);
+//! * `task`, `keys`: tasks and task-local keys;
+//! * `sync`: mutexes, conditions and rwlocks in host memory, over one common header;
+//! * `chan`, `select`, `blob`: channels, select, shared payloads;
+//! * `safepoint`, `internal_lock`: mutators, safepoints, stop-the-world, blocking regions;
+//! * `host`: the host services the plugin calls back (the way up from the plugin).
+use std::ffi::{c_void, CStr};
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::SeqCst};
+
+use parking_lot::Mutex;
+use weft_platform::*;
+
+use crate::ffi::error::{check_plugin, fail, Result};
+use crate::ffi::handle::{Handle, Lifetime};
+use crate::plugin::loader::{self, Platform};
+use crate::plugin::plat_call;
+use crate::types::*;
+
+pub(crate) mod blob;
+pub(crate) mod chan;
+pub(crate) mod context;
+pub(crate) mod host;
+pub(crate) mod internal_lock;
+pub(crate) mod keys;
+pub(crate) mod safepoint;
+pub(crate) mod select;
+pub(crate) mod sync;
+pub(crate) mod task;
+
+use internal_lock::Cond;
+use safepoint::World;
+
+/// A runtime: one loaded platform plus the registry of its tasks and mutators.
+pub(crate) struct Runtime {
+    tag: AtomicU32,
+    /// Read on every call; written once, at close.
+    closed: AtomicBool,
+    /// The plugin's table, copied in: one dependent load less on every call.
+    pub(crate) table: weft_platform_t,
+    pub(crate) prt: *mut weft_plat_rt_t,
+    pub(crate) on_task_start: weft_task_hook_fn,
+    pub(crate) on_task_exit: weft_task_hook_fn,
+    pub(crate) hook_ud: *mut c_void,
+    pub(crate) info: weft_platform_info_t,
+    /// Running tasks (low 32 bits), waiting `drain` calls (DRAINER units), and CLOSING
+    /// while a close is deciding: one word, so that a task's exit and a drain's wait
+    /// agree on who wakes whom (see `end_task`).
+    tasks: AtomicU64,
+    pub(crate) world: World,
+}
+
+// SAFETY: the raw pointers are the plugin's state and the host's hook data, both made
+// to be used from any thread.
+unsafe impl Send for Runtime {}
+// SAFETY: as for Send; every mutable field is atomic or behind a lock.
+unsafe impl Sync for Runtime {}
+
+const RUNTIME_TAG: u32 = 0x5752_544d;
+
+impl Handle for Runtime {
+    const KIND: &'static str = "runtime";
+    const LIVE: &'static [u32] = &[RUNTIME_TAG];
+    // Never stored: a closed runtime keeps its live tag and says so through `closed`.
+    const DEAD: u32 = 0x5752_5846;
+    const DEAD_REASON: &'static str = "was closed";
+    const LIFETIME: Lifetime = Lifetime::Immortal;
+    fn tag(&self) -> &AtomicU32 {
+        &self.tag
+    }
+}
+
+const CLOSING: u64 = 1 << 63;
+const TASK_MASK: u64 = (1 << 32) - 1;
+const DRAINER: u64 = 1 << 32;
+
+/// Closed runtimes, kept reachable (see the module comment).
+static CLOSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// The runtime opened last, for calls that take no runtime and come from a thread that
+/// is not a mutator (a select with no cases).
+static LAST_OPENED: AtomicPtr<Runtime> = AtomicPtr::new(ptr::null_mut());
+
+/// The runtime a call without a runtime argument uses: the caller's (a task's, or an
+/// attached thread's), else the one opened last, if it is still open.
+pub(crate) fn implicit_runtime() -> Option<&'static Runtime> {
+    // SAFETY: runtimes are never freed.
+    let rt = safepoint::caller_runtime().or_else(|| unsafe { LAST_OPENED.load(Acquire).as_ref() })?;
+    rt.is_open().then_some(rt)
+}
+
+impl Runtime {
+    /// Loads the configured platform and opens a runtime on it.
+    pub(crate) fn open(cfg: &weft_config_t, platform: Option<&CStr>) -> Result<&'static Runtime> {
+        if cfg.flags != 0 {
+            fail!(WEFT_EINVAL, "unknown weft_config_t.flags 0x{:x}", cfg.flags);
+        }
+        let platform: &'static Platform = loader::load(platform, &host::HOST)?;
+        let table = &platform.table;
+        let plat_cfg = weft_plat_config_t {
+            struct_size: std::mem::size_of::<weft_plat_config_t>() as u32,
+            workers: cfg.workers,
+            seed: cfg.seed,
+        };
+        let mut prt = ptr::null_mut();
+        check_plugin(plat_call!(table, runtime_open(&plat_cfg, &mut prt)), || {
+            format!("platform \"{}\" could not open a runtime", platform.name.to_string_lossy())
+        })?;
+        let world = match World::new(table, prt) {
+            Ok(world) => world,
+            Err(e) => {
+                plat_call!(table, runtime_close(prt));
+                return Err(e);
+            }
+        };
+        let rt: &'static Runtime = Box::leak(Box::new(Runtime {
+            tag: AtomicU32::new(RUNTIME_TAG),
+            closed: AtomicBool::new(false),
+            // SAFETY: a plain copy of the accepted table (pointers to the plugin's
+            // static data and functions, valid for the life of the process).
+            table: unsafe { std::ptr::read(table) },
+            prt,
+            on_task_start: cfg.on_task_start,
+            on_task_exit: cfg.on_task_exit,
+            hook_ud: cfg.hook_ud,
+            info: weft_platform_info_t {
+                struct_size: std::mem::size_of::<weft_platform_info_t>() as u32,
+                abi_version: table.abi_version,
+                name: platform.name.as_ptr(),
+                version: platform.version.as_ptr(),
+                path: platform.path.as_ptr(),
+                caps: table.caps,
+            },
+            tasks: AtomicU64::new(0),
+            world,
+        }));
+        LAST_OPENED.store(rt as *const Runtime as *mut Runtime, SeqCst);
+        Ok(rt)
+    }
+
+    /// Closes the runtime (see `weft_runtime_close`).
+    pub(crate) fn close(&'static self) -> Result<()> {
+        if let Err(word) = self.tasks.compare_exchange(0, CLOSING, SeqCst, SeqCst) {
+            let running = word & TASK_MASK;
+            if running != 0 {
+                fail!(WEFT_EBUSY, "{running} task(s) of this runtime still run (weft_runtime_drain waits for them)");
+            }
+            if word & !CLOSING & !TASK_MASK != 0 {
+                fail!(WEFT_EBUSY, "another thread is waiting in weft_runtime_drain on this runtime");
+            }
+            fail!(WEFT_EBUSY, "another thread is closing this runtime");
+        }
+        if let Err(e) = self.world.close_registry(|| self.closed.store(true, SeqCst)) {
+            // Clear only the CLOSING bit: a concurrent spawn may have counted itself in
+            // the meantime and will take itself out again; storing 0 here would make its
+            // decrement wrap the count, leaving the runtime unusable and unclosable.
+            self.tasks.fetch_and(!CLOSING, SeqCst);
+            return Err(e);
+        }
+        self.world.release();
+        plat_call!(self.table, runtime_close(self.prt));
+        CLOSED.lock().push(self as *const Runtime as usize);
+        Ok(())
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        !self.closed.load(Acquire)
+    }
+
+    /// Counts a task about to start; fails once the runtime is closed.
+    pub(crate) fn begin_task(&self) -> Result<()> {
+        loop {
+            if self.tasks.fetch_add(1, SeqCst) & CLOSING == 0 {
+                return Ok(());
+            }
+            self.tasks.fetch_sub(1, SeqCst);
+            if self.closed.load(SeqCst) {
+                fail!(WEFT_EINVAL, "the runtime is closed");
+            }
+            // A close is deciding: it holds CLOSING only while it checks the registry,
+            // and it may still be refused (attached threads). A spawn must not fail
+            // because of a close that does not happen, so wait for the decision. Not
+            // through the plugin: once the close succeeds, its state is being freed.
+            std::thread::yield_now();
+        }
+    }
+
+    /// Counts a task that has exited (the last thing its `task_run` does). With a
+    /// drain waiting, the count is taken down under the world lock and the drain woken:
+    /// the task stays counted until it no longer touches the lock, so a close (which
+    /// needs the count at 0) cannot free the lock under it.
+    pub(crate) fn end_task(&self) {
+        let mut word = self.tasks.load(SeqCst);
+        while word & !CLOSING & !TASK_MASK == 0 {
+            match self.tasks.compare_exchange_weak(word, word - 1, SeqCst, SeqCst) {
+                Ok(_) => return,
+                Err(now) => word = now,
+            }
+        }
+        self.world.with_lock(|l| {
+            self.tasks.fetch_sub(1, SeqCst);
+            l.broadcast(Cond::Idle);
+        });
+    }
+
+    /// Waits until no task of this runtime runs (detached ones included), or the
+    /// deadline: `WEFT_ETIMEDOUT` then, with the number still running.
+    pub(crate) fn drain(&self, deadline: i64) -> Result<()> {
+        self.tasks.fetch_add(DRAINER, SeqCst);
+        let left = safepoint::in_blocking_region(self, || {
+            self.world.with_lock(|l| loop {
+                let running = self.tasks.load(SeqCst) & TASK_MASK;
+                if running == 0 || l.wait_until(Cond::Idle, deadline) == WEFT_ETIMEDOUT {
+                    let running = self.tasks.load(SeqCst) & TASK_MASK;
+                    self.tasks.fetch_sub(DRAINER, SeqCst);
+                    break running;
+                }
+            })
+        });
+        if left != 0 {
+            fail!(WEFT_ETIMEDOUT, "{left} task(s) still ran at the deadline");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        plat_call!(self.table, now(self.prt))
+    }
+
+    pub(crate) fn deadline_after(&self, ns: i64) -> i64 {
+        self.now().saturating_add(ns)
+    }
+
+    /// Lets other tasks run, inside a blocking region: the plugin does not count a yield
+    /// as blocking, but a VM spin-waiting with it (for a lock of its own, for another
+    /// thread's progress) must be stoppable.
+    pub(crate) fn yield_now(&self) -> Result<()> {
+        let status = safepoint::in_blocking_region(self, || plat_call!(self.table, yield_now(self.prt)));
+        check_plugin(status, || "the platform could not yield".into())
+    }
+
+    pub(crate) fn sleep_until(&self, deadline: i64) -> Result<()> {
+        let status = plat_call!(self.table, sleep_until(self.prt, deadline));
+        if status == WEFT_ECANCELED {
+            fail!(WEFT_ECANCELED, "the calling task was cancelled while it slept");
+        }
+        check_plugin(status, || "sleep interrupted".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_task_word_keeps_its_fields_apart() {
+        let word = 3 * DRAINER + 5;
+        assert_eq!(word & TASK_MASK, 5);
+        assert_eq!(word & !CLOSING & !TASK_MASK, 3 * DRAINER);
+        assert_eq!((word | CLOSING) & TASK_MASK, 5);
+    }
+}

@@ -1,0 +1,95 @@
+//! Condition variables in host memory; `count` holds the tasks inside a wait (so a
+//! destroy under them is refused).
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+use weft_platform::*;
+
+use super::mutex::MutexObject;
+use super::{SyncKind, SyncObject};
+use crate::ffi::error::{check_plugin, fail, Result};
+use crate::plugin::plat_call;
+use crate::runtime::safepoint;
+
+pub(crate) struct CondKind;
+
+const TAG_COND: u32 = 0x5743_4e44;
+
+impl SyncKind for CondKind {
+    const KIND: &'static str = "cond";
+    const LIVE: &'static [u32] = &[TAG_COND];
+    type Extra = ();
+    type Bytes = [u64; WEFT_PLATFORM_COND_BYTES as usize / 8];
+    fn new_extra() {}
+    fn new_bytes() -> Self::Bytes {
+        [0; WEFT_PLATFORM_COND_BYTES as usize / 8]
+    }
+    fn plugin_init(table: &weft_platform_t) -> weft_plat_init_fn {
+        table.cond_init
+    }
+    fn plugin_destroy(table: &weft_platform_t) -> weft_plat_obj_fn {
+        table.cond_destroy
+    }
+}
+
+pub(crate) type CondObject = SyncObject<CondKind>;
+
+impl CondObject {
+    pub(crate) fn init_cond(&self, rt: &crate::runtime::Runtime) -> Result<()> {
+        self.init(rt, TAG_COND)
+    }
+
+    pub(crate) fn destroy_cond(&self) -> Result<()> {
+        // Destroying it under a waiter would leave that waiter unable to be signalled
+        // (every later call is EINVAL): refuse, as a held mutex is refused.
+        let waiters = self.count.load(Acquire);
+        self.destroy((waiters != 0).then(|| format!("has {waiters} waiter(s)")))
+    }
+
+    /// Releases `mutex` (all levels), waits for a signal, the deadline or a
+    /// cancellation, and takes `mutex` back (all levels) whatever the outcome.
+    pub(crate) fn wait(&self, mutex: &MutexObject, me: u64, deadline: i64) -> Result<()> {
+        let rt = self.open_runtime()?;
+        if !std::ptr::eq(rt, mutex.runtime()) {
+            fail!(WEFT_EINVAL, "condition {:p} and mutex {:p} belong to different runtimes", self, mutex);
+        }
+        if mutex.owner() != me {
+            fail!(WEFT_EPERM, "mutex {:p} is not held by the caller", mutex);
+        }
+        let depth = mutex.release_for_wait();
+        let m_bytes = mutex.plugin_bytes();
+        self.count.fetch_add(1, AcqRel);
+        // Never parked for a stop while holding the mutex again (see
+        // safepoint::wait_outside_stop).
+        let status = safepoint::wait_outside_stop(
+            rt,
+            || plat_call!(rt.table, cond_wait_until(self.plugin_bytes(), m_bytes, deadline)),
+            || plat_call!(rt.table, mutex_lock(m_bytes)),
+            || {
+                plat_call!(rt.table, mutex_unlock(m_bytes));
+            },
+        );
+        self.count.fetch_sub(1, AcqRel);
+        mutex.reacquired_after_wait(me, depth);
+        match status {
+            WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "condition {:p} was not signalled before the deadline", self),
+            WEFT_ECANCELED => {
+                fail!(WEFT_ECANCELED, "the calling task was cancelled while waiting on condition {:p}", self)
+            }
+            _ => check_plugin(status, || format!("cannot wait on condition {:p}", self)),
+        }
+    }
+
+    pub(crate) fn signal(&self) -> Result<()> {
+        let rt = self.open_runtime()?;
+        check_plugin(plat_call!(rt.table, cond_signal(self.plugin_bytes())), || {
+            format!("cannot signal condition {:p}", self)
+        })
+    }
+
+    pub(crate) fn broadcast(&self) -> Result<()> {
+        let rt = self.open_runtime()?;
+        check_plugin(plat_call!(rt.table, cond_broadcast(self.plugin_bytes())), || {
+            format!("cannot broadcast condition {:p}", self)
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! Mutexes, conditions and rwlocks in host memory, over one common layout:
+//!
+//! ```text
+//! | tag (u32) | count (u32) | runtime (ptr) | extra (per kind) | the plugin's bytes |
+//! ```
+//!
+//! The tag says what the memory holds (so uninitialised and destroyed objects are
+//! refused); `count` is the kind's counter (a mutex's extra levels, a condition's
+//! waiters, an rwlock's readers); `extra` is a mutex's owner or an rwlock's writer.
+//! The runtime keeps this bookkeeping beside the plugin's lock, so every platform gets
+//! the same error checks.
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Relaxed, Ordering::Release};
+
+use weft_platform::*;
+
+use crate::ffi::error::{check_plugin, fail, Result};
+use crate::ffi::handle::{Handle, Lifetime};
+use crate::runtime::Runtime;
+
+pub(crate) mod cond;
+pub(crate) mod mutex;
+pub(crate) mod rwlock;
+
+/// The tag of a destroyed object, whatever it was.
+const TAG_DESTROYED: u32 = 0xdead_0b1e;
+
+/// What distinguishes one kind of sync object from another.
+pub(crate) trait SyncKind: 'static {
+    /// The name in messages and in `weft_KIND_init`.
+    const KIND: &'static str;
+    const LIVE: &'static [u32];
+    /// Per-kind state after the common header.
+    type Extra;
+    /// The plugin's bytes.
+    type Bytes;
+    fn new_extra() -> Self::Extra;
+    fn new_bytes() -> Self::Bytes;
+    fn plugin_init(table: &weft_platform_t) -> weft_plat_init_fn;
+    fn plugin_destroy(table: &weft_platform_t) -> weft_plat_obj_fn;
+}
+
+#[repr(C)]
+pub(crate) struct SyncObject<K: SyncKind> {
+    tag: AtomicU32,
+    pub(crate) count: AtomicU32,
+    rt: AtomicPtr<Runtime>,
+    pub(crate) extra: K::Extra,
+    plugin: K::Bytes,
+}
+
+impl<K: SyncKind> Handle for SyncObject<K> {
+    const KIND: &'static str = K::KIND;
+    const LIVE: &'static [u32] = K::LIVE;
+    const DEAD: u32 = TAG_DESTROYED;
+    const DEAD_REASON: &'static str = "was destroyed";
+    const LIFETIME: Lifetime = Lifetime::HostMemory;
+    fn tag(&self) -> &AtomicU32 {
+        &self.tag
+    }
+}
+
+impl<K: SyncKind> SyncObject<K> {
+    /// Writes a fresh, not yet live object of `rt` into host memory.
+    ///
+    /// # Safety
+    /// `ptr` is the host's, non-NULL, and addresses `size_of::<Self>()` writable bytes
+    /// aligned for it (the public type's size and alignment), not in use by a live
+    /// object.
+    pub(crate) unsafe fn place<'a>(ptr: *mut Self, rt: &'static Runtime) -> &'a Self {
+        // SAFETY: see above.
+        unsafe {
+            ptr.write(SyncObject {
+                tag: AtomicU32::new(0),
+                count: AtomicU32::new(0),
+                rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
+                extra: K::new_extra(),
+                plugin: K::new_bytes(),
+            });
+            &*ptr
+        }
+    }
+
+    /// Has the plugin initialise its bytes, then makes the object live with `tag`.
+    pub(crate) fn init(&self, rt: &Runtime, tag: u32) -> Result<()> {
+        debug_assert!(K::LIVE.contains(&tag));
+        check_plugin(plat_init(K::plugin_init(&rt.table), rt.prt, self.plugin_bytes()), || {
+            format!("the platform could not initialise the {}", K::KIND)
+        })?;
+        self.tag.store(tag, Release);
+        Ok(())
+    }
+
+    /// The runtime of a live object.
+    pub(crate) fn runtime(&self) -> &'static Runtime {
+        // SAFETY: stored before the live tag (Release, read with Acquire by the check
+        // that gave out `self`); runtimes are never freed.
+        unsafe { &*self.rt.load(Relaxed) }
+    }
+
+    /// The runtime, if it is still open.
+    pub(crate) fn open_runtime(&self) -> Result<&'static Runtime> {
+        let rt = self.runtime();
+        if !rt.is_open() {
+            fail!(WEFT_EINVAL, "the runtime of {} {:p} was closed", K::KIND, self);
+        }
+        Ok(rt)
+    }
+
+    pub(crate) fn tag_now(&self) -> u32 {
+        self.tag.load(Relaxed)
+    }
+
+    pub(crate) fn plugin_bytes(&self) -> *mut c_void {
+        &self.plugin as *const K::Bytes as *mut c_void
+    }
+
+    /// Destroys the object unless `busy` names why it is in use (`WEFT_EBUSY`).
+    pub(crate) fn destroy(&self, busy: Option<String>) -> Result<()> {
+        if let Some(why) = busy {
+            fail!(WEFT_EBUSY, "{} {:p} {why}", K::KIND, self);
+        }
+        let rt = self.runtime();
+        let destroy = K::plugin_destroy(&rt.table);
+        debug_assert!(destroy.is_some());
+        // SAFETY: a member of an accepted table (checked non-NULL by the loader), on
+        // this object's initialised plugin bytes.
+        let status = unsafe { destroy.unwrap_unchecked()(self.plugin_bytes()) };
+        check_plugin(status, || format!("the platform could not destroy {} {:p}", K::KIND, self))?;
+        self.tag.store(TAG_DESTROYED, Release);
+        Ok(())
+    }
+}
+
+fn plat_init(init: weft_plat_init_fn, prt: *mut weft_plat_rt_t, bytes: *mut c_void) -> weft_status_t {
+    debug_assert!(init.is_some());
+    // SAFETY: a member of an accepted table (checked non-NULL by the loader), on zeroed,
+    // aligned bytes of the size the plugin asked for.
+    unsafe { init.unwrap_unchecked()(prt, bytes) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_fills_its_public_type_exactly() {
+        assert_eq!(std::mem::size_of::<mutex::MutexObject>(), WEFT_MUTEX_SIZE);
+        assert_eq!(std::mem::size_of::<cond::CondObject>(), WEFT_COND_SIZE);
+        assert_eq!(std::mem::size_of::<rwlock::RwLockObject>(), WEFT_RWLOCK_SIZE);
+        assert!(std::mem::align_of::<mutex::MutexObject>() <= std::mem::align_of::<weft_mutex_t>());
+        assert!(std::mem::align_of::<rwlock::RwLockObject>() <= std::mem::align_of::<weft_rwlock_t>());
+    }
+}

@@ -1,0 +1,125 @@
+//! Readers-writer locks in host memory. Writers are not starved (the platform queues
+//! new readers behind a waiting writer). `count` holds the number of readers, `extra`
+//! the writer, so a relock by the writer is `WEFT_EDEADLK` and an unlock by a task that
+//! holds nothing is `WEFT_EPERM`.
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{AcqRel, Relaxed},
+};
+
+use weft_platform::*;
+
+use super::{SyncKind, SyncObject};
+use crate::ffi::error::{check_plugin, fail, Result};
+use crate::plugin::plat_call;
+use crate::runtime::context::Context;
+use crate::runtime::safepoint;
+use crate::runtime::Runtime;
+
+pub(crate) struct RwLockKind;
+
+const TAG_RWLOCK: u32 = 0x5752_574c;
+
+impl SyncKind for RwLockKind {
+    const KIND: &'static str = "rwlock";
+    const LIVE: &'static [u32] = &[TAG_RWLOCK];
+    /// The writer's context id; 0 when none.
+    type Extra = AtomicU64;
+    type Bytes = [u64; WEFT_PLATFORM_RWLOCK_BYTES as usize / 8];
+    fn new_extra() -> AtomicU64 {
+        AtomicU64::new(0)
+    }
+    fn new_bytes() -> Self::Bytes {
+        [0; WEFT_PLATFORM_RWLOCK_BYTES as usize / 8]
+    }
+    fn plugin_init(table: &weft_platform_t) -> weft_plat_init_fn {
+        table.rwlock_init
+    }
+    fn plugin_destroy(table: &weft_platform_t) -> weft_plat_obj_fn {
+        table.rwlock_destroy
+    }
+}
+
+pub(crate) type RwLockObject = SyncObject<RwLockKind>;
+
+/// Shared (read) or exclusive (write) access.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+impl RwLockObject {
+    pub(crate) fn init_rwlock(&self, rt: &Runtime) -> Result<()> {
+        self.init(rt, TAG_RWLOCK)
+    }
+
+    pub(crate) fn destroy_rwlock(&self) -> Result<()> {
+        let (readers, writer) = (self.count.load(Relaxed), self.extra.load(Relaxed));
+        self.destroy((writer != 0 || readers != 0).then(|| format!("is held ({readers} reader(s), writer {writer})")))
+    }
+
+    /// Takes `access`, waiting unless `try_only` (then `WEFT_EBUSY`).
+    pub(crate) fn acquire(&self, ctx: &Context, access: Access, try_only: bool) -> Result<()> {
+        let rt = self.open_runtime()?;
+        if self.extra.load(Relaxed) == ctx.id {
+            fail!(WEFT_EDEADLK, "rwlock {:p} is write-locked by the caller", self);
+        }
+        let bytes = self.plugin_bytes();
+        let tried = match access {
+            Access::Read => plat_call!(rt.table, rwlock_try_read_lock(bytes)),
+            Access::Write => plat_call!(rt.table, rwlock_try_write_lock(bytes)),
+        };
+        // A try first, so that an uncontended lock costs no blocking region; then a wait
+        // that never ends holding the lock while the world is stopped (see
+        // safepoint::lock_outside_stop).
+        let status = match access {
+            _ if tried != WEFT_EBUSY || try_only => tried,
+            Access::Read => safepoint::lock_outside_stop(
+                rt,
+                || plat_call!(rt.table, rwlock_read_lock(bytes)),
+                || {
+                    plat_call!(rt.table, rwlock_read_unlock(bytes));
+                },
+            ),
+            Access::Write => safepoint::lock_outside_stop(
+                rt,
+                || plat_call!(rt.table, rwlock_write_lock(bytes)),
+                || {
+                    plat_call!(rt.table, rwlock_write_unlock(bytes));
+                },
+            ),
+        };
+        if status == WEFT_EBUSY {
+            let why = if access == Access::Write { "" } else { " or wanted by a writer" };
+            fail!(WEFT_EBUSY, "rwlock {:p} is held{why}", self);
+        }
+        check_plugin(status, || format!("cannot lock rwlock {:p}", self))?;
+        match access {
+            Access::Write => self.extra.store(ctx.id, Relaxed),
+            Access::Read => {
+                self.count.fetch_add(1, Relaxed);
+                ctx.read_locks_held.fetch_add(1, Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases the caller's write lock, or one of its read locks.
+    pub(crate) fn release(&self, ctx: &Context) -> Result<()> {
+        let rt = self.open_runtime()?;
+        let unlocked = |status| check_plugin(status, || format!("cannot unlock rwlock {:p}", self));
+        if self.extra.load(Relaxed) == ctx.id {
+            self.extra.store(0, Relaxed);
+            return unlocked(plat_call!(rt.table, rwlock_write_unlock(self.plugin_bytes())));
+        }
+        if ctx.read_locks_held.load(Relaxed) == 0 || self.count.load(Relaxed) == 0 {
+            fail!(WEFT_EPERM, "rwlock {:p} is not held by the caller", self);
+        }
+        if self.count.fetch_update(AcqRel, Relaxed, |r| r.checked_sub(1)).is_err() {
+            fail!(WEFT_EPERM, "rwlock {:p} is not read-locked", self);
+        }
+        ctx.read_locks_held.fetch_sub(1, Relaxed);
+        unlocked(plat_call!(rt.table, rwlock_read_unlock(self.plugin_bytes())))
+    }
+}

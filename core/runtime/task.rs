@@ -1,0 +1,272 @@
+//! Tasks: spawn, join, detach, cancel, identity.
+//!
+//! A task handle is a shell (`ffi::shell`) that is never given back to the allocator,
+//! so a handle used after its join or detach reads a dead tag and is refused. The shell
+//! has two owners: the host, until it joins or detaches, and the running task, until it
+//! exits (so `weft_task_self` and the hooks can hand the handle out while it runs, even
+//! detached). The last owner to let go frees the task's state and retires the shell.
+use std::ffi::{c_void, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{
+    AtomicI32, AtomicPtr, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst,
+};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use weft_platform::*;
+
+use crate::ffi::error::{check_plugin, clear_plugin_detail, fail, Result};
+use crate::ffi::handle::{Handle, Lifetime};
+use crate::ffi::shell::ShellPool;
+use crate::plugin::plat_call;
+use crate::runtime::context::{self, Context};
+use crate::runtime::safepoint;
+use crate::runtime::Runtime;
+use crate::types::weft_task_t;
+
+/// The shell behind a `weft_task_t *`.
+#[repr(C)]
+pub(crate) struct Task {
+    tag: AtomicU32,
+    /// Who has the host's handle: HANDLE_LIVE, _JOINING (a join waits) or _GONE.
+    handle: AtomicU32,
+    /// The host and the running task (see the module comment).
+    owners: AtomicU32,
+    state: AtomicPtr<TaskState>,
+}
+
+/// A task's state while its shell is live.
+struct TaskState {
+    ctx: Arc<Context>,
+    rt: &'static Runtime,
+    func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    arg: *mut c_void,
+    code: AtomicI32,
+    result: AtomicPtr<c_void>,
+    /// The plugin's handle; NULL once released. Guarded so that a cancel never uses a
+    /// handle a concurrent join is releasing.
+    plat: Mutex<*mut weft_plat_task_t>,
+}
+
+// SAFETY: `arg` is the host's, handed to the task by design; the rest is synchronised.
+unsafe impl Send for TaskState {}
+// SAFETY: as for Send.
+unsafe impl Sync for TaskState {}
+
+const TASK_TAG: u32 = 0x5754_534b;
+const TASK_GONE: u32 = 0x5754_5846;
+const HANDLE_LIVE: u32 = 0;
+const HANDLE_JOINING: u32 = 1;
+const HANDLE_GONE: u32 = 2;
+
+impl Handle for Task {
+    const KIND: &'static str = "task";
+    const LIVE: &'static [u32] = &[TASK_TAG];
+    const DEAD: u32 = TASK_GONE;
+    const DEAD_REASON: &'static str = "was already joined or detached";
+    const LIFETIME: Lifetime = Lifetime::Shell;
+    fn tag(&self) -> &AtomicU32 {
+        &self.tag
+    }
+}
+
+static SHELLS: ShellPool<Task> = ShellPool::new();
+
+/// What `weft_spawn` asks for, checked.
+pub(crate) struct SpawnRequest {
+    pub(crate) func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    pub(crate) arg: *mut c_void,
+    pub(crate) name: Option<CString>,
+    pub(crate) stack_size: usize,
+    pub(crate) detached: bool,
+}
+
+impl Task {
+    fn state(&self) -> &TaskState {
+        // SAFETY: a live shell's state lives until its last owner lets go, and the
+        // caller is one of the owners (the host through its handle, or the task).
+        unsafe { &*self.state.load(Acquire) }
+    }
+
+    pub(crate) fn as_handle(&'static self) -> *mut weft_task_t {
+        self as *const Task as *mut weft_task_t
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.state().ctx.id
+    }
+
+    /// Starts a task; its handle, or None for a detached one.
+    pub(crate) fn spawn(rt: &'static Runtime, req: SpawnRequest) -> Result<Option<&'static Task>> {
+        rt.begin_task()?;
+        let shell = SHELLS.take(|| Task {
+            tag: AtomicU32::new(0),
+            handle: AtomicU32::new(HANDLE_LIVE),
+            owners: AtomicU32::new(0),
+            state: AtomicPtr::new(ptr::null_mut()),
+        });
+        let state = Box::new(TaskState {
+            ctx: Arc::new(Context::new(req.name.clone(), shell.as_handle())),
+            rt,
+            func: req.func,
+            arg: req.arg,
+            code: AtomicI32::new(0),
+            result: AtomicPtr::new(ptr::null_mut()),
+            plat: Mutex::new(ptr::null_mut()),
+        });
+        shell.handle.store(HANDLE_LIVE, Relaxed);
+        shell.owners.store(2, Relaxed);
+        shell.state.store(Box::into_raw(state), Relaxed);
+        shell.tag.store(TASK_TAG, Release);
+        let plat_opts = weft_plat_spawn_t {
+            struct_size: std::mem::size_of::<weft_plat_spawn_t>() as u32,
+            stack_size: req.stack_size,
+            name: req.name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
+        };
+        let mut plat = ptr::null_mut();
+        // No lock is held across the plugin's spawn: a platform may run the new task
+        // before spawn returns (on this very thread, for a coroutine platform). Until the
+        // handle is stored only the task itself can reach it (weft_task_self), and a
+        // task cancelling itself needs no wake-up.
+        let ctx_for_plugin = shell as *const Task as *mut c_void;
+        let status = plat_call!(rt.table, spawn(rt.prt, ctx_for_plugin, &plat_opts, &mut plat));
+        if status != WEFT_OK {
+            shell.owners.store(1, Relaxed);
+            shell.let_go();
+            rt.end_task();
+            check_plugin(status, || "the platform could not start the task".into())?;
+            fail!(WEFT_EINTERNAL, "the platform failed without a status");
+        }
+        *shell.state().plat.lock() = plat;
+        if req.detached {
+            shell.handle.store(HANDLE_GONE, SeqCst);
+            shell.release_handle();
+            return Ok(None);
+        }
+        Ok(Some(shell))
+    }
+
+    /// One owner lets go; the last frees the state and retires the shell.
+    fn let_go(&'static self) {
+        if self.owners.fetch_sub(1, AcqRel) != 1 {
+            return;
+        }
+        self.tag.store(TASK_GONE, Release);
+        let state = self.state.swap(ptr::null_mut(), AcqRel);
+        // SAFETY: made by Box::into_raw in spawn; the last owner is the only user left.
+        drop(unsafe { Box::from_raw(state) });
+        SHELLS.give_back(self);
+    }
+
+    /// Takes the host's handle for a join or a detach; only one may have it.
+    fn claim_handle(&self, to: u32) -> Result<()> {
+        match self.handle.compare_exchange(HANDLE_LIVE, to, SeqCst, SeqCst) {
+            Ok(_) => Ok(()),
+            Err(HANDLE_JOINING) => fail!(WEFT_EINVAL, "task {} is being joined by another thread", self.id()),
+            Err(_) => fail!(WEFT_EINVAL, "task {} was already joined or detached", self.id()),
+        }
+    }
+
+    /// Releases the plugin's handle and the host's ownership (claimed by the caller).
+    fn release_handle(&'static self) {
+        let state = self.state();
+        let plat = std::mem::replace(&mut *state.plat.lock(), ptr::null_mut());
+        if !plat.is_null() {
+            plat_call!(state.rt.table, detach(plat));
+            clear_plugin_detail();
+        }
+        self.handle.store(HANDLE_GONE, SeqCst);
+        self.let_go();
+    }
+
+    /// Waits for the task; on success its code and result, and the handle is consumed.
+    pub(crate) fn join(&'static self, deadline: i64) -> Result<(i32, *mut c_void)> {
+        let state = self.state();
+        if context::current_if_any().is_some_and(|c| c.id == state.ctx.id) {
+            fail!(WEFT_EDEADLK, "task {} cannot join itself", state.ctx.id);
+        }
+        self.claim_handle(HANDLE_JOINING)?;
+        let plat = *state.plat.lock();
+        let status = plat_call!(state.rt.table, join(plat, deadline));
+        if status != WEFT_OK {
+            self.handle.store(HANDLE_LIVE, SeqCst);
+            let id = state.ctx.id;
+            check_plugin(status, || match status {
+                WEFT_ETIMEDOUT => format!("task {id} did not finish before the deadline"),
+                WEFT_ECANCELED => format!("the caller was cancelled while joining task {id}"),
+                _ => format!("cannot join task {id}"),
+            })?;
+        }
+        let outcome = (state.code.load(Acquire), state.result.load(Relaxed));
+        self.release_handle();
+        Ok(outcome)
+    }
+
+    /// Gives up the host's handle; the task runs on.
+    pub(crate) fn detach(&'static self) -> Result<()> {
+        self.claim_handle(HANDLE_GONE)?;
+        self.release_handle();
+        Ok(())
+    }
+
+    /// Marks the task cancelled and wakes it if it waits in a cancellation point.
+    pub(crate) fn cancel(&self) -> Result<()> {
+        let state = self.state();
+        state.ctx.cancelled.store(true, SeqCst);
+        let plat = state.plat.lock();
+        if !plat.is_null() {
+            let status = plat_call!(state.rt.table, cancel(*plat));
+            check_plugin(status, || format!("cannot wake task {}", state.ctx.id))?;
+        }
+        Ok(())
+    }
+}
+
+/// The host service `task_run`: runs one task to its end on the calling context.
+///
+/// # Safety
+/// `ctx` is what `Task::spawn` handed the plugin, used once.
+pub(crate) unsafe fn run(ctx: *mut c_void) {
+    // SAFETY: a live shell (see above); the running task is one of its owners.
+    let shell: &'static Task = unsafe { &*(ctx as *const Task) };
+    let state = shell.state();
+    let rt = state.rt;
+    let previous = context::enter(Arc::as_ptr(&state.ctx));
+    let handle = shell.as_handle();
+    // Nothing here may unwind into the plugin; a panic in weft's own bookkeeping still
+    // ends the task and releases the runtime.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        safepoint::register(rt, &state.ctx);
+        if let Some(hook) = rt.on_task_start {
+            // SAFETY: the host's hook, called as documented.
+            unsafe { hook(handle, rt.hook_ud) };
+        }
+        let mut result = ptr::null_mut();
+        // SAFETY: the host's task function with the host's argument.
+        let code = unsafe { (state.func)(state.arg, &mut result) };
+        state.result.store(result, Relaxed);
+        state.code.store(code, Release);
+        safepoint::leave_open_regions(&state.ctx);
+        if let Some(hook) = rt.on_task_exit {
+            // SAFETY: as above.
+            unsafe { hook(handle, rt.hook_ud) };
+        }
+        state.ctx.run_slot_destructors();
+    }));
+    safepoint::context_ending(&state.ctx);
+    context::enter(previous);
+    shell.let_go();
+    rt.end_task();
+}
+
+/// The calling task's handle, or NULL on a thread that is not a weft task.
+pub(crate) fn current_handle() -> *mut weft_task_t {
+    context::current_if_any().map_or(ptr::null_mut(), |c| c.task_handle())
+}
+
+/// Whether the calling task has been cancelled (false on a host thread).
+pub(crate) fn current_cancelled() -> bool {
+    context::current_if_any().is_some_and(|c| c.is_cancelled())
+}

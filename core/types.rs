@@ -1,0 +1,236 @@
+//! The C types of the public API: opaque handles, `repr(C)` structs, callbacks and
+//! constants. A leaf module: the API layer and the runtime both use it, it uses neither.
+//! The opaque handles are only names for C; behind each is a runtime type (`Runtime`,
+//! `Task`, `Channel`, `Blob`) that the API layer checks the pointer against.
+use std::ffi::{c_char, c_void};
+use std::ptr;
+
+/// A runtime: one loaded platform plugin, the registry of its tasks and mutators, and
+/// its stop-the-world state. Opaque. Made by `weft_runtime_open`, owned by the caller,
+/// given back with `weft_runtime_close`.
+pub struct weft_runtime_t {
+    _private: [u8; 0],
+}
+
+/// A spawned task. Opaque. Returned by `weft_spawn`; the caller owns the handle and
+/// gives it back exactly once, with `weft_join` (once it returns `WEFT_OK`) or
+/// `weft_detach`.
+pub struct weft_task_t {
+    _private: [u8; 0],
+}
+
+/// A channel of fixed-size elements, copied in and out. Opaque, reference-counted:
+/// made by `weft_chan_new` with one reference, owned by the caller; `weft_chan_retain`
+/// adds one, `weft_chan_release` gives one back. Every task that uses the channel owns
+/// a reference (or borrows one that outlives its calls).
+pub struct weft_chan_t {
+    _private: [u8; 0],
+}
+
+/// An immutable, reference-counted byte payload. Opaque. Made by `weft_blob_new` or
+/// `weft_blob_wrap` with one reference, owned by the caller; `weft_blob_retain` adds
+/// one, `weft_blob_release` gives one back. Any task may read the bytes while it owns a
+/// reference; nobody may change them.
+pub struct weft_blob_t {
+    _private: [u8; 0],
+}
+
+/// Called on a task's own thread of execution when it starts (before its function) and
+/// just before it exits (after its function, before its task-local destructors). `task`
+/// is borrowed for the call; `ud` is `weft_config_t.hook_ud`.
+pub type weft_task_hook_fn = Option<unsafe extern "C" fn(task: *mut weft_task_t, ud: *mut c_void)>;
+
+/// Runtime configuration. Initialise with `weft_config_init`, then set what you need.
+/// Borrowed by `weft_runtime_open` for the call only.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct weft_config_t {
+    /// `sizeof(weft_config_t)`; set by `weft_config_init`.
+    pub struct_size: u32,
+    /// A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so,
+    /// then in `$WEFT_PLUGIN_PATH`) or a path (anything containing '/'). NULL:
+    /// `$WEFT_PLATFORM`, else "native".
+    pub platform: *const c_char,
+    /// Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
+    pub workers: u32,
+    /// Reserved for option bits; must be 0.
+    pub flags: u32,
+    /// Seed for a deterministic platform. Other platforms ignore it.
+    pub seed: u64,
+    /// Optional: run on each task when it starts.
+    pub on_task_start: weft_task_hook_fn,
+    /// Optional: run on each task just before it exits.
+    pub on_task_exit: weft_task_hook_fn,
+    /// Passed to both hooks.
+    pub hook_ud: *mut c_void,
+}
+
+impl Default for weft_config_t {
+    fn default() -> Self {
+        weft_config_t {
+            struct_size: std::mem::size_of::<weft_config_t>() as u32,
+            platform: ptr::null(),
+            workers: 0,
+            flags: 0,
+            seed: 0,
+            on_task_start: None,
+            on_task_exit: None,
+            hook_ud: ptr::null_mut(),
+        }
+    }
+}
+
+/// What `weft_runtime_platform` tells about the loaded plugin. Owned by weft, valid
+/// for the life of the process.
+#[repr(C)]
+pub struct weft_platform_info_t {
+    /// `sizeof(weft_platform_info_t)` of the library that filled it.
+    pub struct_size: u32,
+    /// The plugin's ABI version.
+    pub abi_version: u32,
+    /// The plugin's name, e.g. "native".
+    pub name: *const c_char,
+    /// The plugin's own version string.
+    pub version: *const c_char,
+    /// The file the plugin was loaded from.
+    pub path: *const c_char,
+    /// `WEFT_CAP_*` bits.
+    pub caps: u64,
+}
+
+/// A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
+/// It may store a pointer in `*result` for the joiner. A non-zero return means the task
+/// failed with that code; `weft_join` reports it.
+pub type weft_task_fn = Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
+
+/// `weft_spawn_opts_t.flags`: the task is detached from the start; `weft_spawn` returns
+/// no handle (its `out` may be NULL and is set to NULL).
+pub const WEFT_SPAWN_DETACHED: u32 = 1;
+
+/// Options for `weft_spawn`. Initialise with `weft_spawn_opts_init`. Borrowed for the
+/// call only (the name is copied).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct weft_spawn_opts_t {
+    /// `sizeof(weft_spawn_opts_t)`; set by `weft_spawn_opts_init`.
+    pub struct_size: u32,
+    /// The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
+    /// can, by debuggers. NULL: unnamed.
+    pub name: *const c_char,
+    /// Stack size in bytes; 0 = the platform's default.
+    pub stack_size: usize,
+    /// `WEFT_SPAWN_*` bits.
+    pub flags: u32,
+}
+
+impl Default for weft_spawn_opts_t {
+    fn default() -> Self {
+        weft_spawn_opts_t {
+            struct_size: std::mem::size_of::<weft_spawn_opts_t>() as u32,
+            name: ptr::null(),
+            stack_size: 0,
+            flags: 0,
+        }
+    }
+}
+
+/// A task-local key. 0 is never a valid key.
+pub type weft_key_t = u32;
+
+/// Destructor of task-local values, called with a non-NULL value when its task exits.
+pub type weft_key_dtor_fn = Option<unsafe extern "C" fn(value: *mut c_void)>;
+
+/// How many keys a process may create (as PTHREAD_KEYS_MAX).
+pub const WEFT_KEYS_MAX: u32 = 1024;
+
+/// `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock.
+pub const WEFT_MUTEX_RECURSIVE: u32 = 1;
+
+/// Called on each element a channel still holds when its last reference goes:
+/// `elem` points to the element's `elem_size` bytes (valid during the call only), `ud`
+/// is `weft_chan_opts_t.drop_ud`.
+pub type weft_chan_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
+
+/// Options for `weft_chan_new`. Initialise with `weft_chan_opts_init`. Borrowed for the
+/// call only.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct weft_chan_opts_t {
+    /// `sizeof(weft_chan_opts_t)`; set by `weft_chan_opts_init`.
+    pub struct_size: u32,
+    /// Optional. When the channel's last reference is released, called exactly once on
+    /// each element that was sent but never received, oldest first. Never called on an
+    /// element that was received, nor on one whose send failed (that element stays the
+    /// sender's). This is how a channel of owned pointers ("move") never leaks. It must
+    /// not call into the channel being released.
+    pub elem_drop: weft_chan_drop_fn,
+    /// Passed to `elem_drop` as `ud`.
+    pub drop_ud: *mut c_void,
+}
+
+impl Default for weft_chan_opts_t {
+    fn default() -> Self {
+        weft_chan_opts_t {
+            struct_size: std::mem::size_of::<weft_chan_opts_t>() as u32,
+            elem_drop: None,
+            drop_ud: ptr::null_mut(),
+        }
+    }
+}
+
+/// One case of `weft_select`: send from, or receive into, `buf` on `chan`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct weft_select_case_t {
+    /// The channel (borrowed: the caller owns a reference for the duration of the call).
+    pub chan: *mut weft_chan_t,
+    /// `WEFT_SELECT_SEND` or `WEFT_SELECT_RECV`.
+    pub op: i32,
+    /// Send: the element to send (`elem_size` bytes, copied only if this case is
+    /// chosen). Receive: where the element is written, only if this case is chosen.
+    /// May be NULL only for a channel of 0-byte elements.
+    pub buf: *mut c_void,
+}
+
+/// Frees the memory a blob wrapped: called once, by the last `weft_blob_release`, with
+/// the `ptr` and `ud` given to `weft_blob_wrap`.
+pub type weft_blob_dtor_fn = Option<unsafe extern "C" fn(ptr: *mut c_void, ud: *mut c_void)>;
+
+/// The mutator runs managed code (or may at any moment).
+pub const WEFT_TASK_RUNNING: u32 = 0;
+/// The mutator is parked at a safepoint.
+pub const WEFT_TASK_AT_SAFEPOINT: u32 = 1;
+/// The mutator is in a blocking region and will not touch managed memory until it
+/// leaves it (and leaving waits while the world is stopped).
+pub const WEFT_TASK_BLOCKING: u32 = 2;
+
+/// What `weft_tasks_foreach` tells about one mutator. Borrowed: valid during the
+/// callback only.
+#[repr(C)]
+pub struct weft_task_info_t {
+    /// `sizeof(weft_task_info_t)` of the library that filled it.
+    pub struct_size: u32,
+    /// `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT` or `WEFT_TASK_BLOCKING`. While the
+    /// caller holds the stopped world, every mutator but the caller is AT_SAFEPOINT or
+    /// BLOCKING.
+    pub state: u32,
+    /// The task's id (as `weft_task_id`), or the attached thread's id (unique in the
+    /// process too, never 0).
+    pub id: u64,
+    /// The task's name, or NULL.
+    pub name: *const c_char,
+    /// The task, or NULL for an attached host thread.
+    pub task: *mut weft_task_t,
+    /// The mutator's task-local values: `locals[k - 1]` is its value for key `k` when
+    /// `k <= nlocals` (NULL if it never set one), NULL otherwise. Given only where they
+    /// cannot change under the reader: for the caller's own entry, and for every entry
+    /// while the caller holds the stopped world; otherwise `locals` is NULL and
+    /// `nlocals` 0.
+    pub locals: *const *mut c_void,
+    /// Number of entries in `locals`.
+    pub nlocals: usize,
+}
+
+/// Called by `weft_tasks_foreach` once per live mutator, with `ud` as given; return
+/// true to stop the enumeration.
+pub type weft_task_visit_fn = Option<unsafe extern "C" fn(info: *const weft_task_info_t, ud: *mut c_void) -> bool>;
