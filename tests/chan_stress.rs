@@ -320,8 +320,9 @@ fn select_mixing_buffered_and_rendezvous() {
                             let index: Vec<usize> = (0..2).filter(|&i| open[i]).collect();
                             let mut chosen = usize::MAX;
                             // SAFETY: live channels; `m` outlives the call.
-                            let status =
-                                unsafe { weft_select(cases.as_mut_ptr(), cases.len(), rng.deadline(rt), 0, &mut chosen) };
+                            let status = unsafe {
+                                weft_select(cases.as_mut_ptr(), cases.len(), rng.deadline(rt), 0, &mut chosen)
+                            };
                             (if chosen < index.len() { index[chosen] } else { usize::MAX }, status)
                         };
                         match status {

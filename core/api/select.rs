@@ -17,7 +17,10 @@ const INLINE_CASES: usize = 16;
 /// Checks the cases and writes each one's plugin form to `out`; the channels' runtime,
 /// or None if any case is refused (see `case_error`).
 #[inline]
-fn translate(cases: &[weft_select_case_t], out: &mut [MaybeUninit<weft_plat_select_case_t>]) -> Option<&'static Runtime> {
+fn translate(
+    cases: &[weft_select_case_t],
+    out: &mut [MaybeUninit<weft_plat_select_case_t>],
+) -> Option<&'static Runtime> {
     let mut runtime: Option<&'static Runtime> = None;
     for (case, slot) in cases.iter().zip(out.iter_mut()) {
         let c = chan_probe(case.chan, true)?;
@@ -122,7 +125,8 @@ pub unsafe extern "C" fn weft_select(
         // One quick pass; the reason for a refusal is worked out only then.
         let Some(rt) = translate(cases, slots) else { return Err(case_error(cases)) };
         // SAFETY: `translate` wrote every slot before returning Some.
-        let plat_cases = unsafe { &*(slots as *const [MaybeUninit<weft_plat_select_case_t>] as *const [weft_plat_select_case_t]) };
+        let plat_cases =
+            unsafe { &*(slots as *const [MaybeUninit<weft_plat_select_case_t>] as *const [weft_plat_select_case_t]) };
         match select::select(rt, plat_cases, deadline, flags)? {
             Outcome::Chosen(index, status) => {
                 // SAFETY: checked non-NULL above.

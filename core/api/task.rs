@@ -73,7 +73,12 @@ pub unsafe extern "C" fn weft_spawn(
 /// `WEFT_EINVAL` (`t` is not a live handle, or another thread is joining it). A
 /// cancellation point for the caller; the waiting caller is in a blocking region.
 #[no_mangle]
-pub unsafe extern "C" fn weft_join(t: *mut weft_task_t, deadline: i64, code: *mut i32, result: *mut *mut c_void) -> weft_status_t {
+pub unsafe extern "C" fn weft_join(
+    t: *mut weft_task_t,
+    deadline: i64,
+    code: *mut i32,
+    result: *mut *mut c_void,
+) -> weft_status_t {
     ffi("weft_join", || {
         let (task_code, task_result) = task_ref(t)?.join(deadline)?;
         if !code.is_null() {

@@ -8,7 +8,9 @@
 use std::alloc::{alloc, dealloc, Layout};
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{fence, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    fence, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use weft_platform::*;
 
@@ -148,7 +150,8 @@ impl Blob {
             unsafe { dealloc(copied, layout) };
         } else if !dtor.is_null() {
             // SAFETY: stored from the host's `weft_blob_dtor_fn` in `wrapping`.
-            let dtor = unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(dtor) };
+            let dtor =
+                unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(dtor) };
             // SAFETY: the host's destructor, run once, with what it was given.
             unsafe { dtor(data as *mut c_void, self.ud.load(Relaxed)) };
         }

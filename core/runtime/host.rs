@@ -3,8 +3,8 @@ use std::ffi::{c_char, c_void, CStr};
 
 use weft_platform::*;
 
-use crate::runtime::context;
 use crate::ffi::error;
+use crate::runtime::context;
 use crate::runtime::safepoint;
 use crate::runtime::task;
 

@@ -34,8 +34,8 @@ use weft_platform::*;
 
 use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING};
 
-use crate::runtime::context::{self, Context};
 use crate::ffi::error::{fail, Result};
+use crate::runtime::context::{self, Context};
 use crate::runtime::internal_lock::{Cond, InternalLock};
 use crate::runtime::Runtime;
 

@@ -239,19 +239,7 @@ pub type weft_plat_select_fn = Option<
 /// * Nothing aborts: allocation failure is `WEFT_ENOMEM`.
 /// * `cancel` must wake a task waiting in a channel call, as in any cancellation point.
 ///
-/// A design that meets these rules (the pthread plugin's, after Go's `hchan`): per
-/// channel a lock, a ring of `elem_size`-byte slots and two FIFO queues of waiters; a
-/// waiter is a waiting call's buffer, its case index and a pointer to one decision word
-/// shared by all the cases of that call (WAITING, CLAIMED, ABORTED, DONE(case,
-/// closed)). A completer holding the channel lock claims a waiter (WAITING -> CLAIMED;
-/// waiters it cannot claim are dropped from the queue), copies straight to or from its
-/// buffer, publishes DONE and wakes it; a waiter that times out or is cancelled gives
-/// up only if it turns WAITING into ABORTED first. A select locks its channels in
-/// address order (each once), polls its cases in a random permutation (the first ready
-/// case of a uniform permutation is uniform among the ready ones), else queues one
-/// waiter per case, waits, and takes its waiters out of every queue before returning.
-/// The native plugin puts a lock-free buffer in front of this (crossbeam-channel's
-/// array and list), so that calls that need not wait take no lock.
+/// docs/plugins.md describes a design that meets these rules (the pthread plugin's).
 #[repr(C)]
 pub struct weft_platform_t {
     /// `WEFT_PLATFORM_MAGIC`.

@@ -8,10 +8,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::abi::{weft_host_t, WEFT_HOST_ABI_VERSION};
 use crate::status::{weft_status_t, WEFT_EINTERNAL};
 
-/// Runs `f`, turning a panic into `WEFT_EINTERNAL` so that it never crosses the C ABI.
-#[inline]
-pub fn guard(f: impl FnOnce() -> weft_status_t) -> weft_status_t {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(WEFT_EINTERNAL)
+/// The text of a caught panic.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error in the plugin (a panic was caught at its boundary): {what}")
 }
 
 /// The host services a plugin received in `weft_platform_entry`, kept in a static.
@@ -28,7 +32,8 @@ impl HostRef {
     /// # Safety
     /// `host` must be NULL or point to a static host-services table.
     pub unsafe fn install(&self, host: *const weft_host_t) -> bool {
-        let Some(table) = host.as_ref() else { return false };
+        // SAFETY: NULL or a static table (see above).
+        let Some(table) = (unsafe { host.as_ref() }) else { return false };
         let complete = table.abi_version >= WEFT_HOST_ABI_VERSION
             && table.struct_size as usize >= core::mem::size_of::<weft_host_t>()
             && table.task_run.is_some()
@@ -54,7 +59,8 @@ impl HostRef {
     /// `ctx` must be the context the runtime passed to `spawn`, used exactly once.
     pub unsafe fn task_run(&self, ctx: *mut c_void) {
         if let Some(run) = self.table().and_then(|t| t.task_run) {
-            run(ctx)
+            // SAFETY: the caller passes the spawn context once (see above).
+            unsafe { run(ctx) }
         }
     }
 
@@ -98,6 +104,25 @@ impl HostRef {
             // SAFETY: a host function taking no arguments.
             Some(pending) => unsafe { pending() != 0 },
             None => false,
+        }
+    }
+
+    /// Runs the body of a table function: a panic becomes `WEFT_EINTERNAL`, never
+    /// crossing the C ABI, and its message goes to the runtime as the error's detail.
+    #[inline]
+    pub fn guard(&self, f: impl FnOnce() -> weft_status_t) -> weft_status_t {
+        self.guard_or(WEFT_EINTERNAL, f)
+    }
+
+    /// `guard` for a table function that returns a value: `fallback` on a panic.
+    #[inline]
+    pub fn guard_or<T>(&self, fallback: T, f: impl FnOnce() -> T) -> T {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(value) => value,
+            Err(payload) => {
+                self.fail(WEFT_EINTERNAL, &panic_message(&*payload));
+                fallback
+            }
         }
     }
 

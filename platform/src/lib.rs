@@ -7,11 +7,13 @@
 //! definitions (from which cbindgen generates `include/weft_platform.h`) and a few helpers
 //! for plugins written in Rust.
 #![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;
 pub mod guard;
 pub mod status;
 
 pub use abi::*;
-pub use guard::{guard, HostRef};
+pub use guard::HostRef;
 pub use status::*;

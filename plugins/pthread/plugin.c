@@ -116,13 +116,12 @@ static pthread_once_t setup_once = PTHREAD_ONCE_INIT;
 static int setup_error;
 static void setup(void) { setup_error = wait_setup(); }
 
-/* The one exported symbol (the build hides everything else). */
-__attribute__((visibility("default"))) const weft_platform_t *weft_platform_entry(const weft_host_t *h);
-
+/* The one exported symbol (declared with WEFT_PLATFORM_EXPORT in weft_platform.h; the
+ * build hides everything else). */
 const weft_platform_t *weft_platform_entry(const weft_host_t *h) {
   /* A host whose services table lacks a member this plugin calls is refused: NULL
    * makes the loader report it. A newer, larger table is fine. */
-  if (h == NULL || h->struct_size < offsetof(weft_host_t, cancel_pending) + sizeof h->cancel_pending) return NULL;
+  if (h == NULL || !WEFT_HOST_HAS(h, cancel_pending)) return NULL;
   pthread_once(&setup_once, setup);
   if (setup_error != 0) return NULL;
   host = h;

@@ -520,7 +520,7 @@ pub(crate) unsafe extern "C" fn chan_new(
     capacity: usize,
     out: *mut *mut weft_plat_chan_t,
 ) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         let buffer = match capacity {
             0 => None,
             WEFT_CHAN_UNBOUNDED => Some(Buffer::new(elem_size, None)),
@@ -649,7 +649,7 @@ pub(crate) unsafe extern "C" fn chan_send(
     elem: *const c_void,
     deadline: i64,
 ) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         let chan = Chan::from(ch);
         // The common case first, inline: room in the buffer and nobody queued.
         if let Some(buffer) = &chan.buffer {
@@ -669,7 +669,7 @@ pub(crate) unsafe extern "C" fn chan_send(
 }
 
 pub(crate) unsafe extern "C" fn chan_recv(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         let chan = Chan::from(ch);
         if let Some(buffer) = &chan.buffer {
             match buffer.pop(out as *mut u8) {
@@ -686,7 +686,7 @@ pub(crate) unsafe extern "C" fn chan_recv(ch: *mut weft_plat_chan_t, out: *mut c
 }
 
 pub(crate) unsafe extern "C" fn chan_close(ch: *mut weft_plat_chan_t) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         let chan = Chan::from(ch);
         let mut keys = Keys::new();
         {
@@ -873,7 +873,7 @@ pub(crate) unsafe extern "C" fn chan_select(
     flags: u32,
     chosen: *mut usize,
 ) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         let cases = std::slice::from_raw_parts(cases, n);
         let mut order = PollOrder::new(n, flags & WEFT_SELECT_ORDERED == 0);
         // Lock order (each channel once, by address), made when first needed.

@@ -3,6 +3,9 @@
 //! calls in Go-style queues (see `chan.rs`).
 //!
 //! Built as `libweft_native.so` and loaded by libweft through `weft_platform_entry`.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod chan;
 mod clock;
 mod sync;
@@ -18,17 +21,23 @@ pub(crate) static HOST: HostRef = HostRef::new();
 struct NativeRuntime;
 
 unsafe extern "C" fn runtime_open(_cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t {
-    *out = Box::into_raw(Box::new(NativeRuntime)) as *mut weft_plat_rt_t;
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the runtime's out-parameter.
+        unsafe { *out = Box::into_raw(Box::new(NativeRuntime)) as *mut weft_plat_rt_t };
+        WEFT_OK
+    })
 }
 
 unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
-    drop(Box::from_raw(rt as *mut NativeRuntime));
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: made by `runtime_open`, closed once.
+        drop(unsafe { Box::from_raw(rt as *mut NativeRuntime) });
+        WEFT_OK
+    })
 }
 
 unsafe extern "C" fn now(_rt: *mut weft_plat_rt_t) -> i64 {
-    clock::now()
+    HOST.guard_or(-1, clock::now)
 }
 
 struct Table(weft_platform_t);
@@ -90,7 +99,8 @@ static TABLE: Table = Table(weft_platform_t {
 /// `host` must be NULL or a static `weft_host_t`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_platform_entry(host: *const weft_host_t) -> *const weft_platform_t {
-    if HOST.install(host) {
+    // SAFETY: the runtime hands its static host table (or NULL, refused).
+    if unsafe { HOST.install(host) } {
         &TABLE.0
     } else {
         std::ptr::null()

@@ -23,94 +23,129 @@ pub(crate) const SYNC_ALIGN: u32 = {
     (if a > b { a } else { b }) as u32
 };
 
+// The runtime hands every member the plugin bytes of an object of the member's kind,
+// initialised by our `_init` (or, for `_init`, zeroed), aligned to SYNC_ALIGN and not
+// destroyed while the call runs: the table's contract, which the accessors rely on.
+
+/// # Safety
+/// `obj` is the plugin bytes of a mutex (see above).
 unsafe fn raw_mutex<'a>(obj: *mut c_void) -> &'a RawMutex {
-    &*(obj as *const RawMutex)
+    // SAFETY: see above.
+    unsafe { &*(obj as *const RawMutex) }
 }
 
+/// # Safety
+/// `obj` is the plugin bytes of an rwlock (see above).
 unsafe fn raw_rwlock<'a>(obj: *mut c_void) -> &'a RawRwLock {
-    &*(obj as *const RawRwLock)
+    // SAFETY: see above.
+    unsafe { &*(obj as *const RawRwLock) }
 }
 
+/// # Safety
+/// `obj` is the plugin bytes of a condition (see above).
 unsafe fn cond_seq<'a>(obj: *mut c_void) -> &'a AtomicU32 {
-    &*(obj as *const AtomicU32)
+    // SAFETY: see above.
+    unsafe { &*(obj as *const AtomicU32) }
 }
 
 pub(crate) unsafe extern "C" fn mutex_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
-    (obj as *mut RawMutex).write(RawMutex::INIT);
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        unsafe { (obj as *mut RawMutex).write(RawMutex::INIT) };
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn mutex_destroy(_obj: *mut c_void) -> weft_status_t {
-    WEFT_OK
+    HOST.guard(|| WEFT_OK)
 }
 
 pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
-    let m = raw_mutex(obj);
-    if !m.try_lock() {
-        HOST.blocking(|| m.lock());
-    }
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        let m = unsafe { raw_mutex(obj) };
+        if !m.try_lock() {
+            HOST.blocking(|| m.lock());
+        }
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t {
-    if raw_mutex(obj).try_lock() {
-        WEFT_OK
-    } else {
-        WEFT_EBUSY
-    }
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        if unsafe { raw_mutex(obj) }.try_lock() {
+            WEFT_OK
+        } else {
+            WEFT_EBUSY
+        }
+    })
 }
 
 pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
-    let m = raw_mutex(obj);
-    if m.try_lock() {
-        return WEFT_OK;
-    }
-    if clock::expired(deadline) {
-        return WEFT_ETIMEDOUT;
-    }
-    let acquired = HOST.blocking(|| match clock::instant(deadline) {
-        Some(until) => m.try_lock_until(until),
-        None => {
-            m.lock();
-            true
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        let m = unsafe { raw_mutex(obj) };
+        if m.try_lock() {
+            return WEFT_OK;
         }
-    });
-    if acquired {
-        WEFT_OK
-    } else {
-        WEFT_ETIMEDOUT
-    }
+        if clock::expired(deadline) {
+            return WEFT_ETIMEDOUT;
+        }
+        let acquired = HOST.blocking(|| match clock::instant(deadline) {
+            Some(until) => m.try_lock_until(until),
+            None => {
+                m.lock();
+                true
+            }
+        });
+        if acquired {
+            WEFT_OK
+        } else {
+            WEFT_ETIMEDOUT
+        }
+    })
 }
 
 pub(crate) unsafe extern "C" fn mutex_unlock(obj: *mut c_void) -> weft_status_t {
-    raw_mutex(obj).unlock();
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live mutex, which the caller holds (the runtime
+        // checked its ownership).
+        unsafe { raw_mutex(obj).unlock() };
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn cond_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
-    (obj as *mut AtomicU32).write(AtomicU32::new(0));
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(0)) };
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn cond_destroy(_obj: *mut c_void) -> weft_status_t {
-    WEFT_OK
+    HOST.guard(|| WEFT_OK)
 }
 
 pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c_void, deadline: i64) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         if wait::cancelled() {
             return WEFT_ECANCELED;
         }
         if clock::expired(deadline) {
             return WEFT_ETIMEDOUT;
         }
-        let seq = cond_seq(cond);
-        let m = raw_mutex(mutex);
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        let seq = unsafe { cond_seq(cond) };
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        let m = unsafe { raw_mutex(mutex) };
         // Read under the mutex: a signal sent after we release it changes `seq`, so
         // the park below either sees the change or is in the queue when it is woken.
         let seen = seq.load(Acquire);
         let woke = HOST.blocking(|| {
-            m.unlock();
+            // SAFETY: the caller holds the mutex (the runtime checked it).
+            unsafe { m.unlock() };
             let woke = wait::park(cond as usize, || seq.load(Acquire) == seen, deadline);
             m.lock();
             woke
@@ -124,66 +159,95 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
 }
 
 pub(crate) unsafe extern "C" fn cond_signal(obj: *mut c_void) -> weft_status_t {
-    cond_seq(obj).fetch_add(1, AcqRel);
-    wait::wake_one(obj as usize);
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        unsafe { cond_seq(obj) }.fetch_add(1, AcqRel);
+        wait::wake_one(obj as usize);
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn cond_broadcast(obj: *mut c_void) -> weft_status_t {
-    cond_seq(obj).fetch_add(1, AcqRel);
-    wait::wake_all(obj as usize);
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        unsafe { cond_seq(obj) }.fetch_add(1, AcqRel);
+        wait::wake_all(obj as usize);
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
-    (obj as *mut RawRwLock).write(RawRwLock::INIT);
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        unsafe { (obj as *mut RawRwLock).write(RawRwLock::INIT) };
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_destroy(_obj: *mut c_void) -> weft_status_t {
-    WEFT_OK
+    HOST.guard(|| WEFT_OK)
 }
 
 // parking_lot's rwlock is task-fair: once a writer waits, new readers queue behind it,
 // so writers are not starved.
 pub(crate) unsafe extern "C" fn rwlock_read_lock(obj: *mut c_void) -> weft_status_t {
-    let l = raw_rwlock(obj);
-    if !l.try_lock_shared() {
-        HOST.blocking(|| l.lock_shared());
-    }
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        let l = unsafe { raw_rwlock(obj) };
+        if !l.try_lock_shared() {
+            HOST.blocking(|| l.lock_shared());
+        }
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_try_read_lock(obj: *mut c_void) -> weft_status_t {
-    if raw_rwlock(obj).try_lock_shared() {
-        WEFT_OK
-    } else {
-        WEFT_EBUSY
-    }
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        if unsafe { raw_rwlock(obj) }.try_lock_shared() {
+            WEFT_OK
+        } else {
+            WEFT_EBUSY
+        }
+    })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_write_lock(obj: *mut c_void) -> weft_status_t {
-    let l = raw_rwlock(obj);
-    if !l.try_lock_exclusive() {
-        HOST.blocking(|| l.lock_exclusive());
-    }
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        let l = unsafe { raw_rwlock(obj) };
+        if !l.try_lock_exclusive() {
+            HOST.blocking(|| l.lock_exclusive());
+        }
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_try_write_lock(obj: *mut c_void) -> weft_status_t {
-    if raw_rwlock(obj).try_lock_exclusive() {
-        WEFT_OK
-    } else {
-        WEFT_EBUSY
-    }
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
+        if unsafe { raw_rwlock(obj) }.try_lock_exclusive() {
+            WEFT_OK
+        } else {
+            WEFT_EBUSY
+        }
+    })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_read_unlock(obj: *mut c_void) -> weft_status_t {
-    raw_rwlock(obj).unlock_shared();
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live rwlock the caller holds shared (the runtime
+        // checked it holds a read lock).
+        unsafe { raw_rwlock(obj).unlock_shared() };
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_write_unlock(obj: *mut c_void) -> weft_status_t {
-    raw_rwlock(obj).unlock_exclusive();
-    WEFT_OK
+    HOST.guard(|| {
+        // SAFETY: the plugin bytes of a live rwlock the caller holds exclusively (the
+        // runtime checked it is the writer).
+        unsafe { raw_rwlock(obj).unlock_exclusive() };
+        WEFT_OK
+    })
 }

@@ -31,14 +31,17 @@ pub(crate) unsafe extern "C" fn spawn(
     opts: *const weft_plat_spawn_t,
     out: *mut *mut weft_plat_task_t,
 ) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         let mut builder = std::thread::Builder::new();
-        if let Some(opts) = opts.as_ref() {
+        // SAFETY: the runtime's spawn options, NULL or valid for the call.
+        if let Some(opts) = unsafe { opts.as_ref() } {
             if opts.stack_size != 0 {
                 builder = builder.stack_size(opts.stack_size.max(MIN_STACK));
             }
             if !opts.name.is_null() {
-                builder = builder.name(CStr::from_ptr(opts.name).to_string_lossy().into_owned());
+                // SAFETY: a non-NULL name is a C string valid for the call.
+                let name = unsafe { CStr::from_ptr(opts.name) };
+                builder = builder.name(name.to_string_lossy().into_owned());
             }
         }
         let state = Arc::new(TaskState::default());
@@ -56,7 +59,8 @@ pub(crate) unsafe extern "C" fn spawn(
         match spawned {
             Ok(handle) => {
                 let task = NativeTask { state, thread: Mutex::new(Some(handle)) };
-                *out = Box::into_raw(Box::new(task)) as *mut weft_plat_task_t;
+                // SAFETY: the runtime's out-parameter.
+                unsafe { *out = Box::into_raw(Box::new(task)) as *mut weft_plat_task_t };
                 WEFT_OK
             }
             Err(e) => HOST.fail(WEFT_ENOMEM, &format!("cannot start an OS thread: {e}")),
@@ -69,8 +73,9 @@ fn done_key(state: &TaskState) -> usize {
 }
 
 pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64) -> weft_status_t {
-    guard(|| {
-        let handle = &*(task as *const NativeTask);
+    HOST.guard(|| {
+        // SAFETY: a handle from `spawn` that `detach` has not released yet.
+        let handle = unsafe { &*(task as *const NativeTask) };
         let state = &handle.state;
         while !state.done.load(Acquire) {
             if wait::cancelled() {
@@ -94,29 +99,33 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
 }
 
 pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         // Dropping a JoinHandle not taken by a join detaches the OS thread; the thread
         // keeps its own reference on the shared state.
-        drop(Box::from_raw(task as *mut NativeTask));
+        // SAFETY: a handle from `spawn`, released exactly once.
+        drop(unsafe { Box::from_raw(task as *mut NativeTask) });
         WEFT_OK
     })
 }
 
 pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_status_t {
-    guard(|| {
-        let handle = &*(task as *const NativeTask);
+    HOST.guard(|| {
+        // SAFETY: a handle from `spawn` that `detach` has not released yet.
+        let handle = unsafe { &*(task as *const NativeTask) };
         wait::cancel(&handle.state);
         WEFT_OK
     })
 }
 
 pub(crate) unsafe extern "C" fn yield_now(_rt: *mut weft_plat_rt_t) -> weft_status_t {
-    std::thread::yield_now();
-    WEFT_OK
+    HOST.guard(|| {
+        std::thread::yield_now();
+        WEFT_OK
+    })
 }
 
 pub(crate) unsafe extern "C" fn sleep_until(_rt: *mut weft_plat_rt_t, deadline: i64) -> weft_status_t {
-    guard(|| {
+    HOST.guard(|| {
         let Some(me) = wait::current() else {
             // A thread the host made: not cancellable, a plain sleep.
             return HOST.blocking(|| loop {

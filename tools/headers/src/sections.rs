@@ -1,0 +1,171 @@
+//! The layout of `weft.h`: its sections in the order a newcomer needs them, each with
+//! a banner, a lead paragraph, the items it holds and any hand-written macros. Every
+//! generated item must belong to exactly one section; a new public item that matches
+//! none stops the generator until it is placed here.
+
+pub struct Section {
+    pub title: &'static str,
+    pub lead: &'static str,
+    /// Item names; a trailing `*` matches a prefix. Exact names win over prefixes.
+    pub items: &'static [&'static str],
+    /// C written by hand (macros cbindgen cannot express), placed before the items.
+    pub extra: &'static str,
+}
+
+pub const SECTIONS: &[Section] = &[
+    Section {
+        title: "Errors",
+        lead: "Every fallible call returns a weft_status_t. The codes are stable and never\n\
+               reused; weft_strerror names one and weft_last_error tells the detail of the\n\
+               calling thread's last failure.",
+        items: &["weft_status_t", "WEFT_OK", "WEFT_E*", "weft_strerror", "weft_last_error"],
+        extra: "",
+    },
+    Section {
+        title: "Runtime",
+        lead: "A runtime loads one platform plugin (native, green, sim, pthread or a path)\n\
+               and owns the tasks spawned on it. Open one with weft_runtime_open, wait for\n\
+               its tasks with weft_runtime_drain, close it with weft_runtime_close. The four\n\
+               opaque handles of the API are declared here.",
+        items: &[
+            "weft_runtime_t",
+            "weft_task_t",
+            "weft_chan_t",
+            "weft_blob_t",
+            "weft_task_hook_fn",
+            "weft_config_t",
+            "WEFT_CAP_*",
+            "weft_platform_info_t",
+            "weft_config_init",
+            "weft_runtime_*",
+            "weft_version",
+        ],
+        extra: "",
+    },
+    Section {
+        title: "Time",
+        lead: "The clock is the platform's: real time on native and green, virtual time on\n\
+               sim. Deadlines are absolute nanoseconds of weft_now.",
+        items: &["WEFT_FOREVER", "weft_now", "weft_deadline_after", "weft_sleep_until", "weft_yield"],
+        extra: "",
+    },
+    Section {
+        title: "Tasks",
+        lead: "A task runs a function on the runtime's platform: an OS thread on native, a\n\
+               green task on green. Join or detach every handle exactly once; cancellation\n\
+               is cooperative.",
+        items: &[
+            "weft_task_fn",
+            "WEFT_SPAWN_*",
+            "weft_spawn_opts_t",
+            "weft_spawn_opts_init",
+            "weft_spawn",
+            "weft_join",
+            "weft_detach",
+            "weft_cancel",
+            "weft_task_self",
+            "weft_task_id",
+            "weft_task_cancelled",
+        ],
+        extra: "",
+    },
+    Section {
+        title: "Task-local slots",
+        lead: "Keys are process-wide; each task (and each host thread) has its own value for\n\
+               every key, which follows the task wherever it runs.",
+        items: &["weft_key_*", "WEFT_KEYS_MAX", "weft_local_*"],
+        extra: "",
+    },
+    Section {
+        title: "Mutexes",
+        lead: "Mutexes live in host memory (a global, a struct member). They always check\n\
+               their errors: a relock by the owner is WEFT_EDEADLK (or counted, for a\n\
+               recursive mutex), an unlock by anyone else WEFT_EPERM.",
+        items: &["WEFT_MUTEX_*", "weft_mutex_*"],
+        extra: "",
+    },
+    Section {
+        title: "Condition variables",
+        lead: "Conditions live in host memory and are used with a weft mutex. Waits are\n\
+               cancellation points; spurious wake-ups happen.",
+        items: &["WEFT_COND_*", "weft_cond_*"],
+        extra: "",
+    },
+    Section {
+        title: "Readers-writer locks",
+        lead: "Readers-writer locks live in host memory; writers are not starved.",
+        items: &["WEFT_RWLOCK_*", "weft_rwlock_*"],
+        extra: "",
+    },
+    Section {
+        title: "Channels and select",
+        lead: "Channels carry fixed-size elements, copied in and out: rendezvous, bounded or\n\
+               unbounded. An elem_drop callback makes a channel of owned pointers leak-free;\n\
+               weft_select waits on several sends and receives at once.",
+        items: &["weft_chan_*", "WEFT_SELECT_*", "weft_select_case_t", "weft_select"],
+        extra: "// `weft_chan_new` capacity: the channel never fills; a send never waits (it fails\n\
+                // with WEFT_ENOMEM only when memory runs out).\n\
+                #define WEFT_CHAN_UNBOUNDED SIZE_MAX\n",
+    },
+    Section {
+        title: "Blobs",
+        lead: "Immutable byte payloads shared by reference count: the third way (beside\n\
+               copying and moving) for a value to cross a task boundary.",
+        items: &["weft_blob_*"],
+        extra: "",
+    },
+    Section {
+        title: "VM integration",
+        lead: "For language VMs with a garbage collector: threads the host made become\n\
+               mutators with weft_thread_attach; managed code polls WEFT_SAFEPOINT_POLL; a\n\
+               collector stops the world with weft_stw_begin, walks the mutators with\n\
+               weft_tasks_foreach and resumes with weft_stw_end. Code that blocks outside\n\
+               weft runs inside weft_blocking_begin / weft_blocking_end. See docs/vm.md.",
+        items: &[
+            "WEFT_TASK_*",
+            "weft_task_info_t",
+            "weft_task_visit_fn",
+            "weft_thread_*",
+            "weft_safepoint",
+            "weft_safepoint_flag",
+            "weft_stw_*",
+            "weft_blocking_*",
+            "weft_tasks_foreach",
+        ],
+        extra: "/*\n\
+                 * WEFT_SAFEPOINT_POLL(rt, flag): the inline safepoint poll, for the loop back-edges,\n\
+                 * calls and allocation sites of managed code. `flag` is the value of\n\
+                 * weft_safepoint_flag(rt), fetched once and kept (it never changes for a runtime).\n\
+                 * When no stop-the-world is requested the poll is one relaxed atomic load and one\n\
+                 * branch; otherwise it calls weft_safepoint(rt), which parks the caller until the stop\n\
+                 * ends. With a compiler that lacks the GNU atomic builtins it is the plain call.\n\
+                 */\n\
+                #if defined(__GNUC__) || defined(__clang__)\n\
+                #define WEFT_SAFEPOINT_POLL(rt, flag)                                                   \\\n\
+                \x20 do {                                                                                  \\\n\
+                \x20   if (__builtin_expect(__atomic_load_n((const uint32_t *)(flag), __ATOMIC_RELAXED) != 0, 0)) \\\n\
+                \x20     (void)weft_safepoint(rt);                                                         \\\n\
+                \x20 } while (0)\n\
+                #else\n\
+                #define WEFT_SAFEPOINT_POLL(rt, flag)                                                   \\\n\
+                \x20 do {                                                                                  \\\n\
+                \x20   (void)(flag);                                                                       \\\n\
+                \x20   (void)weft_safepoint(rt);                                                           \\\n\
+                \x20 } while (0)\n\
+                #endif\n",
+    },
+];
+
+/// The section an item belongs to: an exact name first, else the longest prefix.
+pub fn section_of(name: &str) -> Option<usize> {
+    let exact = SECTIONS.iter().position(|s| s.items.iter().any(|p| *p == name));
+    exact.or_else(|| {
+        SECTIONS
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| s.items.iter().map(move |p| (i, p)))
+            .filter_map(|(i, p)| p.strip_suffix('*').filter(|prefix| name.starts_with(prefix)).map(|pf| (i, pf.len())))
+            .max_by_key(|&(_, len)| len)
+            .map(|(i, _)| i)
+    })
+}
