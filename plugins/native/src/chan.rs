@@ -165,14 +165,20 @@ struct Chan {
     waiters: CachePadded<Waiters>,
 }
 
-// SAFETY: `queues` (and the waiters it points to) is only touched under `lock`; the
-// buffer is made for concurrent use.
+// SAFETY: `queues` (and the waiters it points to) is only touched under `lock`, by
+// whichever thread holds it; the buffer is made for concurrent use.
 unsafe impl Send for Chan {}
+// SAFETY: shared use goes through `lock` (the queues) or the buffer's lock-free protocol;
+// everything else is atomic or immutable.
 unsafe impl Sync for Chan {}
 
 impl Chan {
+    /// # Safety
+    /// `ch` was made by `chan_new` and is not freed while the reference is used.
     unsafe fn from<'a>(ch: *mut weft_plat_chan_t) -> &'a Chan {
-        &*(ch as *const Chan)
+        // SAFETY: `chan_new` made `ch` from a boxed `Chan`, still live (the caller's
+        // contract).
+        unsafe { &*(ch as *const Chan) }
     }
 
     fn lock(&self) -> Locked<'_> {
@@ -181,10 +187,13 @@ impl Chan {
     }
 
     /// # Safety
-    /// The lock is held, and the reference does not outlive it.
+    /// The lock is held, the reference does not outlive it, and no other reference to
+    /// the queues is in use meanwhile.
     #[allow(clippy::mut_from_ref)]
     unsafe fn queues(&self) -> &mut Queues {
-        &mut *self.waiters.queues.get()
+        // SAFETY: the queues are only touched under the lock, which the caller holds,
+        // through this one reference (the caller's contract).
+        unsafe { &mut *self.waiters.queues.get() }
     }
 
     /// The flag of the senders' (or receivers') queue.
@@ -235,11 +244,20 @@ fn no_memory() -> weft_status_t {
 /// calls already decided (completed elsewhere, or given up) are dropped on the way.
 ///
 /// # Safety
-/// The channel's lock is held (queued waiters are alive while they are queued).
+/// `queue` is a queue of a channel whose lock is held (queued waiters are alive while
+/// they are queued). The waiter returned is claimed: it stays alive until the caller
+/// publishes its decision (`Sel::finish`), after which the caller must not touch it.
 unsafe fn claim_first<'a>(queue: &mut Queue) -> Option<&'a Waiter> {
     while let Some(waiter) = queue.pop_front() {
-        let waiter = &*waiter;
-        if (*waiter.sel).claim() {
+        // SAFETY: it was queued until just now, under the lock the caller holds; its
+        // owner takes it out of the queue under that lock before returning, so it is
+        // alive here.
+        let waiter = unsafe { &*waiter };
+        // SAFETY: a waiter's `Sel` lives on the same stack frame as the waiter and
+        // outlives it.
+        if unsafe { &*waiter.sel }.claim() {
+            // A claimed call waits for DONE before returning: the waiter stays alive
+            // until the caller finishes it.
             return Some(waiter);
         }
     }
@@ -248,6 +266,10 @@ unsafe fn claim_first<'a>(queue: &mut Queue) -> Option<&'a Waiter> {
 
 /// A rendezvous send or receive that does not wait: a hand-off to or from a queued
 /// partner. Lock held. None when nobody waits on the other side.
+///
+/// # Safety
+/// `chan`'s lock is held and `queues` are its queues; `buf` points to `chan.elem`
+/// bytes, readable for a send and writable for a receive, apart from any waiter's.
 unsafe fn rendezvous_attempt(
     chan: &Chan,
     queues: &mut Queues,
@@ -258,13 +280,23 @@ unsafe fn rendezvous_attempt(
     if send && queues.closed {
         return Some(WEFT_ECLOSED);
     }
-    if let Some(partner) = claim_first(queues.of(!send)) {
+    // SAFETY: a queue of `chan`, whose lock is held; the partner is finished below and
+    // not touched afterwards.
+    if let Some(partner) = unsafe { claim_first(queues.of(!send)) } {
         if send {
-            copy_elem(buf, partner.buf, chan.elem);
+            // SAFETY: `buf` covers `chan.elem` readable bytes (the caller's contract); a
+            // queued receiver's buffer covers `chan.elem` writable bytes and stays valid
+            // while its call, claimed, waits for DONE.
+            unsafe { copy_elem(buf, partner.buf, chan.elem) };
         } else {
-            copy_elem(partner.buf, buf, chan.elem);
+            // SAFETY: a queued sender's buffer covers `chan.elem` readable bytes and stays
+            // valid while its call, claimed, waits for DONE; `buf` covers `chan.elem`
+            // writable bytes (the caller's contract).
+            unsafe { copy_elem(partner.buf, buf, chan.elem) };
         }
-        keys.push((*partner.sel).finish(partner.case, HOW_OK));
+        // SAFETY: the claimed partner's `Sel` is alive until DONE is published here;
+        // neither is touched afterwards.
+        keys.push(unsafe { &*partner.sel }.finish(partner.case, HOW_OK));
         return Some(WEFT_OK);
     }
     if queues.closed {
@@ -277,6 +309,10 @@ unsafe fn rendezvous_attempt(
 
 /// Completes the waiters at the front of `queue` (senders if `send`) for as long as the
 /// buffer lets their operations complete; true if any was. Lock held.
+///
+/// # Safety
+/// `buffer` and `queue` (its senders' if `send`, else its receivers') belong to one
+/// channel, whose lock is held.
 unsafe fn serve(buffer: &Buffer, queue: &mut Queue, send: bool, keys: &mut Keys) -> bool {
     let mut served = false;
     while let Some(&front) = queue.front() {
@@ -284,20 +320,30 @@ unsafe fn serve(buffer: &Buffer, queue: &mut Queue, send: bool, keys: &mut Keys)
         if !ready {
             break;
         }
-        let waiter = &*front;
-        let sel = &*waiter.sel;
+        // SAFETY: queued under the lock the caller holds; its owner takes it out under
+        // that lock before returning, so it is alive here.
+        let waiter = unsafe { &*front };
+        // SAFETY: a waiter's `Sel` lives on the same stack frame as the waiter and
+        // outlives it.
+        let sel = unsafe { &*waiter.sel };
         if !sel.claim() {
             queue.pop_front();
             continue;
         }
         let how = if send {
-            match buffer.push(waiter.buf) {
+            // SAFETY: a queued sender's buffer covers the channel's `elem_size` readable
+            // bytes, apart from the buffer's, and stays valid while its call, claimed,
+            // waits for a decision.
+            match unsafe { buffer.push(waiter.buf) } {
                 Push::Done => Some(HOW_OK),
                 Push::Closed => Some(HOW_CLOSED),
                 Push::Full | Push::NoMemory => None,
             }
         } else {
-            match buffer.pop(waiter.buf) {
+            // SAFETY: a queued receiver's buffer covers the channel's `elem_size` writable
+            // bytes, apart from the buffer's, and stays valid while its call, claimed,
+            // waits for a decision.
+            match unsafe { buffer.pop(waiter.buf) } {
                 Pop::Done => Some(HOW_OK),
                 Pop::Closed => Some(HOW_CLOSED),
                 Pop::Empty => None,
@@ -325,10 +371,16 @@ unsafe fn serve(buffer: &Buffer, queue: &mut Queue, send: bool, keys: &mut Keys)
 }
 
 /// Serves both queues until neither can move, then updates the flags. Lock held.
+///
+/// # Safety
+/// `chan`'s lock is held; `buffer` is its buffer and `queues` its queues.
 unsafe fn pump(chan: &Chan, buffer: &Buffer, queues: &mut Queues, keys: &mut Keys) {
     loop {
-        let senders = !queues.sendq.is_empty() && serve(buffer, &mut queues.sendq, true, keys);
-        let receivers = !queues.recvq.is_empty() && serve(buffer, &mut queues.recvq, false, keys);
+        // SAFETY: `chan`'s buffer and senders' queue, its lock held (the caller's contract).
+        let senders = !queues.sendq.is_empty() && unsafe { serve(buffer, &mut queues.sendq, true, keys) };
+        // SAFETY: `chan`'s buffer and receivers' queue, its lock held (the caller's
+        // contract).
+        let receivers = !queues.recvq.is_empty() && unsafe { serve(buffer, &mut queues.recvq, false, keys) };
         if !senders && !receivers {
             break;
         }
@@ -337,20 +389,30 @@ unsafe fn pump(chan: &Chan, buffer: &Buffer, queues: &mut Queues, keys: &mut Key
 }
 
 /// After a lock-free push (or pop): if receivers (senders) are queued, serve them.
+///
+/// # Safety
+/// `buffer` is `chan`'s buffer; the caller does not hold `chan`'s lock.
 #[inline(always)]
 unsafe fn after(chan: &Chan, buffer: &Buffer, pushed: bool) {
     if chan.waiting(!pushed).load(SeqCst) {
-        pump_locked(chan, buffer);
+        // SAFETY: `chan`'s buffer, its lock not held (the caller's contract).
+        unsafe { pump_locked(chan, buffer) };
     }
 }
 
+/// Takes `chan`'s lock and pumps.
+///
+/// # Safety
+/// `buffer` is `chan`'s buffer; the caller does not hold `chan`'s lock.
 #[cold]
 #[inline(never)]
 unsafe fn pump_locked(chan: &Chan, buffer: &Buffer) {
     let mut keys = Keys::new();
     {
         let mut locked = chan.lock();
-        pump(chan, buffer, locked.queues(), &mut keys);
+        // SAFETY: `chan`'s lock is held by `locked`, `buffer` is its buffer (the caller's
+        // contract) and the queues are its own.
+        unsafe { pump(chan, buffer, locked.queues(), &mut keys) };
     }
     wake(keys);
 }
@@ -363,15 +425,24 @@ enum Fast {
     Locked,
 }
 
+/// A buffered send or receive without the lock.
+///
+/// # Safety
+/// `buffer` is `chan`'s buffer, whose lock the caller does not hold; `buf` points to
+/// `chan.elem` bytes, readable for a send and writable for a receive, apart from the
+/// buffer's.
 #[inline(always)]
 unsafe fn fast_attempt(chan: &Chan, buffer: &Buffer, buf: *mut u8, send: bool) -> Fast {
     if send {
         if chan.waiters.send_waiting.load(Relaxed) {
             return Fast::Locked;
         }
-        match buffer.push(buf) {
+        // SAFETY: `buf` covers the channel's `elem_size` readable bytes (the caller's
+        // contract).
+        match unsafe { buffer.push(buf) } {
             Push::Done => {
-                after(chan, buffer, true);
+                // SAFETY: `chan`'s buffer, its lock not held (the caller's contract).
+                unsafe { after(chan, buffer, true) };
                 Fast::Done(WEFT_OK)
             }
             Push::Full => Fast::NotReady,
@@ -379,9 +450,12 @@ unsafe fn fast_attempt(chan: &Chan, buffer: &Buffer, buf: *mut u8, send: bool) -
             Push::NoMemory => Fast::Done(no_memory()),
         }
     } else {
-        match buffer.pop(buf) {
+        // SAFETY: `buf` covers the channel's `elem_size` writable bytes (the caller's
+        // contract).
+        match unsafe { buffer.pop(buf) } {
             Pop::Done => {
-                after(chan, buffer, false);
+                // SAFETY: `chan`'s buffer, its lock not held (the caller's contract).
+                unsafe { after(chan, buffer, false) };
                 Fast::Done(WEFT_OK)
             }
             Pop::Empty => Fast::NotReady,
@@ -392,6 +466,11 @@ unsafe fn fast_attempt(chan: &Chan, buffer: &Buffer, buf: *mut u8, send: bool) -
 
 /// A buffered send or receive that does not wait, lock held: serves the queues first,
 /// then a send only if no sender is still queued (it would come first).
+///
+/// # Safety
+/// `chan`'s lock is held; `buffer` is its buffer and `queues` its queues; `buf` points
+/// to `chan.elem` bytes, readable for a send and writable for a receive, apart from the
+/// buffer's.
 unsafe fn buffered_attempt(
     chan: &Chan,
     buffer: &Buffer,
@@ -401,27 +480,33 @@ unsafe fn buffered_attempt(
     keys: &mut Keys,
 ) -> Option<weft_status_t> {
     if !queues.sendq.is_empty() || !queues.recvq.is_empty() {
-        pump(chan, buffer, queues, keys);
+        // SAFETY: `chan`'s lock held, its buffer and queues (the caller's contract).
+        unsafe { pump(chan, buffer, queues, keys) };
     }
     let status = if send {
         if !queues.sendq.is_empty() {
             return buffer.is_closed().then_some(WEFT_ECLOSED);
         }
-        match buffer.push(buf) {
+        // SAFETY: `buf` covers the channel's `elem_size` readable bytes (the caller's
+        // contract).
+        match unsafe { buffer.push(buf) } {
             Push::Done => WEFT_OK,
             Push::Full => return None,
             Push::Closed => WEFT_ECLOSED,
             Push::NoMemory => no_memory(),
         }
     } else {
-        match buffer.pop(buf) {
+        // SAFETY: `buf` covers the channel's `elem_size` writable bytes (the caller's
+        // contract).
+        match unsafe { buffer.pop(buf) } {
             Pop::Done => WEFT_OK,
             Pop::Empty => return None,
             Pop::Closed => WEFT_ECLOSED,
         }
     };
     if status == WEFT_OK && !queues.of(!send).is_empty() {
-        pump(chan, buffer, queues, keys);
+        // SAFETY: `chan`'s lock held, its buffer and queues (the caller's contract).
+        unsafe { pump(chan, buffer, queues, keys) };
     }
     Some(status)
 }
@@ -514,6 +599,12 @@ fn closed_status(closed: bool) -> weft_status_t {
 
 // ---- the plugin's channel members ----------------------------------------------------
 
+// The runtime hands every member a channel made by our `chan_new` and not yet freed
+// (`chan_free` runs when no other call on it runs or will run), element buffers of the
+// channel's `elem_size` bytes (readable for a send, writable for a receive, apart from
+// the channel's memory) that stay valid until the call returns, and valid
+// out-parameters: the table's contract (`weft_platform_t`), which the members rely on.
+
 pub(crate) unsafe extern "C" fn chan_new(
     _rt: *mut weft_plat_rt_t,
     elem_size: usize,
@@ -545,12 +636,18 @@ pub(crate) unsafe extern "C" fn chan_new(
                 queues: UnsafeCell::new(queues),
             }),
         };
-        *out = Box::into_raw(Box::new(chan)) as *mut weft_plat_chan_t;
+        // SAFETY: the runtime's out-parameter (the table contract above).
+        unsafe { *out = Box::into_raw(Box::new(chan)) as *mut weft_plat_chan_t };
         WEFT_OK
     })
 }
 
 /// A single send or receive on a rendezvous channel: try, else queue one waiter and wait.
+///
+/// # Safety
+/// The caller does not hold `chan`'s lock; `buf` points to `chan.elem` bytes, readable
+/// for a send and writable for a receive, apart from any other call's, valid until the
+/// call returns.
 unsafe fn rendezvous_single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
     let sel = Sel::new(false);
     let waiter = Waiter { sel: &sel, buf, case: 0 };
@@ -558,7 +655,10 @@ unsafe fn rendezvous_single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool
     let early = {
         let mut locked = chan.lock();
         let queues = locked.queues();
-        let early = rendezvous_attempt(chan, queues, buf, send, &mut keys).or_else(|| must_not_wait(deadline));
+        // SAFETY: `chan`'s lock is held by `locked` and these are its queues; `buf` as
+        // the caller promised.
+        let early =
+            unsafe { rendezvous_attempt(chan, queues, buf, send, &mut keys) }.or_else(|| must_not_wait(deadline));
         if early.is_none() {
             queues.of(send).push_back(&waiter);
         }
@@ -581,11 +681,17 @@ unsafe fn rendezvous_single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool
 
 /// A single send or receive on a buffered channel: lock-free attempts with a short
 /// back-off, then (through the lock) queue one waiter and wait.
+///
+/// # Safety
+/// `buffer` is `chan`'s buffer, whose lock the caller does not hold; `buf` points to
+/// `chan.elem` bytes, readable for a send and writable for a receive, apart from any
+/// other call's and the buffer's, valid until the call returns.
 unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
     let mut backoff = Backoff::new();
     let mut may_wait = None;
     loop {
-        match fast_attempt(chan, buffer, buf, send) {
+        // SAFETY: `chan`'s buffer, its lock not held; `buf` as the caller promised.
+        match unsafe { fast_attempt(chan, buffer, buf, send) } {
             Fast::Done(status) => return status,
             Fast::Locked => break,
             Fast::NotReady => {}
@@ -606,13 +712,17 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
     let early = {
         let mut locked = chan.lock();
         let queues = locked.queues();
-        let early = buffered_attempt(chan, buffer, queues, buf, send, &mut keys).or_else(|| must_not_wait(deadline));
+        // SAFETY: `chan`'s lock is held by `locked`, `buffer` and `queues` are its own;
+        // `buf` as the caller promised.
+        let early =
+            unsafe { buffered_attempt(chan, buffer, queues, buf, send, &mut keys) }.or_else(|| must_not_wait(deadline));
         if early.is_none() {
             queues.of(send).push_back(&waiter);
             chan.waiting(send).store(true, SeqCst);
             // Looks at the buffer again (see the module comment); may complete this
             // very call.
-            pump(chan, buffer, queues, &mut keys);
+            // SAFETY: `chan`'s lock is held by `locked`, `buffer` and `queues` are its own.
+            unsafe { pump(chan, buffer, queues, &mut keys) };
         }
         early
     };
@@ -635,12 +745,19 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
 
 /// Every rendezvous call, and a buffered one that found no element or room at once
 /// (or senders queued).
+///
+/// # Safety
+/// The caller does not hold `chan`'s lock; `buf` points to `chan.elem` bytes, readable
+/// for a send and writable for a receive, apart from any other call's and the
+/// channel's memory, valid until the call returns.
 #[cold]
 #[inline(never)]
 unsafe fn single(chan: &Chan, buf: *mut u8, deadline: i64, send: bool) -> weft_status_t {
     match &chan.buffer {
-        Some(buffer) => buffered_single(chan, buffer, buf, deadline, send),
-        None => rendezvous_single(chan, buf, deadline, send),
+        // SAFETY: `chan`'s own buffer, its lock not held; `buf` as the caller promised.
+        Some(buffer) => unsafe { buffered_single(chan, buffer, buf, deadline, send) },
+        // SAFETY: `chan`'s lock not held; `buf` as the caller promised.
+        None => unsafe { rendezvous_single(chan, buf, deadline, send) },
     }
 }
 
@@ -650,13 +767,17 @@ pub(crate) unsafe extern "C" fn chan_send(
     deadline: i64,
 ) -> weft_status_t {
     HOST.guard(|| {
-        let chan = Chan::from(ch);
+        // SAFETY: a live channel of this plugin (the table contract above).
+        let chan = unsafe { Chan::from(ch) };
         // The common case first, inline: room in the buffer and nobody queued.
         if let Some(buffer) = &chan.buffer {
             if !chan.waiters.send_waiting.load(Relaxed) {
-                match buffer.push(elem as *const u8) {
+                // SAFETY: `elem` covers the channel's `elem_size` readable bytes (the
+                // table contract above).
+                match unsafe { buffer.push(elem as *const u8) } {
                     Push::Done => {
-                        after(chan, buffer, true);
+                        // SAFETY: `chan`'s own buffer; no lock is held here.
+                        unsafe { after(chan, buffer, true) };
                         return WEFT_OK;
                     }
                     Push::Closed => return WEFT_ECLOSED,
@@ -664,30 +785,39 @@ pub(crate) unsafe extern "C" fn chan_send(
                 }
             }
         }
-        single(chan, elem as *mut u8, deadline, true)
+        // SAFETY: no lock held; `elem` covers the channel's `elem_size` readable bytes
+        // until the call returns (the table contract above), and a send only reads it.
+        unsafe { single(chan, elem as *mut u8, deadline, true) }
     })
 }
 
 pub(crate) unsafe extern "C" fn chan_recv(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t {
     HOST.guard(|| {
-        let chan = Chan::from(ch);
+        // SAFETY: a live channel of this plugin (the table contract above).
+        let chan = unsafe { Chan::from(ch) };
         if let Some(buffer) = &chan.buffer {
-            match buffer.pop(out as *mut u8) {
+            // SAFETY: `out` covers the channel's `elem_size` writable bytes (the table
+            // contract above).
+            match unsafe { buffer.pop(out as *mut u8) } {
                 Pop::Done => {
-                    after(chan, buffer, false);
+                    // SAFETY: `chan`'s own buffer; no lock is held here.
+                    unsafe { after(chan, buffer, false) };
                     return WEFT_OK;
                 }
                 Pop::Closed => return WEFT_ECLOSED,
                 Pop::Empty => {}
             }
         }
-        single(chan, out as *mut u8, deadline, false)
+        // SAFETY: no lock held; `out` covers the channel's `elem_size` writable bytes
+        // until the call returns (the table contract above).
+        unsafe { single(chan, out as *mut u8, deadline, false) }
     })
 }
 
 pub(crate) unsafe extern "C" fn chan_close(ch: *mut weft_plat_chan_t) -> weft_status_t {
     HOST.guard(|| {
-        let chan = Chan::from(ch);
+        // SAFETY: a live channel of this plugin (the table contract above).
+        let chan = unsafe { Chan::from(ch) };
         let mut keys = Keys::new();
         {
             match &chan.buffer {
@@ -696,15 +826,20 @@ pub(crate) unsafe extern "C" fn chan_close(ch: *mut weft_plat_chan_t) -> weft_st
                     // gives queued senders ECLOSED and queued receivers what is left.
                     buffer.close();
                     let mut locked = chan.lock();
-                    pump(chan, buffer, locked.queues(), &mut keys);
+                    // SAFETY: `chan`'s lock is held by `locked`; its own buffer and queues.
+                    unsafe { pump(chan, buffer, locked.queues(), &mut keys) };
                 }
                 None => {
                     let mut locked = chan.lock();
                     let queues = locked.queues();
                     queues.closed = true;
                     for send in [true, false] {
-                        while let Some(waiter) = claim_first(queues.of(send)) {
-                            keys.push((*waiter.sel).finish(waiter.case, HOW_CLOSED));
+                        // SAFETY: a queue of `chan`, whose lock `locked` holds; the waiter
+                        // is finished below and not touched afterwards.
+                        while let Some(waiter) = unsafe { claim_first(queues.of(send)) } {
+                            // SAFETY: the claimed waiter's `Sel` is alive until DONE is
+                            // published here; neither is touched afterwards.
+                            keys.push(unsafe { &*waiter.sel }.finish(waiter.case, HOW_CLOSED));
                         }
                     }
                 }
@@ -716,14 +851,23 @@ pub(crate) unsafe extern "C" fn chan_close(ch: *mut weft_plat_chan_t) -> weft_st
 }
 
 pub(crate) unsafe extern "C" fn chan_len(ch: *mut weft_plat_chan_t) -> usize {
-    Chan::from(ch).buffer.as_ref().map_or(0, Buffer::len)
+    HOST.guard_or(0, || {
+        // SAFETY: a live channel of this plugin (the table contract above).
+        unsafe { Chan::from(ch) }.buffer.as_ref().map_or(0, Buffer::len)
+    })
 }
 
 pub(crate) unsafe extern "C" fn chan_free(ch: *mut weft_plat_chan_t, drop_fn: weft_plat_elem_drop_fn, ud: *mut c_void) {
-    let mut chan = Box::from_raw(ch as *mut Chan);
-    if let (Some(buffer), Some(drop_fn)) = (chan.buffer.as_mut(), drop_fn) {
-        buffer.for_each_left(|elem| drop_fn(elem as *mut c_void, ud));
-    }
+    HOST.guard_or((), || {
+        // SAFETY: `chan_new` made `ch` with `Box::into_raw`; the runtime frees it exactly
+        // once, when no other call on it runs or will run (the table contract above).
+        let mut chan = unsafe { Box::from_raw(ch as *mut Chan) };
+        if let (Some(buffer), Some(drop_fn)) = (chan.buffer.as_mut(), drop_fn) {
+            // SAFETY: the runtime's drop callback, given a buffered element (valid for the
+            // call) and the `ud` it passed with it, once per element (the table contract).
+            buffer.for_each_left(|elem| unsafe { drop_fn(elem as *mut c_void, ud) });
+        }
+    })
 }
 
 // ---- select --------------------------------------------------------------------------
@@ -802,17 +946,29 @@ impl Drop for PollOrder {
     }
 }
 
+/// Locks every channel of `chans`, in order.
+///
+/// # Safety
+/// Every pointer is to a live channel.
 unsafe fn lock_all(chans: &[*const Chan]) {
     for &chan in chans {
-        let chan: &Chan = &*chan;
+        // SAFETY: a live channel (the caller's contract).
+        let chan: &Chan = unsafe { &*chan };
         chan.waiters.lock.lock();
     }
 }
 
+/// Unlocks every channel of `chans`, in reverse order.
+///
+/// # Safety
+/// Every pointer is to a live channel whose lock this thread holds (from `lock_all`),
+/// and no reference to its queues is in use any more.
 unsafe fn unlock_all(chans: &[*const Chan]) {
     for &chan in chans.iter().rev() {
-        let chan: &Chan = &*chan;
-        chan.waiters.lock.unlock();
+        // SAFETY: a live channel (the caller's contract).
+        let chan: &Chan = unsafe { &*chan };
+        // SAFETY: this thread holds the lock (the caller's contract).
+        unsafe { chan.waiters.lock.unlock() };
     }
 }
 
@@ -820,17 +976,29 @@ fn is_send(case: &weft_plat_select_case_t) -> bool {
     case.op == WEFT_SELECT_SEND
 }
 
+/// The channel of a case.
+///
+/// # Safety
+/// `case.chan` is a live channel of this plugin while the reference is used.
 unsafe fn chan_of<'a>(case: &weft_plat_select_case_t) -> &'a Chan {
-    &*(case.chan as *const Chan)
+    // SAFETY: `chan_new` made it from a boxed `Chan`, still live (the caller's contract).
+    unsafe { &*(case.chan as *const Chan) }
 }
 
 /// One case as a call that does not wait, taking its channel's lock if needed.
+///
+/// # Safety
+/// `case` is a case as `chan_select` receives it (a live channel; `buf` covers its
+/// `elem_size` bytes, readable for a send and writable for a receive, apart from the
+/// channel's memory), and the caller holds no channel lock.
 unsafe fn attempt_alone(case: &weft_plat_select_case_t) -> Option<weft_status_t> {
-    let chan = chan_of(case);
+    // SAFETY: a live channel (the caller's contract).
+    let chan = unsafe { chan_of(case) };
     let buf = case.buf as *mut u8;
     let send = is_send(case);
     if let Some(buffer) = &chan.buffer {
-        match fast_attempt(chan, buffer, buf, send) {
+        // SAFETY: `chan`'s own buffer, its lock not held; `buf` as the caller promised.
+        match unsafe { fast_attempt(chan, buffer, buf, send) } {
             Fast::Done(status) => return Some(status),
             Fast::NotReady => return None,
             Fast::Locked => {}
@@ -839,29 +1007,43 @@ unsafe fn attempt_alone(case: &weft_plat_select_case_t) -> Option<weft_status_t>
     let mut keys = Keys::new();
     let status = {
         let mut locked = chan.lock();
-        attempt_locked(case, locked.queues(), &mut keys)
+        // SAFETY: the case's channel's lock is held by `locked`, and these are its queues.
+        unsafe { attempt_locked(case, locked.queues(), &mut keys) }
     };
     wake(keys);
     status
 }
 
 /// One case as a call that does not wait, its channel's lock held.
+///
+/// # Safety
+/// `case` is a case as `chan_select` receives it (see `attempt_alone`); its channel's
+/// lock is held and `queues` are that channel's queues.
 unsafe fn attempt_locked(
     case: &weft_plat_select_case_t,
     queues: &mut Queues,
     keys: &mut Keys,
 ) -> Option<weft_status_t> {
-    let chan = chan_of(case);
+    // SAFETY: a live channel (the caller's contract).
+    let chan = unsafe { chan_of(case) };
     match &chan.buffer {
-        Some(buffer) => buffered_attempt(chan, buffer, queues, case.buf as *mut u8, is_send(case), keys),
-        None => rendezvous_attempt(chan, queues, case.buf as *mut u8, is_send(case), keys),
+        // SAFETY: `chan`'s lock held, its own buffer and queues; the case's `buf` covers
+        // its `elem_size` bytes (the caller's contract).
+        Some(buffer) => unsafe { buffered_attempt(chan, buffer, queues, case.buf as *mut u8, is_send(case), keys) },
+        // SAFETY: `chan`'s lock held, its own queues; the case's `buf` covers its
+        // `elem_size` bytes (the caller's contract).
+        None => unsafe { rendezvous_attempt(chan, queues, case.buf as *mut u8, is_send(case), keys) },
     }
 }
 
 /// A case's outcome: its index goes to `chosen` when it completed (also by a close).
+///
+/// # Safety
+/// `chosen` is valid for a write.
 unsafe fn decided(status: weft_status_t, index: usize, chosen: *mut usize) -> weft_status_t {
     if status == WEFT_OK || status == WEFT_ECLOSED {
-        *chosen = index;
+        // SAFETY: valid for a write (the caller's contract).
+        unsafe { *chosen = index };
     }
     status
 }
@@ -874,41 +1056,58 @@ pub(crate) unsafe extern "C" fn chan_select(
     chosen: *mut usize,
 ) -> weft_status_t {
     HOST.guard(|| {
-        let cases = std::slice::from_raw_parts(cases, n);
+        // SAFETY: `n` (at least 1) cases, borrowed for the call (the table contract above).
+        let cases = unsafe { std::slice::from_raw_parts(cases, n) };
         let mut order = PollOrder::new(n, flags & WEFT_SELECT_ORDERED == 0);
         // Lock order (each channel once, by address), made when first needed.
         let mut chans: Cases<*const Chan> = Cases::new();
         // Without a buffered case, the locked pass below is all there is to try.
-        let any_buffered = cases.iter().any(|case| chan_of(case).buffer.is_some());
+        // SAFETY: each case's channel is live (the table contract above).
+        let any_buffered = cases.iter().any(|case| unsafe { chan_of(case) }.buffer.is_some());
 
         loop {
             if any_buffered {
                 for i in 0..n {
                     let index = order.at(i);
-                    if let Some(status) = attempt_alone(&cases[index]) {
-                        return decided(status, index, chosen);
+                    // SAFETY: a case as the runtime handed it (the table contract above);
+                    // no channel lock is held here.
+                    if let Some(status) = unsafe { attempt_alone(&cases[index]) } {
+                        // SAFETY: the runtime's out-parameter (the table contract above).
+                        return unsafe { decided(status, index, chosen) };
                     }
                 }
             }
             if chans.is_empty() {
-                chans.extend(cases.iter().map(|case| chan_of(case) as *const Chan));
+                // SAFETY: each case's channel is live (the table contract above).
+                chans.extend(cases.iter().map(|case| unsafe { chan_of(case) } as *const Chan));
                 chans.sort_unstable();
                 chans.dedup();
             }
 
             let mut keys = Keys::new();
-            lock_all(&chans);
+            // SAFETY: the cases' channels, live (the table contract above).
+            unsafe { lock_all(&chans) };
             for i in 0..n {
                 let index = order.at(i);
                 let case = &cases[index];
-                if let Some(status) = attempt_locked(case, chan_of(case).queues(), &mut keys) {
-                    unlock_all(&chans);
+                // SAFETY: the case's channel is live (the table contract above).
+                let chan = unsafe { chan_of(case) };
+                // SAFETY: its lock is held (`lock_all` above); the reference is used for the
+                // attempt below only.
+                let queues = unsafe { chan.queues() };
+                // SAFETY: a case as the runtime handed it, its channel's lock held and these
+                // its queues.
+                if let Some(status) = unsafe { attempt_locked(case, queues, &mut keys) } {
+                    // SAFETY: this thread locked them all above; no queues reference remains.
+                    unsafe { unlock_all(&chans) };
                     wake(keys);
-                    return decided(status, index, chosen);
+                    // SAFETY: the runtime's out-parameter (the table contract above).
+                    return unsafe { decided(status, index, chosen) };
                 }
             }
             if let Some(status) = must_not_wait(deadline) {
-                unlock_all(&chans);
+                // SAFETY: this thread locked them all above; no queues reference remains.
+                unsafe { unlock_all(&chans) };
                 wake(keys);
                 return status;
             }
@@ -917,38 +1116,58 @@ pub(crate) unsafe extern "C" fn chan_select(
             let waiters: Cases<Waiter> =
                 cases.iter().enumerate().map(|(case, c)| Waiter { sel: &sel, buf: c.buf as *mut u8, case }).collect();
             for (case, waiter) in cases.iter().zip(&waiters) {
-                let chan = chan_of(case);
-                chan.queues().of(is_send(case)).push_back(waiter);
+                // SAFETY: the case's channel is live (the table contract above).
+                let chan = unsafe { chan_of(case) };
+                // SAFETY: its lock is held (`lock_all` above); the reference is used for this
+                // push only. The waiter (and `sel`) outlive their time in the queue: they
+                // are taken out below, under the locks, before this call returns.
+                unsafe { chan.queues() }.of(is_send(case)).push_back(waiter);
                 if chan.buffer.is_some() {
                     chan.waiting(is_send(case)).store(true, SeqCst);
                 }
             }
             // Look at the buffers again (see the module comment).
             for chan in &chans {
-                let chan = &**chan;
+                // SAFETY: a live channel (the table contract above).
+                let chan = unsafe { &**chan };
                 if let Some(buffer) = &chan.buffer {
-                    pump(chan, buffer, chan.queues(), &mut keys);
+                    // SAFETY: its lock is held (`lock_all` above); the reference is used for
+                    // the pump below only.
+                    let queues = unsafe { chan.queues() };
+                    // SAFETY: `chan`'s lock held, its own buffer and queues.
+                    unsafe { pump(chan, buffer, queues, &mut keys) };
                 }
             }
-            unlock_all(&chans);
+            // SAFETY: this thread locked them all above; no queues reference remains.
+            unsafe { unlock_all(&chans) };
             wake(keys);
 
             let outcome = wait_for(&sel, deadline);
 
-            lock_all(&chans);
+            // SAFETY: the cases' channels, live (the table contract above).
+            unsafe { lock_all(&chans) };
             for (case, waiter) in cases.iter().zip(&waiters) {
-                remove(chan_of(case).queues().of(is_send(case)), waiter);
+                // SAFETY: the case's channel is live (the table contract above).
+                let chan = unsafe { chan_of(case) };
+                // SAFETY: its lock is held (`lock_all` above); the reference is used for this
+                // removal only.
+                remove(unsafe { chan.queues() }.of(is_send(case)), waiter);
             }
             for chan in &chans {
-                let chan = &**chan;
+                // SAFETY: a live channel (the table contract above).
+                let chan = unsafe { &**chan };
                 if chan.buffer.is_some() {
-                    chan.update_flags(chan.queues());
+                    // SAFETY: its lock is held (`lock_all` above); the reference is used for
+                    // this call only.
+                    chan.update_flags(unsafe { chan.queues() });
                 }
             }
-            unlock_all(&chans);
+            // SAFETY: this thread locked them all above; no queues reference remains.
+            unsafe { unlock_all(&chans) };
             match outcome {
                 Outcome::Done { case, closed } => {
-                    *chosen = case;
+                    // SAFETY: the runtime's out-parameter (the table contract above).
+                    unsafe { *chosen = case };
                     return closed_status(closed);
                 }
                 Outcome::GaveUp(status) => return status,

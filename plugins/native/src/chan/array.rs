@@ -46,8 +46,10 @@ pub(in crate::chan) struct Array {
     mark_bit: u64,
 }
 
-// SAFETY: the slots are reached only through the stamp protocol above.
+// SAFETY: the slots are reached only through the stamp protocol above, from any thread.
 unsafe impl Send for Array {}
+// SAFETY: concurrent pushes and pops reach a slot only once the stamp protocol gives
+// it to them alone; everything else is atomic or immutable.
 unsafe impl Sync for Array {}
 
 impl Array {
@@ -120,12 +122,15 @@ impl Array {
     #[inline]
     fn slot(&self, index: usize) -> (&AtomicU64, *mut u8) {
         debug_assert!(index < self.cap);
-        // SAFETY: inside the allocation; the word is 8-aligned (stride is a multiple of
-        // 8) and only ever accessed atomically.
-        unsafe {
-            let at = self.slots.as_ptr().add(index * self.stride);
-            (&*(at as *const AtomicU64), at.add(8))
-        }
+        // SAFETY: slot `index` < cap starts inside the allocation of `cap * stride` bytes.
+        let at = unsafe { self.slots.as_ptr().add(index * self.stride) };
+        // SAFETY: the slot starts with its stamp word, 8-aligned (the allocation is, and
+        // stride is a multiple of 8), initialised (zeroed) and only ever accessed
+        // atomically.
+        let word = unsafe { &*(at as *const AtomicU64) };
+        // SAFETY: the element bytes follow the 8-byte word inside the same slot.
+        let data = unsafe { at.add(8) };
+        (word, data)
     }
 
     #[inline]
@@ -149,6 +154,11 @@ impl Array {
         }
     }
 
+    /// Copies the element at `src` into the slot at the tail, unless full or closed.
+    ///
+    /// # Safety
+    /// `src` points to `elem` readable bytes (the element size the array was made for)
+    /// that do not overlap the array's slots.
     #[inline(always)]
     pub(super) unsafe fn push(&self, src: *const u8) -> Push {
         let mut backoff = Backoff::new();
@@ -163,7 +173,11 @@ impl Array {
             if tail == stamp {
                 match self.tail.compare_exchange_weak(tail, self.next(tail), SeqCst, Relaxed) {
                     Ok(_) => {
-                        copy_elem(src, data, self.elem);
+                        // SAFETY: `src` covers `elem` bytes apart from the slots (the
+                        // caller's contract); `data` is the `elem` bytes of slot `index`,
+                        // which the won CAS on the tail gives this push alone until it
+                        // publishes the stamp below.
+                        unsafe { copy_elem(src, data, self.elem) };
                         Self::store_stamp(word, index, tail + 1);
                         self.touch_ahead(tail, index);
                         return Push::Done;
@@ -190,6 +204,11 @@ impl Array {
         }
     }
 
+    /// Moves the element of the slot at the head to `dst`, unless empty.
+    ///
+    /// # Safety
+    /// `dst` points to `elem` writable bytes (the element size the array was made for)
+    /// that do not overlap the array's slots.
     #[inline(always)]
     pub(super) unsafe fn pop(&self, dst: *mut u8) -> Pop {
         let mut backoff = Backoff::new();
@@ -201,7 +220,12 @@ impl Array {
             if head + 1 == stamp {
                 match self.head.compare_exchange_weak(head, self.next(head), SeqCst, Relaxed) {
                     Ok(_) => {
-                        copy_elem(data, dst, self.elem);
+                        // SAFETY: `dst` covers `elem` writable bytes apart from the slots
+                        // (the caller's contract); `data` is the `elem` bytes of slot
+                        // `index`, whose push completed (its stamp said so, seen with
+                        // Acquire) and which the won CAS on the head gives this pop alone
+                        // until it publishes the stamp below.
+                        unsafe { copy_elem(data, dst, self.elem) };
                         Self::store_stamp(word, index, head.wrapping_add(self.one_lap));
                         return Pop::Done;
                     }

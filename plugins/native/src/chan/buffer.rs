@@ -60,8 +60,11 @@ impl Buffer {
     #[inline(always)]
     pub(super) unsafe fn push(&self, src: *const u8) -> Push {
         match self {
-            Buffer::Array(a) => a.push(src),
-            Buffer::List(l) => l.push(src),
+            // SAFETY: `src` covers the channel's `elem_size` bytes, which is the array's
+            // element size (the caller's contract above).
+            Buffer::Array(a) => unsafe { a.push(src) },
+            // SAFETY: as for the array: `src` covers the list's element size.
+            Buffer::List(l) => unsafe { l.push(src) },
             Buffer::Count(c) => c.push(),
         }
     }
@@ -73,8 +76,11 @@ impl Buffer {
     #[inline(always)]
     pub(super) unsafe fn pop(&self, dst: *mut u8) -> Pop {
         match self {
-            Buffer::Array(a) => a.pop(dst),
-            Buffer::List(l) => l.pop(dst),
+            // SAFETY: `dst` covers the channel's `elem_size` writable bytes, which is the
+            // array's element size (the caller's contract above).
+            Buffer::Array(a) => unsafe { a.pop(dst) },
+            // SAFETY: as for the array: `dst` covers the list's element size.
+            Buffer::List(l) => unsafe { l.pop(dst) },
             Buffer::Count(c) => c.pop(),
         }
     }
@@ -144,10 +150,27 @@ impl Buffer {
 pub(super) unsafe fn copy_elem(src: *const u8, dst: *mut u8, len: usize) {
     match len {
         0 => {}
-        4 => (dst as *mut u32).write_unaligned((src as *const u32).read_unaligned()),
-        8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
-        16 => (dst as *mut u128).write_unaligned((src as *const u128).read_unaligned()),
-        _ => ptr::copy_nonoverlapping(src, dst, len),
+        4 => {
+            // SAFETY: `src` covers 4 readable bytes (the caller's contract); an unaligned read.
+            let v = unsafe { (src as *const u32).read_unaligned() };
+            // SAFETY: `dst` covers 4 writable bytes (the caller's contract); an unaligned write.
+            unsafe { (dst as *mut u32).write_unaligned(v) }
+        }
+        8 => {
+            // SAFETY: `src` covers 8 readable bytes (the caller's contract); an unaligned read.
+            let v = unsafe { (src as *const u64).read_unaligned() };
+            // SAFETY: `dst` covers 8 writable bytes (the caller's contract); an unaligned write.
+            unsafe { (dst as *mut u64).write_unaligned(v) }
+        }
+        16 => {
+            // SAFETY: `src` covers 16 readable bytes (the caller's contract); an unaligned read.
+            let v = unsafe { (src as *const u128).read_unaligned() };
+            // SAFETY: `dst` covers 16 writable bytes (the caller's contract); an unaligned write.
+            unsafe { (dst as *mut u128).write_unaligned(v) }
+        }
+        // SAFETY: both pointers cover `len` bytes and the ranges do not overlap (the
+        // caller's contract); `copy_nonoverlapping` has no alignment requirement for u8.
+        _ => unsafe { ptr::copy_nonoverlapping(src, dst, len) },
     }
 }
 

@@ -46,8 +46,11 @@ pub(in crate::chan) struct List {
     layout: Layout,
 }
 
-// SAFETY: the blocks are reached only through the index protocol above.
+// SAFETY: the blocks are reached only through the index protocol above, from any thread.
 unsafe impl Send for List {}
+// SAFETY: concurrent pushes and pops reach a slot only once the index protocol gives it
+// to them alone, and a block is freed once, after its last reader; everything else is
+// atomic or immutable.
 unsafe impl Sync for List {}
 
 /// A block allocated ahead of need, freed unless handed to the list.
@@ -89,28 +92,46 @@ impl List {
         NonNull::new(unsafe { alloc_zeroed(self.layout) })
     }
 
+    /// The `next` word of `block`.
+    ///
     /// # Safety
-    /// `block` is a live block of this list.
+    /// `block` is a live block of this list, and stays so while the reference is used.
     #[inline]
     unsafe fn next_of<'b>(block: *mut Block) -> &'b AtomicPtr<Block> {
-        &*(block as *const AtomicPtr<Block>)
+        // SAFETY: a live block (the caller's contract) starts with its `next` word, 8-aligned
+        // (the block layout's alignment) and only ever accessed atomically.
+        unsafe { &*(block as *const AtomicPtr<Block>) }
     }
 
     /// The state word and the element bytes of slot `offset` (< BLOCK_CAP) of `block`.
     ///
     /// # Safety
-    /// `block` is a live block of this list.
+    /// `block` is a live block of this list, and stays so while the results are used;
+    /// `offset` < BLOCK_CAP.
     #[inline]
     unsafe fn slot<'b>(&self, block: *mut Block, offset: usize) -> (&'b AtomicUsize, *mut u8) {
-        let at = block.add(8 + offset * self.stride);
-        (&*(at as *const AtomicUsize), at.add(8))
+        // SAFETY: `block` is live (the caller's contract) and slot `offset` < BLOCK_CAP
+        // lies inside it: 8 + BLOCK_CAP * stride bytes are allocated.
+        let at = unsafe { block.add(8 + offset * self.stride) };
+        // SAFETY: the slot starts with its state word, 8-aligned (8 + a multiple of 8 into
+        // an 8-aligned block) and only ever accessed atomically.
+        let state = unsafe { &*(at as *const AtomicUsize) };
+        // SAFETY: the element bytes follow the 8-byte state word inside the same slot.
+        let data = unsafe { at.add(8) };
+        (state, data)
     }
 
     /// Waits until the block after `block` is installed.
+    ///
+    /// # Safety
+    /// `block` is a live block of this list, kept alive by the caller for the call (a
+    /// slot of it taken and not yet read), whose successor is being or has been
+    /// installed (the caller took its last slot).
     unsafe fn wait_next(block: *mut Block) -> *mut Block {
         let mut backoff = Backoff::new();
         loop {
-            let next = Self::next_of(block).load(Acquire);
+            // SAFETY: `block` is live for the whole call (the caller's contract).
+            let next = unsafe { Self::next_of(block) }.load(Acquire);
             if !next.is_null() {
                 return next;
             }
@@ -120,17 +141,36 @@ impl List {
 
     /// Frees `block` once no pop still reads a slot from `start` on; a pop still
     /// reading one frees it when it is done.
+    ///
+    /// # Safety
+    /// `block` is a live block of this list whose every slot has been taken by a pop, and
+    /// the caller is the one pop entitled to go on destroying it: the reader of its last
+    /// slot (`start` 0), or the reader of slot `start - 1` that found DESTROY there. The
+    /// caller does not touch the block afterwards.
     unsafe fn destroy(&self, block: *mut Block, start: usize) {
         // The last slot needs no mark: its reader is the one destroying the block.
         for offset in start..BLOCK_CAP - 1 {
-            let (state, _) = self.slot(block, offset);
+            // SAFETY: the block is live until freed below or handed on to a reader that
+            // has not set READ yet (the caller's contract), and `offset` < BLOCK_CAP.
+            let (state, _) = unsafe { self.slot(block, offset) };
             if state.load(Acquire) & READ == 0 && state.fetch_or(DESTROY, AcqRel) & READ == 0 {
                 return;
             }
         }
-        dealloc(block, self.layout);
+        // SAFETY: every slot from `start` on has been read (READ seen, AcqRel), those
+        // before it by the caller's contract: no pop touches the block any more, and it
+        // was allocated by `alloc_block` with this layout. Freed exactly once: a slot's
+        // reader and the destroyer that marks it agree, through the one `fetch_or` each,
+        // on which of them goes on.
+        unsafe { dealloc(block, self.layout) };
     }
 
+    /// Copies the element at `src` into the slot at the tail, unless closed; NoMemory
+    /// when the next block cannot be allocated.
+    ///
+    /// # Safety
+    /// `src` points to `elem` readable bytes (the element size the list was made for)
+    /// that do not overlap the list's blocks.
     #[inline]
     pub(super) unsafe fn push(&self, src: *const u8) -> Push {
         let mut backoff = Backoff::new();
@@ -162,10 +202,17 @@ impl List {
                         let next = spare.block.take().expect("allocated above").as_ptr();
                         self.tail.block.store(next, Release);
                         self.tail.index.fetch_add(1 << SHIFT, Release);
-                        Self::next_of(block).store(next, Release);
+                        // SAFETY: the won CAS reserved slot `offset` of `block` (the
+                        // block of that tail index) for this push: no pop has read it, so
+                        // the block is not freed.
+                        unsafe { Self::next_of(block) }.store(next, Release);
                     }
-                    let (state, data) = self.slot(block, offset);
-                    copy_elem(src, data, self.elem);
+                    // SAFETY: `block` is live as above, `offset` < BLOCK_CAP.
+                    let (state, data) = unsafe { self.slot(block, offset) };
+                    // SAFETY: `src` covers `elem` bytes apart from the blocks (the
+                    // caller's contract); `data` is the `elem` bytes of the slot this
+                    // push reserved, which no pop reads before WRITE is set below.
+                    unsafe { copy_elem(src, data, self.elem) };
                     state.fetch_or(WRITE, Release);
                     return Push::Done;
                 }
@@ -178,6 +225,11 @@ impl List {
         }
     }
 
+    /// Moves the element of the slot at the head to `dst`, unless empty.
+    ///
+    /// # Safety
+    /// `dst` points to `elem` writable bytes (the element size the list was made for)
+    /// that do not overlap the list's blocks.
     #[inline]
     pub(super) unsafe fn pop(&self, dst: *mut u8) -> Pop {
         let mut backoff = Backoff::new();
@@ -207,24 +259,38 @@ impl List {
             match self.head.index.compare_exchange_weak(head, new_head, SeqCst, Acquire) {
                 Ok(_) => {
                     if offset + 1 == BLOCK_CAP {
-                        let next = Self::wait_next(block);
+                        // SAFETY: the won CAS gave this pop the block's last slot, not
+                        // read yet, so the block stays live; its successor is installed
+                        // by the push that took that slot.
+                        let next = unsafe { Self::wait_next(block) };
                         let mut next_index = (new_head & !MARK_BIT).wrapping_add(1 << SHIFT);
-                        if !Self::next_of(next).load(Relaxed).is_null() {
+                        // SAFETY: `next` is installed and none of its slots can be taken
+                        // before the head index is stored below, so it is not freed.
+                        if !unsafe { Self::next_of(next) }.load(Relaxed).is_null() {
                             next_index |= MARK_BIT;
                         }
                         self.head.block.store(next, Release);
                         self.head.index.store(next_index, Release);
                     }
-                    let (state, data) = self.slot(block, offset);
+                    // SAFETY: the won CAS reserved slot `offset` (< BLOCK_CAP) of `block`
+                    // for this pop: the block is not freed before this pop reads it.
+                    let (state, data) = unsafe { self.slot(block, offset) };
                     let mut wait = Backoff::new();
                     while state.load(Acquire) & WRITE == 0 {
                         wait.snooze();
                     }
-                    copy_elem(data, dst, self.elem);
+                    // SAFETY: `dst` covers `elem` writable bytes apart from the blocks
+                    // (the caller's contract); `data` is the slot's `elem` bytes, written
+                    // by its push (WRITE seen with Acquire) and read by this pop alone.
+                    unsafe { copy_elem(data, dst, self.elem) };
                     if offset + 1 == BLOCK_CAP {
-                        self.destroy(block, 0);
+                        // SAFETY: this pop read the block's last slot, so every slot has
+                        // been taken and it is the one to start destroying it.
+                        unsafe { self.destroy(block, 0) };
                     } else if state.fetch_or(READ, AcqRel) & DESTROY != 0 {
-                        self.destroy(block, offset + 1);
+                        // SAFETY: a destroyer marked this slot before it was read, and so
+                        // handed the rest of the destruction to this pop.
+                        unsafe { self.destroy(block, offset + 1) };
                     }
                     return Pop::Done;
                 }
