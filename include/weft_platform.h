@@ -158,6 +158,13 @@ typedef weft_status_t (*weft_plat_select_fn)(const struct weft_plat_select_case_
 // The table a plugin returns from `weft_platform_entry`. Static: it must stay valid
 // and unchanged for the life of the process (the runtime never unloads a plugin).
 //
+// Versioning: the table only ever grows at the end. The members added by ABI version
+// N follow the line "ABI version N and later"; the loader reads a member only when the
+// plugin's `abi_version` is at least N and its `struct_size` covers the member, and it
+// accepts `WEFT_PLATFORM_ABI_MIN` to `WEFT_PLATFORM_ABI_VERSION`. Every member of the
+// plugin's declared version must be non-NULL: an operation a platform cannot offer is
+// a function that returns `WEFT_ENOTSUP`.
+//
 // Deadlines are absolute nanoseconds of the plugin's own `now`; `WEFT_FOREVER` never
 // expires; a deadline at or before now means "try once, do not wait".
 // Cancellation points (`sleep_until`, `join`, `cond_wait_until`, and the channel
@@ -223,7 +230,7 @@ typedef struct weft_platform_t {
   // The monotonic clock, in nanoseconds.
   weft_plat_now_fn now;
   // Lets other tasks run.
-  weft_plat_rt_fn yield_now;
+  weft_plat_rt_fn yield;
   // Waits until a deadline (cancellation point).
   weft_plat_sleep_fn sleep_until;
   // Starts a task.
@@ -243,7 +250,7 @@ typedef struct weft_platform_t {
   // Acquires a mutex, waiting as long as it takes.
   weft_plat_obj_fn mutex_lock;
   // Acquires a mutex if it is free; `WEFT_EBUSY` otherwise.
-  weft_plat_obj_fn mutex_trylock;
+  weft_plat_obj_fn mutex_try_lock;
   // Acquires a mutex or gives up at the deadline with `WEFT_ETIMEDOUT`.
   weft_plat_obj_until_fn mutex_lock_until;
   // Releases a mutex held by the caller.

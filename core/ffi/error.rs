@@ -153,3 +153,49 @@ pub(crate) fn static_cstr(code: weft_status_t) -> &'static CStr {
         _ => c"unknown status code",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        // SAFETY: the thread's own NUL-terminated buffer.
+        unsafe { CStr::from_ptr(last_error_ptr()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn an_error_becomes_its_code_and_a_message_naming_the_function() {
+        let status = ffi("weft_test_fn", || fail!(WEFT_EBUSY, "object {} is busy", 7));
+        assert_eq!(status, WEFT_EBUSY);
+        assert_eq!(last_error(), "weft_test_fn: object 7 is busy");
+        assert_eq!(ffi("weft_other", || Ok(())), WEFT_OK);
+        assert_eq!(last_error(), "weft_test_fn: object 7 is busy", "success leaves the detail alone");
+    }
+
+    #[test]
+    fn a_panic_is_caught_and_reported_as_internal() {
+        let status = ffi("weft_panicky", || panic!("broken invariant"));
+        assert_eq!(status, WEFT_EINTERNAL);
+        assert!(last_error().contains("weft_panicky: internal error"), "{}", last_error());
+        assert!(last_error().contains("broken invariant"));
+        assert_eq!(ffi_value("weft_value", 42u32, || panic!("again")), 42);
+    }
+
+    #[test]
+    fn long_details_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(LAST_ERROR_BYTES);
+        ffi("weft_long", || fail!(WEFT_EINVAL, "{long}"));
+        let text = last_error();
+        assert!(text.len() < LAST_ERROR_BYTES && text.starts_with("weft_long: é"));
+    }
+
+    #[test]
+    fn a_plugin_detail_is_used_once() {
+        set_plugin_detail("pthread_create: EAGAIN".into());
+        let e = check_plugin(WEFT_ENOMEM, || "cannot start a task".into()).unwrap_err();
+        assert_eq!(e.detail, "cannot start a task: pthread_create: EAGAIN");
+        let e = check_plugin(WEFT_ENOMEM, || "cannot start a task".into()).unwrap_err();
+        assert_eq!(e.detail, "cannot start a task: out of memory or resources");
+        assert!(check_plugin(WEFT_OK, || unreachable!()).is_ok());
+    }
+}

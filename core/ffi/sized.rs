@@ -25,3 +25,34 @@ pub(crate) unsafe fn read_sized<T: Copy>(ptr: *const T, mut defaults: T, type_na
     unsafe { std::ptr::copy_nonoverlapping(ptr as *const u8, &mut defaults as *mut T as *mut u8, len) };
     Ok(defaults)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Opts {
+        struct_size: u32,
+        a: u32,
+        b: u64,
+    }
+
+    const DEFAULTS: Opts = Opts { struct_size: 16, a: 1, b: 2 };
+
+    #[test]
+    fn an_older_smaller_struct_keeps_the_newer_defaults() {
+        let old = Opts { struct_size: 8, a: 9, b: 99 };
+        // SAFETY: `old` is readable for its whole size, more than its struct_size.
+        let read = unsafe { read_sized(&old, DEFAULTS, "opts_t") }.unwrap();
+        assert_eq!(read, Opts { struct_size: 8, a: 9, b: 2 });
+    }
+
+    #[test]
+    fn a_missing_size_is_refused_by_name() {
+        let zero = Opts { struct_size: 0, a: 0, b: 0 };
+        // SAFETY: as above.
+        let e = unsafe { read_sized(&zero, DEFAULTS, "opts_t") }.unwrap_err();
+        assert!(e.detail.contains("opts_t.struct_size is 0"), "{}", e.detail);
+    }
+}

@@ -37,7 +37,7 @@ const V1_MEMBERS: [&str; 35] = [
     "runtime_open",
     "runtime_close",
     "now",
-    "yield_now",
+    "yield",
     "sleep_until",
     "spawn",
     "join",
@@ -46,7 +46,7 @@ const V1_MEMBERS: [&str; 35] = [
     "mutex_init",
     "mutex_destroy",
     "mutex_lock",
-    "mutex_trylock",
+    "mutex_try_lock",
     "mutex_lock_until",
     "mutex_unlock",
     "cond_init",
@@ -275,4 +275,26 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
         );
     }
     Ok(copy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_paths_are_told_apart() {
+        assert!(is_plugin_name(b"native") && is_plugin_name(b"my-plugin_2"));
+        assert!(!is_plugin_name(b"") && !is_plugin_name(b"a b") && !is_plugin_name(b"x.so"));
+        assert_eq!(resolve(b"./libx.so").unwrap(), PathBuf::from("./libx.so"));
+        let e = resolve(b"no good").unwrap_err();
+        assert_eq!(e.code, WEFT_EINVAL);
+        assert!(e.detail.contains("neither a name"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_missing_plugin_says_which_file_and_where() {
+        let e = resolve(b"surely_not_installed").unwrap_err();
+        assert_eq!(e.code, WEFT_EPLUGIN);
+        assert!(e.detail.contains("no libweft_surely_not_installed.so in "), "{}", e.detail);
+    }
 }

@@ -243,7 +243,7 @@ impl Runtime {
     /// as blocking, but a VM spin-waiting with it (for a lock of its own, for another
     /// thread's progress) must be stoppable.
     pub(crate) fn yield_now(&self) -> Result<()> {
-        let status = safepoint::in_blocking_region(self, || plat_call!(self.table, yield_now(self.prt)));
+        let status = safepoint::in_blocking_region(self, || plat_call!(self.table, r#yield(self.prt)));
         check_plugin(status, || "the platform could not yield".into())
     }
 

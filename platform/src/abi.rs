@@ -205,6 +205,13 @@ pub type weft_plat_select_fn = Option<
 /// The table a plugin returns from `weft_platform_entry`. Static: it must stay valid
 /// and unchanged for the life of the process (the runtime never unloads a plugin).
 ///
+/// Versioning: the table only ever grows at the end. The members added by ABI version
+/// N follow the line "ABI version N and later"; the loader reads a member only when the
+/// plugin's `abi_version` is at least N and its `struct_size` covers the member, and it
+/// accepts `WEFT_PLATFORM_ABI_MIN` to `WEFT_PLATFORM_ABI_VERSION`. Every member of the
+/// plugin's declared version must be non-NULL: an operation a platform cannot offer is
+/// a function that returns `WEFT_ENOTSUP`.
+///
 /// Deadlines are absolute nanoseconds of the plugin's own `now`; `WEFT_FOREVER` never
 /// expires; a deadline at or before now means "try once, do not wait".
 /// Cancellation points (`sleep_until`, `join`, `cond_wait_until`, and the channel
@@ -271,7 +278,7 @@ pub struct weft_platform_t {
     /// The monotonic clock, in nanoseconds.
     pub now: weft_plat_now_fn,
     /// Lets other tasks run.
-    pub yield_now: weft_plat_rt_fn,
+    pub r#yield: weft_plat_rt_fn,
     /// Waits until a deadline (cancellation point).
     pub sleep_until: weft_plat_sleep_fn,
     /// Starts a task.
@@ -291,7 +298,7 @@ pub struct weft_platform_t {
     /// Acquires a mutex, waiting as long as it takes.
     pub mutex_lock: weft_plat_obj_fn,
     /// Acquires a mutex if it is free; `WEFT_EBUSY` otherwise.
-    pub mutex_trylock: weft_plat_obj_fn,
+    pub mutex_try_lock: weft_plat_obj_fn,
     /// Acquires a mutex or gives up at the deadline with `WEFT_ETIMEDOUT`.
     pub mutex_lock_until: weft_plat_obj_until_fn,
     /// Releases a mutex held by the caller.

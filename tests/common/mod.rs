@@ -41,8 +41,7 @@ unsafe impl Sync for Rt {}
 /// Opens a runtime on the native plugin.
 pub fn open() -> Rt {
     let path = CString::new(native_plugin().into_os_string().into_encoded_bytes()).unwrap();
-    let mut cfg = weft_config_t::default();
-    cfg.platform = path.as_ptr();
+    let cfg = weft_config_t { platform: path.as_ptr(), ..weft_config_t::default() };
     let mut rt = ptr::null_mut();
     // SAFETY: valid config and out pointer; the path outlives the call.
     let status = unsafe { weft_runtime_open(&cfg, &mut rt) };

@@ -494,3 +494,64 @@ TEST_IMPL(runtime_null_arguments) {
   (void)rt;
   return TEST_OK;
 }
+
+static atomic_int drained_done;
+
+/* A detached task that spawns one more detached task before it ends (while `depth`
+ * lasts): a drain must wait for the whole chain. */
+typedef struct {
+  weft_runtime_t *rt;
+  test_gate_t *gate;
+  int depth;
+} chain_t;
+
+static chain_t chains[16];
+
+static int32_t chain_link(void *arg, void **result) {
+  (void)result;
+  chain_t *c = arg;
+  if (test_gate_wait(c->gate) != WEFT_OK) return 1;
+  if (c->depth > 0) {
+    chain_t *next = &chains[c->depth - 1];
+    *next = (chain_t){.rt = c->rt, .gate = c->gate, .depth = c->depth - 1};
+    weft_spawn_opts_t opts;
+    weft_spawn_opts_init(&opts);
+    opts.flags = WEFT_SPAWN_DETACHED;
+    if (weft_spawn(c->rt, chain_link, next, &opts, NULL) != WEFT_OK) return 2;
+  }
+  atomic_fetch_add(&drained_done, 1);
+  return 0;
+}
+
+/* weft_runtime_drain waits for every task, detached ones and the ones they spawn,
+ * gives up at its deadline with WEFT_ETIMEDOUT while some still run, returns at once
+ * with none, and lets the close that follows succeed. */
+TEST_IMPL(runtime_drain) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_runtime_drain(rt, 0)); /* nothing runs: at once, even past deadline */
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  enum { DETACHED = 8, CHAIN = 15 };
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.flags = WEFT_SPAWN_DETACHED;
+  atomic_store(&drained_done, 0);
+  for (int i = 0; i < DETACHED; i++) ASSERT_OK(weft_spawn(rt, detached_wait, &gate, &opts, NULL));
+  chains[CHAIN] = (chain_t){.rt = rt, .gate = &gate, .depth = CHAIN};
+  ASSERT_OK(weft_spawn(rt, chain_link, &chains[CHAIN], &opts, NULL));
+  test_gate_await_waiters(rt, &gate, DETACHED + 1);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_runtime_drain(rt, test_after_ms(rt, 20)));
+  ASSERT_ERROR_MENTIONS("still ran");
+  ASSERT_STATUS(WEFT_EBUSY, weft_runtime_close(rt));
+  int before = atomic_load(&detached_done);
+  test_gate_open(&gate);
+  ASSERT_OK(weft_runtime_drain(rt, WEFT_FOREVER));
+  ASSERT_EQ(atomic_load(&detached_done) - before, DETACHED);
+  ASSERT_EQ(atomic_load(&drained_done), CHAIN + 1);
+  ASSERT_OK(weft_runtime_close(rt));
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_drain(rt, 0));
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_drain(NULL, 0));
+  ASSERT_ERROR_MENTIONS("runtime is NULL");
+  test_gate_destroy(&gate);
+  return TEST_OK;
+}

@@ -180,13 +180,8 @@ static inline void test_wait_blocked(weft_runtime_t *rt, weft_task_t *t) {
 
 /* Closes `rt`, waiting (bounded) for detached tasks to end first. */
 static inline void test_close_runtime_when_idle(weft_runtime_t *rt) {
-  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
-  weft_status_t st;
-  while ((st = weft_runtime_close(rt)) == WEFT_EBUSY) {
-    ASSERT(weft_now(rt) < give_up);
-    test_sleep_ms(rt, 1);
-  }
-  ASSERT_OK(st);
+  ASSERT_OK(weft_runtime_drain(rt, test_after_ms(rt, TEST_PATIENCE_MS)));
+  ASSERT_OK(weft_runtime_close(rt));
 }
 
 #endif

@@ -99,7 +99,7 @@ impl MutexObject {
     #[inline(always)]
     fn try_lock_spinning(&self, rt: &Runtime) -> bool {
         let bytes = self.plugin_bytes();
-        if plat_call!(rt.table, mutex_trylock(bytes)) == WEFT_OK {
+        if plat_call!(rt.table, mutex_try_lock(bytes)) == WEFT_OK {
             return true;
         }
         if rt.table.caps & WEFT_CAP_OS_THREADS == 0 {
@@ -109,7 +109,7 @@ impl MutexObject {
             for _ in 0..1u32 << step {
                 std::hint::spin_loop();
             }
-            if self.owner() == 0 && plat_call!(rt.table, mutex_trylock(bytes)) == WEFT_OK {
+            if self.owner() == 0 && plat_call!(rt.table, mutex_try_lock(bytes)) == WEFT_OK {
                 return true;
             }
         }
@@ -147,7 +147,7 @@ impl MutexObject {
         if self.owner() == me {
             return self.relock();
         }
-        let status = plat_call!(rt.table, mutex_trylock(self.plugin_bytes()));
+        let status = plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()));
         if status == WEFT_EBUSY {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }
@@ -193,7 +193,7 @@ impl MutexObject {
 /// one that never ends holding the mutex while the world is stopped (see
 /// `safepoint::lock_outside_stop`).
 fn lock_slow_path(rt: &Runtime, bytes: *mut c_void, lock: impl FnMut() -> weft_status_t) -> weft_status_t {
-    match plat_call!(rt.table, mutex_trylock(bytes)) {
+    match plat_call!(rt.table, mutex_try_lock(bytes)) {
         WEFT_EBUSY => safepoint::lock_outside_stop(rt, lock, || {
             plat_call!(rt.table, mutex_unlock(bytes));
         }),

@@ -71,7 +71,7 @@ pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
     })
 }
 
-pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t {
+pub(crate) unsafe extern "C" fn mutex_try_lock(obj: *mut c_void) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: the plugin bytes of a live object of this kind (the table contract above).
         if unsafe { raw_mutex(obj) }.try_lock() {

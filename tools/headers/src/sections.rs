@@ -158,7 +158,7 @@ pub const SECTIONS: &[Section] = &[
 
 /// The section an item belongs to: an exact name first, else the longest prefix.
 pub fn section_of(name: &str) -> Option<usize> {
-    let exact = SECTIONS.iter().position(|s| s.items.iter().any(|p| *p == name));
+    let exact = SECTIONS.iter().position(|s| s.items.contains(&name));
     exact.or_else(|| {
         SECTIONS
             .iter()
