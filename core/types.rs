@@ -117,7 +117,7 @@ pub struct weft_spawn_opts_t {
     /// The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
     /// can, by debuggers. NULL: unnamed.
     pub name: *const c_char,
-    /// Stack size in bytes; 0 = the platform's default.
+    /// Stack size in bytes, a minimum; 0 = the platform's default. At most 1 TiB.
     pub stack_size: usize,
     /// `WEFT_SPAWN_*` bits.
     pub flags: u32,

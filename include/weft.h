@@ -292,7 +292,7 @@ typedef struct weft_spawn_opts_t {
   // The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
   // can, by debuggers. NULL: unnamed.
   const char *name;
-  // Stack size in bytes; 0 = the platform's default.
+  // Stack size in bytes, a minimum; 0 = the platform's default. At most 1 TiB.
   size_t stack_size;
   // `WEFT_SPAWN_*` bits.
   uint32_t flags;
@@ -310,6 +310,7 @@ void weft_spawn_opts_init(struct weft_spawn_opts_t *opts);
 // success `*out` receives the handle, which the caller owns and must pass to
 // `weft_join` or `weft_detach` exactly once (with `WEFT_SPAWN_DETACHED`, `out` may be
 // NULL and receives NULL). On failure the task never runs. `arg` stays the caller's.
+// `WEFT_ENOMEM` when the platform cannot start it, or for a stack over 1 TiB.
 weft_status_t weft_spawn(struct weft_runtime_t *rt, weft_task_fn func, void *arg, const struct weft_spawn_opts_t *opts, struct weft_task_t **out);
 
 // Waits until `t` finishes or `deadline` passes. On `WEFT_OK` writes the task's return
@@ -326,9 +327,10 @@ weft_status_t weft_join(struct weft_task_t *t, int64_t deadline, int32_t *code, 
 weft_status_t weft_detach(struct weft_task_t *t);
 
 // Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
-// channel waits, IO waits) return `WEFT_ECANCELED`, including one it is blocked in. The
-// task decides how to end. Lock acquisition is not a cancellation point. Cancelling a
-// task that has finished does nothing. The handle stays the caller's.
+// channel waits) return `WEFT_ECANCELED`, including one it is blocked in. The task
+// decides how to end. Lock acquisition is not a cancellation point. Cancelling a task
+// that has finished does nothing. The handle stays the caller's; a handle already given
+// up (joined or detached) is `WEFT_EINVAL`.
 weft_status_t weft_cancel(struct weft_task_t *t);
 
 // The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
@@ -419,7 +421,8 @@ weft_status_t weft_mutex_try_lock(struct weft_mutex_t *m);
 weft_status_t weft_mutex_lock_until(struct weft_mutex_t *m, int64_t deadline);
 
 // Unlocks the mutex (one level, if recursive). `WEFT_EPERM` if the caller does not
-// hold it.
+// hold it. Allowed after the runtime closed (so that a mutex held then can be released
+// and destroyed).
 weft_status_t weft_mutex_unlock(struct weft_mutex_t *m);
 
 /* ==================================================================================== */

@@ -30,9 +30,13 @@ pub unsafe extern "C" fn weft_blob_new(data: *const c_void, len: usize, out: *mu
         if data.is_null() && len != 0 {
             fail!(WEFT_EINVAL, "data is NULL but len is {len}");
         }
+        if len > isize::MAX as usize {
+            fail!(WEFT_ENOMEM, "a blob of {len} bytes does not fit in memory");
+        }
         let bytes = match len {
             0 => &[][..],
-            // SAFETY: the host's `len` bytes at `data`, borrowed for the call.
+            // SAFETY: the host's `len` bytes at `data` (non-NULL, at most isize::MAX),
+            // borrowed for the call.
             _ => unsafe { std::slice::from_raw_parts(data as *const u8, len) },
         };
         let blob = Blob::copy_of(bytes)?;

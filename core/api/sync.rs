@@ -100,7 +100,8 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
 }
 
 /// Unlocks the mutex (one level, if recursive). `WEFT_EPERM` if the caller does not
-/// hold it.
+/// hold it. Allowed after the runtime closed (so that a mutex held then can be released
+/// and destroyed).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
     // The fast path, for the owner's last level (see weft_mutex_lock).
@@ -121,7 +122,9 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
 #[inline(never)]
 fn unlock_checked(m: *mut weft_mutex_t) -> weft_status_t {
     ffi("weft_mutex_unlock", || {
-        let mutex: &MutexObject = live(m)?;
+        // Allowed after the runtime closed, so that a mutex held at the close can still
+        // be released and destroyed.
+        let mutex: &MutexObject = destroyable(m)?;
         mutex.unlock(mutex.runtime(), context::current().id)
     })
 }

@@ -11,6 +11,9 @@ use crate::ffi::sized::read_sized;
 use crate::runtime::task::{self, SpawnRequest, Task};
 use crate::types::*;
 
+/// The largest stack a spawn may ask for (1 TiB), the same on every platform.
+const STACK_LIMIT: usize = 1 << 40;
+
 fn task_ref(t: *const weft_task_t) -> Result<&'static Task> {
     // Shells are never freed: a checked shell lives as long as the process.
     handle::check::<Task>(t.cast())
@@ -29,6 +32,7 @@ pub unsafe extern "C" fn weft_spawn_opts_init(opts: *mut weft_spawn_opts_t) {
 /// success `*out` receives the handle, which the caller owns and must pass to
 /// `weft_join` or `weft_detach` exactly once (with `WEFT_SPAWN_DETACHED`, `out` may be
 /// NULL and receives NULL). On failure the task never runs. `arg` stays the caller's.
+/// `WEFT_ENOMEM` when the platform cannot start it, or for a stack over 1 TiB.
 #[no_mangle]
 pub unsafe extern "C" fn weft_spawn(
     rt: *mut weft_runtime_t,
@@ -48,6 +52,9 @@ pub unsafe extern "C" fn weft_spawn(
         };
         if opts.flags & !WEFT_SPAWN_DETACHED != 0 {
             fail!(WEFT_EINVAL, "unknown weft_spawn_opts_t.flags 0x{:x}", opts.flags & !WEFT_SPAWN_DETACHED);
+        }
+        if opts.stack_size > STACK_LIMIT {
+            fail!(WEFT_ENOMEM, "a stack of {} bytes cannot be had (at most {STACK_LIMIT})", opts.stack_size);
         }
         let detached = opts.flags & WEFT_SPAWN_DETACHED != 0;
         if out.is_null() && !detached {
@@ -101,9 +108,10 @@ pub unsafe extern "C" fn weft_detach(t: *mut weft_task_t) -> weft_status_t {
 }
 
 /// Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
-/// channel waits, IO waits) return `WEFT_ECANCELED`, including one it is blocked in. The
-/// task decides how to end. Lock acquisition is not a cancellation point. Cancelling a
-/// task that has finished does nothing. The handle stays the caller's.
+/// channel waits) return `WEFT_ECANCELED`, including one it is blocked in. The task
+/// decides how to end. Lock acquisition is not a cancellation point. Cancelling a task
+/// that has finished does nothing. The handle stays the caller's; a handle already given
+/// up (joined or detached) is `WEFT_EINVAL`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_cancel(t: *mut weft_task_t) -> weft_status_t {
     ffi("weft_cancel", || task_ref(t)?.cancel())

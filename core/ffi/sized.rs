@@ -5,7 +5,9 @@ use weft_platform::WEFT_EINVAL;
 
 use crate::ffi::error::{fail, Result};
 
-/// Copies `*ptr` into `defaults` up to the smaller of the two sizes.
+/// Copies `*ptr` into `defaults` up to the smaller of the two sizes. A larger struct
+/// (from a newer header) is accepted only if every byte this library does not know is
+/// zero: a newer caller that sets an option this library lacks is told so.
 ///
 /// # Safety
 /// `ptr` must point to at least `struct_size` readable bytes, `struct_size` being the
@@ -19,7 +21,20 @@ pub(crate) unsafe fn read_sized<T: Copy>(ptr: *const T, mut defaults: T, type_na
             "{type_name}.struct_size is {size}: set it to sizeof({type_name}) (the _init function does)"
         );
     }
-    let len = size.min(std::mem::size_of::<T>());
+    let known = std::mem::size_of::<T>();
+    if size > known {
+        // SAFETY: the caller's struct is `size` bytes long (see above).
+        let newer = unsafe { std::slice::from_raw_parts((ptr as *const u8).add(known), size - known) };
+        if let Some(at) = newer.iter().position(|b| *b != 0) {
+            fail!(
+                WEFT_EINVAL,
+                "{type_name}.struct_size is {size}, this library knows {known} bytes, and byte {} is set: \
+                 the caller was built against a newer weft.h and asks for something this library lacks",
+                known + at
+            );
+        }
+    }
+    let len = size.min(known);
     // SAFETY: `len` is at most the caller's `struct_size` and at most `size_of::<T>()`;
     // `T` is plain old data (`Copy`, `repr(C)`), so any prefix of bytes is a valid value.
     unsafe { std::ptr::copy_nonoverlapping(ptr as *const u8, &mut defaults as *mut T as *mut u8, len) };
@@ -46,6 +61,23 @@ mod tests {
         // SAFETY: `old` is readable for its whole size, more than its struct_size.
         let read = unsafe { read_sized(&old, DEFAULTS, "opts_t") }.unwrap();
         assert_eq!(read, Opts { struct_size: 8, a: 9, b: 2 });
+    }
+
+    #[test]
+    fn a_newer_struct_passes_only_with_its_unknown_bytes_zero() {
+        #[repr(C)]
+        struct Newer {
+            old: Opts,
+            extra: u64,
+        }
+        let mut newer = Newer { old: Opts { struct_size: 24, a: 5, b: 6 }, extra: 0 };
+        // SAFETY: `newer` is readable for its struct_size.
+        let read = unsafe { read_sized(&newer as *const Newer as *const Opts, DEFAULTS, "opts_t") }.unwrap();
+        assert_eq!((read.a, read.b), (5, 6));
+        newer.extra = 1;
+        // SAFETY: as above.
+        let e = unsafe { read_sized(&newer as *const Newer as *const Opts, DEFAULTS, "opts_t") }.unwrap_err();
+        assert!(e.detail.contains("byte 16 is set"), "{}", e.detail);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicPtr, AtomicU32, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
 use weft_platform::*;
@@ -23,7 +23,8 @@ use crate::types::weft_chan_opts_t;
 #[repr(C)]
 pub(crate) struct Channel {
     tag: AtomicU32,
-    closed: AtomicBool,
+    /// OPEN, CLOSING (a close is telling the plugin) or CLOSED.
+    close_state: AtomicU32,
     refs: AtomicUsize,
     rt: AtomicPtr<Runtime>,
     plat: AtomicPtr<weft_plat_chan_t>,
@@ -32,6 +33,10 @@ pub(crate) struct Channel {
     elem_drop: AtomicPtr<c_void>,
     drop_ud: AtomicPtr<c_void>,
 }
+
+const OPEN: u32 = 0;
+const CLOSING: u32 = 1;
+const CLOSED: u32 = 2;
 
 const CHAN_TAG: u32 = 0x5743_484e;
 const CHAN_RELEASED: u32 = 0x5743_4846;
@@ -49,6 +54,10 @@ impl Handle for Channel {
 
 static SHELLS: ShellPool<Channel> = ShellPool::new();
 
+/// Elements an unbounded channel must be able to hold at once, for the creation check
+/// (the plugins grow such channels in blocks of about this many).
+const UNBOUNDED_BLOCK: usize = 64;
+
 impl Channel {
     /// Creates a channel with one reference.
     pub(crate) fn new(
@@ -57,9 +66,14 @@ impl Channel {
         capacity: usize,
         opts: &weft_chan_opts_t,
     ) -> Result<&'static Channel> {
-        if capacity != WEFT_CHAN_UNBOUNDED
-            && elem_size.checked_mul(capacity).map_or(true, |bytes| bytes > isize::MAX as usize)
-        {
+        // The same answer on every platform: a buffer (or, unbounded, a block of
+        // UNBOUNDED_BLOCK elements) that cannot fit in memory is refused now, not at the
+        // first send.
+        let slots = if capacity == WEFT_CHAN_UNBOUNDED { UNBOUNDED_BLOCK } else { capacity };
+        if elem_size.checked_mul(slots).map_or(true, |bytes| bytes > isize::MAX as usize) {
+            if capacity == WEFT_CHAN_UNBOUNDED {
+                fail!(WEFT_ENOMEM, "an unbounded channel of {elem_size}-byte elements does not fit in memory");
+            }
             fail!(WEFT_ENOMEM, "a buffer of {capacity} elements of {elem_size} bytes does not fit in memory");
         }
         let mut plat = ptr::null_mut();
@@ -73,7 +87,7 @@ impl Channel {
         })?;
         let s = SHELLS.take(|| Channel {
             tag: AtomicU32::new(0),
-            closed: AtomicBool::new(false),
+            close_state: AtomicU32::new(OPEN),
             refs: AtomicUsize::new(0),
             rt: AtomicPtr::new(ptr::null_mut()),
             plat: AtomicPtr::new(ptr::null_mut()),
@@ -82,7 +96,7 @@ impl Channel {
             elem_drop: AtomicPtr::new(ptr::null_mut()),
             drop_ud: AtomicPtr::new(ptr::null_mut()),
         });
-        s.closed.store(false, Relaxed);
+        s.close_state.store(OPEN, Relaxed);
         s.refs.store(1, Relaxed);
         s.rt.store(rt as *const Runtime as *mut Runtime, Relaxed);
         s.plat.store(plat, Relaxed);
@@ -123,14 +137,21 @@ impl Channel {
         plat_call!(self.runtime().table, chan_recv(self.plat(), out, deadline))
     }
 
-    /// Closes the channel; closing a closed channel does nothing.
+    /// Closes the channel; closing a closed channel does nothing. Every close that
+    /// returns leaves the channel closed: a close that loses the race to another waits
+    /// until the winner's plugin close is done (it returns at once by contract), so no
+    /// send after either returns can succeed.
     pub(crate) fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Relaxed) {
+        let rt = self.runtime();
+        if self.close_state.compare_exchange(OPEN, CLOSING, AcqRel, Acquire).is_err() {
+            while self.close_state.load(Acquire) == CLOSING {
+                plat_call!(rt.table, r#yield(rt.prt));
+            }
             return Ok(());
         }
-        check_plugin(plat_call!(self.runtime().table, chan_close(self.plat())), || {
-            format!("cannot close channel {:p}", self)
-        })
+        let status = plat_call!(rt.table, chan_close(self.plat()));
+        self.close_state.store(CLOSED, Release);
+        check_plugin(status, || format!("cannot close channel {:p}", self))
     }
 
     pub(crate) fn len(&self) -> usize {

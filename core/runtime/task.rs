@@ -213,6 +213,9 @@ impl Task {
 
     /// Marks the task cancelled and wakes it if it waits in a cancellation point.
     pub(crate) fn cancel(&self) -> Result<()> {
+        if self.handle.load(SeqCst) == HANDLE_GONE {
+            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.id());
+        }
         let state = self.state();
         state.ctx.cancelled.store(true, SeqCst);
         let plat = state.plat.lock();

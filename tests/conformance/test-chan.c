@@ -800,3 +800,62 @@ TEST_IMPL(chan_races_lose_nothing) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* Every weft_chan_close that returns leaves the channel closed, also the one that lost
+ * the race to a concurrent close: a send after it returned always fails. */
+typedef struct {
+  weft_chan_t *ch;
+  atomic_int *go;
+  int sent_after_close;
+} closer_t;
+
+static int32_t close_then_send(void *arg, void **result) {
+  (void)result;
+  closer_t *c = arg;
+  while (!atomic_load(c->go)) {
+  }
+  if (weft_chan_close(c->ch) != WEFT_OK) return 1;
+  uint64_t v = 1;
+  weft_status_t s = weft_chan_send(c->ch, &v, 0);
+  if (s == WEFT_OK) c->sent_after_close++;
+  else if (s != WEFT_ECLOSED) return 2;
+  return 0;
+}
+
+TEST_IMPL(chan_close_race_leaves_it_closed) {
+  weft_runtime_t *rt = test_open_runtime();
+  enum { ROUNDS = 300, CLOSERS = 3 };
+  int sent_after_close = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    weft_chan_t *ch = test_chan(rt, sizeof(uint64_t), WEFT_CHAN_UNBOUNDED);
+    atomic_int go = 0;
+    closer_t c[CLOSERS];
+    weft_task_t *t[CLOSERS];
+    for (int i = 0; i < CLOSERS; i++) {
+      c[i] = (closer_t){.ch = ch, .go = &go};
+      t[i] = test_spawn(rt, close_then_send, &c[i]);
+    }
+    atomic_store(&go, 1);
+    for (int i = 0; i < CLOSERS; i++) {
+      ASSERT_EQ(test_join(t[i]), 0);
+      sent_after_close += c[i].sent_after_close;
+    }
+    ASSERT_EQ(weft_chan_len(ch), 0);
+    weft_chan_release(ch);
+  }
+  ASSERT_EQ(sent_after_close, 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Sizes that cannot fit in memory are refused at creation, the same on every plugin. */
+TEST_IMPL(chan_impossible_sizes) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_chan_t *ch = NULL;
+  ASSERT_STATUS(WEFT_ENOMEM, weft_chan_new(rt, SIZE_MAX / 2, WEFT_CHAN_UNBOUNDED, NULL, &ch));
+  ASSERT_ERROR_MENTIONS("does not fit in memory");
+  ASSERT_STATUS(WEFT_ENOMEM, weft_chan_new(rt, SIZE_MAX / 2, 4, NULL, &ch));
+  ASSERT(ch == NULL);
+  test_close_runtime(rt);
+  return TEST_OK;
+}

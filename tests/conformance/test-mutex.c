@@ -316,3 +316,18 @@ TEST_IMPL(mutex_owner_exited) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* A mutex still held when its runtime closes can be unlocked and destroyed after. */
+TEST_IMPL(mutex_held_across_close) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_mutex_t m;
+  ASSERT_OK(weft_mutex_init(rt, &m, 0));
+  ASSERT_OK(weft_mutex_lock(&m));
+  test_close_runtime(rt);
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&m)); /* the runtime is gone */
+  ASSERT_STATUS(WEFT_EBUSY, weft_mutex_destroy(&m));
+  ASSERT_OK(weft_mutex_unlock(&m));
+  ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&m));
+  ASSERT_OK(weft_mutex_destroy(&m));
+  return TEST_OK;
+}

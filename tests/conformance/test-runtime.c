@@ -555,3 +555,24 @@ TEST_IMPL(runtime_drain) {
   test_gate_destroy(&gate);
   return TEST_OK;
 }
+
+/* A config from a newer header (a larger struct_size) is accepted while the bytes this
+ * library does not know are zero, and refused, by name, when one is set. */
+TEST_IMPL(runtime_config_from_a_newer_header) {
+  struct {
+    weft_config_t cfg;
+    uint64_t newer_option;
+  } newer;
+  memset(&newer, 0, sizeof newer);
+  weft_config_init(&newer.cfg);
+  newer.cfg.struct_size = sizeof newer;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&newer.cfg, &rt));
+  test_close_runtime(rt);
+  newer.newer_option = 1;
+  rt = NULL;
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&newer.cfg, &rt));
+  ASSERT_ERROR_MENTIONS("weft_config_t.struct_size");
+  ASSERT(rt == NULL);
+  return TEST_OK;
+}

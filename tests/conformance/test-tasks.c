@@ -698,3 +698,32 @@ TEST_IMPL(tasks_null_arguments) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* A handle given up is refused by weft_cancel as by join and detach; a stack no
+ * platform can give is WEFT_ENOMEM on every plugin. */
+TEST_IMPL(cancel_given_up_handle_and_huge_stack) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  weft_task_t *t = test_spawn(rt, wait_at_gate, &gate);
+  ASSERT_OK(weft_cancel(t)); /* joinable: fine, and it ends the gate wait */
+  ASSERT_OK(weft_join(t, WEFT_FOREVER, NULL, NULL));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cancel(t));
+  ASSERT_ERROR_MENTIONS("already joined or detached");
+  t = test_spawn(rt, wait_at_gate, &gate);
+  ASSERT_OK(weft_detach(t));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cancel(t)); /* still running, but given up */
+  ASSERT_ERROR_MENTIONS("already joined or detached");
+  test_gate_open(&gate);
+
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = SIZE_MAX;
+  weft_task_t *never = NULL;
+  ASSERT_STATUS(WEFT_ENOMEM, weft_spawn(rt, add_one, NULL, &opts, &never));
+  ASSERT_ERROR_MENTIONS("stack");
+  ASSERT(never == NULL);
+  test_close_runtime_when_idle(rt);
+  test_gate_destroy(&gate);
+  return TEST_OK;
+}
