@@ -5,7 +5,6 @@
 //! Every refusal is `WEFT_EPLUGIN` with a message that names the path and the reason;
 //! a refused library is closed again before anything of it ran but its entry function.
 use std::ffi::{c_void, CStr, CString, OsStr};
-use std::io::Read;
 use std::mem::{offset_of, size_of};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
 use parking_lot::Mutex;
 use weft_platform::*;
 
+use super::elf;
 use crate::ffi::error::{fail, Result};
 
 /// A loaded, accepted plugin. Leaked: lives as long as the process.
@@ -156,26 +156,31 @@ pub(crate) fn load(spec: Option<&CStr>, host: &'static weft_host_t) -> Result<&'
     };
     let path = resolve(&spec)?;
     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    if let Some(found) = loaded(&canonical) {
+        return Ok(found);
+    }
+    // Not under the lock: opening and loading a file can block (a slow disk, a
+    // library's initialisers), and another thread's valid plugin must not wait on it.
+    let platform = open_and_check(&path, &canonical, host)?;
     let mut loaded = LOADED.lock();
+    // Another thread may have loaded the same file meanwhile: keep the first (dlopen
+    // counted both; dropping ours only gives back our count).
     if let Some(found) = loaded.iter().find(|p| p.path.as_bytes() == canonical.as_os_str().as_bytes()) {
         return Ok(found);
     }
-    let platform: &'static Platform = Box::leak(Box::new(open_and_check(&path, &canonical, host)?));
+    let platform: &'static Platform = Box::leak(Box::new(platform));
     loaded.push(platform);
     Ok(platform)
 }
 
+/// The plugin already loaded from `canonical`, if any.
+fn loaded(canonical: &Path) -> Option<&'static Platform> {
+    LOADED.lock().iter().copied().find(|p| p.path.as_bytes() == canonical.as_os_str().as_bytes())
+}
+
 fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> Result<Platform> {
     let shown = path.display();
-    let mut header = [0u8; 4];
-    match std::fs::File::open(path) {
-        Err(e) => fail!(WEFT_EPLUGIN, "{shown}: cannot open: {e}"),
-        Ok(mut file) => {
-            if file.read_exact(&mut header).is_err() || &header != b"\x7fELF" {
-                fail!(WEFT_EPLUGIN, "{shown}: not a shared object (no ELF header)");
-            }
-        }
-    }
+    elf::check(path)?;
     // SAFETY: loading a library runs its initialisers; that is what loading a plugin
     // means, and the host asked for this file.
     let library = match unsafe { Library::open(Some(path), RTLD_NOW | RTLD_LOCAL) } {

@@ -721,6 +721,7 @@ typedef struct {
   uint64_t producer;
   int64_t timeout_ns; /* 0: wait forever */
   uint64_t ok_sum, ok_count, timeouts;
+  atomic_int *received; /* shared by the receivers: how many they got so far */
 } racer_t;
 
 static int64_t racer_deadline(racer_t *r) {
@@ -759,6 +760,7 @@ static int32_t race_recv(void *arg, void **result) {
     if (s != WEFT_OK) return s;
     r->ok_sum += v;
     r->ok_count++;
+    atomic_fetch_add(r->received, 1);
   }
 }
 
@@ -774,13 +776,19 @@ TEST_IMPL(chan_races_lose_nothing) {
       weft_chan_t *ch = test_chan(rt, sizeof(uint64_t), kinds[k]);
       racer_t s[4], r[4];
       weft_task_t *st[4], *rt_[4];
+      atomic_int received = 0;
       for (int i = 0; i < 4; i++) {
         s[i] = (racer_t){.rt = rt, .ch = ch, .producer = (uint64_t)i, .timeout_ns = timeouts[d]};
-        r[i] = (racer_t){.rt = rt, .ch = ch, .timeout_ns = timeouts[d]};
+        r[i] = (racer_t){.rt = rt, .ch = ch, .timeout_ns = timeouts[d], .received = &received};
         rt_[i] = test_spawn(rt, race_recv, &r[i]);
         st[i] = test_spawn(rt, race_send, &s[i]);
       }
-      test_sleep_ms(rt, 100);
+      /* Close once the race is on (some hand-offs done), however slow the machine. */
+      int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+      while (atomic_load(&received) < 100) {
+        ASSERT(weft_now(rt) < give_up);
+        test_sleep_ms(rt, 1);
+      }
       ASSERT_OK(weft_chan_close(ch));
       uint64_t sent_sum = 0, sent = 0, got_sum = 0, got = 0;
       for (int i = 0; i < 4; i++) {
@@ -804,6 +812,7 @@ TEST_IMPL(chan_races_lose_nothing) {
 /* Every weft_chan_close that returns leaves the channel closed, also the one that lost
  * the race to a concurrent close: a send after it returned always fails. */
 typedef struct {
+  weft_runtime_t *rt;
   weft_chan_t *ch;
   atomic_int *go;
   int sent_after_close;
@@ -812,8 +821,7 @@ typedef struct {
 static int32_t close_then_send(void *arg, void **result) {
   (void)result;
   closer_t *c = arg;
-  while (!atomic_load(c->go)) {
-  }
+  while (!atomic_load(c->go)) weft_yield(c->rt);
   if (weft_chan_close(c->ch) != WEFT_OK) return 1;
   uint64_t v = 1;
   weft_status_t s = weft_chan_send(c->ch, &v, 0);
@@ -832,7 +840,7 @@ TEST_IMPL(chan_close_race_leaves_it_closed) {
     closer_t c[CLOSERS];
     weft_task_t *t[CLOSERS];
     for (int i = 0; i < CLOSERS; i++) {
-      c[i] = (closer_t){.ch = ch, .go = &go};
+      c[i] = (closer_t){.rt = rt, .ch = ch, .go = &go};
       t[i] = test_spawn(rt, close_then_send, &c[i]);
     }
     atomic_store(&go, 1);
