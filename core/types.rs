@@ -40,6 +40,19 @@ pub struct weft_blob_t {
 /// is borrowed for the call; `ud` is `weft_config_t.hook_ud`.
 pub type weft_task_hook_fn = Option<unsafe extern "C" fn(task: *mut weft_task_t, ud: *mut c_void)>;
 
+/// `weft_config_t.flags`: report the first acquisition that closes a cycle in the
+/// "held A while acquiring B" graph of mutexes and rwlocks (a lock-order inversion),
+/// once per pair of locks, even if no deadlock happens. See docs/checks.md.
+pub const WEFT_CHECK_LOCK_ORDER: u32 = 1;
+/// `weft_config_t.flags`: a blocking lock or join that would close a cycle of waits
+/// returns `WEFT_EDEADLK` at once (and reports it) instead of waiting for ever.
+pub const WEFT_CHECK_DEADLOCK: u32 = 2;
+
+/// Takes a check's report instead of stderr: `report` (borrowed for the call) starts
+/// with a line `weft: lock-order inversion` or `weft: deadlock`; `ud` is
+/// `weft_config_t.hook_ud`. Called on the task whose call found the problem.
+pub type weft_check_report_fn = Option<unsafe extern "C" fn(report: *const c_char, ud: *mut c_void)>;
+
 /// Runtime configuration. Initialise with `weft_config_init`, then set what you need.
 /// Borrowed by `weft_runtime_open` for the call only.
 #[repr(C)]
@@ -53,7 +66,8 @@ pub struct weft_config_t {
     pub platform: *const c_char,
     /// Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
     pub workers: u32,
-    /// Reserved for option bits; must be 0.
+    /// `WEFT_CHECK_*` bits, merged with `$WEFT_CHECKS` (comma-separated `lock-order`,
+    /// `deadlock`, `all`). 0: no checks, and no cost.
     pub flags: u32,
     /// Seed for a deterministic platform. Other platforms ignore it.
     pub seed: u64,
@@ -61,8 +75,10 @@ pub struct weft_config_t {
     pub on_task_start: weft_task_hook_fn,
     /// Optional: run on each task just before it exits.
     pub on_task_exit: weft_task_hook_fn,
-    /// Passed to both hooks.
+    /// Passed to both hooks and to `on_check_report`.
     pub hook_ud: *mut c_void,
+    /// Optional: receives the reports of the checks instead of stderr.
+    pub on_check_report: weft_check_report_fn,
 }
 
 impl Default for weft_config_t {
@@ -76,6 +92,7 @@ impl Default for weft_config_t {
             on_task_start: None,
             on_task_exit: None,
             hook_ud: ptr::null_mut(),
+            on_check_report: None,
         }
     }
 }
@@ -117,7 +134,7 @@ pub struct weft_spawn_opts_t {
     /// The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
     /// can, by debuggers. NULL: unnamed.
     pub name: *const c_char,
-    /// Stack size in bytes, a minimum; 0 = the platform's default. At most 1 TiB.
+    /// Stack size in bytes, a minimum; 0 = the platform's default. At most 2^56.
     pub stack_size: usize,
     /// `WEFT_SPAWN_*` bits.
     pub flags: u32,

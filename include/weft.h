@@ -142,6 +142,15 @@ const char *weft_last_error(void);
 // Capability bit: `weft_cancel` wakes a task blocked in a cancellation point.
 #define WEFT_CAP_CANCEL (1 << 4)
 
+// `weft_config_t.flags`: report the first acquisition that closes a cycle in the
+// "held A while acquiring B" graph of mutexes and rwlocks (a lock-order inversion),
+// once per pair of locks, even if no deadlock happens. See docs/checks.md.
+#define WEFT_CHECK_LOCK_ORDER 1
+
+// `weft_config_t.flags`: a blocking lock or join that would close a cycle of waits
+// returns `WEFT_EDEADLK` at once (and reports it) instead of waiting for ever.
+#define WEFT_CHECK_DEADLOCK 2
+
 // An immutable, reference-counted byte payload. Opaque. Made by `weft_blob_new` or
 // `weft_blob_wrap` with one reference, owned by the caller; `weft_blob_retain` adds
 // one, `weft_blob_release` gives one back. Any task may read the bytes while it owns a
@@ -169,6 +178,11 @@ typedef struct weft_task_t weft_task_t;
 // is borrowed for the call; `ud` is `weft_config_t.hook_ud`.
 typedef void (*weft_task_hook_fn)(struct weft_task_t *task, void *ud);
 
+// Takes a check's report instead of stderr: `report` (borrowed for the call) starts
+// with a line `weft: lock-order inversion` or `weft: deadlock`; `ud` is
+// `weft_config_t.hook_ud`. Called on the task whose call found the problem.
+typedef void (*weft_check_report_fn)(const char *report, void *ud);
+
 // Runtime configuration. Initialise with `weft_config_init`, then set what you need.
 // Borrowed by `weft_runtime_open` for the call only.
 typedef struct weft_config_t {
@@ -180,7 +194,8 @@ typedef struct weft_config_t {
   const char *platform;
   // Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
   uint32_t workers;
-  // Reserved for option bits; must be 0.
+  // `WEFT_CHECK_*` bits, merged with `$WEFT_CHECKS` (comma-separated `lock-order`,
+  // `deadlock`, `all`). 0: no checks, and no cost.
   uint32_t flags;
   // Seed for a deterministic platform. Other platforms ignore it.
   uint64_t seed;
@@ -188,8 +203,10 @@ typedef struct weft_config_t {
   weft_task_hook_fn on_task_start;
   // Optional: run on each task just before it exits.
   weft_task_hook_fn on_task_exit;
-  // Passed to both hooks.
+  // Passed to both hooks and to `on_check_report`.
   void *hook_ud;
+  // Optional: receives the reports of the checks instead of stderr.
+  weft_check_report_fn on_check_report;
 } weft_config_t;
 
 // What `weft_runtime_platform` tells about the loaded plugin. Owned by weft, valid
@@ -292,7 +309,7 @@ typedef struct weft_spawn_opts_t {
   // The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
   // can, by debuggers. NULL: unnamed.
   const char *name;
-  // Stack size in bytes, a minimum; 0 = the platform's default. At most 1 TiB.
+  // Stack size in bytes, a minimum; 0 = the platform's default. At most 2^56.
   size_t stack_size;
   // `WEFT_SPAWN_*` bits.
   uint32_t flags;
@@ -310,7 +327,8 @@ void weft_spawn_opts_init(struct weft_spawn_opts_t *opts);
 // success `*out` receives the handle, which the caller owns and must pass to
 // `weft_join` or `weft_detach` exactly once (with `WEFT_SPAWN_DETACHED`, `out` may be
 // NULL and receives NULL). On failure the task never runs. `arg` stays the caller's.
-// `WEFT_ENOMEM` when the platform cannot start it, or for a stack over 1 TiB.
+// `WEFT_ENOMEM` when the platform cannot start it (a stack it cannot map), or for a
+// stack over 64 PiB.
 weft_status_t weft_spawn(struct weft_runtime_t *rt, weft_task_fn func, void *arg, const struct weft_spawn_opts_t *opts, struct weft_task_t **out);
 
 // Waits until `t` finishes or `deadline` passes. On `WEFT_OK` writes the task's return
@@ -425,6 +443,10 @@ weft_status_t weft_mutex_lock_until(struct weft_mutex_t *m, int64_t deadline);
 // and destroyed).
 weft_status_t weft_mutex_unlock(struct weft_mutex_t *m);
 
+// Names the mutex in the reports of the checks (`WEFT_CHECK_*`): `name` is copied;
+// NULL clears it. The name goes when the mutex is destroyed.
+weft_status_t weft_mutex_set_name(struct weft_mutex_t *m, const char *name);
+
 /* ==================================================================================== */
 /* Condition variables                                                                  */
 /* ==================================================================================== */
@@ -476,6 +498,10 @@ weft_status_t weft_cond_broadcast(struct weft_cond_t *c);
 typedef struct weft_rwlock_t {
   uint64_t _opaque[10];
 } weft_rwlock_t;
+
+// Names the rwlock in the reports of the checks (`WEFT_CHECK_*`): `name` is copied;
+// NULL clears it. The name goes when the rwlock is destroyed.
+weft_status_t weft_rwlock_set_name(struct weft_rwlock_t *l, const char *name);
 
 // Initialises the rwlock in host memory at `l`. The host owns the memory; it must stay
 // in place, and not be copied, until `weft_rwlock_destroy`.

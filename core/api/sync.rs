@@ -1,14 +1,16 @@
 //! Mutexes, condition variables and readers-writer locks in host memory.
+use std::ffi::c_char;
+
 use weft_platform::*;
 
 use super::{non_null, open_runtime};
 use crate::ffi::error::{ffi, Result};
 use crate::ffi::handle::{self, Handle};
-use crate::runtime::context;
 use crate::runtime::sync::cond::CondObject;
 use crate::runtime::sync::mutex::MutexObject;
 use crate::runtime::sync::rwlock::{Access, RwLockObject};
 use crate::runtime::sync::{SyncKind, SyncObject};
+use crate::runtime::{checks, context};
 use crate::types::weft_runtime_t;
 
 /// A live object of kind `K` in host memory, whose runtime is open.
@@ -75,7 +77,7 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
 fn lock_checked(m: *mut weft_mutex_t) -> weft_status_t {
     ffi("weft_mutex_lock", || {
         let mutex: &MutexObject = live(m)?;
-        mutex.lock(mutex.runtime(), context::current().id, None)
+        mutex.lock(mutex.runtime(), context::current(), None)
     })
 }
 
@@ -85,7 +87,7 @@ fn lock_checked(m: *mut weft_mutex_t) -> weft_status_t {
 pub unsafe extern "C" fn weft_mutex_try_lock(m: *mut weft_mutex_t) -> weft_status_t {
     ffi("weft_mutex_try_lock", || {
         let mutex: &MutexObject = live(m)?;
-        mutex.try_lock(mutex.runtime(), context::current().id)
+        mutex.try_lock(mutex.runtime(), context::current())
     })
 }
 
@@ -95,7 +97,7 @@ pub unsafe extern "C" fn weft_mutex_try_lock(m: *mut weft_mutex_t) -> weft_statu
 pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i64) -> weft_status_t {
     ffi("weft_mutex_lock_until", || {
         let mutex: &MutexObject = live(m)?;
-        mutex.lock(mutex.runtime(), context::current().id, Some(deadline))
+        mutex.lock(mutex.runtime(), context::current(), Some(deadline))
     })
 }
 
@@ -125,7 +127,19 @@ fn unlock_checked(m: *mut weft_mutex_t) -> weft_status_t {
         // Allowed after the runtime closed, so that a mutex held at the close can still
         // be released and destroyed.
         let mutex: &MutexObject = destroyable(m)?;
-        mutex.unlock(mutex.runtime(), context::current().id)
+        mutex.unlock(mutex.runtime(), context::current())
+    })
+}
+
+/// Names the mutex in the reports of the checks (`WEFT_CHECK_*`): `name` is copied;
+/// NULL clears it. The name goes when the mutex is destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn weft_mutex_set_name(m: *mut weft_mutex_t, name: *const c_char) -> weft_status_t {
+    ffi("weft_mutex_set_name", || {
+        let mutex: &MutexObject = destroyable(m)?;
+        // SAFETY: NULL or the host's NUL-terminated string, copied.
+        checks::set_name(mutex.addr(), unsafe { checks::copy_name(name) });
+        Ok(())
     })
 }
 
@@ -152,7 +166,7 @@ fn wait(function: &'static str, c: *mut weft_cond_t, m: *mut weft_mutex_t, deadl
     ffi(function, || {
         let cond: &CondObject = live(c)?;
         let mutex: &MutexObject = live(m)?;
-        cond.wait(mutex, context::current().id, deadline)
+        cond.wait(mutex, context::current(), deadline)
     })
 }
 
@@ -188,6 +202,18 @@ pub unsafe extern "C" fn weft_cond_broadcast(c: *mut weft_cond_t) -> weft_status
 }
 
 // ---- rwlock ----
+
+/// Names the rwlock in the reports of the checks (`WEFT_CHECK_*`): `name` is copied;
+/// NULL clears it. The name goes when the rwlock is destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_set_name(l: *mut weft_rwlock_t, name: *const c_char) -> weft_status_t {
+    ffi("weft_rwlock_set_name", || {
+        let lock: &RwLockObject = destroyable(l)?;
+        // SAFETY: NULL or the host's NUL-terminated string, copied.
+        checks::set_name(lock.addr(), unsafe { checks::copy_name(name) });
+        Ok(())
+    })
+}
 
 /// Initialises the rwlock in host memory at `l`. The host owns the memory; it must stay
 /// in place, and not be copied, until `weft_rwlock_destroy`.

@@ -11,8 +11,9 @@ use crate::ffi::sized::read_sized;
 use crate::runtime::task::{self, SpawnRequest, Task};
 use crate::types::*;
 
-/// The largest stack a spawn may ask for (1 TiB), the same on every platform.
-const STACK_LIMIT: usize = 1 << 40;
+/// The largest stack a spawn may ask for, the same on every platform: 64 PiB, more than
+/// any address space, so that an absurd size (SIZE_MAX) gets one answer everywhere.
+const STACK_LIMIT: usize = 1 << 56;
 
 fn task_ref(t: *const weft_task_t) -> Result<&'static Task> {
     // Shells are never freed: a checked shell lives as long as the process.
@@ -32,7 +33,8 @@ pub unsafe extern "C" fn weft_spawn_opts_init(opts: *mut weft_spawn_opts_t) {
 /// success `*out` receives the handle, which the caller owns and must pass to
 /// `weft_join` or `weft_detach` exactly once (with `WEFT_SPAWN_DETACHED`, `out` may be
 /// NULL and receives NULL). On failure the task never runs. `arg` stays the caller's.
-/// `WEFT_ENOMEM` when the platform cannot start it, or for a stack over 1 TiB.
+/// `WEFT_ENOMEM` when the platform cannot start it (a stack it cannot map), or for a
+/// stack over 64 PiB.
 #[no_mangle]
 pub unsafe extern "C" fn weft_spawn(
     rt: *mut weft_runtime_t,

@@ -43,6 +43,8 @@ pub(crate) trait Handle: 'static {
     /// How the rest of a message reads for a dead handle: "was destroyed", ...
     const DEAD_REASON: &'static str;
     const LIFETIME: Lifetime;
+    /// For host-memory objects, the function that initialises one ("weft_mutex_init").
+    const INIT_FN: &'static str = "";
 
     fn tag(&self) -> &AtomicU32;
 }
@@ -83,7 +85,7 @@ pub(crate) fn refusal<T: Handle>(ptr: *const T) -> Error {
         // Released and reused between the two looks.
         format!("{kind} {ptr:p} {} (during the call)", T::DEAD_REASON)
     } else if T::LIFETIME == Lifetime::HostMemory {
-        format!("{kind} {ptr:p} is not initialised (call weft_{kind}_init first)")
+        format!("{kind} {ptr:p} is not initialised (call {} first)", T::INIT_FN)
     } else {
         format!("{ptr:p} is not a weft {kind}")
     };
@@ -105,6 +107,7 @@ mod tests {
         const DEAD: u32 = 9;
         const DEAD_REASON: &'static str = "was thrown away";
         const LIFETIME: Lifetime = Lifetime::HostMemory;
+        const INIT_FN: &'static str = "weft_thing_init";
         fn tag(&self) -> &AtomicU32 {
             &self.tag
         }

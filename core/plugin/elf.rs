@@ -109,7 +109,7 @@ fn check_bytes(b: &[u8], size: u64) -> std::result::Result<(), String> {
     };
     let (phoff, phentsize, phnum) =
         (phoff.ok_or_else(truncated)?, phentsize.ok_or_else(truncated)? as u64, phnum.ok_or_else(truncated)? as u64);
-    let table_end = phoff.checked_add(phentsize.saturating_mul(phnum)).unwrap_or(u64::MAX);
+    let table_end = phoff.saturating_add(phentsize.saturating_mul(phnum));
     if table_end > size || table_end > b.len() as u64 {
         return Err(format!("truncated: its program headers end at byte {table_end}, the file has {size}"));
     }
@@ -121,7 +121,7 @@ fn check_bytes(b: &[u8], size: u64) -> std::result::Result<(), String> {
         }
         let (offset, filesz) =
             if wide { (word_at(b, at + 8), word_at(b, at + 32)) } else { (word_at(b, at + 4), word_at(b, at + 16)) };
-        let end = offset.ok_or_else(truncated)?.checked_add(filesz.ok_or_else(truncated)?).unwrap_or(u64::MAX);
+        let end = offset.ok_or_else(truncated)?.saturating_add(filesz.ok_or_else(truncated)?);
         if end > size {
             return Err(format!("truncated: a loadable segment ends at byte {end}, the file has {size}"));
         }

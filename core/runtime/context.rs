@@ -27,6 +27,8 @@ pub(crate) struct Context {
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
     slots: UnsafeCell<Vec<*mut c_void>>,
+    /// The locks the context holds, by check node, when a runtime's checks are on.
+    held: UnsafeCell<Vec<u64>>,
 }
 
 // SAFETY: `slots` is only touched by the context's own thread of execution (and read by
@@ -48,6 +50,7 @@ impl Context {
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
             slots: UnsafeCell::new(Vec::new()),
+            held: UnsafeCell::new(Vec::new()),
         }
     }
 
@@ -94,6 +97,14 @@ impl Context {
                 }
             }
         }
+    }
+
+    /// The locks held, for the checks: only the context's own thread of execution calls
+    /// it, and only under the checks' lock, so no two references are alive at once.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn held_locks(&self) -> &mut Vec<u64> {
+        // SAFETY: see above.
+        unsafe { &mut *self.held.get() }
     }
 
     /// The task handle, for the host.

@@ -27,6 +27,7 @@ use crate::types::*;
 
 pub(crate) mod blob;
 pub(crate) mod chan;
+pub(crate) mod checks;
 pub(crate) mod context;
 pub(crate) mod host;
 pub(crate) mod internal_lock;
@@ -36,6 +37,7 @@ pub(crate) mod select;
 pub(crate) mod sync;
 pub(crate) mod task;
 
+use checks::Checks;
 use internal_lock::Cond;
 use safepoint::World;
 
@@ -56,6 +58,7 @@ pub(crate) struct Runtime {
     /// agree on who wakes whom (see `end_task`).
     tasks: AtomicU64,
     pub(crate) world: World,
+    pub(crate) checks: Checks,
 }
 
 // SAFETY: the raw pointers are the plugin's state and the host's hook data, both made
@@ -100,9 +103,7 @@ pub(crate) fn implicit_runtime() -> Option<&'static Runtime> {
 impl Runtime {
     /// Loads the configured platform and opens a runtime on it.
     pub(crate) fn open(cfg: &weft_config_t, platform: Option<&CStr>) -> Result<&'static Runtime> {
-        if cfg.flags != 0 {
-            fail!(WEFT_EINVAL, "unknown weft_config_t.flags 0x{:x}", cfg.flags);
-        }
+        let check_flags = checks::flags_for(cfg.flags, loader::secure_env(c"WEFT_CHECKS"))?;
         let platform: &'static Platform = loader::load(platform, &host::HOST)?;
         let table = &platform.table;
         let plat_cfg = weft_plat_config_t {
@@ -141,6 +142,7 @@ impl Runtime {
             },
             tasks: AtomicU64::new(0),
             world,
+            checks: Checks::new(check_flags, cfg.on_check_report, cfg.hook_ud),
         }));
         LAST_OPENED.store(rt as *const Runtime as *mut Runtime, SeqCst);
         Ok(rt)

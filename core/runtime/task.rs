@@ -187,9 +187,24 @@ impl Task {
         if context::current_if_any().is_some_and(|c| c.id == state.ctx.id) {
             fail!(WEFT_EDEADLK, "task {} cannot join itself", state.ctx.id);
         }
-        self.claim_handle(HANDLE_JOINING)?;
+        // Only a join without deadline can deadlock; a refused one leaves the handle.
+        let checks = &state.rt.checks;
+        let watched = checks.on() && deadline == WEFT_FOREVER;
+        let me = context::current();
+        if watched {
+            checks.wait_for_task(me, state.ctx.id)?;
+        }
+        if let Err(e) = self.claim_handle(HANDLE_JOINING) {
+            if watched {
+                checks.done_waiting(me);
+            }
+            return Err(e);
+        }
         let plat = *state.plat.lock();
         let status = plat_call!(state.rt.table, join(plat, deadline));
+        if watched {
+            checks.done_waiting(me);
+        }
         if status != WEFT_OK {
             self.handle.store(HANDLE_LIVE, SeqCst);
             let id = state.ctx.id;

@@ -178,10 +178,12 @@ TEST_IMPL(runtime_config_struct_size) {
   memset(&newer, 0, sizeof newer);
   weft_config_init(&newer.cfg);
   newer.cfg.struct_size = sizeof newer;
-  memset(newer.future, 0x5a, sizeof newer.future);
   weft_runtime_t *rt = NULL;
-  ASSERT_OK(weft_runtime_open(&newer.cfg, &rt));
+  ASSERT_OK(weft_runtime_open(&newer.cfg, &rt)); /* the unknown bytes are zero */
   test_close_runtime(rt);
+  memset(newer.future, 0x5a, sizeof newer.future);
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&newer.cfg, &rt)); /* asks for the unknown */
+  ASSERT_ERROR_MENTIONS("newer weft.h");
 
   weft_config_t cfg;
   weft_config_init(&cfg);

@@ -132,16 +132,20 @@ TEST_IMPL(spawn_options) {
   opts.name = (const char *)0x1;
   ASSERT_OK(weft_spawn(rt, count_run, NULL, &opts, &t));
   ASSERT_EQ(test_join(t), 0);
-  /* A newer, longer one: the known prefix is read. */
+  /* A newer, longer one: the known prefix is read while the rest is zero, and an
+   * option this library does not know is refused. */
   struct {
     weft_spawn_opts_t opts;
     char future[32];
   } newer;
-  memset(&newer, 0x7f, sizeof newer);
+  memset(&newer, 0, sizeof newer);
   weft_spawn_opts_init(&newer.opts);
   newer.opts.struct_size = sizeof newer;
   ASSERT_OK(weft_spawn(rt, count_run, NULL, &newer.opts, &t));
   ASSERT_EQ(test_join(t), 0);
+  newer.future[5] = 1;
+  ASSERT_STATUS(WEFT_EINVAL, weft_spawn(rt, count_run, NULL, &newer.opts, &t));
+  ASSERT_ERROR_MENTIONS("weft_spawn_opts_t.struct_size");
   ASSERT_EQ(atomic_load(&runs), 3);
   test_gate_destroy(&gate);
   test_close_runtime(rt);
@@ -674,7 +678,7 @@ TEST_IMPL(tasks_null_arguments) {
   ASSERT_STATUS(WEFT_EINVAL, weft_spawn(NULL, count_run, NULL, NULL, &t));
   ASSERT_ERROR_MENTIONS("runtime");
   ASSERT_STATUS(WEFT_EINVAL, weft_spawn(rt, NULL, NULL, NULL, &t));
-  ASSERT_ERROR_MENTIONS("fn");
+  ASSERT_ERROR_MENTIONS("func");
   ASSERT_STATUS(WEFT_EINVAL, weft_spawn(rt, count_run, NULL, NULL, NULL));
   ASSERT_ERROR_MENTIONS("out");
   ASSERT(t == (weft_task_t *)0x1);

@@ -921,14 +921,14 @@ static void marker_dtor(void *value) {
 }
 
 static void marking_start(weft_task_t *task, void *ud) {
-  count_start(ud, task);
+  count_start(task, ud);
   hook_marker_t *mk = &markers[atomic_fetch_add(&next_marker, 1) % HOOK_TASKS];
   if (atomic_exchange(&mk->phase, 1) != 0) atomic_fetch_add(&hook_order_errors, 1);
   ASSERT_OK(weft_local_set(hook_key, mk));
 }
 
 static void marking_exit(weft_task_t *task, void *ud) {
-  count_exit(ud, task);
+  count_exit(task, ud);
   hook_marker_t *mk = weft_local_get(hook_key);
   if (mk == NULL || atomic_exchange(&mk->phase, 3) != 2) atomic_fetch_add(&hook_order_errors, 1);
 }

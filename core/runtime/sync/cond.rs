@@ -8,6 +8,7 @@ use super::mutex::MutexObject;
 use super::{SyncKind, SyncObject};
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
+use crate::runtime::context::Context;
 use crate::runtime::safepoint;
 
 pub(crate) struct CondKind;
@@ -15,7 +16,8 @@ pub(crate) struct CondKind;
 const TAG_COND: u32 = 0x5743_4e44;
 
 impl SyncKind for CondKind {
-    const KIND: &'static str = "cond";
+    const KIND: &'static str = "condition";
+    const INIT_FN: &'static str = "weft_cond_init";
     const LIVE: &'static [u32] = &[TAG_COND];
     type Extra = ();
     type Bytes = [u64; WEFT_PLATFORM_COND_BYTES as usize / 8];
@@ -47,7 +49,8 @@ impl CondObject {
 
     /// Releases `mutex` (all levels), waits for a signal, the deadline or a
     /// cancellation, and takes `mutex` back (all levels) whatever the outcome.
-    pub(crate) fn wait(&self, mutex: &MutexObject, me: u64, deadline: i64) -> Result<()> {
+    pub(crate) fn wait(&self, mutex: &MutexObject, ctx: &Context, deadline: i64) -> Result<()> {
+        let me = ctx.id;
         let rt = self.open_runtime()?;
         if !std::ptr::eq(rt, mutex.runtime()) {
             fail!(WEFT_EINVAL, "condition {:p} and mutex {:p} belong to different runtimes", self, mutex);
@@ -55,7 +58,7 @@ impl CondObject {
         if mutex.owner() != me {
             fail!(WEFT_EPERM, "mutex {:p} is not held by the caller", mutex);
         }
-        let depth = mutex.release_for_wait();
+        let depth = mutex.release_for_wait(rt, ctx);
         let m_bytes = mutex.plugin_bytes();
         self.count.fetch_add(1, AcqRel);
         // Never parked for a stop while holding the mutex again (see
@@ -69,7 +72,7 @@ impl CondObject {
             },
         );
         self.count.fetch_sub(1, AcqRel);
-        mutex.reacquired_after_wait(me, depth);
+        mutex.reacquired_after_wait(rt, ctx, depth);
         match status {
             WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "condition {:p} was not signalled before the deadline", self),
             WEFT_ECANCELED => {

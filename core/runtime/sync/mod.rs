@@ -16,6 +16,7 @@ use weft_platform::*;
 
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
+use crate::runtime::checks;
 use crate::runtime::Runtime;
 
 pub(crate) mod cond;
@@ -27,8 +28,10 @@ const TAG_DESTROYED: u32 = 0xdead_0b1e;
 
 /// What distinguishes one kind of sync object from another.
 pub(crate) trait SyncKind: 'static {
-    /// The name in messages and in `weft_KIND_init`.
+    /// The name in messages.
     const KIND: &'static str;
+    /// The function that initialises one.
+    const INIT_FN: &'static str;
     const LIVE: &'static [u32];
     /// Per-kind state after the common header.
     type Extra;
@@ -55,6 +58,7 @@ impl<K: SyncKind> Handle for SyncObject<K> {
     const DEAD: u32 = TAG_DESTROYED;
     const DEAD_REASON: &'static str = "was destroyed";
     const LIFETIME: Lifetime = Lifetime::HostMemory;
+    const INIT_FN: &'static str = K::INIT_FN;
     fn tag(&self) -> &AtomicU32 {
         &self.tag
     }
@@ -87,8 +91,16 @@ impl<K: SyncKind> SyncObject<K> {
         check_plugin(plat_init(K::plugin_init(&rt.table), rt.prt, self.plugin_bytes()), || {
             format!("the platform could not initialise the {}", K::KIND)
         })?;
+        if rt.checks.on() {
+            rt.checks.created(K::KIND, self.addr());
+        }
         self.tag.store(tag, Release);
         Ok(())
+    }
+
+    /// The object's address: its identity in reports and in the checks' graphs.
+    pub(crate) fn addr(&self) -> usize {
+        self as *const Self as usize
     }
 
     /// The runtime of a live object.
@@ -127,6 +139,10 @@ impl<K: SyncKind> SyncObject<K> {
         // this object's initialised plugin bytes.
         let status = unsafe { destroy.unwrap_unchecked()(self.plugin_bytes()) };
         check_plugin(status, || format!("the platform could not destroy {} {:p}", K::KIND, self))?;
+        if rt.checks.on() {
+            rt.checks.destroyed(self.addr());
+        }
+        checks::forget_name(self.addr());
         self.tag.store(TAG_DESTROYED, Release);
         Ok(())
     }

@@ -3,7 +3,6 @@
 //! The owner (a context id) and the recursion depth sit beside the plugin's lock, so
 //! every platform gets the same checks: a relock by the owner is `WEFT_EDEADLK` (or
 //! counted, if recursive), an unlock by anyone else `WEFT_EPERM`.
-use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use weft_platform::*;
@@ -11,6 +10,7 @@ use weft_platform::*;
 use super::{SyncKind, SyncObject};
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
+use crate::runtime::context::Context;
 use crate::runtime::safepoint;
 use crate::runtime::Runtime;
 use crate::types::WEFT_MUTEX_RECURSIVE;
@@ -22,6 +22,7 @@ const TAG_RECURSIVE: u32 = 0x574d_5452;
 
 impl SyncKind for MutexKind {
     const KIND: &'static str = "mutex";
+    const INIT_FN: &'static str = "weft_mutex_init";
     const LIVE: &'static [u32] = &[TAG_PLAIN, TAG_RECURSIVE];
     /// The owner's context id; 0 when free.
     type Extra = AtomicU64;
@@ -71,22 +72,32 @@ impl MutexObject {
     }
 
     /// Hands ownership over around a condition wait: returns the depth to restore.
-    pub(crate) fn release_for_wait(&self) -> u32 {
+    pub(crate) fn release_for_wait(&self, rt: &Runtime, ctx: &Context) -> u32 {
         let depth = self.count.swap(0, Relaxed);
+        if rt.checks.on() {
+            for _ in 0..=depth {
+                rt.checks.released(ctx, self.addr());
+            }
+        }
         self.extra.store(0, Relaxed);
         depth
     }
 
-    pub(crate) fn reacquired_after_wait(&self, me: u64, depth: u32) {
-        self.extra.store(me, Relaxed);
+    pub(crate) fn reacquired_after_wait(&self, rt: &Runtime, ctx: &Context, depth: u32) {
+        self.extra.store(ctx.id, Relaxed);
         self.count.store(depth, Relaxed);
+        if rt.checks.on() {
+            for _ in 0..=depth {
+                rt.checks.acquired(ctx, self.addr(), false);
+            }
+        }
     }
 
     /// The lock fast path for context `me`: true if it took a free mutex. Loads, one
     /// plugin trylock and a short spin; it cannot fail in any other way.
     #[inline(always)]
     pub(crate) fn lock_fast(&self, rt: &Runtime, me: u64) -> bool {
-        if self.owner() != me && self.try_lock_spinning(rt) {
+        if !rt.checks.on() && self.owner() != me && self.try_lock_spinning(rt) {
             self.extra.store(me, Relaxed);
             return true;
         }
@@ -117,42 +128,75 @@ impl MutexObject {
     }
 
     /// Relock by the owner: counted if recursive, `WEFT_EDEADLK` otherwise.
-    fn relock(&self) -> Result<()> {
+    fn relock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
         if self.is_recursive() {
             self.count.fetch_add(1, Relaxed);
+            if rt.checks.on() {
+                rt.checks.acquired(ctx, self.addr(), false);
+            }
             return Ok(());
         }
         fail!(WEFT_EDEADLK, "mutex {:p} is already held by the caller (not recursive)", self)
     }
 
-    /// Locks, waiting as long as it takes (`deadline` None) or until the deadline.
-    pub(crate) fn lock(&self, rt: &Runtime, me: u64, deadline: Option<i64>) -> Result<()> {
-        if self.owner() == me {
-            return self.relock();
+    /// Locks, waiting as long as it takes (`deadline` None) or until the deadline. A
+    /// try first, so that an uncontended lock costs no blocking region; then a wait in
+    /// one that never ends holding the mutex while the world is stopped (see
+    /// `safepoint::lock_outside_stop`).
+    pub(crate) fn lock(&self, rt: &Runtime, ctx: &Context, deadline: Option<i64>) -> Result<()> {
+        if self.owner() == ctx.id {
+            return self.relock(rt, ctx);
         }
         let bytes = self.plugin_bytes();
-        let status = lock_slow_path(rt, bytes, || match deadline {
-            None => plat_call!(rt.table, mutex_lock(bytes)),
-            Some(deadline) => plat_call!(rt.table, mutex_lock_until(bytes, deadline)),
-        });
+        let status = match plat_call!(rt.table, mutex_try_lock(bytes)) {
+            WEFT_EBUSY => {
+                // Only a wait without deadline can deadlock: a timed one ends.
+                let watched = rt.checks.on() && deadline.is_none();
+                if watched {
+                    rt.checks.wait_for_lock(ctx, self.addr())?;
+                }
+                let status = safepoint::lock_outside_stop(
+                    rt,
+                    || match deadline {
+                        None => plat_call!(rt.table, mutex_lock(bytes)),
+                        Some(deadline) => plat_call!(rt.table, mutex_lock_until(bytes, deadline)),
+                    },
+                    || {
+                        plat_call!(rt.table, mutex_unlock(bytes));
+                    },
+                );
+                if watched {
+                    rt.checks.done_waiting(ctx);
+                }
+                status
+            }
+            status => status,
+        };
         if status == WEFT_ETIMEDOUT {
             fail!(WEFT_ETIMEDOUT, "mutex {:p} was still held at the deadline", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.extra.store(me, Relaxed);
+        self.extra.store(ctx.id, Relaxed);
+        if rt.checks.on() {
+            rt.checks.acquired(ctx, self.addr(), true);
+        }
         Ok(())
     }
 
-    pub(crate) fn try_lock(&self, rt: &Runtime, me: u64) -> Result<()> {
-        if self.owner() == me {
-            return self.relock();
+    pub(crate) fn try_lock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
+        if self.owner() == ctx.id {
+            return self.relock(rt, ctx);
         }
         let status = plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()));
         if status == WEFT_EBUSY {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.extra.store(me, Relaxed);
+        self.extra.store(ctx.id, Relaxed);
+        if rt.checks.on() {
+            // A try-lock never waits, so it cannot deadlock: no order edge into it.
+            rt.checks.acquired(ctx, self.addr(), false);
+        }
         Ok(())
     }
 
@@ -160,20 +204,23 @@ impl MutexObject {
     /// checked path then decides); otherwise the plugin's status.
     #[inline(always)]
     pub(crate) fn unlock_fast(&self, rt: &Runtime, me: u64) -> Option<weft_status_t> {
-        if self.owner() != me || self.count.load(Relaxed) != 0 {
+        if rt.checks.on() || self.owner() != me || self.count.load(Relaxed) != 0 {
             return None;
         }
         self.extra.store(0, Relaxed);
         Some(plat_call!(rt.table, mutex_unlock(self.plugin_bytes())))
     }
 
-    pub(crate) fn unlock(&self, rt: &Runtime, me: u64) -> Result<()> {
+    pub(crate) fn unlock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
         let owner = self.owner();
-        if owner != me {
+        if owner != ctx.id {
             if owner == 0 {
                 fail!(WEFT_EPERM, "mutex {:p} is not locked", self);
             }
             fail!(WEFT_EPERM, "mutex {:p} is held by context {owner}, not by the caller", self);
+        }
+        if rt.checks.on() {
+            rt.checks.released(ctx, self.addr());
         }
         if self.count.load(Relaxed) > 0 {
             self.count.fetch_sub(1, Relaxed);
@@ -186,17 +233,5 @@ impl MutexObject {
     /// The outcome of a plugin unlock.
     pub(crate) fn unlocked(&self, status: weft_status_t) -> Result<()> {
         check_plugin(status, || format!("cannot unlock mutex {:p}", self))
-    }
-}
-
-/// A try first, so that an uncontended lock costs no blocking region; then `lock` in
-/// one that never ends holding the mutex while the world is stopped (see
-/// `safepoint::lock_outside_stop`).
-fn lock_slow_path(rt: &Runtime, bytes: *mut c_void, lock: impl FnMut() -> weft_status_t) -> weft_status_t {
-    match plat_call!(rt.table, mutex_try_lock(bytes)) {
-        WEFT_EBUSY => safepoint::lock_outside_stop(rt, lock, || {
-            plat_call!(rt.table, mutex_unlock(bytes));
-        }),
-        status => status,
     }
 }

@@ -22,6 +22,7 @@ const TAG_RWLOCK: u32 = 0x5752_574c;
 
 impl SyncKind for RwLockKind {
     const KIND: &'static str = "rwlock";
+    const INIT_FN: &'static str = "weft_rwlock_init";
     const LIVE: &'static [u32] = &[TAG_RWLOCK];
     /// The writer's context id; 0 when none.
     type Extra = AtomicU64;
@@ -73,6 +74,10 @@ impl RwLockObject {
         // A try first, so that an uncontended lock costs no blocking region; then a wait
         // that never ends holding the lock while the world is stopped (see
         // safepoint::lock_outside_stop).
+        let watched = rt.checks.on() && tried == WEFT_EBUSY && !try_only;
+        if watched {
+            rt.checks.wait_for_lock(ctx, self.addr())?;
+        }
         let status = match access {
             _ if tried != WEFT_EBUSY || try_only => tried,
             Access::Read => safepoint::lock_outside_stop(
@@ -90,6 +95,9 @@ impl RwLockObject {
                 },
             ),
         };
+        if watched {
+            rt.checks.done_waiting(ctx);
+        }
         if status == WEFT_EBUSY {
             let why = if access == Access::Write { "" } else { " or wanted by a writer" };
             fail!(WEFT_EBUSY, "rwlock {:p} is held{why}", self);
@@ -102,6 +110,9 @@ impl RwLockObject {
                 ctx.read_locks_held.fetch_add(1, Relaxed);
             }
         }
+        if rt.checks.on() {
+            rt.checks.acquired(ctx, self.addr(), !try_only);
+        }
         Ok(())
     }
 
@@ -110,6 +121,9 @@ impl RwLockObject {
         let rt = self.open_runtime()?;
         let unlocked = |status| check_plugin(status, || format!("cannot unlock rwlock {:p}", self));
         if self.extra.load(Relaxed) == ctx.id {
+            if rt.checks.on() {
+                rt.checks.released(ctx, self.addr());
+            }
             self.extra.store(0, Relaxed);
             return unlocked(plat_call!(rt.table, rwlock_write_unlock(self.plugin_bytes())));
         }
@@ -120,6 +134,9 @@ impl RwLockObject {
             fail!(WEFT_EPERM, "rwlock {:p} is not read-locked", self);
         }
         ctx.read_locks_held.fetch_sub(1, Relaxed);
+        if rt.checks.on() {
+            rt.checks.released(ctx, self.addr());
+        }
         unlocked(plat_call!(rt.table, rwlock_read_unlock(self.plugin_bytes())))
     }
 }

@@ -33,6 +33,8 @@ pub const SECTIONS: &[Section] = &[
             "weft_chan_t",
             "weft_blob_t",
             "weft_task_hook_fn",
+            "WEFT_CHECK_*",
+            "weft_check_report_fn",
             "weft_config_t",
             "WEFT_CAP_*",
             "weft_platform_info_t",

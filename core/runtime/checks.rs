@@ -1,0 +1,458 @@
+//! Lock-order and deadlock checks (`WEFT_CHECK_LOCK_ORDER`, `WEFT_CHECK_DEADLOCK`, or
+//! `$WEFT_CHECKS`), for every platform: the runtime sees every acquisition, release and
+//! join, so it keeps the two graphs itself.
+//!
+//! * Lock order: an edge A -> B for "held A while acquiring B by a call that can wait".
+//!   The first edge that closes a cycle is reported once per pair of locks, with the
+//!   first acquisition of each direction (task, backtrace). The acquisition proceeds.
+//! * Deadlock: before a call blocks (a contended lock without deadline, an rwlock lock,
+//!   a join), the caller's wait is recorded and the wait-for graph walked (waiter -> lock
+//!   -> its holders -> what they wait for ...). A wait that would close a cycle is
+//!   refused with `WEFT_EDEADLK` and reported; the other tasks of the cycle go on.
+//!
+//! One lock (per runtime) guards both graphs: with checks on, every acquisition made
+//! while another lock is held, and every contended wait, takes it. With checks off
+//! nothing here runs: the callers test `Checks::on` first.
+use std::backtrace::Backtrace;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+use parking_lot::Mutex;
+use weft_platform::*;
+
+use crate::ffi::error::{fail, Result};
+use crate::runtime::context::Context;
+use crate::types::{weft_check_report_fn, WEFT_CHECK_DEADLOCK, WEFT_CHECK_LOCK_ORDER};
+
+/// The checks of one runtime.
+pub(crate) struct Checks {
+    flags: u32,
+    report: weft_check_report_fn,
+    report_ud: *mut c_void,
+    graph: Mutex<Graph>,
+}
+
+// SAFETY: `report_ud` is the host's, made to be passed to its callback from any thread.
+unsafe impl Send for Checks {}
+// SAFETY: as for Send; the graph is behind its lock.
+unsafe impl Sync for Checks {}
+
+/// What a task waits for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Wait {
+    Lock(u64),
+    Task(u64),
+}
+
+struct Node {
+    kind: &'static str,
+    addr: usize,
+}
+
+/// How an edge was first seen.
+struct Edge {
+    task: String,
+    trace: String,
+}
+
+#[derive(Default)]
+struct Graph {
+    next_node: u64,
+    /// Live locks by address; a destroyed lock leaves, a reused address is a new node.
+    by_addr: HashMap<usize, u64>,
+    nodes: HashMap<u64, Node>,
+    edges: HashMap<(u64, u64), Edge>,
+    successors: HashMap<u64, HashSet<u64>>,
+    reported: HashSet<(u64, u64)>,
+    /// Who holds each lock (deadlock checks): context ids, one entry per hold.
+    holders: HashMap<u64, Vec<u64>>,
+    /// What each context waits for now, and its name for reports.
+    waits: HashMap<u64, (Wait, String)>,
+}
+
+/// Names given with `weft_mutex_set_name` / `weft_rwlock_set_name`, by address.
+static NAMES: Mutex<Option<HashMap<usize, CString>>> = Mutex::new(None);
+/// Whether any name was ever given: a destroy looks in NAMES only then.
+static ANY_NAMES: AtomicBool = AtomicBool::new(false);
+
+/// The lock at `addr` was destroyed: it loses its name.
+pub(crate) fn forget_name(addr: usize) {
+    if ANY_NAMES.load(Relaxed) {
+        set_name(addr, None);
+    }
+}
+
+/// Sets (or, with None, clears) the name reports use for the lock at `addr`.
+pub(crate) fn set_name(addr: usize, name: Option<CString>) {
+    ANY_NAMES.store(true, Relaxed);
+    let mut names = NAMES.lock();
+    let names = names.get_or_insert_with(HashMap::new);
+    match name {
+        Some(name) => names.insert(addr, name),
+        None => names.remove(&addr),
+    };
+}
+
+fn lock_label(kind: &str, addr: usize) -> String {
+    match NAMES.lock().as_ref().and_then(|n| n.get(&addr)) {
+        Some(name) => format!("{kind} {addr:#x} (\"{}\")", name.to_string_lossy()),
+        None => format!("{kind} {addr:#x}"),
+    }
+}
+
+/// How a context is shown in reports.
+pub(crate) fn task_label(ctx: &Context) -> String {
+    match (&ctx.name, ctx.task.is_null()) {
+        (Some(name), _) => format!("task {} \"{}\"", ctx.id, name.to_string_lossy()),
+        (None, false) => format!("task {}", ctx.id),
+        (None, true) => format!("thread {} (not a task)", ctx.id),
+    }
+}
+
+/// The bits of `$WEFT_CHECKS` ("lock-order", "deadlock", "all", comma-separated).
+pub(crate) fn parse_env(value: &[u8]) -> Result<u32> {
+    let mut flags = 0;
+    for word in value.split(|b| *b == b',').map(|w| w.trim_ascii()).filter(|w| !w.is_empty()) {
+        flags |= match word {
+            b"lock-order" => WEFT_CHECK_LOCK_ORDER,
+            b"deadlock" => WEFT_CHECK_DEADLOCK,
+            b"all" => WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK,
+            other => fail!(
+                WEFT_EINVAL,
+                "$WEFT_CHECKS names an unknown check \"{}\" (known: lock-order, deadlock, all)",
+                String::from_utf8_lossy(other)
+            ),
+        };
+    }
+    Ok(flags)
+}
+
+impl Checks {
+    pub(crate) fn new(flags: u32, report: weft_check_report_fn, report_ud: *mut c_void) -> Checks {
+        Checks { flags, report, report_ud, graph: Mutex::new(Graph::default()) }
+    }
+
+    /// Any check on: the one branch the lock paths pay when checks are off.
+    #[inline(always)]
+    pub(crate) fn on(&self) -> bool {
+        self.flags != 0
+    }
+
+    fn lock_order(&self) -> bool {
+        self.flags & WEFT_CHECK_LOCK_ORDER != 0
+    }
+
+    fn deadlock(&self) -> bool {
+        self.flags & WEFT_CHECK_DEADLOCK != 0
+    }
+
+    /// A lock was initialised at `addr`: a new node.
+    pub(crate) fn created(&self, kind: &'static str, addr: usize) {
+        let mut g = self.graph.lock();
+        g.next_node += 1;
+        let id = g.next_node;
+        if let Some(old) = g.by_addr.insert(addr, id) {
+            g.forget(old);
+        }
+        g.nodes.insert(id, Node { kind, addr });
+    }
+
+    /// The lock at `addr` was destroyed: its node and edges leave the graph.
+    pub(crate) fn destroyed(&self, addr: usize) {
+        let mut g = self.graph.lock();
+        if let Some(id) = g.by_addr.remove(&addr) {
+            g.forget(id);
+        }
+    }
+
+    /// `ctx` took the lock at `addr`. `ordered`: by a call that can wait (its order with
+    /// the locks held counts); a try-lock cannot deadlock and adds no edge into the lock.
+    pub(crate) fn acquired(&self, ctx: &Context, addr: usize, ordered: bool) {
+        let mut reports = Vec::new();
+        {
+            let mut g = self.graph.lock();
+            let Some(&node) = g.by_addr.get(&addr) else { return };
+            if ordered && self.lock_order() {
+                for &held in ctx.held_locks().iter() {
+                    if held != node {
+                        if let Some(report) = g.add_edge(held, node, ctx) {
+                            reports.push(report);
+                        }
+                    }
+                }
+            }
+            if self.deadlock() {
+                g.holders.entry(node).or_default().push(ctx.id);
+            }
+            ctx.held_locks().push(node);
+        }
+        for report in reports {
+            self.emit(&report);
+        }
+    }
+
+    /// `ctx` released the lock at `addr` (one hold of it).
+    pub(crate) fn released(&self, ctx: &Context, addr: usize) {
+        let mut g = self.graph.lock();
+        let Some(&node) = g.by_addr.get(&addr) else { return };
+        let held = ctx.held_locks();
+        if let Some(at) = held.iter().rposition(|&n| n == node) {
+            held.remove(at);
+        }
+        if let Some(holders) = g.holders.get_mut(&node) {
+            if let Some(at) = holders.iter().rposition(|&c| c == ctx.id) {
+                holders.swap_remove(at);
+            }
+        }
+    }
+
+    /// `ctx` is about to wait for the lock at `addr`: refused with `WEFT_EDEADLK` if
+    /// that closes a cycle of waits. Pair with `done_waiting`.
+    pub(crate) fn wait_for_lock(&self, ctx: &Context, addr: usize) -> Result<()> {
+        if !self.deadlock() {
+            return Ok(());
+        }
+        let node = self.graph.lock().by_addr.get(&addr).copied();
+        match node {
+            Some(node) => self.wait(ctx, Wait::Lock(node)),
+            None => Ok(()),
+        }
+    }
+
+    /// `ctx` is about to wait for the task whose context id is `task`.
+    pub(crate) fn wait_for_task(&self, ctx: &Context, task: u64) -> Result<()> {
+        if !self.deadlock() {
+            return Ok(());
+        }
+        self.wait(ctx, Wait::Task(task))
+    }
+
+    fn wait(&self, ctx: &Context, wait: Wait) -> Result<()> {
+        let cycle = {
+            let mut g = self.graph.lock();
+            match g.cycle_from(ctx.id, &task_label(ctx), wait) {
+                Some(cycle) => Some(cycle),
+                None => {
+                    g.waits.insert(ctx.id, (wait, task_label(ctx)));
+                    None
+                }
+            }
+        };
+        let Some(cycle) = cycle else { return Ok(()) };
+        let report = format!(
+            "weft: deadlock\n  {} would wait forever; the cycle of waits:\n{}\n  the call returns WEFT_EDEADLK; the others keep waiting\n",
+            task_label(ctx),
+            cycle
+        );
+        self.emit(&report);
+        fail!(WEFT_EDEADLK, "this wait would close a cycle of waits (a deadlock):\n{cycle}")
+    }
+
+    /// The wait recorded by `wait_for_lock` / `wait_for_task` ended (however).
+    pub(crate) fn done_waiting(&self, ctx: &Context) {
+        if self.deadlock() {
+            self.graph.lock().waits.remove(&ctx.id);
+        }
+    }
+
+    fn emit(&self, report: &str) {
+        match (self.report, CString::new(report.replace('\0', "\\0"))) {
+            (Some(callback), Ok(text)) => {
+                // SAFETY: the host's callback, with a string valid for the call.
+                unsafe { callback(text.as_ptr() as *const c_char, self.report_ud) }
+            }
+            _ => eprint!("{report}"),
+        }
+    }
+}
+
+impl Graph {
+    fn forget(&mut self, id: u64) {
+        self.nodes.remove(&id);
+        self.holders.remove(&id);
+        if let Some(succ) = self.successors.remove(&id) {
+            for to in succ {
+                self.edges.remove(&(id, to));
+            }
+        }
+        for succ in self.successors.values_mut() {
+            succ.remove(&id);
+        }
+        self.edges.retain(|&(_, to), _| to != id);
+    }
+
+    fn label(&self, id: u64) -> String {
+        match self.nodes.get(&id) {
+            Some(n) => lock_label(n.kind, n.addr),
+            None => format!("lock #{id}"),
+        }
+    }
+
+    /// Adds `from -> to`; the report if this edge is new and closes a cycle not reported.
+    fn add_edge(&mut self, from: u64, to: u64, ctx: &Context) -> Option<String> {
+        if self.edges.contains_key(&(from, to)) {
+            return None;
+        }
+        self.edges.insert((from, to), Edge { task: task_label(ctx), trace: Backtrace::force_capture().to_string() });
+        self.successors.entry(from).or_default().insert(to);
+        let pair = (from.min(to), from.max(to));
+        if self.reported.contains(&pair) || !self.reaches(to, from) {
+            return None;
+        }
+        self.reported.insert(pair);
+        let path = self.path(to, from).unwrap_or_default();
+        let back = self.edges.get(&(to, path.get(1).copied().unwrap_or(from)));
+        let new = &self.edges[&(from, to)];
+        let mut report = format!(
+            "weft: lock-order inversion\n  {} takes {} while holding {},\n  but the opposite order was seen before: {}\n",
+            new.task,
+            self.label(to),
+            self.label(from),
+            path.iter().map(|&n| self.label(n)).collect::<Vec<_>>().join(" then ")
+        );
+        if let Some(back) = back {
+            report.push_str(&format!(
+                "  first {} -> {} ({}):\n{}",
+                self.label(to),
+                self.label(path.get(1).copied().unwrap_or(from)),
+                back.task,
+                indent(&back.trace)
+            ));
+        }
+        report.push_str(&format!(
+            "  first {} -> {} ({}):\n{}",
+            self.label(from),
+            self.label(to),
+            new.task,
+            indent(&new.trace)
+        ));
+        Some(report)
+    }
+
+    fn reaches(&self, from: u64, to: u64) -> bool {
+        self.path(from, to).is_some()
+    }
+
+    /// A path of edges from `from` to `to` (both included), if there is one.
+    fn path(&self, from: u64, to: u64) -> Option<Vec<u64>> {
+        let mut parent: HashMap<u64, u64> = HashMap::new();
+        let mut stack = vec![from];
+        let mut seen = HashSet::from([from]);
+        while let Some(n) = stack.pop() {
+            if n == to {
+                let mut path = vec![to];
+                let mut at = to;
+                while at != from {
+                    at = parent[&at];
+                    path.push(at);
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for &next in self.successors.get(&n).into_iter().flatten() {
+                if seen.insert(next) {
+                    parent.insert(next, n);
+                    stack.push(next);
+                }
+            }
+        }
+        None
+    }
+
+    /// If `waiter` waiting for `wait` closes a cycle of waits, its description: one
+    /// line per wait along the cycle.
+    fn cycle_from(&self, waiter: u64, waiter_name: &str, wait: Wait) -> Option<String> {
+        let mut steps = Vec::new();
+        let mut seen = HashSet::new();
+        self.walk(waiter, waiter_name.to_string(), wait, &mut steps, &mut seen)
+            .then(|| steps.iter().map(|s| format!("    {s}")).collect::<Vec<_>>().join("\n"))
+    }
+
+    /// Depth-first along "who waits for what, held by whom" (bounded: a chain of more
+    /// than MAX_CHAIN waits is not followed).
+    fn walk(&self, waiter: u64, who: String, wait: Wait, steps: &mut Vec<String>, seen: &mut HashSet<u64>) -> bool {
+        const MAX_CHAIN: usize = 10_000;
+        if steps.len() >= MAX_CHAIN {
+            return false;
+        }
+        let (what, next) = match wait {
+            Wait::Lock(node) => {
+                (format!("waits for {}", self.label(node)), self.holders.get(&node).cloned().unwrap_or_default())
+            }
+            Wait::Task(task) => (format!("joins task {task}"), vec![task]),
+        };
+        for ctx in next {
+            let holder = if ctx == waiter { who.clone() } else { self.context_name(ctx) };
+            let verb = if matches!(wait, Wait::Lock(_)) { "held by" } else { "which is" };
+            steps.push(format!("{who} {what}, {verb} {holder}"));
+            if ctx == waiter {
+                return true;
+            }
+            if seen.insert(ctx) {
+                if let Some((next_wait, _)) = self.waits.get(&ctx) {
+                    if self.walk(waiter, holder, *next_wait, steps, seen) {
+                        return true;
+                    }
+                }
+            }
+            steps.pop();
+        }
+        false
+    }
+
+    fn context_name(&self, ctx: u64) -> String {
+        self.waits.get(&ctx).map_or_else(|| format!("context {ctx}"), |(_, name)| name.clone())
+    }
+}
+
+fn indent(trace: &str) -> String {
+    trace.lines().take(40).map(|l| format!("      {l}\n")).collect()
+}
+
+/// The flags a runtime opens with: the config's, merged with `$WEFT_CHECKS`.
+pub(crate) fn flags_for(config_flags: u32, env: Option<Vec<u8>>) -> Result<u32> {
+    let known = WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK;
+    if config_flags & !known != 0 {
+        fail!(WEFT_EINVAL, "unknown weft_config_t.flags 0x{:x}", config_flags & !known);
+    }
+    Ok(config_flags | env.map(|v| parse_env(&v)).transpose()?.unwrap_or(0))
+}
+
+/// A C string for a name given by the host (copied), or None for NULL.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string.
+pub(crate) unsafe fn copy_name(name: *const c_char) -> Option<CString> {
+    // SAFETY: see above.
+    (!name.is_null()).then(|| unsafe { CStr::from_ptr(name) }.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_names_the_checks() {
+        assert_eq!(parse_env(b"lock-order").unwrap(), WEFT_CHECK_LOCK_ORDER);
+        assert_eq!(parse_env(b" deadlock , lock-order").unwrap(), WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK);
+        assert_eq!(parse_env(b"all").unwrap(), WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK);
+        assert_eq!(parse_env(b"").unwrap(), 0);
+        let e = parse_env(b"races").unwrap_err();
+        assert!(e.detail.contains("unknown check \"races\""), "{}", e.detail);
+        assert_eq!(flags_for(0, Some(b"deadlock".to_vec())).unwrap(), WEFT_CHECK_DEADLOCK);
+        assert!(flags_for(0x80, None).is_err());
+    }
+
+    #[test]
+    fn paths_are_found_through_the_edges() {
+        let mut g = Graph::default();
+        for (a, b) in [(1, 2), (2, 3), (3, 4)] {
+            g.successors.entry(a).or_default().insert(b);
+        }
+        assert_eq!(g.path(1, 4), Some(vec![1, 2, 3, 4]));
+        assert!(g.path(4, 1).is_none());
+        g.forget(3);
+        assert!(g.path(1, 4).is_none());
+    }
+}

@@ -1,0 +1,280 @@
+/* Lock-order and deadlock checks (WEFT_CHECK_LOCK_ORDER, WEFT_CHECK_DEADLOCK). */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "test.h"
+
+typedef struct {
+  atomic_int reports;
+  atomic_int deadlocks;
+  char first[4096];
+} report_log_t;
+
+static void on_report(const char *report, void *ud) {
+  report_log_t *log = ud;
+  if (atomic_fetch_add(&log->reports, 1) == 0) snprintf(log->first, sizeof log->first, "%s", report);
+}
+
+static weft_runtime_t *open_checked(uint32_t flags, report_log_t *log) {
+  memset(log, 0, sizeof *log);
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.flags = flags;
+  cfg.on_check_report = on_report;
+  cfg.hook_ud = log;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  return rt;
+}
+
+typedef struct {
+  weft_mutex_t *first, *second;
+} pair_t;
+
+static int32_t lock_in_order(void *arg, void **result) {
+  (void)result;
+  pair_t *p = arg;
+  if (weft_mutex_lock(p->first) != WEFT_OK) return 1;
+  if (weft_mutex_lock(p->second) != WEFT_OK) return 2;
+  weft_mutex_unlock(p->second);
+  weft_mutex_unlock(p->first);
+  return 0;
+}
+
+static void run_in_order(weft_runtime_t *rt, weft_mutex_t *first, weft_mutex_t *second) {
+  pair_t p = {first, second};
+  ASSERT_EQ(test_join(test_spawn(rt, lock_in_order, &p)), 0);
+}
+
+/* A then B in one task, later B then A in another, never at the same time: no
+ * deadlock happens, and the inversion is reported exactly once, naming both locks. */
+TEST_IMPL(checks_lock_order_inversion) {
+  report_log_t log;
+  weft_runtime_t *rt = open_checked(WEFT_CHECK_LOCK_ORDER, &log);
+  weft_mutex_t a, b;
+  ASSERT_OK(weft_mutex_init(rt, &a, 0));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  ASSERT_OK(weft_mutex_set_name(&a, "accounts"));
+  ASSERT_OK(weft_mutex_set_name(&b, "ledger"));
+  run_in_order(rt, &a, &b);
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  run_in_order(rt, &b, &a);
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT(strncmp(log.first, "weft: lock-order inversion\n", 27) == 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "%p", (void *)&a);
+  ASSERT(strstr(log.first, addr) != NULL);
+  snprintf(addr, sizeof addr, "%p", (void *)&b);
+  ASSERT(strstr(log.first, addr) != NULL);
+  ASSERT(strstr(log.first, "\"accounts\"") != NULL && strstr(log.first, "\"ledger\"") != NULL);
+  /* Once per pair: both orders again report nothing new. */
+  run_in_order(rt, &a, &b);
+  run_in_order(rt, &b, &a);
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT_OK(weft_mutex_destroy(&a));
+  ASSERT_OK(weft_mutex_destroy(&b));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* What makes no edge or no cycle: a try-lock (it cannot wait), a recursive relock,
+ * a lock destroyed and initialised again at the same address (a new lock); and with
+ * checks off nothing is reported at all. */
+TEST_IMPL(checks_what_is_not_an_inversion) {
+  report_log_t log;
+  weft_runtime_t *rt = open_checked(WEFT_CHECK_LOCK_ORDER, &log);
+  weft_mutex_t a, b, r;
+  ASSERT_OK(weft_mutex_init(rt, &a, 0));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  ASSERT_OK(weft_mutex_init(rt, &r, WEFT_MUTEX_RECURSIVE));
+  /* A, then try B: no edge A -> B; B then A later closes nothing. */
+  ASSERT_OK(weft_mutex_lock(&a));
+  ASSERT_OK(weft_mutex_try_lock(&b));
+  ASSERT_OK(weft_mutex_unlock(&b));
+  ASSERT_OK(weft_mutex_unlock(&a));
+  run_in_order(rt, &b, &a);
+  /* R twice, then A: no edge R -> R. */
+  ASSERT_OK(weft_mutex_lock(&r));
+  ASSERT_OK(weft_mutex_lock(&r));
+  ASSERT_OK(weft_mutex_lock(&a));
+  ASSERT_OK(weft_mutex_unlock(&a));
+  ASSERT_OK(weft_mutex_unlock(&r));
+  ASSERT_OK(weft_mutex_unlock(&r));
+  /* A lock_until with a deadline still orders: A -> B here ... */
+  ASSERT_OK(weft_mutex_lock(&a));
+  ASSERT_OK(weft_mutex_lock_until(&b, test_after_ms(rt, 1000)));
+  ASSERT_OK(weft_mutex_unlock(&b));
+  ASSERT_OK(weft_mutex_unlock(&a));
+  ASSERT_EQ(atomic_load(&log.reports), 1); /* ... against the earlier B -> A */
+  /* B destroyed and made again at the same address is a new lock. */
+  ASSERT_OK(weft_mutex_destroy(&b));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  run_in_order(rt, &b, &a);
+  run_in_order(rt, &r, &b);
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT_OK(weft_mutex_destroy(&a));
+  ASSERT_OK(weft_mutex_destroy(&b));
+  ASSERT_OK(weft_mutex_destroy(&r));
+  test_close_runtime(rt);
+
+  rt = open_checked(0, &log);
+  ASSERT_OK(weft_mutex_init(rt, &a, 0));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  run_in_order(rt, &a, &b);
+  run_in_order(rt, &b, &a);
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  ASSERT_OK(weft_mutex_destroy(&a));
+  ASSERT_OK(weft_mutex_destroy(&b));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Tasks in a ring: task i takes lock i, waits until every task holds its lock, then
+ * takes lock i+1. The wait that closes the ring gets WEFT_EDEADLK; its task backs off
+ * (releases its lock) and everyone else finishes. */
+#define RING_MAX 3
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t locks[RING_MAX];
+  int n;
+  atomic_int holding;
+  atomic_int deadlocks;
+} ring_t;
+
+typedef struct {
+  ring_t *ring;
+  int i;
+} ring_member_t;
+
+static int32_t ring_member(void *arg, void **result) {
+  (void)result;
+  ring_member_t *m = arg;
+  ring_t *r = m->ring;
+  weft_mutex_t *mine = &r->locks[m->i], *next = &r->locks[(m->i + 1) % r->n];
+  if (weft_mutex_lock(mine) != WEFT_OK) return 1;
+  atomic_fetch_add(&r->holding, 1);
+  while (atomic_load(&r->holding) < r->n) weft_yield(r->rt);
+  weft_status_t s = weft_mutex_lock(next);
+  if (s == WEFT_EDEADLK) {
+    if (strstr(weft_last_error(), "cycle") == NULL) return 3;
+    atomic_fetch_add(&r->deadlocks, 1);
+    weft_mutex_unlock(mine);
+    return 0;
+  }
+  if (s != WEFT_OK) return 2;
+  weft_mutex_unlock(next);
+  weft_mutex_unlock(mine);
+  return 0;
+}
+
+static void deadlock_ring(int n) {
+  report_log_t log;
+  ring_t r;
+  memset(&r, 0, sizeof r);
+  r.rt = open_checked(WEFT_CHECK_DEADLOCK, &log);
+  r.n = n;
+  for (int i = 0; i < n; i++) ASSERT_OK(weft_mutex_init(r.rt, &r.locks[i], 0));
+  ring_member_t members[RING_MAX];
+  weft_task_t *tasks[RING_MAX];
+  for (int i = 0; i < n; i++) {
+    members[i] = (ring_member_t){&r, i};
+    tasks[i] = test_spawn(r.rt, ring_member, &members[i]);
+  }
+  for (int i = 0; i < n; i++) ASSERT_EQ(test_join(tasks[i]), 0);
+  ASSERT_EQ(atomic_load(&r.deadlocks), 1);
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT(strncmp(log.first, "weft: deadlock\n", 15) == 0);
+  for (int i = 0; i < n; i++) ASSERT_OK(weft_mutex_destroy(&r.locks[i]));
+  test_close_runtime(r.rt);
+}
+
+TEST_IMPL(checks_deadlock_two_tasks) {
+  deadlock_ring(2);
+  return TEST_OK;
+}
+
+TEST_IMPL(checks_deadlock_three_tasks) {
+  deadlock_ring(3);
+  return TEST_OK;
+}
+
+/* Two tasks joining each other: exactly one join is WEFT_EDEADLK (its handle stays
+ * valid); the other join completes once the refused task returns. */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_task_t *tasks[2];
+  test_gate_t gate;
+  atomic_int deadlocks;
+  atomic_int joined[2]; /* joined[i]: task i joined the other */
+} join_pair_t;
+
+typedef struct {
+  join_pair_t *pair;
+  int i;
+} join_member_t;
+
+static int32_t join_the_other(void *arg, void **result) {
+  (void)result;
+  join_member_t *m = arg;
+  if (test_gate_wait(&m->pair->gate) != WEFT_OK) return 1;
+  weft_status_t s = weft_join(m->pair->tasks[1 - m->i], WEFT_FOREVER, NULL, NULL);
+  if (s == WEFT_EDEADLK) {
+    atomic_fetch_add(&m->pair->deadlocks, 1);
+    return 0;
+  }
+  if (s != WEFT_OK) return 2;
+  atomic_store(&m->pair->joined[m->i], 1);
+  return 0;
+}
+
+TEST_IMPL(checks_join_cycle) {
+  report_log_t log;
+  join_pair_t p;
+  memset(&p, 0, sizeof p);
+  p.rt = open_checked(WEFT_CHECK_DEADLOCK, &log);
+  test_gate_init(p.rt, &p.gate);
+  join_member_t members[2] = {{&p, 0}, {&p, 1}};
+  for (int i = 0; i < 2; i++) p.tasks[i] = test_spawn(p.rt, join_the_other, &members[i]);
+  test_gate_await_waiters(p.rt, &p.gate, 2);
+  test_gate_open(&p.gate);
+  /* Whoever did not join the other is still ours to join. */
+  int joined = -1;
+  int64_t give_up = test_after_ms(p.rt, TEST_PATIENCE_MS);
+  while (joined < 0) {
+    if (atomic_load(&p.joined[0])) joined = 0;
+    else if (atomic_load(&p.joined[1])) joined = 1;
+    else {
+      ASSERT(weft_now(p.rt) < give_up);
+      test_sleep_ms(p.rt, 1);
+    }
+  }
+  ASSERT_EQ(test_join(p.tasks[joined]), 0);
+  ASSERT_EQ(atomic_load(&p.deadlocks), 1);
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  test_gate_destroy(&p.gate);
+  test_close_runtime(p.rt);
+  return TEST_OK;
+}
+
+/* $WEFT_CHECKS turns the checks on without the host's code; an unknown name is refused. */
+TEST_IMPL(checks_from_the_environment) {
+  setenv("WEFT_CHECKS", "lock-order", 1);
+  weft_runtime_t *rt = test_open_runtime();
+  unsetenv("WEFT_CHECKS");
+  weft_mutex_t a, b;
+  ASSERT_OK(weft_mutex_init(rt, &a, 0));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  /* The report goes to stderr (no callback); the runs still complete. */
+  run_in_order(rt, &a, &b);
+  run_in_order(rt, &b, &a);
+  ASSERT_OK(weft_mutex_destroy(&a));
+  ASSERT_OK(weft_mutex_destroy(&b));
+  test_close_runtime(rt);
+  setenv("WEFT_CHECKS", "races", 1);
+  weft_runtime_t *refused = NULL;
+  ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(NULL, &refused));
+  ASSERT_ERROR_MENTIONS("unknown check \"races\"");
+  unsetenv("WEFT_CHECKS");
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_set_name(NULL, "x"));
+  return TEST_OK;
+}
