@@ -169,40 +169,46 @@ impl Checks {
     /// `ctx` took the lock at `addr`. `ordered`: by a call that can wait (its order with
     /// the locks held counts); a try-lock cannot deadlock and adds no edge into the lock.
     pub(crate) fn acquired(&self, ctx: &Context, addr: usize, ordered: bool) {
-        let mut reports = Vec::new();
-        {
-            let mut g = self.graph.lock();
-            let Some(&node) = g.by_addr.get(&addr) else { return };
-            if ordered && self.lock_order() {
-                for &held in ctx.held_locks().iter() {
-                    if held != node {
-                        if let Some(report) = g.add_edge(held, node, ctx) {
-                            reports.push(report);
+        // The held list keeps addresses, so that a lock taken while nothing else is
+        // held costs no trip to the graph when only the lock order is checked.
+        let edges = ordered && self.lock_order() && ctx.held_locks().iter().any(|&h| h != addr);
+        if edges || self.deadlock() {
+            let mut reports = Vec::new();
+            {
+                let mut g = self.graph.lock();
+                let Some(&node) = g.by_addr.get(&addr) else { return };
+                if edges {
+                    for &held in ctx.held_locks().iter() {
+                        let Some(&from) = g.by_addr.get(&held) else { continue };
+                        if from != node {
+                            reports.extend(g.add_edge(from, node, ctx));
                         }
                     }
                 }
+                if self.deadlock() {
+                    g.holders.entry(node).or_default().push(ctx.id);
+                }
             }
-            if self.deadlock() {
-                g.holders.entry(node).or_default().push(ctx.id);
+            for report in reports {
+                self.emit(&report);
             }
-            ctx.held_locks().push(node);
         }
-        for report in reports {
-            self.emit(&report);
-        }
+        ctx.held_locks().push(addr);
     }
 
     /// `ctx` released the lock at `addr` (one hold of it).
     pub(crate) fn released(&self, ctx: &Context, addr: usize) {
-        let mut g = self.graph.lock();
-        let Some(&node) = g.by_addr.get(&addr) else { return };
         let held = ctx.held_locks();
-        if let Some(at) = held.iter().rposition(|&n| n == node) {
+        if let Some(at) = held.iter().rposition(|&a| a == addr) {
             held.remove(at);
         }
-        if let Some(holders) = g.holders.get_mut(&node) {
-            if let Some(at) = holders.iter().rposition(|&c| c == ctx.id) {
-                holders.swap_remove(at);
+        if self.deadlock() {
+            let mut g = self.graph.lock();
+            let Some(&node) = g.by_addr.get(&addr) else { return };
+            if let Some(holders) = g.holders.get_mut(&node) {
+                if let Some(at) = holders.iter().rposition(|&c| c == ctx.id) {
+                    holders.swap_remove(at);
+                }
             }
         }
     }
@@ -294,7 +300,7 @@ impl Graph {
         if self.edges.contains_key(&(from, to)) {
             return None;
         }
-        self.edges.insert((from, to), Edge { task: task_label(ctx), trace: Backtrace::force_capture().to_string() });
+        self.edges.insert((from, to), Edge { task: task_label(ctx), trace: host_frames(&Backtrace::force_capture()) });
         self.successors.entry(from).or_default().insert(to);
         let pair = (from.min(to), from.max(to));
         if self.reported.contains(&pair) || !self.reaches(to, from) {
@@ -317,16 +323,10 @@ impl Graph {
                 self.label(to),
                 self.label(path.get(1).copied().unwrap_or(from)),
                 back.task,
-                indent(&back.trace)
+                back.trace
             ));
         }
-        report.push_str(&format!(
-            "  first {} -> {} ({}):\n{}",
-            self.label(from),
-            self.label(to),
-            new.task,
-            indent(&new.trace)
-        ));
+        report.push_str(&format!("  first {} -> {} ({}):\n{}", self.label(from), self.label(to), new.task, new.trace));
         Some(report)
     }
 
@@ -365,13 +365,22 @@ impl Graph {
     fn cycle_from(&self, waiter: u64, waiter_name: &str, wait: Wait) -> Option<String> {
         let mut steps = Vec::new();
         let mut seen = HashSet::new();
-        self.walk(waiter, waiter_name.to_string(), wait, &mut steps, &mut seen)
+        let ends = (waiter, waiter_name);
+        self.walk(ends, waiter_name.to_string(), wait, &mut steps, &mut seen)
             .then(|| steps.iter().map(|s| format!("    {s}")).collect::<Vec<_>>().join("\n"))
     }
 
     /// Depth-first along "who waits for what, held by whom" (bounded: a chain of more
     /// than MAX_CHAIN waits is not followed).
-    fn walk(&self, waiter: u64, who: String, wait: Wait, steps: &mut Vec<String>, seen: &mut HashSet<u64>) -> bool {
+    fn walk(
+        &self,
+        ends: (u64, &str),
+        who: String,
+        wait: Wait,
+        steps: &mut Vec<String>,
+        seen: &mut HashSet<u64>,
+    ) -> bool {
+        let (waiter, waiter_name) = ends;
         const MAX_CHAIN: usize = 10_000;
         if steps.len() >= MAX_CHAIN {
             return false;
@@ -383,7 +392,7 @@ impl Graph {
             Wait::Task(task) => (format!("joins task {task}"), vec![task]),
         };
         for ctx in next {
-            let holder = if ctx == waiter { who.clone() } else { self.context_name(ctx) };
+            let holder = if ctx == waiter { waiter_name.to_string() } else { self.context_name(ctx) };
             let verb = if matches!(wait, Wait::Lock(_)) { "held by" } else { "which is" };
             steps.push(format!("{who} {what}, {verb} {holder}"));
             if ctx == waiter {
@@ -391,7 +400,7 @@ impl Graph {
             }
             if seen.insert(ctx) {
                 if let Some((next_wait, _)) = self.waits.get(&ctx) {
-                    if self.walk(waiter, holder, *next_wait, steps, seen) {
+                    if self.walk(ends, holder, *next_wait, steps, seen) {
                         return true;
                     }
                 }
@@ -406,8 +415,35 @@ impl Graph {
     }
 }
 
-fn indent(trace: &str) -> String {
-    trace.lines().take(40).map(|l| format!("      {l}\n")).collect()
+/// The host's part of a backtrace: from the weft function it called (`weft_...`) on,
+/// without the frames of weft's and Rust's own machinery, at most 12 frames.
+fn host_frames(trace: &Backtrace) -> String {
+    let text = trace.to_string();
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let starts_frame = trimmed.split_once(": ").is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+        match frames.last_mut() {
+            Some(frame) if !starts_frame => frame.push(trimmed),
+            _ => frames.push(vec![trimmed.split_once(": ").map_or(trimmed, |(_, symbol)| symbol)]),
+        }
+    }
+    let internal = |symbol: &str| {
+        ["weft::", "std::", "core::", "<core::", "<alloc::", "alloc::", "__rust", "<std::"]
+            .iter()
+            .any(|p| symbol.starts_with(p))
+    };
+    let shown: Vec<String> = frames
+        .iter()
+        .skip_while(|f| !f[0].starts_with("weft_"))
+        .filter(|f| !internal(f[0]))
+        .take(12)
+        .map(|f| f.join(" "))
+        .collect();
+    if shown.is_empty() {
+        return "      (no backtrace: build with debug info, or set RUST_BACKTRACE=1)\n".into();
+    }
+    shown.iter().map(|l| format!("      {l}\n")).collect()
 }
 
 /// The flags a runtime opens with: the config's, merged with `$WEFT_CHECKS`.

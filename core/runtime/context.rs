@@ -27,8 +27,8 @@ pub(crate) struct Context {
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
     slots: UnsafeCell<Vec<*mut c_void>>,
-    /// The locks the context holds, by check node, when a runtime's checks are on.
-    held: UnsafeCell<Vec<u64>>,
+    /// The addresses of the locks the context holds, when a runtime's checks are on.
+    held: UnsafeCell<Vec<usize>>,
 }
 
 // SAFETY: `slots` is only touched by the context's own thread of execution (and read by
@@ -100,9 +100,10 @@ impl Context {
     }
 
     /// The locks held, for the checks: only the context's own thread of execution calls
-    /// it, and only under the checks' lock, so no two references are alive at once.
+    /// it, and no caller keeps the reference across another call, so no two references
+    /// are alive at once.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) fn held_locks(&self) -> &mut Vec<u64> {
+    pub(crate) fn held_locks(&self) -> &mut Vec<usize> {
         // SAFETY: see above.
         unsafe { &mut *self.held.get() }
     }
