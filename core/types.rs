@@ -251,3 +251,15 @@ pub struct weft_task_info_t {
 /// Called by `weft_tasks_foreach` once per live mutator, with `ud` as given; return
 /// true to stop the enumeration.
 pub type weft_task_visit_fn = Option<unsafe extern "C" fn(info: *const weft_task_info_t, ud: *mut c_void) -> bool>;
+
+/// A group of tasks with one failure policy: waited for together; the first task that
+/// fails (returns non-zero) gives the group its code and cancels the others. Opaque.
+/// Made by `weft_group_new`, owned by the caller, given back with `weft_group_free`.
+pub struct weft_group_t {
+    _private: [u8; 0],
+}
+
+/// A body of `weft_parallel_for`: handles the indices `[begin, end)` and returns 0, or
+/// non-zero to fail (the sub-ranges not started yet are then skipped). `ud` is the
+/// `ud` given to `weft_parallel_for`, shared by every call (which run in parallel).
+pub type weft_range_fn = Option<unsafe extern "C" fn(begin: usize, end: usize, ud: *mut c_void) -> i32>;

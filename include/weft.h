@@ -301,6 +301,11 @@ weft_status_t weft_sleep_until(struct weft_runtime_t *rt, int64_t deadline);
 // no handle (its `out` may be NULL and is set to NULL).
 #define WEFT_SPAWN_DETACHED 1
 
+// A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
+// It may store a pointer in `*result` for the joiner. A non-zero return means the task
+// failed with that code; `weft_join` reports it.
+typedef int32_t (*weft_task_fn)(void *arg, void **result);
+
 // Options for `weft_spawn`. Initialise with `weft_spawn_opts_init`. Borrowed for the
 // call only (the name is copied).
 typedef struct weft_spawn_opts_t {
@@ -314,11 +319,6 @@ typedef struct weft_spawn_opts_t {
   // `WEFT_SPAWN_*` bits.
   uint32_t flags;
 } weft_spawn_opts_t;
-
-// A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
-// It may store a pointer in `*result` for the joiner. A non-zero return means the task
-// failed with that code; `weft_join` reports it.
-typedef int32_t (*weft_task_fn)(void *arg, void **result);
 
 // Fills `opts` with the defaults (no name, default stack, joinable). NULL is ignored.
 void weft_spawn_opts_init(struct weft_spawn_opts_t *opts);
@@ -361,6 +361,60 @@ uint64_t weft_task_id(const struct weft_task_t *t);
 // True when the calling task has been cancelled (for tasks that compute without
 // reaching a cancellation point). False on a thread that is not a task.
 bool weft_task_cancelled(void);
+
+/* ==================================================================================== */
+/* Task groups and parallel loops                                                       */
+/* ==================================================================================== */
+
+// A group runs tasks with one failure policy: the first task that fails gives the
+// group its code and cancels the others. weft_parallel_for splits a range over a
+// pool of worker tasks, the caller taking part. See docs/parallel.md.
+
+// A group of tasks with one failure policy: waited for together; the first task that
+// fails (returns non-zero) gives the group its code and cancels the others. Opaque.
+// Made by `weft_group_new`, owned by the caller, given back with `weft_group_free`.
+typedef struct weft_group_t weft_group_t;
+
+// A body of `weft_parallel_for`: handles the indices `[begin, end)` and returns 0, or
+// non-zero to fail (the sub-ranges not started yet are then skipped). `ud` is the
+// `ud` given to `weft_parallel_for`, shared by every call (which run in parallel).
+typedef int32_t (*weft_range_fn)(size_t begin, size_t end, void *ud);
+
+// Creates an empty group of tasks on `rt`. On success `*out` receives the group, owned
+// by the caller, who gives it back with `weft_group_free`.
+weft_status_t weft_group_new(struct weft_runtime_t *rt, struct weft_group_t **out);
+
+// Starts `func(arg, &result)` as a task of group `g` (`opts` as for `weft_spawn`, NULL
+// for the defaults; `WEFT_SPAWN_DETACHED` is refused: the group joins its tasks, and
+// their results are dropped). A task may spawn into its own group, also while someone
+// waits on it. `WEFT_ECANCELED` once a task of the group has failed: a failed group takes
+// no new task.
+weft_status_t weft_group_spawn(struct weft_group_t *g, weft_task_fn func, void *arg, const struct weft_spawn_opts_t *opts);
+
+// Waits until every task of the group has finished (tasks spawned into it meanwhile
+// too), then writes 0 to `*code` (may be NULL) if they all succeeded, or the code of
+// the first task that failed, and returns `WEFT_OK`; the group is then empty and may
+// take new tasks unless one failed. `WEFT_ETIMEDOUT` at `deadline`: the tasks left run
+// on and stay in the group. A cancellation point; the waiting caller is in a blocking
+// region. From a task of the group itself it would wait for itself: `WEFT_EDEADLK`.
+weft_status_t weft_group_wait(struct weft_group_t *g, int64_t deadline, int32_t *code);
+
+// Cancels the group's tasks that still run, waits for them, and frees the group; `g`
+// must not be used again. Allowed from a foreign thread or another task; not from a task
+// of the group (`WEFT_EDEADLK`).
+weft_status_t weft_group_free(struct weft_group_t *g);
+
+// Calls `body(b, e, ud)` on disjoint sub-ranges `[b, e)` that together cover
+// `[begin, end)`, in parallel on the runtime's pool of worker tasks (started on first
+// use, one per CPU but one; the caller takes part), and returns once every call
+// returned. No sub-range is shorter than `grain` unless the whole range is; `grain` 0
+// lets weft choose (a few sub-ranges per CPU). A body that returns non-zero stops the
+// sub-ranges not started yet, and the first such code is written to `*code` (0 when all
+// succeeded; `code` may be NULL); the call still returns `WEFT_OK`. Bodies may call
+// `weft_parallel_for` again (nesting), and several tasks may call it at once: neither
+// deadlocks. An empty range calls nothing. `begin > end` or a NULL `body` is
+// `WEFT_EINVAL`.
+weft_status_t weft_parallel_for(struct weft_runtime_t *rt, size_t begin, size_t end, size_t grain, weft_range_fn body, void *ud, int32_t *code);
 
 /* ==================================================================================== */
 /* Task-local slots                                                                     */

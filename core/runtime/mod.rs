@@ -31,7 +31,9 @@ pub(crate) mod checks;
 pub(crate) mod context;
 pub(crate) mod host;
 pub(crate) mod internal_lock;
+pub(crate) mod group;
 pub(crate) mod keys;
+pub(crate) mod pool;
 pub(crate) mod safepoint;
 pub(crate) mod select;
 pub(crate) mod sync;
@@ -59,6 +61,8 @@ pub(crate) struct Runtime {
     tasks: AtomicU64,
     pub(crate) world: World,
     pub(crate) checks: Checks,
+    /// The `weft_parallel_for` workers, made on first use.
+    pool: std::sync::OnceLock<pool::Pool>,
 }
 
 // SAFETY: the raw pointers are the plugin's state and the host's hook data, both made
@@ -143,13 +147,36 @@ impl Runtime {
             tasks: AtomicU64::new(0),
             world,
             checks: Checks::new(check_flags, cfg.on_check_report, cfg.hook_ud),
+            pool: std::sync::OnceLock::new(),
         }));
         LAST_OPENED.store(rt as *const Runtime as *mut Runtime, SeqCst);
         Ok(rt)
     }
 
+    /// The pool of `weft_parallel_for`, made on first use.
+    pub(crate) fn pool(&'static self) -> Result<&'static pool::Pool> {
+        static MAKING: Mutex<()> = Mutex::new(());
+        if let Some(pool) = self.pool.get() {
+            return Ok(pool);
+        }
+        let _making = MAKING.lock();
+        if self.pool.get().is_none() {
+            let _ = self.pool.set(pool::Pool::new(self)?);
+        }
+        Ok(self.pool.get().expect("the pool was just made"))
+    }
+
+    /// Ends the pool's workers, which are tasks of this runtime (they start again on
+    /// the next `weft_parallel_for`).
+    fn stop_pool(&self) {
+        if let Some(pool) = self.pool.get() {
+            pool.stop();
+        }
+    }
+
     /// Closes the runtime (see `weft_runtime_close`).
     pub(crate) fn close(&'static self) -> Result<()> {
+        self.stop_pool();
         if let Err(word) = self.tasks.compare_exchange(0, CLOSING, SeqCst, SeqCst) {
             let running = word & TASK_MASK;
             if running != 0 {
@@ -216,6 +243,7 @@ impl Runtime {
     /// Waits until no task of this runtime runs (detached ones included), or the
     /// deadline: `WEFT_ETIMEDOUT` then, with the number still running.
     pub(crate) fn drain(&self, deadline: i64) -> Result<()> {
+        self.stop_pool();
         self.tasks.fetch_add(DRAINER, SeqCst);
         let left = safepoint::in_blocking_region(self, || {
             self.world.with_lock(|l| loop {

@@ -148,6 +148,16 @@ impl Task {
         Ok(Some(shell))
     }
 
+    /// Adds an owner (a group keeps the shell until it has joined the task).
+    pub(crate) fn retain(&self) {
+        self.owners.fetch_add(1, AcqRel);
+    }
+
+    /// Gives back the owner added by `retain`.
+    pub(crate) fn release_extra(&'static self) {
+        self.let_go();
+    }
+
     /// One owner lets go; the last frees the state and retires the shell.
     fn let_go(&'static self) {
         if self.owners.fetch_sub(1, AcqRel) != 1 {

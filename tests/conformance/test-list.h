@@ -15,3 +15,4 @@
 #include "list-select.h"
 #include "list-blob.h"
 #include "list-checks.h"
+#include "list-parallel.h"

@@ -72,6 +72,14 @@ pub const SECTIONS: &[Section] = &[
         extra: "",
     },
     Section {
+        title: "Task groups and parallel loops",
+        lead: "A group runs tasks with one failure policy: the first task that fails gives the\n\
+               group its code and cancels the others. weft_parallel_for splits a range over a\n\
+               pool of worker tasks, the caller taking part. See docs/parallel.md.",
+        items: &["weft_group_*", "weft_range_fn", "weft_parallel_for"],
+        extra: "",
+    },
+    Section {
         title: "Task-local slots",
         lead: "Keys are process-wide; each task (and each host thread) has its own value for\n\
                every key, which follows the task wherever it runs.",

@@ -1,0 +1,174 @@
+//! Task groups: tasks spawned together, waited for together, with one failure policy:
+//! the first task that fails (returns non-zero) gives the group its code and cancels the
+//! others (errgroup, nurseries, libdill's bundles).
+//!
+//! A group keeps a reference on each task's shell (an owner, as the host's handle is)
+//! until it has joined it, so cancelling the siblings never reaches a shell that was
+//! recycled for someone else's task.
+use std::ffi::{c_void, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
+
+use parking_lot::Mutex;
+use weft_platform::*;
+
+use crate::ffi::error::{fail, Result};
+use crate::ffi::handle::{Handle, Lifetime};
+use crate::ffi::shell::ShellPool;
+use crate::runtime::task::{SpawnRequest, Task};
+use crate::runtime::Runtime;
+use crate::types::weft_task_fn;
+
+/// The shell behind a `weft_group_t *`.
+#[repr(C)]
+pub(crate) struct Group {
+    tag: AtomicU32,
+    /// The first failing task's code; 0 while none failed.
+    failed: AtomicI32,
+    state: Mutex<GroupState>,
+}
+
+struct GroupState {
+    rt: Option<&'static Runtime>,
+    /// Tasks not joined yet, each with a reference held by the group.
+    tasks: Vec<&'static Task>,
+}
+
+const GROUP_TAG: u32 = 0x5747_5250;
+const GROUP_FREED: u32 = 0x5747_5246;
+
+impl Handle for Group {
+    const KIND: &'static str = "group";
+    const LIVE: &'static [u32] = &[GROUP_TAG];
+    const DEAD: u32 = GROUP_FREED;
+    const DEAD_REASON: &'static str = "was freed";
+    const LIFETIME: Lifetime = Lifetime::Shell;
+    fn tag(&self) -> &AtomicU32 {
+        &self.tag
+    }
+}
+
+static SHELLS: ShellPool<Group> = ShellPool::new();
+
+/// What a group's task runs: the host's function, then the group's bookkeeping.
+struct Member {
+    group: &'static Group,
+    func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    arg: *mut c_void,
+}
+
+unsafe extern "C" fn member_main(arg: *mut c_void, result: *mut *mut c_void) -> i32 {
+    // SAFETY: made by `Group::spawn` with Box::into_raw, handed to this task once.
+    let member = unsafe { Box::from_raw(arg as *mut Member) };
+    // SAFETY: the host's task function with its own argument.
+    let code = unsafe { (member.func)(member.arg, result) };
+    if code != 0 {
+        member.group.fail(code);
+    }
+    code
+}
+
+impl Group {
+    pub(crate) fn new(rt: &'static Runtime) -> &'static Group {
+        let g = SHELLS.take(|| Group {
+            tag: AtomicU32::new(0),
+            failed: AtomicI32::new(0),
+            state: Mutex::new(GroupState { rt: None, tasks: Vec::new() }),
+        });
+        g.failed.store(0, Release);
+        *g.state.lock() = GroupState { rt: Some(rt), tasks: Vec::new() };
+        g.tag.store(GROUP_TAG, Release);
+        g
+    }
+
+    fn runtime(&self) -> Result<&'static Runtime> {
+        match self.state.lock().rt {
+            Some(rt) if rt.is_open() => Ok(rt),
+            _ => fail!(WEFT_EINVAL, "the runtime of group {:p} was closed", self),
+        }
+    }
+
+    /// Starts a task in the group; `WEFT_ECANCELED` once a task of the group failed.
+    pub(crate) fn spawn(
+        &'static self,
+        func: weft_task_fn,
+        arg: *mut c_void,
+        name: Option<CString>,
+        stack_size: usize,
+    ) -> Result<()> {
+        let rt = self.runtime()?;
+        let Some(func) = func else { fail!(WEFT_EINVAL, "func is NULL") };
+        let failed = self.failed.load(Acquire);
+        if failed != 0 {
+            fail!(WEFT_ECANCELED, "a task of group {:p} failed (code {failed}): the group takes no new task", self);
+        }
+        let member = Box::into_raw(Box::new(Member { group: self, func, arg }));
+        let req = SpawnRequest { func: member_main, arg: member as *mut c_void, name, stack_size, detached: false };
+        // No lock across the spawn: a platform may run the task before spawn returns
+        // (on this very thread, for a coroutine platform), and it may fail at once. A
+        // failure that comes before the task is listed is seen just after.
+        match Task::spawn(rt, req) {
+            Ok(Some(task)) => {
+                task.retain();
+                self.state.lock().tasks.push(task);
+                if self.failed.load(Acquire) != 0 {
+                    let _ = task.cancel();
+                }
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                // SAFETY: the task never ran; the box is still ours.
+                drop(unsafe { Box::from_raw(member) });
+                Err(e)
+            }
+        }
+    }
+
+    /// The first failure: records its code and cancels the other tasks.
+    fn fail(&self, code: i32) {
+        if self.failed.compare_exchange(0, code, AcqRel, Acquire).is_err() {
+            return;
+        }
+        for task in self.state.lock().tasks.iter() {
+            // A finished or already-cancelled task ignores it; the caller's own cancel
+            // marks a task that is ending anyway.
+            let _ = task.cancel();
+        }
+    }
+
+    /// Joins every task (also those spawned meanwhile); the group's code: 0, or the
+    /// first failure's.
+    pub(crate) fn wait(&self, deadline: i64) -> Result<i32> {
+        loop {
+            let next = self.state.lock().tasks.first().copied();
+            let Some(task) = next else { return Ok(self.failed.load(Acquire)) };
+            match task.join(deadline) {
+                Ok(_) => {}
+                Err(e) if e.code == WEFT_ETIMEDOUT => {
+                    let left = self.state.lock().tasks.len();
+                    fail!(WEFT_ETIMEDOUT, "{left} task(s) of group {:p} still ran at the deadline", self);
+                }
+                Err(e) => return Err(e),
+            }
+            let mut state = self.state.lock();
+            if let Some(at) = state.tasks.iter().position(|t| ptr::eq(*t, task)) {
+                state.tasks.remove(at);
+            }
+            drop(state);
+            task.release_extra();
+        }
+    }
+
+    /// Cancels what still runs, waits for it, and retires the group.
+    pub(crate) fn free(&'static self) -> Result<()> {
+        for task in self.state.lock().tasks.iter() {
+            let _ = task.cancel();
+        }
+        self.wait(WEFT_FOREVER)?;
+        self.tag.store(GROUP_FREED, Release);
+        self.state.lock().rt = None;
+        SHELLS.give_back(self);
+        Ok(())
+    }
+}

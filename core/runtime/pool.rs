@@ -1,0 +1,307 @@
+//! `weft_parallel_for`: a pool of worker tasks per runtime, started on first use.
+//!
+//! The workers are ordinary weft tasks of the runtime, so they are whatever the platform
+//! makes of a task (OS threads on native and pthread, green tasks on green), they are
+//! mutators like any other, and they sleep on a weft condition (parking the task, not
+//! the thread, where the platform can). A call splits its range into chunks, publishes
+//! the job, and works on it itself; idle workers take chunks of any published job from a
+//! shared counter. The caller can always finish its own job alone, so a body that calls
+//! `weft_parallel_for` again (nesting), or calls from several tasks at once, never
+//! deadlock. See docs/parallel.md.
+use std::collections::VecDeque;
+use std::ffi::c_void;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst,
+};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use weft_platform::*;
+
+use crate::ffi::error::{fail, Result};
+use crate::runtime::context;
+use crate::runtime::sync::cond::CondObject;
+use crate::runtime::sync::mutex::MutexObject;
+use crate::runtime::sync::SyncObject;
+use crate::runtime::task::{SpawnRequest, Task};
+use crate::runtime::Runtime;
+
+/// A body: `body(begin, end, ud)`, non-zero to fail.
+pub(crate) type RangeFn = unsafe extern "C" fn(usize, usize, *mut c_void) -> i32;
+
+/// Chunks per participant when the caller lets weft choose the grain: enough for the
+/// load to even out, few enough that a chunk's overhead stays small.
+const CHUNKS_PER_PARTICIPANT: usize = 4;
+
+struct Job {
+    begin: usize,
+    len: usize,
+    chunks: usize,
+    body: RangeFn,
+    ud: *mut c_void,
+    next: AtomicUsize,
+    done: AtomicUsize,
+    /// The first failing body's code; 0 while none failed.
+    failed: AtomicI32,
+}
+
+// SAFETY: `ud` is the host's, documented as shared by the bodies on every participant.
+unsafe impl Send for Job {}
+// SAFETY: as for Send; the rest is atomic or immutable.
+unsafe impl Sync for Job {}
+
+impl Job {
+    /// Chunk `i`: `[begin + i*len/chunks, begin + (i+1)*len/chunks)`, so that every
+    /// chunk is at least `len / chunks` long (never shorter than the grain).
+    fn chunk(&self, i: usize) -> (usize, usize) {
+        let at = |k: usize| self.begin + ((k as u128 * self.len as u128) / self.chunks as u128) as usize;
+        (at(i), at(i + 1))
+    }
+
+    fn has_work(&self) -> bool {
+        self.next.load(Acquire) < self.chunks
+    }
+
+    /// Runs chunks until none is left to claim; true if this call finished the job.
+    fn work(&self) -> bool {
+        let mut finished = false;
+        loop {
+            let i = self.next.fetch_add(1, AcqRel);
+            if i >= self.chunks {
+                return finished;
+            }
+            if self.failed.load(Acquire) == 0 {
+                let (b, e) = self.chunk(i);
+                // SAFETY: the host's body with its own `ud`, on a sub-range of its range.
+                let code = unsafe { (self.body)(b, e, self.ud) };
+                if code != 0 {
+                    let _ = self.failed.compare_exchange(0, code, AcqRel, Acquire);
+                }
+            }
+            finished = self.done.fetch_add(1, AcqRel) + 1 == self.chunks;
+        }
+    }
+}
+
+/// The pool of one runtime.
+pub(crate) struct Pool {
+    jobs: Mutex<VecDeque<Arc<Job>>>,
+    /// Bumped on every publication and completion: what sleepers wait to change.
+    epoch: AtomicU64,
+    lock: &'static MutexObject,
+    wake: &'static CondObject,
+    /// The workers' handles (joinable, so that `stop` returns once they are gone);
+    /// `started` while they run.
+    workers: Mutex<Vec<&'static Task>>,
+    started: AtomicBool,
+    stopping: AtomicBool,
+    start_lock: Mutex<()>,
+}
+
+fn boxed<T>() -> *mut T {
+    Box::into_raw(Box::new(MaybeUninit::<T>::zeroed())) as *mut T
+}
+
+impl Pool {
+    pub(crate) fn new(rt: &'static Runtime) -> Result<Pool> {
+        // Never freed: the runtime that owns the pool is never freed either.
+        // SAFETY: fresh, zeroed, aligned memory of the object's size.
+        let lock: &'static MutexObject = unsafe { SyncObject::place(boxed(), rt) };
+        lock.init_mutex(rt, 0)?;
+        // SAFETY: as above.
+        let wake: &'static CondObject = unsafe { SyncObject::place(boxed(), rt) };
+        wake.init_cond(rt)?;
+        Ok(Pool {
+            jobs: Mutex::new(VecDeque::new()),
+            epoch: AtomicU64::new(0),
+            lock,
+            wake,
+            workers: Mutex::new(Vec::new()),
+            started: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            start_lock: Mutex::new(()),
+        })
+    }
+
+    fn workers_wanted() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1)
+    }
+
+    /// Starts the workers once (again after a `stop`).
+    fn start(&'static self, rt: &'static Runtime) -> Result<()> {
+        if self.started.load(Acquire) {
+            return Ok(());
+        }
+        let _guard = self.start_lock.lock();
+        if self.started.load(Acquire) {
+            return Ok(());
+        }
+        self.stopping.store(false, SeqCst);
+        let mut workers = self.workers.lock();
+        for _ in 0..Self::workers_wanted() {
+            let request = SpawnRequest {
+                func: worker_main,
+                arg: self as *const Pool as *mut c_void,
+                name: Some(c"weft-pool".to_owned()),
+                stack_size: 0,
+                detached: false,
+            };
+            match Task::spawn(rt, request) {
+                Ok(Some(task)) => workers.push(task),
+                Ok(None) => {}
+                Err(e) if workers.is_empty() => return Err(e),
+                Err(_) => break, // fewer workers than CPUs: still a pool
+            }
+        }
+        self.started.store(true, SeqCst);
+        Ok(())
+    }
+
+    /// Asks the workers to end and waits until they have (before a drain or a close).
+    pub(crate) fn stop(&self) {
+        let _guard = self.start_lock.lock();
+        if !self.started.load(Acquire) {
+            return;
+        }
+        self.stopping.store(true, SeqCst);
+        self.announce();
+        for worker in self.workers.lock().drain(..) {
+            let _ = worker.join(WEFT_FOREVER);
+        }
+        self.started.store(false, SeqCst);
+    }
+
+    /// Wakes every sleeper (a job was published or finished).
+    fn announce(&self) {
+        let me = context::current();
+        let rt = self.lock.runtime();
+        let _ = self.lock.lock(rt, me, None);
+        self.epoch.fetch_add(1, SeqCst);
+        let _ = self.wake.broadcast();
+        let _ = self.lock.unlock(rt, me);
+    }
+
+    fn next_job(&self) -> Option<Arc<Job>> {
+        self.jobs.lock().iter().find(|j| j.has_work()).cloned()
+    }
+}
+
+/// A worker: takes chunks of any published job, sleeps when there are none.
+unsafe extern "C" fn worker_main(arg: *mut c_void, _result: *mut *mut c_void) -> i32 {
+    // SAFETY: the pool of a runtime, which is never freed.
+    let pool: &Pool = unsafe { &*(arg as *const Pool) };
+    let me = context::current();
+    let rt = pool.lock.runtime();
+    loop {
+        while let Some(job) = pool.next_job() {
+            if job.work() {
+                pool.announce();
+            }
+        }
+        if pool.stopping.load(SeqCst) {
+            break;
+        }
+        let seen = pool.epoch.load(SeqCst);
+        let _ = pool.lock.lock(rt, me, None);
+        while pool.epoch.load(SeqCst) == seen && !pool.stopping.load(SeqCst) && pool.next_job().is_none() {
+            let _ = pool.wake.wait(pool.lock, me, WEFT_FOREVER);
+        }
+        let _ = pool.lock.unlock(rt, me);
+    }
+    0
+}
+
+/// `weft_parallel_for`: the first failing body's code, or 0.
+pub(crate) fn parallel_for(
+    rt: &'static Runtime,
+    begin: usize,
+    end: usize,
+    grain: usize,
+    body: RangeFn,
+    ud: *mut c_void,
+) -> Result<i32> {
+    if begin > end {
+        fail!(WEFT_EINVAL, "begin ({begin}) is after end ({end})");
+    }
+    let len = end - begin;
+    if len == 0 {
+        return Ok(0);
+    }
+    let participants = Pool::workers_wanted() + 1;
+    let chunks = if grain == 0 { len.min(participants * CHUNKS_PER_PARTICIPANT) } else { (len / grain).max(1) };
+    let job = Arc::new(Job {
+        begin,
+        len,
+        chunks,
+        body,
+        ud,
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        failed: AtomicI32::new(0),
+    });
+    if chunks == 1 {
+        job.work();
+        return Ok(job.failed.load(Acquire));
+    }
+    let pool = rt.pool()?;
+    pool.start(rt)?;
+    pool.jobs.lock().push_back(Arc::clone(&job));
+    pool.announce();
+    job.work();
+    if job.done.load(Acquire) < chunks {
+        // Chunks other participants claimed are still running: wait for the last one.
+        let me = context::current();
+        let _ = pool.lock.lock(rt, me, None);
+        while job.done.load(Acquire) < chunks {
+            let _ = pool.wake.wait(pool.lock, me, WEFT_FOREVER);
+        }
+        let _ = pool.lock.unlock(rt, me);
+    }
+    pool.jobs.lock().retain(|j| !Arc::ptr_eq(j, &job));
+    Ok(job.failed.load(Acquire))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    unsafe extern "C" fn nothing(_: usize, _: usize, _: *mut c_void) -> i32 {
+        0
+    }
+
+    fn job(begin: usize, len: usize, chunks: usize) -> Job {
+        Job {
+            begin,
+            len,
+            chunks,
+            body: nothing,
+            ud: std::ptr::null_mut(),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            failed: AtomicI32::new(0),
+        }
+    }
+
+    #[test]
+    fn chunks_cover_the_range_and_respect_the_grain() {
+        for (len, grain) in [(10, 4), (1000, 7), (5, 5), (3, 10), (1 << 20, 1000)] {
+            let chunks = (len / grain).max(1);
+            let j = job(100, len, chunks);
+            let mut at = 100;
+            for i in 0..chunks {
+                let (b, e) = j.chunk(i);
+                assert_eq!(b, at);
+                assert!(e - b >= grain.min(len), "chunk {i} of {len}/{grain}: {b}..{e}");
+                at = e;
+            }
+            assert_eq!(at, 100 + len);
+        }
+    }
+
+    #[test]
+    fn huge_ranges_do_not_overflow() {
+        let j = job(usize::MAX - 10, 10, 3);
+        assert_eq!(j.chunk(2).1, usize::MAX);
+    }
+}

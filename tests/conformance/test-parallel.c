@@ -1,0 +1,261 @@
+/* Task groups and weft_parallel_for. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "test.h"
+
+typedef struct {
+  atomic_ullong sum;
+  atomic_ullong calls;
+  atomic_ullong min_len;
+  unsigned char *visits; /* one byte per index, or NULL */
+  size_t base;
+} range_log_t;
+
+static void log_init(range_log_t *log, unsigned char *visits, size_t base) {
+  atomic_store(&log->sum, 0);
+  atomic_store(&log->calls, 0);
+  atomic_store(&log->min_len, ~0ull);
+  log->visits = visits;
+  log->base = base;
+}
+
+static int32_t sum_range(size_t begin, size_t end, void *ud) {
+  range_log_t *log = ud;
+  unsigned long long s = 0;
+  for (size_t i = begin; i < end; i++) {
+    s += i;
+    if (log->visits) log->visits[i - log->base]++;
+  }
+  atomic_fetch_add(&log->sum, s);
+  atomic_fetch_add(&log->calls, 1);
+  unsigned long long len = end - begin, min = atomic_load(&log->min_len);
+  while (len < min && !atomic_compare_exchange_weak(&log->min_len, &min, len)) {
+  }
+  return 0;
+}
+
+static unsigned long long triangle(size_t begin, size_t end) {
+  unsigned long long s = 0;
+  for (size_t i = begin; i < end; i++) s += i;
+  return s;
+}
+
+/* Every index of 10^7 is visited exactly once and the sum is exact, with a chosen grain
+ * and with weft's. */
+TEST_IMPL(parallel_for_covers_exactly) {
+  weft_runtime_t *rt = test_open_runtime();
+  enum { N = 10000000 };
+  unsigned char *visits = calloc(N, 1);
+  ASSERT(visits != NULL);
+  range_log_t log;
+  size_t grains[] = {0, 1000, 4096};
+  for (size_t g = 0; g < 3; g++) {
+    memset(visits, 0, N);
+    log_init(&log, visits, 0);
+    int32_t code = -1;
+    ASSERT_OK(weft_parallel_for(rt, 0, N, grains[g], sum_range, &log, &code));
+    ASSERT_EQ(code, 0);
+    ASSERT(atomic_load(&log.sum) == (unsigned long long)N * (N - 1) / 2);
+    for (size_t i = 0; i < N; i++) ASSERT_EQ(visits[i], 1);
+    if (grains[g]) ASSERT(atomic_load(&log.min_len) >= grains[g]);
+  }
+  free(visits);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* No sub-range is shorter than the grain unless the whole range is; empty ranges call
+ * nothing; bad input is refused. */
+TEST_IMPL(parallel_for_grain_and_edges) {
+  weft_runtime_t *rt = test_open_runtime();
+  range_log_t log;
+  for (size_t len = 1; len < 200; len += 13) {
+    for (size_t grain = 1; grain < 64; grain *= 3) {
+      log_init(&log, NULL, 0);
+      ASSERT_OK(weft_parallel_for(rt, 1000, 1000 + len, grain, sum_range, &log, NULL));
+      ASSERT(atomic_load(&log.sum) == triangle(1000, 1000 + len));
+      unsigned long long want = grain < len ? grain : len;
+      ASSERT(atomic_load(&log.min_len) >= want);
+    }
+  }
+  log_init(&log, NULL, 0);
+  int32_t code = -1;
+  ASSERT_OK(weft_parallel_for(rt, 5, 5, 0, sum_range, &log, &code));
+  ASSERT_EQ(code, 0);
+  ASSERT_EQ(atomic_load(&log.calls), 0);
+  ASSERT_STATUS(WEFT_EINVAL, weft_parallel_for(rt, 6, 5, 0, sum_range, &log, &code));
+  ASSERT_ERROR_MENTIONS("begin (6) is after end (5)");
+  ASSERT_STATUS(WEFT_EINVAL, weft_parallel_for(rt, 0, 5, 0, NULL, &log, &code));
+  ASSERT_ERROR_MENTIONS("body is NULL");
+  ASSERT_STATUS(WEFT_EINVAL, weft_parallel_for(NULL, 0, 5, 0, sum_range, &log, &code));
+  /* The last index of the address space is reachable. */
+  log_init(&log, NULL, 0);
+  ASSERT_OK(weft_parallel_for(rt, SIZE_MAX - 100, SIZE_MAX, 7, sum_range, &log, NULL));
+  ASSERT_EQ(atomic_load(&log.calls) > 0, 1);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A failing body stops the sub-ranges not started yet; its code comes back. */
+static int32_t fail_at_5000(size_t begin, size_t end, void *ud) {
+  atomic_ullong *calls = ud;
+  atomic_fetch_add(calls, 1);
+  return (begin <= 5000 && 5000 < end) ? 7 : 0;
+}
+
+/* Nested: every body runs a parallel loop of its own. */
+typedef struct {
+  weft_runtime_t *rt;
+  atomic_ullong total;
+} nest_t;
+
+static int32_t outer_body(size_t begin, size_t end, void *ud) {
+  nest_t *n = ud;
+  for (size_t i = begin; i < end; i++) {
+    range_log_t inner;
+    log_init(&inner, NULL, 0);
+    int32_t code = -1;
+    if (weft_parallel_for(n->rt, 0, 1000, 10, sum_range, &inner, &code) != WEFT_OK || code != 0) return 9;
+    atomic_fetch_add(&n->total, atomic_load(&inner.sum));
+  }
+  return 0;
+}
+
+TEST_IMPL(parallel_for_failure_and_nesting) {
+  weft_runtime_t *rt = test_open_runtime();
+  atomic_ullong calls = 0;
+  int32_t code = 0;
+  ASSERT_OK(weft_parallel_for(rt, 0, 100000, 100, fail_at_5000, &calls, &code));
+  ASSERT_EQ(code, 7);
+  ASSERT(atomic_load(&calls) >= 1 && atomic_load(&calls) <= 1000);
+  nest_t n = {.rt = rt};
+  ASSERT_OK(weft_parallel_for(rt, 0, 64, 1, outer_body, &n, &code));
+  ASSERT_EQ(code, 0);
+  ASSERT(atomic_load(&n.total) == 64ull * triangle(0, 1000));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Several tasks run parallel loops at once. */
+typedef struct {
+  weft_runtime_t *rt;
+  size_t begin;
+  unsigned long long sum;
+} looper_t;
+
+static int32_t run_a_loop(void *arg, void **result) {
+  (void)result;
+  looper_t *l = arg;
+  for (int round = 0; round < 20; round++) {
+    range_log_t log;
+    log_init(&log, NULL, 0);
+    int32_t code = -1;
+    if (weft_parallel_for(l->rt, l->begin, l->begin + 100000, 0, sum_range, &log, &code) != WEFT_OK) return 1;
+    if (code != 0 || atomic_load(&log.sum) != triangle(l->begin, l->begin + 100000)) return 2;
+  }
+  return 0;
+}
+
+TEST_IMPL(parallel_for_from_several_tasks) {
+  weft_runtime_t *rt = test_open_runtime();
+  looper_t loopers[4];
+  weft_task_t *tasks[4];
+  for (int i = 0; i < 4; i++) {
+    loopers[i] = (looper_t){.rt = rt, .begin = (size_t)i * 1000000};
+    tasks[i] = test_spawn(rt, run_a_loop, &loopers[i]);
+  }
+  for (int i = 0; i < 4; i++) ASSERT_EQ(test_join(tasks[i]), 0);
+  /* The pool's workers end with the runtime: a drain and a close succeed. */
+  ASSERT_OK(weft_runtime_drain(rt, WEFT_FOREVER));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* ---- groups ---- */
+
+static atomic_int group_ran, group_cancelled;
+
+static int32_t add_to_group_count(void *arg, void **result) {
+  (void)result;
+  atomic_fetch_add(&group_ran, (int)(intptr_t)arg);
+  return 0;
+}
+
+/* Waits on the gate (cancellation point); counts a cancellation. */
+static int32_t wait_gate_counting(void *arg, void **result) {
+  (void)result;
+  weft_status_t s = test_gate_wait(arg);
+  if (s == WEFT_ECANCELED) atomic_fetch_add(&group_cancelled, 1);
+  return 0;
+}
+
+static int32_t fail_with_5(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return 5;
+}
+
+TEST_IMPL(group_success_and_failure) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_group_t *g = NULL;
+  ASSERT_OK(weft_group_new(rt, &g));
+  atomic_store(&group_ran, 0);
+  for (int i = 1; i <= 100; i++) ASSERT_OK(weft_group_spawn(g, add_to_group_count, (void *)(intptr_t)i, NULL));
+  int32_t code = -1;
+  ASSERT_OK(weft_group_wait(g, WEFT_FOREVER, &code));
+  ASSERT_EQ(code, 0);
+  ASSERT_EQ(atomic_load(&group_ran), 5050);
+  ASSERT_OK(weft_group_wait(g, 0, &code)); /* empty: at once */
+
+  /* Siblings waiting at a gate are cancelled by the first failure. */
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  atomic_store(&group_cancelled, 0);
+  for (int i = 0; i < 8; i++) ASSERT_OK(weft_group_spawn(g, wait_gate_counting, &gate, NULL));
+  test_gate_await_waiters(rt, &gate, 8);
+  ASSERT_OK(weft_group_spawn(g, fail_with_5, NULL, NULL));
+  ASSERT_OK(weft_group_wait(g, WEFT_FOREVER, &code));
+  ASSERT_EQ(code, 5);
+  ASSERT_EQ(atomic_load(&group_cancelled), 8);
+  ASSERT_STATUS(WEFT_ECANCELED, weft_group_spawn(g, add_to_group_count, NULL, NULL));
+  ASSERT_ERROR_MENTIONS("code 5");
+  ASSERT_OK(weft_group_free(g));
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+TEST_IMPL(group_timeout_free_and_errors) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_group_t *g = NULL;
+  ASSERT_OK(weft_group_new(rt, &g));
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  atomic_store(&group_cancelled, 0);
+  for (int i = 0; i < 4; i++) ASSERT_OK(weft_group_spawn(g, wait_gate_counting, &gate, NULL));
+  test_gate_await_waiters(rt, &gate, 4);
+  int32_t code = -1;
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_group_wait(g, test_after_ms(rt, 20), &code));
+  ASSERT_EQ(code, -1);
+  ASSERT_STATUS(WEFT_EBUSY, weft_runtime_close(rt)); /* the group's tasks run on */
+  /* Freed while they run: cancelled, waited for, gone. */
+  ASSERT_OK(weft_group_free(g));
+  ASSERT_EQ(atomic_load(&group_cancelled), 4);
+  ASSERT_STATUS(WEFT_EINVAL, weft_group_wait(g, 0, &code));
+  ASSERT_ERROR_MENTIONS("was freed");
+
+  ASSERT_STATUS(WEFT_EINVAL, weft_group_new(NULL, &g));
+  ASSERT_STATUS(WEFT_EINVAL, weft_group_new(rt, NULL));
+  ASSERT_OK(weft_group_new(rt, &g));
+  ASSERT_STATUS(WEFT_EINVAL, weft_group_spawn(g, NULL, NULL, NULL));
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.flags = WEFT_SPAWN_DETACHED;
+  ASSERT_STATUS(WEFT_EINVAL, weft_group_spawn(g, add_to_group_count, NULL, &opts));
+  ASSERT_ERROR_MENTIONS("WEFT_SPAWN_DETACHED");
+  ASSERT_OK(weft_group_free(g));
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
