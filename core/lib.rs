@@ -17,6 +17,7 @@ mod sync_object;
 pub mod blob;
 pub mod chan;
 pub mod cond;
+pub mod io;
 pub mod mutex;
 pub mod runtime;
 pub mod rwlock;

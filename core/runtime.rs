@@ -150,6 +150,14 @@ impl weft_runtime_t {
     pub(crate) fn now(&self) -> i64 {
         plat_call!(self.table, now(self.prt))
     }
+
+    /// The loaded platform's name and plugin ABI version, for messages.
+    pub(crate) fn platform_label(&self) -> String {
+        // SAFETY: `info.name` points to the loaded platform's name, which lives as long
+        // as the process (plugins are never unloaded).
+        let name = unsafe { CStr::from_ptr(self.info.name) }.to_string_lossy();
+        format!("platform \"{name}\" (plugin ABI {})", self.info.abi_version)
+    }
 }
 
 /// `open_runtime` for the fast paths: the same checks, None instead of an error (the
