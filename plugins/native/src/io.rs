@@ -14,8 +14,8 @@
 //!
 //! The eventfd belongs to the thread and lives in an `Arc`: a canceller or a forget
 //! that still holds it writes to the same file even if the waiter has moved on, never
-//! to a number since reused. A waiter drains it before each wait; a stale wake-up only
-//! makes it look again.
+//! to a number since reused. A stale wake-up (a cancel that came after the wait it was
+//! meant for had returned) only makes a later wait drain it and look again.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
@@ -68,7 +68,7 @@ thread_local! {
 }
 
 fn thread_wake() -> io::Result<Arc<WakeFd>> {
-    THREAD_WAKE.with(|slot| {
+    let cached = THREAD_WAKE.try_with(|slot| {
         let mut slot = slot.borrow_mut();
         if let Some(wake) = slot.as_ref() {
             return Ok(Arc::clone(wake));
@@ -76,7 +76,9 @@ fn thread_wake() -> io::Result<Arc<WakeFd>> {
         let wake = Arc::new(WakeFd::new()?);
         *slot = Some(Arc::clone(&wake));
         Ok(wake)
-    })
+    });
+    // A wait during thread exit, after the thread-locals are gone, gets one of its own.
+    cached.unwrap_or_else(|_| WakeFd::new().map(Arc::new))
 }
 
 /// One call of `fd_wait` that is waiting.
@@ -191,23 +193,17 @@ pub(crate) unsafe extern "C" fn fd_wait(
         if wait::cancelled() {
             return WEFT_ECANCELED;
         }
-        let mut fds = [
-            libc::pollfd { fd, events: poll_events(events), revents: 0 },
-            libc::pollfd { fd: -1, events: libc::POLLIN, revents: 0 },
-        ];
-        // Level-triggered: a ready fd (or a past deadline) needs no waiter at all.
-        match poll(&mut fds[..1], i64::MIN) {
-            Err(e) => return HOST.fail(WEFT_EINTERNAL, &format!("poll on fd {fd}: {e}")),
-            Ok(true) => return finish(fd, events, fds[0].revents, revents),
-            Ok(false) if clock::expired(deadline) => return WEFT_ETIMEDOUT,
-            Ok(false) => {}
-        }
+        // No separate first poll for a ready fd: the thread's eventfd is made once, so
+        // listing the waiter costs only a lock, and a ready fd (or a past deadline,
+        // polled with a zero timeout) returns from the first `ppoll` all the same.
         let wake = match thread_wake() {
             Ok(wake) => wake,
             Err(e) => return HOST.fail(WEFT_ENOMEM, &format!("cannot make a wake-up eventfd: {e}")),
         };
-        wake.drain();
-        fds[1].fd = wake.0.as_raw_fd();
+        let mut fds = [
+            libc::pollfd { fd, events: poll_events(events), revents: 0 },
+            libc::pollfd { fd: wake.0.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
         let waiter = Arc::new(Waiter { wake: Arc::clone(&wake), forgotten: AtomicBool::new(false) });
         registry.add(fd, &waiter);
         let task = wait::current();
@@ -228,12 +224,12 @@ pub(crate) unsafe extern "C" fn fd_wait(
                 Ok(false) => return WEFT_ETIMEDOUT,
                 Ok(true) => {}
             }
-            if fds[1].revents != 0 {
-                // Cancelled or forgotten (asked at the top), or a stale wake-up.
-                wake.drain();
-                continue;
+            if fds[0].revents != 0 && !waiter.forgotten.load(SeqCst) {
+                return finish(fd, events, fds[0].revents, revents);
             }
-            return finish(fd, events, fds[0].revents, revents);
+            // Cancelled or forgotten (asked at the top), or a stale wake-up left by a
+            // cancel that came after an earlier wait of this thread had returned.
+            wake.drain();
         });
         if let Some(task) = task {
             task.set_io_wake(None);
