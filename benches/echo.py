@@ -4,9 +4,9 @@
 Servers, each a separate process on 127.0.0.1, one after the other:
   weft-native  examples/echo_server.c on the native plugin: one weft task per
                connection (an OS thread parked in weft_fd_wait)
-  go           benches/echo/main.go: one goroutine per connection (Go 1.19's netpoller)
+  go           benches/echo/go/main.go: one goroutine per connection (Go 1.19's netpoller)
   libuv        benches/echo/uv_echo.c: one libuv event loop (Debian's libuv1-dev)
-The load is the same for every server: benches/echo/main.go's client opens C
+The load is the same for every server: benches/echo/go/main.go's client opens C
 connections, each with one request in flight (send a message, wait for its echo, check
 every byte, repeat) for a fixed time. The servers alternate inside each round; the
 figures are the medians over the rounds of requests per second and of the p99 round trip.
@@ -81,7 +81,7 @@ def main():
     if opts.only and opts.only not in "echo" and "echo" not in opts.only:
         return
     if opts.quick:
-        conn_counts, rounds, seconds = [200], 1, 1
+        conn_counts, rounds, seconds = [200], 1, 2
     else:
         conn_counts, rounds, seconds = [1000, 10000], 3, 5
     size = 64
@@ -91,6 +91,7 @@ def main():
         sys.exit(1)
     print(f"loopback echo ({'quick' if opts.quick else 'full'}): {size}-byte messages, one request in flight per "
           f"connection, {seconds} s per run, {rounds} round(s)", file=sys.stderr)
+    load_before = open("/proc/loadavg").read().split()[:3]
     results, failures = [], []
     for conns in conn_counts:
         samples = {name: [] for name in SERVERS}
@@ -113,8 +114,9 @@ def main():
                 p99_us=statistics.median([x["p99_us"] for x in runs]) if runs else None))
     os.makedirs(opts.out, exist_ok=True)
     with open(os.path.join(opts.out, "echo.json"), "w") as f:
-        json.dump(dict(size=size, seconds=seconds, rounds=rounds, cpus=os.cpu_count(), results=results,
-                       failures=failures), f, indent=1)
+        load_after = open("/proc/loadavg").read().split()[:3]
+        json.dump(dict(size=size, seconds=seconds, rounds=rounds, cpus=os.cpu_count(), load_before=load_before,
+                       load_after=load_after, results=results, failures=failures), f, indent=1)
     print()
     print(f"loopback echo, {size}-byte messages (medians of {rounds} round(s) of {seconds} s; higher req/s is better)")
     print(f"{'connections':>11}  {'server':<12} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} {'req/s vs Go':>12}")
@@ -127,7 +129,9 @@ def main():
             ratio = f"{r['req_per_s'] / go:.2f}x" if go else "-"
             print(f"{conns:>11}  {r['server']:<12} {r['req_per_s']:>10.0f} {r['p50_us']:>9.0f} {r['p99_us']:>9.0f} "
                   f"{ratio:>12}")
-        print(f"{conns:>11}  {'weft-green':<12} {'not built on this branch (M:N platform in progress)':>10}")
+        print(f"{conns:>11}  {'weft-green':<12} not built yet (the M:N platform is in progress)")
+    print(f"load average before {' '.join(load_before)}, after {' '.join(load_after)} on {os.cpu_count()} CPUs "
+          "(client and server share them)")
     print(f"wrote {os.path.join(opts.out, 'echo.json')}")
     if failures:
         print(f"{len(failures)} echo run(s) FAILED:", *failures, sep="\n  ")
