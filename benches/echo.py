@@ -11,7 +11,7 @@ connections, each with one request in flight (send a message, wait for its echo,
 every byte, repeat) for a fixed time. The servers alternate inside each round; the
 figures are the medians over the rounds of requests per second and of the p99 round trip.
 
-Usage: benches/echo.py [--quick] [--only SUBSTRING] [--out DIR]
+Usage: benches/echo.py [--quick] [--only SUBSTRING] [--out DIR] [--connections N,M,...]
 (--only: run only if "echo" contains SUBSTRING or SUBSTRING contains "echo")
 """
 import argparse
@@ -60,6 +60,21 @@ def stop_server(proc):
         proc.wait()
 
 
+def fd_limit():
+    out = subprocess.run(with_fd_limit(["sh", "-c", "ulimit -n"]), capture_output=True, text=True)
+    return int(out.stdout.strip() or 1024)
+
+
+def cannot_hold(name, conns):
+    """Why `name` cannot hold `conns` connections on this machine, or None."""
+    # The thread platforms wait with a wake-up eventfd per waiting task (docs/io.md).
+    per_conn = 2 if name.startswith("weft-") else 1
+    needed, limit = per_conn * conns + 64, fd_limit()
+    if needed > limit:
+        return f"needs about {needed} descriptors ({per_conn} per connection), RLIMIT_NOFILE is {limit}"
+    return None
+
+
 def run_once(name, conns, seconds, size):
     proc, port = start_server(name)
     try:
@@ -77,6 +92,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only")
     ap.add_argument("--out", default=BENCH)
+    ap.add_argument("--connections", help="comma-separated connection counts (default 1000,10000; quick 200)")
     opts = ap.parse_args()
     if opts.only and opts.only not in "echo" and "echo" not in opts.only:
         return
@@ -84,6 +100,8 @@ def main():
         conn_counts, rounds, seconds = [200], 1, 2
     else:
         conn_counts, rounds, seconds = [1000, 10000], 3, 5
+    if opts.connections:
+        conn_counts = [int(c) for c in opts.connections.split(",")]
     size = 64
     missing = [p for p in [CLIENT] + [a[0] for a, _ in SERVERS.values()] if not os.path.exists(p)]
     if missing:
@@ -92,12 +110,18 @@ def main():
     print(f"loopback echo ({'quick' if opts.quick else 'full'}): {size}-byte messages, one request in flight per "
           f"connection, {seconds} s per run, {rounds} round(s)", file=sys.stderr)
     load_before = open("/proc/loadavg").read().split()[:3]
-    results, failures = [], []
+    results, failures, skipped = [], [], {}
     for conns in conn_counts:
         samples = {name: [] for name in SERVERS}
         for r in range(rounds):
             order = list(SERVERS)[r % len(SERVERS):] + list(SERVERS)[:r % len(SERVERS)]
             for name in order:
+                why = cannot_hold(name, conns)
+                if why:
+                    if r == 0:
+                        print(f"  {conns:>6} conns  {name:<12} not run: {why}", file=sys.stderr)
+                        skipped[(conns, name)] = why
+                    continue
                 try:
                     res = run_once(name, conns, seconds, size)
                     samples[name].append(res)
@@ -108,7 +132,7 @@ def main():
                     print(f"  {conns:>6} conns  {name:<12} FAILED: {e}", file=sys.stderr)
         for name, runs in samples.items():
             results.append(dict(
-                connections=conns, server=name, runs=runs,
+                connections=conns, server=name, runs=runs, not_run=skipped.get((conns, name)),
                 req_per_s=statistics.median([x["req_per_s"] for x in runs]) if runs else None,
                 p50_us=statistics.median([x["p50_us"] for x in runs]) if runs else None,
                 p99_us=statistics.median([x["p99_us"] for x in runs]) if runs else None))
@@ -124,7 +148,7 @@ def main():
         go = next((r["req_per_s"] for r in results if r["connections"] == conns and r["server"] == "go"), None)
         for r in (r for r in results if r["connections"] == conns):
             if r["req_per_s"] is None:
-                print(f"{conns:>11}  {r['server']:<12} {'failed':>10}")
+                print(f"{conns:>11}  {r['server']:<12} {'not run: ' + r['not_run'] if r['not_run'] else 'failed'}")
                 continue
             ratio = f"{r['req_per_s'] / go:.2f}x" if go else "-"
             print(f"{conns:>11}  {r['server']:<12} {r['req_per_s']:>10.0f} {r['p50_us']:>9.0f} {r['p99_us']:>9.0f} "
