@@ -4,7 +4,7 @@ use std::ffi::c_int;
 
 use weft_platform::*;
 
-use crate::error::ffi;
+use crate::error::{ffi, Result};
 use crate::runtime::{open_runtime, weft_runtime_t};
 
 /// Waits until the file descriptor `fd` (a socket, pipe, eventfd, terminal...) is ready
@@ -35,7 +35,7 @@ pub unsafe extern "C" fn weft_fd_wait(
     revents: *mut u32,
 ) -> weft_status_t {
     ffi("weft_fd_wait", || {
-        let rt = open_runtime(rt)?;
+        let rt = runtime_for(rt, fd)?;
         let ready = super::wait(rt, fd, events, deadline)?;
         if !revents.is_null() {
             // SAFETY: the host's out-parameter, checked non-NULL.
@@ -55,5 +55,13 @@ pub unsafe extern "C" fn weft_fd_wait(
 /// plugin older than IO waits (ABI 1).
 #[no_mangle]
 pub unsafe extern "C" fn weft_fd_forget(rt: *mut weft_runtime_t, fd: c_int) -> weft_status_t {
-    ffi("weft_fd_forget", || super::forget(open_runtime(rt)?, fd))
+    ffi("weft_fd_forget", || super::forget(runtime_for(rt, fd)?, fd))
+}
+
+/// `open_runtime`, with the fd in the message: every refusal names the fd.
+fn runtime_for(rt: *mut weft_runtime_t, fd: c_int) -> Result<&'static weft_runtime_t> {
+    open_runtime(rt).map_err(|mut e| {
+        e.detail = format!("fd {fd}: {}", e.detail);
+        e
+    })
 }

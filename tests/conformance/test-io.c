@@ -374,13 +374,14 @@ TEST_IMPL(io_bad_fds) {
   make_pipe(p);
   char text[64];
   uint32_t revents = 77;
+  snprintf(text, sizeof text, "fd %d", p[0]);
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(NULL, p[0], WEFT_IO_READ, WEFT_FOREVER, &revents));
   ASSERT_ERROR_MENTIONS("runtime is NULL");
+  ASSERT_ERROR_MENTIONS(text);
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, -1, WEFT_IO_READ, WEFT_FOREVER, &revents));
   ASSERT_ERROR_MENTIONS("fd -1");
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, -7, WEFT_IO_READ, 0, &revents));
   ASSERT_ERROR_MENTIONS("fd -7 is negative");
-  snprintf(text, sizeof text, "fd %d", p[0]);
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], 0, WEFT_FOREVER, &revents));
   ASSERT_ERROR_MENTIONS(text);
   ASSERT_ERROR_MENTIONS("no events");
@@ -407,6 +408,9 @@ TEST_IMPL(io_bad_fds) {
   ASSERT_EQ(revents, 77);
 
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_forget(NULL, p[0]));
+  snprintf(text, sizeof text, "fd %d: runtime is NULL", p[0]);
+  ASSERT_ERROR_MENTIONS(text);
+  snprintf(text, sizeof text, "fd %d is not open", closed);
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_forget(rt, -1));
   ASSERT_ERROR_MENTIONS("fd -1");
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_forget(rt, closed));
