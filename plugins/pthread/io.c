@@ -113,8 +113,8 @@ static int poll_until(struct pollfd *fds, nfds_t n, int64_t deadline) {
   for (;;) {
     struct timespec left, *timeout = NULL;
     if (deadline != WEFT_FOREVER) {
-      int64_t ns = deadline - pt_clock();
-      if (ns < 0 || deadline == INT64_MIN) ns = 0;
+      int64_t now = pt_clock();
+      int64_t ns = deadline <= now ? 0 : deadline - now; /* no overflow for a deadline far in the past */
       left.tv_sec = ns / 1000000000;
       left.tv_nsec = ns % 1000000000;
       timeout = &left;
