@@ -726,6 +726,56 @@ void weft_chan_release(struct weft_chan_t *ch);
 weft_status_t weft_select(const struct weft_select_case_t *cases, size_t n, int64_t deadline, uint32_t flags, size_t *chosen);
 
 /* ==================================================================================== */
+/* IO readiness waits                                                                   */
+/* ==================================================================================== */
+
+// A task waits for a file descriptor (socket, pipe, eventfd, terminal) to become
+// readable or writable, parking the task, not the thread, where the platform can.
+// The fd stays the host's; call weft_fd_forget before closing one. See docs/io.md.
+
+// `weft_fd_wait` events and ready events: the fd is readable, or the peer hung up
+// (end of file is readable: the next read returns 0 or the error).
+#define WEFT_IO_READ 1
+
+// `weft_fd_wait` events and ready events: the fd is writable.
+#define WEFT_IO_WRITE 2
+
+// In `weft_fd_wait`'s ready events only (asking for it changes nothing): the fd has an
+// error or hang-up condition; it is reported whichever events were asked for.
+#define WEFT_IO_ERROR 4
+
+// Waits until the file descriptor `fd` (a socket, pipe, eventfd, terminal...) is ready
+// for one of `events` (`WEFT_IO_READ`, `WEFT_IO_WRITE`, or both), or `deadline`.
+// Level-triggered: an fd that is ready now returns at once. On `WEFT_OK` writes the
+// ready events to `*revents` (if `revents` is not NULL): `WEFT_IO_READ` and
+// `WEFT_IO_WRITE` as asked for and ready, plus `WEFT_IO_ERROR` whenever the fd has an
+// error or hang-up condition (then the host's next read or write reports it).
+//
+// The fd stays the host's: weft never reads, writes, closes or changes it; making it
+// non-blocking (`O_NONBLOCK`) so that a read after a wake-up cannot block is the
+// host's job. Before closing an fd that tasks may wait on, call `weft_fd_forget`.
+//
+// `WEFT_ETIMEDOUT` at the deadline (a deadline at or before now polls once).
+// `WEFT_ECANCELED` if the calling task is cancelled before or while it waits (a
+// cancellation point). `WEFT_ECLOSED` if `weft_fd_forget(rt, fd)` is called while it
+// waits. `WEFT_EINVAL` (naming the fd and the reason) for `rt` NULL or closed, `fd`
+// negative or not open, `events` without `WEFT_IO_READ`/`WEFT_IO_WRITE` or with
+// unknown bits. `WEFT_ENOTSUP` on a platform plugin older than IO waits (ABI 1).
+// The waiting caller is in a blocking region: a stop-the-world does not wait for it.
+// Several tasks may wait on one fd; each whose events are ready is woken.
+weft_status_t weft_fd_wait(struct weft_runtime_t *rt, int fd, uint32_t events, int64_t deadline, uint32_t *revents);
+
+// Tells weft that the host is about to close `fd`: every task waiting on `fd` in `rt`
+// returns `WEFT_ECLOSED` (without waiting for them), and whatever the platform keeps
+// for `fd` is dropped. Call it before `close(fd)`, never after: a wait on an fd closed
+// under it may not notice, and the number may already name a new file. Fine for an fd
+// never waited on. It affects `rt` only (an fd waited on in two runtimes is forgotten
+// in each). `WEFT_EINVAL` for `rt` NULL or closed or `fd` negative, and for an fd that
+// is no longer open (its waiters are woken all the same). `WEFT_ENOTSUP` on a platform
+// plugin older than IO waits (ABI 1).
+weft_status_t weft_fd_forget(struct weft_runtime_t *rt, int fd);
+
+/* ==================================================================================== */
 /* Blobs                                                                                */
 /* ==================================================================================== */
 

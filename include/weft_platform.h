@@ -21,8 +21,10 @@ extern "C" {
 // First field of every plugin table ("WEFTPLAT" in ASCII, little-endian).
 #define WEFT_PLATFORM_MAGIC UINT64_C(0x54414c5054464557)
 
-// The plugin ABI version this header describes.
-#define WEFT_PLATFORM_ABI_VERSION 1
+// The plugin ABI version this header describes. Version 2 added `fd_wait` and
+// `fd_forget` (IO readiness waits); a version-1 plugin still loads, and the runtime
+// answers its IO calls with `WEFT_ENOTSUP`.
+#define WEFT_PLATFORM_ABI_VERSION 2
 
 // The oldest plugin ABI version this runtime still loads.
 #define WEFT_PLATFORM_ABI_MIN 1
@@ -167,8 +169,8 @@ typedef weft_status_t (*weft_plat_select_fn)(const struct weft_plat_select_case_
 //
 // Deadlines are absolute nanoseconds of the plugin's own `now`; `WEFT_FOREVER` never
 // expires; a deadline at or before now means "try once, do not wait".
-// Cancellation points (`sleep_until`, `join`, `cond_wait_until`, and the channel
-// members when they would wait) return `WEFT_ECANCELED` at once when
+// Cancellation points (`sleep_until`, `join`, `cond_wait_until`, `fd_wait`, and the
+// channel members when they would wait) return `WEFT_ECANCELED` at once when
 // `host->cancel_pending()` says so, and wake up to return it when `cancel` is called
 // while they wait. Lock acquisition is not a cancellation point.
 //
@@ -341,6 +343,37 @@ typedef struct weft_platform_t {
   // an unbounded channel that could not grow). Unknown `flags` bits are ignored (the
   // runtime refuses them). A select with no cases never reaches the plugin.
   weft_plat_select_fn chan_select;
+
+  /* ---- ABI version 2 and later ---- */
+  // ABI 2 and later. Waits until `fd` is ready for one of `events`, level-triggered: an fd ready now
+  // returns at once, however often it is asked. On `WEFT_OK` writes the ready events
+  // to `*revents`: `WEFT_IO_READ` when readable or the peer hung up (EOF is
+  // readable), `WEFT_IO_WRITE` when writable (each only if asked for), and
+  // `WEFT_IO_ERROR` (4) whenever the fd has an error or hang-up condition, asked for
+  // or not (an fd in that state is ready: the host's next read or write reports it).
+  // Otherwise `*revents` is untouched and the result is:
+  // * `WEFT_ECANCELED`: a cancellation point: at once when `host->cancel_pending()`
+  //   says so (even if `fd` is ready), and when `cancel` wakes the waiting task;
+  // * `WEFT_ETIMEDOUT` at the deadline; a deadline at or before now polls once;
+  // * `WEFT_ECLOSED` when `fd_forget(rt, fd)` is called while it waits;
+  // * `WEFT_EINVAL` when `fd` turns out not to be open (closed while waiting without
+  //   `fd_forget`: the wait must not hang), with a detail through
+  //   `host->set_error_detail`.
+  //
+  // The wait itself happens inside `host->blocking_enter()` / `blocking_leave()`, so a
+  // stop-the-world never waits for it. Any number of tasks may wait on one fd, for
+  // the same or different events; each whose events are ready is woken. Never a
+  // poll loop with a sleep: a thread-per-task plugin polls the fd and a wake-up fd of
+  // the waiter's own (an eventfd that `cancel` and `fd_forget` write to) in one
+  // `poll`; an M:N plugin parks the task and lets its netpoller wake it.
+  weft_status_t (*fd_wait)(struct weft_plat_rt_t *rt, int32_t fd, uint32_t events, int64_t deadline, uint32_t *revents);
+  // ABI 2 and later. The host is about to close `fd`: every `fd_wait` on `fd` in this plugin runtime
+  // that is waiting now returns `WEFT_ECLOSED`, and the plugin drops whatever it
+  // registered for `fd` (an epoll registration), so that a new fd with the same
+  // number starts clean. Waits that start afterwards are not affected. Fine for an
+  // fd never waited on, and for one already closed (its waiters are still woken).
+  // Never waits for the woken tasks to return. `WEFT_OK` unless the plugin breaks.
+  weft_status_t (*fd_forget)(struct weft_plat_rt_t *rt, int32_t fd);
 } weft_platform_t;
 
 // Host services: the runtime's functions a plugin calls back. The plugin receives the

@@ -70,9 +70,12 @@ const V1_MEMBERS: [&str; 35] = [
     "chan_free",
     "chan_select",
 ];
+/// The function members ABI version 2 appended (IO readiness waits), in table order.
+const V2_MEMBERS: [&str; 2] = ["fd_wait", "fd_forget"];
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
-const _: () = assert!(V1_SIZE == size_of::<weft_platform_t>());
+const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
+const _: () = assert!(V2_SIZE == size_of::<weft_platform_t>());
 
 extern "C" {
     // glibc; the libc crate does not declare it.
@@ -244,16 +247,27 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             "{shown}: {WEFT_PLATFORM_ENTRY_SYMBOL}() returned a table of plugin ABI version {abi}, outside the range this runtime accepts ({WEFT_PLATFORM_ABI_MIN} to {WEFT_PLATFORM_ABI_VERSION})"
         );
     }
-    if struct_size < V1_SIZE {
+    let (needed, v2_members): (usize, &[&str]) = if abi >= 2 { (V2_SIZE, &V2_MEMBERS) } else { (V1_SIZE, &[]) };
+    if struct_size < needed {
         fail!(
             WEFT_EPLUGIN,
-            "{shown}: table too small: struct_size is {struct_size} bytes, ABI version {abi} needs at least {V1_SIZE}"
+            "{shown}: table too small: struct_size is {struct_size} bytes, ABI version {abi} needs at least {needed}"
         );
     }
-    // SAFETY: `struct_size` covers the whole version-1 table, checked just above.
-    let copy = unsafe { std::ptr::read(table) };
+    // Only the bytes the plugin declares are read: an older plugin's table ends before
+    // the members of later versions, which stay NULL in the copy (the runtime answers
+    // their calls with WEFT_ENOTSUP).
+    // SAFETY: every field of the table is an integer, a pointer or an optional function
+    // pointer, for all of which zero bytes are a valid value (0, NULL, None).
+    let mut copy: weft_platform_t = unsafe { std::mem::zeroed() };
+    let declared = struct_size.min(size_of::<weft_platform_t>()).min(needed);
+    // SAFETY: the plugin's table is at least `struct_size` bytes (its own declaration),
+    // `declared` is no more than that nor than the copy's size, and the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(table as *const u8, &mut copy as *mut weft_platform_t as *mut u8, declared)
+    };
     let members = (&copy as *const weft_platform_t as *const u8).wrapping_add(FIRST_MEMBER) as *const usize;
-    for (index, name) in V1_MEMBERS.iter().enumerate() {
+    for (index, name) in V1_MEMBERS.iter().chain(v2_members).enumerate() {
         // SAFETY: `members` walks the function pointers of our own copy of the table.
         if unsafe { std::ptr::read(members.add(index)) } == 0 {
             fail!(WEFT_EPLUGIN, "{shown}: table member \"{name}\" is NULL (ABI version {abi} requires it)");

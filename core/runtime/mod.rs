@@ -29,9 +29,10 @@ pub(crate) mod blob;
 pub(crate) mod chan;
 pub(crate) mod checks;
 pub(crate) mod context;
+pub(crate) mod group;
 pub(crate) mod host;
 pub(crate) mod internal_lock;
-pub(crate) mod group;
+pub(crate) mod io;
 pub(crate) mod keys;
 pub(crate) mod pool;
 pub(crate) mod safepoint;
@@ -263,6 +264,14 @@ impl Runtime {
 
     pub(crate) fn now(&self) -> i64 {
         plat_call!(self.table, now(self.prt))
+    }
+
+    /// The loaded platform's name and plugin ABI version, for messages.
+    pub(crate) fn platform_label(&self) -> String {
+        // SAFETY: `info.name` points to the loaded platform's name, which lives as long
+        // as the process (plugins are never unloaded).
+        let name = unsafe { CStr::from_ptr(self.info.name) }.to_string_lossy();
+        format!("platform \"{name}\" (plugin ABI {})", self.info.abi_version)
     }
 
     pub(crate) fn deadline_after(&self, ns: i64) -> i64 {

@@ -229,7 +229,7 @@ pub(crate) fn parallel_for(
         return Ok(0);
     }
     let participants = Pool::workers_wanted() + 1;
-    let chunks = if grain == 0 { len.min(participants * CHUNKS_PER_PARTICIPANT) } else { (len / grain).max(1) };
+    let chunks = len.checked_div(grain).map_or(len.min(participants * CHUNKS_PER_PARTICIPANT), |n| n.max(1));
     let job = Arc::new(Job {
         begin,
         len,

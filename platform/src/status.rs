@@ -94,3 +94,12 @@ pub const WEFT_SELECT_RECV: i32 = 2;
 /// `weft_select_ex` flag: among the cases ready at once, take the first in array order
 /// instead of a uniformly random one.
 pub const WEFT_SELECT_ORDERED: u32 = 1;
+
+/// `weft_fd_wait` events and ready events: the fd is readable, or the peer hung up
+/// (end of file is readable: the next read returns 0 or the error).
+pub const WEFT_IO_READ: u32 = 1;
+/// `weft_fd_wait` events and ready events: the fd is writable.
+pub const WEFT_IO_WRITE: u32 = 2;
+/// In `weft_fd_wait`'s ready events only (asking for it changes nothing): the fd has an
+/// error or hang-up condition; it is reported whichever events were asked for.
+pub const WEFT_IO_ERROR: u32 = 4;

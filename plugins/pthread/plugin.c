@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -36,22 +37,25 @@ weft_status_t pt_fail(const char *call, int err) {
   }
 }
 
-/* This platform keeps no state per runtime: threads and the clock are the process's.
- * A plugin that has some allocates it in runtime_open and frees it in runtime_close
- * (which the runtime calls once none of the runtime's tasks runs). */
-struct weft_plat_rt_t {
-  char unused;
-};
-static weft_plat_rt_t process_wide;
-
+/* The state per runtime (struct weft_plat_rt_t, in plugin.h) is allocated here and
+ * freed in runtime_close, which the runtime calls once none of the runtime's tasks
+ * runs. */
 static weft_status_t pt_runtime_open(const weft_plat_config_t *cfg, weft_plat_rt_t **out) {
   (void)cfg; /* workers and seed are for M:N and deterministic platforms */
-  *out = &process_wide;
+  weft_plat_rt_t *rt = malloc(sizeof *rt);
+  if (rt == NULL) return pt_fail("cannot allocate the runtime state", ENOMEM);
+  int rc = io_registry_init(&rt->io);
+  if (rc != 0) {
+    free(rt);
+    return pt_fail("pthread_mutex_init", rc);
+  }
+  *out = rt;
   return WEFT_OK;
 }
 
 static weft_status_t pt_runtime_close(weft_plat_rt_t *rt) {
-  (void)rt;
+  io_registry_destroy(&rt->io);
+  free(rt);
   return WEFT_OK;
 }
 
@@ -61,7 +65,7 @@ static int64_t pt_now(weft_plat_rt_t *rt) {
 }
 
 /* The table is static and constant: the runtime keeps a pointer for the life of the
- * process (a plugin is never unloaded). Every member of ABI 1 is set: a function the
+ * process (a plugin is never unloaded). Every member of its ABI version is set: a function the
  * platform could not offer would still be present and answer WEFT_ENOTSUP. */
 static const weft_platform_t table = {
     .magic = WEFT_PLATFORM_MAGIC,
@@ -110,6 +114,9 @@ static const weft_platform_t table = {
     .chan_len = pt_chan_len,
     .chan_free = pt_chan_free,
     .chan_select = pt_chan_select,
+    /* ABI 2 and later. */
+    .fd_wait = pt_fd_wait,
+    .fd_forget = pt_fd_forget,
 };
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;

@@ -6,6 +6,7 @@
  *   task.c     tasks (one OS thread each), join, detach, cancel, sleep, yield
  *   sync.c     mutexes, condition variables, rwlocks in host memory
  *   chan.c     channels and select
+ *   io.c       waits for fd readiness (fd_wait, fd_forget)
  *
  * It includes weft_platform.h and nothing else of weft. Everything here is hidden
  * (-fvisibility=hidden): the only exported symbol is weft_platform_entry.
@@ -45,10 +46,12 @@ typedef struct waitq {
   pthread_cond_t cond;
 } waitq_t;
 
-/* What cancel() needs to wake a task: the queue it waits on, if any. */
+/* What cancel() needs to wake a task: the queue it waits on, if any, or the eventfd of
+ * the fd_wait it is in (io.c). */
 typedef struct waiter {
-  pthread_mutex_t lock; /* guards `on`; taken before any queue's lock */
+  pthread_mutex_t lock; /* guards `on` and `io_wake`; taken before any queue's lock */
   waitq_t *on;
+  int io_wake; /* -1 when the task is not in fd_wait */
 } waiter_t;
 
 /* The queue for waits on the object at `addr` (shared by address, never freed). */
@@ -69,6 +72,29 @@ void wait_end(waitq_t *q);
 weft_status_t wait_once(waitq_t *q, int64_t deadline);
 /* Wakes the task owning `w` if it waits (its cancelled flag is already set). */
 void waiter_wake(waiter_t *w);
+/* Records `wake` as the eventfd cancel() writes to while the calling task waits on an
+ * fd; -1 clears the record (before the eventfd is closed). No-op on host threads. */
+void wait_set_io_wake(int wake);
+
+/* --- io.c ----------------------------------------------------------------------- */
+
+/* The waiting fd_wait calls of one runtime, by fd, for fd_forget. */
+#define IO_BUCKETS 64
+typedef struct io_waiter io_waiter_t;
+typedef struct io_registry {
+  pthread_mutex_t lock;
+  io_waiter_t *buckets[IO_BUCKETS];
+} io_registry_t;
+/* 0 or an error number. */
+int io_registry_init(io_registry_t *r);
+void io_registry_destroy(io_registry_t *r);
+
+/* The plugin's state per runtime: threads and the clock are the process's, so only
+ * the IO waiters are kept per runtime (fd_forget in one runtime leaves another's
+ * waiters alone). */
+struct weft_plat_rt_t {
+  io_registry_t io;
+};
 
 /* A condition variable is a sequence number; its waiters wait on the shared queue of
  * its address, like every wait of this plugin (see wait.c). Not a pthread_cond_t: a
@@ -115,6 +141,9 @@ weft_status_t pt_chan_recv(weft_plat_chan_t *ch, void *out, int64_t deadline);
 weft_status_t pt_chan_close(weft_plat_chan_t *ch);
 size_t pt_chan_len(weft_plat_chan_t *ch);
 void pt_chan_free(weft_plat_chan_t *ch, weft_plat_elem_drop_fn drop, void *ud);
+weft_status_t pt_fd_wait(weft_plat_rt_t *rt, int32_t fd, uint32_t events, int64_t deadline, uint32_t *revents);
+weft_status_t pt_fd_forget(weft_plat_rt_t *rt, int32_t fd);
+
 weft_status_t pt_chan_select(const weft_plat_select_case_t *cases, size_t n, int64_t deadline, uint32_t flags,
                              size_t *chosen);
 

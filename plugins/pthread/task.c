@@ -75,6 +75,7 @@ weft_status_t pt_spawn(weft_plat_rt_t *rt, void *ctx, const weft_plat_spawn_t *o
   weft_plat_task_t *t = calloc(1, sizeof *t);
   if (t == NULL) return pt_fail("cannot allocate a task", ENOMEM);
   t->ctx = ctx;
+  t->waiter.io_wake = -1;
   atomic_init(&t->refs, 2);
   int rc = pthread_mutex_init(&t->waiter.lock, NULL);
   if (rc != 0) {

@@ -27,6 +27,7 @@
 #include "plugin.h" /* first: it selects the POSIX and GNU interfaces */
 
 #include <time.h>
+#include <unistd.h>
 
 static int waitq_init(waitq_t *q) {
   pthread_condattr_t attr;
@@ -98,8 +99,22 @@ weft_status_t wait_once(waitq_t *q, int64_t deadline) {
   return WEFT_OK;
 }
 
+void wait_set_io_wake(int wake) {
+  waiter_t *me = current;
+  if (me != NULL) {
+    pthread_mutex_lock(&me->lock);
+    me->io_wake = wake;
+    pthread_mutex_unlock(&me->lock);
+  }
+}
+
 void waiter_wake(waiter_t *w) {
   pthread_mutex_lock(&w->lock);
+  if (w->io_wake >= 0) { /* in fd_wait: its poll watches this eventfd (see io.c) */
+    uint64_t one = 1;
+    if (write(w->io_wake, &one, sizeof one) < 0) { /* full counter: readable already */
+    }
+  }
   if (w->on != NULL) {
     pthread_mutex_lock(&w->on->lock);
     pthread_cond_broadcast(&w->on->cond);

@@ -16,3 +16,4 @@
 #include "list-blob.h"
 #include "list-checks.h"
 #include "list-parallel.h"
+#include "list-io.h"

@@ -19,6 +19,7 @@
 #define MUTEX_SIZE 8
 #define SYNC_ALIGN 8
 #define COND_SIGNAL obj_call
+#define FD_FORGET fd_forget
 #define ENTRY weft_platform_entry
 
 #if defined(FIXTURE_BAD_MAGIC)
@@ -37,6 +38,16 @@
 #elif defined(FIXTURE_NULL_MEMBER)
 #undef COND_SIGNAL
 #define COND_SIGNAL NULL
+#elif defined(FIXTURE_NULL_IO_MEMBER)
+/* ABI 2 requires the IO members. */
+#undef FD_FORGET
+#define FD_FORGET NULL
+#elif defined(FIXTURE_ABI1)
+/* A plugin built before ABI 2: its table ends after chan_select. Accepted. */
+#undef ABI_VERSION
+#define ABI_VERSION 1
+#undef STRUCT_SIZE
+#define STRUCT_SIZE offsetof(weft_platform_t, fd_wait)
 #elif defined(FIXTURE_MUTEX_TOO_BIG)
 #undef MUTEX_SIZE
 #define MUTEX_SIZE (WEFT_PLATFORM_MUTEX_BYTES + 8)
@@ -159,6 +170,20 @@ static weft_status_t chan_select(const weft_plat_select_case_t *cases, size_t n,
   return unsupported();
 }
 
+static weft_status_t fd_wait(weft_plat_rt_t *rt, int32_t fd, uint32_t events, int64_t deadline, uint32_t *revents) {
+  (void)rt;
+  (void)fd;
+  (void)events;
+  (void)deadline;
+  (void)revents;
+  return unsupported();
+}
+__attribute__((unused)) static weft_status_t fd_forget(weft_plat_rt_t *rt, int32_t fd) {
+  (void)rt;
+  (void)fd;
+  return unsupported();
+}
+
 static const weft_platform_t table = {
     .magic = MAGIC,
     .struct_size = STRUCT_SIZE,
@@ -205,6 +230,8 @@ static const weft_platform_t table = {
     .chan_len = chan_len,
     .chan_free = chan_free,
     .chan_select = chan_select,
+    .fd_wait = fd_wait,
+    .fd_forget = FD_FORGET,
 };
 
 EXPORT const weft_platform_t *ENTRY(const weft_host_t *h);

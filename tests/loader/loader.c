@@ -119,6 +119,57 @@ TEST_IMPL(loader_refuses_null_member) {
   return TEST_OK;
 }
 
+/* ABI 2 added the IO members: a version-2 table must have them. */
+TEST_IMPL(loader_refuses_null_io_member) {
+  snprintf(reason, sizeof reason, "table member \"fd_forget\" is NULL (ABI version %d requires it)",
+           WEFT_PLATFORM_ABI_VERSION);
+  expect_refused("libfixture_null_io_member.so", reason);
+  return TEST_OK;
+}
+
+/* A version-1 table ends before the IO members: it is accepted. (That nothing past its
+ * struct_size is read is checked by loader_abi1_plugin_io_not_supported, whose plugin
+ * keeps traps there.) */
+TEST_IMPL(loader_accepts_abi1_table) {
+  ASSERT_STATUS(WEFT_ENOTSUP, open_platform(fixture("libfixture_abi1.so")));
+  ASSERT_ERROR_MENTIONS("platform \"fixture\" could not open a runtime");
+  runtime_still_works();
+  return TEST_OK;
+}
+
+static int32_t io_on_old_plugin(void *arg, void **result) {
+  (void)result;
+  weft_runtime_t *rt = arg;
+  int fds[2];
+  ASSERT(pipe(fds) == 0);
+  uint32_t revents = 0;
+  ASSERT_STATUS(WEFT_ENOTSUP, weft_fd_wait(rt, fds[1], WEFT_IO_WRITE, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("weft_fd_wait");
+  ASSERT_ERROR_MENTIONS("platform \"native-abi1\" (plugin ABI 1)");
+  ASSERT_STATUS(WEFT_ENOTSUP, weft_fd_forget(rt, fds[0]));
+  ASSERT_ERROR_MENTIONS("platform \"native-abi1\" (plugin ABI 1)");
+  /* Bad arguments are still named as such. */
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, -1, WEFT_IO_READ, WEFT_FOREVER, &revents));
+  close(fds[0]);
+  close(fds[1]);
+  return 3;
+}
+
+/* A working plugin of ABI 1 loads, runs tasks, and answers the IO waits of ABI 2 with
+ * WEFT_ENOTSUP naming the plugin. */
+TEST_IMPL(loader_abi1_plugin_io_not_supported) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = fixture("libfixture_abi1_native.so");
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  ASSERT_EQ(weft_runtime_platform(rt)->abi_version, 1);
+  ASSERT_EQ(test_join(test_spawn(rt, io_on_old_plugin, rt)), 3);
+  io_on_old_plugin(rt, NULL); /* and from a thread that is not a task */
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 TEST_IMPL(loader_refuses_mutex_too_big) {
   snprintf(reason, sizeof reason, "sync objects do not fit: the plugin needs %d bytes per mutex, weft_mutex_t leaves %d",
            WEFT_PLATFORM_MUTEX_BYTES + 8, WEFT_PLATFORM_MUTEX_BYTES);

@@ -8,6 +8,7 @@
 
 mod chan;
 mod clock;
+mod io;
 mod sync;
 mod task;
 mod wait;
@@ -17,13 +18,17 @@ use weft_platform::*;
 /// The runtime's host services, installed by the entry function.
 pub(crate) static HOST: HostRef = HostRef::new();
 
-/// The plugin keeps no per-runtime state: threads, clock and parking are process-wide.
-struct NativeRuntime;
+/// Threads, clock and parking are process-wide; a runtime keeps only its IO waiters (so
+/// that `fd_forget` in one runtime leaves another's waiters alone).
+pub(crate) struct NativeRuntime {
+    pub(crate) io: io::Registry,
+}
 
 unsafe extern "C" fn runtime_open(_cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t {
     HOST.guard(|| {
+        let rt = Box::new(NativeRuntime { io: io::Registry::default() });
         // SAFETY: the runtime's out-parameter.
-        unsafe { *out = Box::into_raw(Box::new(NativeRuntime)) as *mut weft_plat_rt_t };
+        unsafe { *out = Box::into_raw(rt) as *mut weft_plat_rt_t };
         WEFT_OK
     })
 }
@@ -90,6 +95,8 @@ static TABLE: Table = Table(weft_platform_t {
     chan_len: Some(chan::chan_len),
     chan_free: Some(chan::chan_free),
     chan_select: Some(chan::chan_select),
+    fd_wait: Some(io::fd_wait),
+    fd_forget: Some(io::fd_forget),
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

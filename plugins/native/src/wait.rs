@@ -9,10 +9,12 @@
 //! the flag, so a cancel is never lost.
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
 
 use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNPARK_TOKEN};
 
 use crate::clock;
+use crate::io::WakeFd;
 use crate::HOST;
 
 /// What the native plugin knows of one of its tasks, shared by the task's thread and
@@ -21,9 +23,17 @@ use crate::HOST;
 pub(crate) struct TaskState {
     pub(crate) done: AtomicBool,
     parked_on: AtomicUsize,
+    /// The wake-up eventfd of the IO wait the task is in, if any (see `io.rs`).
+    io_wake: parking_lot::Mutex<Option<Arc<WakeFd>>>,
 }
 
 impl TaskState {
+    /// Records (or clears) the eventfd that `cancel` writes to while the task waits on
+    /// an fd.
+    pub(crate) fn set_io_wake(&self, wake: Option<Arc<WakeFd>>) {
+        *self.io_wake.lock() = wake;
+    }
+
     /// The address the task parks on while it sleeps: its own, nobody else's.
     pub(crate) fn sleep_key(&self) -> usize {
         &self.parked_on as *const AtomicUsize as usize
@@ -102,6 +112,9 @@ pub(crate) fn wake_one(key: usize) {
 /// Wakes `task` if it is parked in a cancellation point (the runtime has already set
 /// its cancellation flag).
 pub(crate) fn cancel(task: &TaskState) {
+    if let Some(wake) = task.io_wake.lock().as_ref() {
+        wake.signal();
+    }
     let key = task.parked_on.load(SeqCst);
     if key == 0 {
         return;

@@ -150,7 +150,7 @@ fn weft_h(root: &Path) -> String {
 }
 
 /// Where the table's members of each ABI version begin: (first member, version).
-const VERSION_MARKERS: &[(&str, u32)] = &[("runtime_open", 1)];
+const VERSION_MARKERS: &[(&str, u32)] = &[("runtime_open", 1), ("fd_wait", 2)];
 
 /// Puts a "ABI version N and later" line before the doc comment of table member
 /// `member` (SQLite's sqlite3_vfs does the same).
@@ -158,7 +158,10 @@ fn mark_version(text: &str, member: &str, abi: u32) -> String {
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
     let at = lines
         .iter()
-        .position(|l| l.starts_with("  ") && l.trim_end().ends_with(&format!(" {member};")))
+        .position(|l| {
+            l.starts_with("  ")
+                && (l.trim_end().ends_with(&format!(" {member};")) || l.contains(&format!("(*{member})(")))
+        })
         .unwrap_or_else(|| panic!("table member {member}"));
     let mut first = at;
     while first > 0 && lines[first - 1].trim_start().starts_with("//") && lines[first - 1].starts_with("  ") {

@@ -118,6 +118,14 @@ pub const SECTIONS: &[Section] = &[
                 #define WEFT_CHAN_UNBOUNDED SIZE_MAX\n",
     },
     Section {
+        title: "IO readiness waits",
+        lead: "A task waits for a file descriptor (socket, pipe, eventfd, terminal) to become\n\
+               readable or writable, parking the task, not the thread, where the platform can.\n\
+               The fd stays the host's; call weft_fd_forget before closing one. See docs/io.md.",
+        items: &["WEFT_IO_*", "weft_fd_*"],
+        extra: "",
+    },
+    Section {
         title: "Blobs",
         lead: "Immutable byte payloads shared by reference count: the third way (beside\n\
                copying and moving) for a value to cross a task boundary.",

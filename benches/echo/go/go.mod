@@ -1,0 +1,3 @@
+module weftbench/echo
+
+go 1.19

@@ -1,0 +1,672 @@
+/* IO readiness waits: weft_fd_wait and weft_fd_forget on pipes and loopback sockets. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+
+/* A deadline for waits that must end on their own in a correct platform. */
+#define IO_PATIENCE(rt) test_after_ms(rt, TEST_PATIENCE_MS)
+
+static void make_pipe(int fds[2]) { ASSERT(pipe2(fds, O_NONBLOCK | O_CLOEXEC) == 0); }
+
+static void write_byte(int fd, char c) { ASSERT_EQ(write(fd, &c, 1), 1); }
+
+static char read_byte(int fd) {
+  char c = 0;
+  ASSERT_EQ(read(fd, &c, 1), 1);
+  return c;
+}
+
+/* Fills a non-blocking pipe or socket until a write would block; returns the bytes
+ * written. */
+static size_t fill(int fd) {
+  static char junk[65536];
+  size_t total = 0;
+  for (;;) {
+    ssize_t n = write(fd, junk, sizeof junk);
+    if (n < 0) {
+      ASSERT(errno == EAGAIN || errno == EWOULDBLOCK);
+      return total;
+    }
+    total += (size_t)n;
+  }
+}
+
+/* Reads everything a non-blocking fd has now. */
+static void drain(int fd) {
+  char buf[65536];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+}
+
+/* What one waiting task is told to do and what it got. */
+typedef struct {
+  weft_runtime_t *rt;
+  int fd;
+  uint32_t events;
+  int64_t deadline;
+  weft_status_t status;
+  uint32_t revents;
+  atomic_int *returned; /* counted when the wait returned, if not NULL */
+} io_wait_t;
+
+static int32_t wait_task(void *arg, void **result) {
+  (void)result;
+  io_wait_t *w = arg;
+  w->revents = 0;
+  w->status = weft_fd_wait(w->rt, w->fd, w->events, w->deadline, &w->revents);
+  if (w->returned != NULL) atomic_fetch_add(w->returned, 1);
+  return 0;
+}
+
+static weft_task_t *spawn_counted(io_wait_t *w, weft_runtime_t *rt, int fd, uint32_t events, int64_t deadline,
+                                  atomic_int *returned) {
+  w->returned = returned;
+  w->rt = rt;
+  w->fd = fd;
+  w->events = events;
+  w->deadline = deadline;
+  w->status = -1;
+  w->revents = 0;
+  return test_spawn(rt, wait_task, w);
+}
+
+static weft_task_t *spawn_wait(io_wait_t *w, weft_runtime_t *rt, int fd, uint32_t events, int64_t deadline) {
+  return spawn_counted(w, rt, fd, events, deadline, NULL);
+}
+
+/* --- readiness ---------------------------------------------------------------------- */
+
+/* A readable fd returns at once, as often as it is asked (level-triggered); a waiting
+ * task wakes when a byte arrives. */
+TEST_IMPL(io_read_ready) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  write_byte(p[1], 'x');
+  for (int i = 0; i < 3; i++) {
+    uint32_t revents = 0;
+    ASSERT_OK(weft_fd_wait(rt, p[0], WEFT_IO_READ, WEFT_FOREVER, &revents));
+    ASSERT_EQ(revents, WEFT_IO_READ);
+  }
+  ASSERT_EQ(read_byte(p[0]), 'x');
+
+  io_wait_t w;
+  weft_task_t *t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, WEFT_FOREVER);
+  test_wait_blocked(rt, t);
+  write_byte(p[1], 'y');
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_OK(w.status);
+  ASSERT_EQ(w.revents, WEFT_IO_READ);
+  ASSERT_EQ(read_byte(p[0]), 'y');
+
+  /* Asking for both reports only what is ready; revents may be NULL. */
+  uint32_t revents = 0;
+  ASSERT_OK(weft_fd_wait(rt, p[1], WEFT_IO_READ | WEFT_IO_WRITE, WEFT_FOREVER, &revents));
+  ASSERT_EQ(revents, WEFT_IO_WRITE);
+  ASSERT_OK(weft_fd_wait(rt, p[1], WEFT_IO_WRITE, WEFT_FOREVER, NULL));
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A full pipe is not writable; a task waiting to write wakes when a reader drains it. */
+TEST_IMPL(io_write_ready) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  ASSERT(fill(p[1]) > 0);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_fd_wait(rt, p[1], WEFT_IO_WRITE, test_after_ms(rt, 20), NULL));
+  io_wait_t w;
+  weft_task_t *t = spawn_wait(&w, rt, p[1], WEFT_IO_WRITE, IO_PATIENCE(rt));
+  test_wait_blocked(rt, t);
+  drain(p[0]);
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_OK(w.status);
+  ASSERT_EQ(w.revents, WEFT_IO_WRITE);
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- deadlines --------------------------------------------------------------------- */
+
+/* A deadline at or before now polls once: ready is WEFT_OK, not ready WEFT_ETIMEDOUT
+ * at once; a future deadline is never reported early. */
+TEST_IMPL(io_deadlines) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  int64_t past[] = {weft_now(rt), weft_now(rt) - 1, 0, -1, INT64_MIN};
+  for (size_t i = 0; i < sizeof past / sizeof past[0]; i++) {
+    ASSERT_STATUS(WEFT_ETIMEDOUT, weft_fd_wait(rt, p[0], WEFT_IO_READ, past[i], NULL));
+    uint32_t revents = 0;
+    ASSERT_OK(weft_fd_wait(rt, p[1], WEFT_IO_WRITE, past[i], &revents));
+    ASSERT_EQ(revents, WEFT_IO_WRITE);
+  }
+  ASSERT_ERROR_MENTIONS("weft_fd_wait");
+  int64_t deadline = test_after_ms(rt, 30);
+  uint32_t untouched = 12345;
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_fd_wait(rt, p[0], WEFT_IO_READ, deadline, &untouched));
+  ASSERT(weft_now(rt) >= deadline);
+  ASSERT_EQ(untouched, 12345); /* outputs are written only on success */
+  char text[64];
+  snprintf(text, sizeof text, "fd %d", p[0]);
+  ASSERT_ERROR_MENTIONS(text);
+
+  /* From a task too (a task waits in a blocking region). */
+  io_wait_t w;
+  weft_task_t *t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, test_after_ms(rt, 30));
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, w.status);
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- cancellation ------------------------------------------------------------------ */
+
+/* A task parked in weft_fd_wait (forever, or with a deadline) returns WEFT_ECANCELED
+ * when it is cancelled; nothing was read. */
+TEST_IMPL(io_cancel_parked_wait) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  int64_t deadlines[] = {WEFT_FOREVER, IO_PATIENCE(rt)};
+  for (int i = 0; i < 2; i++) {
+    io_wait_t w;
+    weft_task_t *t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, deadlines[i]);
+    test_wait_blocked(rt, t);
+    ASSERT_OK(weft_cancel(t));
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_STATUS(WEFT_ECANCELED, w.status);
+  }
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+typedef struct {
+  weft_runtime_t *rt;
+  int fd;
+} fd_arg_t;
+
+/* A task cancelled before it waits gets WEFT_ECANCELED, even on a ready fd, and keeps
+ * getting it (cancellation is sticky). */
+static int32_t wait_after_self_cancel(void *arg, void **result) {
+  (void)result;
+  fd_arg_t *a = arg;
+  if (weft_cancel(weft_task_self()) != WEFT_OK) return 1;
+  if (weft_fd_wait(a->rt, a->fd, WEFT_IO_WRITE, WEFT_FOREVER, NULL) != WEFT_ECANCELED) return 2;
+  if (weft_fd_wait(a->rt, a->fd, WEFT_IO_READ, WEFT_FOREVER, NULL) != WEFT_ECANCELED) return 3;
+  if (strstr(weft_last_error(), "cancelled") == NULL) return 4;
+  return 0;
+}
+
+TEST_IMPL(io_cancel_before_wait) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  fd_arg_t a = {rt, p[1]};
+  ASSERT_EQ(test_join(test_spawn(rt, wait_after_self_cancel, &a)), 0);
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- forget ----------------------------------------------------------------------- */
+
+/* weft_fd_forget wakes every waiter of that fd with WEFT_ECLOSED and no other; waits
+ * that start afterwards work as before. */
+TEST_IMPL(io_forget_wakes_waiters) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2], q[2];
+  make_pipe(p);
+  make_pipe(q);
+  enum { N = 4 };
+  io_wait_t w[N], other;
+  weft_task_t *t[N];
+  for (int i = 0; i < N; i++) t[i] = spawn_wait(&w[i], rt, p[0], WEFT_IO_READ, WEFT_FOREVER);
+  weft_task_t *o = spawn_wait(&other, rt, q[0], WEFT_IO_READ, WEFT_FOREVER);
+  for (int i = 0; i < N; i++) test_wait_blocked(rt, t[i]);
+  test_wait_blocked(rt, o);
+  ASSERT_OK(weft_fd_forget(rt, p[0]));
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(test_join(t[i]), 0);
+    ASSERT_STATUS(WEFT_ECLOSED, w[i].status);
+  }
+  /* The other fd's waiter was not woken by it: it reports its own byte. */
+  write_byte(q[1], 'q');
+  ASSERT_EQ(test_join(o), 0);
+  ASSERT_OK(other.status);
+  ASSERT_EQ(other.revents, WEFT_IO_READ);
+
+  /* A wait after the forget is a fresh wait. */
+  weft_task_t *again = spawn_wait(&w[0], rt, p[0], WEFT_IO_READ, WEFT_FOREVER);
+  test_wait_blocked(rt, again);
+  write_byte(p[1], 'p');
+  ASSERT_EQ(test_join(again), 0);
+  ASSERT_OK(w[0].status);
+  ASSERT_EQ(w[0].revents, WEFT_IO_READ);
+
+  /* Forgetting an fd nobody waits on, or never waited on, is fine. */
+  ASSERT_OK(weft_fd_forget(rt, p[0]));
+  ASSERT_OK(weft_fd_forget(rt, q[1]));
+  close(p[0]);
+  close(p[1]);
+  close(q[0]);
+  close(q[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* An fd waited on in two runtimes: a forget in one wakes only that runtime's waiter. */
+TEST_IMPL(io_forget_is_per_runtime) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_runtime_t *rt2 = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  io_wait_t a, b;
+  weft_task_t *ta = spawn_wait(&a, rt, p[0], WEFT_IO_READ, WEFT_FOREVER);
+  weft_task_t *tb = spawn_wait(&b, rt2, p[0], WEFT_IO_READ, WEFT_FOREVER);
+  test_wait_blocked(rt, ta);
+  test_wait_blocked(rt2, tb);
+  ASSERT_OK(weft_fd_forget(rt, p[0]));
+  ASSERT_EQ(test_join(ta), 0);
+  ASSERT_STATUS(WEFT_ECLOSED, a.status);
+  write_byte(p[1], 'b');
+  ASSERT_EQ(test_join(tb), 0);
+  ASSERT_OK(b.status);
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt2);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- hang-up ----------------------------------------------------------------------- */
+
+/* The peer closing its end wakes a reader (end of file is readable) and a writer (an
+ * error condition), on a pipe and on a socket pair. */
+TEST_IMPL(io_hangup) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int kind = 0; kind < 2; kind++) {
+    int p[2];
+    if (kind == 0) make_pipe(p);
+    else ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, p) == 0);
+    io_wait_t w;
+    weft_task_t *t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, IO_PATIENCE(rt));
+    test_wait_blocked(rt, t);
+    close(p[1]);
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_OK(w.status);
+    ASSERT(w.revents & WEFT_IO_READ);
+    char c;
+    ASSERT_EQ(read(p[0], &c, 1), 0); /* end of file */
+    close(p[0]);
+  }
+  /* A writer blocked on a full pipe whose reader goes away. */
+  int p[2];
+  make_pipe(p);
+  fill(p[1]);
+  io_wait_t w;
+  weft_task_t *t = spawn_wait(&w, rt, p[1], WEFT_IO_WRITE, IO_PATIENCE(rt));
+  test_wait_blocked(rt, t);
+  close(p[0]);
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_OK(w.status);
+  ASSERT(w.revents & WEFT_IO_ERROR);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- many waiters ------------------------------------------------------------------ */
+
+/* Many tasks wait on one fd, some to read and some to write: a byte wakes every reader
+ * (level-triggered: nobody consumed it), room wakes every writer. */
+TEST_IMPL(io_many_waiters_one_fd) {
+  weft_runtime_t *rt = test_open_runtime();
+  int s[2];
+  ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s) == 0);
+  fill(s[0]);
+  enum { N = 24 };
+  io_wait_t w[N];
+  weft_task_t *t[N];
+  for (int i = 0; i < N; i++) t[i] = spawn_wait(&w[i], rt, s[0], i % 2 ? WEFT_IO_WRITE : WEFT_IO_READ, IO_PATIENCE(rt));
+  for (int i = 0; i < N; i++) test_wait_blocked(rt, t[i]);
+  write_byte(s[1], 'r'); /* wakes the readers only */
+  for (int i = 0; i < N; i += 2) {
+    ASSERT_EQ(test_join(t[i]), 0);
+    ASSERT_OK(w[i].status);
+    ASSERT_EQ(w[i].revents, WEFT_IO_READ);
+  }
+  drain(s[1]); /* room: wakes the writers */
+  for (int i = 1; i < N; i += 2) {
+    ASSERT_EQ(test_join(t[i]), 0);
+    ASSERT_OK(w[i].status);
+    ASSERT_EQ(w[i].revents, WEFT_IO_WRITE);
+  }
+  close(s[0]);
+  close(s[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- bad input --------------------------------------------------------------------- */
+
+TEST_IMPL(io_bad_fds) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  char text[64];
+  uint32_t revents = 77;
+  snprintf(text, sizeof text, "fd %d", p[0]);
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(NULL, p[0], WEFT_IO_READ, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("runtime is NULL");
+  ASSERT_ERROR_MENTIONS(text);
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, -1, WEFT_IO_READ, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("fd -1");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, -7, WEFT_IO_READ, 0, &revents));
+  ASSERT_ERROR_MENTIONS("fd -7 is negative");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], 0, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS(text);
+  ASSERT_ERROR_MENTIONS("no events");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], WEFT_IO_ERROR, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("no events");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], WEFT_IO_READ | 8, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("unknown events 0x8");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], 0x80000000u, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS(text);
+  /* Asking for WEFT_IO_ERROR too changes nothing. */
+  ASSERT_OK(weft_fd_wait(rt, p[1], WEFT_IO_WRITE | WEFT_IO_ERROR, WEFT_FOREVER, &revents));
+  ASSERT_EQ(revents, WEFT_IO_WRITE);
+  revents = 77;
+
+  /* Not open: closed, or never opened; nothing hangs, even forever. */
+  int closed = dup(p[0]);
+  ASSERT(closed >= 0);
+  close(closed);
+  snprintf(text, sizeof text, "fd %d is not open", closed);
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, closed, WEFT_IO_READ, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS(text);
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, 1 << 20, WEFT_IO_WRITE, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("is not open");
+  ASSERT_EQ(revents, 77);
+
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_forget(NULL, p[0]));
+  snprintf(text, sizeof text, "fd %d: runtime is NULL", p[0]);
+  ASSERT_ERROR_MENTIONS(text);
+  snprintf(text, sizeof text, "fd %d is not open", closed);
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_forget(rt, -1));
+  ASSERT_ERROR_MENTIONS("fd -1");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_forget(rt, closed));
+  ASSERT_ERROR_MENTIONS(text);
+
+  /* A closed runtime. */
+  weft_runtime_t *gone = test_open_runtime();
+  test_close_runtime(gone);
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(gone, p[0], WEFT_IO_READ, 0, &revents));
+  ASSERT_ERROR_MENTIONS("closed");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_forget(gone, p[0]));
+  ASSERT_ERROR_MENTIONS("closed");
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- stop-the-world ---------------------------------------------------------------- */
+
+/* A stop-the-world does not wait for tasks parked in weft_fd_wait; a task whose fd
+ * becomes ready while the world is stopped does not run on until it resumes. */
+TEST_IMPL(io_stw_while_waiting) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  enum { N = 8 };
+  atomic_int returned = 0;
+  io_wait_t w[N];
+  weft_task_t *t[N];
+  for (int i = 0; i < N; i++) t[i] = spawn_counted(&w[i], rt, p[0], WEFT_IO_READ, WEFT_FOREVER, &returned);
+  for (int i = 0; i < N; i++) test_wait_blocked(rt, t[i]);
+  ASSERT_OK(weft_stw_begin(rt, IO_PATIENCE(rt)));
+  write_byte(p[1], 's'); /* every waiter's poll returns, none may run on */
+  struct timespec nap = {0, 50 * 1000000};
+  nanosleep(&nap, NULL);
+  ASSERT_EQ(atomic_load(&returned), 0);
+  ASSERT_OK(weft_stw_end(rt));
+  for (int i = 0; i < N; i++) {
+    ASSERT_EQ(test_join(t[i]), 0);
+    ASSERT_OK(w[i].status);
+    ASSERT_EQ(w[i].revents, WEFT_IO_READ);
+  }
+  ASSERT_EQ(atomic_load(&returned), N);
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- a loopback TCP echo ----------------------------------------------------------- */
+
+enum { ECHO_CLIENTS = 200, ECHO_ROUNDS = 8, ECHO_MAX = 24 * 1024 };
+
+typedef struct {
+  weft_runtime_t *rt;
+  int fd;
+} conn_t;
+
+static atomic_int echo_failures;
+
+static void echo_fail(const char *what, int err) {
+  fprintf(stderr, "echo: %s: %s (%s)\n", what, strerror(err), weft_last_error());
+  atomic_fetch_add(&echo_failures, 1);
+}
+
+/* The server's side of one connection: echo until end of file. */
+static int32_t echo_conn(void *arg, void **result) {
+  (void)result;
+  conn_t *c = arg;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(c->fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno != EAGAIN) {
+        echo_fail("server read", errno);
+        break;
+      }
+      weft_status_t st = weft_fd_wait(c->rt, c->fd, WEFT_IO_READ, IO_PATIENCE(c->rt), NULL);
+      if (st != WEFT_OK) {
+        echo_fail("server wait to read", EIO);
+        break;
+      }
+      continue;
+    }
+    for (ssize_t sent = 0; sent < n;) {
+      ssize_t m = send(c->fd, buf + sent, (size_t)(n - sent), MSG_NOSIGNAL);
+      if (m > 0) {
+        sent += m;
+      } else if (m < 0 && errno == EAGAIN) {
+        if (weft_fd_wait(c->rt, c->fd, WEFT_IO_WRITE, IO_PATIENCE(c->rt), NULL) != WEFT_OK) {
+          echo_fail("server wait to write", EIO);
+          goto done;
+        }
+      } else {
+        echo_fail("server send", errno);
+        goto done;
+      }
+    }
+  }
+done:
+  ASSERT_OK(weft_fd_forget(c->rt, c->fd));
+  close(c->fd);
+  free(c);
+  return 0;
+}
+
+typedef struct {
+  weft_runtime_t *rt;
+  int listener;
+  int accepted;
+} server_t;
+
+/* Accepts connections, one detached task each, until the task is cancelled. (Not
+ * until the listener is forgotten: a forget wakes the waits in progress only, and the
+ * acceptor may be between an accept and its next wait; a cancellation is sticky.) */
+static int32_t echo_accept(void *arg, void **result) {
+  (void)result;
+  server_t *s = arg;
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.flags = WEFT_SPAWN_DETACHED;
+  opts.stack_size = 128 * 1024;
+  for (;;) {
+    int fd = accept4(s->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != ECONNABORTED) echo_fail("accept", errno);
+      weft_status_t st = weft_fd_wait(s->rt, s->listener, WEFT_IO_READ, WEFT_FOREVER, NULL);
+      if (st == WEFT_ECANCELED) return 0;
+      ASSERT_OK(st);
+      continue;
+    }
+    conn_t *c = malloc(sizeof *c);
+    ASSERT(c != NULL);
+    c->rt = s->rt;
+    c->fd = fd;
+    ASSERT_OK(weft_spawn(s->rt, echo_conn, c, &opts, NULL));
+    s->accepted++;
+  }
+}
+
+typedef struct {
+  weft_runtime_t *rt;
+  struct sockaddr_in addr;
+  uint32_t id;
+} client_t;
+
+static unsigned char pattern(uint32_t id, uint32_t round, size_t i) {
+  return (unsigned char)((id * 131u + round * 31u + (uint32_t)i * 7u + (uint32_t)(i >> 8)) & 0xff);
+}
+
+/* One client: connects, then per round sends a message and reads it back, writing and
+ * reading as each becomes possible, and checks every byte. Returns 0 or a failure. */
+static int32_t echo_client(void *arg, void **result) {
+  (void)result;
+  client_t *c = arg;
+  weft_runtime_t *rt = c->rt;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 1;
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (connect(fd, (struct sockaddr *)&c->addr, sizeof c->addr) != 0) {
+    if (errno != EINPROGRESS) return 2;
+    if (weft_fd_wait(rt, fd, WEFT_IO_WRITE, IO_PATIENCE(rt), NULL) != WEFT_OK) return 3;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) return 4;
+  }
+  unsigned char *out = malloc(ECHO_MAX), *in = malloc(ECHO_MAX);
+  if (out == NULL || in == NULL) return 10;
+  int32_t rc = 0;
+  for (uint32_t round = 0; round < ECHO_ROUNDS && rc == 0; round++) {
+    size_t size = 1 + (c->id * 977u + round * 4099u) % ECHO_MAX;
+    if (round == 0) size = 1;
+    for (size_t i = 0; i < size; i++) out[i] = pattern(c->id, round, i);
+    size_t sent = 0, got = 0;
+    while (got < size) {
+      int progress = 0;
+      if (sent < size) {
+        ssize_t n = send(fd, out + sent, size - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+          sent += (size_t)n;
+          progress = 1;
+        } else if (n < 0 && errno != EAGAIN) {
+          rc = 5;
+          break;
+        }
+      }
+      ssize_t n = read(fd, in + got, size - got);
+      if (n > 0) {
+        got += (size_t)n;
+        progress = 1;
+      } else if (n == 0) {
+        rc = 6; /* the server hung up early */
+        break;
+      } else if (errno != EAGAIN) {
+        rc = 7;
+        break;
+      }
+      if (!progress) {
+        uint32_t events = WEFT_IO_READ | (sent < size ? WEFT_IO_WRITE : 0);
+        if (weft_fd_wait(rt, fd, events, IO_PATIENCE(rt), NULL) != WEFT_OK) {
+          rc = 8;
+          break;
+        }
+      }
+    }
+    if (rc == 0 && memcmp(in, out, size) != 0) rc = 9;
+  }
+  ASSERT_OK(weft_fd_forget(rt, fd));
+  close(fd);
+  free(out);
+  free(in);
+  return rc;
+}
+
+/* Hundreds of concurrent connections to an echo server on 127.0.0.1, one task per
+ * connection on both sides, every byte checked. */
+TEST_IMPL(io_tcp_echo_many_connections) {
+  weft_runtime_t *rt = test_open_runtime();
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT(listener >= 0);
+  struct sockaddr_in addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ASSERT(bind(listener, (struct sockaddr *)&addr, sizeof addr) == 0);
+  ASSERT(listen(listener, 1024) == 0);
+  socklen_t len = sizeof addr;
+  ASSERT(getsockname(listener, (struct sockaddr *)&addr, &len) == 0);
+
+  server_t server = {rt, listener, 0};
+  weft_task_t *acceptor = test_spawn(rt, echo_accept, &server);
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = 128 * 1024;
+  static client_t clients[ECHO_CLIENTS];
+  static weft_task_t *tasks[ECHO_CLIENTS];
+  for (uint32_t i = 0; i < ECHO_CLIENTS; i++) {
+    clients[i] = (client_t){rt, addr, i};
+    ASSERT_OK(weft_spawn(rt, echo_client, &clients[i], &opts, &tasks[i]));
+  }
+  for (uint32_t i = 0; i < ECHO_CLIENTS; i++) {
+    int32_t code = -1;
+    ASSERT_OK(weft_join(tasks[i], WEFT_FOREVER, &code, NULL));
+    if (code != 0) fprintf(stderr, "client %u failed with %d\n", i, code);
+    ASSERT_EQ(code, 0);
+  }
+  ASSERT_OK(weft_cancel(acceptor));
+  ASSERT_EQ(test_join(acceptor), 0);
+  ASSERT_OK(weft_fd_forget(rt, listener));
+  ASSERT_EQ(server.accepted, ECHO_CLIENTS);
+  close(listener);
+  test_close_runtime_when_idle(rt); /* the connection tasks end on end of file */
+  ASSERT_EQ(atomic_load(&echo_failures), 0);
+  return TEST_OK;
+}
