@@ -351,6 +351,15 @@ weft_status_t weft_detach(struct weft_task_t *t);
 // up (joined or detached) is `WEFT_EINVAL`.
 weft_status_t weft_cancel(struct weft_task_t *t);
 
+// Links channel `ch` to task `t`: when `t` ends (however: returning 0, failing, after a
+// cancellation), `ch` is closed with `t`'s return code, so a receiver waiting for a
+// result the task will never send gets `WEFT_ECLOSED` instead of waiting forever, and
+// reads the code with `weft_chan_close_code`. If `t` has ended already, `ch` is closed
+// at once. `t` keeps a reference on `ch` until then (the caller keeps its own). A channel
+// may be linked to several tasks: the first to end closes it. `t`'s handle stays the
+// caller's; a handle already given up is `WEFT_EINVAL`.
+weft_status_t weft_task_link_chan(struct weft_task_t *t, struct weft_chan_t *ch);
+
 // The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
 // the task exits; not a handle to join or detach unless it is the spawner's own.
 struct weft_task_t *weft_task_self(void);
@@ -681,6 +690,17 @@ weft_status_t weft_chan_recv(struct weft_chan_t *ch, void *out, int64_t deadline
 // Closing a closed channel does nothing and returns `WEFT_OK` (so any of several
 // producers may close).
 weft_status_t weft_chan_close(struct weft_chan_t *ch);
+
+// `weft_chan_close`, recording `code` for receivers to read with `weft_chan_close_code`
+// (for instance why a producer stopped). A channel already closed keeps the code of
+// its first close.
+weft_status_t weft_chan_close_with(struct weft_chan_t *ch, int32_t code);
+
+// The code the channel was closed with: the `code` of `weft_chan_close_with`, or the
+// return code of the task it was linked to (`weft_task_link_chan`); 0 while it is open
+// and after a plain `weft_chan_close`. 0 for an invalid channel (with
+// `weft_last_error()`). Read it after a receive returned `WEFT_ECLOSED`.
+int32_t weft_chan_close_code(const struct weft_chan_t *ch);
 
 // The number of elements buffered now (0 for a rendezvous channel). A snapshot: other
 // tasks may change it at once. 0 for an invalid channel (with `weft_last_error()`).

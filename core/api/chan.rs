@@ -161,7 +161,24 @@ fn recv_error(ch: *const weft_chan_t, status: weft_status_t) -> Error {
 /// producers may close).
 #[no_mangle]
 pub unsafe extern "C" fn weft_chan_close(ch: *mut weft_chan_t) -> weft_status_t {
-    ffi("weft_chan_close", || chan_ref(ch, false)?.close())
+    ffi("weft_chan_close", || chan_ref(ch, false)?.close(0))
+}
+
+/// `weft_chan_close`, recording `code` for receivers to read with `weft_chan_close_code`
+/// (for instance why a producer stopped). A channel already closed keeps the code of
+/// its first close.
+#[no_mangle]
+pub unsafe extern "C" fn weft_chan_close_with(ch: *mut weft_chan_t, code: i32) -> weft_status_t {
+    ffi("weft_chan_close_with", || chan_ref(ch, false)?.close(code))
+}
+
+/// The code the channel was closed with: the `code` of `weft_chan_close_with`, or the
+/// return code of the task it was linked to (`weft_task_link_chan`); 0 while it is open
+/// and after a plain `weft_chan_close`. 0 for an invalid channel (with
+/// `weft_last_error()`). Read it after a receive returned `WEFT_ECLOSED`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_chan_close_code(ch: *const weft_chan_t) -> i32 {
+    ffi_value("weft_chan_close_code", 0, || Ok(chan_ref(ch, true)?.close_code()))
 }
 
 /// The number of elements buffered now (0 for a rendezvous channel). A snapshot: other

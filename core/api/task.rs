@@ -119,6 +119,18 @@ pub unsafe extern "C" fn weft_cancel(t: *mut weft_task_t) -> weft_status_t {
     ffi("weft_cancel", || task_ref(t)?.cancel())
 }
 
+/// Links channel `ch` to task `t`: when `t` ends (however: returning 0, failing, after a
+/// cancellation), `ch` is closed with `t`'s return code, so a receiver waiting for a
+/// result the task will never send gets `WEFT_ECLOSED` instead of waiting forever, and
+/// reads the code with `weft_chan_close_code`. If `t` has ended already, `ch` is closed
+/// at once. `t` keeps a reference on `ch` until then (the caller keeps its own). A channel
+/// may be linked to several tasks: the first to end closes it. `t`'s handle stays the
+/// caller's; a handle already given up is `WEFT_EINVAL`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_task_link_chan(t: *mut weft_task_t, ch: *mut weft_chan_t) -> weft_status_t {
+    ffi("weft_task_link_chan", || task_ref(t)?.link_chan(super::chan::chan_ref(ch, false)?))
+}
+
 /// The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
 /// the task exits; not a handle to join or detach unless it is the spawner's own.
 #[no_mangle]

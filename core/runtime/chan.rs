@@ -7,7 +7,8 @@
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{
-    AtomicPtr, AtomicU32, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release,
 };
 
 use weft_platform::*;
@@ -25,6 +26,9 @@ pub(crate) struct Channel {
     tag: AtomicU32,
     /// OPEN, CLOSING (a close is telling the plugin) or CLOSED.
     close_state: AtomicU32,
+    /// The code the channel was closed with (`weft_chan_close_with`, or a linked task's
+    /// return code); 0 for a plain close.
+    close_code: AtomicI32,
     refs: AtomicUsize,
     rt: AtomicPtr<Runtime>,
     plat: AtomicPtr<weft_plat_chan_t>,
@@ -88,6 +92,7 @@ impl Channel {
         let s = SHELLS.take(|| Channel {
             tag: AtomicU32::new(0),
             close_state: AtomicU32::new(OPEN),
+            close_code: AtomicI32::new(0),
             refs: AtomicUsize::new(0),
             rt: AtomicPtr::new(ptr::null_mut()),
             plat: AtomicPtr::new(ptr::null_mut()),
@@ -97,6 +102,7 @@ impl Channel {
             drop_ud: AtomicPtr::new(ptr::null_mut()),
         });
         s.close_state.store(OPEN, Relaxed);
+        s.close_code.store(0, Relaxed);
         s.refs.store(1, Relaxed);
         s.rt.store(rt as *const Runtime as *mut Runtime, Relaxed);
         s.plat.store(plat, Relaxed);
@@ -141,7 +147,7 @@ impl Channel {
     /// returns leaves the channel closed: a close that loses the race to another waits
     /// until the winner's plugin close is done (it returns at once by contract), so no
     /// send after either returns can succeed.
-    pub(crate) fn close(&self) -> Result<()> {
+    pub(crate) fn close(&self, code: i32) -> Result<()> {
         let rt = self.runtime();
         if self.close_state.compare_exchange(OPEN, CLOSING, AcqRel, Acquire).is_err() {
             while self.close_state.load(Acquire) == CLOSING {
@@ -149,9 +155,18 @@ impl Channel {
             }
             return Ok(());
         }
+        self.close_code.store(code, Release);
         let status = plat_call!(rt.table, chan_close(self.plat()));
         self.close_state.store(CLOSED, Release);
         check_plugin(status, || format!("cannot close channel {:p}", self))
+    }
+
+    /// The code of the close that closed the channel (0: open, or a plain close).
+    pub(crate) fn close_code(&self) -> i32 {
+        match self.close_state.load(Acquire) {
+            CLOSED => self.close_code.load(Acquire),
+            _ => 0,
+        }
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -21,6 +21,7 @@ use crate::ffi::error::{check_plugin, clear_plugin_detail, fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::shell::ShellPool;
 use crate::plugin::plat_call;
+use crate::runtime::chan::Channel;
 use crate::runtime::context::{self, Context};
 use crate::runtime::safepoint;
 use crate::runtime::Runtime;
@@ -48,6 +49,9 @@ struct TaskState {
     /// The plugin's handle; NULL once released. Guarded so that a cancel never uses a
     /// handle a concurrent join is releasing.
     plat: Mutex<*mut weft_plat_task_t>,
+    /// Channels to close with the task's code when it ends (`weft_task_link_chan`), each
+    /// with a reference the task holds; None once the task has ended.
+    linked: Mutex<Option<Vec<&'static Channel>>>,
 }
 
 // SAFETY: `arg` is the host's, handed to the task by design; the rest is synchronised.
@@ -115,6 +119,7 @@ impl Task {
             code: AtomicI32::new(0),
             result: AtomicPtr::new(ptr::null_mut()),
             plat: Mutex::new(ptr::null_mut()),
+            linked: Mutex::new(Some(Vec::new())),
         });
         shell.handle.store(HANDLE_LIVE, Relaxed);
         shell.owners.store(2, Relaxed);
@@ -236,6 +241,29 @@ impl Task {
         Ok(())
     }
 
+    /// Closes `chan` with the task's return code when the task ends (at once if it has
+    /// ended). The task keeps a reference on the channel until then.
+    pub(crate) fn link_chan(&self, chan: &'static Channel) -> Result<()> {
+        if self.handle.load(SeqCst) == HANDLE_GONE {
+            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.id());
+        }
+        let state = self.state();
+        chan.retain()?;
+        let mut linked = state.linked.lock();
+        match linked.as_mut() {
+            Some(list) => {
+                list.push(chan);
+                Ok(())
+            }
+            None => {
+                drop(linked);
+                let closed = chan.close(state.code.load(Acquire));
+                let released = chan.release();
+                closed.and(released)
+            }
+        }
+    }
+
     /// Marks the task cancelled and wakes it if it waits in a cancellation point.
     pub(crate) fn cancel(&self) -> Result<()> {
         if self.handle.load(SeqCst) == HANDLE_GONE {
@@ -276,6 +304,11 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
         let code = unsafe { (state.func)(state.arg, &mut result) };
         state.result.store(result, Relaxed);
         state.code.store(code, Release);
+        // Receivers on a linked channel learn that the task ended, and with what code.
+        for chan in state.linked.lock().take().unwrap_or_default() {
+            let _ = chan.close(code);
+            let _ = chan.release();
+        }
         safepoint::leave_open_regions(&state.ctx);
         if let Some(hook) = rt.on_task_exit {
             // SAFETY: as above.

@@ -259,3 +259,55 @@ TEST_IMPL(group_timeout_free_and_errors) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* ---- a task's failure reaches its receivers ---- */
+
+typedef struct {
+  weft_chan_t *results;
+  int fail;
+} producer_t;
+
+static int32_t produce_or_fail(void *arg, void **result) {
+  (void)result;
+  producer_t *p = arg;
+  if (p->fail) return 42; /* never sends */
+  int v = 7;
+  return weft_chan_send(p->results, &v, WEFT_FOREVER) == WEFT_OK ? 0 : 1;
+}
+
+/* spawn, then recv on the channel the task would send its result on: a linked channel
+ * is closed when the task ends, with its code, so the receiver never waits for ever. */
+TEST_IMPL(task_failure_reaches_recv) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int fail = 0; fail < 2; fail++) {
+    weft_chan_t *ch = NULL;
+    ASSERT_OK(weft_chan_new(rt, sizeof(int), 1, NULL, &ch));
+    producer_t p = {.results = ch, .fail = fail};
+    weft_task_t *t = test_spawn(rt, produce_or_fail, &p);
+    ASSERT_OK(weft_task_link_chan(t, ch));
+    int v = 0;
+    weft_status_t s = weft_chan_recv(ch, &v, WEFT_FOREVER);
+    if (fail) {
+      ASSERT_STATUS(WEFT_ECLOSED, s);
+      ASSERT_EQ(weft_chan_close_code(ch), 42);
+    } else {
+      ASSERT_OK(s);
+      ASSERT_EQ(v, 7);
+      ASSERT_STATUS(WEFT_ECLOSED, weft_chan_recv(ch, &v, WEFT_FOREVER)); /* then closed, code 0 */
+      ASSERT_EQ(weft_chan_close_code(ch), 0);
+    }
+    ASSERT_EQ(test_join(t), fail ? 42 : 0);
+    /* Linking to a task that has ended closes at once; a joined handle is refused. */
+    ASSERT_STATUS(WEFT_EINVAL, weft_task_link_chan(t, ch));
+    weft_chan_release(ch);
+  }
+  weft_chan_t *ch = NULL;
+  ASSERT_OK(weft_chan_new(rt, sizeof(int), 0, NULL, &ch));
+  ASSERT_EQ(weft_chan_close_code(ch), 0);
+  ASSERT_OK(weft_chan_close_with(ch, -3));
+  ASSERT_OK(weft_chan_close_with(ch, 9)); /* the first close's code stays */
+  ASSERT_EQ(weft_chan_close_code(ch), -3);
+  weft_chan_release(ch);
+  test_close_runtime(rt);
+  return TEST_OK;
+}

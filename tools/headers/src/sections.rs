@@ -68,6 +68,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_task_self",
             "weft_task_id",
             "weft_task_cancelled",
+            "weft_task_link_chan",
         ],
         extra: "",
     },
