@@ -263,3 +263,32 @@ pub struct weft_group_t {
 /// non-zero to fail (the sub-ranges not started yet are then skipped). `ud` is the
 /// `ud` given to `weft_parallel_for`, shared by every call (which run in parallel).
 pub type weft_range_fn = Option<unsafe extern "C" fn(begin: usize, end: usize, ud: *mut c_void) -> i32>;
+
+/// Decides, atomically with respect to `weft_unpark` on the same address, whether
+/// `weft_park` parks the caller: true parks. `ud` is what `weft_park` was given.
+pub type weft_park_validate_fn = Option<unsafe extern "C" fn(ud: *mut c_void) -> bool>;
+
+/// A counting semaphore in host memory: `weft_sem_init` / `weft_sem_destroy`, same rules
+/// as `weft_mutex_t`. Any task may post, any task may wait: a semaphore of value 1 is the
+/// lock that one thread takes and another releases (Python's `_thread.lock`).
+#[repr(C)]
+pub struct weft_sem_t {
+    pub _opaque: [u64; 4],
+}
+
+/// A barrier in host memory for a fixed number of tasks, reusable round after round:
+/// `weft_barrier_init` / `weft_barrier_destroy`, same rules as `weft_mutex_t`.
+#[repr(C)]
+pub struct weft_barrier_t {
+    pub _opaque: [u64; 4],
+}
+
+/// Runs a function exactly once, however many tasks call `weft_once` on it at once.
+/// Statically initialised: `weft_once_t once = WEFT_ONCE_INIT;`. Needs no destroy.
+#[repr(C)]
+pub struct weft_once_t {
+    pub _opaque: [u64; 2],
+}
+
+/// The function `weft_once` runs, with its `ud`.
+pub type weft_once_fn = Option<unsafe extern "C" fn(ud: *mut c_void)>;

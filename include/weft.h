@@ -320,6 +320,11 @@ typedef struct weft_spawn_opts_t {
   uint32_t flags;
 } weft_spawn_opts_t;
 
+// The caller's identity: the task's id (as `weft_task_id`) on a weft task, and a
+// process-unique id, never 0, on any other thread, attached or not. "Is this the same
+// thread of execution" needs no table of the host's.
+uint64_t weft_self_id(void);
+
 // Fills `opts` with the defaults (no name, default stack, joinable). NULL is ignored.
 void weft_spawn_opts_init(struct weft_spawn_opts_t *opts);
 
@@ -597,6 +602,116 @@ weft_status_t weft_rwlock_try_write_lock(struct weft_rwlock_t *l);
 // caller holds neither (read locks are counted per task, not per lock: a task that
 // holds a read lock on another rwlock is not caught).
 weft_status_t weft_rwlock_unlock(struct weft_rwlock_t *l);
+
+/* ==================================================================================== */
+/* Parking, semaphores, barriers, once                                                  */
+/* ==================================================================================== */
+
+// Parking on an address is what a VM builds one-byte locks on (WebKit's
+// ParkingLot, CPython's PyMutex): weft_wait_on/weft_wake are futex-style,
+// weft_park/weft_unpark validate under the bucket lock. Semaphores, barriers and
+// once are built on them. Parking parks the task, not the thread, where the
+// platform can. See docs/parking.md.
+
+// Static initialiser of a weft_once_t.
+#define WEFT_ONCE_INIT {{0, 0}}
+
+// Decides, atomically with respect to `weft_unpark` on the same address, whether
+// `weft_park` parks the caller: true parks. `ud` is what `weft_park` was given.
+typedef bool (*weft_park_validate_fn)(void *ud);
+
+// A counting semaphore in host memory: `weft_sem_init` / `weft_sem_destroy`, same rules
+// as `weft_mutex_t`. Any task may post, any task may wait: a semaphore of value 1 is the
+// lock that one thread takes and another releases (Python's `_thread.lock`).
+typedef struct weft_sem_t {
+  uint64_t _opaque[4];
+} weft_sem_t;
+
+// A barrier in host memory for a fixed number of tasks, reusable round after round:
+// `weft_barrier_init` / `weft_barrier_destroy`, same rules as `weft_mutex_t`.
+typedef struct weft_barrier_t {
+  uint64_t _opaque[4];
+} weft_barrier_t;
+
+// Runs a function exactly once, however many tasks call `weft_once` on it at once.
+// Statically initialised: `weft_once_t once = WEFT_ONCE_INIT;`. Needs no destroy.
+typedef struct weft_once_t {
+  uint64_t _opaque[2];
+} weft_once_t;
+
+// The function `weft_once` runs, with its `ud`.
+typedef void (*weft_once_fn)(void *ud);
+
+// Parks the caller while `*addr == expected` (futex-style): returns `WEFT_OK` when
+// woken by `weft_wake` on `addr`, and at once, also `WEFT_OK`, if `*addr` already
+// differs from `expected` (there is no "try again" status: re-check your word after
+// every return). Spurious wake-ups do not happen, but a wake meant for an earlier value
+// may arrive: loop on your condition. `WEFT_ETIMEDOUT` at `deadline`, `WEFT_ECANCELED`
+// if the calling task is cancelled (a cancellation point). The comparison and the
+// parking are atomic with respect to `weft_wake`: change the word, then wake. `addr`
+// is read atomically; it must stay valid while anyone is parked on it. Parks the task,
+// not the thread, where the platform can; the parked caller is in a blocking region.
+weft_status_t weft_wait_on(struct weft_runtime_t *rt, const uint32_t *addr, uint32_t expected, int64_t deadline);
+
+// Wakes up to `n` callers parked on `addr` (by `weft_wait_on` or `weft_park`), oldest
+// first, and returns how many it woke. `SIZE_MAX` wakes them all. 0 on bad input, with
+// `weft_last_error()`.
+size_t weft_wake(struct weft_runtime_t *rt, const void *addr, size_t n);
+
+// Parks the caller on `addr` if `validate(ud)` returns true, evaluated atomically with
+// respect to `weft_unpark` on the same address (ParkingLot-style: a lock builder checks
+// its state word and parks in one step). `WEFT_OK` once unparked, or at once if
+// `validate` said false (the caller tells the two apart from its own state);
+// `WEFT_ETIMEDOUT`, `WEFT_ECANCELED` as `weft_wait_on`. `validate` runs on the caller,
+// with the address's bucket locked: it must be short and must not park or wake.
+weft_status_t weft_park(struct weft_runtime_t *rt, const void *addr, weft_park_validate_fn validate, void *ud, int64_t deadline);
+
+// Wakes up to `n` callers parked on `addr`; how many it woke (as `weft_wake`).
+size_t weft_unpark(struct weft_runtime_t *rt, const void *addr, size_t n);
+
+// Initialises the semaphore in host memory at `s` with `value` units. The host owns the
+// memory; it must stay in place, and not be copied, until `weft_sem_destroy`.
+weft_status_t weft_sem_init(struct weft_runtime_t *rt, struct weft_sem_t *s, uint32_t value);
+
+// Destroys a semaphore nobody waits on (`WEFT_EBUSY` otherwise). Allowed after the
+// runtime closed.
+weft_status_t weft_sem_destroy(struct weft_sem_t *s);
+
+// Adds one unit, waking one waiter if any. Any task or thread may post (the poster need
+// not be a waiter). `WEFT_EINVAL` at the maximum value, `UINT32_MAX`.
+weft_status_t weft_sem_post(struct weft_sem_t *s);
+
+// Takes one unit, waiting while there is none. A cancellation point; the waiting
+// caller is in a blocking region.
+weft_status_t weft_sem_wait(struct weft_sem_t *s);
+
+// As `weft_sem_wait`, giving up at `deadline` with `WEFT_ETIMEDOUT`.
+weft_status_t weft_sem_wait_until(struct weft_sem_t *s, int64_t deadline);
+
+// Takes one unit if there is one; `WEFT_EBUSY` otherwise.
+weft_status_t weft_sem_try_wait(struct weft_sem_t *s);
+
+// The number of units now (a snapshot); 0 for an invalid semaphore.
+uint32_t weft_sem_value(struct weft_sem_t *s);
+
+// Initialises a barrier for `count` tasks (at least 1) in host memory at `b`.
+weft_status_t weft_barrier_init(struct weft_runtime_t *rt, struct weft_barrier_t *b, uint32_t count);
+
+// Destroys a barrier nobody waits at (`WEFT_EBUSY` otherwise).
+weft_status_t weft_barrier_destroy(struct weft_barrier_t *b);
+
+// Waits until `count` tasks have called it, then lets them all go and starts a new
+// round. `*serial` (may be NULL) is true for exactly one task of each round, false for
+// the others. A cancellation point: a task cancelled while it waits leaves the round
+// (`WEFT_ECANCELED`, its arrival taken back) unless the round completed first.
+weft_status_t weft_barrier_wait(struct weft_barrier_t *b, bool *serial);
+
+// Runs `func(ud)` if no call on `once` has run it yet; if another task is running it,
+// waits until it has returned. After any call returns `WEFT_OK`, the function has run
+// exactly once and its effects are visible. `WEFT_EDEADLK` if `func` itself calls
+// `weft_once` on the same `once`. Works before any runtime is open (a waiter then
+// yields its thread instead of parking).
+weft_status_t weft_once(struct weft_once_t *once, weft_once_fn func, void *ud);
 
 /* ==================================================================================== */
 /* Channels and select                                                                  */

@@ -34,9 +34,11 @@ pub(crate) mod host;
 pub(crate) mod internal_lock;
 pub(crate) mod io;
 pub(crate) mod keys;
+pub(crate) mod parking;
 pub(crate) mod pool;
 pub(crate) mod safepoint;
 pub(crate) mod select;
+pub(crate) mod sem;
 pub(crate) mod sync;
 pub(crate) mod task;
 
@@ -64,6 +66,8 @@ pub(crate) struct Runtime {
     pub(crate) checks: Checks,
     /// The `weft_parallel_for` workers, made on first use.
     pool: std::sync::OnceLock<pool::Pool>,
+    /// The parking table (`weft_wait_on`, semaphores, barriers), made on first use.
+    parking: std::sync::OnceLock<parking::ParkingTable>,
 }
 
 // SAFETY: the raw pointers are the plugin's state and the host's hook data, both made
@@ -149,6 +153,7 @@ impl Runtime {
             world,
             checks: Checks::new(check_flags, cfg.on_check_report, cfg.hook_ud),
             pool: std::sync::OnceLock::new(),
+            parking: std::sync::OnceLock::new(),
         }));
         LAST_OPENED.store(rt as *const Runtime as *mut Runtime, SeqCst);
         Ok(rt)
@@ -165,6 +170,19 @@ impl Runtime {
             let _ = self.pool.set(pool::Pool::new(self)?);
         }
         Ok(self.pool.get().expect("the pool was just made"))
+    }
+
+    /// The parking table, made on first use.
+    pub(crate) fn parking(&'static self) -> Result<&'static parking::ParkingTable> {
+        static MAKING: Mutex<()> = Mutex::new(());
+        if let Some(table) = self.parking.get() {
+            return Ok(table);
+        }
+        let _making = MAKING.lock();
+        if self.parking.get().is_none() {
+            let _ = self.parking.set(parking::ParkingTable::new(self)?);
+        }
+        Ok(self.parking.get().expect("the table was just made"))
     }
 
     /// Ends the pool's workers, which are tasks of this runtime (they start again on

@@ -10,7 +10,6 @@
 //! deadlock. See docs/parallel.md.
 use std::collections::VecDeque;
 use std::ffi::c_void;
-use std::mem::MaybeUninit;
 use std::sync::atomic::{
     AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst,
 };
@@ -23,7 +22,6 @@ use crate::ffi::error::{fail, Result};
 use crate::runtime::context;
 use crate::runtime::sync::cond::CondObject;
 use crate::runtime::sync::mutex::MutexObject;
-use crate::runtime::sync::SyncObject;
 use crate::runtime::task::{SpawnRequest, Task};
 use crate::runtime::Runtime;
 
@@ -99,19 +97,10 @@ pub(crate) struct Pool {
     start_lock: Mutex<()>,
 }
 
-fn boxed<T>() -> *mut T {
-    Box::into_raw(Box::new(MaybeUninit::<T>::zeroed())) as *mut T
-}
-
 impl Pool {
     pub(crate) fn new(rt: &'static Runtime) -> Result<Pool> {
-        // Never freed: the runtime that owns the pool is never freed either.
-        // SAFETY: fresh, zeroed, aligned memory of the object's size.
-        let lock: &'static MutexObject = unsafe { SyncObject::place(boxed(), rt) };
-        lock.init_mutex(rt, 0)?;
-        // SAFETY: as above.
-        let wake: &'static CondObject = unsafe { SyncObject::place(boxed(), rt) };
-        wake.init_cond(rt)?;
+        let lock = MutexObject::internal_mutex(rt)?;
+        let wake = CondObject::internal_cond(rt)?;
         Ok(Pool {
             jobs: Mutex::new(VecDeque::new()),
             epoch: AtomicU64::new(0),

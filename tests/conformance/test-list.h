@@ -16,4 +16,5 @@
 #include "list-blob.h"
 #include "list-checks.h"
 #include "list-parallel.h"
+#include "list-parking.h"
 #include "list-io.h"

@@ -40,6 +40,11 @@ impl CondObject {
         self.init(rt, TAG_COND)
     }
 
+    /// A condition of weft's own (see `SyncObject::internal`).
+    pub(crate) fn internal_cond(rt: &'static crate::runtime::Runtime) -> Result<&'static CondObject> {
+        SyncObject::internal(rt, TAG_COND)
+    }
+
     pub(crate) fn destroy_cond(&self) -> Result<()> {
         // Destroying it under a waiter would leave that waiter unable to be signalled
         // (every later call is EINVAL): refuse, as a held mutex is refused.

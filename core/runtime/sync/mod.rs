@@ -87,15 +87,31 @@ impl<K: SyncKind> SyncObject<K> {
 
     /// Has the plugin initialise its bytes, then makes the object live with `tag`.
     pub(crate) fn init(&self, rt: &Runtime, tag: u32) -> Result<()> {
-        debug_assert!(K::LIVE.contains(&tag));
-        check_plugin(plat_init(K::plugin_init(&rt.table), rt.prt, self.plugin_bytes()), || {
-            format!("the platform could not initialise the {}", K::KIND)
-        })?;
+        self.init_plugin_bytes(rt)?;
         if rt.checks.on() {
             rt.checks.created(K::KIND, self.addr());
         }
         self.tag.store(tag, Release);
         Ok(())
+    }
+
+    fn init_plugin_bytes(&self, rt: &Runtime) -> Result<()> {
+        debug_assert!(self.tag.load(Relaxed) == 0);
+        check_plugin(plat_init(K::plugin_init(&rt.table), rt.prt, self.plugin_bytes()), || {
+            format!("the platform could not initialise the {}", K::KIND)
+        })
+    }
+
+    /// An object of weft's own (the pool's, the parking table's), live with `tag`:
+    /// leaked, as its runtime is never freed either, and left out of the checks, whose
+    /// reports are about the host's locks.
+    pub(crate) fn internal(rt: &'static Runtime, tag: u32) -> Result<&'static Self> {
+        let memory = Box::into_raw(Box::new(std::mem::MaybeUninit::<Self>::zeroed())) as *mut Self;
+        // SAFETY: fresh, zeroed memory of the object's size and alignment, used by no one.
+        let object: &'static Self = unsafe { Self::place(memory, rt) };
+        object.init_plugin_bytes(rt)?;
+        object.tag.store(tag, Release);
+        Ok(object)
     }
 
     /// The object's address: its identity in reports and in the checks' graphs.

@@ -58,6 +58,11 @@ impl MutexObject {
         self.init(rt, if flags & WEFT_MUTEX_RECURSIVE != 0 { TAG_RECURSIVE } else { TAG_PLAIN })
     }
 
+    /// A plain mutex of weft's own (see `SyncObject::internal`).
+    pub(crate) fn internal_mutex(rt: &'static Runtime) -> Result<&'static MutexObject> {
+        SyncObject::internal(rt, TAG_PLAIN)
+    }
+
     pub(crate) fn destroy_mutex(&self) -> Result<()> {
         let owner = self.owner();
         self.destroy((owner != 0).then(|| format!("is held (by context {owner})")))

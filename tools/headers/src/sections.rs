@@ -69,6 +69,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_task_id",
             "weft_task_cancelled",
             "weft_task_link_chan",
+            "weft_self_id",
         ],
         extra: "",
     },
@@ -107,6 +108,25 @@ pub const SECTIONS: &[Section] = &[
         lead: "Readers-writer locks live in host memory; writers are not starved.",
         items: &["WEFT_RWLOCK_*", "weft_rwlock_*"],
         extra: "",
+    },
+    Section {
+        title: "Parking, semaphores, barriers, once",
+        lead: "Parking on an address is what a VM builds one-byte locks on (WebKit's\n\
+               ParkingLot, CPython's PyMutex): weft_wait_on/weft_wake are futex-style,\n\
+               weft_park/weft_unpark validate under the bucket lock. Semaphores, barriers and\n\
+               once are built on them. Parking parks the task, not the thread, where the\n\
+               platform can. See docs/parking.md.",
+        items: &[
+            "weft_park_validate_fn",
+            "weft_wait_on",
+            "weft_wake",
+            "weft_park",
+            "weft_unpark",
+            "weft_sem_*",
+            "weft_barrier_*",
+            "weft_once*",
+        ],
+        extra: "// Static initialiser of a weft_once_t.\n#define WEFT_ONCE_INIT {{0, 0}}\n",
     },
     Section {
         title: "Channels and select",

@@ -1,0 +1,287 @@
+//! Semaphores, barriers and once, in host memory, over the parking table: an
+//! uncontended operation is one atomic instruction; only a wait parks.
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Release, Ordering::SeqCst};
+
+use weft_platform::*;
+
+use crate::ffi::error::{fail, Result};
+use crate::ffi::handle::{Handle, Lifetime};
+use crate::runtime::parking::Parking;
+use crate::runtime::{context, implicit_runtime, Runtime};
+
+const TAG_DESTROYED: u32 = 0xdead_0b1e;
+
+/// A counting semaphore (`weft_sem_t`).
+#[repr(C)]
+pub(crate) struct Semaphore {
+    tag: AtomicU32,
+    count: AtomicU32,
+    /// Tasks inside a wait (a post wakes only when there are some).
+    waiters: AtomicU32,
+    rt: AtomicPtr<Runtime>,
+}
+
+const TAG_SEM: u32 = 0x5753_454d;
+
+impl Handle for Semaphore {
+    const KIND: &'static str = "semaphore";
+    const LIVE: &'static [u32] = &[TAG_SEM];
+    const DEAD: u32 = TAG_DESTROYED;
+    const DEAD_REASON: &'static str = "was destroyed";
+    const LIFETIME: Lifetime = Lifetime::HostMemory;
+    const INIT_FN: &'static str = "weft_sem_init";
+    fn tag(&self) -> &AtomicU32 {
+        &self.tag
+    }
+}
+
+/// The runtime stored in a live object: stored before its live tag, never freed.
+fn runtime_of(rt: &AtomicPtr<Runtime>, kind: &str) -> Result<&'static Runtime> {
+    // SAFETY: stored (Release) before the live tag the caller's check read (Acquire);
+    // runtimes are never freed.
+    let rt = unsafe { &*rt.load(Acquire) };
+    if !rt.is_open() {
+        fail!(WEFT_EINVAL, "the runtime of this {kind} was closed");
+    }
+    Ok(rt)
+}
+
+impl Semaphore {
+    /// Makes a semaphore with `value` in host memory.
+    ///
+    /// # Safety
+    /// `ptr` is the host's, non-NULL, aligned and large enough (`weft_sem_t`).
+    pub(crate) unsafe fn init(ptr: *mut Semaphore, rt: &'static Runtime, value: u32) {
+        // SAFETY: see above.
+        unsafe {
+            ptr.write(Semaphore {
+                tag: AtomicU32::new(0),
+                count: AtomicU32::new(value),
+                waiters: AtomicU32::new(0),
+                rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
+            });
+            (*ptr).tag.store(TAG_SEM, Release);
+        }
+    }
+
+    pub(crate) fn destroy(&self) -> Result<()> {
+        let waiters = self.waiters.load(SeqCst);
+        if waiters != 0 {
+            fail!(WEFT_EBUSY, "semaphore {:p} has {waiters} waiter(s)", self);
+        }
+        self.tag.store(TAG_DESTROYED, Release);
+        Ok(())
+    }
+
+    fn count_addr(&self) -> usize {
+        &self.count as *const AtomicU32 as usize
+    }
+
+    /// Takes one unit if there is one.
+    pub(crate) fn try_take(&self) -> bool {
+        let mut c = self.count.load(SeqCst);
+        while c > 0 {
+            match self.count.compare_exchange_weak(c, c - 1, SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(now) => c = now,
+            }
+        }
+        false
+    }
+
+    /// Takes one unit, waiting until there is one or the deadline.
+    pub(crate) fn wait(&self, deadline: i64) -> Result<()> {
+        let rt = runtime_of(&self.rt, "semaphore")?;
+        loop {
+            if self.try_take() {
+                return Ok(());
+            }
+            let table = rt.parking()?;
+            self.waiters.fetch_add(1, SeqCst);
+            let parked = table.park(rt, self.count_addr(), || self.count.load(SeqCst) == 0, deadline);
+            self.waiters.fetch_sub(1, SeqCst);
+            match parked {
+                Ok(_) => {}
+                // A post that raced the deadline: take it rather than report a timeout.
+                Err(_) if self.try_take() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Adds one unit and wakes one waiter, if any.
+    pub(crate) fn post(&self) -> Result<()> {
+        let rt = runtime_of(&self.rt, "semaphore")?;
+        if self.count.fetch_update(SeqCst, SeqCst, |c| c.checked_add(1)).is_err() {
+            fail!(WEFT_EINVAL, "semaphore {:p} is at its maximum value ({})", self, u32::MAX);
+        }
+        if self.waiters.load(SeqCst) != 0 {
+            rt.parking()?.unpark(rt, self.count_addr(), 1)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn value(&self) -> u32 {
+        self.count.load(SeqCst)
+    }
+}
+
+/// A barrier (`weft_barrier_t`): `count` tasks meet, over and over.
+#[repr(C)]
+pub(crate) struct Barrier {
+    tag: AtomicU32,
+    count: AtomicU32,
+    arrived: AtomicU32,
+    generation: AtomicU32,
+    rt: AtomicPtr<Runtime>,
+    /// Tasks inside a wait (a destroy under them is refused).
+    waiters: AtomicU32,
+}
+
+const TAG_BARRIER: u32 = 0x5742_4152;
+
+impl Handle for Barrier {
+    const KIND: &'static str = "barrier";
+    const LIVE: &'static [u32] = &[TAG_BARRIER];
+    const DEAD: u32 = TAG_DESTROYED;
+    const DEAD_REASON: &'static str = "was destroyed";
+    const LIFETIME: Lifetime = Lifetime::HostMemory;
+    const INIT_FN: &'static str = "weft_barrier_init";
+    fn tag(&self) -> &AtomicU32 {
+        &self.tag
+    }
+}
+
+impl Barrier {
+    /// Makes a barrier for `count` tasks (at least 1) in host memory.
+    ///
+    /// # Safety
+    /// `ptr` is the host's, non-NULL, aligned and large enough (`weft_barrier_t`).
+    pub(crate) unsafe fn init(ptr: *mut Barrier, rt: &'static Runtime, count: u32) {
+        // SAFETY: see above.
+        unsafe {
+            ptr.write(Barrier {
+                tag: AtomicU32::new(0),
+                count: AtomicU32::new(count),
+                arrived: AtomicU32::new(0),
+                generation: AtomicU32::new(0),
+                rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
+                waiters: AtomicU32::new(0),
+            });
+            (*ptr).tag.store(TAG_BARRIER, Release);
+        }
+    }
+
+    pub(crate) fn destroy(&self) -> Result<()> {
+        let waiting = self.waiters.load(SeqCst);
+        if waiting != 0 {
+            fail!(WEFT_EBUSY, "barrier {:p} has {waiting} task(s) waiting at it", self);
+        }
+        self.tag.store(TAG_DESTROYED, Release);
+        Ok(())
+    }
+
+    /// Waits until `count` tasks have arrived; true for exactly one of them per round
+    /// (the serial one, the last to arrive). A cancelled waiter leaves the round (its
+    /// arrival is taken back) unless the round completed first.
+    pub(crate) fn wait(&self) -> Result<bool> {
+        let rt = runtime_of(&self.rt, "barrier")?;
+        let generation = self.generation.load(SeqCst);
+        let arrived = self.arrived.fetch_add(1, SeqCst) + 1;
+        if arrived == self.count.load(SeqCst) {
+            self.arrived.store(0, SeqCst);
+            self.generation.fetch_add(1, SeqCst);
+            rt.parking()?.unpark(rt, &self.generation as *const AtomicU32 as usize, usize::MAX)?;
+            return Ok(true);
+        }
+        let table = rt.parking()?;
+        self.waiters.fetch_add(1, SeqCst);
+        let addr = &self.generation as *const AtomicU32 as usize;
+        let outcome = loop {
+            match table.park(rt, addr, || self.generation.load(SeqCst) == generation, WEFT_FOREVER) {
+                Ok(Parking::Invalid) => break Ok(false),
+                Ok(Parking::Woken) if self.generation.load(SeqCst) != generation => break Ok(false),
+                Ok(Parking::Woken) => {}
+                Err(e) => {
+                    // Take the arrival back, unless the round completed meanwhile.
+                    let taken = self
+                        .arrived
+                        .fetch_update(SeqCst, SeqCst, |a| {
+                            (self.generation.load(SeqCst) == generation && a > 0).then(|| a - 1)
+                        })
+                        .is_ok();
+                    break if taken { Err(e) } else { Ok(false) };
+                }
+            }
+        };
+        self.waiters.fetch_sub(1, SeqCst);
+        outcome
+    }
+}
+
+/// Once (`weft_once_t`): `NEW` until the first call runs its function, `RUNNING` while
+/// it does, `DONE` after.
+#[repr(C)]
+pub(crate) struct Once {
+    state: AtomicU32,
+    _pad: u32,
+    /// The context running the function (so a call from inside it is `WEFT_EDEADLK`).
+    runner: AtomicU64,
+}
+
+const NEW: u32 = 0;
+const RUNNING: u32 = 1;
+const DONE: u32 = 2;
+
+impl Once {
+    /// Runs `f` if nobody has; waits for it if someone is running it.
+    pub(crate) fn call(&self, f: impl FnOnce()) -> Result<()> {
+        let me = context::current().id;
+        match self.state.compare_exchange(NEW, RUNNING, SeqCst, SeqCst) {
+            Ok(_) => {
+                self.runner.store(me, SeqCst);
+                f();
+                self.runner.store(0, SeqCst);
+                self.state.store(DONE, SeqCst);
+                if let Some(rt) = implicit_runtime() {
+                    if let Ok(table) = rt.parking() {
+                        table.unpark(rt, self.addr(), usize::MAX)?;
+                    }
+                }
+                Ok(())
+            }
+            Err(DONE) => Ok(()),
+            Err(RUNNING) if self.runner.load(SeqCst) == me => {
+                fail!(WEFT_EDEADLK, "once {:p}: its function called weft_once on it again", self)
+            }
+            Err(RUNNING) => self.wait_done(),
+            Err(other) => fail!(WEFT_EINVAL, "{:p} is not a weft_once_t (state {other}; use WEFT_ONCE_INIT)", self),
+        }
+    }
+
+    fn addr(&self) -> usize {
+        &self.state as *const AtomicU32 as usize
+    }
+
+    /// Waits until the runner is done: parked on the caller's runtime if it has one
+    /// (re-checking now and then: the runner wakes the parked of its own runtime),
+    /// else yielding the thread.
+    fn wait_done(&self) -> Result<()> {
+        while self.state.load(SeqCst) == RUNNING {
+            match implicit_runtime() {
+                Some(rt) => {
+                    let slice = rt.deadline_after(1_000_000);
+                    match rt.parking()?.park(rt, self.addr(), || self.state.load(SeqCst) == RUNNING, slice) {
+                        Err(e) if e.code == WEFT_ECANCELED => {
+                            // Not a cancellation point: the function will finish.
+                            std::thread::yield_now();
+                        }
+                        _ => {}
+                    }
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+/* Parking on an address, semaphores, barriers, once, the caller's identity. */
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "test.h"
+
+/* ---- wait_on / wake ---- */
+
+typedef struct {
+  weft_runtime_t *rt;
+  _Atomic uint32_t *word;
+  int rounds;
+  uint32_t parity;
+} side_t;
+
+/* Two tasks take turns through one word: each waits for its parity, bumps, wakes. */
+static int32_t take_turns(void *arg, void **result) {
+  (void)result;
+  side_t *s = arg;
+  for (int i = 0; i < s->rounds; i++) {
+    for (;;) {
+      uint32_t now = atomic_load(s->word);
+      if (now % 2 == s->parity) break;
+      if (weft_wait_on(s->rt, (const uint32_t *)s->word, now, WEFT_FOREVER) != WEFT_OK) return 1;
+    }
+    atomic_fetch_add(s->word, 1);
+    weft_wake(s->rt, (const void *)s->word, 1);
+  }
+  return 0;
+}
+
+/* A lost wake-up would hang here: 2 x 20000 hand-offs through one word, exact count. */
+TEST_IMPL(parking_no_lost_wakeups) {
+  weft_runtime_t *rt = test_open_runtime();
+  enum { ROUNDS = 20000 };
+  _Atomic uint32_t word = 0;
+  side_t a = {rt, &word, ROUNDS, 0}, b = {rt, &word, ROUNDS, 1};
+  weft_task_t *ta = test_spawn(rt, take_turns, &a), *tb = test_spawn(rt, take_turns, &b);
+  ASSERT_EQ(test_join(ta), 0);
+  ASSERT_EQ(test_join(tb), 0);
+  ASSERT_EQ(atomic_load(&word), 2 * ROUNDS);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+typedef struct {
+  weft_runtime_t *rt;
+  _Atomic uint32_t word;
+  atomic_int woken, cancelled;
+} parked_t;
+
+static int32_t park_on_word(void *arg, void **result) {
+  (void)result;
+  parked_t *p = arg;
+  weft_status_t s = weft_wait_on(p->rt, (const uint32_t *)&p->word, 0, WEFT_FOREVER);
+  if (s == WEFT_OK) atomic_fetch_add(&p->woken, 1);
+  else if (s == WEFT_ECANCELED) atomic_fetch_add(&p->cancelled, 1);
+  else return 1;
+  return 0;
+}
+
+/* weft_wake(n) wakes at most n, oldest first, and says how many; a mismatched value
+ * returns at once; deadlines and cancellation end a wait. */
+TEST_IMPL(parking_wake_counts_and_ends) {
+  weft_runtime_t *rt = test_open_runtime();
+  parked_t p;
+  memset(&p, 0, sizeof p);
+  p.rt = rt;
+  enum { TASKS = 8 };
+  weft_task_t *t[TASKS];
+  for (int i = 0; i < TASKS; i++) t[i] = test_spawn(rt, park_on_word, &p);
+  size_t total = 0;
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (total < TASKS) {
+    size_t n = weft_wake(rt, (const void *)&p.word, 3);
+    ASSERT(n <= 3);
+    total += n;
+    ASSERT(weft_now(rt) < give_up);
+    if (n == 0) test_sleep_ms(rt, 1);
+  }
+  for (int i = 0; i < TASKS; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(atomic_load(&p.woken), TASKS);
+  ASSERT_EQ(weft_wake(rt, (const void *)&p.word, SIZE_MAX), 0); /* nobody left */
+
+  ASSERT_OK(weft_wait_on(rt, (const uint32_t *)&p.word, 1, WEFT_FOREVER)); /* 0 != 1: at once */
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_wait_on(rt, (const uint32_t *)&p.word, 0, test_after_ms(rt, 10)));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_wait_on(rt, (const uint32_t *)&p.word, 0, 0));
+
+  weft_task_t *c = test_spawn(rt, park_on_word, &p);
+  test_sleep_ms(rt, 5);
+  ASSERT_OK(weft_cancel(c));
+  ASSERT_EQ(test_join(c), 0);
+  ASSERT_EQ(atomic_load(&p.cancelled), 1);
+
+  ASSERT_STATUS(WEFT_EINVAL, weft_wait_on(rt, NULL, 0, 0));
+  ASSERT_ERROR_MENTIONS("addr is NULL");
+  ASSERT_STATUS(WEFT_EINVAL, weft_wait_on(NULL, (const uint32_t *)&p.word, 0, 0));
+  ASSERT_EQ(weft_wake(NULL, &p.word, 1), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* ---- a one-byte lock on weft_park / weft_unpark (the WTF::Lock shape) ---- */
+
+typedef struct {
+  weft_runtime_t *rt;
+  _Atomic unsigned char state; /* 0 free, 1 held, 2 held with waiters */
+  long counter;
+} tiny_lock_t;
+
+static bool still_contended(void *ud) { return atomic_load((_Atomic unsigned char *)ud) == 2; }
+
+static void tiny_lock(tiny_lock_t *l) {
+  unsigned char free_ = 0;
+  if (atomic_compare_exchange_strong(&l->state, &free_, 1)) return;
+  while (atomic_exchange(&l->state, 2) != 0)
+    weft_park(l->rt, (const void *)&l->state, still_contended, (void *)&l->state, WEFT_FOREVER);
+}
+
+static void tiny_unlock(tiny_lock_t *l) {
+  if (atomic_exchange(&l->state, 0) == 2) weft_unpark(l->rt, (const void *)&l->state, 1);
+}
+
+static int32_t hammer_tiny_lock(void *arg, void **result) {
+  (void)result;
+  tiny_lock_t *l = arg;
+  for (int i = 0; i < 20000; i++) {
+    tiny_lock(l);
+    l->counter++;
+    tiny_unlock(l);
+  }
+  return 0;
+}
+
+static bool never(void *ud) {
+  (void)ud;
+  return false;
+}
+
+TEST_IMPL(parking_builds_a_lock) {
+  weft_runtime_t *rt = test_open_runtime();
+  tiny_lock_t l = {.rt = rt};
+  weft_task_t *t[4];
+  for (int i = 0; i < 4; i++) t[i] = test_spawn(rt, hammer_tiny_lock, &l);
+  for (int i = 0; i < 4; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(l.counter, 80000);
+  ASSERT_OK(weft_park(rt, &l, never, NULL, WEFT_FOREVER)); /* validate said no: at once */
+  ASSERT_STATUS(WEFT_EINVAL, weft_park(rt, &l, NULL, NULL, 0));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* ---- semaphores ---- */
+
+enum { SLOTS = 8, ITEMS = 20000, PRODUCERS = 2 };
+
+typedef struct {
+  weft_sem_t empty, full;
+  weft_mutex_t lock;
+  uint64_t ring[SLOTS];
+  size_t head, tail;
+  uint64_t consumed_sum;
+  int consumed;
+} bounded_t;
+
+static int32_t sem_produce(void *arg, void **result) {
+  (void)result;
+  bounded_t *b = arg;
+  for (uint64_t i = 1; i <= ITEMS; i++) {
+    if (weft_sem_wait(&b->empty) != WEFT_OK) return 1;
+    weft_mutex_lock(&b->lock);
+    b->ring[b->tail++ % SLOTS] = i;
+    weft_mutex_unlock(&b->lock);
+    weft_sem_post(&b->full);
+  }
+  return 0;
+}
+
+static int32_t sem_consume(void *arg, void **result) {
+  (void)result;
+  bounded_t *b = arg;
+  for (int i = 0; i < ITEMS; i++) {
+    if (weft_sem_wait(&b->full) != WEFT_OK) return 1;
+    weft_mutex_lock(&b->lock);
+    b->consumed_sum += b->ring[b->head++ % SLOTS];
+    b->consumed++;
+    weft_mutex_unlock(&b->lock);
+    weft_sem_post(&b->empty);
+  }
+  return 0;
+}
+
+TEST_IMPL(sem_bounded_buffer_exact) {
+  weft_runtime_t *rt = test_open_runtime();
+  static bounded_t b;
+  memset(&b, 0, sizeof b);
+  ASSERT_OK(weft_sem_init(rt, &b.empty, SLOTS));
+  ASSERT_OK(weft_sem_init(rt, &b.full, 0));
+  ASSERT_OK(weft_mutex_init(rt, &b.lock, 0));
+  weft_task_t *t[2 * PRODUCERS];
+  for (int i = 0; i < PRODUCERS; i++) {
+    t[2 * i] = test_spawn(rt, sem_produce, &b);
+    t[2 * i + 1] = test_spawn(rt, sem_consume, &b);
+  }
+  for (int i = 0; i < 2 * PRODUCERS; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(b.consumed, PRODUCERS * ITEMS);
+  ASSERT(b.consumed_sum == (uint64_t)PRODUCERS * ITEMS * (ITEMS + 1) / 2);
+  ASSERT_EQ(weft_sem_value(&b.empty), SLOTS);
+  ASSERT_OK(weft_sem_destroy(&b.empty));
+  ASSERT_OK(weft_sem_destroy(&b.full));
+  ASSERT_OK(weft_mutex_destroy(&b.lock));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static int32_t take_sem(void *arg, void **result) {
+  (void)result;
+  return weft_sem_wait(arg);
+}
+
+/* A semaphore of 1 is the lock one task takes and another releases; try, timeouts,
+ * destroy rules. */
+TEST_IMPL(sem_as_a_handed_over_lock) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_sem_t s;
+  ASSERT_OK(weft_sem_init(rt, &s, 1));
+  ASSERT_OK(weft_sem_try_wait(&s)); /* taken by the main thread ... */
+  ASSERT_STATUS(WEFT_EBUSY, weft_sem_try_wait(&s));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_sem_wait_until(&s, test_after_ms(rt, 5)));
+  weft_task_t *t = test_spawn(rt, take_sem, &s);
+  test_sleep_ms(rt, 5);
+  ASSERT_STATUS(WEFT_EBUSY, weft_sem_destroy(&s)); /* the task waits on it */
+  ASSERT_OK(weft_sem_post(&s)); /* ... released here, taken by the task */
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_EQ(weft_sem_value(&s), 0);
+  ASSERT_OK(weft_sem_destroy(&s));
+  ASSERT_STATUS(WEFT_EINVAL, weft_sem_post(&s));
+  ASSERT_ERROR_MENTIONS("was destroyed");
+  weft_sem_t raw;
+  memset(&raw, 0, sizeof raw);
+  ASSERT_STATUS(WEFT_EINVAL, weft_sem_wait(&raw));
+  ASSERT_ERROR_MENTIONS("weft_sem_init");
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* ---- barriers ---- */
+
+enum { BARRIER_TASKS = 4, BARRIER_ROUNDS = 300 };
+
+typedef struct {
+  weft_barrier_t barrier;
+  atomic_int serial[BARRIER_ROUNDS];
+  atomic_int in_round[BARRIER_ROUNDS];
+  atomic_int overtaken;
+} rounds_t;
+
+static int32_t run_rounds(void *arg, void **result) {
+  (void)result;
+  rounds_t *r = arg;
+  for (int round = 0; round < BARRIER_ROUNDS; round++) {
+    atomic_fetch_add(&r->in_round[round], 1);
+    bool serial = false;
+    if (weft_barrier_wait(&r->barrier, &serial) != WEFT_OK) return 1;
+    /* Everyone of this round arrived before anyone left it. */
+    if (atomic_load(&r->in_round[round]) != BARRIER_TASKS) atomic_fetch_add(&r->overtaken, 1);
+    if (serial) atomic_fetch_add(&r->serial[round], 1);
+  }
+  return 0;
+}
+
+TEST_IMPL(barrier_rounds_one_serial_each) {
+  weft_runtime_t *rt = test_open_runtime();
+  static rounds_t r;
+  memset(&r, 0, sizeof r);
+  ASSERT_OK(weft_barrier_init(rt, &r.barrier, BARRIER_TASKS));
+  weft_task_t *t[BARRIER_TASKS];
+  for (int i = 0; i < BARRIER_TASKS; i++) t[i] = test_spawn(rt, run_rounds, &r);
+  for (int i = 0; i < BARRIER_TASKS; i++) ASSERT_EQ(test_join(t[i]), 0);
+  for (int round = 0; round < BARRIER_ROUNDS; round++) ASSERT_EQ(atomic_load(&r.serial[round]), 1);
+  ASSERT_EQ(atomic_load(&r.overtaken), 0);
+  ASSERT_OK(weft_barrier_destroy(&r.barrier));
+  weft_barrier_t zero;
+  ASSERT_STATUS(WEFT_EINVAL, weft_barrier_init(rt, &zero, 0));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* ---- once ---- */
+
+static weft_once_t shared_once = WEFT_ONCE_INIT;
+static atomic_int once_runs;
+static atomic_int once_effect;
+
+static void slow_init(void *ud) {
+  weft_runtime_t *rt = ud;
+  atomic_fetch_add(&once_runs, 1);
+  test_sleep_ms(rt, 20);
+  atomic_store(&once_effect, 42);
+}
+
+static int32_t call_once(void *arg, void **result) {
+  (void)result;
+  if (weft_once(&shared_once, slow_init, arg) != WEFT_OK) return 1;
+  return atomic_load(&once_effect) == 42 ? 0 : 2;
+}
+
+static weft_once_t nested_once = WEFT_ONCE_INIT;
+static weft_status_t nested_status;
+
+static void reenter(void *ud) {
+  (void)ud;
+  nested_status = weft_once(&nested_once, reenter, NULL);
+}
+
+TEST_IMPL(once_under_contention) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_task_t *t[8];
+  for (int i = 0; i < 8; i++) t[i] = test_spawn(rt, call_once, rt);
+  for (int i = 0; i < 8; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(atomic_load(&once_runs), 1);
+  ASSERT_OK(weft_once(&shared_once, slow_init, rt)); /* done: nothing runs */
+  ASSERT_EQ(atomic_load(&once_runs), 1);
+  ASSERT_OK(weft_once(&nested_once, reenter, NULL));
+  ASSERT_EQ(nested_status, WEFT_EDEADLK);
+  ASSERT_STATUS(WEFT_EINVAL, weft_once(NULL, reenter, NULL));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* ---- parked tasks and stop-the-world; identity ---- */
+
+static int32_t id_matches(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return weft_self_id() == weft_task_id(weft_task_self()) ? 0 : 1;
+}
+
+TEST_IMPL(parking_under_stop_and_identity) {
+  weft_runtime_t *rt = test_open_runtime();
+  parked_t p;
+  memset(&p, 0, sizeof p);
+  p.rt = rt;
+  weft_task_t *t[4];
+  for (int i = 0; i < 4; i++) t[i] = test_spawn(rt, park_on_word, &p);
+  test_sleep_ms(rt, 10);
+  ASSERT_OK(weft_thread_attach(rt));
+  /* Parked tasks are in blocking regions: the stop does not wait for them. */
+  ASSERT_OK(weft_stw_begin(rt, test_after_ms(rt, TEST_PATIENCE_MS)));
+  ASSERT_OK(weft_stw_end(rt));
+  ASSERT_OK(weft_thread_detach(rt));
+  atomic_store(&p.word, 1);
+  weft_wake(rt, (const void *)&p.word, SIZE_MAX);
+  for (int i = 0; i < 4; i++) ASSERT_EQ(test_join(t[i]), 0);
+
+  uint64_t me = weft_self_id();
+  ASSERT(me != 0 && me == weft_self_id());
+  ASSERT_EQ(test_join(test_spawn(rt, id_matches, NULL)), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
