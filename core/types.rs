@@ -138,6 +138,9 @@ pub struct weft_spawn_opts_t {
     pub stack_size: usize,
     /// `WEFT_SPAWN_*` bits.
     pub flags: u32,
+    /// Optional: receives the new task's id (as `weft_task_id`) on success, also for a
+    /// `WEFT_SPAWN_DETACHED` task, which has no handle to ask.
+    pub id_out: *mut u64,
 }
 
 impl Default for weft_spawn_opts_t {
@@ -147,6 +150,7 @@ impl Default for weft_spawn_opts_t {
             name: ptr::null(),
             stack_size: 0,
             flags: 0,
+            id_out: ptr::null_mut(),
         }
     }
 }

@@ -318,6 +318,9 @@ typedef struct weft_spawn_opts_t {
   size_t stack_size;
   // `WEFT_SPAWN_*` bits.
   uint32_t flags;
+  // Optional: receives the new task's id (as `weft_task_id`) on success, also for a
+  // `WEFT_SPAWN_DETACHED` task, which has no handle to ask.
+  uint64_t *id_out;
 } weft_spawn_opts_t;
 
 // The caller's identity: the task's id (as `weft_task_id`) on a weft task, and a
@@ -368,6 +371,15 @@ weft_status_t weft_task_link_chan(struct weft_task_t *t, struct weft_chan_t *ch)
 // The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
 // the task exits; not a handle to join or detach unless it is the spawner's own.
 struct weft_task_t *weft_task_self(void);
+
+// Names the calling task (or thread): `name` is copied, and shown by
+// `weft_tasks_foreach`, in the checks' reports and, where the caller is an OS thread of
+// its own, by the system (`/proc`, debuggers; the first 15 bytes). `WEFT_EINVAL` for NULL.
+weft_status_t weft_task_set_name(const char *name);
+
+// The calling task's (or thread's) name, or NULL if it has none. Owned by weft, valid
+// until the caller ends (a later rename does not free it).
+const char *weft_task_name(void);
 
 // The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task.
 uint64_t weft_task_id(const struct weft_task_t *t);

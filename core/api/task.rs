@@ -1,5 +1,5 @@
 //! Tasks: spawn, join, detach, cancel, identity.
-use std::ffi::{c_void, CStr};
+use std::ffi::{c_char, c_void, CStr};
 use std::ptr;
 
 use weft_platform::*;
@@ -65,7 +65,12 @@ pub unsafe extern "C" fn weft_spawn(
         // SAFETY: a non-NULL name is the host's NUL-terminated string, copied here.
         let name = (!opts.name.is_null()).then(|| unsafe { CStr::from_ptr(opts.name) }.to_owned());
         let request = SpawnRequest { func, arg, name, stack_size: opts.stack_size, detached };
-        let handle = Task::spawn(rt, request)?.map_or(ptr::null_mut(), Task::as_handle);
+        let spawned = Task::spawn(rt, request)?;
+        if !opts.id_out.is_null() {
+            // SAFETY: the host's optional out-parameter, checked non-NULL.
+            unsafe { write_out(opts.id_out, spawned.id) };
+        }
+        let handle = spawned.task.map_or(ptr::null_mut(), Task::as_handle);
         if !out.is_null() {
             // SAFETY: checked non-NULL.
             unsafe { write_out(out, handle) };
@@ -136,6 +141,28 @@ pub unsafe extern "C" fn weft_task_link_chan(t: *mut weft_task_t, ch: *mut weft_
 #[no_mangle]
 pub extern "C" fn weft_task_self() -> *mut weft_task_t {
     task::current_handle()
+}
+
+/// Names the calling task (or thread): `name` is copied, and shown by
+/// `weft_tasks_foreach`, in the checks' reports and, where the caller is an OS thread of
+/// its own, by the system (`/proc`, debuggers; the first 15 bytes). `WEFT_EINVAL` for NULL.
+#[no_mangle]
+pub unsafe extern "C" fn weft_task_set_name(name: *const c_char) -> weft_status_t {
+    ffi("weft_task_set_name", || {
+        if name.is_null() {
+            fail!(WEFT_EINVAL, "name is NULL");
+        }
+        // SAFETY: the host's NUL-terminated string, copied.
+        task::rename_current(unsafe { CStr::from_ptr(name) }.to_owned());
+        Ok(())
+    })
+}
+
+/// The calling task's (or thread's) name, or NULL if it has none. Owned by weft, valid
+/// until the caller ends (a later rename does not free it).
+#[no_mangle]
+pub extern "C" fn weft_task_name() -> *const c_char {
+    crate::runtime::context::current().name_ptr()
 }
 
 /// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task.

@@ -118,7 +118,7 @@ pub unsafe extern "C" fn weft_tasks_foreach(
                 struct_size: std::mem::size_of::<weft_task_info_t>() as u32,
                 state: m.state,
                 id: m.ctx.id,
-                name: m.ctx.name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
+                name: m.ctx.name_ptr(),
                 task: m.ctx.task_handle(),
                 locals: m.locals.0,
                 nlocals: m.locals.1,

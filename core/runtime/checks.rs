@@ -103,8 +103,8 @@ fn lock_label(kind: &str, addr: usize) -> String {
 
 /// How a context is shown in reports.
 pub(crate) fn task_label(ctx: &Context) -> String {
-    match (&ctx.name, ctx.task.is_null()) {
-        (Some(name), _) => format!("task {} \"{}\"", ctx.id, name.to_string_lossy()),
+    match (ctx.name(), ctx.task.is_null()) {
+        (Some(name), _) => format!("task {} \"{name}\"", ctx.id),
         (None, false) => format!("task {}", ctx.id),
         (None, true) => format!("thread {} (not a task)", ctx.id),
     }

@@ -17,7 +17,9 @@ use crate::types::weft_task_t;
 pub(crate) struct Context {
     /// Unique for the life of the process; never 0.
     pub(crate) id: u64,
-    pub(crate) name: Option<CString>,
+    /// Every name the context has had, the current one last (empty: unnamed). Old names
+    /// are kept so that a pointer handed out stays valid until the context ends.
+    names: parking_lot::Mutex<Vec<CString>>,
     /// The handle of the task this context runs (as the host sees it), or NULL for a
     /// host thread. Valid while the task runs.
     pub(crate) task: *const weft_task_t,
@@ -44,7 +46,7 @@ impl Context {
     pub(crate) fn new(name: Option<CString>, task: *const weft_task_t) -> Context {
         Context {
             id: NEXT_ID.fetch_add(1, Relaxed),
-            name,
+            names: parking_lot::Mutex::new(name.into_iter().collect()),
             task,
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
@@ -106,6 +108,21 @@ impl Context {
     pub(crate) fn held_locks(&self) -> &mut Vec<usize> {
         // SAFETY: see above.
         unsafe { &mut *self.held.get() }
+    }
+
+    /// The current name, if any.
+    pub(crate) fn name(&self) -> Option<String> {
+        self.names.lock().last().map(|n| n.to_string_lossy().into_owned())
+    }
+
+    /// The current name as a C string valid until the context ends; NULL if unnamed.
+    pub(crate) fn name_ptr(&self) -> *const std::ffi::c_char {
+        self.names.lock().last().map_or(ptr::null(), |n| n.as_ptr())
+    }
+
+    /// Renames the context (the old names stay valid until it ends).
+    pub(crate) fn set_name(&self, name: CString) {
+        self.names.lock().push(name);
     }
 
     /// The task handle, for the host.

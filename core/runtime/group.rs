@@ -15,7 +15,7 @@ use weft_platform::*;
 use crate::ffi::error::{fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::shell::ShellPool;
-use crate::runtime::task::{SpawnRequest, Task};
+use crate::runtime::task::{SpawnRequest, Spawned, Task};
 use crate::runtime::Runtime;
 use crate::types::weft_task_fn;
 
@@ -108,7 +108,7 @@ impl Group {
         // (on this very thread, for a coroutine platform), and it may fail at once. A
         // failure that comes before the task is listed is seen just after.
         match Task::spawn(rt, req) {
-            Ok(Some(task)) => {
+            Ok(Spawned { task: Some(task), .. }) => {
                 task.retain();
                 self.state.lock().tasks.push(task);
                 if self.failed.load(Acquire) != 0 {
@@ -116,7 +116,7 @@ impl Group {
                 }
                 Ok(())
             }
-            Ok(None) => Ok(()),
+            Ok(Spawned { task: None, .. }) => Ok(()),
             Err(e) => {
                 // SAFETY: the task never ran; the box is still ours.
                 drop(unsafe { Box::from_raw(member) });

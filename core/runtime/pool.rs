@@ -22,7 +22,7 @@ use crate::ffi::error::{fail, Result};
 use crate::runtime::context;
 use crate::runtime::sync::cond::CondObject;
 use crate::runtime::sync::mutex::MutexObject;
-use crate::runtime::task::{SpawnRequest, Task};
+use crate::runtime::task::{SpawnRequest, Spawned, Task};
 use crate::runtime::Runtime;
 
 /// A body: `body(begin, end, ud)`, non-zero to fail.
@@ -137,8 +137,8 @@ impl Pool {
                 detached: false,
             };
             match Task::spawn(rt, request) {
-                Ok(Some(task)) => workers.push(task),
-                Ok(None) => {}
+                Ok(Spawned { task: Some(task), .. }) => workers.push(task),
+                Ok(Spawned { task: None, .. }) => {}
                 Err(e) if workers.is_empty() => return Err(e),
                 Err(_) => break, // fewer workers than CPUs: still a pool
             }

@@ -175,8 +175,8 @@ impl World {
             .lock()
             .iter()
             .filter(|c| c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING)
-            .map(|c| match (&c.name, c.task.is_null()) {
-                (Some(name), _) => format!("task \"{}\" (id {})", name.to_string_lossy(), c.id),
+            .map(|c| match (c.name(), c.task.is_null()) {
+                (Some(name), _) => format!("task \"{name}\" (id {})", c.id),
                 (None, false) => format!("task id {}", c.id),
                 (None, true) => format!("attached thread id {}", c.id),
             })

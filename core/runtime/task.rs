@@ -87,6 +87,13 @@ pub(crate) struct SpawnRequest {
     pub(crate) detached: bool,
 }
 
+/// What `Task::spawn` started.
+pub(crate) struct Spawned {
+    /// The handle; None for a detached task.
+    pub(crate) task: Option<&'static Task>,
+    pub(crate) id: u64,
+}
+
 impl Task {
     fn state(&self) -> &TaskState {
         // SAFETY: a live shell's state lives until its last owner lets go, and the
@@ -102,8 +109,8 @@ impl Task {
         self.state().ctx.id
     }
 
-    /// Starts a task; its handle, or None for a detached one.
-    pub(crate) fn spawn(rt: &'static Runtime, req: SpawnRequest) -> Result<Option<&'static Task>> {
+    /// Starts a task; its handle (None for a detached one) and its id.
+    pub(crate) fn spawn(rt: &'static Runtime, req: SpawnRequest) -> Result<Spawned> {
         rt.begin_task()?;
         let shell = SHELLS.take(|| Task {
             tag: AtomicU32::new(0),
@@ -145,12 +152,13 @@ impl Task {
             fail!(WEFT_EINTERNAL, "the platform failed without a status");
         }
         *shell.state().plat.lock() = plat;
+        let id = shell.id();
         if req.detached {
             shell.handle.store(HANDLE_GONE, SeqCst);
             shell.release_handle();
-            return Ok(None);
+            return Ok(Spawned { task: None, id });
         }
-        Ok(Some(shell))
+        Ok(Spawned { task: Some(shell), id })
     }
 
     /// Adds an owner (a group keeps the shell until it has joined the task).
@@ -320,6 +328,27 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
     context::enter(previous);
     shell.let_go();
     rt.end_task();
+}
+
+/// Renames the caller (task or thread) and, where the caller is an OS thread of its own
+/// (a host thread, or a task of a platform whose tasks are OS threads), the thread too.
+pub(crate) fn rename_current(name: CString) {
+    let ctx = context::current();
+    let own_thread = ctx.task.is_null()
+        || crate::runtime::safepoint::caller_runtime().is_some_and(|rt| rt.table.caps & WEFT_CAP_OS_THREADS != 0);
+    if own_thread {
+        // The kernel keeps 15 bytes; cut on a character boundary.
+        let text = name.to_string_lossy();
+        let mut len = text.len().min(15);
+        while !text.is_char_boundary(len) {
+            len -= 1;
+        }
+        if let Ok(short) = CString::new(&text.as_bytes()[..len]) {
+            // SAFETY: the calling thread's own handle and a NUL-terminated name.
+            unsafe { libc::pthread_setname_np(libc::pthread_self(), short.as_ptr()) };
+        }
+    }
+    ctx.set_name(name);
 }
 
 /// The calling task's handle, or NULL on a thread that is not a weft task.

@@ -359,3 +359,37 @@ TEST_IMPL(parking_under_stop_and_identity) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* A detached spawn tells its id; a task (or thread) renames itself and is shown so. */
+static int32_t rename_self(void *arg, void **result) {
+  (void)result;
+  if (weft_task_set_name("renamed-task") != WEFT_OK) return 1;
+  const char *name = weft_task_name();
+  if (name == NULL || strcmp(name, "renamed-task") != 0) return 2;
+  *(uint64_t *)arg = weft_self_id();
+  return 0;
+}
+
+TEST_IMPL(spawn_id_out_and_names) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  uint64_t id = 0, seen = 0;
+  opts.id_out = &id;
+  opts.name = "first-name";
+  weft_task_t *t = NULL;
+  ASSERT_OK(weft_spawn(rt, rename_self, &seen, &opts, &t));
+  ASSERT(id != 0 && id == weft_task_id(t));
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT(seen == id);
+  opts.flags = WEFT_SPAWN_DETACHED;
+  uint64_t detached_id = 0;
+  opts.id_out = &detached_id;
+  ASSERT_OK(weft_spawn(rt, rename_self, &seen, &opts, NULL));
+  ASSERT(detached_id != 0 && detached_id != id);
+  ASSERT_OK(weft_runtime_drain(rt, WEFT_FOREVER));
+  ASSERT(seen == detached_id);
+  ASSERT_STATUS(WEFT_EINVAL, weft_task_set_name(NULL));
+  test_close_runtime(rt);
+  return TEST_OK;
+}

@@ -70,6 +70,8 @@ pub const SECTIONS: &[Section] = &[
             "weft_task_cancelled",
             "weft_task_link_chan",
             "weft_self_id",
+            "weft_task_set_name",
+            "weft_task_name",
         ],
         extra: "",
     },
