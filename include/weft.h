@@ -259,6 +259,12 @@ const struct weft_platform_info_t *weft_runtime_platform(const struct weft_runti
 // of the header it was built with). Static.
 const char *weft_version(void);
 
+// Names the runtime that statically initialised mutexes, conditions and rwlocks
+// (`WEFT_MUTEX_INIT`, `WEFT_COND_INIT`, `WEFT_RWLOCK_INIT`) bind to on their first use.
+// Without it they bind to the caller's runtime (a task's, an attached thread's), else to
+// the runtime opened last. NULL forgets the choice.
+weft_status_t weft_set_default_runtime(struct weft_runtime_t *rt);
+
 /* ==================================================================================== */
 /* Time                                                                                 */
 /* ==================================================================================== */
@@ -482,6 +488,20 @@ weft_status_t weft_local_set(weft_key_t key, void *value);
 // their errors: a relock by the owner is WEFT_EDEADLK (or counted, for a
 // recursive mutex), an unlock by anyone else WEFT_EPERM.
 
+// The first word of a statically initialised sync object: the tag weft reads at
+// offset 0, in the host's byte order.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag) << 32)
+#else
+#define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag))
+#endif
+
+// Static initialiser of a (plain) weft_mutex_t in static storage: the mutex binds
+// to a runtime on first use (weft_set_default_runtime names which; else the
+// caller's, else the one opened last), with every check afterwards as if
+// weft_mutex_init had been called. weft_mutex_destroy works on it, used or not.
+#define WEFT_MUTEX_INIT {{WEFT_STATIC_TAG_(0x574d5453u)}}
+
 // Size in bytes of `weft_mutex_t`; part of the ABI.
 #define WEFT_MUTEX_SIZE 64
 
@@ -534,6 +554,9 @@ weft_status_t weft_mutex_set_name(struct weft_mutex_t *m, const char *name);
 // Conditions live in host memory and are used with a weft mutex. Waits are
 // cancellation points; spurious wake-ups happen.
 
+// Static initialiser of a weft_cond_t (binds on first use, as WEFT_MUTEX_INIT).
+#define WEFT_COND_INIT {{WEFT_STATIC_TAG_(0x57435453u)}}
+
 // Size in bytes of `weft_cond_t`; part of the ABI.
 #define WEFT_COND_SIZE 64
 
@@ -570,6 +593,9 @@ weft_status_t weft_cond_broadcast(struct weft_cond_t *c);
 /* ==================================================================================== */
 
 // Readers-writer locks live in host memory; writers are not starved.
+
+// Static initialiser of a weft_rwlock_t (binds on first use, as WEFT_MUTEX_INIT).
+#define WEFT_RWLOCK_INIT {{WEFT_STATIC_TAG_(0x57525453u)}}
 
 // Size in bytes of `weft_rwlock_t`; part of the ABI.
 #define WEFT_RWLOCK_SIZE 80

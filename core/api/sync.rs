@@ -4,25 +4,72 @@ use std::ffi::c_char;
 use weft_platform::*;
 
 use super::{non_null, open_runtime};
-use crate::ffi::error::{ffi, Result};
+use std::sync::atomic::{AtomicPtr, Ordering::Acquire, Ordering::Release};
+
+use crate::ffi::error::{fail, ffi, Result};
 use crate::ffi::handle::{self, Handle};
-use crate::runtime::sync::cond::CondObject;
-use crate::runtime::sync::mutex::MutexObject;
-use crate::runtime::sync::rwlock::{Access, RwLockObject};
+use crate::runtime::sync::cond::{CondKind, CondObject};
+use crate::runtime::sync::mutex::{MutexKind, MutexObject};
+use crate::runtime::sync::rwlock::{Access, RwLockKind, RwLockObject};
 use crate::runtime::sync::{SyncKind, SyncObject};
-use crate::runtime::{checks, context};
+use crate::runtime::{checks, context, implicit_runtime, Runtime};
 use crate::types::weft_runtime_t;
 
 /// A live object of kind `K` in host memory, whose runtime is open.
 fn live<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K>> {
-    let obj = handle::check::<SyncObject<K>>(ptr.cast())?;
+    let obj = destroyable::<K>(ptr)?;
     obj.open_runtime()?;
     Ok(obj)
 }
 
-/// A live object for a destroy: its runtime may be closed.
+/// A live object for a destroy: its runtime may be closed. A statically initialised
+/// object (`WEFT_MUTEX_INIT`...) binds to the default runtime on this first use.
 fn destroyable<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K>> {
-    handle::check::<SyncObject<K>>(ptr.cast())
+    match handle::check::<SyncObject<K>>(ptr.cast()) {
+        Ok(obj) => Ok(obj),
+        // SAFETY: the host's object memory, non-NULL, of the public type's size.
+        Err(_) if !ptr.is_null() && unsafe { SyncObject::<K>::bind_static(ptr.cast(), default_runtime)? } => {
+            handle::check::<SyncObject<K>>(ptr.cast())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A static object never used, destroyed: nothing to give back.
+fn destroyed_unbound<K: SyncKind>(ptr: *mut impl Sized) -> bool {
+    // SAFETY: as in `destroyable`; only the atomic tag is read and changed.
+    !ptr.is_null() && unsafe { &*(ptr as *const SyncObject<K>) }.destroy_unbound()
+}
+
+static DEFAULT_RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The runtime a static object binds to: the one set with `weft_set_default_runtime`,
+/// else the caller's (a task's, an attached thread's), else the one opened last.
+fn default_runtime() -> Result<&'static Runtime> {
+    // SAFETY: runtimes are never freed.
+    let chosen = unsafe { DEFAULT_RUNTIME.load(Acquire).as_ref() };
+    match chosen.filter(|rt| rt.is_open()).or_else(implicit_runtime) {
+        Some(rt) => Ok(rt),
+        None => fail!(
+            WEFT_EINVAL,
+            "a statically initialised object binds to a runtime on first use, and none is open \
+             (open one, or name it with weft_set_default_runtime)"
+        ),
+    }
+}
+
+/// Names the runtime that statically initialised mutexes, conditions and rwlocks
+/// (`WEFT_MUTEX_INIT`, `WEFT_COND_INIT`, `WEFT_RWLOCK_INIT`) bind to on their first use.
+/// Without it they bind to the caller's runtime (a task's, an attached thread's), else to
+/// the runtime opened last. NULL forgets the choice.
+#[no_mangle]
+pub unsafe extern "C" fn weft_set_default_runtime(rt: *mut weft_runtime_t) -> weft_status_t {
+    ffi("weft_set_default_runtime", || {
+        let chosen =
+            if rt.is_null() { std::ptr::null_mut() } else { open_runtime(rt)? as *const Runtime as *mut Runtime };
+        DEFAULT_RUNTIME.store(chosen, Release);
+        Ok(())
+    })
 }
 
 /// Writes a fresh object of kind `K` at `ptr` for `init`.
@@ -52,7 +99,12 @@ pub unsafe extern "C" fn weft_mutex_init(rt: *mut weft_runtime_t, m: *mut weft_m
 /// held. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status_t {
-    ffi("weft_mutex_destroy", || destroyable::<_>(m).and_then(MutexObject::destroy_mutex))
+    ffi("weft_mutex_destroy", || {
+        if destroyed_unbound::<MutexKind>(m) {
+            return Ok(());
+        }
+        destroyable::<_>(m).and_then(MutexObject::destroy_mutex)
+    })
 }
 
 /// Locks the mutex, waiting as long as it takes (inside a blocking region while it
@@ -159,7 +211,12 @@ pub unsafe extern "C" fn weft_cond_init(rt: *mut weft_runtime_t, c: *mut weft_co
 /// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 #[no_mangle]
 pub unsafe extern "C" fn weft_cond_destroy(c: *mut weft_cond_t) -> weft_status_t {
-    ffi("weft_cond_destroy", || destroyable::<_>(c).and_then(CondObject::destroy_cond))
+    ffi("weft_cond_destroy", || {
+        if destroyed_unbound::<CondKind>(c) {
+            return Ok(());
+        }
+        destroyable::<_>(c).and_then(CondObject::destroy_cond)
+    })
 }
 
 fn wait(function: &'static str, c: *mut weft_cond_t, m: *mut weft_mutex_t, deadline: i64) -> weft_status_t {
@@ -229,7 +286,12 @@ pub unsafe extern "C" fn weft_rwlock_init(rt: *mut weft_runtime_t, l: *mut weft_
 /// `WEFT_EINVAL`. Allowed after the runtime closed.
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_destroy(l: *mut weft_rwlock_t) -> weft_status_t {
-    ffi("weft_rwlock_destroy", || destroyable::<_>(l).and_then(RwLockObject::destroy_rwlock))
+    ffi("weft_rwlock_destroy", || {
+        if destroyed_unbound::<RwLockKind>(l) {
+            return Ok(());
+        }
+        destroyable::<_>(l).and_then(RwLockObject::destroy_rwlock)
+    })
 }
 
 fn acquire(function: &'static str, l: *mut weft_rwlock_t, access: Access, try_only: bool) -> weft_status_t {

@@ -331,3 +331,45 @@ TEST_IMPL(mutex_held_across_close) {
   ASSERT_OK(weft_mutex_destroy(&m));
   return TEST_OK;
 }
+
+/* Objects in static storage: WEFT_MUTEX_INIT, WEFT_COND_INIT, WEFT_RWLOCK_INIT bind to
+ * the default runtime on first use and are checked as usual afterwards. */
+static weft_mutex_t static_mutex = WEFT_MUTEX_INIT;
+static weft_cond_t static_cond = WEFT_COND_INIT;
+static weft_rwlock_t static_rwlock = WEFT_RWLOCK_INIT;
+static weft_mutex_t never_used = WEFT_MUTEX_INIT;
+static long static_count;
+
+static int32_t bump_static(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  for (int i = 0; i < 10000; i++) {
+    if (weft_mutex_lock(&static_mutex) != WEFT_OK) return 1;
+    static_count++;
+    weft_mutex_unlock(&static_mutex);
+  }
+  return 0;
+}
+
+TEST_IMPL(mutex_static_initialisers) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_set_default_runtime(rt));
+  weft_task_t *t[4];
+  for (int i = 0; i < 4; i++) t[i] = test_spawn(rt, bump_static, NULL); /* first use races */
+  for (int i = 0; i < 4; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(static_count, 40000);
+  ASSERT_OK(weft_mutex_lock(&static_mutex));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock(&static_mutex)); /* checked as any mutex */
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&static_cond, &static_mutex, test_after_ms(rt, 1)));
+  ASSERT_OK(weft_mutex_unlock(&static_mutex));
+  ASSERT_OK(weft_rwlock_read_lock(&static_rwlock));
+  ASSERT_OK(weft_rwlock_unlock(&static_rwlock));
+  ASSERT_OK(weft_mutex_destroy(&never_used)); /* never used: nothing to give back */
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&never_used));
+  ASSERT_OK(weft_mutex_destroy(&static_mutex));
+  ASSERT_OK(weft_cond_destroy(&static_cond));
+  ASSERT_OK(weft_rwlock_destroy(&static_rwlock));
+  ASSERT_OK(weft_set_default_runtime(NULL));
+  test_close_runtime(rt);
+  return TEST_OK;
+}

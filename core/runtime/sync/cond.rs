@@ -18,6 +18,8 @@ const TAG_COND: u32 = 0x5743_4e44;
 impl SyncKind for CondKind {
     const KIND: &'static str = "condition";
     const INIT_FN: &'static str = "weft_cond_init";
+    const STATIC: u32 = 0x5743_5453;
+    const STATIC_LIVE: u32 = TAG_COND;
     const LIVE: &'static [u32] = &[TAG_COND];
     type Extra = ();
     type Bytes = [u64; WEFT_PLATFORM_COND_BYTES as usize / 8];

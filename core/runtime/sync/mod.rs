@@ -10,7 +10,9 @@
 //! The runtime keeps this bookkeeping beside the plugin's lock, so every platform gets
 //! the same error checks.
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicPtr, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use weft_platform::*;
 
@@ -25,6 +27,8 @@ pub(crate) mod rwlock;
 
 /// The tag of a destroyed object, whatever it was.
 const TAG_DESTROYED: u32 = 0xdead_0b1e;
+/// The tag of a static object while one caller binds it to a runtime.
+const TAG_BINDING: u32 = 0x5742_4e44;
 
 /// What distinguishes one kind of sync object from another.
 pub(crate) trait SyncKind: 'static {
@@ -32,6 +36,10 @@ pub(crate) trait SyncKind: 'static {
     const KIND: &'static str;
     /// The function that initialises one.
     const INIT_FN: &'static str;
+    /// The tag of a statically initialised object (`WEFT_MUTEX_INIT`...), and the live
+    /// tag it gets when it binds to a runtime on first use.
+    const STATIC: u32;
+    const STATIC_LIVE: u32;
     const LIVE: &'static [u32];
     /// Per-kind state after the common header.
     type Extra;
@@ -96,7 +104,11 @@ impl<K: SyncKind> SyncObject<K> {
     }
 
     fn init_plugin_bytes(&self, rt: &Runtime) -> Result<()> {
-        debug_assert!(self.tag.load(Relaxed) == 0);
+        self.init_plugin_bytes_from(rt, 0)
+    }
+
+    fn init_plugin_bytes_from(&self, rt: &Runtime, tag: u32) -> Result<()> {
+        debug_assert!(self.tag.load(Relaxed) == tag);
         check_plugin(plat_init(K::plugin_init(&rt.table), rt.prt, self.plugin_bytes()), || {
             format!("the platform could not initialise the {}", K::KIND)
         })
@@ -112,6 +124,54 @@ impl<K: SyncKind> SyncObject<K> {
         object.init_plugin_bytes(rt)?;
         object.tag.store(tag, Release);
         Ok(object)
+    }
+
+    /// If `ptr` holds this kind's static initialiser, binds it to `rt` on this first use
+    /// (or waits while another caller does). False if it holds something else.
+    ///
+    /// # Safety
+    /// `ptr` is the host's, non-NULL, and addresses an object of the public type's size
+    /// and alignment.
+    pub(crate) unsafe fn bind_static(ptr: *mut Self, rt: impl FnOnce() -> Result<&'static Runtime>) -> Result<bool> {
+        // SAFETY: the tag is the first field, read atomically (see above).
+        let tag = unsafe { &(*ptr).tag };
+        loop {
+            match tag.compare_exchange(K::STATIC, TAG_BINDING, Acquire, Acquire) {
+                Ok(_) => break,
+                Err(TAG_BINDING) => std::thread::yield_now(),
+                Err(found) => return Ok(K::LIVE.contains(&found)),
+            }
+        }
+        let rt = match rt() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tag.store(K::STATIC, Release);
+                return Err(e);
+            }
+        };
+        // SAFETY: this caller won the binding: nobody else writes the object, and other
+        // callers only read the tag (and wait) until it is live.
+        let object = unsafe {
+            std::ptr::addr_of_mut!((*ptr).count).write(AtomicU32::new(0));
+            std::ptr::addr_of_mut!((*ptr).rt).write(AtomicPtr::new(rt as *const Runtime as *mut Runtime));
+            std::ptr::addr_of_mut!((*ptr).extra).write(K::new_extra());
+            std::ptr::addr_of_mut!((*ptr).plugin).write(K::new_bytes());
+            &*ptr
+        };
+        if let Err(e) = object.init_plugin_bytes_from(rt, TAG_BINDING) {
+            tag.store(K::STATIC, Release);
+            return Err(e);
+        }
+        if rt.checks.on() {
+            rt.checks.created(K::KIND, object.addr());
+        }
+        tag.store(K::STATIC_LIVE, Release);
+        Ok(true)
+    }
+
+    /// A static object never used: destroying it only marks it destroyed.
+    pub(crate) fn destroy_unbound(&self) -> bool {
+        self.tag.compare_exchange(K::STATIC, TAG_DESTROYED, AcqRel, Acquire).is_ok()
     }
 
     /// The object's address: its identity in reports and in the checks' graphs.

@@ -23,6 +23,8 @@ const TAG_RECURSIVE: u32 = 0x574d_5452;
 impl SyncKind for MutexKind {
     const KIND: &'static str = "mutex";
     const INIT_FN: &'static str = "weft_mutex_init";
+    const STATIC: u32 = 0x574d_5453;
+    const STATIC_LIVE: u32 = TAG_PLAIN;
     const LIVE: &'static [u32] = &[TAG_PLAIN, TAG_RECURSIVE];
     /// The owner's context id; 0 when free.
     type Extra = AtomicU64;

@@ -23,6 +23,8 @@ const TAG_RWLOCK: u32 = 0x5752_574c;
 impl SyncKind for RwLockKind {
     const KIND: &'static str = "rwlock";
     const INIT_FN: &'static str = "weft_rwlock_init";
+    const STATIC: u32 = 0x5752_5453;
+    const STATIC_LIVE: u32 = TAG_RWLOCK;
     const LIVE: &'static [u32] = &[TAG_RWLOCK];
     /// The writer's context id; 0 when none.
     type Extra = AtomicU64;

@@ -40,6 +40,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_platform_info_t",
             "weft_config_init",
             "weft_runtime_*",
+            "weft_set_default_runtime",
             "weft_version",
         ],
         extra: "",
@@ -96,20 +97,33 @@ pub const SECTIONS: &[Section] = &[
                their errors: a relock by the owner is WEFT_EDEADLK (or counted, for a\n\
                recursive mutex), an unlock by anyone else WEFT_EPERM.",
         items: &["WEFT_MUTEX_*", "weft_mutex_*"],
-        extra: "",
+        extra: "// The first word of a statically initialised sync object: the tag weft reads at\n\
+                // offset 0, in the host's byte order.\n\
+                #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__\n\
+                #define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag) << 32)\n\
+                #else\n\
+                #define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag))\n\
+                #endif\n\n\
+                // Static initialiser of a (plain) weft_mutex_t in static storage: the mutex binds\n\
+                // to a runtime on first use (weft_set_default_runtime names which; else the\n\
+                // caller's, else the one opened last), with every check afterwards as if\n\
+                // weft_mutex_init had been called. weft_mutex_destroy works on it, used or not.\n\
+                #define WEFT_MUTEX_INIT {{WEFT_STATIC_TAG_(0x574d5453u)}}\n",
     },
     Section {
         title: "Condition variables",
         lead: "Conditions live in host memory and are used with a weft mutex. Waits are\n\
                cancellation points; spurious wake-ups happen.",
         items: &["WEFT_COND_*", "weft_cond_*"],
-        extra: "",
+        extra: "// Static initialiser of a weft_cond_t (binds on first use, as WEFT_MUTEX_INIT).\n\
+                #define WEFT_COND_INIT {{WEFT_STATIC_TAG_(0x57435453u)}}\n",
     },
     Section {
         title: "Readers-writer locks",
         lead: "Readers-writer locks live in host memory; writers are not starved.",
         items: &["WEFT_RWLOCK_*", "weft_rwlock_*"],
-        extra: "",
+        extra: "// Static initialiser of a weft_rwlock_t (binds on first use, as WEFT_MUTEX_INIT).\n\
+                #define WEFT_RWLOCK_INIT {{WEFT_STATIC_TAG_(0x57525453u)}}\n",
     },
     Section {
         title: "Parking, semaphores, barriers, once",
