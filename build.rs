@@ -43,6 +43,15 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=WEFT_GENERATED_HEADERS={}", out.display());
+    soname();
+}
+
+/// libweft.so carries the SONAME `libweft.so.MAJOR`, so a program records the ABI it
+/// was linked against; `cmake --install` installs `libweft.so.MAJOR.MINOR.PATCH` with
+/// the `libweft.so.MAJOR` and `libweft.so` links (the policy: docs/versioning.md).
+fn soname() {
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libweft.so.{major}");
 }
 
 fn generate(builder: cbindgen::Builder, config: cbindgen::Config) -> String {
@@ -60,6 +69,18 @@ fn version_macros() -> String {
         part("CARGO_PKG_VERSION_MINOR"),
         part("CARGO_PKG_VERSION_PATCH"),
         part("CARGO_PKG_VERSION"),
+    ) + &version_number_macro()
+}
+
+/// `WEFT_VERSION_NUMBER`: MAJOR * 1000000 + MINOR * 1000 + PATCH, for `#if` tests (the
+/// same number as `weft_version_number()` returns).
+fn version_number_macro() -> String {
+    let part = |name: &str| env::var(name).unwrap().parse::<u64>().unwrap();
+    let number = part("CARGO_PKG_VERSION_MAJOR") * 1_000_000
+        + part("CARGO_PKG_VERSION_MINOR") * 1_000
+        + part("CARGO_PKG_VERSION_PATCH");
+    format!(
+        "/* MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if; weft_version_number() returns the\n   library's own. */\n#define WEFT_VERSION_NUMBER {number}\n"
     )
 }
 

@@ -11,6 +11,7 @@ mod host;
 mod internal_lock;
 mod keys;
 mod loader;
+mod plugin_dirs;
 mod sized;
 mod sync_object;
 

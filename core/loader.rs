@@ -4,7 +4,7 @@
 //! the runtime no longer tracks (a detached task finishing, a thread-exit destructor).
 //! Every refusal is `WEFT_EPLUGIN` with a message that names the path and the reason;
 //! a refused library is closed again before anything of it ran but its entry function.
-use std::ffi::{c_void, CStr, CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io::Read;
 use std::mem::{offset_of, size_of};
 use std::os::unix::ffi::OsStrExt;
@@ -91,21 +91,6 @@ pub(crate) fn secure_env(name: &CStr) -> Option<Vec<u8>> {
     (!bytes.is_empty()).then_some(bytes)
 }
 
-/// The directory libweft itself was loaded from (the executable's, when linked
-/// statically).
-fn own_directory() -> Option<PathBuf> {
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    let anchor = crate::runtime::weft_version as *const c_void;
-    // SAFETY: dladdr only reads the address and fills `info`.
-    if unsafe { libc::dladdr(anchor, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dli_fname is a NUL-terminated path owned by the dynamic linker.
-    let file = Path::new(OsStr::from_bytes(unsafe { CStr::from_ptr(info.dli_fname) }.to_bytes()));
-    let file = std::fs::canonicalize(file).ok()?;
-    file.parent().map(Path::to_path_buf)
-}
-
 fn is_plugin_name(spec: &[u8]) -> bool {
     !spec.is_empty() && spec.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
 }
@@ -124,16 +109,7 @@ fn resolve(spec: &[u8]) -> Result<PathBuf> {
     }
     let file = format!("libweft_{shown}.so");
     let mut looked = Vec::new();
-    let mut candidates = Vec::new();
-    if let Some(dir) = own_directory() {
-        candidates.push((dir, "next to libweft"));
-    }
-    if let Some(paths) = secure_env(c"WEFT_PLUGIN_PATH") {
-        for dir in paths.split(|b| *b == b':').filter(|d| !d.is_empty()) {
-            candidates.push((PathBuf::from(OsStr::from_bytes(dir)), "$WEFT_PLUGIN_PATH"));
-        }
-    }
-    for (dir, why) in candidates {
+    for (dir, why) in crate::plugin_dirs::search_dirs() {
         let path = dir.join(&file);
         if path.is_file() {
             return Ok(path);
@@ -151,6 +127,7 @@ pub(crate) fn load(spec: Option<&CStr>) -> Result<&'static Platform> {
         Some(s) => s.to_bytes().to_vec(),
         None => secure_env(c"WEFT_PLATFORM").unwrap_or_else(|| b"native".to_vec()),
     };
+    crate::plugin_dirs::refuse_fully_static_program()?;
     let path = resolve(&spec)?;
     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
     let mut loaded = LOADED.lock();

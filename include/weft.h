@@ -37,6 +37,9 @@
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
 #define WEFT_VERSION_STRING "0.1.0"
+/* MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if; weft_version_number() returns the
+   library's own. */
+#define WEFT_VERSION_NUMBER 1000
 
 // `weft_chan_new` capacity: the channel never fills; a send never waits (it fails
 // with WEFT_ENOMEM only when memory runs out). (WEFT_CHAN_UNBOUNDED in Rust; written
@@ -563,6 +566,11 @@ weft_status_t weft_sleep_until(struct weft_runtime_t *rt, int64_t deadline);
 // The library's version, "MAJOR.MINOR.PATCH" (the same as the `WEFT_VERSION_*` macros
 // of the header it was built with). Static.
 const char *weft_version(void);
+
+// The library's version as one number, MAJOR * 1000000 + MINOR * 1000 + PATCH (0.1.0
+// is 1000): compare it with the `WEFT_VERSION_NUMBER` of the header a program was
+// compiled with to find a library older than the header.
+uint32_t weft_version_number(void);
 
 // Initialises the rwlock in host memory at `l`. The host owns the memory; it must stay
 // in place until `weft_rwlock_destroy`.
