@@ -35,7 +35,7 @@ install(FILES ${WEFT_LIB_DIR}/libweft.so
   DESTINATION ${CMAKE_INSTALL_LIBDIR} RENAME libweft.so.${PROJECT_VERSION} PERMISSIONS ${weft_exe_perms})
 install(FILES ${WEFT_LIB_DIR}/libweft.a DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${WEFT_LIB_DIR}/libweft_native.so DESTINATION ${WEFT_PLUGIN_INSTALL_DIR} PERMISSIONS ${weft_exe_perms})
-install(TARGETS weft_pthread LIBRARY DESTINATION ${WEFT_PLUGIN_INSTALL_DIR})
+install(TARGETS weft_pthread LIBRARY DESTINATION ${WEFT_PLUGIN_INSTALL_DIR} PERMISSIONS ${weft_exe_perms})
 
 # The CMake package: relocatable (paths relative to weftConfig.cmake itself).
 file(RELATIVE_PATH WEFT_CONFIG_TO_PREFIX /weft-root/${WEFT_CMAKE_INSTALL_DIR} /weft-root)

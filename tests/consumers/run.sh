@@ -43,7 +43,7 @@ check() {
   local name=$1 program=$2 out
   if ! out=$(cd / && env -i "$program" 2>&1); then
     fail "$name: $out"
-  elif [ "$out" != "weft 0.1.0: platform native from $plugin" ] && ! grep -qF "platform native from $plugin" <<<"$out"; then
+  elif ! grep -qF "platform native from $plugin" <<<"$out"; then
     fail "$name: expected the plugin $plugin, got: $out"
   else
     pass "$name ($out)"
