@@ -13,6 +13,7 @@ mod keys;
 mod loader;
 mod plugin_dirs;
 mod sized;
+mod stack;
 mod sync_object;
 
 pub mod blob;
@@ -25,4 +26,5 @@ pub mod safepoint;
 pub mod select;
 pub mod task;
 
+pub use stack::{WEFT_DEFAULT_STACK_SIZE, WEFT_MIN_STACK_SIZE};
 pub use weft_platform::status::*;

@@ -41,7 +41,9 @@ pub struct weft_spawn_opts_t {
     /// The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
     /// can, by debuggers. NULL: unnamed.
     pub name: *const c_char,
-    /// Stack size in bytes; 0 = the platform's default.
+    /// Stack size in bytes, a minimum: raised to `WEFT_MIN_STACK_SIZE` (64 KiB) and
+    /// rounded up to whole pages. 0 = `WEFT_DEFAULT_STACK_SIZE` (8 MiB). The same on every
+    /// platform.
     pub stack_size: usize,
     /// `WEFT_SPAWN_*` bits.
     pub flags: u32,
@@ -176,7 +178,7 @@ pub unsafe extern "C" fn weft_spawn(
         });
         let plat_opts = weft_plat_spawn_t {
             struct_size: std::mem::size_of::<weft_plat_spawn_t>() as u32,
-            stack_size: opts.stack_size,
+            stack_size: crate::stack::effective_stack_size(opts.stack_size),
             name: name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
         };
         let running_ref = Arc::into_raw(Arc::clone(&task)) as *mut c_void;

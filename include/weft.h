@@ -111,6 +111,14 @@
 // How many keys a process may create (as PTHREAD_KEYS_MAX).
 #define WEFT_KEYS_MAX 1024
 
+// The stack size of a task spawned with `stack_size` 0: 8 MiB, glibc's usual default
+// for a pthread, on every platform.
+#define WEFT_DEFAULT_STACK_SIZE (8 << 20)
+
+// The smallest stack weft gives a task (smaller requests are raised to it): less could
+// not run the runtime's own bookkeeping around the task function.
+#define WEFT_MIN_STACK_SIZE (64 << 10)
+
 // `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock.
 #define WEFT_MUTEX_RECURSIVE 1
 
@@ -293,7 +301,9 @@ typedef struct weft_spawn_opts_t {
   // The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
   // can, by debuggers. NULL: unnamed.
   const char *name;
-  // Stack size in bytes; 0 = the platform's default.
+  // Stack size in bytes, a minimum: raised to `WEFT_MIN_STACK_SIZE` (64 KiB) and
+  // rounded up to whole pages. 0 = `WEFT_DEFAULT_STACK_SIZE` (8 MiB). The same on every
+  // platform.
   size_t stack_size;
   // `WEFT_SPAWN_*` bits.
   uint32_t flags;
