@@ -24,7 +24,7 @@ use crate::sized::read_sized;
 /// Called on each element a channel still holds when its last reference goes:
 /// `elem` points to the element's `elem_size` bytes (valid during the call only), `ud`
 /// is `weft_chan_opts_t.drop_ud`.
-pub type weft_chan_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
+pub type weft_chan_drop_fn = Option<unsafe extern "C-unwind" fn(elem: *mut c_void, ud: *mut c_void)>;
 
 /// Options for `weft_chan_new`. Initialise with `weft_chan_opts_init`. Borrowed for the
 /// call only.
@@ -393,10 +393,15 @@ pub unsafe extern "C" fn weft_chan_release(ch: *mut weft_chan_t) {
         shell.magic.store(CHAN_RELEASED, Release);
         let drop_fn = shell.elem_drop.load(Relaxed);
         // SAFETY: stored from a `weft_chan_drop_fn` in weft_chan_new.
-        let drop_fn: weft_plat_elem_drop_fn = (!drop_fn.is_null()).then(|| unsafe {
-            std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(drop_fn)
+        let host_drop = (!drop_fn.is_null()).then(|| crate::callback::HostElemDrop {
+            elem_drop: unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "C-unwind" fn(*mut c_void, *mut c_void)>(drop_fn)
+            },
+            ud: shell.drop_ud.load(Relaxed),
         });
-        plat_call!(c.rt.table, chan_free(c.plat(), drop_fn, shell.drop_ud.load(Relaxed)));
+        // The plugin calls weft's trampoline, which calls the host's elem_drop.
+        let (drop_fn, drop_ud) = crate::callback::plugin_elem_drop(host_drop.as_ref());
+        plat_call!(c.rt.table, chan_free(c.plat(), drop_fn, drop_ud));
         shell.plat.store(ptr::null_mut(), Relaxed);
         SHELLS.lock().push(ch as usize);
         Ok(())

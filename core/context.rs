@@ -88,7 +88,7 @@ impl Context {
                 }
                 if let Some(dtor) = keys::destructor(index) {
                     // SAFETY: the host registered `dtor` for values of this key.
-                    unsafe { dtor(value) };
+                    crate::callback::host_call("a task-local slot destructor", || unsafe { dtor(value) });
                 }
             }
         }

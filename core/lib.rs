@@ -5,6 +5,7 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)] // every exported function documents its contract in weft.h
 
+mod callback;
 mod context;
 mod error;
 mod host;

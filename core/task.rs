@@ -15,6 +15,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use weft_platform::*;
 
+use crate::callback::host_call;
 use crate::context::{self, Context};
 use crate::error::{check_plugin, clear_plugin_detail, fail, ffi, ffi_value, Result};
 use crate::loader::plat_call;
@@ -25,7 +26,7 @@ use crate::sized::read_sized;
 /// A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
 /// It may store a pointer in `*result` for the joiner. A non-zero return means the task
 /// failed with that code; `weft_join` reports it.
-pub type weft_task_fn = Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
+pub type weft_task_fn = Option<unsafe extern "C-unwind" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
 
 /// `weft_spawn_opts_t.flags`: the task is detached from the start; `weft_spawn` returns
 /// no handle (its `out` may be NULL and is set to NULL).
@@ -66,7 +67,7 @@ pub struct weft_task_t {
     magic: AtomicU32,
     pub(crate) ctx: Arc<Context>,
     rt: &'static weft_runtime_t,
-    func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    func: unsafe extern "C-unwind" fn(*mut c_void, *mut *mut c_void) -> i32,
     arg: *mut c_void,
     code: AtomicI32,
     result: AtomicPtr<c_void>,
@@ -222,15 +223,15 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         safepoint::register(rt, &task.ctx);
         if let Some(hook) = rt.on_task_start {
-            hook(rt.hook_ud, handle);
+            host_call("the on_task_start hook", || hook(rt.hook_ud, handle));
         }
         let mut result = ptr::null_mut();
-        let code = (task.func)(task.arg, &mut result);
+        let code = host_call("a task function", || (task.func)(task.arg, &mut result));
         task.result.store(result, Relaxed);
         task.code.store(code, Release);
         safepoint::leave_open_regions(&task.ctx);
         if let Some(hook) = rt.on_task_exit {
-            hook(rt.hook_ud, handle);
+            host_call("the on_task_exit hook", || hook(rt.hook_ud, handle));
         }
         task.ctx.run_slot_destructors();
     }));

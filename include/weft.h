@@ -7,7 +7,16 @@
  *  - Errors: every fallible call returns weft_status_t: WEFT_OK (0) or a WEFT_E* code
  *    (stable numbers, never reused). weft_strerror(code) names a code;
  *    weft_last_error() gives the detail of this thread's last failure. No call aborts
- *    the process, sets errno, or lets a panic escape (that becomes WEFT_EINTERNAL).
+ *    the process, sets errno, or lets a panic escape (that becomes WEFT_EINTERNAL),
+ *    except for a callback that breaks the next rule.
+ *  - Callbacks (task functions, the on_task_start/on_task_exit hooks, task-local slot
+ *    destructors, a channel's elem_drop, blob destructors, weft_tasks_foreach visitors)
+ *    must return normally: no C++ exception may leave one and no longjmp may jump out
+ *    of one. A C++ exception (or any other unwind) that leaves a callback aborts the
+ *    process at once, on every platform, with "weft: <the callback> let a C++ exception
+ *    ... escape into weft" on stderr: unwinding through weft is not supported. A
+ *    longjmp out of a callback cannot be detected and is undefined behaviour. Catch in
+ *    the callback and return an error code instead.
  *  - Outputs: out-parameters are written only on success (one exception: weft_select
  *    writes *chosen also when the chosen case's outcome is WEFT_ECLOSED).
  *  - Ownership: a pointer argument is borrowed for the duration of the call unless its
