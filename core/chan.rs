@@ -73,7 +73,7 @@ const CHAN_MAGIC: u32 = 0x5743_484e;
 const CHAN_RELEASED: u32 = 0x5743_4846;
 
 /// Released shells, kept for reuse (see the module comment).
-static SHELLS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+pub(crate) static SHELLS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// A live channel, checked.
 pub(crate) struct Chan<'a> {

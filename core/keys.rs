@@ -19,7 +19,7 @@ pub type weft_key_dtor_fn = Option<unsafe extern "C-unwind" fn(value: *mut c_voi
 /// How many keys a process may create (as PTHREAD_KEYS_MAX).
 pub const WEFT_KEYS_MAX: u32 = 1024;
 
-static KEYS: Mutex<Vec<weft_key_dtor_fn>> = Mutex::new(Vec::new());
+pub(crate) static KEYS: Mutex<Vec<weft_key_dtor_fn>> = Mutex::new(Vec::new());
 /// `KEYS.len()`, readable without the lock: the get/set fast path takes no lock.
 static KEY_COUNT: AtomicU32 = AtomicU32::new(0);
 

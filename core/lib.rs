@@ -8,6 +8,7 @@
 mod callback;
 mod context;
 mod error;
+mod fork;
 mod host;
 mod internal_lock;
 mod keys;

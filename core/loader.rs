@@ -30,7 +30,7 @@ pub(crate) struct Platform {
 unsafe impl Send for Platform {}
 unsafe impl Sync for Platform {}
 
-static LOADED: Mutex<Vec<&'static Platform>> = Mutex::new(Vec::new());
+pub(crate) static LOADED: Mutex<Vec<&'static Platform>> = Mutex::new(Vec::new());
 
 /// The function members of ABI version 1, in table order, for messages.
 const V1_MEMBERS: [&str; 35] = [

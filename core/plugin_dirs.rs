@@ -14,6 +14,7 @@
 use std::ffi::{c_int, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use weft_platform::WEFT_ENOTSUP;
 
@@ -106,7 +107,21 @@ unsafe extern "C" fn visit_object(info: *mut libc::dl_phdr_info, _size: usize, d
     1
 }
 
-fn own_object() -> Option<OwnObject> {
+/// Found once per process: `dl_iterate_phdr` takes the dynamic linker's lock, which a
+/// child of `fork()` can inherit held (another thread of the parent was iterating), so
+/// it is not called again in a child once a runtime was open in the parent (see fork.rs).
+static OWN_OBJECT: OnceLock<Option<OwnObject>> = OnceLock::new();
+
+fn own_object() -> Option<&'static OwnObject> {
+    OWN_OBJECT.get_or_init(find_own_object).as_ref()
+}
+
+/// Called before a fork, so that the child has the answer without the linker's lock.
+pub(crate) fn find_own_object_before_fork() {
+    own_object();
+}
+
+fn find_own_object() -> Option<OwnObject> {
     let mut search = Search {
         anchor: crate::runtime::weft_version as *const () as usize,
         index: 0,
@@ -160,7 +175,7 @@ pub(crate) fn refuse_fully_static_program() -> Result<()> {
 pub(crate) fn search_dirs() -> Vec<(PathBuf, &'static str)> {
     let mut dirs = Vec::new();
     let own = own_object();
-    let next_to = own.as_ref().and_then(|own| {
+    let next_to = own.and_then(|own| {
         if own.in_program {
             std::fs::read_link("/proc/self/exe").ok().and_then(|exe| exe.parent().map(Path::to_path_buf))
         } else if own.name.starts_with(b"/") {
@@ -169,7 +184,7 @@ pub(crate) fn search_dirs() -> Vec<(PathBuf, &'static str)> {
             mapped_file(crate::runtime::weft_version as *const () as usize).and_then(|file| parent_of(&file))
         }
     });
-    let in_program = own.as_ref().is_some_and(|own| own.in_program);
+    let in_program = own.is_some_and(|own| own.in_program);
     if let Some(dir) = &next_to {
         dirs.push((dir.clone(), if in_program { "next to the program" } else { "next to libweft" }));
     }

@@ -105,7 +105,7 @@ const RUNTIME_MAGIC: u32 = 0x5752_544d;
 const CLOSING: u64 = 1 << 63;
 
 /// Closed runtimes, kept reachable (see the module comment).
-static CLOSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+pub(crate) static CLOSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// The runtime opened last, for calls that take no runtime and come from a thread that
 /// is not a mutator (a select with no cases).
@@ -122,6 +122,12 @@ pub(crate) fn implicit_runtime() -> Option<&'static weft_runtime_t> {
 impl weft_runtime_t {
     pub(crate) fn is_open(&self) -> bool {
         !self.closed.load(Acquire)
+    }
+
+    /// In a child process (see fork.rs): the runtime is the parent's; every call on it
+    /// is refused from now on.
+    pub(crate) fn leave_in_parent(&self) {
+        self.closed.store(true, SeqCst);
     }
 
     /// Counts a task about to start; fails once the runtime is closed.
@@ -165,6 +171,12 @@ pub(crate) fn open_runtime_fast(rt: *const weft_runtime_t) -> Option<&'static we
 pub(crate) fn open_runtime(rt: *const weft_runtime_t) -> Result<&'static weft_runtime_t> {
     let rt = any_runtime(rt)?;
     if !rt.is_open() {
+        if crate::fork::left_in_parent(rt) {
+            fail!(
+                WEFT_EINVAL,
+                "runtime {rt:p} was opened by the parent process before fork(): a child may only open a new runtime"
+            );
+        }
         fail!(WEFT_EINVAL, "runtime {rt:p} was closed");
     }
     Ok(rt)
@@ -249,6 +261,7 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
             world,
         });
         let rt = Box::into_raw(rt);
+        crate::fork::runtime_opened(rt);
         LAST_OPENED.store(rt, SeqCst);
         *out = rt;
         Ok(())
@@ -282,6 +295,7 @@ pub unsafe extern "C" fn weft_runtime_close(rt: *mut weft_runtime_t) -> weft_sta
         rt.world.release();
         plat_call!(rt.table, runtime_close(rt.prt));
         CLOSED.lock().push(rt as *const weft_runtime_t as usize);
+        crate::fork::runtime_closed(rt);
         Ok(())
     })
 }

@@ -17,6 +17,18 @@
  *    ... escape into weft" on stderr: unwinding through weft is not supported. A
  *    longjmp out of a callback cannot be detected and is undefined behaviour. Catch in
  *    the callback and return an error code instead.
+ *  - fork(): the child has only the thread that called fork(). Every runtime open in
+ *    the parent is left behind: calls on it are refused with WEFT_EINVAL ("opened by
+ *    the parent process before fork()"), and its tasks, channels, blobs and sync objects
+ *    must not be used. The child may open a new runtime and use it normally. weft's
+ *    internal locks are never inherited held (pthread_atfork). Call fork() from a thread
+ *    that is not a weft task; a plugin's own state follows the plugin's rules.
+ *  - Stacks: a task's stack is WEFT_DEFAULT_STACK_SIZE (8 MiB) unless
+ *    weft_spawn_opts_t.stack_size asks otherwise; a size asked for is a minimum, raised
+ *    to WEFT_MIN_STACK_SIZE and rounded up to whole pages, the same on every platform.
+ *  - Linking: libweft.so, or libweft.a in a dynamically linked program. A program
+ *    linked fully statically (-static) cannot load a plugin (a shared object):
+ *    weft_runtime_open refuses it with WEFT_ENOTSUP.
  *  - Outputs: out-parameters are written only on success (one exception: weft_select
  *    writes *chosen also when the chosen case's outcome is WEFT_ECLOSED).
  *  - Ownership: a pointer argument is borrowed for the duration of the call unless its
