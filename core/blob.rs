@@ -17,7 +17,7 @@ use crate::error::{fail, ffi, ffi_value, Result};
 
 /// Frees the memory a blob wrapped: called once, by the last `weft_blob_release`, with
 /// the `ptr` and `ud` given to `weft_blob_wrap`.
-pub type weft_blob_dtor_fn = Option<unsafe extern "C-unwind" fn(ptr: *mut c_void, ud: *mut c_void)>;
+pub type weft_blob_dtor_fn = Option<unsafe extern "C" fn(ptr: *mut c_void, ud: *mut c_void)>;
 
 /// An immutable, reference-counted byte payload. Opaque. Made by `weft_blob_new` or
 /// `weft_blob_wrap` with one reference, owned by the caller; `weft_blob_retain` adds
@@ -203,6 +203,7 @@ pub unsafe extern "C" fn weft_blob_release(b: *mut weft_blob_t) {
         blob.magic.store(BLOB_RELEASED, Relaxed);
         let (data, dtor, ud, layout) = (blob.data, blob.dtor, blob.ud, blob.layout);
         if let Some(dtor) = dtor {
+            let dtor = crate::callback::may_unwind!(dtor, fn(*mut c_void, *mut c_void));
             crate::callback::host_call("a blob destructor", || dtor(data as *mut c_void, ud));
         }
         dealloc(b as *mut u8, layout);

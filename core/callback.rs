@@ -6,13 +6,29 @@
 //! (and, on the pthread plugin, C frames) with locks held and counts half-updated,
 //! which is undefined, and it used to end differently per callback and plugin (let
 //! through to the caller, or `std::terminate`, or Rust's "cannot catch foreign
-//! exceptions"). So the callback types are `extern "C-unwind"`, which makes the call
-//! sites unwind-aware, and every call runs under a guard that turns any unwinding out
+//! exceptions"). So every callback is called as `extern "C-unwind"` (`may_unwind!`),
+//! which makes the call site unwind-aware, under a guard that turns any unwinding out
 //! of a callback into the same immediate abort, with a message naming the callback,
 //! on every plugin. (`longjmp` cannot be detected; it stays undefined.)
 use std::ffi::c_void;
 
 use weft_platform::weft_plat_elem_drop_fn;
+
+/// `$f`, an `unsafe extern "C" fn` of the host, as the same function declared
+/// `extern "C-unwind"`, so that calling it gives the call site the landing pad that the
+/// guard of `host_call` needs. (The public callback types stay `extern "C"`: the two
+/// ABIs are one calling convention and the C declarations are the same.)
+macro_rules! may_unwind {
+    ($f:expr, fn($($arg:ty),*) $(-> $ret:ty)?) => {{
+        let f: unsafe extern "C" fn($($arg),*) $(-> $ret)? = $f;
+        // SAFETY: "C" and "C-unwind" differ only in whether the callee may unwind; the
+        // calling convention and the signature are the same.
+        unsafe {
+            std::mem::transmute::<unsafe extern "C" fn($($arg),*) $(-> $ret)?, unsafe extern "C-unwind" fn($($arg),*) $(-> $ret)?>(f)
+        }
+    }};
+}
+pub(crate) use may_unwind;
 
 /// Aborts the process if dropped, which only happens when a callback unwinds: a normal
 /// return forgets the guard.

@@ -24,7 +24,7 @@ use crate::sized::read_sized;
 /// Called on each element a channel still holds when its last reference goes:
 /// `elem` points to the element's `elem_size` bytes (valid during the call only), `ud`
 /// is `weft_chan_opts_t.drop_ud`.
-pub type weft_chan_drop_fn = Option<unsafe extern "C-unwind" fn(elem: *mut c_void, ud: *mut c_void)>;
+pub type weft_chan_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
 
 /// Options for `weft_chan_new`. Initialise with `weft_chan_opts_init`. Borrowed for the
 /// call only.

@@ -88,6 +88,7 @@ impl Context {
                 }
                 if let Some(dtor) = keys::destructor(index) {
                     // SAFETY: the host registered `dtor` for values of this key.
+                    let dtor = crate::callback::may_unwind!(dtor, fn(*mut c_void));
                     crate::callback::host_call("a task-local slot destructor", || unsafe { dtor(value) });
                 }
             }

@@ -14,7 +14,7 @@ use crate::runtime::{self, weft_runtime_t};
 pub type weft_key_t = u32;
 
 /// Destructor of task-local values, called with a non-NULL value when its task exits.
-pub type weft_key_dtor_fn = Option<unsafe extern "C-unwind" fn(value: *mut c_void)>;
+pub type weft_key_dtor_fn = Option<unsafe extern "C" fn(value: *mut c_void)>;
 
 /// How many keys a process may create (as PTHREAD_KEYS_MAX).
 pub const WEFT_KEYS_MAX: u32 = 1024;

@@ -19,7 +19,7 @@ use crate::task::weft_task_t;
 /// Called on a task's own thread when it starts (before its function) and just before
 /// it exits (after its function, before its task-local destructors). `ud` is
 /// `weft_config_t.hook_ud`; `task` is borrowed for the call.
-pub type weft_task_hook_fn = Option<unsafe extern "C-unwind" fn(ud: *mut c_void, task: *mut weft_task_t)>;
+pub type weft_task_hook_fn = Option<unsafe extern "C" fn(ud: *mut c_void, task: *mut weft_task_t)>;
 
 /// Runtime configuration. Initialise with `weft_config_init`, then set what you need.
 /// Borrowed by `weft_runtime_open` for the call only.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use weft_platform::*;
 
-use crate::callback::host_call;
+use crate::callback::{host_call, may_unwind};
 use crate::context::{self, Context};
 use crate::error::{check_plugin, clear_plugin_detail, fail, ffi, ffi_value, Result};
 use crate::loader::plat_call;
@@ -26,7 +26,7 @@ use crate::sized::read_sized;
 /// A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
 /// It may store a pointer in `*result` for the joiner. A non-zero return means the task
 /// failed with that code; `weft_join` reports it.
-pub type weft_task_fn = Option<unsafe extern "C-unwind" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
+pub type weft_task_fn = Option<unsafe extern "C" fn(arg: *mut c_void, result: *mut *mut c_void) -> i32>;
 
 /// `weft_spawn_opts_t.flags`: the task is detached from the start; `weft_spawn` returns
 /// no handle (its `out` may be NULL and is set to NULL).
@@ -170,7 +170,7 @@ pub unsafe extern "C" fn weft_spawn(
             magic: AtomicU32::new(TASK_MAGIC),
             ctx: Arc::new(Context::new(name.clone(), me.as_ptr())),
             rt,
-            func,
+            func: may_unwind!(func, fn(*mut c_void, *mut *mut c_void) -> i32),
             arg,
             code: AtomicI32::new(0),
             result: AtomicPtr::new(ptr::null_mut()),
@@ -223,6 +223,7 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         safepoint::register(rt, &task.ctx);
         if let Some(hook) = rt.on_task_start {
+            let hook = may_unwind!(hook, fn(*mut c_void, *mut weft_task_t));
             host_call("the on_task_start hook", || hook(rt.hook_ud, handle));
         }
         let mut result = ptr::null_mut();
@@ -231,6 +232,7 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
         task.code.store(code, Release);
         safepoint::leave_open_regions(&task.ctx);
         if let Some(hook) = rt.on_task_exit {
+            let hook = may_unwind!(hook, fn(*mut c_void, *mut weft_task_t));
             host_call("the on_task_exit hook", || hook(rt.hook_ud, handle));
         }
         task.ctx.run_slot_destructors();

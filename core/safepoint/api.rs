@@ -41,8 +41,7 @@ pub struct weft_task_info_t {
 }
 
 /// Called once per live mutator; return non-zero to stop the enumeration.
-pub type weft_task_visit_fn =
-    Option<unsafe extern "C-unwind" fn(ud: *mut c_void, info: *const weft_task_info_t) -> c_int>;
+pub type weft_task_visit_fn = Option<unsafe extern "C" fn(ud: *mut c_void, info: *const weft_task_info_t) -> c_int>;
 
 /// The calling context, which must be a mutator of `rt`.
 fn mutator_of(rt: &weft_runtime_t) -> Result<&'static Context> {
@@ -296,6 +295,7 @@ pub unsafe extern "C" fn weft_tasks_foreach(
                 locals,
                 nlocals,
             };
+            let visit = crate::callback::may_unwind!(visit, fn(*mut c_void, *const weft_task_info_t) -> c_int);
             if crate::callback::host_call("a weft_tasks_foreach visitor", || visit(ud, &info)) != 0 {
                 break;
             }
