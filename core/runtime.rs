@@ -28,9 +28,10 @@ pub type weft_task_hook_fn = Option<unsafe extern "C" fn(ud: *mut c_void, task: 
 pub struct weft_config_t {
     /// `sizeof(weft_config_t)`; set by `weft_config_init`.
     pub struct_size: u32,
-    /// A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so,
-    /// then in `$WEFT_PLUGIN_PATH`) or a path (anything containing '/'). NULL:
-    /// `$WEFT_PLATFORM`, else "native".
+    /// A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so
+    /// (next to the program for libweft.a), then in the installed plugin directory
+    /// `LIBDIR/weft/plugins`, then in `$WEFT_PLUGIN_PATH`; never in the current directory)
+    /// or a path (anything containing '/'). NULL: `$WEFT_PLATFORM`, else "native".
     pub platform: *const c_char,
     /// Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
     pub workers: u32,

@@ -233,9 +233,10 @@ typedef void (*weft_task_hook_fn)(void *ud, struct weft_task_t *task);
 typedef struct weft_config_t {
   // `sizeof(weft_config_t)`; set by `weft_config_init`.
   uint32_t struct_size;
-  // A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so,
-  // then in `$WEFT_PLUGIN_PATH`) or a path (anything containing '/'). NULL:
-  // `$WEFT_PLATFORM`, else "native".
+  // A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so
+  // (next to the program for libweft.a), then in the installed plugin directory
+  // `LIBDIR/weft/plugins`, then in `$WEFT_PLUGIN_PATH`; never in the current directory)
+  // or a path (anything containing '/'). NULL: `$WEFT_PLATFORM`, else "native".
   const char *platform;
   // Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
   uint32_t workers;
