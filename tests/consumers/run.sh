@@ -9,7 +9,8 @@
 #               the same program linked -static, which weft must refuse clearly
 # and then: the plugin-hijack attempt through the current directory, the exact list of
 # directories in the not-found message, and weft built inside another project through
-# add_subdirectory() and FetchContent (subdir/).
+# add_subdirectory() and FetchContent (subdir/, with weft::weft and with weft::weft_static +
+# weft_copy_plugins).
 #
 #   tests/consumers/run.sh BUILD-DIR
 set -euo pipefail
@@ -119,6 +120,8 @@ for how in add_subdirectory fetchcontent; do
     quietly "$tmp/$how-build.log" cmake --build "$b"; then
     out=$(cd / && env -i "$b/consumer" 2>&1) && grep -qF "platform native from" <<<"$out" &&
       pass "$how ($out)" || fail "$how: $out"
+    out=$(cd / && env -i "$b/consumer_static" 2>&1) && grep -qF "platform native from $b/libweft_native.so" <<<"$out" &&
+      pass "$how, static, weft_copy_plugins ($out)" || fail "$how, static: $out"
     if find "$b" -name conformance -o -name pipeline | grep -q .; then fail "$how built weft's tests or examples"; fi
   else
     fail "$how: the project did not build"
