@@ -60,9 +60,10 @@ pub type weft_check_report_fn = Option<unsafe extern "C" fn(report: *const c_cha
 pub struct weft_config_t {
     /// `sizeof(weft_config_t)`; set by `weft_config_init`.
     pub struct_size: u32,
-    /// A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so,
-    /// then in `$WEFT_PLUGIN_PATH`) or a path (anything containing '/'). NULL:
-    /// `$WEFT_PLATFORM`, else "native".
+    /// A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so
+    /// (next to the program for libweft.a), then in the installed plugin directory
+    /// `LIBDIR/weft/plugins`, then in `$WEFT_PLUGIN_PATH`; never in the current directory)
+    /// or a path (anything containing '/'). NULL: `$WEFT_PLATFORM`, else "native".
     pub platform: *const c_char,
     /// Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
     pub workers: u32,
@@ -124,6 +125,14 @@ pub type weft_task_fn = Option<unsafe extern "C" fn(arg: *mut c_void, result: *m
 /// no handle (its `out` may be NULL and is set to NULL).
 pub const WEFT_SPAWN_DETACHED: u32 = 1;
 
+/// The stack size of a task spawned with `stack_size` 0: 8 MiB, glibc's usual default
+/// for a pthread, on every platform.
+pub const WEFT_DEFAULT_STACK_SIZE: usize = 8 << 20;
+
+/// The smallest stack weft gives a task (smaller requests are raised to it): less could
+/// not run the runtime's own bookkeeping around the task function.
+pub const WEFT_MIN_STACK_SIZE: usize = 64 << 10;
+
 /// Options for `weft_spawn`. Initialise with `weft_spawn_opts_init`. Borrowed for the
 /// call only (the name is copied).
 #[repr(C)]
@@ -134,7 +143,9 @@ pub struct weft_spawn_opts_t {
     /// The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
     /// can, by debuggers. NULL: unnamed.
     pub name: *const c_char,
-    /// Stack size in bytes, a minimum; 0 = the platform's default. At most 2^56.
+    /// Stack size in bytes, a minimum: raised to `WEFT_MIN_STACK_SIZE` (64 KiB) and
+    /// rounded up to whole pages. 0 = `WEFT_DEFAULT_STACK_SIZE` (8 MiB). The same on every
+    /// platform. At most 2^56 (`WEFT_ENOMEM` above).
     pub stack_size: usize,
     /// `WEFT_SPAWN_*` bits.
     pub flags: u32,

@@ -8,7 +8,16 @@
  *   code (stable numbers, never reused). weft_strerror(code) names a code;
  *   weft_last_error() gives the detail of the calling thread's last failure (the
  *   function, the object, the reason). No call aborts the process, sets errno, or lets
- *   a panic escape (that becomes WEFT_EINTERNAL).
+ *   a panic escape (that becomes WEFT_EINTERNAL), except for a callback that breaks the
+ *   next rule.
+ * - Callbacks (task functions, the on_task_start/on_task_exit hooks, task-local
+ *   slot destructors, a channel's elem_drop, blob destructors, weft_tasks_foreach
+ *   visitors, weft_parallel_for bodies, weft_once functions, weft_park validators,
+ *   on_check_report) must return normally: no C++ exception may leave one and no
+ *   longjmp may jump out of one. An exception (or any other unwind) that leaves a
+ *   callback aborts the process at once, on every platform, with "weft: <the callback> let
+ *   a C++ exception ... escape into weft" on stderr. A longjmp out of a callback cannot be
+ *   detected and is undefined behaviour. Catch in the callback and return an error code.
  * - Outputs. Out-parameters are written only on success (one exception: weft_select
  *   writes *chosen also when the chosen case's outcome is WEFT_ECLOSED).
  * - Ownership. A pointer argument is borrowed for the duration of the call unless its
@@ -30,6 +39,18 @@
  *   on the same object or handle (they end its life); and weft_mutex_init,
  *   weft_cond_init, weft_rwlock_init must finish before anyone else uses the object.
  *   Callbacks (task functions, hooks, destructors, elem_drop, visitors) may call weft.
+ * - fork(). The child has only the thread that called fork(). Every runtime open in
+ *   the parent is left behind: calls on it are refused with WEFT_EINVAL ("opened by the
+ *   parent process before fork()"), and its tasks, channels, blobs and sync objects must
+ *   not be used. The child may open a new runtime and use it normally. weft's internal
+ *   locks are never inherited held (pthread_atfork). Call fork() from a thread that is
+ *   not a weft task.
+ * - Stacks. A task's stack is WEFT_DEFAULT_STACK_SIZE (8 MiB) unless
+ *   weft_spawn_opts_t.stack_size asks otherwise; a size asked for is a minimum, raised to
+ *   WEFT_MIN_STACK_SIZE and rounded up to whole pages, the same on every platform.
+ * - Linking. libweft.so, or libweft.a in a dynamically linked program. A program
+ *   linked fully statically (-static) cannot load a plugin: weft_runtime_open refuses
+ *   it with WEFT_ENOTSUP.
  * - Time. Deadlines are absolute int64_t nanoseconds of weft_now(rt).
  *   WEFT_FOREVER never expires; a deadline at or before now means "do not wait".
  * - Blocking. Every weft call that can block enters a blocking region by itself, so a
@@ -51,6 +72,9 @@
 #define WEFT_VERSION_MINOR 1
 #define WEFT_VERSION_PATCH 0
 #define WEFT_VERSION_STRING "0.1.0"
+// MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if; weft_version_number() returns the
+// library's own.
+#define WEFT_VERSION_NUMBER 1000
 
 #ifdef __cplusplus
 extern "C" {
@@ -188,9 +212,10 @@ typedef void (*weft_check_report_fn)(const char *report, void *ud);
 typedef struct weft_config_t {
   // `sizeof(weft_config_t)`; set by `weft_config_init`.
   uint32_t struct_size;
-  // A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so,
-  // then in `$WEFT_PLUGIN_PATH`) or a path (anything containing '/'). NULL:
-  // `$WEFT_PLATFORM`, else "native".
+  // A platform name ("native" loads `libweft_native.so`, looked up next to libweft.so
+  // (next to the program for libweft.a), then in the installed plugin directory
+  // `LIBDIR/weft/plugins`, then in `$WEFT_PLUGIN_PATH`; never in the current directory)
+  // or a path (anything containing '/'). NULL: `$WEFT_PLATFORM`, else "native".
   const char *platform;
   // Worker threads for an M:N platform; 0 = one per CPU. Other platforms ignore it.
   uint32_t workers;
@@ -259,6 +284,11 @@ const struct weft_platform_info_t *weft_runtime_platform(const struct weft_runti
 // of the header it was built with). Static.
 const char *weft_version(void);
 
+// The library's version as one number, MAJOR * 1000000 + MINOR * 1000 + PATCH (0.1.0
+// is 1000): compare it with the `WEFT_VERSION_NUMBER` of the header a program was
+// compiled with to find a library older than the header.
+uint32_t weft_version_number(void);
+
 // Names the runtime that statically initialised mutexes, conditions and rwlocks
 // (`WEFT_MUTEX_INIT`, `WEFT_COND_INIT`, `WEFT_RWLOCK_INIT`) bind to on their first use.
 // Without it they bind to the caller's runtime (a task's, an attached thread's), else to
@@ -307,6 +337,14 @@ weft_status_t weft_sleep_until(struct weft_runtime_t *rt, int64_t deadline);
 // no handle (its `out` may be NULL and is set to NULL).
 #define WEFT_SPAWN_DETACHED 1
 
+// The stack size of a task spawned with `stack_size` 0: 8 MiB, glibc's usual default
+// for a pthread, on every platform.
+#define WEFT_DEFAULT_STACK_SIZE (8 << 20)
+
+// The smallest stack weft gives a task (smaller requests are raised to it): less could
+// not run the runtime's own bookkeeping around the task function.
+#define WEFT_MIN_STACK_SIZE (64 << 10)
+
 // A task's function. It runs on the task; `arg` is what was given to `weft_spawn`.
 // It may store a pointer in `*result` for the joiner. A non-zero return means the task
 // failed with that code; `weft_join` reports it.
@@ -320,7 +358,9 @@ typedef struct weft_spawn_opts_t {
   // The task's name (copied), shown by `weft_tasks_foreach` and, where the platform
   // can, by debuggers. NULL: unnamed.
   const char *name;
-  // Stack size in bytes, a minimum; 0 = the platform's default. At most 2^56.
+  // Stack size in bytes, a minimum: raised to `WEFT_MIN_STACK_SIZE` (64 KiB) and
+  // rounded up to whole pages. 0 = `WEFT_DEFAULT_STACK_SIZE` (8 MiB). The same on every
+  // platform. At most 2^56 (`WEFT_ENOMEM` above).
   size_t stack_size;
   // `WEFT_SPAWN_*` bits.
   uint32_t flags;

@@ -81,7 +81,9 @@ typedef weft_status_t (*weft_plat_sleep_fn)(struct weft_plat_rt_t *rt, int64_t d
 typedef struct weft_plat_spawn_t {
   // `sizeof(weft_plat_spawn_t)` as the runtime knows it.
   uint32_t struct_size;
-  // Stack size in bytes; 0 = the platform's default. The platform may round it up.
+  // Stack size in bytes. The runtime passes the final size: a whole number of pages,
+  // at least 64 KiB (`WEFT_DEFAULT_STACK_SIZE` when the host asked for none), so every
+  // platform gives the same stacks. 0 = the platform's default (no runtime sends it).
   size_t stack_size;
   // The task's name (borrowed for the duration of `spawn`), or NULL.
   const char *name;

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use weft_platform::*;
 
 use super::{non_null, open_runtime, write_out};
+use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, ffi, ffi_value, Result};
 use crate::ffi::handle;
 use crate::runtime::context;
@@ -76,8 +77,10 @@ pub unsafe extern "C" fn weft_park(
         let rt = open_runtime(rt)?;
         let at = parked_address(addr)?;
         let Some(validate) = validate else { fail!(WEFT_EINVAL, "validate is NULL") };
+        let validate = may_unwind!(validate, fn(*mut c_void) -> bool);
         // SAFETY: the host's callback with its own `ud`.
-        let parked = rt.parking()?.park(rt, at, || unsafe { validate(ud) }, deadline)?;
+        let valid = || host_call("a weft_park validate function", || unsafe { validate(ud) });
+        let parked = rt.parking()?.park(rt, at, valid, deadline)?;
         debug_assert!(matches!(parked, Parking::Woken | Parking::Invalid));
         Ok(())
     })
@@ -216,8 +219,9 @@ pub unsafe extern "C" fn weft_once(once: *mut weft_once_t, func: weft_once_fn, u
         let Some(func) = func else { fail!(WEFT_EINVAL, "func is NULL") };
         // SAFETY: the host's weft_once_t, statically initialised with WEFT_ONCE_INIT.
         let once = unsafe { &*(once as *const Once) };
+        let func = may_unwind!(func, fn(*mut c_void));
         // SAFETY: the host's function with its own `ud`.
-        once.call(|| unsafe { func(ud) })
+        once.call(|| host_call("a weft_once function", || unsafe { func(ud) }))
     })
 }
 

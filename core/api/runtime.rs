@@ -121,3 +121,24 @@ static VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_
 pub extern "C" fn weft_version() -> *const c_char {
     VERSION.as_ptr()
 }
+
+/// The library's version as one number, MAJOR * 1000000 + MINOR * 1000 + PATCH (0.1.0
+/// is 1000): compare it with the `WEFT_VERSION_NUMBER` of the header a program was
+/// compiled with to find a library older than the header.
+#[no_mangle]
+pub extern "C" fn weft_version_number() -> u32 {
+    const fn number(text: &str) -> u32 {
+        let bytes = text.as_bytes();
+        let mut value = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            value = value * 10 + (bytes[i] - b'0') as u32;
+            i += 1;
+        }
+        value
+    }
+    const NUMBER: u32 = number(env!("CARGO_PKG_VERSION_MAJOR")) * 1_000_000
+        + number(env!("CARGO_PKG_VERSION_MINOR")) * 1_000
+        + number(env!("CARGO_PKG_VERSION_PATCH"));
+    NUMBER
+}

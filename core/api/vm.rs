@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU32;
 use weft_platform::*;
 
 use super::{any_runtime, open_runtime};
+use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, ffi, ffi_value};
 use crate::runtime::safepoint;
 use crate::types::*;
@@ -123,8 +124,9 @@ pub unsafe extern "C" fn weft_tasks_foreach(
                 locals: m.locals.0,
                 nlocals: m.locals.1,
             };
+            let visit = may_unwind!(visit, fn(*const weft_task_info_t, *mut c_void) -> bool);
             // SAFETY: the host's callback, called with a pointer valid for the call.
-            unsafe { visit(&info, ud) }
+            host_call("a weft_tasks_foreach visitor", || unsafe { visit(&info, ud) })
         });
         Ok(())
     })

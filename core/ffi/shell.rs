@@ -22,6 +22,13 @@ impl<T: 'static> ShellPool<T> {
         Box::leak(Box::new(make()))
     }
 
+    /// The pool's lock, for the fork handlers (which hold every global lock across a
+    /// fork).
+    pub(crate) fn raw_lock(&self) -> &parking_lot::RawMutex {
+        // SAFETY: only the raw lock is handed out; the list stays behind the Mutex.
+        unsafe { self.free.raw() }
+    }
+
     /// Keeps a shell whose handle was released (its tag says so already) for reuse.
     pub(crate) fn give_back(&self, shell: &'static T) {
         self.free.lock().push(shell);

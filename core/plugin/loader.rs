@@ -4,7 +4,7 @@
 //! the runtime no longer tracks (a detached task finishing, a thread-exit destructor).
 //! Every refusal is `WEFT_EPLUGIN` with a message that names the path and the reason;
 //! a refused library is closed again before anything of it ran but its entry function.
-use std::ffi::{c_void, CStr, CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::mem::{offset_of, size_of};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ unsafe impl Send for Platform {}
 // SAFETY: as for Send: nothing in it changes after loading.
 unsafe impl Sync for Platform {}
 
-static LOADED: Mutex<Vec<&'static Platform>> = Mutex::new(Vec::new());
+pub(crate) static LOADED: Mutex<Vec<&'static Platform>> = Mutex::new(Vec::new());
 
 /// The function members of ABI version 1, in table order, for messages.
 const V1_MEMBERS: [&str; 35] = [
@@ -94,23 +94,6 @@ pub(crate) fn secure_env(name: &CStr) -> Option<Vec<u8>> {
     (!bytes.is_empty()).then_some(bytes)
 }
 
-/// The directory libweft itself was loaded from (the executable's, when linked
-/// statically).
-fn own_directory() -> Option<PathBuf> {
-    // SAFETY: Dl_info is plain old data; all zeroes is a valid value.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // Any function of libweft's own code tells where it was loaded from.
-    let anchor = own_directory as *const c_void;
-    // SAFETY: dladdr only reads the address and fills `info`.
-    if unsafe { libc::dladdr(anchor, &mut info) } == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dli_fname is a NUL-terminated path owned by the dynamic linker.
-    let file = Path::new(OsStr::from_bytes(unsafe { CStr::from_ptr(info.dli_fname) }.to_bytes()));
-    let file = std::fs::canonicalize(file).ok()?;
-    file.parent().map(Path::to_path_buf)
-}
-
 fn is_plugin_name(spec: &[u8]) -> bool {
     !spec.is_empty() && spec.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
 }
@@ -129,16 +112,7 @@ fn resolve(spec: &[u8]) -> Result<PathBuf> {
     }
     let file = format!("libweft_{shown}.so");
     let mut looked = Vec::new();
-    let mut candidates = Vec::new();
-    if let Some(dir) = own_directory() {
-        candidates.push((dir, "next to libweft"));
-    }
-    if let Some(paths) = secure_env(c"WEFT_PLUGIN_PATH") {
-        for dir in paths.split(|b| *b == b':').filter(|d| !d.is_empty()) {
-            candidates.push((PathBuf::from(OsStr::from_bytes(dir)), "$WEFT_PLUGIN_PATH"));
-        }
-    }
-    for (dir, why) in candidates {
+    for (dir, why) in super::dirs::search_dirs() {
         let path = dir.join(&file);
         if path.is_file() {
             return Ok(path);
@@ -157,6 +131,7 @@ pub(crate) fn load(spec: Option<&CStr>, host: &'static weft_host_t) -> Result<&'
         Some(s) => s.to_bytes().to_vec(),
         None => secure_env(c"WEFT_PLATFORM").unwrap_or_else(|| b"native".to_vec()),
     };
+    super::dirs::refuse_fully_static_program()?;
     let path = resolve(&spec)?;
     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
     if let Some(found) = loaded(&canonical) {

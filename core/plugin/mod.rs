@@ -1,6 +1,7 @@
 //! The way down to the platform plugin: finding, loading and checking it (`loader`), and
 //! calling the members of its table (`plat_call!`). Knows nothing of the runtime above
 //! it: the host-services table the plugin calls back is handed in by the caller.
+pub(crate) mod dirs;
 mod elf;
 pub(crate) mod loader;
 

@@ -14,6 +14,7 @@ use std::sync::atomic::{
 
 use weft_platform::*;
 
+use crate::ffi::callback::host_call;
 use crate::ffi::error::{fail, Error, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::shell::ShellPool;
@@ -49,6 +50,11 @@ impl Handle for Blob {
 }
 
 static SHELLS: ShellPool<Blob> = ShellPool::new();
+
+/// The shell pool's lock (see `fork`).
+pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
+    SHELLS.raw_lock()
+}
 
 fn copy_layout(len: usize) -> Option<Layout> {
     Layout::from_size_align(len, DATA_ALIGN).ok()
@@ -150,10 +156,12 @@ impl Blob {
             unsafe { dealloc(copied, layout) };
         } else if !dtor.is_null() {
             // SAFETY: stored from the host's `weft_blob_dtor_fn` in `wrapping`.
-            let dtor =
-                unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(dtor) };
+            let dtor = unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "C-unwind" fn(*mut c_void, *mut c_void)>(dtor)
+            };
+            let ud = self.ud.load(Relaxed);
             // SAFETY: the host's destructor, run once, with what it was given.
-            unsafe { dtor(data as *mut c_void, self.ud.load(Relaxed)) };
+            host_call("a blob destructor", || unsafe { dtor(data as *mut c_void, ud) });
         }
         SHELLS.give_back(self);
         Ok(())

@@ -13,6 +13,7 @@ use std::sync::atomic::{
 
 use weft_platform::*;
 
+use crate::ffi::callback::{plugin_elem_drop, HostElemDrop};
 use crate::ffi::error::{check_plugin, fail, Error, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::shell::ShellPool;
@@ -57,6 +58,11 @@ impl Handle for Channel {
 }
 
 static SHELLS: ShellPool<Channel> = ShellPool::new();
+
+/// The shell pool's lock (see `fork`).
+pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
+    SHELLS.raw_lock()
+}
 
 /// Elements an unbounded channel must be able to hold at once, for the creation check
 /// (the plugins grow such channels in blocks of about this many).
@@ -206,11 +212,16 @@ impl Channel {
         std::sync::atomic::fence(Acquire);
         self.tag.store(CHAN_RELEASED, Release);
         let drop_fn = self.elem_drop.load(Relaxed);
-        // SAFETY: stored from a `weft_chan_drop_fn` in `new`.
-        let drop_fn: weft_plat_elem_drop_fn = (!drop_fn.is_null()).then(|| unsafe {
-            std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, *mut c_void)>(drop_fn)
+        let host_drop = (!drop_fn.is_null()).then(|| HostElemDrop {
+            // SAFETY: stored from a `weft_chan_drop_fn` in `new`.
+            elem_drop: unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "C-unwind" fn(*mut c_void, *mut c_void)>(drop_fn)
+            },
+            ud: self.drop_ud.load(Relaxed),
         });
-        plat_call!(self.runtime().table, chan_free(self.plat(), drop_fn, self.drop_ud.load(Relaxed)));
+        // The plugin calls weft's trampoline, which calls the host's elem_drop.
+        let (drop_fn, drop_ud) = plugin_elem_drop(host_drop.as_ref());
+        plat_call!(self.runtime().table, chan_free(self.plat(), drop_fn, drop_ud));
         self.plat.store(ptr::null_mut(), Relaxed);
         SHELLS.give_back(self);
         Ok(())

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use parking_lot::Mutex;
 use weft_platform::*;
 
+use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, Result};
 use crate::runtime::context::Context;
 use crate::types::{weft_check_report_fn, WEFT_CHECK_DEADLOCK, WEFT_CHECK_LOCK_ORDER};
@@ -265,8 +266,9 @@ impl Checks {
     fn emit(&self, report: &str) {
         match (self.report, CString::new(report.replace('\0', "\\0"))) {
             (Some(callback), Ok(text)) => {
+                let callback = may_unwind!(callback, fn(*const c_char, *mut c_void));
                 // SAFETY: the host's callback, with a string valid for the call.
-                unsafe { callback(text.as_ptr() as *const c_char, self.report_ud) }
+                host_call("the on_check_report hook", || unsafe { callback(text.as_ptr(), self.report_ud) })
             }
             _ => eprint!("{report}"),
         }

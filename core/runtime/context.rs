@@ -94,8 +94,10 @@ impl Context {
                     continue;
                 }
                 if let Some(dtor) = keys::destructor(index) {
+                    let dtor = crate::ffi::callback::may_unwind!(dtor, fn(*mut c_void));
                     // SAFETY: the host registered `dtor` for values of this key.
-                    unsafe { dtor(value) };
+                    let run = || unsafe { dtor(value) };
+                    crate::ffi::callback::host_call("a task-local slot destructor", run);
                 }
             }
         }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::AcqRel, Ordering::Acquir
 use parking_lot::Mutex;
 use weft_platform::*;
 
+use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::shell::ShellPool;
@@ -50,6 +51,11 @@ impl Handle for Group {
 
 static SHELLS: ShellPool<Group> = ShellPool::new();
 
+/// The shell pool's lock (see `fork`).
+pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
+    SHELLS.raw_lock()
+}
+
 /// What a group's task runs: the host's function, then the group's bookkeeping.
 struct Member {
     group: &'static Group,
@@ -60,8 +66,9 @@ struct Member {
 unsafe extern "C" fn member_main(arg: *mut c_void, result: *mut *mut c_void) -> i32 {
     // SAFETY: made by `Group::spawn` with Box::into_raw, handed to this task once.
     let member = unsafe { Box::from_raw(arg as *mut Member) };
+    let func = may_unwind!(member.func, fn(*mut c_void, *mut *mut c_void) -> i32);
     // SAFETY: the host's task function with its own argument.
-    let code = unsafe { (member.func)(member.arg, result) };
+    let code = host_call("a group's task function", || unsafe { func(member.arg, result) });
     if code != 0 {
         member.group.fail(code);
     }

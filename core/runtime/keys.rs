@@ -8,7 +8,7 @@ use weft_platform::*;
 use crate::ffi::error::{fail, Result};
 use crate::types::{weft_key_dtor_fn, weft_key_t, WEFT_KEYS_MAX};
 
-static KEYS: Mutex<Vec<weft_key_dtor_fn>> = Mutex::new(Vec::new());
+pub(crate) static KEYS: Mutex<Vec<weft_key_dtor_fn>> = Mutex::new(Vec::new());
 /// `KEYS.len()`, readable without the lock: the get/set fast path takes no lock.
 static KEY_COUNT: AtomicU32 = AtomicU32::new(0);
 

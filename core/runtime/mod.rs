@@ -29,6 +29,7 @@ pub(crate) mod blob;
 pub(crate) mod chan;
 pub(crate) mod checks;
 pub(crate) mod context;
+pub(crate) mod fork;
 pub(crate) mod group;
 pub(crate) mod host;
 pub(crate) mod internal_lock;
@@ -39,6 +40,7 @@ pub(crate) mod pool;
 pub(crate) mod safepoint;
 pub(crate) mod select;
 pub(crate) mod sem;
+pub(crate) mod stack;
 pub(crate) mod sync;
 pub(crate) mod task;
 
@@ -95,7 +97,7 @@ const TASK_MASK: u64 = (1 << 32) - 1;
 const DRAINER: u64 = 1 << 32;
 
 /// Closed runtimes, kept reachable (see the module comment).
-static CLOSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+pub(crate) static CLOSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// The runtime opened last, for calls that take no runtime and come from a thread that
 /// is not a mutator (a select with no cases).
@@ -155,6 +157,7 @@ impl Runtime {
             pool: std::sync::OnceLock::new(),
             parking: std::sync::OnceLock::new(),
         }));
+        fork::runtime_opened(rt);
         LAST_OPENED.store(rt as *const Runtime as *mut Runtime, SeqCst);
         Ok(rt)
     }
@@ -216,11 +219,18 @@ impl Runtime {
         self.world.release();
         plat_call!(self.table, runtime_close(self.prt));
         CLOSED.lock().push(self as *const Runtime as usize);
+        fork::runtime_closed(self);
         Ok(())
     }
 
     pub(crate) fn is_open(&self) -> bool {
         !self.closed.load(Acquire)
+    }
+
+    /// In a child process (see `fork`): the runtime is the parent's; every call on it is
+    /// refused from now on.
+    pub(crate) fn leave_in_parent(&self) {
+        self.closed.store(true, SeqCst);
     }
 
     /// Counts a task about to start; fails once the runtime is closed.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use weft_platform::*;
 
+use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, Result};
 use crate::runtime::context;
 use crate::runtime::sync::cond::CondObject;
@@ -71,8 +72,9 @@ impl Job {
             }
             if self.failed.load(Acquire) == 0 {
                 let (b, e) = self.chunk(i);
+                let body = may_unwind!(self.body, fn(usize, usize, *mut c_void) -> i32);
                 // SAFETY: the host's body with its own `ud`, on a sub-range of its range.
-                let code = unsafe { (self.body)(b, e, self.ud) };
+                let code = host_call("a weft_parallel_for body", || unsafe { body(b, e, self.ud) });
                 if code != 0 {
                     let _ = self.failed.compare_exchange(0, code, AcqRel, Acquire);
                 }

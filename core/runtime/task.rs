@@ -17,6 +17,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use weft_platform::*;
 
+use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{check_plugin, clear_plugin_detail, fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::shell::ShellPool;
@@ -42,7 +43,7 @@ pub(crate) struct Task {
 struct TaskState {
     ctx: Arc<Context>,
     rt: &'static Runtime,
-    func: unsafe extern "C" fn(*mut c_void, *mut *mut c_void) -> i32,
+    func: unsafe extern "C-unwind" fn(*mut c_void, *mut *mut c_void) -> i32,
     arg: *mut c_void,
     code: AtomicI32,
     result: AtomicPtr<c_void>,
@@ -77,6 +78,11 @@ impl Handle for Task {
 }
 
 static SHELLS: ShellPool<Task> = ShellPool::new();
+
+/// The shell pool's lock (see `fork`).
+pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
+    SHELLS.raw_lock()
+}
 
 /// What `weft_spawn` asks for, checked.
 pub(crate) struct SpawnRequest {
@@ -121,7 +127,7 @@ impl Task {
         let state = Box::new(TaskState {
             ctx: Arc::new(Context::new(req.name.clone(), shell.as_handle())),
             rt,
-            func: req.func,
+            func: may_unwind!(req.func, fn(*mut c_void, *mut *mut c_void) -> i32),
             arg: req.arg,
             code: AtomicI32::new(0),
             result: AtomicPtr::new(ptr::null_mut()),
@@ -134,7 +140,7 @@ impl Task {
         shell.tag.store(TASK_TAG, Release);
         let plat_opts = weft_plat_spawn_t {
             struct_size: std::mem::size_of::<weft_plat_spawn_t>() as u32,
-            stack_size: req.stack_size,
+            stack_size: crate::runtime::stack::effective_stack_size(req.stack_size),
             name: req.name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
         };
         let mut plat = ptr::null_mut();
@@ -304,12 +310,13 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         safepoint::register(rt, &state.ctx);
         if let Some(hook) = rt.on_task_start {
+            let hook = may_unwind!(hook, fn(*mut weft_task_t, *mut c_void));
             // SAFETY: the host's hook, called as documented.
-            unsafe { hook(handle, rt.hook_ud) };
+            host_call("the on_task_start hook", || unsafe { hook(handle, rt.hook_ud) });
         }
         let mut result = ptr::null_mut();
         // SAFETY: the host's task function with the host's argument.
-        let code = unsafe { (state.func)(state.arg, &mut result) };
+        let code = host_call("a task function", || unsafe { (state.func)(state.arg, &mut result) });
         state.result.store(result, Relaxed);
         state.code.store(code, Release);
         // Receivers on a linked channel learn that the task ended, and with what code.
@@ -319,8 +326,9 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
         }
         safepoint::leave_open_regions(&state.ctx);
         if let Some(hook) = rt.on_task_exit {
+            let hook = may_unwind!(hook, fn(*mut weft_task_t, *mut c_void));
             // SAFETY: as above.
-            unsafe { hook(handle, rt.hook_ud) };
+            host_call("the on_task_exit hook", || unsafe { hook(handle, rt.hook_ud) });
         }
         state.ctx.run_slot_destructors();
     }));

@@ -81,7 +81,9 @@ pub struct weft_plat_config_t {
 pub struct weft_plat_spawn_t {
     /// `sizeof(weft_plat_spawn_t)` as the runtime knows it.
     pub struct_size: u32,
-    /// Stack size in bytes; 0 = the platform's default. The platform may round it up.
+    /// Stack size in bytes. The runtime passes the final size: a whole number of pages,
+    /// at least 64 KiB (`WEFT_DEFAULT_STACK_SIZE` when the host asked for none), so every
+    /// platform gives the same stacks. 0 = the platform's default (no runtime sends it).
     pub stack_size: usize,
     /// The task's name (borrowed for the duration of `spawn`), or NULL.
     pub name: *const c_char,

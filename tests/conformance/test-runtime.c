@@ -578,3 +578,82 @@ TEST_IMPL(runtime_config_from_a_newer_header) {
   ASSERT(rt == NULL);
   return TEST_OK;
 }
+
+/* fork(): the child has only the forking thread. The parent's runtime (with a task
+ * still running in the parent) is refused in the child, which opens a new runtime and
+ * uses it; weft's global locks are never inherited held, even while another thread
+ * opens and closes runtimes (taking them) all through the forks. */
+#include <signal.h>
+#include <sys/wait.h>
+
+static atomic_int churn_stop;
+
+static void *churn_runtimes(void *arg) {
+  (void)arg;
+  while (!atomic_load(&churn_stop)) {
+    weft_runtime_t *rt = NULL;
+    if (weft_runtime_open(NULL, &rt) == WEFT_OK) weft_runtime_close(rt);
+  }
+  return NULL;
+}
+
+static int32_t double_it(void *arg, void **result) {
+  *result = (void *)((intptr_t)arg * 2);
+  return 0;
+}
+
+/* The child's side; exits 0 when everything held. */
+static void fork_child(weft_runtime_t *parents) {
+  weft_task_t *t = NULL;
+  ASSERT_STATUS(WEFT_EINVAL, weft_spawn(parents, double_it, (void *)1, NULL, &t));
+  ASSERT_ERROR_MENTIONS("before fork()");
+  weft_runtime_t *rt = test_open_runtime();
+  void *result = NULL;
+  int32_t code = -1;
+  ASSERT_OK(weft_spawn(rt, double_it, (void *)21, NULL, &t));
+  ASSERT_OK(weft_join(t, WEFT_FOREVER, &code, &result));
+  ASSERT_EQ((intptr_t)result, 42);
+  weft_chan_t *ch = NULL;
+  ASSERT_OK(weft_chan_new(rt, sizeof(int), 1, NULL, &ch));
+  int in = 7, out = 0;
+  ASSERT_OK(weft_chan_send(ch, &in, WEFT_FOREVER));
+  ASSERT_OK(weft_chan_recv(ch, &out, WEFT_FOREVER));
+  ASSERT_EQ(out, 7);
+  weft_chan_release(ch);
+  test_close_runtime(rt);
+  _exit(0);
+}
+
+TEST_IMPL(fork_child_opens_new_runtime) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  weft_task_t *waiter = test_spawn(rt, wait_at_gate, &gate);
+  test_gate_await_waiters(rt, &gate, 1);
+  pthread_t churn;
+  atomic_store(&churn_stop, 0);
+  ASSERT(pthread_create(&churn, NULL, churn_runtimes, NULL) == 0);
+  for (int i = 0; i < 20; i++) {
+    pid_t child = fork();
+    ASSERT(child >= 0);
+    if (child == 0) fork_child(rt);
+    int status = 0;
+    int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+    pid_t done;
+    while ((done = waitpid(child, &status, WNOHANG)) == 0 && weft_now(rt) < give_up) test_sleep_ms(rt, 1);
+    if (done == 0) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      fprintf(stderr, "fork %d: the child hung\n", i);
+      ASSERT(0);
+    }
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  atomic_store(&churn_stop, 1);
+  ASSERT(pthread_join(churn, NULL) == 0);
+  test_gate_open(&gate);
+  ASSERT_EQ(test_join(waiter), 0);
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}

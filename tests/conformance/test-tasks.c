@@ -731,3 +731,55 @@ TEST_IMPL(cancel_given_up_handle_and_huge_stack) {
   test_gate_destroy(&gate);
   return TEST_OK;
 }
+
+/* Stack sizes, the same on every platform that runs a task on its own thread (the
+ * thread-per-task plugins; others skip): 0 gives WEFT_DEFAULT_STACK_SIZE, a request is
+ * a minimum rounded up to whole pages (1234567 bytes: not glibc's rounded-down
+ * 1234560), a tiny one is raised to WEFT_MIN_STACK_SIZE. */
+#include <pthread.h>
+#include <unistd.h>
+
+static int32_t report_stack(void *arg, void **result) {
+  (void)arg;
+  pthread_attr_t attr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 1;
+  int rc = pthread_attr_getstacksize(&attr, &size);
+  pthread_attr_destroy(&attr);
+  *result = (void *)(uintptr_t)size;
+  return rc;
+}
+
+static size_t stack_given(weft_runtime_t *rt, size_t requested) {
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = requested;
+  weft_task_t *t = NULL;
+  int32_t code = -1;
+  void *result = NULL;
+  if (weft_spawn(rt, report_stack, NULL, &opts, &t) != WEFT_OK) return 0;
+  if (weft_join(t, WEFT_FOREVER, &code, &result) != WEFT_OK || code != 0) return 0;
+  return (size_t)(uintptr_t)result;
+}
+
+TEST_IMPL(stack_sizes) {
+  weft_runtime_t *rt = test_open_runtime();
+  const char *name = weft_runtime_platform(rt)->name;
+  if (strcmp(name, "native") != 0 && strcmp(name, "pthread") != 0) {
+    test_close_runtime(rt);
+    return TEST_SKIP;
+  }
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  /* Smallest first: glibc may hand a task a larger cached stack of an earlier one. */
+  size_t asked[] = {1, 1234567, 3 << 20, 0};
+  size_t floor_of[] = {WEFT_MIN_STACK_SIZE, 1234567, 3 << 20, WEFT_DEFAULT_STACK_SIZE};
+  for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
+    size_t given = stack_given(rt, asked[i]);
+    if (given < floor_of[i] || given % page != 0) {
+      fprintf(stderr, "stack_size %zu: the task got %zu bytes (page %zu)\n", asked[i], given, page);
+      ASSERT(0);
+    }
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}

@@ -128,8 +128,11 @@ fn weft_h(root: &Path) -> String {
          * Rules that hold for every function below:\n{}\n */\n\n#ifndef WEFT_H\n#define WEFT_H\n\n\
          #include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n\
          #define WEFT_VERSION_MAJOR {major}\n#define WEFT_VERSION_MINOR {minor}\n#define WEFT_VERSION_PATCH {patch}\n\
-         #define WEFT_VERSION_STRING \"{version}\"\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n",
-        rules_comment(root)
+         #define WEFT_VERSION_STRING \"{version}\"\n\
+         // MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if; weft_version_number() returns the\n\
+         // library's own.\n#define WEFT_VERSION_NUMBER {number}\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n",
+        rules_comment(root),
+        number = major * 1_000_000 + minor * 1_000 + patch
     );
     for (section, items) in SECTIONS.iter().zip(placed) {
         out.push('\n');

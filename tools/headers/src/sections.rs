@@ -42,6 +42,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_runtime_*",
             "weft_set_default_runtime",
             "weft_version",
+            "weft_version_number",
         ],
         extra: "",
     },
@@ -60,6 +61,8 @@ pub const SECTIONS: &[Section] = &[
         items: &[
             "weft_task_fn",
             "WEFT_SPAWN_*",
+            "WEFT_DEFAULT_STACK_SIZE",
+            "WEFT_MIN_STACK_SIZE",
             "weft_spawn_opts_t",
             "weft_spawn_opts_init",
             "weft_spawn",

@@ -1,0 +1,108 @@
+//! `fork()`: what a child process inherits, and what it may do.
+//!
+//! A child has one thread, the one that called `fork()`; every task and thread of the
+//! parent's runtimes is gone from it. So in the child:
+//! * every runtime the parent had open is left behind: calls on it (and on tasks,
+//!   channels and sync objects of it) are refused with `WEFT_EINVAL` ("opened by the
+//!   parent process before fork()"), so a child never waits for a task that does not
+//!   exist in it or trusts a registry full of phantom tasks;
+//! * the child may open a new runtime and use it like any other;
+//! * weft's own global locks (the loaded plugins, the closed-runtime list, the channel
+//!   and key registries) are never inherited held: `pthread_atfork` handlers take them
+//!   all before the fork and release them on both sides, so a fork while another
+//!   thread opens a runtime or releases a channel cannot leave the child stuck.
+//!
+//! The handlers are registered when the first runtime opens. (The dynamic linker's own
+//! lock is not weft's to take; weft only makes sure not to need it in a child: see
+//! `plugin_dirs::own_object`.)
+use std::sync::Once;
+
+use parking_lot::Mutex;
+
+use crate::runtime::Runtime;
+
+/// The runtimes open in this process (addresses; runtimes are never freed).
+static OPEN: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// The runtimes a parent had open when this process was forked from it.
+static LEFT_IN_PARENT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static HANDLERS: Once = Once::new();
+
+pub(crate) fn runtime_opened(rt: *const Runtime) {
+    HANDLERS.call_once(|| {
+        // SAFETY: the three handlers are plain functions that live as long as libweft,
+        // which is never unloaded while it has a runtime.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    });
+    OPEN.lock().push(rt as usize);
+}
+
+pub(crate) fn runtime_closed(rt: *const Runtime) {
+    OPEN.lock().retain(|r| *r != rt as usize);
+}
+
+/// Whether `rt` was inherited from the parent process (and is therefore refused).
+pub(crate) fn left_in_parent(rt: *const Runtime) -> bool {
+    LEFT_IN_PARENT.lock().contains(&(rt as usize))
+}
+
+/// weft's global locks, in the one order the handlers take them.
+fn global_locks() -> [&'static parking_lot::RawMutex; 9] {
+    // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.
+    unsafe {
+        [
+            OPEN.raw(),
+            LEFT_IN_PARENT.raw(),
+            crate::plugin::loader::LOADED.raw(),
+            crate::runtime::CLOSED.raw(),
+            crate::runtime::chan::shells_lock(),
+            crate::runtime::task::shells_lock(),
+            crate::runtime::blob::shells_lock(),
+            crate::runtime::group::shells_lock(),
+            crate::runtime::keys::KEYS.raw(),
+        ]
+    }
+}
+
+extern "C" fn prepare() {
+    use parking_lot::lock_api::RawMutex as _;
+    crate::plugin::dirs::find_own_object_before_fork();
+    for lock in global_locks() {
+        lock.lock();
+    }
+}
+
+extern "C" fn parent() {
+    use parking_lot::lock_api::RawMutex as _;
+    for lock in global_locks().into_iter().rev() {
+        // SAFETY: `prepare` took every one of these on this thread.
+        unsafe { lock.unlock() };
+    }
+}
+
+/// In the child, threads of the parent may have been queued on the locks (in
+/// parking_lot's table) when it forked: an unlock would hand the lock to such a thread,
+/// which does not exist here. So their queue entries are dropped first; the unlock then
+/// finds no one to wake and leaves the lock free.
+extern "C" fn child() {
+    use parking_lot::lock_api::RawMutex as _;
+    for lock in global_locks().into_iter().rev() {
+        let key = lock as *const parking_lot::RawMutex as usize;
+        // SAFETY: parking_lot's key for a RawMutex is its address. The child has one
+        // thread, this one, which holds every lock (`prepare`); waking the dropped
+        // entries only touches (futex) memory of the parent's vanished threads, which
+        // the child still maps.
+        unsafe {
+            parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
+            lock.unlock();
+        }
+    }
+    let open = std::mem::take(&mut *OPEN.lock());
+    for &rt in &open {
+        // SAFETY: the addresses of runtimes, which are never freed.
+        unsafe { (*(rt as *const Runtime)).leave_in_parent() };
+    }
+    LEFT_IN_PARENT.lock().extend(open);
+    // The forking thread may have been a task of a parent's runtime: in the child it is
+    // a plain thread again.
+    crate::runtime::context::enter(std::ptr::null());
+}
