@@ -46,10 +46,10 @@ def sizes(quick):
     if quick:
         return dict(rounds=3, chan_rounds=3, case_budget_s=4, total_budget_s=50, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
                     now=1_000_000, yield_=100_000, poll=10_000_000, stops=20, msgs=50_000, msgs_sync=5_000,
-                    msgs_select=5_000)
+                    msgs_select=5_000, psum_mid=1_000_000, psum_big=10_000_000, park=100_000)
     return dict(rounds=7, chan_rounds=3, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
                 now=10_000_000, yield_=1_000_000, poll=100_000_000, stops=100, msgs=MESSAGES_FULL, msgs_sync=200_000,
-                msgs_select=200_000)
+                msgs_select=200_000, psum_mid=1_000_000, psum_big=100_000_000, park=1_000_000)
 
 
 def goal(op, value, on="ratio", text=None):
@@ -125,6 +125,24 @@ def build_cases(s):
              f"{s['stops']} times, 0.5 ms apart: weft_stw_begin/weft_stw_end vs Boehm GC 8.2 "
              "GC_stop_world_external/GC_start_world_external; row 1: median time-to-safepoint (us, until the "
              "stop call returns); row 2: median full stop+resume (us, until the resume call returns)")
+
+    # Structured parallelism, parking, checks.
+    for label, n in (("1e3", 1000), ("1e6", s["psum_mid"]), ("1e8", s["psum_big"])):
+        case(f"parallel_sum/{label}", f"parallel sum, {label} elements",
+             [("c", "parallel_sum", ["--n", str(n), "--rounds", r])],
+             [("c/weft", "c/openmp", goal("<=", 1.2, text="<= 1.2x OpenMP")), ("c/weft", "c/serial", None)],
+             f"sum of a cheap function over [0, {n}): weft_parallel_for (grain 0, the caller and the pool) vs "
+             "OpenMP parallel for reduction (gcc, static schedule) vs the serial loop; us per sum")
+    case("park_lock/t2", "one-byte lock on weft_park vs the raw futex, 2 threads",
+         [("c", "park_lock", ["--threads", "2", "--n", str(s["park"]), "--rounds", r])],
+         [("c/weft", "c/futex", goal("<=", 1.1, text="<= 1.1x futex"))],
+         "a one-byte lock (free/held/contended) in the WTF::Lock pattern, 2 threads incrementing under it: "
+         "parked with weft_park/weft_unpark vs FUTEX_WAIT/FUTEX_WAKE directly; ns per lock+unlock pair")
+    case("checks_lock", "mutex lock+unlock with the checks on",
+         [("c", "checks_lock", ["--n", str(s["uncontended"]), "--rounds", r])],
+         [("c/checked", "c/weft", goal("<=", 3.0, text="<= 3x unchecked")), ("c/weft", "c/errorcheck", None)],
+         "one thread, a free weft_mutex_t: lock+unlock in a runtime with WEFT_CHECK_LOCK_ORDER | "
+         "WEFT_CHECK_DEADLOCK vs checks off vs glibc's PTHREAD_MUTEX_ERRORCHECK; ns per pair")
 
     # Channels: crossbeam-channel's shapes.
     def chan(shape, cap_label, cap_arg, n, threads=None, chans=None):
