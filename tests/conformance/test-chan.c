@@ -5,7 +5,7 @@
 
 #define PRODUCERS 4
 #define CONSUMERS 4
-#define PER_PRODUCER 1000000ull /* messages each producer sends */
+#define PER_PRODUCER 250000ull /* messages each producer sends (a million in all) */
 
 /* A message: producer index in the high 32 bits, sequence number in the low 32. */
 typedef struct {
