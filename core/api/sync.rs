@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicPtr, Ordering::Acquire, Ordering::Release};
 
 use crate::ffi::error::{fail, ffi, Result};
 use crate::ffi::handle::{self, Handle};
+use crate::runtime::checks::Holders;
 use crate::runtime::sync::cond::{CondKind, CondObject};
 use crate::runtime::sync::mutex::{MutexKind, MutexObject};
 use crate::runtime::sync::rwlock::{Access, RwLockKind, RwLockObject};
@@ -118,10 +119,24 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any_fast()) {
         let rt = mutex.runtime();
         if rt.is_open() && mutex.lock_fast(rt, ctx.id) {
+            if rt.checks.on() && !rt.checks.acquired_quickly(ctx, mutex.addr()) {
+                return checked_after_lock(mutex, ctx);
+            }
             return WEFT_OK;
         }
     }
     lock_checked(m)
+}
+
+/// The checks' part of a lock taken on the fast path while other locks are held (order
+/// edges; maybe a report): under the guard, as it allocates and calls the host.
+#[cold]
+#[inline(never)]
+fn checked_after_lock(mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
+    ffi("weft_mutex_lock", || {
+        mutex.runtime().checks.acquired(ctx, mutex.addr(), true, Holders::OwnerField);
+        Ok(())
+    })
 }
 
 #[cold]
@@ -162,7 +177,7 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any_fast()) {
         let rt = mutex.runtime();
         if rt.is_open() {
-            match mutex.unlock_fast(rt, ctx.id) {
+            match mutex.unlock_fast(rt, ctx) {
                 Some(WEFT_OK) => return WEFT_OK,
                 Some(status) => return ffi("weft_mutex_unlock", || mutex.unlocked(status)),
                 None => {}

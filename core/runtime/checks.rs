@@ -24,6 +24,8 @@ use weft_platform::*;
 use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, Result};
 use crate::runtime::context::Context;
+use crate::runtime::sync::mutex::{MutexKind, MutexObject};
+use crate::runtime::sync::SyncKind;
 use crate::types::{weft_check_report_fn, WEFT_CHECK_DEADLOCK, WEFT_CHECK_LOCK_ORDER};
 
 /// The checks of one runtime.
@@ -38,6 +40,15 @@ pub(crate) struct Checks {
 unsafe impl Send for Checks {}
 // SAFETY: as for Send; the graph is behind its lock.
 unsafe impl Sync for Checks {}
+
+/// Where the checks learn who holds a lock: a mutex's owner field names its holder, so
+/// the graph need not track mutexes (their lock and unlock stay off the graph's lock);
+/// an rwlock's readers are tracked in the graph.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Holders {
+    OwnerField,
+    Tracked,
+}
 
 /// What a task waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -169,11 +180,12 @@ impl Checks {
 
     /// `ctx` took the lock at `addr`. `ordered`: by a call that can wait (its order with
     /// the locks held counts); a try-lock cannot deadlock and adds no edge into the lock.
-    pub(crate) fn acquired(&self, ctx: &Context, addr: usize, ordered: bool) {
+    pub(crate) fn acquired(&self, ctx: &Context, addr: usize, ordered: bool, holders: Holders) {
         // The held list keeps addresses, so that a lock taken while nothing else is
         // held costs no trip to the graph when only the lock order is checked.
         let edges = ordered && self.lock_order() && ctx.held_locks().iter().any(|&h| h != addr);
-        if edges || self.deadlock() {
+        let tracked = self.deadlock() && holders == Holders::Tracked;
+        if edges || tracked {
             let mut reports = Vec::new();
             {
                 let mut g = self.graph.lock();
@@ -186,7 +198,7 @@ impl Checks {
                         }
                     }
                 }
-                if self.deadlock() {
+                if tracked {
                     g.holders.entry(node).or_default().push(ctx.id);
                 }
             }
@@ -197,13 +209,26 @@ impl Checks {
         ctx.held_locks().push(addr);
     }
 
+    /// The common case of `acquired` for a mutex taken by a call that could wait, with
+    /// no trip to the graph: true if it was enough (no other lock held, or only the
+    /// deadlock check on); false, with nothing done, if `acquired` must run.
+    #[inline]
+    pub(crate) fn acquired_quickly(&self, ctx: &Context, addr: usize) -> bool {
+        let held = ctx.held_locks();
+        if self.lock_order() && held.iter().any(|&h| h != addr) {
+            return false;
+        }
+        held.push(addr);
+        true
+    }
+
     /// `ctx` released the lock at `addr` (one hold of it).
-    pub(crate) fn released(&self, ctx: &Context, addr: usize) {
+    pub(crate) fn released(&self, ctx: &Context, addr: usize, holders: Holders) {
         let held = ctx.held_locks();
         if let Some(at) = held.iter().rposition(|&a| a == addr) {
             held.remove(at);
         }
-        if self.deadlock() {
+        if self.deadlock() && holders == Holders::Tracked {
             let mut g = self.graph.lock();
             let Some(&node) = g.by_addr.get(&addr) else { return };
             if let Some(holders) = g.holders.get_mut(&node) {
@@ -388,9 +413,7 @@ impl Graph {
             return false;
         }
         let (what, next) = match wait {
-            Wait::Lock(node) => {
-                (format!("waits for {}", self.label(node)), self.holders.get(&node).cloned().unwrap_or_default())
-            }
+            Wait::Lock(node) => (format!("waits for {}", self.label(node)), self.holders_of(node)),
             Wait::Task(task) => (format!("joins task {task}"), vec![task]),
         };
         for ctx in next {
@@ -410,6 +433,24 @@ impl Graph {
             steps.pop();
         }
         false
+    }
+
+    /// Who holds lock `node`: a mutex's owner field, or the tracked holders.
+    fn holders_of(&self, node: u64) -> Vec<u64> {
+        match self.nodes.get(&node) {
+            Some(n) if n.kind == MutexKind::KIND => {
+                // SAFETY: a node in the graph is a live mutex: a destroy takes it out,
+                // under the graph lock the caller holds, before the host may reuse the
+                // memory; the owner field is atomic.
+                let owner = unsafe { &*(n.addr as *const MutexObject) }.owner();
+                if owner == 0 {
+                    Vec::new()
+                } else {
+                    vec![owner]
+                }
+            }
+            _ => self.holders.get(&node).cloned().unwrap_or_default(),
+        }
     }
 
     fn context_name(&self, ctx: u64) -> String {

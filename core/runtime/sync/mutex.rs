@@ -10,6 +10,7 @@ use weft_platform::*;
 use super::{SyncKind, SyncObject};
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
+use crate::runtime::checks::Holders;
 use crate::runtime::context::Context;
 use crate::runtime::safepoint;
 use crate::runtime::Runtime;
@@ -83,7 +84,7 @@ impl MutexObject {
         let depth = self.count.swap(0, Relaxed);
         if rt.checks.on() {
             for _ in 0..=depth {
-                rt.checks.released(ctx, self.addr());
+                rt.checks.released(ctx, self.addr(), Holders::OwnerField);
             }
         }
         self.extra.store(0, Relaxed);
@@ -95,7 +96,7 @@ impl MutexObject {
         self.count.store(depth, Relaxed);
         if rt.checks.on() {
             for _ in 0..=depth {
-                rt.checks.acquired(ctx, self.addr(), false);
+                rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
             }
         }
     }
@@ -104,7 +105,7 @@ impl MutexObject {
     /// plugin trylock and a short spin; it cannot fail in any other way.
     #[inline(always)]
     pub(crate) fn lock_fast(&self, rt: &Runtime, me: u64) -> bool {
-        if !rt.checks.on() && self.owner() != me && self.try_lock_spinning(rt) {
+        if self.owner() != me && self.try_lock_spinning(rt) {
             self.extra.store(me, Relaxed);
             return true;
         }
@@ -139,7 +140,7 @@ impl MutexObject {
         if self.is_recursive() {
             self.count.fetch_add(1, Relaxed);
             if rt.checks.on() {
-                rt.checks.acquired(ctx, self.addr(), false);
+                rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
             }
             return Ok(());
         }
@@ -185,7 +186,7 @@ impl MutexObject {
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
         self.extra.store(ctx.id, Relaxed);
         if rt.checks.on() {
-            rt.checks.acquired(ctx, self.addr(), true);
+            rt.checks.acquired(ctx, self.addr(), true, Holders::OwnerField);
         }
         Ok(())
     }
@@ -202,7 +203,7 @@ impl MutexObject {
         self.extra.store(ctx.id, Relaxed);
         if rt.checks.on() {
             // A try-lock never waits, so it cannot deadlock: no order edge into it.
-            rt.checks.acquired(ctx, self.addr(), false);
+            rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
         }
         Ok(())
     }
@@ -210,9 +211,13 @@ impl MutexObject {
     /// The unlock fast path: the owner's last level. None if it does not apply (the
     /// checked path then decides); otherwise the plugin's status.
     #[inline(always)]
-    pub(crate) fn unlock_fast(&self, rt: &Runtime, me: u64) -> Option<weft_status_t> {
-        if rt.checks.on() || self.owner() != me || self.count.load(Relaxed) != 0 {
+    pub(crate) fn unlock_fast(&self, rt: &Runtime, ctx: &Context) -> Option<weft_status_t> {
+        if self.owner() != ctx.id || self.count.load(Relaxed) != 0 {
             return None;
+        }
+        if rt.checks.on() {
+            // A mutex's holder is its owner field: no trip to the checks' graph.
+            rt.checks.released(ctx, self.addr(), Holders::OwnerField);
         }
         self.extra.store(0, Relaxed);
         Some(plat_call!(rt.table, mutex_unlock(self.plugin_bytes())))
@@ -227,7 +232,7 @@ impl MutexObject {
             fail!(WEFT_EPERM, "mutex {:p} is held by context {owner}, not by the caller", self);
         }
         if rt.checks.on() {
-            rt.checks.released(ctx, self.addr());
+            rt.checks.released(ctx, self.addr(), Holders::OwnerField);
         }
         if self.count.load(Relaxed) > 0 {
             self.count.fetch_sub(1, Relaxed);

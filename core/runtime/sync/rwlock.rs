@@ -12,6 +12,7 @@ use weft_platform::*;
 use super::{SyncKind, SyncObject};
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
+use crate::runtime::checks::Holders;
 use crate::runtime::context::Context;
 use crate::runtime::safepoint;
 use crate::runtime::Runtime;
@@ -113,7 +114,7 @@ impl RwLockObject {
             }
         }
         if rt.checks.on() {
-            rt.checks.acquired(ctx, self.addr(), !try_only);
+            rt.checks.acquired(ctx, self.addr(), !try_only, Holders::Tracked);
         }
         Ok(())
     }
@@ -124,7 +125,7 @@ impl RwLockObject {
         let unlocked = |status| check_plugin(status, || format!("cannot unlock rwlock {:p}", self));
         if self.extra.load(Relaxed) == ctx.id {
             if rt.checks.on() {
-                rt.checks.released(ctx, self.addr());
+                rt.checks.released(ctx, self.addr(), Holders::Tracked);
             }
             self.extra.store(0, Relaxed);
             return unlocked(plat_call!(rt.table, rwlock_write_unlock(self.plugin_bytes())));
@@ -137,7 +138,7 @@ impl RwLockObject {
         }
         ctx.read_locks_held.fetch_sub(1, Relaxed);
         if rt.checks.on() {
-            rt.checks.released(ctx, self.addr());
+            rt.checks.released(ctx, self.addr(), Holders::Tracked);
         }
         unlocked(plat_call!(rt.table, rwlock_read_unlock(self.plugin_bytes())))
     }
