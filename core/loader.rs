@@ -72,7 +72,10 @@ const V1_MEMBERS: [&str; 35] = [
 ];
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
-const _: () = assert!(V1_SIZE == size_of::<weft_platform_t>());
+/// The function members ABI version 2 appends, in table order.
+const V2_MEMBERS: [&str; 4] = ["fd_wait", "fd_forget", "region_enter", "region_leave"];
+const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
+const _: () = assert!(V2_SIZE == size_of::<weft_platform_t>());
 
 extern "C" {
     // glibc; the libc crate does not declare it.
@@ -231,15 +234,23 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             "{shown}: {WEFT_PLATFORM_ENTRY_SYMBOL}() returned a table of plugin ABI version {abi}, outside the range this runtime accepts ({WEFT_PLATFORM_ABI_MIN} to {WEFT_PLATFORM_ABI_VERSION})"
         );
     }
-    if struct_size < V1_SIZE {
+    let needed = if abi >= 2 { V2_SIZE } else { V1_SIZE };
+    if struct_size < needed {
         fail!(
             WEFT_EPLUGIN,
-            "{shown}: table too small: struct_size is {struct_size} bytes, ABI version {abi} needs at least {V1_SIZE}"
+            "{shown}: table too small: struct_size is {struct_size} bytes, ABI version {abi} needs at least {needed}"
         );
     }
-    let copy = std::ptr::read(table);
+    // Only the members of the plugin's version are read: a version-1 table is shorter
+    // than `weft_platform_t`, and its later members stay NULL in the copy.
+    let mut copy = std::mem::MaybeUninit::<weft_platform_t>::zeroed();
+    std::ptr::copy_nonoverlapping(table as *const u8, copy.as_mut_ptr() as *mut u8, needed);
+    // SAFETY: every field is an integer, a pointer or an Option of a function pointer,
+    // for which all-zero bytes are valid (NULL / None).
+    let copy = copy.assume_init();
     let members = (table as *const u8).add(FIRST_MEMBER) as *const usize;
-    for (index, name) in V1_MEMBERS.iter().enumerate() {
+    let names = V1_MEMBERS.iter().chain(if abi >= 2 { V2_MEMBERS.iter() } else { [].iter() });
+    for (index, name) in names.enumerate() {
         if std::ptr::read(members.add(index)) == 0 {
             fail!(WEFT_EPLUGIN, "{shown}: table member \"{name}\" is NULL (ABI version {abi} requires it)");
         }

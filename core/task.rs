@@ -178,6 +178,7 @@ pub unsafe extern "C" fn weft_spawn(
             struct_size: std::mem::size_of::<weft_plat_spawn_t>() as u32,
             stack_size: opts.stack_size,
             name: name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
+            id: task.ctx.id,
         };
         let running_ref = Arc::into_raw(Arc::clone(&task)) as *mut c_void;
         let mut plat = ptr::null_mut();

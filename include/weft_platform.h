@@ -21,13 +21,13 @@
 #define WEFT_PLATFORM_MAGIC 6071217680567125335
 
 // The plugin ABI version this header describes.
-#define WEFT_PLATFORM_ABI_VERSION 1
+#define WEFT_PLATFORM_ABI_VERSION 2
 
 // The oldest plugin ABI version this runtime still loads.
 #define WEFT_PLATFORM_ABI_MIN 1
 
 // The host-services ABI version this header describes (`weft_host_t.abi_version`).
-#define WEFT_HOST_ABI_VERSION 1
+#define WEFT_HOST_ABI_VERSION 2
 
 // Bytes of a `weft_mutex_t` that belong to the plugin (the rest is the runtime's
 // owner and state bookkeeping). A plugin whose `mutex_size` is larger is refused.
@@ -83,6 +83,10 @@ typedef struct weft_plat_spawn_t {
   size_t stack_size;
   // The task's name (borrowed for the duration of `spawn`), or NULL.
   const char *name;
+  // The task's id (`weft_task_id`), for the platform's own messages (e.g. a stack
+  // overflow report). Read it only if `struct_size` covers it (runtimes of host ABI 2
+  // and later).
+  uint64_t id;
 } weft_plat_spawn_t;
 
 // `spawn`: start a task that calls `host->task_run(ctx)`; `opts` is borrowed for the call.
@@ -360,6 +364,25 @@ typedef struct weft_platform_t {
   // an unbounded channel that could not grow). Unknown `flags` bits are ignored (the
   // runtime refuses them). A select with no cases never reaches the plugin.
   weft_plat_select_fn chan_select;
+  // Waits until file descriptor `fd` is ready for `events` (`WEFT_FD_*` bits) or
+  // `deadline`; writes what is ready to `*revents`. A platform without IO waits
+  // returns `WEFT_ENOTSUP`.
+  weft_status_t (*fd_wait)(struct weft_plat_rt_t *rt,
+                           int32_t fd,
+                           uint32_t events,
+                           int64_t deadline,
+                           uint32_t *revents);
+  // Forgets what the platform keeps about `fd` (before the host closes it).
+  weft_status_t (*fd_forget)(struct weft_plat_rt_t *rt, int32_t fd);
+  // The calling task enters a blocking region the host opened itself
+  // (`weft_blocking_begin`): it may now block its OS thread for long (a `read()`, a
+  // C library, a lock of the host's). An M:N platform hands the thread's other
+  // tasks to another thread here. Called after the runtime marked the region; a
+  // platform with one thread per task returns `WEFT_OK` and does nothing.
+  weft_plat_rt_fn region_enter;
+  // The calling task leaves the region of `region_enter` (`weft_blocking_end`),
+  // before the runtime unmarks it.
+  weft_plat_rt_fn region_leave;
 } weft_platform_t;
 
 // Host services: the runtime's functions a plugin calls back. The plugin receives the
@@ -396,6 +419,12 @@ typedef struct weft_host_t {
   // cancellation point asks before it waits and again whenever it wakes; the plugin's
   // `cancel` only has to wake the task.
   int32_t (*cancel_pending)(void);
+  // The running weft context of the calling OS thread, or NULL. Opaque.
+  void *(*context_get)(void);
+  // Makes `ctx` (a value from `context_get` or `context_set`, or NULL) the running
+  // context of the calling OS thread; returns the previous one. Never blocks, never
+  // fails, no lock taken.
+  void *(*context_set)(void *ctx);
 } weft_host_t;
 
 // The one symbol a plugin exports, `weft_platform_entry`. It receives the runtime's

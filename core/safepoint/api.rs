@@ -243,6 +243,11 @@ pub unsafe extern "C" fn weft_blocking_begin(rt: *mut weft_runtime_t) -> weft_st
     ffi("weft_blocking_begin", || {
         let rt = open_runtime(rt)?;
         blocking_begin(rt, mutator_of(rt)?);
+        // An M:N platform hands the thread's other tasks on (ABI 2 and later).
+        if let Some(enter) = rt.table.region_enter {
+            // SAFETY: a member of an accepted table, present for its version.
+            unsafe { enter(rt.prt) };
+        }
         Ok(())
     })
 }
@@ -257,6 +262,10 @@ pub unsafe extern "C" fn weft_blocking_end(rt: *mut weft_runtime_t) -> weft_stat
         let ctx = mutator_of(rt)?;
         if ctx.mutator.blocking_depth.load(SeqCst) == 0 {
             fail!(WEFT_EPERM, "the calling thread is not in a blocking region");
+        }
+        if let Some(leave) = rt.table.region_leave {
+            // SAFETY: a member of an accepted table, present for its version.
+            unsafe { leave(rt.prt) };
         }
         blocking_end(rt, ctx);
         Ok(())

@@ -459,7 +459,7 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
         if step < BACKOFF_SPIN_STEPS {
             (0..1u32 << step).for_each(|_| std::hint::spin_loop());
         } else {
-            std::thread::yield_now();
+            wait::backoff_yield();
         }
     }
     loop {
@@ -732,6 +732,26 @@ thread_local! {
     static RANDOM: Cell<u64> = const { Cell::new(0) };
 }
 
+/// The thread's random state (a fresh seed from the clock and the Cell's own address
+/// if never drawn), or None during the thread's exit. Not inlined, like `put_random`:
+/// on the green platform (which shares this file) a select may move to another worker
+/// thread between the two, and a cached thread-local address would be the old one's.
+#[inline(never)]
+fn take_random() -> Option<u64> {
+    let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
+    RANDOM
+        .try_with(|state| match state.take() {
+            0 => seed(state as *const Cell<u64> as usize),
+            x => x,
+        })
+        .ok()
+}
+
+#[inline(never)]
+fn put_random(random: u64) {
+    let _ = RANDOM.try_with(|state| state.set(random));
+}
+
 /// Up to 16 cases without an allocation.
 type Cases<T> = SmallVec<[T; 16]>;
 
@@ -754,13 +774,7 @@ impl PollOrder {
             // One thread-local access per call; a new thread's stream starts from the
             // clock and the thread's own address.
             let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
-            RANDOM
-                .try_with(|state| match state.take() {
-                    0 => seed(state as *const Cell<u64> as usize),
-                    x => x,
-                })
-                // During the thread's exit, when its thread-locals are gone.
-                .unwrap_or_else(|_| seed(&n as *const usize as usize))
+            take_random().unwrap_or_else(|| seed(&n as *const usize as usize))
         } else {
             0
         };
@@ -797,7 +811,7 @@ impl Drop for PollOrder {
     fn drop(&mut self) {
         if self.random != 0 {
             let random = self.random;
-            let _ = RANDOM.try_with(|state| state.set(random));
+            put_random(random);
         }
     }
 }

@@ -81,7 +81,24 @@ static TABLE: Table = Table(weft_platform_t {
     chan_len: Some(chan::chan_len),
     chan_free: Some(chan::chan_free),
     chan_select: Some(chan::chan_select),
+    fd_wait: Some(fd_wait),
+    fd_forget: Some(fd_forget),
+    region_enter: Some(region_noop),
+    region_leave: Some(region_noop),
 });
+
+unsafe extern "C" fn fd_wait(_rt: *mut weft_plat_rt_t, _fd: i32, _ev: u32, _dl: i64, _rev: *mut u32) -> weft_status_t {
+    HOST.fail(WEFT_ENOTSUP, "the native platform has no IO waits yet")
+}
+
+unsafe extern "C" fn fd_forget(_rt: *mut weft_plat_rt_t, _fd: i32) -> weft_status_t {
+    HOST.fail(WEFT_ENOTSUP, "the native platform has no IO waits yet")
+}
+
+/// A task per OS thread: a host's blocking region blocks only that task.
+unsafe extern "C" fn region_noop(_rt: *mut weft_plat_rt_t) -> weft_status_t {
+    WEFT_OK
+}
 
 /// The plugin's entry point: keeps the host services and returns the static table, or
 /// NULL when the host's services are older than this plugin needs.

@@ -51,6 +51,12 @@ pub(crate) fn cancelled() -> bool {
     HOST.cancel_pending()
 }
 
+/// Lets a partner that is about to complete the caller's operation run (a channel
+/// waiter backing off before it parks): here, another OS thread.
+pub(crate) fn backoff_yield() {
+    std::thread::yield_now();
+}
+
 const CANCEL_TOKEN: UnparkToken = UnparkToken(1);
 
 pub(crate) enum Wake {
