@@ -73,7 +73,8 @@ const V1_MEMBERS: [&str; 35] = [
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
 /// The function members ABI version 2 appends, in table order.
-const V2_MEMBERS: [&str; 4] = ["fd_wait", "fd_forget", "region_enter", "region_leave"];
+const V2_MEMBERS: [&str; 6] =
+    ["fd_wait", "fd_forget", "region_enter", "region_leave", "preempt_attach", "preempt_point"];
 const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
 const _: () = assert!(V2_SIZE == size_of::<weft_platform_t>());
 

@@ -249,6 +249,10 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
             world,
         });
         let rt = Box::into_raw(rt);
+        // A platform that preempts polling tasks learns the poll word (ABI 2 and later).
+        if let Some(attach) = (*rt).table.preempt_attach {
+            attach(prt, (*rt).world.flag.as_ptr());
+        }
         LAST_OPENED.store(rt, SeqCst);
         *out = rt;
         Ok(())

@@ -2,7 +2,7 @@
 //! blocking regions and the mutator registry. The protocol they rely on is in `mod.rs`.
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
 use weft_platform::*;
@@ -123,17 +123,25 @@ pub unsafe extern "C" fn weft_safepoint(rt: *mut weft_runtime_t) -> weft_status_
         let rt = open_runtime(rt)?;
         let ctx = mutator_of(rt)?;
         if ctx.mutator.blocking_depth.load(SeqCst) == 0
-            && rt.world.flag.load(SeqCst) != 0
+            && rt.world.flag.load(SeqCst) & STOP != 0
             && rt.world.owner.load(SeqCst) != ctx.id
         {
             park(rt, ctx);
+        }
+        // An M:N platform asks a task that overran its time slice to yield here.
+        if rt.world.flag.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 && ctx.mutator.blocking_depth.load(SeqCst) == 0 {
+            if let Some(point) = rt.table.preempt_point {
+                // SAFETY: a member of an accepted table, present for its version.
+                unsafe { point(rt.prt) };
+            }
         }
         Ok(())
     })
 }
 
 /// The address of `rt`'s safepoint word, for `WEFT_SAFEPOINT_POLL`: a `uint32_t`,
-/// non-zero while a stop-the-world is requested or in force. Read it only with an
+/// non-zero while a stop-the-world is requested or in force, or while the platform asks
+/// a task to yield (`WEFT_SAFEPOINT_PREEMPT`, set by M:N platforms such as green). Read it only with an
 /// atomic load. Owned by weft; valid for the life of the process (also after close).
 /// NULL for an invalid runtime.
 #[no_mangle]
@@ -193,7 +201,7 @@ pub unsafe extern "C" fn weft_stw_begin(rt: *mut weft_runtime_t, deadline: i64) 
                 }
             }
             world.owner.store(me.id, SeqCst);
-            world.flag.store(1, SeqCst);
+            world.flag.fetch_or(STOP, SeqCst);
             me.mutator.holds.store(rt as *const _ as *mut _, SeqCst);
             loop {
                 if world.hold_blocked_count_running(me.id) == 0 {

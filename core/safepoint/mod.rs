@@ -49,6 +49,11 @@ pub const WEFT_TASK_BLOCKING: u32 = 2;
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
 const HELD: u32 = 3;
 
+/// The bit of the poll word (`World::flag`) that says a stop is requested or in force.
+/// The platform may set another, `WEFT_SAFEPOINT_PREEMPT`, to have polling tasks call
+/// its `preempt_point` (see `weft_safepoint`).
+pub(crate) const STOP: u32 = 1;
+
 /// The mutator side of a context.
 #[derive(Default)]
 pub(crate) struct Mutator {
@@ -149,7 +154,7 @@ impl World {
     fn resume_locked(&self, l: &InternalLock) {
         self.stopped.store(false, SeqCst);
         self.owner.store(0, SeqCst);
-        self.flag.store(0, SeqCst);
+        self.flag.fetch_and(!STOP, SeqCst);
         for ctx in self.registry.lock().iter() {
             let _ = ctx.mutator.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
         }
@@ -229,7 +234,7 @@ fn forget_runtime(m: &Mutator) {
 
 /// Waits, lock held, while a stop is requested or in force.
 fn wait_no_stop(world: &World, l: &InternalLock) {
-    while world.flag.load(SeqCst) != 0 {
+    while world.flag.load(SeqCst) & STOP != 0 {
         l.wait_until(Cond::Resumed, WEFT_FOREVER);
     }
 }
@@ -240,7 +245,7 @@ pub(crate) fn register(rt: &'static weft_runtime_t, ctx: &Arc<Context>) {
     let world = &rt.world;
     world.locked(|l| {
         ctx.mutator.blocking_depth.store(0, SeqCst);
-        let stop = world.flag.load(SeqCst) != 0 && world.owner.load(SeqCst) != ctx.id;
+        let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
         ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
         ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
         world.registry.lock().push(Arc::clone(ctx));
@@ -256,7 +261,7 @@ fn unregister(rt: &weft_runtime_t, ctx: &Context) {
     rt.world.locked(|l| {
         rt.world.registry.lock().retain(|c| c.id != ctx.id);
         forget_runtime(&ctx.mutator);
-        if rt.world.flag.load(SeqCst) != 0 {
+        if rt.world.flag.load(SeqCst) & STOP != 0 {
             l.broadcast(Cond::Progress);
         }
     });
@@ -267,7 +272,7 @@ fn park(rt: &weft_runtime_t, ctx: &Context) {
     let world = &rt.world;
     world.locked(|l| {
         // Looked at again under the lock: the stop may have ended meanwhile.
-        if world.flag.load(SeqCst) == 0 || world.owner.load(SeqCst) == ctx.id {
+        if world.flag.load(SeqCst) & STOP == 0 || world.owner.load(SeqCst) == ctx.id {
             return;
         }
         ctx.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
@@ -281,7 +286,7 @@ fn blocking_begin(rt: &weft_runtime_t, ctx: &Context) {
     if ctx.mutator.blocking_depth.fetch_add(1, SeqCst) == 0 {
         // Dekker with the requester: state store, then flag load (see the module doc).
         ctx.mutator.state.store(WEFT_TASK_BLOCKING, SeqCst);
-        if rt.world.flag.load(SeqCst) != 0 {
+        if rt.world.flag.load(SeqCst) & STOP != 0 {
             rt.world.locked(|l| l.broadcast(Cond::Progress));
         }
     }

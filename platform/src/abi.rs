@@ -21,6 +21,12 @@ pub const WEFT_PLATFORM_ABI_MIN: u32 = 1;
 /// The host-services ABI version this header describes (`weft_host_t.abi_version`).
 pub const WEFT_HOST_ABI_VERSION: u32 = 2;
 
+/// The bit of a runtime's safepoint poll word (`weft_safepoint_flag`) that a platform
+/// sets, through `preempt_attach`'s pointer, to make polling tasks call
+/// `weft_safepoint` and so its `preempt_point` (bit 0 is the runtime's: a
+/// stop-the-world).
+pub const WEFT_SAFEPOINT_PREEMPT: u32 = 2;
+
 /// Bytes of a `weft_mutex_t` that belong to the plugin (the rest is the runtime's
 /// owner and state bookkeeping). A plugin whose `mutex_size` is larger is refused.
 pub const WEFT_PLATFORM_MUTEX_BYTES: u32 = 40;
@@ -441,6 +447,17 @@ pub struct weft_platform_t {
     /// The calling task leaves the region of `region_enter` (`weft_blocking_end`),
     /// before the runtime unmarks it.
     pub region_leave: weft_plat_rt_fn,
+    /// Hands the platform the runtime's safepoint poll word, right after `runtime_open`
+    /// (valid until `runtime_close`; atomic `uint32_t`). A platform that preempts at the
+    /// host's polls atomically ORs `WEFT_SAFEPOINT_PREEMPT` into it when a task overran
+    /// its time slice, and clears that bit (never another) when no task needs it. Others
+    /// return `WEFT_OK` and ignore it.
+    pub preempt_attach: Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, word: *mut u32) -> weft_status_t>,
+    /// Called by `weft_safepoint` (the slow path of `WEFT_SAFEPOINT_POLL`) on a task
+    /// outside any blocking region while `WEFT_SAFEPOINT_PREEMPT` is set: the platform
+    /// switches the calling task out if it is the one that overran its slice, and
+    /// returns at once otherwise.
+    pub preempt_point: weft_plat_rt_fn,
 }
 
 /// The one symbol a plugin exports, `weft_platform_entry`. It receives the runtime's

@@ -125,6 +125,8 @@ static TABLE: Table = Table(weft_platform_t {
     fd_forget: Some(fd_forget),
     region_enter: Some(task::region_enter),
     region_leave: Some(task::region_leave),
+    preempt_attach: Some(task::preempt_attach),
+    preempt_point: Some(task::preempt_point),
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

@@ -22,8 +22,8 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::BTreeMap;
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-    Ordering::SeqCst,
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Acquire,
+    Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
 };
 use std::sync::Arc;
 use std::thread::{JoinHandle, Thread};
@@ -95,6 +95,16 @@ impl Task {
 /// One processor: a run queue that only its owning thread pushes to and pops from.
 struct Proc {
     index: usize,
+    /// Counts the tasks this processor started running (the preemption monitor sees a
+    /// task overrun its slice when the count stands still while a task runs).
+    switches: AtomicU64,
+    /// Who may touch the run queues: FREE (the holder, between tasks), TASK (a task
+    /// runs; its code takes the queues with TASK -> QUEUING -> TASK), QUEUING, or
+    /// RETAKEN (the monitor or a blocking region took the processor from the thread
+    /// while the task ran; the thread finds out when it next looks and lets go).
+    guard: AtomicU8,
+    /// The `switches` value of the run asked to yield at its next poll; 0 if none.
+    preempt: AtomicU64,
     local: Deque<Arc<Task>>,
     lifo: Cell<Option<Arc<Task>>>,
     tick: Cell<u32>,
@@ -123,7 +133,25 @@ pub(crate) struct Sched {
     timer_seq: AtomicU64,
     shutdown: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The runtime's safepoint poll word (`preempt_attach`); NULL until attached.
+    poll_word: AtomicPtr<AtomicU32>,
+    monitor: Mutex<Option<Thread>>,
 }
+
+const FREE: u8 = 0;
+const TASK: u8 = 1;
+const QUEUING: u8 = 2;
+const RETAKEN: u8 = 3;
+
+/// A task that runs this long without polling after being asked to yield loses its
+/// processor: the thread keeps running it, another thread takes the processor (as for
+/// a blocking region), so that the other tasks do not starve.
+const RETAKE_NS: i64 = 3 * SLICE_NS;
+
+/// A task that runs this long without switching is asked to yield at its next poll.
+const SLICE_NS: i64 = 10_000_000;
+/// How often the monitor looks.
+const MONITOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Which processor (and scheduler) the calling thread holds, and which task it runs.
 #[derive(Clone, Copy)]
@@ -222,6 +250,9 @@ impl Sched {
             .enumerate()
             .map(|(index, local)| Proc {
                 index,
+                switches: AtomicU64::new(0),
+                guard: AtomicU8::new(FREE),
+                preempt: AtomicU64::new(0),
                 local,
                 lifo: Cell::new(None),
                 tick: Cell::new(0),
@@ -241,6 +272,8 @@ impl Sched {
             timer_seq: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
+            poll_word: AtomicPtr::new(std::ptr::null_mut()),
+            monitor: Mutex::new(None),
         });
         stack::install_handler();
         for index in 0..workers {
@@ -266,6 +299,9 @@ impl Sched {
     pub(crate) fn close(&self) {
         self.shutdown.store(true, SeqCst);
         loop {
+            if let Some(m) = self.monitor.lock().as_ref() {
+                m.unpark();
+            }
             for t in self.idle.lock().iter().chain(self.spares.lock().iter()) {
                 t.unpark();
             }
@@ -322,7 +358,14 @@ impl Sched {
     /// Queues a runnable task: on the calling thread's processor if it holds one of this
     /// scheduler (in the LIFO slot if `next`), else on the injector.
     fn submit(&self, task: Arc<Task>, next: bool) {
-        let h = here();
+        let mut h = here();
+        // SAFETY: the thread holds (or held: see `guard`) the processor.
+        let on_task = !h.task.is_null() && !h.proc.is_null();
+        if on_task && unsafe { &*h.proc }.guard.compare_exchange(TASK, QUEUING, Acquire, Relaxed).is_err() {
+            // Retaken meanwhile: another thread owns the queues now.
+            h.proc = std::ptr::null();
+            set_here(h);
+        }
         if std::ptr::eq(h.sched, self) && !h.proc.is_null() {
             // SAFETY: the calling thread holds the processor.
             let p = unsafe { &*h.proc };
@@ -333,7 +376,11 @@ impl Sched {
             } else {
                 p.local.push(task);
             }
-            if !p.local.is_empty() {
+            let more = !p.local.is_empty();
+            if on_task {
+                p.guard.store(TASK, Release);
+            }
+            if more {
                 self.notify();
             }
         } else {
@@ -379,6 +426,7 @@ impl Sched {
             let h = here();
             if h.proc.is_null() {
                 if let Some(i) = me.free_procs.lock().pop() {
+                    me.procs[i].guard.store(FREE, SeqCst);
                     set_here(Here { proc: &me.procs[i], ..h });
                     continue;
                 }
@@ -462,6 +510,10 @@ impl Sched {
     fn run(&self, task: Arc<Task>) {
         let h = here();
         set_here(Here { task: Arc::as_ptr(&task), ..h });
+        // SAFETY: the thread holds the processor it runs tasks on.
+        let p = unsafe { &*h.proc };
+        p.switches.fetch_add(1, Relaxed);
+        p.guard.store(TASK, SeqCst);
         stack::set_running(Some(stack::Running {
             guard_low: task.guard.0,
             guard_high: task.guard.1,
@@ -473,7 +525,14 @@ impl Sched {
         // SAFETY: this thread alone runs the task now (it took it from a run queue).
         let coro = unsafe { (*task.coro.get()).as_mut() }.expect("a queued task has a coroutine");
         let result = coro.resume(());
-        // The coroutine may have moved this thread to another processor (or none).
+        // The coroutine may have moved this thread to another processor (or none), and
+        // the processor may have been retaken.
+        let mut h = here();
+        // SAFETY: the processor the thread held while the task ran.
+        if !h.proc.is_null() && unsafe { &*h.proc }.guard.compare_exchange(TASK, FREE, SeqCst, SeqCst).is_err() {
+            h.proc = std::ptr::null();
+            set_here(h);
+        }
         task.saved_ctx.set(HOST.context_set(previous));
         stack::set_running(None);
         let h = here();
@@ -538,6 +597,88 @@ impl Sched {
         }
     }
 
+    // ---- preemption at the host's polls -------------------------------------------------
+
+    /// Keeps the runtime's poll word and starts the monitor that asks tasks running
+    /// longer than a slice to yield at their next poll (Go's sysmon, for the polls the
+    /// host's VM already makes).
+    pub(crate) fn attach_poll_word(self: &Arc<Sched>, word: *mut u32) {
+        self.poll_word.store(word as *mut AtomicU32, SeqCst);
+        let sched = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("weft-green-monitor".into()).spawn(move || {
+            let mut seen: Vec<(u64, i64)> = Vec::new();
+            while let Some(sched) = sched.upgrade() {
+                if sched.shutdown.load(SeqCst) {
+                    break;
+                }
+                sched.monitor_tick(&mut seen);
+                drop(sched);
+                std::thread::park_timeout(MONITOR_TICK);
+            }
+        });
+        if let Ok(handle) = spawned {
+            *self.monitor.lock() = Some(handle.thread().clone());
+            self.threads.lock().push(handle);
+        }
+    }
+
+    fn monitor_tick(self: &Arc<Sched>, seen: &mut Vec<(u64, i64)>) {
+        // SAFETY: the poll word stays valid until the runtime closes, after the monitor.
+        let Some(word) = (unsafe { self.poll_word.load(SeqCst).as_ref() }) else { return };
+        let now = clock::now();
+        seen.resize(self.procs.len(), (0, now));
+        let mut asking = false;
+        let mut retaken = Vec::new();
+        for (p, (last, since)) in self.procs.iter().zip(seen.iter_mut()) {
+            let switches = p.switches.load(Relaxed);
+            if switches != *last || p.guard.load(Relaxed) == FREE {
+                *last = switches;
+                *since = now;
+                p.preempt.store(0, SeqCst);
+                continue;
+            }
+            if now - *since >= RETAKE_NS && p.guard.compare_exchange(TASK, RETAKEN, SeqCst, SeqCst).is_ok() {
+                p.preempt.store(0, SeqCst);
+                *since = now;
+                retaken.push(p.index);
+                continue;
+            } else if now - *since >= SLICE_NS {
+                p.preempt.store(switches, SeqCst);
+            }
+            asking |= p.preempt.load(SeqCst) != 0;
+        }
+        for index in retaken {
+            self.hand_off(index);
+        }
+        if asking {
+            word.fetch_or(WEFT_SAFEPOINT_PREEMPT, SeqCst);
+        } else if word.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 {
+            word.fetch_and(!WEFT_SAFEPOINT_PREEMPT, SeqCst);
+        }
+    }
+
+    /// `weft_safepoint` while the preempt bit is set: the task the monitor asked yields.
+    pub(crate) fn preempt_point(&self) {
+        let h = here();
+        if h.task.is_null() || h.proc.is_null() || !std::ptr::eq(h.sched, self) {
+            return;
+        }
+        // SAFETY: the thread holds the processor.
+        let p = unsafe { &*h.proc };
+        let asked = p.preempt.load(SeqCst);
+        if asked == 0 || asked != p.switches.load(Relaxed) {
+            return;
+        }
+        p.preempt.store(0, SeqCst);
+        if self.procs.iter().all(|p| p.preempt.load(SeqCst) == 0) {
+            // SAFETY: attached before any task could be asked.
+            if let Some(word) = unsafe { self.poll_word.load(SeqCst).as_ref() } {
+                word.fetch_and(!WEFT_SAFEPOINT_PREEMPT, SeqCst);
+            }
+        }
+        suspend(Suspend::Yield);
+    }
+
     // ---- timers ----------------------------------------------------------------------
 
     /// Wakes `task` at `deadline`; returns the key to remove the timer with.
@@ -598,22 +739,24 @@ impl Sched {
         if h.task.is_null() || h.proc.is_null() || !std::ptr::eq(h.sched, &**self) {
             return;
         }
-        // SAFETY: this thread holds the processor.
-        let index = unsafe { &*h.proc }.index;
+        // SAFETY: this thread holds the processor (unless it was retaken already).
+        let p = unsafe { &*h.proc };
         set_here(Here { proc: std::ptr::null(), ..h });
+        if p.guard.compare_exchange(TASK, RETAKEN, SeqCst, SeqCst).is_ok() {
+            self.hand_off(p.index);
+        }
+    }
+
+    /// Gives a processor taken from its thread to a spare thread, or a new one.
+    fn hand_off(self: &Arc<Sched>, index: usize) {
         self.free_procs.lock().push(index);
         let spare = self.spares.lock().pop();
         match spare {
             Some(t) => t.unpark(),
             None => {
-                if self.start_thread(None).is_err() {
-                    // No thread to hand over to: keep the processor.
-                    let mut free = self.free_procs.lock();
-                    if let Some(i) = free.iter().position(|&i| i == index) {
-                        free.swap_remove(i);
-                        set_here(h);
-                    }
-                }
+                // Without a new thread the processor waits for the next thread that
+                // looks for one (the one that gave it up, at the latest).
+                let _ = self.start_thread(None);
             }
         }
     }
@@ -626,6 +769,8 @@ impl Sched {
             return;
         }
         if let Some(i) = self.free_procs.lock().pop() {
+            self.procs[i].guard.store(TASK, SeqCst);
+            self.procs[i].switches.fetch_add(1, Relaxed);
             set_here(Here { proc: &self.procs[i], ..h });
             return;
         }

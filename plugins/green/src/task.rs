@@ -144,3 +144,19 @@ pub(crate) unsafe extern "C" fn region_leave(rt: *mut weft_plat_rt_t) -> weft_st
         WEFT_OK
     })
 }
+
+pub(crate) unsafe extern "C" fn preempt_attach(rt: *mut weft_plat_rt_t, word: *mut u32) -> weft_status_t {
+    guard(|| {
+        // SAFETY: the runtime's state; `word` stays valid until `runtime_close`.
+        unsafe { sched_of(rt) }.attach_poll_word(word);
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn preempt_point(rt: *mut weft_plat_rt_t) -> weft_status_t {
+    guard(|| {
+        // SAFETY: the runtime's state.
+        unsafe { sched_of(rt) }.preempt_point();
+        WEFT_OK
+    })
+}

@@ -85,7 +85,14 @@ static TABLE: Table = Table(weft_platform_t {
     fd_forget: Some(fd_forget),
     region_enter: Some(region_noop),
     region_leave: Some(region_noop),
+    preempt_attach: Some(preempt_attach),
+    preempt_point: Some(region_noop),
 });
+
+/// The OS preempts threads; the poll word is not needed.
+unsafe extern "C" fn preempt_attach(_rt: *mut weft_plat_rt_t, _word: *mut u32) -> weft_status_t {
+    WEFT_OK
+}
 
 unsafe extern "C" fn fd_wait(_rt: *mut weft_plat_rt_t, _fd: i32, _ev: u32, _dl: i64, _rev: *mut u32) -> weft_status_t {
     HOST.fail(WEFT_ENOTSUP, "the native platform has no IO waits yet")
@@ -95,7 +102,8 @@ unsafe extern "C" fn fd_forget(_rt: *mut weft_plat_rt_t, _fd: i32) -> weft_statu
     HOST.fail(WEFT_ENOTSUP, "the native platform has no IO waits yet")
 }
 
-/// A task per OS thread: a host's blocking region blocks only that task.
+/// A task per OS thread: a host's blocking region blocks only that task, and the OS
+/// preempts it.
 unsafe extern "C" fn region_noop(_rt: *mut weft_plat_rt_t) -> weft_status_t {
     WEFT_OK
 }
