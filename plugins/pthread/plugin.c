@@ -65,8 +65,11 @@ static int64_t pt_now(weft_plat_rt_t *rt) {
  * platform could not offer would still be present and answer WEFT_ENOTSUP. */
 static const weft_platform_t table = {
     .magic = WEFT_PLATFORM_MAGIC,
-    .struct_size = sizeof(weft_platform_t),
-    .abi_version = WEFT_PLATFORM_ABI_VERSION,
+    /* This plugin implements plugin ABI version 1 (the members up to chan_select), and
+     * says so: it is the suite's proof that version-1 plugins keep loading. A plugin
+     * of the current version sets sizeof(weft_platform_t) and WEFT_PLATFORM_ABI_VERSION. */
+    .struct_size = offsetof(weft_platform_t, fd_wait),
+    .abi_version = 1,
     .name = "pthread",
     .version = "1.0.0",
     /* Threads are OS threads and cancel() wakes blocked tasks: nothing more. */

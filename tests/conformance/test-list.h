@@ -14,3 +14,4 @@
 #include "list-chan.h"
 #include "list-select.h"
 #include "list-blob.h"
+#include "list-sched.h"

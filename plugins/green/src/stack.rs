@@ -47,6 +47,9 @@ static GUARD_MARKERS_WORK: AtomicBool = AtomicBool::new(true);
 pub(crate) struct Stack {
     low: usize,
     size: usize,
+    /// Tells valgrind (when the process runs under it) that this is a stack, so that
+    /// a switch onto it is not taken for a wild stack-pointer move. A no-op otherwise.
+    _valgrind: corosensei::stack::valgrind::ValgrindStackRegistration,
 }
 
 // SAFETY: a stack is plain memory owned by whoever holds the value.
@@ -75,7 +78,9 @@ impl Stack {
         if low == libc::MAP_FAILED {
             return None;
         }
-        let stack = Stack { low: low as usize, size };
+        let registration =
+            corosensei::stack::valgrind::ValgrindStackRegistration::new((low as usize + GUARD) as *mut u8, size);
+        let stack = Stack { low: low as usize, size, _valgrind: registration };
         let mut guarded = false;
         if GUARD_MARKERS_WORK.load(Relaxed) {
             // SAFETY: the range is the start of our own mapping.
