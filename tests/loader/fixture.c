@@ -159,6 +159,25 @@ static weft_status_t chan_select(const weft_plat_select_case_t *cases, size_t n,
   return unsupported();
 }
 
+static weft_status_t fd_wait(weft_plat_rt_t *rt, int32_t fd, uint32_t events, int64_t deadline, uint32_t *revents) {
+  (void)rt;
+  (void)fd;
+  (void)events;
+  (void)deadline;
+  (void)revents;
+  return unsupported();
+}
+static weft_status_t fd_forget(weft_plat_rt_t *rt, int32_t fd) {
+  (void)rt;
+  (void)fd;
+  return unsupported();
+}
+static weft_status_t preempt_attach(weft_plat_rt_t *rt, uint32_t *word) {
+  (void)rt;
+  (void)word;
+  return unsupported();
+}
+
 static const weft_platform_t table = {
     .magic = MAGIC,
     .struct_size = STRUCT_SIZE,
@@ -205,6 +224,12 @@ static const weft_platform_t table = {
     .chan_len = chan_len,
     .chan_free = chan_free,
     .chan_select = chan_select,
+    .fd_wait = fd_wait,
+    .fd_forget = fd_forget,
+    .region_enter = rt_call,
+    .region_leave = rt_call,
+    .preempt_attach = preempt_attach,
+    .preempt_point = rt_call,
 };
 
 EXPORT const weft_platform_t *ENTRY(const weft_host_t *h);
