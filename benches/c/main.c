@@ -56,6 +56,7 @@ int main(int argc, char **argv) {
   register_callpath_kinds();
   register_safepoint_kinds();
   register_chan_kinds();
+  register_green_kinds();
 
   if (argc < 2) usage();
   if (strcmp(argv[1], "--list") == 0) {

@@ -376,7 +376,10 @@ impl Sched {
             } else {
                 p.local.push(task);
             }
-            let more = !p.local.is_empty();
+            // Another worker is worth waking when the queue holds work beyond what this
+            // worker is about to run anyway: a task requeued behind others (a yield)
+            // alone is not, nor a task in the LIFO slot (not stealable).
+            let more = p.local.len() >= if next { 1 } else { 2 };
             if on_task {
                 p.guard.store(TASK, Release);
             }

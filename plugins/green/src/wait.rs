@@ -55,6 +55,26 @@ fn bucket(key: usize) -> &'static Bucket {
     &BUCKETS[hash as usize]
 }
 
+/// How a channel call backs off before it waits (see the native plugin's `wait.rs`). A
+/// task does not spin: its partner is usually a task, often queued on the same worker,
+/// which a spin or an OS yield only delays (and spinning keeps two partners on two
+/// workers, where parking lets them meet on one, through the LIFO slot); it yields
+/// once, which lets that partner run. A thread that is not a task backs off as on the
+/// native platform: its partner runs on another CPU.
+pub(crate) struct Backoff {
+    pub(crate) spin_steps: u32,
+    pub(crate) steps: u32,
+    pub(crate) snooze_before_queueing: bool,
+}
+
+pub(crate) fn backoff() -> Backoff {
+    if sched::on_task() {
+        Backoff { spin_steps: 0, steps: 1, snooze_before_queueing: false }
+    } else {
+        Backoff { spin_steps: 6, steps: 10, snooze_before_queueing: true }
+    }
+}
+
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): on a task, the tasks queued on this worker run
 /// first (the partner is often one of them); on a thread, another OS thread.

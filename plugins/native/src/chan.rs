@@ -428,9 +428,9 @@ unsafe fn buffered_attempt(
 
 // ---- waiting -------------------------------------------------------------------------
 
-/// Back-off before parking: `1 << step` spins for the first steps, then yields.
-const BACKOFF_SPIN_STEPS: u32 = 6;
-const BACKOFF_STEPS: u32 = 10;
+// Back-off before parking: `1 << step` spins for the first steps, then yields; the
+// platform's `wait::backoff()` says how many of each (spinning is worth it where the
+// partner runs on another CPU, not where it is a task queued on the same worker).
 
 /// How a wait ended.
 enum Outcome {
@@ -451,12 +451,13 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
     // before paying for a park and a wake-up. A select only spins: it is typically the
     // one consumer of many producers, and a yield hands the CPU to producers that can
     // make no progress without it.
-    let steps = if sel.select { BACKOFF_SPIN_STEPS } else { BACKOFF_STEPS };
+    let backoff = wait::backoff();
+    let steps = if sel.select { backoff.spin_steps } else { backoff.steps };
     for step in 0..steps {
         if sel.state.load(Acquire) != WAITING {
             break;
         }
-        if step < BACKOFF_SPIN_STEPS {
+        if step < backoff.spin_steps {
             (0..1u32 << step).for_each(|_| std::hint::spin_loop());
         } else {
             wait::backoff_yield();
@@ -590,7 +591,10 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
             Fast::Locked => break,
             Fast::NotReady => {}
         }
-        if backoff.is_completed() || !*may_wait.get_or_insert_with(|| !clock::expired(deadline)) {
+        if !wait::backoff().snooze_before_queueing
+            || backoff.is_completed()
+            || !*may_wait.get_or_insert_with(|| !clock::expired(deadline))
+        {
             break;
         }
         backoff.snooze();
