@@ -4,6 +4,8 @@
  *                  capacity --cap; ns per round trip
  *   parked_rss     --n tasks parked at once in a receive; bytes of RSS per parked task
  *   yield_switch   two tasks on a one-worker runtime yield to each other; ns per yield
+ *   spawn_join_task  a task spawns and joins --n empty tasks, one after the other;
+ *                  ns per spawn+join
  *   skynet         a tree of --n tasks (each spawns 10 until the leaves, which return
  *                  their number; parents join and add); ms per tree */
 #include <stdio.h>
@@ -131,6 +133,34 @@ static sample_t yield_switch_weft(const params_t *p) {
   return (sample_t){(double)(t1 - t0) / (double)(2 * p->n), 0};
 }
 
+static int32_t empty_task(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return 0;
+}
+
+static int32_t spawn_driver(void *arg, void **result) {
+  long n = *(long *)arg;
+  (void)result;
+  for (long i = 0; i < n; i++) {
+    weft_task_t *t;
+    CHECK(weft_spawn(bench_rt, empty_task, NULL, NULL, &t));
+    CHECK(weft_join(t, WEFT_FOREVER, NULL, NULL));
+  }
+  return 0;
+}
+
+/* As Go's `go f(); <-done` runs on a goroutine: the spawning and joining is a task's. */
+static sample_t spawn_join_task_weft(const params_t *p) {
+  long n = p->n;
+  weft_task_t *t;
+  int64_t t0 = now_ns();
+  CHECK(weft_spawn(bench_rt, spawn_driver, &n, NULL, &t));
+  CHECK(weft_join(t, WEFT_FOREVER, NULL, NULL));
+  int64_t t1 = now_ns();
+  return (sample_t){(double)(t1 - t0) / (double)n, 0};
+}
+
 typedef struct {
   long num, size;
 } sky_t;
@@ -182,6 +212,8 @@ void register_green_kinds(void) {
                            .variants = {{"weft", parked_rss_weft}}});
   bench_register(&(kind_t){.kind = "yield_switch", .unit = "ns per yield between two tasks", .better = "lower",
                            .variants = {{"weft", yield_switch_weft}}});
+  bench_register(&(kind_t){.kind = "spawn_join_task", .unit = "ns per spawn+join of an empty task",
+                           .better = "lower", .variants = {{"weft", spawn_join_task_weft}}});
   bench_register(&(kind_t){.kind = "skynet", .unit = "ms per tree of tasks", .better = "lower",
                            .variants = {{"weft", skynet_weft}}});
 }
