@@ -19,7 +19,7 @@ const MIN_STACK: usize = 16 * 1024;
 /// KiB that skips over one page still lands in it.
 pub(crate) const GUARD: usize = 64 * 1024;
 /// Free stacks kept per size class.
-const POOL_PER_SIZE: usize = 4096;
+const POOL_PER_SIZE: usize = 16384;
 /// Pooled stacks keep this much of their top committed; below it, pages a deep task
 /// committed are given back when the stack returns to the pool.
 const KEEP_COMMITTED: usize = 64 * 1024;
