@@ -115,10 +115,14 @@ impl HostRef {
 
     /// Makes `ctx` the running weft context of the calling OS thread and returns the
     /// previous one (see `weft_host_t.context_set`).
+    ///
+    /// # Safety
+    /// `ctx` is NULL or a value `context_get`/`context_set` returned, whose task (or
+    /// thread) is still alive.
     #[inline]
-    pub fn context_set(&self, ctx: *mut c_void) -> *mut c_void {
+    pub unsafe fn context_set(&self, ctx: *mut c_void) -> *mut c_void {
         match self.table().and_then(|t| t.context_set) {
-            // SAFETY: the host accepts any value it handed out, and NULL.
+            // SAFETY: as the caller promises.
             Some(set) => unsafe { set(ctx) },
             None => core::ptr::null_mut(),
         }

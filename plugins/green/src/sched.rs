@@ -524,7 +524,9 @@ impl Sched {
             id: task.id,
             name: task.name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
         }));
-        let previous = HOST.context_set(task.saved_ctx.get());
+        // SAFETY: the task's own context (or NULL before it first ran); it lives as
+        // long as the task runs.
+        let previous = unsafe { HOST.context_set(task.saved_ctx.get()) };
         // SAFETY: this thread alone runs the task now (it took it from a run queue).
         let coro = unsafe { (*task.coro.get()).as_mut() }.expect("a queued task has a coroutine");
         let result = coro.resume(());
@@ -536,7 +538,8 @@ impl Sched {
             h.proc = std::ptr::null();
             set_here(h);
         }
-        task.saved_ctx.set(HOST.context_set(previous));
+        // SAFETY: what this thread ran before the task (NULL on a worker).
+        task.saved_ctx.set(unsafe { HOST.context_set(previous) });
         stack::set_running(None);
         let h = here();
         set_here(Here { task: std::ptr::null(), ..h });
