@@ -177,6 +177,22 @@ fn set_here(h: Here) {
     HERE.with(|c| c.set(h));
 }
 
+/// For the SIGSEGV handler: what it reports about the task running on this thread.
+/// Async-signal-safe: one read of a constant-initialised thread-local, and of fields of
+/// the running task that never change.
+pub(crate) fn running_for_fault() -> Option<stack::Running> {
+    let task = HERE.try_with(|h| h.get().task).ok()?;
+    // SAFETY: the worker holds a reference on the task it runs.
+    let task = unsafe { task.as_ref() }?;
+    Some(stack::Running {
+        guard_low: task.guard.0,
+        guard_high: task.guard.1,
+        size: task.stack_size,
+        id: task.id,
+        name: task.name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+    })
+}
+
 /// The green task running on the calling thread, if it is one.
 #[inline(never)]
 pub(crate) fn current_task() -> Option<Arc<Task>> {
@@ -517,13 +533,7 @@ impl Sched {
         let p = unsafe { &*h.proc };
         p.switches.fetch_add(1, Relaxed);
         p.guard.store(TASK, SeqCst);
-        stack::set_running(Some(stack::Running {
-            guard_low: task.guard.0,
-            guard_high: task.guard.1,
-            size: task.stack_size,
-            id: task.id,
-            name: task.name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
-        }));
+
         // SAFETY: the task's own context (or NULL before it first ran); it lives as
         // long as the task runs.
         let previous = unsafe { HOST.context_set(task.saved_ctx.get()) };
@@ -540,7 +550,6 @@ impl Sched {
         }
         // SAFETY: what this thread ran before the task (NULL on a worker).
         task.saved_ctx.set(unsafe { HOST.context_set(previous) });
-        stack::set_running(None);
         let h = here();
         set_here(Here { task: std::ptr::null(), ..h });
         match result {

@@ -168,7 +168,8 @@ pub(crate) fn give_back(stack: Stack) {
 
 // ---- stack overflow reports ----------------------------------------------------------
 
-/// What the SIGSEGV handler needs to know about the task a worker runs.
+/// What the SIGSEGV handler needs to know about the task a worker runs (see
+/// `sched::running_for_fault`).
 #[derive(Clone, Copy)]
 pub(crate) struct Running {
     pub(crate) guard_low: usize,
@@ -177,17 +178,6 @@ pub(crate) struct Running {
     pub(crate) id: u64,
     /// NUL-terminated, owned by the running task; NULL if unnamed.
     pub(crate) name: *const libc::c_char,
-}
-
-thread_local! {
-    static RUNNING: std::cell::Cell<Option<Running>> = const { std::cell::Cell::new(None) };
-}
-
-/// Records (or clears) the task this worker thread is about to run. Not inlined: the
-/// thread-local's address must not be cached across a task switch.
-#[inline(never)]
-pub(crate) fn set_running(running: Option<Running>) {
-    RUNNING.with(|r| r.set(running));
 }
 
 static mut PREVIOUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
@@ -266,7 +256,7 @@ impl Buf {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut libc::c_void) {
     // SAFETY: the kernel hands a valid siginfo; the Cell read has no side effects.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let running = RUNNING.try_with(|r| r.get()).ok().flatten();
+    let running = crate::sched::running_for_fault();
     if let Some(r) = running.filter(|r| addr >= r.guard_low && addr < r.guard_high) {
         let mut buf = Buf { bytes: [0; 512], len: 0 };
         buf.push(b"weft green: stack overflow in task id ");
