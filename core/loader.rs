@@ -72,11 +72,14 @@ const V1_MEMBERS: [&str; 35] = [
 ];
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
-/// The function members ABI version 2 appends, in table order.
-const V2_MEMBERS: [&str; 6] =
-    ["fd_wait", "fd_forget", "region_enter", "region_leave", "preempt_attach", "preempt_point"];
+/// The function members ABI version 2 appends and requires, in table order.
+const V2_MEMBERS: [&str; 2] = ["fd_wait", "fd_forget"];
 const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
-const _: () = assert!(V2_SIZE == size_of::<weft_platform_t>());
+/// After them, ABI 2's optional members (`region_enter`, `region_leave`,
+/// `preempt_attach`, `preempt_point`): notifications that only an M:N platform needs.
+/// The runtime calls one only if the table's `struct_size` covers it and it is not NULL.
+const V2_OPTIONAL: usize = 4;
+const _: () = assert!(V2_SIZE + V2_OPTIONAL * size_of::<usize>() == size_of::<weft_platform_t>());
 
 extern "C" {
     // glibc; the libc crate does not declare it.
@@ -242,10 +245,12 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             "{shown}: table too small: struct_size is {struct_size} bytes, ABI version {abi} needs at least {needed}"
         );
     }
-    // Only the members of the plugin's version are read: a version-1 table is shorter
-    // than `weft_platform_t`, and its later members stay NULL in the copy.
+    // Only what the plugin's table has is read: a version-1 table, or a version-2 table
+    // without the optional members, is shorter than `weft_platform_t`, and the members
+    // it lacks stay NULL in the copy.
+    let covered = if abi >= 2 { struct_size.min(size_of::<weft_platform_t>()) } else { needed };
     let mut copy = std::mem::MaybeUninit::<weft_platform_t>::zeroed();
-    std::ptr::copy_nonoverlapping(table as *const u8, copy.as_mut_ptr() as *mut u8, needed);
+    std::ptr::copy_nonoverlapping(table as *const u8, copy.as_mut_ptr() as *mut u8, covered);
     // SAFETY: every field is an integer, a pointer or an Option of a function pointer,
     // for which all-zero bytes are valid (NULL / None).
     let copy = copy.assume_init();

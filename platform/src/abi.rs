@@ -438,6 +438,8 @@ pub struct weft_platform_t {
     >,
     /// Forgets what the platform keeps about `fd` (before the host closes it).
     pub fd_forget: Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, fd: i32) -> weft_status_t>,
+    // ABI 2, optional (NULL, or a `struct_size` that ends before them, means "not
+    // needed"): what an M:N platform needs to know.
     /// The calling task enters a blocking region the host opened itself
     /// (`weft_blocking_begin`): it may now block its OS thread for long (a `read()`, a
     /// C library, a lock of the host's). An M:N platform hands the thread's other

@@ -43,6 +43,16 @@
 #elif defined(FIXTURE_ALIGN_TOO_BIG)
 #undef SYNC_ALIGN
 #define SYNC_ALIGN (WEFT_PLATFORM_SYNC_ALIGN * 2)
+#elif defined(FIXTURE_ABI1)
+/* Accepted: a version-1 table (ends at chan_select). */
+#undef STRUCT_SIZE
+#undef ABI_VERSION
+#define STRUCT_SIZE offsetof(weft_platform_t, fd_wait)
+#define ABI_VERSION 1
+#elif defined(FIXTURE_ABI2_NO_OPTIONAL)
+/* Accepted: a version-2 table without the optional members (ends at fd_forget). */
+#undef STRUCT_SIZE
+#define STRUCT_SIZE offsetof(weft_platform_t, region_enter)
 #elif defined(FIXTURE_NULL_NAME)
 #undef NAME
 #define NAME NULL
