@@ -25,10 +25,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINS = {
     "c": os.path.join(ROOT, "target/bench/weftbench"),
+    # The same C program on the green platform (M:N tasks) instead of native.
+    "cg": os.path.join(ROOT, "target/bench/weftbench"),
     "rs": os.path.join(ROOT, "target/bench/rust/release/weftbench-rs"),
     "go": os.path.join(ROOT, "target/bench/gobench"),
 }
-LANG = {"c": "C", "rs": "Rust", "go": "Go"}
+LANG = {"c": "C", "cg": "C on green", "rs": "Rust", "go": "Go"}
+ENV = {"c": {"WEFT_PLATFORM": "native"}, "cg": {"WEFT_PLATFORM": "green"}}
 
 # ---- the cases ---------------------------------------------------------------------
 #
@@ -44,10 +47,10 @@ MESSAGES_FULL = 5_000_000
 def sizes(quick):
     """Iterations per run. Full: the sizes the figures in docs/performance.md used."""
     if quick:
-        return dict(rounds=3, chan_rounds=3, case_budget_s=4, total_budget_s=50, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
+        return dict(parked=100_000, skynet=100_000, spawn_task=20_000, switch=200_000, rounds=3, chan_rounds=3, case_budget_s=4, total_budget_s=50, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
                     now=1_000_000, yield_=100_000, poll=10_000_000, stops=20, msgs=50_000, msgs_sync=5_000,
                     msgs_select=5_000, psum_mid=1_000_000, psum_big=10_000_000, park=100_000)
-    return dict(rounds=7, chan_rounds=3, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
+    return dict(parked=1_000_000, skynet=1_000_000, spawn_task=200_000, switch=2_000_000, rounds=7, chan_rounds=3, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
                 now=10_000_000, yield_=1_000_000, poll=100_000_000, stops=100, msgs=MESSAGES_FULL, msgs_sync=200_000,
                 msgs_select=200_000, psum_mid=1_000_000, psum_big=100_000_000, park=1_000_000)
 
@@ -157,13 +160,14 @@ def build_cases(s):
             args += ["--chans", str(chans)]
             tag = f"chan_select/k{chans}/{cap_label}"
             title = f"select over {chans} channels, capacity {cap_label}"
-        runs = [("rs", f"chan_{shape}", args), ("c", f"chan_{shape}", args)]
+        runs = [("rs", f"chan_{shape}", args), ("c", f"chan_{shape}", args), ("cg", f"chan_{shape}", args)]
         rows = [("rs/weft", "rs/crossbeam", CROSSBEAM)]
         if shape != "select":
             rows.append(("rs/weft", "rs/flume", None))
         if cap_arg != "unbounded":  # Go has no unbounded channel
             runs.append(("go", f"chan_{shape}", args))
             rows.append(("c/weft", "go/go", GO))
+            rows.append(("cg/weft", "go/go", GO))
         shapes = {
             "seq": "one thread sends n, then receives n",
             "spsc": "one producer sends n, the main thread receives",
@@ -190,6 +194,38 @@ def build_cases(s):
             chan("mpmc", cap_label, cap_arg, n, threads=t)
     for k in (2, 16):
         chan("select", "1", "1", sel_n, chans=k)
+
+    # The green platform (M:N tasks) against Go's goroutines, native and corosensei.
+    r3 = ["--rounds", "1"]
+    case("green/spawn_join", "spawn + join of an empty task, from a task",
+         [("cg", "spawn_join_task", ["--n", str(s["spawn_task"])] + r3), ("c", "spawn_join_task", ["--n", str(s["spawn_task"] // 10)] + r3),
+          ("go", "spawn_join", ["--n", str(s["spawn_task"])] + r3)],
+         [("cg/weft", "go/go", None), ("cg/weft", "c/weft", None)],
+         "a task (a goroutine) spawns an empty task and joins it, n times: weft_spawn+weft_join on green "
+         "and on native (one OS thread per task) vs Go's `go f(); <-done`; ns per pair")
+    for cap in ("0", "1"):
+        case(f"green/pingpong/{cap}", f"channel ping-pong, capacity {cap}",
+             [("cg", "chan_pingpong", ["--n", str(s["msgs_sync"]), "--cap", cap] + r3),
+              ("c", "chan_pingpong", ["--n", str(s["msgs_sync"] // 10), "--cap", cap] + r3),
+              ("go", "chan_pingpong", ["--n", str(s["msgs_sync"]), "--cap", cap] + r3)],
+             [("cg/weft", "go/go", GO), ("c/weft", "go/go", None)],
+             f"two tasks (goroutines) hand one message back and forth over two channels of capacity {cap}; "
+             "ns per round trip")
+    case("green/parked_rss", "RSS per parked task",
+         [("cg", "parked_rss", ["--n", str(s["parked"])] + r3), ("go", "parked_rss", ["--n", str(s["parked"])] + r3)],
+         [("cg/weft", "go/go", None)],
+         f"{s['parked']} tasks (goroutines) parked at once in a receive on one channel; (RSS with all parked - "
+         "RSS at the start of the process) / tasks, in bytes (goal: at most 4096 on green)")
+    case("green/yield_switch", "context switch: yield between two tasks",
+         [("cg", "yield_switch", ["--n", str(s["switch"])] + r3), ("rs", "yield_switch", ["--n", str(s["switch"])] + r3)],
+         [("cg/weft", "rs/corosensei", None)],
+         "two tasks on a one-worker green runtime call weft_yield in turn, vs two bare corosensei coroutines "
+         "resumed in turn by one thread; ns per switch from one to the other")
+    case("green/skynet", "skynet: a tree of tasks",
+         [("cg", "skynet", ["--n", str(s["skynet"])] + r3), ("go", "skynet", ["--n", str(s["skynet"])] + r3)],
+         [("cg/weft", "go/go", None)],
+         f"a tree of {s['skynet']} leaf tasks (goroutines): each inner task spawns 10 and adds up what they "
+         "return; ms per tree")
     return cases
 
 
@@ -209,7 +245,8 @@ def variants_of(binary):
 
 def invoke(binary, kind, args, timeout):
     cmd = [BINS[binary], kind] + args
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ, **ENV.get(binary, {}))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

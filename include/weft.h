@@ -1134,8 +1134,9 @@ weft_status_t weft_thread_detach(struct weft_runtime_t *rt);
 weft_status_t weft_safepoint(struct weft_runtime_t *rt);
 
 // The address of `rt`'s safepoint word, for `WEFT_SAFEPOINT_POLL`: a `uint32_t`,
-// non-zero while a stop-the-world is requested or in force. Read it only with an
-// atomic load. Owned by weft; valid for the life of the process (also after close).
+// non-zero while a stop-the-world is requested or in force, or while the platform asks
+// a task to yield (`WEFT_SAFEPOINT_PREEMPT`, set by M:N platforms such as green). Read
+// it only with an atomic load. Owned by weft; valid for the life of the process (also after close).
 // NULL for an invalid runtime.
 const void *weft_safepoint_flag(struct weft_runtime_t *rt);
 

@@ -23,14 +23,22 @@ extern "C" {
 
 // The plugin ABI version this header describes. Version 2 added `fd_wait` and
 // `fd_forget` (IO readiness waits); a version-1 plugin still loads, and the runtime
-// answers its IO calls with `WEFT_ENOTSUP`.
+// answers its IO calls with `WEFT_ENOTSUP`. Version 2 also added the optional
+// members an M:N platform needs (`region_enter`, `region_leave`, `preempt_attach`,
+// `preempt_point`) and, on the host side, `context_get` / `context_set`.
 #define WEFT_PLATFORM_ABI_VERSION 2
 
 // The oldest plugin ABI version this runtime still loads.
 #define WEFT_PLATFORM_ABI_MIN 1
 
 // The host-services ABI version this header describes (`weft_host_t.abi_version`).
-#define WEFT_HOST_ABI_VERSION 1
+#define WEFT_HOST_ABI_VERSION 2
+
+// The bit of a runtime's safepoint poll word (`weft_safepoint_flag`) that a platform
+// sets, through `preempt_attach`'s pointer, to make polling tasks call
+// `weft_safepoint` and so its `preempt_point` (bit 0 is the runtime's: a
+// stop-the-world).
+#define WEFT_SAFEPOINT_PREEMPT 2
 
 // Bytes of a `weft_mutex_t` that belong to the plugin (the rest is the runtime's
 // owner and state bookkeeping). A plugin whose `mutex_size` is larger is refused.
@@ -87,6 +95,10 @@ typedef struct weft_plat_spawn_t {
   size_t stack_size;
   // The task's name (borrowed for the duration of `spawn`), or NULL.
   const char *name;
+  // The task's id (`weft_task_id`), for the platform's own messages (e.g. a stack
+  // overflow report). Read it only if `struct_size` covers it (runtimes of host ABI 2
+  // and later).
+  uint64_t id;
 } weft_plat_spawn_t;
 
 // `spawn`: start a task that calls `host->task_run(ctx)`; `opts` is borrowed for the call.
@@ -376,6 +388,26 @@ typedef struct weft_platform_t {
   // fd never waited on, and for one already closed (its waiters are still woken).
   // Never waits for the woken tasks to return. `WEFT_OK` unless the plugin breaks.
   weft_status_t (*fd_forget)(struct weft_plat_rt_t *rt, int32_t fd);
+  // The calling task enters a blocking region the host opened itself
+  // (`weft_blocking_begin`): it may now block its OS thread for long (a `read()`, a
+  // C library, a lock of the host's). An M:N platform hands the thread's other
+  // tasks to another thread here. Called after the runtime marked the region; a
+  // platform with one thread per task returns `WEFT_OK` and does nothing.
+  weft_plat_rt_fn region_enter;
+  // The calling task leaves the region of `region_enter` (`weft_blocking_end`),
+  // before the runtime unmarks it.
+  weft_plat_rt_fn region_leave;
+  // Hands the platform the runtime's safepoint poll word, right after `runtime_open`
+  // (valid until `runtime_close`; atomic `uint32_t`). A platform that preempts at the
+  // host's polls atomically ORs `WEFT_SAFEPOINT_PREEMPT` into it when a task overran
+  // its time slice, and clears that bit (never another) when no task needs it. Others
+  // return `WEFT_OK` and ignore it.
+  weft_status_t (*preempt_attach)(struct weft_plat_rt_t *rt, uint32_t *word);
+  // Called by `weft_safepoint` (the slow path of `WEFT_SAFEPOINT_POLL`) on a task
+  // outside any blocking region while `WEFT_SAFEPOINT_PREEMPT` is set: the platform
+  // switches the calling task out if it is the one that overran its slice, and
+  // returns at once otherwise.
+  weft_plat_rt_fn preempt_point;
 } weft_platform_t;
 
 // Host services: the runtime's functions a plugin calls back. The plugin receives the
@@ -412,6 +444,12 @@ typedef struct weft_host_t {
   // cancellation point asks before it waits and again whenever it wakes; the plugin's
   // `cancel` only has to wake the task.
   int32_t (*cancel_pending)(void);
+  // The running weft context of the calling OS thread, or NULL. Opaque.
+  void *(*context_get)(void);
+  // Makes `ctx` (a value from `context_get` or `context_set`, or NULL) the running
+  // context of the calling OS thread; returns the previous one. Never blocks, never
+  // fails, no lock taken.
+  void *(*context_set)(void *ctx);
 } weft_host_t;
 
 // The one symbol a plugin exports, `weft_platform_entry`. It receives the runtime's

@@ -6,6 +6,8 @@
  *   chan_mpmc: T producer tasks send n/T each; T consumer tasks receive n/T each.
  *   chan_select: K channels, one producer task per channel sending n/K; the main thread
  *              receives them all with weft_select over K receive cases.
+ * On the green platform the whole shape runs inside a task (main.c), so "the main
+ * thread" is a task there, as it is a goroutine in Go.
  * The time runs from before the first spawn to after the last join, as in crossbeam's
  * benchmarks; the figure is ns per message (total / messages). Every run checks the
  * sum of what was received.

@@ -153,12 +153,104 @@ func selectRx(n, capacity, k int) int {
 	return total
 }
 
+// pingpong: two goroutines hand one message back and forth over two channels; the
+// figure is per round trip.
+func pingpong(n, capacity int) {
+	ping, pong := make(chan message, capacity), make(chan message, capacity)
+	go func() {
+		for i := 0; i < n; i++ {
+			pong <- <-ping
+		}
+	}()
+	for i := 0; i < n; i++ {
+		ping <- message(i)
+		if <-pong != message(i) {
+			fmt.Fprintln(os.Stderr, "gobench: ping-pong echo mismatch")
+			os.Exit(1)
+		}
+	}
+}
+
+// spawnJoin: `go f(); <-done`, n times.
+func spawnJoin(n int) {
+	done := make(chan struct{})
+	for i := 0; i < n; i++ {
+		go func() { done <- struct{}{} }()
+		<-done
+	}
+}
+
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gobench:", err)
+		os.Exit(1)
+	}
+	var size, resident int64
+	fmt.Sscan(string(b), &size, &resident)
+	return resident * 4096
+}
+
+var rssBaseline int64 = -1
+
+// parkedRSS: n goroutines parked in a receive at once; bytes of RSS per goroutine.
+func parkedRSS(n int) float64 {
+	if rssBaseline < 0 {
+		rssBaseline = rss()
+	}
+	in, parked, done := make(chan message), make(chan struct{}, n), make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			parked <- struct{}{}
+			<-in
+			done <- struct{}{}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		<-parked
+	}
+	during := rss()
+	for i := 0; i < n; i++ {
+		in <- 0
+	}
+	for i := 0; i < n; i++ {
+		<-done
+	}
+	return float64(during-rssBaseline) / float64(n)
+}
+
+// skynet: the classic tree of goroutines (10 children each down to size-1 leaves that
+// send their number); ms per tree.
+func skynet(c chan int, num, size int) {
+	if size == 1 {
+		c <- num
+		return
+	}
+	rc := make(chan int)
+	sub := size / 10
+	for i := 0; i < 10; i++ {
+		go skynet(rc, num+i*sub, sub)
+	}
+	sum := 0
+	for i := 0; i < 10; i++ {
+		sum += <-rc
+	}
+	c <- sum
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprintln(os.Stderr, "usage: gobench --list | KIND [--n N] [--threads T] [--cap C] [--chans K] [--rounds R]")
 		os.Exit(2)
 	}
-	kinds := []string{"chan_seq", "chan_spsc", "chan_mpsc", "chan_mpmc", "chan_select"}
+	kinds := []string{"chan_seq", "chan_spsc", "chan_mpsc", "chan_mpmc", "chan_select", "chan_pingpong", "spawn_join",
+		"parked_rss", "skynet"}
+	units := map[string]string{
+		"chan_pingpong": "ns per round trip",
+		"spawn_join":    "ns per spawn+join of an empty task",
+		"parked_rss":    "bytes of RSS per parked task",
+		"skynet":        "ms per tree of tasks",
+	}
 	if os.Args[1] == "--list" {
 		fmt.Println(strings.Join(kinds, ": go\n") + ": go")
 		return
@@ -186,6 +278,24 @@ func main() {
 			total = fan(n, *capacity, *threads, *threads)
 		case "chan_select":
 			total = selectRx(n, *capacity, *chans)
+		case "chan_pingpong":
+			pingpong(n, *capacity)
+		case "spawn_join":
+			spawnJoin(n)
+		case "parked_rss":
+			return parkedRSS(n)
+		case "skynet":
+			size := 1
+			for size*10 <= n {
+				size *= 10
+			}
+			c := make(chan int)
+			go skynet(c, 0, size)
+			if got := <-c; got != size*(size-1)/2 {
+				fmt.Fprintf(os.Stderr, "gobench: skynet sum %d\n", got)
+				os.Exit(1)
+			}
+			return float64(time.Since(start).Nanoseconds()) / 1e6
 		default:
 			fmt.Fprintf(os.Stderr, "gobench: unknown kind %s (see --list)\n", kind)
 			os.Exit(2)
@@ -201,6 +311,10 @@ func main() {
 	for r := 0; r < *rounds; r++ {
 		samples[r] = fmt.Sprintf("%.6g", run(*n))
 	}
-	fmt.Printf("{\"kind\": \"%s\", \"unit\": \"ns per message (first goroutine started to last done, / messages)\", \"better\": \"lower\", \"samples\": {\"go\": [%s]}}\n",
-		kind, strings.Join(samples, ", "))
+	unit, ok := units[kind]
+	if !ok {
+		unit = "ns per message (first goroutine started to last done, / messages)"
+	}
+	fmt.Printf("{\"kind\": \"%s\", \"unit\": \"%s\", \"better\": \"lower\", \"samples\": {\"go\": [%s]}}\n",
+		kind, unit, strings.Join(samples, ", "))
 }

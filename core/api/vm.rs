@@ -45,8 +45,9 @@ pub unsafe extern "C" fn weft_safepoint(rt: *mut weft_runtime_t) -> weft_status_
 }
 
 /// The address of `rt`'s safepoint word, for `WEFT_SAFEPOINT_POLL`: a `uint32_t`,
-/// non-zero while a stop-the-world is requested or in force. Read it only with an
-/// atomic load. Owned by weft; valid for the life of the process (also after close).
+/// non-zero while a stop-the-world is requested or in force, or while the platform asks
+/// a task to yield (`WEFT_SAFEPOINT_PREEMPT`, set by M:N platforms such as green). Read
+/// it only with an atomic load. Owned by weft; valid for the life of the process (also after close).
 /// NULL for an invalid runtime.
 #[no_mangle]
 pub unsafe extern "C" fn weft_safepoint_flag(rt: *mut weft_runtime_t) -> *const c_void {

@@ -44,11 +44,17 @@ thread_local! {
     static PLUGIN_DETAIL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// The calling thread's `weft_last_error()` text (NUL-terminated, never freed).
+/// The calling thread's `weft_last_error()` text (NUL-terminated, never freed). Not
+/// inlined, as every reader of a thread-local here: a green task may move to another
+/// thread across a plugin call, and a cached thread-local address would be stale.
+#[inline(never)]
 pub(crate) fn last_error_ptr() -> *const c_char {
     LAST_ERROR.with(|buf| buf.get() as *const c_char)
 }
 
+// Not inlined: a thread-local address must not be cached across a plugin call that
+// may move a green task to another thread.
+#[inline(never)]
 fn set_last_error(function: &str, detail: &str) {
     let text = format!("{function}: {detail}").replace('\0', "\\0");
     let mut len = text.len().min(LAST_ERROR_BYTES - 1);
@@ -107,11 +113,17 @@ pub(crate) fn ffi_value<T>(function: &'static str, fallback: T, body: impl FnOnc
 }
 
 /// Keeps a plugin's detail for the error it is about to return (host service).
+// Not inlined: a thread-local address must not be cached across a plugin call that
+// may move a green task to another thread.
+#[inline(never)]
 pub(crate) fn set_plugin_detail(detail: String) {
     // `try_with`: during thread exit the slot may be gone; the detail is then dropped.
     let _ = PLUGIN_DETAIL.try_with(|slot| *slot.borrow_mut() = Some(detail));
 }
 
+// Not inlined: a thread-local address must not be cached across a plugin call that
+// may move a green task to another thread.
+#[inline(never)]
 fn take_plugin_detail() -> Option<String> {
     PLUGIN_DETAIL.try_with(|slot| slot.borrow_mut().take()).ok().flatten()
 }

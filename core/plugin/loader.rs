@@ -74,8 +74,12 @@ const V1_MEMBERS: [&str; 35] = [
 const V2_MEMBERS: [&str; 2] = ["fd_wait", "fd_forget"];
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
+/// After them, ABI 2's optional members (`region_enter`, `region_leave`,
+/// `preempt_attach`, `preempt_point`): notifications that only an M:N platform needs.
+/// The runtime calls one only if the table's `struct_size` covers it and it is not NULL.
+const V2_OPTIONAL: usize = 4;
 const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
-const _: () = assert!(V2_SIZE == size_of::<weft_platform_t>());
+const _: () = assert!(V2_SIZE + V2_OPTIONAL * size_of::<usize>() == size_of::<weft_platform_t>());
 
 extern "C" {
     // glibc; the libc crate does not declare it.
@@ -230,12 +234,14 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
         );
     }
     // Only the bytes the plugin declares are read: an older plugin's table ends before
-    // the members of later versions, which stay NULL in the copy (the runtime answers
-    // their calls with WEFT_ENOTSUP).
+    // the members of later versions (a version-2 table may end before the optional
+    // members), which stay NULL in the copy (the runtime answers their calls with
+    // WEFT_ENOTSUP, or skips an optional notification).
     // SAFETY: every field of the table is an integer, a pointer or an optional function
     // pointer, for all of which zero bytes are a valid value (0, NULL, None).
     let mut copy: weft_platform_t = unsafe { std::mem::zeroed() };
-    let declared = struct_size.min(size_of::<weft_platform_t>()).min(needed);
+    let covered = if abi >= 2 { size_of::<weft_platform_t>() } else { needed };
+    let declared = struct_size.min(covered);
     // SAFETY: the plugin's table is at least `struct_size` bytes (its own declaration),
     // `declared` is no more than that nor than the copy's size, and the two do not overlap.
     unsafe {

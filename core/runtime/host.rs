@@ -36,6 +36,14 @@ unsafe extern "C" fn cancel_pending() -> i32 {
     context::current_if_any().is_some_and(|ctx| ctx.is_cancelled() && !ctx.mutator.is_internal_wait()) as i32
 }
 
+unsafe extern "C" fn context_get() -> *mut c_void {
+    context::current_if_any().map_or(std::ptr::null_mut(), |c| c as *const context::Context as *mut c_void)
+}
+
+unsafe extern "C" fn context_set(ctx: *mut c_void) -> *mut c_void {
+    context::enter(ctx as *const context::Context) as *mut c_void
+}
+
 pub(crate) static HOST: weft_host_t = weft_host_t {
     struct_size: std::mem::size_of::<weft_host_t>() as u32,
     abi_version: WEFT_HOST_ABI_VERSION,
@@ -44,4 +52,6 @@ pub(crate) static HOST: weft_host_t = weft_host_t {
     blocking_leave: Some(blocking_leave),
     set_error_detail: Some(set_error_detail),
     cancel_pending: Some(cancel_pending),
+    context_get: Some(context_get),
+    context_set: Some(context_set),
 };

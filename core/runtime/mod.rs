@@ -157,6 +157,12 @@ impl Runtime {
             pool: std::sync::OnceLock::new(),
             parking: std::sync::OnceLock::new(),
         }));
+        // A platform that preempts polling tasks learns the poll word (ABI 2 and later).
+        if let Some(attach) = rt.table.preempt_attach {
+            // SAFETY: a member of an accepted table, present for its version, with the
+            // runtime's own poll word, which lives as long as the process.
+            unsafe { attach(rt.prt, rt.world.flag.as_ptr()) };
+        }
         fork::runtime_opened(rt);
         LAST_OPENED.store(rt as *const Runtime as *mut Runtime, SeqCst);
         Ok(rt)

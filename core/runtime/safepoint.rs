@@ -26,7 +26,9 @@
 //!   requester holds while it sets the flag and scans: a mutator that registers during a
 //!   stop starts parked.
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -41,6 +43,11 @@ use crate::runtime::Runtime;
 
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
 const HELD: u32 = 3;
+
+/// The bit of the poll word (`World::flag`) that says a stop is requested or in force.
+/// The platform may set another, `WEFT_SAFEPOINT_PREEMPT`, to have polling tasks call
+/// its `preempt_point` (see `weft_safepoint`).
+pub(crate) const STOP: u32 = 1;
 
 /// The mutator side of a context.
 #[derive(Default)]
@@ -57,6 +64,9 @@ pub(crate) struct Mutator {
     internal: AtomicU32,
     /// The runtime whose world this context holds stopped; NULL if none.
     holds: AtomicPtr<Runtime>,
+    /// Where the context sits in its runtime's registry (changed under the registry
+    /// lock), so that leaving it is O(1) with 100,000s of green tasks registered.
+    registry_index: AtomicUsize,
 }
 
 impl Mutator {
@@ -142,7 +152,7 @@ impl World {
     fn resume_locked(&self, l: &InternalLock) {
         self.stopped.store(false, SeqCst);
         self.owner.store(0, SeqCst);
-        self.flag.store(0, SeqCst);
+        self.flag.fetch_and(!STOP, SeqCst);
         for ctx in self.registry.lock().iter() {
             let _ = ctx.mutator.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
         }
@@ -227,7 +237,7 @@ fn forget_runtime(m: &Mutator) {
 
 /// Waits, lock held, while a stop is requested or in force.
 fn wait_no_stop(world: &World, l: &InternalLock) {
-    while world.flag.load(SeqCst) != 0 {
+    while world.flag.load(SeqCst) & STOP != 0 {
         l.wait_until(Cond::Resumed, WEFT_FOREVER);
     }
 }
@@ -238,10 +248,13 @@ pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
     world.locked(|l| {
         ctx.mutator.blocking_depth.store(0, SeqCst);
-        let stop = world.flag.load(SeqCst) != 0 && world.owner.load(SeqCst) != ctx.id;
+        let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
         ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
         ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
-        world.registry.lock().push(Arc::clone(ctx));
+        let mut registry = world.registry.lock();
+        ctx.mutator.registry_index.store(registry.len(), Relaxed);
+        registry.push(Arc::clone(ctx));
+        drop(registry);
         if stop {
             wait_no_stop(world, l);
             ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
@@ -252,9 +265,19 @@ pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
 /// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it.
 fn unregister(rt: &Runtime, ctx: &Context) {
     rt.world.locked(|l| {
-        rt.world.registry.lock().retain(|c| c.id != ctx.id);
+        let mut registry = rt.world.registry.lock();
+        let index = ctx.mutator.registry_index.load(Relaxed);
+        if registry.get(index).is_some_and(|c| c.id == ctx.id) {
+            registry.swap_remove(index);
+            if let Some(moved) = registry.get(index) {
+                moved.mutator.registry_index.store(index, Relaxed);
+            }
+        } else {
+            registry.retain(|c| c.id != ctx.id);
+        }
+        drop(registry);
         forget_runtime(&ctx.mutator);
-        if rt.world.flag.load(SeqCst) != 0 {
+        if rt.world.flag.load(SeqCst) & STOP != 0 {
             l.broadcast(Cond::Progress);
         }
     });
@@ -265,7 +288,7 @@ fn park(rt: &Runtime, ctx: &Context) {
     let world = &rt.world;
     world.locked(|l| {
         // Looked at again under the lock: the stop may have ended meanwhile.
-        if world.flag.load(SeqCst) == 0 || world.owner.load(SeqCst) == ctx.id {
+        if world.flag.load(SeqCst) & STOP == 0 || world.owner.load(SeqCst) == ctx.id {
             return;
         }
         ctx.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
@@ -279,7 +302,7 @@ fn blocking_begin(rt: &Runtime, ctx: &Context) {
     if ctx.mutator.blocking_depth.fetch_add(1, SeqCst) == 0 {
         // Dekker with the requester: state store, then flag load (see the module doc).
         ctx.mutator.state.store(WEFT_TASK_BLOCKING, SeqCst);
-        if rt.world.flag.load(SeqCst) != 0 {
+        if rt.world.flag.load(SeqCst) & STOP != 0 {
             rt.world.locked(|l| l.broadcast(Cond::Progress));
         }
     }
@@ -493,10 +516,17 @@ pub(crate) fn detach(rt: &Runtime) -> Result<()> {
 pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
     let ctx = mutator_of(rt)?;
     if ctx.mutator.blocking_depth.load(SeqCst) == 0
-        && rt.world.flag.load(SeqCst) != 0
+        && rt.world.flag.load(SeqCst) & STOP != 0
         && rt.world.owner.load(SeqCst) != ctx.id
     {
         park(rt, ctx);
+    }
+    // An M:N platform asks a task that overran its time slice to yield here.
+    if rt.world.flag.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 && ctx.mutator.blocking_depth.load(SeqCst) == 0 {
+        if let Some(point) = rt.table.preempt_point {
+            // SAFETY: a member of an accepted table, present for its version.
+            unsafe { point(rt.prt) };
+        }
     }
     Ok(())
 }
@@ -534,7 +564,7 @@ pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
             }
         }
         world.owner.store(me.id, SeqCst);
-        world.flag.store(1, SeqCst);
+        world.flag.fetch_or(STOP, SeqCst);
         me.mutator.holds.store(rt as *const _ as *mut _, SeqCst);
         loop {
             if world.hold_blocked_count_running(me.id) == 0 {
@@ -571,6 +601,11 @@ pub(crate) fn resume_world(rt: &Runtime) -> Result<()> {
 /// `weft_blocking_begin`.
 pub(crate) fn host_blocking_begin(rt: &Runtime) -> Result<()> {
     blocking_begin(rt, mutator_of(rt)?);
+    // An M:N platform hands the thread's other tasks on (ABI 2 and later).
+    if let Some(enter) = rt.table.region_enter {
+        // SAFETY: a member of an accepted table, present for its version.
+        unsafe { enter(rt.prt) };
+    }
     Ok(())
 }
 
@@ -579,6 +614,10 @@ pub(crate) fn host_blocking_end(rt: &Runtime) -> Result<()> {
     let ctx = mutator_of(rt)?;
     if ctx.mutator.blocking_depth.load(SeqCst) == 0 {
         fail!(WEFT_EPERM, "the calling thread is not in a blocking region");
+    }
+    if let Some(leave) = rt.table.region_leave {
+        // SAFETY: a member of an accepted table, present for its version.
+        unsafe { leave(rt.prt) };
     }
     blocking_end(rt, ctx);
     Ok(())

@@ -142,6 +142,7 @@ impl Task {
             struct_size: std::mem::size_of::<weft_plat_spawn_t>() as u32,
             stack_size: crate::runtime::stack::effective_stack_size(req.stack_size),
             name: req.name.as_ref().map_or(ptr::null(), |n| n.as_ptr()),
+            id: shell.state().ctx.id,
         };
         let mut plat = ptr::null_mut();
         // No lock is held across the plugin's spawn: a platform may run the new task

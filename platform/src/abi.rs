@@ -16,12 +16,20 @@ use crate::status::weft_status_t;
 pub const WEFT_PLATFORM_MAGIC: u64 = 0x5441_4c50_5446_4557;
 /// The plugin ABI version this header describes. Version 2 added `fd_wait` and
 /// `fd_forget` (IO readiness waits); a version-1 plugin still loads, and the runtime
-/// answers its IO calls with `WEFT_ENOTSUP`.
+/// answers its IO calls with `WEFT_ENOTSUP`. Version 2 also added the optional
+/// members an M:N platform needs (`region_enter`, `region_leave`, `preempt_attach`,
+/// `preempt_point`) and, on the host side, `context_get` / `context_set`.
 pub const WEFT_PLATFORM_ABI_VERSION: u32 = 2;
 /// The oldest plugin ABI version this runtime still loads.
 pub const WEFT_PLATFORM_ABI_MIN: u32 = 1;
 /// The host-services ABI version this header describes (`weft_host_t.abi_version`).
-pub const WEFT_HOST_ABI_VERSION: u32 = 1;
+pub const WEFT_HOST_ABI_VERSION: u32 = 2;
+
+/// The bit of a runtime's safepoint poll word (`weft_safepoint_flag`) that a platform
+/// sets, through `preempt_attach`'s pointer, to make polling tasks call
+/// `weft_safepoint` and so its `preempt_point` (bit 0 is the runtime's: a
+/// stop-the-world).
+pub const WEFT_SAFEPOINT_PREEMPT: u32 = 2;
 
 /// Bytes of a `weft_mutex_t` that belong to the plugin (the rest is the runtime's
 /// owner and state bookkeeping). A plugin whose `mutex_size` is larger is refused.
@@ -87,6 +95,10 @@ pub struct weft_plat_spawn_t {
     pub stack_size: usize,
     /// The task's name (borrowed for the duration of `spawn`), or NULL.
     pub name: *const c_char,
+    /// The task's id (`weft_task_id`), for the platform's own messages (e.g. a stack
+    /// overflow report). Read it only if `struct_size` covers it (runtimes of host ABI 2
+    /// and later).
+    pub id: u64,
 }
 
 /// Host services: the runtime's functions a plugin calls back. The plugin receives the
@@ -124,6 +136,22 @@ pub struct weft_host_t {
     /// cancellation point asks before it waits and again whenever it wakes; the plugin's
     /// `cancel` only has to wake the task.
     pub cancel_pending: Option<unsafe extern "C" fn() -> i32>,
+
+    // Host ABI 2 and later: for platforms that switch tasks on their own threads
+    // (user-space schedulers). The running weft context is a per-OS-thread pointer the
+    // runtime reads for everything that names the caller: mutex owners, task-local
+    // slots, `cancel_pending`, the stop-the-world mutator state, `weft_task_self`. A
+    // scheduler that runs task B on a thread where task A ran must make B's context
+    // the running one: when it switches a task out, `saved = context_set(previous)`,
+    // and when it switches the task in again (on any thread), `previous =
+    // context_set(saved)`. A task starts with no saved context (NULL): `task_run`
+    // installs the task's own.
+    /// The running weft context of the calling OS thread, or NULL. Opaque.
+    pub context_get: Option<unsafe extern "C" fn() -> *mut c_void>,
+    /// Makes `ctx` (a value from `context_get` or `context_set`, or NULL) the running
+    /// context of the calling OS thread; returns the previous one. Never blocks, never
+    /// fails, no lock taken.
+    pub context_set: Option<unsafe extern "C" fn(ctx: *mut c_void) -> *mut c_void>,
 }
 
 /// `runtime_open`: create the plugin's runtime state. `cfg` is borrowed for the call.
@@ -436,6 +464,28 @@ pub struct weft_platform_t {
     /// fd never waited on, and for one already closed (its waiters are still woken).
     /// Never waits for the woken tasks to return. `WEFT_OK` unless the plugin breaks.
     pub fd_forget: Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, fd: i32) -> weft_status_t>,
+    // ABI 2, optional (NULL, or a `struct_size` that ends before them, means "not
+    // needed"): what an M:N platform needs to know.
+    /// The calling task enters a blocking region the host opened itself
+    /// (`weft_blocking_begin`): it may now block its OS thread for long (a `read()`, a
+    /// C library, a lock of the host's). An M:N platform hands the thread's other
+    /// tasks to another thread here. Called after the runtime marked the region; a
+    /// platform with one thread per task returns `WEFT_OK` and does nothing.
+    pub region_enter: weft_plat_rt_fn,
+    /// The calling task leaves the region of `region_enter` (`weft_blocking_end`),
+    /// before the runtime unmarks it.
+    pub region_leave: weft_plat_rt_fn,
+    /// Hands the platform the runtime's safepoint poll word, right after `runtime_open`
+    /// (valid until `runtime_close`; atomic `uint32_t`). A platform that preempts at the
+    /// host's polls atomically ORs `WEFT_SAFEPOINT_PREEMPT` into it when a task overran
+    /// its time slice, and clears that bit (never another) when no task needs it. Others
+    /// return `WEFT_OK` and ignore it.
+    pub preempt_attach: Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, word: *mut u32) -> weft_status_t>,
+    /// Called by `weft_safepoint` (the slow path of `WEFT_SAFEPOINT_POLL`) on a task
+    /// outside any blocking region while `WEFT_SAFEPOINT_PREEMPT` is set: the platform
+    /// switches the calling task out if it is the one that overran its slice, and
+    /// returns at once otherwise.
+    pub preempt_point: weft_plat_rt_fn,
 }
 
 /// The one symbol a plugin exports, `weft_platform_entry`. It receives the runtime's

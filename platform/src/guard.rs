@@ -40,7 +40,9 @@ impl HostRef {
             && table.blocking_enter.is_some()
             && table.blocking_leave.is_some()
             && table.set_error_detail.is_some()
-            && table.cancel_pending.is_some();
+            && table.cancel_pending.is_some()
+            && table.context_get.is_some()
+            && table.context_set.is_some();
         if complete {
             self.0.store(host as *mut weft_host_t, Ordering::Release);
         }
@@ -123,6 +125,31 @@ impl HostRef {
                 self.fail(WEFT_EINTERNAL, &panic_message(&*payload));
                 fallback
             }
+        }
+    }
+
+    /// The running weft context of the calling OS thread (see `weft_host_t.context_get`).
+    #[inline]
+    pub fn context_get(&self) -> *mut c_void {
+        match self.table().and_then(|t| t.context_get) {
+            // SAFETY: a host function taking no arguments.
+            Some(get) => unsafe { get() },
+            None => core::ptr::null_mut(),
+        }
+    }
+
+    /// Makes `ctx` the running weft context of the calling OS thread and returns the
+    /// previous one (see `weft_host_t.context_set`).
+    ///
+    /// # Safety
+    /// `ctx` is NULL or a value `context_get`/`context_set` returned, whose task (or
+    /// thread) is still alive.
+    #[inline]
+    pub unsafe fn context_set(&self, ctx: *mut c_void) -> *mut c_void {
+        match self.table().and_then(|t| t.context_set) {
+            // SAFETY: as the caller promises.
+            Some(set) => unsafe { set(ctx) },
+            None => core::ptr::null_mut(),
         }
     }
 

@@ -69,7 +69,10 @@ static int64_t pt_now(weft_plat_rt_t *rt) {
  * platform could not offer would still be present and answer WEFT_ENOTSUP. */
 static const weft_platform_t table = {
     .magic = WEFT_PLATFORM_MAGIC,
-    .struct_size = sizeof(weft_platform_t),
+    /* Plugin ABI version 2, without its optional members (region_enter and after: an
+     * M:N platform's notifications, which a thread per task does not need): the table
+     * ends after fd_forget. (The loader tests prove that version-1 plugins still load.) */
+    .struct_size = offsetof(weft_platform_t, region_enter),
     .abi_version = WEFT_PLATFORM_ABI_VERSION,
     .name = "pthread",
     .version = "1.0.0",

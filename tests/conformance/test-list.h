@@ -18,3 +18,4 @@
 #include "list-parallel.h"
 #include "list-parking.h"
 #include "list-io.h"
+#include "list-sched.h"

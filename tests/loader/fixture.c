@@ -54,6 +54,10 @@
 #elif defined(FIXTURE_ALIGN_TOO_BIG)
 #undef SYNC_ALIGN
 #define SYNC_ALIGN (WEFT_PLATFORM_SYNC_ALIGN * 2)
+#elif defined(FIXTURE_ABI2_NO_OPTIONAL)
+/* Accepted: a version-2 table without the optional members (ends at fd_forget). */
+#undef STRUCT_SIZE
+#define STRUCT_SIZE offsetof(weft_platform_t, region_enter)
 #elif defined(FIXTURE_NULL_NAME)
 #undef NAME
 #define NAME NULL
@@ -183,6 +187,11 @@ __attribute__((unused)) static weft_status_t fd_forget(weft_plat_rt_t *rt, int32
   (void)fd;
   return unsupported();
 }
+static weft_status_t preempt_attach(weft_plat_rt_t *rt, uint32_t *word) {
+  (void)rt;
+  (void)word;
+  return unsupported();
+}
 
 static const weft_platform_t table = {
     .magic = MAGIC,
@@ -232,6 +241,10 @@ static const weft_platform_t table = {
     .chan_select = chan_select,
     .fd_wait = fd_wait,
     .fd_forget = FD_FORGET,
+    .region_enter = rt_call,
+    .region_leave = rt_call,
+    .preempt_attach = preempt_attach,
+    .preempt_point = rt_call,
 };
 
 EXPORT const weft_platform_t *ENTRY(const weft_host_t *h);

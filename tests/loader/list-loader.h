@@ -1,5 +1,6 @@
 /* The loader cases (loader.c), one per fixture. */
 LOADER_TEST(loader_accepts_control)
+LOADER_TEST(loader_accepts_version_two_without_optional_members)
 LOADER_TEST(loader_refuses_bad_magic)
 LOADER_TEST(loader_refuses_abi_too_new)
 LOADER_TEST(loader_refuses_abi_too_old)

@@ -82,6 +82,15 @@ TEST_IMPL(loader_accepts_control) {
   return TEST_OK;
 }
 
+
+/* ABI 2's last four members are optional (only an M:N platform needs them). */
+TEST_IMPL(loader_accepts_version_two_without_optional_members) {
+  ASSERT_STATUS(WEFT_ENOTSUP, open_platform(fixture("libfixture_abi2_no_optional.so")));
+  ASSERT_ERROR_MENTIONS("a loader fixture, not a working platform");
+  runtime_still_works();
+  return TEST_OK;
+}
+
 TEST_IMPL(loader_refuses_bad_magic) {
   snprintf(reason, sizeof reason, "bad magic 0x0123456789abcdef in the table from weft_platform_entry, expected 0x%016llx",
            (unsigned long long)WEFT_PLATFORM_MAGIC);
@@ -107,7 +116,8 @@ TEST_IMPL(loader_refuses_abi_too_old) {
 
 TEST_IMPL(loader_refuses_short_table) {
   snprintf(reason, sizeof reason, "table too small: struct_size is %zu bytes, ABI version %d needs at least %zu",
-           offsetof(weft_platform_t, chan_select), WEFT_PLATFORM_ABI_VERSION, sizeof(weft_platform_t));
+           offsetof(weft_platform_t, chan_select), WEFT_PLATFORM_ABI_VERSION,
+           offsetof(weft_platform_t, region_enter)); /* the optional members need not be there */
   expect_refused("libfixture_short_table.so", reason);
   return TEST_OK;
 }

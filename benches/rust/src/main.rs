@@ -3,6 +3,7 @@
 //! [--cap C|unbounded] [--chans K] [--ms MS] [--rounds R]` runs every variant of KIND
 //! alternately, R rounds, in this process, and prints one JSON object with the samples.
 mod chan;
+mod coro;
 mod mutex;
 mod weft;
 
@@ -50,6 +51,7 @@ fn usage() -> ! {
 fn kinds() -> Vec<Kind> {
     let mut all = mutex::kinds();
     all.extend(chan::kinds());
+    all.extend(coro::kinds());
     all
 }
 

@@ -513,9 +513,9 @@ unsafe fn buffered_attempt(
 
 // ---- waiting -------------------------------------------------------------------------
 
-/// Back-off before parking: `1 << step` spins for the first steps, then yields.
-const BACKOFF_SPIN_STEPS: u32 = 6;
-const BACKOFF_STEPS: u32 = 10;
+// Back-off before parking: `1 << step` spins for the first steps, then yields; the
+// platform's `wait::backoff()` says how many of each (spinning is worth it where the
+// partner runs on another CPU, not where it is a task queued on the same worker).
 
 /// How a wait ended.
 enum Outcome {
@@ -536,15 +536,16 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
     // before paying for a park and a wake-up. A select only spins: it is typically the
     // one consumer of many producers, and a yield hands the CPU to producers that can
     // make no progress without it.
-    let steps = if sel.select { BACKOFF_SPIN_STEPS } else { BACKOFF_STEPS };
+    let backoff = wait::backoff();
+    let steps = if sel.select { backoff.spin_steps } else { backoff.steps };
     for step in 0..steps {
         if sel.state.load(Acquire) != WAITING {
             break;
         }
-        if step < BACKOFF_SPIN_STEPS {
+        if step < backoff.spin_steps {
             (0..1u32 << step).for_each(|_| std::hint::spin_loop());
         } else {
-            std::thread::yield_now();
+            wait::backoff_yield();
         }
     }
     loop {
@@ -696,7 +697,10 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
             Fast::Locked => break,
             Fast::NotReady => {}
         }
-        if backoff.is_completed() || !*may_wait.get_or_insert_with(|| !clock::expired(deadline)) {
+        if !wait::backoff().snooze_before_queueing
+            || backoff.is_completed()
+            || !*may_wait.get_or_insert_with(|| !clock::expired(deadline))
+        {
             break;
         }
         backoff.snooze();
@@ -876,6 +880,26 @@ thread_local! {
     static RANDOM: Cell<u64> = const { Cell::new(0) };
 }
 
+/// The thread's random state (a fresh seed from the clock and the Cell's own address
+/// if never drawn), or None during the thread's exit. Not inlined, like `put_random`:
+/// on the green platform (which shares this file) a select may move to another worker
+/// thread between the two, and a cached thread-local address would be the old one's.
+#[inline(never)]
+fn take_random() -> Option<u64> {
+    let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
+    RANDOM
+        .try_with(|state| match state.take() {
+            0 => seed(state as *const Cell<u64> as usize),
+            x => x,
+        })
+        .ok()
+}
+
+#[inline(never)]
+fn put_random(random: u64) {
+    let _ = RANDOM.try_with(|state| state.set(random));
+}
+
 /// Up to 16 cases without an allocation.
 type Cases<T> = SmallVec<[T; 16]>;
 
@@ -898,13 +922,7 @@ impl PollOrder {
             // One thread-local access per call; a new thread's stream starts from the
             // clock and the thread's own address.
             let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
-            RANDOM
-                .try_with(|state| match state.take() {
-                    0 => seed(state as *const Cell<u64> as usize),
-                    x => x,
-                })
-                // During the thread's exit, when its thread-locals are gone.
-                .unwrap_or_else(|_| seed(&n as *const usize as usize))
+            take_random().unwrap_or_else(|| seed(&n as *const usize as usize))
         } else {
             0
         };
@@ -941,7 +959,7 @@ impl Drop for PollOrder {
     fn drop(&mut self) {
         if self.random != 0 {
             let random = self.random;
-            let _ = RANDOM.try_with(|state| state.set(random));
+            put_random(random);
         }
     }
 }

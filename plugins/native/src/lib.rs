@@ -97,7 +97,14 @@ static TABLE: Table = Table(weft_platform_t {
     chan_select: Some(chan::chan_select),
     fd_wait: Some(io::fd_wait),
     fd_forget: Some(io::fd_forget),
+    // A task per OS thread: a host's blocking region blocks only that task, and the OS
+    // preempts threads; the M:N notifications are not needed.
+    region_enter: None,
+    region_leave: None,
+    preempt_attach: None,
+    preempt_point: None,
 });
+
 
 /// The plugin's entry point: keeps the host services and returns the static table, or
 /// NULL when the host's services are older than this plugin needs.

@@ -61,6 +61,26 @@ pub(crate) fn cancelled() -> bool {
     HOST.cancel_pending()
 }
 
+/// How a channel call backs off before it waits: `spin_steps` steps of `1 << step`
+/// spins, then `backoff_yield`s, up to `steps` in all; and whether a buffered call that
+/// finds the buffer full (empty) snoozes, trying again, before it queues itself.
+pub(crate) struct Backoff {
+    pub(crate) spin_steps: u32,
+    pub(crate) steps: u32,
+    pub(crate) snooze_before_queueing: bool,
+}
+
+/// Threads: the partner runs on another CPU and often completes within a few spins.
+pub(crate) fn backoff() -> Backoff {
+    Backoff { spin_steps: 6, steps: 10, snooze_before_queueing: true }
+}
+
+/// Lets a partner that is about to complete the caller's operation run (a channel
+/// waiter backing off before it parks): here, another OS thread.
+pub(crate) fn backoff_yield() {
+    std::thread::yield_now();
+}
+
 const CANCEL_TOKEN: UnparkToken = UnparkToken(1);
 
 pub(crate) enum Wake {

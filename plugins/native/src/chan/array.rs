@@ -32,7 +32,7 @@ const TOUCH_AHEAD: usize = 2 * PAGE;
 /// Committed ahead in one call: 64 pages, a stall of some tens of microseconds.
 const CHUNK: usize = 64 * PAGE;
 
-pub(in crate::chan) struct Array {
+pub(super) struct Array {
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
     slots: NonNull<u8>,

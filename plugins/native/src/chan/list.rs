@@ -38,7 +38,7 @@ struct Position {
     block: AtomicPtr<Block>,
 }
 
-pub(in crate::chan) struct List {
+pub(super) struct List {
     head: CachePadded<Position>,
     tail: CachePadded<Position>,
     elem: usize,

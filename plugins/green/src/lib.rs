@@ -1,0 +1,180 @@
+//! The `green` weft platform: M:N stackful tasks. Every task is a corosensei coroutine
+//! on its own lazily committed, guarded stack, run by a fixed number of worker threads
+//! with work stealing (`sched.rs`). Every wait parks the task, not the worker
+//! (`wait.rs`); threads that are not tasks wait in the OS on the same queues, so they
+//! can share mutexes, conditions and channels with tasks. Channels are the native
+//! plugin's lock-free buffers and Go-style waiter queues (`chan.rs`).
+//!
+//! Built as `libweft_green.so` and loaded by libweft through `weft_platform_entry`.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+// The native plugin's channels, shared as source: they need from the crate only
+// `clock`, `HOST` and a `wait` with the same interface, which green provides with
+// parking that suspends a task instead of its worker.
+#[path = "../../native/src"]
+mod shared {
+    #[allow(unsafe_op_in_unsafe_fn)]
+    pub(crate) mod chan;
+    pub(crate) mod clock;
+}
+use shared::{chan, clock};
+mod io;
+mod sched;
+mod stack;
+mod sync;
+mod task;
+mod wait;
+
+use std::sync::Arc;
+
+use weft_platform::*;
+
+/// The runtime's host services, installed by the entry function.
+pub(crate) static HOST: HostRef = HostRef::new();
+
+unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t {
+    HOST.guard(|| {
+        // SAFETY: the runtime passes its config for the call.
+        let cfg = unsafe { cfg.as_ref() };
+        let asked = cfg
+            .filter(|c| c.struct_size as usize >= std::mem::offset_of!(weft_plat_config_t, workers) + 4)
+            .map_or(0, |c| c.workers as usize);
+        let workers = if asked == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { asked };
+        match sched::Sched::open(workers) {
+            Ok(sched) => {
+                // SAFETY: the runtime's out-pointer.
+                unsafe { *out = Box::into_raw(Box::new(sched)) as *mut weft_plat_rt_t };
+                WEFT_OK
+            }
+            Err(e) => HOST.fail(WEFT_ENOMEM, &e),
+        }
+    })
+}
+
+unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
+    HOST.guard(|| {
+        // SAFETY: made by `runtime_open`; no task of the runtime runs any more.
+        let sched = unsafe { Box::from_raw(rt as *mut Arc<sched::Sched>) };
+        let poller = {
+            let mut pollers = POLLERS.lock();
+            pollers.iter().position(|(r, _)| *r == rt as usize).map(|at| pollers.swap_remove(at).1)
+        };
+        if let Some(p) = poller {
+            p.close();
+        }
+        sched.close();
+        WEFT_OK
+    })
+}
+
+unsafe extern "C" fn now(_rt: *mut weft_plat_rt_t) -> i64 {
+    clock::now()
+}
+
+/// The netpoller of each open runtime, made by its first IO wait.
+static POLLERS: parking_lot::Mutex<Vec<(usize, std::sync::Arc<io::Poller>)>> = parking_lot::Mutex::new(Vec::new());
+
+fn poller(rt: *mut weft_plat_rt_t) -> Result<std::sync::Arc<io::Poller>, String> {
+    let mut pollers = POLLERS.lock();
+    if let Some((_, p)) = pollers.iter().find(|(r, _)| *r == rt as usize) {
+        return Ok(std::sync::Arc::clone(p));
+    }
+    let p = io::Poller::new()?;
+    pollers.push((rt as usize, std::sync::Arc::clone(&p)));
+    Ok(p)
+}
+
+unsafe extern "C" fn fd_wait(rt: *mut weft_plat_rt_t, fd: i32, ev: u32, dl: i64, rev: *mut u32) -> weft_status_t {
+    HOST.guard(|| match poller(rt) {
+        Ok(p) => p.wait(fd, ev, dl, rev),
+        Err(e) => HOST.fail(WEFT_ENOMEM, &format!("cannot start the netpoller: {e}")),
+    })
+}
+
+unsafe extern "C" fn fd_forget(rt: *mut weft_plat_rt_t, fd: i32) -> weft_status_t {
+    HOST.guard(|| {
+        // A runtime that never waited has nothing to forget.
+        let found = POLLERS.lock().iter().find(|(r, _)| *r == rt as usize).map(|(_, p)| std::sync::Arc::clone(p));
+        if let Some(p) = found {
+            p.forget(fd);
+        }
+        WEFT_OK
+    })
+}
+
+struct Table(weft_platform_t);
+// SAFETY: the table is immutable and its pointers are to static strings and functions.
+unsafe impl Sync for Table {}
+
+static TABLE: Table = Table(weft_platform_t {
+    magic: WEFT_PLATFORM_MAGIC,
+    struct_size: std::mem::size_of::<weft_platform_t>() as u32,
+    abi_version: WEFT_PLATFORM_ABI_VERSION,
+    name: c"green".as_ptr(),
+    version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const _,
+    caps: WEFT_CAP_GREEN_TASKS | WEFT_CAP_CANCEL,
+    mutex_size: sync::MUTEX_SIZE,
+    cond_size: sync::COND_SIZE,
+    rwlock_size: sync::RWLOCK_SIZE,
+    sync_align: sync::SYNC_ALIGN,
+    runtime_open: Some(runtime_open),
+    runtime_close: Some(runtime_close),
+    now: Some(now),
+    r#yield: Some(task::yield_now),
+    sleep_until: Some(task::sleep_until),
+    spawn: Some(task::spawn),
+    join: Some(task::join),
+    detach: Some(task::detach),
+    cancel: Some(task::cancel),
+    mutex_init: Some(sync::mutex_init),
+    mutex_destroy: Some(sync::sync_destroy),
+    mutex_lock: Some(sync::mutex_lock),
+    mutex_try_lock: Some(sync::mutex_trylock),
+    mutex_lock_until: Some(sync::mutex_lock_until),
+    mutex_unlock: Some(sync::mutex_unlock),
+    cond_init: Some(sync::cond_init),
+    cond_destroy: Some(sync::sync_destroy),
+    cond_wait_until: Some(sync::cond_wait_until),
+    cond_signal: Some(sync::cond_signal),
+    cond_broadcast: Some(sync::cond_broadcast),
+    rwlock_init: Some(sync::rwlock_init),
+    rwlock_destroy: Some(sync::sync_destroy),
+    rwlock_read_lock: Some(sync::rwlock_read_lock),
+    rwlock_try_read_lock: Some(sync::rwlock_try_read_lock),
+    rwlock_write_lock: Some(sync::rwlock_write_lock),
+    rwlock_try_write_lock: Some(sync::rwlock_try_write_lock),
+    rwlock_read_unlock: Some(sync::rwlock_read_unlock),
+    rwlock_write_unlock: Some(sync::rwlock_write_unlock),
+    chan_new: Some(chan::chan_new),
+    chan_send: Some(chan::chan_send),
+    chan_recv: Some(chan::chan_recv),
+    chan_close: Some(chan::chan_close),
+    chan_len: Some(chan::chan_len),
+    chan_free: Some(chan::chan_free),
+    chan_select: Some(chan::chan_select),
+    fd_wait: Some(fd_wait),
+    fd_forget: Some(fd_forget),
+    region_enter: Some(task::region_enter),
+    region_leave: Some(task::region_leave),
+    preempt_attach: Some(task::preempt_attach),
+    preempt_point: Some(task::preempt_point),
+});
+
+/// The plugin's entry point: keeps the host services and returns the static table, or
+/// NULL when the host's services are older than this plugin needs (a green task's
+/// identity follows it between workers only with host ABI 2's `context_set`).
+///
+/// # Safety
+/// `host` must be NULL or a static `weft_host_t`.
+#[no_mangle]
+pub unsafe extern "C" fn weft_platform_entry(host: *const weft_host_t) -> *const weft_platform_t {
+    // SAFETY: as the caller promises.
+    if unsafe { HOST.install(host) } {
+        &TABLE.0
+    } else {
+        std::ptr::null()
+    }
+}
+
+/// The entry function has the type the ABI declares.
+const _: weft_platform_entry_fn = weft_platform_entry;

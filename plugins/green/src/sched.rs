@@ -1,0 +1,794 @@
+//! The M:N scheduler: green tasks (corosensei coroutines) on worker threads.
+//!
+//! A runtime has `workers` processors (Go's Ps): each a local run queue (a
+//! crossbeam-deque FIFO that the others steal from) and a LIFO slot for the task woken
+//! last, which runs next (a hand-off between two tasks stays on one worker, warm in its
+//! cache). A global injector takes tasks made runnable by threads without a processor.
+//! A worker thread (an M) runs a processor; an idle one parks, and whoever makes work
+//! runnable wakes one. Timers (deadlines of parked tasks) are one ordered map per
+//! runtime; workers fire them between tasks and sleep until the earliest.
+//!
+//! A task that enters a host's own blocking region (`region_enter`) gives its
+//! processor to another thread (a spare, or a new one), so that the other tasks keep
+//! running on `workers` processors while this thread blocks in the host's call; when
+//! it leaves the region it takes a free processor or queues itself on the injector and
+//! its thread becomes a spare (Go's syscall hand-off).
+//!
+//! Which weft context runs follows the task: the worker saves the task's context when
+//! it switches the task out and installs it when it switches it in (host ABI 2
+//! `context_get`/`context_set`). Every thread-local this plugin reads is read through a
+//! function that is not inlined, so that no address is cached across a switch.
+use std::cell::{Cell, UnsafeCell};
+use std::collections::BTreeMap;
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Acquire,
+    Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
+};
+use std::sync::Arc;
+use std::thread::{JoinHandle, Thread};
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
+use parking_lot::Mutex;
+use weft_platform::*;
+
+use crate::clock;
+use crate::stack::{self, Stack};
+use crate::HOST;
+
+/// Why a task's coroutine gave its worker back.
+pub(crate) enum Suspend {
+    /// Runnable again at once, behind the others.
+    Yield,
+    /// Waiting in `wait::park`; runnable when woken.
+    Park,
+    /// Left a blocking region on a thread without a processor: run me on one.
+    Rejoin,
+}
+
+type Coro = Coroutine<(), Suspend, (), Stack>;
+
+const RUNNING: u8 = 0;
+const PARKED: u8 = 1;
+const NOTIFIED: u8 = 2;
+const DONE: u8 = 3;
+
+/// A green task.
+pub(crate) struct Task {
+    pub(crate) sched: Arc<Sched>,
+    /// RUNNING (queued or running), PARKED, NOTIFIED (woken while still running: the
+    /// park it is entering returns at once), DONE.
+    state: AtomicU8,
+    /// Touched only by the thread that runs the task (one at a time, by the protocol
+    /// of `state` and the run queues).
+    coro: UnsafeCell<Option<Coro>>,
+    yielder: Cell<*const Yielder<(), Suspend>>,
+    /// The task's weft context while it is switched out.
+    saved_ctx: Cell<*mut c_void>,
+    /// `task_run` returned.
+    pub(crate) done: AtomicBool,
+    id: u64,
+    name: Option<CString>,
+    stack_size: usize,
+    guard: (usize, usize),
+}
+
+// SAFETY: the cells are only touched by the one thread that runs the task at a time
+// (handed over through the run queues, which synchronise); the rest is atomic or
+// immutable.
+unsafe impl Send for Task {}
+unsafe impl Sync for Task {}
+
+impl Task {
+    /// The address joiners park on.
+    pub(crate) fn done_key(&self) -> usize {
+        &self.done as *const AtomicBool as usize
+    }
+
+    /// The address the task sleeps on: its own.
+    pub(crate) fn sleep_key(&self) -> usize {
+        &self.saved_ctx as *const Cell<*mut c_void> as usize
+    }
+}
+
+/// One processor: a run queue that only its owning thread pushes to and pops from.
+struct Proc {
+    index: usize,
+    /// Counts the tasks this processor started running (the preemption monitor sees a
+    /// task overrun its slice when the count stands still while a task runs).
+    switches: AtomicU64,
+    /// Who may touch the run queues: FREE (the holder, between tasks), TASK (a task
+    /// runs; its code takes the queues with TASK -> QUEUING -> TASK), QUEUING, or
+    /// RETAKEN (the monitor or a blocking region took the processor from the thread
+    /// while the task ran; the thread finds out when it next looks and lets go).
+    guard: AtomicU8,
+    /// The `switches` value of the run asked to yield at its next poll; 0 if none.
+    preempt: AtomicU64,
+    local: Deque<Arc<Task>>,
+    lifo: Cell<Option<Arc<Task>>>,
+    tick: Cell<u32>,
+    lifo_streak: Cell<u32>,
+}
+
+// SAFETY: a processor is used by one thread at a time: the thread that holds it (the
+// hand-off passes it through `free_procs`, under a lock).
+unsafe impl Sync for Proc {}
+
+/// A runtime's scheduler; `*mut weft_plat_rt_t` is a `*mut Arc<Sched>`.
+pub(crate) struct Sched {
+    procs: Vec<Proc>,
+    stealers: Vec<Stealer<Arc<Task>>>,
+    injector: Injector<Arc<Task>>,
+    /// Processors no thread holds (handed off by a task in a blocking region).
+    free_procs: Mutex<Vec<usize>>,
+    /// Threads holding a processor, parked for want of work.
+    idle: Mutex<Vec<Thread>>,
+    n_idle: AtomicUsize,
+    /// Threads without a processor, parked until one is free.
+    spares: Mutex<Vec<Thread>>,
+    timers: Mutex<BTreeMap<(i64, u64), Arc<Task>>>,
+    /// The earliest timer's deadline; `WEFT_FOREVER` if none.
+    next_timer: AtomicI64,
+    timer_seq: AtomicU64,
+    shutdown: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The runtime's safepoint poll word (`preempt_attach`); NULL until attached.
+    poll_word: AtomicPtr<AtomicU32>,
+    monitor: Mutex<Option<Thread>>,
+}
+
+const FREE: u8 = 0;
+const TASK: u8 = 1;
+const QUEUING: u8 = 2;
+const RETAKEN: u8 = 3;
+
+/// A task that runs this long without polling after being asked to yield loses its
+/// processor: the thread keeps running it, another thread takes the processor (as for
+/// a blocking region), so that the other tasks do not starve.
+const RETAKE_NS: i64 = 3 * SLICE_NS;
+
+/// A task that runs this long without switching is asked to yield at its next poll.
+const SLICE_NS: i64 = 10_000_000;
+/// How often the monitor looks.
+const MONITOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Which processor (and scheduler) the calling thread holds, and which task it runs.
+#[derive(Clone, Copy)]
+struct Here {
+    sched: *const Sched,
+    proc: *const Proc,
+    task: *const Task,
+}
+
+thread_local! {
+    static HERE: Cell<Here> = const {
+        Cell::new(Here { sched: std::ptr::null(), proc: std::ptr::null(), task: std::ptr::null() })
+    };
+}
+
+#[inline(never)]
+fn here() -> Here {
+    HERE.with(|h| h.get())
+}
+
+#[inline(never)]
+fn set_here(h: Here) {
+    HERE.with(|c| c.set(h));
+}
+
+/// For the SIGSEGV handler: what it reports about the task running on this thread.
+/// Async-signal-safe: one read of a constant-initialised thread-local, and of fields of
+/// the running task that never change.
+pub(crate) fn running_for_fault() -> Option<stack::Running> {
+    let task = HERE.try_with(|h| h.get().task).ok()?;
+    // SAFETY: the worker holds a reference on the task it runs.
+    let task = unsafe { task.as_ref() }?;
+    Some(stack::Running {
+        guard_low: task.guard.0,
+        guard_high: task.guard.1,
+        size: task.stack_size,
+        id: task.id,
+        name: task.name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+    })
+}
+
+/// The green task running on the calling thread, if it is one.
+#[inline(never)]
+pub(crate) fn current_task() -> Option<Arc<Task>> {
+    let task = here().task;
+    if task.is_null() {
+        return None;
+    }
+    // SAFETY: the worker holds a reference on the task it runs for as long as `task`
+    // points to it.
+    unsafe {
+        Arc::increment_strong_count(task);
+        Some(Arc::from_raw(task))
+    }
+}
+
+/// True on a green task (of any green runtime).
+pub(crate) fn on_task() -> bool {
+    !here().task.is_null()
+}
+
+fn suspend(why: Suspend) {
+    let task = here().task;
+    debug_assert!(!task.is_null());
+    // SAFETY: the running task's yielder lives at the base of its own stack.
+    let yielder = unsafe { &*(*task).yielder.get() };
+    yielder.suspend(why);
+}
+
+/// Suspends the calling task until `wake` (see `wait::park`). May return spuriously.
+pub(crate) fn suspend_park() {
+    suspend(Suspend::Park);
+}
+
+/// The calling task goes behind the other runnable tasks.
+pub(crate) fn yield_now() {
+    if on_task() {
+        suspend(Suspend::Yield);
+    } else {
+        std::thread::yield_now();
+    }
+}
+
+/// Makes a parked task runnable (a task not parked yet returns from its next park at
+/// once; a spurious wake-up is harmless, every waiter looks again).
+pub(crate) fn wake(task: &Arc<Task>) {
+    let mut state = task.state.load(SeqCst);
+    loop {
+        let next = match state {
+            PARKED => RUNNING,
+            RUNNING => NOTIFIED,
+            _ => return,
+        };
+        match task.state.compare_exchange(state, next, SeqCst, SeqCst) {
+            Ok(_) if state == PARKED => return task.sched.submit(Arc::clone(task), true),
+            Ok(_) => return,
+            Err(now) => state = now,
+        }
+    }
+}
+
+struct SendPtr(*mut c_void);
+// SAFETY: the runtime's task context is made to be handed to the task.
+unsafe impl Send for SendPtr {}
+
+impl Sched {
+    pub(crate) fn open(workers: usize) -> Result<Arc<Sched>, String> {
+        let deques: Vec<Deque<Arc<Task>>> = (0..workers).map(|_| Deque::new_fifo()).collect();
+        let stealers = deques.iter().map(|d| d.stealer()).collect();
+        let procs = deques
+            .into_iter()
+            .enumerate()
+            .map(|(index, local)| Proc {
+                index,
+                switches: AtomicU64::new(0),
+                guard: AtomicU8::new(FREE),
+                preempt: AtomicU64::new(0),
+                local,
+                lifo: Cell::new(None),
+                tick: Cell::new(0),
+                lifo_streak: Cell::new(0),
+            })
+            .collect();
+        let sched = Arc::new(Sched {
+            procs,
+            stealers,
+            injector: Injector::new(),
+            free_procs: Mutex::new(Vec::new()),
+            idle: Mutex::new(Vec::new()),
+            n_idle: AtomicUsize::new(0),
+            spares: Mutex::new(Vec::new()),
+            timers: Mutex::new(BTreeMap::new()),
+            next_timer: AtomicI64::new(WEFT_FOREVER),
+            timer_seq: AtomicU64::new(0),
+            shutdown: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+            poll_word: AtomicPtr::new(std::ptr::null_mut()),
+            monitor: Mutex::new(None),
+        });
+        stack::install_handler();
+        for index in 0..workers {
+            if let Err(e) = sched.start_thread(Some(index)) {
+                sched.close();
+                return Err(e);
+            }
+        }
+        Ok(sched)
+    }
+
+    fn start_thread(self: &Arc<Sched>, proc: Option<usize>) -> Result<(), String> {
+        let sched = Arc::clone(self);
+        let handle = std::thread::Builder::new()
+            .name("weft-green".into())
+            .spawn(move || sched.thread_main(proc))
+            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        self.threads.lock().push(handle);
+        Ok(())
+    }
+
+    /// Stops the worker threads (no task is left) and waits for them.
+    pub(crate) fn close(&self) {
+        self.shutdown.store(true, SeqCst);
+        loop {
+            if let Some(m) = self.monitor.lock().as_ref() {
+                m.unpark();
+            }
+            for t in self.idle.lock().iter().chain(self.spares.lock().iter()) {
+                t.unpark();
+            }
+            let handles: Vec<_> = std::mem::take(&mut *self.threads.lock());
+            if handles.is_empty() {
+                break;
+            }
+            for h in handles {
+                let _ = h.join();
+            }
+        }
+        self.timers.lock().clear();
+    }
+
+    /// Starts a task whose coroutine calls `task_run(ctx)`.
+    pub(crate) fn spawn(
+        self: &Arc<Sched>,
+        ctx: *mut c_void,
+        stack_size: usize,
+        name: Option<CString>,
+        id: u64,
+    ) -> Result<Arc<Task>, weft_status_t> {
+        let Some(stack) = stack::take(stack_size) else {
+            return Err(HOST.fail(WEFT_ENOMEM, &format!("cannot map a task stack of {stack_size} bytes")));
+        };
+        let task = Arc::new(Task {
+            sched: Arc::clone(self),
+            state: AtomicU8::new(RUNNING),
+            coro: UnsafeCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            saved_ctx: Cell::new(std::ptr::null_mut()),
+            done: AtomicBool::new(false),
+            id,
+            name,
+            stack_size: stack.size(),
+            guard: stack.guard_range(),
+        });
+        let me = Arc::as_ptr(&task) as usize;
+        let ctx = SendPtr(ctx);
+        let coro = Coro::with_stack(stack, move |yielder: &Yielder<(), Suspend>, ()| {
+            let ctx = ctx;
+            // SAFETY: the worker running the coroutine holds a reference on the task.
+            let task = unsafe { &*(me as *const Task) };
+            task.yielder.set(yielder);
+            // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once.
+            unsafe { HOST.task_run(ctx.0) };
+        });
+        // SAFETY: nobody else can reach the task yet.
+        unsafe { *task.coro.get() = Some(coro) };
+        self.submit(Arc::clone(&task), true);
+        Ok(task)
+    }
+
+    /// Queues a runnable task: on the calling thread's processor if it holds one of this
+    /// scheduler (in the LIFO slot if `next`), else on the injector.
+    fn submit(&self, task: Arc<Task>, next: bool) {
+        let mut h = here();
+        // SAFETY: the thread holds (or held: see `guard`) the processor.
+        let on_task = !h.task.is_null() && !h.proc.is_null();
+        if on_task && unsafe { &*h.proc }.guard.compare_exchange(TASK, QUEUING, Acquire, Relaxed).is_err() {
+            // Retaken meanwhile: another thread owns the queues now.
+            h.proc = std::ptr::null();
+            set_here(h);
+        }
+        if std::ptr::eq(h.sched, self) && !h.proc.is_null() {
+            // SAFETY: the calling thread holds the processor.
+            let p = unsafe { &*h.proc };
+            if next {
+                if let Some(old) = p.lifo.replace(Some(task)) {
+                    p.local.push(old);
+                }
+            } else {
+                p.local.push(task);
+            }
+            // Another worker is worth waking when the queue holds work beyond what this
+            // worker is about to run anyway: a task requeued behind others (a yield)
+            // alone is not, nor a task in the LIFO slot (not stealable).
+            let more = p.local.len() >= if next { 1 } else { 2 };
+            if on_task {
+                p.guard.store(TASK, Release);
+            }
+            if more {
+                self.notify();
+            }
+        } else {
+            self.injector.push(task);
+            self.notify();
+        }
+    }
+
+    /// Wakes an idle worker, if any, to look for work.
+    fn notify(&self) {
+        std::sync::atomic::fence(SeqCst);
+        if self.n_idle.load(SeqCst) == 0 {
+            return;
+        }
+        let thread = {
+            let mut idle = self.idle.lock();
+            let t = idle.pop();
+            if t.is_some() {
+                self.n_idle.fetch_sub(1, SeqCst);
+            }
+            t
+        };
+        if let Some(t) = thread {
+            t.unpark();
+        }
+    }
+
+    fn has_work(&self) -> bool {
+        !self.injector.is_empty()
+            || self.stealers.iter().any(|s| !s.is_empty())
+            || self.next_timer.load(SeqCst) <= clock::now()
+    }
+
+    fn thread_main(self: Arc<Sched>, proc: Option<usize>) {
+        stack::alt_stack();
+        let me = &*self;
+        set_here(Here {
+            sched: me,
+            proc: proc.map_or(std::ptr::null(), |i| &me.procs[i] as *const Proc),
+            task: std::ptr::null(),
+        });
+        loop {
+            let h = here();
+            if h.proc.is_null() {
+                if let Some(i) = me.free_procs.lock().pop() {
+                    me.procs[i].guard.store(FREE, SeqCst);
+                    set_here(Here { proc: &me.procs[i], ..h });
+                    continue;
+                }
+                if me.shutdown.load(SeqCst) {
+                    break;
+                }
+                me.spare_sleep();
+                continue;
+            }
+            // SAFETY: this thread holds the processor.
+            let p = unsafe { &*h.proc };
+            if let Some(task) = me.find_task(p) {
+                me.run(task);
+                continue;
+            }
+            if me.fire_timers() {
+                continue;
+            }
+            if me.shutdown.load(SeqCst) {
+                break;
+            }
+            me.idle_sleep();
+        }
+        set_here(Here { sched: std::ptr::null(), proc: std::ptr::null(), task: std::ptr::null() });
+    }
+
+    fn find_task(&self, p: &Proc) -> Option<Arc<Task>> {
+        let tick = p.tick.get().wrapping_add(1);
+        p.tick.set(tick);
+        // Now and then the injector first, so that its tasks are not starved by a
+        // busy local queue.
+        if tick % 61 == 0 {
+            if let Some(t) = self.steal_injector(p) {
+                return Some(t);
+            }
+        }
+        if let Some(t) = p.lifo.take() {
+            // A pair of tasks waking each other would keep the LIFO slot for ever.
+            if p.lifo_streak.get() < 16 {
+                p.lifo_streak.set(p.lifo_streak.get() + 1);
+                return Some(t);
+            }
+            p.local.push(t);
+        }
+        p.lifo_streak.set(0);
+        if let Some(t) = p.local.pop() {
+            return Some(t);
+        }
+        if let Some(t) = self.steal_injector(p) {
+            return Some(t);
+        }
+        let n = self.stealers.len();
+        let start = (tick as usize).wrapping_mul(0x9E37_79B9) % n.max(1);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == p.index {
+                continue;
+            }
+            loop {
+                match self.stealers[i].steal_batch_and_pop(&p.local) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        None
+    }
+
+    fn steal_injector(&self, p: &Proc) -> Option<Arc<Task>> {
+        loop {
+            match self.injector.steal_batch_and_pop(&p.local) {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => continue,
+                Steal::Empty => return None,
+            }
+        }
+    }
+
+    /// Runs `task` until it suspends or ends.
+    fn run(&self, task: Arc<Task>) {
+        let h = here();
+        set_here(Here { task: Arc::as_ptr(&task), ..h });
+        // SAFETY: the thread holds the processor it runs tasks on.
+        let p = unsafe { &*h.proc };
+        p.switches.fetch_add(1, Relaxed);
+        p.guard.store(TASK, SeqCst);
+
+        // SAFETY: the task's own context (or NULL before it first ran); it lives as
+        // long as the task runs.
+        let previous = unsafe { HOST.context_set(task.saved_ctx.get()) };
+        // SAFETY: this thread alone runs the task now (it took it from a run queue).
+        let coro = unsafe { (*task.coro.get()).as_mut() }.expect("a queued task has a coroutine");
+        let result = coro.resume(());
+        // The coroutine may have moved this thread to another processor (or none), and
+        // the processor may have been retaken.
+        let mut h = here();
+        // SAFETY: the processor the thread held while the task ran.
+        if !h.proc.is_null() && unsafe { &*h.proc }.guard.compare_exchange(TASK, FREE, SeqCst, SeqCst).is_err() {
+            h.proc = std::ptr::null();
+            set_here(h);
+        }
+        // SAFETY: what this thread ran before the task (NULL on a worker).
+        task.saved_ctx.set(unsafe { HOST.context_set(previous) });
+        let h = here();
+        set_here(Here { task: std::ptr::null(), ..h });
+        match result {
+            CoroutineResult::Yield(Suspend::Yield) => self.submit(task, false),
+            CoroutineResult::Yield(Suspend::Park) => {
+                if task.state.compare_exchange(RUNNING, PARKED, SeqCst, SeqCst).is_err() {
+                    // Woken before it was parked.
+                    task.state.store(RUNNING, SeqCst);
+                    self.submit(task, false);
+                }
+            }
+            CoroutineResult::Yield(Suspend::Rejoin) => {
+                self.injector.push(task);
+                self.notify();
+            }
+            CoroutineResult::Return(()) => {
+                // SAFETY: as above; the coroutine has finished.
+                if let Some(coro) = unsafe { (*task.coro.get()).take() } {
+                    stack::give_back(coro.into_stack());
+                }
+                task.state.store(DONE, SeqCst);
+                task.done.store(true, Release);
+                crate::wait::wake_all(task.done_key());
+            }
+        }
+    }
+
+    fn idle_sleep(&self) {
+        let me = std::thread::current();
+        {
+            self.idle.lock().push(me.clone());
+            self.n_idle.fetch_add(1, SeqCst);
+        }
+        std::sync::atomic::fence(SeqCst);
+        if !self.has_work() && !self.shutdown.load(SeqCst) {
+            let next = self.next_timer.load(SeqCst);
+            if next == WEFT_FOREVER {
+                std::thread::park();
+            } else {
+                let left = next.saturating_sub(clock::now()).max(0) as u64;
+                std::thread::park_timeout(std::time::Duration::from_nanos(left));
+            }
+        }
+        let mut idle = self.idle.lock();
+        if let Some(i) = idle.iter().position(|t| t.id() == me.id()) {
+            idle.swap_remove(i);
+            self.n_idle.fetch_sub(1, SeqCst);
+        }
+    }
+
+    fn spare_sleep(&self) {
+        let me = std::thread::current();
+        self.spares.lock().push(me.clone());
+        if self.free_procs.lock().is_empty() && !self.shutdown.load(SeqCst) {
+            std::thread::park();
+        }
+        let mut spares = self.spares.lock();
+        if let Some(i) = spares.iter().position(|t| t.id() == me.id()) {
+            spares.swap_remove(i);
+        }
+    }
+
+    // ---- preemption at the host's polls -------------------------------------------------
+
+    /// Keeps the runtime's poll word and starts the monitor that asks tasks running
+    /// longer than a slice to yield at their next poll (Go's sysmon, for the polls the
+    /// host's VM already makes).
+    pub(crate) fn attach_poll_word(self: &Arc<Sched>, word: *mut u32) {
+        self.poll_word.store(word as *mut AtomicU32, SeqCst);
+        let sched = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("weft-green-monitor".into()).spawn(move || {
+            let mut seen: Vec<(u64, i64)> = Vec::new();
+            while let Some(sched) = sched.upgrade() {
+                if sched.shutdown.load(SeqCst) {
+                    break;
+                }
+                sched.monitor_tick(&mut seen);
+                drop(sched);
+                std::thread::park_timeout(MONITOR_TICK);
+            }
+        });
+        if let Ok(handle) = spawned {
+            *self.monitor.lock() = Some(handle.thread().clone());
+            self.threads.lock().push(handle);
+        }
+    }
+
+    fn monitor_tick(self: &Arc<Sched>, seen: &mut Vec<(u64, i64)>) {
+        // SAFETY: the poll word stays valid until the runtime closes, after the monitor.
+        let Some(word) = (unsafe { self.poll_word.load(SeqCst).as_ref() }) else { return };
+        let now = clock::now();
+        seen.resize(self.procs.len(), (0, now));
+        let mut asking = false;
+        let mut retaken = Vec::new();
+        for (p, (last, since)) in self.procs.iter().zip(seen.iter_mut()) {
+            let switches = p.switches.load(Relaxed);
+            if switches != *last || p.guard.load(Relaxed) == FREE {
+                *last = switches;
+                *since = now;
+                p.preempt.store(0, SeqCst);
+                continue;
+            }
+            if now - *since >= RETAKE_NS && p.guard.compare_exchange(TASK, RETAKEN, SeqCst, SeqCst).is_ok() {
+                p.preempt.store(0, SeqCst);
+                *since = now;
+                retaken.push(p.index);
+                continue;
+            } else if now - *since >= SLICE_NS {
+                p.preempt.store(switches, SeqCst);
+            }
+            asking |= p.preempt.load(SeqCst) != 0;
+        }
+        for index in retaken {
+            self.hand_off(index);
+        }
+        if asking {
+            word.fetch_or(WEFT_SAFEPOINT_PREEMPT, SeqCst);
+        } else if word.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 {
+            word.fetch_and(!WEFT_SAFEPOINT_PREEMPT, SeqCst);
+        }
+    }
+
+    /// `weft_safepoint` while the preempt bit is set: the task the monitor asked yields.
+    pub(crate) fn preempt_point(&self) {
+        let h = here();
+        if h.task.is_null() || h.proc.is_null() || !std::ptr::eq(h.sched, self) {
+            return;
+        }
+        // SAFETY: the thread holds the processor.
+        let p = unsafe { &*h.proc };
+        let asked = p.preempt.load(SeqCst);
+        if asked == 0 || asked != p.switches.load(Relaxed) {
+            return;
+        }
+        p.preempt.store(0, SeqCst);
+        if self.procs.iter().all(|p| p.preempt.load(SeqCst) == 0) {
+            // SAFETY: attached before any task could be asked.
+            if let Some(word) = unsafe { self.poll_word.load(SeqCst).as_ref() } {
+                word.fetch_and(!WEFT_SAFEPOINT_PREEMPT, SeqCst);
+            }
+        }
+        suspend(Suspend::Yield);
+    }
+
+    // ---- timers ----------------------------------------------------------------------
+
+    /// Wakes `task` at `deadline`; returns the key to remove the timer with.
+    pub(crate) fn add_timer(&self, deadline: i64, task: &Arc<Task>) -> (i64, u64) {
+        let key = (deadline, self.timer_seq.fetch_add(1, Relaxed));
+        let earlier = {
+            let mut timers = self.timers.lock();
+            timers.insert(key, Arc::clone(task));
+            let first = timers.keys().next().map_or(WEFT_FOREVER, |k| k.0);
+            self.next_timer.swap(first, SeqCst) > first
+        };
+        if earlier {
+            // An idle worker may be sleeping until a later deadline.
+            self.notify();
+        }
+        key
+    }
+
+    pub(crate) fn remove_timer(&self, key: (i64, u64)) {
+        let mut timers = self.timers.lock();
+        if timers.remove(&key).is_some() {
+            let first = timers.keys().next().map_or(WEFT_FOREVER, |k| k.0);
+            self.next_timer.store(first, SeqCst);
+        }
+    }
+
+    /// Wakes the tasks whose deadline has passed; true if there were any.
+    fn fire_timers(&self) -> bool {
+        let next = self.next_timer.load(Acquire);
+        if next == WEFT_FOREVER {
+            return false;
+        }
+        let now = clock::now();
+        if next > now {
+            return false;
+        }
+        let due: Vec<Arc<Task>> = {
+            let mut timers = self.timers.lock();
+            let later = timers.split_off(&(now.saturating_add(1), 0));
+            let due = std::mem::replace(&mut *timers, later);
+            let first = timers.keys().next().map_or(WEFT_FOREVER, |k| k.0);
+            self.next_timer.store(first, SeqCst);
+            due.into_values().collect()
+        };
+        let any = !due.is_empty();
+        for task in due {
+            wake(&task);
+        }
+        any
+    }
+
+    // ---- blocking regions (hand-off) ------------------------------------------------
+
+    /// The calling task enters a host's blocking region: its processor goes to another
+    /// thread.
+    pub(crate) fn region_enter(self: &Arc<Sched>) {
+        let h = here();
+        if h.task.is_null() || h.proc.is_null() || !std::ptr::eq(h.sched, &**self) {
+            return;
+        }
+        // SAFETY: this thread holds the processor (unless it was retaken already).
+        let p = unsafe { &*h.proc };
+        set_here(Here { proc: std::ptr::null(), ..h });
+        if p.guard.compare_exchange(TASK, RETAKEN, SeqCst, SeqCst).is_ok() {
+            self.hand_off(p.index);
+        }
+    }
+
+    /// Gives a processor taken from its thread to a spare thread, or a new one.
+    fn hand_off(self: &Arc<Sched>, index: usize) {
+        self.free_procs.lock().push(index);
+        let spare = self.spares.lock().pop();
+        match spare {
+            Some(t) => t.unpark(),
+            None => {
+                // Without a new thread the processor waits for the next thread that
+                // looks for one (the one that gave it up, at the latest).
+                let _ = self.start_thread(None);
+            }
+        }
+    }
+
+    /// The calling task leaves the host's blocking region: it continues on a free
+    /// processor, or waits on the injector for one.
+    pub(crate) fn region_leave(self: &Arc<Sched>) {
+        let h = here();
+        if h.task.is_null() || !h.proc.is_null() || !std::ptr::eq(h.sched, &**self) {
+            return;
+        }
+        if let Some(i) = self.free_procs.lock().pop() {
+            self.procs[i].guard.store(TASK, SeqCst);
+            self.procs[i].switches.fetch_add(1, Relaxed);
+            set_here(Here { proc: &self.procs[i], ..h });
+            return;
+        }
+        suspend(Suspend::Rejoin);
+    }
+}

@@ -1,0 +1,202 @@
+//! Parking on an address, for green tasks and for OS threads alike.
+//!
+//! A waiter puts a node on the bucket of the address it waits on (a fixed table of
+//! locked queues, as parking_lot does), after checking under the bucket's lock that it
+//! still has to wait; a waker takes nodes off under the same lock, marks them woken and
+//! only then, outside the lock, wakes their owner. So a wake-up is never lost. A green
+//! task waits by suspending its coroutine (its worker runs other tasks meanwhile); a
+//! thread that is not a task (the host's `main`, a thread of its own) waits in the OS.
+//!
+//! Nodes live on the waiter's stack. A node leaves its queue either through a waker
+//! (which sets `woken`) or through its own waiter, when it gives up (deadline,
+//! cancellation): the waiter never returns while its node is queued.
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use weft_platform::WEFT_FOREVER;
+
+use crate::clock;
+use crate::sched::{self, Task};
+use crate::HOST;
+
+/// How a wait ended.
+pub(crate) enum Wake {
+    /// Woken, or the condition no longer held: look again.
+    Woken,
+    TimedOut,
+    Cancelled,
+}
+
+enum Owner {
+    Task(Arc<Task>),
+    Thread(std::thread::Thread),
+}
+
+struct Node {
+    owner: Owner,
+    /// Set under the bucket's lock by the waker that took the node off.
+    woken: AtomicBool,
+}
+
+/// Queued nodes with their keys beside them: a wake-up scans keys without touching
+/// the nodes (each on another parked task's stack, so a cache miss apiece).
+struct Bucket(Mutex<VecDeque<(usize, *const Node)>>);
+
+// SAFETY: the node pointers are only dereferenced under the bucket's lock, while their
+// waiter is blocked in `park` (see the module comment).
+unsafe impl Sync for Bucket {}
+
+const BUCKET_BITS: u32 = 14;
+static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(Mutex::new(VecDeque::new())) }; 1 << BUCKET_BITS];
+
+fn bucket(key: usize) -> &'static Bucket {
+    let hash = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BUCKET_BITS);
+    &BUCKETS[hash as usize]
+}
+
+/// How a channel call backs off before it waits (see the native plugin's `wait.rs`). A
+/// task does not spin: its partner is usually a task, often queued on the same worker,
+/// which a spin or an OS yield only delays (and spinning keeps two partners on two
+/// workers, where parking lets them meet on one, through the LIFO slot); it yields
+/// once, which lets that partner run. A thread that is not a task backs off as on the
+/// native platform: its partner runs on another CPU.
+pub(crate) struct Backoff {
+    pub(crate) spin_steps: u32,
+    pub(crate) steps: u32,
+    pub(crate) snooze_before_queueing: bool,
+}
+
+pub(crate) fn backoff() -> Backoff {
+    if sched::on_task() {
+        Backoff { spin_steps: 0, steps: 1, snooze_before_queueing: false }
+    } else {
+        Backoff { spin_steps: 6, steps: 10, snooze_before_queueing: true }
+    }
+}
+
+/// Lets a partner that is about to complete the caller's operation run (a channel
+/// waiter backing off before it parks): on a task, the tasks queued on this worker run
+/// first (the partner is often one of them); on a thread, another OS thread.
+pub(crate) fn backoff_yield() {
+    sched::yield_now();
+}
+
+/// True when the calling task has been cancelled (and the runtime does not mask it).
+pub(crate) fn cancelled() -> bool {
+    HOST.cancel_pending()
+}
+
+/// Parks the caller on `key` while `still_waiting()` holds (asked under the bucket's
+/// lock), until woken, the deadline, or a cancellation of the calling task. A
+/// cancellation point.
+pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
+    park_on(key, still_waiting, deadline, true)
+}
+
+/// As `park`, but not a cancellation point (lock acquisition).
+pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
+    park_on(key, still_waiting, deadline, false)
+}
+
+fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, cancellable: bool) -> Wake {
+    let task = sched::current_task();
+    let is_task = task.is_some();
+    let node = Node {
+        owner: match task {
+            Some(t) => Owner::Task(t),
+            None => Owner::Thread(std::thread::current()),
+        },
+        woken: AtomicBool::new(false),
+    };
+    let b = bucket(key);
+    {
+        let mut queue = b.0.lock();
+        if cancellable && cancelled() {
+            return Wake::Cancelled;
+        }
+        if !still_waiting() {
+            return Wake::Woken;
+        }
+        queue.push_back((key, &node));
+    }
+    let timer = match (&node.owner, deadline) {
+        (Owner::Task(t), d) if d != WEFT_FOREVER => Some(t.sched.add_timer(d, t)),
+        _ => None,
+    };
+    let outcome = loop {
+        if is_task {
+            sched::suspend_park();
+        } else {
+            match clock::instant(deadline) {
+                None => std::thread::park(),
+                Some(until) => {
+                    let now = std::time::Instant::now();
+                    if until > now {
+                        std::thread::park_timeout(until - now);
+                    }
+                }
+            }
+        }
+        let mut queue = b.0.lock();
+        if node.woken.load(Relaxed) {
+            break Wake::Woken;
+        }
+        let give_up = if cancellable && cancelled() {
+            Some(Wake::Cancelled)
+        } else if clock::expired(deadline) {
+            Some(Wake::TimedOut)
+        } else {
+            None
+        };
+        if let Some(give_up) = give_up {
+            let me: *const Node = &node;
+            queue.retain(|&(_, n)| n != me);
+            break give_up;
+        }
+    };
+    if let (Some(timer), Owner::Task(t)) = (timer, &node.owner) {
+        t.sched.remove_timer(timer);
+    }
+    outcome
+}
+
+/// Takes up to `max` waiters of `key` off their queue, oldest first, and wakes them.
+fn wake(key: usize, max: usize) {
+    let mut owners: smallvec::SmallVec<[Owner; 4]> = smallvec::SmallVec::new();
+    {
+        let mut queue = bucket(key).0.lock();
+        let mut i = 0;
+        while i < queue.len() && owners.len() < max {
+            if queue[i].0 != key {
+                i += 1;
+                continue;
+            }
+            // SAFETY: a queued node's waiter is blocked until its node leaves the queue.
+            let node = unsafe { &*queue[i].1 };
+            queue.remove(i);
+            owners.push(match &node.owner {
+                Owner::Task(t) => Owner::Task(Arc::clone(t)),
+                Owner::Thread(t) => Owner::Thread(t.clone()),
+            });
+            node.woken.store(true, Relaxed);
+        }
+    }
+    for owner in owners {
+        match owner {
+            Owner::Task(t) => sched::wake(&t),
+            Owner::Thread(t) => t.unpark(),
+        }
+    }
+}
+
+/// Wakes every waiter parked on `key`.
+pub(crate) fn wake_all(key: usize) {
+    wake(key, usize::MAX);
+}
+
+/// Wakes the oldest waiter parked on `key`.
+pub(crate) fn wake_one(key: usize) {
+    wake(key, 1);
+}

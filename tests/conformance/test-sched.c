@@ -1,0 +1,473 @@
+/*
+ * Scheduling properties. Written for the green platform (M:N tasks on a few worker
+ * threads), where each of them is work: a parked task must not hold a worker, a task's
+ * identity must follow it between workers, a host's blocking call must not stall the
+ * other tasks, a spinning task that polls must give way. Thread-per-task platforms
+ * keep them trivially, so every test runs on every platform (at a smaller scale where
+ * one OS thread per task would be too many).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static int is_green(weft_runtime_t *rt) {
+  return (weft_runtime_platform(rt)->caps & WEFT_CAP_GREEN_TASKS) != 0;
+}
+
+static weft_runtime_t *open_with_workers(uint32_t workers) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.workers = workers;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  return rt;
+}
+
+/* --- 100,000 tasks parked on one channel at once ---------------------------------- */
+
+typedef struct {
+  weft_chan_t *in;
+  weft_chan_t *parked; /* each task says it is about to park */
+} park_arg_t;
+
+static int32_t parked_receiver(void *arg, void **result) {
+  park_arg_t *a = arg;
+  uint64_t v = 0, one = 1;
+  ASSERT_OK(weft_chan_send(a->parked, &one, WEFT_FOREVER));
+  ASSERT_OK(weft_chan_recv(a->in, &v, WEFT_FOREVER));
+  *result = (void *)(uintptr_t)v;
+  return 0;
+}
+
+TEST_IMPL(sched_many_parked_tasks) {
+  weft_runtime_t *rt = test_open_runtime();
+  /* One OS thread per task on the other platforms: keep their count modest. */
+  const int n = is_green(rt) ? 100000 : 200;
+  weft_task_t **tasks = calloc((size_t)n, sizeof *tasks);
+  ASSERT(tasks != NULL);
+  weft_chan_t *in = NULL, *parked = NULL;
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &in));
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), WEFT_CHAN_UNBOUNDED, NULL, &parked));
+  park_arg_t arg = {in, parked};
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = 16 * 1024;
+  for (int i = 0; i < n; i++) ASSERT_OK(weft_spawn(rt, parked_receiver, &arg, &opts, &tasks[i]));
+  uint64_t one = 0;
+  for (int i = 0; i < n; i++) ASSERT_OK(weft_chan_recv(parked, &one, WEFT_FOREVER));
+  /* Every task has announced itself; now hand each one value through the rendezvous
+   * channel, so each wakes from (or never reaches) its park. */
+  uint64_t expected = 0;
+  for (uint64_t v = 1; v <= (uint64_t)n; v++) {
+    ASSERT_OK(weft_chan_send(in, &v, WEFT_FOREVER));
+    expected += v;
+  }
+  uint64_t sum = 0;
+  for (int i = 0; i < n; i++) {
+    void *r = NULL;
+    int32_t code = -1;
+    ASSERT_OK(weft_join(tasks[i], WEFT_FOREVER, &code, &r));
+    ASSERT_EQ(code, 0);
+    sum += (uint64_t)(uintptr_t)r;
+  }
+  ASSERT(sum == expected);
+  weft_chan_release(in);
+  weft_chan_release(parked);
+  free(tasks);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- a task's lock ownership, slots and self follow it between workers ------------ */
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t *m;
+  weft_key_t key;
+  atomic_long *total;
+} ident_arg_t;
+
+static int32_t identity_keeper(void *arg, void **result) {
+  ident_arg_t *a = arg;
+  (void)result;
+  weft_task_t *me = weft_task_self();
+  ASSERT(me != NULL);
+  int slot_value;
+  ASSERT_OK(weft_local_set(a->key, &slot_value));
+  for (int round = 0; round < 200; round++) {
+    ASSERT_OK(weft_mutex_lock(a->m));
+    /* Yields with the lock held: on green the task may come back on another worker,
+     * and must still be the owner (unlock would say WEFT_EPERM otherwise). */
+    for (int k = 0; k < 3; k++) {
+      ASSERT_OK(weft_yield(a->rt));
+      ASSERT(weft_task_self() == me);
+      ASSERT(weft_local_get(a->key) == &slot_value);
+    }
+    atomic_fetch_add(a->total, 1);
+    ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock(a->m));
+    ASSERT_OK(weft_mutex_unlock(a->m));
+    ASSERT_OK(weft_yield(a->rt));
+    ASSERT(weft_local_get(a->key) == &slot_value);
+  }
+  return 0;
+}
+
+TEST_IMPL(sched_identity_follows_task) {
+  weft_runtime_t *rt = open_with_workers(4);
+  weft_mutex_t m;
+  ASSERT_OK(weft_mutex_init(rt, &m, 0));
+  weft_key_t key;
+  ASSERT_OK(weft_key_create(rt, NULL, &key));
+  atomic_long total = 0;
+  ident_arg_t arg = {rt, &m, key, &total};
+  weft_task_t *t[8];
+  for (int i = 0; i < 8; i++) t[i] = test_spawn(rt, identity_keeper, &arg);
+  for (int i = 0; i < 8; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(atomic_load(&total), 8 * 200);
+  ASSERT_OK(weft_mutex_destroy(&m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- threads that are not tasks share mutexes, conditions, channels and joins ----- */
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t m;
+  weft_cond_t c;
+  long counter;
+  int turn; /* ping-pong between a thread and a task on the condition */
+  weft_chan_t *ch;
+  weft_task_t *to_join;
+} mix_t;
+
+#define MIX_ROUNDS 2000
+
+static void count_under_lock(mix_t *x) {
+  for (int i = 0; i < MIX_ROUNDS; i++) {
+    ASSERT_OK(weft_mutex_lock(&x->m));
+    long v = x->counter;
+    if (i % 64 == 0) sched_yield();
+    x->counter = v + 1;
+    ASSERT_OK(weft_mutex_unlock(&x->m));
+  }
+}
+
+static int32_t mix_task(void *arg, void **result) {
+  mix_t *x = arg;
+  (void)result;
+  count_under_lock(x);
+  return 0;
+}
+
+static int32_t mix_turn_task(void *arg, void **result) {
+  mix_t *x = arg;
+  (void)result;
+  for (int i = 0; i < 200; i++) {
+    ASSERT_OK(weft_mutex_lock(&x->m));
+    while (x->turn != 1) ASSERT_OK(weft_cond_wait(&x->c, &x->m));
+    x->turn = 0;
+    ASSERT_OK(weft_cond_broadcast(&x->c));
+    ASSERT_OK(weft_mutex_unlock(&x->m));
+    uint64_t v = (uint64_t)i;
+    ASSERT_OK(weft_chan_send(x->ch, &v, WEFT_FOREVER));
+  }
+  return 0;
+}
+
+static void *mix_thread(void *arg) {
+  mix_t *x = arg;
+  count_under_lock(x);
+  return NULL;
+}
+
+static void *mix_turn_thread(void *arg) {
+  mix_t *x = arg;
+  uint64_t sum = 0;
+  for (int i = 0; i < 200; i++) {
+    ASSERT_OK(weft_mutex_lock(&x->m));
+    while (x->turn != 0) ASSERT_OK(weft_cond_wait(&x->c, &x->m));
+    x->turn = 1;
+    ASSERT_OK(weft_cond_broadcast(&x->c));
+    ASSERT_OK(weft_mutex_unlock(&x->m));
+    uint64_t v = 0;
+    ASSERT_OK(weft_chan_recv(x->ch, &v, WEFT_FOREVER));
+    ASSERT_EQ(v, (uint64_t)i);
+    sum += v;
+  }
+  /* A thread joins a task. */
+  int32_t code = -1;
+  ASSERT_OK(weft_join(x->to_join, WEFT_FOREVER, &code, NULL));
+  ASSERT_EQ(code, 0);
+  return (void *)(uintptr_t)sum;
+}
+
+TEST_IMPL(sched_foreign_threads_share_objects) {
+  weft_runtime_t *rt = open_with_workers(2);
+  mix_t x;
+  memset(&x, 0, sizeof x);
+  x.rt = rt;
+  ASSERT_OK(weft_mutex_init(rt, &x.m, 0));
+  ASSERT_OK(weft_cond_init(rt, &x.c));
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &x.ch));
+  weft_task_t *tasks[4];
+  pthread_t threads[3];
+  for (int i = 0; i < 4; i++) tasks[i] = test_spawn(rt, mix_task, &x);
+  for (int i = 0; i < 2; i++) ASSERT_EQ(pthread_create(&threads[i], NULL, mix_thread, &x), 0);
+  x.to_join = test_spawn(rt, mix_turn_task, &x);
+  ASSERT_EQ(pthread_create(&threads[2], NULL, mix_turn_thread, &x), 0);
+  count_under_lock(&x); /* main, too */
+  for (int i = 0; i < 4; i++) ASSERT_EQ(test_join(tasks[i]), 0);
+  void *sum = NULL;
+  for (int i = 0; i < 3; i++) ASSERT_EQ(pthread_join(threads[i], i == 2 ? &sum : NULL), 0);
+  ASSERT_EQ(x.counter, 7L * MIX_ROUNDS);
+  ASSERT_EQ((uintptr_t)sum, 199 * 200 / 2);
+  weft_chan_release(x.ch);
+  ASSERT_OK(weft_cond_destroy(&x.c));
+  ASSERT_OK(weft_mutex_destroy(&x.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- every worker blocked in a host's own blocking call: the others still run ----- */
+
+typedef struct {
+  weft_runtime_t *rt;
+  int fd;
+  atomic_int inside;
+} blocker_t;
+
+static int32_t host_blocker(void *arg, void **result) {
+  blocker_t *b = arg;
+  (void)result;
+  char c = 0;
+  ASSERT_OK(weft_blocking_begin(b->rt));
+  atomic_fetch_add(&b->inside, 1);
+  ASSERT_EQ(read(b->fd, &c, 1), 1); /* the host's own blocking call */
+  ASSERT_OK(weft_blocking_end(b->rt));
+  return c;
+}
+
+typedef struct {
+  weft_chan_t *ping, *pong;
+} pair_t;
+
+static int32_t ponger(void *arg, void **result) {
+  pair_t *p = arg;
+  (void)result;
+  uint64_t v;
+  while (weft_chan_recv(p->ping, &v, WEFT_FOREVER) == WEFT_OK) ASSERT_OK(weft_chan_send(p->pong, &v, WEFT_FOREVER));
+  return 0;
+}
+
+static int32_t pinger(void *arg, void **result) {
+  pair_t *p = arg;
+  (void)result;
+  for (uint64_t i = 0; i < 500; i++) {
+    uint64_t back = 0;
+    ASSERT_OK(weft_chan_send(p->ping, &i, WEFT_FOREVER));
+    ASSERT_OK(weft_chan_recv(p->pong, &back, WEFT_FOREVER));
+    ASSERT_EQ(back, i);
+  }
+  weft_chan_close(p->ping);
+  return 0;
+}
+
+TEST_IMPL(sched_host_blocking_region_hands_off) {
+  weft_runtime_t *rt = open_with_workers(2);
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  blocker_t b = {rt, fds[0], 0};
+  weft_task_t *blockers[2];
+  /* As many blockers as workers: on green, both workers would be stuck in read(). */
+  for (int i = 0; i < 2; i++) blockers[i] = test_spawn(rt, host_blocker, &b);
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (atomic_load(&b.inside) < 2) {
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  pair_t p;
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.ping));
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 1, NULL, &p.pong));
+  weft_task_t *a = test_spawn(rt, pinger, &p);
+  weft_task_t *c = test_spawn(rt, ponger, &p);
+  ASSERT_EQ(test_join(a), 0); /* completes while both blockers still block */
+  ASSERT_EQ(test_join(c), 0);
+  ASSERT_EQ(write(fds[1], "xy", 2), 2);
+  int32_t codes = 0;
+  for (int i = 0; i < 2; i++) codes += test_join(blockers[i]);
+  ASSERT_EQ(codes, 'x' + 'y');
+  weft_chan_release(p.ping);
+  weft_chan_release(p.pong);
+  close(fds[0]);
+  close(fds[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- a task that computes and polls gives way to the tasks of its worker ---------- */
+
+typedef struct {
+  weft_runtime_t *rt;
+  const volatile void *flag;
+  atomic_int stop;
+  atomic_long polls;
+} spinner_t;
+
+static int32_t polling_spinner(void *arg, void **result) {
+  spinner_t *s = arg;
+  (void)result;
+  while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+    WEFT_SAFEPOINT_POLL(s->rt, s->flag);
+    atomic_fetch_add_explicit(&s->polls, 1, memory_order_relaxed);
+  }
+  return 0;
+}
+
+TEST_IMPL(sched_polling_spinner_yields) {
+  /* One worker: the spinner and the ping-pong pair share it. The pair finishes only if
+   * the spinner is made to give way at its polls (it never calls weft otherwise). */
+  weft_runtime_t *rt = open_with_workers(1);
+  spinner_t s = {rt, weft_safepoint_flag(rt), 0, 0};
+  ASSERT(s.flag != NULL);
+  weft_task_t *spinner = test_spawn(rt, polling_spinner, &s);
+  /* The spinner holds the worker before the pair exists. */
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (atomic_load(&s.polls) == 0) {
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  pair_t p;
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.ping));
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.pong));
+  weft_task_t *a = test_spawn(rt, pinger, &p);
+  weft_task_t *c = test_spawn(rt, ponger, &p);
+  ASSERT_EQ(test_join(a), 0);
+  ASSERT_EQ(test_join(c), 0);
+  atomic_store(&s.stop, 1);
+  ASSERT_EQ(test_join(spinner), 0);
+  weft_chan_release(p.ping);
+  weft_chan_release(p.pong);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- a task spinning on weft_yield does not starve the others of its worker ------- */
+
+typedef struct {
+  weft_runtime_t *rt;
+  atomic_int done;
+  atomic_long spins;
+} yield_pair_t;
+
+static int32_t yield_spinner(void *arg, void **result) {
+  yield_pair_t *y = arg;
+  (void)result;
+  while (!atomic_load(&y->done)) {
+    ASSERT_OK(weft_yield(y->rt));
+    atomic_fetch_add(&y->spins, 1);
+  }
+  return 0;
+}
+
+static int32_t yield_worker(void *arg, void **result) {
+  yield_pair_t *y = arg;
+  (void)result;
+  for (int i = 0; i < 100; i++) ASSERT_OK(weft_yield(y->rt));
+  atomic_store(&y->done, 1);
+  return 0;
+}
+
+TEST_IMPL(sched_yielding_spinner_starves_nobody) {
+  weft_runtime_t *rt = open_with_workers(1);
+  yield_pair_t y = {rt, 0, 0};
+  weft_task_t *spinners[3];
+  for (int i = 0; i < 3; i++) spinners[i] = test_spawn(rt, yield_spinner, &y);
+  weft_task_t *w = test_spawn(rt, yield_worker, &y);
+  ASSERT_EQ(test_join(w), 0);
+  for (int i = 0; i < 3; i++) ASSERT_EQ(test_join(spinners[i]), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- stacks: a large request is honoured; an overflow is reported ---------------- */
+
+static size_t recurse(size_t depth, size_t target) {
+  volatile char frame[1024];
+  frame[0] = (char)depth;
+  frame[sizeof frame - 1] = (char)depth;
+  if (depth * sizeof frame >= target) return depth + (size_t)frame[0] - (size_t)(char)depth;
+  return recurse(depth + 1, target) + (size_t)(frame[sizeof frame - 1] - (char)depth);
+}
+
+static int32_t deep_task(void *arg, void **result) {
+  size_t target = *(size_t *)arg;
+  *result = (void *)(uintptr_t)recurse(1, target);
+  return 0;
+}
+
+TEST_IMPL(sched_deep_stack) {
+  weft_runtime_t *rt = test_open_runtime();
+  size_t target = 1536 * 1024; /* 1.5 MiB deep ... */
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = 2 * 1024 * 1024; /* ... on a 2 MiB stack */
+  weft_task_t *t = NULL;
+  ASSERT_OK(weft_spawn(rt, deep_task, &target, &opts, &t));
+  void *depth = NULL;
+  int32_t code = -1;
+  ASSERT_OK(weft_join(t, WEFT_FOREVER, &code, &depth));
+  ASSERT_EQ(code, 0);
+  ASSERT_EQ((uintptr_t)depth, target / 1024);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static int32_t overflowing_task(void *arg, void **result) {
+  (void)arg;
+  *result = (void *)(uintptr_t)recurse(1, SIZE_MAX);
+  return 0;
+}
+
+TEST_IMPL(sched_stack_overflow_reported) {
+  /* Only green promises a report (a thread platform dies of the signal the OS's way). */
+  weft_runtime_t *probe = test_open_runtime();
+  int green = is_green(probe);
+  test_close_runtime(probe);
+  if (!green) return TEST_SKIP;
+  int err[2];
+  ASSERT_EQ(pipe(err), 0);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    dup2(err[1], 2);
+    close(err[0]);
+    weft_runtime_t *rt = test_open_runtime();
+    weft_spawn_opts_t opts;
+    weft_spawn_opts_init(&opts);
+    opts.name = "deep-diver";
+    opts.stack_size = 64 * 1024;
+    weft_task_t *t = NULL;
+    ASSERT_OK(weft_spawn(rt, overflowing_task, NULL, &opts, &t));
+    test_join(t);
+    _exit(0); /* not reached: the overflow kills the process */
+  }
+  close(err[1]);
+  char text[4096];
+  size_t len = 0;
+  ssize_t got;
+  while (len < sizeof text - 1 && (got = read(err[0], text + len, sizeof text - 1 - len)) > 0) len += (size_t)got;
+  text[len] = 0;
+  close(err[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT(WIFSIGNALED(status));
+  ASSERT_EQ(WTERMSIG(status), SIGSEGV);
+  if (strstr(text, "stack overflow") == NULL || strstr(text, "deep-diver") == NULL || strstr(text, "65536") == NULL)
+    TEST_FAIL_("unexpected report: %s", text);
+  return TEST_OK;
+}
