@@ -160,8 +160,7 @@ impl Poller {
             let seen = {
                 let mut entries = self.entries.lock();
                 let first = !entries.contains_key(&fd);
-                let entry =
-                    entries.entry(fd).or_insert(Entry { interest: 0, waiters: 0, seq: 0, forgotten: 0 });
+                let entry = entries.entry(fd).or_insert(Entry { interest: 0, waiters: 0, seq: 0, forgotten: 0 });
                 if !registered {
                     entry.waiters += 1;
                     forgotten_at = entry.forgotten;

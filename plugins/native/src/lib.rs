@@ -105,7 +105,6 @@ static TABLE: Table = Table(weft_platform_t {
     preempt_point: None,
 });
 
-
 /// The plugin's entry point: keeps the host services and returns the static table, or
 /// NULL when the host's services are older than this plugin needs.
 ///
