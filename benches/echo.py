@@ -4,6 +4,8 @@
 Servers, each a separate process on 127.0.0.1, one after the other:
   weft-native  examples/echo_server.c on the native plugin: one weft task per
                connection (an OS thread parked in weft_fd_wait)
+  weft-green   the same program on the green plugin: one green task per connection,
+               parked on the green netpoller (epoll), the workers free meanwhile
   go           benches/echo/go/main.go: one goroutine per connection (Go 1.19's netpoller)
   libuv        benches/echo/uv_echo.c: one libuv event loop (Debian's libuv1-dev)
 The load is the same for every server: benches/echo/go/main.go's client opens C
@@ -27,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "target/bench")
 SERVERS = {
     "weft-native": ([os.path.join(BENCH, "echo_server"), "serve", "0"], {"WEFT_PLATFORM": "native"}),
+    "weft-green": ([os.path.join(BENCH, "echo_server"), "serve", "0"], {"WEFT_PLATFORM": "green"}),
     "go": ([os.path.join(BENCH, "goecho"), "server"], {}),
     "libuv": ([os.path.join(BENCH, "uvecho")], {}),
 }
@@ -68,7 +71,7 @@ def fd_limit():
 def cannot_hold(name, conns):
     """Why `name` cannot hold `conns` connections on this machine, or None."""
     # The thread platforms wait with a wake-up eventfd per waiting task (docs/io.md).
-    per_conn = 2 if name.startswith("weft-") else 1
+    per_conn = 2 if name == "weft-native" else 1
     needed, limit = per_conn * conns + 64, fd_limit()
     if needed > limit:
         return f"needs about {needed} descriptors ({per_conn} per connection), RLIMIT_NOFILE is {limit}"
@@ -153,7 +156,6 @@ def main():
             ratio = f"{r['req_per_s'] / go:.2f}x" if go else "-"
             print(f"{conns:>11}  {r['server']:<12} {r['req_per_s']:>10.0f} {r['p50_us']:>9.0f} {r['p99_us']:>9.0f} "
                   f"{ratio:>12}")
-        print(f"{conns:>11}  {'weft-green':<12} not built yet (the M:N platform is in progress)")
     print(f"load average before {' '.join(load_before)}, after {' '.join(load_after)} on {os.cpu_count()} CPUs "
           "(client and server share them)")
     print(f"wrote {os.path.join(opts.out, 'echo.json')}")
