@@ -4,6 +4,7 @@
  *   fuzz --seed S                 run seed S (the replay of a failure)
  *   fuzz --first S --seeds N      run seeds S, S+1, ..., S+N-1
  *   fuzz ... --verbose            one line per seed
+ *   fuzz --seed S --selftest-hang worker 0 waits for ever: shows what the watchdog prints
  *
  * The platform is $WEFT_PLATFORM, as for any host. $WEFT_FUZZ_WATCHDOG (seconds,
  * default 30) is how long the run may go without any operation completing before the
@@ -74,6 +75,7 @@ enum op_kind {
   OP_COND_WAIT, OP_COND_SIGNAL, OP_COND_BROADCAST,
   OP_SLEEP, OP_YIELD, OP_COMPUTE, OP_STW, OP_CANCEL,
   OP_SPAWN, OP_JOIN_CHILD, OP_CANCEL_CHILD, OP_DETACH_CHILD,
+  OP_CLOSE_RACE, /* placed by gen_plan, never drawn: a barrier, a close, a send */
   OP_COUNT
 };
 
@@ -82,7 +84,7 @@ static const uint16_t op_weights[OP_COUNT] = {
   /* mutex */ 50, /* try */ 20, /* until */ 20, /* rwread */ 20, /* rwwrite */ 20, /* rwtry */ 10,
   /* cond_wait */ 30, /* signal */ 20, /* broadcast */ 10,
   /* sleep */ 25, /* yield */ 20, /* compute */ 70, /* stw */ 35, /* cancel */ 0,
-  /* spawn */ 30, /* join */ 20, /* cancel child */ 5, /* detach */ 5,
+  /* spawn */ 30, /* join */ 20, /* cancel child */ 5, /* detach */ 5, /* close race */ 0,
 };
 
 static const char *const op_names[OP_COUNT] = {
@@ -90,11 +92,12 @@ static const char *const op_names[OP_COUNT] = {
   "mutex_lock", "mutex_try_lock", "mutex_lock_until", "rwlock_read", "rwlock_write",
   "rwlock_try", "cond_wait_until", "cond_signal", "cond_broadcast",
   "sleep_until", "yield", "compute", "stw", "cancel",
-  "spawn", "join_child", "cancel_child", "detach_child",
+  "spawn", "join_child", "cancel_child", "detach_child", "close_race",
 };
 
-/* Deadline classes. */
+/* Deadline classes: already past, 20-320 us, 1-4 ms, forever. */
 enum { DL_PAST, DL_SHORT, DL_MED, DL_FOREVER };
+static const char *const dl_names[] = {"past", "short", "med", "forever"};
 
 typedef struct {
   uint8_t chan;
@@ -132,6 +135,7 @@ typedef struct {
   size_t esize[MAX_CHANS];
   int recursive0;
   uint32_t close_pm, cancel_pm; /* per mille of operations that close, that cancel */
+  int racers;                   /* actors in the close race (0: none this seed) */
   long sends_planned[MAX_CHANS]; /* operations that may send on each channel */
   uint32_t nledger;
   program_t actors[MAX_ACTORS];
@@ -206,6 +210,7 @@ struct run {
   atomic_long epoch;              /* managed work */
   atomic_int go;
   atomic_int workers_done;
+  atomic_int race_arrived;        /* the close race's barrier */
   atomic_uchar *ledger;
   atomic_long received, dropped, sent;
   actor_t actors[MAX_ACTORS];
@@ -216,6 +221,7 @@ static atomic_long progress;
 static _Atomic(run_t *) current_run;
 static uint64_t current_seed;
 static const char *argv0 = "fuzz";
+static int selftest_hang; /* --selftest-hang: worker 0 waits for ever, to show the watchdog */
 static int watchdog_seconds = 30;
 
 /* ---------------------------------------------------------------------------------- */
@@ -249,8 +255,9 @@ static void dump_actors(run_t *run) {
       ring_entry_t *e = &a->ring[k % RING];
       uint32_t kind = atomic_load(&e->kind);
       int32_t status = atomic_load(&e->status);
-      fprintf(stderr, "      #%u %s(%u) -> %d %s\n", atomic_load(&e->opno),
-              kind < OP_COUNT ? op_names[kind] : "drain", atomic_load(&e->arg), status,
+      uint32_t arg = atomic_load(&e->arg);
+      fprintf(stderr, "      #%u %s(%u, %s) -> %d %s\n", atomic_load(&e->opno),
+              kind < OP_COUNT ? op_names[kind] : "drain select", arg & 0xff, dl_names[(arg >> 8) & 3], status,
               status >= 0 ? weft_strerror(status) : "(in progress)");
     }
   }
@@ -267,7 +274,7 @@ static void fail(const char *fmt, ...) {
   fprintf(stderr, "\nFUZZ FAILURE seed %" PRIu64 " on %s: ", current_seed, platform_name());
   vfprintf(stderr, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "\n  last error: %s\n", weft_last_error());
+  fprintf(stderr, "\n  weft_last_error() on this thread: %s\n", weft_last_error());
   dump_actors(atomic_load(&current_run));
   print_replay();
   fflush(stderr);
@@ -475,6 +482,33 @@ static void gen_plan(plan_t *p, uint64_t seed) {
     if (a->ops == NULL) fail("out of memory");
     for (int k = 0; k < a->nops; k++) gen_op(p, sq, &s, i, 0, &a->ops[k]);
   }
+  /* The close race: 2-3 workers or threads meet at a barrier, close one channel at
+   * once, and each sends on it at once after its close returned: every such send must
+   * fail with WEFT_ECLOSED (a losing close must not return before the channel is
+   * closed). One race per seed, so that two barriers never wait for each other. */
+  int senders = p->nworkers + p->nthreads;
+  if (chance(&s, 50)) {
+    p->racers = 2 + (int)rnd_below(&s, 2);
+    int ch = (int)rnd_below(&s, (uint32_t)p->nchans);
+    uint32_t first = rnd_below(&s, (uint32_t)senders);
+    for (int r = 0; r < p->racers; r++) {
+      program_t *a = &p->actors[(first + (uint32_t)r) % (uint32_t)senders];
+      int at = (int)rnd_below(&s, (uint32_t)a->nops + 1);
+      op_t *ops = calloc((size_t)a->nops + 1, sizeof *ops);
+      if (ops == NULL) fail("out of memory");
+      memcpy(ops, a->ops, (size_t)at * sizeof *ops);
+      memcpy(ops + at + 1, a->ops + at, (size_t)(a->nops - at) * sizeof *ops);
+      op_t *op = &ops[at];
+      op->kind = OP_CLOSE_RACE;
+      op->chan = (uint8_t)ch;
+      op->dl = DL_PAST;
+      new_elem(p, sq, (int)((first + (uint32_t)r) % (uint32_t)senders), ch, &op->ledger, &op->seq);
+      p->sends_planned[ch]++;
+      free(a->ops);
+      a->ops = ops;
+      a->nops++;
+    }
+  }
   for (int i = 0; i < p->nactors; i++) p->actors[i].rng = mix(seed, (uint64_t)i + 1000);
   free(sq);
 }
@@ -549,6 +583,7 @@ typedef struct {
   actor_t *me;
   const program_t *prog;
   int32_t last_seq[MAX_CHANS][MAX_ACTORS]; /* FIFO per producer, as this actor sees it */
+  weft_status_t st;                        /* the current operation's main status, for the ring */
 } ctx_t;
 
 static int64_t deadline_of(run_t *run, int dl, uint64_t *s) {
@@ -637,7 +672,7 @@ static void op_send(ctx_t *c, const op_t *op, uint64_t *s) {
   unsigned char buf[128];
   make_elem(run, buf, op->chan, c->me->index, op->ledger, op->seq);
   int was_closed = atomic_load(&cs->closed);
-  weft_status_t st = weft_chan_send(cs->ch, buf, deadline_of(run, op->dl, s));
+  weft_status_t st = c->st = weft_chan_send(cs->ch, buf, deadline_of(run, op->dl, s));
   unsigned allowed = wait_codes(c, op->dl) | BIT(WEFT_ECLOSED);
   expect(c, "weft_chan_send", st, allowed);
   CHECK(!(was_closed && (st == WEFT_OK || st == WEFT_ETIMEDOUT)),
@@ -653,7 +688,7 @@ static void op_recv(ctx_t *c, const op_t *op, uint64_t *s) {
   unsigned char buf[128];
   memset(buf, 0xa5, sizeof buf);
   int was_closed = atomic_load(&cs->closed);
-  weft_status_t st = weft_chan_recv(cs->ch, buf, deadline_of(run, op->dl, s));
+  weft_status_t st = c->st = weft_chan_recv(cs->ch, buf, deadline_of(run, op->dl, s));
   expect(c, "weft_chan_recv", st, wait_codes(c, op->dl) | BIT(WEFT_ECLOSED));
   CHECK(!(was_closed && st == WEFT_ETIMEDOUT),
         "%s: weft_chan_recv on channel %d timed out although its close had returned before the receive began", who(c),
@@ -682,7 +717,7 @@ static void op_select(ctx_t *c, const op_t *op, uint64_t *s) {
     any_closed |= closed_before[k];
   }
   size_t chosen = (size_t)-7;
-  weft_status_t st = weft_select(op->ncases ? cases : NULL, op->ncases, deadline_of(run, op->dl, s), op->flag, &chosen);
+  weft_status_t st = c->st = weft_select(op->ncases ? cases : NULL, op->ncases, deadline_of(run, op->dl, s), op->flag, &chosen);
   if (op->ncases == 0) {
     expect(c, "weft_select (no cases)", st, BIT(WEFT_ETIMEDOUT) | BIT(WEFT_ECANCELED));
   } else {
@@ -749,6 +784,7 @@ static void op_mutex(ctx_t *c, const op_t *op, uint64_t *s) {
     st = weft_mutex_lock_until(m, deadline_of(run, op->dl, s));
     expect(c, "weft_mutex_lock_until", st, BIT(WEFT_OK) | BIT(WEFT_ETIMEDOUT));
   }
+  c->st = st;
   if (st != WEFT_OK) return;
   if (k == 0 && run->plan->recursive0) {
     expect(c, "weft_mutex_try_lock (recursive relock)", weft_mutex_try_lock(m), BIT(WEFT_OK));
@@ -769,11 +805,13 @@ static void op_rw(ctx_t *c, const op_t *op) {
   if (op->kind == OP_RWTRY) {
     st = write ? weft_rwlock_try_write_lock(&run->rw) : weft_rwlock_try_read_lock(&run->rw);
     expect(c, "weft_rwlock_try_*_lock", st, BIT(WEFT_OK) | BIT(WEFT_EBUSY));
+    c->st = st;
     if (st != WEFT_OK) return;
   } else {
     st = write ? weft_rwlock_write_lock(&run->rw) : weft_rwlock_read_lock(&run->rw);
     expect(c, "weft_rwlock_*_lock", st, BIT(WEFT_OK));
   }
+  c->st = st;
   long v = run->rw_counter;
   expect(c, "weft_yield", weft_yield(run->rt), BIT(WEFT_OK));
   if (write) {
@@ -801,6 +839,7 @@ static void op_cond(ctx_t *c, const op_t *op, uint64_t *s) {
     weft_status_t st = WEFT_OK;
     while (st == WEFT_OK && run->cond_gen[k] == g) st = weft_cond_wait_until(&run->cond[k], &run->mutex[k], deadline);
     expect(c, "weft_cond_wait_until", st, wait_codes(c, op->dl));
+    c->st = st;
   } else {
     run->cond_gen[k]++;
     weft_status_t st = op->kind == OP_COND_SIGNAL ? weft_cond_signal(&run->cond[k]) : weft_cond_broadcast(&run->cond[k]);
@@ -824,6 +863,7 @@ static bool census_visit(const weft_task_info_t *info, void *ud) {
 static void op_stw(ctx_t *c, const op_t *op, uint64_t *s) {
   run_t *run = c->run;
   weft_status_t st = weft_stw_begin(run->rt, deadline_of(run, op->dl, s));
+  c->st = st;
   expect(c, "weft_stw_begin", st, BIT(WEFT_OK) | (op->dl == DL_FOREVER ? 0 : BIT(WEFT_ETIMEDOUT)));
   if (st != WEFT_OK) return;
   long e0 = atomic_load(&run->epoch);
@@ -895,7 +935,7 @@ static void op_spawn(ctx_t *c, const op_t *op) {
   opts.flags = op->flag ? WEFT_SPAWN_DETACHED : 0;
   weft_task_t *t = (weft_task_t *)&opts; /* must become NULL (detached) or a handle */
   atomic_store(&child->state, 1);
-  weft_status_t st = weft_spawn(run->rt, child_main, child, &opts, &t);
+  weft_status_t st = c->st = weft_spawn(run->rt, child_main, child, &opts, &t);
   expect(c, "weft_spawn", st, BIT(WEFT_OK) | BIT(WEFT_ENOMEM));
   if (st != WEFT_OK) {
     child_never_ran(c, idx);
@@ -922,7 +962,7 @@ static void join_child(ctx_t *c, int idx, int dl, uint64_t *s) {
   actor_t *child = &c->run->actors[idx];
   int32_t code = -1;
   void *result = NULL;
-  weft_status_t st = weft_join(child->handle, deadline_of(c->run, dl, s), &code, &result);
+  weft_status_t st = c->st = weft_join(child->handle, deadline_of(c->run, dl, s), &code, &result);
   expect(c, "weft_join", st, wait_codes(c, dl));
   if (st == WEFT_OK) {
     CHECK(code == 0 && result == child, "%s: weft_join gave code %d, result %p for child c%d", who(c), code, result, idx);
@@ -984,7 +1024,7 @@ static void run_op(ctx_t *c, const op_t *op, uint64_t *s) {
     case OP_COND_SIGNAL:
     case OP_COND_BROADCAST: op_cond(c, op, s); break;
     case OP_SLEEP:
-      expect(c, "weft_sleep_until", weft_sleep_until(run->rt, deadline_of(run, op->dl, s)),
+      expect(c, "weft_sleep_until", c->st = weft_sleep_until(run->rt, deadline_of(run, op->dl, s)),
              BIT(WEFT_OK) | (c->prog->kind != A_THREAD ? BIT(WEFT_ECANCELED) : 0));
       break;
     case OP_YIELD: expect(c, "weft_yield", weft_yield(run->rt), BIT(WEFT_OK)); break;
@@ -997,6 +1037,15 @@ static void run_op(ctx_t *c, const op_t *op, uint64_t *s) {
       break;
     }
     case OP_SPAWN: op_spawn(c, op); break;
+    case OP_CLOSE_RACE:
+      atomic_fetch_add(&run->race_arrived, 1);
+      while (atomic_load(&run->race_arrived) < run->plan->racers) {
+        poll(run);
+        expect(c, "weft_yield", weft_yield(run->rt), BIT(WEFT_OK));
+      }
+      close_chan(c, op->chan);
+      op_send(c, op, s); /* after a returned close: must be WEFT_ECLOSED */
+      break;
     default: op_children(c, op, s); break;
   }
 }
@@ -1010,19 +1059,20 @@ static void run_program(ctx_t *c) {
   for (int i = 0; i < c->prog->nops; i++) {
     const op_t *op = &c->prog->ops[i];
     poll(run);
-    ring_begin(c->me, (uint32_t)i, op->kind, op->chan);
+    ring_begin(c->me, (uint32_t)i, op->kind, (uint32_t)op->chan | (uint32_t)op->dl << 8);
+    c->st = WEFT_OK;
     run_op(c, op, &s);
-    ring_end(c->me, WEFT_OK);
+    ring_end(c->me, c->st);
   }
   /* Children still joinable are joined (or, in a cancelled actor, detached). */
   for (int idx = joinable_child(c); idx >= 0; idx = joinable_child(c)) {
-    ring_begin(c->me, (uint32_t)c->prog->nops, OP_JOIN_CHILD, (uint32_t)idx);
+    ring_begin(c->me, (uint32_t)c->prog->nops, OP_JOIN_CHILD, (uint32_t)idx | (uint32_t)DL_FOREVER << 8);
     join_child(c, idx, DL_FOREVER, &s);
     if (atomic_load(&c->me->child_state[idx]) == 1) {
       expect(c, "weft_detach", weft_detach(c->run->actors[idx].handle), BIT(WEFT_OK));
       atomic_store(&c->me->child_state[idx], 2);
     }
-    ring_end(c->me, WEFT_OK);
+    ring_end(c->me, c->st);
   }
   atomic_store(&c->me->state, 2);
 }
@@ -1042,6 +1092,14 @@ static int32_t worker_main(void *arg, void **result) {
   c->me = a;
   c->prog = &a->run->plan->actors[a->index];
   wait_go(a->run);
+  atomic_store(&a->state, 1);
+  if (selftest_hang && a->index == 0) {
+    weft_chan_t *never;
+    unsigned char buf[8];
+    expect(c, "weft_chan_new", weft_chan_new(a->run->rt, sizeof buf, 0, NULL, &never), BIT(WEFT_OK));
+    ring_begin(a, 0, OP_RECV, 99 | (uint32_t)DL_FOREVER << 8);
+    weft_chan_recv(never, buf, WEFT_FOREVER); /* nobody sends: the watchdog fires */
+  }
   run_program(c);
   free(c);
   atomic_fetch_add(&a->run->workers_done, 1);
@@ -1100,7 +1158,7 @@ static int32_t drainer_main(void *arg, void **result) {
       cases[k].buf = bufs[k];
     }
     size_t chosen = 0;
-    ring_begin(a, round++, OP_COUNT, (uint32_t)n);
+    ring_begin(a, round++, OP_COUNT, (uint32_t)n | (uint32_t)DL_FOREVER << 8);
     weft_status_t st = weft_select(cases, (size_t)n, WEFT_FOREVER, chance(&s, 30) ? WEFT_SELECT_ORDERED : 0, &chosen);
     ring_end(a, st);
     expect(c, "weft_select (drainer)", st, BIT(WEFT_OK) | BIT(WEFT_ECLOSED));
@@ -1311,7 +1369,7 @@ static void *watchdog_main(void *arg) {
 /* ---------------------------------------------------------------------------------- */
 
 static void usage(void) {
-  fprintf(stderr, "usage: %s (--seed S | --first S --seeds N) [--verbose]\n", argv0);
+  fprintf(stderr, "usage: %s (--seed S | --first S --seeds N) [--verbose] [--selftest-hang]\n", argv0);
   exit(2);
 }
 
@@ -1330,6 +1388,8 @@ int main(int argc, char **argv) {
       have_seed = 1;
     } else if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc) {
       count = strtoull(argv[++i], NULL, 0);
+    } else if (strcmp(argv[i], "--selftest-hang") == 0) {
+      selftest_hang = 1;
     } else if (strcmp(argv[i], "--verbose") == 0) {
       verbose = 1;
     } else {
