@@ -509,6 +509,16 @@ static void gen_plan(plan_t *p, uint64_t seed) {
       a->nops++;
     }
   }
+  /* Sequence numbers in program order (the close race was inserted afterwards). */
+  memset(sq, 0, sizeof *sq);
+  for (int i = 0; i < p->nactors; i++)
+    for (int k = 0; k < p->actors[i].nops; k++) {
+      op_t *op = &p->actors[i].ops[k];
+      if (op->kind == OP_SEND || op->kind == OP_CLOSE_RACE) op->seq = sq->seq[op->chan][i]++;
+      if (op->kind == OP_SELECT)
+        for (int c = 0; c < op->ncases; c++)
+          if (op->cases[c].op == WEFT_SELECT_SEND) op->cases[c].seq = sq->seq[op->cases[c].chan][i]++;
+    }
   for (int i = 0; i < p->nactors; i++) p->actors[i].rng = mix(seed, (uint64_t)i + 1000);
   free(sq);
 }

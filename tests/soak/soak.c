@@ -1,7 +1,9 @@
 /*
  * The soak: weft under sustained load for a given time, with exact counts.
  *
- *   soak --seconds S [--tasks N]     (N: channel tasks per round, default 64)
+ *   soak --seconds S [--tasks N] [--no-overload] [--no-stw]
+ *        N: channel tasks per round (default 64); the switches leave out the overload
+ *        rounds or the collector, to tell which costs what
  *
  * The platform is $WEFT_PLATFORM. The run is a sequence of rounds until S seconds have
  * passed. Each round spawns N tasks on fresh channels ("pipes" of 4 producers and 4
@@ -86,7 +88,7 @@ static const void *flag;
 static atomic_long epoch;     /* managed work */
 static atomic_int in_stop;    /* set while the collector holds the world */
 static atomic_long progress;
-static atomic_long total_msgs, total_dropped, total_refused, total_passes, total_stops;
+static atomic_long total_msgs, total_dropped, total_refused, total_passes, total_stops, total_busy;
 static atomic_long max_stop_ns;
 static atomic_int collector_quit;
 
@@ -230,6 +232,7 @@ static int32_t busy(void *arg, void **result) {
       poll();
       managed_work();
     }
+    atomic_fetch_add_explicit(&total_busy, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
   }
   return 0;
@@ -344,12 +347,14 @@ static void *watchdog(void *arg) {
 
 int main(int argc, char **argv) {
   double seconds = 60;
-  int ntasks = 64;
+  int ntasks = 64, no_overload = 0, no_stw = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
     else if (strcmp(argv[i], "--tasks") == 0 && i + 1 < argc) ntasks = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--no-overload") == 0) no_overload = 1;
+    else if (strcmp(argv[i], "--no-stw") == 0) no_stw = 1;
     else {
-      fprintf(stderr, "usage: %s --seconds S [--tasks N]\n", argv[0]);
+      fprintf(stderr, "usage: %s --seconds S [--tasks N] [--no-overload] [--no-stw]\n", argv[0]);
       return 2;
     }
   }
@@ -371,7 +376,7 @@ int main(int argc, char **argv) {
   pthread_t wd, coll;
   CHECK(pthread_create(&wd, NULL, watchdog, NULL) == 0, "pthread_create");
   pthread_detach(wd);
-  CHECK(pthread_create(&coll, NULL, collector, NULL) == 0, "pthread_create");
+  if (!no_stw) CHECK(pthread_create(&coll, NULL, collector, NULL) == 0, "pthread_create");
 
   pipe_t *pipes = calloc((size_t)npipes, sizeof *pipes);
   role_t *roles = calloc((size_t)npipes * (PRODUCERS + CONSUMERS), sizeof *roles);
@@ -383,9 +388,13 @@ int main(int argc, char **argv) {
   uint64_t s = 0x50a6;
   double start = now_s(), next_report = start + 10;
   long rounds = 0, overload_rounds = 0, rss_first = -1;
+  double kind_secs[2] = {0, 0};
+  long kind_msgs[2] = {0, 0};
   static const size_t caps[] = {0, 1, 16, 256, WEFT_CHAN_UNBOUNDED};
   while (now_s() - start < seconds) {
-    int overload = rounds % 2 == 1;
+    int overload = !no_overload && rounds % 2 == 1;
+    double round_start = now_s();
+    long msgs_before = atomic_load(&total_msgs);
     int nt = 0;
     for (int i = 0; i < npipes; i++) {
       pipe_t *p = &pipes[i];
@@ -471,6 +480,8 @@ int main(int argc, char **argv) {
       atomic_fetch_add(&total_dropped, dropped);
       atomic_fetch_add(&total_refused, atomic_load(&p->refused));
     }
+    kind_secs[overload] += now_s() - round_start;
+    kind_msgs[overload] += atomic_load(&total_msgs) - msgs_before;
     rounds++;
     if (rss_first < 0) rss_first = rss_kib();
     double t = now_s();
@@ -481,7 +492,7 @@ int main(int argc, char **argv) {
     }
   }
   atomic_store(&collector_quit, 1);
-  pthread_join(coll, NULL);
+  if (!no_stw) pthread_join(coll, NULL);
   ok("weft_runtime_drain", weft_runtime_drain(rt, WEFT_FOREVER));
   ok("weft_runtime_close", weft_runtime_close(rt));
   double wall = now_s() - start, cpu = cpu_s();
@@ -492,6 +503,12 @@ int main(int argc, char **argv) {
          atomic_load(&total_dropped), atomic_load(&total_refused), atomic_load(&total_passes),
          atomic_load(&total_stops), (double)atomic_load(&max_stop_ns) / 1e6, rss_first, rss_kib(), peak_rss_kib(), cpu,
          wall, cpu / wall);
+  printf("  plain rounds: %.0f msgs/s over %.0f s; overload rounds: %.0f msgs/s over %.0f s, beside %.0f token "
+         "passes/s and %.0f busy polls/s\n",
+         kind_secs[0] > 0 ? (double)kind_msgs[0] / kind_secs[0] : 0, kind_secs[0],
+         kind_secs[1] > 0 ? (double)kind_msgs[1] / kind_secs[1] : 0, kind_secs[1],
+         kind_secs[1] > 0 ? (double)atomic_load(&total_passes) / kind_secs[1] : 0,
+         kind_secs[1] > 0 ? (double)atomic_load(&total_busy) * 1000 / kind_secs[1] : 0);
   free(pipes);
   free(roles);
   free(tasks);
