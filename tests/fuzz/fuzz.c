@@ -19,8 +19,10 @@
  * deadlines, cancelled, detached), retains and releases. 1-2 drainer tasks receive
  * (select, forever) from every channel until it is closed, so that a send may wait
  * forever; a channel is closed by whoever finishes the last operation that may send on
- * it (or earlier, by a random close). Only the schedule is left to the OS: the program
- * of a seed is always the same.
+ * it (or earlier, by a random close). In half the seeds 2-3 actors meet at a barrier,
+ * close one channel at once and each sends on it right after its close returned: every
+ * such send must fail (a losing close must not return before the channel is closed).
+ * Only the schedule is left to the OS: the program of a seed is always the same.
  *
  * What is checked, on every call and at the end of every seed:
  *   - every status is one the header allows for that call in that situation
@@ -219,7 +221,7 @@ struct run {
 /* The process-wide state the watchdog reads. */
 static atomic_long progress;
 static _Atomic(run_t *) current_run;
-static uint64_t current_seed;
+static _Atomic uint64_t current_seed;
 static const char *argv0 = "fuzz";
 static int selftest_hang; /* --selftest-hang: worker 0 waits for ever, to show the watchdog */
 static int watchdog_seconds = 30;
