@@ -1,9 +1,10 @@
 /*
  * The soak: weft under sustained load for a given time, with exact counts.
  *
- *   soak --seconds S [--tasks N] [--no-overload] [--no-stw]
+ *   soak --seconds S [--tasks N] [--no-overload] [--no-stw] [--capacity C]
  *        N: channel tasks per round (default 64); the switches leave out the overload
- *        rounds or the collector, to tell which costs what
+ *        rounds or the collector, or give every channel capacity C (0: rendezvous,
+ *        -1: unbounded), to tell which costs what
  *
  * The platform is $WEFT_PLATFORM. The run is a sequence of rounds until S seconds have
  * passed. Each round spawns N tasks on fresh channels ("pipes" of 4 producers and 4
@@ -348,13 +349,15 @@ static void *watchdog(void *arg) {
 int main(int argc, char **argv) {
   double seconds = 60;
   int ntasks = 64, no_overload = 0, no_stw = 0;
+  long capacity = -2; /* -2: random per pipe */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = atof(argv[++i]);
     else if (strcmp(argv[i], "--tasks") == 0 && i + 1 < argc) ntasks = atoi(argv[++i]);
     else if (strcmp(argv[i], "--no-overload") == 0) no_overload = 1;
     else if (strcmp(argv[i], "--no-stw") == 0) no_stw = 1;
+    else if (strcmp(argv[i], "--capacity") == 0 && i + 1 < argc) capacity = atol(argv[++i]);
     else {
-      fprintf(stderr, "usage: %s --seconds S [--tasks N] [--no-overload] [--no-stw]\n", argv[0]);
+      fprintf(stderr, "usage: %s --seconds S [--tasks N] [--no-overload] [--no-stw] [--capacity C]\n", argv[0]);
       return 2;
     }
   }
@@ -402,6 +405,8 @@ int main(int argc, char **argv) {
       p->index = i;
       p->end = (int)(rnd(&s) % 3);
       p->cap = caps[rnd(&s) % 5];
+      if (capacity >= 0) p->cap = (size_t)capacity;
+      if (capacity == -1) p->cap = WEFT_CHAN_UNBOUNDED;
       p->quota = (long)(rnd(&s) % (PRODUCERS * PER_PRODUCER));
       p->close_after_ns = (int64_t)(rnd(&s) % 20000000);
       atomic_store(&p->producers_left, PRODUCERS);
