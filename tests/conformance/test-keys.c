@@ -77,7 +77,9 @@ TEST_IMPL(keys_destructors) {
     v[i].reset.then = &v[i].reset_again;
     t[i] = test_spawn(rt, use_keys, &v[i]);
   }
-  int main_value = 0;
+  /* Static, and a value_t: the main thread's slot destructor runs on it at exit, after
+   * this function's frame is gone. */
+  static value_t main_value;
   ASSERT_OK(weft_local_set(key_a, &main_value));
   weft_task_t *handles[N];
   memcpy(handles, t, sizeof handles);
