@@ -104,6 +104,9 @@ struct State {
     max_steps: u64,
     trace: bool,
     seed: u64,
+    /// Objects by the order they were first named in (addresses differ between runs;
+    /// the trace and the report must not).
+    names: RefCell<BTreeMap<usize, usize>>,
 }
 
 /// A runtime's scheduler; `*mut weft_plat_rt_t` is a `*mut Sim`.
@@ -204,6 +207,7 @@ impl Sim {
             max_steps: s.max_steps,
             trace: s.trace,
             seed: s.seed,
+            names: RefCell::new(BTreeMap::new()),
         };
         let priority = state.new_priority();
         state.tasks.push(TaskRec {
@@ -501,6 +505,13 @@ impl State {
         to
     }
 
+    /// `#n`: the object's number, in the order objects were first named.
+    fn name(&self, addr: usize) -> String {
+        let mut names = self.names.borrow_mut();
+        let next = names.len() + 1;
+        format!("#{}", names.entry(addr).or_insert(next))
+    }
+
     fn describe(&self, obj: Obj) -> String {
         match obj {
             Obj::None => String::new(),
@@ -508,14 +519,18 @@ impl State {
                 // SAFETY: a mutex a task is blocked on or calling about is initialised.
                 let owner = unsafe { crate::sync::mutex_owner(m) };
                 match owner {
-                    Some(o) => format!(" on mutex {m:#x} (held by task {} \"{}\")", self.tasks[o].id, self.tasks[o].name),
-                    None => format!(" on mutex {m:#x} (free)"),
+                    Some(o) => {
+                        format!(" on mutex {} (held by task {} \"{}\")", self.name(m), self.tasks[o].id, self.tasks[o].name)
+                    }
+                    None => format!(" on mutex {} (free)", self.name(m)),
                 }
             }
-            Obj::Cond(c, m) => format!(" on condition {c:#x} with mutex {m:#x}"),
-            Obj::Rwlock(l) => format!(" on rwlock {l:#x}"),
-            Obj::Chan(c) => format!(" on channel {c:#x}"),
+            Obj::Cond(c, 0) => format!(" on condition {}", self.name(c)),
+            Obj::Cond(c, m) => format!(" on condition {} with mutex {}", self.name(c), self.name(m)),
+            Obj::Rwlock(l) => format!(" on rwlock {}", self.name(l)),
+            Obj::Chan(c) => format!(" on channel {}", self.name(c)),
             Obj::Task(t) => format!(" on task {} \"{}\"", self.tasks[t].id, self.tasks[t].name),
+            Obj::Deadline(d) if d == WEFT_FOREVER => " for ever".to_string(),
             Obj::Deadline(d) => format!(" until t={d}"),
         }
     }
