@@ -71,10 +71,16 @@ unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut
             Ok(s) => s,
             Err(e) => return HOST.fail(WEFT_EINVAL, &e),
         };
+        if let Some(sim) = sched::here() {
+            sim.reopen();
+            // SAFETY: the runtime's out-pointer.
+            unsafe { *out = sim as *const Sim as *mut weft_plat_rt_t };
+            return WEFT_OK;
+        }
         if OPEN.swap(true, SeqCst) {
             return HOST.fail(
                 WEFT_ENOTSUP,
-                "the sim platform runs one runtime at a time per process (another one is open)",
+                "the sim platform runs on the one thread that opened its first runtime; this is another thread",
             );
         }
         let sim = Sim::open(settings);
@@ -86,11 +92,13 @@ unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut
 
 unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
     guard(|| {
-        // SAFETY: made by `runtime_open`; no task of the runtime runs any more.
-        let sim = unsafe { Box::from_raw(rt as *mut Sim) };
-        sim.close();
-        drop(sim);
-        OPEN.store(false, SeqCst);
+        // SAFETY: made by `runtime_open`; no task of this runtime runs any more.
+        let sim = unsafe { &*(rt as *const Sim) };
+        if sim.close() {
+            // SAFETY: the last runtime on the scheduler, boxed by `runtime_open`.
+            drop(unsafe { Box::from_raw(rt as *mut Sim) });
+            OPEN.store(false, SeqCst);
+        }
         WEFT_OK
     })
 }
@@ -105,6 +113,23 @@ unsafe extern "C" fn fd_wait(_rt: *mut weft_plat_rt_t, _fd: i32, _ev: u32, _dl: 
 
 unsafe extern "C" fn fd_forget(_rt: *mut weft_plat_rt_t, _fd: i32) -> weft_status_t {
     HOST.fail(WEFT_ENOTSUP, "the sim platform has no IO waits (a real descriptor's readiness is not simulated)")
+}
+
+unsafe extern "C" fn chan_new(
+    rt: *mut weft_plat_rt_t,
+    elem_size: usize,
+    capacity: usize,
+    out: *mut *mut weft_plat_chan_t,
+) -> weft_status_t {
+    guard(|| {
+        // SAFETY: the runtime's arguments, passed on.
+        let status = unsafe { chan::chan_new(rt, elem_size, capacity, out) };
+        if let (WEFT_OK, Some(sim)) = (status, sched::here()) {
+            // SAFETY: the channel just made.
+            sim.register(unsafe { *out } as usize);
+        }
+        status
+    })
 }
 
 fn chan_call(name: &'static str, ch: *mut weft_plat_chan_t) -> Call {
@@ -199,7 +224,7 @@ static TABLE: Table = Table(weft_platform_t {
     rwlock_try_write_lock: Some(sync::rwlock_try_write_lock),
     rwlock_read_unlock: Some(sync::rwlock_read_unlock),
     rwlock_write_unlock: Some(sync::rwlock_write_unlock),
-    chan_new: Some(chan::chan_new),
+    chan_new: Some(chan_new),
     chan_send: Some(chan_send),
     chan_recv: Some(chan_recv),
     chan_close: Some(chan_close),

@@ -21,7 +21,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ffi::c_void;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use weft_platform::WEFT_FOREVER;
@@ -86,6 +87,8 @@ struct TaskRec {
     /// Set by the waker that took the task off `key`'s queue.
     woken: bool,
     priority: u64,
+    /// Set when the task ends; shared with its handle, which outlives the runtime.
+    done: Arc<AtomicBool>,
 }
 
 enum Strategy {
@@ -95,6 +98,8 @@ enum Strategy {
 
 struct State {
     tasks: Vec<TaskRec>,
+    /// The tasks that have not ended, in spawn order (what a step looks at).
+    live: Vec<usize>,
     current: usize,
     /// Waiters per address, oldest first.
     waiters: BTreeMap<usize, Vec<usize>>,
@@ -112,6 +117,9 @@ struct State {
 /// A runtime's scheduler; `*mut weft_plat_rt_t` is a `*mut Sim`.
 pub(crate) struct Sim {
     state: RefCell<State>,
+    /// Runtimes open on it: every runtime the thread opens shares the one scheduler
+    /// (their tasks share the one CPU).
+    opens: Cell<usize>,
 }
 
 thread_local! {
@@ -199,6 +207,7 @@ impl Sim {
         };
         let mut state = State {
             tasks: Vec::new(),
+            live: vec![MAIN],
             current: MAIN,
             waiters: BTreeMap::new(),
             rng,
@@ -222,21 +231,33 @@ impl Sim {
             deadline: WEFT_FOREVER,
             woken: false,
             priority,
+            done: Arc::new(AtomicBool::new(false)),
         });
         NOW.store(0, Relaxed);
         stack::install_handler();
-        let sim = Box::new(Sim { state: RefCell::new(state) });
+        let sim = Box::new(Sim { state: RefCell::new(state), opens: Cell::new(1) });
         HERE.with(|h| h.set(&*sim));
         sim
     }
 
-    /// The runtime closes (every task has ended): this thread stops being its.
-    pub(crate) fn close(&self) {
+    /// One more runtime opens on this scheduler.
+    pub(crate) fn reopen(&self) {
+        self.opens.set(self.opens.get() + 1);
+    }
+
+    /// A runtime closes (its tasks have ended). True when it was the last: this thread
+    /// stops being the scheduler's, and the caller frees it.
+    pub(crate) fn close(&self) -> bool {
+        self.opens.set(self.opens.get() - 1);
+        if self.opens.get() > 0 {
+            return false;
+        }
         HERE.with(|h| {
             if std::ptr::eq(h.get(), self) {
                 h.set(std::ptr::null());
             }
         });
+        true
     }
 
     pub(crate) fn current(&self) -> usize {
@@ -244,10 +265,17 @@ impl Sim {
     }
 
     /// Starts a task whose coroutine calls `task_run(ctx)`; runnable at once.
-    pub(crate) fn spawn(&self, ctx: *mut c_void, stack_size: usize, name: String, id: u64) -> Option<usize> {
+    pub(crate) fn spawn(
+        &self,
+        ctx: *mut c_void,
+        stack_size: usize,
+        name: String,
+        id: u64,
+    ) -> Option<(usize, Arc<AtomicBool>)> {
         let stack = stack::take(stack_size)?;
         let mut st = self.state.borrow_mut();
         let index = st.tasks.len();
+        st.live.push(index);
         let me = self as *const Sim as usize;
         let ctx = ctx as usize;
         let coro = Coro::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
@@ -259,6 +287,7 @@ impl Sim {
             unsafe { HOST.task_run(ctx as *mut c_void) };
         });
         let priority = st.new_priority();
+        let done = Arc::new(AtomicBool::new(false));
         st.tasks.push(TaskRec {
             id,
             name,
@@ -271,8 +300,15 @@ impl Sim {
             deadline: WEFT_FOREVER,
             woken: false,
             priority,
+            done: Arc::clone(&done),
         });
-        Some(index)
+        Some((index, done))
+    }
+
+    /// Numbers an object when it is made, so that the trace and the report name it the
+    /// same way whether tracing or not.
+    pub(crate) fn register(&self, addr: usize) {
+        self.state.borrow().name(addr);
     }
 
     /// The call the running task entered last.
@@ -420,7 +456,9 @@ impl Sim {
                 CoroutineResult::Yield(()) => t.coro = Some(coro),
                 CoroutineResult::Return(()) => {
                     t.run = Run::Done;
+                    t.done.store(true, Relaxed);
                     t.call = Call { name: "exited", obj: Obj::None };
+                    st.live.retain(|&i| i != index);
                     drop(st);
                     stack::give_back(coro.into_stack());
                     self.wake(Sim::done_key(index), usize::MAX);
@@ -462,7 +500,7 @@ impl State {
         }
         let to = loop {
             let runnable: smallvec::SmallVec<[usize; 16]> =
-                (0..self.tasks.len()).filter(|&i| self.tasks[i].run == Run::Runnable).collect();
+                self.live.iter().copied().filter(|&i| self.tasks[i].run == Run::Runnable).collect();
             if !runnable.is_empty() {
                 break match self.strategy {
                     Strategy::Random => runnable[self.rng.below(runnable.len())],
@@ -472,8 +510,9 @@ impl State {
                 };
             }
             let earliest = self
-                .tasks
+                .live
                 .iter()
+                .map(|&i| &self.tasks[i])
                 .filter(|t| t.run == Run::Blocked && t.deadline != WEFT_FOREVER)
                 .map(|t| t.deadline)
                 .min();
@@ -482,8 +521,11 @@ impl State {
             };
             let now = NOW.load(Relaxed).max(deadline);
             NOW.store(now, Relaxed);
-            for t in self.tasks.iter_mut().filter(|t| t.run == Run::Blocked && t.deadline <= now) {
-                t.run = Run::Runnable;
+            for &i in &self.live {
+                let t = &mut self.tasks[i];
+                if t.run == Run::Blocked && t.deadline <= now {
+                    t.run = Run::Runnable;
+                }
             }
         };
         if self.trace {
@@ -548,7 +590,8 @@ impl State {
             NOW.load(Relaxed),
             self.step
         );
-        for (i, t) in self.tasks.iter().enumerate() {
+        for &i in &self.live {
+            let t = &self.tasks[i];
             let what = match t.run {
                 Run::Done => "exited".to_string(),
                 Run::Runnable if i == self.current => format!("running in {}", t.call.name),
@@ -556,6 +599,10 @@ impl State {
                 Run::Blocked => format!("blocked in {}", t.call.name),
             };
             let _ = writeln!(out, "  task {} \"{}\": {}{}", t.id, t.name, what, self.describe(t.call.obj));
+        }
+        let ended = self.tasks.len() - self.live.len();
+        if ended > 0 {
+            let _ = writeln!(out, "  ({ended} other task(s) ended)");
         }
         let _ = writeln!(out, "weft sim: replay with WEFT_SEED={} WEFT_SIM_TRACE=1", self.seed);
         eprint!("{out}");

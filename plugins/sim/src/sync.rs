@@ -73,6 +73,9 @@ pub(crate) unsafe extern "C" fn mutex_init(_rt: *mut weft_plat_rt_t, obj: *mut c
     guard(|| {
         // SAFETY: the object's plugin bytes.
         unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(0)) };
+        if let Some(sim) = crate::sched::here() {
+            sim.register(obj as usize);
+        }
         WEFT_OK
     })
 }
@@ -127,6 +130,9 @@ pub(crate) unsafe extern "C" fn cond_init(_rt: *mut weft_plat_rt_t, obj: *mut c_
     guard(|| {
         // SAFETY: the object's plugin bytes.
         unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(0)) };
+        if let Some(sim) = crate::sched::here() {
+            sim.register(obj as usize);
+        }
         WEFT_OK
     })
 }
@@ -200,6 +206,9 @@ pub(crate) unsafe extern "C" fn rwlock_init(_rt: *mut weft_plat_rt_t, obj: *mut 
     guard(|| {
         // SAFETY: the object's plugin bytes, 12 of them.
         unsafe { (obj as *mut [AtomicU32; 3]).write([AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)]) };
+        if let Some(sim) = crate::sched::here() {
+            sim.register(obj as usize);
+        }
         WEFT_OK
     })
 }

@@ -1,7 +1,8 @@
 //! Tasks as coroutines of the one thread: spawn, join, detach, cancel, yield, sleep,
 //! and the safepoint switch point.
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use std::sync::Arc;
 
 use weft_platform::*;
 
@@ -9,10 +10,27 @@ use crate::sched::{Call, Obj, Sim};
 use crate::wait::{self, Wake};
 use crate::{clock, on_sim, HOST};
 
-/// The handle the runtime holds: the task's index in its scheduler.
-unsafe fn index_of(task: *mut weft_plat_task_t) -> usize {
+/// The handle the runtime holds: the task's index in its scheduler, and its end (a
+/// handle may be joined after the runtime closed).
+struct Handle {
+    index: usize,
+    done: Arc<AtomicBool>,
+}
+
+unsafe fn handle_of<'a>(task: *mut weft_plat_task_t) -> &'a Handle {
     // SAFETY: the runtime hands back the handle `spawn` made, until `detach`.
-    unsafe { *(task as *const usize) }
+    unsafe { &*(task as *const Handle) }
+}
+
+unsafe fn index_of(task: *mut weft_plat_task_t) -> usize {
+    // SAFETY: as above.
+    unsafe { handle_of(task) }.index
+}
+
+/// True when the handle's task has ended: join and cancel need no scheduler then.
+unsafe fn ended(task: *mut weft_plat_task_t) -> bool {
+    // SAFETY: as above.
+    unsafe { handle_of(task) }.done.load(SeqCst)
 }
 
 /// The address a task sleeps on: one per task, never a real object's.
@@ -42,9 +60,9 @@ pub(crate) unsafe extern "C" fn spawn(
             }
         }
         match sim.spawn(ctx, stack_size, name, id) {
-            Some(index) => {
+            Some((index, done)) => {
                 // SAFETY: `out` is the runtime's out-pointer.
-                unsafe { *out = Box::into_raw(Box::new(index)) as *mut weft_plat_task_t };
+                unsafe { *out = Box::into_raw(Box::new(Handle { index, done })) as *mut weft_plat_task_t };
                 WEFT_OK
             }
             None => HOST.fail(WEFT_ENOMEM, &format!("cannot map a task stack of {stack_size} bytes")),
@@ -53,6 +71,10 @@ pub(crate) unsafe extern "C" fn spawn(
 }
 
 pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64) -> weft_status_t {
+    // SAFETY: a live handle.
+    if unsafe { ended(task) } && crate::sched::here().is_none() {
+        return WEFT_OK;
+    }
     on_sim("weft_join", |sim| {
         // SAFETY: a live handle.
         let index = unsafe { index_of(task) };
@@ -78,12 +100,16 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
 pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_status_t {
     guard(|| {
         // SAFETY: the handle, given back exactly once.
-        drop(unsafe { Box::from_raw(task as *mut usize) });
+        drop(unsafe { Box::from_raw(task as *mut Handle) });
         WEFT_OK
     })
 }
 
 pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_status_t {
+    // SAFETY: a live handle.
+    if unsafe { ended(task) } && crate::sched::here().is_none() {
+        return WEFT_OK;
+    }
     on_sim("weft_cancel", |sim| {
         // SAFETY: a live handle. The runtime set the flag first; making the task
         // runnable makes its wait look at it.
