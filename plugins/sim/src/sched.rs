@@ -107,6 +107,9 @@ struct State {
     strategy: Strategy,
     step: u64,
     max_steps: u64,
+    /// Virtual nanoseconds each step costs (`$WEFT_SIM_STEP_NS`, default 0: the clock
+    /// moves only when every task waits).
+    step_ns: i64,
     trace: bool,
     seed: u64,
     /// Objects by the order they were first named in (addresses differ between runs;
@@ -162,6 +165,7 @@ pub(crate) struct Settings {
     depth: u64,
     pct_steps: u64,
     max_steps: u64,
+    step_ns: i64,
     trace: bool,
 }
 
@@ -189,6 +193,7 @@ impl Settings {
             depth: env_u64("WEFT_SIM_PCT_DEPTH").unwrap_or(3).max(1),
             pct_steps: env_u64("WEFT_SIM_PCT_STEPS").unwrap_or(DEFAULT_PCT_STEPS).max(1),
             max_steps: env_u64("WEFT_SIM_MAX_STEPS").unwrap_or(DEFAULT_MAX_STEPS),
+            step_ns: env_u64("WEFT_SIM_STEP_NS").unwrap_or(0).min(1_000_000_000) as i64,
             trace: std::env::var("WEFT_SIM_TRACE").is_ok_and(|v| v == "1"),
         })
     }
@@ -214,6 +219,7 @@ impl Sim {
             strategy,
             step: 0,
             max_steps: s.max_steps,
+            step_ns: s.step_ns,
             trace: s.trace,
             seed: s.seed,
             names: RefCell::new(BTreeMap::new()),
@@ -498,6 +504,10 @@ impl State {
                 self.tasks[from].priority = (changes.len() - 1 - i) as u64;
             }
         }
+        if self.step_ns > 0 {
+            let now = NOW.load(Relaxed).saturating_add(self.step_ns);
+            self.advance(now);
+        }
         let to = loop {
             let runnable: smallvec::SmallVec<[usize; 16]> =
                 self.live.iter().copied().filter(|&i| self.tasks[i].run == Run::Runnable).collect();
@@ -519,14 +529,7 @@ impl State {
             let Some(deadline) = earliest else {
                 self.report("deadlock: every task is blocked and no deadline is pending", EXIT_DEADLOCK);
             };
-            let now = NOW.load(Relaxed).max(deadline);
-            NOW.store(now, Relaxed);
-            for &i in &self.live {
-                let t = &mut self.tasks[i];
-                if t.run == Run::Blocked && t.deadline <= now {
-                    t.run = Run::Runnable;
-                }
-            }
+            self.advance(NOW.load(Relaxed).max(deadline));
         };
         if self.trace {
             let t = &self.tasks[from];
@@ -545,6 +548,17 @@ impl State {
         }
         self.current = to;
         to
+    }
+
+    /// Sets the clock to `now`; the tasks whose deadline it reaches become runnable.
+    fn advance(&mut self, now: i64) {
+        NOW.store(now, Relaxed);
+        for &i in &self.live {
+            let t = &mut self.tasks[i];
+            if t.run == Run::Blocked && t.deadline <= now {
+                t.run = Run::Runnable;
+            }
+        }
     }
 
     /// `#n`: the object's number, in the order objects were first named.
