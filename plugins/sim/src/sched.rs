@@ -38,7 +38,7 @@ pub(crate) const EXIT_STEP_LIMIT: i32 = 87;
 /// The default step limit: far beyond any test, short enough to end a spin in seconds.
 const DEFAULT_MAX_STEPS: u64 = 50_000_000;
 /// PCT's estimate of a run's length in steps: change points are drawn below it.
-const DEFAULT_PCT_STEPS: u64 = 2_000;
+const DEFAULT_PCT_STEPS: u64 = 100;
 
 type Coro = Coroutine<(), (), (), Stack>;
 
@@ -257,6 +257,10 @@ impl Sim {
         self.opens.set(self.opens.get() - 1);
         if self.opens.get() > 0 {
             return false;
+        }
+        if std::env::var("WEFT_SIM_STATS").is_ok_and(|v| v == "1") {
+            // Read by `weft-sim explore --strategy pct` to size PCT's change points.
+            eprintln!("weft sim: steps {}", self.state.borrow().step);
         }
         HERE.with(|h| {
             if std::ptr::eq(h.get(), self) {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! weft-sim explore --seeds N [--first-seed K] [--strategy random|pct] [--jobs J] [--timeout S] -- PROGRAM ARGS...
-//! weft-sim replay SEED [--strategy random|pct] -- PROGRAM ARGS...
+//! weft-sim replay SEED [--strategy random|pct] [--pct-steps K] -- PROGRAM ARGS...
 //! ```
 //!
 //! A run fails when the program exits with a non-zero status (86: the sim's deadlock
@@ -21,9 +21,12 @@ const EXIT_STEP_LIMIT: i32 = 87;
 
 const USAGE: &str = "usage:
   weft-sim explore --seeds N [--first-seed K] [--strategy random|pct] [--jobs J] [--timeout S] -- PROGRAM ARGS...
-  weft-sim replay SEED [--strategy random|pct] -- PROGRAM ARGS...";
+  weft-sim replay SEED [--strategy random|pct] [--pct-steps K] -- PROGRAM ARGS...";
 
 struct Options {
+    /// PCT's estimate of a run's length in steps (`$WEFT_SIM_PCT_STEPS`), measured by
+    /// one calibration run.
+    pct_steps: Option<u64>,
     seeds: u64,
     first: u64,
     strategy: String,
@@ -34,6 +37,7 @@ struct Options {
 
 fn parse(args: &[String], replay: bool) -> Result<(Option<u64>, Options), String> {
     let mut o = Options {
+        pct_steps: None,
         seeds: 1000,
         first: 1,
         strategy: "random".into(),
@@ -54,6 +58,7 @@ fn parse(args: &[String], replay: bool) -> Result<(Option<u64>, Options), String
                 break;
             }
             "--seeds" if !replay => o.seeds = number(args.get(i + 1), a)?,
+            "--pct-steps" => o.pct_steps = Some(number(args.get(i + 1), a)?),
             "--first-seed" if !replay => o.first = number(args.get(i + 1), a)?,
             "--jobs" if !replay => o.jobs = number(args.get(i + 1), a)?.max(1) as usize,
             "--timeout" if !replay => o.timeout = Duration::from_secs_f64(number(args.get(i + 1), a)? as f64),
@@ -99,11 +104,38 @@ fn command(o: &Options, seed: u64) -> Command {
         .env("WEFT_SEED", seed.to_string())
         .env("WEFT_SIM_STRATEGY", &o.strategy)
         .stdin(Stdio::null());
+    if let Some(steps) = o.pct_steps {
+        c.env("WEFT_SIM_PCT_STEPS", steps.to_string());
+    }
     c
 }
 
+/// How many steps one run takes (a random-walk run of the first seed), so that PCT's
+/// change points fall inside a run: the last "steps N" or "step N" the sim printed.
+fn calibrate(o: &Options) -> Option<u64> {
+    let out = command(o, o.first)
+        .env("WEFT_SIM_STRATEGY", "random")
+        .env("WEFT_SIM_STATS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("weft sim: ")?;
+            let rest = rest.strip_prefix("steps ").or_else(|| rest.split(", step ").nth(1))?;
+            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+        .last()
+}
+
 fn replay_line(o: &Options, seed: u64) -> String {
-    let strategy = if o.strategy == "random" { String::new() } else { format!(" --strategy {}", o.strategy) };
+    let strategy = match (o.strategy.as_str(), o.pct_steps) {
+        ("random", _) => String::new(),
+        (s, Some(steps)) => format!(" --strategy {s} --pct-steps {steps}"),
+        (s, None) => format!(" --strategy {s}"),
+    };
     let program: Vec<String> = o.program.iter().map(|a| shell_word(a)).collect();
     format!("weft-sim replay {seed}{strategy} -- {}", program.join(" "))
 }
@@ -139,7 +171,13 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-fn explore(o: Options) -> ExitCode {
+fn explore(mut o: Options) -> ExitCode {
+    if o.strategy == "pct" && std::env::var("WEFT_SIM_PCT_STEPS").is_err() {
+        o.pct_steps = calibrate(&o).map(|s| s.max(1));
+        if let Some(steps) = o.pct_steps {
+            eprintln!("weft-sim: a run takes about {steps} steps; PCT's change points fall below that");
+        }
+    }
     let dir = std::env::temp_dir();
     let start = Instant::now();
     let mut next = o.first;
