@@ -115,6 +115,7 @@ static void *host_thread_sets(void *arg) {
 
 /* A host thread (not a task) has its own values, destroyed when it exits, on it. */
 TEST_IMPL(keys_host_threads) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   weft_runtime_t *rt = test_open_runtime();
   ASSERT_OK(weft_key_create(rt, destroy_value, &key_a));
   int mine = 0;

@@ -455,6 +455,7 @@ static void *pthread_open_close(void *arg) {
 
 /* Runtimes open and close from several host threads at once. */
 TEST_IMPL(runtime_open_close_concurrently) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   pthread_t threads[4];
   for (int i = 0; i < 4; i++) ASSERT(pthread_create(&threads[i], NULL, pthread_open_close, NULL) == 0);
   for (int i = 0; i < 4; i++) {

@@ -79,6 +79,19 @@ static inline void test_skip_on_one_thread(weft_runtime_t *rt, const char *reaso
   }
 }
 
+/* As test_skip_on_one_thread, for a test that has no runtime open yet (a probe runtime
+ * is opened and closed to ask). */
+static inline void test_skip_if_one_thread(const char *reason) {
+  weft_runtime_t *probe = test_open_runtime();
+  uint64_t caps = weft_runtime_platform(probe)->caps;
+  ASSERT_OK(weft_runtime_close(probe));
+  if (caps & WEFT_CAP_DETERMINISTIC) {
+    fprintf(stderr, "skip: %s\n", reason);
+    fflush(NULL);
+    _Exit(TEST_SKIP);
+  }
+}
+
 /* Closes a runtime opened by test_open_runtime. */
 static inline void test_close_runtime(weft_runtime_t *rt) { ASSERT_OK(weft_runtime_close(rt)); }
 
