@@ -580,7 +580,12 @@ impl State {
                 let owner = unsafe { crate::sync::mutex_owner(m) };
                 match owner {
                     Some(o) => {
-                        format!(" on mutex {} (held by task {} \"{}\")", self.name(m), self.tasks[o].id, self.tasks[o].name)
+                        format!(
+                            " on mutex {} (held by task {} \"{}\")",
+                            self.name(m),
+                            self.tasks[o].id,
+                            self.tasks[o].name
+                        )
                     }
                     None => format!(" on mutex {} (free)", self.name(m)),
                 }

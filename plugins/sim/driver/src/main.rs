@@ -121,13 +121,11 @@ fn calibrate(o: &Options) -> Option<u64> {
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stderr);
-    text.lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("weft sim: ")?;
-            let rest = rest.strip_prefix("steps ").or_else(|| rest.split(", step ").nth(1))?;
-            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-        })
-        .last()
+    text.lines().rev().find_map(|l| {
+        let rest = l.strip_prefix("weft sim: ")?;
+        let rest = rest.strip_prefix("steps ").or_else(|| rest.split(", step ").nth(1))?;
+        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    })
 }
 
 fn replay_line(o: &Options, seed: u64) -> String {
@@ -250,7 +248,7 @@ fn explore(mut o: Options) -> ExitCode {
             let _ = std::fs::remove_file(&r.output);
             if let Some(what) = what {
                 // With several jobs, the lowest failing seed is the one reported.
-                if failure.as_ref().is_none_or(|f| r.seed < f.seed) {
+                if failure.as_ref().map_or(true, |f| r.seed < f.seed) {
                     failure = Some(Failure { seed: r.seed, what, output });
                 }
             }
