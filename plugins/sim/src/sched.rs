@@ -93,7 +93,7 @@ struct TaskRec {
 
 enum Strategy {
     Random,
-    Pct { depth: u64, changes: Vec<u64> },
+    Pct { depth: u64, steps: u64, changes: Vec<u64> },
 }
 
 struct State {
@@ -206,7 +206,7 @@ impl Sim {
         let strategy = if s.strategy == "pct" {
             let mut changes: Vec<u64> = (1..s.depth).map(|_| 1 + rng.next() % s.pct_steps).collect();
             changes.sort_unstable();
-            Strategy::Pct { depth: s.depth, changes }
+            Strategy::Pct { depth: s.depth, steps: s.pct_steps, changes }
         } else {
             Strategy::Random
         };
@@ -627,7 +627,13 @@ impl State {
         if ended > 0 {
             let _ = writeln!(out, "  ({ended} other task(s) ended)");
         }
-        let _ = writeln!(out, "weft sim: replay with WEFT_SEED={} WEFT_SIM_TRACE=1", self.seed);
+        let strategy = match self.strategy {
+            Strategy::Random => String::new(),
+            Strategy::Pct { depth, steps, .. } => {
+                format!(" WEFT_SIM_STRATEGY=pct WEFT_SIM_PCT_DEPTH={depth} WEFT_SIM_PCT_STEPS={steps}")
+            }
+        };
+        let _ = writeln!(out, "weft sim: replay with WEFT_SEED={}{strategy} WEFT_SIM_TRACE=1", self.seed);
         eprint!("{out}");
         // SAFETY: fflush(NULL) flushes every C stream; _exit ends the process at once.
         unsafe {
