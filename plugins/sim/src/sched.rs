@@ -18,7 +18,7 @@
 //! Nothing here depends on addresses, the wall clock or hash order: the same seed and
 //! the same program give the same choices.
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::c_void;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
@@ -87,6 +87,8 @@ struct TaskRec {
     /// Set by the waker that took the task off `key`'s queue.
     woken: bool,
     priority: u64,
+    /// Where the task sits in `State::runnable` while runnable.
+    slot: usize,
     /// Set when the task ends; shared with its handle, which outlives the runtime.
     done: Arc<AtomicBool>,
 }
@@ -98,8 +100,13 @@ enum Strategy {
 
 struct State {
     tasks: Vec<TaskRec>,
-    /// The tasks that have not ended, in spawn order (what a step looks at).
-    live: Vec<usize>,
+    /// The tasks that have not ended (for the report).
+    live: BTreeSet<usize>,
+    /// The runnable tasks, in an order that depends only on the run so far; a task's
+    /// `slot` is its place here.
+    runnable: Vec<usize>,
+    /// Blocked tasks with a deadline, earliest first.
+    timers: BTreeSet<(i64, usize)>,
     current: usize,
     /// Waiters per address, oldest first.
     waiters: BTreeMap<usize, Vec<usize>>,
@@ -212,7 +219,9 @@ impl Sim {
         };
         let mut state = State {
             tasks: Vec::new(),
-            live: vec![MAIN],
+            live: BTreeSet::from([MAIN]),
+            runnable: vec![MAIN],
+            timers: BTreeSet::new(),
             current: MAIN,
             waiters: BTreeMap::new(),
             rng,
@@ -237,6 +246,7 @@ impl Sim {
             deadline: WEFT_FOREVER,
             woken: false,
             priority,
+            slot: 0,
             done: Arc::new(AtomicBool::new(false)),
         });
         NOW.store(0, Relaxed);
@@ -285,7 +295,7 @@ impl Sim {
         let stack = stack::take(stack_size)?;
         let mut st = self.state.borrow_mut();
         let index = st.tasks.len();
-        st.live.push(index);
+        st.live.insert(index);
         let me = self as *const Sim as usize;
         let ctx = ctx as usize;
         let coro = Coro::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
@@ -304,14 +314,16 @@ impl Sim {
             coro: Some(coro),
             yielder: std::ptr::null(),
             saved_ctx: std::ptr::null_mut(),
-            run: Run::Runnable,
+            run: Run::Blocked,
             call: Call { name: "start", obj: Obj::None },
             key: 0,
             deadline: WEFT_FOREVER,
             woken: false,
             priority,
+            slot: usize::MAX,
             done: Arc::clone(&done),
         });
+        st.set_runnable(index);
         Some((index, done))
     }
 
@@ -368,9 +380,8 @@ impl Sim {
                 return true;
             }
             t.call = call;
-            t.run = Run::Blocked;
             t.key = key;
-            t.deadline = deadline;
+            st.set_blocked(me, deadline);
             if requeue {
                 st.waiters.entry(key).or_default().push(me);
             }
@@ -380,10 +391,7 @@ impl Sim {
         self.transfer(from, to);
         let mut st = self.state.borrow_mut();
         let me = st.current;
-        let t = &mut st.tasks[me];
-        t.run = Run::Runnable;
-        t.deadline = WEFT_FOREVER;
-        std::mem::take(&mut t.woken)
+        std::mem::take(&mut st.tasks[me].woken)
     }
 
     /// Takes the running task off `key`'s queue (it gave up waiting).
@@ -407,9 +415,8 @@ impl Sim {
         while n < max && !q.is_empty() {
             let pick = if max == 1 { st.rng.below(q.len()) } else { 0 };
             let t = q.remove(pick);
-            let rec = &mut st.tasks[t];
-            rec.woken = true;
-            rec.run = Run::Runnable;
+            st.tasks[t].woken = true;
+            st.set_runnable(t);
             n += 1;
         }
         if !q.is_empty() {
@@ -422,7 +429,7 @@ impl Sim {
     pub(crate) fn poke(&self, index: usize) {
         let mut st = self.state.borrow_mut();
         if st.tasks[index].run == Run::Blocked {
-            st.tasks[index].run = Run::Runnable;
+            st.set_runnable(index);
         }
     }
 
@@ -465,10 +472,9 @@ impl Sim {
             match result {
                 CoroutineResult::Yield(()) => t.coro = Some(coro),
                 CoroutineResult::Return(()) => {
-                    t.run = Run::Done;
                     t.done.store(true, Relaxed);
                     t.call = Call { name: "exited", obj: Obj::None };
-                    st.live.retain(|&i| i != index);
+                    st.set_done(index);
                     drop(st);
                     stack::give_back(coro.into_stack());
                     self.wake(Sim::done_key(index), usize::MAX);
@@ -513,24 +519,17 @@ impl State {
             self.advance(now);
         }
         let to = loop {
-            let runnable: smallvec::SmallVec<[usize; 16]> =
-                self.live.iter().copied().filter(|&i| self.tasks[i].run == Run::Runnable).collect();
-            if !runnable.is_empty() {
+            if !self.runnable.is_empty() {
                 break match self.strategy {
-                    Strategy::Random => runnable[self.rng.below(runnable.len())],
-                    Strategy::Pct { .. } => {
-                        *runnable.iter().max_by_key(|&&i| (self.tasks[i].priority, usize::MAX - i)).expect("runnable")
-                    }
+                    Strategy::Random => self.runnable[self.rng.below(self.runnable.len())],
+                    Strategy::Pct { .. } => *self
+                        .runnable
+                        .iter()
+                        .max_by_key(|&&i| (self.tasks[i].priority, usize::MAX - i))
+                        .expect("runnable"),
                 };
             }
-            let earliest = self
-                .live
-                .iter()
-                .map(|&i| &self.tasks[i])
-                .filter(|t| t.run == Run::Blocked && t.deadline != WEFT_FOREVER)
-                .map(|t| t.deadline)
-                .min();
-            let Some(deadline) = earliest else {
+            let Some(&(deadline, _)) = self.timers.first() else {
                 self.report("deadlock: every task is blocked and no deadline is pending", EXIT_DEADLOCK);
             };
             self.advance(NOW.load(Relaxed).max(deadline));
@@ -557,12 +556,57 @@ impl State {
     /// Sets the clock to `now`; the tasks whose deadline it reaches become runnable.
     fn advance(&mut self, now: i64) {
         NOW.store(now, Relaxed);
-        for &i in &self.live {
-            let t = &mut self.tasks[i];
-            if t.run == Run::Blocked && t.deadline <= now {
-                t.run = Run::Runnable;
+        while let Some(&(deadline, i)) = self.timers.first() {
+            if deadline > now {
+                break;
             }
+            self.set_runnable(i);
         }
+    }
+
+    fn set_runnable(&mut self, i: usize) {
+        let t = &mut self.tasks[i];
+        if t.run == Run::Runnable {
+            return;
+        }
+        if t.deadline != WEFT_FOREVER {
+            self.timers.remove(&(t.deadline, i));
+            t.deadline = WEFT_FOREVER;
+        }
+        t.run = Run::Runnable;
+        t.slot = self.runnable.len();
+        self.runnable.push(i);
+    }
+
+    fn leave_runnable(&mut self, i: usize) {
+        if self.tasks[i].run != Run::Runnable {
+            return;
+        }
+        let slot = self.tasks[i].slot;
+        self.runnable.swap_remove(slot);
+        if let Some(&moved) = self.runnable.get(slot) {
+            self.tasks[moved].slot = slot;
+        }
+    }
+
+    fn set_blocked(&mut self, i: usize, deadline: i64) {
+        self.leave_runnable(i);
+        let t = &mut self.tasks[i];
+        t.run = Run::Blocked;
+        t.deadline = deadline;
+        if deadline != WEFT_FOREVER {
+            self.timers.insert((deadline, i));
+        }
+    }
+
+    fn set_done(&mut self, i: usize) {
+        self.leave_runnable(i);
+        let t = &mut self.tasks[i];
+        if t.deadline != WEFT_FOREVER {
+            self.timers.remove(&(t.deadline, i));
+        }
+        t.run = Run::Done;
+        self.live.remove(&i);
     }
 
     /// `#n`: the object's number, in the order objects were first named.
