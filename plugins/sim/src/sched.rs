@@ -76,6 +76,10 @@ pub(crate) enum Obj {
 struct TaskRec {
     id: u64,
     name: String,
+    /// What the SIGSEGV handler says about the task when it runs (None for main).
+    fault: Option<stack::Running>,
+    /// Owns the C string `fault.name` points to.
+    _cname: Option<std::ffi::CString>,
     coro: Option<Coro>,
     yielder: *const Yielder<(), ()>,
     saved_ctx: *mut c_void,
@@ -237,6 +241,8 @@ impl Sim {
         state.tasks.push(TaskRec {
             id: 0,
             name: "main".into(),
+            fault: None,
+            _cname: None,
             coro: None,
             yielder: std::ptr::null(),
             saved_ctx: std::ptr::null_mut(),
@@ -251,6 +257,7 @@ impl Sim {
         });
         NOW.store(0, Relaxed);
         stack::install_handler();
+        ensure_alt_stack();
         let sim = Box::new(Sim { state: RefCell::new(state), opens: Cell::new(1) });
         HERE.with(|h| h.set(&*sim));
         sim
@@ -293,6 +300,15 @@ impl Sim {
         id: u64,
     ) -> Option<(usize, Arc<AtomicBool>)> {
         let stack = stack::take(stack_size)?;
+        let cname = std::ffi::CString::new(name.clone()).ok();
+        let (guard_low, guard_high) = stack.guard_range();
+        let fault = stack::Running {
+            guard_low,
+            guard_high,
+            size: stack.size(),
+            id,
+            name: cname.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+        };
         let mut st = self.state.borrow_mut();
         let index = st.tasks.len();
         st.live.insert(index);
@@ -311,6 +327,8 @@ impl Sim {
         st.tasks.push(TaskRec {
             id,
             name,
+            fault: Some(fault),
+            _cname: cname,
             coro: Some(coro),
             yielder: std::ptr::null(),
             saved_ctx: std::ptr::null_mut(),
@@ -458,12 +476,14 @@ impl Sim {
                     return;
                 }
                 let t = &mut st.tasks[index];
+                RUNNING.with(|r| r.set(t.fault));
                 (index, t.coro.take().expect("a runnable task has a coroutine"), t.saved_ctx)
             };
             // SAFETY: the task's own context (NULL before it first ran), alive while the
             // task is.
             let previous = unsafe { HOST.context_set(ctx) };
             let result = coro.resume(());
+            RUNNING.with(|r| r.set(None));
             // SAFETY: main's own context, saved just above.
             let saved = unsafe { HOST.context_set(previous) };
             let mut st = self.state.borrow_mut();
@@ -687,8 +707,27 @@ impl State {
     }
 }
 
-/// For the SIGSEGV handler shared with green: this plugin does not name the task (the
-/// fault is reported by the signal, and the trace names the last switch).
+thread_local! {
+    /// The coroutine running on this thread, for the SIGSEGV handler.
+    static RUNNING: Cell<Option<stack::Running>> = const { Cell::new(None) };
+}
+
+/// For the SIGSEGV handler shared with green (async-signal-safe: one read of a
+/// constant-initialised thread-local).
 pub(crate) fn running_for_fault() -> Option<stack::Running> {
-    None
+    RUNNING.try_with(|r| r.get()).ok().flatten()
+}
+
+/// Gives the opening thread an alternate signal stack, so that the overflow report can
+/// run when a task's stack is exhausted, unless the host installed one already.
+fn ensure_alt_stack() {
+    // SAFETY: a query only: a NULL new stack and a zeroed out-parameter.
+    let current = unsafe {
+        let mut old: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut old);
+        old
+    };
+    if current.ss_flags & libc::SS_DISABLE != 0 {
+        stack::alt_stack();
+    }
 }
