@@ -74,6 +74,11 @@ pub unsafe extern "C" fn weft_thread_attach(rt: *mut weft_runtime_t) -> weft_sta
         if !current.is_null() {
             fail!(WEFT_EBUSY, "the calling thread is already a mutator of another runtime");
         }
+        if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 {
+            // A deterministic platform runs only threads it controls; its yield refuses others.
+            let status = crate::loader::plat_call!(rt.table, yield_now(rt.prt));
+            crate::error::check_plugin(status, || "the platform cannot run this thread".into())?;
+        }
         let arc = match context::thread_context_arc() {
             Some(arc) if arc.id == ctx.id => arc,
             _ => fail!(WEFT_EINTERNAL, "the calling context is neither a task of this runtime nor a host thread's"),

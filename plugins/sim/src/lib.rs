@@ -46,16 +46,14 @@ static OPEN: AtomicBool = AtomicBool::new(false);
 
 /// Runs a table function for a caller on the thread the sim runs; any other thread
 /// (one the host made itself, attached or not) is refused with `WEFT_ENOTSUP`.
-pub(crate) fn on_sim(call: &str, f: impl FnOnce(&'static Sim) -> weft_status_t) -> weft_status_t {
+pub(crate) fn on_sim(f: impl FnOnce(&'static Sim) -> weft_status_t) -> weft_status_t {
     guard(|| match sched::here() {
         Some(sim) => f(sim),
         None => HOST.fail(
             WEFT_ENOTSUP,
-            &format!(
-                "{call}: the sim platform runs every task on the thread that opened the runtime, one at a \
-                 time, and does not control this thread (made by the host, not by weft_spawn); call weft \
-                 from weft tasks or from the opening thread only"
-            ),
+            "the sim platform runs every task on the thread that opened the runtime, one at a time, and does \
+             not control this thread (made by the host, not by weft_spawn); call weft from weft tasks or from \
+             the opening thread only",
         ),
     })
 }
@@ -137,7 +135,7 @@ fn chan_call(name: &'static str, ch: *mut weft_plat_chan_t) -> Call {
 }
 
 unsafe extern "C" fn chan_send(ch: *mut weft_plat_chan_t, elem: *const c_void, deadline: i64) -> weft_status_t {
-    on_sim("weft_chan_send", |sim| {
+    on_sim(|sim| {
         sim.step(chan_call("weft_chan_send", ch));
         // SAFETY: the runtime's arguments, passed on.
         unsafe { chan::chan_send(ch, elem, deadline) }
@@ -145,7 +143,7 @@ unsafe extern "C" fn chan_send(ch: *mut weft_plat_chan_t, elem: *const c_void, d
 }
 
 unsafe extern "C" fn chan_recv(ch: *mut weft_plat_chan_t, out: *mut c_void, deadline: i64) -> weft_status_t {
-    on_sim("weft_chan_recv", |sim| {
+    on_sim(|sim| {
         sim.step(chan_call("weft_chan_recv", ch));
         // SAFETY: the runtime's arguments, passed on.
         unsafe { chan::chan_recv(ch, out, deadline) }
@@ -153,7 +151,7 @@ unsafe extern "C" fn chan_recv(ch: *mut weft_plat_chan_t, out: *mut c_void, dead
 }
 
 unsafe extern "C" fn chan_close(ch: *mut weft_plat_chan_t) -> weft_status_t {
-    on_sim("weft_chan_close", |sim| {
+    on_sim(|sim| {
         sim.step(chan_call("weft_chan_close", ch));
         // SAFETY: the runtime's argument, passed on.
         unsafe { chan::chan_close(ch) }
@@ -167,7 +165,7 @@ unsafe extern "C" fn chan_select(
     flags: u32,
     chosen: *mut usize,
 ) -> weft_status_t {
-    on_sim("weft_select", |sim| {
+    on_sim(|sim| {
         let first = if n > 0 && !cases.is_null() {
             // SAFETY: the runtime passes `n` cases.
             unsafe { (*cases).chan as usize }

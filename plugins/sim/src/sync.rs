@@ -85,7 +85,7 @@ pub(crate) unsafe extern "C" fn sync_destroy(_obj: *mut c_void) -> weft_status_t
 }
 
 pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_mutex_lock", |sim| {
+    on_sim(|sim| {
         let call = lock_call("weft_mutex_lock", obj);
         sim.step(call);
         lock(sim, call, obj, WEFT_FOREVER);
@@ -94,7 +94,7 @@ pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
 }
 
 pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_mutex_trylock", |sim| {
+    on_sim(|sim| {
         sim.step(lock_call("weft_mutex_trylock", obj));
         // SAFETY: an initialised mutex.
         let [w] = unsafe { words::<1>(obj) };
@@ -107,7 +107,7 @@ pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t
 }
 
 pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
-    on_sim("weft_mutex_lock_until", |sim| {
+    on_sim(|sim| {
         let call = lock_call("weft_mutex_lock_until", obj);
         sim.step(call);
         if lock(sim, call, obj, deadline) {
@@ -119,7 +119,7 @@ pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64
 }
 
 pub(crate) unsafe extern "C" fn mutex_unlock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_mutex_unlock", |sim| {
+    on_sim(|sim| {
         unlock(obj);
         sim.step(lock_call("weft_mutex_unlock", obj));
         WEFT_OK
@@ -138,7 +138,7 @@ pub(crate) unsafe extern "C" fn cond_init(_rt: *mut weft_plat_rt_t, obj: *mut c_
 }
 
 pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c_void, deadline: i64) -> weft_status_t {
-    on_sim("weft_cond_wait", |sim| {
+    on_sim(|sim| {
         let call = Call { name: "weft_cond_wait", obj: Obj::Cond(cond as usize, mutex as usize) };
         sim.step(call);
         if wait::cancelled() {
@@ -165,7 +165,7 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
 }
 
 pub(crate) unsafe extern "C" fn cond_signal(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_cond_signal", |sim| {
+    on_sim(|sim| {
         // SAFETY: an initialised condition.
         let [seq] = unsafe { words::<1>(obj) };
         seq.store(seq.load(Relaxed).wrapping_add(1), Relaxed);
@@ -176,7 +176,7 @@ pub(crate) unsafe extern "C" fn cond_signal(obj: *mut c_void) -> weft_status_t {
 }
 
 pub(crate) unsafe extern "C" fn cond_broadcast(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_cond_broadcast", |sim| {
+    on_sim(|sim| {
         // SAFETY: an initialised condition.
         let [seq] = unsafe { words::<1>(obj) };
         seq.store(seq.load(Relaxed).wrapping_add(1), Relaxed);
@@ -222,7 +222,7 @@ fn may_write(w: &[AtomicU32; 3]) -> bool {
 }
 
 pub(crate) unsafe extern "C" fn rwlock_read_lock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_rwlock_read_lock", |sim| {
+    on_sim(|sim| {
         let call = rw_call("weft_rwlock_read_lock", obj);
         sim.step(call);
         // SAFETY: an initialised rwlock.
@@ -236,7 +236,7 @@ pub(crate) unsafe extern "C" fn rwlock_read_lock(obj: *mut c_void) -> weft_statu
 }
 
 pub(crate) unsafe extern "C" fn rwlock_try_read_lock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_rwlock_try_read_lock", |sim| {
+    on_sim(|sim| {
         sim.step(rw_call("weft_rwlock_try_read_lock", obj));
         // SAFETY: an initialised rwlock.
         let w = unsafe { words::<3>(obj) };
@@ -249,7 +249,7 @@ pub(crate) unsafe extern "C" fn rwlock_try_read_lock(obj: *mut c_void) -> weft_s
 }
 
 pub(crate) unsafe extern "C" fn rwlock_write_lock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_rwlock_write_lock", |sim| {
+    on_sim(|sim| {
         let call = rw_call("weft_rwlock_write_lock", obj);
         sim.step(call);
         // SAFETY: an initialised rwlock.
@@ -267,7 +267,7 @@ pub(crate) unsafe extern "C" fn rwlock_write_lock(obj: *mut c_void) -> weft_stat
 }
 
 pub(crate) unsafe extern "C" fn rwlock_try_write_lock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_rwlock_try_write_lock", |sim| {
+    on_sim(|sim| {
         sim.step(rw_call("weft_rwlock_try_write_lock", obj));
         // SAFETY: an initialised rwlock.
         let w = unsafe { words::<3>(obj) };
@@ -291,7 +291,7 @@ fn wake_next(obj: *mut c_void, w: &[AtomicU32; 3]) {
 }
 
 pub(crate) unsafe extern "C" fn rwlock_read_unlock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_rwlock_read_unlock", |sim| {
+    on_sim(|sim| {
         // SAFETY: an initialised rwlock the caller reads.
         let w = unsafe { words::<3>(obj) };
         w[READERS].fetch_sub(1, Relaxed);
@@ -302,7 +302,7 @@ pub(crate) unsafe extern "C" fn rwlock_read_unlock(obj: *mut c_void) -> weft_sta
 }
 
 pub(crate) unsafe extern "C" fn rwlock_write_unlock(obj: *mut c_void) -> weft_status_t {
-    on_sim("weft_rwlock_write_unlock", |sim| {
+    on_sim(|sim| {
         // SAFETY: an initialised rwlock the caller writes.
         let w = unsafe { words::<3>(obj) };
         w[WRITER].store(0, Relaxed);

@@ -44,7 +44,7 @@ pub(crate) unsafe extern "C" fn spawn(
     opts: *const weft_plat_spawn_t,
     out: *mut *mut weft_plat_task_t,
 ) -> weft_status_t {
-    on_sim("weft_spawn", |sim| {
+    on_sim(|sim| {
         sim.step(Call { name: "weft_spawn", obj: Obj::None });
         // SAFETY: the runtime passes a valid `opts` for the call.
         let opts = unsafe { opts.as_ref() };
@@ -75,7 +75,7 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
     if unsafe { ended(task) } && crate::sched::here().is_none() {
         return WEFT_OK;
     }
-    on_sim("weft_join", |sim| {
+    on_sim(|sim| {
         // SAFETY: a live handle.
         let index = unsafe { index_of(task) };
         let call = Call { name: "weft_join", obj: Obj::Task(index) };
@@ -110,7 +110,7 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
     if unsafe { ended(task) } && crate::sched::here().is_none() {
         return WEFT_OK;
     }
-    on_sim("weft_cancel", |sim| {
+    on_sim(|sim| {
         // SAFETY: a live handle. The runtime set the flag first; making the task
         // runnable makes its wait look at it.
         let index = unsafe { index_of(task) };
@@ -121,14 +121,14 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
 }
 
 pub(crate) unsafe extern "C" fn yield_now(_rt: *mut weft_plat_rt_t) -> weft_status_t {
-    on_sim("weft_yield", |sim| {
+    on_sim(|sim| {
         sim.step(Call { name: "weft_yield", obj: Obj::None });
         WEFT_OK
     })
 }
 
 pub(crate) unsafe extern "C" fn sleep_until(_rt: *mut weft_plat_rt_t, deadline: i64) -> weft_status_t {
-    on_sim("weft_sleep_until", |sim| {
+    on_sim(|sim| {
         let call = Call { name: "weft_sleep_until", obj: Obj::Deadline(deadline) };
         sim.step(call);
         let key = sleep_key(sim.current());
@@ -169,7 +169,7 @@ pub(crate) unsafe extern "C" fn preempt_attach(_rt: *mut weft_plat_rt_t, word: *
 }
 
 pub(crate) unsafe extern "C" fn preempt_point(_rt: *mut weft_plat_rt_t) -> weft_status_t {
-    on_sim("weft_safepoint", |sim| {
+    on_sim(|sim| {
         sim.step(Call { name: "weft_safepoint", obj: Obj::None });
         WEFT_OK
     })
