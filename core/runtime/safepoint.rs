@@ -36,7 +36,8 @@ use weft_platform::*;
 
 use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING};
 
-use crate::ffi::error::{fail, Result};
+use crate::ffi::error::{check_plugin, fail, Result};
+use crate::plugin::plat_call;
 use crate::runtime::context::{self, Context};
 use crate::runtime::internal_lock::{Cond, InternalLock};
 use crate::runtime::Runtime;
@@ -481,6 +482,11 @@ pub(crate) fn attach(rt: &'static Runtime) -> Result<()> {
     }
     if !current.is_null() {
         fail!(WEFT_EBUSY, "the calling thread is already a mutator of another runtime");
+    }
+    if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 {
+        // A deterministic platform runs only threads it controls; its yield refuses others.
+        let status = plat_call!(rt.table, r#yield(rt.prt));
+        check_plugin(status, || "the platform cannot run this thread".into())?;
     }
     let arc = match context::thread_context_arc() {
         Some(arc) if arc.id == ctx.id => arc,

@@ -117,6 +117,7 @@ static void *host_thread_sets(void *arg) {
 
 /* A host thread (not a task) has its own values, destroyed when it exits, on it. */
 TEST_IMPL(keys_host_threads) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   weft_runtime_t *rt = test_open_runtime();
   ASSERT_OK(weft_key_create(rt, destroy_value, &key_a));
   int mine = 0;
@@ -264,6 +265,7 @@ static void *thread_sets_only_pthread_key(void *arg) {
  * weft: locks work, failures return their codes, nothing aborts. */
 TEST_IMPL(keys_thread_exit_calls_weft) {
   weft_runtime_t *rt = test_open_runtime();
+  test_skip_on_one_thread(rt, "needs host threads (pthread_create) calling weft");
   ASSERT_OK(weft_mutex_init(rt, &exit_calls.m, 0));
   ASSERT_OK(weft_key_create(rt, weft_key_dtor_calls_weft, &exit_calls.key));
   ASSERT(pthread_key_create(&exit_calls.pkey, pthread_key_dtor_calls_weft) == 0);

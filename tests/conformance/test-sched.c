@@ -207,6 +207,7 @@ static void *mix_turn_thread(void *arg) {
 }
 
 TEST_IMPL(sched_foreign_threads_share_objects) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   weft_runtime_t *rt = open_with_workers(2);
   mix_t x;
   memset(&x, 0, sizeof x);
@@ -278,6 +279,7 @@ static int32_t pinger(void *arg, void **result) {
 }
 
 TEST_IMPL(sched_host_blocking_region_hands_off) {
+  test_skip_if_one_thread("a task blocks the one thread in read() until another writes the pipe");
   weft_runtime_t *rt = open_with_workers(2);
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);

@@ -488,6 +488,7 @@ static void feed_during_stop(vm_t *vm) {
 }
 
 TEST_IMPL(vm_stw_host_blocking_region) {
+  test_skip_if_one_thread("a task blocks the one thread in read() until another writes the pipe");
   vm_t *vm = vm_setup(4);
   ASSERT_EQ(pipe(vm->fds), 0);
   spawn_mutators(vm, host_reader);
@@ -528,6 +529,7 @@ static void release_spinners(vm_t *vm) {
 }
 
 TEST_IMPL(vm_stw_yield_spinners) {
+  test_skip_if_one_thread("a task computes without weft calls while another one runs");
   vm_t *vm = vm_setup(3);
   spawn_mutators(vm, yield_spinner);
   wait_entries(vm->rt, vm->n);
@@ -556,6 +558,7 @@ static int32_t rogue(void *arg, void **result) {
 }
 
 TEST_IMPL(vm_stw_timeout_names_mutator) {
+  test_skip_if_one_thread("a task computes without weft calls while another one runs");
   vm_t *vm = vm_setup(3);
   spawn_mutators(vm, poller);
   weft_spawn_opts_t opts;
@@ -620,6 +623,7 @@ static void *requester_thread(void *arg) {
 }
 
 TEST_IMPL(vm_stw_two_requesters) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   vm_t *vm = vm_setup(2);
   spawn_mutators(vm, poller);
   wait_counts_above(vm, NULL);
@@ -673,6 +677,7 @@ static void owner_blocks(vm_t *vm) {
 }
 
 TEST_IMPL(vm_stw_owner_may_block) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   vm_t *vm = vm_setup(3);
   ASSERT_OK(weft_mutex_init(vm->rt, &contended, 0));
   ASSERT_OK(weft_thread_attach(vm->rt)); /* the collector is a mutator too */
@@ -703,6 +708,7 @@ static void *stop_and_exit_thread(void *arg) {
 }
 
 TEST_IMPL(vm_stw_owner_exit_resumes) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   vm_t *vm = vm_setup(3);
   spawn_mutators(vm, poller);
   wait_counts_above(vm, NULL);
@@ -855,6 +861,7 @@ static bool count_foreign(const weft_task_info_t *info, void *ud) {
 }
 
 TEST_IMPL(vm_attach_detach_foreign_threads) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   vm_t *vm = vm_setup(3);
   pthread_t threads[VM_MAX];
   for (int i = 0; i < vm->n; i++) ASSERT_EQ(pthread_create(&threads[i], NULL, attached_poller, &vm->args[i]), 0);
@@ -889,6 +896,7 @@ static void *attach_then_mark(void *arg) {
 }
 
 TEST_IMPL(vm_attach_during_stop_waits) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   weft_runtime_t *rt = test_open_runtime();
   ASSERT_OK(weft_stw_begin(rt, WEFT_FOREVER));
   pthread_t thread;
@@ -1103,6 +1111,7 @@ static void *hold_world_until_told(void *arg) {
 }
 
 TEST_IMPL(vm_errors) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   /* NULL runtime: every function. */
   ASSERT_STATUS(WEFT_EINVAL, weft_thread_attach(NULL));
   ASSERT_STATUS(WEFT_EINVAL, weft_thread_detach(NULL));

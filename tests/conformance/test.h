@@ -67,6 +67,31 @@ static inline weft_runtime_t *test_open_runtime(void) {
   return rt;
 }
 
+/* Skips the test (exit TEST_SKIP, the reason on stderr) on a platform that runs every
+ * task on the one thread that opened the runtime (WEFT_CAP_DETERMINISTIC: sim), for a
+ * test that needs what such a platform cannot give: a thread the host made itself, or
+ * a task that computes without weft calls while another one runs. */
+static inline void test_skip_on_one_thread(weft_runtime_t *rt, const char *reason) {
+  if (weft_runtime_platform(rt)->caps & WEFT_CAP_DETERMINISTIC) {
+    fprintf(stderr, "skip: %s\n", reason);
+    fflush(NULL);
+    _Exit(TEST_SKIP);
+  }
+}
+
+/* As test_skip_on_one_thread, for a test that has no runtime open yet (a probe runtime
+ * is opened and closed to ask). */
+static inline void test_skip_if_one_thread(const char *reason) {
+  weft_runtime_t *probe = test_open_runtime();
+  uint64_t caps = weft_runtime_platform(probe)->caps;
+  ASSERT_OK(weft_runtime_close(probe));
+  if (caps & WEFT_CAP_DETERMINISTIC) {
+    fprintf(stderr, "skip: %s\n", reason);
+    fflush(NULL);
+    _Exit(TEST_SKIP);
+  }
+}
+
 /* Closes a runtime opened by test_open_runtime. */
 static inline void test_close_runtime(weft_runtime_t *rt) { ASSERT_OK(weft_runtime_close(rt)); }
 

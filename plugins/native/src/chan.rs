@@ -919,10 +919,15 @@ impl PollOrder {
         const FIRST: [u32; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
         let order = if n <= FIRST.len() { SmallVec::from_buf_and_len(FIRST, n) } else { (0..n as u32).collect() };
         let random = if random {
-            // One thread-local access per call; a new thread's stream starts from the
-            // clock and the thread's own address.
-            let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
-            take_random().unwrap_or_else(|| seed(&n as *const usize as usize))
+            // A deterministic platform draws the order from its own seeded stream.
+            if let Some(drawn) = clock::select_random() {
+                drawn | 1
+            } else {
+                // One thread-local access per call; a new thread's stream starts from
+                // the clock and the thread's own address.
+                let seed = |at: usize| (clock::now() as u64 ^ (at as u64).rotate_left(32)) | 1;
+                take_random().unwrap_or_else(|| seed(&n as *const usize as usize))
+            }
         } else {
             0
         };

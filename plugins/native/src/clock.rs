@@ -24,3 +24,9 @@ pub(crate) fn instant(deadline: i64) -> Option<Instant> {
     let left = deadline.saturating_sub(now()).max(0) as u64;
     Instant::now().checked_add(Duration::from_nanos(left))
 }
+
+/// A select's random state from a deterministic platform's stream; this clock's
+/// platforms have none (each thread seeds its own, see `chan.rs`).
+pub(crate) fn select_random() -> Option<u64> {
+    None
+}

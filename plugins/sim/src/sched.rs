@@ -1,0 +1,733 @@
+//! The deterministic scheduler: every task a coroutine on the one thread that opened the
+//! runtime, one task running at a time, and a seeded choice at every weft call.
+//!
+//! The opener's thread is task 0, `main`: it runs on its own stack. The other tasks are
+//! corosensei coroutines on green's stacks. Every switch goes through `main`'s stack:
+//! when `main` gives the CPU away it runs `drive`, which resumes the chosen coroutine;
+//! a coroutine that gives the CPU away suspends back into `drive` after choosing who
+//! runs next. So a coroutine only ever runs inside one of `main`'s weft calls, which is
+//! what a single CPU running the program would allow too.
+//!
+//! At every switch point (`Sim::step`) the strategy picks the next task among the
+//! runnable ones: a uniform choice (random walk), or PCT (Burckhardt et al., ASPLOS
+//! 2010: random distinct priorities, the highest runnable one runs, and at `depth - 1`
+//! random steps the running task drops below every other). When no task is runnable
+//! the virtual clock jumps to the earliest deadline of a blocked task; when there is
+//! none, every task waits for ever: the deadlock report, and exit status 86.
+//!
+//! Nothing here depends on addresses, the wall clock or hash order: the same seed and
+//! the same program give the same choices.
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::c_void;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use weft_platform::WEFT_FOREVER;
+
+use crate::stack::{self, Stack};
+use crate::HOST;
+
+/// Exit status of a process whose tasks all wait for ever (documented in docs/sim.md).
+pub(crate) const EXIT_DEADLOCK: i32 = 86;
+/// Exit status when `$WEFT_SIM_MAX_STEPS` is exceeded (a livelock, or a long program).
+pub(crate) const EXIT_STEP_LIMIT: i32 = 87;
+
+/// The default step limit: far beyond any test, short enough to end a spin in seconds.
+const DEFAULT_MAX_STEPS: u64 = 50_000_000;
+/// PCT's estimate of a run's length in steps: change points are drawn below it.
+const DEFAULT_PCT_STEPS: u64 = 100;
+
+type Coro = Coroutine<(), (), (), Stack>;
+
+pub(crate) const MAIN: usize = 0;
+
+/// The virtual clock, readable from any thread (`now` has no failure path).
+pub(crate) static NOW: AtomicI64 = AtomicI64::new(0);
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Run {
+    Runnable,
+    Blocked,
+    Done,
+}
+
+/// What a task is doing: the weft call it is in and on which object.
+#[derive(Clone, Copy)]
+pub(crate) struct Call {
+    pub(crate) name: &'static str,
+    pub(crate) obj: Obj,
+}
+
+/// The object of a call, for the trace and the deadlock report.
+#[derive(Clone, Copy)]
+pub(crate) enum Obj {
+    None,
+    Mutex(usize),
+    Cond(usize, usize),
+    Rwlock(usize),
+    Chan(usize),
+    Task(usize),
+    Deadline(i64),
+}
+
+struct TaskRec {
+    id: u64,
+    name: String,
+    /// What the SIGSEGV handler says about the task when it runs (None for main).
+    fault: Option<stack::Running>,
+    /// Owns the C string `fault.name` points to.
+    _cname: Option<std::ffi::CString>,
+    coro: Option<Coro>,
+    yielder: *const Yielder<(), ()>,
+    saved_ctx: *mut c_void,
+    run: Run,
+    call: Call,
+    /// The address the task waits on while blocked, and until when.
+    key: usize,
+    deadline: i64,
+    /// Set by the waker that took the task off `key`'s queue.
+    woken: bool,
+    priority: u64,
+    /// Where the task sits in `State::runnable` while runnable.
+    slot: usize,
+    /// Set when the task ends; shared with its handle, which outlives the runtime.
+    done: Arc<AtomicBool>,
+}
+
+enum Strategy {
+    Random,
+    Pct { depth: u64, steps: u64, changes: Vec<u64> },
+}
+
+struct State {
+    tasks: Vec<TaskRec>,
+    /// The tasks that have not ended (for the report).
+    live: BTreeSet<usize>,
+    /// The runnable tasks, in an order that depends only on the run so far; a task's
+    /// `slot` is its place here.
+    runnable: Vec<usize>,
+    /// Blocked tasks with a deadline, earliest first.
+    timers: BTreeSet<(i64, usize)>,
+    current: usize,
+    /// Waiters per address, oldest first.
+    waiters: BTreeMap<usize, Vec<usize>>,
+    rng: Rng,
+    strategy: Strategy,
+    step: u64,
+    max_steps: u64,
+    /// Virtual nanoseconds each step costs (`$WEFT_SIM_STEP_NS`, default 0: the clock
+    /// moves only when every task waits).
+    step_ns: i64,
+    trace: bool,
+    seed: u64,
+    /// Objects by the order they were first named in (addresses differ between runs;
+    /// the trace and the report must not).
+    names: RefCell<BTreeMap<usize, usize>>,
+}
+
+/// A runtime's scheduler; `*mut weft_plat_rt_t` is a `*mut Sim`.
+pub(crate) struct Sim {
+    state: RefCell<State>,
+    /// Runtimes open on it: every runtime the thread opens shares the one scheduler
+    /// (their tasks share the one CPU).
+    opens: Cell<usize>,
+}
+
+thread_local! {
+    /// The open sim runtime whose tasks this thread runs; NULL on every other thread.
+    static HERE: Cell<*const Sim> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The sim runtime the calling thread runs, if it is the one that opened it.
+pub(crate) fn here() -> Option<&'static Sim> {
+    // SAFETY: set by `open` to a boxed `Sim` and cleared by `close` before it is freed.
+    HERE.with(|h| unsafe { h.get().as_ref() })
+}
+
+/// splitmix64: one 64-bit word of state, every seed a full-period stream.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() as u128 * n as u128) >> 64) as usize
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// Settings read once per open: the seed (`weft_config_t.seed`, else `$WEFT_SEED`,
+/// else a fresh one, printed), the strategy, the step limit and the trace switch.
+pub(crate) struct Settings {
+    seed: u64,
+    strategy: String,
+    depth: u64,
+    pct_steps: u64,
+    max_steps: u64,
+    step_ns: i64,
+    trace: bool,
+}
+
+impl Settings {
+    pub(crate) fn read(cfg_seed: u64) -> Result<Settings, String> {
+        let seed = if cfg_seed != 0 {
+            cfg_seed
+        } else if let Ok(text) = std::env::var("WEFT_SEED") {
+            text.trim().parse().map_err(|_| format!("$WEFT_SEED is not a number: {text:?}"))?
+        } else {
+            let fresh = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64 ^ (std::process::id() as u64) << 32);
+            let fresh = Rng(fresh).next() % 1_000_000_000;
+            eprintln!("weft sim: seed {fresh} (replay with WEFT_SEED={fresh})");
+            fresh
+        };
+        let strategy = std::env::var("WEFT_SIM_STRATEGY").unwrap_or_else(|_| "random".into());
+        if strategy != "random" && strategy != "pct" {
+            return Err(format!("$WEFT_SIM_STRATEGY must be random or pct, not {strategy:?}"));
+        }
+        Ok(Settings {
+            seed,
+            strategy,
+            depth: env_u64("WEFT_SIM_PCT_DEPTH").unwrap_or(3).max(1),
+            pct_steps: env_u64("WEFT_SIM_PCT_STEPS").unwrap_or(DEFAULT_PCT_STEPS).max(1),
+            max_steps: env_u64("WEFT_SIM_MAX_STEPS").unwrap_or(DEFAULT_MAX_STEPS),
+            step_ns: env_u64("WEFT_SIM_STEP_NS").unwrap_or(0).min(1_000_000_000) as i64,
+            trace: std::env::var("WEFT_SIM_TRACE").is_ok_and(|v| v == "1"),
+        })
+    }
+}
+
+impl Sim {
+    /// A scheduler whose task 0 is the calling thread.
+    pub(crate) fn open(s: Settings) -> Box<Sim> {
+        let mut rng = Rng(s.seed);
+        let strategy = if s.strategy == "pct" {
+            let mut changes: Vec<u64> = (1..s.depth).map(|_| 1 + rng.next() % s.pct_steps).collect();
+            changes.sort_unstable();
+            Strategy::Pct { depth: s.depth, steps: s.pct_steps, changes }
+        } else {
+            Strategy::Random
+        };
+        let mut state = State {
+            tasks: Vec::new(),
+            live: BTreeSet::from([MAIN]),
+            runnable: vec![MAIN],
+            timers: BTreeSet::new(),
+            current: MAIN,
+            waiters: BTreeMap::new(),
+            rng,
+            strategy,
+            step: 0,
+            max_steps: s.max_steps,
+            step_ns: s.step_ns,
+            trace: s.trace,
+            seed: s.seed,
+            names: RefCell::new(BTreeMap::new()),
+        };
+        let priority = state.new_priority();
+        state.tasks.push(TaskRec {
+            id: 0,
+            name: "main".into(),
+            fault: None,
+            _cname: None,
+            coro: None,
+            yielder: std::ptr::null(),
+            saved_ctx: std::ptr::null_mut(),
+            run: Run::Runnable,
+            call: Call { name: "", obj: Obj::None },
+            key: 0,
+            deadline: WEFT_FOREVER,
+            woken: false,
+            priority,
+            slot: 0,
+            done: Arc::new(AtomicBool::new(false)),
+        });
+        NOW.store(0, Relaxed);
+        stack::install_handler();
+        ensure_alt_stack();
+        let sim = Box::new(Sim { state: RefCell::new(state), opens: Cell::new(1) });
+        HERE.with(|h| h.set(&*sim));
+        sim
+    }
+
+    /// One more runtime opens on this scheduler.
+    pub(crate) fn reopen(&self) {
+        self.opens.set(self.opens.get() + 1);
+    }
+
+    /// A runtime closes (its tasks have ended). True when it was the last: this thread
+    /// stops being the scheduler's, and the caller frees it.
+    pub(crate) fn close(&self) -> bool {
+        self.opens.set(self.opens.get() - 1);
+        if self.opens.get() > 0 {
+            return false;
+        }
+        if std::env::var("WEFT_SIM_STATS").is_ok_and(|v| v == "1") {
+            // Read by `weft-sim explore --strategy pct` to size PCT's change points.
+            eprintln!("weft sim: steps {}", self.state.borrow().step);
+        }
+        HERE.with(|h| {
+            if std::ptr::eq(h.get(), self) {
+                h.set(std::ptr::null());
+            }
+        });
+        true
+    }
+
+    pub(crate) fn current(&self) -> usize {
+        self.state.borrow().current
+    }
+
+    /// Starts a task whose coroutine calls `task_run(ctx)`; runnable at once.
+    pub(crate) fn spawn(
+        &self,
+        ctx: *mut c_void,
+        stack_size: usize,
+        name: String,
+        id: u64,
+    ) -> Option<(usize, Arc<AtomicBool>)> {
+        let stack = stack::take(stack_size)?;
+        let cname = std::ffi::CString::new(name.clone()).ok();
+        let (guard_low, guard_high) = stack.guard_range();
+        let fault = stack::Running {
+            guard_low,
+            guard_high,
+            size: stack.size(),
+            id,
+            name: cname.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+        };
+        let mut st = self.state.borrow_mut();
+        let index = st.tasks.len();
+        st.live.insert(index);
+        let me = self as *const Sim as usize;
+        let ctx = ctx as usize;
+        let coro = Coro::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+            // SAFETY: the scheduler outlives its tasks (the runtime closes only once
+            // every task ended).
+            let sim = unsafe { &*(me as *const Sim) };
+            sim.state.borrow_mut().tasks[index].yielder = yielder;
+            // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once.
+            unsafe { HOST.task_run(ctx as *mut c_void) };
+        });
+        let priority = st.new_priority();
+        let done = Arc::new(AtomicBool::new(false));
+        st.tasks.push(TaskRec {
+            id,
+            name,
+            fault: Some(fault),
+            _cname: cname,
+            coro: Some(coro),
+            yielder: std::ptr::null(),
+            saved_ctx: std::ptr::null_mut(),
+            run: Run::Blocked,
+            call: Call { name: "start", obj: Obj::None },
+            key: 0,
+            deadline: WEFT_FOREVER,
+            woken: false,
+            priority,
+            slot: usize::MAX,
+            done: Arc::clone(&done),
+        });
+        st.set_runnable(index);
+        Some((index, done))
+    }
+
+    /// Numbers an object when it is made, so that the trace and the report name it the
+    /// same way whether tracing or not.
+    pub(crate) fn register(&self, addr: usize) {
+        self.state.borrow().name(addr);
+    }
+
+    /// The call the running task entered last.
+    pub(crate) fn call(&self) -> Call {
+        let st = self.state.borrow();
+        st.tasks[st.current].call
+    }
+
+    /// A number from the seeded stream (a select's poll order).
+    pub(crate) fn random(&self) -> u64 {
+        self.state.borrow_mut().rng.next()
+    }
+
+    pub(crate) fn is_done(&self, index: usize) -> bool {
+        self.state.borrow().tasks[index].run == Run::Done
+    }
+
+    /// The address a join waits on: one per task, never a real object's.
+    pub(crate) fn done_key(index: usize) -> usize {
+        usize::MAX - index
+    }
+
+    /// A switch point: the running task stays runnable and the strategy picks who runs
+    /// next (perhaps itself).
+    pub(crate) fn step(&self, call: Call) {
+        let (from, to) = {
+            let mut st = self.state.borrow_mut();
+            let me = st.current;
+            st.tasks[me].call = call;
+            let to = st.choose();
+            (me, to)
+        };
+        self.transfer(from, to);
+    }
+
+    /// Blocks the running task on `key` until a waker takes it off (`wake`), the
+    /// deadline passes or something else makes it runnable (a cancellation). Returns
+    /// true if a waker took it off; otherwise it is still queued on `key` (see
+    /// `unqueue`).
+    pub(crate) fn block(&self, call: Call, key: usize, deadline: i64, requeue: bool) -> bool {
+        let (from, to) = {
+            let mut st = self.state.borrow_mut();
+            let me = st.current;
+            let t = &mut st.tasks[me];
+            if std::mem::take(&mut t.woken) {
+                // Taken off the queue while it was awake for another reason.
+                return true;
+            }
+            t.call = call;
+            t.key = key;
+            st.set_blocked(me, deadline);
+            if requeue {
+                st.waiters.entry(key).or_default().push(me);
+            }
+            let to = st.choose();
+            (me, to)
+        };
+        self.transfer(from, to);
+        let mut st = self.state.borrow_mut();
+        let me = st.current;
+        std::mem::take(&mut st.tasks[me].woken)
+    }
+
+    /// Takes the running task off `key`'s queue (it gave up waiting).
+    pub(crate) fn unqueue(&self, key: usize) {
+        let mut st = self.state.borrow_mut();
+        let me = st.current;
+        if let Some(q) = st.waiters.get_mut(&key) {
+            q.retain(|&t| t != me);
+            if q.is_empty() {
+                st.waiters.remove(&key);
+            }
+        }
+    }
+
+    /// Takes up to `max` waiters off `key`'s queue and makes them runnable: for one, a
+    /// seeded choice among the waiters (the order of wake-ups is the scheduler's too).
+    pub(crate) fn wake(&self, key: usize, max: usize) {
+        let mut st = self.state.borrow_mut();
+        let Some(mut q) = st.waiters.remove(&key) else { return };
+        let mut n = 0;
+        while n < max && !q.is_empty() {
+            let pick = if max == 1 { st.rng.below(q.len()) } else { 0 };
+            let t = q.remove(pick);
+            st.tasks[t].woken = true;
+            st.set_runnable(t);
+            n += 1;
+        }
+        if !q.is_empty() {
+            st.waiters.insert(key, q);
+        }
+    }
+
+    /// Makes a blocked task runnable without taking it off its queue (a cancellation:
+    /// its wait looks at the flag and gives up).
+    pub(crate) fn poke(&self, index: usize) {
+        let mut st = self.state.borrow_mut();
+        if st.tasks[index].run == Run::Blocked {
+            st.set_runnable(index);
+        }
+    }
+
+    /// Runs `to` instead of `from`.
+    fn transfer(&self, from: usize, to: usize) {
+        if from == to {
+            return;
+        }
+        if from == MAIN {
+            self.drive();
+        } else {
+            let yielder = self.state.borrow().tasks[from].yielder;
+            // SAFETY: the running coroutine's yielder lives at the base of its stack,
+            // and `drive` on main's stack resumed it.
+            unsafe { &*yielder }.suspend(());
+        }
+    }
+
+    /// On main's stack: resumes the chosen coroutines until main is chosen.
+    fn drive(&self) {
+        loop {
+            let (index, mut coro, ctx) = {
+                let mut st = self.state.borrow_mut();
+                let index = st.current;
+                if index == MAIN {
+                    return;
+                }
+                let t = &mut st.tasks[index];
+                RUNNING.with(|r| r.set(t.fault));
+                (index, t.coro.take().expect("a runnable task has a coroutine"), t.saved_ctx)
+            };
+            // SAFETY: the task's own context (NULL before it first ran), alive while the
+            // task is.
+            let previous = unsafe { HOST.context_set(ctx) };
+            let result = coro.resume(());
+            RUNNING.with(|r| r.set(None));
+            // SAFETY: main's own context, saved just above.
+            let saved = unsafe { HOST.context_set(previous) };
+            let mut st = self.state.borrow_mut();
+            let t = &mut st.tasks[index];
+            t.saved_ctx = saved;
+            match result {
+                CoroutineResult::Yield(()) => t.coro = Some(coro),
+                CoroutineResult::Return(()) => {
+                    t.done.store(true, Relaxed);
+                    t.call = Call { name: "exited", obj: Obj::None };
+                    st.set_done(index);
+                    drop(st);
+                    stack::give_back(coro.into_stack());
+                    self.wake(Sim::done_key(index), usize::MAX);
+                    let mut st = self.state.borrow_mut();
+                    let to = st.choose();
+                    debug_assert_eq!(st.current, to);
+                }
+            }
+        }
+    }
+}
+
+impl State {
+    fn new_priority(&mut self) -> u64 {
+        match self.strategy {
+            // Above every change point's priority (0 .. depth).
+            Strategy::Pct { depth, .. } => depth + (self.rng.next() >> 8),
+            Strategy::Random => 0,
+        }
+    }
+
+    /// One step: picks the task to run next (virtual time advances when none can),
+    /// makes it `current`, and prints it when tracing. Never returns when every task
+    /// waits for ever or the step limit is passed.
+    fn choose(&mut self) -> usize {
+        self.step += 1;
+        if self.step > self.max_steps {
+            self.report(
+                &format!("step limit: {} steps (WEFT_SIM_MAX_STEPS) without the program ending", self.max_steps),
+                EXIT_STEP_LIMIT,
+            );
+        }
+        let from = self.current;
+        if let Strategy::Pct { ref changes, .. } = self.strategy {
+            if let Some(i) = changes.iter().position(|&c| c == self.step) {
+                // A change point: the running task drops below every other.
+                self.tasks[from].priority = (changes.len() - 1 - i) as u64;
+            }
+        }
+        if self.step_ns > 0 {
+            let now = NOW.load(Relaxed).saturating_add(self.step_ns);
+            self.advance(now);
+        }
+        let to = loop {
+            if !self.runnable.is_empty() {
+                break match self.strategy {
+                    Strategy::Random => self.runnable[self.rng.below(self.runnable.len())],
+                    Strategy::Pct { .. } => *self
+                        .runnable
+                        .iter()
+                        .max_by_key(|&&i| (self.tasks[i].priority, usize::MAX - i))
+                        .expect("runnable"),
+                };
+            }
+            let Some(&(deadline, _)) = self.timers.first() else {
+                self.report("deadlock: every task is blocked and no deadline is pending", EXIT_DEADLOCK);
+            };
+            self.advance(NOW.load(Relaxed).max(deadline));
+        };
+        if self.trace {
+            let t = &self.tasks[from];
+            let n = &self.tasks[to];
+            eprintln!(
+                "weft sim: step {} t={} task {} \"{}\" {}{} -> task {} \"{}\"",
+                self.step,
+                NOW.load(Relaxed),
+                t.id,
+                t.name,
+                t.call.name,
+                self.describe(t.call.obj),
+                n.id,
+                n.name
+            );
+        }
+        self.current = to;
+        to
+    }
+
+    /// Sets the clock to `now`; the tasks whose deadline it reaches become runnable.
+    fn advance(&mut self, now: i64) {
+        NOW.store(now, Relaxed);
+        while let Some(&(deadline, i)) = self.timers.first() {
+            if deadline > now {
+                break;
+            }
+            self.set_runnable(i);
+        }
+    }
+
+    fn set_runnable(&mut self, i: usize) {
+        let t = &mut self.tasks[i];
+        if t.run == Run::Runnable {
+            return;
+        }
+        if t.deadline != WEFT_FOREVER {
+            self.timers.remove(&(t.deadline, i));
+            t.deadline = WEFT_FOREVER;
+        }
+        t.run = Run::Runnable;
+        t.slot = self.runnable.len();
+        self.runnable.push(i);
+    }
+
+    fn leave_runnable(&mut self, i: usize) {
+        if self.tasks[i].run != Run::Runnable {
+            return;
+        }
+        let slot = self.tasks[i].slot;
+        self.runnable.swap_remove(slot);
+        if let Some(&moved) = self.runnable.get(slot) {
+            self.tasks[moved].slot = slot;
+        }
+    }
+
+    fn set_blocked(&mut self, i: usize, deadline: i64) {
+        self.leave_runnable(i);
+        let t = &mut self.tasks[i];
+        t.run = Run::Blocked;
+        t.deadline = deadline;
+        if deadline != WEFT_FOREVER {
+            self.timers.insert((deadline, i));
+        }
+    }
+
+    fn set_done(&mut self, i: usize) {
+        self.leave_runnable(i);
+        let t = &mut self.tasks[i];
+        if t.deadline != WEFT_FOREVER {
+            self.timers.remove(&(t.deadline, i));
+        }
+        t.run = Run::Done;
+        self.live.remove(&i);
+    }
+
+    /// `#n`: the object's number, in the order objects were first named.
+    fn name(&self, addr: usize) -> String {
+        let mut names = self.names.borrow_mut();
+        let next = names.len() + 1;
+        format!("#{}", names.entry(addr).or_insert(next))
+    }
+
+    fn describe(&self, obj: Obj) -> String {
+        match obj {
+            Obj::None => String::new(),
+            Obj::Mutex(m) => {
+                // SAFETY: a mutex a task is blocked on or calling about is initialised.
+                let owner = unsafe { crate::sync::mutex_owner(m) };
+                match owner {
+                    Some(o) => {
+                        format!(
+                            " on mutex {} (held by task {} \"{}\")",
+                            self.name(m),
+                            self.tasks[o].id,
+                            self.tasks[o].name
+                        )
+                    }
+                    None => format!(" on mutex {} (free)", self.name(m)),
+                }
+            }
+            Obj::Cond(c, 0) => format!(" on condition {}", self.name(c)),
+            Obj::Cond(c, m) => format!(" on condition {} with mutex {}", self.name(c), self.name(m)),
+            Obj::Rwlock(l) => format!(" on rwlock {}", self.name(l)),
+            Obj::Chan(c) => format!(" on channel {}", self.name(c)),
+            Obj::Task(t) => format!(" on task {} \"{}\"", self.tasks[t].id, self.tasks[t].name),
+            Obj::Deadline(d) if d == WEFT_FOREVER => " for ever".to_string(),
+            Obj::Deadline(d) => format!(" until t={d}"),
+        }
+    }
+
+    /// Prints the report of a run that cannot go on and ends the process with `status`
+    /// (C stdio flushed first, so the host's output up to here is kept; no exit
+    /// handlers, which could call back into a runtime that cannot run).
+    fn report(&self, why: &str, status: i32) -> ! {
+        let mut out = String::new();
+        let _ = writeln!(out, "weft sim: {why}");
+        let _ = writeln!(
+            out,
+            "weft sim: seed {}, virtual time {} ns, step {}; tasks:",
+            self.seed,
+            NOW.load(Relaxed),
+            self.step
+        );
+        for &i in &self.live {
+            let t = &self.tasks[i];
+            let what = match t.run {
+                Run::Done => "exited".to_string(),
+                Run::Runnable if i == self.current => format!("running in {}", t.call.name),
+                Run::Runnable => format!("runnable in {}", t.call.name),
+                Run::Blocked => format!("blocked in {}", t.call.name),
+            };
+            let _ = writeln!(out, "  task {} \"{}\": {}{}", t.id, t.name, what, self.describe(t.call.obj));
+        }
+        let ended = self.tasks.len() - self.live.len();
+        if ended > 0 {
+            let _ = writeln!(out, "  ({ended} other task(s) ended)");
+        }
+        let strategy = match self.strategy {
+            Strategy::Random => String::new(),
+            Strategy::Pct { depth, steps, .. } => {
+                format!(" WEFT_SIM_STRATEGY=pct WEFT_SIM_PCT_DEPTH={depth} WEFT_SIM_PCT_STEPS={steps}")
+            }
+        };
+        let _ = writeln!(out, "weft sim: replay with WEFT_SEED={}{strategy} WEFT_SIM_TRACE=1", self.seed);
+        eprint!("{out}");
+        // SAFETY: fflush(NULL) flushes every C stream; _exit ends the process at once.
+        unsafe {
+            libc::fflush(std::ptr::null_mut());
+            libc::_exit(status)
+        }
+    }
+}
+
+thread_local! {
+    /// The coroutine running on this thread, for the SIGSEGV handler.
+    static RUNNING: Cell<Option<stack::Running>> = const { Cell::new(None) };
+}
+
+/// For the SIGSEGV handler shared with green (async-signal-safe: one read of a
+/// constant-initialised thread-local).
+pub(crate) fn running_for_fault() -> Option<stack::Running> {
+    RUNNING.try_with(|r| r.get()).ok().flatten()
+}
+
+/// Gives the opening thread an alternate signal stack, so that the overflow report can
+/// run when a task's stack is exhausted, unless the host installed one already.
+fn ensure_alt_stack() {
+    // SAFETY: a query only: a NULL new stack and a zeroed out-parameter.
+    let current = unsafe {
+        let mut old: libc::stack_t = std::mem::zeroed();
+        libc::sigaltstack(std::ptr::null(), &mut old);
+        old
+    };
+    if current.ss_flags & libc::SS_DISABLE != 0 {
+        stack::alt_stack();
+    }
+}

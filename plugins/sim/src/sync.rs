@@ -1,0 +1,313 @@
+//! Mutexes, condition variables and rwlocks in the plugin bytes of host memory. One
+//! task runs at a time, so their state is plain words (atomics only for the interior
+//! mutability of host memory); every operation is a switch point, and a contended one
+//! blocks the task through `wait`.
+//!
+//! * A mutex is its owner: 0 free, else the owning task's index + 1 (named in the
+//!   deadlock report).
+//! * A condition is a sequence number.
+//! * An rwlock is three words: readers, the writer (index + 1), waiting writers.
+//!   Writers are preferred: once one waits, new readers wait too.
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use weft_platform::*;
+
+use crate::sched::{Call, Obj, Sim};
+use crate::wait::{self, Wake};
+use crate::{clock, on_sim, HOST};
+
+pub(crate) const MUTEX_SIZE: u32 = 4;
+pub(crate) const COND_SIZE: u32 = 4;
+pub(crate) const RWLOCK_SIZE: u32 = 12;
+pub(crate) const SYNC_ALIGN: u32 = 8;
+
+unsafe fn words<'a, const N: usize>(obj: *mut c_void) -> &'a [AtomicU32; N] {
+    // SAFETY: the runtime hands 8-aligned plugin bytes, at least as many as the table
+    // declares for the object, initialised by `*_init`.
+    unsafe { &*(obj as *const [AtomicU32; N]) }
+}
+
+/// The task holding the mutex at `m`, if any (for the deadlock report).
+///
+/// # Safety
+/// `m` is an initialised mutex of this plugin.
+pub(crate) unsafe fn mutex_owner(m: usize) -> Option<usize> {
+    // SAFETY: as the caller promises.
+    let [w] = unsafe { words::<1>(m as *mut c_void) };
+    w.load(Relaxed).checked_sub(1).map(|o| o as usize)
+}
+
+fn lock_call(name: &'static str, m: *mut c_void) -> Call {
+    Call { name, obj: Obj::Mutex(m as usize) }
+}
+
+/// Takes the mutex, waiting until the deadline. True if taken.
+fn lock(sim: &Sim, call: Call, m: *mut c_void, deadline: i64) -> bool {
+    // SAFETY: an initialised mutex.
+    let [w] = unsafe { words::<1>(m) };
+    let me = sim.current() as u32 + 1;
+    loop {
+        if w.load(Relaxed) == 0 {
+            w.store(me, Relaxed);
+            return true;
+        }
+        if let Wake::TimedOut = wait::park_in(sim, call, m as usize, || w.load(Relaxed) != 0, deadline, false) {
+            if w.load(Relaxed) == 0 {
+                w.store(me, Relaxed);
+                return true;
+            }
+            return false;
+        }
+    }
+}
+
+fn unlock(m: *mut c_void) {
+    // SAFETY: an initialised mutex.
+    let [w] = unsafe { words::<1>(m) };
+    w.store(0, Relaxed);
+    wait::wake_one(m as usize);
+}
+
+pub(crate) unsafe extern "C" fn mutex_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
+    HOST.guard(|| {
+        // SAFETY: the object's plugin bytes.
+        unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(0)) };
+        if let Some(sim) = crate::sched::here() {
+            sim.register(obj as usize);
+        }
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn sync_destroy(_obj: *mut c_void) -> weft_status_t {
+    WEFT_OK
+}
+
+pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        let call = lock_call("weft_mutex_lock", obj);
+        sim.step(call);
+        lock(sim, call, obj, WEFT_FOREVER);
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        sim.step(lock_call("weft_mutex_try_lock", obj));
+        // SAFETY: an initialised mutex.
+        let [w] = unsafe { words::<1>(obj) };
+        if w.load(Relaxed) != 0 {
+            return WEFT_EBUSY;
+        }
+        w.store(sim.current() as u32 + 1, Relaxed);
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
+    on_sim(|sim| {
+        let call = lock_call("weft_mutex_lock_until", obj);
+        sim.step(call);
+        if lock(sim, call, obj, deadline) {
+            WEFT_OK
+        } else {
+            WEFT_ETIMEDOUT
+        }
+    })
+}
+
+pub(crate) unsafe extern "C" fn mutex_unlock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        unlock(obj);
+        sim.step(lock_call("weft_mutex_unlock", obj));
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn cond_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
+    HOST.guard(|| {
+        // SAFETY: the object's plugin bytes.
+        unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(0)) };
+        if let Some(sim) = crate::sched::here() {
+            sim.register(obj as usize);
+        }
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c_void, deadline: i64) -> weft_status_t {
+    on_sim(|sim| {
+        let call = Call { name: "weft_cond_wait", obj: Obj::Cond(cond as usize, mutex as usize) };
+        sim.step(call);
+        if wait::cancelled() {
+            return WEFT_ECANCELED;
+        }
+        if clock::expired(deadline) {
+            return WEFT_ETIMEDOUT;
+        }
+        // SAFETY: an initialised condition.
+        let [seq] = unsafe { words::<1>(cond) };
+        let seen = seq.load(Relaxed);
+        let woke = crate::HOST.blocking(|| {
+            unlock(mutex);
+            let woke = wait::park_in(sim, call, cond as usize, || seq.load(Relaxed) == seen, deadline, true);
+            lock(sim, lock_call("weft_cond_wait (relock)", mutex), mutex, WEFT_FOREVER);
+            woke
+        });
+        match woke {
+            Wake::Woken => WEFT_OK,
+            Wake::TimedOut => WEFT_ETIMEDOUT,
+            Wake::Cancelled => WEFT_ECANCELED,
+        }
+    })
+}
+
+pub(crate) unsafe extern "C" fn cond_signal(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        // SAFETY: an initialised condition.
+        let [seq] = unsafe { words::<1>(obj) };
+        seq.store(seq.load(Relaxed).wrapping_add(1), Relaxed);
+        wait::wake_one(obj as usize);
+        sim.step(Call { name: "weft_cond_signal", obj: Obj::Cond(obj as usize, 0) });
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn cond_broadcast(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        // SAFETY: an initialised condition.
+        let [seq] = unsafe { words::<1>(obj) };
+        seq.store(seq.load(Relaxed).wrapping_add(1), Relaxed);
+        wait::wake_all(obj as usize);
+        sim.step(Call { name: "weft_cond_broadcast", obj: Obj::Cond(obj as usize, 0) });
+        WEFT_OK
+    })
+}
+
+const READERS: usize = 0;
+const WRITER: usize = 1;
+const WAITING_WRITERS: usize = 2;
+
+fn readers_key(l: *mut c_void) -> usize {
+    l as usize
+}
+
+fn writers_key(l: *mut c_void) -> usize {
+    l as usize + 4
+}
+
+fn rw_call(name: &'static str, l: *mut c_void) -> Call {
+    Call { name, obj: Obj::Rwlock(l as usize) }
+}
+
+pub(crate) unsafe extern "C" fn rwlock_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
+    HOST.guard(|| {
+        // SAFETY: the object's plugin bytes, 12 of them.
+        unsafe { (obj as *mut [AtomicU32; 3]).write([AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)]) };
+        if let Some(sim) = crate::sched::here() {
+            sim.register(obj as usize);
+        }
+        WEFT_OK
+    })
+}
+
+fn may_read(w: &[AtomicU32; 3]) -> bool {
+    w[WRITER].load(Relaxed) == 0 && w[WAITING_WRITERS].load(Relaxed) == 0
+}
+
+fn may_write(w: &[AtomicU32; 3]) -> bool {
+    w[WRITER].load(Relaxed) == 0 && w[READERS].load(Relaxed) == 0
+}
+
+pub(crate) unsafe extern "C" fn rwlock_read_lock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        let call = rw_call("weft_rwlock_read_lock", obj);
+        sim.step(call);
+        // SAFETY: an initialised rwlock.
+        let w = unsafe { words::<3>(obj) };
+        while !may_read(w) {
+            wait::park_in(sim, call, readers_key(obj), || !may_read(w), WEFT_FOREVER, false);
+        }
+        w[READERS].fetch_add(1, Relaxed);
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn rwlock_try_read_lock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        sim.step(rw_call("weft_rwlock_try_read_lock", obj));
+        // SAFETY: an initialised rwlock.
+        let w = unsafe { words::<3>(obj) };
+        if !may_read(w) {
+            return WEFT_EBUSY;
+        }
+        w[READERS].fetch_add(1, Relaxed);
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn rwlock_write_lock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        let call = rw_call("weft_rwlock_write_lock", obj);
+        sim.step(call);
+        // SAFETY: an initialised rwlock.
+        let w = unsafe { words::<3>(obj) };
+        if !may_write(w) {
+            w[WAITING_WRITERS].fetch_add(1, Relaxed);
+            while !may_write(w) {
+                wait::park_in(sim, call, writers_key(obj), || !may_write(w), WEFT_FOREVER, false);
+            }
+            w[WAITING_WRITERS].fetch_sub(1, Relaxed);
+        }
+        w[WRITER].store(sim.current() as u32 + 1, Relaxed);
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn rwlock_try_write_lock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        sim.step(rw_call("weft_rwlock_try_write_lock", obj));
+        // SAFETY: an initialised rwlock.
+        let w = unsafe { words::<3>(obj) };
+        if !may_write(w) {
+            return WEFT_EBUSY;
+        }
+        w[WRITER].store(sim.current() as u32 + 1, Relaxed);
+        WEFT_OK
+    })
+}
+
+/// Wakes who may go on now: a waiting writer first, else every waiting reader.
+fn wake_next(obj: *mut c_void, w: &[AtomicU32; 3]) {
+    if w[WAITING_WRITERS].load(Relaxed) != 0 {
+        if may_write(w) {
+            wait::wake_one(writers_key(obj));
+        }
+    } else {
+        wait::wake_all(readers_key(obj));
+    }
+}
+
+pub(crate) unsafe extern "C" fn rwlock_read_unlock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        // SAFETY: an initialised rwlock the caller reads.
+        let w = unsafe { words::<3>(obj) };
+        w[READERS].fetch_sub(1, Relaxed);
+        wake_next(obj, w);
+        sim.step(rw_call("weft_rwlock_read_unlock", obj));
+        WEFT_OK
+    })
+}
+
+pub(crate) unsafe extern "C" fn rwlock_write_unlock(obj: *mut c_void) -> weft_status_t {
+    on_sim(|sim| {
+        // SAFETY: an initialised rwlock the caller writes.
+        let w = unsafe { words::<3>(obj) };
+        w[WRITER].store(0, Relaxed);
+        wake_next(obj, w);
+        sim.step(rw_call("weft_rwlock_write_unlock", obj));
+        WEFT_OK
+    })
+}

@@ -1,0 +1,41 @@
+/* A thread the host made itself is refused on sim: weft_thread_attach and any call
+ * that reaches the platform answer WEFT_ENOTSUP, and weft_last_error() says why. The
+ * opening thread may attach. Exit 0 when all of that holds. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "weft.h"
+
+static weft_runtime_t *rt;
+static int failures;
+
+static void expect_refused(weft_status_t s, const char *what) {
+  if (s != WEFT_ENOTSUP || strstr(weft_last_error(), "sim platform") == NULL) {
+    printf("%s from a host thread: %s (%s), expected WEFT_ENOTSUP naming the sim platform\n", what,
+           weft_strerror(s), weft_last_error());
+    failures++;
+  } else {
+    printf("%s refused: %s\n", what, weft_last_error());
+  }
+}
+
+static void *host_thread(void *arg) {
+  (void)arg;
+  expect_refused(weft_thread_attach(rt), "weft_thread_attach");
+  expect_refused(weft_yield(rt), "weft_yield");
+  expect_refused(weft_sleep_until(rt, 0), "weft_sleep_until");
+  return NULL;
+}
+
+int main(void) {
+  if (weft_runtime_open(NULL, &rt) != WEFT_OK) return 1;
+  if (weft_thread_attach(rt) != WEFT_OK || weft_thread_detach(rt) != WEFT_OK) {
+    printf("the opening thread could not attach: %s\n", weft_last_error());
+    return 1;
+  }
+  pthread_t t;
+  if (pthread_create(&t, NULL, host_thread, NULL) != 0 || pthread_join(t, NULL) != 0) return 1;
+  if (weft_runtime_close(rt) != WEFT_OK) return 1;
+  return failures == 0 ? 0 : 1;
+}
