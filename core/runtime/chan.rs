@@ -167,11 +167,14 @@ impl Channel {
         check_plugin(status, || format!("cannot close channel {:p}", self))
     }
 
-    /// The code of the close that closed the channel (0: open, or a plain close).
+    /// The code of the close that closed the channel (0: open, or a plain close). Read
+    /// while the close is still CLOSING too: the code is stored before the plugin's
+    /// close, so a receiver the plugin woke with `WEFT_ECLOSED` sees it, even before the
+    /// closer marks the channel CLOSED.
     pub(crate) fn close_code(&self) -> i32 {
         match self.close_state.load(Acquire) {
-            CLOSED => self.close_code.load(Acquire),
-            _ => 0,
+            OPEN => 0,
+            _ => self.close_code.load(Acquire),
         }
     }
 

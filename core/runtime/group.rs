@@ -137,10 +137,28 @@ impl Group {
         if self.failed.compare_exchange(0, code, AcqRel, Acquire).is_err() {
             return;
         }
-        for task in self.state.lock().tasks.iter() {
-            // A finished or already-cancelled task ignores it; the caller's own cancel
-            // marks a task that is ending anyway.
+        // A finished or already-cancelled task ignores it; the caller's own cancel marks
+        // a task that is ending anyway.
+        self.cancel_all();
+    }
+
+    /// Cancels every listed task. Not under the lock: a cancel is a platform call, which
+    /// may switch to another task (green, sim) that needs the lock. Each task is
+    /// retained meanwhile, so a concurrent `wait` cannot recycle its shell.
+    fn cancel_all(&self) {
+        let tasks: Vec<&'static Task> = self
+            .state
+            .lock()
+            .tasks
+            .iter()
+            .map(|task| {
+                task.retain();
+                *task
+            })
+            .collect();
+        for task in tasks {
             let _ = task.cancel();
+            task.release_extra();
         }
     }
 
@@ -169,9 +187,7 @@ impl Group {
 
     /// Cancels what still runs, waits for it, and retires the group.
     pub(crate) fn free(&'static self) -> Result<()> {
-        for task in self.state.lock().tasks.iter() {
-            let _ = task.cancel();
-        }
+        self.cancel_all();
         self.wait(WEFT_FOREVER)?;
         self.tag.store(GROUP_FREED, Release);
         self.state.lock().rt = None;

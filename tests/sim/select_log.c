@@ -32,7 +32,7 @@ int main(void) {
     weft_select_case_t cases[3];
     for (int i = 0; i < 3; i++) cases[i] = (weft_select_case_t){chans[i], WEFT_SELECT_RECV, &vals[i]};
     size_t chosen = 0;
-    if (weft_select(cases, 3, WEFT_FOREVER, &chosen) != WEFT_OK) return 1;
+    if (weft_select(cases, 3, WEFT_FOREVER, 0, &chosen) != WEFT_OK) return 1;
     log[n] = (char)('a' + chosen);
   }
   log[3 * PER] = 0;

@@ -457,11 +457,11 @@ impl Sched {
             }
             // SAFETY: this thread holds the processor.
             let p = unsafe { &*h.proc };
+            // Timers first: tasks that only yield would otherwise keep the run queues
+            // non-empty for ever and a sleeper would never wake.
+            me.fire_timers();
             if let Some(task) = me.find_task(p) {
                 me.run(task);
-                continue;
-            }
-            if me.fire_timers() {
                 continue;
             }
             if me.shutdown.load(SeqCst) {
