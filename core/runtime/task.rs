@@ -47,9 +47,13 @@ struct TaskState {
     arg: *mut c_void,
     code: AtomicI32,
     result: AtomicPtr<c_void>,
-    /// The plugin's handle; NULL once released. Guarded so that a cancel never uses a
-    /// handle a concurrent join is releasing.
+    /// The plugin's handle; NULL once released (`release_handle`).
     plat: Mutex<*mut weft_plat_task_t>,
+    /// Cancels using the plugin's handle now. The plugin's cancel runs outside the
+    /// `plat` lock (on a platform that switches tasks inside it, sim, another task may
+    /// join meanwhile), so `release_handle` waits for them before it gives the handle
+    /// back to the plugin.
+    cancels: AtomicU32,
     /// Channels to close with the task's code when it ends (`weft_task_link_chan`), each
     /// with a reference the task holds; None once the task has ended.
     linked: Mutex<Option<Vec<&'static Channel>>>,
@@ -132,6 +136,7 @@ impl Task {
             code: AtomicI32::new(0),
             result: AtomicPtr::new(ptr::null_mut()),
             plat: Mutex::new(ptr::null_mut()),
+            cancels: AtomicU32::new(0),
             linked: Mutex::new(Some(Vec::new())),
         });
         shell.handle.store(HANDLE_LIVE, Relaxed);
@@ -204,6 +209,11 @@ impl Task {
         let state = self.state();
         let plat = std::mem::replace(&mut *state.plat.lock(), ptr::null_mut());
         if !plat.is_null() {
+            // A cancel that read the handle before it was taken above counted itself
+            // first; it returns at once by contract.
+            while state.cancels.load(SeqCst) != 0 {
+                plat_call!(state.rt.table, r#yield(state.rt.prt));
+            }
             plat_call!(state.rt.table, detach(plat));
             clear_plugin_detail();
         }
@@ -286,12 +296,11 @@ impl Task {
         }
         let state = self.state();
         state.ctx.cancelled.store(true, SeqCst);
-        let plat = state.plat.lock();
-        if !plat.is_null() {
-            let status = plat_call!(state.rt.table, cancel(*plat));
-            check_plugin(status, || format!("cannot wake task {}", state.ctx.id))?;
-        }
-        Ok(())
+        state.cancels.fetch_add(1, SeqCst);
+        let plat = *state.plat.lock();
+        let status = if plat.is_null() { WEFT_OK } else { plat_call!(state.rt.table, cancel(plat)) };
+        state.cancels.fetch_sub(1, SeqCst);
+        check_plugin(status, || format!("cannot wake task {}", state.ctx.id))
     }
 }
 
