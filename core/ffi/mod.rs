@@ -3,5 +3,6 @@
 pub(crate) mod callback;
 pub(crate) mod error;
 pub(crate) mod handle;
+pub(crate) mod refs;
 pub(crate) mod shell;
 pub(crate) mod sized;

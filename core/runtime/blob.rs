@@ -8,15 +8,14 @@
 use std::alloc::{alloc, dealloc, Layout};
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{
-    fence, AtomicPtr, AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::Relaxed, Ordering::Release};
 
 use weft_platform::*;
 
 use crate::ffi::callback::host_call;
 use crate::ffi::error::{fail, Error, Result};
 use crate::ffi::handle::{Handle, Lifetime};
+use crate::ffi::refs;
 use crate::ffi::shell::ShellPool;
 use crate::types::weft_blob_dtor_fn;
 
@@ -119,34 +118,19 @@ impl Blob {
     }
 
     pub(crate) fn retain(&self) -> Result<()> {
-        let mut refs = self.refs.load(Relaxed);
-        loop {
-            if refs == 0 {
-                fail!(WEFT_EINVAL, "blob {:p} was released (its last reference is gone)", self);
-            }
-            match self.refs.compare_exchange_weak(refs, refs + 1, Relaxed, Relaxed) {
-                Ok(_) => return Ok(()),
-                Err(now) => refs = now,
-            }
+        if !refs::retain(&self.refs) {
+            fail!(WEFT_EINVAL, "blob {:p} was released (its last reference is gone)", self);
         }
+        Ok(())
     }
 
     /// Gives back one reference; the last frees the bytes and retires the shell.
     pub(crate) fn release(&'static self) -> Result<()> {
-        let mut refs = self.refs.load(Relaxed);
-        loop {
-            if refs == 0 {
-                fail!(WEFT_EINVAL, "blob {:p} was released (its last reference is gone)", self);
-            }
-            match self.refs.compare_exchange_weak(refs, refs - 1, Release, Relaxed) {
-                Ok(_) => break,
-                Err(now) => refs = now,
-            }
+        match refs::release(&self.refs) {
+            None => fail!(WEFT_EINVAL, "blob {:p} was released (its last reference is gone)", self),
+            Some(false) => return Ok(()),
+            Some(true) => {} // the last owner: every other one's last use came before
         }
-        if refs > 1 {
-            return Ok(());
-        }
-        fence(Acquire);
         self.tag.store(BLOB_RELEASED, Release);
         let (data, len, copied) = (self.data.load(Relaxed), self.len(), self.copied.load(Relaxed));
         let dtor = self.dtor.load(Relaxed);

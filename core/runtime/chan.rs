@@ -16,6 +16,7 @@ use weft_platform::*;
 use crate::ffi::callback::{plugin_elem_drop, HostElemDrop};
 use crate::ffi::error::{check_plugin, fail, Error, Result};
 use crate::ffi::handle::{Handle, Lifetime};
+use crate::ffi::refs;
 use crate::ffi::shell::ShellPool;
 use crate::plugin::plat_call;
 use crate::runtime::Runtime;
@@ -183,36 +184,20 @@ impl Channel {
     }
 
     pub(crate) fn retain(&self) -> Result<()> {
-        let mut refs = self.refs.load(Relaxed);
-        loop {
-            if refs == 0 {
-                fail!(WEFT_EINVAL, "channel {:p} was released (its last reference is gone)", self);
-            }
-            match self.refs.compare_exchange_weak(refs, refs + 1, Relaxed, Relaxed) {
-                Ok(_) => return Ok(()),
-                Err(now) => refs = now,
-            }
+        if !refs::retain(&self.refs) {
+            fail!(WEFT_EINVAL, "channel {:p} was released (its last reference is gone)", self);
         }
+        Ok(())
     }
 
     /// Gives back one reference; the last frees the plugin's channel (dropping what it
     /// still holds) and retires the shell.
     pub(crate) fn release(&'static self) -> Result<()> {
-        let mut refs = self.refs.load(Relaxed);
-        loop {
-            if refs == 0 {
-                fail!(WEFT_EINVAL, "channel {:p} was released (its last reference is gone)", self);
-            }
-            match self.refs.compare_exchange_weak(refs, refs - 1, Release, Relaxed) {
-                Ok(_) => break,
-                Err(now) => refs = now,
-            }
+        match refs::release(&self.refs) {
+            None => fail!(WEFT_EINVAL, "channel {:p} was released (its last reference is gone)", self),
+            Some(false) => return Ok(()),
+            Some(true) => {} // the last owner: every other one's last use came before
         }
-        if refs > 1 {
-            return Ok(());
-        }
-        // Every other owner's last use happened before its release.
-        std::sync::atomic::fence(Acquire);
         self.tag.store(CHAN_RELEASED, Release);
         let drop_fn = self.elem_drop.load(Relaxed);
         let host_drop = (!drop_fn.is_null()).then(|| HostElemDrop {
