@@ -3,6 +3,7 @@
 
 Runs every case against its peers with the programs that `./dev bench` built:
   target/bench/weftbench         C: weft through weft.h vs pthread, glibc, Boehm GC
+  target/bench/weftbench-static  the same, linked with libweft.a instead of libweft.so
   target/bench/rust/release/weftbench-rs   Rust: weft through the C ABI vs parking_lot,
                                  std, crossbeam-channel, flume
   target/bench/gobench           Go 1.19 channels
@@ -27,11 +28,13 @@ BINS = {
     "c": os.path.join(ROOT, "target/bench/weftbench"),
     # The same C program on the green platform (M:N tasks) instead of native.
     "cg": os.path.join(ROOT, "target/bench/weftbench"),
+    # The same C program linked with libweft.a (the static library's fast paths).
+    "cs": os.path.join(ROOT, "target/bench/weftbench-static"),
     "rs": os.path.join(ROOT, "target/bench/rust/release/weftbench-rs"),
     "go": os.path.join(ROOT, "target/bench/gobench"),
 }
-LANG = {"c": "C", "cg": "C on green", "rs": "Rust", "go": "Go"}
-ENV = {"c": {"WEFT_PLATFORM": "native"}, "cg": {"WEFT_PLATFORM": "green"}}
+LANG = {"c": "C", "cg": "C on green", "cs": "C, libweft.a", "rs": "Rust", "go": "Go"}
+ENV = {"c": {"WEFT_PLATFORM": "native"}, "cg": {"WEFT_PLATFORM": "green"}, "cs": {"WEFT_PLATFORM": "native", "WEFT_PLUGIN_PATH": os.path.join(ROOT, "target/release")}}
 
 # ---- the cases ---------------------------------------------------------------------
 #
@@ -60,6 +63,7 @@ def goal(op, value, on="ratio", text=None):
 
 
 UNCONTENDED = goal("<=", 1.15, text="<= 1.15x pthread")
+ERRORCHECK = goal("<=", 1.0, text="<= 1.0x errorcheck")
 CONTENDED = goal(">=", 0.9, text=">= 0.9x each peer")
 CONDVAR = goal("<=", 1.1, text="<= 1.1x pthread")
 CROSSBEAM = goal("<=", 1.25, text="<= 1.25x crossbeam")
@@ -76,9 +80,14 @@ def build_cases(s):
     r = str(s["rounds"])
     case("mutex_uncontended/c", "mutex lock+unlock, uncontended (C)",
          [("c", "mutex_uncontended", ["--n", str(s["uncontended"]), "--rounds", r])],
-         [("c/weft", "c/pthread", UNCONTENDED)],
+         [("c/weft", "c/pthread", UNCONTENDED), ("c/weft", "c/errorcheck", ERRORCHECK)],
          "one thread, a free mutex: weft_mutex_lock+weft_mutex_unlock vs pthread_mutex_lock+unlock "
-         "(glibc, default type); ns per pair")
+         "(glibc, default type, and PTHREAD_MUTEX_ERRORCHECK, the like-for-like peer); ns per pair")
+    case("mutex_uncontended/static", "mutex lock+unlock, uncontended (C, libweft.a)",
+         [("cs", "mutex_uncontended", ["--n", str(s["uncontended"]), "--rounds", r])],
+         [("cs/weft", "cs/pthread", UNCONTENDED), ("cs/weft", "cs/errorcheck", ERRORCHECK)],
+         "the same, with the benchmark program linked statically against libweft.a (the plugin is "
+         "still loaded at open); ns per pair")
     case("mutex_uncontended/rs", "mutex lock+unlock, uncontended (Rust)",
          [("rs", "mutex_uncontended", ["--n", str(s["uncontended"]), "--rounds", r])],
          [("rs/weft", "rs/parking_lot", None), ("rs/weft", "rs/std", None)],

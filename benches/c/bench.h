@@ -51,6 +51,9 @@ typedef struct {
 /* Every source file registers its kinds with this. */
 void bench_register(const kind_t *kind);
 void register_mutex_kinds(void);
+/* glibc's PTHREAD_MUTEX_ERRORCHECK mutex, lock+unlock p->n times: ns per pair (the
+ * like-for-like peer of weft's always-checked mutex; mutex.c). */
+sample_t uncontended_errorcheck(const params_t *p);
 void register_cond_kinds(void);
 void register_spawn_kinds(void);
 void register_callpath_kinds(void);

@@ -1,5 +1,5 @@
-/* Mutexes: weft_mutex_t vs glibc's pthread_mutex_t (default type), uncontended and
- * contended. */
+/* Mutexes: weft_mutex_t vs glibc's pthread_mutex_t (default type; uncontended also
+ * PTHREAD_MUTEX_ERRORCHECK, the like-for-like peer), uncontended and contended. */
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -35,6 +35,22 @@ static sample_t uncontended_pthread(const params_t *p) {
     LIKELY_OK(pthread_mutex_unlock(&solo_pthread));
   }
   int64_t t1 = now_ns();
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+sample_t uncontended_errorcheck(const params_t *p) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
+  pthread_mutex_t m;
+  pthread_mutex_init(&m, &a);
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) {
+    LIKELY_OK(pthread_mutex_lock(&m));
+    LIKELY_OK(pthread_mutex_unlock(&m));
+  }
+  int64_t t1 = now_ns();
+  pthread_mutex_destroy(&m);
   return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
 }
 
@@ -213,7 +229,7 @@ void register_mutex_kinds(void) {
       .kind = "mutex_uncontended",
       .unit = "ns per lock+unlock pair (one thread, free mutex)",
       .better = "lower",
-      .variants = {{"weft", uncontended_weft}, {"pthread", uncontended_pthread}},
+      .variants = {{"weft", uncontended_weft}, {"pthread", uncontended_pthread}, {"errorcheck", uncontended_errorcheck}},
   });
   bench_register(&(kind_t){
       .kind = "mutex_contended",

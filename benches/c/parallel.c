@@ -161,22 +161,6 @@ static sample_t checks_on(const params_t *p) {
   return weft_pairs(p, checked_rt);
 }
 
-static sample_t errorcheck(const params_t *p) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ERRORCHECK);
-  pthread_mutex_t m;
-  pthread_mutex_init(&m, &a);
-  int64_t t0 = now_ns();
-  for (long i = 0; i < p->n; i++) {
-    if (__builtin_expect(pthread_mutex_lock(&m) != 0, 0)) die("pthread_mutex_lock", 1);
-    pthread_mutex_unlock(&m);
-  }
-  int64_t t1 = now_ns();
-  pthread_mutex_destroy(&m);
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
-}
-
 void register_parallel_kinds(void) {
   bench_register(&(kind_t){
       .kind = "parallel_sum",
@@ -199,6 +183,6 @@ void register_parallel_kinds(void) {
       .kind = "checks_lock",
       .unit = "ns per uncontended weft_mutex lock+unlock pair",
       .better = "lower",
-      .variants = {{"weft", checks_off}, {"checked", checks_on}, {"errorcheck", errorcheck}},
+      .variants = {{"weft", checks_off}, {"checked", checks_on}, {"errorcheck", uncontended_errorcheck}},
   });
 }

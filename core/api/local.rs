@@ -35,7 +35,7 @@ pub unsafe extern "C" fn weft_key_create(
 pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
     // The fast path (a VM reads its per-task state on every call): a valid key on a
     // thread that has a context already. Loads only: it cannot panic.
-    if let (Some(index), Some(ctx)) = (keys::slot_of(key), context::current_if_any_fast()) {
+    if let (Some(index), Some(ctx)) = (keys::slot_of(key), context::current_if_any()) {
         return ctx.slot(index);
     }
     ffi_value("weft_local_get", std::ptr::null_mut(), || Ok(context::current().slot(keys::slot_index(key)?)))

@@ -113,12 +113,27 @@ pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status
 /// non-recursive mutex (a recursive one counts the level).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t {
-    // The fast path, for a free mutex: loads, a thread-local read and one plugin trylock
-    // (an extern "C" call, which cannot unwind). Nothing in it can panic, so it needs no
-    // guard; everything else, errors included, goes through the checked path.
-    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any_fast()) {
+    // The fast path, for a free mutex in a runtime without checks: loads, a TLS read and
+    // one try (a byte compare-and-swap, or the plugin's trylock: an extern "C" call,
+    // which cannot unwind). Nothing in it can panic, so it needs no guard; every other
+    // case is one tail call away, so that the fast path saves no registers.
+    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         let rt = mutex.runtime();
-        if rt.is_open() && mutex.lock_fast(rt, ctx.id) {
+        if rt.is_open() && !rt.checks.on() && mutex.lock_fast(rt, ctx.id) {
+            return WEFT_OK;
+        }
+    }
+    lock_contended(m)
+}
+
+/// The lock when the fast path did not take it: the fast path again with the checks'
+/// bookkeeping, a short spin, then the checked path that waits.
+#[cold]
+#[inline(never)]
+fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
+    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
+        let rt = mutex.runtime();
+        if rt.is_open() && (mutex.lock_fast(rt, ctx.id) || mutex.lock_spinning(rt, ctx.id)) {
             if rt.checks.on() && !rt.checks.acquired_quickly(ctx, mutex.addr()) {
                 return checked_after_lock(mutex, ctx);
             }
@@ -173,18 +188,31 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
 /// and destroyed).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
-    // The fast path, for the owner's last level (see weft_mutex_lock).
-    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any_fast()) {
+    // The fast path, for the owner's last level in a runtime without checks (see
+    // weft_mutex_lock). Open or closed runtime alike, as the checked path allows the
+    // unlock after the close too.
+    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         let rt = mutex.runtime();
-        if rt.is_open() {
-            match mutex.unlock_fast(rt, ctx) {
-                Some(WEFT_OK) => return WEFT_OK,
-                Some(status) => return ffi("weft_mutex_unlock", || mutex.unlocked(status)),
-                None => {}
+        if !rt.checks.on() && mutex.is_last_level_of(ctx.id) {
+            mutex.disown();
+            if mutex.release_uncontended(rt) {
+                return WEFT_OK;
             }
+            return release_contended(mutex);
         }
     }
     unlock_checked(m)
+}
+
+/// The release of a mutex the caller has disowned, through the plugin (it has a waiter
+/// to wake, or the platform does not let libweft release it itself).
+#[cold]
+#[inline(never)]
+fn release_contended(mutex: &MutexObject) -> weft_status_t {
+    match mutex.release(mutex.runtime()) {
+        WEFT_OK => WEFT_OK,
+        status => ffi("weft_mutex_unlock", || mutex.unlocked(status)),
+    }
 }
 
 #[cold]

@@ -4,12 +4,13 @@
 //! that moves between workers keeps owning its locks), task-local slots, and the
 //! mutator state used by stop-the-world. `CURRENT` names the running context; a plugin
 //! that runs tasks on its own threads points it at the task while the task runs.
-use std::cell::{Cell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
+use crate::runtime::current;
 use crate::runtime::keys;
 use crate::runtime::safepoint::Mutator;
 use crate::types::weft_task_t;
@@ -28,6 +29,9 @@ pub(crate) struct Context {
     pub(crate) mutator: Mutator,
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
+    /// The host's state pointer (`weft_task_state_set`): copied into this thread's
+    /// TLS slot whenever the context becomes the running one, for the inline read.
+    state: AtomicPtr<c_void>,
     slots: UnsafeCell<Vec<*mut c_void>>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
@@ -51,6 +55,7 @@ impl Context {
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
+            state: AtomicPtr::new(ptr::null_mut()),
             slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
         }
@@ -135,6 +140,18 @@ impl Context {
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(SeqCst)
     }
+
+    /// The host's state pointer.
+    pub(crate) fn state(&self) -> *mut c_void {
+        self.state.load(Relaxed)
+    }
+
+    /// Sets the host's state pointer. Only from the context's own thread of execution
+    /// (it is the running context, so the TLS copy is updated with it).
+    pub(crate) fn set_state(&self, state: *mut c_void) {
+        self.state.store(state, Relaxed);
+        current::set_state(state);
+    }
 }
 
 /// The context of a host thread, made the first time the thread needs one and dropped
@@ -147,25 +164,31 @@ impl Drop for ThreadContext {
         // a task's do: a VM that frees per-thread state in one is not racing a
         // collector, and may call weft from it (lock a mutex, set a slot again).
         // CURRENT has no destructor, so it stays usable during thread exit.
-        CURRENT.with(|c| c.set(Arc::as_ptr(&self.0)));
+        make_current(Arc::as_ptr(&self.0));
         crate::runtime::safepoint::leave_open_regions(&self.0);
         self.0.run_slot_destructors();
         crate::runtime::safepoint::context_ending(&self.0);
-        CURRENT.with(|c| c.set(ptr::null()));
+        make_current(ptr::null());
     }
 }
 
 thread_local! {
-    static CURRENT: Cell<*const Context> = const { Cell::new(ptr::null()) };
     static THREAD: std::cell::OnceCell<ThreadContext> = const { std::cell::OnceCell::new() };
 }
 
+/// Makes `ctx` (NULL: none) the running context of this thread, with its state pointer.
+fn make_current(ctx: *const Context) {
+    // SAFETY: a non-NULL `ctx` is alive while it is current (see `current`).
+    let state = unsafe { ctx.as_ref() }.map_or(ptr::null_mut(), Context::state);
+    current::set(ctx as *mut c_void, state);
+}
+
 /// The running context: the current task's, or this host thread's (made on first use).
-/// `#[inline(never)]` so that the thread-local address is not cached across a call that
-/// may move a green task to another thread.
-#[inline(never)]
+/// The slot read (`current::context`) is never cached across a call that may move a
+/// green task to another thread.
+#[inline]
 pub(crate) fn current() -> &'static Context {
-    let running = CURRENT.with(|c| c.get());
+    let running = current::context() as *const Context;
     if !running.is_null() {
         // SAFETY: CURRENT points at a context kept alive by its task or thread for as
         // long as it is current.
@@ -175,19 +198,10 @@ pub(crate) fn current() -> &'static Context {
 }
 
 /// The running context if there is one already (no context is made for the caller).
-#[inline(never)]
+#[inline(always)]
 pub(crate) fn current_if_any() -> Option<&'static Context> {
     // SAFETY: as in `current`.
-    CURRENT.with(|c| unsafe { c.get().as_ref() })
-}
-
-/// `current_if_any`, inlined, for the lock fast paths: they read it once, before their
-/// only plugin call (a trylock or an unlock, which never switches tasks), so no cached
-/// thread-local address can outlive a switch.
-#[inline(always)]
-pub(crate) fn current_if_any_fast() -> Option<&'static Context> {
-    // SAFETY: as in `current`.
-    CURRENT.with(|c| unsafe { c.get().as_ref() })
+    unsafe { (current::context() as *const Context).as_ref() }
 }
 
 #[cold]
@@ -199,7 +213,7 @@ fn thread_context() -> &'static Context {
         // Give the thread a context for the rest of its exit instead. It is leaked, a
         // few words per such thread, because nothing runs on the thread later to free it.
         .unwrap_or_else(|_| Box::into_raw(Box::new(Context::new(None, ptr::null()))) as *const Context);
-    CURRENT.with(|c| c.set(ctx));
+    make_current(ctx);
     // SAFETY: the ThreadContext keeps the Arc until the thread exits.
     unsafe { &*ctx }
 }
@@ -211,5 +225,7 @@ pub(crate) fn thread_context_arc() -> Option<Arc<Context>> {
 
 /// Makes `ctx` the running context; returns the previous one, to restore.
 pub(crate) fn enter(ctx: *const Context) -> *const Context {
-    CURRENT.with(|c| c.replace(ctx))
+    let previous = current::context() as *const Context;
+    make_current(ctx);
+    previous
 }

@@ -29,6 +29,7 @@ pub(crate) mod blob;
 pub(crate) mod chan;
 pub(crate) mod checks;
 pub(crate) mod context;
+pub(crate) mod current;
 pub(crate) mod fork;
 pub(crate) mod group;
 pub(crate) mod host;

@@ -50,6 +50,15 @@ pub const WEFT_CAP_VIRTUAL_TIME: u64 = 1 << 2;
 pub const WEFT_CAP_DETERMINISTIC: u64 = 1 << 3;
 /// Capability bit: `weft_cancel` wakes a task blocked in a cancellation point.
 pub const WEFT_CAP_CANCEL: u64 = 1 << 4;
+/// Capability bit: the first byte of a mutex's plugin bytes is a byte lock that libweft
+/// may take and release itself, without calling the plugin: 0 is free, 1 is held with
+/// nobody waiting, every other value is the plugin's (held with waiters, say). libweft
+/// takes a free mutex by compare-and-swap 0 -> 1 (acquire) and releases an uncontended
+/// one by compare-and-swap 1 -> 0 (release); when a swap fails it calls `mutex_try_lock`
+/// or `mutex_unlock`, and it always calls `mutex_lock` / `mutex_lock_until` to wait.
+/// `parking_lot::RawMutex` and a futex word used as a byte follow it. A deterministic
+/// platform must not claim it (its locks must be switch points).
+pub const WEFT_CAP_MUTEX_BYTE: u64 = 1 << 5;
 
 /// Size in bytes of `weft_mutex_t`; part of the ABI.
 pub const WEFT_MUTEX_SIZE: usize = 64;

@@ -3,7 +3,7 @@
 //! The owner (a context id) and the recursion depth sit beside the plugin's lock, so
 //! every platform gets the same checks: a relock by the owner is `WEFT_EDEADLK` (or
 //! counted, if recursive), an unlock by anyone else `WEFT_EPERM`.
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use weft_platform::*;
 
@@ -101,34 +101,74 @@ impl MutexObject {
         }
     }
 
-    /// The lock fast path for context `me`: true if it took a free mutex. Loads, one
-    /// plugin trylock and a short spin; it cannot fail in any other way.
+    /// The plugin's byte lock, on a platform that lets libweft take and release it
+    /// itself (`WEFT_CAP_MUTEX_BYTE`): 0 free, 1 held with nobody waiting, anything
+    /// else the plugin's.
+    #[inline(always)]
+    fn byte_lock(&self) -> &AtomicU8 {
+        // SAFETY: the plugin bytes are 8-aligned and live as long as the mutex; on such
+        // a platform their first byte is the lock, only ever accessed atomically.
+        unsafe { &*(self.plugin_bytes() as *const AtomicU8) }
+    }
+
+    /// One try at the plugin's lock: a compare-and-swap of the byte lock where the
+    /// platform allows it (`WEFT_EBUSY` if it fails), else the plugin's `mutex_try_lock`.
+    #[inline(always)]
+    fn plugin_try_lock(&self, rt: &Runtime) -> weft_status_t {
+        if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0 {
+            return match self.byte_lock().compare_exchange(0, 1, Acquire, Relaxed) {
+                Ok(_) => WEFT_OK,
+                Err(_) => WEFT_EBUSY,
+            };
+        }
+        plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()))
+    }
+
+    /// Releases the byte lock of a mutex nobody waits for, where the platform lets
+    /// libweft do it (`WEFT_CAP_MUTEX_BYTE`). False if that does not apply: `release`.
+    #[inline(always)]
+    pub(crate) fn release_uncontended(&self, rt: &Runtime) -> bool {
+        rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0 && self.byte_lock().compare_exchange(1, 0, Release, Relaxed).is_ok()
+    }
+
+    /// Releases the plugin's lock (without libweft's owner bookkeeping, done before):
+    /// `release_uncontended` where it applies, else the plugin's `mutex_unlock` (which
+    /// wakes a waiter). The plugin's status.
+    pub(crate) fn release(&self, rt: &Runtime) -> weft_status_t {
+        if self.release_uncontended(rt) {
+            return WEFT_OK;
+        }
+        plat_call!(rt.table, mutex_unlock(self.plugin_bytes()))
+    }
+
+    /// The lock fast path for context `me`: true if it took a free mutex with one try
+    /// (`plugin_try_lock`). Loads and that try; it cannot fail in any other way.
     #[inline(always)]
     pub(crate) fn lock_fast(&self, rt: &Runtime, me: u64) -> bool {
-        if self.owner() != me && self.try_lock_spinning(rt) {
+        if self.owner() != me && self.plugin_try_lock(rt) == WEFT_OK {
             self.extra.store(me, Relaxed);
             return true;
         }
         false
     }
 
-    /// One trylock, then, on a platform whose tasks are OS threads (where the holder runs
-    /// meanwhile on another CPU), a few more while the owner field says the mutex was
-    /// released: the wait reads a shared line instead of hammering it with atomic writes.
-    #[inline(always)]
-    fn try_lock_spinning(&self, rt: &Runtime) -> bool {
-        let bytes = self.plugin_bytes();
-        if plat_call!(rt.table, mutex_try_lock(bytes)) == WEFT_OK {
-            return true;
-        }
-        if rt.table.caps & WEFT_CAP_OS_THREADS == 0 {
+    /// After a failed `lock_fast`, on a platform whose tasks are OS threads (where the
+    /// holder runs meanwhile on another CPU): a few more trylocks while the owner field
+    /// says the mutex was released, the wait reading a shared line instead of hammering
+    /// it with atomic writes. True if one took it. Out of line, so that the fast path
+    /// stays short.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn lock_spinning(&self, rt: &Runtime, me: u64) -> bool {
+        if rt.table.caps & WEFT_CAP_OS_THREADS == 0 || self.owner() == me {
             return false;
         }
         for step in 0..SPIN_STEPS {
             for _ in 0..1u32 << step {
                 std::hint::spin_loop();
             }
-            if self.owner() == 0 && plat_call!(rt.table, mutex_try_lock(bytes)) == WEFT_OK {
+            if self.owner() == 0 && self.plugin_try_lock(rt) == WEFT_OK {
+                self.extra.store(me, Relaxed);
                 return true;
             }
         }
@@ -156,7 +196,7 @@ impl MutexObject {
             return self.relock(rt, ctx);
         }
         let bytes = self.plugin_bytes();
-        let status = match plat_call!(rt.table, mutex_try_lock(bytes)) {
+        let status = match self.plugin_try_lock(rt) {
             WEFT_EBUSY => {
                 // Only a wait without deadline can deadlock: a timed one ends.
                 let watched = rt.checks.on() && deadline.is_none();
@@ -195,7 +235,7 @@ impl MutexObject {
         if self.owner() == ctx.id {
             return self.relock(rt, ctx);
         }
-        let status = plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()));
+        let status = self.plugin_try_lock(rt);
         if status == WEFT_EBUSY {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }
@@ -208,19 +248,17 @@ impl MutexObject {
         Ok(())
     }
 
-    /// The unlock fast path: the owner's last level. None if it does not apply (the
-    /// checked path then decides); otherwise the plugin's status.
+    /// Whether context `me` holds the mutex at its last level (one unlock releases it).
     #[inline(always)]
-    pub(crate) fn unlock_fast(&self, rt: &Runtime, ctx: &Context) -> Option<weft_status_t> {
-        if self.owner() != ctx.id || self.count.load(Relaxed) != 0 {
-            return None;
-        }
-        if rt.checks.on() {
-            // A mutex's holder is its owner field: no trip to the checks' graph.
-            rt.checks.released(ctx, self.addr(), Holders::OwnerField);
-        }
+    pub(crate) fn is_last_level_of(&self, me: u64) -> bool {
+        self.owner() == me && self.count.load(Relaxed) == 0
+    }
+
+    /// Clears the owner, before the plugin's lock is released (a new owner writes it
+    /// after taking that lock).
+    #[inline(always)]
+    pub(crate) fn disown(&self) {
         self.extra.store(0, Relaxed);
-        Some(plat_call!(rt.table, mutex_unlock(self.plugin_bytes())))
     }
 
     pub(crate) fn unlock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
@@ -238,8 +276,8 @@ impl MutexObject {
             self.count.fetch_sub(1, Relaxed);
             return Ok(());
         }
-        self.extra.store(0, Relaxed);
-        self.unlocked(plat_call!(rt.table, mutex_unlock(self.plugin_bytes())))
+        self.disown();
+        self.unlocked(self.release(rt))
     }
 
     /// The outcome of a plugin unlock.

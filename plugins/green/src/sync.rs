@@ -2,14 +2,15 @@
 //! is allocated per object. Their waiters park through `wait` (a green task suspends,
 //! a foreign thread blocks in the OS), keyed by the object's address.
 //!
-//! * A mutex is one word: 0 free, 1 locked, 2 locked with waiters (the futex mutex).
+//! * A mutex is one byte: 0 free, 1 locked, 2 locked with waiters (the futex mutex, on
+//!   a byte so that libweft may take and release it itself: `WEFT_CAP_MUTEX_BYTE`).
 //! * A condition is a sequence number, as in the native plugin.
 //! * An rwlock is one 64-bit word: readers in the low 32 bits, a writer bit, and the
 //!   number of waiting writers above it. Writers are preferred: once one waits, new
 //!   readers wait too.
 use std::ffi::c_void;
 use std::sync::atomic::{
-    AtomicU32, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicU32, AtomicU64, AtomicU8, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
 use weft_platform::*;
@@ -18,7 +19,7 @@ use crate::clock;
 use crate::wait::{self, Wake};
 use crate::HOST;
 
-pub(crate) const MUTEX_SIZE: u32 = 4;
+pub(crate) const MUTEX_SIZE: u32 = 1;
 pub(crate) const COND_SIZE: u32 = 4;
 pub(crate) const RWLOCK_SIZE: u32 = 8;
 pub(crate) const SYNC_ALIGN: u32 = 8;
@@ -28,28 +29,33 @@ unsafe fn word<'a>(obj: *mut c_void) -> &'a AtomicU32 {
     unsafe { &*(obj as *const AtomicU32) }
 }
 
+unsafe fn byte<'a>(obj: *mut c_void) -> &'a AtomicU8 {
+    // SAFETY: as above.
+    unsafe { &*(obj as *const AtomicU8) }
+}
+
 unsafe fn word64<'a>(obj: *mut c_void) -> &'a AtomicU64 {
     // SAFETY: as above.
     unsafe { &*(obj as *const AtomicU64) }
 }
 
-const UNLOCKED: u32 = 0;
-const LOCKED: u32 = 1;
-const CONTENDED: u32 = 2;
+const UNLOCKED: u8 = 0;
+const LOCKED: u8 = 1;
+const CONTENDED: u8 = 2;
 
-fn try_lock(m: &AtomicU32) -> bool {
+fn try_lock(m: &AtomicU8) -> bool {
     m.compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed).is_ok()
 }
 
 /// The contended path: spins a little, then parks until the deadline. True if locked.
-fn lock_slow(m: &AtomicU32, deadline: i64) -> bool {
+fn lock_slow(m: &AtomicU8, deadline: i64) -> bool {
     for _ in 0..64 {
         if m.load(Relaxed) == UNLOCKED && try_lock(m) {
             return true;
         }
         std::hint::spin_loop();
     }
-    let key = m as *const AtomicU32 as usize;
+    let key = m as *const AtomicU8 as usize;
     loop {
         if m.swap(CONTENDED, Acquire) == UNLOCKED {
             return true;
@@ -61,15 +67,15 @@ fn lock_slow(m: &AtomicU32, deadline: i64) -> bool {
     }
 }
 
-fn unlock(m: &AtomicU32) {
+fn unlock(m: &AtomicU8) {
     if m.swap(UNLOCKED, Release) == CONTENDED {
-        wait::wake_one(m as *const AtomicU32 as usize);
+        wait::wake_one(m as *const AtomicU8 as usize);
     }
 }
 
 pub(crate) unsafe extern "C" fn mutex_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
     // SAFETY: the object's plugin bytes.
-    unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(UNLOCKED)) };
+    unsafe { (obj as *mut AtomicU8).write(AtomicU8::new(UNLOCKED)) };
     WEFT_OK
 }
 
@@ -80,7 +86,7 @@ pub(crate) unsafe extern "C" fn sync_destroy(_obj: *mut c_void) -> weft_status_t
 pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: an initialised mutex.
-        let m = unsafe { word(obj) };
+        let m = unsafe { byte(obj) };
         if !try_lock(m) {
             HOST.blocking(|| lock_slow(m, WEFT_FOREVER));
         }
@@ -90,7 +96,7 @@ pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
 
 pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t {
     // SAFETY: an initialised mutex.
-    if try_lock(unsafe { word(obj) }) {
+    if try_lock(unsafe { byte(obj) }) {
         WEFT_OK
     } else {
         WEFT_EBUSY
@@ -100,7 +106,7 @@ pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t
 pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: an initialised mutex.
-        let m = unsafe { word(obj) };
+        let m = unsafe { byte(obj) };
         if try_lock(m) {
             return WEFT_OK;
         }
@@ -118,7 +124,7 @@ pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64
 pub(crate) unsafe extern "C" fn mutex_unlock(obj: *mut c_void) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: an initialised mutex the caller holds.
-        unlock(unsafe { word(obj) });
+        unlock(unsafe { byte(obj) });
         WEFT_OK
     })
 }
@@ -138,7 +144,7 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
             return WEFT_ETIMEDOUT;
         }
         // SAFETY: an initialised condition and a mutex the caller holds.
-        let (seq, m) = unsafe { (word(cond), word(mutex)) };
+        let (seq, m) = unsafe { (word(cond), byte(mutex)) };
         // Read under the mutex: a signal sent after we release it changes `seq`, so the
         // park below either sees the change or is queued when it is woken.
         let seen = seq.load(Acquire);
