@@ -166,6 +166,21 @@ const char *weft_last_error(void);
 // Capability bit: `weft_cancel` wakes a task blocked in a cancellation point.
 #define WEFT_CAP_CANCEL (1 << 4)
 
+// Capability bit: the first byte of a mutex's plugin bytes is a byte lock that libweft
+// may take and release itself, without calling the plugin: 0 is free, 1 is held with
+// nobody waiting, every other value is the plugin's (held with waiters, say). libweft
+// takes a free mutex by compare-and-swap 0 -> 1 (acquire) and releases an uncontended
+// one by compare-and-swap 1 -> 0 (release); when a swap fails it calls `mutex_try_lock`
+// or `mutex_unlock`, and it always calls `mutex_lock` / `mutex_lock_until` to wait.
+// `parking_lot::RawMutex` and a futex word used as a byte follow it. A deterministic
+// platform must not claim it (its locks must be switch points).
+#define WEFT_CAP_MUTEX_BYTE (1 << 5)
+
+// Capability bit: the platform's `now` is `CLOCK_MONOTONIC` in nanoseconds, so libweft
+// may read that clock itself instead of calling `now` (`weft_now` then costs what
+// `clock_gettime` costs). A virtual-time platform must not claim it.
+#define WEFT_CAP_MONOTONIC_CLOCK (1 << 6)
+
 // `weft_config_t.flags`: report the first acquisition that closes a cycle in the
 // "held A while acquiring B" graph of mutexes and rwlocks (a lock-order inversion),
 // once per pair of locks, even if no deadlock happens. See docs/checks.md.

@@ -7,6 +7,7 @@ use weft_platform::*;
 use super::{any_runtime, non_null, open_runtime, open_runtime_fast, write_out};
 use crate::ffi::error::{ffi, ffi_value};
 use crate::ffi::sized::read_sized;
+use crate::runtime::safepoint;
 use crate::runtime::Runtime;
 use crate::types::*;
 
@@ -79,8 +80,15 @@ pub unsafe extern "C" fn weft_now(rt: *const weft_runtime_t) -> i64 {
     // The plugin's clock is an extern "C" call that cannot unwind: no guard needed.
     match open_runtime_fast(rt) {
         Some(rt) => rt.now(),
-        None => ffi_value("weft_now", -1, || Ok(open_runtime(rt)?.now())),
+        None => now_refused(rt),
     }
+}
+
+/// `weft_now` for a runtime the fast path refused: -1 and the reason.
+#[cold]
+#[inline(never)]
+fn now_refused(rt: *const weft_runtime_t) -> i64 {
+    ffi_value("weft_now", -1, || Ok(open_runtime(rt)?.now()))
 }
 
 /// The deadline `ns` nanoseconds from now (`weft_now(rt) + ns`, saturating at
@@ -90,15 +98,52 @@ pub unsafe extern "C" fn weft_now(rt: *const weft_runtime_t) -> i64 {
 pub unsafe extern "C" fn weft_deadline_after(rt: *const weft_runtime_t, ns: i64) -> i64 {
     match open_runtime_fast(rt) {
         Some(rt) => rt.deadline_after(ns),
-        None => ffi_value("weft_deadline_after", -1, || Ok(open_runtime(rt)?.deadline_after(ns))),
+        None => deadline_after_refused(rt, ns),
     }
 }
 
-/// Lets other tasks run; on OS threads, a `sched_yield`. The caller is in a blocking
-/// region while it yields, so a loop that spins on `weft_yield` does not hold up a
-/// stop-the-world (and does not run on while the world is stopped).
+/// `weft_deadline_after` for a runtime the fast path refused: -1 and the reason.
+#[cold]
+#[inline(never)]
+fn deadline_after_refused(rt: *const weft_runtime_t, ns: i64) -> i64 {
+    ffi_value("weft_deadline_after", -1, || Ok(open_runtime(rt)?.deadline_after(ns)))
+}
+
+/// Lets other tasks run; on OS threads, a `sched_yield`. A loop that spins on
+/// `weft_yield` does not hold up a stop-the-world (and does not run on while the world
+/// is stopped): the call is a safepoint, or a blocking region where the yield may leave
+/// the task queued.
 #[no_mangle]
 pub unsafe extern "C" fn weft_yield(rt: *mut weft_runtime_t) -> weft_status_t {
+    // The fast path, on OS threads with no stop requested before or after: the plugin's
+    // yield alone (an extern "C" call, which cannot unwind). A stop, or an error, goes
+    // through the guard, out of line.
+    if let Some(rt) = open_runtime_fast(rt) {
+        if rt.yield_polls() && !safepoint::stop_requested(rt) {
+            let status = rt.plugin_yield();
+            if status == WEFT_OK && !safepoint::stop_requested(rt) {
+                return WEFT_OK;
+            }
+            return yielded_slowly(rt, status);
+        }
+    }
+    yield_checked(rt)
+}
+
+/// The end of a fast-path yield that met a stop or an error: parks for the stop, then
+/// reports the plugin's status.
+#[cold]
+#[inline(never)]
+fn yielded_slowly(rt: &Runtime, status: weft_status_t) -> weft_status_t {
+    ffi("weft_yield", || {
+        safepoint::poll(rt);
+        rt.yielded(status)
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn yield_checked(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_yield", || open_runtime(rt)?.yield_now())
 }
 

@@ -273,6 +273,12 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             "{shown}: claims both WEFT_CAP_MUTEX_BYTE and WEFT_CAP_DETERMINISTIC: libweft would take its mutexes without a switch point"
         );
     }
+    if copy.caps & WEFT_CAP_MONOTONIC_CLOCK != 0 && copy.caps & WEFT_CAP_VIRTUAL_TIME != 0 {
+        fail!(
+            WEFT_EPLUGIN,
+            "{shown}: claims both WEFT_CAP_MONOTONIC_CLOCK and WEFT_CAP_VIRTUAL_TIME: its clock cannot be both"
+        );
+    }
     let align = copy.sync_align;
     if align == 0 || !align.is_power_of_two() || align > WEFT_PLATFORM_SYNC_ALIGN {
         fail!(

@@ -297,7 +297,11 @@ impl Runtime {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn now(&self) -> i64 {
+        if self.table.caps & WEFT_CAP_MONOTONIC_CLOCK != 0 {
+            return monotonic_now();
+        }
         plat_call!(self.table, now(self.prt))
     }
 
@@ -316,8 +320,39 @@ impl Runtime {
     /// Lets other tasks run, inside a blocking region: the plugin does not count a yield
     /// as blocking, but a VM spin-waiting with it (for a lock of its own, for another
     /// thread's progress) must be stoppable.
+    /// `weft_yield`. On OS threads a yield never parks (a `sched_yield` returns within a
+    /// time slice), so the caller polls the safepoint before and after it instead of
+    /// paying for a blocking region: a loop that spins on `weft_yield` neither holds up
+    /// a stop-the-world (it parks at its next call) nor runs on during one (it parks on
+    /// the way out). Elsewhere a yield may leave the task queued for a while, so it
+    /// yields inside a blocking region.
     pub(crate) fn yield_now(&self) -> Result<()> {
-        let status = safepoint::in_blocking_region(self, || plat_call!(self.table, r#yield(self.prt)));
+        let status = if self.yield_polls() {
+            safepoint::poll(self);
+            let status = self.plugin_yield();
+            safepoint::poll(self);
+            status
+        } else {
+            safepoint::in_blocking_region(self, || self.plugin_yield())
+        };
+        self.yielded(status)
+    }
+
+    /// Whether `weft_yield` polls the safepoint around the plugin's yield (see
+    /// `yield_now`) rather than yielding in a blocking region.
+    #[inline]
+    pub(crate) fn yield_polls(&self) -> bool {
+        self.table.caps & WEFT_CAP_OS_THREADS != 0
+    }
+
+    /// The plugin's yield, as is.
+    #[inline]
+    pub(crate) fn plugin_yield(&self) -> weft_status_t {
+        plat_call!(self.table, r#yield(self.prt))
+    }
+
+    /// The outcome of the plugin's yield.
+    pub(crate) fn yielded(&self, status: weft_status_t) -> Result<()> {
         check_plugin(status, || "the platform could not yield".into())
     }
 
@@ -341,4 +376,14 @@ mod tests {
         assert_eq!(word & !CLOSING & !TASK_MASK, 3 * DRAINER);
         assert_eq!((word | CLOSING) & TASK_MASK, 5);
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of a platform that claims
+/// `WEFT_CAP_MONOTONIC_CLOCK`, read here without a call through the table.
+#[inline]
+fn monotonic_now() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }

@@ -518,6 +518,33 @@ pub(crate) fn detach(rt: &Runtime) -> Result<()> {
     Ok(())
 }
 
+/// A safepoint poll for weft's own calls that run managed code on either side: when a
+/// stop-the-world is requested of the caller (a mutator of `rt` outside any blocking
+/// region), parks it until the stop ends. One relaxed load when no stop is requested;
+/// nothing for a caller that is not a mutator of `rt`.
+#[inline]
+pub(crate) fn poll(rt: &Runtime) {
+    if stop_requested(rt) {
+        poll_requested(rt);
+    }
+}
+
+/// Whether a stop-the-world of `rt` is requested or in force (one relaxed load).
+#[inline(always)]
+pub(crate) fn stop_requested(rt: &Runtime) -> bool {
+    rt.world.flag.load(Relaxed) & STOP != 0
+}
+
+#[cold]
+#[inline(never)]
+fn poll_requested(rt: &Runtime) {
+    if let Some(ctx) = current_mutator_of(rt) {
+        if ctx.mutator.blocking_depth.load(SeqCst) == 0 && rt.world.owner.load(SeqCst) != ctx.id {
+            park(rt, ctx);
+        }
+    }
+}
+
 /// `weft_safepoint`.
 pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
     let ctx = mutator_of(rt)?;

@@ -59,6 +59,10 @@ pub const WEFT_CAP_CANCEL: u64 = 1 << 4;
 /// `parking_lot::RawMutex` and a futex word used as a byte follow it. A deterministic
 /// platform must not claim it (its locks must be switch points).
 pub const WEFT_CAP_MUTEX_BYTE: u64 = 1 << 5;
+/// Capability bit: the platform's `now` is `CLOCK_MONOTONIC` in nanoseconds, so libweft
+/// may read that clock itself instead of calling `now` (`weft_now` then costs what
+/// `clock_gettime` costs). A virtual-time platform must not claim it.
+pub const WEFT_CAP_MONOTONIC_CLOCK: u64 = 1 << 6;
 
 /// Size in bytes of `weft_mutex_t`; part of the ABI.
 pub const WEFT_MUTEX_SIZE: usize = 64;

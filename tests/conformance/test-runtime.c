@@ -221,8 +221,21 @@ TEST_IMPL(runtime_platform_info) {
   ASSERT(info->path[0] == '/');
   ASSERT(access(info->path, R_OK) == 0);
   const uint64_t known = WEFT_CAP_OS_THREADS | WEFT_CAP_GREEN_TASKS | WEFT_CAP_VIRTUAL_TIME |
-                         WEFT_CAP_DETERMINISTIC | WEFT_CAP_CANCEL;
+                         WEFT_CAP_DETERMINISTIC | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE |
+                         WEFT_CAP_MONOTONIC_CLOCK;
   ASSERT((info->caps & ~known) == 0);
+  /* The loader refuses the combinations that contradict each other. */
+  ASSERT(!((info->caps & WEFT_CAP_MUTEX_BYTE) && (info->caps & WEFT_CAP_DETERMINISTIC)));
+  ASSERT(!((info->caps & WEFT_CAP_MONOTONIC_CLOCK) && (info->caps & WEFT_CAP_VIRTUAL_TIME)));
+  if (info->caps & WEFT_CAP_MONOTONIC_CLOCK) {
+    /* weft_now reads CLOCK_MONOTONIC itself: it lies between two direct reads. */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int64_t now = weft_now(rt);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    ASSERT(a.tv_sec * 1000000000LL + a.tv_nsec <= now);
+    ASSERT(now <= b.tv_sec * 1000000000LL + b.tv_nsec);
+  }
   const char *under_test = platform_path_under_test();
   if (under_test != NULL) {
     char real[PATH_MAX];

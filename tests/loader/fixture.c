@@ -21,6 +21,7 @@
 #define COND_SIGNAL obj_call
 #define FD_FORGET fd_forget
 #define ENTRY weft_platform_entry
+#define CAPS 0
 
 #if defined(FIXTURE_BAD_MAGIC)
 #undef MAGIC
@@ -58,6 +59,13 @@
 /* Accepted: a version-2 table without the optional members (ends at fd_forget). */
 #undef STRUCT_SIZE
 #define STRUCT_SIZE offsetof(weft_platform_t, region_enter)
+#elif defined(FIXTURE_BYTE_LOCK_DETERMINISTIC)
+/* libweft would take its mutexes without the switch point a deterministic platform needs. */
+#undef CAPS
+#define CAPS (WEFT_CAP_MUTEX_BYTE | WEFT_CAP_DETERMINISTIC)
+#elif defined(FIXTURE_MONOTONIC_VIRTUAL)
+#undef CAPS
+#define CAPS (WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_VIRTUAL_TIME)
 #elif defined(FIXTURE_NULL_NAME)
 #undef NAME
 #define NAME NULL
@@ -199,7 +207,7 @@ static const weft_platform_t table = {
     .abi_version = ABI_VERSION,
     .name = NAME,
     .version = "0",
-    .caps = 0,
+    .caps = CAPS,
     .mutex_size = MUTEX_SIZE,
     .cond_size = 8,
     .rwlock_size = 8,

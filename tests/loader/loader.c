@@ -194,6 +194,15 @@ TEST_IMPL(loader_refuses_align_too_big) {
   return TEST_OK;
 }
 
+TEST_IMPL(loader_refuses_contradictory_caps) {
+  expect_refused("libfixture_byte_lock_deterministic.so",
+                 "claims both WEFT_CAP_MUTEX_BYTE and WEFT_CAP_DETERMINISTIC: libweft would take its mutexes "
+                 "without a switch point");
+  expect_refused("libfixture_monotonic_virtual.so",
+                 "claims both WEFT_CAP_MONOTONIC_CLOCK and WEFT_CAP_VIRTUAL_TIME: its clock cannot be both");
+  return TEST_OK;
+}
+
 TEST_IMPL(loader_refuses_null_name) {
   expect_refused("libfixture_null_name.so", "the table's name is NULL");
   return TEST_OK;

@@ -118,10 +118,10 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
 }
 
 pub(crate) unsafe extern "C" fn yield_now(_rt: *mut weft_plat_rt_t) -> weft_status_t {
-    HOST.guard(|| {
-        std::thread::yield_now();
-        WEFT_OK
-    })
+    // No guard: a bare system call cannot panic, and weft_yield's fast path is this call.
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() };
+    WEFT_OK
 }
 
 pub(crate) unsafe extern "C" fn sleep_until(_rt: *mut weft_plat_rt_t, deadline: i64) -> weft_status_t {
