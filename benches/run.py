@@ -123,6 +123,12 @@ def build_cases(s):
          [("c/weft", "c/direct", CALLPATH)],
          "weft_yield(rt): host -> libweft -> the plugin's yield_now -> sched_yield(), vs sched_yield() "
          "directly (an idle second thread exists, so nothing else is runnable on most calls); ns per call")
+    case("callpath_local", "per-task state: weft_local_get vs __thread",
+         [("c", "callpath_local", ["--n", str(s["now"]), "--rounds", r])],
+         [("c/weft", "c/thread", goal("<=", 2.0, on="delta", text="<= 2 ns over __thread"))],
+         "weft_local_get(key) (the running task's slot: one initial-exec TLS read of the running "
+         "context, then the slot) vs a __thread pointer the program reads itself (reloaded every "
+         "iteration); ns per read")
     case("sp_poll", "untaken safepoint poll in a loop",
          [("c", "sp_poll", ["--n", str(s["poll"]), "--rounds", r])],
          [("c/weft", "c/nopoll", None)],

@@ -4,7 +4,10 @@
  *   now:   weft_now(rt) (argument checks, panic boundary, the plugin's `now` through the
  *          table, which calls clock_gettime(CLOCK_MONOTONIC)) vs clock_gettime called
  *          directly; the difference is the call path.
- *   yield: weft_yield(rt) (the plugin calls sched_yield) vs sched_yield directly. */
+ *   yield: weft_yield(rt) (the plugin calls sched_yield) vs sched_yield directly.
+ * And the per-task state read a VM makes on every bytecode:
+ *   local: weft_local_get(key) (a task-local slot, which follows a green task from
+ *          worker to worker) vs a plain `__thread` pointer read by the program itself. */
 #include <sched.h>
 
 #include "bench.h"
@@ -53,7 +56,42 @@ static sample_t yield_direct(const params_t *p) {
   return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
 }
 
+static sample_t local_weft(const params_t *p) {
+  static weft_key_t key;
+  if (key == 0) CHECK(weft_key_create(bench_rt, NULL, &key));
+  CHECK(weft_local_set(key, &key));
+  uintptr_t acc = 0;
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) acc += (uintptr_t)weft_local_get(key);
+  int64_t t1 = now_ns();
+  keep((uint64_t)acc);
+  if (acc != (uintptr_t)&key * (uintptr_t)p->n) die("weft_local_get", 1);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+static __thread void *thread_state;
+
+static sample_t local_thread(const params_t *p) {
+  thread_state = &thread_state;
+  uintptr_t acc = 0;
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) {
+    /* Read again every iteration, as across the calls of an interpreter loop. */
+    __asm__ volatile("" ::: "memory");
+    acc += (uintptr_t)thread_state;
+  }
+  int64_t t1 = now_ns();
+  keep((uint64_t)acc);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
 void register_callpath_kinds(void) {
+  bench_register(&(kind_t){
+      .kind = "callpath_local",
+      .unit = "ns per read: weft_local_get(key) vs a __thread pointer",
+      .better = "lower",
+      .variants = {{"weft", local_weft}, {"thread", local_thread}},
+  });
   bench_register(&(kind_t){
       .kind = "callpath_now",
       .unit = "ns per call: weft_now(rt) vs clock_gettime(CLOCK_MONOTONIC)",

@@ -34,10 +34,17 @@ pub unsafe extern "C" fn weft_key_create(
 #[no_mangle]
 pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
     // The fast path (a VM reads its per-task state on every call): a valid key on a
-    // thread that has a context already. Loads only: it cannot panic.
+    // thread that has a context already. Loads only (the context is one initial-exec
+    // TLS read): it cannot panic.
     if let (Some(index), Some(ctx)) = (keys::slot_of(key), context::current_if_any()) {
         return ctx.slot(index);
     }
+    local_get_checked(key)
+}
+
+#[cold]
+#[inline(never)]
+fn local_get_checked(key: weft_key_t) -> *mut c_void {
     ffi_value("weft_local_get", std::ptr::null_mut(), || Ok(context::current().slot(keys::slot_index(key)?)))
 }
 

@@ -7,7 +7,7 @@
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
 use crate::runtime::current;
@@ -29,9 +29,6 @@ pub(crate) struct Context {
     pub(crate) mutator: Mutator,
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
-    /// The host's state pointer (`weft_task_state_set`): copied into this thread's
-    /// TLS slot whenever the context becomes the running one, for the inline read.
-    state: AtomicPtr<c_void>,
     slots: UnsafeCell<Vec<*mut c_void>>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
@@ -55,7 +52,6 @@ impl Context {
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
-            state: AtomicPtr::new(ptr::null_mut()),
             slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
         }
@@ -140,18 +136,6 @@ impl Context {
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(SeqCst)
     }
-
-    /// The host's state pointer.
-    pub(crate) fn state(&self) -> *mut c_void {
-        self.state.load(Relaxed)
-    }
-
-    /// Sets the host's state pointer. Only from the context's own thread of execution
-    /// (it is the running context, so the TLS copy is updated with it).
-    pub(crate) fn set_state(&self, state: *mut c_void) {
-        self.state.store(state, Relaxed);
-        current::set_state(state);
-    }
 }
 
 /// The context of a host thread, made the first time the thread needs one and dropped
@@ -176,11 +160,9 @@ thread_local! {
     static THREAD: std::cell::OnceCell<ThreadContext> = const { std::cell::OnceCell::new() };
 }
 
-/// Makes `ctx` (NULL: none) the running context of this thread, with its state pointer.
+/// Makes `ctx` (NULL: none) the running context of this thread.
 fn make_current(ctx: *const Context) {
-    // SAFETY: a non-NULL `ctx` is alive while it is current (see `current`).
-    let state = unsafe { ctx.as_ref() }.map_or(ptr::null_mut(), Context::state);
-    current::set(ctx as *mut c_void, state);
+    current::set(ctx as *mut c_void);
 }
 
 /// The running context: the current task's, or this host thread's (made on first use).

@@ -8,13 +8,11 @@
 //! load through `%fs` (`tpidr_el0` on aarch64), the way glibc, jemalloc and Mesa reach
 //! their own per-thread state. The variable lives in the static TLS block that the
 //! dynamic loader sets up for every thread; a libweft.so loaded with `dlopen` takes its
-//! 16 bytes from the surplus glibc reserves for such libraries.
+//! 8 bytes from the surplus glibc reserves for such libraries.
 //!
-//! The slot holds two words: the running context (what `context::current` returns) and
-//! that context's state pointer (`weft_task_state`), kept beside it so that the exported
-//! inline read in weft.h costs one TLS load. Every switch of the running context
-//! (`context::enter`, which green and sim call through `host->context_set` when they
-//! switch tasks on a worker) writes both.
+//! The slot holds the running context (what `context::current` returns); every switch
+//! of the running context (`context::enter`, which green and sim call through
+//! `host->context_set` when they switch tasks on a worker) writes it.
 //!
 //! Reads are `asm!` blocks without `pure`: the compiler never merges two reads or hoists
 //! one across a call, so a green task that moves to another worker inside a weft call
@@ -22,68 +20,61 @@
 //! slot is a `thread_local!`.
 use std::ffi::c_void;
 
-/// Word 0 of the slot: the running context.
-const CONTEXT: usize = 0;
-/// Word 1 of the slot: the running context's state pointer.
-const STATE: usize = 1;
-
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod imp {
     use std::ffi::c_void;
 
-    // The variable: 16 bytes of zero-initialised TLS, exported (with its type STT_TLS)
-    // so that weft.h's `weft_task_state` can read word 1 inline.
+    // The variable: one zero-initialised pointer of TLS, private to libweft.
     std::arch::global_asm!(
         ".pushsection .tbss,\"awT\",@nobits",
-        ".balign 16",
+        ".balign 8",
         ".globl weft_tls_slot",
+        ".hidden weft_tls_slot",
         ".type weft_tls_slot, @tls_object",
-        ".size weft_tls_slot, 16",
+        ".size weft_tls_slot, 8",
         "weft_tls_slot:",
-        ".zero 16",
+        ".zero 8",
         ".popsection",
     );
 
-    /// Reads word `WORD` of this thread's slot.
+    /// Reads this thread's slot.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    pub(super) fn read<const WORD: usize>() -> *mut c_void {
+    pub(super) fn read() -> *mut c_void {
         let value: *mut c_void;
         // SAFETY: reads this thread's own slot, which the loader allocated with the
         // thread; the offset comes from the GOT entry the linker made for it.
         unsafe {
             std::arch::asm!(
                 "mov {v}, qword ptr [rip + weft_tls_slot@GOTTPOFF]",
-                "mov {v}, qword ptr fs:[{v} + {off}]",
+                "mov {v}, qword ptr fs:[{v}]",
                 v = out(reg) value,
-                off = const WORD * 8,
                 options(nostack, readonly, preserves_flags),
             );
         }
         value
     }
 
-    /// Writes word `WORD` of this thread's slot.
+    /// Writes this thread's slot.
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    pub(super) fn write<const WORD: usize>(value: *mut c_void) {
+    pub(super) fn write(value: *mut c_void) {
         // SAFETY: as in `read`.
         unsafe {
             std::arch::asm!(
                 "mov {t}, qword ptr [rip + weft_tls_slot@GOTTPOFF]",
-                "mov qword ptr fs:[{t} + {off}], {v}",
+                "mov qword ptr fs:[{t}], {v}",
                 t = out(reg) _,
                 v = in(reg) value,
-                off = const WORD * 8,
                 options(nostack, preserves_flags),
             );
         }
     }
 
-    /// Reads word `WORD` of this thread's slot.
+    /// Reads this thread's slot.
     #[cfg(target_arch = "aarch64")]
     #[inline(always)]
-    pub(super) fn read<const WORD: usize>() -> *mut c_void {
+    pub(super) fn read() -> *mut c_void {
         let value: *mut c_void;
         // SAFETY: as for x86-64.
         unsafe {
@@ -92,20 +83,19 @@ mod imp {
                 "adrp {v}, :gottprel:weft_tls_slot",
                 "ldr {v}, [{v}, #:gottprel_lo12:weft_tls_slot]",
                 "add {v}, {v}, {tp}",
-                "ldr {v}, [{v}, #{off}]",
+                "ldr {v}, [{v}]",
                 tp = out(reg) _,
                 v = out(reg) value,
-                off = const WORD * 8,
                 options(nostack, readonly, preserves_flags),
             );
         }
         value
     }
 
-    /// Writes word `WORD` of this thread's slot.
+    /// Writes this thread's slot.
     #[cfg(target_arch = "aarch64")]
     #[inline(always)]
-    pub(super) fn write<const WORD: usize>(value: *mut c_void) {
+    pub(super) fn write(value: *mut c_void) {
         // SAFETY: as in `read`.
         unsafe {
             std::arch::asm!(
@@ -113,11 +103,10 @@ mod imp {
                 "adrp {t}, :gottprel:weft_tls_slot",
                 "ldr {t}, [{t}, #:gottprel_lo12:weft_tls_slot]",
                 "add {t}, {t}, {tp}",
-                "str {v}, [{t}, #{off}]",
+                "str {v}, [{t}]",
                 tp = out(reg) _,
                 t = out(reg) _,
                 v = in(reg) value,
-                off = const WORD * 8,
                 options(nostack, preserves_flags),
             );
         }
@@ -130,35 +119,28 @@ mod imp {
     use std::ffi::c_void;
 
     thread_local! {
-        static SLOT: [Cell<*mut c_void>; 2] = const { [Cell::new(std::ptr::null_mut()), Cell::new(std::ptr::null_mut())] };
+        static SLOT: Cell<*mut c_void> = const { Cell::new(std::ptr::null_mut()) };
     }
 
     #[inline(never)]
-    pub(super) fn read<const WORD: usize>() -> *mut c_void {
-        SLOT.with(|s| s[WORD].get())
+    pub(super) fn read() -> *mut c_void {
+        SLOT.with(|s| s.get())
     }
 
     #[inline(never)]
-    pub(super) fn write<const WORD: usize>(value: *mut c_void) {
-        SLOT.with(|s| s[WORD].set(value))
+    pub(super) fn write(value: *mut c_void) {
+        SLOT.with(|s| s.set(value))
     }
 }
 
 /// The running context of this thread (NULL: none yet).
 #[inline(always)]
 pub(crate) fn context() -> *mut c_void {
-    imp::read::<CONTEXT>()
+    imp::read()
 }
 
-/// Makes `ctx` (with its state pointer `state`) the running context of this thread.
+/// Makes `ctx` the running context of this thread.
 #[inline(always)]
-pub(crate) fn set(ctx: *mut c_void, state: *mut c_void) {
-    imp::write::<CONTEXT>(ctx);
-    imp::write::<STATE>(state);
-}
-
-/// Sets the running context's state pointer.
-#[inline(always)]
-pub(crate) fn set_state(state: *mut c_void) {
-    imp::write::<STATE>(state);
+pub(crate) fn set(ctx: *mut c_void) {
+    imp::write(ctx);
 }
