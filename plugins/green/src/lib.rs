@@ -8,16 +8,17 @@
 //! Built as `libweft_green.so` and loaded by libweft through `weft_platform_entry`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// The native plugin's channels, shared as source: they need from the crate only
-// `clock`, `HOST` and a `wait` with the same interface, which green provides with
-// parking that suspends a task instead of its worker.
+// The native plugin's channels, mutexes and conditions, shared as source: they need
+// from the crate only `clock`, `HOST` and a `wait` with the same interface, which green
+// provides with parking that suspends a task instead of its worker.
 #[path = "../../native/src"]
 mod shared {
     #[allow(unsafe_op_in_unsafe_fn)]
     pub(crate) mod chan;
     pub(crate) mod clock;
+    pub(crate) mod lock;
 }
-use shared::{chan, clock};
+use shared::{chan, clock, lock};
 mod io;
 mod sched;
 mod stack;
@@ -113,8 +114,8 @@ static TABLE: Table = Table(weft_platform_t {
     name: c"green".as_ptr(),
     version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const _,
     caps: WEFT_CAP_GREEN_TASKS | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE | WEFT_CAP_MONOTONIC_CLOCK,
-    mutex_size: sync::MUTEX_SIZE,
-    cond_size: sync::COND_SIZE,
+    mutex_size: lock::MUTEX_SIZE,
+    cond_size: lock::COND_SIZE,
     rwlock_size: sync::RWLOCK_SIZE,
     sync_align: sync::SYNC_ALIGN,
     runtime_open: Some(runtime_open),
@@ -126,19 +127,19 @@ static TABLE: Table = Table(weft_platform_t {
     join: Some(task::join),
     detach: Some(task::detach),
     cancel: Some(task::cancel),
-    mutex_init: Some(sync::mutex_init),
-    mutex_destroy: Some(sync::sync_destroy),
-    mutex_lock: Some(sync::mutex_lock),
-    mutex_try_lock: Some(sync::mutex_trylock),
-    mutex_lock_until: Some(sync::mutex_lock_until),
-    mutex_unlock: Some(sync::mutex_unlock),
-    cond_init: Some(sync::cond_init),
-    cond_destroy: Some(sync::sync_destroy),
-    cond_wait_until: Some(sync::cond_wait_until),
-    cond_signal: Some(sync::cond_signal),
-    cond_broadcast: Some(sync::cond_broadcast),
+    mutex_init: Some(lock::mutex_init),
+    mutex_destroy: Some(lock::sync_destroy),
+    mutex_lock: Some(lock::mutex_lock),
+    mutex_try_lock: Some(lock::mutex_try_lock),
+    mutex_lock_until: Some(lock::mutex_lock_until),
+    mutex_unlock: Some(lock::mutex_unlock),
+    cond_init: Some(lock::cond_init),
+    cond_destroy: Some(lock::sync_destroy),
+    cond_wait_until: Some(lock::cond_wait_until),
+    cond_signal: Some(lock::cond_signal),
+    cond_broadcast: Some(lock::cond_broadcast),
     rwlock_init: Some(sync::rwlock_init),
-    rwlock_destroy: Some(sync::sync_destroy),
+    rwlock_destroy: Some(lock::sync_destroy),
     rwlock_read_lock: Some(sync::rwlock_read_lock),
     rwlock_try_read_lock: Some(sync::rwlock_try_read_lock),
     rwlock_write_lock: Some(sync::rwlock_write_lock),

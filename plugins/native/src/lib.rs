@@ -9,6 +9,7 @@
 mod chan;
 mod clock;
 mod io;
+mod lock;
 mod sync;
 mod task;
 mod wait;
@@ -56,8 +57,8 @@ static TABLE: Table = Table(weft_platform_t {
     name: c"native".as_ptr(),
     version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const _,
     caps: WEFT_CAP_OS_THREADS | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE | WEFT_CAP_MONOTONIC_CLOCK,
-    mutex_size: sync::MUTEX_SIZE,
-    cond_size: sync::COND_SIZE,
+    mutex_size: lock::MUTEX_SIZE,
+    cond_size: lock::COND_SIZE,
     rwlock_size: sync::RWLOCK_SIZE,
     sync_align: sync::SYNC_ALIGN,
     runtime_open: Some(runtime_open),
@@ -69,17 +70,17 @@ static TABLE: Table = Table(weft_platform_t {
     join: Some(task::join),
     detach: Some(task::detach),
     cancel: Some(task::cancel),
-    mutex_init: Some(sync::mutex_init),
-    mutex_destroy: Some(sync::mutex_destroy),
-    mutex_lock: Some(sync::mutex_lock),
-    mutex_try_lock: Some(sync::mutex_try_lock),
-    mutex_lock_until: Some(sync::mutex_lock_until),
-    mutex_unlock: Some(sync::mutex_unlock),
-    cond_init: Some(sync::cond_init),
-    cond_destroy: Some(sync::cond_destroy),
-    cond_wait_until: Some(sync::cond_wait_until),
-    cond_signal: Some(sync::cond_signal),
-    cond_broadcast: Some(sync::cond_broadcast),
+    mutex_init: Some(lock::mutex_init),
+    mutex_destroy: Some(lock::sync_destroy),
+    mutex_lock: Some(lock::mutex_lock),
+    mutex_try_lock: Some(lock::mutex_try_lock),
+    mutex_lock_until: Some(lock::mutex_lock_until),
+    mutex_unlock: Some(lock::mutex_unlock),
+    cond_init: Some(lock::cond_init),
+    cond_destroy: Some(lock::sync_destroy),
+    cond_wait_until: Some(lock::cond_wait_until),
+    cond_signal: Some(lock::cond_signal),
+    cond_broadcast: Some(lock::cond_broadcast),
     rwlock_init: Some(sync::rwlock_init),
     rwlock_destroy: Some(sync::rwlock_destroy),
     rwlock_read_lock: Some(sync::rwlock_read_lock),

@@ -117,6 +117,20 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
     }
 }
 
+/// Parks the calling thread on `key` while `still_waiting()` holds, until woken or the
+/// deadline, whatever the cancellation state (for waits that are not cancellation
+/// points, such as a mutex's): `cancel` never targets it.
+pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
+    // SAFETY: `key` is the address of an object this plugin owns while it is waited on;
+    // the callbacks neither unwind nor call into parking_lot.
+    let result =
+        unsafe { parking_lot_core::park(key, still_waiting, || {}, |_, _| {}, ParkToken(0), clock::instant(deadline)) };
+    match result {
+        ParkResult::TimedOut => Wake::TimedOut,
+        ParkResult::Unparked(_) | ParkResult::Invalid => Wake::Woken,
+    }
+}
+
 /// Wakes every thread parked on `key`.
 pub(crate) fn wake_all(key: usize) {
     // SAFETY: `key` is an address this plugin owns.
