@@ -330,9 +330,10 @@ int64_t weft_now(const struct weft_runtime_t *rt);
 // runtime.
 int64_t weft_deadline_after(const struct weft_runtime_t *rt, int64_t ns);
 
-// Lets other tasks run; on OS threads, a `sched_yield`. The caller is in a blocking
-// region while it yields, so a loop that spins on `weft_yield` does not hold up a
-// stop-the-world (and does not run on while the world is stopped).
+// Lets other tasks run; on OS threads, a `sched_yield`. A loop that spins on
+// `weft_yield` does not hold up a stop-the-world (and does not run on while the world
+// is stopped): the call is a safepoint, or a blocking region where the yield may leave
+// the task queued.
 weft_status_t weft_yield(struct weft_runtime_t *rt);
 
 // Sleeps until `deadline` (a deadline already past returns at once). A cancellation
