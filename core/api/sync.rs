@@ -292,6 +292,19 @@ pub unsafe extern "C" fn weft_cond_wait_until(
 /// Wakes at least one task waiting on `c`, if any. The caller need not hold the mutex.
 #[no_mangle]
 pub unsafe extern "C" fn weft_cond_signal(c: *mut weft_cond_t) -> weft_status_t {
+    // The fast path: nobody waits (loads only, no guard needed).
+    if let Some(cond) = handle::probe::<CondObject>(c.cast()) {
+        let rt = cond.runtime();
+        if rt.is_open() && cond.nobody_to_wake(rt) {
+            return WEFT_OK;
+        }
+    }
+    signal_checked(c)
+}
+
+#[cold]
+#[inline(never)]
+fn signal_checked(c: *mut weft_cond_t) -> weft_status_t {
     ffi("weft_cond_signal", || live::<_>(c).and_then(CondObject::signal))
 }
 

@@ -89,8 +89,21 @@ impl CondObject {
         }
     }
 
+    /// Whether a signal or broadcast may end here, with nobody to wake: no task is
+    /// inside a wait, on a platform where the call need not be a switch point. A waiter
+    /// counts itself before the plugin releases its mutex, so a signaller that changed
+    /// the predicate under that mutex sees it (the rule pthread has too: a signal sent
+    /// without the mutex, to a waiter about to wait, can be lost).
+    #[inline(always)]
+    pub(crate) fn nobody_to_wake(&self, rt: &crate::runtime::Runtime) -> bool {
+        self.count.load(Acquire) == 0 && rt.table.caps & WEFT_CAP_DETERMINISTIC == 0
+    }
+
     pub(crate) fn signal(&self) -> Result<()> {
         let rt = self.open_runtime()?;
+        if self.nobody_to_wake(rt) {
+            return Ok(());
+        }
         check_plugin(plat_call!(rt.table, cond_signal(self.plugin_bytes())), || {
             format!("cannot signal condition {:p}", self)
         })
@@ -98,6 +111,9 @@ impl CondObject {
 
     pub(crate) fn broadcast(&self) -> Result<()> {
         let rt = self.open_runtime()?;
+        if self.nobody_to_wake(rt) {
+            return Ok(());
+        }
         check_plugin(plat_call!(rt.table, cond_broadcast(self.plugin_bytes())), || {
             format!("cannot broadcast condition {:p}", self)
         })

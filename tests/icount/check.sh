@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Instructions per iteration of weft's fast paths, counted by callgrind (deterministic,
+# so a bound cannot flake on a loaded machine), against upper bounds and against the
+# peers counted in the same run. Exit 0 if every bound holds, 1 if one does not, 77
+# (skip) without valgrind. The probe program must be linked with an optimised libweft.
+#
+# Usage: check.sh PROBE PLUGIN   (WEFT_PLATFORM is the plugin; PLUGIN its name, which
+#                                 picks the bounds)
+set -euo pipefail
+probe=$1
+plugin=$2
+command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null || {
+  echo "check.sh: valgrind is not installed: skipped" >&2
+  exit 77
+}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+count() { # count N: "probe_name instructions" lines for a run of N iterations
+  valgrind -q --tool=callgrind --callgrind-out-file="$work/out.$1" --toggle-collect='probe_*' "$probe" "$1" >&2
+  callgrind_annotate --inclusive=yes "$work/out.$1" 2>/dev/null |
+    sed -nE 's/^ *([0-9,]+) .*(probe_[a-z_]+).*/\2 \1/p' | tr -d , | sort
+}
+small=10000
+large=20000
+count $small >"$work/small"
+count $large >"$work/large"
+# per: instructions per iteration of each probe
+join "$work/small" "$work/large" | awk -v d=$((large - small)) '{ printf "%s %.1f\n", $1, ($3 - $2) / d }' >"$work/per"
+
+per() { awk -v p="probe_$1" '$1 == p { print $2 }' "$work/per"; }
+failed=0
+check() { # check WHAT VALUE BOUND: VALUE <= BOUND
+  local verdict=ok
+  if awk -v v="$2" -v b="$3" 'BEGIN { exit !(v > b) }'; then verdict=EXCEEDS; failed=1; fi
+  printf '%-52s %8s  <= %-8s %s\n' "$1" "$2" "$3" "$verdict"
+}
+echo "instructions per iteration (callgrind, loop included), $plugin ($WEFT_PLATFORM):"
+sort -k1 "$work/per" | awk '{ printf "  %-30s %8s\n", $1, $2 }'
+# The bounds: today's counts plus a little room, so that a regression of a few
+# instructions on a fast path fails here. Measured on native and green (2026-11-29):
+# mutex pair 89 (glibc: default 68, errorcheck 100), weft_now 19 over clock_gettime,
+# weft_local_get 21 over a __thread read, a condition signal with no waiter 26,
+# weft_yield 34 over sched_yield on native; on green a yield from a thread that is not
+# a task is a blocking region (173 over).
+case $plugin in
+  green) yield_bound=190 ;;
+  *) yield_bound=40 ;;
+esac
+check "weft mutex lock+unlock" "$(per weft_mutex)" 95
+check "weft mutex pair vs glibc errorcheck pair" "$(per weft_mutex)" "$(per glibc_errorcheck)"
+check "weft_now over clock_gettime" "$(awk -v a="$(per weft_now)" -v b="$(per clock_gettime)" 'BEGIN { print a - b }')" 24
+check "weft_yield over sched_yield" "$(awk -v a="$(per weft_yield)" -v b="$(per sched_yield)" 'BEGIN { print a - b }')" $yield_bound
+check "weft_local_get over a __thread read" "$(awk -v a="$(per weft_local_get)" -v b="$(per thread_read)" 'BEGIN { print a - b }')" 24
+check "weft_cond_signal, no waiter" "$(per weft_cond_signal)" 32
+exit $failed

@@ -1,0 +1,126 @@
+/* The fast paths, each in a loop of its own, for tests/icount/check.sh: callgrind
+ * counts the instructions of every probe_* function (inclusive), and the difference
+ * between two runs of different lengths gives the instructions per iteration, exactly
+ * (valgrind's count is deterministic, so a bound on it cannot flake on a noisy
+ * machine). The peers (glibc's mutexes, clock_gettime, sched_yield, a __thread read)
+ * run beside them, so that their counts are reported from the same run.
+ *
+ * Usage: probe N   (runs every probe N times; the runtime opens on $WEFT_PLATFORM) */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "weft.h"
+
+static weft_runtime_t *rt;
+static weft_mutex_t mutex;
+static weft_cond_t cond;
+static weft_key_t key;
+static pthread_mutex_t glibc_default = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t glibc_errorcheck;
+static __thread void *thread_state;
+static volatile uintptr_t sink;
+
+#define MUST(call)                                 \
+  do {                                             \
+    if ((call) != 0) {                             \
+      fprintf(stderr, "probe: %s failed\n", #call); \
+      exit(1);                                     \
+    }                                              \
+  } while (0)
+
+__attribute__((noinline)) void probe_weft_mutex(long n) {
+  for (long i = 0; i < n; i++) {
+    MUST(weft_mutex_lock(&mutex));
+    MUST(weft_mutex_unlock(&mutex));
+  }
+}
+
+__attribute__((noinline)) void probe_glibc_mutex(long n) {
+  for (long i = 0; i < n; i++) {
+    MUST(pthread_mutex_lock(&glibc_default));
+    MUST(pthread_mutex_unlock(&glibc_default));
+  }
+}
+
+__attribute__((noinline)) void probe_glibc_errorcheck(long n) {
+  for (long i = 0; i < n; i++) {
+    MUST(pthread_mutex_lock(&glibc_errorcheck));
+    MUST(pthread_mutex_unlock(&glibc_errorcheck));
+  }
+}
+
+__attribute__((noinline)) void probe_weft_now(long n) {
+  for (long i = 0; i < n; i++) sink += (uintptr_t)weft_now(rt);
+}
+
+__attribute__((noinline)) void probe_clock_gettime(long n) {
+  for (long i = 0; i < n; i++) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sink += (uintptr_t)ts.tv_nsec;
+  }
+}
+
+__attribute__((noinline)) void probe_weft_yield(long n) {
+  for (long i = 0; i < n; i++) MUST(weft_yield(rt));
+}
+
+__attribute__((noinline)) void probe_sched_yield(long n) {
+  for (long i = 0; i < n; i++) MUST(sched_yield());
+}
+
+__attribute__((noinline)) void probe_weft_local_get(long n) {
+  for (long i = 0; i < n; i++) sink += (uintptr_t)weft_local_get(key);
+}
+
+__attribute__((noinline)) void probe_thread_read(long n) {
+  for (long i = 0; i < n; i++) {
+    __asm__ volatile("" ::: "memory");
+    sink += (uintptr_t)thread_state;
+  }
+}
+
+/* A signal nobody waits for (the producer side of a condition, most of the time). */
+__attribute__((noinline)) void probe_weft_cond_signal(long n) {
+  for (long i = 0; i < n; i++) MUST(weft_cond_signal(&cond));
+}
+
+int main(int argc, char **argv) {
+  long n = argc > 1 ? atol(argv[1]) : 1000;
+  if (weft_runtime_open(NULL, &rt) != WEFT_OK) {
+    fprintf(stderr, "probe: weft_runtime_open: %s\n", weft_last_error());
+    return 1;
+  }
+  MUST(weft_mutex_init(rt, &mutex, 0));
+  MUST(weft_cond_init(rt, &cond));
+  MUST(weft_key_create(rt, NULL, &key));
+  MUST(weft_local_set(key, &key));
+  thread_state = &key;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK);
+  MUST(pthread_mutex_init(&glibc_errorcheck, &attr));
+  /* Once first, so that every lazy first-use cost is outside the counted runs' difference. */
+  for (int round = 0; round < 2; round++) {
+    long k = round == 0 ? 1 : n;
+    probe_weft_mutex(k);
+    probe_glibc_mutex(k);
+    probe_glibc_errorcheck(k);
+    probe_weft_now(k);
+    probe_clock_gettime(k);
+    probe_weft_yield(k);
+    probe_sched_yield(k);
+    probe_weft_local_get(k);
+    probe_thread_read(k);
+    probe_weft_cond_signal(k);
+  }
+  MUST(weft_cond_destroy(&cond));
+  MUST(weft_mutex_destroy(&mutex));
+  MUST(weft_runtime_close(rt));
+  return 0;
+}
