@@ -365,6 +365,16 @@ impl Runtime {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of a platform that claims
+/// `WEFT_CAP_MONOTONIC_CLOCK`, read here without a call through the table.
+#[inline]
+fn monotonic_now() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,14 +386,4 @@ mod tests {
         assert_eq!(word & !CLOSING & !TASK_MASK, 3 * DRAINER);
         assert_eq!((word | CLOSING) & TASK_MASK, 5);
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds: the clock of a platform that claims
-/// `WEFT_CAP_MONOTONIC_CLOCK`, read here without a call through the table.
-#[inline]
-fn monotonic_now() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
