@@ -151,11 +151,20 @@ def build_cases(s):
              [("c/weft", "c/openmp", goal("<=", 1.2, text="<= 1.2x OpenMP")), ("c/weft", "c/serial", None)],
              f"sum of a cheap function over [0, {n}): weft_parallel_for (grain 0, the caller and the pool) vs "
              "OpenMP parallel for reduction (gcc, static schedule) vs the serial loop; us per sum")
-    case("park_lock/t2", "one-byte lock on weft_park vs the raw futex, 2 threads",
-         [("c", "park_lock", ["--threads", "2", "--n", str(s["park"]), "--rounds", r])],
-         [("c/weft", "c/futex", goal("<=", 1.1, text="<= 1.1x futex"))],
-         "a one-byte lock (free/held/contended) in the WTF::Lock pattern, 2 threads incrementing under it: "
-         "parked with weft_park/weft_unpark vs FUTEX_WAIT/FUTEX_WAKE directly; ns per lock+unlock pair")
+    for threads in (1, 2):
+        shape = "uncontended" if threads == 1 else f"{threads} threads"
+        case(f"park_lock/t{threads}", f"one-word lock on weft_park, {shape}",
+             [("c", "park_lock", ["--threads", str(threads), "--n", str(s["park"]), "--rounds", r])],
+             [("c/weft", "c/futex", goal("<=", 1.1, text="<= 1.1x futex")), ("c/weft", "c/pthread", None),
+              ("c/weft", "c/weft_mutex", None)],
+             "a one-word lock (free/held/contended) in the WTF::Lock pattern, T threads incrementing under it: "
+             "parked with weft_park/weft_unpark vs FUTEX_WAIT/FUTEX_WAKE directly; pthread_mutex_t and "
+             "weft_mutex_t around the same counter; ns per lock+unlock pair")
+    case("sem_pingpong", "semaphore ping-pong",
+         [("c", "sem_pingpong", ["--n", str(s["pingpong"]), "--rounds", r])],
+         [("c/weft", "c/posix", None)],
+         "two threads hand a turn back and forth through two semaphores (post the other's, wait on "
+         "one's own): weft_sem_t vs POSIX sem_t; ns per round trip")
     case("checks_lock", "mutex lock+unlock with the checks on",
          [("c", "checks_lock", ["--n", str(s["uncontended"]), "--rounds", r])],
          [("c/checked", "c/weft", goal("<=", 3.0, text="<= 3x unchecked")), ("c/weft", "c/errorcheck", None)],

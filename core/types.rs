@@ -166,14 +166,20 @@ impl Default for weft_spawn_opts_t {
     }
 }
 
-/// A task-local key. 0 is never a valid key.
+/// A task-local key. 0 is never a valid key. Its low `WEFT_KEY_SLOT_BITS` bits are
+/// its slot + 1 (see `WEFT_KEY_SLOT`), the rest a generation that changes when a
+/// deleted key's slot is reused.
 pub type weft_key_t = u32;
 
 /// Destructor of task-local values, called with a non-NULL value when its task exits.
 pub type weft_key_dtor_fn = Option<unsafe extern "C" fn(value: *mut c_void)>;
 
-/// How many keys a process may create (as PTHREAD_KEYS_MAX).
-pub const WEFT_KEYS_MAX: u32 = 1024;
+/// How many keys may be live at once in a process (created and not deleted). Deleted
+/// keys do not count: a process may create and delete keys without end.
+pub const WEFT_KEYS_MAX: u32 = (1 << WEFT_KEY_SLOT_BITS) - 1;
+
+/// The bits of a key that name its slot (`WEFT_KEY_SLOT`).
+pub const WEFT_KEY_SLOT_BITS: u32 = 20;
 
 /// `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock.
 pub const WEFT_MUTEX_RECURSIVE: u32 = 1;
@@ -253,8 +259,10 @@ pub struct weft_task_info_t {
     pub name: *const c_char,
     /// The task, or NULL for an attached host thread.
     pub task: *mut weft_task_t,
-    /// The mutator's task-local values: `locals[k - 1]` is its value for key `k` when
-    /// `k <= nlocals` (NULL if it never set one), NULL otherwise. Given only where they
+    /// The mutator's task-local values: `locals[WEFT_KEY_SLOT(k)]` is its value for key
+    /// `k` when `WEFT_KEY_SLOT(k) < nlocals` (NULL if it never set one), NULL otherwise
+    /// (for a key never deleted and reused, `WEFT_KEY_SLOT(k)` is `k - 1`). Valid for
+    /// the call of the visitor. Given only where they
     /// cannot change under the reader: for the caller's own entry, and for every entry
     /// while the caller holds the stopped world; otherwise `locals` is NULL and
     /// `nlocals` 0.

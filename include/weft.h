@@ -511,19 +511,28 @@ weft_status_t weft_parallel_for(struct weft_runtime_t *rt, size_t begin, size_t 
 // Keys are process-wide; each task (and each host thread) has its own value for
 // every key, which follows the task wherever it runs.
 
-// How many keys a process may create (as PTHREAD_KEYS_MAX).
-#define WEFT_KEYS_MAX 1024
+/* The slot of key `k`: its index in `weft_task_info_t.locals`. */
+#define WEFT_KEY_SLOT(k) ((size_t)(((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u))
+
+// How many keys may be live at once in a process (created and not deleted). Deleted
+// keys do not count: a process may create and delete keys without end.
+#define WEFT_KEYS_MAX ((1 << WEFT_KEY_SLOT_BITS) - 1)
+
+// The bits of a key that name its slot (`WEFT_KEY_SLOT`).
+#define WEFT_KEY_SLOT_BITS 20
 
 // Destructor of task-local values, called with a non-NULL value when its task exits.
 typedef void (*weft_key_dtor_fn)(void *value);
 
-// A task-local key. 0 is never a valid key.
+// A task-local key. 0 is never a valid key. Its low `WEFT_KEY_SLOT_BITS` bits are
+// its slot + 1 (see `WEFT_KEY_SLOT`), the rest a generation that changes when a
+// deleted key's slot is reused.
 typedef uint32_t weft_key_t;
 
 // Creates a task-local key. Every task (and host thread) starts with NULL for it.
 // `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
-// holds. Keys are never deleted; at most `WEFT_KEYS_MAX` exist (`WEFT_ENOMEM` after
-// that). `*out` is written only on success.
+// holds. At most `WEFT_KEYS_MAX` keys are live at once (`WEFT_ENOMEM` after that);
+// deleted keys do not count. `*out` is written only on success.
 weft_status_t weft_key_create(struct weft_runtime_t *rt, weft_key_dtor_fn dtor, weft_key_t *out);
 
 // The calling task's (or host thread's) value for `key`; NULL if never set, and NULL
@@ -535,6 +544,14 @@ void *weft_local_get(weft_key_t key);
 // not destroyed. Works from any thread: a host thread's values are destroyed when the
 // thread exits.
 weft_status_t weft_local_set(weft_key_t key, void *value);
+
+// Deletes `key` (as `pthread_key_delete`): every task's value for it is forgotten
+// without its destructor being called (the values are the host's to free), and the
+// key is no longer valid (`WEFT_EINVAL` from every call that takes it). A later key may
+// reuse its slot, with another generation, so it never equals the deleted one (until
+// 4096 keys have come and gone in that slot). Any thread may delete any key; deleting
+// a key while another thread uses it is the host's race, as with pthread.
+weft_status_t weft_key_delete(weft_key_t key);
 
 /* ==================================================================================== */
 /* Mutexes                                                                              */
@@ -1112,8 +1129,10 @@ typedef struct weft_task_info_t {
   const char *name;
   // The task, or NULL for an attached host thread.
   struct weft_task_t *task;
-  // The mutator's task-local values: `locals[k - 1]` is its value for key `k` when
-  // `k <= nlocals` (NULL if it never set one), NULL otherwise. Given only where they
+  // The mutator's task-local values: `locals[WEFT_KEY_SLOT(k)]` is its value for key
+  // `k` when `WEFT_KEY_SLOT(k) < nlocals` (NULL if it never set one), NULL otherwise
+  // (for a key never deleted and reused, `WEFT_KEY_SLOT(k)` is `k - 1`). Valid for
+  // the call of the visitor. Given only where they
   // cannot change under the reader: for the caller's own entry, and for every entry
   // while the caller holds the stopped world; otherwise `locals` is NULL and
   // `nlocals` 0.

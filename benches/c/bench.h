@@ -60,6 +60,7 @@ void register_callpath_kinds(void);
 void register_safepoint_kinds(void);
 void register_chan_kinds(void); /* a no-op unless weft.h declares channels */
 void register_parallel_kinds(void);
+void register_parking_kinds(void);
 void register_green_kinds(void);
 
 /* The runtime every weft variant uses (native plugin unless $WEFT_PLATFORM says). */

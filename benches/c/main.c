@@ -83,6 +83,7 @@ int main(int argc, char **argv) {
   register_safepoint_kinds();
   register_chan_kinds();
   register_parallel_kinds();
+  register_parking_kinds();
   register_green_kinds();
 
   if (argc < 2) usage();

@@ -10,8 +10,8 @@ use crate::types::*;
 
 /// Creates a task-local key. Every task (and host thread) starts with NULL for it.
 /// `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
-/// holds. Keys are never deleted; at most `WEFT_KEYS_MAX` exist (`WEFT_ENOMEM` after
-/// that). `*out` is written only on success.
+/// holds. At most `WEFT_KEYS_MAX` keys are live at once (`WEFT_ENOMEM` after that);
+/// deleted keys do not count. `*out` is written only on success.
 #[no_mangle]
 pub unsafe extern "C" fn weft_key_create(
     rt: *mut weft_runtime_t,
@@ -37,7 +37,7 @@ pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
     // thread that has a context already. Loads only (the context is one initial-exec
     // TLS read): it cannot panic.
     if let (Some(index), Some(ctx)) = (keys::slot_of(key), context::current_if_any()) {
-        return ctx.slot(index);
+        return ctx.slot(index, key);
     }
     local_get_checked(key)
 }
@@ -45,7 +45,7 @@ pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
 #[cold]
 #[inline(never)]
 fn local_get_checked(key: weft_key_t) -> *mut c_void {
-    ffi_value("weft_local_get", std::ptr::null_mut(), || Ok(context::current().slot(keys::slot_index(key)?)))
+    ffi_value("weft_local_get", std::ptr::null_mut(), || Ok(context::current().slot(keys::slot_index(key)?, key)))
 }
 
 /// Sets the calling task's (or host thread's) value for `key`. The previous value is
@@ -54,7 +54,18 @@ fn local_get_checked(key: weft_key_t) -> *mut c_void {
 #[no_mangle]
 pub extern "C" fn weft_local_set(key: weft_key_t, value: *mut c_void) -> weft_status_t {
     ffi("weft_local_set", || {
-        context::current().set_slot(keys::slot_index(key)?, value);
+        context::current().set_slot(keys::slot_index(key)?, key, value);
         Ok(())
     })
+}
+
+/// Deletes `key` (as `pthread_key_delete`): every task's value for it is forgotten
+/// without its destructor being called (the values are the host's to free), and the
+/// key is no longer valid (`WEFT_EINVAL` from every call that takes it). A later key may
+/// reuse its slot, with another generation, so it never equals the deleted one (until
+/// 4096 keys have come and gone in that slot). Any thread may delete any key; deleting
+/// a key while another thread uses it is the host's race, as with pthread.
+#[no_mangle]
+pub extern "C" fn weft_key_delete(key: weft_key_t) -> weft_status_t {
+    ffi("weft_key_delete", || keys::delete(key))
 }

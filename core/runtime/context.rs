@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::runtime::current;
 use crate::runtime::keys;
 use crate::runtime::safepoint::Mutator;
-use crate::types::weft_task_t;
+use crate::types::{weft_key_t, weft_task_t};
 
 pub(crate) struct Context {
     /// Unique for the life of the process; never 0.
@@ -29,7 +29,7 @@ pub(crate) struct Context {
     pub(crate) mutator: Mutator,
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
-    slots: UnsafeCell<Vec<*mut c_void>>,
+    slots: UnsafeCell<Slots>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
 }
@@ -43,6 +43,14 @@ unsafe impl Sync for Context {}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A context's task-local values, by slot, with the key that set each (a value set
+/// under a key since deleted is not the value of the slot's next key).
+#[derive(Default)]
+struct Slots {
+    values: Vec<*mut c_void>,
+    keys: Vec<weft_key_t>,
+}
+
 impl Context {
     pub(crate) fn new(name: Option<CString>, task: *const weft_task_t) -> Context {
         Context {
@@ -52,49 +60,63 @@ impl Context {
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
-            slots: UnsafeCell::new(Vec::new()),
+            slots: UnsafeCell::new(Slots::default()),
             held: UnsafeCell::new(Vec::new()),
         }
     }
 
-    /// Slot `index`, NULL if never set. Only from the context's own thread.
-    pub(crate) fn slot(&self, index: usize) -> *mut c_void {
-        // SAFETY: see the Sync impl.
-        unsafe { (&*self.slots.get()).get(index).copied().unwrap_or(ptr::null_mut()) }
-    }
-
-    /// Sets slot `index`. Only from the context's own thread.
-    pub(crate) fn set_slot(&self, index: usize, value: *mut c_void) {
-        // SAFETY: see the Sync impl.
-        let slots = unsafe { &mut *self.slots.get() };
-        if slots.len() <= index {
-            slots.resize(index + 1, ptr::null_mut());
-        }
-        slots[index] = value;
-    }
-
-    /// The slots as they are now, for `weft_tasks_foreach` (world stopped).
-    pub(crate) fn slots_view(&self) -> (*const *mut c_void, usize) {
+    /// The value of `key` (live, in slot `index`), NULL if never set. Only from the
+    /// context's own thread.
+    #[inline(always)]
+    pub(crate) fn slot(&self, index: usize, key: weft_key_t) -> *mut c_void {
         // SAFETY: see the Sync impl.
         let slots = unsafe { &*self.slots.get() };
-        (slots.as_ptr(), slots.len())
+        match slots.keys.get(index) {
+            Some(&set_by) if set_by == key => slots.values[index],
+            _ => ptr::null_mut(),
+        }
     }
 
-    /// Runs the destructors of every non-NULL slot, as pthread does: a destructor may
-    /// set slots again, so up to four rounds.
+    /// Sets the value of `key` (live, in slot `index`). Only from the context's own
+    /// thread.
+    pub(crate) fn set_slot(&self, index: usize, key: weft_key_t, value: *mut c_void) {
+        // SAFETY: see the Sync impl.
+        let slots = unsafe { &mut *self.slots.get() };
+        if slots.values.len() <= index {
+            slots.values.resize(index + 1, ptr::null_mut());
+            slots.keys.resize(index + 1, 0);
+        }
+        slots.values[index] = value;
+        slots.keys[index] = key;
+    }
+
+    /// The values of the live keys as they are now, slot by slot (NULL where the key
+    /// that set a value was deleted since), into `into`: for `weft_tasks_foreach`, where
+    /// the context cannot run (the world is stopped) or is the caller.
+    pub(crate) fn live_slots(&self, into: &mut Vec<*mut c_void>) {
+        // SAFETY: see the Sync impl.
+        let slots = unsafe { &*self.slots.get() };
+        into.clear();
+        into.extend(
+            slots.values.iter().zip(&slots.keys).map(|(&v, &k)| if keys::is_live(k) { v } else { ptr::null_mut() }),
+        );
+    }
+
+    /// Runs the destructors of every non-NULL value of a live key, as pthread does: a
+    /// destructor may set values again, so up to four rounds.
     pub(crate) fn run_slot_destructors(&self) {
         for _round in 0..4 {
             // SAFETY: see the Sync impl; the slots are moved out before any destructor
-            // runs, so a destructor that sets a slot does not alias this borrow.
+            // runs, so a destructor that sets a value does not alias this borrow.
             let taken = std::mem::take(unsafe { &mut *self.slots.get() });
-            if taken.iter().all(|v| v.is_null()) {
+            if taken.values.iter().all(|v| v.is_null()) {
                 return;
             }
-            for (index, value) in taken.into_iter().enumerate() {
+            for (value, key) in taken.values.into_iter().zip(taken.keys) {
                 if value.is_null() {
                     continue;
                 }
-                if let Some(dtor) = keys::destructor(index) {
+                if let Some(dtor) = keys::destructor(key) {
                     let dtor = crate::ffi::callback::may_unwind!(dtor, fn(*mut c_void));
                     // SAFETY: the host registered `dtor` for values of this key.
                     let run = || unsafe { dtor(value) };

@@ -672,8 +672,14 @@ pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView)
     let me = context::current_if_any().map_or(0, |c| c.id);
     let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
     let snapshot: Vec<Arc<Context>> = rt.world.registry.lock().clone();
+    let mut values = Vec::new();
     for ctx in snapshot {
-        let locals = if ctx.id == me || holds_stop() { ctx.slots_view() } else { (ptr::null(), 0) };
+        let locals = if ctx.id == me || holds_stop() {
+            ctx.live_slots(&mut values);
+            (values.as_ptr(), values.len())
+        } else {
+            (ptr::null(), 0)
+        };
         let state = ctx.mutator.public_state();
         if visit(&MutatorView { ctx, state, locals }) {
             break;

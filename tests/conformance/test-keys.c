@@ -167,11 +167,12 @@ TEST_IMPL(keys_invalid) {
   return TEST_OK;
 }
 
-/* At most WEFT_KEYS_MAX keys; then WEFT_ENOMEM, *out untouched, old keys still work. */
+/* At most WEFT_KEYS_MAX live keys; then WEFT_ENOMEM, *out untouched, old keys still
+ * work; deleting one makes room for one more. */
 TEST_IMPL(keys_exhaustion) {
   weft_runtime_t *rt = test_open_runtime();
   weft_key_t first = 0, last = 0, k = 0;
-  int created = 0;
+  long created = 0;
   weft_status_t st;
   while ((st = weft_key_create(rt, NULL, &k)) == WEFT_OK) {
     if (created == 0) first = k;
@@ -189,6 +190,109 @@ TEST_IMPL(keys_exhaustion) {
   ASSERT_OK(weft_local_set(first, &x));
   ASSERT_OK(weft_local_set(last, &x));
   ASSERT(weft_local_get(last) == &x);
+  ASSERT_OK(weft_key_delete(last));
+  ASSERT_OK(weft_key_create(rt, NULL, &k));
+  ASSERT(k != last && WEFT_KEY_SLOT(k) == WEFT_KEY_SLOT(last));
+  ASSERT(weft_local_get(k) == NULL); /* last's value is not k's */
+  ASSERT_STATUS(WEFT_ENOMEM, weft_key_create(rt, NULL, &k));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+static atomic_int deleted_dtor_calls;
+static void count_deleted_dtor(void *p) {
+  (void)p;
+  atomic_fetch_add(&deleted_dtor_calls, 1);
+}
+
+static weft_key_t doomed;
+
+static int32_t set_doomed(void *arg, void **result) {
+  (void)result;
+  return weft_local_set(doomed, arg) == WEFT_OK ? 0 : 1;
+}
+
+/* A deleted key: refused by every call, its values forgotten (their destructor never
+ * runs), its slot reused by a later key that does not see them. */
+TEST_IMPL(keys_delete) {
+  weft_runtime_t *rt = test_open_runtime();
+  int x, y;
+  ASSERT_OK(weft_key_create(rt, count_deleted_dtor, &doomed));
+  ASSERT_OK(weft_local_set(doomed, &x));
+  /* A task that sets a value and is still running when the key goes. */
+  weft_mutex_t m;
+  ASSERT_OK(weft_mutex_init(rt, &m, 0));
+  weft_task_t *t;
+  ASSERT_OK(weft_spawn(rt, set_doomed, &y, NULL, &t));
+  int32_t code = -1;
+  ASSERT_OK(weft_join(t, WEFT_FOREVER, &code, NULL));
+  ASSERT_EQ(code, 0);
+  ASSERT_EQ(atomic_load(&deleted_dtor_calls), 1); /* the task's value, at its exit */
+  ASSERT_OK(weft_key_delete(doomed));
+  ASSERT_STATUS(WEFT_EINVAL, weft_local_set(doomed, &x));
+  ASSERT_ERROR_MENTIONS("weft_local_set");
+  ASSERT_ERROR_MENTIONS("not a live key");
+  ASSERT(weft_local_get(doomed) == NULL);
+  ASSERT_ERROR_MENTIONS("weft_local_get");
+  ASSERT_STATUS(WEFT_EINVAL, weft_key_delete(doomed)); /* twice */
+  ASSERT_ERROR_MENTIONS("weft_key_delete");
+  ASSERT_STATUS(WEFT_EINVAL, weft_key_delete(0));
+  ASSERT_STATUS(WEFT_EINVAL, weft_key_delete(UINT32_MAX));
+  /* The next key may take the slot: it starts at NULL, here and in foreach's view. */
+  weft_key_t next;
+  ASSERT_OK(weft_key_create(rt, NULL, &next));
+  ASSERT(next != doomed);
+  ASSERT(weft_local_get(next) == NULL);
+  ASSERT_OK(weft_mutex_destroy(&m));
+  test_close_runtime(rt);
+  /* This thread's value of the deleted key is never destroyed. */
+  ASSERT_EQ(atomic_load(&deleted_dtor_calls), 1);
+  return TEST_OK;
+}
+
+typedef struct {
+  weft_key_t key;
+  void *seen;
+  bool found;
+} locals_probe_t;
+
+static bool read_own_local(const weft_task_info_t *info, void *ud) {
+  locals_probe_t *p = ud;
+  if (info->id != weft_self_id()) return false;
+  p->found = true;
+  size_t slot = WEFT_KEY_SLOT(p->key);
+  p->seen = slot < info->nlocals ? info->locals[slot] : NULL;
+  return true;
+}
+
+/* Keys made and deleted without end never run out, and each differs from the last;
+ * weft_tasks_foreach shows a reused slot's value under the live key only. */
+TEST_IMPL(keys_create_delete_forever) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_thread_attach(rt));
+  weft_key_t previous = 0;
+  int x;
+  for (long i = 0; i < 3 * (long)WEFT_KEYS_MAX / 100; i++) {
+    weft_key_t k;
+    ASSERT_OK(weft_key_create(rt, NULL, &k));
+    ASSERT(k != previous);
+    ASSERT(weft_local_get(k) == NULL);
+    ASSERT_OK(weft_local_set(k, &x));
+    if (i % 1000 == 0) {
+      locals_probe_t p = {.key = k};
+      ASSERT_OK(weft_tasks_foreach(rt, read_own_local, &p));
+      ASSERT(p.found && p.seen == &x);
+    }
+    ASSERT_OK(weft_key_delete(k));
+    if (i % 1000 == 0) {
+      /* The slot's old value is not shown once its key is gone. */
+      locals_probe_t p = {.key = k};
+      ASSERT_OK(weft_tasks_foreach(rt, read_own_local, &p));
+      ASSERT(p.found && p.seen == NULL);
+    }
+    previous = k;
+  }
+  ASSERT_OK(weft_thread_detach(rt));
   test_close_runtime(rt);
   return TEST_OK;
 }

@@ -91,8 +91,9 @@ pub const SECTIONS: &[Section] = &[
         title: "Task-local slots",
         lead: "Keys are process-wide; each task (and each host thread) has its own value for\n\
                every key, which follows the task wherever it runs.",
-        items: &["weft_key_*", "WEFT_KEYS_MAX", "weft_local_*"],
-        extra: "",
+        items: &["weft_key_*", "WEFT_KEYS_MAX", "WEFT_KEY_SLOT_BITS", "weft_local_*"],
+        extra: "/* The slot of key `k`: its index in `weft_task_info_t.locals`. */\n\
+                #define WEFT_KEY_SLOT(k) ((size_t)(((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u))\n",
     },
     Section {
         title: "Mutexes",
