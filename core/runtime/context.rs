@@ -10,6 +10,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
+use crate::ffi::error::{LastErrorBuf, TaskError};
 use crate::runtime::keys;
 use crate::runtime::safepoint::Mutator;
 use crate::types::weft_task_t;
@@ -31,6 +32,9 @@ pub(crate) struct Context {
     slots: UnsafeCell<Vec<*mut c_void>>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
+    /// A task's own `weft_last_error()` text, made at its first failure (a host thread
+    /// uses the thread's buffer in ffi/error.rs instead).
+    last_error: UnsafeCell<Option<Box<LastErrorBuf>>>,
 }
 
 // SAFETY: `slots` is only touched by the context's own thread of execution (and read by
@@ -53,6 +57,7 @@ impl Context {
             read_locks_held: AtomicU32::new(0),
             slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
+            last_error: UnsafeCell::new(None),
         }
     }
 
@@ -202,6 +207,22 @@ fn thread_context() -> &'static Context {
     CURRENT.with(|c| c.set(ctx));
     // SAFETY: the ThreadContext keeps the Arc until the thread exits.
     unsafe { &*ctx }
+}
+
+/// The running task's last-error buffer, for ffi/error.rs (installed by `Task::spawn`):
+/// `NotATask` for a host thread, else the task's buffer, made when `make` asks for it.
+pub(crate) fn task_last_error(make: bool) -> TaskError {
+    let Some(ctx) = current_if_any() else { return TaskError::NotATask };
+    if ctx.task.is_null() {
+        return TaskError::NotATask;
+    }
+    // SAFETY: only the context's own thread of execution calls this (see the Sync impl).
+    let slot = unsafe { &mut *ctx.last_error.get() };
+    match slot {
+        Some(buf) => TaskError::Buffer(&mut **buf),
+        None if make => TaskError::Buffer(&mut **slot.insert(Box::new([0; std::mem::size_of::<LastErrorBuf>()]))),
+        None => TaskError::NoneYet,
+    }
 }
 
 /// The Arc of this host thread's context (for registration as a mutator).
