@@ -680,7 +680,8 @@ weft_status_t weft_rwlock_try_write_lock(struct weft_rwlock_t *l);
 
 // Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the
 // caller holds neither (read locks are counted per task, not per lock: a task that
-// holds a read lock on another rwlock is not caught).
+// holds a read lock on another rwlock is not caught). Allowed after the runtime closed
+// (so that a lock held then can be released and destroyed).
 weft_status_t weft_rwlock_unlock(struct weft_rwlock_t *l);
 
 /* ==================================================================================== */

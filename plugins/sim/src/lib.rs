@@ -72,6 +72,16 @@ pub(crate) fn on_sim(f: impl FnOnce(&'static Sim) -> weft_status_t) -> weft_stat
     })
 }
 
+/// As `on_sim`, for a release (an unlock): also allowed when no sim runtime is open at
+/// all, for a lock still held when its runtime closed. No task is left then, so nobody
+/// waits on the object: the release only clears its words (`f` gets no scheduler).
+pub(crate) fn on_sim_or_closed(f: impl FnOnce(Option<&'static Sim>) -> weft_status_t) -> weft_status_t {
+    if sched::here().is_none() && !OPEN.load(SeqCst) {
+        return HOST.guard(|| f(None));
+    }
+    on_sim(|sim| f(Some(sim)))
+}
+
 unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: the runtime passes its config for the call.
