@@ -21,17 +21,29 @@ pub(crate) struct IoWait {
     pub(crate) forgotten: bool,
 }
 
-/// Polls `waits` for up to `timeout_ms` (-1: for ever; a signal ends the poll early);
-/// returns, for each, whether it has anything to report (ready, hung up, or not open).
+/// Polls `waits` for up to `timeout_ms` (-1: for ever); returns, for each, whether it
+/// has anything to report (ready, hung up, or not open). A signal does not cut the wait
+/// short (a deadlock report must not come early because the host got a SIGCHLD).
 pub(crate) fn poll_waits<'a>(waits: impl Iterator<Item = &'a IoWait>, timeout_ms: i32) -> Vec<bool> {
     let mut fds: Vec<libc::pollfd> =
         waits.map(|w| libc::pollfd { fd: w.fd, events: poll_events(w.events), revents: 0 }).collect();
-    // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n <= 0 {
-        return vec![false; fds.len()];
+    let start = std::time::Instant::now();
+    let mut left_ms = timeout_ms;
+    loop {
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left_ms) };
+        if n > 0 {
+            return fds.iter().map(|p| p.revents != 0).collect();
+        }
+        let interrupted = n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+        if !interrupted {
+            return vec![false; fds.len()];
+        }
+        if timeout_ms >= 0 {
+            let spent = start.elapsed().as_millis().min(i32::MAX as u128) as i32;
+            left_ms = (timeout_ms - spent).max(0);
+        }
     }
-    fds.iter().map(|p| p.revents != 0).collect()
 }
 
 fn io_call(name: &'static str, fd: i32, events: u32) -> Call {
