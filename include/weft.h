@@ -6,8 +6,8 @@
  * Rules that hold for every function below:
  * - Errors. Every fallible call returns weft_status_t: WEFT_OK (0) or a WEFT_E*
  *   code (stable numbers, never reused). weft_strerror(code) names a code;
- *   weft_last_error() gives the detail of the calling thread's last failure (the
- *   function, the object, the reason). No call aborts the process, sets errno, or lets
+ *   weft_last_error() gives the detail of the caller's last failure (the function,
+ *   the object, the reason): the running task's own, else the calling thread's. No call aborts the process, sets errno, or lets
  *   a panic escape (that becomes WEFT_EINTERNAL), except for a callback that breaks the
  *   next rule.
  * - Callbacks (task functions, the on_task_start/on_task_exit hooks, task-local
@@ -136,10 +136,12 @@ typedef int32_t weft_status_t;
 // "unknown status code". The string is owned by weft and valid forever.
 const char *weft_strerror(weft_status_t code);
 
-// The detail of the calling thread's last failed weft call: which function, which
-// object, which path or symbol, and why. Never NULL ("" before any failure).
-// Successful calls leave it unchanged. Borrowed: valid until the next failing weft
-// call on this thread.
+// The detail of the caller's last failed weft call: which function, which object,
+// which path or symbol, and why. The caller is the running weft task if there is one
+// (its text follows the task on a platform whose tasks share or change threads), else
+// the calling thread. Never NULL ("" before any failure). Successful calls leave it
+// unchanged. Borrowed: valid until the caller's next failing weft call (a task's text
+// ends with the task).
 const char *weft_last_error(void);
 
 /* ==================================================================================== */
@@ -711,7 +713,8 @@ weft_status_t weft_rwlock_try_write_lock(struct weft_rwlock_t *l);
 
 // Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the
 // caller holds neither (read locks are counted per task, not per lock: a task that
-// holds a read lock on another rwlock is not caught).
+// holds a read lock on another rwlock is not caught). Allowed after the runtime closed
+// (so that a lock held then can be released and destroyed).
 weft_status_t weft_rwlock_unlock(struct weft_rwlock_t *l);
 
 /* ==================================================================================== */

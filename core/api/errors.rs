@@ -12,10 +12,12 @@ pub extern "C" fn weft_strerror(code: weft_status_t) -> *const c_char {
     static_cstr(code).as_ptr()
 }
 
-/// The detail of the calling thread's last failed weft call: which function, which
-/// object, which path or symbol, and why. Never NULL ("" before any failure).
-/// Successful calls leave it unchanged. Borrowed: valid until the next failing weft
-/// call on this thread.
+/// The detail of the caller's last failed weft call: which function, which object,
+/// which path or symbol, and why. The caller is the running weft task if there is one
+/// (its text follows the task on a platform whose tasks share or change threads), else
+/// the calling thread. Never NULL ("" before any failure). Successful calls leave it
+/// unchanged. Borrowed: valid until the caller's next failing weft call (a task's text
+/// ends with the task).
 #[no_mangle]
 pub extern "C" fn weft_last_error() -> *const c_char {
     last_error_ptr()

@@ -387,8 +387,9 @@ pub unsafe extern "C" fn weft_rwlock_try_write_lock(l: *mut weft_rwlock_t) -> we
 
 /// Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the
 /// caller holds neither (read locks are counted per task, not per lock: a task that
-/// holds a read lock on another rwlock is not caught).
+/// holds a read lock on another rwlock is not caught). Allowed after the runtime closed
+/// (so that a lock held then can be released and destroyed).
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_unlock(l: *mut weft_rwlock_t) -> weft_status_t {
-    ffi("weft_rwlock_unlock", || live::<_>(l).and_then(|lock: &RwLockObject| lock.release(context::current())))
+    ffi("weft_rwlock_unlock", || destroyable::<_>(l).and_then(|lock: &RwLockObject| lock.release(context::current())))
 }

@@ -2,10 +2,17 @@
 //!
 //! Every exported body runs inside [`ffi`] or [`ffi_value`]: a panic becomes
 //! `WEFT_EINTERNAL`, an `Err` becomes its code, and in both cases the detail goes to the
-//! calling thread's `weft_last_error()`, prefixed with the name of the function.
+//! caller's `weft_last_error()`, prefixed with the name of the function.
+//!
+//! "The caller" is the running weft task when there is one, else the OS thread: on a
+//! platform whose tasks are not threads (green, sim) two tasks that share a thread, or
+//! a task that moves between threads, each keep their own text. The task's buffer lives
+//! in its context, which the runtime owns; this layer uses nothing above it, so the
+//! runtime hands it the lookup ([`install_task_errors`]) when it makes its first task.
 use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 use weft_platform::*;
 
@@ -35,6 +42,35 @@ pub(crate) use fail;
 /// Room for `weft_last_error()`'s text, NUL included; longer details are truncated.
 const LAST_ERROR_BYTES: usize = 1024;
 
+/// A `weft_last_error()` text: NUL-terminated bytes.
+pub(crate) type LastErrorBuf = [u8; LAST_ERROR_BYTES];
+
+/// Where the caller's last-error text lives, as far as tasks go.
+pub(crate) enum TaskError {
+    /// The caller is not a weft task: the thread's buffer.
+    NotATask,
+    /// A task that has not failed yet (its buffer is made at its first failure).
+    NoneYet,
+    /// The running task's own buffer, valid while the task runs.
+    Buffer(*mut LastErrorBuf),
+}
+
+/// The runtime's lookup of the running task's buffer; `make`: create it if missing.
+pub(crate) type TaskErrorLookup = fn(make: bool) -> TaskError;
+
+static TASK_ERRORS: OnceLock<TaskErrorLookup> = OnceLock::new();
+
+/// Installs the lookup of the running task's last-error buffer (the runtime, before its
+/// first task runs; later calls change nothing). Only failures and `weft_last_error()`
+/// use it: a successful call never looks.
+pub(crate) fn install_task_errors(lookup: TaskErrorLookup) {
+    let _ = TASK_ERRORS.set(lookup);
+}
+
+fn task_error(make: bool) -> TaskError {
+    TASK_ERRORS.get().map_or(TaskError::NotATask, |lookup| lookup(make))
+}
+
 thread_local! {
     // A fixed buffer rather than a heap string: a thread-local without a destructor is
     // never torn down, so a weft call made while the thread exits (a pthread key
@@ -44,12 +80,17 @@ thread_local! {
     static PLUGIN_DETAIL: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// The calling thread's `weft_last_error()` text (NUL-terminated, never freed). Not
+/// The caller's `weft_last_error()` text (NUL-terminated): the running task's (valid
+/// while it runs; "" before its first failure), else the thread's (never freed). Not
 /// inlined, as every reader of a thread-local here: a green task may move to another
 /// thread across a plugin call, and a cached thread-local address would be stale.
 #[inline(never)]
 pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|buf| buf.get() as *const c_char)
+    match task_error(false) {
+        TaskError::Buffer(buf) => buf as *const c_char,
+        TaskError::NoneYet => c"".as_ptr(),
+        TaskError::NotATask => LAST_ERROR.with(|buf| buf.get() as *const c_char),
+    }
 }
 
 // Not inlined: a thread-local address must not be cached across a plugin call that
@@ -61,13 +102,22 @@ fn set_last_error(function: &str, detail: &str) {
     while !text.is_char_boundary(len) {
         len -= 1;
     }
-    LAST_ERROR.with(|buf| {
-        // SAFETY: the buffer is this thread's; the only reference handed out is the
-        // C string pointer, documented as valid until the next failure on the thread.
-        let buf = unsafe { &mut *buf.get() };
+    let write = |buf: &mut LastErrorBuf| {
         buf[..len].copy_from_slice(&text.as_bytes()[..len]);
         buf[len] = 0;
-    });
+    };
+    match task_error(true) {
+        // SAFETY: the running task's own buffer, touched only by the task; the only
+        // reference handed out is the C string pointer, documented as valid until the
+        // task's next failure.
+        TaskError::Buffer(buf) => write(unsafe { &mut *buf }),
+        // A task whose buffer could not be made keeps the thread's.
+        TaskError::NoneYet | TaskError::NotATask => LAST_ERROR.with(|buf| {
+            // SAFETY: the buffer is this thread's; the only reference handed out is the
+            // C string pointer, documented as valid until the next failure on the thread.
+            write(unsafe { &mut *buf.get() })
+        }),
+    }
 }
 
 fn panic_detail(payload: &(dyn std::any::Any + Send)) -> String {

@@ -2,7 +2,7 @@
 //!
 //! A context gives the caller an identity (mutex owners are context ids, so a green task
 //! that moves between workers keeps owning its locks), task-local slots, and the
-//! mutator state used by stop-the-world. `CURRENT` names the running context; a plugin
+//! mutator state used by stop-the-world. `current.rs` names the running context; a plugin
 //! that runs tasks on its own threads points it at the task while the task runs.
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
@@ -10,6 +10,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
+use crate::ffi::error::{LastErrorBuf, TaskError};
 use crate::runtime::current;
 use crate::runtime::keys;
 use crate::runtime::safepoint::Mutator;
@@ -32,6 +33,9 @@ pub(crate) struct Context {
     slots: UnsafeCell<Slots>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
+    /// A task's own `weft_last_error()` text, made at its first failure (a host thread
+    /// uses the thread's buffer in ffi/error.rs instead).
+    last_error: UnsafeCell<Option<Box<LastErrorBuf>>>,
 }
 
 // SAFETY: `slots` is only touched by the context's own thread of execution (and read by
@@ -62,6 +66,7 @@ impl Context {
             read_locks_held: AtomicU32::new(0),
             slots: UnsafeCell::new(Slots::default()),
             held: UnsafeCell::new(Vec::new()),
+            last_error: UnsafeCell::new(None),
         }
     }
 
@@ -169,7 +174,7 @@ impl Drop for ThreadContext {
         // The destructors run while the thread is still a mutator and still current, as
         // a task's do: a VM that frees per-thread state in one is not racing a
         // collector, and may call weft from it (lock a mutex, set a slot again).
-        // CURRENT has no destructor, so it stays usable during thread exit.
+        // The running-context slot has no destructor, so it stays usable during thread exit.
         make_current(Arc::as_ptr(&self.0));
         crate::runtime::safepoint::leave_open_regions(&self.0);
         self.0.run_slot_destructors();
@@ -194,7 +199,7 @@ fn make_current(ctx: *const Context) {
 pub(crate) fn current() -> &'static Context {
     let running = current::context() as *const Context;
     if !running.is_null() {
-        // SAFETY: CURRENT points at a context kept alive by its task or thread for as
+        // SAFETY: the slot points at a context kept alive by its task or thread for as
         // long as it is current.
         return unsafe { &*running };
     }
@@ -220,6 +225,22 @@ fn thread_context() -> &'static Context {
     make_current(ctx);
     // SAFETY: the ThreadContext keeps the Arc until the thread exits.
     unsafe { &*ctx }
+}
+
+/// The running task's last-error buffer, for ffi/error.rs (installed by `Task::spawn`):
+/// `NotATask` for a host thread, else the task's buffer, made when `make` asks for it.
+pub(crate) fn task_last_error(make: bool) -> TaskError {
+    let Some(ctx) = current_if_any() else { return TaskError::NotATask };
+    if ctx.task.is_null() {
+        return TaskError::NotATask;
+    }
+    // SAFETY: only the context's own thread of execution calls this (see the Sync impl).
+    let slot = unsafe { &mut *ctx.last_error.get() };
+    match slot {
+        Some(buf) => TaskError::Buffer(&mut **buf),
+        None if make => TaskError::Buffer(&mut **slot.insert(Box::new([0; std::mem::size_of::<LastErrorBuf>()]))),
+        None => TaskError::NoneYet,
+    }
 }
 
 /// The Arc of this host thread's context (for registration as a mutator).

@@ -122,6 +122,8 @@ impl Task {
     /// Starts a task; its handle (None for a detached one) and its id.
     pub(crate) fn spawn(rt: &'static Runtime, req: SpawnRequest) -> Result<Spawned> {
         rt.begin_task()?;
+        // A task's failures go to its own weft_last_error() text from its first call on.
+        crate::ffi::error::install_task_errors(crate::runtime::context::task_last_error);
         let shell = SHELLS.take(|| Task {
             tag: AtomicU32::new(0),
             handle: AtomicU32::new(HANDLE_LIVE),

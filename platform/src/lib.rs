@@ -12,6 +12,7 @@
 
 pub mod abi;
 pub mod guard;
+pub mod readiness;
 pub mod status;
 
 pub use abi::*;

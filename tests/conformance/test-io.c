@@ -83,21 +83,13 @@ static weft_task_t *spawn_wait(io_wait_t *w, weft_runtime_t *rt, int fd, uint32_
   return spawn_counted(w, rt, fd, events, deadline, NULL);
 }
 
-/* Opens a runtime for an IO test; skips on a deterministic platform (sim), whose
- * weft_fd_wait is WEFT_ENOTSUP by design: a real descriptor's readiness is outside the
- * schedule it controls (docs/sim.md). */
-static weft_runtime_t *io_open_runtime(void) {
-  weft_runtime_t *rt = test_open_runtime();
-  test_skip_on_one_thread(rt, "the sim platform has no IO waits");
-  return rt;
-}
 
 /* --- readiness ---------------------------------------------------------------------- */
 
 /* A readable fd returns at once, as often as it is asked (level-triggered); a waiting
  * task wakes when a byte arrives. */
 TEST_IMPL(io_read_ready) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2];
   make_pipe(p);
   write_byte(p[1], 'x');
@@ -130,7 +122,7 @@ TEST_IMPL(io_read_ready) {
 
 /* A full pipe is not writable; a task waiting to write wakes when a reader drains it. */
 TEST_IMPL(io_write_ready) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2];
   make_pipe(p);
   ASSERT(fill(p[1]) > 0);
@@ -153,7 +145,7 @@ TEST_IMPL(io_write_ready) {
 /* A deadline at or before now polls once: ready is WEFT_OK, not ready WEFT_ETIMEDOUT
  * at once; a future deadline is never reported early. */
 TEST_IMPL(io_deadlines) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2];
   make_pipe(p);
   int64_t past[] = {weft_now(rt), weft_now(rt) - 1, 0, -1, INT64_MIN};
@@ -189,7 +181,7 @@ TEST_IMPL(io_deadlines) {
 /* A task parked in weft_fd_wait (forever, or with a deadline) returns WEFT_ECANCELED
  * when it is cancelled; nothing was read. */
 TEST_IMPL(io_cancel_parked_wait) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2];
   make_pipe(p);
   int64_t deadlines[] = {WEFT_FOREVER, IO_PATIENCE(rt)};
@@ -225,7 +217,7 @@ static int32_t wait_after_self_cancel(void *arg, void **result) {
 }
 
 TEST_IMPL(io_cancel_before_wait) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2];
   make_pipe(p);
   fd_arg_t a = {rt, p[1]};
@@ -241,7 +233,7 @@ TEST_IMPL(io_cancel_before_wait) {
 /* weft_fd_forget wakes every waiter of that fd with WEFT_ECLOSED and no other; waits
  * that start afterwards work as before. */
 TEST_IMPL(io_forget_wakes_waiters) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2], q[2];
   make_pipe(p);
   make_pipe(q);
@@ -284,7 +276,7 @@ TEST_IMPL(io_forget_wakes_waiters) {
 
 /* An fd waited on in two runtimes: a forget in one wakes only that runtime's waiter. */
 TEST_IMPL(io_forget_is_per_runtime) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   weft_runtime_t *rt2 = test_open_runtime();
   int p[2];
   make_pipe(p);
@@ -311,7 +303,7 @@ TEST_IMPL(io_forget_is_per_runtime) {
 /* The peer closing its end wakes a reader (end of file is readable) and a writer (an
  * error condition), on a pipe and on a socket pair. */
 TEST_IMPL(io_hangup) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   for (int kind = 0; kind < 2; kind++) {
     int p[2];
     if (kind == 0) make_pipe(p);
@@ -348,7 +340,7 @@ TEST_IMPL(io_hangup) {
 /* Many tasks wait on one fd, some to read and some to write: a byte wakes every reader
  * (level-triggered: nobody consumed it), room wakes every writer. */
 TEST_IMPL(io_many_waiters_one_fd) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int s[2];
   ASSERT(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s) == 0);
   fill(s[0]);
@@ -378,7 +370,7 @@ TEST_IMPL(io_many_waiters_one_fd) {
 /* --- bad input --------------------------------------------------------------------- */
 
 TEST_IMPL(io_bad_fds) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2];
   make_pipe(p);
   char text[64];
@@ -443,7 +435,7 @@ TEST_IMPL(io_bad_fds) {
 /* A stop-the-world does not wait for tasks parked in weft_fd_wait; a task whose fd
  * becomes ready while the world is stopped does not run on until it resumes. */
 TEST_IMPL(io_stw_while_waiting) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int p[2];
   make_pipe(p);
   enum { N = 8 };
@@ -640,7 +632,7 @@ static int32_t echo_client(void *arg, void **result) {
 /* Hundreds of concurrent connections to an echo server on 127.0.0.1, one task per
  * connection on both sides, every byte checked. */
 TEST_IMPL(io_tcp_echo_many_connections) {
-  weft_runtime_t *rt = io_open_runtime();
+  weft_runtime_t *rt = test_open_runtime();
   int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   ASSERT(listener >= 0);
   struct sockaddr_in addr;

@@ -1,5 +1,5 @@
 /* Planted bug: a detached task racing shutdown. The main task starts a detached worker
- * and closes the runtime after a short nap, assuming the worker is done by then; when
+ * and closes the runtime after one yield, assuming the worker is done by then; when
  * it is not, the close fails (WEFT_EBUSY) and the worker's result is missing. */
 #include "common.h"
 

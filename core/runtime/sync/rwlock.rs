@@ -121,7 +121,9 @@ impl RwLockObject {
 
     /// Releases the caller's write lock, or one of its read locks.
     pub(crate) fn release(&self, ctx: &Context) -> Result<()> {
-        let rt = self.open_runtime()?;
+        // The runtime may be closed: a lock held at the close can still be released
+        // (and then destroyed), as a mutex can.
+        let rt = self.runtime();
         let unlocked = |status| check_plugin(status, || format!("cannot unlock rwlock {:p}", self));
         if self.extra.load(Relaxed) == ctx.id {
             if rt.checks.on() {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use weft_platform::readiness::{poll_now, PollNow};
 use weft_platform::*;
 
 use crate::clock;
@@ -144,15 +145,16 @@ impl Poller {
             if wait::cancelled() {
                 break WEFT_ECANCELED;
             }
-            if let Some(ready) = poll_now(fd, events) {
-                match ready {
-                    Ok(ready) => {
-                        // SAFETY: the runtime passes a valid out-pointer.
-                        unsafe { *revents = ready };
-                        break WEFT_OK;
-                    }
-                    Err(status) => break status,
+            match poll_now(fd, events) {
+                PollNow::Ready(ready) => {
+                    // SAFETY: the runtime passes a valid out-pointer.
+                    unsafe { *revents = ready };
+                    break WEFT_OK;
                 }
+                PollNow::NotOpen => {
+                    break HOST.fail(WEFT_EINVAL, &format!("fd {fd} is not open (closed while waited on?)"));
+                }
+                PollNow::NotReady => {}
             }
             if clock::expired(deadline) {
                 break WEFT_ETIMEDOUT;
@@ -216,35 +218,4 @@ impl Poller {
             let _ = thread.join();
         }
     }
-}
-
-/// `fd`'s readiness for `events` now: None if not ready; `Err` for a closed fd.
-fn poll_now(fd: i32, events: u32) -> Option<Result<u32, weft_status_t>> {
-    let mut bits = 0;
-    if events & WEFT_IO_READ != 0 {
-        bits |= libc::POLLIN;
-    }
-    if events & WEFT_IO_WRITE != 0 {
-        bits |= libc::POLLOUT;
-    }
-    let mut p = libc::pollfd { fd, events: bits, revents: 0 };
-    // SAFETY: one valid pollfd; a zero timeout never blocks.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    if n <= 0 {
-        return None;
-    }
-    if p.revents & libc::POLLNVAL != 0 {
-        return Some(Err(HOST.fail(WEFT_EINVAL, &format!("fd {fd} is not open (closed while waited on?)"))));
-    }
-    let mut ready = 0;
-    if p.revents & (libc::POLLIN | libc::POLLHUP) != 0 && events & WEFT_IO_READ != 0 {
-        ready |= WEFT_IO_READ;
-    }
-    if p.revents & libc::POLLOUT != 0 && events & WEFT_IO_WRITE != 0 {
-        ready |= WEFT_IO_WRITE;
-    }
-    if p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-        ready |= WEFT_IO_ERROR;
-    }
-    (ready != 0).then_some(Ok(ready))
 }

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use weft_platform::readiness::{poll_events, ready_events};
 use weft_platform::*;
 
 use crate::clock;
@@ -117,34 +118,6 @@ impl Registry {
             waiter.wake.signal();
         }
     }
-}
-
-/// The `poll` events for weft events.
-fn poll_events(events: u32) -> libc::c_short {
-    let mut bits = 0;
-    if events & WEFT_IO_READ != 0 {
-        bits |= libc::POLLIN;
-    }
-    if events & WEFT_IO_WRITE != 0 {
-        bits |= libc::POLLOUT;
-    }
-    bits
-}
-
-/// The weft ready events for what `poll` reported; 0 when nothing asked for is ready.
-fn ready_events(events: u32, revents: libc::c_short) -> u32 {
-    let hang_up = revents & (libc::POLLHUP | libc::POLLERR) != 0;
-    let mut ready = 0;
-    if events & WEFT_IO_READ != 0 && (revents & libc::POLLIN != 0 || revents & libc::POLLHUP != 0) {
-        ready |= WEFT_IO_READ;
-    }
-    if events & WEFT_IO_WRITE != 0 && revents & libc::POLLOUT != 0 {
-        ready |= WEFT_IO_WRITE;
-    }
-    if hang_up {
-        ready |= WEFT_IO_ERROR;
-    }
-    ready
 }
 
 fn not_open(fd: i32) -> weft_status_t {

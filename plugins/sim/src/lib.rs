@@ -26,6 +26,7 @@ mod green {
 use green::stack;
 use shared::chan;
 mod clock;
+mod io;
 mod sched;
 mod sync;
 mod task;
@@ -44,6 +45,19 @@ pub(crate) static HOST: HostRef = HostRef::new();
 /// One sim runtime at a time per process: it owns the opener's thread.
 static OPEN: AtomicBool = AtomicBool::new(false);
 
+/// One runtime open on the scheduler (`*mut weft_plat_rt_t`): every runtime the thread
+/// opens shares the one scheduler, but each is its own object, so that what belongs to a
+/// runtime (its IO waiters, for `fd_forget`) stays apart.
+pub(crate) struct Opened {
+    sim: &'static Sim,
+}
+
+impl Opened {
+    fn boxed(sim: &'static Sim) -> *mut weft_plat_rt_t {
+        Box::into_raw(Box::new(Opened { sim })) as *mut weft_plat_rt_t
+    }
+}
+
 /// Runs a table function for a caller on the thread the sim runs; any other thread
 /// (one the host made itself, attached or not) is refused with `WEFT_ENOTSUP`.
 pub(crate) fn on_sim(f: impl FnOnce(&'static Sim) -> weft_status_t) -> weft_status_t {
@@ -56,6 +70,16 @@ pub(crate) fn on_sim(f: impl FnOnce(&'static Sim) -> weft_status_t) -> weft_stat
              the opening thread only",
         ),
     })
+}
+
+/// As `on_sim`, for a release (an unlock): also allowed when no sim runtime is open at
+/// all, for a lock still held when its runtime closed. No task is left then, so nobody
+/// waits on the object: the release only clears its words (`f` gets no scheduler).
+pub(crate) fn on_sim_or_closed(f: impl FnOnce(Option<&'static Sim>) -> weft_status_t) -> weft_status_t {
+    if sched::here().is_none() && !OPEN.load(SeqCst) {
+        return HOST.guard(|| f(None));
+    }
+    on_sim(|sim| f(Some(sim)))
 }
 
 unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t {
@@ -72,7 +96,7 @@ unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut
         if let Some(sim) = sched::here() {
             sim.reopen();
             // SAFETY: the runtime's out-pointer.
-            unsafe { *out = sim as *const Sim as *mut weft_plat_rt_t };
+            unsafe { *out = Opened::boxed(sim) };
             return WEFT_OK;
         }
         if OPEN.swap(true, SeqCst) {
@@ -81,20 +105,22 @@ unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut
                 "the sim platform runs on the one thread that opened its first runtime; this is another thread",
             );
         }
-        let sim = Sim::open(settings);
+        let sim: &'static Sim = Box::leak(Sim::open(settings));
         // SAFETY: the runtime's out-pointer.
-        unsafe { *out = Box::into_raw(sim) as *mut weft_plat_rt_t };
+        unsafe { *out = Opened::boxed(sim) };
         WEFT_OK
     })
 }
 
 unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
     HOST.guard(|| {
-        // SAFETY: made by `runtime_open`; no task of this runtime runs any more.
-        let sim = unsafe { &*(rt as *const Sim) };
-        if sim.close() {
-            // SAFETY: the last runtime on the scheduler, boxed by `runtime_open`.
-            drop(unsafe { Box::from_raw(rt as *mut Sim) });
+        // SAFETY: made by `runtime_open`, given back once; no task of this runtime runs
+        // any more.
+        let opened = unsafe { Box::from_raw(rt as *mut Opened) };
+        if opened.sim.close() {
+            // SAFETY: the last runtime on the scheduler, leaked from a box by
+            // `runtime_open`; nothing refers to it any more.
+            drop(unsafe { Box::from_raw(opened.sim as *const Sim as *mut Sim) });
             OPEN.store(false, SeqCst);
         }
         WEFT_OK
@@ -103,14 +129,6 @@ unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
 
 unsafe extern "C" fn now(_rt: *mut weft_plat_rt_t) -> i64 {
     clock::now()
-}
-
-unsafe extern "C" fn fd_wait(_rt: *mut weft_plat_rt_t, _fd: i32, _ev: u32, _dl: i64, _rev: *mut u32) -> weft_status_t {
-    HOST.fail(WEFT_ENOTSUP, "the sim platform has no IO waits (a real descriptor's readiness is not simulated)")
-}
-
-unsafe extern "C" fn fd_forget(_rt: *mut weft_plat_rt_t, _fd: i32) -> weft_status_t {
-    HOST.fail(WEFT_ENOTSUP, "the sim platform has no IO waits (a real descriptor's readiness is not simulated)")
 }
 
 unsafe extern "C" fn chan_new(
@@ -229,8 +247,8 @@ static TABLE: Table = Table(weft_platform_t {
     chan_len: Some(chan::chan_len),
     chan_free: Some(chan::chan_free),
     chan_select: Some(chan_select),
-    fd_wait: Some(fd_wait),
-    fd_forget: Some(fd_forget),
+    fd_wait: Some(io::fd_wait),
+    fd_forget: Some(io::fd_forget),
     region_enter: Some(task::region_enter),
     region_leave: Some(task::region_leave),
     preempt_attach: Some(task::preempt_attach),

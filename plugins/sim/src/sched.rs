@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
-use weft_platform::WEFT_FOREVER;
+use weft_platform::{WEFT_FOREVER, WEFT_IO_READ, WEFT_IO_WRITE};
 
+use crate::io::IoWait;
 use crate::stack::{self, Stack};
 use crate::HOST;
 
@@ -71,6 +72,8 @@ pub(crate) enum Obj {
     Chan(usize),
     Task(usize),
     Deadline(i64),
+    /// An fd and the events waited for (none for a forget).
+    Fd(i32, u32),
 }
 
 struct TaskRec {
@@ -114,6 +117,14 @@ struct State {
     current: usize,
     /// Waiters per address, oldest first.
     waiters: BTreeMap<usize, Vec<usize>>,
+    /// The tasks in `weft_fd_wait`, by task index.
+    io: BTreeMap<usize, IoWait>,
+    /// How long (real milliseconds) the scheduler polls the waited fds before it moves
+    /// the clock to the next deadline (`$WEFT_SIM_IO_GRACE_MS`).
+    io_grace_ms: i64,
+    /// How long (real milliseconds) it polls them when no deadline is pending before it
+    /// calls the run a deadlock (`$WEFT_SIM_IO_IDLE_MS`; 0: for ever).
+    io_idle_ms: i64,
     rng: Rng,
     strategy: Strategy,
     step: u64,
@@ -128,7 +139,7 @@ struct State {
     names: RefCell<BTreeMap<usize, usize>>,
 }
 
-/// A runtime's scheduler; `*mut weft_plat_rt_t` is a `*mut Sim`.
+/// The scheduler of every runtime the thread opens (each is an `Opened`, lib.rs).
 pub(crate) struct Sim {
     state: RefCell<State>,
     /// Runtimes open on it: every runtime the thread opens shares the one scheduler
@@ -178,7 +189,18 @@ pub(crate) struct Settings {
     max_steps: u64,
     step_ns: i64,
     trace: bool,
+    io_grace_ms: i64,
+    io_idle_ms: i64,
 }
+
+/// Default `$WEFT_SIM_IO_GRACE_MS`: what the kernel has not delivered yet gets 50 ms to
+/// arrive before virtual time jumps past it. Loopback TCP needs it: on a loaded machine
+/// the kernel finishes a send to a peer socket several milliseconds later (measured: up
+/// to 7 ms on 2 busy cores). Pipes and socket pairs are ready when the write returns.
+const DEFAULT_IO_GRACE_MS: u64 = 50;
+/// Default `$WEFT_SIM_IO_IDLE_MS`: a second with every task waiting, no deadline and no
+/// fd ready is a deadlock (shorter than `weft-sim explore`'s default timeout, 10 s).
+const DEFAULT_IO_IDLE_MS: u64 = 1000;
 
 impl Settings {
     pub(crate) fn read(cfg_seed: u64) -> Result<Settings, String> {
@@ -206,6 +228,8 @@ impl Settings {
             max_steps: env_u64("WEFT_SIM_MAX_STEPS").unwrap_or(DEFAULT_MAX_STEPS),
             step_ns: env_u64("WEFT_SIM_STEP_NS").unwrap_or(0).min(1_000_000_000) as i64,
             trace: std::env::var("WEFT_SIM_TRACE").is_ok_and(|v| v == "1"),
+            io_grace_ms: env_u64("WEFT_SIM_IO_GRACE_MS").unwrap_or(DEFAULT_IO_GRACE_MS).min(i32::MAX as u64) as i64,
+            io_idle_ms: env_u64("WEFT_SIM_IO_IDLE_MS").unwrap_or(DEFAULT_IO_IDLE_MS).min(i32::MAX as u64) as i64,
         })
     }
 }
@@ -228,6 +252,9 @@ impl Sim {
             timers: BTreeSet::new(),
             current: MAIN,
             waiters: BTreeMap::new(),
+            io: BTreeMap::new(),
+            io_grace_ms: s.io_grace_ms,
+            io_idle_ms: s.io_idle_ms,
             rng,
             strategy,
             step: 0,
@@ -412,6 +439,52 @@ impl Sim {
         std::mem::take(&mut st.tasks[me].woken)
     }
 
+    /// The running task starts a `weft_fd_wait`.
+    pub(crate) fn io_begin(&self, wait: IoWait) {
+        let mut st = self.state.borrow_mut();
+        let me = st.current;
+        st.io.insert(me, wait);
+    }
+
+    /// True when the running task's fd was forgotten since its wait began.
+    pub(crate) fn io_forgotten(&self) -> bool {
+        let st = self.state.borrow();
+        st.io.get(&st.current).is_some_and(|w| w.forgotten)
+    }
+
+    /// The running task's `weft_fd_wait` ends.
+    pub(crate) fn io_end(&self) {
+        let mut st = self.state.borrow_mut();
+        let me = st.current;
+        st.io.remove(&me);
+    }
+
+    /// Blocks the running task in `weft_fd_wait` until the scheduler finds its fd ready,
+    /// a forget or a cancellation makes it runnable, or the deadline passes.
+    pub(crate) fn block_on_io(&self, call: Call, deadline: i64) {
+        // Not queued on any key: nothing but the scheduler's poll, `io_forget` and
+        // `poke` wakes it.
+        self.block(call, 0, deadline, false);
+    }
+
+    /// `weft_fd_forget(rt, fd)`: the waits on `fd` in runtime `rt` now end with
+    /// `WEFT_ECLOSED`.
+    pub(crate) fn io_forget(&self, rt: usize, fd: i32) {
+        let mut st = self.state.borrow_mut();
+        let hit: Vec<usize> = st
+            .io
+            .iter_mut()
+            .filter(|(_, w)| w.rt == rt && w.fd == fd)
+            .map(|(&t, w)| {
+                w.forgotten = true;
+                t
+            })
+            .collect();
+        for t in hit {
+            st.set_runnable(t);
+        }
+    }
+
     /// Takes the running task off `key`'s queue (it gave up waiting).
     pub(crate) fn unqueue(&self, key: usize) {
         let mut st = self.state.borrow_mut();
@@ -538,6 +611,7 @@ impl State {
             let now = NOW.load(Relaxed).saturating_add(self.step_ns);
             self.advance(now);
         }
+        self.wake_ready_io(0);
         let to = loop {
             if !self.runnable.is_empty() {
                 break match self.strategy {
@@ -549,8 +623,21 @@ impl State {
                         .expect("runnable"),
                 };
             }
+            if self.wait_for_io() {
+                continue;
+            }
             let Some(&(deadline, _)) = self.timers.first() else {
-                self.report("deadlock: every task is blocked and no deadline is pending", EXIT_DEADLOCK);
+                if self.io.is_empty() {
+                    self.report("deadlock: every task is blocked and no deadline is pending", EXIT_DEADLOCK);
+                }
+                self.report(
+                    &format!(
+                        "deadlock: every task is blocked, no deadline is pending and no waited fd became ready in \
+                         {} ms of real time (WEFT_SIM_IO_IDLE_MS)",
+                        self.io_idle_ms
+                    ),
+                    EXIT_DEADLOCK,
+                );
             };
             self.advance(NOW.load(Relaxed).max(deadline));
         };
@@ -571,6 +658,52 @@ impl State {
         }
         self.current = to;
         to
+    }
+
+    /// Polls the fds of the tasks blocked in `weft_fd_wait` for up to `timeout_ms` real
+    /// milliseconds (-1: for ever); those with something to report become runnable, in
+    /// task order. True if any did.
+    fn wake_ready_io(&mut self, timeout_ms: i64) -> bool {
+        let blocked: Vec<usize> = self.io.keys().copied().filter(|&t| self.tasks[t].run == Run::Blocked).collect();
+        if blocked.is_empty() {
+            return false;
+        }
+        let ready = crate::io::poll_waits(blocked.iter().map(|t| &self.io[t]), timeout_ms as i32);
+        let mut any = false;
+        for (&t, ready) in blocked.iter().zip(ready) {
+            if ready {
+                self.set_runnable(t);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// No task can run and some wait on fds: waits in a real `poll` for one of those
+    /// fds. The rule that joins real IO to virtual time:
+    /// * with a deadline pending, IO gets `$WEFT_SIM_IO_GRACE_MS` of real time (at most
+    ///   the virtual time left until the deadline) to arrive; if none does the clock
+    ///   jumps to the deadline as it would without IO;
+    /// * with none pending, IO gets `$WEFT_SIM_IO_IDLE_MS` (0: for ever), and then the run
+    ///   is a deadlock: the report names the fds the tasks wait on.
+    ///
+    /// IO the program does to itself cannot arrive while every task waits, so neither
+    /// bound changes what a seed does; they only bound the real time a run waits for IO
+    /// from outside it. Virtual time does not follow real time while it waits.
+    /// True if a waiter became runnable.
+    fn wait_for_io(&mut self) -> bool {
+        if self.io.is_empty() {
+            return false;
+        }
+        let timeout_ms = match self.timers.first() {
+            Some(&(deadline, _)) => {
+                let left_ns = deadline.saturating_sub(NOW.load(Relaxed)).max(0);
+                self.io_grace_ms.min(left_ns.saturating_add(999_999) / 1_000_000)
+            }
+            None if self.io_idle_ms == 0 => -1,
+            None => self.io_idle_ms,
+        };
+        self.wake_ready_io(timeout_ms)
     }
 
     /// Sets the clock to `now`; the tasks whose deadline it reaches become runnable.
@@ -661,6 +794,15 @@ impl State {
             Obj::Task(t) => format!(" on task {} \"{}\"", self.tasks[t].id, self.tasks[t].name),
             Obj::Deadline(d) if d == WEFT_FOREVER => " for ever".to_string(),
             Obj::Deadline(d) => format!(" until t={d}"),
+            Obj::Fd(fd, events) => {
+                let what = match events & (WEFT_IO_READ | WEFT_IO_WRITE) {
+                    WEFT_IO_READ => " (read)",
+                    WEFT_IO_WRITE => " (write)",
+                    0 => "",
+                    _ => " (read, write)",
+                };
+                format!(" on fd {fd}{what}")
+            }
         }
     }
 

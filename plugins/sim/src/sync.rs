@@ -15,7 +15,7 @@ use weft_platform::*;
 
 use crate::sched::{Call, Obj, Sim};
 use crate::wait::{self, Wake};
-use crate::{clock, on_sim, HOST};
+use crate::{clock, on_sim, on_sim_or_closed, HOST};
 
 pub(crate) const MUTEX_SIZE: u32 = 4;
 pub(crate) const COND_SIZE: u32 = 4;
@@ -119,9 +119,11 @@ pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64
 }
 
 pub(crate) unsafe extern "C" fn mutex_unlock(obj: *mut c_void) -> weft_status_t {
-    on_sim(|sim| {
+    on_sim_or_closed(|sim| {
         unlock(obj);
-        sim.step(lock_call("weft_mutex_unlock", obj));
+        if let Some(sim) = sim {
+            sim.step(lock_call("weft_mutex_unlock", obj));
+        }
         WEFT_OK
     })
 }
@@ -291,23 +293,27 @@ fn wake_next(obj: *mut c_void, w: &[AtomicU32; 3]) {
 }
 
 pub(crate) unsafe extern "C" fn rwlock_read_unlock(obj: *mut c_void) -> weft_status_t {
-    on_sim(|sim| {
+    on_sim_or_closed(|sim| {
         // SAFETY: an initialised rwlock the caller reads.
         let w = unsafe { words::<3>(obj) };
         w[READERS].fetch_sub(1, Relaxed);
         wake_next(obj, w);
-        sim.step(rw_call("weft_rwlock_read_unlock", obj));
+        if let Some(sim) = sim {
+            sim.step(rw_call("weft_rwlock_read_unlock", obj));
+        }
         WEFT_OK
     })
 }
 
 pub(crate) unsafe extern "C" fn rwlock_write_unlock(obj: *mut c_void) -> weft_status_t {
-    on_sim(|sim| {
+    on_sim_or_closed(|sim| {
         // SAFETY: an initialised rwlock the caller writes.
         let w = unsafe { words::<3>(obj) };
         w[WRITER].store(0, Relaxed);
         wake_next(obj, w);
-        sim.step(rw_call("weft_rwlock_write_unlock", obj));
+        if let Some(sim) = sim {
+            sim.step(rw_call("weft_rwlock_write_unlock", obj));
+        }
         WEFT_OK
     })
 }
