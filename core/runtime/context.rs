@@ -47,12 +47,14 @@ unsafe impl Sync for Context {}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// A context's task-local values, by slot, with the key that set each (a value set
+/// A context's task-local values, by slot, each with the key that set it (a value set
 /// under a key since deleted is not the value of the slot's next key).
-#[derive(Default)]
-struct Slots {
-    values: Vec<*mut c_void>,
-    keys: Vec<weft_key_t>,
+type Slots = Vec<Slot>;
+
+#[derive(Clone, Copy)]
+struct Slot {
+    value: *mut c_void,
+    key: weft_key_t,
 }
 
 impl Context {
@@ -64,7 +66,7 @@ impl Context {
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
-            slots: UnsafeCell::new(Slots::default()),
+            slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
             last_error: UnsafeCell::new(None),
         }
@@ -75,9 +77,8 @@ impl Context {
     #[inline(always)]
     pub(crate) fn slot(&self, index: usize, key: weft_key_t) -> *mut c_void {
         // SAFETY: see the Sync impl.
-        let slots = unsafe { &*self.slots.get() };
-        match slots.keys.get(index) {
-            Some(&set_by) if set_by == key => slots.values[index],
+        match unsafe { &*self.slots.get() }.get(index) {
+            Some(slot) if slot.key == key => slot.value,
             _ => ptr::null_mut(),
         }
     }
@@ -87,12 +88,10 @@ impl Context {
     pub(crate) fn set_slot(&self, index: usize, key: weft_key_t, value: *mut c_void) {
         // SAFETY: see the Sync impl.
         let slots = unsafe { &mut *self.slots.get() };
-        if slots.values.len() <= index {
-            slots.values.resize(index + 1, ptr::null_mut());
-            slots.keys.resize(index + 1, 0);
+        if slots.len() <= index {
+            slots.resize(index + 1, Slot { value: ptr::null_mut(), key: 0 });
         }
-        slots.values[index] = value;
-        slots.keys[index] = key;
+        slots[index] = Slot { value, key };
     }
 
     /// The values of the live keys as they are now, slot by slot (NULL where the key
@@ -102,9 +101,7 @@ impl Context {
         // SAFETY: see the Sync impl.
         let slots = unsafe { &*self.slots.get() };
         into.clear();
-        into.extend(
-            slots.values.iter().zip(&slots.keys).map(|(&v, &k)| if keys::is_live(k) { v } else { ptr::null_mut() }),
-        );
+        into.extend(slots.iter().map(|s| if keys::is_live(s.key) { s.value } else { ptr::null_mut() }));
     }
 
     /// Runs the destructors of every non-NULL value of a live key, as pthread does: a
@@ -114,10 +111,10 @@ impl Context {
             // SAFETY: see the Sync impl; the slots are moved out before any destructor
             // runs, so a destructor that sets a value does not alias this borrow.
             let taken = std::mem::take(unsafe { &mut *self.slots.get() });
-            if taken.values.iter().all(|v| v.is_null()) {
+            if taken.iter().all(|s| s.value.is_null()) {
                 return;
             }
-            for (value, key) in taken.values.into_iter().zip(taken.keys) {
+            for Slot { value, key } in taken {
                 if value.is_null() {
                     continue;
                 }
