@@ -165,11 +165,15 @@ def build_cases(s):
          [("c/weft", "c/posix", None)],
          "two threads hand a turn back and forth through two semaphores (post the other's, wait on "
          "one's own): weft_sem_t vs POSIX sem_t; ns per round trip")
-    case("checks_lock", "mutex lock+unlock with the checks on",
-         [("c", "checks_lock", ["--n", str(s["uncontended"]), "--rounds", r])],
-         [("c/checked", "c/weft", goal("<=", 3.0, text="<= 3x unchecked")), ("c/weft", "c/errorcheck", None)],
-         "one thread, a free weft_mutex_t: lock+unlock in a runtime with WEFT_CHECK_LOCK_ORDER | "
-         "WEFT_CHECK_DEADLOCK vs checks off vs glibc's PTHREAD_MUTEX_ERRORCHECK; ns per pair")
+    for nest in (1, 4):
+        case(f"checks_lock/l{nest}", f"mutex lock+unlock with the checks on, {nest} nested",
+             [("c", "checks_lock", ["--locks", str(nest), "--n", str(s["uncontended"] // nest), "--rounds", r])],
+             [("c/checked", "c/weft", goal("<=", 3.0, text="<= 3x unchecked")), ("c/weft", "c/errorcheck", None),
+              ("c/checked", "c/absl", None), ("c/absl", "c/absl_off", None)],
+             f"one thread, {nest} free weft_mutex_t taken in order and released in reverse, n times: in a "
+             "runtime with WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK (checked) vs checks off (weft) vs "
+             "glibc's PTHREAD_MUTEX_ERRORCHECK vs absl::Mutex with its deadlock detection reporting "
+             "(absl) and off (absl_off); ns per lock+unlock pair")
 
     # Channels: crossbeam-channel's shapes.
     def chan(shape, cap_label, cap_arg, n, threads=None, chans=None):

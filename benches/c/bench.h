@@ -38,7 +38,7 @@ typedef struct {
   variant_fn run;
 } variant_t;
 
-#define MAX_VARIANTS 4
+#define MAX_VARIANTS 6
 
 typedef struct {
   const char *kind;
@@ -61,6 +61,9 @@ void register_safepoint_kinds(void);
 void register_chan_kinds(void); /* a no-op unless weft.h declares channels */
 void register_parallel_kinds(void);
 void register_parking_kinds(void);
+void register_checks_kinds(void);
+/* absl::Mutex, `nest` nested, its deadlock detection on or off (absl_lock.cc, C++). */
+sample_t absl_nested(const params_t *p, int nest, int detect);
 void register_green_kinds(void);
 
 /* The runtime every weft variant uses (native plugin unless $WEFT_PLATFORM says). */

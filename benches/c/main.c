@@ -84,6 +84,7 @@ int main(int argc, char **argv) {
   register_chan_kinds();
   register_parallel_kinds();
   register_parking_kinds();
+  register_checks_kinds();
   register_green_kinds();
 
   if (argc < 2) usage();

@@ -1,8 +1,6 @@
-/* Structured parallelism and the checks:
+/* Structured parallelism:
  *   parallel_sum:  sum of a cheap function over [0, n): weft_parallel_for (grain chosen
- *                  by weft) vs OpenMP's `parallel for reduction` vs a serial loop;
- *   checks_lock:   weft_mutex lock+unlock, uncontended, in a runtime with the lock-order
- *                  and deadlock checks on vs off vs glibc's PTHREAD_MUTEX_ERRORCHECK. */
+ *                  by weft) vs OpenMP's `parallel for reduction` vs a serial loop. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -56,35 +54,6 @@ static sample_t sum_openmp(const params_t *p) {
 }
 #endif
 
-/* ---- checks_lock ---- */
-
-static weft_runtime_t *checked_rt;
-
-static sample_t weft_pairs(const params_t *p, weft_runtime_t *rt) {
-  weft_mutex_t m;
-  CHECK(weft_mutex_init(rt, &m, 0));
-  int64_t t0 = now_ns();
-  for (long i = 0; i < p->n; i++) {
-    if (__builtin_expect(weft_mutex_lock(&m) != WEFT_OK, 0)) die("weft_mutex_lock", 1);
-    weft_mutex_unlock(&m);
-  }
-  int64_t t1 = now_ns();
-  CHECK(weft_mutex_destroy(&m));
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
-}
-
-static sample_t checks_off(const params_t *p) { return weft_pairs(p, bench_rt); }
-
-static sample_t checks_on(const params_t *p) {
-  if (checked_rt == NULL) {
-    weft_config_t cfg;
-    weft_config_init(&cfg);
-    cfg.flags = WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK;
-    CHECK(weft_runtime_open(&cfg, &checked_rt));
-  }
-  return weft_pairs(p, checked_rt);
-}
-
 void register_parallel_kinds(void) {
   bench_register(&(kind_t){
       .kind = "parallel_sum",
@@ -96,11 +65,5 @@ void register_parallel_kinds(void) {
                    {"openmp", sum_openmp}
 #endif
       },
-  });
-  bench_register(&(kind_t){
-      .kind = "checks_lock",
-      .unit = "ns per uncontended weft_mutex lock+unlock pair",
-      .better = "lower",
-      .variants = {{"weft", checks_off}, {"checked", checks_on}, {"errorcheck", uncontended_errorcheck}},
   });
 }

@@ -201,6 +201,26 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
             return release_contended(mutex);
         }
     }
+    unlock_with_checks(m)
+}
+
+/// The unlock when the fast path did not apply: the same with the checks' bookkeeping
+/// (a mutex's holder is its owner field: the checks drop it from the held list, no
+/// trip to the graph), else the checked path.
+#[cold]
+#[inline(never)]
+fn unlock_with_checks(m: *mut weft_mutex_t) -> weft_status_t {
+    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
+        let rt = mutex.runtime();
+        if mutex.is_last_level_of(ctx.id) {
+            rt.checks.released(ctx, mutex.addr(), Holders::OwnerField);
+            mutex.disown();
+            if mutex.release_uncontended(rt) {
+                return WEFT_OK;
+            }
+            return release_contended(mutex);
+        }
+    }
     unlock_checked(m)
 }
 

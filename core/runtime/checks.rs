@@ -16,7 +16,7 @@
 use std::backtrace::Backtrace;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use parking_lot::Mutex;
 use weft_platform::*;
@@ -34,7 +34,25 @@ pub(crate) struct Checks {
     report: weft_check_report_fn,
     report_ud: *mut c_void,
     graph: Mutex<Graph>,
+    /// Bumped (under the graph lock) whenever a lock leaves the graph: the contexts'
+    /// caches of known edges (`KnownEdges`) are then stale.
+    departures: AtomicU64,
 }
+
+/// The order edges a context has already put in one runtime's graph, by lock address,
+/// so that locks taken again in an order seen before cost no trip to the graph's lock
+/// (the common case: a program takes its locks in the same few orders all the time).
+/// Valid while no lock of that runtime has left the graph since (`departures`): a
+/// destroyed lock's address may come back as a new node without the edges.
+#[derive(Default)]
+pub(crate) struct KnownEdges {
+    checks: usize,
+    departures: u64,
+    pairs: Vec<(usize, usize)>,
+}
+
+/// Edges a context remembers at most; past that it starts over.
+const KNOWN_EDGES_MAX: usize = 64;
 
 // SAFETY: `report_ud` is the host's, made to be passed to its callback from any thread.
 unsafe impl Send for Checks {}
@@ -142,7 +160,7 @@ pub(crate) fn parse_env(value: &[u8]) -> Result<u32> {
 
 impl Checks {
     pub(crate) fn new(flags: u32, report: weft_check_report_fn, report_ud: *mut c_void) -> Checks {
-        Checks { flags, report, report_ud, graph: Mutex::new(Graph::default()) }
+        Checks { flags, report, report_ud, graph: Mutex::new(Graph::default()), departures: AtomicU64::new(0) }
     }
 
     /// Any check on: the one branch the lock paths pay when checks are off.
@@ -166,6 +184,7 @@ impl Checks {
         let id = g.next_node;
         if let Some(old) = g.by_addr.insert(addr, id) {
             g.forget(old);
+            self.departures.fetch_add(1, Release);
         }
         g.nodes.insert(id, Node { kind, addr });
     }
@@ -175,6 +194,7 @@ impl Checks {
         let mut g = self.graph.lock();
         if let Some(id) = g.by_addr.remove(&addr) {
             g.forget(id);
+            self.departures.fetch_add(1, Release);
         }
     }
 
@@ -185,6 +205,10 @@ impl Checks {
         // held costs no trip to the graph when only the lock order is checked.
         let edges = ordered && self.lock_order() && ctx.held_locks().iter().any(|&h| h != addr);
         let tracked = self.deadlock() && holders == Holders::Tracked;
+        if edges && !tracked && self.all_known(ctx, addr) {
+            ctx.held_locks().push(addr);
+            return;
+        }
         if edges || tracked {
             let mut reports = Vec::new();
             {
@@ -205,20 +229,54 @@ impl Checks {
             for report in reports {
                 self.emit(&report);
             }
+            if edges {
+                self.remember(ctx, addr);
+            }
         }
         ctx.held_locks().push(addr);
     }
 
-    /// The common case of `acquired` for a mutex taken by a call that could wait, with
-    /// no trip to the graph: true if it was enough (no other lock held, or only the
-    /// deadlock check on); false, with nothing done, if `acquired` must run.
-    #[inline]
-    pub(crate) fn acquired_quickly(&self, ctx: &Context, addr: usize) -> bool {
-        let held = ctx.held_locks();
-        if self.lock_order() && held.iter().any(|&h| h != addr) {
+    /// Whether every edge from a lock `ctx` holds into `addr` is one it put in the graph
+    /// already (so adding them again would change nothing and report nothing).
+    fn all_known(&self, ctx: &Context, addr: usize) -> bool {
+        let known = ctx.known_edges();
+        let departures = self.departures.load(Acquire);
+        if known.checks != self as *const Checks as usize || known.departures != departures {
+            *known = KnownEdges { checks: self as *const Checks as usize, departures, pairs: Vec::new() };
             return false;
         }
-        held.push(addr);
+        ctx.held_locks().iter().filter(|&&h| h != addr).all(|&h| known.pairs.contains(&(h, addr)))
+    }
+
+    /// Records the edges from the locks `ctx` holds into `addr`, just put in the graph.
+    fn remember(&self, ctx: &Context, addr: usize) {
+        let known = ctx.known_edges();
+        let departures = self.departures.load(Acquire);
+        if known.checks != self as *const Checks as usize || known.departures != departures {
+            // The edges just added involve only locks the context holds, which cannot
+            // leave the graph meanwhile: they are valid under the departures seen now.
+            *known = KnownEdges { checks: self as *const Checks as usize, departures, pairs: Vec::new() };
+        }
+        for &h in ctx.held_locks().iter().filter(|&&h| h != addr) {
+            if !known.pairs.contains(&(h, addr)) {
+                if known.pairs.len() == KNOWN_EDGES_MAX {
+                    known.pairs.clear();
+                }
+                known.pairs.push((h, addr));
+            }
+        }
+    }
+
+    /// The common case of `acquired` for a mutex taken by a call that could wait, with
+    /// no trip to the graph: true if it was enough (no other lock held, every order edge
+    /// into the lock known already, or only the deadlock check on); false, with nothing
+    /// done, if `acquired` must run.
+    #[inline]
+    pub(crate) fn acquired_quickly(&self, ctx: &Context, addr: usize) -> bool {
+        if self.lock_order() && ctx.held_locks().iter().any(|&h| h != addr) && !self.all_known(ctx, addr) {
+            return false;
+        }
+        ctx.held_locks().push(addr);
         true
     }
 

@@ -33,6 +33,9 @@ pub(crate) struct Context {
     slots: UnsafeCell<Slots>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
+    /// The order edges this context has already put in a runtime's graph (the checks'
+    /// cache: a lock taken again in an order seen before skips the graph).
+    known_edges: UnsafeCell<crate::runtime::checks::KnownEdges>,
     /// A task's own `weft_last_error()` text, made at its first failure (a host thread
     /// uses the thread's buffer in ffi/error.rs instead).
     last_error: UnsafeCell<Option<Box<LastErrorBuf>>>,
@@ -68,6 +71,7 @@ impl Context {
             read_locks_held: AtomicU32::new(0),
             slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
+            known_edges: UnsafeCell::new(Default::default()),
             last_error: UnsafeCell::new(None),
         }
     }
@@ -135,6 +139,14 @@ impl Context {
     pub(crate) fn held_locks(&self) -> &mut Vec<usize> {
         // SAFETY: see above.
         unsafe { &mut *self.held.get() }
+    }
+
+    /// The order edges this context knows are in a graph, for the checks: the same rule
+    /// as `held_locks`.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn known_edges(&self) -> &mut crate::runtime::checks::KnownEdges {
+        // SAFETY: as for `held_locks`.
+        unsafe { &mut *self.known_edges.get() }
     }
 
     /// The current name, if any.

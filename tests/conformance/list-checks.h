@@ -1,5 +1,6 @@
 /* Lock-order and deadlock checks. */
 WEFT_TEST(checks_lock_order_inversion)
+WEFT_TEST(checks_repeated_orders)
 WEFT_TEST(checks_what_is_not_an_inversion)
 WEFT_TEST(checks_deadlock_two_tasks)
 WEFT_TEST(checks_deadlock_three_tasks)

@@ -77,6 +77,47 @@ TEST_IMPL(checks_lock_order_inversion) {
   return TEST_OK;
 }
 
+/* One context taking the same locks in the same order again and again (each context
+ * remembers the order edges it has put in the graph, to skip the graph next time):
+ * still exactly one report when another task inverts the order, and a lock destroyed
+ * and made again at the same address is a new lock whose edges count afresh. */
+TEST_IMPL(checks_repeated_orders) {
+  report_log_t log;
+  weft_runtime_t *rt = open_checked(WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK, &log);
+  weft_mutex_t a, b, c;
+  ASSERT_OK(weft_mutex_init(rt, &a, 0));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  ASSERT_OK(weft_mutex_init(rt, &c, 0));
+  for (int i = 0; i < 1000; i++) {
+    ASSERT_OK(weft_mutex_lock(&a));
+    ASSERT_OK(weft_mutex_lock(&b));
+    ASSERT_OK(weft_mutex_lock(&c));
+    ASSERT_OK(weft_mutex_unlock(&c));
+    ASSERT_OK(weft_mutex_unlock(&b));
+    ASSERT_OK(weft_mutex_unlock(&a));
+  }
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  run_in_order(rt, &c, &a); /* against A -> C */
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  /* B made again: the caller's A -> B must reach the graph again, for B' -> A to be an
+   * inversion. */
+  ASSERT_OK(weft_mutex_destroy(&b));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  for (int i = 0; i < 10; i++) {
+    ASSERT_OK(weft_mutex_lock(&a));
+    ASSERT_OK(weft_mutex_lock(&b));
+    ASSERT_OK(weft_mutex_unlock(&b));
+    ASSERT_OK(weft_mutex_unlock(&a));
+  }
+  run_in_order(rt, &b, &a);
+  ASSERT_EQ(atomic_load(&log.reports), 2);
+  ASSERT_OK(weft_mutex_destroy(&a));
+  ASSERT_OK(weft_mutex_destroy(&b));
+  ASSERT_OK(weft_mutex_destroy(&c));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* What makes no edge or no cycle: a try-lock (it cannot wait), a recursive relock,
  * a lock destroyed and initialised again at the same address (a new lock); and with
  * checks off nothing is reported at all. */
