@@ -33,6 +33,16 @@ pub(crate) type RangeFn = unsafe extern "C" fn(usize, usize, *mut c_void) -> i32
 /// load to even out, few enough that a chunk's overhead stays small.
 const CHUNKS_PER_PARTICIPANT: usize = 4;
 
+/// With the grain left to weft, how long the caller works alone before it hands the
+/// rest of the range to the pool: waking a worker and waiting for its last chunk costs
+/// about this much, so a range done sooner is done faster alone.
+const SOLO_NS: u64 = 10_000;
+
+/// On platforms of OS threads, how long an idle worker (and a caller waiting for its
+/// job's last chunk) keeps looking before it sleeps: back-to-back calls then find the
+/// workers awake, as OpenMP's and rayon's spinning workers are.
+const SPIN_NS: u64 = 50_000;
+
 struct Job {
     begin: usize,
     len: usize,
@@ -89,6 +99,11 @@ pub(crate) struct Pool {
     jobs: Mutex<VecDeque<Arc<Job>>>,
     /// Bumped on every publication and completion: what sleepers wait to change.
     epoch: AtomicU64,
+    /// Workers and callers asleep (or about to be) on `wake`: `announce` takes the lock
+    /// and broadcasts only when some are.
+    sleepers: AtomicUsize,
+    /// Whether waiting starts with a spin (platforms of OS threads; see `SPIN_NS`).
+    spins: bool,
     lock: &'static MutexObject,
     wake: &'static CondObject,
     /// The workers' handles (joinable, so that `stop` returns once they are gone);
@@ -106,6 +121,8 @@ impl Pool {
         Ok(Pool {
             jobs: Mutex::new(VecDeque::new()),
             epoch: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
+            spins: rt.table.caps & WEFT_CAP_OS_THREADS != 0,
             lock,
             wake,
             workers: Mutex::new(Vec::new()),
@@ -163,14 +180,47 @@ impl Pool {
         self.started.store(false, SeqCst);
     }
 
-    /// Wakes every sleeper (a job was published or finished).
+    /// Wakes every sleeper (a job was published or finished). A sleeper counts itself
+    /// before it looks at the epoch, and this bumps the epoch before it looks at the
+    /// count (all SeqCst): either it sees the sleeper, or the sleeper sees the new epoch.
     fn announce(&self) {
+        self.epoch.fetch_add(1, SeqCst);
+        if self.sleepers.load(SeqCst) == 0 {
+            return;
+        }
         let me = context::current();
         let rt = self.lock.runtime();
         let _ = self.lock.lock(rt, me, None);
-        self.epoch.fetch_add(1, SeqCst);
         let _ = self.wake.broadcast();
         let _ = self.lock.unlock(rt, me);
+    }
+
+    /// Waits until `done()` or the epoch moves past `seen`: a spin first where that
+    /// pays (`SPIN_NS`), then asleep on `wake`.
+    fn wait_for(&self, seen: u64, done: impl Fn() -> bool) {
+        if self.spins {
+            let started = std::time::Instant::now();
+            while self.epoch.load(SeqCst) == seen && !done() {
+                if started.elapsed().as_nanos() as u64 >= SPIN_NS {
+                    break;
+                }
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        if self.epoch.load(SeqCst) != seen || done() {
+            return;
+        }
+        let me = context::current();
+        let rt = self.lock.runtime();
+        self.sleepers.fetch_add(1, SeqCst);
+        let _ = self.lock.lock(rt, me, None);
+        while self.epoch.load(SeqCst) == seen && !done() {
+            let _ = self.wake.wait(self.lock, me, WEFT_FOREVER);
+        }
+        let _ = self.lock.unlock(rt, me);
+        self.sleepers.fetch_sub(1, SeqCst);
     }
 
     fn next_job(&self) -> Option<Arc<Job>> {
@@ -182,9 +232,8 @@ impl Pool {
 unsafe extern "C" fn worker_main(arg: *mut c_void, _result: *mut *mut c_void) -> i32 {
     // SAFETY: the pool of a runtime, which is never freed.
     let pool: &Pool = unsafe { &*(arg as *const Pool) };
-    let me = context::current();
-    let rt = pool.lock.runtime();
     loop {
+        let seen = pool.epoch.load(SeqCst);
         while let Some(job) = pool.next_job() {
             if job.work() {
                 pool.announce();
@@ -193,14 +242,47 @@ unsafe extern "C" fn worker_main(arg: *mut c_void, _result: *mut *mut c_void) ->
         if pool.stopping.load(SeqCst) {
             break;
         }
-        let seen = pool.epoch.load(SeqCst);
-        let _ = pool.lock.lock(rt, me, None);
-        while pool.epoch.load(SeqCst) == seen && !pool.stopping.load(SeqCst) && pool.next_job().is_none() {
-            let _ = pool.wake.wait(pool.lock, me, WEFT_FOREVER);
-        }
-        let _ = pool.lock.unlock(rt, me);
+        pool.wait_for(seen, || pool.stopping.load(SeqCst));
     }
     0
+}
+
+/// What the caller's solo start left.
+enum Solo {
+    /// The whole range is done (or a body failed, with this code): nothing for the pool.
+    Finished(i32),
+    /// `[begin, begin + len)` is left.
+    Left(usize, usize),
+}
+
+/// The start of a call whose grain weft chooses: the caller runs pieces alone, the first
+/// 1/64 of the range and each next one twice the last, until the range is done or
+/// `SOLO_NS` have passed (real time: the platforms that take this path have a real
+/// clock). A small range thus costs about a serial loop, with no worker woken; a large
+/// one loses a few microseconds of parallelism, or at most 1/64 of the range when its
+/// elements are slow. Deterministic platforms skip it (the split would depend on timing).
+fn solo(begin: usize, len: usize, body: RangeFn, ud: *mut c_void) -> Solo {
+    let body = may_unwind!(body, fn(usize, usize, *mut c_void) -> i32);
+    let started = std::time::Instant::now();
+    let (mut at, end, mut piece) = (begin, begin + len, (len / 64).max(1));
+    while at < end {
+        let e = at + piece.min(end - at);
+        // SAFETY: the host's body with its own `ud`, on a sub-range of its range.
+        let code = host_call("a weft_parallel_for body", || unsafe { body(at, e, ud) });
+        if code != 0 {
+            return Solo::Finished(code);
+        }
+        at = e;
+        if started.elapsed().as_nanos() as u64 >= SOLO_NS {
+            break;
+        }
+        piece = piece.saturating_mul(2);
+    }
+    if at == end {
+        Solo::Finished(0)
+    } else {
+        Solo::Left(at, end - at)
+    }
 }
 
 /// `weft_parallel_for`: the first failing body's code, or 0.
@@ -219,6 +301,14 @@ pub(crate) fn parallel_for(
     if len == 0 {
         return Ok(0);
     }
+    let (begin, len) = if grain == 0 && rt.table.caps & WEFT_CAP_DETERMINISTIC == 0 {
+        match solo(begin, len, body, ud) {
+            Solo::Finished(code) => return Ok(code),
+            Solo::Left(begin, len) => (begin, len),
+        }
+    } else {
+        (begin, len)
+    };
     let participants = Pool::workers_wanted() + 1;
     let chunks = len.checked_div(grain).map_or(len.min(participants * CHUNKS_PER_PARTICIPANT), |n| n.max(1));
     let job = Arc::new(Job {
@@ -240,14 +330,11 @@ pub(crate) fn parallel_for(
     pool.jobs.lock().push_back(Arc::clone(&job));
     pool.announce();
     job.work();
-    if job.done.load(Acquire) < chunks {
-        // Chunks other participants claimed are still running: wait for the last one.
-        let me = context::current();
-        let _ = pool.lock.lock(rt, me, None);
-        while job.done.load(Acquire) < chunks {
-            let _ = pool.wake.wait(pool.lock, me, WEFT_FOREVER);
-        }
-        let _ = pool.lock.unlock(rt, me);
+    // Chunks other participants claimed may still run: wait for the last one (each
+    // completion moves the epoch, so wait again until the job is done).
+    while job.done.load(Acquire) < chunks {
+        let seen = pool.epoch.load(SeqCst);
+        pool.wait_for(seen, || job.done.load(Acquire) >= chunks);
     }
     pool.jobs.lock().retain(|j| !Arc::ptr_eq(j, &job));
     Ok(job.failed.load(Acquire))
