@@ -64,6 +64,11 @@ void register_parking_kinds(void);
 void register_checks_kinds(void);
 /* absl::Mutex, `nest` nested, its deadlock detection on or off (absl_lock.cc, C++). */
 sample_t absl_nested(const params_t *p, int nest, int detect);
+/* oneTBB (tbb_par.cc, C++): the parallel sum of bench_sum_term over [0, n), and the map
+ * out[i] = in[i] * 1.5 + 1. */
+uint64_t bench_sum_term(size_t i);
+uint64_t tbb_sum(size_t n);
+void tbb_map(const float *in, float *out, size_t n);
 void register_green_kinds(void);
 
 /* The runtime every weft variant uses (native plugin unless $WEFT_PLATFORM says). */

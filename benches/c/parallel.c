@@ -1,12 +1,18 @@
-/* Structured parallelism:
+/* Structured parallelism (the Rust side has the rayon rows: benches/rust/src/par.rs):
  *   parallel_sum:  sum of a cheap function over [0, n): weft_parallel_for (grain chosen
- *                  by weft) vs OpenMP's `parallel for reduction` vs a serial loop. */
+ *                  by weft) vs OpenMP's `parallel for reduction` vs oneTBB's
+ *                  parallel_reduce (tbb_par.cc) vs a serial loop;
+ *   parallel_map:  out[i] = in[i] * 1.5 + 1 over float arrays of n: the same four;
+ *   group_spawn:   a weft_group of n empty tasks, spawned then waited for (Go's
+ *                  WaitGroup row is in benches/go). */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "bench.h"
 
-static inline uint64_t f(size_t i) { return (uint64_t)i * 2654435761u ^ (uint64_t)i >> 3; }
+uint64_t bench_sum_term(size_t i) { return (uint64_t)i * 2654435761u ^ (uint64_t)i >> 3; }
+#define f bench_sum_term
 
 /* ---- parallel_sum ---- */
 
@@ -54,6 +60,108 @@ static sample_t sum_openmp(const params_t *p) {
 }
 #endif
 
+static sample_t sum_tbb(const params_t *p) {
+  int64_t t0 = now_ns();
+  uint64_t s = tbb_sum((size_t)p->n);
+  int64_t t1 = now_ns();
+  if (s != serial_sum(p->n)) die("tbb sum", 1);
+  return (sample_t){(double)(t1 - t0) / 1e3, 0};
+}
+
+/* ---- parallel_map ---- */
+
+static float *map_in, *map_out;
+static long map_len;
+
+/* The arrays for n elements, made (and touched) once: no run pays page faults. */
+static void map_arrays(long n) {
+  if (map_len >= n) return;
+  free(map_in);
+  free(map_out);
+  map_in = malloc(sizeof(float) * (size_t)n);
+  map_out = malloc(sizeof(float) * (size_t)n);
+  if (!map_in || !map_out) die("malloc", 1);
+  for (long i = 0; i < n; i++) {
+    map_in[i] = (float)(i % 1000);
+    map_out[i] = 0;
+  }
+  map_len = n;
+}
+
+static void map_check(long n) {
+  for (long i = 0; i < n; i += 1 + n / 1000)
+    if (map_out[i] != map_in[i] * 1.5f + 1.0f) die("parallel_map: wrong element", 1);
+}
+
+static int32_t map_body(size_t begin, size_t end, void *ud) {
+  (void)ud;
+  for (size_t i = begin; i < end; i++) map_out[i] = map_in[i] * 1.5f + 1.0f;
+  return 0;
+}
+
+static sample_t map_weft(const params_t *p) {
+  map_arrays(p->n);
+  int32_t code;
+  int64_t t0 = now_ns();
+  CHECK(weft_parallel_for(bench_rt, 0, (size_t)p->n, 0, map_body, NULL, &code));
+  int64_t t1 = now_ns();
+  if (code != 0) die("weft_parallel_for map", 1);
+  map_check(p->n);
+  return (sample_t){(double)(t1 - t0) / 1e3, 0};
+}
+
+static sample_t map_serial(const params_t *p) {
+  map_arrays(p->n);
+  int64_t t0 = now_ns();
+  map_body(0, (size_t)p->n, NULL);
+  int64_t t1 = now_ns();
+  map_check(p->n);
+  return (sample_t){(double)(t1 - t0) / 1e3, 0};
+}
+
+#ifdef _OPENMP
+static sample_t map_openmp(const params_t *p) {
+  map_arrays(p->n);
+  long n = p->n;
+  int64_t t0 = now_ns();
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < n; i++) map_out[i] = map_in[i] * 1.5f + 1.0f;
+  int64_t t1 = now_ns();
+  map_check(p->n);
+  return (sample_t){(double)(t1 - t0) / 1e3, 0};
+}
+#endif
+
+static sample_t map_tbb(const params_t *p) {
+  map_arrays(p->n);
+  int64_t t0 = now_ns();
+  tbb_map(map_in, map_out, (size_t)p->n);
+  int64_t t1 = now_ns();
+  map_check(p->n);
+  return (sample_t){(double)(t1 - t0) / 1e3, 0};
+}
+
+/* ---- group_spawn ---- */
+
+static int32_t empty_task(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return 0;
+}
+
+static sample_t group_weft(const params_t *p) {
+  weft_group_t *g;
+  int64_t t0 = now_ns();
+  CHECK(weft_group_new(bench_rt, &g));
+  for (long i = 0; i < p->n; i++) CHECK(weft_group_spawn(g, empty_task, NULL, NULL));
+  int32_t code = -1;
+  CHECK(weft_group_wait(g, WEFT_FOREVER, &code));
+  CHECK(weft_group_free(g));
+  int64_t t1 = now_ns();
+  if (code != 0) die("group code", 1);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
 void register_parallel_kinds(void) {
   bench_register(&(kind_t){
       .kind = "parallel_sum",
@@ -61,9 +169,28 @@ void register_parallel_kinds(void) {
       .better = "lower",
       .variants = {{"weft", sum_weft},
                    {"serial", sum_serial},
+                   {"tbb", sum_tbb},
 #ifdef _OPENMP
                    {"openmp", sum_openmp}
 #endif
       },
+  });
+  bench_register(&(kind_t){
+      .kind = "parallel_map",
+      .unit = "us per map of n floats",
+      .better = "lower",
+      .variants = {{"weft", map_weft},
+                   {"serial", map_serial},
+                   {"tbb", map_tbb},
+#ifdef _OPENMP
+                   {"openmp", map_openmp}
+#endif
+      },
+  });
+  bench_register(&(kind_t){
+      .kind = "group_spawn",
+      .unit = "ns per task: a group of n empty tasks, spawned and waited for",
+      .better = "lower",
+      .variants = {{"weft", group_weft}},
   });
 }

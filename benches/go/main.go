@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -180,6 +181,17 @@ func spawnJoin(n int) {
 	}
 }
 
+// group: n empty goroutines started, then waited for with a WaitGroup (errgroup's
+// shape, without the error); ns per goroutine.
+func group(n int) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { wg.Done() }()
+	}
+	wg.Wait()
+}
+
 func rss() int64 {
 	b, err := os.ReadFile("/proc/self/statm")
 	if err != nil {
@@ -244,12 +256,13 @@ func main() {
 		os.Exit(2)
 	}
 	kinds := []string{"chan_seq", "chan_spsc", "chan_mpsc", "chan_mpmc", "chan_select", "chan_pingpong", "spawn_join",
-		"parked_rss", "skynet"}
+		"parked_rss", "skynet", "group_spawn"}
 	units := map[string]string{
 		"chan_pingpong": "ns per round trip",
 		"spawn_join":    "ns per spawn+join of an empty task",
 		"parked_rss":    "bytes of RSS per parked task",
 		"skynet":        "ms per tree of tasks",
+		"group_spawn":   "ns per task: a group of n empty tasks, spawned and waited for",
 	}
 	if os.Args[1] == "--list" {
 		fmt.Println(strings.Join(kinds, ": go\n") + ": go")
@@ -282,6 +295,8 @@ func main() {
 			pingpong(n, *capacity)
 		case "spawn_join":
 			spawnJoin(n)
+		case "group_spawn":
+			group(n)
 		case "parked_rss":
 			return parkedRSS(n)
 		case "skynet":

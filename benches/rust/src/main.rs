@@ -5,6 +5,7 @@
 mod chan;
 mod coro;
 mod mutex;
+mod par;
 mod weft;
 
 use std::sync::OnceLock;
@@ -52,6 +53,7 @@ fn kinds() -> Vec<Kind> {
     let mut all = mutex::kinds();
     all.extend(chan::kinds());
     all.extend(coro::kinds());
+    all.extend(par::kinds());
     all
 }
 

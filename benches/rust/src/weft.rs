@@ -26,6 +26,15 @@ extern "C" {
     pub fn weft_mutex_destroy(m: *mut RawWeftMutex) -> Status;
     pub fn weft_mutex_lock(m: *mut RawWeftMutex) -> Status;
     pub fn weft_mutex_unlock(m: *mut RawWeftMutex) -> Status;
+    pub fn weft_parallel_for(
+        rt: *mut Runtime,
+        begin: usize,
+        end: usize,
+        grain: usize,
+        body: unsafe extern "C" fn(usize, usize, *mut c_void) -> i32,
+        ud: *mut c_void,
+        code: *mut i32,
+    ) -> Status;
 }
 
 /// Aborts the run: a benchmark that cannot do what it claims prints no figure.
@@ -109,6 +118,7 @@ pub mod chan {
         pub fn weft_chan_send(ch: *mut Chan, elem: *const c_void, deadline: i64) -> Status;
         pub fn weft_chan_recv(ch: *mut Chan, out: *mut c_void, deadline: i64) -> Status;
         pub fn weft_chan_release(ch: *mut Chan);
-        pub fn weft_select(cases: *const SelectCase, n: usize, deadline: i64, flags: u32, chosen: *mut usize) -> Status;
+        pub fn weft_select(cases: *const SelectCase, n: usize, deadline: i64, flags: u32, chosen: *mut usize)
+            -> Status;
     }
 }

@@ -1,0 +1,125 @@
+//! Data-parallel loops: `weft_parallel_for` through the C ABI (grain chosen by weft)
+//! vs rayon's `par_iter` (its global pool, one thread per CPU), on the same two
+//! workloads as the C side (benches/c/parallel.c): the sum of a cheap function over
+//! [0, n) and a map `out[i] = in[i] * 1.5 + 1` over float arrays.
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::weft::{check, weft_parallel_for};
+use crate::{rt, Kind, Params, Sample};
+
+fn term(i: usize) -> u64 {
+    (i as u64).wrapping_mul(2_654_435_761) ^ (i as u64) >> 3
+}
+
+fn serial_sum(n: usize) -> u64 {
+    (0..n).map(term).fold(0u64, u64::wrapping_add)
+}
+
+fn micros(t0: Instant) -> Sample {
+    Sample { value: t0.elapsed().as_nanos() as f64 / 1e3, extra: 0.0 }
+}
+
+unsafe extern "C" fn sum_body(begin: usize, end: usize, ud: *mut c_void) -> i32 {
+    let s = (begin..end).map(term).fold(0u64, u64::wrapping_add);
+    // SAFETY: `ud` is the AtomicU64 of `sum_weft`, alive for the call.
+    unsafe { &*(ud as *const AtomicU64) }.fetch_add(s, Relaxed);
+    0
+}
+
+fn sum_weft(p: &Params) -> Sample {
+    let s = AtomicU64::new(0);
+    let mut code = 0;
+    let t0 = Instant::now();
+    // SAFETY: the body and its `ud` outlive the call.
+    check("weft_parallel_for", unsafe {
+        weft_parallel_for(rt(), 0, p.n, 0, sum_body, &s as *const AtomicU64 as *mut c_void, &mut code)
+    });
+    let sample = micros(t0);
+    assert!(code == 0 && s.load(Relaxed) == serial_sum(p.n), "weft sum");
+    sample
+}
+
+fn sum_rayon(p: &Params) -> Sample {
+    let t0 = Instant::now();
+    let s = (0..p.n).into_par_iter().map(term).reduce(|| 0, u64::wrapping_add);
+    let sample = micros(t0);
+    assert_eq!(s, serial_sum(p.n), "rayon sum");
+    sample
+}
+
+/// The arrays, made and touched once per size (no run pays page faults).
+static ARRAYS: Mutex<(Vec<f32>, Vec<f32>)> = Mutex::new((Vec::new(), Vec::new()));
+
+fn with_arrays(n: usize, f: impl FnOnce(&[f32], &mut [f32]) -> Sample) -> Sample {
+    let mut arrays = ARRAYS.lock().unwrap();
+    if arrays.0.len() < n {
+        *arrays = ((0..n).map(|i| (i % 1000) as f32).collect(), vec![0.0; n]);
+    }
+    let (input, output) = &mut *arrays;
+    let sample = f(&input[..n], &mut output[..n]);
+    for i in (0..n).step_by(1 + n / 1000) {
+        assert_eq!(output[i], input[i] * 1.5 + 1.0, "map element {i}");
+    }
+    sample
+}
+
+struct MapArgs {
+    input: *const f32,
+    output: *mut f32,
+}
+
+unsafe extern "C" fn map_body(begin: usize, end: usize, ud: *mut c_void) -> i32 {
+    // SAFETY: `ud` is the MapArgs of `map_weft`; the sub-ranges are disjoint.
+    let a = unsafe { &*(ud as *const MapArgs) };
+    for i in begin..end {
+        // SAFETY: i < n, within both arrays.
+        unsafe { *a.output.add(i) = *a.input.add(i) * 1.5 + 1.0 };
+    }
+    0
+}
+
+fn map_weft(p: &Params) -> Sample {
+    with_arrays(p.n, |input, output| {
+        let args = MapArgs { input: input.as_ptr(), output: output.as_mut_ptr() };
+        let mut code = 0;
+        let t0 = Instant::now();
+        // SAFETY: the arrays and `args` outlive the call.
+        check("weft_parallel_for", unsafe {
+            weft_parallel_for(rt(), 0, p.n, 0, map_body, &args as *const MapArgs as *mut c_void, &mut code)
+        });
+        assert_eq!(code, 0);
+        micros(t0)
+    })
+}
+
+fn map_rayon(p: &Params) -> Sample {
+    with_arrays(p.n, |input, output| {
+        let t0 = Instant::now();
+        output.par_iter_mut().zip(input.par_iter()).for_each(|(o, i)| *o = i * 1.5 + 1.0);
+        micros(t0)
+    })
+}
+
+pub fn kinds() -> Vec<Kind> {
+    vec![
+        Kind {
+            name: "parallel_sum",
+            unit: "us per sum over [0, n)",
+            better: "lower",
+            extra_unit: None,
+            variants: vec![("weft", sum_weft), ("rayon", sum_rayon)],
+        },
+        Kind {
+            name: "parallel_map",
+            unit: "us per map of n floats",
+            better: "lower",
+            extra_unit: None,
+            variants: vec![("weft", map_weft), ("rayon", map_rayon)],
+        },
+    ]
+}
