@@ -548,19 +548,25 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
             wait::backoff_yield();
         }
     }
+    let (mut claimed_yields, mut giving_up) = (0, false);
     loop {
         let state = sel.state.load(Acquire);
         if state >= DONE {
             let (case, how) = ((state - DONE) / OUTCOMES, (state - DONE) % OUTCOMES);
             return if how == HOW_RETRY { Outcome::Retry } else { Outcome::Done { case, closed: how == HOW_CLOSED } };
         }
-        if state == CLAIMED {
-            // The completer is copying under its lock; it publishes DONE (or gives the
-            // call back) right after.
-            std::thread::yield_now();
+        // The completer is copying under its lock; it publishes DONE (and wakes us) or
+        // gives the call back right after. Let it run a few times; if it still has not
+        // (it is not running: more threads than CPUs), park until it wakes us rather
+        // than yield in a loop, which burns the CPU the completer needs. Past our
+        // deadline (the give-up found it claimed) we can only wait for the outcome, and
+        // a give-back wakes nobody: yield then.
+        if state == CLAIMED && (giving_up || claimed_yields < 3) {
+            claimed_yields += 1;
+            wait::backoff_yield();
             continue;
         }
-        let woke = HOST.blocking(|| wait::park(sel.key(), || sel.state.load(Acquire) == WAITING, deadline));
+        let woke = HOST.blocking(|| wait::park(sel.key(), || sel.state.load(Acquire) == state, deadline));
         let give_up = match woke {
             Wake::Woken => continue,
             Wake::TimedOut => WEFT_ETIMEDOUT,
@@ -569,6 +575,7 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
         if sel.state.compare_exchange(WAITING, ABORTED, Acquire, Acquire).is_ok() {
             return Outcome::GaveUp(give_up);
         }
+        giving_up = true;
     }
 }
 
