@@ -408,6 +408,23 @@ typedef struct weft_platform_t {
   // switches the calling task out if it is the one that overran its slice, and
   // returns at once otherwise.
   weft_plat_rt_fn preempt_point;
+  // Optional, with `unpark` (both or neither): parking on an address for
+  // `weft_wait_on` / `weft_park`, the semaphores, barriers and `weft_once`. Parks the
+  // calling task on `key` if `validate(ud)`, which the platform calls with its queue
+  // for `key` locked (so that no `unpark(key)` comes between the check and the park),
+  // returns true; until an `unpark` of `key` wakes it, `deadline` passes or the task
+  // is cancelled. Returns `WEFT_OK` when woken and when `validate` said false (it
+  // never slept: the runtime's callers look at their state again either way),
+  // `WEFT_ETIMEDOUT`, `WEFT_ECANCELED` (a cancellation point);
+  // an unpark that came first wins over a deadline or a cancellation met at the same
+  // time. The wait happens between `host->blocking_enter()` and `blocking_leave()`.
+  // Keys are the runtime's (never an address the plugin itself parks on); a wake-up
+  // that is not an `unpark` of `key` must not return `WEFT_OK`. Without these members
+  // the runtime parks with a table of its own over `mutex_*` and `cond_*`.
+  weft_status_t (*park)(struct weft_plat_rt_t *rt, size_t key, bool (*validate)(void *ud), void *ud, int64_t deadline);
+  // Wakes up to `n` tasks parked on `key` with `park`, oldest first where the platform
+  // can; returns how many it woke. Never waits.
+  size_t (*unpark)(struct weft_plat_rt_t *rt, size_t key, size_t n);
 } weft_platform_t;
 
 // Host services: the runtime's functions a plugin calls back. The plugin receives the

@@ -75,9 +75,10 @@ const V2_MEMBERS: [&str; 2] = ["fd_wait", "fd_forget"];
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
 /// After them, ABI 2's optional members (`region_enter`, `region_leave`,
-/// `preempt_attach`, `preempt_point`): notifications that only an M:N platform needs.
-/// The runtime calls one only if the table's `struct_size` covers it and it is not NULL.
-const V2_OPTIONAL: usize = 4;
+/// `preempt_attach`, `preempt_point`: notifications that only an M:N platform needs;
+/// `park`, `unpark`: parking the runtime does itself without them). The runtime calls
+/// one only if the table's `struct_size` covers it and it is not NULL.
+const V2_OPTIONAL: usize = 6;
 const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
 const _: () = assert!(V2_SIZE + V2_OPTIONAL * size_of::<usize>() == size_of::<weft_platform_t>());
 
@@ -272,6 +273,9 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             WEFT_EPLUGIN,
             "{shown}: claims both WEFT_CAP_MUTEX_BYTE and WEFT_CAP_DETERMINISTIC: libweft would take its mutexes without a switch point"
         );
+    }
+    if copy.park.is_some() != copy.unpark.is_some() {
+        fail!(WEFT_EPLUGIN, "{shown}: has one of the table members \"park\" and \"unpark\" without the other");
     }
     if copy.caps & WEFT_CAP_MONOTONIC_CLOCK != 0 && copy.caps & WEFT_CAP_VIRTUAL_TIME != 0 {
         fail!(

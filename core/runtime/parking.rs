@@ -2,12 +2,14 @@
 //! the primitive VMs build one-byte locks on (WebKit's ParkingLot, CPython's PyMutex),
 //! and weft's own semaphores, barriers and once.
 //!
-//! A runtime's parking table is a fixed set of buckets hashed by address; each bucket is
-//! a weft mutex and condition of the runtime's platform, and a queue of the parked. So
-//! parking is whatever the platform makes of a condition wait: a parked green task frees
-//! its worker, a parked thread sleeps; the wait is a cancellation point and a blocking
-//! region (a stop-the-world never waits for a parked task). No plugin member is needed:
-//! every plugin, a third party's included, parks tasks this way.
+//! A platform that has the optional `park` / `unpark` members parks the task itself
+//! (native and green: one futex-style wait on their own parking, keyed by the address):
+//! the table below is then a pass-through. For the others (sim, pthread, a third party's
+//! plugin) the runtime's parking table is a fixed set of buckets hashed by address; each
+//! bucket is a weft mutex and condition of the runtime's platform, and a queue of the
+//! parked, so parking is whatever the platform makes of a condition wait. Either way a
+//! parked green task frees its worker, a parked thread sleeps, and the wait is a
+//! cancellation point and a blocking region (a stop-the-world never waits for it).
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
@@ -37,7 +39,24 @@ struct Bucket {
 }
 
 pub(crate) struct ParkingTable {
+    /// The plugin's `park` and `unpark`, when it has them (then no buckets).
+    plugin: Option<(PluginPark, PluginUnpark)>,
     buckets: Vec<Bucket>,
+}
+
+type PluginPark = unsafe extern "C" fn(
+    *mut weft_plat_rt_t,
+    usize,
+    unsafe extern "C" fn(*mut std::ffi::c_void) -> bool,
+    *mut std::ffi::c_void,
+    i64,
+) -> weft_status_t;
+type PluginUnpark = unsafe extern "C" fn(*mut weft_plat_rt_t, usize, usize) -> usize;
+
+/// The plugin's `validate` callback over the runtime's closure (`ud` points to it).
+unsafe extern "C" fn call_validate<F: FnMut() -> bool>(ud: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `ud` is the `F` of `park_in_plugin`, alive for the call.
+    unsafe { (*(ud as *mut F))() }
 }
 
 /// How a park ended.
@@ -51,6 +70,9 @@ pub(crate) enum Parking {
 
 impl ParkingTable {
     pub(crate) fn new(rt: &'static Runtime) -> Result<ParkingTable> {
+        if let (Some(park), Some(unpark)) = (rt.table.park, rt.table.unpark) {
+            return Ok(ParkingTable { plugin: Some((park, unpark)), buckets: Vec::new() });
+        }
         let mut buckets = Vec::with_capacity(BUCKETS);
         for _ in 0..BUCKETS {
             buckets.push(Bucket {
@@ -59,7 +81,7 @@ impl ParkingTable {
                 queue: Mutex::new(VecDeque::new()),
             });
         }
-        Ok(ParkingTable { buckets })
+        Ok(ParkingTable { plugin: None, buckets })
     }
 
     fn bucket(&self, addr: usize) -> &Bucket {
@@ -79,6 +101,9 @@ impl ParkingTable {
         validate: impl FnOnce() -> bool,
         deadline: i64,
     ) -> Result<Parking> {
+        if let Some((park, _)) = self.plugin {
+            return park_in_plugin(rt, park, addr, validate, deadline);
+        }
         let b = self.bucket(addr);
         let me = context::current();
         b.lock.lock(rt, me, None)?;
@@ -110,6 +135,10 @@ impl ParkingTable {
 
     /// Wakes up to `n` callers parked on `addr`, oldest first; how many it woke.
     pub(crate) fn unpark(&self, rt: &Runtime, addr: usize, n: usize) -> Result<usize> {
+        if let Some((_, unpark)) = self.plugin {
+            // SAFETY: a member of the accepted table, with this runtime's plugin state.
+            return Ok(unsafe { unpark(rt.prt, addr, n) });
+        }
         let b = self.bucket(addr);
         let me = context::current();
         b.lock.lock(rt, me, None)?;
@@ -129,6 +158,35 @@ impl ParkingTable {
         b.lock.unlock(rt, me)?;
         Ok(woken)
     }
+}
+
+/// `park` through the plugin's member.
+fn park_in_plugin(
+    rt: &Runtime,
+    park: PluginPark,
+    addr: usize,
+    validate: impl FnOnce() -> bool,
+    deadline: i64,
+) -> Result<Parking> {
+    let mut validate = Some(validate);
+    let mut once = || validate.take().is_some_and(|f| f());
+    let ud = &mut once as *mut _ as *mut std::ffi::c_void;
+    // SAFETY: a member of the accepted table; `call_validate` gets the closure it was
+    // made for, alive until `park` returns.
+    let status = unsafe { park(rt.prt, addr, call_validate_of(&once), ud, deadline) };
+    match status {
+        WEFT_OK => Ok(Parking::Woken),
+        WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "nobody woke the caller by the deadline"),
+        WEFT_ECANCELED => fail!(WEFT_ECANCELED, "the calling task was cancelled while parked"),
+        status => {
+            crate::ffi::error::check_plugin(status, || format!("cannot park on {addr:#x}")).map(|()| Parking::Woken)
+        }
+    }
+}
+
+/// `call_validate` for the type of `_f`.
+fn call_validate_of<F: FnMut() -> bool>(_f: &F) -> unsafe extern "C" fn(*mut std::ffi::c_void) -> bool {
+    call_validate::<F>
 }
 
 #[cfg(test)]

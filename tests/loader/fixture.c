@@ -66,6 +66,8 @@
 #elif defined(FIXTURE_MONOTONIC_VIRTUAL)
 #undef CAPS
 #define CAPS (WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_VIRTUAL_TIME)
+#elif defined(FIXTURE_PARK_WITHOUT_UNPARK)
+#define PARK_ONLY 1
 #elif defined(FIXTURE_NULL_NAME)
 #undef NAME
 #define NAME NULL
@@ -201,6 +203,17 @@ static weft_status_t preempt_attach(weft_plat_rt_t *rt, uint32_t *word) {
   return unsupported();
 }
 
+#ifdef PARK_ONLY
+static weft_status_t park(weft_plat_rt_t *rt, size_t key, bool (*validate)(void *), void *ud, int64_t deadline) {
+  (void)rt;
+  (void)key;
+  (void)validate;
+  (void)ud;
+  (void)deadline;
+  return unsupported();
+}
+#endif
+
 static const weft_platform_t table = {
     .magic = MAGIC,
     .struct_size = STRUCT_SIZE,
@@ -253,6 +266,9 @@ static const weft_platform_t table = {
     .region_leave = rt_call,
     .preempt_attach = preempt_attach,
     .preempt_point = rt_call,
+#ifdef PARK_ONLY
+    .park = park,
+#endif
 };
 
 EXPORT const weft_platform_t *ENTRY(const weft_host_t *h);

@@ -203,6 +203,12 @@ TEST_IMPL(loader_refuses_contradictory_caps) {
   return TEST_OK;
 }
 
+TEST_IMPL(loader_refuses_park_without_unpark) {
+  expect_refused("libfixture_park_without_unpark.so",
+                 "has one of the table members \"park\" and \"unpark\" without the other");
+  return TEST_OK;
+}
+
 TEST_IMPL(loader_refuses_null_name) {
   expect_refused("libfixture_null_name.so", "the table's name is NULL");
   return TEST_OK;

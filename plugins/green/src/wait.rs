@@ -162,8 +162,9 @@ fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, canc
     outcome
 }
 
-/// Takes up to `max` waiters of `key` off their queue, oldest first, and wakes them.
-fn wake(key: usize, max: usize) {
+/// Takes up to `max` waiters of `key` off their queue, oldest first, and wakes them;
+/// how many it woke.
+pub(crate) fn wake_n(key: usize, max: usize) -> usize {
     let mut owners: smallvec::SmallVec<[Owner; 4]> = smallvec::SmallVec::new();
     {
         let mut queue = bucket(key).0.lock();
@@ -183,20 +184,22 @@ fn wake(key: usize, max: usize) {
             node.woken.store(true, Relaxed);
         }
     }
+    let woken = owners.len();
     for owner in owners {
         match owner {
             Owner::Task(t) => sched::wake(&t),
             Owner::Thread(t) => t.unpark(),
         }
     }
+    woken
 }
 
 /// Wakes every waiter parked on `key`.
 pub(crate) fn wake_all(key: usize) {
-    wake(key, usize::MAX);
+    wake_n(key, usize::MAX);
 }
 
 /// Wakes the oldest waiter parked on `key`.
 pub(crate) fn wake_one(key: usize) {
-    wake(key, 1);
+    wake_n(key, 1);
 }

@@ -104,6 +104,8 @@ static TABLE: Table = Table(weft_platform_t {
     region_leave: None,
     preempt_attach: None,
     preempt_point: None,
+    park: Some(lock::park),
+    unpark: Some(lock::unpark),
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

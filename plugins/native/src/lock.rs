@@ -10,6 +10,9 @@
 //!   for the rest (a wait, a release with waiters).
 //! * A condition is a sequence number: a waiter reads it under the mutex, releases the
 //!   mutex and parks while it is unchanged; a signal bumps it and wakes.
+//! * The runtime's parking on an address (`park` / `unpark`: `weft_wait_on`,
+//!   `weft_park`, the semaphores, barriers and once) is a wait on the same parking,
+//!   under keys of their own.
 use std::ffi::c_void;
 use std::sync::atomic::{
     AtomicU32, AtomicU8, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -186,4 +189,31 @@ pub(crate) unsafe extern "C" fn cond_broadcast(obj: *mut c_void) -> weft_status_
         wait::wake_all(obj as usize);
         WEFT_OK
     })
+}
+
+/// The runtime's parking keys are host addresses with the top bit set: user-space
+/// addresses never have it, so they never meet the addresses this plugin parks on
+/// itself (a mutex's byte, a condition's sequence).
+const RUNTIME_KEY: usize = 1 << (usize::BITS - 1);
+
+pub(crate) unsafe extern "C" fn park(
+    _rt: *mut weft_plat_rt_t,
+    key: usize,
+    validate: unsafe extern "C" fn(ud: *mut c_void) -> bool,
+    ud: *mut c_void,
+    deadline: i64,
+) -> weft_status_t {
+    HOST.guard(|| {
+        // SAFETY: the runtime's callback with its own `ud`, for the length of this call.
+        let still = || unsafe { validate(ud) };
+        match HOST.blocking(|| wait::park(key | RUNTIME_KEY, still, deadline)) {
+            Wake::Woken => WEFT_OK,
+            Wake::TimedOut => WEFT_ETIMEDOUT,
+            Wake::Cancelled => WEFT_ECANCELED,
+        }
+    })
+}
+
+pub(crate) unsafe extern "C" fn unpark(_rt: *mut weft_plat_rt_t, key: usize, n: usize) -> usize {
+    HOST.guard_or(0, || wait::wake_n(key | RUNTIME_KEY, n))
 }

@@ -137,6 +137,21 @@ pub(crate) fn wake_all(key: usize) {
     unsafe { parking_lot_core::unpark_all(key, DEFAULT_UNPARK_TOKEN) };
 }
 
+/// Wakes up to `n` threads parked on `key`, oldest first; how many it woke.
+pub(crate) fn wake_n(key: usize, n: usize) -> usize {
+    let mut left = n;
+    let filter = |_: ParkToken| {
+        if left == 0 {
+            return FilterOp::Stop;
+        }
+        left -= 1;
+        FilterOp::Unpark
+    };
+    // SAFETY: `key` is an address this plugin owns (or a runtime's key, see lock.rs);
+    // the callbacks neither unwind nor call into parking_lot.
+    unsafe { parking_lot_core::unpark_filter(key, filter, |_| DEFAULT_UNPARK_TOKEN) }.unparked_threads
+}
+
 /// Wakes one thread parked on `key`.
 pub(crate) fn wake_one(key: usize) {
     // SAFETY: `key` is an address this plugin owns.
