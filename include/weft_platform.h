@@ -408,6 +408,14 @@ typedef struct weft_platform_t {
   // switches the calling task out if it is the one that overran its slice, and
   // returns at once otherwise.
   weft_plat_rt_fn preempt_point;
+  // The calling task's stack, for a platform that runs tasks on stacks of its own
+  // (coroutines): writes its lowest address to `*lo` and one past its highest to
+  // `*hi` (the usable stack, without its guard page) and returns `WEFT_OK`. Returns
+  // `WEFT_ENOTSUP` when the caller runs on its OS thread's own stack (a thread that is
+  // not one of the platform's tasks, or every task of a platform with one thread per
+  // task): the runtime then asks `pthread_getattr_np`, as it does when the member is
+  // NULL. Called on the task itself, once, when it becomes a mutator; never waits.
+  weft_status_t (*stack_bounds)(struct weft_plat_rt_t *rt, size_t *lo, size_t *hi);
 } weft_platform_t;
 
 // Host services: the runtime's functions a plugin calls back. The plugin receives the

@@ -9,7 +9,7 @@ use weft_platform::*;
 use super::{any_runtime, open_runtime};
 use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, ffi, ffi_value};
-use crate::runtime::safepoint;
+use crate::runtime::{parked, safepoint};
 use crate::types::*;
 
 /// Makes the calling host thread a mutator of `rt` until `weft_thread_detach`: a
@@ -87,9 +87,78 @@ pub unsafe extern "C" fn weft_stw_end(rt: *mut weft_runtime_t) -> weft_status_t 
 /// mutator promises not to touch managed memory (nor to call `weft_local_set`), and a
 /// stop-the-world does not wait for it. Nestable. Every weft call that can block does
 /// this by itself while it waits. `WEFT_EPERM` if the caller is not a mutator of `rt`.
+///
+/// The outermost begin records, for `weft_tasks_foreach`, the caller's callee-saved
+/// registers as they were at the call and its stack pointer as it is once the call has
+/// returned: a collector scanning from there finds what the caller's frames hold, as
+/// long as the caller's function does not return before `weft_blocking_end`. (Prefer
+/// `weft_blocking_call`, which keeps that frame alive itself.)
+#[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn weft_blocking_begin(rt: *mut weft_runtime_t) -> weft_status_t {
-    ffi("weft_blocking_begin", || safepoint::host_blocking_begin(open_runtime(rt)?))
+    // The entry records the registers before any prologue could change them, then calls
+    // `blocking_begin_recorded(rt, words)` (see runtime/parked.rs).
+    blocking_begin_entry!()
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! blocking_begin_entry {
+    () => {
+        std::arch::naked_asm!(
+            // 72 bytes keep the call 16-aligned: 6 registers and the stack pointer.
+            "sub rsp, 72",
+            "mov [rsp], rbx",
+            "mov [rsp + 8], rbp",
+            "mov [rsp + 16], r12",
+            "mov [rsp + 24], r13",
+            "mov [rsp + 32], r14",
+            "mov [rsp + 40], r15",
+            // The caller's stack pointer once this call has returned.
+            "lea rax, [rsp + 80]",
+            "mov [rsp + 48], rax",
+            "mov rsi, rsp",
+            "call {inner}",
+            "add rsp, 72",
+            "ret",
+            inner = sym blocking_begin_recorded,
+        )
+    };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! blocking_begin_entry {
+    () => {
+        std::arch::naked_asm!(
+            // x19 to x29, the stack pointer, and the link register across the call.
+            "sub sp, sp, #112",
+            "stp x19, x20, [sp]",
+            "stp x21, x22, [sp, #16]",
+            "stp x23, x24, [sp, #32]",
+            "stp x25, x26, [sp, #48]",
+            "stp x27, x28, [sp, #64]",
+            "add x9, sp, #112",
+            "stp x29, x9, [sp, #80]",
+            "str x30, [sp, #96]",
+            "mov x1, sp",
+            "bl {inner}",
+            "ldr x30, [sp, #96]",
+            "add sp, sp, #112",
+            "ret",
+            inner = sym blocking_begin_recorded,
+        )
+    };
+}
+use blocking_begin_entry;
+
+/// The body of `weft_blocking_begin`, given the words its entry recorded.
+///
+/// # Safety
+/// `words` points to what the entry stored (`parked::ENTRY_REGS` + 1 words).
+unsafe extern "C" fn blocking_begin_recorded(rt: *mut weft_runtime_t, words: *const usize) -> weft_status_t {
+    ffi("weft_blocking_begin", || {
+        // SAFETY: see above.
+        let frame = unsafe { parked::entry_frame(words) };
+        safepoint::host_blocking_begin(open_runtime(rt)?, &frame)
+    })
 }
 
 /// Leaves the blocking region of the matching `weft_blocking_begin`. Leaving the
@@ -100,12 +169,60 @@ pub unsafe extern "C" fn weft_blocking_end(rt: *mut weft_runtime_t) -> weft_stat
     ffi("weft_blocking_end", || safepoint::host_blocking_end(open_runtime(rt)?))
 }
 
+/// Runs `func(arg)` inside a blocking region of the calling mutator, as
+/// `weft_blocking_begin(rt); func(arg); weft_blocking_end(rt);` would, but with the
+/// caller's registers and stack pointer recorded in a frame of weft's that stays alive
+/// until `func` returns (Boehm GC's `GC_do_blocking`): a conservative collector scanning
+/// the caller during a stop finds everything its frames hold. Nests with
+/// `weft_blocking_begin/_end` and with itself. `func` must not touch managed memory
+/// (nor call `weft_local_set`); returning from it while another thread holds the world
+/// stopped waits until the world resumes. `WEFT_EINVAL` if `func` is NULL, `WEFT_EPERM`
+/// if the caller is not a mutator of `rt`; on an error `func` is not called.
+#[no_mangle]
+pub unsafe extern "C" fn weft_blocking_call(
+    rt: *mut weft_runtime_t,
+    func: weft_blocking_fn,
+    arg: *mut c_void,
+) -> weft_status_t {
+    ffi("weft_blocking_call", || {
+        let rt = open_runtime(rt)?;
+        let Some(func) = func else { fail!(WEFT_EINVAL, "func is NULL") };
+        let func = may_unwind!(func, fn(*mut c_void));
+        // SAFETY: the host's function with the host's argument.
+        safepoint::blocking_call(rt, || host_call("a weft_blocking_call function", || unsafe { func(arg) }))
+    })
+}
+
+/// The calling mutator's stack (a task's, or an attached thread's): writes its lowest
+/// address to `*lo` and one past its highest to `*hi` (a green or sim task's own stack
+/// without its guard; an OS thread's as `pthread_getattr_np` reports it). The same
+/// bounds `weft_tasks_foreach` reports. `WEFT_EINVAL` if `lo` or `hi` is NULL,
+/// `WEFT_EPERM` if the caller is not a mutator (not a weft task, not attached).
+#[no_mangle]
+pub unsafe extern "C" fn weft_task_stack(lo: *mut *mut c_void, hi: *mut *mut c_void) -> weft_status_t {
+    ffi("weft_task_stack", || {
+        if lo.is_null() || hi.is_null() {
+            fail!(WEFT_EINVAL, "{} is NULL", if lo.is_null() { "lo" } else { "hi" });
+        }
+        let (low, high) = safepoint::caller_stack()?;
+        // SAFETY: checked non-NULL; the caller's out-parameters.
+        unsafe {
+            *lo = low as *mut c_void;
+            *hi = high as *mut c_void;
+        }
+        Ok(())
+    })
+}
+
 /// Calls `visit(info, ud)` for every live mutator of `rt` (tasks that have started and
-/// not exited, and attached threads), until it returns true. Meant for a collector that
-/// holds the stopped world: then the list, the states and the task-local values it sees
-/// cannot change under it. Otherwise states may change as they are read and `locals` is
-/// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if
-/// `visit` is NULL.
+/// not exited, and attached threads), then for every task spawned and not started yet
+/// (`WEFT_TASK_STARTING`, with its spawn argument in `arg`), until it returns true.
+/// Meant for a collector that holds the stopped world: then the list, the states, the
+/// task-local values and the parked stack pointers and registers it sees cannot change
+/// under it (a task that starts during the stop moves from STARTING to AT_SAFEPOINT at
+/// once, never missed). Otherwise states may change as they are read, and `locals`,
+/// `sp` and `regs` are given only for the caller itself. The callback may call weft.
+/// `WEFT_EINVAL` if `visit` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn weft_tasks_foreach(
     rt: *mut weft_runtime_t,
@@ -124,6 +241,11 @@ pub unsafe extern "C" fn weft_tasks_foreach(
                 task: m.ctx.task_handle(),
                 locals: m.locals.0,
                 nlocals: m.locals.1,
+                stack_lo: m.stack.0 as *mut c_void,
+                stack_hi: m.stack.1 as *mut c_void,
+                sp: m.frame.sp as *mut c_void,
+                regs: m.frame.regs,
+                arg: m.arg as *mut c_void,
             };
             let visit = may_unwind!(visit, fn(*const weft_task_info_t, *mut c_void) -> bool);
             // SAFETY: the host's callback, called with a pointer valid for the call.

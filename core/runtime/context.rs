@@ -7,7 +7,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_void, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
 use crate::runtime::keys;
@@ -28,6 +28,10 @@ pub(crate) struct Context {
     pub(crate) mutator: Mutator,
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
+    /// A task's spawn argument until its function is called (0 after, and for a host
+    /// thread): until then it is held only by weft, so `weft_tasks_foreach` reports it
+    /// as the task's root.
+    pub(crate) start_arg: AtomicUsize,
     slots: UnsafeCell<Vec<*mut c_void>>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
@@ -51,6 +55,7 @@ impl Context {
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
+            start_arg: AtomicUsize::new(0),
             slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
         }
@@ -148,6 +153,13 @@ impl Drop for ThreadContext {
         // collector, and may call weft from it (lock a mutex, set a slot again).
         // CURRENT has no destructor, so it stays usable during thread exit.
         CURRENT.with(|c| c.set(Arc::as_ptr(&self.0)));
+        if crate::runtime::safepoint::keeps_world_at_exit(&self.0) {
+            // The process is ending with the world held (docs/vm.md, "Ending the
+            // process"): the stop stays in force, and this context stays the running
+            // one, still its holder, for the atexit handlers that run after this.
+            std::mem::forget(Arc::clone(&self.0));
+            return;
+        }
         crate::runtime::safepoint::leave_open_regions(&self.0);
         self.0.run_slot_destructors();
         crate::runtime::safepoint::context_ending(&self.0);

@@ -35,6 +35,7 @@ pub(crate) mod host;
 pub(crate) mod internal_lock;
 pub(crate) mod io;
 pub(crate) mod keys;
+pub(crate) mod parked;
 pub(crate) mod parking;
 pub(crate) mod pool;
 pub(crate) mod safepoint;
@@ -321,7 +322,7 @@ impl Runtime {
     }
 
     pub(crate) fn sleep_until(&self, deadline: i64) -> Result<()> {
-        let status = plat_call!(self.table, sleep_until(self.prt, deadline));
+        let status = safepoint::recorded(self, || plat_call!(self.table, sleep_until(self.prt, deadline)));
         if status == WEFT_ECANCELED {
             fail!(WEFT_ECANCELED, "the calling task was cancelled while it slept");
         }

@@ -34,16 +34,18 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use weft_platform::*;
 
-use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING};
+use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING, WEFT_TASK_STARTING};
 
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
 use crate::runtime::context::{self, Context};
 use crate::runtime::internal_lock::{Cond, InternalLock};
+use crate::runtime::parked::{self, Frame, Parked};
 use crate::runtime::Runtime;
 
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
-const HELD: u32 = 3;
+/// Never reported (it reads BLOCKING), so apart from every public state.
+const HELD: u32 = 16;
 
 /// The bit of the poll word (`World::flag`) that says a stop is requested or in force.
 /// The platform may set another, `WEFT_SAFEPOINT_PREEMPT`, to have polling tasks call
@@ -66,8 +68,12 @@ pub(crate) struct Mutator {
     /// The runtime whose world this context holds stopped; NULL if none.
     holds: AtomicPtr<Runtime>,
     /// Where the context sits in its runtime's registry (changed under the registry
-    /// lock), so that leaving it is O(1) with 100,000s of green tasks registered.
+    /// lock), so that leaving it is O(1) with 100,000s of green tasks registered. Before
+    /// a task starts, where it sits in the list of starting tasks (under that list's
+    /// lock): a context is in one of the two lists at a time.
     registry_index: AtomicUsize,
+    /// Its stack and where it parked, for a conservative collector.
+    pub(crate) parked: Parked,
 }
 
 impl Mutator {
@@ -77,6 +83,12 @@ impl Mutator {
 
     fn runtime(&self) -> *const Runtime {
         self.rt.load(SeqCst)
+    }
+
+    /// Whether the mutator may record a new frame: not inside a blocking region, whose
+    /// record is published.
+    fn may_record(&self) -> bool {
+        self.blocking_depth.load(SeqCst) == 0
     }
 
     /// The state as `weft_task_info_t` reports it.
@@ -114,6 +126,9 @@ pub(crate) struct World {
     /// The owner's `weft_stw_begin` succeeded and its `weft_stw_end` has not run yet.
     stopped: AtomicBool,
     registry: Mutex<Vec<Arc<Context>>>,
+    /// Tasks spawned and not started yet: a collector sees them (`WEFT_TASK_STARTING`,
+    /// with their spawn argument). Locked after `registry` when both are.
+    starting: Mutex<Vec<Arc<Context>>>,
     lock: InternalLock,
 }
 
@@ -133,6 +148,7 @@ impl World {
             owner: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             registry: Mutex::new(Vec::new()),
+            starting: Mutex::new(Vec::new()),
             lock: InternalLock::new(table, prt)?,
         })
     }
@@ -247,20 +263,53 @@ fn wait_no_stop(world: &World, l: &InternalLock) {
 /// context), it starts parked and this returns once the stop is over.
 pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
-    world.locked(|l| {
-        ctx.mutator.blocking_depth.store(0, SeqCst);
-        let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
-        ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
-        ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
-        let mut registry = world.registry.lock();
-        ctx.mutator.registry_index.store(registry.len(), Relaxed);
-        registry.push(Arc::clone(ctx));
-        drop(registry);
-        if stop {
-            wait_no_stop(world, l);
-            ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
-        }
+    ctx.mutator.blocking_depth.store(0, SeqCst);
+    ctx.mutator.parked.learn_stack(rt);
+    // Recorded before the lock: a registration during a stop parks inside `f`.
+    parked::with_frame(&ctx.mutator.parked, true, || {
+        world.locked(|l| {
+            let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
+            ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
+            ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
+            let mut registry = world.registry.lock();
+            // A task leaves the starting list in the same locked section: a collector
+            // that holds both locks sees it in exactly one list.
+            if !ctx.task.is_null() {
+                remove_starting(&mut world.starting.lock(), ctx);
+            }
+            ctx.mutator.registry_index.store(registry.len(), Relaxed);
+            registry.push(Arc::clone(ctx));
+            drop(registry);
+            if stop {
+                wait_no_stop(world, l);
+                ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
+            }
+        })
     });
+}
+
+/// A task was spawned: until it starts, `weft_tasks_foreach` reports it as STARTING.
+/// Called before the plugin can start it.
+pub(crate) fn task_spawning(rt: &Runtime, ctx: &Arc<Context>) {
+    let mut starting = rt.world.starting.lock();
+    ctx.mutator.registry_index.store(starting.len(), Relaxed);
+    starting.push(Arc::clone(ctx));
+}
+
+/// The platform could not start the task: it is no longer STARTING.
+pub(crate) fn spawn_failed(rt: &Runtime, ctx: &Context) {
+    remove_starting(&mut rt.world.starting.lock(), ctx);
+}
+
+/// Removes `ctx` from the starting list, O(1) by its index.
+fn remove_starting(starting: &mut Vec<Arc<Context>>, ctx: &Context) {
+    let index = ctx.mutator.registry_index.load(Relaxed);
+    if starting.get(index).is_some_and(|s| s.id == ctx.id) {
+        starting.swap_remove(index);
+        if let Some(moved) = starting.get(index) {
+            moved.mutator.registry_index.store(index, Relaxed);
+        }
+    }
 }
 
 /// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it.
@@ -354,7 +403,7 @@ pub(crate) fn lock_outside_stop(
     mut unlock: impl FnMut(),
 ) -> weft_status_t {
     let Some(ctx) = current_mutator_of(rt) else { return lock() };
-    loop {
+    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || loop {
         blocking_begin(rt, ctx);
         let status = lock();
         if status != WEFT_OK {
@@ -366,7 +415,7 @@ pub(crate) fn lock_outside_stop(
         }
         unlock();
         blocking_end(rt, ctx);
-    }
+    })
 }
 
 /// As `lock_outside_stop`, for a wait that returns with the lock held whatever its
@@ -379,17 +428,19 @@ pub(crate) fn wait_outside_stop(
     mut unlock: impl FnMut(),
 ) -> weft_status_t {
     let Some(ctx) = current_mutator_of(rt) else { return wait() };
-    blocking_begin(rt, ctx);
-    let status = wait();
-    if try_blocking_end(ctx) {
-        return status;
-    }
-    unlock();
-    blocking_end(rt, ctx);
-    match lock_outside_stop(rt, lock, unlock) {
-        WEFT_OK => status,
-        relock => relock,
-    }
+    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || {
+        blocking_begin(rt, ctx);
+        let status = wait();
+        if try_blocking_end(ctx) {
+            return status;
+        }
+        unlock();
+        blocking_end(rt, ctx);
+        match lock_outside_stop(rt, lock, unlock) {
+            WEFT_OK => status,
+            relock => relock,
+        }
+    })
 }
 
 /// Runs `f` in a blocking region of the calling mutator (as is, for a caller that is
@@ -397,10 +448,22 @@ pub(crate) fn wait_outside_stop(
 /// return holding anything a collector may need (see `lock_outside_stop` for locks).
 pub(crate) fn in_blocking_region<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
     let Some(ctx) = current_mutator_of(rt) else { return f() };
-    blocking_begin(rt, ctx);
-    let result = f();
-    blocking_end(rt, ctx);
-    result
+    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || {
+        blocking_begin(rt, ctx);
+        let result = f();
+        blocking_end(rt, ctx);
+        result
+    })
+}
+
+/// Runs `f`, a plugin call that may wait inside a blocking region of the plugin's own
+/// (`blocking_enter`), with the calling mutator's frame recorded around it (see
+/// `parked`). As is for a caller that is not a mutator of `rt`.
+pub(crate) fn recorded<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
+    match current_mutator_of(rt) {
+        Some(ctx) => parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), f),
+        None => f(),
+    }
 }
 
 /// The `blocking_enter` host service: a no-op for a context that is not a mutator or
@@ -409,6 +472,9 @@ pub(crate) fn enter_blocking_from_plugin(ctx: &Context) {
     // SAFETY: runtimes are never freed.
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
         if !ctx.mutator.is_internal_wait() {
+            if ctx.mutator.may_record() {
+                ctx.mutator.parked.record_here();
+            }
             blocking_begin(rt, ctx);
         }
     }
@@ -460,6 +526,16 @@ pub(crate) fn context_ending(ctx: &Context) {
             }
         });
     }
+}
+
+/// Whether `ctx`, a host thread's context at the thread's end, is the main thread's
+/// while it holds or requests a stop: the main thread ends only with the process (a
+/// return from `main`, or `exit`), and a VM may end it so with mutators still running.
+/// Then nothing is undone: resuming the world would let them run while the process
+/// tears down.
+pub(crate) fn keeps_world_at_exit(ctx: &Context) -> bool {
+    // SAFETY: plain system calls with no arguments.
+    !ctx.mutator.holds.load(SeqCst).is_null() && unsafe { libc::gettid() == libc::getpid() }
 }
 
 /// The calling context, which must be a mutator of `rt`.
@@ -525,7 +601,7 @@ pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
         && rt.world.flag.load(SeqCst) & STOP != 0
         && rt.world.owner.load(SeqCst) != ctx.id
     {
-        park(rt, ctx);
+        parked::with_frame(&ctx.mutator.parked, true, || park(rt, ctx));
     }
     // An M:N platform asks a task that overran its time slice to yield here.
     if rt.world.flag.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 && ctx.mutator.blocking_depth.load(SeqCst) == 0 {
@@ -552,6 +628,8 @@ pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
                 // stop may even hold it there); a running one parks.
                 let was_running = me.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING;
                 if was_running {
+                    // `stop_world`'s own frame encloses this wait.
+                    me.mutator.parked.record_here();
                     me.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
                     l.broadcast(Cond::Progress);
                 }
@@ -604,15 +682,56 @@ pub(crate) fn resume_world(rt: &Runtime) -> Result<()> {
     Ok(())
 }
 
-/// `weft_blocking_begin`.
-pub(crate) fn host_blocking_begin(rt: &Runtime) -> Result<()> {
-    blocking_begin(rt, mutator_of(rt)?);
+/// `weft_blocking_begin`, with the frame its entry recorded for the caller.
+pub(crate) fn host_blocking_begin(rt: &Runtime, frame: &Frame) -> Result<()> {
+    let ctx = mutator_of(rt)?;
+    if ctx.mutator.may_record() {
+        ctx.mutator.parked.record(frame);
+    }
+    enter_host_region(rt, ctx);
+    Ok(())
+}
+
+/// Opens a blocking region the host asked for, its frame recorded.
+fn enter_host_region(rt: &Runtime, ctx: &Context) {
+    blocking_begin(rt, ctx);
     // An M:N platform hands the thread's other tasks on (ABI 2 and later).
     if let Some(enter) = rt.table.region_enter {
         // SAFETY: a member of an accepted table, present for its version.
         unsafe { enter(rt.prt) };
     }
+}
+
+/// Closes a region of `enter_host_region`.
+fn leave_host_region(rt: &Runtime, ctx: &Context) {
+    if let Some(leave) = rt.table.region_leave {
+        // SAFETY: a member of an accepted table, present for its version.
+        unsafe { leave(rt.prt) };
+    }
+    blocking_end(rt, ctx);
+}
+
+/// `weft_blocking_call`: `f` runs inside a blocking region opened in a frame that
+/// records the caller's registers and stays alive until `f` returns.
+pub(crate) fn blocking_call(rt: &Runtime, f: impl FnOnce()) -> Result<()> {
+    let ctx = mutator_of(rt)?;
+    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || {
+        enter_host_region(rt, ctx);
+        f();
+        leave_host_region(rt, ctx);
+    });
     Ok(())
+}
+
+/// `weft_task_stack`: the calling mutator's stack.
+pub(crate) fn caller_stack() -> Result<(usize, usize)> {
+    let Some(ctx) = context::current_if_any().filter(|c| !c.mutator.runtime().is_null()) else {
+        fail!(WEFT_EPERM, "the calling thread is not a mutator (not a weft task, not attached)");
+    };
+    match ctx.mutator.parked.stack() {
+        (_, 0) => fail!(WEFT_ENOTSUP, "the calling thread's stack could not be found (pthread_getattr_np failed)"),
+        bounds => Ok(bounds),
+    }
 }
 
 /// `weft_blocking_end`.
@@ -621,35 +740,69 @@ pub(crate) fn host_blocking_end(rt: &Runtime) -> Result<()> {
     if ctx.mutator.blocking_depth.load(SeqCst) == 0 {
         fail!(WEFT_EPERM, "the calling thread is not in a blocking region");
     }
-    if let Some(leave) = rt.table.region_leave {
-        // SAFETY: a member of an accepted table, present for its version.
-        unsafe { leave(rt.prt) };
-    }
-    blocking_end(rt, ctx);
+    leave_host_region(rt, ctx);
     Ok(())
 }
 
-/// One mutator as `weft_tasks_foreach` shows it.
+/// One entry of `weft_tasks_foreach`: a mutator, or a task not started yet.
 pub(crate) struct MutatorView {
     pub(crate) ctx: Arc<Context>,
     pub(crate) state: u32,
     /// The task-local slots, where they cannot change under the reader.
     pub(crate) locals: (*const *mut std::ffi::c_void, usize),
+    /// The stack bounds; (0, 0) for a STARTING task.
+    pub(crate) stack: (usize, usize),
+    /// Where it parked, where that cannot change under the reader; else all 0.
+    pub(crate) frame: Frame,
+    /// The spawn argument of a task whose function was not called yet; 0 otherwise.
+    pub(crate) arg: usize,
 }
 
-/// Calls `visit` for each live mutator of `rt` until it returns true. Another context's
-/// slots are given only when it cannot be running: the caller holds the stopped world (a
-/// Vec read while its owner resizes it is a data race). Asked per entry: the callback
-/// may end the stop.
+/// Calls `visit` for each live mutator of `rt`, then each task not started yet, until
+/// it returns true. Another context's slots and parked frame are given only when it
+/// cannot be running: the caller holds the stopped world (a Vec read while its owner
+/// resizes it is a data race). Asked per entry: the callback may end the stop. The
+/// caller's own entry carries a frame recorded here, in a frame alive during `visit`.
+#[inline(never)]
 pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView) -> bool) {
+    let mut own = Frame::default();
+    parked::capture(&mut own);
     let me = context::current_if_any().map_or(0, |c| c.id);
     let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
-    let snapshot: Vec<Arc<Context>> = rt.world.registry.lock().clone();
-    for ctx in snapshot {
-        let locals = if ctx.id == me || holds_stop() { ctx.slots_view() } else { (ptr::null(), 0) };
+    // Both lists under their locks at once: a task moving from one to the other is seen
+    // in exactly one.
+    let (mutators, starting) = {
+        let registry = rt.world.registry.lock();
+        let starting = rt.world.starting.lock();
+        (registry.clone(), starting.clone())
+    };
+    for ctx in mutators {
+        let (locals, frame) = if ctx.id == me {
+            (ctx.slots_view(), own)
+        } else if holds_stop() {
+            (ctx.slots_view(), ctx.mutator.parked.frame())
+        } else {
+            ((ptr::null(), 0), Frame::default())
+        };
         let state = ctx.mutator.public_state();
-        if visit(&MutatorView { ctx, state, locals }) {
-            break;
+        let stack = ctx.mutator.parked.stack();
+        let arg = ctx.start_arg.load(SeqCst);
+        if visit(&MutatorView { ctx, state, locals, stack, frame, arg }) {
+            return;
+        }
+    }
+    for ctx in starting {
+        let arg = ctx.start_arg.load(SeqCst);
+        let view = MutatorView {
+            ctx,
+            state: WEFT_TASK_STARTING,
+            locals: (ptr::null(), 0),
+            stack: (0, 0),
+            frame: Frame::default(),
+            arg,
+        };
+        if visit(&view) {
+            return;
         }
     }
 }

@@ -486,6 +486,15 @@ pub struct weft_platform_t {
     /// switches the calling task out if it is the one that overran its slice, and
     /// returns at once otherwise.
     pub preempt_point: weft_plat_rt_fn,
+    /// The calling task's stack, for a platform that runs tasks on stacks of its own
+    /// (coroutines): writes its lowest address to `*lo` and one past its highest to
+    /// `*hi` (the usable stack, without its guard page) and returns `WEFT_OK`. Returns
+    /// `WEFT_ENOTSUP` when the caller runs on its OS thread's own stack (a thread that is
+    /// not one of the platform's tasks, or every task of a platform with one thread per
+    /// task): the runtime then asks `pthread_getattr_np`, as it does when the member is
+    /// NULL. Called on the task itself, once, when it becomes a mutator; never waits.
+    pub stack_bounds:
+        Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, lo: *mut usize, hi: *mut usize) -> weft_status_t>,
 }
 
 /// The one symbol a plugin exports, `weft_platform_entry`. It receives the runtime's

@@ -103,6 +103,7 @@ static TABLE: Table = Table(weft_platform_t {
     region_leave: None,
     preempt_attach: None,
     preempt_point: None,
+    stack_bounds: None,
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

@@ -1,0 +1,221 @@
+//! What a conservative collector reads of a stopped mutator: its stack bounds, and the
+//! stack pointer and callee-saved registers recorded where it parked or entered its
+//! blocking region (`weft_task_info_t.stack_lo`, `stack_hi`, `sp`, `regs`).
+//!
+//! Why the recording is done where it is: a collector scans `[sp, stack_hi)` plus the
+//! register block. That finds every value the host's frames hold if, and only if, the
+//! recording was taken in a frame that stays alive until the mutator runs again: then
+//! each callee-saved value of the host is either still in its register (recorded) or
+//! was saved by some frame between the recording and the host (scanned). A recording
+//! taken in a frame that has returned (the plugin's `blocking_enter` service, called
+//! from inside the plugin's wait) would miss a host value that the returned frame had
+//! saved and the wait holds in a register again. So:
+//! * weft's own waits record in `with_frame`, a frame that encloses the whole plugin
+//!   call (every blocking path of the runtime goes through one);
+//! * `weft_blocking_call` records in its own frame, which encloses the host's function;
+//! * `weft_blocking_begin` cannot keep a frame alive (it returns), so its entry is a
+//!   small assembly routine that records the caller's registers and stack pointer
+//!   before any prologue can change them (`trampoline`).
+//!
+//! The record is written only by the mutator itself, only while it is RUNNING, and
+//! published by its SeqCst store of AT_SAFEPOINT or BLOCKING; a collector reads it only
+//! while the world is stopped, after it read that state. So no one reads it while it
+//! is written.
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+use weft_platform::*;
+
+use crate::runtime::Runtime;
+use crate::types::WEFT_SAVED_REGS;
+
+/// A recorded stack pointer and callee-saved registers.
+#[derive(Clone, Copy, Default)]
+#[repr(C)]
+pub(crate) struct Frame {
+    /// In the order `weft_task_info_t.regs` documents.
+    pub(crate) regs: [usize; WEFT_SAVED_REGS],
+    pub(crate) sp: usize,
+}
+
+/// Stores the callee-saved registers and the stack pointer of the calling function's
+/// frame into `frame`. Inlined into its caller, so the stack pointer is the caller's.
+#[inline(always)]
+pub(crate) fn capture(frame: &mut Frame) {
+    let out = frame as *mut Frame;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: stores into `*out`, a valid `Frame` (13 words); reads registers only.
+    unsafe {
+        std::arch::asm!(
+            "mov [rax], rbx",
+            "mov [rax + 8], rbp",
+            "mov [rax + 16], r12",
+            "mov [rax + 24], r13",
+            "mov [rax + 32], r14",
+            "mov [rax + 40], r15",
+            "mov [rax + 96], rsp",
+            in("rax") out,
+            options(nostack, preserves_flags)
+        )
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above (x19 to x29 in the first 11 words, sp in the 13th).
+    unsafe {
+        std::arch::asm!(
+            "stp x19, x20, [x8]",
+            "stp x21, x22, [x8, #16]",
+            "stp x23, x24, [x8, #32]",
+            "stp x25, x26, [x8, #48]",
+            "stp x27, x28, [x8, #64]",
+            "str x29, [x8, #80]",
+            "mov x9, sp",
+            "str x9, [x8, #96]",
+            in("x8") out,
+            out("x9") _,
+            options(nostack, preserves_flags)
+        )
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    compile_error!("weft records parked mutators' registers on x86_64 and aarch64 only");
+}
+
+/// The parked-state part of a mutator.
+#[derive(Default)]
+pub(crate) struct Parked {
+    frame: UnsafeCell<Frame>,
+    /// A frame that encloses the code running now has recorded itself (`with_frame`):
+    /// inner waits keep its record.
+    recorded: AtomicBool,
+    stack_lo: AtomicUsize,
+    stack_hi: AtomicUsize,
+}
+
+impl Parked {
+    /// Records the caller's frame, unless an enclosing one did; only by the mutator
+    /// itself, while it runs. Returns whether it recorded (and so must `end_frame`).
+    #[inline(always)]
+    fn begin_frame(&self) -> bool {
+        if self.recorded.load(Relaxed) {
+            return false;
+        }
+        // SAFETY: see the module comment: only this mutator writes, while it runs.
+        capture(unsafe { &mut *self.frame.get() });
+        self.recorded.store(true, Relaxed);
+        true
+    }
+
+    /// Records a frame made elsewhere (the `weft_blocking_begin` entry), unless an
+    /// enclosing frame recorded itself already.
+    pub(crate) fn record(&self, frame: &Frame) {
+        if !self.recorded.load(Relaxed) {
+            // SAFETY: as in `begin_frame`.
+            unsafe { *self.frame.get() = *frame };
+        }
+    }
+
+    /// Records the current frame as a last resort, for a wait weft did not enter itself
+    /// (a plugin that blocks in a member weft does not expect to block).
+    #[inline(always)]
+    pub(crate) fn record_here(&self) {
+        if !self.recorded.load(Relaxed) {
+            // SAFETY: as in `begin_frame`.
+            capture(unsafe { &mut *self.frame.get() });
+        }
+    }
+
+    /// The recorded frame. Only while the mutator cannot run (see the module comment).
+    pub(crate) fn frame(&self) -> Frame {
+        // SAFETY: see above.
+        unsafe { *self.frame.get() }
+    }
+
+    /// The stack bounds found when the context became a mutator; (0, 0) before.
+    pub(crate) fn stack(&self) -> (usize, usize) {
+        (self.stack_lo.load(Relaxed), self.stack_hi.load(Relaxed))
+    }
+
+    /// Finds and keeps the calling context's stack bounds (see `stack_of_caller`).
+    pub(crate) fn learn_stack(&self, rt: &Runtime) {
+        if self.stack_hi.load(Relaxed) == 0 {
+            let (lo, hi) = stack_of_caller(rt);
+            self.stack_lo.store(lo, Relaxed);
+            self.stack_hi.store(hi, Relaxed);
+        }
+    }
+}
+
+/// Runs `f`, which may park the calling mutator or wait inside a blocking region, with
+/// the mutator's stack pointer and registers recorded in this frame, which stays alive
+/// until `f` returns. An enclosing `with_frame` keeps its own record; `may_record` is
+/// false inside a blocking region, whose record is published and stays as it is.
+#[inline(never)]
+pub(crate) fn with_frame<R>(parked: &Parked, may_record: bool, f: impl FnOnce() -> R) -> R {
+    struct End<'a>(&'a Parked, bool);
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            if self.1 {
+                self.0.recorded.store(false, Relaxed);
+            }
+        }
+    }
+    // `_end` is dropped after `f` returns, so `f` is never a tail call that would end
+    // this frame early.
+    let _end = End(parked, may_record && parked.begin_frame());
+    f()
+}
+
+/// The calling context's stack: the platform's task stack if it runs the caller on one
+/// of its own, else the OS thread's, from `pthread_getattr_np`; (0, 0) if neither is
+/// known.
+fn stack_of_caller(rt: &Runtime) -> (usize, usize) {
+    if let Some(bounds) = rt.table.stack_bounds {
+        let (mut lo, mut hi) = (0usize, 0usize);
+        // SAFETY: a member of an accepted table, present for its version; valid
+        // out-pointers.
+        if unsafe { bounds(rt.prt, &mut lo, &mut hi) } == WEFT_OK && lo < hi {
+            return (lo, hi);
+        }
+        crate::ffi::error::clear_plugin_detail();
+    }
+    thread_stack()
+}
+
+/// The calling OS thread's stack, as glibc knows it.
+fn thread_stack() -> (usize, usize) {
+    // SAFETY: a zeroed attribute object filled by pthread_getattr_np and destroyed after;
+    // the out-parameters are locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut addr: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: libc::size_t = 0;
+        let ok = libc::pthread_attr_getstack(&attr, &mut addr, &mut size) == 0;
+        libc::pthread_attr_destroy(&mut attr);
+        if !ok {
+            return (0, 0);
+        }
+        (addr as usize, addr as usize + size)
+    }
+}
+
+/// The words `weft_blocking_begin`'s entry stores: the callee-saved registers, then the
+/// caller's stack pointer as it will be once the call has returned.
+#[cfg(target_arch = "x86_64")]
+pub(crate) const ENTRY_REGS: usize = 6;
+#[cfg(target_arch = "aarch64")]
+pub(crate) const ENTRY_REGS: usize = 11;
+
+/// The frame the `weft_blocking_begin` entry recorded: `ENTRY_REGS` registers, then sp.
+///
+/// # Safety
+/// `words` points to `ENTRY_REGS + 1` readable words.
+pub(crate) unsafe fn entry_frame(words: *const usize) -> Frame {
+    let mut frame = Frame::default();
+    // SAFETY: see above.
+    let words = unsafe { std::slice::from_raw_parts(words, ENTRY_REGS + 1) };
+    frame.regs[..ENTRY_REGS].copy_from_slice(&words[..ENTRY_REGS]);
+    frame.sp = words[ENTRY_REGS];
+    frame
+}
