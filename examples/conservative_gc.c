@@ -22,52 +22,20 @@
  *   usage: conservative_gc [seconds]       (default 2)
  */
 #define _POSIX_C_SOURCE 200809L /* nanosleep */
-#include <inttypes.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "weft.h"
+#define VM_PROGRAM "conservative_gc"
+#include "vm_heap.h"
 
-#define HEAP_OBJECTS 4096
 #define MUTATORS 4
 #define MAX_LIST 256
-#define LIVE 0x4c49564521212121ull
-#define FREED 0x4652454544454144ull
 
-typedef struct object {
-  uint64_t canary;
-  uint64_t serial; /* increases with every allocation */
-  int owner;       /* who allocated it: a mutator's index, or -1 for a worker's argument */
-  int marked;
-  struct object *next;
-} object_t;
-
-static weft_runtime_t *rt;
-static const void *poll_flag;
-static object_t heap[HEAP_OBJECTS];
-static object_t *free_list;
-static weft_mutex_t heap_lock;
-static atomic_uint_fast64_t next_serial, allocated, workers_checked;
+static atomic_uint_fast64_t workers_checked;
 static atomic_int quit;
 /* Written only by the thread that holds the stopped world. */
 static object_t *mark_stack[HEAP_OBJECTS];
-static uint64_t freed, collections, words_scanned, starting_roots, worst_pause_ns;
-
-#define die(...)                                            \
-  do {                                                      \
-    fprintf(stderr, "conservative_gc: FAILED: " __VA_ARGS__); \
-    fputc('\n', stderr);                                    \
-    abort();                                                \
-  } while (0)
-
-#define CHECK(call)                                                                     \
-  do {                                                                                  \
-    weft_status_t s_ = (call);                                                          \
-    if (s_ != WEFT_OK) die("%s: %s (%s)", #call, weft_strerror(s_), weft_last_error()); \
-  } while (0)
+static uint64_t collections, words_scanned, starting_roots, worst_pause_ns;
 
 /* ---- the collector ------------------------------------------------------------ */
 
@@ -123,16 +91,7 @@ static void collect(void) {
   /* Safe during a stop: no mutator is parked holding a weft mutex it was handed. */
   CHECK(weft_mutex_lock(&heap_lock));
   CHECK(weft_tasks_foreach(rt, scan_mutator, NULL));
-  for (int i = 0; i < HEAP_OBJECTS; i++) {
-    object_t *o = &heap[i];
-    if (o->canary == LIVE && !o->marked) {
-      o->canary = FREED;
-      o->next = free_list;
-      free_list = o;
-      freed++;
-    }
-    o->marked = 0;
-  }
+  sweep();
   CHECK(weft_mutex_unlock(&heap_lock));
   collections++;
   uint64_t pause = (uint64_t)(weft_now(rt) - start);
@@ -142,36 +101,8 @@ static void collect(void) {
 
 /* ---- the mutators --------------------------------------------------------------- */
 
-static object_t *allocate(int owner) {
-  for (;;) {
-    WEFT_SAFEPOINT_POLL(rt, poll_flag); /* an allocation site */
-    CHECK(weft_mutex_lock(&heap_lock));
-    object_t *o = free_list;
-    if (o != NULL) free_list = o->next;
-    CHECK(weft_mutex_unlock(&heap_lock));
-    if (o != NULL) {
-      if (o->canary != FREED) die("object %p on the free list is not free", (void *)o);
-      o->canary = LIVE;
-      o->serial = atomic_fetch_add(&next_serial, 1) + 1;
-      o->owner = owner;
-      o->next = NULL;
-      atomic_fetch_add(&allocated, 1);
-      return o;
-    }
-    collect(); /* the heap is full: this mutator collects (its own stack included) */
-  }
-}
-
-/* Touches every object reachable from `head`: a freed or reused one is a GC bug. */
-static void check_list(const object_t *head, int owner) {
-  uint64_t previous = UINT64_MAX;
-  for (const object_t *o = head; o != NULL; o = o->next) {
-    if (o->canary != LIVE) die("mutator %d reached object %p, which was freed", owner, (void *)o);
-    if (o->owner != owner || o->serial >= previous)
-      die("mutator %d reached object %p, which was freed and allocated again", owner, (void *)o);
-    previous = o->serial;
-  }
-}
+/* An allocation found the heap full: this mutator collects (its own stack included). */
+static void collect_when_full(void) { collect(); }
 
 /* The objects an interpreter keeps in a value stack on the C stack, with the serial
  * each had when it was stored: a freed and reused one has another. */
@@ -183,13 +114,6 @@ static void check_slots(object_t *const *slots, const uint64_t *serials, int own
     if (o != NULL && (o->canary != LIVE || o->owner != owner || o->serial != serials[k]))
       die("mutator %d's stack slot %d holds object %p, which was freed", owner, k, (void *)o);
   }
-}
-
-static uint32_t next_random(uint32_t *state) {
-  *state ^= *state << 13;
-  *state ^= *state >> 17;
-  *state ^= *state << 5;
-  return *state;
 }
 
 /* The host's own blocking call (a read(), a foreign library): no managed memory. */
@@ -213,17 +137,7 @@ static int32_t mutator(void *arg, void **result) {
     head = o;
     length++;
     check_list(head, index);
-    if (length >= MAX_LIST || next_random(&random) % 4 == 0) {
-      int keep = (int)(next_random(&random) % (uint32_t)(length + 1));
-      if (keep == 0) {
-        head = NULL;
-      } else {
-        object_t *last = head;
-        for (int i = 1; i < keep; i++) last = last->next;
-        last->next = NULL;
-      }
-      length = keep;
-    }
+    if (length >= MAX_LIST || next_random(&random) % 4 == 0) drop_tail(&head, &length, next_random(&random));
     if (next_random(&random) % 8 == 0) {
       int k = (int)(next_random(&random) % SLOTS);
       slots[k] = allocate(index); /* the old occupant becomes garbage */
@@ -252,14 +166,7 @@ static int32_t worker(void *arg, void **result) {
 
 int main(int argc, char **argv) {
   double seconds = argc > 1 ? strtod(argv[1], NULL) : 2.0;
-  CHECK(weft_runtime_open(NULL, &rt));
-  poll_flag = weft_safepoint_flag(rt);
-  CHECK(weft_mutex_init(rt, &heap_lock, 0));
-  for (int i = HEAP_OBJECTS - 1; i >= 0; i--) {
-    heap[i].canary = FREED;
-    heap[i].next = free_list;
-    free_list = &heap[i];
-  }
+  heap_open(NULL);
   CHECK(weft_thread_attach(rt)); /* the main thread spawns and collects: a mutator too */
 
   weft_task_t *tasks[MUTATORS];
@@ -292,7 +199,6 @@ int main(int argc, char **argv) {
          "stack words scanned per collection, worst pause %.1f us\n",
          MUTATORS, seconds, collections, (uint64_t)allocated, freed, workers, starting_roots,
          collections ? (double)words_scanned / (double)collections : 0.0, worst_pause_ns / 1e3);
-  CHECK(weft_mutex_destroy(&heap_lock));
-  CHECK(weft_runtime_close(rt));
+  heap_close();
   return 0;
 }
