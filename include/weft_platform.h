@@ -439,6 +439,11 @@ typedef struct weft_host_t {
   // around `mutex_lock`, `mutex_lock_until`, the rwlock locks and `cond_wait_until`
   // the runtime keeps a region of its own open, so there the plugin's leave never
   // parks (the runtime gives the lock back itself if the world was stopped meanwhile).
+  // Call it from the function that then waits (or from a helper inlined into it), not
+  // from a helper that returns before the wait: the runtime records the caller's
+  // callee-saved registers and stack pointer at this call, for collectors that scan
+  // stopped tasks' stacks (`weft_task_info_t.sp`), and the frames above that stack
+  // pointer must stay as they are until `blocking_leave`.
   void (*blocking_enter)(void);
   // Leaves the blocking region entered with `blocking_enter`. Call it with no plugin
   // lock held that another task needs to make progress.

@@ -96,64 +96,15 @@ pub unsafe extern "C" fn weft_stw_end(rt: *mut weft_runtime_t) -> weft_status_t 
 #[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn weft_blocking_begin(rt: *mut weft_runtime_t) -> weft_status_t {
-    // The entry records the registers before any prologue could change them, then calls
-    // `blocking_begin_recorded(rt, words)` (see runtime/parked.rs).
-    blocking_begin_entry!()
+    // Records the registers before any prologue could change them (runtime/parked.rs).
+    parked::recording_entry!(blocking_begin_recorded)
 }
-
-#[cfg(target_arch = "x86_64")]
-macro_rules! blocking_begin_entry {
-    () => {
-        std::arch::naked_asm!(
-            // 72 bytes keep the call 16-aligned: 6 registers and the stack pointer.
-            "sub rsp, 72",
-            "mov [rsp], rbx",
-            "mov [rsp + 8], rbp",
-            "mov [rsp + 16], r12",
-            "mov [rsp + 24], r13",
-            "mov [rsp + 32], r14",
-            "mov [rsp + 40], r15",
-            // The caller's stack pointer once this call has returned.
-            "lea rax, [rsp + 80]",
-            "mov [rsp + 48], rax",
-            "mov rsi, rsp",
-            "call {inner}",
-            "add rsp, 72",
-            "ret",
-            inner = sym blocking_begin_recorded,
-        )
-    };
-}
-#[cfg(target_arch = "aarch64")]
-macro_rules! blocking_begin_entry {
-    () => {
-        std::arch::naked_asm!(
-            // x19 to x29, the stack pointer, and the link register across the call.
-            "sub sp, sp, #112",
-            "stp x19, x20, [sp]",
-            "stp x21, x22, [sp, #16]",
-            "stp x23, x24, [sp, #32]",
-            "stp x25, x26, [sp, #48]",
-            "stp x27, x28, [sp, #64]",
-            "add x9, sp, #112",
-            "stp x29, x9, [sp, #80]",
-            "str x30, [sp, #96]",
-            "mov x1, sp",
-            "bl {inner}",
-            "ldr x30, [sp, #96]",
-            "add sp, sp, #112",
-            "ret",
-            inner = sym blocking_begin_recorded,
-        )
-    };
-}
-use blocking_begin_entry;
 
 /// The body of `weft_blocking_begin`, given the words its entry recorded.
 ///
 /// # Safety
 /// `words` points to what the entry stored (`parked::ENTRY_REGS` + 1 words).
-unsafe extern "C" fn blocking_begin_recorded(rt: *mut weft_runtime_t, words: *const usize) -> weft_status_t {
+unsafe extern "C" fn blocking_begin_recorded(words: *const usize, rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_blocking_begin", || {
         // SAFETY: see above.
         let frame = unsafe { parked::entry_frame(words) };

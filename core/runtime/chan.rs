@@ -19,7 +19,6 @@ use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::refs;
 use crate::ffi::shell::ShellPool;
 use crate::plugin::plat_call;
-use crate::runtime::safepoint;
 use crate::runtime::Runtime;
 use crate::types::weft_chan_opts_t;
 
@@ -143,14 +142,12 @@ impl Channel {
     /// Sends `elem` (the plugin's status: the API layer words the errors).
     #[inline]
     pub(crate) fn send(&self, elem: *const c_void, deadline: i64) -> weft_status_t {
-        let rt = self.runtime();
-        safepoint::recorded(rt, || plat_call!(rt.table, chan_send(self.plat(), elem, deadline)))
+        plat_call!(self.runtime().table, chan_send(self.plat(), elem, deadline))
     }
 
     #[inline]
     pub(crate) fn recv(&self, out: *mut c_void, deadline: i64) -> weft_status_t {
-        let rt = self.runtime();
-        safepoint::recorded(rt, || plat_call!(rt.table, chan_recv(self.plat(), out, deadline)))
+        plat_call!(self.runtime().table, chan_recv(self.plat(), out, deadline))
     }
 
     /// Closes the channel; closing a closed channel does nothing. Every close that

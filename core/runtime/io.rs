@@ -67,9 +67,7 @@ pub(crate) fn wait(rt: &Runtime, fd: i32, events: u32, deadline: i64) -> Result<
     let mut ready = 0u32;
     // SAFETY: a member of the accepted table, called with the runtime's own plugin state,
     // a descriptor checked open, known events and a valid out-pointer.
-    let status = crate::runtime::safepoint::recorded(rt, || unsafe {
-        fd_wait(rt.prt, fd, events & WAITABLE_EVENTS, deadline, &mut ready)
-    });
+    let status = unsafe { fd_wait(rt.prt, fd, events & WAITABLE_EVENTS, deadline, &mut ready) };
     check_plugin(status, || match status {
         WEFT_ETIMEDOUT => format!("fd {fd} was not ready by the deadline"),
         WEFT_ECANCELED => format!("the calling task was cancelled while it waited on fd {fd}"),

@@ -322,7 +322,7 @@ impl Runtime {
     }
 
     pub(crate) fn sleep_until(&self, deadline: i64) -> Result<()> {
-        let status = safepoint::recorded(self, || plat_call!(self.table, sleep_until(self.prt, deadline)));
+        let status = plat_call!(self.table, sleep_until(self.prt, deadline));
         if status == WEFT_ECANCELED {
             fail!(WEFT_ECANCELED, "the calling task was cancelled while it slept");
         }

@@ -10,12 +10,18 @@
 //! taken in a frame that has returned (the plugin's `blocking_enter` service, called
 //! from inside the plugin's wait) would miss a host value that the returned frame had
 //! saved and the wait holds in a register again. So:
-//! * weft's own waits record in `with_frame`, a frame that encloses the whole plugin
-//!   call (every blocking path of the runtime goes through one);
-//! * `weft_blocking_call` records in its own frame, which encloses the host's function;
-//! * `weft_blocking_begin` cannot keep a frame alive (it returns), so its entry is a
-//!   small assembly routine that records the caller's registers and stack pointer
-//!   before any prologue can change them (`trampoline`).
+//! * the runtime's own regions (locks and condition waits given back during a stop,
+//!   yields, parking at a safepoint, `weft_blocking_call`) record in `with_frame`, a
+//!   frame that encloses the whole wait;
+//! * a region entered by a call that returns before the wait, `weft_blocking_begin`
+//!   (the host's) and the `blocking_enter` host service (the plugin's, right before it
+//!   waits in a join, a sleep, a channel operation...), records at its entry: a few
+//!   instructions of assembly (`recording_entry!`) store the caller's callee-saved
+//!   registers as they are at the call, before any prologue can change them, and the
+//!   stack pointer the caller has once the call returns. Everything above that stays
+//!   alive while the caller waits, and every register value it holds then is either
+//!   in the record or saved above. A wait that completes at once never calls them, so
+//!   the fast paths pay nothing.
 //!
 //! The record is written only by the mutator itself, only while it is RUNNING, and
 //! published by its SeqCst store of AT_SAFEPOINT or BLOCKING; a collector reads it only
@@ -104,8 +110,8 @@ impl Parked {
         true
     }
 
-    /// Records a frame made elsewhere (the `weft_blocking_begin` entry), unless an
-    /// enclosing frame recorded itself already.
+    /// Records a frame made by a recording entry, unless an enclosing frame recorded
+    /// itself already.
     pub(crate) fn record(&self, frame: &Frame) {
         if !self.recorded.load(Relaxed) {
             // SAFETY: as in `begin_frame`.
@@ -113,8 +119,7 @@ impl Parked {
         }
     }
 
-    /// Records the current frame as a last resort, for a wait weft did not enter itself
-    /// (a plugin that blocks in a member weft does not expect to block).
+    /// Records the current frame, for a wait that stays inside the caller's frame.
     #[inline(always)]
     pub(crate) fn record_here(&self) {
         if !self.recorded.load(Relaxed) {
@@ -148,7 +153,8 @@ impl Parked {
 /// the mutator's stack pointer and registers recorded in this frame, which stays alive
 /// until `f` returns. An enclosing `with_frame` keeps its own record; `may_record` is
 /// false inside a blocking region, whose record is published and stays as it is.
-#[inline(never)]
+/// Inlined or not, the recording is in a frame that calls `f`, so alive until it returns.
+#[inline]
 pub(crate) fn with_frame<R>(parked: &Parked, may_record: bool, f: impl FnOnce() -> R) -> R {
     struct End<'a>(&'a Parked, bool);
     impl Drop for End<'_> {
@@ -200,14 +206,68 @@ fn thread_stack() -> (usize, usize) {
     }
 }
 
-/// The words `weft_blocking_begin`'s entry stores: the callee-saved registers, then the
-/// caller's stack pointer as it will be once the call has returned.
+/// The words a recording entry stores: the callee-saved registers, then the caller's
+/// stack pointer as it will be once the call has returned.
 #[cfg(target_arch = "x86_64")]
 pub(crate) const ENTRY_REGS: usize = 6;
 #[cfg(target_arch = "aarch64")]
 pub(crate) const ENTRY_REGS: usize = 11;
 
-/// The frame the `weft_blocking_begin` entry recorded: `ENTRY_REGS` registers, then sp.
+/// The body of a naked `extern "C"` function of at most one pointer-sized argument `a`
+/// that records its caller's registers and stack pointer and tail-calls into
+/// `$inner(words, a)`, `words` pointing to what `entry_frame` reads (valid during the
+/// call only), then returns what `$inner` returned.
+#[cfg(target_arch = "x86_64")]
+macro_rules! recording_entry {
+    ($inner:path) => {
+        std::arch::naked_asm!(
+            // 72 bytes keep the call 16-aligned: 6 registers and the stack pointer.
+            "sub rsp, 72",
+            "mov [rsp], rbx",
+            "mov [rsp + 8], rbp",
+            "mov [rsp + 16], r12",
+            "mov [rsp + 24], r13",
+            "mov [rsp + 32], r14",
+            "mov [rsp + 40], r15",
+            // The caller's stack pointer once this call has returned.
+            "lea rax, [rsp + 80]",
+            "mov [rsp + 48], rax",
+            "mov rsi, rdi",
+            "mov rdi, rsp",
+            "call {inner}",
+            "add rsp, 72",
+            "ret",
+            inner = sym $inner,
+        )
+    };
+}
+#[cfg(target_arch = "aarch64")]
+macro_rules! recording_entry {
+    ($inner:path) => {
+        std::arch::naked_asm!(
+            // x19 to x29, the stack pointer, and the link register across the call.
+            "sub sp, sp, #112",
+            "stp x19, x20, [sp]",
+            "stp x21, x22, [sp, #16]",
+            "stp x23, x24, [sp, #32]",
+            "stp x25, x26, [sp, #48]",
+            "stp x27, x28, [sp, #64]",
+            "add x9, sp, #112",
+            "stp x29, x9, [sp, #80]",
+            "str x30, [sp, #96]",
+            "mov x1, x0",
+            "mov x0, sp",
+            "bl {inner}",
+            "ldr x30, [sp, #96]",
+            "add sp, sp, #112",
+            "ret",
+            inner = sym $inner,
+        )
+    };
+}
+pub(crate) use recording_entry;
+
+/// The frame a recording entry stored: `ENTRY_REGS` registers, then sp.
 ///
 /// # Safety
 /// `words` points to `ENTRY_REGS + 1` readable words.

@@ -456,24 +456,14 @@ pub(crate) fn in_blocking_region<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
     })
 }
 
-/// Runs `f`, a plugin call that may wait inside a blocking region of the plugin's own
-/// (`blocking_enter`), with the calling mutator's frame recorded around it (see
-/// `parked`). As is for a caller that is not a mutator of `rt`.
-pub(crate) fn recorded<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
-    match current_mutator_of(rt) {
-        Some(ctx) => parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), f),
-        None => f(),
-    }
-}
-
 /// The `blocking_enter` host service: a no-op for a context that is not a mutator or
 /// that waits on the runtime's own behalf.
-pub(crate) fn enter_blocking_from_plugin(ctx: &Context) {
+pub(crate) fn enter_blocking_from_plugin(ctx: &Context, frame: &Frame) {
     // SAFETY: runtimes are never freed.
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
         if !ctx.mutator.is_internal_wait() {
             if ctx.mutator.may_record() {
-                ctx.mutator.parked.record_here();
+                ctx.mutator.parked.record(frame);
             }
             blocking_begin(rt, ctx);
         }

@@ -5,7 +5,6 @@ use weft_platform::*;
 
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
-use crate::runtime::safepoint;
 use crate::runtime::{implicit_runtime, Runtime};
 
 /// What became of a select that reached the plugin.
@@ -20,8 +19,7 @@ pub(crate) enum Outcome {
 pub(crate) fn select(rt: &Runtime, cases: &[weft_plat_select_case_t], deadline: i64, flags: u32) -> Result<Outcome> {
     let n = cases.len();
     let mut index = usize::MAX;
-    let status =
-        safepoint::recorded(rt, || plat_call!(rt.table, chan_select(cases.as_ptr(), n, deadline, flags, &mut index)));
+    let status = plat_call!(rt.table, chan_select(cases.as_ptr(), n, deadline, flags, &mut index));
     match status {
         WEFT_OK | WEFT_ECLOSED if index >= n => fail!(WEFT_EINTERNAL, "the platform chose case {index} of {n}"),
         WEFT_OK | WEFT_ECLOSED => Ok(Outcome::Chosen(index, status)),
@@ -34,7 +32,7 @@ pub(crate) fn sleep(deadline: i64) -> Result<()> {
     let Some(rt) = implicit_runtime() else {
         fail!(WEFT_EINVAL, "a select with no cases sleeps on the caller's runtime, and no runtime is open");
     };
-    match safepoint::recorded(rt, || plat_call!(rt.table, sleep_until(rt.prt, deadline))) {
+    match plat_call!(rt.table, sleep_until(rt.prt, deadline)) {
         WEFT_OK => fail!(WEFT_ETIMEDOUT, "a select with no cases waits until its deadline"),
         WEFT_ECANCELED => fail!(WEFT_ECANCELED, "the calling task was cancelled while selecting over no cases"),
         status => check_plugin(status, || "sleep interrupted".into()),

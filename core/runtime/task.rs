@@ -244,7 +244,7 @@ impl Task {
             return Err(e);
         }
         let plat = *state.plat.lock();
-        let status = safepoint::recorded(state.rt, || plat_call!(state.rt.table, join(plat, deadline)));
+        let status = plat_call!(state.rt.table, join(plat, deadline));
         if watched {
             checks.done_waiting(me);
         }
