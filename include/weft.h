@@ -1119,7 +1119,10 @@ typedef struct weft_task_info_t {
   size_t nlocals;
   // The mutator's stack: the lowest and one past the highest address of the memory
   // its stack may use (a green or sim task's own stack; for an OS thread, what
-  // `pthread_getattr_np` reports). NULL for a `WEFT_TASK_STARTING` task.
+  // `pthread_getattr_np` reports). Found by the mutator the first time it parks,
+  // waits in a blocking region or asks (`weft_task_stack`), so given for every
+  // mutator during a stop and for the caller's own entry; NULL for a mutator that
+  // never did, and for a `WEFT_TASK_STARTING` task.
   void *stack_lo;
   // See `stack_lo`. The stack grows down from here.
   void *stack_hi;

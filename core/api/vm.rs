@@ -107,8 +107,8 @@ pub unsafe extern "C" fn weft_blocking_begin(rt: *mut weft_runtime_t) -> weft_st
 unsafe extern "C" fn blocking_begin_recorded(words: *const usize, rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_blocking_begin", || {
         // SAFETY: see above.
-        let frame = unsafe { parked::entry_frame(words) };
-        safepoint::host_blocking_begin(open_runtime(rt)?, &frame)
+        let entry = unsafe { parked::EntryWords::new(words) };
+        safepoint::host_blocking_begin(open_runtime(rt)?, entry)
     })
 }
 

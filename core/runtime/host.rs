@@ -28,8 +28,8 @@ unsafe extern "C" fn blocking_enter() {
 unsafe extern "C" fn blocking_enter_recorded(words: *const usize, _unused: *mut c_void) {
     if let Some(ctx) = context::current_if_any() {
         // SAFETY: see above.
-        let frame = unsafe { parked::entry_frame(words) };
-        safepoint::enter_blocking_from_plugin(ctx, &frame);
+        let entry = unsafe { parked::EntryWords::new(words) };
+        safepoint::enter_blocking_from_plugin(ctx, entry);
     }
 }
 

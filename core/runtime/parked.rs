@@ -10,9 +10,9 @@
 //! taken in a frame that has returned (the plugin's `blocking_enter` service, called
 //! from inside the plugin's wait) would miss a host value that the returned frame had
 //! saved and the wait holds in a register again. So:
-//! * the runtime's own regions (locks and condition waits given back during a stop,
-//!   yields, parking at a safepoint, `weft_blocking_call`) record in `with_frame`, a
-//!   frame that encloses the whole wait;
+//! * the runtime's own waits (parking at a safepoint, the regions it opens around locks,
+//!   condition waits and yields, `weft_blocking_call`) record in the function that then
+//!   waits (`Parked::record_here`), whose frame encloses the whole wait;
 //! * a region entered by a call that returns before the wait, `weft_blocking_begin`
 //!   (the host's) and the `blocking_enter` host service (the plugin's, right before it
 //!   waits in a join, a sleep, a channel operation...), records at its entry: a few
@@ -28,7 +28,7 @@
 //! while the world is stopped, after it read that state. So no one reads it while it
 //! is written.
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use weft_platform::*;
 
@@ -89,43 +89,27 @@ pub(crate) fn capture(frame: &mut Frame) {
 #[derive(Default)]
 pub(crate) struct Parked {
     frame: UnsafeCell<Frame>,
-    /// A frame that encloses the code running now has recorded itself (`with_frame`):
-    /// inner waits keep its record.
-    recorded: AtomicBool,
     stack_lo: AtomicUsize,
     stack_hi: AtomicUsize,
 }
 
 impl Parked {
-    /// Records the caller's frame, unless an enclosing one did; only by the mutator
-    /// itself, while it runs. Returns whether it recorded (and so must `end_frame`).
+    /// Records the calling function's frame, for a wait inside it: call it in the
+    /// function that then parks or waits, and not right before a call that is that
+    /// function's last action (a tail call would end the frame before the wait). Only
+    /// by the mutator itself, while it runs (see the module comment).
     #[inline(always)]
-    fn begin_frame(&self) -> bool {
-        if self.recorded.load(Relaxed) {
-            return false;
-        }
+    pub(crate) fn record_here(&self, rt: &Runtime) {
         // SAFETY: see the module comment: only this mutator writes, while it runs.
         capture(unsafe { &mut *self.frame.get() });
-        self.recorded.store(true, Relaxed);
-        true
+        self.learn_stack(rt);
     }
 
-    /// Records a frame made by a recording entry, unless an enclosing frame recorded
-    /// itself already.
-    pub(crate) fn record(&self, frame: &Frame) {
-        if !self.recorded.load(Relaxed) {
-            // SAFETY: as in `begin_frame`.
-            unsafe { *self.frame.get() = *frame };
-        }
-    }
-
-    /// Records the current frame, for a wait that stays inside the caller's frame.
-    #[inline(always)]
-    pub(crate) fn record_here(&self) {
-        if !self.recorded.load(Relaxed) {
-            // SAFETY: as in `begin_frame`.
-            capture(unsafe { &mut *self.frame.get() });
-        }
+    /// Records what a recording entry stored.
+    pub(crate) fn record(&self, rt: &Runtime, entry: EntryWords) {
+        // SAFETY: as in `record_here`.
+        unsafe { *self.frame.get() = entry.frame() };
+        self.learn_stack(rt);
     }
 
     /// The recorded frame. Only while the mutator cannot run (see the module comment).
@@ -134,12 +118,15 @@ impl Parked {
         unsafe { *self.frame.get() }
     }
 
-    /// The stack bounds found when the context became a mutator; (0, 0) before.
+    /// The stack bounds, (0, 0) until the mutator first recorded a frame or asked for
+    /// them (a task that never waits never pays for finding them; every mutator stopped
+    /// by a stop has recorded one).
     pub(crate) fn stack(&self) -> (usize, usize) {
         (self.stack_lo.load(Relaxed), self.stack_hi.load(Relaxed))
     }
 
-    /// Finds and keeps the calling context's stack bounds (see `stack_of_caller`).
+    /// Finds and keeps the calling context's stack bounds (see `stack_of_caller`), the
+    /// first time. Only by the mutator itself.
     pub(crate) fn learn_stack(&self, rt: &Runtime) {
         if self.stack_hi.load(Relaxed) == 0 {
             let (lo, hi) = stack_of_caller(rt);
@@ -147,27 +134,6 @@ impl Parked {
             self.stack_hi.store(hi, Relaxed);
         }
     }
-}
-
-/// Runs `f`, which may park the calling mutator or wait inside a blocking region, with
-/// the mutator's stack pointer and registers recorded in this frame, which stays alive
-/// until `f` returns. An enclosing `with_frame` keeps its own record; `may_record` is
-/// false inside a blocking region, whose record is published and stays as it is.
-/// Inlined or not, the recording is in a frame that calls `f`, so alive until it returns.
-#[inline]
-pub(crate) fn with_frame<R>(parked: &Parked, may_record: bool, f: impl FnOnce() -> R) -> R {
-    struct End<'a>(&'a Parked, bool);
-    impl Drop for End<'_> {
-        fn drop(&mut self) {
-            if self.1 {
-                self.0.recorded.store(false, Relaxed);
-            }
-        }
-    }
-    // `_end` is dropped after `f` returns, so `f` is never a tail call that would end
-    // this frame early.
-    let _end = End(parked, may_record && parked.begin_frame());
-    f()
 }
 
 /// The calling context's stack: the platform's task stack if it runs the caller on one
@@ -215,7 +181,7 @@ pub(crate) const ENTRY_REGS: usize = 11;
 
 /// The body of a naked `extern "C"` function of at most one pointer-sized argument `a`
 /// that records its caller's registers and stack pointer and tail-calls into
-/// `$inner(words, a)`, `words` pointing to what `entry_frame` reads (valid during the
+/// `$inner(words, a)`, `words` pointing to what `EntryWords` reads (valid during the
 /// call only), then returns what `$inner` returned.
 #[cfg(target_arch = "x86_64")]
 macro_rules! recording_entry {
@@ -267,15 +233,25 @@ macro_rules! recording_entry {
 }
 pub(crate) use recording_entry;
 
-/// The frame a recording entry stored: `ENTRY_REGS` registers, then sp.
-///
-/// # Safety
-/// `words` points to `ENTRY_REGS + 1` readable words.
-pub(crate) unsafe fn entry_frame(words: *const usize) -> Frame {
-    let mut frame = Frame::default();
-    // SAFETY: see above.
-    let words = unsafe { std::slice::from_raw_parts(words, ENTRY_REGS + 1) };
-    frame.regs[..ENTRY_REGS].copy_from_slice(&words[..ENTRY_REGS]);
-    frame.sp = words[ENTRY_REGS];
-    frame
+/// What a recording entry stored (`ENTRY_REGS` registers, then sp), read only if it is
+/// recorded: most entries come inside a region that is recorded already.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryWords(*const usize);
+
+impl EntryWords {
+    /// # Safety
+    /// `words` points to `ENTRY_REGS + 1` words that stay readable while this is used
+    /// (the entry's own, during its call).
+    pub(crate) unsafe fn new(words: *const usize) -> EntryWords {
+        EntryWords(words)
+    }
+
+    fn frame(self) -> Frame {
+        let mut frame = Frame::default();
+        // SAFETY: see `new`.
+        let words = unsafe { std::slice::from_raw_parts(self.0, ENTRY_REGS + 1) };
+        frame.regs[..ENTRY_REGS].copy_from_slice(&words[..ENTRY_REGS]);
+        frame.sp = words[ENTRY_REGS];
+        frame
+    }
 }

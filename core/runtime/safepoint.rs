@@ -40,7 +40,7 @@ use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
 use crate::runtime::context::{self, Context};
 use crate::runtime::internal_lock::{Cond, InternalLock};
-use crate::runtime::parked::{self, Frame, Parked};
+use crate::runtime::parked::{self, EntryWords, Frame, Parked};
 use crate::runtime::Runtime;
 
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
@@ -67,10 +67,8 @@ pub(crate) struct Mutator {
     internal: AtomicU32,
     /// The runtime whose world this context holds stopped; NULL if none.
     holds: AtomicPtr<Runtime>,
-    /// Where the context sits in its runtime's registry (changed under the registry
-    /// lock), so that leaving it is O(1) with 100,000s of green tasks registered. Before
-    /// a task starts, where it sits in the list of starting tasks (under that list's
-    /// lock): a context is in one of the two lists at a time.
+    /// Where the context sits in its list of its runtime's registry (changed under the
+    /// registry lock), so that leaving it is O(1) with 100,000s of green tasks.
     registry_index: AtomicUsize,
     /// Its stack and where it parked, for a conservative collector.
     pub(crate) parked: Parked,
@@ -86,9 +84,18 @@ impl Mutator {
     }
 
     /// Whether the mutator may record a new frame: not inside a blocking region, whose
-    /// record is published.
+    /// record is published (and whose frame encloses whatever runs inside it).
     fn may_record(&self) -> bool {
         self.blocking_depth.load(SeqCst) == 0
+    }
+
+    /// Records the calling function's frame (`Parked::record_here`, same rules) unless
+    /// the mutator is inside a blocking region.
+    #[inline(always)]
+    fn record_here(&self, rt: &Runtime) {
+        if self.may_record() {
+            self.parked.record_here(rt);
+        }
     }
 
     /// The state as `weft_task_info_t` reports it.
@@ -125,11 +132,37 @@ pub(crate) struct World {
     owner: AtomicU64,
     /// The owner's `weft_stw_begin` succeeded and its `weft_stw_end` has not run yet.
     stopped: AtomicBool,
-    registry: Mutex<Vec<Arc<Context>>>,
-    /// Tasks spawned and not started yet: a collector sees them (`WEFT_TASK_STARTING`,
-    /// with their spawn argument). Locked after `registry` when both are.
-    starting: Mutex<Vec<Arc<Context>>>,
+    registry: Mutex<Registry>,
     lock: InternalLock,
+}
+
+/// Every context a collector must know of: the mutators, and the tasks spawned and not
+/// started yet (`WEFT_TASK_STARTING`, with their spawn argument). A context is in one
+/// list at a time, at its `registry_index`; a task moves from one to the other under
+/// one lock, so a collector never misses it.
+#[derive(Default)]
+struct Registry {
+    mutators: Vec<Arc<Context>>,
+    starting: Vec<Arc<Context>>,
+}
+
+/// Adds `ctx` to `list` (registry lock held).
+fn list_add(list: &mut Vec<Arc<Context>>, ctx: &Arc<Context>) {
+    ctx.mutator.registry_index.store(list.len(), Relaxed);
+    list.push(Arc::clone(ctx));
+}
+
+/// Removes `ctx` from `list` (registry lock held), O(1) by its index.
+fn list_remove(list: &mut Vec<Arc<Context>>, ctx: &Context) {
+    let index = ctx.mutator.registry_index.load(Relaxed);
+    if list.get(index).is_some_and(|c| c.id == ctx.id) {
+        list.swap_remove(index);
+        if let Some(moved) = list.get(index) {
+            moved.mutator.registry_index.store(index, Relaxed);
+        }
+    } else {
+        list.retain(|c| c.id != ctx.id);
+    }
 }
 
 /// Unlocks the world lock however the locked section ends.
@@ -147,8 +180,7 @@ impl World {
             flag: AtomicU32::new(0),
             owner: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
-            registry: Mutex::new(Vec::new()),
-            starting: Mutex::new(Vec::new()),
+            registry: Mutex::new(Registry::default()),
             lock: InternalLock::new(table, prt)?,
         })
     }
@@ -170,7 +202,7 @@ impl World {
         self.stopped.store(false, SeqCst);
         self.owner.store(0, SeqCst);
         self.flag.fetch_and(!STOP, SeqCst);
-        for ctx in self.registry.lock().iter() {
+        for ctx in self.registry.lock().mutators.iter() {
             let _ = ctx.mutator.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
         }
         l.broadcast(Cond::Resumed);
@@ -181,7 +213,7 @@ impl World {
     fn hold_blocked_count_running(&self, me: u64) -> usize {
         let registry = self.registry.lock();
         let mut running = 0;
-        for ctx in registry.iter().filter(|c| c.id != me) {
+        for ctx in registry.mutators.iter().filter(|c| c.id != me) {
             let state = &ctx.mutator.state;
             let stopped = match state.load(SeqCst) {
                 WEFT_TASK_RUNNING => false,
@@ -200,6 +232,7 @@ impl World {
     fn running_names(&self, me: u64) -> Vec<String> {
         self.registry
             .lock()
+            .mutators
             .iter()
             .filter(|c| c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING)
             .map(|c| match (c.name(), c.task.is_null()) {
@@ -222,11 +255,11 @@ impl World {
             }
             let me = context::current_if_any().map(|c| c.id);
             let mut registry = self.registry.lock();
-            let others = registry.iter().filter(|c| Some(c.id) != me).count();
+            let others = registry.mutators.iter().filter(|c| Some(c.id) != me).count();
             if others > 0 {
                 fail!(WEFT_EBUSY, "{others} attached thread(s) must call weft_thread_detach first");
             }
-            for ctx in registry.drain(..) {
+            for ctx in registry.mutators.drain(..) {
                 forget_runtime(&ctx.mutator);
             }
             mark_closed();
@@ -264,68 +297,42 @@ fn wait_no_stop(world: &World, l: &InternalLock) {
 pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
     ctx.mutator.blocking_depth.store(0, SeqCst);
-    ctx.mutator.parked.learn_stack(rt);
-    // Recorded before the lock: a registration during a stop parks inside `f`.
-    parked::with_frame(&ctx.mutator.parked, true, || {
-        world.locked(|l| {
-            let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
-            ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
-            ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
-            let mut registry = world.registry.lock();
-            // A task leaves the starting list in the same locked section: a collector
-            // that holds both locks sees it in exactly one list.
-            if !ctx.task.is_null() {
-                remove_starting(&mut world.starting.lock(), ctx);
-            }
-            ctx.mutator.registry_index.store(registry.len(), Relaxed);
-            registry.push(Arc::clone(ctx));
-            drop(registry);
-            if stop {
-                wait_no_stop(world, l);
-                ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
-            }
-        })
+    world.locked(|l| {
+        let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
+        if stop {
+            // It parks below, in this frame, and is published by the registry push.
+            ctx.mutator.parked.record_here(rt);
+        }
+        ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
+        ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
+        let mut registry = world.registry.lock();
+        if !ctx.task.is_null() {
+            list_remove(&mut registry.starting, ctx);
+        }
+        list_add(&mut registry.mutators, ctx);
+        drop(registry);
+        if stop {
+            wait_no_stop(world, l);
+            ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
+        }
     });
 }
 
 /// A task was spawned: until it starts, `weft_tasks_foreach` reports it as STARTING.
 /// Called before the plugin can start it.
 pub(crate) fn task_spawning(rt: &Runtime, ctx: &Arc<Context>) {
-    let mut starting = rt.world.starting.lock();
-    ctx.mutator.registry_index.store(starting.len(), Relaxed);
-    starting.push(Arc::clone(ctx));
+    list_add(&mut rt.world.registry.lock().starting, ctx);
 }
 
 /// The platform could not start the task: it is no longer STARTING.
 pub(crate) fn spawn_failed(rt: &Runtime, ctx: &Context) {
-    remove_starting(&mut rt.world.starting.lock(), ctx);
-}
-
-/// Removes `ctx` from the starting list, O(1) by its index.
-fn remove_starting(starting: &mut Vec<Arc<Context>>, ctx: &Context) {
-    let index = ctx.mutator.registry_index.load(Relaxed);
-    if starting.get(index).is_some_and(|s| s.id == ctx.id) {
-        starting.swap_remove(index);
-        if let Some(moved) = starting.get(index) {
-            moved.mutator.registry_index.store(index, Relaxed);
-        }
-    }
+    list_remove(&mut rt.world.registry.lock().starting, ctx);
 }
 
 /// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it.
 fn unregister(rt: &Runtime, ctx: &Context) {
     rt.world.locked(|l| {
-        let mut registry = rt.world.registry.lock();
-        let index = ctx.mutator.registry_index.load(Relaxed);
-        if registry.get(index).is_some_and(|c| c.id == ctx.id) {
-            registry.swap_remove(index);
-            if let Some(moved) = registry.get(index) {
-                moved.mutator.registry_index.store(index, Relaxed);
-            }
-        } else {
-            registry.retain(|c| c.id != ctx.id);
-        }
-        drop(registry);
+        list_remove(&mut rt.world.registry.lock().mutators, ctx);
         forget_runtime(&ctx.mutator);
         if rt.world.flag.load(SeqCst) & STOP != 0 {
             l.broadcast(Cond::Progress);
@@ -403,7 +410,8 @@ pub(crate) fn lock_outside_stop(
     mut unlock: impl FnMut(),
 ) -> weft_status_t {
     let Some(ctx) = current_mutator_of(rt) else { return lock() };
-    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || loop {
+    ctx.mutator.record_here(rt);
+    loop {
         blocking_begin(rt, ctx);
         let status = lock();
         if status != WEFT_OK {
@@ -415,7 +423,7 @@ pub(crate) fn lock_outside_stop(
         }
         unlock();
         blocking_end(rt, ctx);
-    })
+    }
 }
 
 /// As `lock_outside_stop`, for a wait that returns with the lock held whatever its
@@ -428,19 +436,18 @@ pub(crate) fn wait_outside_stop(
     mut unlock: impl FnMut(),
 ) -> weft_status_t {
     let Some(ctx) = current_mutator_of(rt) else { return wait() };
-    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || {
-        blocking_begin(rt, ctx);
-        let status = wait();
-        if try_blocking_end(ctx) {
-            return status;
-        }
-        unlock();
-        blocking_end(rt, ctx);
-        match lock_outside_stop(rt, lock, unlock) {
-            WEFT_OK => status,
-            relock => relock,
-        }
-    })
+    ctx.mutator.record_here(rt);
+    blocking_begin(rt, ctx);
+    let status = wait();
+    if try_blocking_end(ctx) {
+        return status;
+    }
+    unlock();
+    blocking_end(rt, ctx);
+    match lock_outside_stop(rt, lock, unlock) {
+        WEFT_OK => status,
+        relock => relock,
+    }
 }
 
 /// Runs `f` in a blocking region of the calling mutator (as is, for a caller that is
@@ -448,22 +455,21 @@ pub(crate) fn wait_outside_stop(
 /// return holding anything a collector may need (see `lock_outside_stop` for locks).
 pub(crate) fn in_blocking_region<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
     let Some(ctx) = current_mutator_of(rt) else { return f() };
-    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || {
-        blocking_begin(rt, ctx);
-        let result = f();
-        blocking_end(rt, ctx);
-        result
-    })
+    ctx.mutator.record_here(rt);
+    blocking_begin(rt, ctx);
+    let result = f();
+    blocking_end(rt, ctx);
+    result
 }
 
 /// The `blocking_enter` host service: a no-op for a context that is not a mutator or
 /// that waits on the runtime's own behalf.
-pub(crate) fn enter_blocking_from_plugin(ctx: &Context, frame: &Frame) {
+pub(crate) fn enter_blocking_from_plugin(ctx: &Context, entry: EntryWords) {
     // SAFETY: runtimes are never freed.
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
         if !ctx.mutator.is_internal_wait() {
             if ctx.mutator.may_record() {
-                ctx.mutator.parked.record(frame);
+                ctx.mutator.parked.record(rt, entry);
             }
             blocking_begin(rt, ctx);
         }
@@ -591,7 +597,8 @@ pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
         && rt.world.flag.load(SeqCst) & STOP != 0
         && rt.world.owner.load(SeqCst) != ctx.id
     {
-        parked::with_frame(&ctx.mutator.parked, true, || park(rt, ctx));
+        ctx.mutator.record_here(rt);
+        park(rt, ctx);
     }
     // An M:N platform asks a task that overran its time slice to yield here.
     if rt.world.flag.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 && ctx.mutator.blocking_depth.load(SeqCst) == 0 {
@@ -619,7 +626,7 @@ pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
                 let was_running = me.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING;
                 if was_running {
                     // `stop_world`'s own frame encloses this wait.
-                    me.mutator.parked.record_here();
+                    me.mutator.parked.record_here(rt);
                     me.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
                     l.broadcast(Cond::Progress);
                 }
@@ -673,10 +680,10 @@ pub(crate) fn resume_world(rt: &Runtime) -> Result<()> {
 }
 
 /// `weft_blocking_begin`, with the frame its entry recorded for the caller.
-pub(crate) fn host_blocking_begin(rt: &Runtime, frame: &Frame) -> Result<()> {
+pub(crate) fn host_blocking_begin(rt: &Runtime, entry: EntryWords) -> Result<()> {
     let ctx = mutator_of(rt)?;
     if ctx.mutator.may_record() {
-        ctx.mutator.parked.record(frame);
+        ctx.mutator.parked.record(rt, entry);
     }
     enter_host_region(rt, ctx);
     Ok(())
@@ -701,23 +708,25 @@ fn leave_host_region(rt: &Runtime, ctx: &Context) {
     blocking_end(rt, ctx);
 }
 
-/// `weft_blocking_call`: `f` runs inside a blocking region opened in a frame that
+/// `weft_blocking_call`: `f` runs inside a blocking region opened in this frame, which
 /// records the caller's registers and stays alive until `f` returns.
 pub(crate) fn blocking_call(rt: &Runtime, f: impl FnOnce()) -> Result<()> {
     let ctx = mutator_of(rt)?;
-    parked::with_frame(&ctx.mutator.parked, ctx.mutator.may_record(), || {
-        enter_host_region(rt, ctx);
-        f();
-        leave_host_region(rt, ctx);
-    });
+    ctx.mutator.record_here(rt);
+    enter_host_region(rt, ctx);
+    f();
+    leave_host_region(rt, ctx);
     Ok(())
 }
 
 /// `weft_task_stack`: the calling mutator's stack.
 pub(crate) fn caller_stack() -> Result<(usize, usize)> {
-    let Some(ctx) = context::current_if_any().filter(|c| !c.mutator.runtime().is_null()) else {
+    let ctx = context::current_if_any();
+    // SAFETY: runtimes are never freed.
+    let Some((ctx, rt)) = ctx.and_then(|c| unsafe { c.mutator.runtime().as_ref() }.map(|rt| (c, rt))) else {
         fail!(WEFT_EPERM, "the calling thread is not a mutator (not a weft task, not attached)");
     };
+    ctx.mutator.parked.learn_stack(rt);
     match ctx.mutator.parked.stack() {
         (_, 0) => fail!(WEFT_ENOTSUP, "the calling thread's stack could not be found (pthread_getattr_np failed)"),
         bounds => Ok(bounds),
@@ -759,15 +768,14 @@ pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView)
     parked::capture(&mut own);
     let me = context::current_if_any().map_or(0, |c| c.id);
     let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
-    // Both lists under their locks at once: a task moving from one to the other is seen
-    // in exactly one.
+    // Both lists under one lock: a task moving from one to the other is seen once.
     let (mutators, starting) = {
         let registry = rt.world.registry.lock();
-        let starting = rt.world.starting.lock();
-        (registry.clone(), starting.clone())
+        (registry.mutators.clone(), registry.starting.clone())
     };
     for ctx in mutators {
         let (locals, frame) = if ctx.id == me {
+            ctx.mutator.parked.learn_stack(rt);
             (ctx.slots_view(), own)
         } else if holds_stop() {
             (ctx.slots_view(), ctx.mutator.parked.frame())
