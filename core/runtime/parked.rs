@@ -7,9 +7,10 @@
 //! recording was taken in a frame that stays alive until the mutator runs again: then
 //! each callee-saved value of the host is either still in its register (recorded) or
 //! was saved by some frame between the recording and the host (scanned). A recording
-//! taken in a frame that has returned (the plugin's `blocking_enter` service, called
-//! from inside the plugin's wait) would miss a host value that the returned frame had
-//! saved and the wait holds in a register again. So:
+//! taken inside a function that returns before the wait (as the `blocking_enter` host
+//! service does: the plugin calls it, then waits) would miss a host value that the
+//! returned frame had saved in its prologue and the wait holds in a register again.
+//! So:
 //! * the runtime's own waits (parking at a safepoint, the regions it opens around locks,
 //!   condition waits and yields, `weft_blocking_call`) record in the function that then
 //!   waits (`Parked::record_here`), whose frame encloses the whole wait;
