@@ -11,7 +11,8 @@
  *   - the argument of a task spawned but not started yet (WEFT_TASK_STARTING, `arg`):
  *     the main thread hands each short-lived worker a fresh object and forgets it;
  *   - weft_blocking_call for the host's own blocking calls, which records the caller's
- *     registers itself (no begin/end pair, no assembly in the host).
+ *     registers itself (no begin/end pair, no assembly in the host);
+ *   - weft_task_stack, for an interpreter's recursion guard.
  *
  * The heap is a fixed array of objects under a weft mutex; every object carries a canary
  * (LIVE while allocated, FREED once swept), its owner and a serial number. Mutators
@@ -130,6 +131,11 @@ static int32_t mutator(void *arg, void **result) {
   int length = 0;
   object_t *slots[SLOTS] = {NULL}; /* references held only in this array, on the stack */
   uint64_t serials[SLOTS] = {0};
+  /* An interpreter's recursion guard: how much of this task's stack is left. */
+  void *stack_lo, *stack_hi;
+  CHECK(weft_task_stack(&stack_lo, &stack_hi));
+  if ((char *)&head - (char *)stack_lo < 16 * 1024 || (char *)&head >= (char *)stack_hi)
+    die("mutator %d runs outside its stack or with less than 16 KiB of it left", index);
   while (!atomic_load(&quit)) {
     WEFT_SAFEPOINT_POLL(rt, poll_flag); /* a loop back-edge */
     object_t *o = allocate(index);

@@ -222,6 +222,12 @@ pub(crate) fn thread_context_arc() -> Option<Arc<Context>> {
 }
 
 /// Makes `ctx` the running context; returns the previous one, to restore.
+/// `#[inline(never)]` for the reason `current` is: `task::run` enters the task's context
+/// at its start and restores the previous one at its end, and a green task may end on
+/// another thread than it started on. Inlined there, the thread-local's address was
+/// computed once, and the restore wrote the *starting* thread's running context, under
+/// whatever task that thread ran by then (which then found itself no mutator).
+#[inline(never)]
 pub(crate) fn enter(ctx: *const Context) -> *const Context {
     CURRENT.with(|c| c.replace(ctx))
 }

@@ -11,6 +11,7 @@
  */
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -529,6 +530,44 @@ TEST_IMPL(vm_blocking_call_nests) {
     ASSERT_EQ(atomic_load(&call_phase), 3);
   }
   test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- identity across a host's blocking calls ------------------------------------- */
+
+/* On an M:N platform a task in a host's blocking region gives its processor away and
+ * may come back on another thread; a task that ends on another thread than it started
+ * on once restored the starting thread's running context, under whatever task that
+ * thread ran by then (a release build only). Tasks of different lengths make some end
+ * while the others still run and check who they are after every call. */
+#define IDENTITY_TASKS 4
+#define IDENTITY_CALLS 300
+
+static void host_nap(void *arg) {
+  (void)arg;
+  struct timespec pause = {0, 20 * 1000};
+  nanosleep(&pause, NULL);
+}
+
+static int32_t identity_task(void *arg, void **result) {
+  (void)result;
+  int calls = IDENTITY_CALLS * (1 + (int)(intptr_t)arg);
+  weft_task_t *me = weft_task_self();
+  weft_runtime_t *rt = scan.rt;
+  for (int i = 0; i < calls; i++) {
+    ASSERT_OK(weft_blocking_call(rt, host_nap, NULL));
+    if (weft_task_self() != me) TEST_FAIL_("call %d: weft_task_self() changed under the task", i);
+    if (i % 7 == 0) ASSERT_OK(weft_yield(rt));
+  }
+  return 0;
+}
+
+TEST_IMPL(vm_region_tasks_keep_their_identity) {
+  scan_setup();
+  weft_task_t *tasks[IDENTITY_TASKS];
+  for (int i = 0; i < IDENTITY_TASKS; i++) tasks[i] = test_spawn(scan.rt, identity_task, (void *)(intptr_t)i);
+  for (int i = 0; i < IDENTITY_TASKS; i++) ASSERT_EQ(test_join(tasks[i]), 0);
+  scan_teardown();
   return TEST_OK;
 }
 
