@@ -241,6 +241,15 @@ pub const WEFT_TASK_AT_SAFEPOINT: u32 = 1;
 /// The mutator is in a blocking region and will not touch managed memory until it
 /// leaves it (and leaving waits while the world is stopped).
 pub const WEFT_TASK_BLOCKING: u32 = 2;
+/// A task spawned but not started yet (not a mutator: it runs nothing before the world
+/// resumes). `weft_tasks_foreach` reports it, with its spawn argument in `arg`, so that
+/// a collector sees the argument of a just-spawned task as a root.
+pub const WEFT_TASK_STARTING: u32 = 3;
+
+/// Number of words in `weft_task_info_t.regs`, the saved callee-saved registers. On
+/// x86-64: rbx, rbp, r12, r13, r14, r15 in that order; on aarch64: x19 to x29; the
+/// remaining words are 0.
+pub const WEFT_SAVED_REGS: usize = 12;
 
 /// What `weft_tasks_foreach` tells about one mutator. Borrowed: valid during the
 /// callback only.
@@ -248,9 +257,9 @@ pub const WEFT_TASK_BLOCKING: u32 = 2;
 pub struct weft_task_info_t {
     /// `sizeof(weft_task_info_t)` of the library that filled it.
     pub struct_size: u32,
-    /// `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT` or `WEFT_TASK_BLOCKING`. While the
-    /// caller holds the stopped world, every mutator but the caller is AT_SAFEPOINT or
-    /// BLOCKING.
+    /// `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT`, `WEFT_TASK_BLOCKING` or
+    /// `WEFT_TASK_STARTING`. While the caller holds the stopped world, every mutator but
+    /// the caller is AT_SAFEPOINT or BLOCKING (STARTING tasks are not mutators yet).
     pub state: u32,
     /// The task's id (as `weft_task_id`), or the attached thread's id (unique in the
     /// process too, never 0).
@@ -269,7 +278,36 @@ pub struct weft_task_info_t {
     pub locals: *const *mut c_void,
     /// Number of entries in `locals`.
     pub nlocals: usize,
+    /// The mutator's stack: the lowest and one past the highest address of the memory
+    /// its stack may use (a green or sim task's own stack; for an OS thread, what
+    /// `pthread_getattr_np` reports). Found by the mutator the first time it parks,
+    /// waits in a blocking region or asks (`weft_task_stack`), so given for every
+    /// mutator during a stop and for the caller's own entry; NULL for a mutator that
+    /// never did, and for a `WEFT_TASK_STARTING` task.
+    pub stack_lo: *mut c_void,
+    /// See `stack_lo`. The stack grows down from here.
+    pub stack_hi: *mut c_void,
+    /// The mutator's stack pointer where weft recorded it when the mutator parked or
+    /// entered its (outermost) blocking region: every word of its stack a collector must
+    /// scan lies in `[sp, stack_hi)`, and every callee-saved register it held then is in
+    /// `regs`. Given where it cannot change under the reader: for every mutator but the
+    /// caller while the caller holds the stopped world (all are AT_SAFEPOINT or
+    /// BLOCKING), and for the caller's own entry (recorded by `weft_tasks_foreach`
+    /// itself, valid during the callback); otherwise NULL, as for a STARTING task.
+    pub sp: *mut c_void,
+    /// The callee-saved registers recorded with `sp` (layout: `WEFT_SAVED_REGS`), all 0
+    /// when `sp` is NULL. Scan them as words, like the stack.
+    pub regs: [usize; WEFT_SAVED_REGS],
+    /// The `arg` a task was spawned with, while its function has not been called yet
+    /// (a `WEFT_TASK_STARTING` task, or one that started during a stop and is parked
+    /// before its start hook): then weft alone holds it, so it is the task's root. NULL
+    /// once the function runs (the argument is then on its stack or in its registers),
+    /// and for attached threads.
+    pub arg: *mut c_void,
 }
+
+/// The function `weft_blocking_call` runs inside a blocking region, with `arg` as given.
+pub type weft_blocking_fn = Option<unsafe extern "C" fn(arg: *mut c_void)>;
 
 /// Called by `weft_tasks_foreach` once per live mutator, with `ud` as given; return
 /// true to stop the enumeration.

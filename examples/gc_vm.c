@@ -20,26 +20,11 @@
  *
  *   usage: gc_vm [seconds]       (default 2)
  */
-#include <inttypes.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
+#define VM_PROGRAM "gc_vm"
+#include "vm_heap.h"
 
-#include "weft.h"
-
-#define HEAP_OBJECTS 4096
 #define MUTATORS 4
 #define MAX_ROOTS 256 /* per mutator: keeps the live set well below the heap size */
-#define LIVE 0x4c49564521212121ull
-#define FREED 0x4652454544454144ull
-
-typedef struct object {
-  uint64_t canary;
-  uint64_t serial; /* increases with every allocation */
-  int owner;       /* the mutator that allocated it */
-  int marked;
-  struct object *next; /* the link: a root list, or the free list */
-} object_t;
 
 typedef struct {
   object_t *head; /* newest first: serials decrease along the list */
@@ -47,30 +32,11 @@ typedef struct {
   int index;
 } roots_t;
 
-static weft_runtime_t *rt;
-static const void *poll_flag;
 static weft_key_t roots_key;
-static object_t heap[HEAP_OBJECTS];
-static object_t *free_list;
-static weft_mutex_t heap_lock;
-static atomic_uint_fast64_t next_serial, allocated;
 static atomic_int next_index, quit;
 static atomic_int world_stopped; /* set by the collector between stw_begin and stw_end */
 /* Written only by the thread that holds the stopped world. */
-static uint64_t freed, collections, collections_by_mutators, worst_stop_ns, worst_pause_ns;
-
-#define CHECK(call)                                                                     \
-  do {                                                                                  \
-    weft_status_t s_ = (call);                                                          \
-    if (s_ != WEFT_OK) die("%s: %s (%s)", #call, weft_strerror(s_), weft_last_error()); \
-  } while (0)
-
-#define die(...)                                            \
-  do {                                                      \
-    fprintf(stderr, "gc_vm: FAILED: " __VA_ARGS__);         \
-    fputc('\n', stderr);                                    \
-    abort();                                                \
-  } while (0)
+static uint64_t collections, collections_by_mutators, worst_stop_ns, worst_pause_ns;
 
 /* ---- the collector ------------------------------------------------------------ */
 
@@ -89,16 +55,7 @@ static void collect(int by_mutator) {
   /* Safe during a stop: no mutator is parked holding a weft mutex it was handed. */
   CHECK(weft_mutex_lock(&heap_lock));
   CHECK(weft_tasks_foreach(rt, mark_roots, NULL));
-  for (int i = 0; i < HEAP_OBJECTS; i++) {
-    object_t *o = &heap[i];
-    if (o->canary == LIVE && !o->marked) {
-      o->canary = FREED;
-      o->next = free_list;
-      free_list = o;
-      freed++;
-    }
-    o->marked = 0;
-  }
+  sweep();
   CHECK(weft_mutex_unlock(&heap_lock));
   atomic_store(&world_stopped, 0);
   collections++;
@@ -111,44 +68,13 @@ static void collect(int by_mutator) {
 
 /* ---- the mutators --------------------------------------------------------------- */
 
-/* Returns an object that is not yet rooted: link it before the next safepoint. */
-static object_t *allocate(int owner) {
-  for (;;) {
-    WEFT_SAFEPOINT_POLL(rt, poll_flag); /* an allocation site */
-    CHECK(weft_mutex_lock(&heap_lock));
-    object_t *o = free_list;
-    if (o != NULL) free_list = o->next;
-    CHECK(weft_mutex_unlock(&heap_lock));
-    if (o != NULL) {
-      if (o->canary != FREED) die("object %p on the free list is not free", (void *)o);
-      o->canary = LIVE;
-      o->serial = atomic_fetch_add(&next_serial, 1) + 1;
-      o->owner = owner;
-      o->next = NULL;
-      atomic_fetch_add(&allocated, 1);
-      return o;
-    }
-    collect(1); /* the heap is full: this mutator collects */
-  }
-}
+/* An allocation found the heap full: this mutator collects. */
+static void collect_when_full(void) { collect(1); }
 
 /* Touches every object the mutator can reach: a freed or reused one is a GC bug. */
 static void check_roots(const roots_t *roots) {
   if (atomic_load(&world_stopped)) die("mutator %d ran managed code while the world was stopped", roots->index);
-  uint64_t previous = UINT64_MAX;
-  for (const object_t *o = roots->head; o != NULL; o = o->next) {
-    if (o->canary != LIVE) die("mutator %d reached object %p, which was freed", roots->index, (void *)o);
-    if (o->owner != roots->index || o->serial >= previous)
-      die("mutator %d reached object %p, which was freed and allocated again", roots->index, (void *)o);
-    previous = o->serial;
-  }
-}
-
-static uint32_t next_random(uint32_t *state) {
-  *state ^= *state << 13;
-  *state ^= *state >> 17;
-  *state ^= *state << 5;
-  return *state;
+  check_list(roots->head, roots->index);
 }
 
 static int32_t mutator(void *arg, void **result) {
@@ -158,22 +84,13 @@ static int32_t mutator(void *arg, void **result) {
   uint32_t random = 0x9e3779b9u * (uint32_t)(roots->index + 1);
   while (!atomic_load(&quit)) {
     WEFT_SAFEPOINT_POLL(rt, poll_flag); /* a loop back-edge */
-    object_t *o = allocate(roots->index);
+    object_t *o = allocate(roots->index); /* not rooted yet: link it before the next safepoint */
     o->next = roots->head; /* rooted from here on */
     roots->head = o;
     roots->length++;
     check_roots(roots);
-    if (roots->length >= MAX_ROOTS || next_random(&random) % 4 == 0) {
-      int keep = (int)(next_random(&random) % (uint32_t)(roots->length + 1));
-      if (keep == 0) {
-        roots->head = NULL; /* drops every link: the list is garbage now */
-      } else {
-        object_t *last = roots->head;
-        for (int i = 1; i < keep; i++) last = last->next;
-        last->next = NULL;
-      }
-      roots->length = keep;
-    }
+    if (roots->length >= MAX_ROOTS || next_random(&random) % 4 == 0)
+      drop_tail(&roots->head, &roots->length, next_random(&random));
     if (next_random(&random) % 64 == 0) {
       CHECK(weft_sleep_until(rt, weft_deadline_after(rt, 100000)));
       check_roots(roots); /* managed code right after a blocking call, before any poll */
@@ -207,15 +124,8 @@ int main(int argc, char **argv) {
   weft_config_init(&cfg);
   cfg.on_task_start = vm_thread_start;
   cfg.on_task_exit = vm_thread_exit;
-  CHECK(weft_runtime_open(&cfg, &rt));
-  poll_flag = weft_safepoint_flag(rt);
+  heap_open(&cfg);
   CHECK(weft_key_create(rt, free, &roots_key)); /* frees each mutator's roots_t */
-  CHECK(weft_mutex_init(rt, &heap_lock, 0));
-  for (int i = HEAP_OBJECTS - 1; i >= 0; i--) {
-    heap[i].canary = FREED;
-    heap[i].next = free_list;
-    free_list = &heap[i];
-  }
   CHECK(weft_thread_attach(rt)); /* the collector is a mutator too (with no roots) */
 
   weft_task_t *tasks[MUTATORS];
@@ -235,7 +145,6 @@ int main(int argc, char **argv) {
          MUTATORS, seconds, collections, collections_by_mutators, (uint64_t)allocated, freed, worst_stop_ns / 1e3,
          worst_pause_ns / 1e3);
   CHECK(weft_thread_detach(rt));
-  CHECK(weft_mutex_destroy(&heap_lock));
-  CHECK(weft_runtime_close(rt));
+  heap_close();
   return 0;
 }

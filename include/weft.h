@@ -1116,14 +1116,27 @@ void weft_blob_elem_drop(void *elem, void *ud);
 // leaves it (and leaving waits while the world is stopped).
 #define WEFT_TASK_BLOCKING 2
 
+// A task spawned but not started yet (not a mutator: it runs nothing before the world
+// resumes). `weft_tasks_foreach` reports it, with its spawn argument in `arg`, so that
+// a collector sees the argument of a just-spawned task as a root.
+#define WEFT_TASK_STARTING 3
+
+// Number of words in `weft_task_info_t.regs`, the saved callee-saved registers. On
+// x86-64: rbx, rbp, r12, r13, r14, r15 in that order; on aarch64: x19 to x29; the
+// remaining words are 0.
+#define WEFT_SAVED_REGS 12
+
+// The function `weft_blocking_call` runs inside a blocking region, with `arg` as given.
+typedef void (*weft_blocking_fn)(void *arg);
+
 // What `weft_tasks_foreach` tells about one mutator. Borrowed: valid during the
 // callback only.
 typedef struct weft_task_info_t {
   // `sizeof(weft_task_info_t)` of the library that filled it.
   uint32_t struct_size;
-  // `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT` or `WEFT_TASK_BLOCKING`. While the
-  // caller holds the stopped world, every mutator but the caller is AT_SAFEPOINT or
-  // BLOCKING.
+  // `WEFT_TASK_RUNNING`, `WEFT_TASK_AT_SAFEPOINT`, `WEFT_TASK_BLOCKING` or
+  // `WEFT_TASK_STARTING`. While the caller holds the stopped world, every mutator but
+  // the caller is AT_SAFEPOINT or BLOCKING (STARTING tasks are not mutators yet).
   uint32_t state;
   // The task's id (as `weft_task_id`), or the attached thread's id (unique in the
   // process too, never 0).
@@ -1142,6 +1155,32 @@ typedef struct weft_task_info_t {
   void *const *locals;
   // Number of entries in `locals`.
   size_t nlocals;
+  // The mutator's stack: the lowest and one past the highest address of the memory
+  // its stack may use (a green or sim task's own stack; for an OS thread, what
+  // `pthread_getattr_np` reports). Found by the mutator the first time it parks,
+  // waits in a blocking region or asks (`weft_task_stack`), so given for every
+  // mutator during a stop and for the caller's own entry; NULL for a mutator that
+  // never did, and for a `WEFT_TASK_STARTING` task.
+  void *stack_lo;
+  // See `stack_lo`. The stack grows down from here.
+  void *stack_hi;
+  // The mutator's stack pointer where weft recorded it when the mutator parked or
+  // entered its (outermost) blocking region: every word of its stack a collector must
+  // scan lies in `[sp, stack_hi)`, and every callee-saved register it held then is in
+  // `regs`. Given where it cannot change under the reader: for every mutator but the
+  // caller while the caller holds the stopped world (all are AT_SAFEPOINT or
+  // BLOCKING), and for the caller's own entry (recorded by `weft_tasks_foreach`
+  // itself, valid during the callback); otherwise NULL, as for a STARTING task.
+  void *sp;
+  // The callee-saved registers recorded with `sp` (layout: `WEFT_SAVED_REGS`), all 0
+  // when `sp` is NULL. Scan them as words, like the stack.
+  size_t regs[WEFT_SAVED_REGS];
+  // The `arg` a task was spawned with, while its function has not been called yet
+  // (a `WEFT_TASK_STARTING` task, or one that started during a stop and is parked
+  // before its start hook): then weft alone holds it, so it is the task's root. NULL
+  // once the function runs (the argument is then on its stack or in its registers),
+  // and for attached threads.
+  void *arg;
 } weft_task_info_t;
 
 // Called by `weft_tasks_foreach` once per live mutator, with `ud` as given; return
@@ -1203,6 +1242,12 @@ weft_status_t weft_stw_end(struct weft_runtime_t *rt);
 // mutator promises not to touch managed memory (nor to call `weft_local_set`), and a
 // stop-the-world does not wait for it. Nestable. Every weft call that can block does
 // this by itself while it waits. `WEFT_EPERM` if the caller is not a mutator of `rt`.
+//
+// The outermost begin records, for `weft_tasks_foreach`, the caller's callee-saved
+// registers as they were at the call and its stack pointer as it is once the call has
+// returned: a collector scanning from there finds what the caller's frames hold, as
+// long as the caller's function does not return before `weft_blocking_end`. (Prefer
+// `weft_blocking_call`, which keeps that frame alive itself.)
 weft_status_t weft_blocking_begin(struct weft_runtime_t *rt);
 
 // Leaves the blocking region of the matching `weft_blocking_begin`. Leaving the
@@ -1210,12 +1255,33 @@ weft_status_t weft_blocking_begin(struct weft_runtime_t *rt);
 // `WEFT_EPERM` if the caller is not a mutator of `rt` or not in a blocking region.
 weft_status_t weft_blocking_end(struct weft_runtime_t *rt);
 
+// Runs `func(arg)` inside a blocking region of the calling mutator, as
+// `weft_blocking_begin(rt); func(arg); weft_blocking_end(rt);` would, but with the
+// caller's registers and stack pointer recorded in a frame of weft's that stays alive
+// until `func` returns (Boehm GC's `GC_do_blocking`): a conservative collector scanning
+// the caller during a stop finds everything its frames hold. Nests with
+// `weft_blocking_begin/_end` and with itself. `func` must not touch managed memory
+// (nor call `weft_local_set`); returning from it while another thread holds the world
+// stopped waits until the world resumes. `WEFT_EINVAL` if `func` is NULL, `WEFT_EPERM`
+// if the caller is not a mutator of `rt`; on an error `func` is not called.
+weft_status_t weft_blocking_call(struct weft_runtime_t *rt, weft_blocking_fn func, void *arg);
+
+// The calling mutator's stack (a task's, or an attached thread's): writes its lowest
+// address to `*lo` and one past its highest to `*hi` (a green or sim task's own stack
+// without its guard; an OS thread's as `pthread_getattr_np` reports it). The same
+// bounds `weft_tasks_foreach` reports. `WEFT_EINVAL` if `lo` or `hi` is NULL,
+// `WEFT_EPERM` if the caller is not a mutator (not a weft task, not attached).
+weft_status_t weft_task_stack(void **lo, void **hi);
+
 // Calls `visit(info, ud)` for every live mutator of `rt` (tasks that have started and
-// not exited, and attached threads), until it returns true. Meant for a collector that
-// holds the stopped world: then the list, the states and the task-local values it sees
-// cannot change under it. Otherwise states may change as they are read and `locals` is
-// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if
-// `visit` is NULL.
+// not exited, and attached threads), then for every task spawned and not started yet
+// (`WEFT_TASK_STARTING`, with its spawn argument in `arg`), until it returns true.
+// Meant for a collector that holds the stopped world: then the list, the states, the
+// task-local values and the parked stack pointers and registers it sees cannot change
+// under it (a task that starts during the stop moves from STARTING to AT_SAFEPOINT at
+// once, never missed). Otherwise states may change as they are read, and `locals`,
+// `sp` and `regs` are given only for the caller itself. The callback may call weft.
+// `WEFT_EINVAL` if `visit` is NULL.
 weft_status_t weft_tasks_foreach(struct weft_runtime_t *rt, weft_task_visit_fn visit, void *ud);
 
 #ifdef __cplusplus

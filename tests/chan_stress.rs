@@ -139,7 +139,7 @@ impl Order {
     }
     fn see(&mut self, m: Msg) {
         let last = &mut self.0[m.producer as usize];
-        assert!(last.map_or(true, |l| l < m.seq), "producer {} out of order: {} after {:?}", m.producer, m.seq, last);
+        assert!(last.is_none_or(|l| l < m.seq), "producer {} out of order: {} after {:?}", m.producer, m.seq, last);
         *last = Some(m.seq);
     }
 }

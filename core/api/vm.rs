@@ -9,7 +9,7 @@ use weft_platform::*;
 use super::{any_runtime, open_runtime};
 use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, ffi, ffi_value};
-use crate::runtime::safepoint;
+use crate::runtime::{parked, safepoint};
 use crate::types::*;
 
 /// Makes the calling host thread a mutator of `rt` until `weft_thread_detach`: a
@@ -87,9 +87,29 @@ pub unsafe extern "C" fn weft_stw_end(rt: *mut weft_runtime_t) -> weft_status_t 
 /// mutator promises not to touch managed memory (nor to call `weft_local_set`), and a
 /// stop-the-world does not wait for it. Nestable. Every weft call that can block does
 /// this by itself while it waits. `WEFT_EPERM` if the caller is not a mutator of `rt`.
+///
+/// The outermost begin records, for `weft_tasks_foreach`, the caller's callee-saved
+/// registers as they were at the call and its stack pointer as it is once the call has
+/// returned: a collector scanning from there finds what the caller's frames hold, as
+/// long as the caller's function does not return before `weft_blocking_end`. (Prefer
+/// `weft_blocking_call`, which keeps that frame alive itself.)
+#[unsafe(naked)]
 #[no_mangle]
 pub unsafe extern "C" fn weft_blocking_begin(rt: *mut weft_runtime_t) -> weft_status_t {
-    ffi("weft_blocking_begin", || safepoint::host_blocking_begin(open_runtime(rt)?))
+    // Records the registers before any prologue could change them (runtime/parked.rs).
+    parked::recording_entry!(blocking_begin_recorded)
+}
+
+/// The body of `weft_blocking_begin`, given the words its entry recorded.
+///
+/// # Safety
+/// `words` points to what the entry stored (`parked::ENTRY_REGS` + 1 words).
+unsafe extern "C" fn blocking_begin_recorded(words: *const usize, rt: *mut weft_runtime_t) -> weft_status_t {
+    ffi("weft_blocking_begin", || {
+        // SAFETY: see above.
+        let entry = unsafe { parked::EntryWords::new(words) };
+        safepoint::host_blocking_begin(open_runtime(rt)?, entry)
+    })
 }
 
 /// Leaves the blocking region of the matching `weft_blocking_begin`. Leaving the
@@ -100,12 +120,60 @@ pub unsafe extern "C" fn weft_blocking_end(rt: *mut weft_runtime_t) -> weft_stat
     ffi("weft_blocking_end", || safepoint::host_blocking_end(open_runtime(rt)?))
 }
 
+/// Runs `func(arg)` inside a blocking region of the calling mutator, as
+/// `weft_blocking_begin(rt); func(arg); weft_blocking_end(rt);` would, but with the
+/// caller's registers and stack pointer recorded in a frame of weft's that stays alive
+/// until `func` returns (Boehm GC's `GC_do_blocking`): a conservative collector scanning
+/// the caller during a stop finds everything its frames hold. Nests with
+/// `weft_blocking_begin/_end` and with itself. `func` must not touch managed memory
+/// (nor call `weft_local_set`); returning from it while another thread holds the world
+/// stopped waits until the world resumes. `WEFT_EINVAL` if `func` is NULL, `WEFT_EPERM`
+/// if the caller is not a mutator of `rt`; on an error `func` is not called.
+#[no_mangle]
+pub unsafe extern "C" fn weft_blocking_call(
+    rt: *mut weft_runtime_t,
+    func: weft_blocking_fn,
+    arg: *mut c_void,
+) -> weft_status_t {
+    ffi("weft_blocking_call", || {
+        let rt = open_runtime(rt)?;
+        let Some(func) = func else { fail!(WEFT_EINVAL, "func is NULL") };
+        let func = may_unwind!(func, fn(*mut c_void));
+        // SAFETY: the host's function with the host's argument.
+        safepoint::blocking_call(rt, || host_call("a weft_blocking_call function", || unsafe { func(arg) }))
+    })
+}
+
+/// The calling mutator's stack (a task's, or an attached thread's): writes its lowest
+/// address to `*lo` and one past its highest to `*hi` (a green or sim task's own stack
+/// without its guard; an OS thread's as `pthread_getattr_np` reports it). The same
+/// bounds `weft_tasks_foreach` reports. `WEFT_EINVAL` if `lo` or `hi` is NULL,
+/// `WEFT_EPERM` if the caller is not a mutator (not a weft task, not attached).
+#[no_mangle]
+pub unsafe extern "C" fn weft_task_stack(lo: *mut *mut c_void, hi: *mut *mut c_void) -> weft_status_t {
+    ffi("weft_task_stack", || {
+        if lo.is_null() || hi.is_null() {
+            fail!(WEFT_EINVAL, "{} is NULL", if lo.is_null() { "lo" } else { "hi" });
+        }
+        let (low, high) = safepoint::caller_stack()?;
+        // SAFETY: checked non-NULL; the caller's out-parameters.
+        unsafe {
+            *lo = low as *mut c_void;
+            *hi = high as *mut c_void;
+        }
+        Ok(())
+    })
+}
+
 /// Calls `visit(info, ud)` for every live mutator of `rt` (tasks that have started and
-/// not exited, and attached threads), until it returns true. Meant for a collector that
-/// holds the stopped world: then the list, the states and the task-local values it sees
-/// cannot change under it. Otherwise states may change as they are read and `locals` is
-/// given only for the caller itself. The callback may call weft. `WEFT_EINVAL` if
-/// `visit` is NULL.
+/// not exited, and attached threads), then for every task spawned and not started yet
+/// (`WEFT_TASK_STARTING`, with its spawn argument in `arg`), until it returns true.
+/// Meant for a collector that holds the stopped world: then the list, the states, the
+/// task-local values and the parked stack pointers and registers it sees cannot change
+/// under it (a task that starts during the stop moves from STARTING to AT_SAFEPOINT at
+/// once, never missed). Otherwise states may change as they are read, and `locals`,
+/// `sp` and `regs` are given only for the caller itself. The callback may call weft.
+/// `WEFT_EINVAL` if `visit` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn weft_tasks_foreach(
     rt: *mut weft_runtime_t,
@@ -124,6 +192,11 @@ pub unsafe extern "C" fn weft_tasks_foreach(
                 task: m.ctx.task_handle(),
                 locals: m.locals.0,
                 nlocals: m.locals.1,
+                stack_lo: m.stack.0 as *mut c_void,
+                stack_hi: m.stack.1 as *mut c_void,
+                sp: m.frame.sp as *mut c_void,
+                regs: m.frame.regs,
+                arg: m.arg as *mut c_void,
             };
             let visit = may_unwind!(visit, fn(*const weft_task_info_t, *mut c_void) -> bool);
             // SAFETY: the host's callback, called with a pointer valid for the call.

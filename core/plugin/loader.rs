@@ -75,10 +75,10 @@ const V2_MEMBERS: [&str; 2] = ["fd_wait", "fd_forget"];
 const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
 /// After them, ABI 2's optional members (`region_enter`, `region_leave`,
-/// `preempt_attach`, `preempt_point`: notifications that only an M:N platform needs;
-/// `park`, `unpark`: parking the runtime does itself without them). The runtime calls
-/// one only if the table's `struct_size` covers it and it is not NULL.
-const V2_OPTIONAL: usize = 6;
+/// `preempt_attach`, `preempt_point`, `stack_bounds`: what only an M:N or coroutine
+/// platform needs; `park`, `unpark`: parking the runtime does itself without them). The
+/// runtime calls one only if the table's `struct_size` covers it and it is not NULL.
+const V2_OPTIONAL: usize = 7;
 const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
 const _: () = assert!(V2_SIZE + V2_OPTIONAL * size_of::<usize>() == size_of::<weft_platform_t>());
 

@@ -81,7 +81,7 @@ impl Channel {
         // UNBOUNDED_BLOCK elements) that cannot fit in memory is refused now, not at the
         // first send.
         let slots = if capacity == WEFT_CHAN_UNBOUNDED { UNBOUNDED_BLOCK } else { capacity };
-        if elem_size.checked_mul(slots).map_or(true, |bytes| bytes > isize::MAX as usize) {
+        if elem_size.checked_mul(slots).is_none_or(|bytes| bytes > isize::MAX as usize) {
             if capacity == WEFT_CHAN_UNBOUNDED {
                 fail!(WEFT_ENOMEM, "an unbounded channel of {elem_size}-byte elements does not fit in memory");
             }

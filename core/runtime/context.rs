@@ -7,7 +7,7 @@
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
 use crate::ffi::error::{LastErrorBuf, TaskError};
@@ -30,6 +30,10 @@ pub(crate) struct Context {
     pub(crate) mutator: Mutator,
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
+    /// A task's spawn argument until its function is called (0 after, and for a host
+    /// thread): until then it is held only by weft, so `weft_tasks_foreach` reports it
+    /// as the task's root.
+    pub(crate) start_arg: AtomicUsize,
     slots: UnsafeCell<Slots>,
     /// The addresses of the locks the context holds, when a runtime's checks are on.
     held: UnsafeCell<Vec<usize>>,
@@ -69,6 +73,7 @@ impl Context {
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
+            start_arg: AtomicUsize::new(0),
             slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
             known_edges: UnsafeCell::new(Default::default()),
@@ -185,6 +190,13 @@ impl Drop for ThreadContext {
         // collector, and may call weft from it (lock a mutex, set a slot again).
         // The running-context slot has no destructor, so it stays usable during thread exit.
         make_current(Arc::as_ptr(&self.0));
+        if crate::runtime::safepoint::keeps_world_at_exit(&self.0) {
+            // The process is ending with the world held (docs/vm.md, "Ending the
+            // process"): the stop stays in force, and this context stays the running
+            // one, still its holder, for the atexit handlers that run after this.
+            std::mem::forget(Arc::clone(&self.0));
+            return;
+        }
         crate::runtime::safepoint::leave_open_regions(&self.0);
         self.0.run_slot_destructors();
         crate::runtime::safepoint::context_ending(&self.0);
@@ -258,6 +270,14 @@ pub(crate) fn thread_context_arc() -> Option<Arc<Context>> {
 }
 
 /// Makes `ctx` the running context; returns the previous one, to restore.
+/// `task::run` enters the task's context at its start and restores the previous one at
+/// its end, and a green task may end on another thread than it started on: the restore
+/// must write the *ending* thread's slot. With a Rust thread-local inlined there, the
+/// slot's address was computed once and the restore wrote the starting thread's, under
+/// whatever task that thread ran by then (which then found itself no mutator; test
+/// `vm_region_tasks_keep_their_identity`). `current.rs`'s reads and writes compute the
+/// address at each access; `#[inline(never)]` keeps this call a call all the same.
+#[inline(never)]
 pub(crate) fn enter(ctx: *const Context) -> *const Context {
     let previous = current::context() as *const Context;
     make_current(ctx);

@@ -5,17 +5,31 @@ use weft_platform::*;
 
 use crate::ffi::error;
 use crate::runtime::context;
-use crate::runtime::safepoint;
 use crate::runtime::task;
+use crate::runtime::{parked, safepoint};
 
 unsafe extern "C" fn task_run(ctx: *mut c_void) {
     // SAFETY: the plugin calls it once per spawn with the context spawn gave it.
     unsafe { task::run(ctx) };
 }
 
+/// The `blocking_enter` service: the plugin is about to wait. Its entry records the
+/// plugin's registers and stack pointer at the call (runtime/parked.rs), before the
+/// wait that follows it.
+#[unsafe(naked)]
 unsafe extern "C" fn blocking_enter() {
+    parked::recording_entry!(blocking_enter_recorded)
+}
+
+/// The body of `blocking_enter`, given the words its entry recorded.
+///
+/// # Safety
+/// `words` points to what the entry stored.
+unsafe extern "C" fn blocking_enter_recorded(words: *const usize, _unused: *mut c_void) {
     if let Some(ctx) = context::current_if_any() {
-        safepoint::enter_blocking_from_plugin(ctx);
+        // SAFETY: see above.
+        let entry = unsafe { parked::EntryWords::new(words) };
+        safepoint::enter_blocking_from_plugin(ctx, entry);
     }
 }
 

@@ -34,16 +34,18 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use weft_platform::*;
 
-use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING};
+use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING, WEFT_TASK_STARTING};
 
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
 use crate::runtime::context::{self, Context};
 use crate::runtime::internal_lock::{Cond, InternalLock};
+use crate::runtime::parked::{self, EntryWords, Frame, Parked};
 use crate::runtime::Runtime;
 
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
-const HELD: u32 = 3;
+/// Never reported (it reads BLOCKING), so apart from every public state.
+const HELD: u32 = 16;
 
 /// The bit of the poll word (`World::flag`) that says a stop is requested or in force.
 /// The platform may set another, `WEFT_SAFEPOINT_PREEMPT`, to have polling tasks call
@@ -65,9 +67,11 @@ pub(crate) struct Mutator {
     internal: AtomicU32,
     /// The runtime whose world this context holds stopped; NULL if none.
     holds: AtomicPtr<Runtime>,
-    /// Where the context sits in its runtime's registry (changed under the registry
-    /// lock), so that leaving it is O(1) with 100,000s of green tasks registered.
+    /// Where the context sits in its list of its runtime's registry (changed under the
+    /// registry lock), so that leaving it is O(1) with 100,000s of green tasks.
     registry_index: AtomicUsize,
+    /// Its stack and where it parked, for a conservative collector.
+    pub(crate) parked: Parked,
 }
 
 impl Mutator {
@@ -77,6 +81,21 @@ impl Mutator {
 
     fn runtime(&self) -> *const Runtime {
         self.rt.load(SeqCst)
+    }
+
+    /// Whether the mutator may record a new frame: not inside a blocking region, whose
+    /// record is published (and whose frame encloses whatever runs inside it).
+    fn may_record(&self) -> bool {
+        self.blocking_depth.load(SeqCst) == 0
+    }
+
+    /// Records the calling function's frame (`Parked::record_here`, same rules) unless
+    /// the mutator is inside a blocking region.
+    #[inline(always)]
+    fn record_here(&self, rt: &Runtime) {
+        if self.may_record() {
+            self.parked.record_here(rt);
+        }
     }
 
     /// The state as `weft_task_info_t` reports it.
@@ -113,8 +132,37 @@ pub(crate) struct World {
     owner: AtomicU64,
     /// The owner's `weft_stw_begin` succeeded and its `weft_stw_end` has not run yet.
     stopped: AtomicBool,
-    registry: Mutex<Vec<Arc<Context>>>,
+    registry: Mutex<Registry>,
     lock: InternalLock,
+}
+
+/// Every context a collector must know of: the mutators, and the tasks spawned and not
+/// started yet (`WEFT_TASK_STARTING`, with their spawn argument). A context is in one
+/// list at a time, at its `registry_index`; a task moves from one to the other under
+/// one lock, so a collector never misses it.
+#[derive(Default)]
+struct Registry {
+    mutators: Vec<Arc<Context>>,
+    starting: Vec<Arc<Context>>,
+}
+
+/// Adds `ctx` to `list` (registry lock held).
+fn list_add(list: &mut Vec<Arc<Context>>, ctx: &Arc<Context>) {
+    ctx.mutator.registry_index.store(list.len(), Relaxed);
+    list.push(Arc::clone(ctx));
+}
+
+/// Removes `ctx` from `list` (registry lock held), O(1) by its index.
+fn list_remove(list: &mut Vec<Arc<Context>>, ctx: &Context) {
+    let index = ctx.mutator.registry_index.load(Relaxed);
+    if list.get(index).is_some_and(|c| c.id == ctx.id) {
+        list.swap_remove(index);
+        if let Some(moved) = list.get(index) {
+            moved.mutator.registry_index.store(index, Relaxed);
+        }
+    } else {
+        list.retain(|c| c.id != ctx.id);
+    }
 }
 
 /// Unlocks the world lock however the locked section ends.
@@ -132,7 +180,7 @@ impl World {
             flag: AtomicU32::new(0),
             owner: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
-            registry: Mutex::new(Vec::new()),
+            registry: Mutex::new(Registry::default()),
             lock: InternalLock::new(table, prt)?,
         })
     }
@@ -154,7 +202,7 @@ impl World {
         self.stopped.store(false, SeqCst);
         self.owner.store(0, SeqCst);
         self.flag.fetch_and(!STOP, SeqCst);
-        for ctx in self.registry.lock().iter() {
+        for ctx in self.registry.lock().mutators.iter() {
             let _ = ctx.mutator.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
         }
         l.broadcast(Cond::Resumed);
@@ -165,7 +213,7 @@ impl World {
     fn hold_blocked_count_running(&self, me: u64) -> usize {
         let registry = self.registry.lock();
         let mut running = 0;
-        for ctx in registry.iter().filter(|c| c.id != me) {
+        for ctx in registry.mutators.iter().filter(|c| c.id != me) {
             let state = &ctx.mutator.state;
             let stopped = match state.load(SeqCst) {
                 WEFT_TASK_RUNNING => false,
@@ -184,6 +232,7 @@ impl World {
     fn running_names(&self, me: u64) -> Vec<String> {
         self.registry
             .lock()
+            .mutators
             .iter()
             .filter(|c| c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING)
             .map(|c| match (c.name(), c.task.is_null()) {
@@ -206,11 +255,11 @@ impl World {
             }
             let me = context::current_if_any().map(|c| c.id);
             let mut registry = self.registry.lock();
-            let others = registry.iter().filter(|c| Some(c.id) != me).count();
+            let others = registry.mutators.iter().filter(|c| Some(c.id) != me).count();
             if others > 0 {
                 fail!(WEFT_EBUSY, "{others} attached thread(s) must call weft_thread_detach first");
             }
-            for ctx in registry.drain(..) {
+            for ctx in registry.mutators.drain(..) {
                 forget_runtime(&ctx.mutator);
             }
             mark_closed();
@@ -247,14 +296,20 @@ fn wait_no_stop(world: &World, l: &InternalLock) {
 /// context), it starts parked and this returns once the stop is over.
 pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
+    ctx.mutator.blocking_depth.store(0, SeqCst);
     world.locked(|l| {
-        ctx.mutator.blocking_depth.store(0, SeqCst);
         let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
+        if stop {
+            // It parks below, in this frame, and is published by the registry push.
+            ctx.mutator.parked.record_here(rt);
+        }
         ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
         ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
         let mut registry = world.registry.lock();
-        ctx.mutator.registry_index.store(registry.len(), Relaxed);
-        registry.push(Arc::clone(ctx));
+        if !ctx.task.is_null() {
+            list_remove(&mut registry.starting, ctx);
+        }
+        list_add(&mut registry.mutators, ctx);
         drop(registry);
         if stop {
             wait_no_stop(world, l);
@@ -263,20 +318,21 @@ pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     });
 }
 
+/// A task was spawned: until it starts, `weft_tasks_foreach` reports it as STARTING.
+/// Called before the plugin can start it.
+pub(crate) fn task_spawning(rt: &Runtime, ctx: &Arc<Context>) {
+    list_add(&mut rt.world.registry.lock().starting, ctx);
+}
+
+/// The platform could not start the task: it is no longer STARTING.
+pub(crate) fn spawn_failed(rt: &Runtime, ctx: &Context) {
+    list_remove(&mut rt.world.registry.lock().starting, ctx);
+}
+
 /// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it.
 fn unregister(rt: &Runtime, ctx: &Context) {
     rt.world.locked(|l| {
-        let mut registry = rt.world.registry.lock();
-        let index = ctx.mutator.registry_index.load(Relaxed);
-        if registry.get(index).is_some_and(|c| c.id == ctx.id) {
-            registry.swap_remove(index);
-            if let Some(moved) = registry.get(index) {
-                moved.mutator.registry_index.store(index, Relaxed);
-            }
-        } else {
-            registry.retain(|c| c.id != ctx.id);
-        }
-        drop(registry);
+        list_remove(&mut rt.world.registry.lock().mutators, ctx);
         forget_runtime(&ctx.mutator);
         if rt.world.flag.load(SeqCst) & STOP != 0 {
             l.broadcast(Cond::Progress);
@@ -354,6 +410,7 @@ pub(crate) fn lock_outside_stop(
     mut unlock: impl FnMut(),
 ) -> weft_status_t {
     let Some(ctx) = current_mutator_of(rt) else { return lock() };
+    ctx.mutator.record_here(rt);
     loop {
         blocking_begin(rt, ctx);
         let status = lock();
@@ -379,6 +436,7 @@ pub(crate) fn wait_outside_stop(
     mut unlock: impl FnMut(),
 ) -> weft_status_t {
     let Some(ctx) = current_mutator_of(rt) else { return wait() };
+    ctx.mutator.record_here(rt);
     blocking_begin(rt, ctx);
     let status = wait();
     if try_blocking_end(ctx) {
@@ -397,6 +455,7 @@ pub(crate) fn wait_outside_stop(
 /// return holding anything a collector may need (see `lock_outside_stop` for locks).
 pub(crate) fn in_blocking_region<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
     let Some(ctx) = current_mutator_of(rt) else { return f() };
+    ctx.mutator.record_here(rt);
     blocking_begin(rt, ctx);
     let result = f();
     blocking_end(rt, ctx);
@@ -405,10 +464,13 @@ pub(crate) fn in_blocking_region<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
 
 /// The `blocking_enter` host service: a no-op for a context that is not a mutator or
 /// that waits on the runtime's own behalf.
-pub(crate) fn enter_blocking_from_plugin(ctx: &Context) {
+pub(crate) fn enter_blocking_from_plugin(ctx: &Context, entry: EntryWords) {
     // SAFETY: runtimes are never freed.
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
         if !ctx.mutator.is_internal_wait() {
+            if ctx.mutator.may_record() {
+                ctx.mutator.parked.record(rt, entry);
+            }
             blocking_begin(rt, ctx);
         }
     }
@@ -460,6 +522,16 @@ pub(crate) fn context_ending(ctx: &Context) {
             }
         });
     }
+}
+
+/// Whether `ctx`, a host thread's context at the thread's end, is the main thread's
+/// while it holds or requests a stop: the main thread ends only with the process (a
+/// return from `main`, or `exit`), and a VM may end it so with mutators still running.
+/// Then nothing is undone: resuming the world would let them run while the process
+/// tears down.
+pub(crate) fn keeps_world_at_exit(ctx: &Context) -> bool {
+    // SAFETY: plain system calls with no arguments.
+    !ctx.mutator.holds.load(SeqCst).is_null() && unsafe { libc::gettid() == libc::getpid() }
 }
 
 /// The calling context, which must be a mutator of `rt`.
@@ -552,6 +624,7 @@ pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
         && rt.world.flag.load(SeqCst) & STOP != 0
         && rt.world.owner.load(SeqCst) != ctx.id
     {
+        ctx.mutator.record_here(rt);
         park(rt, ctx);
     }
     // An M:N platform asks a task that overran its time slice to yield here.
@@ -579,6 +652,8 @@ pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
                 // stop may even hold it there); a running one parks.
                 let was_running = me.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING;
                 if was_running {
+                    // `stop_world`'s own frame encloses this wait.
+                    me.mutator.parked.record_here(rt);
                     me.mutator.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
                     l.broadcast(Cond::Progress);
                 }
@@ -631,15 +706,58 @@ pub(crate) fn resume_world(rt: &Runtime) -> Result<()> {
     Ok(())
 }
 
-/// `weft_blocking_begin`.
-pub(crate) fn host_blocking_begin(rt: &Runtime) -> Result<()> {
-    blocking_begin(rt, mutator_of(rt)?);
+/// `weft_blocking_begin`, with the frame its entry recorded for the caller.
+pub(crate) fn host_blocking_begin(rt: &Runtime, entry: EntryWords) -> Result<()> {
+    let ctx = mutator_of(rt)?;
+    if ctx.mutator.may_record() {
+        ctx.mutator.parked.record(rt, entry);
+    }
+    enter_host_region(rt, ctx);
+    Ok(())
+}
+
+/// Opens a blocking region the host asked for, its frame recorded.
+fn enter_host_region(rt: &Runtime, ctx: &Context) {
+    blocking_begin(rt, ctx);
     // An M:N platform hands the thread's other tasks on (ABI 2 and later).
     if let Some(enter) = rt.table.region_enter {
         // SAFETY: a member of an accepted table, present for its version.
         unsafe { enter(rt.prt) };
     }
+}
+
+/// Closes a region of `enter_host_region`.
+fn leave_host_region(rt: &Runtime, ctx: &Context) {
+    if let Some(leave) = rt.table.region_leave {
+        // SAFETY: a member of an accepted table, present for its version.
+        unsafe { leave(rt.prt) };
+    }
+    blocking_end(rt, ctx);
+}
+
+/// `weft_blocking_call`: `f` runs inside a blocking region opened in this frame, which
+/// records the caller's registers and stays alive until `f` returns.
+pub(crate) fn blocking_call(rt: &Runtime, f: impl FnOnce()) -> Result<()> {
+    let ctx = mutator_of(rt)?;
+    ctx.mutator.record_here(rt);
+    enter_host_region(rt, ctx);
+    f();
+    leave_host_region(rt, ctx);
     Ok(())
+}
+
+/// `weft_task_stack`: the calling mutator's stack.
+pub(crate) fn caller_stack() -> Result<(usize, usize)> {
+    let ctx = context::current_if_any();
+    // SAFETY: runtimes are never freed.
+    let Some((ctx, rt)) = ctx.and_then(|c| unsafe { c.mutator.runtime().as_ref() }.map(|rt| (c, rt))) else {
+        fail!(WEFT_EPERM, "the calling thread is not a mutator (not a weft task, not attached)");
+    };
+    ctx.mutator.parked.learn_stack(rt);
+    match ctx.mutator.parked.stack() {
+        (_, 0) => fail!(WEFT_ENOTSUP, "the calling thread's stack could not be found (pthread_getattr_np failed)"),
+        bounds => Ok(bounds),
+    }
 }
 
 /// `weft_blocking_end`.
@@ -648,41 +766,73 @@ pub(crate) fn host_blocking_end(rt: &Runtime) -> Result<()> {
     if ctx.mutator.blocking_depth.load(SeqCst) == 0 {
         fail!(WEFT_EPERM, "the calling thread is not in a blocking region");
     }
-    if let Some(leave) = rt.table.region_leave {
-        // SAFETY: a member of an accepted table, present for its version.
-        unsafe { leave(rt.prt) };
-    }
-    blocking_end(rt, ctx);
+    leave_host_region(rt, ctx);
     Ok(())
 }
 
-/// One mutator as `weft_tasks_foreach` shows it.
+/// One entry of `weft_tasks_foreach`: a mutator, or a task not started yet.
 pub(crate) struct MutatorView {
     pub(crate) ctx: Arc<Context>,
     pub(crate) state: u32,
     /// The task-local slots, where they cannot change under the reader.
     pub(crate) locals: (*const *mut std::ffi::c_void, usize),
+    /// The stack bounds; (0, 0) for a STARTING task.
+    pub(crate) stack: (usize, usize),
+    /// Where it parked, where that cannot change under the reader; else all 0.
+    pub(crate) frame: Frame,
+    /// The spawn argument of a task whose function was not called yet; 0 otherwise.
+    pub(crate) arg: usize,
 }
 
-/// Calls `visit` for each live mutator of `rt` until it returns true. Another context's
-/// slots are given only when it cannot be running: the caller holds the stopped world (a
-/// Vec read while its owner resizes it is a data race). Asked per entry: the callback
-/// may end the stop.
+/// Calls `visit` for each live mutator of `rt`, then each task not started yet, until
+/// it returns true. Another context's slots and parked frame are given only when it
+/// cannot be running: the caller holds the stopped world (a Vec read while its owner
+/// resizes it is a data race). Asked per entry: the callback may end the stop. The
+/// caller's own entry carries a frame recorded here, in a frame alive during `visit`.
+#[inline(never)]
 pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView) -> bool) {
+    let mut own = Frame::default();
+    parked::capture(&mut own);
     let me = context::current_if_any().map_or(0, |c| c.id);
     let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
-    let snapshot: Vec<Arc<Context>> = rt.world.registry.lock().clone();
+    // Both lists under one lock: a task moving from one to the other is seen once.
+    let (mutators, starting) = {
+        let registry = rt.world.registry.lock();
+        (registry.mutators.clone(), registry.starting.clone())
+    };
     let mut values = Vec::new();
-    for ctx in snapshot {
-        let locals = if ctx.id == me || holds_stop() {
-            ctx.live_slots(&mut values);
-            (values.as_ptr(), values.len())
+    let mut live_slots = |ctx: &Context| {
+        ctx.live_slots(&mut values);
+        (values.as_ptr(), values.len())
+    };
+    for ctx in mutators {
+        let (locals, frame) = if ctx.id == me {
+            ctx.mutator.parked.learn_stack(rt);
+            (live_slots(&ctx), own)
+        } else if holds_stop() {
+            (live_slots(&ctx), ctx.mutator.parked.frame())
         } else {
-            (ptr::null(), 0)
+            ((ptr::null(), 0), Frame::default())
         };
         let state = ctx.mutator.public_state();
-        if visit(&MutatorView { ctx, state, locals }) {
-            break;
+        let stack = ctx.mutator.parked.stack();
+        let arg = ctx.start_arg.load(SeqCst);
+        if visit(&MutatorView { ctx, state, locals, stack, frame, arg }) {
+            return;
+        }
+    }
+    for ctx in starting {
+        let arg = ctx.start_arg.load(SeqCst);
+        let view = MutatorView {
+            ctx,
+            state: WEFT_TASK_STARTING,
+            locals: (ptr::null(), 0),
+            stack: (0, 0),
+            frame: Frame::default(),
+            arg,
+        };
+        if visit(&view) {
+            return;
         }
     }
 }

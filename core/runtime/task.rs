@@ -157,8 +157,11 @@ impl Task {
         // handle is stored only the task itself can reach it (weft_task_self), and a
         // task cancelling itself needs no wake-up.
         let ctx_for_plugin = shell as *const Task as *mut c_void;
+        shell.state().ctx.start_arg.store(req.arg as usize, SeqCst);
+        safepoint::task_spawning(rt, &shell.state().ctx);
         let status = plat_call!(rt.table, spawn(rt.prt, ctx_for_plugin, &plat_opts, &mut plat));
         if status != WEFT_OK {
+            safepoint::spawn_failed(rt, &shell.state().ctx);
             shell.owners.store(1, Relaxed);
             shell.let_go();
             rt.end_task();
@@ -327,6 +330,9 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
             host_call("the on_task_start hook", || unsafe { hook(handle, rt.hook_ud) });
         }
         let mut result = ptr::null_mut();
+        // From here the argument is the function's, on the task's stack or in its
+        // registers, where a collector finds it.
+        state.ctx.start_arg.store(0, SeqCst);
         // SAFETY: the host's task function with the host's argument.
         let code = host_call("a task function", || unsafe { (state.func)(state.arg, &mut result) });
         state.result.store(result, Relaxed);

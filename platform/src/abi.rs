@@ -123,6 +123,11 @@ pub struct weft_host_t {
     /// around `mutex_lock`, `mutex_lock_until`, the rwlock locks and `cond_wait_until`
     /// the runtime keeps a region of its own open, so there the plugin's leave never
     /// parks (the runtime gives the lock back itself if the world was stopped meanwhile).
+    /// Call it from the function that then waits (or from a helper inlined into it), not
+    /// from a helper that returns before the wait: the runtime records the caller's
+    /// callee-saved registers and stack pointer at this call, for collectors that scan
+    /// stopped tasks' stacks (`weft_task_info_t.sp`), and the frames above that stack
+    /// pointer must stay as they are until `blocking_leave`.
     pub blocking_enter: Option<unsafe extern "C" fn()>,
     /// Leaves the blocking region entered with `blocking_enter`. Call it with no plugin
     /// lock held that another task needs to make progress.
@@ -486,6 +491,15 @@ pub struct weft_platform_t {
     /// switches the calling task out if it is the one that overran its slice, and
     /// returns at once otherwise.
     pub preempt_point: weft_plat_rt_fn,
+    /// The calling task's stack, for a platform that runs tasks on stacks of its own
+    /// (coroutines): writes its lowest address to `*lo` and one past its highest to
+    /// `*hi` (the usable stack, without its guard page) and returns `WEFT_OK`. Returns
+    /// `WEFT_ENOTSUP` when the caller runs on its OS thread's own stack (a thread that is
+    /// not one of the platform's tasks, or every task of a platform with one thread per
+    /// task): the runtime then asks `pthread_getattr_np`, as it does when the member is
+    /// NULL. Called on the task itself, once, when it becomes a mutator; never waits.
+    pub stack_bounds:
+        Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, lo: *mut usize, hi: *mut usize) -> weft_status_t>,
     /// Optional, with `unpark` (both or neither): parking on an address for
     /// `weft_wait_on` / `weft_park`, the semaphores, barriers and `weft_once`. Parks the
     /// calling task on `key` if `validate(ud)`, which the platform calls with its queue

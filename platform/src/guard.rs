@@ -66,8 +66,10 @@ impl HostRef {
         }
     }
 
-    /// Enters a blocking region for the calling task.
-    #[inline]
+    /// Enters a blocking region for the calling task. Always inlined: the runtime
+    /// records the registers of the function that calls the host (see
+    /// `weft_host_t.blocking_enter`), which must be the one that waits.
+    #[inline(always)]
     pub fn blocking_enter(&self) {
         if let Some(enter) = self.table().and_then(|t| t.blocking_enter) {
             // SAFETY: a host function taking no arguments.

@@ -11,6 +11,7 @@
 #include "list-rwlock.h"
 #include "list-plugin.h"
 #include "list-vm.h"
+#include "list-vm-scan.h"
 #include "list-chan.h"
 #include "list-select.h"
 #include "list-blob.h"

@@ -110,6 +110,7 @@ typedef struct {
 
 static bool census_visit(const weft_task_info_t *info, void *ud) {
   census_t *c = ud;
+  if (info->state == WEFT_TASK_STARTING) return 0; /* not a mutator yet */
   c->entries++;
   if (info->task != NULL && info->state == c->state) c->matching++;
   if (info->state == WEFT_TASK_RUNNING) {

@@ -477,7 +477,7 @@ impl Sched {
         p.tick.set(tick);
         // Now and then the injector first, so that its tasks are not starved by a
         // busy local queue.
-        if tick % 61 == 0 {
+        if tick.is_multiple_of(61) {
             if let Some(t) = self.steal_injector(p) {
                 return Some(t);
             }

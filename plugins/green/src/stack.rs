@@ -180,6 +180,26 @@ pub(crate) struct Running {
     pub(crate) name: *const libc::c_char,
 }
 
+/// The `stack_bounds` member: the usable stack of the task running on this thread (above
+/// its guard region), or `WEFT_ENOTSUP` on a thread that runs no task (its own stack is
+/// the thread's).
+///
+/// # Safety
+/// `lo` and `hi` are valid for writes (the runtime's own out-parameters).
+pub(crate) unsafe fn report_bounds(
+    running: Option<Running>,
+    lo: *mut usize,
+    hi: *mut usize,
+) -> weft_platform::weft_status_t {
+    let Some(running) = running else { return weft_platform::WEFT_ENOTSUP };
+    // SAFETY: see above.
+    unsafe {
+        *lo = running.guard_high;
+        *hi = running.guard_high + running.size;
+    }
+    weft_platform::WEFT_OK
+}
+
 static mut PREVIOUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
 static INSTALL: Once = Once::new();
 

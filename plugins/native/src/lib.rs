@@ -104,6 +104,7 @@ static TABLE: Table = Table(weft_platform_t {
     region_leave: None,
     preempt_attach: None,
     preempt_point: None,
+    stack_bounds: None,
     park: Some(lock::park),
     unpark: Some(lock::unpark),
 });

@@ -253,6 +253,7 @@ static TABLE: Table = Table(weft_platform_t {
     region_leave: Some(task::region_leave),
     preempt_attach: Some(task::preempt_attach),
     preempt_point: Some(task::preempt_point),
+    stack_bounds: Some(task::stack_bounds),
     park: None,
     unpark: None,
 });

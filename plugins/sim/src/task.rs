@@ -174,3 +174,12 @@ pub(crate) unsafe extern "C" fn preempt_point(_rt: *mut weft_plat_rt_t) -> weft_
         WEFT_OK
     })
 }
+
+pub(crate) unsafe extern "C" fn stack_bounds(
+    _rt: *mut weft_plat_rt_t,
+    lo: *mut usize,
+    hi: *mut usize,
+) -> weft_status_t {
+    // SAFETY: the runtime's out-parameters.
+    unsafe { crate::stack::report_bounds(crate::sched::running_for_fault(), lo, hi) }
+}

@@ -182,6 +182,7 @@ pub const SECTIONS: &[Section] = &[
                weft runs inside weft_blocking_begin / weft_blocking_end. See docs/vm.md.",
         items: &[
             "WEFT_TASK_*",
+            "WEFT_SAVED_REGS",
             "weft_task_info_t",
             "weft_task_visit_fn",
             "weft_thread_*",
@@ -190,6 +191,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_stw_*",
             "weft_blocking_*",
             "weft_tasks_foreach",
+            "weft_task_stack",
         ],
         extra: "/*\n\
                  * WEFT_SAFEPOINT_POLL(rt, flag): the inline safepoint poll, for the loop back-edges,\n\

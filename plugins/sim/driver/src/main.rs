@@ -248,7 +248,7 @@ fn explore(mut o: Options) -> ExitCode {
             let _ = std::fs::remove_file(&r.output);
             if let Some(what) = what {
                 // With several jobs, the lowest failing seed is the one reported.
-                if failure.as_ref().map_or(true, |f| r.seed < f.seed) {
+                if failure.as_ref().is_none_or(|f| r.seed < f.seed) {
                     failure = Some(Failure { seed: r.seed, what, output });
                 }
             }
