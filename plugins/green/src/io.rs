@@ -15,8 +15,10 @@
 //! reason to look again), and a generation that `fd_forget` ends (the waiters of an
 //! ended generation return `WEFT_ECLOSED`). The fd stays in the epoll set between waits
 //! with `EPOLLONESHOT`: a wait arms it (`EPOLL_CTL_MOD`, one report per arming, so a
-//! ready fd nobody reads never makes a worker spin) and a woken waiter polls the fd
-//! itself (level semantics: the answer is the fd's state now). A host that closes an fd
+//! ready fd nobody reads never makes a worker spin). A wait polls the fd before it parks
+//! (level semantics: ready now returns at once); a waiter woken by a report for its
+//! events returns what the report said (as fresh as a poll, and one syscall less), one
+//! woken by a report for the other direction arms again and parks. A host that closes an fd
 //! without forgetting it leaves a stale entry: the next wait's arming finds the fd
 //! missing from the epoll set (`ENOENT`) and adds it again.
 use std::collections::HashMap;
@@ -28,6 +30,7 @@ use parking_lot::Mutex;
 use weft_platform::*;
 
 use crate::clock;
+use crate::sched;
 use crate::wait::{self, Wake};
 use crate::HOST;
 
@@ -38,6 +41,8 @@ struct Entry {
     writers: u32,
     /// Bumped by every report from epoll.
     seq: u64,
+    /// What the last report said (`WEFT_IO_*` bits).
+    reported: u32,
 }
 
 impl Entry {
@@ -193,6 +198,7 @@ impl Poller {
             let waited = match self.shard(fd).lock().get_mut(&fd) {
                 Some(entry) => {
                     entry.seq += 1;
+                    entry.reported = weft_events(ev.events);
                     entry.readers + entry.writers > 0
                 }
                 None => false,
@@ -238,20 +244,28 @@ impl Poller {
         let (reads, writes) = ((events & WEFT_IO_READ != 0) as u32, (events & WEFT_IO_WRITE != 0) as u32);
         // The generation of the entry this wait counts itself in.
         let mut mine: Option<u64> = None;
+        // A task's first look is the arming: an fd ready at `EPOLL_CTL_MOD` is reported
+        // at once, and the task's worker polls before it idles. Hosts wait after a read
+        // or write said EAGAIN, so the fd is almost never ready here, and a poll first
+        // would be a syscall per wait for nothing (Go's netpoll does not poll either).
+        // A thread that is not a task has no worker to poll for it, and a past deadline
+        // polls once: they poll.
+        let mut poll = !sched::on_task() || clock::expired(deadline);
         let status = loop {
             // Cancellation first: a cancelled task gets WEFT_ECANCELED even on a ready fd.
             if wait::cancelled() {
                 break WEFT_ECANCELED;
             }
-            if let Some(ready) = poll_now(fd, events) {
-                match ready {
-                    Ok(ready) => {
-                        // SAFETY: the runtime passes a valid out-pointer.
-                        unsafe { *revents = ready };
-                        break WEFT_OK;
-                    }
-                    Err(status) => break status,
+            let ready_now = if poll { poll_now(fd, events) } else { None };
+            poll = true;
+            match ready_now {
+                Some(Ok(ready)) => {
+                    // SAFETY: the runtime passes a valid out-pointer.
+                    unsafe { *revents = ready };
+                    break WEFT_OK;
                 }
+                Some(Err(status)) => break status,
+                None => {}
             }
             if clock::expired(deadline) {
                 break WEFT_ETIMEDOUT;
@@ -266,6 +280,7 @@ impl Poller {
                             readers: 0,
                             writers: 0,
                             seq: 0,
+                            reported: 0,
                         });
                         entry.readers += reads;
                         entry.writers += writes;
@@ -291,8 +306,16 @@ impl Poller {
                 Wake::Woken | Wake::TimedOut => {}
                 Wake::Cancelled => break WEFT_ECANCELED,
             }
-            if !self.shard(fd).lock().get(&fd).is_some_and(|e| e.generation == generation) {
-                break WEFT_ECLOSED;
+            let reported = match self.shard(fd).lock().get(&fd) {
+                Some(e) if e.generation == generation => (e.seq != seen).then_some(e.reported),
+                _ => break WEFT_ECLOSED,
+            };
+            if let Some(ready) = reported.map(|r| r & (events | WEFT_IO_ERROR)).filter(|r| *r != 0) {
+                if !wait::cancelled() {
+                    // SAFETY: the runtime passes a valid out-pointer.
+                    unsafe { *revents = ready };
+                    break WEFT_OK;
+                }
             }
         };
         if let Some(generation) = mine {
@@ -341,6 +364,22 @@ fn epoll_wait_ns(epoll: i32, events: &mut Events, timeout: i64) -> usize {
         n
     };
     n.max(0) as usize // EINTR: nothing reported
+}
+
+/// An epoll report as `WEFT_IO_*` bits, read as `poll_now` reads `poll`'s (a hang-up
+/// is readable, and an error).
+fn weft_events(epoll: u32) -> u32 {
+    let mut ready = 0;
+    if epoll & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0 {
+        ready |= WEFT_IO_READ;
+    }
+    if epoll & libc::EPOLLOUT as u32 != 0 {
+        ready |= WEFT_IO_WRITE;
+    }
+    if epoll & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+        ready |= WEFT_IO_ERROR;
+    }
+    ready
 }
 
 /// `fd`'s readiness for `events` now: None if not ready; `Err` for a closed fd.
