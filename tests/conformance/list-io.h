@@ -3,6 +3,7 @@
  * TCP echo. */
 WEFT_TEST(io_read_ready)
 WEFT_TEST(io_write_ready)
+WEFT_TEST(io_regular_file_always_ready)
 WEFT_TEST(io_deadlines)
 WEFT_TEST(io_cancel_parked_wait)
 WEFT_TEST(io_cancel_before_wait)

@@ -148,6 +148,26 @@ TEST_IMPL(io_write_ready) {
   return TEST_OK;
 }
 
+/* A regular file is always ready, as poll() says (epoll refuses regular files: a
+ * platform built on it must still answer), from a thread and from a task. */
+TEST_IMPL(io_regular_file_always_ready) {
+  weft_runtime_t *rt = io_open_runtime();
+  FILE *file = tmpfile();
+  ASSERT(file != NULL);
+  int fd = fileno(file);
+  uint32_t revents = 0;
+  ASSERT_OK(weft_fd_wait(rt, fd, WEFT_IO_READ | WEFT_IO_WRITE, WEFT_FOREVER, &revents));
+  ASSERT_EQ(revents, WEFT_IO_READ | WEFT_IO_WRITE);
+  io_wait_t w;
+  ASSERT_EQ(test_join(spawn_wait(&w, rt, fd, WEFT_IO_READ | WEFT_IO_WRITE, WEFT_FOREVER)), 0);
+  ASSERT_OK(w.status);
+  ASSERT_EQ(w.revents, WEFT_IO_READ | WEFT_IO_WRITE);
+  ASSERT_OK(weft_fd_forget(rt, fd));
+  fclose(file);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- deadlines --------------------------------------------------------------------- */
 
 /* A deadline at or before now polls once: ready is WEFT_OK, not ready WEFT_ETIMEDOUT

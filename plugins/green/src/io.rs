@@ -294,7 +294,17 @@ impl Poller {
                     },
                 };
                 if let Err(e) = self.arm(fd, entry, new) {
-                    break HOST.fail(WEFT_EINVAL, &format!("cannot wait on fd {fd}: {e}"));
+                    // An fd epoll does not take (a regular file: EPERM) is always ready
+                    // to poll; the task did not poll it yet.
+                    match poll_now(fd, events) {
+                        Some(Ok(ready)) => {
+                            // SAFETY: the runtime passes a valid out-pointer.
+                            unsafe { *revents = ready };
+                            break WEFT_OK;
+                        }
+                        Some(Err(status)) => break status,
+                        None => break HOST.fail(WEFT_EINVAL, &format!("cannot wait on fd {fd}: {e}")),
+                    }
                 }
                 (entry.generation, entry.seq)
             };
