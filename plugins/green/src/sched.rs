@@ -455,9 +455,17 @@ impl Sched {
 
     /// The runtime's epoll set, made on first use.
     pub(crate) fn poller(&self) -> Result<&Poller, String> {
-        if let Some(p) = self.poller.get() {
-            return Ok(p);
+        match self.poller.get() {
+            Some(p) => Ok(p),
+            None => self.make_poller(),
         }
+    }
+
+    /// Out of line: the poller is built in place on the stack, a frame of kilobytes that
+    /// every wait on a task's stack would otherwise set up (and commit a page of).
+    #[cold]
+    #[inline(never)]
+    fn make_poller(&self) -> Result<&Poller, String> {
         let _making = self.making_poller.lock();
         if self.poller.get().is_none() {
             let _ = self.poller.set(Poller::new()?);
