@@ -15,12 +15,15 @@
 //! reason to look again), and a generation that `fd_forget` ends (the waiters of an
 //! ended generation return `WEFT_ECLOSED`). The fd stays in the epoll set between waits
 //! with `EPOLLONESHOT`: a wait arms it (`EPOLL_CTL_MOD`, one report per arming, so a
-//! ready fd nobody reads never makes a worker spin). A wait polls the fd before it parks
-//! (level semantics: ready now returns at once); a waiter woken by a report for its
-//! events returns what the report said (as fresh as a poll, and one syscall less), one
-//! woken by a report for the other direction arms again and parks. A host that closes an fd
-//! without forgetting it leaves a stale entry: the next wait's arming finds the fd
-//! missing from the epoll set (`ENOENT`) and adds it again.
+//! ready fd nobody reads never makes a worker spin). Level semantics (ready now returns
+//! at once) come from the arming itself, which reports an fd that is ready already: a
+//! task arms and parks without polling the fd first (see `wait`); a thread that is not a
+//! task, and a wait whose deadline has passed, poll first. A waiter woken by a report
+//! for its events returns the report's events; one woken by a report for the other
+//! direction polls, arms again and parks. A host that closes an fd without forgetting
+//! it leaves a stale entry: the next wait's arming finds the fd missing from the epoll
+//! set (`ENOENT`) and adds it again. An fd epoll does not take (a regular file) is
+//! polled: it is always ready.
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
