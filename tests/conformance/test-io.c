@@ -458,6 +458,43 @@ TEST_IMPL(io_bad_fds) {
   return TEST_OK;
 }
 
+/* A host that closes an fd without weft_fd_forget breaks rule 2 of docs/io.md, but what
+ * the platform kept for the old file must not hide the new one that reuses its number:
+ * a task waiting on the new fd wakes when it becomes readable, round after round. */
+TEST_IMPL(io_number_reused_without_forget) {
+  weft_runtime_t *rt = io_open_runtime();
+  int reused = 0;
+  for (int round = 0; round < 20; round++) {
+    int p[2];
+    make_pipe(p);
+    io_wait_t w;
+    weft_task_t *t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, IO_PATIENCE(rt));
+    test_wait_blocked(rt, t);
+    write_byte(p[1], 'r');
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_OK(w.status);
+    ASSERT_EQ(w.revents, WEFT_IO_READ);
+    int old = p[0];
+    close(p[0]); /* no weft_fd_forget: the next pipe takes the lowest free numbers */
+    close(p[1]);
+    make_pipe(p);
+    reused += p[0] == old;
+    t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, IO_PATIENCE(rt));
+    test_wait_blocked(rt, t);
+    write_byte(p[1], 'n');
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_OK(w.status);
+    ASSERT_EQ(w.revents, WEFT_IO_READ);
+    ASSERT_EQ(read_byte(p[0]), 'n');
+    ASSERT_OK(weft_fd_forget(rt, p[0]));
+    close(p[0]);
+    close(p[1]);
+  }
+  ASSERT(reused > 0); /* the case this is about happened */
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- stop-the-world ---------------------------------------------------------------- */
 
 /* A stop-the-world does not wait for tasks parked in weft_fd_wait; a task whose fd
