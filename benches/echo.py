@@ -11,7 +11,10 @@ Servers, each a separate process on 127.0.0.1, one after the other:
 The load is the same for every server: benches/echo/go/main.go's client opens C
 connections, each with one request in flight (send a message, wait for its echo, check
 every byte, repeat) for a fixed time. The servers alternate inside each round; the
-figures are the medians over the rounds of requests per second and of the p99 round trip.
+figures are the medians over the rounds of requests per second, of the p50 and p99 round
+trips, and of the server's CPU time per request (user + system, from /proc, over the
+whole client run, connecting included): on a shared machine the throughput follows the
+load of others, the CPU a server spends per request much less.
 
 Usage: benches/echo.py [--quick] [--only SUBSTRING] [--out DIR] [--connections N,M,...]
 (--only: run only if "echo" contains SUBSTRING or SUBSTRING contains "echo")
@@ -78,16 +81,27 @@ def cannot_hold(name, conns):
     return None
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(name, conns, seconds, size):
     proc, port = start_server(name)
     try:
+        cpu_before = cpu_seconds(proc.pid)  # the server exec'd in place of the ulimit shell
         out = subprocess.run(with_fd_limit([CLIENT, "client", port, str(conns), str(seconds), str(size)]),
                              capture_output=True, text=True, timeout=seconds + 120)
+        cpu = cpu_seconds(proc.pid) - cpu_before
     finally:
         stop_server(proc)
     if out.returncode != 0:
         raise RuntimeError(f"{name}, {conns} connections: client failed: {out.stderr.strip()[-400:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["server_cpu_us_per_req"] = cpu * 1e6 / max(res["requests"], 1)
+    return res
 
 
 def main():
@@ -128,8 +142,8 @@ def main():
                 try:
                     res = run_once(name, conns, seconds, size)
                     samples[name].append(res)
-                    print(f"  {conns:>6} conns  {name:<12} {res['req_per_s']:>10.0f} req/s  p99 {res['p99_us']:>9.0f} us",
-                          file=sys.stderr)
+                    print(f"  {conns:>6} conns  {name:<12} {res['req_per_s']:>10.0f} req/s  p99 {res['p99_us']:>9.0f} us"
+                          f"  server {res['server_cpu_us_per_req']:>5.1f} us CPU/req", file=sys.stderr)
                 except Exception as e:  # a server that cannot hold the load is a result too
                     failures.append(str(e))
                     print(f"  {conns:>6} conns  {name:<12} FAILED: {e}", file=sys.stderr)
@@ -138,7 +152,8 @@ def main():
                 connections=conns, server=name, runs=runs, not_run=skipped.get((conns, name)),
                 req_per_s=statistics.median([x["req_per_s"] for x in runs]) if runs else None,
                 p50_us=statistics.median([x["p50_us"] for x in runs]) if runs else None,
-                p99_us=statistics.median([x["p99_us"] for x in runs]) if runs else None))
+                p99_us=statistics.median([x["p99_us"] for x in runs]) if runs else None,
+                server_cpu_us_per_req=statistics.median([x["server_cpu_us_per_req"] for x in runs]) if runs else None))
     os.makedirs(opts.out, exist_ok=True)
     with open(os.path.join(opts.out, "echo.json"), "w") as f:
         load_after = open("/proc/loadavg").read().split()[:3]
@@ -146,16 +161,19 @@ def main():
                        load_after=load_after, results=results, failures=failures), f, indent=1)
     print()
     print(f"loopback echo, {size}-byte messages (medians of {rounds} round(s) of {seconds} s; higher req/s is better)")
-    print(f"{'connections':>11}  {'server':<12} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} {'req/s vs Go':>12}")
+    print(f"{'connections':>11}  {'server':<12} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} {'req/s vs Go':>12} "
+          f"{'CPU us/req':>11} {'vs Go':>6}")
     for conns in conn_counts:
-        go = next((r["req_per_s"] for r in results if r["connections"] == conns and r["server"] == "go"), None)
+        go = next((r for r in results if r["connections"] == conns and r["server"] == "go" and r["req_per_s"]), None)
         for r in (r for r in results if r["connections"] == conns):
             if r["req_per_s"] is None:
                 print(f"{conns:>11}  {r['server']:<12} {'not run: ' + r['not_run'] if r['not_run'] else 'failed'}")
                 continue
-            ratio = f"{r['req_per_s'] / go:.2f}x" if go else "-"
+            ratio = f"{r['req_per_s'] / go['req_per_s']:.2f}x" if go else "-"
+            cpu = r["server_cpu_us_per_req"]
+            cpu_ratio = f"{cpu / go['server_cpu_us_per_req']:.2f}x" if go else "-"
             print(f"{conns:>11}  {r['server']:<12} {r['req_per_s']:>10.0f} {r['p50_us']:>9.0f} {r['p99_us']:>9.0f} "
-                  f"{ratio:>12}")
+                  f"{ratio:>12} {cpu:>11.1f} {cpu_ratio:>6}")
     print(f"load average before {' '.join(load_before)}, after {' '.join(load_after)} on {os.cpu_count()} CPUs "
           "(client and server share them)")
     print(f"wrote {os.path.join(opts.out, 'echo.json')}")

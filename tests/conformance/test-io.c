@@ -140,6 +140,26 @@ TEST_IMPL(io_write_ready) {
   return TEST_OK;
 }
 
+/* A regular file is always ready, as poll() says (epoll refuses regular files: a
+ * platform built on it must still answer), from a thread and from a task. */
+TEST_IMPL(io_regular_file_always_ready) {
+  weft_runtime_t *rt = test_open_runtime();
+  FILE *file = tmpfile();
+  ASSERT(file != NULL);
+  int fd = fileno(file);
+  uint32_t revents = 0;
+  ASSERT_OK(weft_fd_wait(rt, fd, WEFT_IO_READ | WEFT_IO_WRITE, WEFT_FOREVER, &revents));
+  ASSERT_EQ(revents, WEFT_IO_READ | WEFT_IO_WRITE);
+  io_wait_t w;
+  ASSERT_EQ(test_join(spawn_wait(&w, rt, fd, WEFT_IO_READ | WEFT_IO_WRITE, WEFT_FOREVER)), 0);
+  ASSERT_OK(w.status);
+  ASSERT_EQ(w.revents, WEFT_IO_READ | WEFT_IO_WRITE);
+  ASSERT_OK(weft_fd_forget(rt, fd));
+  fclose(file);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- deadlines --------------------------------------------------------------------- */
 
 /* A deadline at or before now polls once: ready is WEFT_OK, not ready WEFT_ETIMEDOUT
@@ -430,6 +450,43 @@ TEST_IMPL(io_bad_fds) {
   return TEST_OK;
 }
 
+/* A host that closes an fd without weft_fd_forget breaks rule 2 of docs/io.md, but what
+ * the platform kept for the old file must not hide the new one that reuses its number:
+ * a task waiting on the new fd wakes when it becomes readable, round after round. */
+TEST_IMPL(io_number_reused_without_forget) {
+  weft_runtime_t *rt = test_open_runtime();
+  int reused = 0;
+  for (int round = 0; round < 20; round++) {
+    int p[2];
+    make_pipe(p);
+    io_wait_t w;
+    weft_task_t *t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, IO_PATIENCE(rt));
+    test_wait_blocked(rt, t);
+    write_byte(p[1], 'r');
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_OK(w.status);
+    ASSERT_EQ(w.revents, WEFT_IO_READ);
+    int old = p[0];
+    close(p[0]); /* no weft_fd_forget: the next pipe takes the lowest free numbers */
+    close(p[1]);
+    make_pipe(p);
+    reused += p[0] == old;
+    t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, IO_PATIENCE(rt));
+    test_wait_blocked(rt, t);
+    write_byte(p[1], 'n');
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_OK(w.status);
+    ASSERT_EQ(w.revents, WEFT_IO_READ);
+    ASSERT_EQ(read_byte(p[0]), 'n');
+    ASSERT_OK(weft_fd_forget(rt, p[0]));
+    close(p[0]);
+    close(p[1]);
+  }
+  ASSERT(reused > 0); /* the case this is about happened */
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- stop-the-world ---------------------------------------------------------------- */
 
 /* A stop-the-world does not wait for tasks parked in weft_fd_wait; a task whose fd
@@ -456,6 +513,133 @@ TEST_IMPL(io_stw_while_waiting) {
     ASSERT_EQ(w[i].revents, WEFT_IO_READ);
   }
   ASSERT_EQ(atomic_load(&returned), N);
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- waking the workers around the netpoller (stress) ------------------------------ */
+
+typedef struct {
+  weft_runtime_t *rt;
+  int in;  /* one letter per round; '.' ends the relay */
+  int out; /* each byte goes back here */
+} relay_t;
+
+/* Sends back every byte it reads. Parked between rounds, it keeps an IO wait in
+ * progress, so that on an M:N platform an idle worker sleeps in its netpoller. */
+static int32_t relay_task(void *arg, void **result) {
+  (void)result;
+  relay_t *r = arg;
+  for (;;) {
+    char c;
+    ssize_t n = read(r->in, &c, 1);
+    if (n == 1) {
+      if (c == '.') return 0;
+      if (write(r->out, &c, 1) != 1) return 1;
+      continue;
+    }
+    if (n == 0 || errno != EAGAIN) return 2;
+    if (weft_fd_wait(r->rt, r->in, WEFT_IO_READ, WEFT_FOREVER, NULL) != WEFT_OK) return 3;
+  }
+}
+
+typedef struct {
+  weft_runtime_t *rt;
+  int64_t ns;
+} nap_t;
+
+static int32_t nap_task(void *arg, void **result) {
+  (void)result;
+  nap_t *nap = arg;
+  return weft_sleep_until(nap->rt, weft_deadline_after(nap->rt, nap->ns)) == WEFT_OK ? 0 : 1;
+}
+
+/* Rounds of: a byte through a task parked in weft_fd_wait and back to the host thread,
+ * which waits for it in weft_fd_wait itself (a wait no worker makes); then a task
+ * spawned from outside, which sleeps a little (a timer earlier than any sleeper's).
+ * On the green platform the idle worker sleeps in epoll_wait meanwhile, and each
+ * round must wake it (the eventfd) or be seen by it; a wake-up lost between "I am
+ * going to sleep" and "work was queued" fails the round's deadline. */
+TEST_IMPL(io_wakeups_around_the_poller) {
+  test_skip_if_one_thread("the sim platform has no IO waits");
+  /* Long runs on one worker and on the default count; then many short runtimes, each
+   * closed right after its rounds (a close must reach a worker asleep in epoll_wait). */
+  enum { LONG_RUNS = 2, LONG_ROUNDS = 2000, SHORT_RUNS = 200, SHORT_ROUNDS = 3 };
+  for (int run = 0; run < LONG_RUNS + SHORT_RUNS; run++) {
+    weft_config_t cfg;
+    weft_config_init(&cfg);
+    cfg.workers = run == 0 ? 1 : 0;
+    int rounds = run < LONG_RUNS ? LONG_ROUNDS : SHORT_ROUNDS;
+    weft_runtime_t *rt = NULL;
+    ASSERT_OK(weft_runtime_open(&cfg, &rt));
+    int to[2], from[2];
+    make_pipe(to);
+    make_pipe(from);
+    relay_t r = {rt, to[0], from[1]};
+    weft_task_t *relay = test_spawn(rt, relay_task, &r);
+    for (int i = 0; i < rounds; i++) {
+      write_byte(to[1], (char)('a' + i % 26));
+      uint32_t revents = 0;
+      ASSERT_OK(weft_fd_wait(rt, from[0], WEFT_IO_READ, IO_PATIENCE(rt), &revents));
+      ASSERT_EQ(revents, WEFT_IO_READ);
+      ASSERT_EQ(read_byte(from[0]), 'a' + i % 26);
+      nap_t nap = {rt, (i % 3) * 50000};
+      int32_t code = -1;
+      ASSERT_OK(weft_join(test_spawn(rt, nap_task, &nap), IO_PATIENCE(rt), &code, NULL));
+      ASSERT_EQ(code, 0);
+    }
+    write_byte(to[1], '.');
+    ASSERT_EQ(test_join(relay), 0);
+    close(to[0]);
+    close(to[1]);
+    close(from[0]);
+    close(from[1]);
+    test_close_runtime(rt);
+  }
+  return TEST_OK;
+}
+
+typedef struct {
+  weft_runtime_t *rt;
+  atomic_int *stop;
+} spinner_t;
+
+static int32_t spinner_task(void *arg, void **result) {
+  (void)result;
+  spinner_t *s = arg;
+  while (!atomic_load(s->stop))
+    if (weft_yield(s->rt) != WEFT_OK) return 1;
+  return 0;
+}
+
+/* Tasks that only yield keep every worker busy (no worker ever runs out of work, so
+ * none idles in a netpoller); a task waiting for a pipe must still wake when a byte
+ * comes, round after round: a busy scheduler polls the network too. */
+TEST_IMPL(io_ready_while_workers_busy) {
+  weft_runtime_t *rt = test_open_runtime();
+  enum { SPINNERS = 8, ROUNDS = 50 };
+  atomic_int stop = 0;
+  spinner_t s = {rt, &stop};
+  weft_task_t *spinners[SPINNERS];
+  for (int i = 0; i < SPINNERS; i++) spinners[i] = test_spawn(rt, spinner_task, &s);
+  int p[2];
+  make_pipe(p);
+  for (int i = 0; i < ROUNDS; i++) {
+    io_wait_t w;
+    weft_task_t *t = spawn_wait(&w, rt, p[0], WEFT_IO_READ, IO_PATIENCE(rt));
+    test_wait_blocked(rt, t);
+    write_byte(p[1], 'b');
+    int32_t code = -1;
+    ASSERT_OK(weft_join(t, IO_PATIENCE(rt), &code, NULL));
+    ASSERT_EQ(code, 0);
+    ASSERT_OK(w.status);
+    ASSERT_EQ(w.revents, WEFT_IO_READ);
+    ASSERT_EQ(read_byte(p[0]), 'b');
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i < SPINNERS; i++) ASSERT_EQ(test_join(spinners[i]), 0);
   close(p[0]);
   close(p[1]);
   test_close_runtime(rt);

@@ -1,57 +1,107 @@
 //! IO readiness waits on green: a task that waits for a file descriptor parks (its
-//! worker runs other tasks), and one poller thread per runtime, sleeping in
-//! `epoll_wait`, wakes it. A waiting task costs no thread, as in Go's netpoller.
+//! worker runs other tasks) and costs no thread, as in Go's netpoller.
 //!
-//! Each fd waited on has an entry: the events asked for by its waiters, a sequence number
-//! bumped by every readiness report and by `fd_forget`, and the waiters' count. The fd
-//! is in the epoll set with `EPOLLONESHOT`: one report per arming, so a ready fd nobody
-//! reads does not make the poller spin. A woken waiter polls the fd itself (level
-//! semantics: the answer is the fd's state now), and arms it again if it must wait on.
-//! The entry (and the epoll registration) goes with the last waiter.
+//! There is no poller thread. The epoll set belongs to the runtime's scheduler, and the
+//! workers poll it themselves (`sched.rs`, Go's `findrunnable`): a worker that finds no
+//! task polls it without blocking before it sleeps, and one idle worker at a time sleeps
+//! in `epoll_wait` (until the earliest timer) instead of on a futex. A readiness report
+//! therefore wakes its task on the worker that saw it: the task goes to that worker's
+//! run queue and runs next, with no hand-over to another thread. Whoever queues work
+//! (or an earlier timer) while that worker sleeps writes the poller's eventfd
+//! (`interrupt`).
+//!
+//! Each fd waited on has an entry until `fd_forget`: its waiters (how many ask for
+//! reading, for writing), a sequence number bumped by every report (a parked waiter's
+//! reason to look again), and a generation that `fd_forget` ends (the waiters of an
+//! ended generation return `WEFT_ECLOSED`). The fd stays in the epoll set between waits
+//! with `EPOLLONESHOT`: a wait arms it (`EPOLL_CTL_MOD`, one report per arming, so a
+//! ready fd nobody reads never makes a worker spin). Level semantics (ready now returns
+//! at once) come from the arming itself, which reports an fd that is ready already: a
+//! task arms and parks without polling the fd first (see `wait`); a thread that is not a
+//! task, and a wait whose deadline has passed, poll first. A waiter woken by a report
+//! for its events returns the report's events; one woken by a report for the other
+//! direction polls, arms again and parks. A host that closes an fd without forgetting
+//! it leaves a stale entry: the next wait's arming finds the fd missing from the epoll
+//! set (`ENOENT`) and adds it again. An fd epoll does not take (a regular file) is
+//! polled: it is always ready.
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
 use parking_lot::Mutex;
 use weft_platform::readiness::{poll_now, PollNow};
 use weft_platform::*;
 
 use crate::clock;
+use crate::sched;
 use crate::wait::{self, Wake};
 use crate::HOST;
 
 struct Entry {
-    /// The events the waiters ask for (`WEFT_IO_READ` / `WEFT_IO_WRITE`).
-    interest: u32,
-    waiters: u32,
-    /// Bumped on every report from epoll and by `fd_forget`: a parked waiter's reason to
-    /// look again.
+    /// Ends with `fd_forget`; a new entry for the same fd gets a new one.
+    generation: u64,
+    readers: u32,
+    writers: u32,
+    /// Bumped by every report from epoll.
     seq: u64,
-    /// Bumped by `fd_forget`: the waiters present then return `WEFT_ECLOSED`.
-    forgotten: u64,
+    /// What the last report said (`WEFT_IO_*` bits).
+    reported: u32,
 }
 
-/// The poller of one runtime.
+impl Entry {
+    fn interest(&self) -> u32 {
+        let mut bits = libc::EPOLLONESHOT as u32 | libc::EPOLLRDHUP as u32;
+        if self.readers > 0 {
+            bits |= libc::EPOLLIN as u32;
+        }
+        if self.writers > 0 {
+            bits |= libc::EPOLLOUT as u32;
+        }
+        bits
+    }
+}
+
+/// Entries are spread over locks by fd, so that waits on different fds rarely meet.
+const SHARDS: usize = 64;
+
+/// At most this many reports per poll: a busy network cannot flood a worker's run queue
+/// in one go (Go's netpoll takes 128 too).
+pub(crate) const BATCH: usize = 128;
+
+pub(crate) type Events = [libc::epoll_event; BATCH];
+
+pub(crate) fn no_events() -> Events {
+    [libc::epoll_event { events: 0, u64: 0 }; BATCH]
+}
+
+/// The epoll set of one runtime and the entries of the fds waited on.
 pub(crate) struct Poller {
     epoll: OwnedFd,
-    /// Written to end the poller thread.
-    stop: OwnedFd,
-    stopping: AtomicBool,
-    entries: Mutex<HashMap<i32, Entry>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Written to end a worker's `epoll_wait` early (work or an earlier timer came).
+    wake: OwnedFd,
+    shards: [Mutex<HashMap<i32, Entry>>; SHARDS],
+    generations: AtomicU64,
+    /// Waits in progress: while there are none, nobody polls (Go's `netpollAnyWaiters`).
+    waiters: AtomicUsize,
+    /// A worker sleeps in `epoll_wait` (at most one does).
+    sleeping: AtomicBool,
+    /// When the set was last polled (`clock::now()`), for the monitor's backstop.
+    last_poll: AtomicI64,
 }
 
-/// The data of the stop eventfd in the epoll set (no fd has this number).
-const STOP_TOKEN: u64 = u64::MAX;
+/// The data of the wake eventfd in the epoll set (no fd has this number).
+const WAKE_TOKEN: u64 = u64::MAX;
 
 fn last_os_error(what: &str) -> String {
     format!("{what}: {}", io::Error::last_os_error())
 }
 
+/// `epoll_pwait2` (nanosecond timeouts) is Linux 5.11; older kernels round up to ms.
+static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+
 impl Poller {
-    pub(crate) fn new() -> Result<Arc<Poller>, String> {
+    pub(crate) fn new() -> Result<Poller, String> {
         // SAFETY: plain syscalls; the results are checked and owned at once.
         let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if epoll < 0 {
@@ -60,31 +110,30 @@ impl Poller {
         // SAFETY: a fresh descriptor, owned from here on.
         let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
         // SAFETY: as above.
-        let stop = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if stop < 0 {
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake < 0 {
             return Err(last_os_error("eventfd"));
         }
         // SAFETY: as above.
-        let stop = unsafe { OwnedFd::from_raw_fd(stop) };
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: STOP_TOKEN };
+        let wake = unsafe { OwnedFd::from_raw_fd(wake) };
+        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: WAKE_TOKEN };
         // SAFETY: valid descriptors and event.
-        if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, stop.as_raw_fd(), &mut ev) } != 0 {
+        if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, wake.as_raw_fd(), &mut ev) } != 0 {
             return Err(last_os_error("epoll_ctl"));
         }
-        let poller = Arc::new(Poller {
+        Ok(Poller {
             epoll,
-            stop,
-            stopping: AtomicBool::new(false),
-            entries: Mutex::new(HashMap::new()),
-            thread: Mutex::new(None),
-        });
-        let for_thread = Arc::clone(&poller);
-        let thread = std::thread::Builder::new()
-            .name("weft-netpoll".into())
-            .spawn(move || for_thread.run())
-            .map_err(|e| format!("cannot start the poller thread: {e}"))?;
-        *poller.thread.lock() = Some(thread);
-        Ok(poller)
+            wake,
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            generations: AtomicU64::new(0),
+            waiters: AtomicUsize::new(0),
+            sleeping: AtomicBool::new(false),
+            last_poll: AtomicI64::new(clock::now()),
+        })
+    }
+
+    fn shard(&self, fd: i32) -> &Mutex<HashMap<i32, Entry>> {
+        &self.shards[fd as usize % SHARDS]
     }
 
     /// The park key of `fd`'s waiters: unique to this poller and fd.
@@ -92,60 +141,128 @@ impl Poller {
         (self as *const Poller as usize).wrapping_add((fd as usize).wrapping_mul(8)).wrapping_add(1)
     }
 
-    fn run(&self) {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        while !self.stopping.load(SeqCst) {
-            // SAFETY: a valid epoll descriptor and buffer.
-            let n = unsafe { libc::epoll_wait(self.epoll.as_raw_fd(), events.as_mut_ptr(), events.len() as i32, -1) };
-            if n < 0 {
-                continue; // EINTR
-            }
-            for ev in &events[..n as usize] {
-                if ev.u64 == STOP_TOKEN {
+    /// True while some wait is in progress: only then is the set worth polling.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiters.load(SeqCst) != 0
+    }
+
+    /// Makes the caller the worker that sleeps in `epoll_wait`; false if another is.
+    pub(crate) fn claim_sleep(&self) -> bool {
+        !self.sleeping.load(Relaxed) && !self.sleeping.swap(true, SeqCst)
+    }
+
+    pub(crate) fn release_sleep(&self) {
+        self.sleeping.store(false, SeqCst);
+    }
+
+    pub(crate) fn someone_sleeps(&self) -> bool {
+        self.sleeping.load(SeqCst)
+    }
+
+    pub(crate) fn last_poll(&self) -> i64 {
+        self.last_poll.load(Relaxed)
+    }
+
+    /// Ends the `epoll_wait` of the sleeping worker (or its next one, if it is about to
+    /// sleep: the eventfd stays readable until that worker reads it).
+    pub(crate) fn interrupt(&self) {
+        let one: u64 = 1;
+        // SAFETY: an eventfd we own, written with 8 bytes. It only fails when the
+        // counter is about to overflow, which means it is readable anyway.
+        unsafe { libc::write(self.wake.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    }
+
+    /// Waits for reports for up to `timeout` ns (0: do not block; negative: until one
+    /// comes or `interrupt`), into `events`; returns how many. Does not wake anyone
+    /// (`dispatch` does), so that the caller can first leave the idle list.
+    pub(crate) fn wait_reports(&self, timeout: i64, events: &mut Events) -> usize {
+        let n = epoll_wait_ns(self.epoll.as_raw_fd(), events, timeout);
+        self.last_poll.store(clock::now(), Relaxed);
+        n
+    }
+
+    /// Wakes the waiters of the fds reported in `events`; returns how many fds had some.
+    /// A task woken here goes to the calling worker's run queue (a thread without a
+    /// processor: the injector). Only the sleeping worker (`sleeper`) empties the wake
+    /// eventfd: the write is meant for it, and a worker that polls without blocking
+    /// meanwhile must not take it away (the sleeper would sleep on).
+    pub(crate) fn dispatch(&self, events: &[libc::epoll_event], sleeper: bool) -> usize {
+        let mut woken = 0;
+        for ev in events {
+            if ev.u64 == WAKE_TOKEN {
+                if !sleeper {
                     continue;
                 }
-                let fd = ev.u64 as i32;
-                if let Some(entry) = self.entries.lock().get_mut(&fd) {
+                let mut count: u64 = 0;
+                // SAFETY: our non-blocking eventfd, read with 8 bytes; EAGAIN is fine.
+                unsafe { libc::read(self.wake.as_raw_fd(), &mut count as *mut u64 as *mut libc::c_void, 8) };
+                continue;
+            }
+            let fd = ev.u64 as i32;
+            let waited = match self.shard(fd).lock().get_mut(&fd) {
+                Some(entry) => {
                     entry.seq += 1;
+                    entry.reported = weft_events(ev.events);
+                    entry.readers + entry.writers > 0
                 }
+                None => false,
+            };
+            if waited {
                 wait::wake_all(self.key(fd));
+                woken += 1;
             }
         }
+        woken
     }
 
-    /// Arms `fd` for its waiters' interest (one report: `EPOLLONESHOT`).
-    fn arm(&self, fd: i32, interest: u32, first: bool) -> Result<(), String> {
-        let mut bits = libc::EPOLLONESHOT as u32 | libc::EPOLLRDHUP as u32;
-        if interest & WEFT_IO_READ != 0 {
-            bits |= libc::EPOLLIN as u32;
+    /// Arms `fd` for one report of what its waiters ask for.
+    fn arm(&self, fd: i32, entry: &Entry, new: bool) -> Result<(), String> {
+        let mut ev = libc::epoll_event { events: entry.interest(), u64: fd as u64 };
+        let mut op = if new { libc::EPOLL_CTL_ADD } else { libc::EPOLL_CTL_MOD };
+        for _ in 0..2 {
+            // SAFETY: a valid epoll descriptor and event; `fd` is the host's, checked open.
+            if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) } == 0 {
+                return Ok(());
+            }
+            // A stale entry (the fd was closed without a forget, its number reused) or
+            // a registration left by one: switch between adding and modifying once.
+            op = match io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENOENT) if op == libc::EPOLL_CTL_MOD => libc::EPOLL_CTL_ADD,
+                Some(libc::EEXIST) if op == libc::EPOLL_CTL_ADD => libc::EPOLL_CTL_MOD,
+                _ => break,
+            };
         }
-        if interest & WEFT_IO_WRITE != 0 {
-            bits |= libc::EPOLLOUT as u32;
-        }
-        let mut ev = libc::epoll_event { events: bits, u64: fd as u64 };
-        let op = if first { libc::EPOLL_CTL_ADD } else { libc::EPOLL_CTL_MOD };
-        // SAFETY: a valid epoll descriptor and event; `fd` is the host's, checked open.
-        if unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut ev) } != 0 {
-            return Err(last_os_error("epoll_ctl"));
-        }
-        Ok(())
+        Err(last_os_error("epoll_ctl"))
     }
 
-    fn forget_entry(&self, fd: i32) {
-        // SAFETY: a valid epoll descriptor; an fd not in the set is fine (ENOENT).
-        unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
-    }
-
-    /// `fd_wait`.
-    pub(crate) fn wait(&self, fd: i32, events: u32, deadline: i64, revents: *mut u32) -> weft_status_t {
-        let mut registered = false;
-        let mut forgotten_at = 0;
+    /// `fd_wait`. `needs_poller` is called when the wait is about to park and no worker
+    /// sleeps in `epoll_wait`, so that one comes to poll for it.
+    pub(crate) fn wait(
+        &self,
+        fd: i32,
+        events: u32,
+        deadline: i64,
+        revents: *mut u32,
+        needs_poller: impl Fn(),
+    ) -> weft_status_t {
+        let (reads, writes) = ((events & WEFT_IO_READ != 0) as u32, (events & WEFT_IO_WRITE != 0) as u32);
+        // The generation of the entry this wait counts itself in.
+        let mut mine: Option<u64> = None;
+        // A task's first look is the arming: an fd ready at `EPOLL_CTL_MOD` is reported
+        // at once, and the task's worker polls before it idles. Hosts wait after a read
+        // or write said EAGAIN, so the fd is almost never ready here, and a poll first
+        // would be a syscall per wait for nothing (Go's netpoll does not poll either).
+        // A thread that is not a task has no worker to poll for it, and a past deadline
+        // polls once: they poll.
+        let mut poll = !sched::on_task() || clock::expired(deadline);
         let status = loop {
             // Cancellation first: a cancelled task gets WEFT_ECANCELED even on a ready fd.
             if wait::cancelled() {
                 break WEFT_ECANCELED;
             }
-            match poll_now(fd, events) {
+            let ready_now = if poll { poll_now(fd, events) } else { PollNow::NotReady };
+            poll = true;
+            match ready_now {
                 PollNow::Ready(ready) => {
                     // SAFETY: the runtime passes a valid out-pointer.
                     unsafe { *revents = ready };
@@ -159,63 +276,126 @@ impl Poller {
             if clock::expired(deadline) {
                 break WEFT_ETIMEDOUT;
             }
-            let seen = {
-                let mut entries = self.entries.lock();
-                let first = !entries.contains_key(&fd);
-                let entry = entries.entry(fd).or_insert(Entry { interest: 0, waiters: 0, seq: 0, forgotten: 0 });
-                if !registered {
-                    entry.waiters += 1;
-                    forgotten_at = entry.forgotten;
-                    registered = true;
-                } else if entry.forgotten != forgotten_at {
-                    break WEFT_ECLOSED;
+            let (generation, seen) = {
+                let mut shard = self.shard(fd).lock();
+                let new = !shard.contains_key(&fd);
+                let entry = match mine {
+                    None => {
+                        let entry = shard.entry(fd).or_insert_with(|| Entry {
+                            generation: self.generations.fetch_add(1, Relaxed),
+                            readers: 0,
+                            writers: 0,
+                            seq: 0,
+                            reported: 0,
+                        });
+                        entry.readers += reads;
+                        entry.writers += writes;
+                        mine = Some(entry.generation);
+                        self.waiters.fetch_add(1, SeqCst);
+                        entry
+                    }
+                    Some(generation) => match shard.get_mut(&fd) {
+                        Some(entry) if entry.generation == generation => entry,
+                        _ => break WEFT_ECLOSED,
+                    },
+                };
+                if let Err(e) = self.arm(fd, entry, new) {
+                    // An fd epoll does not take (a regular file: EPERM) is always ready
+                    // to poll; the task did not poll it yet.
+                    match poll_now(fd, events) {
+                        PollNow::Ready(ready) => {
+                            // SAFETY: the runtime passes a valid out-pointer.
+                            unsafe { *revents = ready };
+                            break WEFT_OK;
+                        }
+                        PollNow::NotOpen => {
+                            break HOST.fail(WEFT_EINVAL, &format!("fd {fd} is not open (closed while waited on?)"))
+                        }
+                        PollNow::NotReady => break HOST.fail(WEFT_EINVAL, &format!("cannot wait on fd {fd}: {e}")),
+                    }
                 }
-                entry.interest |= events;
-                if let Err(e) = self.arm(fd, entry.interest, first) {
-                    break HOST.fail(WEFT_EINVAL, &format!("cannot wait on fd {fd}: {e}"));
-                }
-                entry.seq
+                (entry.generation, entry.seq)
             };
-            let still = || self.entries.lock().get(&fd).is_some_and(|e| e.seq == seen);
+            if !self.someone_sleeps() {
+                needs_poller();
+            }
+            let still = || self.shard(fd).lock().get(&fd).is_some_and(|e| e.generation == generation && e.seq == seen);
             match HOST.blocking(|| wait::park(self.key(fd), still, deadline)) {
                 Wake::Woken | Wake::TimedOut => {}
                 Wake::Cancelled => break WEFT_ECANCELED,
             }
-            if self.entries.lock().get(&fd).is_some_and(|e| e.forgotten != forgotten_at) {
-                break WEFT_ECLOSED;
-            }
-        };
-        if registered {
-            let mut entries = self.entries.lock();
-            if let Some(entry) = entries.get_mut(&fd) {
-                entry.waiters -= 1;
-                if entry.waiters == 0 {
-                    entries.remove(&fd);
-                    self.forget_entry(fd);
+            let reported = match self.shard(fd).lock().get(&fd) {
+                Some(e) if e.generation == generation => (e.seq != seen).then_some(e.reported),
+                _ => break WEFT_ECLOSED,
+            };
+            if let Some(ready) = reported.map(|r| r & (events | WEFT_IO_ERROR)).filter(|r| *r != 0) {
+                if !wait::cancelled() {
+                    // SAFETY: the runtime passes a valid out-pointer.
+                    unsafe { *revents = ready };
+                    break WEFT_OK;
                 }
             }
+        };
+        if let Some(generation) = mine {
+            if let Some(entry) = self.shard(fd).lock().get_mut(&fd).filter(|e| e.generation == generation) {
+                entry.readers -= reads;
+                entry.writers -= writes;
+            }
+            self.waiters.fetch_sub(1, SeqCst);
         }
         status
     }
 
-    /// `fd_forget`: wakes the waiters on `fd` with `WEFT_ECLOSED`.
+    /// `fd_forget`: wakes the waiters on `fd` with `WEFT_ECLOSED` and takes the fd out
+    /// of the epoll set.
     pub(crate) fn forget(&self, fd: i32) {
-        if let Some(entry) = self.entries.lock().get_mut(&fd) {
-            entry.forgotten += 1;
-            entry.seq += 1;
+        if self.shard(fd).lock().remove(&fd).is_some() {
+            // SAFETY: a valid epoll descriptor; an fd not in the set is fine (ENOENT).
+            unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
         }
-        self.forget_entry(fd);
         wait::wake_all(self.key(fd));
     }
+}
 
-    /// Ends the poller thread (at `runtime_close`: nobody waits any more).
-    pub(crate) fn close(&self) {
-        self.stopping.store(true, SeqCst);
-        let one: u64 = 1;
-        // SAFETY: an eventfd we own, written with 8 bytes.
-        unsafe { libc::write(self.stop.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
-        if let Some(thread) = self.thread.lock().take() {
-            let _ = thread.join();
+/// `epoll_wait` with a timeout in nanoseconds (negative: none).
+fn epoll_wait_ns(epoll: i32, events: &mut Events, timeout: i64) -> usize {
+    let max = events.len() as i32;
+    let n = if timeout <= 0 || NO_PWAIT2.load(Relaxed) {
+        let ms = match timeout {
+            t if t < 0 => -1,
+            0 => 0,
+            // Rounded up: a worker that wakes before its timer would only sleep again.
+            t => ((t as u64).div_ceil(1_000_000)).min(i32::MAX as u64) as i32,
+        };
+        // SAFETY: a valid epoll descriptor and buffer of `max` events.
+        unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), max, ms) }
+    } else {
+        let ts = libc::timespec { tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000 };
+        // SAFETY: as above, with a valid timespec and no signal mask.
+        let n = unsafe {
+            libc::syscall(libc::SYS_epoll_pwait2, epoll, events.as_mut_ptr(), max, &ts, std::ptr::null::<u8>(), 0)
+        } as i32;
+        if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            NO_PWAIT2.store(true, Relaxed);
+            return epoll_wait_ns(epoll, events, timeout);
         }
+        n
+    };
+    n.max(0) as usize // EINTR: nothing reported
+}
+
+/// An epoll report as `WEFT_IO_*` bits, read as `poll_now` reads `poll`'s (a hang-up
+/// is readable, and an error).
+fn weft_events(epoll: u32) -> u32 {
+    let mut ready = 0;
+    if epoll & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP) as u32 != 0 {
+        ready |= WEFT_IO_READ;
     }
+    if epoll & libc::EPOLLOUT as u32 != 0 {
+        ready |= WEFT_IO_WRITE;
+    }
+    if epoll & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+        ready |= WEFT_IO_ERROR;
+    }
+    ready
 }

@@ -56,13 +56,6 @@ unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: made by `runtime_open`; no task of the runtime runs any more.
         let sched = unsafe { Box::from_raw(rt as *mut Arc<sched::Sched>) };
-        let poller = {
-            let mut pollers = POLLERS.lock();
-            pollers.iter().position(|(r, _)| *r == rt as usize).map(|at| pollers.swap_remove(at).1)
-        };
-        if let Some(p) = poller {
-            p.close();
-        }
         sched.close();
         WEFT_OK
     })
@@ -72,31 +65,21 @@ unsafe extern "C" fn now(_rt: *mut weft_plat_rt_t) -> i64 {
     clock::now()
 }
 
-/// The netpoller of each open runtime, made by its first IO wait.
-static POLLERS: parking_lot::Mutex<Vec<(usize, std::sync::Arc<io::Poller>)>> = parking_lot::Mutex::new(Vec::new());
-
-fn poller(rt: *mut weft_plat_rt_t) -> Result<std::sync::Arc<io::Poller>, String> {
-    let mut pollers = POLLERS.lock();
-    if let Some((_, p)) = pollers.iter().find(|(r, _)| *r == rt as usize) {
-        return Ok(std::sync::Arc::clone(p));
-    }
-    let p = io::Poller::new()?;
-    pollers.push((rt as usize, std::sync::Arc::clone(&p)));
-    Ok(p)
-}
-
 unsafe extern "C" fn fd_wait(rt: *mut weft_plat_rt_t, fd: i32, ev: u32, dl: i64, rev: *mut u32) -> weft_status_t {
-    HOST.guard(|| match poller(rt) {
-        Ok(p) => p.wait(fd, ev, dl, rev),
-        Err(e) => HOST.fail(WEFT_ENOMEM, &format!("cannot start the netpoller: {e}")),
+    HOST.guard(|| {
+        // SAFETY: the runtime's state.
+        let sched = unsafe { task::sched_of(rt) };
+        match sched.poller() {
+            Ok(p) => p.wait(fd, ev, dl, rev, || sched.poller_wanted()),
+            Err(e) => HOST.fail(WEFT_ENOMEM, &format!("cannot make the netpoller: {e}")),
+        }
     })
 }
 
 unsafe extern "C" fn fd_forget(rt: *mut weft_plat_rt_t, fd: i32) -> weft_status_t {
     HOST.guard(|| {
-        // A runtime that never waited has nothing to forget.
-        let found = POLLERS.lock().iter().find(|(r, _)| *r == rt as usize).map(|(_, p)| std::sync::Arc::clone(p));
-        if let Some(p) = found {
+        // SAFETY: the runtime's state. A runtime that never waited has nothing to forget.
+        if let Some(p) = unsafe { task::sched_of(rt) }.poller_if_made() {
             p.forget(fd);
         }
         WEFT_OK

@@ -8,6 +8,12 @@
 //! runnable wakes one. Timers (deadlines of parked tasks) are one ordered map per
 //! runtime; workers fire them between tasks and sleep until the earliest.
 //!
+//! Once the runtime waits on a file descriptor, the workers are its netpoller too
+//! (`io.rs`, Go's `findrunnable`): a worker that finds no task polls the epoll set
+//! without blocking, one idle worker sleeps in `epoll_wait` instead of parking (the
+//! others park), and a busy worker polls every 61st turn; the tasks a poll wakes go to
+//! the polling worker's own run queue. The monitor polls when no worker has for 10 ms.
+//!
 //! A task that enters a host's own blocking region (`region_enter`) gives its
 //! processor to another thread (a spare, or a new one), so that the other tasks keep
 //! running on `workers` processors while this thread blocks in the host's call; when
@@ -34,6 +40,7 @@ use parking_lot::Mutex;
 use weft_platform::*;
 
 use crate::clock;
+use crate::io::{self, Poller};
 use crate::stack::{self, Stack};
 use crate::HOST;
 
@@ -122,8 +129,9 @@ pub(crate) struct Sched {
     injector: Injector<Arc<Task>>,
     /// Processors no thread holds (handed off by a task in a blocking region).
     free_procs: Mutex<Vec<usize>>,
-    /// Threads holding a processor, parked for want of work.
-    idle: Mutex<Vec<Thread>>,
+    /// Threads holding a processor, parked for want of work; true for the one asleep in
+    /// `epoll_wait` (woken through the poller, not `unpark`).
+    idle: Mutex<Vec<(Thread, bool)>>,
     n_idle: AtomicUsize,
     /// Threads without a processor, parked until one is free.
     spares: Mutex<Vec<Thread>>,
@@ -136,6 +144,10 @@ pub(crate) struct Sched {
     /// The runtime's safepoint poll word (`preempt_attach`); NULL until attached.
     poll_word: AtomicPtr<AtomicU32>,
     monitor: Mutex<Option<Thread>>,
+    /// The epoll set, made by the runtime's first IO wait (a runtime that never waits
+    /// on an fd has no epoll descriptor).
+    poller: std::sync::OnceLock<Poller>,
+    making_poller: Mutex<()>,
 }
 
 const FREE: u8 = 0;
@@ -152,6 +164,8 @@ const RETAKE_NS: i64 = 3 * SLICE_NS;
 const SLICE_NS: i64 = 10_000_000;
 /// How often the monitor looks.
 const MONITOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
+/// The monitor polls the network when no worker has for this long (Go's sysmon: 10 ms).
+const NETPOLL_BACKSTOP_NS: i64 = 10_000_000;
 
 /// Which processor (and scheduler) the calling thread holds, and which task it runs.
 #[derive(Clone, Copy)]
@@ -290,6 +304,8 @@ impl Sched {
             threads: Mutex::new(Vec::new()),
             poll_word: AtomicPtr::new(std::ptr::null_mut()),
             monitor: Mutex::new(None),
+            poller: std::sync::OnceLock::new(),
+            making_poller: Mutex::new(()),
         });
         stack::install_handler();
         for index in 0..workers {
@@ -318,7 +334,10 @@ impl Sched {
             if let Some(m) = self.monitor.lock().as_ref() {
                 m.unpark();
             }
-            for t in self.idle.lock().iter().chain(self.spares.lock().iter()) {
+            for (t, in_epoll) in self.idle.lock().iter() {
+                self.wake_idle(t, *in_epoll);
+            }
+            for t in self.spares.lock().iter() {
                 t.unpark();
             }
             let handles: Vec<_> = std::mem::take(&mut *self.threads.lock());
@@ -422,9 +441,59 @@ impl Sched {
             }
             t
         };
-        if let Some(t) = thread {
-            t.unpark();
+        if let Some((t, in_epoll)) = thread {
+            self.wake_idle(&t, in_epoll);
         }
+    }
+
+    fn wake_idle(&self, thread: &Thread, in_epoll: bool) {
+        match self.poller.get() {
+            Some(poller) if in_epoll => poller.interrupt(),
+            _ => thread.unpark(),
+        }
+    }
+
+    /// The runtime's epoll set, made on first use.
+    pub(crate) fn poller(&self) -> Result<&Poller, String> {
+        match self.poller.get() {
+            Some(p) => Ok(p),
+            None => self.make_poller(),
+        }
+    }
+
+    /// Out of line: the poller is built in place on the stack, a frame of kilobytes that
+    /// every wait on a task's stack would otherwise set up (and commit a page of).
+    #[cold]
+    #[inline(never)]
+    fn make_poller(&self) -> Result<&Poller, String> {
+        let _making = self.making_poller.lock();
+        if self.poller.get().is_none() {
+            let _ = self.poller.set(Poller::new()?);
+        }
+        Ok(self.poller.get().expect("just made"))
+    }
+
+    /// The epoll set if the runtime has waited on an fd.
+    pub(crate) fn poller_if_made(&self) -> Option<&Poller> {
+        self.poller.get()
+    }
+
+    /// An IO wait is about to park and no worker sleeps in `epoll_wait`. A task's own
+    /// worker polls when it runs out of work (and busy workers every 61st turn); a
+    /// thread that is not a task has no worker: wake an idle one to poll for it.
+    pub(crate) fn poller_wanted(&self) {
+        if !on_task() {
+            self.notify();
+        }
+    }
+
+    /// Polls the network without blocking (if anyone waits on it); true if that woke a
+    /// task. On a worker, the tasks go to its own run queue.
+    fn netpoll_now(&self) -> bool {
+        let Some(poller) = self.poller.get().filter(|p| p.has_waiters()) else { return false };
+        let mut events = io::no_events();
+        let n = poller.wait_reports(0, &mut events);
+        n > 0 && poller.dispatch(&events[..n], false) > 0
     }
 
     fn has_work(&self) -> bool {
@@ -464,6 +533,9 @@ impl Sched {
                 me.run(task);
                 continue;
             }
+            if me.netpoll_now() {
+                continue;
+            }
             if me.shutdown.load(SeqCst) {
                 break;
             }
@@ -478,6 +550,8 @@ impl Sched {
         // Now and then the injector first, so that its tasks are not starved by a
         // busy local queue.
         if tick.is_multiple_of(61) {
+            // And the network: its tasks would otherwise wait until a worker idles.
+            self.netpoll_now();
             if let Some(t) = self.steal_injector(p) {
                 return Some(t);
             }
@@ -577,26 +651,46 @@ impl Sched {
         }
     }
 
+    /// Sleeps until work comes: in `epoll_wait` if the runtime waits on fds and no
+    /// other worker sleeps there, else parked. Either way until the earliest timer.
     fn idle_sleep(&self) {
         let me = std::thread::current();
+        // Claimed before the worker shows itself idle: whoever takes it off the idle
+        // list to wake it must know which way it sleeps.
+        let poller = self.poller.get().filter(|p| p.has_waiters() && p.claim_sleep());
         {
-            self.idle.lock().push(me.clone());
+            self.idle.lock().push((me.clone(), poller.is_some()));
             self.n_idle.fetch_add(1, SeqCst);
         }
         std::sync::atomic::fence(SeqCst);
+        let mut events = None;
         if !self.has_work() && !self.shutdown.load(SeqCst) {
             let next = self.next_timer.load(SeqCst);
-            if next == WEFT_FOREVER {
-                std::thread::park();
-            } else {
-                let left = next.saturating_sub(clock::now()).max(0) as u64;
-                std::thread::park_timeout(std::time::Duration::from_nanos(left));
+            let left = if next == WEFT_FOREVER { -1 } else { next.saturating_sub(clock::now()).max(0) };
+            match poller {
+                Some(poller) => {
+                    let mut buf = io::no_events();
+                    let n = poller.wait_reports(left, &mut buf);
+                    events = Some((buf, n));
+                }
+                None if left < 0 => std::thread::park(),
+                None => std::thread::park_timeout(std::time::Duration::from_nanos(left as u64)),
             }
         }
-        let mut idle = self.idle.lock();
-        if let Some(i) = idle.iter().position(|t| t.id() == me.id()) {
-            idle.swap_remove(i);
-            self.n_idle.fetch_sub(1, SeqCst);
+        if let Some(poller) = poller {
+            poller.release_sleep();
+        }
+        {
+            let mut idle = self.idle.lock();
+            if let Some(i) = idle.iter().position(|(t, _)| t.id() == me.id()) {
+                idle.swap_remove(i);
+                self.n_idle.fetch_sub(1, SeqCst);
+            }
+        }
+        // Off the idle list first: the tasks woken here come to this worker, and the
+        // wake-ups for any beyond the first go to the other idle workers.
+        if let (Some(poller), Some((buf, n))) = (poller, events) {
+            poller.dispatch(&buf[..n], true);
         }
     }
 
@@ -665,10 +759,22 @@ impl Sched {
         for index in retaken {
             self.hand_off(index);
         }
+        self.netpoll_backstop(now);
         if asking {
             word.fetch_or(WEFT_SAFEPOINT_PREEMPT, SeqCst);
         } else if word.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 {
             word.fetch_and(!WEFT_SAFEPOINT_PREEMPT, SeqCst);
+        }
+    }
+
+    /// Polls the network for the workers when none has for a while (they are all busy,
+    /// or parked while the one in `epoll_wait` runs a long task): Go's sysmon. The
+    /// tasks woken go to the injector.
+    fn netpoll_backstop(&self, now: i64) {
+        if let Some(poller) = self.poller.get() {
+            if !poller.someone_sleeps() && now - poller.last_poll() >= NETPOLL_BACKSTOP_NS {
+                self.netpoll_now();
+            }
         }
     }
 
