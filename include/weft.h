@@ -516,6 +516,38 @@ weft_status_t weft_parallel_for(struct weft_runtime_t *rt, size_t begin, size_t 
 /* The slot of key `k`: its index in `weft_task_info_t.locals`. */
 #define WEFT_KEY_SLOT(k) ((size_t)(((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u))
 
+/*
+* weft_task_state(): the calling task's (or host thread's) state pointer, as set
+* with weft_task_set_state; NULL until set. Inline, one load through the thread
+* pointer: libweft keeps the running task's pointer in a thread-local word of its
+* own and switches it with the task, so a green task reads its own on whatever
+* worker it runs. Read it again after any weft call that may switch tasks; do not
+* keep its value in a variable meant as "this thread's". Where it cannot be read
+* inline (another compiler or architecture, or libweft.a without its constructor)
+* it calls weft_task_state_get().
+*/
+extern ptrdiff_t weft_state_tls_offset_;
+void *weft_task_state_get(void);
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__x86_64__)
+static inline void *weft_task_state(void) {
+  void *state;
+  ptrdiff_t offset = weft_state_tls_offset_;
+  if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();
+  __asm__ volatile("movq %%fs:(%1), %0" : "=r"(state) : "r"(offset));
+  return state;
+}
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__aarch64__)
+static inline void *weft_task_state(void) {
+  char *tp;
+  ptrdiff_t offset = weft_state_tls_offset_;
+  if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();
+  __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+  return *(void *const volatile *)(tp + offset);
+}
+#else
+static inline void *weft_task_state(void) { return weft_task_state_get(); }
+#endif
+
 // How many keys may be live at once in a process (created and not deleted). Deleted
 // keys do not count: a process may create and delete keys without end.
 #define WEFT_KEYS_MAX ((1 << WEFT_KEY_SLOT_BITS) - 1)
@@ -530,6 +562,11 @@ typedef void (*weft_key_dtor_fn)(void *value);
 // its slot + 1 (see `WEFT_KEY_SLOT`), the rest a generation that changes when a
 // deleted key's slot is reused.
 typedef uint32_t weft_key_t;
+
+// Owned by libweft, for weft.h's inline `weft_task_state()` only (read it, never write
+// it): the offset of the running task's state word from the thread pointer, the same
+// on every thread; 0 until published, and where weft.h does not read it inline.
+extern ptrdiff_t weft_state_tls_offset_;
 
 // Creates a task-local key. Every task (and host thread) starts with NULL for it.
 // `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
@@ -554,6 +591,17 @@ weft_status_t weft_local_set(weft_key_t key, void *value);
 // 4096 keys have come and gone in that slot). Any thread may delete any key; deleting
 // a key while another thread uses it is the host's race, as with pthread.
 weft_status_t weft_key_delete(weft_key_t key);
+
+// Sets the calling task's (or host thread's) state pointer: one pointer per task that
+// weft keeps beside the task's identity and switches with it (a VM's per-thread state
+// structure), read back with weft.h's inline `weft_task_state()` at the cost of one
+// thread-local load. NULL until set; gone with the task. The pointer is the host's:
+// weft only keeps it. Always `WEFT_OK`.
+weft_status_t weft_task_set_state(void *state);
+
+// The calling task's (or host thread's) state pointer, out of line: what weft.h's
+// `weft_task_state()` calls where it cannot read it inline. NULL until set.
+void *weft_task_state_get(void);
 
 /* ==================================================================================== */
 /* Mutexes                                                                              */

@@ -7,7 +7,8 @@
  *   yield: weft_yield(rt) (the plugin calls sched_yield) vs sched_yield directly.
  * And the per-task state read a VM makes on every bytecode:
  *   local: weft_local_get(key) (a task-local slot, which follows a green task from
- *          worker to worker) vs a plain `__thread` pointer read by the program itself. */
+ *          worker to worker) and weft.h's inline weft_task_state() (the task's state
+ *          pointer) vs a plain `__thread` pointer read by the program itself. */
 #include <sched.h>
 
 #include "bench.h"
@@ -69,6 +70,18 @@ static sample_t local_weft(const params_t *p) {
   return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
 }
 
+static sample_t state_weft(const params_t *p) {
+  static int mine;
+  CHECK(weft_task_set_state(&mine));
+  uintptr_t acc = 0;
+  int64_t t0 = now_ns();
+  for (long i = 0; i < p->n; i++) acc += (uintptr_t)weft_task_state();
+  int64_t t1 = now_ns();
+  keep((uint64_t)acc);
+  if (acc != (uintptr_t)&mine * (uintptr_t)p->n) die("weft_task_state", 1);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
 static __thread void *thread_state;
 
 static sample_t local_thread(const params_t *p) {
@@ -88,9 +101,9 @@ static sample_t local_thread(const params_t *p) {
 void register_callpath_kinds(void) {
   bench_register(&(kind_t){
       .kind = "callpath_local",
-      .unit = "ns per read: weft_local_get(key) vs a __thread pointer",
+      .unit = "ns per read: weft_local_get(key), weft_task_state() vs a __thread pointer",
       .better = "lower",
-      .variants = {{"weft", local_weft}, {"thread", local_thread}},
+      .variants = {{"weft", local_weft}, {"state", state_weft}, {"thread", local_thread}},
   });
   bench_register(&(kind_t){
       .kind = "callpath_now",

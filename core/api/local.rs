@@ -69,3 +69,23 @@ pub extern "C" fn weft_local_set(key: weft_key_t, value: *mut c_void) -> weft_st
 pub extern "C" fn weft_key_delete(key: weft_key_t) -> weft_status_t {
     ffi("weft_key_delete", || keys::delete(key))
 }
+
+/// Sets the calling task's (or host thread's) state pointer: one pointer per task that
+/// weft keeps beside the task's identity and switches with it (a VM's per-thread state
+/// structure), read back with weft.h's inline `weft_task_state()` at the cost of one
+/// thread-local load. NULL until set; gone with the task. The pointer is the host's:
+/// weft only keeps it. Always `WEFT_OK`.
+#[no_mangle]
+pub extern "C" fn weft_task_set_state(state: *mut c_void) -> weft_status_t {
+    ffi("weft_task_set_state", || {
+        context::current().set_state(state);
+        Ok(())
+    })
+}
+
+/// The calling task's (or host thread's) state pointer, out of line: what weft.h's
+/// `weft_task_state()` calls where it cannot read it inline. NULL until set.
+#[no_mangle]
+pub extern "C" fn weft_task_state_get() -> *mut c_void {
+    crate::runtime::current::state()
+}

@@ -194,14 +194,21 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         let rt = mutex.runtime();
         if !rt.checks.on() && mutex.is_last_level_of(ctx.id) {
-            mutex.disown();
-            if mutex.release_uncontended(rt) {
-                return WEFT_OK;
-            }
-            return release_contended(mutex);
+            return release_owned(mutex);
         }
     }
     unlock_with_checks(m)
+}
+
+/// The common end of the unlock fast paths: disowns a mutex the caller holds at its
+/// last level and releases it.
+#[inline(always)]
+fn release_owned(mutex: &MutexObject) -> weft_status_t {
+    mutex.disown();
+    if mutex.release_uncontended(mutex.runtime()) {
+        return WEFT_OK;
+    }
+    release_contended(mutex)
 }
 
 /// The unlock when the fast path did not apply: the same with the checks' bookkeeping
@@ -211,14 +218,9 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
 #[inline(never)]
 fn unlock_with_checks(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
-        let rt = mutex.runtime();
         if mutex.is_last_level_of(ctx.id) {
-            rt.checks.released(ctx, mutex.addr(), Holders::OwnerField);
-            mutex.disown();
-            if mutex.release_uncontended(rt) {
-                return WEFT_OK;
-            }
-            return release_contended(mutex);
+            mutex.runtime().checks.released(ctx, mutex.addr(), Holders::OwnerField);
+            return release_owned(mutex);
         }
     }
     unlock_checked(m)

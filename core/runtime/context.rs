@@ -7,7 +7,9 @@
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::Arc;
 
 use crate::ffi::error::{LastErrorBuf, TaskError};
@@ -30,6 +32,9 @@ pub(crate) struct Context {
     pub(crate) mutator: Mutator,
     /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
     pub(crate) read_locks_held: AtomicU32,
+    /// The host's state pointer (`weft_task_set_state`), copied into the thread's slot
+    /// whenever the context becomes the running one, for weft.h's inline read.
+    state: AtomicPtr<c_void>,
     /// A task's spawn argument until its function is called (0 after, and for a host
     /// thread): until then it is held only by weft, so `weft_tasks_foreach` reports it
     /// as the task's root.
@@ -73,6 +78,7 @@ impl Context {
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
             read_locks_held: AtomicU32::new(0),
+            state: AtomicPtr::new(ptr::null_mut()),
             start_arg: AtomicUsize::new(0),
             slots: UnsafeCell::new(Vec::new()),
             held: UnsafeCell::new(Vec::new()),
@@ -177,6 +183,13 @@ impl Context {
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.load(SeqCst)
     }
+
+    /// Sets the host's state pointer. Only on the running context (its thread's slot
+    /// holds the copy weft.h reads).
+    pub(crate) fn set_state(&self, state: *mut c_void) {
+        self.state.store(state, Relaxed);
+        current::set_state(state);
+    }
 }
 
 /// The context of a host thread, made the first time the thread needs one and dropped
@@ -208,9 +221,11 @@ thread_local! {
     static THREAD: std::cell::OnceCell<ThreadContext> = const { std::cell::OnceCell::new() };
 }
 
-/// Makes `ctx` (NULL: none) the running context of this thread.
+/// Makes `ctx` (NULL: none) the running context of this thread, with its state pointer.
 fn make_current(ctx: *const Context) {
-    current::set(ctx as *mut c_void);
+    // SAFETY: a non-NULL `ctx` is alive while it is current (see `current`).
+    let state = unsafe { ctx.as_ref() }.map_or(ptr::null_mut(), |c| c.state.load(Relaxed));
+    current::set(ctx as *mut c_void, state);
 }
 
 /// The running context: the current task's, or this host thread's (made on first use).

@@ -394,3 +394,45 @@ TEST_IMPL(keys_thread_exit_calls_weft) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* weft_task_state(): each task reads its own state pointer, inline, across many yields
+ * (green tasks move between workers meanwhile; sim switches tasks on one thread); a
+ * task that never set one reads NULL; a host thread has its own. */
+enum { STATE_TASKS = 6, STATE_ROUNDS = 300 };
+
+typedef struct {
+  weft_runtime_t *rt;
+  int mine;
+} state_arg_t;
+
+static int32_t keep_own_state(void *arg, void **result) {
+  (void)result;
+  state_arg_t *a = arg;
+  if (weft_task_state() != NULL || weft_task_state_get() != NULL) return 1;
+  if (weft_task_set_state(&a->mine) != WEFT_OK) return 2;
+  for (int i = 0; i < STATE_ROUNDS; i++) {
+    if (weft_task_state() != &a->mine || weft_task_state_get() != &a->mine) return 3;
+    if (weft_yield(a->rt) != WEFT_OK) return 4;
+  }
+  if (weft_task_set_state(NULL) != WEFT_OK || weft_task_state() != NULL) return 5;
+  return 0;
+}
+
+TEST_IMPL(task_state_follows_the_task) {
+  weft_runtime_t *rt = test_open_runtime();
+  int main_state;
+  ASSERT_OK(weft_task_set_state(&main_state));
+  ASSERT(weft_task_state() == &main_state);
+  state_arg_t args[STATE_TASKS];
+  weft_task_t *tasks[STATE_TASKS];
+  for (int i = 0; i < STATE_TASKS; i++) {
+    args[i] = (state_arg_t){rt, i};
+    tasks[i] = test_spawn(rt, keep_own_state, &args[i]);
+  }
+  for (int i = 0; i < STATE_TASKS; i++) ASSERT_EQ(test_join(tasks[i]), 0);
+  ASSERT(weft_task_state() == &main_state); /* the host thread's, untouched */
+  ASSERT_OK(weft_task_set_state(NULL));
+  ASSERT(weft_task_state() == NULL && weft_task_state_get() == NULL);
+  test_close_runtime(rt);
+  return TEST_OK;
+}

@@ -41,7 +41,8 @@ sort -k1 "$work/per" | awk '{ printf "  %-30s %8s\n", $1, $2 }'
 # instructions on a fast path fails here. Measured on native and green (2026-11-29):
 # mutex pair 89 (glibc: default 68, errorcheck 100), weft_now 19 over clock_gettime,
 # weft_local_get 27 over a __thread read (the key's liveness, the running context, the
-# slot's key: a deleted key reads NULL), a condition signal with no waiter 26,
+# slot's key: a deleted key reads NULL), weft.h's inline weft_task_state() 2 over it, a
+# condition signal with no waiter 26,
 # weft_yield 34 over sched_yield on native; on green a yield from a thread that is not
 # a task is a blocking region (173 over).
 case $plugin in
@@ -53,5 +54,6 @@ check "weft mutex pair vs glibc errorcheck pair" "$(per weft_mutex)" "$(per glib
 check "weft_now over clock_gettime" "$(awk -v a="$(per weft_now)" -v b="$(per clock_gettime)" 'BEGIN { print a - b }')" 24
 check "weft_yield over sched_yield" "$(awk -v a="$(per weft_yield)" -v b="$(per sched_yield)" 'BEGIN { print a - b }')" $yield_bound
 check "weft_local_get over a __thread read" "$(awk -v a="$(per weft_local_get)" -v b="$(per thread_read)" 'BEGIN { print a - b }')" 30
+check "weft_task_state() over a __thread read" "$(awk -v a="$(per weft_task_state)" -v b="$(per thread_read)" 'BEGIN { print a - b }')" 6
 check "weft_cond_signal, no waiter" "$(per weft_cond_signal)" 32
 exit $failed

@@ -78,6 +78,10 @@ __attribute__((noinline)) void probe_weft_local_get(long n) {
   for (long i = 0; i < n; i++) sink += (uintptr_t)weft_local_get(key);
 }
 
+__attribute__((noinline)) void probe_weft_task_state(long n) {
+  for (long i = 0; i < n; i++) sink += (uintptr_t)weft_task_state();
+}
+
 __attribute__((noinline)) void probe_thread_read(long n) {
   for (long i = 0; i < n; i++) {
     __asm__ volatile("" ::: "memory");
@@ -100,6 +104,7 @@ int main(int argc, char **argv) {
   MUST(weft_cond_init(rt, &cond));
   MUST(weft_key_create(rt, NULL, &key));
   MUST(weft_local_set(key, &key));
+  MUST(weft_task_set_state(&key));
   thread_state = &key;
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
@@ -116,6 +121,7 @@ int main(int argc, char **argv) {
     probe_weft_yield(k);
     probe_sched_yield(k);
     probe_weft_local_get(k);
+    probe_weft_task_state(k);
     probe_thread_read(k);
     probe_weft_cond_signal(k);
   }

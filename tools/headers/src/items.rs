@@ -56,6 +56,11 @@ fn declared_name(decl: &str) -> Option<(String, bool)> {
         let last = rest.trim_end_matches(';').split_whitespace().last()?;
         return Some((ident_at(last), false));
     }
+    if let Some(rest) = decl.strip_prefix("extern ").filter(|r| !r.contains('(')) {
+        // A variable: `extern TYPE NAME;`.
+        let last = rest.trim_end_matches(';').split_whitespace().last()?;
+        return Some((ident_at(last.trim_start_matches('*')), false));
+    }
     let open = decl.find('(')?;
     let before = decl[..open].trim_end();
     let start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);

@@ -91,9 +91,49 @@ pub const SECTIONS: &[Section] = &[
         title: "Task-local slots",
         lead: "Keys are process-wide; each task (and each host thread) has its own value for\n\
                every key, which follows the task wherever it runs.",
-        items: &["weft_key_*", "WEFT_KEYS_MAX", "WEFT_KEY_SLOT_BITS", "weft_local_*"],
+        items: &[
+            "weft_key_*",
+            "WEFT_KEYS_MAX",
+            "WEFT_KEY_SLOT_BITS",
+            "weft_local_*",
+            "weft_task_set_state",
+            "weft_task_state_get",
+            "weft_state_tls_offset_",
+        ],
         extra: "/* The slot of key `k`: its index in `weft_task_info_t.locals`. */\n\
-                #define WEFT_KEY_SLOT(k) ((size_t)(((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u))\n",
+                #define WEFT_KEY_SLOT(k) ((size_t)(((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u))\n\
+                \n\
+                /*\n\
+                 * weft_task_state(): the calling task's (or host thread's) state pointer, as set\n\
+                 * with weft_task_set_state; NULL until set. Inline, one load through the thread\n\
+                 * pointer: libweft keeps the running task's pointer in a thread-local word of its\n\
+                 * own and switches it with the task, so a green task reads its own on whatever\n\
+                 * worker it runs. Read it again after any weft call that may switch tasks; do not\n\
+                 * keep its value in a variable meant as \"this thread's\". Where it cannot be read\n\
+                 * inline (another compiler or architecture, or libweft.a without its constructor)\n\
+                 * it calls weft_task_state_get().\n\
+                 */\n\
+                extern ptrdiff_t weft_state_tls_offset_;\n\
+                void *weft_task_state_get(void);\n\
+                #if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__x86_64__)\n\
+                static inline void *weft_task_state(void) {\n\
+                \x20 void *state;\n\
+                \x20 ptrdiff_t offset = weft_state_tls_offset_;\n\
+                \x20 if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();\n\
+                \x20 __asm__ volatile(\"movq %%fs:(%1), %0\" : \"=r\"(state) : \"r\"(offset));\n\
+                \x20 return state;\n\
+                }\n\
+                #elif (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__aarch64__)\n\
+                static inline void *weft_task_state(void) {\n\
+                \x20 char *tp;\n\
+                \x20 ptrdiff_t offset = weft_state_tls_offset_;\n\
+                \x20 if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();\n\
+                \x20 __asm__ volatile(\"mrs %0, tpidr_el0\" : \"=r\"(tp));\n\
+                \x20 return *(void *const volatile *)(tp + offset);\n\
+                }\n\
+                #else\n\
+                static inline void *weft_task_state(void) { return weft_task_state_get(); }\n\
+                #endif\n",
     },
     Section {
         title: "Mutexes",
