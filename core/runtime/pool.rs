@@ -31,7 +31,7 @@ pub(crate) type RangeFn = unsafe extern "C" fn(usize, usize, *mut c_void) -> i32
 
 /// Chunks per participant when the caller lets weft choose the grain: enough for the
 /// load to even out, few enough that a chunk's overhead stays small.
-const CHUNKS_PER_PARTICIPANT: usize = 4;
+const CHUNKS_PER_PARTICIPANT: usize = 16;
 
 /// With the grain left to weft, how long the caller works alone before it hands the
 /// rest of the range to the pool: waking a worker and waiting for its last chunk costs
