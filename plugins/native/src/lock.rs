@@ -31,9 +31,10 @@ const UNLOCKED: u8 = 0;
 const LOCKED: u8 = 1;
 const CONTENDED: u8 = 2;
 
-/// Spins before a contended lock parks: enough for a critical section that is about to
-/// end (libweft spins before calling the plugin too, on platforms of OS threads).
-const SPINS: u32 = 64;
+/// Steps of the contended lock's wait before it parks: `SPIN_ONLY_STEPS` of 2, 4, 8
+/// pauses, then yields (`wait::backoff_yield`: the thread on native, the task on green).
+const SPIN_STEPS: u32 = 10;
+const SPIN_ONLY_STEPS: u32 = 3;
 
 /// # Safety
 /// `obj` is the plugin bytes of a mutex, 8-aligned, initialised by `mutex_init`.
@@ -53,14 +54,27 @@ fn try_lock(m: &AtomicU8) -> bool {
     m.compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed).is_ok()
 }
 
-/// The contended path: spins `spins` times, then parks until the deadline. True if
-/// locked.
-fn lock_slow(m: &AtomicU8, spins: u32, deadline: i64) -> bool {
-    for _ in 0..spins {
-        if m.load(Relaxed) == UNLOCKED && try_lock(m) {
-            return true;
+/// The contended path: first, while nobody is parked on the lock and `spin` is asked
+/// for, a short spin and then a few yields (the holder of a short critical section
+/// releases it meanwhile, and the caller takes it without any thread parking or
+/// waking: parking_lot's way, which keeps a contended lock's throughput up); then it
+/// parks until the deadline. True if locked.
+fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
+    if spin {
+        for step in 0..SPIN_STEPS {
+            let state = m.load(Relaxed);
+            if state == UNLOCKED && try_lock(m) {
+                return true;
+            }
+            if state == CONTENDED {
+                break; // others are parked already: queue behind them
+            }
+            if step < SPIN_ONLY_STEPS {
+                (0..2u32 << step).for_each(|_| std::hint::spin_loop());
+            } else {
+                wait::backoff_yield();
+            }
         }
-        std::hint::spin_loop();
     }
     let key = m as *const AtomicU8 as usize;
     loop {
@@ -95,7 +109,7 @@ pub(crate) unsafe extern "C" fn mutex_lock(obj: *mut c_void) -> weft_status_t {
         // SAFETY: an initialised mutex.
         let m = unsafe { mutex_byte(obj) };
         if !try_lock(m) {
-            HOST.blocking(|| lock_slow(m, SPINS, WEFT_FOREVER));
+            HOST.blocking(|| lock_slow(m, true, WEFT_FOREVER));
         }
         WEFT_OK
     })
@@ -120,7 +134,7 @@ pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64
         if clock::expired(deadline) {
             return WEFT_ETIMEDOUT;
         }
-        if HOST.blocking(|| lock_slow(m, SPINS, deadline)) {
+        if HOST.blocking(|| lock_slow(m, true, deadline)) {
             WEFT_OK
         } else {
             WEFT_ETIMEDOUT
@@ -161,7 +175,7 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
             // The signaller usually still holds the mutex and keeps it for a while (it
             // returns from the signal, then unlocks): park at once rather than spin.
             if !try_lock(m) {
-                lock_slow(m, 0, WEFT_FOREVER);
+                lock_slow(m, false, WEFT_FOREVER);
             }
             woke
         });
