@@ -166,19 +166,26 @@ mod imp {
         }
     }
 
-    /// Publishes the state word's offset for weft.h (the same value every time).
-    pub(super) extern "C" fn publish_offset() {
-        let offset = slot_offset() + (super::STATE * 8) as isize;
-        // SAFETY: an aligned word, only ever written with this one value; weft.h reads
-        // it, and takes 0 (before the first write) as "not published: call".
-        unsafe { std::ptr::addr_of_mut!(super::weft_state_tls_offset_).write_volatile(offset) };
+    /// Publishes the state word's offset for weft.h, once.
+    pub(super) fn publish_offset() {
+        static PUBLISHED: std::sync::Once = std::sync::Once::new();
+        PUBLISHED.call_once(|| {
+            let offset = slot_offset() + (super::STATE * 8) as isize;
+            // SAFETY: an aligned word written once, here; weft.h reads it, and takes 0
+            // (before this write) as "not published: call weft_task_state_get".
+            unsafe { std::ptr::addr_of_mut!(super::weft_state_tls_offset_).write_volatile(offset) };
+        });
+    }
+
+    extern "C" fn publish_at_load() {
+        publish_offset();
     }
 
     // When the library loads. (Linked from libweft.a, a constructor in an object
     // nothing else pulls in may be left out: `set_state` publishes it too.)
     #[used]
     #[link_section = ".init_array"]
-    static PUBLISH_OFFSET: extern "C" fn() = publish_offset;
+    static PUBLISH_OFFSET: extern "C" fn() = publish_at_load;
 }
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
