@@ -563,7 +563,6 @@ static int32_t nap_task(void *arg, void **result) {
  * round must wake it (the eventfd) or be seen by it; a wake-up lost between "I am
  * going to sleep" and "work was queued" fails the round's deadline. */
 TEST_IMPL(io_wakeups_around_the_poller) {
-  test_skip_if_one_thread("the sim platform has no IO waits");
   /* Long runs on one worker and on the default count; then many short runtimes, each
    * closed right after its rounds (a close must reach a worker asleep in epoll_wait). */
   enum { LONG_RUNS = 2, LONG_ROUNDS = 2000, SHORT_RUNS = 200, SHORT_ROUNDS = 3 };
