@@ -100,17 +100,9 @@ pub(crate) unsafe extern "C" fn sleep_until(_rt: *mut weft_plat_rt_t, deadline: 
     HOST.guard(|| {
         let Some(me) = sched::current_task() else {
             // A thread the host made: not cancellable, a plain sleep.
-            return HOST.blocking(|| loop {
-                match clock::instant(deadline) {
-                    None => std::thread::park(),
-                    Some(until) => {
-                        let now = std::time::Instant::now();
-                        if until <= now {
-                            return WEFT_OK;
-                        }
-                        std::thread::sleep(until - now);
-                    }
-                }
+            return HOST.blocking(|| {
+                clock::sleep_thread_until(deadline);
+                WEFT_OK
             });
         };
         let key = me.sleep_key();

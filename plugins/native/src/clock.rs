@@ -25,6 +25,23 @@ pub(crate) fn instant(deadline: i64) -> Option<Instant> {
     Instant::now().checked_add(Duration::from_nanos(left))
 }
 
+/// Sleeps the calling OS thread until `deadline` (for ever: parks it, never to be
+/// woken by the plugin). For a thread the host made, which is no task of the plugin.
+pub(crate) fn sleep_thread_until(deadline: i64) {
+    loop {
+        match instant(deadline) {
+            None => std::thread::park(),
+            Some(until) => {
+                let now = Instant::now();
+                if until <= now {
+                    return;
+                }
+                std::thread::sleep(until - now);
+            }
+        }
+    }
+}
+
 /// A select's random state from a deterministic platform's stream; this clock's
 /// platforms have none (each thread seeds its own, see `chan.rs`).
 pub(crate) fn select_random() -> Option<u64> {
