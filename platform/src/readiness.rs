@@ -37,8 +37,14 @@ pub enum PollNow {
     /// Ready: the weft events (never 0).
     Ready(u32),
     NotReady,
-    /// `POLLNVAL`: the fd is not open (closed while waited on).
+    /// `POLLNVAL`: the fd is not open (never opened, or closed before or while waited on).
     NotOpen,
+}
+
+/// The error detail every Rust plugin gives for an fd that is not open (the pthread
+/// plugin writes the same words in C).
+pub fn not_open_detail(fd: i32) -> String {
+    format!("fd {fd} is not open (closed, or never opened; call weft_fd_forget before close)")
 }
 
 /// Polls `fd` for `events` without waiting.

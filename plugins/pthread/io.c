@@ -129,7 +129,7 @@ static weft_status_t finish(int fd, uint32_t events, short polled, uint32_t *rev
   if (polled & POLLNVAL) {
     char detail[160];
     snprintf(detail, sizeof detail,
-             "fd %d is not open (closed while a task waited on it? call weft_fd_forget before close)", fd);
+             "fd %d is not open (closed, or never opened; call weft_fd_forget before close)", fd);
     host->set_error_detail(detail);
     return WEFT_EINVAL;
   }

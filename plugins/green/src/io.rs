@@ -30,7 +30,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
 use parking_lot::Mutex;
-use weft_platform::readiness::{poll_now, PollNow};
+use weft_platform::readiness::{not_open_detail, poll_now, PollNow};
 use weft_platform::*;
 
 use crate::clock;
@@ -269,7 +269,7 @@ impl Poller {
                     break WEFT_OK;
                 }
                 PollNow::NotOpen => {
-                    break HOST.fail(WEFT_EINVAL, &format!("fd {fd} is not open (closed while waited on?)"));
+                    break HOST.fail(WEFT_EINVAL, &not_open_detail(fd));
                 }
                 PollNow::NotReady => {}
             }
@@ -301,16 +301,19 @@ impl Poller {
                 };
                 if let Err(e) = self.arm(fd, entry, new) {
                     // An fd epoll does not take (a regular file: EPERM) is always ready
-                    // to poll; the task did not poll it yet.
+                    // to poll; the task did not poll it yet. One that is not open
+                    // (EBADF) is found here too. An entry made for this wait goes: a
+                    // host that waits on bad fds must not grow the table.
+                    if new {
+                        shard.remove(&fd);
+                    }
                     match poll_now(fd, events) {
                         PollNow::Ready(ready) => {
                             // SAFETY: the runtime passes a valid out-pointer.
                             unsafe { *revents = ready };
                             break WEFT_OK;
                         }
-                        PollNow::NotOpen => {
-                            break HOST.fail(WEFT_EINVAL, &format!("fd {fd} is not open (closed while waited on?)"))
-                        }
+                        PollNow::NotOpen => break HOST.fail(WEFT_EINVAL, &not_open_detail(fd)),
                         PollNow::NotReady => break HOST.fail(WEFT_EINVAL, &format!("cannot wait on fd {fd}: {e}")),
                     }
                 }

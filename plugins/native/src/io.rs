@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use weft_platform::readiness::{poll_events, ready_events};
+use weft_platform::readiness::{not_open_detail, poll_events, ready_events};
 use weft_platform::*;
 
 use crate::clock;
@@ -121,10 +121,7 @@ impl Registry {
 }
 
 fn not_open(fd: i32) -> weft_status_t {
-    HOST.fail(
-        WEFT_EINVAL,
-        &format!("fd {fd} is not open (closed while a task waited on it? call weft_fd_forget before close)"),
-    )
+    HOST.fail(WEFT_EINVAL, &not_open_detail(fd))
 }
 
 /// Polls `fds` until one is ready or `deadline`; retries on EINTR. Returns false when

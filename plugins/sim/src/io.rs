@@ -6,7 +6,7 @@
 //! IO; which ready waiter runs is the seeded strategy's. With IO the program does to
 //! itself (pipes, socket pairs, eventfds its own tasks write) readiness changes only at
 //! the program's own steps, so a seed replays exactly.
-use weft_platform::readiness::{poll_events, poll_now, PollNow};
+use weft_platform::readiness::{not_open_detail, poll_events, poll_now, PollNow};
 use weft_platform::*;
 
 use crate::sched::{Call, Obj};
@@ -76,12 +76,7 @@ pub(crate) unsafe extern "C" fn fd_wait(
                     break WEFT_OK;
                 }
                 PollNow::NotOpen => {
-                    break HOST.fail(
-                        WEFT_EINVAL,
-                        &format!(
-                            "fd {fd} is not open (closed while a task waited on it? call weft_fd_forget before close)"
-                        ),
-                    );
+                    break HOST.fail(WEFT_EINVAL, &not_open_detail(fd));
                 }
                 PollNow::NotReady => {}
             }
