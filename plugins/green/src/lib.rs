@@ -17,8 +17,9 @@ mod shared {
     pub(crate) mod chan;
     pub(crate) mod clock;
     pub(crate) mod lock;
+    pub(crate) mod yields;
 }
-use shared::{chan, clock, lock};
+use shared::{chan, clock, lock, yields};
 mod io;
 mod sched;
 mod stack;

@@ -19,6 +19,7 @@ use weft_platform::WEFT_FOREVER;
 
 use crate::clock;
 use crate::sched::{self, Task};
+use crate::yields;
 use crate::HOST;
 
 /// How a wait ended.
@@ -80,7 +81,18 @@ pub(crate) fn backoff() -> Backoff {
 /// waiter backing off before it parks): on a task, the tasks queued on this worker run
 /// first (the partner is often one of them); on a thread, another OS thread.
 pub(crate) fn backoff_yield() {
-    sched::yield_now();
+    if sched::on_task() {
+        sched::yield_now();
+    } else {
+        yields::timed_yield();
+    }
+}
+
+/// Whether a back-off should yield before it parks: a task always (its yield lets the
+/// worker's other tasks run, the partner often among them); a thread not while yields
+/// have been slow (more runnable threads than CPUs, `yields.rs` of the native plugin).
+pub(crate) fn yielding_pays() -> bool {
+    sched::on_task() || yields::yielding_pays()
 }
 
 /// True when the calling task has been cancelled (and the runtime does not mask it).

@@ -544,8 +544,10 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
         }
         if step < backoff.spin_steps {
             (0..1u32 << step).for_each(|_| std::hint::spin_loop());
-        } else {
+        } else if wait::yielding_pays() {
             wait::backoff_yield();
+        } else {
+            break; // overloaded: a yield would send us behind every runnable thread
         }
     }
     let (mut claimed_yields, mut giving_up) = (0, false);
@@ -561,7 +563,7 @@ fn wait_for(sel: &Sel, deadline: i64) -> Outcome {
         // than yield in a loop, which burns the CPU the completer needs. Past our
         // deadline (the give-up found it claimed) we can only wait for the outcome, and
         // a give-back wakes nobody: yield then.
-        if state == CLAIMED && (giving_up || claimed_yields < 3) {
+        if state == CLAIMED && (giving_up || (claimed_yields < 3 && wait::yielding_pays())) {
             claimed_yields += 1;
             wait::backoff_yield();
             continue;
@@ -706,6 +708,7 @@ unsafe fn buffered_single(chan: &Chan, buffer: &Buffer, buf: *mut u8, deadline: 
         }
         if !wait::backoff().snooze_before_queueing
             || backoff.is_completed()
+            || (backoff.would_yield() && !wait::yielding_pays())
             || !*may_wait.get_or_insert_with(|| !clock::expired(deadline))
         {
             break;

@@ -13,6 +13,7 @@ mod lock;
 mod sync;
 mod task;
 mod wait;
+mod yields;
 
 use weft_platform::*;
 

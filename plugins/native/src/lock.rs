@@ -71,8 +71,10 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             }
             if step < SPIN_ONLY_STEPS {
                 (0..2u32 << step).for_each(|_| std::hint::spin_loop());
-            } else {
+            } else if wait::yielding_pays() {
                 wait::backoff_yield();
+            } else {
+                break; // overloaded: park rather than go behind every runnable thread
             }
         }
     }

@@ -15,6 +15,7 @@ use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNP
 
 use crate::clock;
 use crate::io::WakeFd;
+use crate::yields;
 use crate::HOST;
 
 /// What the native plugin knows of one of its tasks, shared by the task's thread and
@@ -76,9 +77,15 @@ pub(crate) fn backoff() -> Backoff {
 }
 
 /// Lets a partner that is about to complete the caller's operation run (a channel
-/// waiter backing off before it parks): here, another OS thread.
+/// waiter backing off before it parks): here, another OS thread. Timed (`yields.rs`).
 pub(crate) fn backoff_yield() {
-    std::thread::yield_now();
+    yields::timed_yield();
+}
+
+/// Whether a back-off should yield before it parks: not while yields have been slow
+/// (more runnable threads than CPUs, `yields.rs`).
+pub(crate) fn yielding_pays() -> bool {
+    yields::yielding_pays()
 }
 
 const CANCEL_TOKEN: UnparkToken = UnparkToken(1);

@@ -33,6 +33,12 @@ pub(crate) fn backoff_yield() {
     }
 }
 
+/// Back-offs always take their switch points: virtual time has no overload, and the
+/// schedule must not depend on how long a real yield took.
+pub(crate) fn yielding_pays() -> bool {
+    true
+}
+
 /// True when the calling task has been cancelled (and the runtime does not mask it).
 pub(crate) fn cancelled() -> bool {
     HOST.cancel_pending()

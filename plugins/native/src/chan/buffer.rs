@@ -231,6 +231,11 @@ impl Backoff {
         }
     }
 
+    /// True when the next `snooze` yields rather than spins.
+    pub(super) fn would_yield(&self) -> bool {
+        self.step > SPIN_LIMIT
+    }
+
     /// True once snoozing has gone on long enough that parking is cheaper.
     pub(super) fn is_completed(&self) -> bool {
         self.step > YIELD_LIMIT
