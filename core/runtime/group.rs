@@ -166,7 +166,12 @@ impl Group {
     /// first failure's.
     pub(crate) fn wait(&self, deadline: i64) -> Result<i32> {
         loop {
-            let next = self.state.lock().tasks.first().copied();
+            // The newest first: it is the last to run (the oldest have often finished by
+            // now, and are joined without waiting), and it is taken off the end of the
+            // list, where removing costs nothing. Taken off the front, the removal
+            // moved the rest of the list each time: quadratic in the group's size (at
+            // 10,000 tasks, some 38,000 instructions of memmove a task).
+            let next = self.state.lock().tasks.last().copied();
             let Some(task) = next else { return Ok(self.failed.load(Acquire)) };
             match task.join(deadline) {
                 Ok(_) => {}
@@ -177,7 +182,8 @@ impl Group {
                 Err(e) => return Err(e),
             }
             let mut state = self.state.lock();
-            if let Some(at) = state.tasks.iter().position(|t| ptr::eq(*t, task)) {
+            // From the end: only tasks spawned during the join are behind it.
+            if let Some(at) = state.tasks.iter().rposition(|t| ptr::eq(*t, task)) {
                 state.tasks.remove(at);
             }
             drop(state);
