@@ -21,8 +21,14 @@ pub(crate) const GUARD: usize = 64 * 1024;
 /// Free stacks kept per size class.
 const POOL_PER_SIZE: usize = 16384;
 /// Pooled stacks keep this much of their top committed; below it, pages a deep task
-/// committed are given back when the stack returns to the pool.
+/// committed are given back to the kernel ("trimmed") once the stack has been in the
+/// pool a while (see `give_back`).
 const KEEP_COMMITTED: usize = 64 * 1024;
+/// At most this many pooled stacks of a size class are untrimmed: the ones given back
+/// last, reused first.
+const HOT: usize = 64;
+/// How many of the oldest untrimmed stacks are trimmed together, by one system call.
+const TRIM_BATCH: usize = 32;
 
 fn page() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
@@ -125,8 +131,28 @@ unsafe impl CoroStack for Stack {
     }
 }
 
-/// Free stacks by usable size.
-static POOL: Mutex<Vec<(usize, Vec<Stack>)>> = Mutex::new(Vec::new());
+/// Free stacks of one usable size.
+struct Class {
+    size: usize,
+    /// Given back lately, used as they are: pages a deep task committed below the top
+    /// `KEEP_COMMITTED` may still be there. Taken first (the most recent first: warm).
+    hot: Vec<Stack>,
+    /// Trimmed: only their top `KEEP_COMMITTED` may still be committed.
+    trimmed: Vec<Stack>,
+}
+
+static POOL: Mutex<Vec<Class>> = Mutex::new(Vec::new());
+
+fn class(pool: &mut Vec<Class>, size: usize) -> &mut Class {
+    let index = match pool.iter().position(|c| c.size == size) {
+        Some(i) => i,
+        None => {
+            pool.push(Class { size, hot: Vec::new(), trimmed: Vec::new() });
+            pool.len() - 1
+        }
+    };
+    &mut pool[index]
+}
 
 /// A stack of at least `requested` bytes (0: the default), from the pool or new.
 pub(crate) fn take(requested: usize) -> Option<Stack> {
@@ -136,8 +162,8 @@ pub(crate) fn take(requested: usize) -> Option<Stack> {
     }
     {
         let mut pool = POOL.lock();
-        if let Some((_, free)) = pool.iter_mut().find(|(s, _)| *s == size) {
-            if let Some(stack) = free.pop() {
+        if let Some(c) = pool.iter_mut().find(|c| c.size == size) {
+            if let Some(stack) = c.hot.pop().or_else(|| c.trimmed.pop()) {
                 return Some(stack);
             }
         }
@@ -145,24 +171,77 @@ pub(crate) fn take(requested: usize) -> Option<Stack> {
     Stack::map(size)
 }
 
-/// Gives a stack whose coroutine finished back to the pool.
+/// Gives a stack whose coroutine finished back to the pool, without a system call as a
+/// rule. Which pages below its top a task touched cannot be known without asking the
+/// kernel, and asking (or trimming every stack, as this did first) is a system call per
+/// task; so a stack goes back as it is, among the `HOT` given back last, and when there
+/// are more, the oldest `TRIM_BATCH` of them are trimmed together, by one
+/// `process_madvise` (one `madvise` each where the kernel cannot). The memory a deep task
+/// committed is thus kept only while its stack is among the last `HOT` of its size,
+/// and a stack reused at once (the common case: tasks that come and go) keeps the pages
+/// its next task would fault in again.
 pub(crate) fn give_back(stack: Stack) {
-    if stack.size > KEEP_COMMITTED {
-        // The pages below the top were touched only by a deep task: let them go.
-        let len = stack.size - KEEP_COMMITTED;
-        // SAFETY: usable memory of our own mapping, which nothing runs on now.
-        unsafe { libc::madvise((stack.low + GUARD) as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    }
-    let mut pool = POOL.lock();
-    let index = match pool.iter().position(|(s, _)| *s == stack.size) {
-        Some(i) => i,
-        None => {
-            pool.push((stack.size, Vec::new()));
-            pool.len() - 1
+    let size = stack.size;
+    let mut batch: smallvec::SmallVec<[Stack; TRIM_BATCH]> = smallvec::SmallVec::new();
+    {
+        let mut pool = POOL.lock();
+        let c = class(&mut pool, size);
+        if c.hot.len() + c.trimmed.len() >= POOL_PER_SIZE {
+            drop(pool);
+            drop(stack);
+            return;
         }
-    };
-    if pool[index].1.len() < POOL_PER_SIZE {
-        pool[index].1.push(stack);
+        if size <= KEEP_COMMITTED {
+            c.trimmed.push(stack);
+            return;
+        }
+        c.hot.push(stack);
+        if c.hot.len() <= HOT {
+            return;
+        }
+        batch.extend(c.hot.drain(..TRIM_BATCH));
+    }
+    trim(&batch);
+    let mut pool = POOL.lock();
+    class(&mut pool, size).trimmed.extend(batch);
+}
+
+/// `process_madvise`'s file descriptor for the calling process itself (`PIDFD_SELF`, in
+/// recent kernels; the libc crate does not define it): valid across a fork, unlike a
+/// pidfd opened once.
+const PIDFD_SELF: libc::c_long = -10000;
+static PROCESS_MADVISE_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// Gives back to the kernel the pages below the top `KEEP_COMMITTED` of every stack of
+/// `stacks` (nothing runs on them).
+fn trim(stacks: &[Stack]) {
+    let ranges: smallvec::SmallVec<[libc::iovec; TRIM_BATCH]> = stacks
+        .iter()
+        .map(|s| libc::iovec { iov_base: (s.low + GUARD) as *mut libc::c_void, iov_len: s.size - KEEP_COMMITTED })
+        .collect();
+    if PROCESS_MADVISE_WORKS.load(Relaxed) {
+        let total: usize = ranges.iter().map(|r| r.iov_len).sum();
+        // SAFETY: the ranges are usable memory of our own mappings, which nothing runs
+        // on now; the vector outlives the call.
+        let done = unsafe {
+            libc::syscall(libc::SYS_process_madvise, PIDFD_SELF, ranges.as_ptr(), ranges.len(), libc::MADV_DONTNEED, 0)
+        };
+        if done >= 0 && done as usize == total {
+            return;
+        }
+        if done < 0 {
+            // An older kernel (no PIDFD_SELF, or no MADV_DONTNEED through
+            // process_madvise), or valgrind: one madvise per stack from now on.
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            if matches!(errno, Some(libc::ENOSYS | libc::EINVAL | libc::EBADF | libc::EPERM | libc::ESRCH)) {
+                PROCESS_MADVISE_WORKS.store(false, Relaxed);
+            }
+        }
+        // Short or failed: the ranges again one by one (advising one twice is harmless).
+    }
+    for r in &ranges {
+        // SAFETY: as above.
+        unsafe { libc::madvise(r.iov_base, r.iov_len, libc::MADV_DONTNEED) };
     }
 }
 
@@ -321,5 +400,97 @@ fn reset_default(sig: libc::c_int) {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;
         libc::sigaction(sig, &action, std::ptr::null_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a byte to every page of a stack's usable part (a deep task).
+    fn touch_all(stack: &Stack) {
+        for at in (stack.low + GUARD..stack.low + GUARD + stack.size).step_by(page()) {
+            // SAFETY: usable memory of a stack that nothing runs on.
+            unsafe { std::ptr::write_volatile(at as *mut u8, 1) };
+        }
+    }
+
+    /// Whether the lowest usable page (below the kept top) is resident.
+    fn bottom_resident(stack: &Stack) -> bool {
+        let mut vec = [0u8; 1];
+        // SAFETY: a page of our own mapping; `vec` has room for its one entry.
+        let rc = unsafe { libc::mincore((stack.low + GUARD) as *mut libc::c_void, page(), vec.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        vec[0] & 1 != 0
+    }
+
+    #[test]
+    fn deep_stacks_are_trimmed_once_beyond_the_hot_ones_and_reused_last_in_first_out() {
+        // A size no other test uses: the pool is the process's.
+        let size = 200 * 1024;
+        let stacks: Vec<Stack> = (0..HOT + 1).map(|_| take(size).expect("a stack")).collect();
+        for s in &stacks {
+            touch_all(s);
+            assert!(bottom_resident(s));
+        }
+        let lows: Vec<usize> = stacks.iter().map(|s| s.low).collect();
+        for s in stacks {
+            give_back(s);
+        }
+        let taken: Vec<Stack> = (0..HOT + 1).map(|_| take(size).expect("a stack")).collect();
+        // The last given back come back first, untrimmed; then the oldest, trimmed in
+        // one batch when the hot ones overflowed.
+        let hot = HOT + 1 - TRIM_BATCH;
+        for (i, s) in taken.iter().enumerate() {
+            if i < hot {
+                assert_eq!(s.low, lows[HOT - i], "hot stack {i} reused last in, first out");
+                assert!(bottom_resident(s), "hot stack {i} kept its pages");
+            } else {
+                assert!(lows[..TRIM_BATCH].contains(&s.low), "stack {i} is one of the oldest");
+                assert!(!bottom_resident(s), "stack {i} was trimmed");
+            }
+            // The kept top is never trimmed: it is what the next task touches first.
+            let mut vec = [0u8; 1];
+            let top = s.low + GUARD + s.size - page();
+            // SAFETY: as in `bottom_resident`.
+            assert_eq!(unsafe { libc::mincore(top as *mut libc::c_void, page(), vec.as_mut_ptr()) }, 0);
+            assert_eq!(vec[0] & 1, 1, "stack {i} kept its top");
+        }
+    }
+
+    #[test]
+    fn a_reused_stack_keeps_its_guard() {
+        let size = 136 * 1024;
+        let stacks: Vec<Stack> = (0..HOT + 1).map(|_| take(size).expect("a stack")).collect();
+        for s in &stacks {
+            touch_all(s);
+        }
+        for s in stacks {
+            give_back(s);
+        }
+        // One untrimmed (hot) and one trimmed stack: a write just below the usable part
+        // of either faults.
+        let hot = take(size).expect("a stack");
+        let _between: Vec<Stack> = (0..HOT - TRIM_BATCH).map(|_| take(size).expect("a stack")).collect();
+        let trimmed = take(size).expect("a stack");
+        assert!(!bottom_resident(&trimmed));
+        for s in [&hot, &trimmed] {
+            let target = s.low + GUARD - 8;
+            // SAFETY: the child only writes to memory and exits; the parent waits for it.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: the guard region of our own mapping: the write must fault.
+                unsafe {
+                    std::ptr::write_volatile(target as *mut u64, 1);
+                    libc::_exit(0);
+                }
+            }
+            assert!(pid > 0);
+            let mut status = 0;
+            // SAFETY: our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(libc::WIFSIGNALED(status), "a write to the guard did not fault");
+            assert_eq!(libc::WTERMSIG(status), libc::SIGSEGV);
+        }
     }
 }
