@@ -133,6 +133,12 @@ pub(crate) struct Sched {
     /// `epoll_wait` (woken through the poller, not `unpark`).
     idle: Mutex<Vec<(Thread, bool)>>,
     n_idle: AtomicUsize,
+    /// Workers looking for work without having found any yet: one that `notify` woke,
+    /// or one that spins a while before it sleeps (Go's spinning Ms). While there is
+    /// one, `notify` wakes nobody: the spinner finds the work queued, so a burst of
+    /// spawns costs one wake-up, not one each. A spinner that finds work and sees more
+    /// wakes the next worker, which spins in turn.
+    spinning: AtomicUsize,
     /// Threads without a processor, parked until one is free.
     spares: Mutex<Vec<Thread>>,
     timers: Mutex<BTreeMap<(i64, u64), Arc<Task>>>,
@@ -162,6 +168,12 @@ const RETAKE_NS: i64 = 3 * SLICE_NS;
 
 /// A task that runs this long without switching is asked to yield at its next poll.
 const SLICE_NS: i64 = 10_000_000;
+/// How long a worker that runs out of work spins, looking for more, before it sleeps
+/// (one worker at a time: see `Sched::spinning`). A spawn every few microseconds then
+/// finds it awake.
+const SPIN_NS: i64 = 20_000;
+/// Pause instructions between two looks of a spinning worker at the run queues.
+const SPIN_PAUSES: u32 = 64;
 /// How often the monitor looks.
 const MONITOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
 /// The monitor polls the network when no worker has for this long (Go's sysmon: 10 ms).
@@ -296,6 +308,7 @@ impl Sched {
             free_procs: Mutex::new(Vec::new()),
             idle: Mutex::new(Vec::new()),
             n_idle: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             spares: Mutex::new(Vec::new()),
             timers: Mutex::new(BTreeMap::new()),
             next_timer: AtomicI64::new(WEFT_FOREVER),
@@ -427,10 +440,19 @@ impl Sched {
         }
     }
 
-    /// Wakes an idle worker, if any, to look for work.
+    /// Wakes an idle worker, if any and if no worker is looking for work already; the
+    /// one woken counts as spinning until it finds work or sleeps again.
+    ///
+    /// Whoever queues work calls this after the push, and a spinner that gives up
+    /// leaves `spinning` before it looks at the queues a last time (`idle_sleep`): with
+    /// both orders sequentially consistent, either this sees the spinner, which then
+    /// sees the work, or the spinner has left and this wakes someone.
     fn notify(&self) {
         std::sync::atomic::fence(SeqCst);
-        if self.n_idle.load(SeqCst) == 0 {
+        if self.spinning.load(SeqCst) != 0 || self.n_idle.load(SeqCst) == 0 {
+            return;
+        }
+        if self.spinning.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {
             return;
         }
         let thread = {
@@ -441,8 +463,42 @@ impl Sched {
             }
             t
         };
-        if let Some((t, in_epoll)) = thread {
-            self.wake_idle(&t, in_epoll);
+        match thread {
+            Some((t, in_epoll)) => self.wake_idle(&t, in_epoll),
+            // It woke by itself meanwhile (every worker is awake): it finds the work.
+            None => {
+                self.spinning.fetch_sub(1, SeqCst);
+            }
+        }
+    }
+
+    /// A worker that has found nothing to run starts spinning, unless another spins.
+    fn start_spinning(&self) -> bool {
+        self.spinning.load(Relaxed) == 0 && self.spinning.compare_exchange(0, 1, SeqCst, SeqCst).is_ok()
+    }
+
+    /// A spinning worker found work: it stops spinning, and if it was the last spinner
+    /// and there is work beyond what it took, another worker comes to take that.
+    fn found_work(&self) {
+        if self.spinning.fetch_sub(1, SeqCst) == 1 && self.has_runnable() {
+            self.notify();
+        }
+    }
+
+    /// Spins until work shows up (true) or `until` (false): run queues, due timers,
+    /// shutdown. No system call: a worker spinning here is one that would otherwise
+    /// park, and be woken (two futex calls and two context switches) by the next spawn.
+    fn spin_for_work(&self, until: i64) -> bool {
+        loop {
+            for _ in 0..SPIN_PAUSES {
+                std::hint::spin_loop();
+            }
+            if self.has_work() || self.shutdown.load(Relaxed) {
+                return true;
+            }
+            if clock::now() >= until {
+                return false;
+            }
         }
     }
 
@@ -497,9 +553,12 @@ impl Sched {
     }
 
     fn has_work(&self) -> bool {
-        !self.injector.is_empty()
-            || self.stealers.iter().any(|s| !s.is_empty())
-            || self.next_timer.load(SeqCst) <= clock::now()
+        self.has_runnable() || self.next_timer.load(SeqCst) <= clock::now()
+    }
+
+    /// Tasks wait in a run queue another worker could take them from.
+    fn has_runnable(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
 
     fn thread_main(self: Arc<Sched>, proc: Option<usize>) {
@@ -510,6 +569,9 @@ impl Sched {
             proc: proc.map_or(std::ptr::null(), |i| &me.procs[i] as *const Proc),
             task: std::ptr::null(),
         });
+        // Whether this worker counts in `spinning`, and until when it spins.
+        let mut spinning = false;
+        let mut spin_until = 0;
         loop {
             let h = here();
             if h.proc.is_null() {
@@ -530,6 +592,10 @@ impl Sched {
             // non-empty for ever and a sleeper would never wake.
             me.fire_timers();
             if let Some(task) = me.find_task(p) {
+                if spinning {
+                    spinning = false;
+                    me.found_work();
+                }
                 me.run(task);
                 continue;
             }
@@ -539,7 +605,24 @@ impl Sched {
             if me.shutdown.load(SeqCst) {
                 break;
             }
-            me.idle_sleep();
+            if !spinning && me.start_spinning() {
+                spinning = true;
+                spin_until = clock::now().saturating_add(SPIN_NS);
+            }
+            if spinning && me.spin_for_work(spin_until) {
+                continue;
+            }
+            if spinning {
+                spinning = false;
+                me.spinning.fetch_sub(1, SeqCst);
+            }
+            if me.idle_sleep() {
+                spinning = true;
+                spin_until = clock::now().saturating_add(SPIN_NS);
+            }
+        }
+        if spinning {
+            me.spinning.fetch_sub(1, SeqCst);
         }
         set_here(Here { sched: std::ptr::null(), proc: std::ptr::null(), task: std::ptr::null() });
     }
@@ -653,7 +736,9 @@ impl Sched {
 
     /// Sleeps until work comes: in `epoll_wait` if the runtime waits on fds and no
     /// other worker sleeps there, else parked. Either way until the earliest timer.
-    fn idle_sleep(&self) {
+    /// True if `notify` woke it (it took the worker off the idle list): the worker
+    /// then counts as spinning.
+    fn idle_sleep(&self) -> bool {
         let me = std::thread::current();
         // Claimed before the worker shows itself idle: whoever takes it off the idle
         // list to wake it must know which way it sleeps.
@@ -680,18 +765,23 @@ impl Sched {
         if let Some(poller) = poller {
             poller.release_sleep();
         }
-        {
+        let woken = {
             let mut idle = self.idle.lock();
-            if let Some(i) = idle.iter().position(|(t, _)| t.id() == me.id()) {
-                idle.swap_remove(i);
-                self.n_idle.fetch_sub(1, SeqCst);
+            match idle.iter().position(|(t, _)| t.id() == me.id()) {
+                Some(i) => {
+                    idle.swap_remove(i);
+                    self.n_idle.fetch_sub(1, SeqCst);
+                    false
+                }
+                None => true,
             }
-        }
+        };
         // Off the idle list first: the tasks woken here come to this worker, and the
         // wake-ups for any beyond the first go to the other idle workers.
         if let (Some(poller), Some((buf, n))) = (poller, events) {
             poller.dispatch(&buf[..n], true);
         }
+        woken
     }
 
     fn spare_sleep(&self) {
