@@ -75,6 +75,10 @@ pub(crate) struct Task {
     saved_ctx: Cell<*mut c_void>,
     /// `task_run` returned.
     pub(crate) done: AtomicBool,
+    /// A joiner may park on `done_key` (set before it looks at `done` for the last
+    /// time): the end of the task then wakes the key. Most tasks are joined after they
+    /// ended, and their end skips the parking table.
+    pub(crate) awaited: AtomicBool,
     id: u64,
     name: Option<CString>,
     stack_size: usize,
@@ -382,6 +386,7 @@ impl Sched {
             yielder: Cell::new(std::ptr::null()),
             saved_ctx: Cell::new(std::ptr::null_mut()),
             done: AtomicBool::new(false),
+            awaited: AtomicBool::new(false),
             id,
             name,
             stack_size: stack.size(),
@@ -728,8 +733,12 @@ impl Sched {
                     stack::give_back(coro.into_stack());
                 }
                 task.state.store(DONE, SeqCst);
-                task.done.store(true, Release);
-                crate::wait::wake_all(task.done_key());
+                // Sequentially consistent with `join`'s store of `awaited` and load of
+                // `done`: either the joiner sees `done`, or this sees `awaited`.
+                task.done.store(true, SeqCst);
+                if task.awaited.load(SeqCst) {
+                    crate::wait::wake_all(task.done_key());
+                }
             }
         }
     }
