@@ -4,8 +4,12 @@
 //! so a handle used after its join or detach reads a dead tag and is refused. The shell
 //! has two owners: the host, until it joins or detaches, and the running task, until it
 //! exits (so `weft_task_self` and the hooks can hand the handle out while it runs, even
-//! detached). The last owner to let go frees the task's state and retires the shell.
+//! detached). The last owner to let go drops the task's state and retires the shell.
+//! The state lives in the shell itself, so that a spawn allocates nothing the previous
+//! task of the shell did not leave behind.
+use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{
@@ -24,6 +28,7 @@ use crate::ffi::shell::ShellPool;
 use crate::plugin::plat_call;
 use crate::runtime::chan::Channel;
 use crate::runtime::context::{self, Context};
+use crate::runtime::group::Group;
 use crate::runtime::safepoint;
 use crate::runtime::Runtime;
 use crate::types::weft_task_t;
@@ -36,8 +41,17 @@ pub(crate) struct Task {
     handle: AtomicU32,
     /// The host and the running task (see the module comment).
     owners: AtomicU32,
+    /// `storage` while the shell is live; NULL once its last owner let go.
     state: AtomicPtr<TaskState>,
+    storage: UnsafeCell<MaybeUninit<TaskState>>,
 }
+
+// SAFETY: `storage` is written only by `spawn`, on a shell nobody else holds (taken from
+// the pool, or new), and dropped only by the last owner; in between it is read through
+// `state`, and everything in it that changes is atomic or locked.
+unsafe impl Sync for Task {}
+// SAFETY: as for Sync.
+unsafe impl Send for Task {}
 
 /// A task's state while its shell is live.
 struct TaskState {
@@ -57,6 +71,8 @@ struct TaskState {
     /// Channels to close with the task's code when it ends (`weft_task_link_chan`), each
     /// with a reference the task holds; None once the task has ended.
     linked: Mutex<Option<Vec<&'static Channel>>>,
+    /// The group the task belongs to, told when the task fails.
+    group: Option<&'static Group>,
 }
 
 // SAFETY: `arg` is the host's, handed to the task by design; the rest is synchronised.
@@ -95,6 +111,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) name: Option<CString>,
     pub(crate) stack_size: usize,
     pub(crate) detached: bool,
+    /// The group the task is spawned into (`weft_group_spawn`).
+    pub(crate) group: Option<&'static Group>,
 }
 
 /// What `Task::spawn` started.
@@ -109,6 +127,14 @@ impl Task {
         // SAFETY: a live shell's state lives until its last owner lets go, and the
         // caller is one of the owners (the host through its handle, or the task).
         unsafe { &*self.state.load(Acquire) }
+    }
+
+    /// Drops the state of a shell whose last owner let go.
+    fn drop_state(&self) {
+        let state = self.state.swap(ptr::null_mut(), AcqRel);
+        // SAFETY: written by `spawn`; the last owner is the only user left, and the
+        // pointer, now NULL, is not read again until the next spawn writes a new state.
+        unsafe { ptr::drop_in_place(state) };
     }
 
     pub(crate) fn as_handle(&'static self) -> *mut weft_task_t {
@@ -129,8 +155,9 @@ impl Task {
             handle: AtomicU32::new(HANDLE_LIVE),
             owners: AtomicU32::new(0),
             state: AtomicPtr::new(ptr::null_mut()),
+            storage: UnsafeCell::new(MaybeUninit::uninit()),
         });
-        let state = Box::new(TaskState {
+        let state = TaskState {
             ctx: Arc::new(Context::new(req.name.clone(), shell.as_handle())),
             rt,
             func: may_unwind!(req.func, fn(*mut c_void, *mut *mut c_void) -> i32),
@@ -140,10 +167,13 @@ impl Task {
             plat: Mutex::new(ptr::null_mut()),
             cancels: AtomicU32::new(0),
             linked: Mutex::new(Some(Vec::new())),
-        });
+            group: req.group,
+        };
+        // SAFETY: the shell is ours alone (see the Sync impl), its previous state dropped.
+        let state: *mut TaskState = unsafe { (*shell.storage.get()).write(state) };
         shell.handle.store(HANDLE_LIVE, Relaxed);
         shell.owners.store(2, Relaxed);
-        shell.state.store(Box::into_raw(state), Relaxed);
+        shell.state.store(state, Relaxed);
         shell.tag.store(TASK_TAG, Release);
         let plat_opts = weft_plat_spawn_t {
             struct_size: std::mem::size_of::<weft_plat_spawn_t>() as u32,
@@ -194,9 +224,7 @@ impl Task {
             return;
         }
         self.tag.store(TASK_GONE, Release);
-        let state = self.state.swap(ptr::null_mut(), AcqRel);
-        // SAFETY: made by Box::into_raw in spawn; the last owner is the only user left.
-        drop(unsafe { Box::from_raw(state) });
+        self.drop_state();
         SHELLS.give_back(self);
     }
 
@@ -333,8 +361,12 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
         // From here the argument is the function's, on the task's stack or in its
         // registers, where a collector finds it.
         state.ctx.start_arg.store(0, SeqCst);
+        let what = if state.group.is_some() { "a group's task function" } else { "a task function" };
         // SAFETY: the host's task function with the host's argument.
-        let code = host_call("a task function", || unsafe { (state.func)(state.arg, &mut result) });
+        let code = host_call(what, || unsafe { (state.func)(state.arg, &mut result) });
+        if let (Some(group), true) = (state.group, code != 0) {
+            group.task_failed(code);
+        }
         state.result.store(result, Relaxed);
         state.code.store(code, Release);
         // Receivers on a linked channel learn that the task ended, and with what code.
