@@ -366,6 +366,8 @@ impl Sched {
             }
         }
         self.timers.lock().clear();
+        // No worker is left to trim the stacks its tasks gave back.
+        stack::trim_unused(true);
     }
 
     /// Starts a task whose coroutine calls `task_run(ctx)`.
@@ -744,10 +746,14 @@ impl Sched {
     }
 
     /// Sleeps until work comes: in `epoll_wait` if the runtime waits on fds and no
-    /// other worker sleeps there, else parked. Either way until the earliest timer.
+    /// other worker sleeps there, else parked. Either way until the earliest timer, or
+    /// until pooled stacks are due to be trimmed.
     /// True if `notify` woke it (it took the worker off the idle list): the worker
     /// then counts as spinning.
     fn idle_sleep(&self) -> bool {
+        // Pooled stacks unused for a while are trimmed by idle workers, which sleep no
+        // later than the next are due (`stack::give_back`).
+        let trim_due = stack::trim_unused(false).unwrap_or(WEFT_FOREVER);
         let me = std::thread::current();
         // Claimed before the worker shows itself idle: whoever takes it off the idle
         // list to wake it must know which way it sleeps.
@@ -759,7 +765,7 @@ impl Sched {
         std::sync::atomic::fence(SeqCst);
         let mut events = None;
         if !self.has_work() && !self.shutdown.load(SeqCst) {
-            let next = self.next_timer.load(SeqCst);
+            let next = self.next_timer.load(SeqCst).min(trim_due);
             let left = if next == WEFT_FOREVER { -1 } else { next.saturating_sub(clock::now()).max(0) };
             match poller {
                 Some(poller) => {

@@ -3,6 +3,7 @@
 //! pool. A stack overflow faults in the guard region; the SIGSEGV handler, running on
 //! an alternate signal stack of the worker, names the task and its stack size on
 //! stderr before the process dies of the signal as it would have anyway.
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Once;
@@ -21,13 +22,12 @@ pub(crate) const GUARD: usize = 64 * 1024;
 /// Free stacks kept per size class.
 const POOL_PER_SIZE: usize = 16384;
 /// Pooled stacks keep this much of their top committed; below it, pages a deep task
-/// committed are given back to the kernel ("trimmed") once the stack has been in the
-/// pool a while (see `give_back`).
+/// committed are given back to the kernel ("trimmed") once the stack has gone unused
+/// for `TRIM_AFTER_NS` (see `give_back`).
 const KEEP_COMMITTED: usize = 64 * 1024;
-/// At most this many pooled stacks of a size class are untrimmed: the ones given back
-/// last, reused first.
-const HOT: usize = 64;
-/// How many of the oldest untrimmed stacks are trimmed together, by one system call.
+/// How long a pooled stack stays untrimmed, unused.
+const TRIM_AFTER_NS: i64 = 50_000_000;
+/// How many stacks are trimmed together, by one system call.
 const TRIM_BATCH: usize = 32;
 
 fn page() -> usize {
@@ -134,9 +134,10 @@ unsafe impl CoroStack for Stack {
 /// Free stacks of one usable size.
 struct Class {
     size: usize,
-    /// Given back lately, used as they are: pages a deep task committed below the top
-    /// `KEEP_COMMITTED` may still be there. Taken first (the most recent first: warm).
-    hot: Vec<Stack>,
+    /// Untrimmed, with when each was given back (oldest first): pages a deep task
+    /// committed below the top `KEEP_COMMITTED` may still be there. The last given back
+    /// is taken first (warm in the caches).
+    hot: VecDeque<(Stack, i64)>,
     /// Trimmed: only their top `KEEP_COMMITTED` may still be committed.
     trimmed: Vec<Stack>,
 }
@@ -147,11 +148,20 @@ fn class(pool: &mut Vec<Class>, size: usize) -> &mut Class {
     let index = match pool.iter().position(|c| c.size == size) {
         Some(i) => i,
         None => {
-            pool.push(Class { size, hot: Vec::new(), trimmed: Vec::new() });
+            pool.push(Class { size, hot: VecDeque::new(), trimmed: Vec::new() });
             pool.len() - 1
         }
     };
     &mut pool[index]
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (green's clock; sim's `clock` is virtual, and this is
+/// about real memory).
+fn now() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// A stack of at least `requested` bytes (0: the default), from the pool or new.
@@ -163,7 +173,10 @@ pub(crate) fn take(requested: usize) -> Option<Stack> {
     {
         let mut pool = POOL.lock();
         if let Some(c) = pool.iter_mut().find(|c| c.size == size) {
-            if let Some(stack) = c.hot.pop().or_else(|| c.trimmed.pop()) {
+            if let Some((stack, _)) = c.hot.pop_back() {
+                return Some(stack);
+            }
+            if let Some(stack) = c.trimmed.pop() {
                 return Some(stack);
             }
         }
@@ -171,19 +184,29 @@ pub(crate) fn take(requested: usize) -> Option<Stack> {
     Stack::map(size)
 }
 
-/// Gives a stack whose coroutine finished back to the pool, without a system call as a
-/// rule. Which pages below its top a task touched cannot be known without asking the
-/// kernel, and asking (or trimming every stack, as this did first) is a system call per
-/// task; so a stack goes back as it is, among the `HOT` given back last, and when there
-/// are more, the oldest `TRIM_BATCH` of them are trimmed together, by one
-/// `process_madvise` (one `madvise` each where the kernel cannot). The memory a deep task
-/// committed is thus kept only while its stack is among the last `HOT` of its size,
-/// and a stack reused at once (the common case: tasks that come and go) keeps the pages
-/// its next task would fault in again.
+type Batch = smallvec::SmallVec<[Stack; TRIM_BATCH]>;
+
+/// Up to `TRIM_BATCH` of `c`'s untrimmed stacks unused since `before`, oldest first.
+fn unused_since(c: &mut Class, before: i64) -> Batch {
+    let mut batch = Batch::new();
+    while batch.len() < TRIM_BATCH && c.hot.front().is_some_and(|(_, at)| *at <= before) {
+        batch.extend(c.hot.pop_front().map(|(stack, _)| stack));
+    }
+    batch
+}
+
+/// Gives a stack whose coroutine finished back to the pool, as it is: no system call.
+/// Which pages below its top the task touched cannot be known without asking the
+/// kernel, and trimming every stack (as this did first) costs a system call, a walk
+/// of the page table over the whole stack and a TLB shootdown per task; a stack reused
+/// soon (tasks that come and go) need not be trimmed at all, and keeps the pages its
+/// next task would fault in again. A stack that stays unused for `TRIM_AFTER_NS` is
+/// trimmed, `TRIM_BATCH` at a time with one `process_madvise`: by the next give-back
+/// of its size, or by an idle worker (`trim_unused`).
 pub(crate) fn give_back(stack: Stack) {
     let size = stack.size;
-    let mut batch: smallvec::SmallVec<[Stack; TRIM_BATCH]> = smallvec::SmallVec::new();
-    {
+    let at = now();
+    let batch = {
         let mut pool = POOL.lock();
         let c = class(&mut pool, size);
         if c.hot.len() + c.trimmed.len() >= POOL_PER_SIZE {
@@ -195,15 +218,32 @@ pub(crate) fn give_back(stack: Stack) {
             c.trimmed.push(stack);
             return;
         }
-        c.hot.push(stack);
-        if c.hot.len() <= HOT {
-            return;
-        }
-        batch.extend(c.hot.drain(..TRIM_BATCH));
+        c.hot.push_back((stack, at));
+        unused_since(c, at - TRIM_AFTER_NS)
+    };
+    if !batch.is_empty() {
+        trim(&batch);
+        class(&mut POOL.lock(), size).trimmed.extend(batch);
     }
-    trim(&batch);
-    let mut pool = POOL.lock();
-    class(&mut pool, size).trimmed.extend(batch);
+}
+
+/// Trims the pooled stacks unused for `TRIM_AFTER_NS` (every untrimmed one if `all`,
+/// for a runtime that closes); when the next one will be due (CLOCK_MONOTONIC), if any.
+/// For a worker about to sleep: it sleeps no later than that.
+pub(crate) fn trim_unused(all: bool) -> Option<i64> {
+    loop {
+        let before = if all { i64::MAX } else { now() - TRIM_AFTER_NS };
+        let (size, batch) = {
+            let mut pool = POOL.lock();
+            let found = pool.iter_mut().map(|c| (c.size, unused_since(c, before))).find(|(_, b)| !b.is_empty());
+            match found {
+                Some(found) => found,
+                None => return pool.iter().filter_map(|c| c.hot.front().map(|(_, at)| at + TRIM_AFTER_NS)).min(),
+            }
+        };
+        trim(&batch);
+        class(&mut POOL.lock(), size).trimmed.extend(batch);
+    }
 }
 
 /// `process_madvise`'s file descriptor for the calling process itself (`PIDFD_SELF`, in
@@ -407,6 +447,9 @@ fn reset_default(sig: libc::c_int) {
 mod tests {
     use super::*;
 
+    /// The pool is the process's: one test at a time (one trims every class).
+    static SERIAL: Mutex<()> = Mutex::new(());
+
     /// Writes a byte to every page of a stack's usable part (a deep task).
     fn touch_all(stack: &Stack) {
         for at in (stack.low + GUARD..stack.low + GUARD + stack.size).step_by(page()) {
@@ -424,11 +467,21 @@ mod tests {
         vec[0] & 1 != 0
     }
 
+    /// Whether the top page (kept committed through trims) is resident.
+    fn top_resident(stack: &Stack) -> bool {
+        let mut vec = [0u8; 1];
+        let top = stack.low + GUARD + stack.size - page();
+        // SAFETY: as in `bottom_resident`.
+        assert_eq!(unsafe { libc::mincore(top as *mut libc::c_void, page(), vec.as_mut_ptr()) }, 0);
+        vec[0] & 1 != 0
+    }
+
     #[test]
-    fn deep_stacks_are_trimmed_once_beyond_the_hot_ones_and_reused_last_in_first_out() {
-        // A size no other test uses: the pool is the process's.
+    fn stacks_are_reused_as_they_are_and_trimmed_once_unused_for_a_while() {
+        let _serial = SERIAL.lock();
         let size = 200 * 1024;
-        let stacks: Vec<Stack> = (0..HOT + 1).map(|_| take(size).expect("a stack")).collect();
+        let n = TRIM_BATCH + 3;
+        let stacks: Vec<Stack> = (0..n).map(|_| take(size).expect("a stack")).collect();
         for s in &stacks {
             touch_all(s);
             assert!(bottom_resident(s));
@@ -437,41 +490,66 @@ mod tests {
         for s in stacks {
             give_back(s);
         }
-        let taken: Vec<Stack> = (0..HOT + 1).map(|_| take(size).expect("a stack")).collect();
-        // The last given back come back first, untrimmed; then the oldest, trimmed in
-        // one batch when the hot ones overflowed.
-        let hot = HOT + 1 - TRIM_BATCH;
+        // Reused at once: the last given back first, with the pages its task touched.
+        let again = take(size).expect("a stack");
+        assert_eq!(again.low, lows[n - 1]);
+        assert!(bottom_resident(&again));
+        give_back(again);
+        // Unused for long enough: trimmed, all of them (in two batches), and the next
+        // due is not one of them.
+        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
+        let next = trim_unused(false);
+        assert!(next.is_none_or(|due| due > now()), "nothing due is left untrimmed");
+        let taken: Vec<Stack> = (0..n).map(|_| take(size).expect("a stack")).collect();
         for (i, s) in taken.iter().enumerate() {
-            if i < hot {
-                assert_eq!(s.low, lows[HOT - i], "hot stack {i} reused last in, first out");
-                assert!(bottom_resident(s), "hot stack {i} kept its pages");
-            } else {
-                assert!(lows[..TRIM_BATCH].contains(&s.low), "stack {i} is one of the oldest");
-                assert!(!bottom_resident(s), "stack {i} was trimmed");
-            }
+            assert!(lows.contains(&s.low), "stack {i} comes from the pool");
+            assert!(!bottom_resident(s), "stack {i} was trimmed");
             // The kept top is never trimmed: it is what the next task touches first.
-            let mut vec = [0u8; 1];
-            let top = s.low + GUARD + s.size - page();
-            // SAFETY: as in `bottom_resident`.
-            assert_eq!(unsafe { libc::mincore(top as *mut libc::c_void, page(), vec.as_mut_ptr()) }, 0);
-            assert_eq!(vec[0] & 1, 1, "stack {i} kept its top");
+            assert!(top_resident(s), "stack {i} kept its top");
         }
     }
 
     #[test]
+    fn a_stack_given_back_among_unused_ones_trims_them() {
+        let _serial = SERIAL.lock();
+        let size = 168 * 1024;
+        let old = take(size).expect("a stack");
+        touch_all(&old);
+        let old_low = old.low;
+        give_back(old);
+        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
+        let fresh = take(size).expect("a stack");
+        assert_eq!(fresh.low, old_low, "the pooled stack is reused");
+        let other = take(size).expect("a new stack");
+        touch_all(&fresh);
+        touch_all(&other);
+        give_back(fresh);
+        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
+        // This give-back finds the other one unused for long enough.
+        give_back(other);
+        let first = take(size).expect("a stack");
+        let second = take(size).expect("a stack");
+        assert!(bottom_resident(&first), "the last given back is untrimmed");
+        assert_eq!(second.low, old_low);
+        assert!(!bottom_resident(&second), "the one unused for long was trimmed");
+    }
+
+    #[test]
     fn a_reused_stack_keeps_its_guard() {
+        let _serial = SERIAL.lock();
         let size = 136 * 1024;
-        let stacks: Vec<Stack> = (0..HOT + 1).map(|_| take(size).expect("a stack")).collect();
+        let stacks: Vec<Stack> = (0..2).map(|_| take(size).expect("a stack")).collect();
         for s in &stacks {
             touch_all(s);
         }
         for s in stacks {
             give_back(s);
         }
-        // One untrimmed (hot) and one trimmed stack: a write just below the usable part
-        // of either faults.
+        // One untrimmed and one trimmed stack: a write just below the usable part of
+        // either faults.
         let hot = take(size).expect("a stack");
-        let _between: Vec<Stack> = (0..HOT - TRIM_BATCH).map(|_| take(size).expect("a stack")).collect();
+        assert!(bottom_resident(&hot));
+        trim_unused(true);
         let trimmed = take(size).expect("a stack");
         assert!(!bottom_resident(&trimmed));
         for s in [&hot, &trimmed] {
