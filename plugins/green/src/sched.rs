@@ -70,6 +70,12 @@ pub(crate) struct Task {
     /// Touched only by the thread that runs the task (one at a time, by the protocol
     /// of `state` and the run queues).
     coro: UnsafeCell<Option<Coro>>,
+    /// Until the task first runs: its stack and the runtime's context for it. The
+    /// coroutine is made on that stack by the worker that first runs the task, so that
+    /// the spawning thread touches none of the stack's memory (a spawn wrote the
+    /// coroutine's first frame there, and the worker read it from the other CPU's
+    /// cache: a third of a spawn's time). Touched as `coro` is.
+    unstarted: UnsafeCell<Option<(Stack, SendPtr)>>,
     yielder: Cell<*const Yielder<(), Suspend>>,
     /// The task's weft context while it is switched out.
     saved_ctx: Cell<*mut c_void>,
@@ -381,33 +387,37 @@ impl Sched {
         let Some(stack) = stack::take(stack_size) else {
             return Err(HOST.fail(WEFT_ENOMEM, &format!("cannot map a task stack of {stack_size} bytes")));
         };
+        let (stack_size, guard) = (stack.size(), stack.guard_range());
         let task = Arc::new(Task {
             sched: Arc::clone(self),
             state: AtomicU8::new(RUNNING),
             coro: UnsafeCell::new(None),
+            unstarted: UnsafeCell::new(Some((stack, SendPtr(ctx)))),
             yielder: Cell::new(std::ptr::null()),
             saved_ctx: Cell::new(std::ptr::null_mut()),
             done: AtomicBool::new(false),
             awaited: AtomicBool::new(false),
             id,
             name,
-            stack_size: stack.size(),
-            guard: stack.guard_range(),
+            stack_size,
+            guard,
         });
-        let me = Arc::as_ptr(&task) as usize;
-        let ctx = SendPtr(ctx);
-        let coro = Coro::with_stack(stack, move |yielder: &Yielder<(), Suspend>, ()| {
+        self.submit(Arc::clone(&task), true);
+        Ok(task)
+    }
+
+    /// The coroutine of a task about to run for the first time: it calls
+    /// `task_run(ctx)` on the task's stack.
+    fn coroutine(task: &Task, stack: Stack, ctx: SendPtr) -> Coro {
+        let me = task as *const Task as usize;
+        Coro::with_stack(stack, move |yielder: &Yielder<(), Suspend>, ()| {
             let ctx = ctx;
             // SAFETY: the worker running the coroutine holds a reference on the task.
             let task = unsafe { &*(me as *const Task) };
             task.yielder.set(yielder);
             // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once.
             unsafe { HOST.task_run(ctx.0) };
-        });
-        // SAFETY: nobody else can reach the task yet.
-        unsafe { *task.coro.get() = Some(coro) };
-        self.submit(Arc::clone(&task), true);
-        Ok(task)
+        })
     }
 
     /// Queues a runnable task: on the calling thread's processor if it holds one of this
@@ -702,8 +712,12 @@ impl Sched {
         // long as the task runs.
         let previous = unsafe { HOST.context_set(task.saved_ctx.get()) };
         // SAFETY: this thread alone runs the task now (it took it from a run queue).
-        let coro = unsafe { (*task.coro.get()).as_mut() }.expect("a queued task has a coroutine");
-        let result = coro.resume(());
+        let coro = unsafe { &mut *task.coro.get() };
+        // SAFETY: as above.
+        if let Some((stack, ctx)) = unsafe { (*task.unstarted.get()).take() } {
+            *coro = Some(Self::coroutine(&task, stack, ctx));
+        }
+        let result = coro.as_mut().expect("a queued task has a coroutine").resume(());
         // The coroutine may have moved this thread to another processor (or none), and
         // the processor may have been retaken.
         let mut h = here();
