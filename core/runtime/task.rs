@@ -5,11 +5,12 @@
 //! has two owners: the host, until it joins or detaches, and the running task, until it
 //! exits (so `weft_task_self` and the hooks can hand the handle out while it runs, even
 //! detached). The last owner to let go drops the task's state and retires the shell.
-//! The state lives in the shell itself, so that a spawn allocates nothing the previous
-//! task of the shell did not leave behind.
+//! The state lives in the shell itself, and the shell keeps its last task's context for
+//! the next one when nobody else holds it: a spawn on a shell used before allocates
+//! nothing.
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{
@@ -44,18 +45,22 @@ pub(crate) struct Task {
     /// `storage` while the shell is live; NULL once its last owner let go.
     state: AtomicPtr<TaskState>,
     storage: UnsafeCell<MaybeUninit<TaskState>>,
+    /// The context of the shell's last task, unshared, kept for its next one.
+    spare_context: UnsafeCell<Option<Arc<Context>>>,
 }
 
 // SAFETY: `storage` is written only by `spawn`, on a shell nobody else holds (taken from
 // the pool, or new), and dropped only by the last owner; in between it is read through
-// `state`, and everything in it that changes is atomic or locked.
+// `state`, and everything in it that changes is atomic or locked. `spare_context` is
+// touched only by `spawn` and by the last owner, in that same hand-over.
 unsafe impl Sync for Task {}
 // SAFETY: as for Sync.
 unsafe impl Send for Task {}
 
 /// A task's state while its shell is live.
 struct TaskState {
-    ctx: Arc<Context>,
+    /// Taken out, not dropped, when the state is (`Task::drop_state`).
+    ctx: ManuallyDrop<Arc<Context>>,
     rt: &'static Runtime,
     func: unsafe extern "C-unwind" fn(*mut c_void, *mut *mut c_void) -> i32,
     arg: *mut c_void,
@@ -129,15 +134,41 @@ impl Task {
         unsafe { &*self.state.load(Acquire) }
     }
 
-    /// Drops the state of a shell whose last owner let go.
+    /// Drops the state of a shell whose last owner let go, keeping its context for the
+    /// shell's next task if nobody else holds it (a collector's view of the registry
+    /// may, for a while).
     fn drop_state(&self) {
         let state = self.state.swap(ptr::null_mut(), AcqRel);
         // SAFETY: written by `spawn`; the last owner is the only user left, and the
         // pointer, now NULL, is not read again until the next spawn writes a new state.
-        unsafe { ptr::drop_in_place(state) };
+        // The context is taken out once, before the rest is dropped.
+        let mut ctx = unsafe {
+            let ctx = ManuallyDrop::take(&mut (*state).ctx);
+            ptr::drop_in_place(state);
+            ctx
+        };
+        if Arc::get_mut(&mut ctx).is_some() {
+            // SAFETY: see the Sync impl: the last owner, before the shell goes back.
+            unsafe { *self.spare_context.get() = Some(ctx) };
+        }
     }
 
-    pub(crate) fn as_handle(&'static self) -> *mut weft_task_t {
+    /// A context for a new task of this shell: the spare one, made new, or a new one.
+    fn new_context(&self, name: Option<CString>) -> Arc<Context> {
+        let fresh = Context::new(name, self.as_handle());
+        // SAFETY: see the Sync impl: `spawn`, on a shell nobody else holds.
+        match unsafe { (*self.spare_context.get()).take() } {
+            Some(mut ctx) => {
+                // Nobody else can have got hold of it since it was checked unshared.
+                *Arc::get_mut(&mut ctx).expect("a spare context is unshared") = fresh;
+                ctx
+            }
+            None => Arc::new(fresh),
+        }
+    }
+
+
+    pub(crate) fn as_handle(&self) -> *mut weft_task_t {
         self as *const Task as *mut weft_task_t
     }
 
@@ -156,9 +187,10 @@ impl Task {
             owners: AtomicU32::new(0),
             state: AtomicPtr::new(ptr::null_mut()),
             storage: UnsafeCell::new(MaybeUninit::uninit()),
+            spare_context: UnsafeCell::new(None),
         });
         let state = TaskState {
-            ctx: Arc::new(Context::new(req.name.clone(), shell.as_handle())),
+            ctx: ManuallyDrop::new(shell.new_context(req.name.clone())),
             rt,
             func: may_unwind!(req.func, fn(*mut c_void, *mut *mut c_void) -> i32),
             arg: req.arg,
