@@ -164,7 +164,13 @@ pub(crate) struct Sched {
     /// on an fd has no epoll descriptor).
     poller: std::sync::OnceLock<Poller>,
     making_poller: Mutex<()>,
+    /// Tasks whose last reference was the runtime's handle, kept for the next spawns
+    /// (a spawn then allocates nothing); emptied at close (each holds the scheduler).
+    spare_tasks: Mutex<Vec<Arc<Task>>>,
 }
+
+/// Spare tasks kept per runtime.
+const SPARE_TASKS: usize = 16384;
 
 const FREE: u8 = 0;
 const TASK: u8 = 1;
@@ -329,6 +335,7 @@ impl Sched {
             monitor: Mutex::new(None),
             poller: std::sync::OnceLock::new(),
             making_poller: Mutex::new(()),
+            spare_tasks: Mutex::new(Vec::new()),
         });
         stack::install_handler();
         for index in 0..workers {
@@ -372,6 +379,7 @@ impl Sched {
             }
         }
         self.timers.lock().clear();
+        self.spare_tasks.lock().clear();
         // No worker is left to trim the stacks its tasks gave back.
         stack::trim_unused(true);
     }
@@ -388,7 +396,7 @@ impl Sched {
             return Err(HOST.fail(WEFT_ENOMEM, &format!("cannot map a task stack of {stack_size} bytes")));
         };
         let (stack_size, guard) = (stack.size(), stack.guard_range());
-        let task = Arc::new(Task {
+        let fresh = Task {
             sched: Arc::clone(self),
             state: AtomicU8::new(RUNNING),
             coro: UnsafeCell::new(None),
@@ -401,9 +409,29 @@ impl Sched {
             name,
             stack_size,
             guard,
-        });
+        };
+        let spare = self.spare_tasks.lock().pop();
+        let task = match spare {
+            Some(mut task) => {
+                *Arc::get_mut(&mut task).expect("a spare task is unshared") = fresh;
+                task
+            }
+            None => Arc::new(fresh),
+        };
         self.submit(Arc::clone(&task), true);
         Ok(task)
+    }
+
+    /// The runtime gives up its handle on `task`: the last reference, as a rule (the
+    /// task has ended and been joined), which is then kept for a next spawn.
+    pub(crate) fn release(&self, mut task: Arc<Task>) {
+        if Arc::get_mut(&mut task).is_some() {
+            let mut spare = self.spare_tasks.lock();
+            if spare.len() < SPARE_TASKS {
+                spare.push(task);
+                return;
+            }
+        }
     }
 
     /// The coroutine of a task about to run for the first time: it calls

@@ -79,7 +79,9 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
 pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: the handle, given back exactly once.
-        drop(unsafe { Arc::from_raw(task as *const Task) });
+        let task = unsafe { Arc::from_raw(task as *const Task) };
+        let sched = Arc::clone(&task.sched);
+        sched.release(task);
         WEFT_OK
     })
 }
