@@ -219,12 +219,13 @@ pub(crate) fn give_back(stack: Stack) {
             return;
         }
         c.hot.push_back((stack, at));
+        if c.hot.front().is_some_and(|(_, since)| *since > at - TRIM_AFTER_NS) {
+            return;
+        }
         unused_since(c, at - TRIM_AFTER_NS)
     };
-    if !batch.is_empty() {
-        trim(&batch);
-        class(&mut POOL.lock(), size).trimmed.extend(batch);
-    }
+    trim(&batch);
+    class(&mut POOL.lock(), size).trimmed.extend(batch);
 }
 
 /// Trims the pooled stacks unused for `TRIM_AFTER_NS` (every untrimmed one if `all`,
