@@ -70,12 +70,12 @@ pub(crate) struct Task {
     /// Touched only by the thread that runs the task (one at a time, by the protocol
     /// of `state` and the run queues).
     coro: UnsafeCell<Option<Coro>>,
-    /// Until the task first runs: its stack and the runtime's context for it. The
-    /// coroutine is made on that stack by the worker that first runs the task, so that
-    /// the spawning thread touches none of the stack's memory (a spawn wrote the
-    /// coroutine's first frame there, and the worker read it from the other CPU's
-    /// cache: a third of a spawn's time). Touched as `coro` is.
-    unstarted: UnsafeCell<Option<(Stack, SendPtr)>>,
+    /// Until the task first runs: the stack promised to it and the runtime's context
+    /// for it. The worker that first runs the task takes the stack (the one given back
+    /// last: warm) and makes the coroutine on it, so that the spawning thread touches
+    /// no stack memory (a spawn wrote the coroutine's first frame, and the worker read
+    /// it from the other CPU's cache: a third of a spawn's time). Touched as `coro` is.
+    unstarted: UnsafeCell<Option<(stack::Reservation, SendPtr)>>,
     yielder: Cell<*const Yielder<(), Suspend>>,
     /// The task's weft context while it is switched out.
     saved_ctx: Cell<*mut c_void>,
@@ -87,8 +87,9 @@ pub(crate) struct Task {
     pub(crate) awaited: AtomicBool,
     id: u64,
     name: Option<CString>,
-    stack_size: usize,
-    guard: (usize, usize),
+    /// The task's stack size and the guard region below it, once it has one (it ran).
+    stack_size: Cell<usize>,
+    guard: Cell<(usize, usize)>,
 }
 
 // SAFETY: the cells are only touched by the one thread that runs the task at a time
@@ -227,9 +228,9 @@ pub(crate) fn running_for_fault() -> Option<stack::Running> {
     // SAFETY: the worker holds a reference on the task it runs.
     let task = unsafe { task.as_ref() }?;
     Some(stack::Running {
-        guard_low: task.guard.0,
-        guard_high: task.guard.1,
-        size: task.stack_size,
+        guard_low: task.guard.get().0,
+        guard_high: task.guard.get().1,
+        size: task.stack_size.get(),
         id: task.id,
         name: task.name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
     })
@@ -392,10 +393,9 @@ impl Sched {
         name: Option<CString>,
         id: u64,
     ) -> Result<Arc<Task>, weft_status_t> {
-        let Some(stack) = stack::take(stack_size) else {
+        let Some(stack) = stack::reserve(stack_size) else {
             return Err(HOST.fail(WEFT_ENOMEM, &format!("cannot map a task stack of {stack_size} bytes")));
         };
-        let (stack_size, guard) = (stack.size(), stack.guard_range());
         let fresh = Task {
             sched: Arc::clone(self),
             state: AtomicU8::new(RUNNING),
@@ -407,8 +407,8 @@ impl Sched {
             awaited: AtomicBool::new(false),
             id,
             name,
-            stack_size,
-            guard,
+            stack_size: Cell::new(0),
+            guard: Cell::new((0, 0)),
         };
         let spare = self.spare_tasks.lock().pop();
         let task = match spare {
@@ -743,6 +743,9 @@ impl Sched {
         let coro = unsafe { &mut *task.coro.get() };
         // SAFETY: as above.
         if let Some((stack, ctx)) = unsafe { (*task.unstarted.get()).take() } {
+            let stack = stack.take();
+            task.stack_size.set(stack.size());
+            task.guard.set(stack.guard_range());
             *coro = Some(Self::coroutine(&task, stack, ctx));
         }
         let result = coro.as_mut().expect("a queued task has a coroutine").resume(());

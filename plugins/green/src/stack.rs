@@ -5,7 +5,8 @@
 //! stderr before the process dies of the signal as it would have anyway.
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::Once;
 
 use corosensei::stack::{Stack as CoroStack, StackPointer};
@@ -131,28 +132,55 @@ unsafe impl CoroStack for Stack {
     }
 }
 
-/// Free stacks of one usable size.
+/// The pooled stacks of one usable size.
 struct Class {
     size: usize,
+    /// Pooled stacks not promised to a task: the stacks in `lists` (and being trimmed)
+    /// less the `Reservation`s outstanding. Never below 0 but for a moment in `reserve`.
+    free: AtomicIsize,
+    lists: Mutex<Lists>,
+}
+
+struct Lists {
     /// Untrimmed, with when each was given back (oldest first): pages a deep task
     /// committed below the top `KEEP_COMMITTED` may still be there. The last given back
     /// is taken first (warm in the caches).
     hot: VecDeque<(Stack, i64)>,
-    /// Trimmed: only their top `KEEP_COMMITTED` may still be committed.
+    /// Trimmed or never used: only their top `KEEP_COMMITTED` may still be committed.
     trimmed: Vec<Stack>,
+    /// Out of the lists while a trim runs: still pooled.
+    trimming: usize,
 }
 
-static POOL: Mutex<Vec<Class>> = Mutex::new(Vec::new());
+/// Every size class there has been (a handful: the sizes tasks ask for), never freed.
+static CLASSES: Mutex<Vec<&'static Class>> = Mutex::new(Vec::new());
 
-fn class(pool: &mut Vec<Class>, size: usize) -> &mut Class {
-    let index = match pool.iter().position(|c| c.size == size) {
-        Some(i) => i,
-        None => {
-            pool.push(Class { size, hot: VecDeque::new(), trimmed: Vec::new() });
-            pool.len() - 1
+thread_local! {
+    /// The class this thread looked up last (most spawns ask for one size).
+    static LAST_CLASS: Cell<Option<&'static Class>> = const { Cell::new(None) };
+}
+
+// Not inlined, as every thread-local read of the plugin (see `sched.rs`): a task's code
+// may move to another thread between two calls.
+#[inline(never)]
+fn class_of(size: usize) -> &'static Class {
+    if let Some(c) = LAST_CLASS.try_with(Cell::get).ok().flatten().filter(|c| c.size == size) {
+        return c;
+    }
+    let c = {
+        let mut classes = CLASSES.lock();
+        match classes.iter().find(|c| c.size == size) {
+            Some(c) => *c,
+            None => {
+                let lists = Lists { hot: VecDeque::new(), trimmed: Vec::new(), trimming: 0 };
+                let c: &'static Class = Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: Mutex::new(lists) }));
+                classes.push(c);
+                c
+            }
         }
     };
-    &mut pool[index]
+    let _ = LAST_CLASS.try_with(|last| last.set(Some(c)));
+    c
 }
 
 /// CLOCK_MONOTONIC in nanoseconds (green's clock; sim's `clock` is virtual, and this is
@@ -164,35 +192,79 @@ fn now() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// A stack of at least `requested` bytes (0: the default), from the pool or new.
-pub(crate) fn take(requested: usize) -> Option<Stack> {
+/// A stack promised to a task: one of its size is in the pool for it (mapped by
+/// `reserve` if need be, so that a spawn fails, not the task's first run, when none can
+/// be mapped). Which one is chosen when the task first runs (`take`): the stack given
+/// back last, still warm in the caches and the TLB, where a stack chosen at spawn had
+/// gone cold while the task waited in a run queue. So a burst of spawns maps as many
+/// stacks as tasks wait, but touches only as many as run at once. Dropped unused (a
+/// task that never ran), it gives the promise back.
+pub(crate) struct Reservation {
+    class: &'static Class,
+}
+
+/// Reserves a stack of at least `requested` bytes (0: the default); None if none can be
+/// mapped.
+pub(crate) fn reserve(requested: usize) -> Option<Reservation> {
     let size = Stack::class(requested);
     if size == usize::MAX {
         return None;
     }
-    {
-        let mut pool = POOL.lock();
-        if let Some(c) = pool.iter_mut().find(|c| c.size == size) {
-            if let Some((stack, _)) = c.hot.pop_back() {
-                return Some(stack);
+    let class = class_of(size);
+    if class.free.fetch_sub(1, AcqRel) > 0 {
+        return Some(Reservation { class });
+    }
+    class.free.fetch_add(1, AcqRel);
+    // None free: one more pooled stack, promised at once (`free` stays as it is).
+    let stack = Stack::map(size)?;
+    class.lists.lock().trimmed.push(stack);
+    Some(Reservation { class })
+}
+
+impl Reservation {
+    /// The stack: the untrimmed one given back last, else a trimmed (or unused) one.
+    pub(crate) fn take(self) -> Stack {
+        let class = self.class;
+        std::mem::forget(self);
+        loop {
+            {
+                let mut lists = class.lists.lock();
+                let stack = lists.hot.pop_back().map(|(stack, _)| stack).or_else(|| lists.trimmed.pop());
+                if let Some(stack) = stack {
+                    return stack;
+                }
             }
-            if let Some(stack) = c.trimmed.pop() {
-                return Some(stack);
-            }
+            // Every stack left is being trimmed: for the length of a system call.
+            std::thread::yield_now();
         }
     }
-    Stack::map(size)
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.class.free.fetch_add(1, AcqRel);
+    }
 }
 
 type Batch = smallvec::SmallVec<[Stack; TRIM_BATCH]>;
 
-/// Up to `TRIM_BATCH` of `c`'s untrimmed stacks unused since `before`, oldest first.
-fn unused_since(c: &mut Class, before: i64) -> Batch {
+/// Up to `TRIM_BATCH` of the untrimmed stacks unused since `before`, oldest first,
+/// counted as `trimming` until `trimmed` takes them back.
+fn unused_since(lists: &mut Lists, before: i64) -> Batch {
     let mut batch = Batch::new();
-    while batch.len() < TRIM_BATCH && c.hot.front().is_some_and(|(_, at)| *at <= before) {
-        batch.extend(c.hot.pop_front().map(|(stack, _)| stack));
+    while batch.len() < TRIM_BATCH && lists.hot.front().is_some_and(|(_, at)| *at <= before) {
+        batch.extend(lists.hot.pop_front().map(|(stack, _)| stack));
     }
+    lists.trimming += batch.len();
     batch
+}
+
+/// Trims `batch` (taken out by `unused_since`) and puts it back, trimmed.
+fn trimmed(class: &Class, batch: Batch) {
+    trim(&batch);
+    let mut lists = class.lists.lock();
+    lists.trimming -= batch.len();
+    lists.trimmed.extend(batch);
 }
 
 /// Gives a stack whose coroutine finished back to the pool, as it is: no system call.
@@ -200,51 +272,57 @@ fn unused_since(c: &mut Class, before: i64) -> Batch {
 /// kernel, and trimming every stack (as this did first) costs a system call, a walk
 /// of the page table over the whole stack and a TLB shootdown per task; a stack reused
 /// soon (tasks that come and go) need not be trimmed at all, and keeps the pages its
-/// next task would fault in again. A stack that stays unused for `TRIM_AFTER_NS` is
-/// trimmed, `TRIM_BATCH` at a time with one `process_madvise`: by the next give-back
-/// of its size, or by an idle worker (`trim_unused`).
+/// next task would fault in again. A pooled stack that stays unused for
+/// `TRIM_AFTER_NS` is trimmed, `TRIM_BATCH` at a time with one `process_madvise`: by
+/// the next give-back of its size, or by an idle worker (`trim_unused`).
 pub(crate) fn give_back(stack: Stack) {
-    let size = stack.size;
+    let class = class_of(stack.size);
+    if class.free.load(Acquire) >= POOL_PER_SIZE as isize {
+        drop(stack);
+        return;
+    }
     let at = now();
     let batch = {
-        let mut pool = POOL.lock();
-        let c = class(&mut pool, size);
-        if c.hot.len() + c.trimmed.len() >= POOL_PER_SIZE {
-            drop(pool);
-            drop(stack);
+        let mut lists = class.lists.lock();
+        if class.size <= KEEP_COMMITTED {
+            lists.trimmed.push(stack);
+        } else {
+            lists.hot.push_back((stack, at));
+        }
+        // Listed before counted: whoever counts on it finds it.
+        class.free.fetch_add(1, AcqRel);
+        if lists.hot.front().is_none_or(|(_, since)| *since > at - TRIM_AFTER_NS) {
             return;
         }
-        if size <= KEEP_COMMITTED {
-            c.trimmed.push(stack);
-            return;
-        }
-        c.hot.push_back((stack, at));
-        if c.hot.front().is_some_and(|(_, since)| *since > at - TRIM_AFTER_NS) {
-            return;
-        }
-        unused_since(c, at - TRIM_AFTER_NS)
+        unused_since(&mut lists, at - TRIM_AFTER_NS)
     };
-    trim(&batch);
-    class(&mut POOL.lock(), size).trimmed.extend(batch);
+    trimmed(class, batch);
 }
 
 /// Trims the pooled stacks unused for `TRIM_AFTER_NS` (every untrimmed one if `all`,
 /// for a runtime that closes); when the next one will be due (CLOCK_MONOTONIC), if any.
 /// For a worker about to sleep: it sleeps no later than that.
 pub(crate) fn trim_unused(all: bool) -> Option<i64> {
-    loop {
-        let before = if all { i64::MAX } else { now() - TRIM_AFTER_NS };
-        let (size, batch) = {
-            let mut pool = POOL.lock();
-            let found = pool.iter_mut().map(|c| (c.size, unused_since(c, before))).find(|(_, b)| !b.is_empty());
-            match found {
-                Some(found) => found,
-                None => return pool.iter().filter_map(|c| c.hot.front().map(|(_, at)| at + TRIM_AFTER_NS)).min(),
-            }
-        };
-        trim(&batch);
-        class(&mut POOL.lock(), size).trimmed.extend(batch);
+    let mut next = None;
+    // By index: classes are only ever added.
+    for i in 0.. {
+        let Some(&class) = CLASSES.lock().get(i) else { break };
+        loop {
+            let before = if all { i64::MAX } else { now() - TRIM_AFTER_NS };
+            let batch = {
+                let mut lists = class.lists.lock();
+                let batch = unused_since(&mut lists, before);
+                if batch.is_empty() {
+                    let due = lists.hot.front().map(|(_, at)| at + TRIM_AFTER_NS);
+                    next = next.into_iter().chain(due).min();
+                    break;
+                }
+                batch
+            };
+            trimmed(class, batch);
+        }
     }
+    next
 }
 
 /// `process_madvise`'s file descriptor for the calling process itself (`PIDFD_SELF`, in
@@ -451,6 +529,10 @@ mod tests {
     /// The pool is the process's: one test at a time (one trims every class).
     static SERIAL: Mutex<()> = Mutex::new(());
 
+    fn stack(size: usize) -> Stack {
+        reserve(size).expect("a stack").take()
+    }
+
     /// Writes a byte to every page of a stack's usable part (a deep task).
     fn touch_all(stack: &Stack) {
         for at in (stack.low + GUARD..stack.low + GUARD + stack.size).step_by(page()) {
@@ -459,30 +541,34 @@ mod tests {
         }
     }
 
-    /// Whether the lowest usable page (below the kept top) is resident.
-    fn bottom_resident(stack: &Stack) -> bool {
+    fn resident(at: usize) -> bool {
         let mut vec = [0u8; 1];
         // SAFETY: a page of our own mapping; `vec` has room for its one entry.
-        let rc = unsafe { libc::mincore((stack.low + GUARD) as *mut libc::c_void, page(), vec.as_mut_ptr()) };
+        let rc = unsafe { libc::mincore(at as *mut libc::c_void, page(), vec.as_mut_ptr()) };
         assert_eq!(rc, 0);
         vec[0] & 1 != 0
     }
 
+    /// Whether the lowest usable page (below the kept top) is resident.
+    fn bottom_resident(stack: &Stack) -> bool {
+        resident(stack.low + GUARD)
+    }
+
     /// Whether the top page (kept committed through trims) is resident.
     fn top_resident(stack: &Stack) -> bool {
-        let mut vec = [0u8; 1];
-        let top = stack.low + GUARD + stack.size - page();
-        // SAFETY: as in `bottom_resident`.
-        assert_eq!(unsafe { libc::mincore(top as *mut libc::c_void, page(), vec.as_mut_ptr()) }, 0);
-        vec[0] & 1 != 0
+        resident(stack.low + GUARD + stack.size - page())
+    }
+
+    fn wait_trim_age() {
+        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
     }
 
     #[test]
-    fn stacks_are_reused_as_they_are_and_trimmed_once_unused_for_a_while() {
+    fn stacks_are_reused_last_in_first_out_and_trimmed_once_unused_for_a_while() {
         let _serial = SERIAL.lock();
         let size = 200 * 1024;
         let n = TRIM_BATCH + 3;
-        let stacks: Vec<Stack> = (0..n).map(|_| take(size).expect("a stack")).collect();
+        let stacks: Vec<Stack> = (0..n).map(|_| stack(size)).collect();
         for s in &stacks {
             touch_all(s);
             assert!(bottom_resident(s));
@@ -492,21 +578,20 @@ mod tests {
             give_back(s);
         }
         // Reused at once: the last given back first, with the pages its task touched.
-        let again = take(size).expect("a stack");
+        let again = stack(size);
         assert_eq!(again.low, lows[n - 1]);
         assert!(bottom_resident(&again));
         give_back(again);
-        // Unused for long enough: trimmed, all of them (in two batches), and the next
-        // due is not one of them.
-        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
+        // Unused for long enough: trimmed (in two batches).
+        wait_trim_age();
         let next = trim_unused(false);
-        assert!(next.is_none_or(|due| due > now()), "nothing due is left untrimmed");
-        let taken: Vec<Stack> = (0..n).map(|_| take(size).expect("a stack")).collect();
-        for (i, s) in taken.iter().enumerate() {
+        assert!(next.is_none_or(|due| due > now()), "nothing due is left");
+        for i in 0..n {
+            let s = stack(size);
             assert!(lows.contains(&s.low), "stack {i} comes from the pool");
-            assert!(!bottom_resident(s), "stack {i} was trimmed");
+            assert!(!bottom_resident(&s), "stack {i} was trimmed");
             // The kept top is never trimmed: it is what the next task touches first.
-            assert!(top_resident(s), "stack {i} kept its top");
+            assert!(top_resident(&s), "stack {i} kept its top");
         }
     }
 
@@ -514,44 +599,34 @@ mod tests {
     fn a_stack_given_back_among_unused_ones_trims_them() {
         let _serial = SERIAL.lock();
         let size = 168 * 1024;
-        let old = take(size).expect("a stack");
-        touch_all(&old);
-        let old_low = old.low;
-        give_back(old);
-        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
-        let fresh = take(size).expect("a stack");
-        assert_eq!(fresh.low, old_low, "the pooled stack is reused");
-        let other = take(size).expect("a new stack");
-        touch_all(&fresh);
-        touch_all(&other);
-        give_back(fresh);
-        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
-        // This give-back finds the other one unused for long enough.
-        give_back(other);
-        let first = take(size).expect("a stack");
-        let second = take(size).expect("a stack");
-        assert!(bottom_resident(&first), "the last given back is untrimmed");
-        assert_eq!(second.low, old_low);
-        assert!(!bottom_resident(&second), "the one unused for long was trimmed");
+        let (a, b) = (stack(size), stack(size));
+        touch_all(&a);
+        touch_all(&b);
+        let lows = (a.low, b.low);
+        give_back(a);
+        wait_trim_age();
+        give_back(b); // finds a unused for long enough
+        let (b, a) = (stack(size), stack(size));
+        assert_eq!((a.low, b.low), lows);
+        assert!(bottom_resident(&b), "the last given back is untrimmed");
+        assert!(!bottom_resident(&a), "the one unused for long was trimmed");
     }
 
     #[test]
     fn a_reused_stack_keeps_its_guard() {
         let _serial = SERIAL.lock();
         let size = 136 * 1024;
-        let stacks: Vec<Stack> = (0..2).map(|_| take(size).expect("a stack")).collect();
-        for s in &stacks {
-            touch_all(s);
-        }
-        for s in stacks {
-            give_back(s);
-        }
+        let (a, b) = (stack(size), stack(size));
+        touch_all(&a);
+        touch_all(&b);
+        give_back(a);
+        give_back(b);
         // One untrimmed and one trimmed stack: a write just below the usable part of
         // either faults.
-        let hot = take(size).expect("a stack");
+        let hot = stack(size);
         assert!(bottom_resident(&hot));
         trim_unused(true);
-        let trimmed = take(size).expect("a stack");
+        let trimmed = stack(size);
         assert!(!bottom_resident(&trimmed));
         for s in [&hot, &trimmed] {
             let target = s.low + GUARD - 8;
@@ -571,5 +646,34 @@ mod tests {
             assert!(libc::WIFSIGNALED(status), "a write to the guard did not fault");
             assert_eq!(libc::WTERMSIG(status), libc::SIGSEGV);
         }
+    }
+
+    #[test]
+    fn a_reservation_maps_a_stack_and_takes_the_one_given_back_last() {
+        let _serial = SERIAL.lock();
+        let size = 232 * 1024;
+        let class = class_of(size);
+        // (pooled, free): stacks in the pool, and those of them promised to nobody.
+        let counts = || {
+            let lists = class.lists.lock();
+            (lists.hot.len() + lists.trimmed.len() + lists.trimming, class.free.load(Acquire))
+        };
+        let warm = stack(size);
+        let warm_low = warm.low;
+        give_back(warm);
+        assert_eq!(counts(), (1, 1));
+        // Three promises: the pooled stack and two new ones.
+        let mut promises = (0..3).map(|_| reserve(size).expect("a promise")).collect::<Vec<_>>().into_iter();
+        assert_eq!(counts(), (3, 0));
+        let first = promises.next().expect("a promise").take();
+        assert_eq!(first.low, warm_low, "the stack given back last comes first");
+        assert_eq!(counts(), (2, 0));
+        // A promise dropped unused frees its stack.
+        drop(promises.next());
+        assert_eq!(counts(), (2, 1));
+        let again = reserve(size).expect("a promise");
+        assert_eq!(counts(), (2, 0), "no new stack for it");
+        let _stacks = [first, again.take(), promises.next().expect("a promise").take()];
+        assert_eq!(counts(), (0, 0));
     }
 }
