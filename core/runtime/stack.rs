@@ -22,7 +22,8 @@ fn page_size() -> usize {
     match PAGE.load(Relaxed) {
         0 => {
             // SAFETY: sysconf only reads a configuration value.
-            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| p.is_power_of_two());
+            let page =
+                usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok().filter(|p| p.is_power_of_two());
             let page = page.unwrap_or(4096);
             PAGE.store(page, Relaxed);
             page

@@ -167,7 +167,6 @@ impl Task {
         }
     }
 
-
     pub(crate) fn as_handle(&self) -> *mut weft_task_t {
         self as *const Task as *mut weft_task_t
     }

@@ -425,12 +425,12 @@ impl Sched {
     /// The runtime gives up its handle on `task`: the last reference, as a rule (the
     /// task has ended and been joined), which is then kept for a next spawn.
     pub(crate) fn release(&self, mut task: Arc<Task>) {
-        if Arc::get_mut(&mut task).is_some() {
-            let mut spare = self.spare_tasks.lock();
-            if spare.len() < SPARE_TASKS {
-                spare.push(task);
-                return;
-            }
+        if Arc::get_mut(&mut task).is_none() {
+            return;
+        }
+        let mut spare = self.spare_tasks.lock();
+        if spare.len() < SPARE_TASKS {
+            spare.push(task);
         }
     }
 

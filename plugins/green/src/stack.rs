@@ -3,9 +3,9 @@
 //! pool. A stack overflow faults in the guard region; the SIGSEGV handler, running on
 //! an alternate signal stack of the worker, names the task and its stack size on
 //! stderr before the process dies of the signal as it would have anyway.
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
-use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::Once;
 
@@ -173,7 +173,8 @@ fn class_of(size: usize) -> &'static Class {
             Some(c) => *c,
             None => {
                 let lists = Lists { hot: VecDeque::new(), trimmed: Vec::new(), trimming: 0 };
-                let c: &'static Class = Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: Mutex::new(lists) }));
+                let c: &'static Class =
+                    Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: Mutex::new(lists) }));
                 classes.push(c);
                 c
             }
