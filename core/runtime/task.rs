@@ -382,7 +382,7 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
     // Nothing here may unwind into the plugin; a panic in weft's own bookkeeping still
     // ends the task and releases the runtime.
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        safepoint::register(rt, &state.ctx);
+        safepoint::task_started(rt, &state.ctx);
         if let Some(hook) = rt.on_task_start {
             let hook = may_unwind!(hook, fn(*mut weft_task_t, *mut c_void));
             // SAFETY: the host's hook, called as documented.
