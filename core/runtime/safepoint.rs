@@ -145,17 +145,49 @@ pub(crate) struct World {
     owner: AtomicU64,
     /// The owner's `weft_stw_begin` succeeded and its `weft_stw_end` has not run yet.
     stopped: AtomicBool,
-    registry: Mutex<Registry>,
+    registry: Registry,
     lock: InternalLock,
 }
 
 /// Every context a collector must know of: the mutators, and the tasks spawned and not
-/// started yet (state STARTING, with their spawn argument), each at its
-/// `registry_index`. A task is listed from its spawn to its exit: starting moves no
-/// entry, so a collector never misses it.
+/// started yet (state STARTING, with their spawn argument). A task is listed from its
+/// spawn to its exit: starting moves no entry, so a collector never misses it. The list
+/// is in shards, each behind its own lock, a context in the shard of its id at its
+/// `registry_index`: a spawn and another task's exit, on two threads at once, seldom
+/// take the same lock (one lock was a cache line that every spawn and every exit
+/// pulled over from the other CPU). A scan takes the shards one after the other; what
+/// is listed meanwhile is what a scan under one lock would have missed too, listed
+/// just after it (the Dekker pairs with the flag hold either way).
 #[derive(Default)]
 struct Registry {
-    mutators: Vec<Arc<Context>>,
+    shards: [Shard; SHARDS],
+}
+
+const SHARDS: usize = 16;
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Shard(Mutex<Vec<Arc<Context>>>);
+
+impl Registry {
+    fn shard(&self, ctx: &Context) -> &Mutex<Vec<Arc<Context>>> {
+        &self.shards[ctx.id as usize % SHARDS].0
+    }
+
+    fn add(&self, ctx: &Arc<Context>) {
+        list_add(&mut self.shard(ctx).lock(), ctx);
+    }
+
+    fn remove(&self, ctx: &Context) {
+        list_remove(&mut self.shard(ctx).lock(), ctx);
+    }
+
+    /// Calls `f` on every listed context, shard by shard, each under its lock.
+    fn each(&self, mut f: impl FnMut(&Arc<Context>)) {
+        for shard in &self.shards {
+            shard.0.lock().iter().for_each(&mut f);
+        }
+    }
 }
 
 /// Adds `ctx` to `list` (registry lock held).
@@ -192,7 +224,7 @@ impl World {
             flag: AtomicU32::new(0),
             owner: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
-            registry: Mutex::new(Registry::default()),
+            registry: Registry::default(),
             lock: InternalLock::new(table, prt)?,
         })
     }
@@ -214,20 +246,22 @@ impl World {
         self.stopped.store(false, SeqCst);
         self.owner.store(0, SeqCst);
         self.flag.fetch_and(!STOP, SeqCst);
-        for ctx in self.registry.lock().mutators.iter() {
+        self.registry.each(|ctx| {
             let state = &ctx.mutator.state;
             let _ = state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
             let _ = state.compare_exchange(STARTING_HELD, WEFT_TASK_STARTING, SeqCst, SeqCst);
-        }
+        });
         l.broadcast(Cond::Resumed);
     }
 
     /// Scans the other mutators, lock held: holds every one found in a blocking region,
     /// and every task not started yet, and returns how many still run.
     fn hold_blocked_count_running(&self, me: u64) -> usize {
-        let registry = self.registry.lock();
         let mut running = 0;
-        for ctx in registry.mutators.iter().filter(|c| c.id != me) {
+        self.registry.each(|ctx| {
+            if ctx.id == me {
+                return;
+            }
             let state = &ctx.mutator.state;
             let stopped = match state.load(SeqCst) {
                 WEFT_TASK_RUNNING => false,
@@ -240,23 +274,23 @@ impl World {
             if !stopped {
                 running += 1;
             }
-        }
+        });
         running
     }
 
     /// Names of the other mutators that still run, for the timeout message.
     fn running_names(&self, me: u64) -> Vec<String> {
-        self.registry
-            .lock()
-            .mutators
-            .iter()
-            .filter(|c| c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING)
-            .map(|c| match (c.name(), c.task.is_null()) {
-                (Some(name), _) => format!("task \"{name}\" (id {})", c.id),
-                (None, false) => format!("task id {}", c.id),
-                (None, true) => format!("attached thread id {}", c.id),
-            })
-            .collect()
+        let mut names = Vec::new();
+        self.registry.each(|c| {
+            if c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING {
+                names.push(match (c.name(), c.task.is_null()) {
+                    (Some(name), _) => format!("task \"{name}\" (id {})", c.id),
+                    (None, false) => format!("task id {}", c.id),
+                    (None, true) => format!("attached thread id {}", c.id),
+                });
+            }
+        });
+        names
     }
 
     /// For close, with `mark_closed` run under the world lock when it succeeds: fails
@@ -270,13 +304,15 @@ impl World {
                 fail!(WEFT_EBUSY, "a stop-the-world is in force or requested (weft_stw_end first)");
             }
             let me = context::current_if_any().map(|c| c.id);
-            let mut registry = self.registry.lock();
-            let others = registry.mutators.iter().filter(|c| Some(c.id) != me).count();
+            let mut others = 0;
+            self.registry.each(|c| others += usize::from(Some(c.id) != me));
             if others > 0 {
                 fail!(WEFT_EBUSY, "{others} attached thread(s) must call weft_thread_detach first");
             }
-            for ctx in registry.mutators.drain(..) {
-                forget_runtime(&ctx.mutator);
+            for shard in &self.registry.shards {
+                for ctx in shard.0.lock().drain(..) {
+                    forget_runtime(&ctx.mutator);
+                }
             }
             mark_closed();
             Ok(())
@@ -321,7 +357,7 @@ fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
         }
         ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
         ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
-        list_add(&mut world.registry.lock().mutators, ctx);
+        world.registry.add(ctx);
         if stop {
             wait_no_stop(world, l);
             ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
@@ -335,7 +371,7 @@ fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
 pub(crate) fn task_spawning(rt: &Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
     ctx.mutator.state.store(WEFT_TASK_STARTING, SeqCst);
-    list_add(&mut world.registry.lock().mutators, ctx);
+    world.registry.add(ctx);
     if world.flag.load(SeqCst) & STOP != 0 {
         world.locked(|_| {
             if world.flag.load(SeqCst) & STOP != 0 {
@@ -347,7 +383,7 @@ pub(crate) fn task_spawning(rt: &Runtime, ctx: &Arc<Context>) {
 
 /// The platform could not start the task: it is listed no more.
 pub(crate) fn spawn_failed(rt: &Runtime, ctx: &Context) {
-    list_remove(&mut rt.world.registry.lock().mutators, ctx);
+    rt.world.registry.remove(ctx);
 }
 
 /// A task starts running on `ctx` (see the module comment): it becomes a mutator of
@@ -380,12 +416,12 @@ pub(crate) fn task_started(rt: &'static Runtime, ctx: &Context) {
 }
 
 /// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it. The
-/// world lock only if a stop is requested: the removal, under the registry lock, then
-/// a look at the flag, against the requester's flag store, then its scan under the
-/// same lock; either the scan does not find this context, or this sees the flag and
-/// wakes the requester to scan again.
+/// world lock only if a stop is requested: the removal, under its shard's lock, then a
+/// look at the flag, against the requester's flag store, then its scan under the same
+/// lock; either the scan does not find this context, or this sees the flag and wakes
+/// the requester to scan again.
 fn unregister(rt: &Runtime, ctx: &Context) {
-    list_remove(&mut rt.world.registry.lock().mutators, ctx);
+    rt.world.registry.remove(ctx);
     forget_runtime(&ctx.mutator);
     if rt.world.flag.load(SeqCst) & STOP != 0 {
         rt.world.locked(|l| l.broadcast(Cond::Progress));
@@ -848,14 +884,10 @@ pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView)
     let me = context::current_if_any().map_or(0, |c| c.id);
     let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
     // The mutators first, then the tasks not started yet, each state read once.
-    let (starting, mutators): (Vec<_>, Vec<_>) = rt
-        .world
-        .registry
-        .lock()
-        .mutators
-        .iter()
-        .map(|ctx| (Arc::clone(ctx), ctx.mutator.public_state()))
-        .partition(|(_, state)| *state == WEFT_TASK_STARTING);
+    let mut listed = Vec::new();
+    rt.world.registry.each(|ctx| listed.push((Arc::clone(ctx), ctx.mutator.public_state())));
+    let (starting, mutators): (Vec<_>, Vec<_>) =
+        listed.into_iter().partition(|(_, state)| *state == WEFT_TASK_STARTING);
     let mut values = Vec::new();
     let mut live_slots = |ctx: &Context| {
         ctx.live_slots(&mut values);
