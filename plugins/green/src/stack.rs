@@ -54,6 +54,8 @@ static GUARD_MARKERS_WORK: AtomicBool = AtomicBool::new(true);
 pub(crate) struct Stack {
     low: usize,
     size: usize,
+    /// The pool's class of its size, which it goes back to.
+    class: &'static Class,
     /// Tells valgrind (when the process runs under it) that this is a stack, so that
     /// a switch onto it is not taken for a wild stack-pointer move. A no-op otherwise.
     _valgrind: corosensei::stack::valgrind::ValgrindStackRegistration,
@@ -69,7 +71,8 @@ impl Stack {
         size.checked_add(page() - 1).map_or(usize::MAX, |s| s & !(page() - 1))
     }
 
-    fn map(size: usize) -> Option<Stack> {
+    fn map(class: &'static Class) -> Option<Stack> {
+        let size = class.size;
         let total = size.checked_add(GUARD)?;
         // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
         let low = unsafe {
@@ -87,7 +90,7 @@ impl Stack {
         }
         let registration =
             corosensei::stack::valgrind::ValgrindStackRegistration::new((low as usize + GUARD) as *mut u8, size);
-        let stack = Stack { low: low as usize, size, _valgrind: registration };
+        let stack = Stack { low: low as usize, size, class, _valgrind: registration };
         let mut guarded = false;
         if GUARD_MARKERS_WORK.load(Relaxed) {
             // SAFETY: the range is the start of our own mapping.
@@ -217,7 +220,7 @@ pub(crate) fn reserve(requested: usize) -> Option<Reservation> {
     }
     class.free.fetch_add(1, AcqRel);
     // None free: one more pooled stack, promised at once (`free` stays as it is).
-    let stack = Stack::map(size)?;
+    let stack = Stack::map(class)?;
     class.lists.lock().trimmed.push(stack);
     Some(Reservation { class })
 }
@@ -277,7 +280,7 @@ fn trimmed(class: &Class, batch: Batch) {
 /// `TRIM_AFTER_NS` is trimmed, `TRIM_BATCH` at a time with one `process_madvise`: by
 /// the next give-back of its size, or by an idle worker (`trim_unused`).
 pub(crate) fn give_back(stack: Stack) {
-    let class = class_of(stack.size);
+    let class = stack.class;
     if class.free.load(Acquire) >= POOL_PER_SIZE as isize {
         drop(stack);
         return;
