@@ -64,7 +64,7 @@ pub unsafe extern "C" fn weft_spawn(
         }
         // SAFETY: a non-NULL name is the host's NUL-terminated string, copied here.
         let name = (!opts.name.is_null()).then(|| unsafe { CStr::from_ptr(opts.name) }.to_owned());
-        let request = SpawnRequest { func, arg, name, stack_size: opts.stack_size, detached };
+        let request = SpawnRequest { func, arg, name, stack_size: opts.stack_size, detached, group: None };
         let spawned = Task::spawn(rt, request)?;
         if !opts.id_out.is_null() {
             // SAFETY: the host's optional out-parameter, checked non-NULL.

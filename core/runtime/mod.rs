@@ -64,8 +64,9 @@ pub(crate) struct Runtime {
     pub(crate) info: weft_platform_info_t,
     /// Running tasks (low 32 bits), waiting `drain` calls (DRAINER units), and CLOSING
     /// while a close is deciding: one word, so that a task's exit and a drain's wait
-    /// agree on who wakes whom (see `end_task`).
-    tasks: AtomicU64,
+    /// agree on who wakes whom (see `end_task`). Written by every spawn and every exit:
+    /// on a cache line of its own, away from what every call reads (`closed`, `table`).
+    tasks: OwnLine<AtomicU64>,
     pub(crate) world: World,
     pub(crate) checks: Checks,
     /// The `weft_parallel_for` workers, made on first use.
@@ -91,6 +92,17 @@ impl Handle for Runtime {
     const LIFETIME: Lifetime = Lifetime::Immortal;
     fn tag(&self) -> &AtomicU32 {
         &self.tag
+    }
+}
+
+/// A value alone on its cache line(s).
+#[repr(align(64))]
+struct OwnLine<T>(T);
+
+impl<T> std::ops::Deref for OwnLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
@@ -153,7 +165,7 @@ impl Runtime {
                 path: platform.path.as_ptr(),
                 caps: table.caps,
             },
-            tasks: AtomicU64::new(0),
+            tasks: OwnLine(AtomicU64::new(0)),
             world,
             checks: Checks::new(check_flags, cfg.on_check_report, cfg.hook_ud),
             pool: std::sync::OnceLock::new(),

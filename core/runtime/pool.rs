@@ -154,6 +154,7 @@ impl Pool {
                 name: Some(c"weft-pool".to_owned()),
                 stack_size: 0,
                 detached: false,
+                group: None,
             };
             match Task::spawn(rt, request) {
                 Ok(Spawned { task: Some(task), .. }) => workers.push(task),

@@ -22,9 +22,18 @@
 //!   requester's store of the flag followed by its scan, all SeqCst (a Dekker pair):
 //!   either the scan sees BLOCKING, or the mutator sees the flag and wakes the requester
 //!   to scan again. A requester is never left waiting for a mutator that stopped.
-//! * Registration, parking and resuming happen under the world lock, which the
-//!   requester holds while it sets the flag and scans: a mutator that registers during a
-//!   stop starts parked.
+//! * Parking, resuming and an attached thread's registration happen under the world
+//!   lock, which the requester holds while it sets the flag and scans: a thread that
+//!   attaches during a stop starts parked.
+//! * A task is listed from its spawn, STARTING, and starts with a compare-exchange
+//!   STARTING -> RUNNING, against the requester's STARTING -> STARTING_HELD in its scan
+//!   (the pair of a blocking region's end): either it started before the scan, which
+//!   waits for it to poll (it looks at the flag at once, and parks), or it waits for
+//!   the stop's end. A task spawned after the scan holds itself: its spawn lists it,
+//!   then looks at the flag (a Dekker pair with the requester's flag store and scan),
+//!   and if a stop is requested or in force, moves it to STARTING_HELD under the world
+//!   lock, which resuming holds too. So starting and exiting take no world lock
+//!   unless a stop is requested.
 use std::ptr;
 use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
@@ -46,6 +55,9 @@ use crate::runtime::Runtime;
 /// BLOCKING, held there by the stop in force: leaving the region waits for its end.
 /// Never reported (it reads BLOCKING), so apart from every public state.
 const HELD: u32 = 16;
+/// STARTING, held there by the stop: the task's start waits for its end. Reported as
+/// STARTING.
+const STARTING_HELD: u32 = 17;
 
 /// The bit of the poll word (`World::flag`) that says a stop is requested or in force.
 /// The platform may set another, `WEFT_SAFEPOINT_PREEMPT`, to have polling tasks call
@@ -67,8 +79,8 @@ pub(crate) struct Mutator {
     internal: AtomicU32,
     /// The runtime whose world this context holds stopped; NULL if none.
     holds: AtomicPtr<Runtime>,
-    /// Where the context sits in its list of its runtime's registry (changed under the
-    /// registry lock), so that leaving it is O(1) with 100,000s of green tasks.
+    /// Where the context sits in its runtime's registry (changed under the registry
+    /// lock), so that leaving it is O(1) with 100,000s of green tasks.
     registry_index: AtomicUsize,
     /// Its stack and where it parked, for a conservative collector.
     pub(crate) parked: Parked,
@@ -102,6 +114,7 @@ impl Mutator {
     fn public_state(&self) -> u32 {
         match self.state.load(SeqCst) {
             HELD => WEFT_TASK_BLOCKING,
+            STARTING_HELD => WEFT_TASK_STARTING,
             state => state,
         }
     }
@@ -132,18 +145,49 @@ pub(crate) struct World {
     owner: AtomicU64,
     /// The owner's `weft_stw_begin` succeeded and its `weft_stw_end` has not run yet.
     stopped: AtomicBool,
-    registry: Mutex<Registry>,
+    registry: Registry,
     lock: InternalLock,
 }
 
 /// Every context a collector must know of: the mutators, and the tasks spawned and not
-/// started yet (`WEFT_TASK_STARTING`, with their spawn argument). A context is in one
-/// list at a time, at its `registry_index`; a task moves from one to the other under
-/// one lock, so a collector never misses it.
+/// started yet (state STARTING, with their spawn argument). A task is listed from its
+/// spawn to its exit: starting moves no entry, so a collector never misses it. The list
+/// is in shards, each behind its own lock, a context in the shard of its id at its
+/// `registry_index`: a spawn and another task's exit, on two threads at once, seldom
+/// take the same lock (one lock was a cache line that every spawn and every exit
+/// pulled over from the other CPU). A scan takes the shards one after the other; what
+/// is listed meanwhile is what a scan under one lock would have missed too, listed
+/// just after it (the Dekker pairs with the flag hold either way).
 #[derive(Default)]
 struct Registry {
-    mutators: Vec<Arc<Context>>,
-    starting: Vec<Arc<Context>>,
+    shards: [Shard; SHARDS],
+}
+
+const SHARDS: usize = 16;
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Shard(Mutex<Vec<Arc<Context>>>);
+
+impl Registry {
+    fn shard(&self, ctx: &Context) -> &Mutex<Vec<Arc<Context>>> {
+        &self.shards[ctx.id as usize % SHARDS].0
+    }
+
+    fn add(&self, ctx: &Arc<Context>) {
+        list_add(&mut self.shard(ctx).lock(), ctx);
+    }
+
+    fn remove(&self, ctx: &Context) {
+        list_remove(&mut self.shard(ctx).lock(), ctx);
+    }
+
+    /// Calls `f` on every listed context, shard by shard, each under its lock.
+    fn each(&self, mut f: impl FnMut(&Arc<Context>)) {
+        for shard in &self.shards {
+            shard.0.lock().iter().for_each(&mut f);
+        }
+    }
 }
 
 /// Adds `ctx` to `list` (registry lock held).
@@ -180,7 +224,7 @@ impl World {
             flag: AtomicU32::new(0),
             owner: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
-            registry: Mutex::new(Registry::default()),
+            registry: Registry::default(),
             lock: InternalLock::new(table, prt)?,
         })
     }
@@ -202,45 +246,51 @@ impl World {
         self.stopped.store(false, SeqCst);
         self.owner.store(0, SeqCst);
         self.flag.fetch_and(!STOP, SeqCst);
-        for ctx in self.registry.lock().mutators.iter() {
-            let _ = ctx.mutator.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
-        }
+        self.registry.each(|ctx| {
+            let state = &ctx.mutator.state;
+            let _ = state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
+            let _ = state.compare_exchange(STARTING_HELD, WEFT_TASK_STARTING, SeqCst, SeqCst);
+        });
         l.broadcast(Cond::Resumed);
     }
 
-    /// Scans the other mutators, lock held: holds every one found in a blocking region
-    /// and returns how many still run.
+    /// Scans the other mutators, lock held: holds every one found in a blocking region,
+    /// and every task not started yet, and returns how many still run.
     fn hold_blocked_count_running(&self, me: u64) -> usize {
-        let registry = self.registry.lock();
         let mut running = 0;
-        for ctx in registry.mutators.iter().filter(|c| c.id != me) {
+        self.registry.each(|ctx| {
+            if ctx.id == me {
+                return;
+            }
             let state = &ctx.mutator.state;
             let stopped = match state.load(SeqCst) {
                 WEFT_TASK_RUNNING => false,
                 // Fails only if it left its region meanwhile: then it runs.
                 WEFT_TASK_BLOCKING => state.compare_exchange(WEFT_TASK_BLOCKING, HELD, SeqCst, SeqCst).is_ok(),
+                // Likewise if it started meanwhile.
+                WEFT_TASK_STARTING => state.compare_exchange(WEFT_TASK_STARTING, STARTING_HELD, SeqCst, SeqCst).is_ok(),
                 _ => true,
             };
             if !stopped {
                 running += 1;
             }
-        }
+        });
         running
     }
 
     /// Names of the other mutators that still run, for the timeout message.
     fn running_names(&self, me: u64) -> Vec<String> {
-        self.registry
-            .lock()
-            .mutators
-            .iter()
-            .filter(|c| c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING)
-            .map(|c| match (c.name(), c.task.is_null()) {
-                (Some(name), _) => format!("task \"{name}\" (id {})", c.id),
-                (None, false) => format!("task id {}", c.id),
-                (None, true) => format!("attached thread id {}", c.id),
-            })
-            .collect()
+        let mut names = Vec::new();
+        self.registry.each(|c| {
+            if c.id != me && c.mutator.state.load(SeqCst) == WEFT_TASK_RUNNING {
+                names.push(match (c.name(), c.task.is_null()) {
+                    (Some(name), _) => format!("task \"{name}\" (id {})", c.id),
+                    (None, false) => format!("task id {}", c.id),
+                    (None, true) => format!("attached thread id {}", c.id),
+                });
+            }
+        });
+        names
     }
 
     /// For close, with `mark_closed` run under the world lock when it succeeds: fails
@@ -254,13 +304,15 @@ impl World {
                 fail!(WEFT_EBUSY, "a stop-the-world is in force or requested (weft_stw_end first)");
             }
             let me = context::current_if_any().map(|c| c.id);
-            let mut registry = self.registry.lock();
-            let others = registry.mutators.iter().filter(|c| Some(c.id) != me).count();
+            let mut others = 0;
+            self.registry.each(|c| others += usize::from(Some(c.id) != me));
             if others > 0 {
                 fail!(WEFT_EBUSY, "{others} attached thread(s) must call weft_thread_detach first");
             }
-            for ctx in registry.mutators.drain(..) {
-                forget_runtime(&ctx.mutator);
+            for shard in &self.registry.shards {
+                for ctx in shard.0.lock().drain(..) {
+                    forget_runtime(&ctx.mutator);
+                }
             }
             mark_closed();
             Ok(())
@@ -292,9 +344,9 @@ fn wait_no_stop(world: &World, l: &InternalLock) {
     }
 }
 
-/// Adds `ctx` as a mutator of `rt`. If a stop is requested or in force (by another
-/// context), it starts parked and this returns once the stop is over.
-pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
+/// Adds an attached thread's `ctx` as a mutator of `rt`. If a stop is requested or in
+/// force (by another context), it starts parked and this returns once the stop is over.
+fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
     ctx.mutator.blocking_depth.store(0, SeqCst);
     world.locked(|l| {
@@ -305,12 +357,7 @@ pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
         }
         ctx.mutator.state.store(if stop { WEFT_TASK_AT_SAFEPOINT } else { WEFT_TASK_RUNNING }, SeqCst);
         ctx.mutator.rt.store(rt as *const _ as *mut _, SeqCst);
-        let mut registry = world.registry.lock();
-        if !ctx.task.is_null() {
-            list_remove(&mut registry.starting, ctx);
-        }
-        list_add(&mut registry.mutators, ctx);
-        drop(registry);
+        world.registry.add(ctx);
         if stop {
             wait_no_stop(world, l);
             ctx.mutator.state.store(WEFT_TASK_RUNNING, SeqCst);
@@ -318,26 +365,67 @@ pub(crate) fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     });
 }
 
-/// A task was spawned: until it starts, `weft_tasks_foreach` reports it as STARTING.
-/// Called before the plugin can start it.
+/// A task was spawned: it is listed, STARTING (reported with its spawn argument) until
+/// it starts. Called before the plugin can start it. If a stop is requested or in force,
+/// the task is held until its end (see the module comment).
 pub(crate) fn task_spawning(rt: &Runtime, ctx: &Arc<Context>) {
-    list_add(&mut rt.world.registry.lock().starting, ctx);
+    let world = &rt.world;
+    ctx.mutator.state.store(WEFT_TASK_STARTING, SeqCst);
+    world.registry.add(ctx);
+    if world.flag.load(SeqCst) & STOP != 0 {
+        world.locked(|_| {
+            if world.flag.load(SeqCst) & STOP != 0 {
+                let _ = ctx.mutator.state.compare_exchange(WEFT_TASK_STARTING, STARTING_HELD, SeqCst, SeqCst);
+            }
+        });
+    }
 }
 
-/// The platform could not start the task: it is no longer STARTING.
+/// The platform could not start the task: it is listed no more.
 pub(crate) fn spawn_failed(rt: &Runtime, ctx: &Context) {
-    list_remove(&mut rt.world.registry.lock().starting, ctx);
+    rt.world.registry.remove(ctx);
 }
 
-/// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it.
+/// A task starts running on `ctx` (see the module comment): it becomes a mutator of
+/// `rt`. If the stop holds it, it parks (from STARTING to AT_SAFEPOINT: its spawn
+/// argument is still reported) and this returns once the stop is over; if a stop is
+/// requested, it parks at once, before it runs anything of the host's.
+pub(crate) fn task_started(rt: &'static Runtime, ctx: &Context) {
+    let world = &rt.world;
+    let m = &ctx.mutator;
+    m.blocking_depth.store(0, SeqCst);
+    m.rt.store(rt as *const _ as *mut _, SeqCst);
+    while m.state.compare_exchange(WEFT_TASK_STARTING, WEFT_TASK_RUNNING, SeqCst, SeqCst).is_err() {
+        // Held: it parks at a safepoint until the stop's end (resuming may have let it
+        // go meanwhile: then it starts again).
+        world.locked(|l| {
+            if m.state.load(SeqCst) != STARTING_HELD {
+                return;
+            }
+            // It parks below, in this frame.
+            m.parked.record_here(rt);
+            m.state.store(WEFT_TASK_AT_SAFEPOINT, SeqCst);
+            wait_no_stop(world, l);
+            m.state.store(WEFT_TASK_STARTING, SeqCst);
+        });
+    }
+    if world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id {
+        m.record_here(rt);
+        park(rt, ctx);
+    }
+}
+
+/// Removes `ctx` from `rt`'s mutators; a waiting requester no longer waits for it. The
+/// world lock only if a stop is requested: the removal, under its shard's lock, then a
+/// look at the flag, against the requester's flag store, then its scan under the same
+/// lock; either the scan does not find this context, or this sees the flag and wakes
+/// the requester to scan again.
 fn unregister(rt: &Runtime, ctx: &Context) {
-    rt.world.locked(|l| {
-        list_remove(&mut rt.world.registry.lock().mutators, ctx);
-        forget_runtime(&ctx.mutator);
-        if rt.world.flag.load(SeqCst) & STOP != 0 {
-            l.broadcast(Cond::Progress);
-        }
-    });
+    rt.world.registry.remove(ctx);
+    forget_runtime(&ctx.mutator);
+    if rt.world.flag.load(SeqCst) & STOP != 0 {
+        rt.world.locked(|l| l.broadcast(Cond::Progress));
+    }
 }
 
 /// Parks `ctx` at a safepoint while a stop by another context is requested or in force.
@@ -795,17 +883,17 @@ pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView)
     parked::capture(&mut own);
     let me = context::current_if_any().map_or(0, |c| c.id);
     let holds_stop = || me != 0 && rt.world.owner.load(SeqCst) == me && rt.world.stopped.load(SeqCst);
-    // Both lists under one lock: a task moving from one to the other is seen once.
-    let (mutators, starting) = {
-        let registry = rt.world.registry.lock();
-        (registry.mutators.clone(), registry.starting.clone())
-    };
+    // The mutators first, then the tasks not started yet, each state read once.
+    let mut listed = Vec::new();
+    rt.world.registry.each(|ctx| listed.push((Arc::clone(ctx), ctx.mutator.public_state())));
+    let (starting, mutators): (Vec<_>, Vec<_>) =
+        listed.into_iter().partition(|(_, state)| *state == WEFT_TASK_STARTING);
     let mut values = Vec::new();
     let mut live_slots = |ctx: &Context| {
         ctx.live_slots(&mut values);
         (values.as_ptr(), values.len())
     };
-    for ctx in mutators {
+    for (ctx, state) in mutators {
         let (locals, frame) = if ctx.id == me {
             ctx.mutator.parked.learn_stack(rt);
             (live_slots(&ctx), own)
@@ -814,14 +902,13 @@ pub(crate) fn for_each_mutator(rt: &Runtime, mut visit: impl FnMut(&MutatorView)
         } else {
             ((ptr::null(), 0), Frame::default())
         };
-        let state = ctx.mutator.public_state();
         let stack = ctx.mutator.parked.stack();
         let arg = ctx.start_arg.load(SeqCst);
         if visit(&MutatorView { ctx, state, locals, stack, frame, arg }) {
             return;
         }
     }
-    for ctx in starting {
+    for (ctx, _) in starting {
         let arg = ctx.start_arg.load(SeqCst);
         let view = MutatorView {
             ctx,

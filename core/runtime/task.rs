@@ -4,8 +4,13 @@
 //! so a handle used after its join or detach reads a dead tag and is refused. The shell
 //! has two owners: the host, until it joins or detaches, and the running task, until it
 //! exits (so `weft_task_self` and the hooks can hand the handle out while it runs, even
-//! detached). The last owner to let go frees the task's state and retires the shell.
+//! detached). The last owner to let go drops the task's state and retires the shell.
+//! The state lives in the shell itself, and the shell keeps its last task's context for
+//! the next one when nobody else holds it: a spawn on a shell used before allocates
+//! nothing.
+use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{
@@ -24,6 +29,7 @@ use crate::ffi::shell::ShellPool;
 use crate::plugin::plat_call;
 use crate::runtime::chan::Channel;
 use crate::runtime::context::{self, Context};
+use crate::runtime::group::Group;
 use crate::runtime::safepoint;
 use crate::runtime::Runtime;
 use crate::types::weft_task_t;
@@ -36,12 +42,25 @@ pub(crate) struct Task {
     handle: AtomicU32,
     /// The host and the running task (see the module comment).
     owners: AtomicU32,
+    /// `storage` while the shell is live; NULL once its last owner let go.
     state: AtomicPtr<TaskState>,
+    storage: UnsafeCell<MaybeUninit<TaskState>>,
+    /// The context of the shell's last task, unshared, kept for its next one.
+    spare_context: UnsafeCell<Option<Arc<Context>>>,
 }
+
+// SAFETY: `storage` is written only by `spawn`, on a shell nobody else holds (taken from
+// the pool, or new), and dropped only by the last owner; in between it is read through
+// `state`, and everything in it that changes is atomic or locked. `spare_context` is
+// touched only by `spawn` and by the last owner, in that same hand-over.
+unsafe impl Sync for Task {}
+// SAFETY: as for Sync.
+unsafe impl Send for Task {}
 
 /// A task's state while its shell is live.
 struct TaskState {
-    ctx: Arc<Context>,
+    /// Taken out, not dropped, when the state is (`Task::drop_state`).
+    ctx: ManuallyDrop<Arc<Context>>,
     rt: &'static Runtime,
     func: unsafe extern "C-unwind" fn(*mut c_void, *mut *mut c_void) -> i32,
     arg: *mut c_void,
@@ -57,6 +76,8 @@ struct TaskState {
     /// Channels to close with the task's code when it ends (`weft_task_link_chan`), each
     /// with a reference the task holds; None once the task has ended.
     linked: Mutex<Option<Vec<&'static Channel>>>,
+    /// The group the task belongs to, told when the task fails.
+    group: Option<&'static Group>,
 }
 
 // SAFETY: `arg` is the host's, handed to the task by design; the rest is synchronised.
@@ -95,6 +116,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) name: Option<CString>,
     pub(crate) stack_size: usize,
     pub(crate) detached: bool,
+    /// The group the task is spawned into (`weft_group_spawn`).
+    pub(crate) group: Option<&'static Group>,
 }
 
 /// What `Task::spawn` started.
@@ -111,7 +134,40 @@ impl Task {
         unsafe { &*self.state.load(Acquire) }
     }
 
-    pub(crate) fn as_handle(&'static self) -> *mut weft_task_t {
+    /// Drops the state of a shell whose last owner let go, keeping its context for the
+    /// shell's next task if nobody else holds it (a collector's view of the registry
+    /// may, for a while).
+    fn drop_state(&self) {
+        let state = self.state.swap(ptr::null_mut(), AcqRel);
+        // SAFETY: written by `spawn`; the last owner is the only user left, and the
+        // pointer, now NULL, is not read again until the next spawn writes a new state.
+        // The context is taken out once, before the rest is dropped.
+        let mut ctx = unsafe {
+            let ctx = ManuallyDrop::take(&mut (*state).ctx);
+            ptr::drop_in_place(state);
+            ctx
+        };
+        if Arc::get_mut(&mut ctx).is_some() {
+            // SAFETY: see the Sync impl: the last owner, before the shell goes back.
+            unsafe { *self.spare_context.get() = Some(ctx) };
+        }
+    }
+
+    /// A context for a new task of this shell: the spare one, made new, or a new one.
+    fn new_context(&self, name: Option<CString>) -> Arc<Context> {
+        let fresh = Context::new(name, self.as_handle());
+        // SAFETY: see the Sync impl: `spawn`, on a shell nobody else holds.
+        match unsafe { (*self.spare_context.get()).take() } {
+            Some(mut ctx) => {
+                // Nobody else can have got hold of it since it was checked unshared.
+                *Arc::get_mut(&mut ctx).expect("a spare context is unshared") = fresh;
+                ctx
+            }
+            None => Arc::new(fresh),
+        }
+    }
+
+    pub(crate) fn as_handle(&self) -> *mut weft_task_t {
         self as *const Task as *mut weft_task_t
     }
 
@@ -129,9 +185,11 @@ impl Task {
             handle: AtomicU32::new(HANDLE_LIVE),
             owners: AtomicU32::new(0),
             state: AtomicPtr::new(ptr::null_mut()),
+            storage: UnsafeCell::new(MaybeUninit::uninit()),
+            spare_context: UnsafeCell::new(None),
         });
-        let state = Box::new(TaskState {
-            ctx: Arc::new(Context::new(req.name.clone(), shell.as_handle())),
+        let state = TaskState {
+            ctx: ManuallyDrop::new(shell.new_context(req.name.clone())),
             rt,
             func: may_unwind!(req.func, fn(*mut c_void, *mut *mut c_void) -> i32),
             arg: req.arg,
@@ -140,10 +198,13 @@ impl Task {
             plat: Mutex::new(ptr::null_mut()),
             cancels: AtomicU32::new(0),
             linked: Mutex::new(Some(Vec::new())),
-        });
+            group: req.group,
+        };
+        // SAFETY: the shell is ours alone (see the Sync impl), its previous state dropped.
+        let state: *mut TaskState = unsafe { (*shell.storage.get()).write(state) };
         shell.handle.store(HANDLE_LIVE, Relaxed);
         shell.owners.store(2, Relaxed);
-        shell.state.store(Box::into_raw(state), Relaxed);
+        shell.state.store(state, Relaxed);
         shell.tag.store(TASK_TAG, Release);
         let plat_opts = weft_plat_spawn_t {
             struct_size: std::mem::size_of::<weft_plat_spawn_t>() as u32,
@@ -194,9 +255,7 @@ impl Task {
             return;
         }
         self.tag.store(TASK_GONE, Release);
-        let state = self.state.swap(ptr::null_mut(), AcqRel);
-        // SAFETY: made by Box::into_raw in spawn; the last owner is the only user left.
-        drop(unsafe { Box::from_raw(state) });
+        self.drop_state();
         SHELLS.give_back(self);
     }
 
@@ -323,7 +382,7 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
     // Nothing here may unwind into the plugin; a panic in weft's own bookkeeping still
     // ends the task and releases the runtime.
     let _ = catch_unwind(AssertUnwindSafe(|| {
-        safepoint::register(rt, &state.ctx);
+        safepoint::task_started(rt, &state.ctx);
         if let Some(hook) = rt.on_task_start {
             let hook = may_unwind!(hook, fn(*mut weft_task_t, *mut c_void));
             // SAFETY: the host's hook, called as documented.
@@ -333,8 +392,12 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
         // From here the argument is the function's, on the task's stack or in its
         // registers, where a collector finds it.
         state.ctx.start_arg.store(0, SeqCst);
+        let what = if state.group.is_some() { "a group's task function" } else { "a task function" };
         // SAFETY: the host's task function with the host's argument.
-        let code = host_call("a task function", || unsafe { (state.func)(state.arg, &mut result) });
+        let code = host_call(what, || unsafe { (state.func)(state.arg, &mut result) });
+        if let (Some(group), true) = (state.group, code != 0) {
+            group.task_failed(code);
+        }
         state.result.store(result, Relaxed);
         state.code.store(code, Release);
         // Receivers on a linked channel learn that the task ended, and with what code.

@@ -70,15 +70,26 @@ pub(crate) struct Task {
     /// Touched only by the thread that runs the task (one at a time, by the protocol
     /// of `state` and the run queues).
     coro: UnsafeCell<Option<Coro>>,
+    /// Until the task first runs: the stack promised to it and the runtime's context
+    /// for it. The worker that first runs the task takes the stack (the one given back
+    /// last: warm) and makes the coroutine on it, so that the spawning thread touches
+    /// no stack memory (a spawn wrote the coroutine's first frame, and the worker read
+    /// it from the other CPU's cache: a third of a spawn's time). Touched as `coro` is.
+    unstarted: UnsafeCell<Option<(stack::Reservation, SendPtr)>>,
     yielder: Cell<*const Yielder<(), Suspend>>,
     /// The task's weft context while it is switched out.
     saved_ctx: Cell<*mut c_void>,
     /// `task_run` returned.
     pub(crate) done: AtomicBool,
+    /// A joiner may park on `done_key` (set before it looks at `done` for the last
+    /// time): the end of the task then wakes the key. Most tasks are joined after they
+    /// ended, and their end skips the parking table.
+    pub(crate) awaited: AtomicBool,
     id: u64,
     name: Option<CString>,
-    stack_size: usize,
-    guard: (usize, usize),
+    /// The task's stack size and the guard region below it, once it has one (it ran).
+    stack_size: Cell<usize>,
+    guard: Cell<(usize, usize)>,
 }
 
 // SAFETY: the cells are only touched by the one thread that runs the task at a time
@@ -133,6 +144,12 @@ pub(crate) struct Sched {
     /// `epoll_wait` (woken through the poller, not `unpark`).
     idle: Mutex<Vec<(Thread, bool)>>,
     n_idle: AtomicUsize,
+    /// Workers looking for work without having found any yet: one that `notify` woke,
+    /// or one that spins a while before it sleeps (Go's spinning Ms). While there is
+    /// one, `notify` wakes nobody: the spinner finds the work queued, so a burst of
+    /// spawns costs one wake-up, not one each. A spinner that finds work and sees more
+    /// wakes the next worker, which spins in turn.
+    spinning: AtomicUsize,
     /// Threads without a processor, parked until one is free.
     spares: Mutex<Vec<Thread>>,
     timers: Mutex<BTreeMap<(i64, u64), Arc<Task>>>,
@@ -148,7 +165,13 @@ pub(crate) struct Sched {
     /// on an fd has no epoll descriptor).
     poller: std::sync::OnceLock<Poller>,
     making_poller: Mutex<()>,
+    /// Tasks whose last reference was the runtime's handle, kept for the next spawns
+    /// (a spawn then allocates nothing); emptied at close (each holds the scheduler).
+    spare_tasks: Mutex<Vec<Arc<Task>>>,
 }
+
+/// Spare tasks kept per runtime.
+const SPARE_TASKS: usize = 16384;
 
 const FREE: u8 = 0;
 const TASK: u8 = 1;
@@ -162,6 +185,12 @@ const RETAKE_NS: i64 = 3 * SLICE_NS;
 
 /// A task that runs this long without switching is asked to yield at its next poll.
 const SLICE_NS: i64 = 10_000_000;
+/// How long a worker that runs out of work spins, looking for more, before it sleeps
+/// (one worker at a time: see `Sched::spinning`). A spawn every few microseconds then
+/// finds it awake.
+const SPIN_NS: i64 = 20_000;
+/// Pause instructions between two looks of a spinning worker at the run queues.
+const SPIN_PAUSES: u32 = 64;
 /// How often the monitor looks.
 const MONITOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
 /// The monitor polls the network when no worker has for this long (Go's sysmon: 10 ms).
@@ -199,9 +228,9 @@ pub(crate) fn running_for_fault() -> Option<stack::Running> {
     // SAFETY: the worker holds a reference on the task it runs.
     let task = unsafe { task.as_ref() }?;
     Some(stack::Running {
-        guard_low: task.guard.0,
-        guard_high: task.guard.1,
-        size: task.stack_size,
+        guard_low: task.guard.get().0,
+        guard_high: task.guard.get().1,
+        size: task.stack_size.get(),
         id: task.id,
         name: task.name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
     })
@@ -296,6 +325,7 @@ impl Sched {
             free_procs: Mutex::new(Vec::new()),
             idle: Mutex::new(Vec::new()),
             n_idle: AtomicUsize::new(0),
+            spinning: AtomicUsize::new(0),
             spares: Mutex::new(Vec::new()),
             timers: Mutex::new(BTreeMap::new()),
             next_timer: AtomicI64::new(WEFT_FOREVER),
@@ -306,6 +336,7 @@ impl Sched {
             monitor: Mutex::new(None),
             poller: std::sync::OnceLock::new(),
             making_poller: Mutex::new(()),
+            spare_tasks: Mutex::new(Vec::new()),
         });
         stack::install_handler();
         for index in 0..workers {
@@ -349,6 +380,9 @@ impl Sched {
             }
         }
         self.timers.lock().clear();
+        self.spare_tasks.lock().clear();
+        // No worker is left to trim the stacks its tasks gave back.
+        stack::trim_unused(true);
     }
 
     /// Starts a task whose coroutine calls `task_run(ctx)`.
@@ -359,35 +393,59 @@ impl Sched {
         name: Option<CString>,
         id: u64,
     ) -> Result<Arc<Task>, weft_status_t> {
-        let Some(stack) = stack::take(stack_size) else {
+        let Some(stack) = stack::reserve(stack_size) else {
             return Err(HOST.fail(WEFT_ENOMEM, &format!("cannot map a task stack of {stack_size} bytes")));
         };
-        let task = Arc::new(Task {
+        let fresh = Task {
             sched: Arc::clone(self),
             state: AtomicU8::new(RUNNING),
             coro: UnsafeCell::new(None),
+            unstarted: UnsafeCell::new(Some((stack, SendPtr(ctx)))),
             yielder: Cell::new(std::ptr::null()),
             saved_ctx: Cell::new(std::ptr::null_mut()),
             done: AtomicBool::new(false),
+            awaited: AtomicBool::new(false),
             id,
             name,
-            stack_size: stack.size(),
-            guard: stack.guard_range(),
-        });
-        let me = Arc::as_ptr(&task) as usize;
-        let ctx = SendPtr(ctx);
-        let coro = Coro::with_stack(stack, move |yielder: &Yielder<(), Suspend>, ()| {
+            stack_size: Cell::new(0),
+            guard: Cell::new((0, 0)),
+        };
+        let spare = self.spare_tasks.lock().pop();
+        let task = match spare {
+            Some(mut task) => {
+                *Arc::get_mut(&mut task).expect("a spare task is unshared") = fresh;
+                task
+            }
+            None => Arc::new(fresh),
+        };
+        self.submit(Arc::clone(&task), true);
+        Ok(task)
+    }
+
+    /// The runtime gives up its handle on `task`: the last reference, as a rule (the
+    /// task has ended and been joined), which is then kept for a next spawn.
+    pub(crate) fn release(&self, mut task: Arc<Task>) {
+        if Arc::get_mut(&mut task).is_none() {
+            return;
+        }
+        let mut spare = self.spare_tasks.lock();
+        if spare.len() < SPARE_TASKS {
+            spare.push(task);
+        }
+    }
+
+    /// The coroutine of a task about to run for the first time: it calls
+    /// `task_run(ctx)` on the task's stack.
+    fn coroutine(task: &Task, stack: Stack, ctx: SendPtr) -> Coro {
+        let me = task as *const Task as usize;
+        Coro::with_stack(stack, move |yielder: &Yielder<(), Suspend>, ()| {
             let ctx = ctx;
             // SAFETY: the worker running the coroutine holds a reference on the task.
             let task = unsafe { &*(me as *const Task) };
             task.yielder.set(yielder);
             // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once.
             unsafe { HOST.task_run(ctx.0) };
-        });
-        // SAFETY: nobody else can reach the task yet.
-        unsafe { *task.coro.get() = Some(coro) };
-        self.submit(Arc::clone(&task), true);
-        Ok(task)
+        })
     }
 
     /// Queues a runnable task: on the calling thread's processor if it holds one of this
@@ -427,10 +485,19 @@ impl Sched {
         }
     }
 
-    /// Wakes an idle worker, if any, to look for work.
+    /// Wakes an idle worker, if any and if no worker is looking for work already; the
+    /// one woken counts as spinning until it finds work or sleeps again.
+    ///
+    /// Whoever queues work calls this after the push, and a spinner that gives up
+    /// leaves `spinning` before it looks at the queues a last time (`idle_sleep`): with
+    /// both orders sequentially consistent, either this sees the spinner, which then
+    /// sees the work, or the spinner has left and this wakes someone.
     fn notify(&self) {
         std::sync::atomic::fence(SeqCst);
-        if self.n_idle.load(SeqCst) == 0 {
+        if self.spinning.load(SeqCst) != 0 || self.n_idle.load(SeqCst) == 0 {
+            return;
+        }
+        if self.spinning.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {
             return;
         }
         let thread = {
@@ -441,8 +508,42 @@ impl Sched {
             }
             t
         };
-        if let Some((t, in_epoll)) = thread {
-            self.wake_idle(&t, in_epoll);
+        match thread {
+            Some((t, in_epoll)) => self.wake_idle(&t, in_epoll),
+            // It woke by itself meanwhile (every worker is awake): it finds the work.
+            None => {
+                self.spinning.fetch_sub(1, SeqCst);
+            }
+        }
+    }
+
+    /// A worker that has found nothing to run starts spinning, unless another spins.
+    fn start_spinning(&self) -> bool {
+        self.spinning.load(Relaxed) == 0 && self.spinning.compare_exchange(0, 1, SeqCst, SeqCst).is_ok()
+    }
+
+    /// A spinning worker found work: it stops spinning, and if it was the last spinner
+    /// and there is work beyond what it took, another worker comes to take that.
+    fn found_work(&self) {
+        if self.spinning.fetch_sub(1, SeqCst) == 1 && self.has_runnable() {
+            self.notify();
+        }
+    }
+
+    /// Spins until work shows up (true) or `until` (false): run queues, due timers,
+    /// shutdown. No system call: a worker spinning here is one that would otherwise
+    /// park, and be woken (two futex calls and two context switches) by the next spawn.
+    fn spin_for_work(&self, until: i64) -> bool {
+        loop {
+            for _ in 0..SPIN_PAUSES {
+                std::hint::spin_loop();
+            }
+            if self.has_work() || self.shutdown.load(Relaxed) {
+                return true;
+            }
+            if clock::now() >= until {
+                return false;
+            }
         }
     }
 
@@ -497,9 +598,12 @@ impl Sched {
     }
 
     fn has_work(&self) -> bool {
-        !self.injector.is_empty()
-            || self.stealers.iter().any(|s| !s.is_empty())
-            || self.next_timer.load(SeqCst) <= clock::now()
+        self.has_runnable() || self.next_timer.load(SeqCst) <= clock::now()
+    }
+
+    /// Tasks wait in a run queue another worker could take them from.
+    fn has_runnable(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
     }
 
     fn thread_main(self: Arc<Sched>, proc: Option<usize>) {
@@ -510,6 +614,9 @@ impl Sched {
             proc: proc.map_or(std::ptr::null(), |i| &me.procs[i] as *const Proc),
             task: std::ptr::null(),
         });
+        // Whether this worker counts in `spinning`, and until when it spins.
+        let mut spinning = false;
+        let mut spin_until = 0;
         loop {
             let h = here();
             if h.proc.is_null() {
@@ -530,6 +637,10 @@ impl Sched {
             // non-empty for ever and a sleeper would never wake.
             me.fire_timers();
             if let Some(task) = me.find_task(p) {
+                if spinning {
+                    spinning = false;
+                    me.found_work();
+                }
                 me.run(task);
                 continue;
             }
@@ -539,7 +650,24 @@ impl Sched {
             if me.shutdown.load(SeqCst) {
                 break;
             }
-            me.idle_sleep();
+            if !spinning && me.start_spinning() {
+                spinning = true;
+                spin_until = clock::now().saturating_add(SPIN_NS);
+            }
+            if spinning && me.spin_for_work(spin_until) {
+                continue;
+            }
+            if spinning {
+                spinning = false;
+                me.spinning.fetch_sub(1, SeqCst);
+            }
+            if me.idle_sleep() {
+                spinning = true;
+                spin_until = clock::now().saturating_add(SPIN_NS);
+            }
+        }
+        if spinning {
+            me.spinning.fetch_sub(1, SeqCst);
         }
         set_here(Here { sched: std::ptr::null(), proc: std::ptr::null(), task: std::ptr::null() });
     }
@@ -612,8 +740,15 @@ impl Sched {
         // long as the task runs.
         let previous = unsafe { HOST.context_set(task.saved_ctx.get()) };
         // SAFETY: this thread alone runs the task now (it took it from a run queue).
-        let coro = unsafe { (*task.coro.get()).as_mut() }.expect("a queued task has a coroutine");
-        let result = coro.resume(());
+        let coro = unsafe { &mut *task.coro.get() };
+        // SAFETY: as above.
+        if let Some((stack, ctx)) = unsafe { (*task.unstarted.get()).take() } {
+            let stack = stack.take();
+            task.stack_size.set(stack.size());
+            task.guard.set(stack.guard_range());
+            *coro = Some(Self::coroutine(&task, stack, ctx));
+        }
+        let result = coro.as_mut().expect("a queued task has a coroutine").resume(());
         // The coroutine may have moved this thread to another processor (or none), and
         // the processor may have been retaken.
         let mut h = here();
@@ -645,15 +780,25 @@ impl Sched {
                     stack::give_back(coro.into_stack());
                 }
                 task.state.store(DONE, SeqCst);
-                task.done.store(true, Release);
-                crate::wait::wake_all(task.done_key());
+                // Sequentially consistent with `join`'s store of `awaited` and load of
+                // `done`: either the joiner sees `done`, or this sees `awaited`.
+                task.done.store(true, SeqCst);
+                if task.awaited.load(SeqCst) {
+                    crate::wait::wake_all(task.done_key());
+                }
             }
         }
     }
 
     /// Sleeps until work comes: in `epoll_wait` if the runtime waits on fds and no
-    /// other worker sleeps there, else parked. Either way until the earliest timer.
-    fn idle_sleep(&self) {
+    /// other worker sleeps there, else parked. Either way until the earliest timer, or
+    /// until pooled stacks are due to be trimmed.
+    /// True if `notify` woke it (it took the worker off the idle list): the worker
+    /// then counts as spinning.
+    fn idle_sleep(&self) -> bool {
+        // Pooled stacks unused for a while are trimmed by idle workers, which sleep no
+        // later than the next are due (`stack::give_back`).
+        let trim_due = stack::trim_unused(false).unwrap_or(WEFT_FOREVER);
         let me = std::thread::current();
         // Claimed before the worker shows itself idle: whoever takes it off the idle
         // list to wake it must know which way it sleeps.
@@ -665,7 +810,7 @@ impl Sched {
         std::sync::atomic::fence(SeqCst);
         let mut events = None;
         if !self.has_work() && !self.shutdown.load(SeqCst) {
-            let next = self.next_timer.load(SeqCst);
+            let next = self.next_timer.load(SeqCst).min(trim_due);
             let left = if next == WEFT_FOREVER { -1 } else { next.saturating_sub(clock::now()).max(0) };
             match poller {
                 Some(poller) => {
@@ -680,18 +825,23 @@ impl Sched {
         if let Some(poller) = poller {
             poller.release_sleep();
         }
-        {
+        let woken = {
             let mut idle = self.idle.lock();
-            if let Some(i) = idle.iter().position(|(t, _)| t.id() == me.id()) {
-                idle.swap_remove(i);
-                self.n_idle.fetch_sub(1, SeqCst);
+            match idle.iter().position(|(t, _)| t.id() == me.id()) {
+                Some(i) => {
+                    idle.swap_remove(i);
+                    self.n_idle.fetch_sub(1, SeqCst);
+                    false
+                }
+                None => true,
             }
-        }
+        };
         // Off the idle list first: the tasks woken here come to this worker, and the
         // wake-ups for any beyond the first go to the other idle workers.
         if let (Some(poller), Some((buf, n))) = (poller, events) {
             poller.dispatch(&buf[..n], true);
         }
+        woken
     }
 
     fn spare_sleep(&self) {

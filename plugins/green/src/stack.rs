@@ -3,8 +3,10 @@
 //! pool. A stack overflow faults in the guard region; the SIGSEGV handler, running on
 //! an alternate signal stack of the worker, names the task and its stack size on
 //! stderr before the process dies of the signal as it would have anyway.
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::Once;
 
 use corosensei::stack::{Stack as CoroStack, StackPointer};
@@ -21,8 +23,13 @@ pub(crate) const GUARD: usize = 64 * 1024;
 /// Free stacks kept per size class.
 const POOL_PER_SIZE: usize = 16384;
 /// Pooled stacks keep this much of their top committed; below it, pages a deep task
-/// committed are given back when the stack returns to the pool.
+/// committed are given back to the kernel ("trimmed") once the stack has gone unused
+/// for `TRIM_AFTER_NS` (see `give_back`).
 const KEEP_COMMITTED: usize = 64 * 1024;
+/// How long a pooled stack stays untrimmed, unused.
+const TRIM_AFTER_NS: i64 = 50_000_000;
+/// How many stacks are trimmed together, by one system call.
+const TRIM_BATCH: usize = 32;
 
 fn page() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
@@ -47,6 +54,8 @@ static GUARD_MARKERS_WORK: AtomicBool = AtomicBool::new(true);
 pub(crate) struct Stack {
     low: usize,
     size: usize,
+    /// The pool's class of its size, which it goes back to.
+    class: &'static Class,
     /// Tells valgrind (when the process runs under it) that this is a stack, so that
     /// a switch onto it is not taken for a wild stack-pointer move. A no-op otherwise.
     _valgrind: corosensei::stack::valgrind::ValgrindStackRegistration,
@@ -62,7 +71,8 @@ impl Stack {
         size.checked_add(page() - 1).map_or(usize::MAX, |s| s & !(page() - 1))
     }
 
-    fn map(size: usize) -> Option<Stack> {
+    fn map(class: &'static Class) -> Option<Stack> {
+        let size = class.size;
         let total = size.checked_add(GUARD)?;
         // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
         let low = unsafe {
@@ -80,7 +90,7 @@ impl Stack {
         }
         let registration =
             corosensei::stack::valgrind::ValgrindStackRegistration::new((low as usize + GUARD) as *mut u8, size);
-        let stack = Stack { low: low as usize, size, _valgrind: registration };
+        let stack = Stack { low: low as usize, size, class, _valgrind: registration };
         let mut guarded = false;
         if GUARD_MARKERS_WORK.load(Relaxed) {
             // SAFETY: the range is the start of our own mapping.
@@ -125,44 +135,236 @@ unsafe impl CoroStack for Stack {
     }
 }
 
-/// Free stacks by usable size.
-static POOL: Mutex<Vec<(usize, Vec<Stack>)>> = Mutex::new(Vec::new());
+/// The pooled stacks of one usable size.
+struct Class {
+    size: usize,
+    /// Pooled stacks not promised to a task: the stacks in `lists` (and being trimmed)
+    /// less the `Reservation`s outstanding. Never below 0 but for a moment in `reserve`.
+    free: AtomicIsize,
+    lists: Mutex<Lists>,
+}
 
-/// A stack of at least `requested` bytes (0: the default), from the pool or new.
-pub(crate) fn take(requested: usize) -> Option<Stack> {
+struct Lists {
+    /// Untrimmed, with when each was given back (oldest first): pages a deep task
+    /// committed below the top `KEEP_COMMITTED` may still be there. The last given back
+    /// is taken first (warm in the caches).
+    hot: VecDeque<(Stack, i64)>,
+    /// Trimmed or never used: only their top `KEEP_COMMITTED` may still be committed.
+    trimmed: Vec<Stack>,
+    /// Out of the lists while a trim runs: still pooled.
+    trimming: usize,
+}
+
+/// Every size class there has been (a handful: the sizes tasks ask for), never freed.
+static CLASSES: Mutex<Vec<&'static Class>> = Mutex::new(Vec::new());
+
+thread_local! {
+    /// The class this thread looked up last (most spawns ask for one size).
+    static LAST_CLASS: Cell<Option<&'static Class>> = const { Cell::new(None) };
+}
+
+// Not inlined, as every thread-local read of the plugin (see `sched.rs`): a task's code
+// may move to another thread between two calls.
+#[inline(never)]
+fn class_of(size: usize) -> &'static Class {
+    if let Some(c) = LAST_CLASS.try_with(Cell::get).ok().flatten().filter(|c| c.size == size) {
+        return c;
+    }
+    let c = {
+        let mut classes = CLASSES.lock();
+        match classes.iter().find(|c| c.size == size) {
+            Some(c) => *c,
+            None => {
+                let lists = Lists { hot: VecDeque::new(), trimmed: Vec::new(), trimming: 0 };
+                let c: &'static Class =
+                    Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: Mutex::new(lists) }));
+                classes.push(c);
+                c
+            }
+        }
+    };
+    let _ = LAST_CLASS.try_with(|last| last.set(Some(c)));
+    c
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (green's clock; sim's `clock` is virtual, and this is
+/// about real memory).
+fn now() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// A stack promised to a task: one of its size is in the pool for it (mapped by
+/// `reserve` if need be, so that a spawn fails, not the task's first run, when none can
+/// be mapped). Which one is chosen when the task first runs (`take`): the stack given
+/// back last, still warm in the caches and the TLB, where a stack chosen at spawn had
+/// gone cold while the task waited in a run queue. So a burst of spawns maps as many
+/// stacks as tasks wait, but touches only as many as run at once. Dropped unused (a
+/// task that never ran), it gives the promise back.
+pub(crate) struct Reservation {
+    class: &'static Class,
+}
+
+/// Reserves a stack of at least `requested` bytes (0: the default); None if none can be
+/// mapped.
+pub(crate) fn reserve(requested: usize) -> Option<Reservation> {
     let size = Stack::class(requested);
     if size == usize::MAX {
         return None;
     }
-    {
-        let mut pool = POOL.lock();
-        if let Some((_, free)) = pool.iter_mut().find(|(s, _)| *s == size) {
-            if let Some(stack) = free.pop() {
-                return Some(stack);
-            }
-        }
+    let class = class_of(size);
+    if class.free.fetch_sub(1, AcqRel) > 0 {
+        return Some(Reservation { class });
     }
-    Stack::map(size)
+    class.free.fetch_add(1, AcqRel);
+    // None free: one more pooled stack, promised at once (`free` stays as it is).
+    let stack = Stack::map(class)?;
+    class.lists.lock().trimmed.push(stack);
+    Some(Reservation { class })
 }
 
-/// Gives a stack whose coroutine finished back to the pool.
-pub(crate) fn give_back(stack: Stack) {
-    if stack.size > KEEP_COMMITTED {
-        // The pages below the top were touched only by a deep task: let them go.
-        let len = stack.size - KEEP_COMMITTED;
-        // SAFETY: usable memory of our own mapping, which nothing runs on now.
-        unsafe { libc::madvise((stack.low + GUARD) as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    }
-    let mut pool = POOL.lock();
-    let index = match pool.iter().position(|(s, _)| *s == stack.size) {
-        Some(i) => i,
-        None => {
-            pool.push((stack.size, Vec::new()));
-            pool.len() - 1
+impl Reservation {
+    /// The stack: the untrimmed one given back last, else a trimmed (or unused) one.
+    pub(crate) fn take(self) -> Stack {
+        let class = self.class;
+        std::mem::forget(self);
+        loop {
+            {
+                let mut lists = class.lists.lock();
+                let stack = lists.hot.pop_back().map(|(stack, _)| stack).or_else(|| lists.trimmed.pop());
+                if let Some(stack) = stack {
+                    return stack;
+                }
+            }
+            // Every stack left is being trimmed: for the length of a system call.
+            std::thread::yield_now();
         }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.class.free.fetch_add(1, AcqRel);
+    }
+}
+
+type Batch = smallvec::SmallVec<[Stack; TRIM_BATCH]>;
+
+/// Up to `TRIM_BATCH` of the untrimmed stacks unused since `before`, oldest first,
+/// counted as `trimming` until `trimmed` takes them back.
+fn unused_since(lists: &mut Lists, before: i64) -> Batch {
+    let mut batch = Batch::new();
+    while batch.len() < TRIM_BATCH && lists.hot.front().is_some_and(|(_, at)| *at <= before) {
+        batch.extend(lists.hot.pop_front().map(|(stack, _)| stack));
+    }
+    lists.trimming += batch.len();
+    batch
+}
+
+/// Trims `batch` (taken out by `unused_since`) and puts it back, trimmed.
+fn trimmed(class: &Class, batch: Batch) {
+    trim(&batch);
+    let mut lists = class.lists.lock();
+    lists.trimming -= batch.len();
+    lists.trimmed.extend(batch);
+}
+
+/// Gives a stack whose coroutine finished back to the pool, as it is: no system call.
+/// Which pages below its top the task touched cannot be known without asking the
+/// kernel, and trimming every stack (as this did first) costs a system call, a walk
+/// of the page table over the whole stack and a TLB shootdown per task; a stack reused
+/// soon (tasks that come and go) need not be trimmed at all, and keeps the pages its
+/// next task would fault in again. A pooled stack that stays unused for
+/// `TRIM_AFTER_NS` is trimmed, `TRIM_BATCH` at a time with one `process_madvise`: by
+/// the next give-back of its size, or by an idle worker (`trim_unused`).
+pub(crate) fn give_back(stack: Stack) {
+    let class = stack.class;
+    if class.free.load(Acquire) >= POOL_PER_SIZE as isize {
+        drop(stack);
+        return;
+    }
+    let at = now();
+    let batch = {
+        let mut lists = class.lists.lock();
+        if class.size <= KEEP_COMMITTED {
+            lists.trimmed.push(stack);
+        } else {
+            lists.hot.push_back((stack, at));
+        }
+        // Listed before counted: whoever counts on it finds it.
+        class.free.fetch_add(1, AcqRel);
+        if lists.hot.front().is_none_or(|(_, since)| *since > at - TRIM_AFTER_NS) {
+            return;
+        }
+        unused_since(&mut lists, at - TRIM_AFTER_NS)
     };
-    if pool[index].1.len() < POOL_PER_SIZE {
-        pool[index].1.push(stack);
+    trimmed(class, batch);
+}
+
+/// Trims the pooled stacks unused for `TRIM_AFTER_NS` (every untrimmed one if `all`,
+/// for a runtime that closes); when the next one will be due (CLOCK_MONOTONIC), if any.
+/// For a worker about to sleep: it sleeps no later than that.
+pub(crate) fn trim_unused(all: bool) -> Option<i64> {
+    let mut next = None;
+    // By index: classes are only ever added.
+    for i in 0.. {
+        let Some(&class) = CLASSES.lock().get(i) else { break };
+        loop {
+            let before = if all { i64::MAX } else { now() - TRIM_AFTER_NS };
+            let batch = {
+                let mut lists = class.lists.lock();
+                let batch = unused_since(&mut lists, before);
+                if batch.is_empty() {
+                    let due = lists.hot.front().map(|(_, at)| at + TRIM_AFTER_NS);
+                    next = next.into_iter().chain(due).min();
+                    break;
+                }
+                batch
+            };
+            trimmed(class, batch);
+        }
+    }
+    next
+}
+
+/// `process_madvise`'s file descriptor for the calling process itself (`PIDFD_SELF`, in
+/// recent kernels; the libc crate does not define it): valid across a fork, unlike a
+/// pidfd opened once.
+const PIDFD_SELF: libc::c_long = -10000;
+static PROCESS_MADVISE_WORKS: AtomicBool = AtomicBool::new(true);
+
+/// Gives back to the kernel the pages below the top `KEEP_COMMITTED` of every stack of
+/// `stacks` (nothing runs on them).
+fn trim(stacks: &[Stack]) {
+    let ranges: smallvec::SmallVec<[libc::iovec; TRIM_BATCH]> = stacks
+        .iter()
+        .map(|s| libc::iovec { iov_base: (s.low + GUARD) as *mut libc::c_void, iov_len: s.size - KEEP_COMMITTED })
+        .collect();
+    if PROCESS_MADVISE_WORKS.load(Relaxed) {
+        let total: usize = ranges.iter().map(|r| r.iov_len).sum();
+        // SAFETY: the ranges are usable memory of our own mappings, which nothing runs
+        // on now; the vector outlives the call.
+        let done = unsafe {
+            libc::syscall(libc::SYS_process_madvise, PIDFD_SELF, ranges.as_ptr(), ranges.len(), libc::MADV_DONTNEED, 0)
+        };
+        if done >= 0 && done as usize == total {
+            return;
+        }
+        if done < 0 {
+            // An older kernel (no PIDFD_SELF, or no MADV_DONTNEED through
+            // process_madvise), or valgrind: one madvise per stack from now on.
+            let errno = std::io::Error::last_os_error().raw_os_error();
+            if matches!(errno, Some(libc::ENOSYS | libc::EINVAL | libc::EBADF | libc::EPERM | libc::ESRCH)) {
+                PROCESS_MADVISE_WORKS.store(false, Relaxed);
+            }
+        }
+        // Short or failed: the ranges again one by one (advising one twice is harmless).
+    }
+    for r in &ranges {
+        // SAFETY: as above.
+        unsafe { libc::madvise(r.iov_base, r.iov_len, libc::MADV_DONTNEED) };
     }
 }
 
@@ -321,5 +523,161 @@ fn reset_default(sig: libc::c_int) {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;
         libc::sigaction(sig, &action, std::ptr::null_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pool is the process's: one test at a time (one trims every class).
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn stack(size: usize) -> Stack {
+        reserve(size).expect("a stack").take()
+    }
+
+    /// Writes a byte to every page of a stack's usable part (a deep task).
+    fn touch_all(stack: &Stack) {
+        for at in (stack.low + GUARD..stack.low + GUARD + stack.size).step_by(page()) {
+            // SAFETY: usable memory of a stack that nothing runs on.
+            unsafe { std::ptr::write_volatile(at as *mut u8, 1) };
+        }
+    }
+
+    fn resident(at: usize) -> bool {
+        let mut vec = [0u8; 1];
+        // SAFETY: a page of our own mapping; `vec` has room for its one entry.
+        let rc = unsafe { libc::mincore(at as *mut libc::c_void, page(), vec.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        vec[0] & 1 != 0
+    }
+
+    /// Whether the lowest usable page (below the kept top) is resident.
+    fn bottom_resident(stack: &Stack) -> bool {
+        resident(stack.low + GUARD)
+    }
+
+    /// Whether the top page (kept committed through trims) is resident.
+    fn top_resident(stack: &Stack) -> bool {
+        resident(stack.low + GUARD + stack.size - page())
+    }
+
+    fn wait_trim_age() {
+        std::thread::sleep(std::time::Duration::from_nanos(TRIM_AFTER_NS as u64 + 1_000_000));
+    }
+
+    #[test]
+    fn stacks_are_reused_last_in_first_out_and_trimmed_once_unused_for_a_while() {
+        let _serial = SERIAL.lock();
+        let size = 200 * 1024;
+        let n = TRIM_BATCH + 3;
+        let stacks: Vec<Stack> = (0..n).map(|_| stack(size)).collect();
+        for s in &stacks {
+            touch_all(s);
+            assert!(bottom_resident(s));
+        }
+        let lows: Vec<usize> = stacks.iter().map(|s| s.low).collect();
+        for s in stacks {
+            give_back(s);
+        }
+        // Reused at once: the last given back first, with the pages its task touched.
+        let again = stack(size);
+        assert_eq!(again.low, lows[n - 1]);
+        assert!(bottom_resident(&again));
+        give_back(again);
+        // Unused for long enough: trimmed (in two batches).
+        wait_trim_age();
+        let next = trim_unused(false);
+        assert!(next.is_none_or(|due| due > now()), "nothing due is left");
+        for i in 0..n {
+            let s = stack(size);
+            assert!(lows.contains(&s.low), "stack {i} comes from the pool");
+            assert!(!bottom_resident(&s), "stack {i} was trimmed");
+            // The kept top is never trimmed: it is what the next task touches first.
+            assert!(top_resident(&s), "stack {i} kept its top");
+        }
+    }
+
+    #[test]
+    fn a_stack_given_back_among_unused_ones_trims_them() {
+        let _serial = SERIAL.lock();
+        let size = 168 * 1024;
+        let (a, b) = (stack(size), stack(size));
+        touch_all(&a);
+        touch_all(&b);
+        let lows = (a.low, b.low);
+        give_back(a);
+        wait_trim_age();
+        give_back(b); // finds a unused for long enough
+        let (b, a) = (stack(size), stack(size));
+        assert_eq!((a.low, b.low), lows);
+        assert!(bottom_resident(&b), "the last given back is untrimmed");
+        assert!(!bottom_resident(&a), "the one unused for long was trimmed");
+    }
+
+    #[test]
+    fn a_reused_stack_keeps_its_guard() {
+        let _serial = SERIAL.lock();
+        let size = 136 * 1024;
+        let (a, b) = (stack(size), stack(size));
+        touch_all(&a);
+        touch_all(&b);
+        give_back(a);
+        give_back(b);
+        // One untrimmed and one trimmed stack: a write just below the usable part of
+        // either faults.
+        let hot = stack(size);
+        assert!(bottom_resident(&hot));
+        trim_unused(true);
+        let trimmed = stack(size);
+        assert!(!bottom_resident(&trimmed));
+        for s in [&hot, &trimmed] {
+            let target = s.low + GUARD - 8;
+            // SAFETY: the child only writes to memory and exits; the parent waits for it.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                // SAFETY: the guard region of our own mapping: the write must fault.
+                unsafe {
+                    std::ptr::write_volatile(target as *mut u64, 1);
+                    libc::_exit(0);
+                }
+            }
+            assert!(pid > 0);
+            let mut status = 0;
+            // SAFETY: our own child.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            assert!(libc::WIFSIGNALED(status), "a write to the guard did not fault");
+            assert_eq!(libc::WTERMSIG(status), libc::SIGSEGV);
+        }
+    }
+
+    #[test]
+    fn a_reservation_maps_a_stack_and_takes_the_one_given_back_last() {
+        let _serial = SERIAL.lock();
+        let size = 232 * 1024;
+        let class = class_of(size);
+        // (pooled, free): stacks in the pool, and those of them promised to nobody.
+        let counts = || {
+            let lists = class.lists.lock();
+            (lists.hot.len() + lists.trimmed.len() + lists.trimming, class.free.load(Acquire))
+        };
+        let warm = stack(size);
+        let warm_low = warm.low;
+        give_back(warm);
+        assert_eq!(counts(), (1, 1));
+        // Three promises: the pooled stack and two new ones.
+        let mut promises = (0..3).map(|_| reserve(size).expect("a promise")).collect::<Vec<_>>().into_iter();
+        assert_eq!(counts(), (3, 0));
+        let first = promises.next().expect("a promise").take();
+        assert_eq!(first.low, warm_low, "the stack given back last comes first");
+        assert_eq!(counts(), (2, 0));
+        // A promise dropped unused frees its stack.
+        drop(promises.next());
+        assert_eq!(counts(), (2, 1));
+        let again = reserve(size).expect("a promise");
+        assert_eq!(counts(), (2, 0), "no new stack for it");
+        let _stacks = [first, again.take(), promises.next().expect("a promise").take()];
+        assert_eq!(counts(), (0, 0));
     }
 }

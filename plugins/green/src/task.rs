@@ -1,6 +1,6 @@
 //! Tasks as green coroutines: spawn, join, detach, cancel, yield, sleep.
 use std::ffi::{c_void, CStr};
-use std::sync::atomic::Ordering::Acquire;
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::sync::Arc;
 
 use weft_platform::*;
@@ -10,10 +10,12 @@ use crate::sched::{self, Sched, Task};
 use crate::wait::{self, Wake};
 use crate::HOST;
 
-/// The handle the runtime holds: one reference on the task.
-unsafe fn task_of<'a>(task: *mut weft_plat_task_t) -> &'a Arc<Task> {
-    // SAFETY: the runtime hands back the handle `spawn` made, until `detach`.
-    unsafe { &*(task as *const Arc<Task>) }
+/// The handle the runtime holds: one reference on the task (`Arc::into_raw`), borrowed
+/// as an `Arc` that is not dropped.
+unsafe fn task_of(task: *mut weft_plat_task_t) -> std::mem::ManuallyDrop<Arc<Task>> {
+    // SAFETY: the runtime hands back the handle `spawn` made, until `detach`; the
+    // reference it stands for is given back only by `detach`.
+    std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(task as *const Task) })
 }
 
 pub(crate) unsafe fn sched_of<'a>(rt: *mut weft_plat_rt_t) -> &'a Arc<Sched> {
@@ -44,7 +46,7 @@ pub(crate) unsafe extern "C" fn spawn(
         match sched.spawn(ctx, stack_size, name, id) {
             Ok(task) => {
                 // SAFETY: `out` is the runtime's out-pointer.
-                unsafe { *out = Box::into_raw(Box::new(task)) as *mut weft_plat_task_t };
+                unsafe { *out = Arc::into_raw(task) as *mut weft_plat_task_t };
                 WEFT_OK
             }
             Err(status) => status,
@@ -63,7 +65,9 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
             if clock::expired(deadline) {
                 return WEFT_ETIMEDOUT;
             }
-            match HOST.blocking(|| wait::park(task.done_key(), || !task.done.load(Acquire), deadline)) {
+            // Before the last look at `done` (see the task's end in `Sched::run`).
+            task.awaited.store(true, SeqCst);
+            match HOST.blocking(|| wait::park(task.done_key(), || !task.done.load(SeqCst), deadline)) {
                 Wake::Cancelled => return WEFT_ECANCELED,
                 Wake::TimedOut | Wake::Woken => {}
             }
@@ -75,7 +79,9 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
 pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: the handle, given back exactly once.
-        drop(unsafe { Box::from_raw(task as *mut Arc<Task>) });
+        let task = unsafe { Arc::from_raw(task as *const Task) };
+        let sched = Arc::clone(&task.sched);
+        sched.release(task);
         WEFT_OK
     })
 }
@@ -84,7 +90,8 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
     HOST.guard(|| {
         // SAFETY: a live handle. The runtime set the flag first; a wake-up makes the
         // task's wait look at it.
-        sched::wake(unsafe { task_of(task) });
+        let task = unsafe { task_of(task) };
+        sched::wake(&task);
         WEFT_OK
     })
 }

@@ -122,6 +122,9 @@ unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {
             // `runtime_open`; nothing refers to it any more.
             drop(unsafe { Box::from_raw(opened.sim as *const Sim as *mut Sim) });
             OPEN.store(false, SeqCst);
+            // The stacks its tasks gave back are trimmed by the next give-back at the
+            // earliest (sim has no idle workers to do it): now, then.
+            stack::trim_unused(true);
         }
         WEFT_OK
     })

@@ -326,7 +326,7 @@ impl Sim {
         name: String,
         id: u64,
     ) -> Option<(usize, Arc<AtomicBool>)> {
-        let stack = stack::take(stack_size)?;
+        let stack = stack::reserve(stack_size)?.take();
         let cname = std::ffi::CString::new(name.clone()).ok();
         let (guard_low, guard_high) = stack.guard_range();
         let fault = stack::Running {
