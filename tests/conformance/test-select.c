@@ -366,11 +366,11 @@ TEST_IMPL(select_cancel_blocked) {
 
 #define SEL_PRODUCERS 4
 #define SEL_CONSUMERS 4
-#define SEL_PER_PRODUCER 100000u
+#define SEL_PER_PRODUCER 100000u /* see test_volume */
 
 typedef struct {
   weft_chan_t *a, *b;
-  uint64_t producer;
+  uint64_t producer, count;
   uint64_t sum, received;
 } sel_flow_t;
 
@@ -379,7 +379,7 @@ typedef struct {
 static int32_t select_produce(void *arg, void **result) {
   (void)result;
   sel_flow_t *f = arg;
-  for (uint64_t i = 0; i < SEL_PER_PRODUCER; i++) {
+  for (uint64_t i = 0; i < f->count; i++) {
     uint64_t v = (f->producer << 32) | i;
     if (i % 2) {
       if (weft_chan_send(i % 4 == 1 ? f->a : f->b, &v, WEFT_FOREVER) != WEFT_OK) return 1;
@@ -420,14 +420,15 @@ static void select_sums(size_t capacity) {
   weft_chan_t *a = test_chan(rt, sizeof(uint64_t), capacity), *b = test_chan(rt, sizeof(uint64_t), capacity);
   sel_flow_t p[SEL_PRODUCERS], c[SEL_CONSUMERS];
   weft_task_t *pt[SEL_PRODUCERS], *ct[SEL_CONSUMERS];
+  const uint64_t per_producer = test_volume(SEL_PER_PRODUCER);
   uint64_t expected = 0;
   for (int i = 0; i < SEL_CONSUMERS; i++) {
     c[i] = (sel_flow_t){.a = a, .b = b};
     ct[i] = test_spawn(rt, select_consume, &c[i]);
   }
   for (int i = 0; i < SEL_PRODUCERS; i++) {
-    p[i] = (sel_flow_t){.a = a, .b = b, .producer = (uint64_t)i};
-    expected += ((uint64_t)i << 32) * SEL_PER_PRODUCER + (uint64_t)SEL_PER_PRODUCER * (SEL_PER_PRODUCER - 1) / 2;
+    p[i] = (sel_flow_t){.a = a, .b = b, .producer = (uint64_t)i, .count = per_producer};
+    expected += ((uint64_t)i << 32) * per_producer + per_producer * (per_producer - 1) / 2;
     pt[i] = test_spawn(rt, select_produce, &p[i]);
   }
   for (int i = 0; i < SEL_PRODUCERS; i++) ASSERT_EQ(test_join(pt[i]), 0);
@@ -439,7 +440,7 @@ static void select_sums(size_t capacity) {
     sum += c[i].sum;
     received += c[i].received;
   }
-  ASSERT_EQ(received, (uint64_t)SEL_PRODUCERS * SEL_PER_PRODUCER);
+  ASSERT_EQ(received, (uint64_t)SEL_PRODUCERS * per_producer);
   ASSERT(sum == expected);
   weft_chan_release(a);
   weft_chan_release(b);
