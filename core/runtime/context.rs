@@ -4,13 +4,13 @@
 //! that moves between workers keeps owning its locks), task-local slots, and the
 //! mutator state used by stop-the-world. `current.rs` names the running context; a plugin
 //! that runs tasks on its own threads points it at the task while the task runs.
-use std::cell::UnsafeCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_void, CString};
 use std::ptr;
 use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
 };
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::ffi::error::{LastErrorBuf, TaskError};
 use crate::runtime::current;
@@ -192,33 +192,89 @@ impl Context {
     }
 }
 
-/// The context of a host thread, made the first time the thread needs one and dropped
-/// when the thread exits (running slot destructors and leaving any runtime it joined).
+/// The context of a host thread, made the first time the thread needs one. Two things
+/// hold it, and each ends it when the thread exits (ending twice is harmless, see
+/// `end_thread_context`):
+/// * `THREAD`, a Rust thread-local: its destructor is the usual end, among the thread's
+///   other thread-local destructors (the main thread's only one, when the process
+///   exits);
+/// * the pthread key `thread_key()`, whose destructor glibc runs after every
+///   thread-local destructor. A host's own pthread key destructor may call weft then,
+///   and needs a context: the key's reference keeps the thread's context usable for
+///   such calls, and its destructor frees it afterwards. (Before the key, each such
+///   thread leaked a fresh context, valgrind's "definitely lost".) It also ends and
+///   frees a context first made from such a destructor, whose thread-local destructor
+///   glibc registers then but never runs.
 struct ThreadContext(Arc<Context>);
 
 impl Drop for ThreadContext {
     fn drop(&mut self) {
-        // The destructors run while the thread is still a mutator and still current, as
-        // a task's do: a VM that frees per-thread state in one is not racing a
-        // collector, and may call weft from it (lock a mutex, set a slot again).
-        // The running-context slot has no destructor, so it stays usable during thread exit.
-        make_current(Arc::as_ptr(&self.0));
-        if crate::runtime::safepoint::keeps_world_at_exit(&self.0) {
-            // The process is ending with the world held (docs/vm.md, "Ending the
-            // process"): the stop stays in force, and this context stays the running
-            // one, still its holder, for the atexit handlers that run after this.
-            std::mem::forget(Arc::clone(&self.0));
-            return;
-        }
-        crate::runtime::safepoint::leave_open_regions(&self.0);
-        self.0.run_slot_destructors();
-        crate::runtime::safepoint::context_ending(&self.0);
-        make_current(ptr::null());
+        end_thread_context(&self.0);
     }
 }
 
+/// Ends a host thread's context at the thread's exit. It may run twice (see
+/// `ThreadContext`), and each step only undoes what is still there: the destructors of
+/// the values still set, a blocking region or a stop the context is still in.
+fn end_thread_context(ctx: &Arc<Context>) {
+    // The destructors run while the thread is still a mutator and still current, as
+    // a task's do: a VM that frees per-thread state in one is not racing a
+    // collector, and may call weft from it (lock a mutex, set a slot again).
+    // The running-context slot has no destructor, so it stays usable during thread exit.
+    make_current(Arc::as_ptr(ctx));
+    if crate::runtime::safepoint::keeps_world_at_exit(ctx) {
+        // The process is ending with the world held (docs/vm.md, "Ending the
+        // process"): the stop stays in force, and this context stays the running
+        // one, still its holder, for the atexit handlers that run after this.
+        std::mem::forget(Arc::clone(ctx));
+        return;
+    }
+    crate::runtime::safepoint::leave_open_regions(ctx);
+    ctx.run_slot_destructors();
+    crate::runtime::safepoint::context_ending(ctx);
+    make_current(ptr::null());
+}
+
 thread_local! {
-    static THREAD: std::cell::OnceCell<ThreadContext> = const { std::cell::OnceCell::new() };
+    static THREAD: RefCell<Option<ThreadContext>> = const { RefCell::new(None) };
+}
+
+/// The pthread key that holds one more reference to each host thread's context (an
+/// `Arc::into_raw`), made once; None if the process has no key left (then a thread
+/// that calls weft after its thread-locals are gone gets a context never freed).
+fn thread_key() -> Option<libc::pthread_key_t> {
+    static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is writable. The destructor is libweft code, as are the
+        // thread-local destructors registered with each context; libweft stays loaded
+        // under its plugins, which are never unloaded and call back into it.
+        (unsafe { libc::pthread_key_create(&mut key, Some(thread_key_destructor)) } == 0).then_some(key)
+    })
+}
+
+/// Gives this thread's key one more reference to `ctx`; false if there is no key or it
+/// could not take the value.
+fn hold_in_key(ctx: &Arc<Context>) -> bool {
+    let Some(key) = thread_key() else { return false };
+    let raw = Arc::into_raw(Arc::clone(ctx));
+    // SAFETY: a key of this process; its values are read back only in this file.
+    if unsafe { libc::pthread_setspecific(key, raw as *const c_void) } == 0 {
+        return true;
+    }
+    // SAFETY: the reference just made, which the key did not take.
+    drop(unsafe { Arc::from_raw(raw) });
+    false
+}
+
+unsafe extern "C" fn thread_key_destructor(value: *mut c_void) {
+    // SAFETY: the key's values are references made by `hold_in_key`.
+    let ctx = unsafe { Arc::from_raw(value as *const Context) };
+    // A context first made from a pthread key destructor is still in `THREAD`, whose
+    // destructor glibc will not run: take it out, which ends it and drops that
+    // reference. (Every other context's `THREAD` is gone by now: `try_with` fails.)
+    drop(THREAD.try_with(|t| t.borrow_mut().take()).ok().flatten());
+    end_thread_context(&ctx);
 }
 
 /// Makes `ctx` (NULL: none) the running context of this thread, with its state pointer.
@@ -252,15 +308,42 @@ pub(crate) fn current_if_any() -> Option<&'static Context> {
 #[cold]
 fn thread_context() -> &'static Context {
     let ctx = THREAD
-        .try_with(|t| Arc::as_ptr(&t.get_or_init(|| ThreadContext(Arc::new(Context::new(None, ptr::null())))).0))
-        // The thread is exiting and its context is already gone (pthread key destructors
+        .try_with(|t| {
+            let mut t = t.borrow_mut();
+            let made = t.get_or_insert_with(|| {
+                let ctx = Arc::new(Context::new(None, ptr::null()));
+                let _ = hold_in_key(&ctx);
+                ThreadContext(ctx)
+            });
+            Arc::as_ptr(&made.0)
+        })
+        // The thread is exiting and its thread-locals are gone (pthread key destructors
         // run after every Rust thread-local): `with` would panic and abort the host.
-        // Give the thread a context for the rest of its exit instead. It is leaked, a
-        // few words per such thread, because nothing runs on the thread later to free it.
-        .unwrap_or_else(|_| Box::into_raw(Box::new(Context::new(None, ptr::null()))) as *const Context);
+        .unwrap_or_else(|_| late_thread_context());
     make_current(ctx);
-    // SAFETY: the ThreadContext keeps the Arc until the thread exits.
+    // SAFETY: the ThreadContext or the key keeps the Arc until the thread exits.
     unsafe { &*ctx }
+}
+
+/// The context of a thread whose thread-locals are gone: the one the key holds (the
+/// thread's own, ended once and usable again), or, once the key's destructor has run,
+/// a new one that the key alone holds (glibc runs the key's destructors again while a
+/// destructor sets values, up to four rounds).
+fn late_thread_context() -> *const Context {
+    if let Some(key) = thread_key() {
+        // SAFETY: a key of this process.
+        let held = unsafe { libc::pthread_getspecific(key) } as *const Context;
+        if !held.is_null() {
+            return held;
+        }
+    }
+    let ctx = Arc::new(Context::new(None, ptr::null()));
+    let raw = Arc::as_ptr(&ctx);
+    if !hold_in_key(&ctx) {
+        // Without a key the context is never freed: a few words for the thread.
+        std::mem::forget(ctx);
+    }
+    raw
 }
 
 /// The running task's last-error buffer, for ffi/error.rs (installed by `Task::spawn`):
@@ -281,7 +364,7 @@ pub(crate) fn task_last_error(make: bool) -> TaskError {
 
 /// The Arc of this host thread's context (for registration as a mutator).
 pub(crate) fn thread_context_arc() -> Option<Arc<Context>> {
-    THREAD.try_with(|t| t.get().map(|c| Arc::clone(&c.0))).ok().flatten()
+    THREAD.try_with(|t| t.borrow().as_ref().map(|c| Arc::clone(&c.0))).ok().flatten()
 }
 
 /// Makes `ctx` the running context; returns the previous one, to restore.

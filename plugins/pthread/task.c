@@ -86,7 +86,12 @@ weft_status_t pt_spawn(weft_plat_rt_t *rt, void *ctx, const weft_plat_spawn_t *o
   if (rc != 0) {
     pthread_mutex_destroy(&t->waiter.lock);
     free(t);
-    return pt_fail("cannot start an OS thread", rc); /* EAGAIN: WEFT_ENOMEM */
+    weft_status_t st = pt_fail("cannot start an OS thread", rc); /* EAGAIN: WEFT_ENOMEM */
+    /* The attributes hold a stack size, which pthread_attr_setstacksize accepted, and
+     * nothing else: an EINVAL here is a stack that could not be mapped (valgrind's mmap
+     * refuses an impossible size with EINVAL where Linux says ENOMEM, and glibc passes
+     * it on). The system could not make the thread: WEFT_ENOMEM, as on native. */
+    return st == WEFT_EINVAL ? WEFT_ENOMEM : st;
   }
   *out = t;
   return WEFT_OK;

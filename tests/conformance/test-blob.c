@@ -70,12 +70,13 @@ TEST_IMPL(blob_wrap_dtor_once) {
 }
 
 #define SHARERS 8
-#define SHARE_ROUNDS 100000
+#define SHARE_ROUNDS 100000 /* per task; see test_volume */
 
 static int32_t share_hammer(void *arg, void **result) {
   (void)result;
   weft_blob_t *b = arg;
-  for (int i = 0; i < SHARE_ROUNDS; i++) {
+  const int rounds = (int)test_volume(SHARE_ROUNDS);
+  for (int i = 0; i < rounds; i++) {
     if (weft_blob_retain(b) != b) return 1;
     size_t len;
     const uint8_t *data = weft_blob_data(b, &len);

@@ -5,7 +5,7 @@
 
 #define PRODUCERS 4
 #define CONSUMERS 4
-#define PER_PRODUCER 250000ull /* messages each producer sends (a million in all) */
+#define PER_PRODUCER 250000ull /* messages each producer sends (a million in all; see test_volume) */
 
 /* A message: producer index in the high 32 bits, sequence number in the low 32. */
 typedef struct {
@@ -62,12 +62,13 @@ static void exact_sums(size_t capacity) {
     cons[i].ch = ch;
     ct[i] = test_spawn(rt, consume, &cons[i]);
   }
+  const uint64_t per_producer = test_volume(PER_PRODUCER);
   uint64_t expected = 0;
   for (int i = 0; i < PRODUCERS; i++) {
     prod[i].ch = ch;
     prod[i].producer = (uint64_t)i;
-    prod[i].count = PER_PRODUCER;
-    expected += ((uint64_t)i << 32) * PER_PRODUCER + PER_PRODUCER * (PER_PRODUCER - 1) / 2;
+    prod[i].count = per_producer;
+    expected += ((uint64_t)i << 32) * per_producer + per_producer * (per_producer - 1) / 2;
     pt[i] = test_spawn(rt, produce, &prod[i]);
   }
   for (int i = 0; i < PRODUCERS; i++) ASSERT_EQ(test_join(pt[i]), 0);
@@ -79,7 +80,7 @@ static void exact_sums(size_t capacity) {
     sum += cons[i].sum;
     received += cons[i].received;
   }
-  ASSERT_EQ(received, PRODUCERS * PER_PRODUCER);
+  ASSERT_EQ(received, PRODUCERS * per_producer);
   ASSERT(sum == expected);
   ASSERT_EQ(weft_chan_len(ch), 0);
   weft_chan_release(ch);
@@ -110,7 +111,7 @@ TEST_IMPL(chan_sum_rendezvous) {
  * without gaps, on every kind of channel. */
 TEST_IMPL(chan_fifo_per_producer) {
   const size_t kinds[] = {0, 1, 8, WEFT_CHAN_UNBOUNDED};
-  const uint64_t count = 50000;
+  const uint64_t count = test_volume(50000);
   weft_runtime_t *rt = test_open_runtime();
   for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
     weft_chan_t *ch = test_chan(rt, sizeof(uint64_t), kinds[k]);
@@ -719,13 +720,14 @@ typedef struct {
   weft_runtime_t *rt;
   weft_chan_t *ch;
   uint64_t producer;
-  int64_t timeout_ns; /* 0: wait forever */
+  _Atomic int64_t *timeout_ns; /* shared by the racers; 0: wait forever */
   uint64_t ok_sum, ok_count, timeouts;
   atomic_int *received; /* shared by the receivers: how many they got so far */
 } racer_t;
 
 static int64_t racer_deadline(racer_t *r) {
-  return r->timeout_ns == 0 ? WEFT_FOREVER : weft_deadline_after(r->rt, r->timeout_ns);
+  int64_t timeout_ns = atomic_load(r->timeout_ns);
+  return timeout_ns == 0 ? WEFT_FOREVER : weft_deadline_after(r->rt, timeout_ns);
 }
 
 /* Sends increasing values until the channel is closed; counts what was accepted. */
@@ -777,17 +779,26 @@ TEST_IMPL(chan_races_lose_nothing) {
       racer_t s[4], r[4];
       weft_task_t *st[4], *rt_[4];
       atomic_int received = 0;
+      _Atomic int64_t timeout_ns = timeouts[d];
       for (int i = 0; i < 4; i++) {
-        s[i] = (racer_t){.rt = rt, .ch = ch, .producer = (uint64_t)i, .timeout_ns = timeouts[d]};
-        r[i] = (racer_t){.rt = rt, .ch = ch, .timeout_ns = timeouts[d], .received = &received};
+        s[i] = (racer_t){.rt = rt, .ch = ch, .producer = (uint64_t)i, .timeout_ns = &timeout_ns};
+        r[i] = (racer_t){.rt = rt, .ch = ch, .timeout_ns = &timeout_ns, .received = &received};
         rt_[i] = test_spawn(rt, race_recv, &r[i]);
         st[i] = test_spawn(rt, race_send, &s[i]);
       }
-      /* Close once the race is on (some hand-offs done), however slow the machine. */
+      /* Close once the race is on (some hand-offs done), however slow the machine. A
+       * machine slow enough sees every short deadline expire before the other side comes
+       * (under valgrind, which runs one thread at a time, a rendezvous is hardly ever
+       * met): until the race is on, the deadline doubles at each look, so it soon is,
+       * with timeouts still racing the hand-offs. A fast machine is on at once. */
       int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
       while (atomic_load(&received) < 100) {
-        ASSERT(weft_now(rt) < give_up);
+        if (weft_now(rt) >= give_up)
+          TEST_FAIL_("capacity %zu, deadlines %lld ns: %d hand-offs in %d ms", kinds[k],
+                     (long long)atomic_load(&timeout_ns), atomic_load(&received), TEST_PATIENCE_MS);
         test_sleep_ms(rt, 1);
+        int64_t timeout = atomic_load(&timeout_ns);
+        if (timeout != 0 && timeout < 1000000000) atomic_store(&timeout_ns, timeout * 2);
       }
       ASSERT_OK(weft_chan_close(ch));
       uint64_t sent_sum = 0, sent = 0, got_sum = 0, got = 0;

@@ -4,7 +4,9 @@
 #include "test.h"
 
 #define THREADS 8
-#define INCREMENTS 100000
+#define INCREMENTS 100000 /* per task; see test_volume */
+
+static int increments; /* test_volume(INCREMENTS), set by each test */
 
 typedef struct {
   weft_mutex_t m;
@@ -14,7 +16,7 @@ typedef struct {
 static int32_t increment(void *arg, void **result) {
   (void)result;
   shared_counter_t *s = arg;
-  for (int i = 0; i < INCREMENTS; i++) {
+  for (int i = 0; i < increments; i++) {
     if (weft_mutex_lock(&s->m) != WEFT_OK) return 1;
     s->counter++;
     if (weft_mutex_unlock(&s->m) != WEFT_OK) return 2;
@@ -23,13 +25,14 @@ static int32_t increment(void *arg, void **result) {
 }
 
 TEST_IMPL(mutex_counter_8_threads) {
+  increments = (int)test_volume(INCREMENTS);
   weft_runtime_t *rt = test_open_runtime();
   shared_counter_t s = {.counter = 0};
   ASSERT_OK(weft_mutex_init(rt, &s.m, 0));
   weft_task_t *t[THREADS];
   for (int i = 0; i < THREADS; i++) t[i] = test_spawn(rt, increment, &s);
   for (int i = 0; i < THREADS; i++) ASSERT_EQ(test_join(t[i]), 0);
-  ASSERT_EQ(s.counter, (long)THREADS * INCREMENTS);
+  ASSERT_EQ(s.counter, (long)THREADS * increments);
   ASSERT_OK(weft_mutex_destroy(&s.m));
   test_close_runtime(rt);
   return TEST_OK;
@@ -39,7 +42,7 @@ TEST_IMPL(mutex_counter_8_threads) {
 static int32_t increment_mixed(void *arg, void **result) {
   (void)result;
   shared_counter_t *s = arg;
-  for (int i = 0; i < INCREMENTS / 4; i++) {
+  for (int i = 0; i < increments / 4; i++) {
     weft_status_t st;
     switch (i % 3) {
       case 0: st = weft_mutex_lock(&s->m); break;
@@ -57,6 +60,7 @@ static int32_t increment_mixed(void *arg, void **result) {
 }
 
 TEST_IMPL(mutex_counter_mixed_locking) {
+  increments = (int)test_volume(INCREMENTS);
   weft_runtime_t *rt = test_open_runtime();
   for (uint32_t flags = 0; flags <= WEFT_MUTEX_RECURSIVE; flags++) {
     shared_counter_t s = {.counter = 0};
@@ -64,7 +68,7 @@ TEST_IMPL(mutex_counter_mixed_locking) {
     weft_task_t *t[4];
     for (int i = 0; i < 4; i++) t[i] = test_spawn(rt, increment_mixed, &s);
     for (int i = 0; i < 4; i++) ASSERT_EQ(test_join(t[i]), 0);
-    ASSERT_EQ(s.counter, 4L * (INCREMENTS / 4));
+    ASSERT_EQ(s.counter, 4L * (increments / 4));
     ASSERT_OK(weft_mutex_destroy(&s.m));
   }
   test_close_runtime(rt);

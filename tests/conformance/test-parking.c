@@ -29,16 +29,17 @@ static int32_t take_turns(void *arg, void **result) {
   return 0;
 }
 
-/* A lost wake-up would hang here: 2 x 20000 hand-offs through one word, exact count. */
+/* A lost wake-up would hang here: 2 x 20000 hand-offs through one word (see
+ * test_volume), exact count. */
 TEST_IMPL(parking_no_lost_wakeups) {
   weft_runtime_t *rt = test_open_runtime();
-  enum { ROUNDS = 20000 };
+  const int rounds = (int)test_volume(20000);
   _Atomic uint32_t word = 0;
-  side_t a = {rt, &word, ROUNDS, 0}, b = {rt, &word, ROUNDS, 1};
+  side_t a = {rt, &word, rounds, 0}, b = {rt, &word, rounds, 1};
   weft_task_t *ta = test_spawn(rt, take_turns, &a), *tb = test_spawn(rt, take_turns, &b);
   ASSERT_EQ(test_join(ta), 0);
   ASSERT_EQ(test_join(tb), 0);
-  ASSERT_EQ(atomic_load(&word), 2 * ROUNDS);
+  ASSERT_EQ(atomic_load(&word), 2 * rounds);
   test_close_runtime(rt);
   return TEST_OK;
 }
@@ -228,7 +229,9 @@ TEST_IMPL(sem_as_a_handed_over_lock) {
   ASSERT_STATUS(WEFT_EBUSY, weft_sem_try_wait(&s));
   ASSERT_STATUS(WEFT_ETIMEDOUT, weft_sem_wait_until(&s, test_after_ms(rt, 5)));
   weft_task_t *t = test_spawn(rt, take_sem, &s);
-  test_sleep_ms(rt, 5);
+  /* Until the task waits, a destroy would succeed: a 5 ms nap was not always enough
+   * (under valgrind, the destroy came first). */
+  test_wait_blocked(rt, t);
   ASSERT_STATUS(WEFT_EBUSY, weft_sem_destroy(&s)); /* the task waits on it */
   ASSERT_OK(weft_sem_post(&s)); /* ... released here, taken by the task */
   ASSERT_EQ(test_join(t), 0);

@@ -689,7 +689,7 @@ static void fork_child(weft_runtime_t *parents) {
   ASSERT_EQ(out, 7);
   weft_chan_release(ch);
   test_close_runtime(rt);
-  _exit(0);
+  test_child_exit(0);
 }
 
 TEST_IMPL(fork_child_opens_new_runtime) {

@@ -17,6 +17,15 @@
 
 #include "weft.h"
 
+/* Valgrind's client requests, where its header is installed (./dev test installs
+ * valgrind, and the ctest label valgrind exists only where it is). */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TEST_HAVE_VALGRIND_H 1
+#endif
+#endif
+
 #define TEST_OK 0
 #define TEST_SKIP 77 /* the exit code ctest is told means "skipped" */
 
@@ -118,6 +127,35 @@ static inline int32_t test_join(weft_task_t *t) {
  * how long it really takes). */
 static inline void test_sleep_ms(weft_runtime_t *rt, int64_t ms) {
   ASSERT_OK(weft_sleep_until(rt, test_after_ms(rt, ms)));
+}
+
+/* Whether the test runs under valgrind (the ctest label valgrind, ./dev memcheck). */
+static inline int test_under_valgrind(void) {
+#ifdef TEST_HAVE_VALGRIND_H
+  return RUNNING_ON_VALGRIND != 0;
+#else
+  return 0;
+#endif
+}
+
+/* How many messages (rounds, items) a volume test moves: `n`, or a hundredth of it
+ * under valgrind. Memcheck checks every access of the first message as of the
+ * millionth, at 20-50 times the cost of each: the volume adds minutes, not checks. */
+static inline uint64_t test_volume(uint64_t n) {
+  if (!test_under_valgrind()) return n;
+  return n / 100 > 0 ? n / 100 : 1;
+}
+
+/* Ends a forked child with `code`. Under valgrind, without the child's leak check: a
+ * child inherits the memory the parent's other threads held in their registers, stacks
+ * and thread-locals at the fork, and those threads do not exist in it, so their blocks
+ * read as lost there. The child's memory errors still count (--error-exitcode). */
+static inline void test_child_exit(int code) {
+#ifdef TEST_HAVE_VALGRIND_H
+  if (RUNNING_ON_VALGRIND) VALGRIND_CLO_CHANGE("--leak-check=no");
+#endif
+  fflush(NULL);
+  _Exit(code);
 }
 
 /* How long a test waits for something that must happen "promptly" before it fails:
