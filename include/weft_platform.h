@@ -370,9 +370,11 @@ typedef struct weft_platform_t {
   //   says so (even if `fd` is ready), and when `cancel` wakes the waiting task;
   // * `WEFT_ETIMEDOUT` at the deadline; a deadline at or before now polls once;
   // * `WEFT_ECLOSED` when `fd_forget(rt, fd)` is called while it waits;
-  // * `WEFT_EINVAL` when `fd` turns out not to be open (closed while waiting without
-  //   `fd_forget`: the wait must not hang), with a detail through
-  //   `host->set_error_detail`.
+  // * `WEFT_EINVAL` when `fd` is not open, when the call starts or later (closed
+  //   while waiting without `fd_forget`: the wait must not hang), with a detail
+  //   through `host->set_error_detail` that says "fd N is not open". The runtime
+  //   does not check beforehand (that would be a syscall per wait): `poll` reports
+  //   such an fd as `POLLNVAL`, `epoll_ctl` fails with `EBADF`.
   //
   // The wait itself happens inside `host->blocking_enter()` / `blocking_leave()`, so a
   // stop-the-world never waits for it. Any number of tasks may wait on one fd, for
