@@ -380,6 +380,7 @@ impl Sched {
             }
         }
         self.timers.lock().clear();
+        // Under its lock after `shutdown` was set: `release` keeps no task from here on.
         self.spare_tasks.lock().clear();
         // No worker is left to trim the stacks its tasks gave back.
         stack::trim_unused(true);
@@ -429,7 +430,9 @@ impl Sched {
             return;
         }
         let mut spare = self.spare_tasks.lock();
-        if spare.len() < SPARE_TASKS {
+        // After the close emptied the spares, one kept would hold the scheduler for
+        // ever (a handle freed after `weft_runtime_close`): let it go.
+        if spare.len() < SPARE_TASKS && !self.shutdown.load(SeqCst) {
             spare.push(task);
         }
     }

@@ -158,6 +158,58 @@ struct Lists {
 /// Every size class there has been (a handful: the sizes tasks ask for), never freed.
 static CLASSES: Mutex<Vec<&'static Class>> = Mutex::new(Vec::new());
 
+/// The pool's locks are never inherited held by a child of fork() (a worker of another
+/// runtime giving a stack back as the host forks): `pthread_atfork` handlers take them
+/// all before the fork and release them on both sides, as libweft does with its own.
+fn fork_handlers() {
+    static REGISTERED: Once = Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: plain functions that live as long as the plugin, which is never
+        // unloaded while a runtime uses it.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
+    });
+}
+
+/// CLASSES' lock, then every class's (the one order the handlers take them in).
+fn pool_locks<'a>(
+    classes: &'a [&'static Class],
+) -> impl DoubleEndedIterator<Item = &'static parking_lot::RawMutex> + 'a {
+    // SAFETY: only the raw locks are handed out; the data stays behind the Mutexes.
+    std::iter::once(unsafe { CLASSES.raw() }).chain(classes.iter().map(|c| unsafe { c.lists.raw() }))
+}
+
+extern "C" fn before_fork() {
+    use parking_lot::lock_api::RawMutex as _;
+    // SAFETY: as in `pool_locks`.
+    unsafe { CLASSES.raw() }.lock();
+    // SAFETY: CLASSES is held by this thread until the handlers after the fork.
+    let classes = unsafe { &*CLASSES.data_ptr() };
+    pool_locks(classes).skip(1).for_each(|l| l.lock());
+}
+
+extern "C" fn after_fork_parent() {
+    use parking_lot::lock_api::RawMutex as _;
+    // SAFETY: `before_fork` took every one of these on this thread.
+    let classes = unsafe { &*CLASSES.data_ptr() };
+    pool_locks(classes).rev().for_each(|l| unsafe { l.unlock() });
+}
+
+/// Threads of the parent may have been queued on the locks: their entries in
+/// parking_lot's table are dropped first, so the unlock wakes no one (see libweft's
+/// `runtime/fork.rs`).
+extern "C" fn after_fork_child() {
+    use parking_lot::lock_api::RawMutex as _;
+    // SAFETY: as in `after_fork_parent`; a RawMutex's parking key is its address.
+    let classes = unsafe { &*CLASSES.data_ptr() };
+    pool_locks(classes).rev().for_each(|l| unsafe {
+        parking_lot_core::unpark_all(
+            l as *const parking_lot::RawMutex as usize,
+            parking_lot_core::DEFAULT_UNPARK_TOKEN,
+        );
+        l.unlock();
+    });
+}
+
 thread_local! {
     /// The class this thread looked up last (most spawns ask for one size).
     static LAST_CLASS: Cell<Option<&'static Class>> = const { Cell::new(None) };
@@ -170,6 +222,7 @@ fn class_of(size: usize) -> &'static Class {
     if let Some(c) = LAST_CLASS.try_with(Cell::get).ok().flatten().filter(|c| c.size == size) {
         return c;
     }
+    fork_handlers();
     let c = {
         let mut classes = CLASSES.lock();
         match classes.iter().find(|c| c.size == size) {
@@ -238,7 +291,14 @@ impl Reservation {
                     return stack;
                 }
             }
-            // Every stack left is being trimmed: for the length of a system call.
+            // Every stack left is out being trimmed, for the length of a system call, or
+            // for ever in a child of fork() whose parent trimmed on another thread: map
+            // one more rather than wait, and count the promised one free again (it is
+            // still pooled, and comes back to the lists if its trimmer exists).
+            if let Some(stack) = Stack::map(class) {
+                class.free.fetch_add(1, AcqRel);
+                return stack;
+            }
             std::thread::yield_now();
         }
     }
