@@ -6,16 +6,16 @@
 //! exits (so `weft_task_self` and the hooks can hand the handle out while it runs, even
 //! detached). The last owner to let go drops the task's state and retires the shell.
 //! The state lives in the shell itself, and the shell keeps its last task's context for
-//! the next one when nobody else holds it: a spawn on a shell used before allocates
-//! nothing.
+//! the next one when nobody else holds it (up to `MAX_SPARE_CONTEXTS` shells): a spawn
+//! on a shell used before allocates nothing.
 use std::cell::UnsafeCell;
 use std::ffi::{c_void, CString};
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{
-    AtomicI32, AtomicPtr, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-    Ordering::SeqCst,
+    AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release, Ordering::SeqCst,
 };
 use std::sync::Arc;
 
@@ -104,6 +104,12 @@ impl Handle for Task {
 
 static SHELLS: ShellPool<Task> = ShellPool::new();
 
+/// Contexts kept by pooled shells for their next task: at most this many (the shells
+/// themselves are never freed, and a burst of a million tasks would otherwise keep a
+/// million contexts too).
+const MAX_SPARE_CONTEXTS: usize = 16384;
+static SPARE_CONTEXTS: AtomicUsize = AtomicUsize::new(0);
+
 /// The shell pool's lock (see `fork`).
 pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
     SHELLS.raw_lock()
@@ -147,9 +153,14 @@ impl Task {
             ptr::drop_in_place(state);
             ctx
         };
-        if Arc::get_mut(&mut ctx).is_some() {
+        if Arc::get_mut(&mut ctx).is_none() {
+            return;
+        }
+        if SPARE_CONTEXTS.fetch_add(1, Relaxed) < MAX_SPARE_CONTEXTS {
             // SAFETY: see the Sync impl: the last owner, before the shell goes back.
             unsafe { *self.spare_context.get() = Some(ctx) };
+        } else {
+            SPARE_CONTEXTS.fetch_sub(1, Relaxed);
         }
     }
 
@@ -159,6 +170,7 @@ impl Task {
         // SAFETY: see the Sync impl: `spawn`, on a shell nobody else holds.
         match unsafe { (*self.spare_context.get()).take() } {
             Some(mut ctx) => {
+                SPARE_CONTEXTS.fetch_sub(1, Relaxed);
                 // Nobody else can have got hold of it since it was checked unshared.
                 *Arc::get_mut(&mut ctx).expect("a spare context is unshared") = fresh;
                 ctx
