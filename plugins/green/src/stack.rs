@@ -174,8 +174,12 @@ fn fork_handlers() {
 fn pool_locks<'a>(
     classes: &'a [&'static Class],
 ) -> impl DoubleEndedIterator<Item = &'static parking_lot::RawMutex> + 'a {
-    // SAFETY: only the raw locks are handed out; the data stays behind the Mutexes.
-    std::iter::once(unsafe { CLASSES.raw() }).chain(classes.iter().map(|c| unsafe { c.lists.raw() }))
+    // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.
+    let classes_lock = unsafe { CLASSES.raw() };
+    std::iter::once(classes_lock).chain(classes.iter().map(|c| {
+        // SAFETY: as above, for a class's lists.
+        unsafe { c.lists.raw() }
+    }))
 }
 
 extern "C" fn before_fork() {
@@ -189,9 +193,12 @@ extern "C" fn before_fork() {
 
 extern "C" fn after_fork_parent() {
     use parking_lot::lock_api::RawMutex as _;
-    // SAFETY: `before_fork` took every one of these on this thread.
+    // SAFETY: CLASSES is held by this thread since `before_fork`.
     let classes = unsafe { &*CLASSES.data_ptr() };
-    pool_locks(classes).rev().for_each(|l| unsafe { l.unlock() });
+    for lock in pool_locks(classes).rev() {
+        // SAFETY: `before_fork` took every one of these on this thread.
+        unsafe { lock.unlock() };
+    }
 }
 
 /// Threads of the parent may have been queued on the locks: their entries in
@@ -199,15 +206,18 @@ extern "C" fn after_fork_parent() {
 /// `runtime/fork.rs`).
 extern "C" fn after_fork_child() {
     use parking_lot::lock_api::RawMutex as _;
-    // SAFETY: as in `after_fork_parent`; a RawMutex's parking key is its address.
+    // SAFETY: CLASSES is held by this thread (the child's only one) since `before_fork`.
     let classes = unsafe { &*CLASSES.data_ptr() };
-    pool_locks(classes).rev().for_each(|l| unsafe {
-        parking_lot_core::unpark_all(
-            l as *const parking_lot::RawMutex as usize,
-            parking_lot_core::DEFAULT_UNPARK_TOKEN,
-        );
-        l.unlock();
-    });
+    for lock in pool_locks(classes).rev() {
+        let key = lock as *const parking_lot::RawMutex as usize;
+        // SAFETY: a RawMutex's parking key is its address; the entries dropped belong
+        // to the parent's threads, which do not exist here. This thread holds the lock
+        // (`before_fork`).
+        unsafe {
+            parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
+            lock.unlock();
+        }
+    }
 }
 
 thread_local! {
