@@ -2,15 +2,15 @@
 //! `handle::Lifetime::Shell`): a released handle's shell is kept for the next handle of
 //! its kind, so a stale pointer always reads a tag, and memory stays bounded by the peak
 //! number of live handles.
-use parking_lot::Mutex;
+use weft_platform::fork_lock::{ForkMutex, RawForkLock};
 
 pub(crate) struct ShellPool<T: 'static> {
-    free: Mutex<Vec<&'static T>>,
+    free: ForkMutex<Vec<&'static T>>,
 }
 
 impl<T: 'static> ShellPool<T> {
     pub(crate) const fn new() -> Self {
-        ShellPool { free: Mutex::new(Vec::new()) }
+        ShellPool { free: ForkMutex::new(Vec::new()) }
     }
 
     /// A released shell, or a new one made by `make`. The caller makes it live (fills
@@ -24,7 +24,7 @@ impl<T: 'static> ShellPool<T> {
 
     /// The pool's lock, for the fork handlers (which hold every global lock across a
     /// fork).
-    pub(crate) fn raw_lock(&self) -> &parking_lot::RawMutex {
+    pub(crate) fn raw_lock(&self) -> &RawForkLock {
         // SAFETY: only the raw lock is handed out; the list stays behind the Mutex.
         unsafe { self.free.raw() }
     }

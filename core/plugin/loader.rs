@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use libloading::os::unix::{Library, RTLD_LOCAL, RTLD_NOW};
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use super::elf;
@@ -30,7 +30,7 @@ unsafe impl Send for Platform {}
 // SAFETY: as for Send: nothing in it changes after loading.
 unsafe impl Sync for Platform {}
 
-pub(crate) static LOADED: Mutex<Vec<&'static Platform>> = Mutex::new(Vec::new());
+pub(crate) static LOADED: ForkMutex<Vec<&'static Platform>> = ForkMutex::new(Vec::new());
 
 /// The function members of ABI version 1, in table order, for messages.
 const V1_MEMBERS: [&str; 35] = [

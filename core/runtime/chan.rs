@@ -61,7 +61,7 @@ impl Handle for Channel {
 static SHELLS: ShellPool<Channel> = ShellPool::new();
 
 /// The shell pool's lock (see `fork`).
-pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
+pub(crate) fn shells_lock() -> &'static weft_platform::fork_lock::RawForkLock {
     SHELLS.raw_lock()
 }
 

@@ -19,6 +19,7 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::callback::{host_call, may_unwind};
@@ -102,7 +103,13 @@ struct Graph {
 }
 
 /// Names given with `weft_mutex_set_name` / `weft_rwlock_set_name`, by address.
-static NAMES: Mutex<Option<HashMap<usize, CString>>> = Mutex::new(None);
+static NAMES: ForkMutex<Option<HashMap<usize, CString>>> = ForkMutex::new(None);
+
+/// The names' lock, for the fork handlers (which hold every global lock across a fork).
+pub(crate) fn names_lock() -> &'static weft_platform::fork_lock::RawForkLock {
+    // SAFETY: only the raw lock is handed out; the names stay behind the Mutex.
+    unsafe { NAMES.raw() }
+}
 /// Whether any name was ever given: a destroy looks in NAMES only then.
 static ANY_NAMES: AtomicBool = AtomicBool::new(false);
 

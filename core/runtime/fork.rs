@@ -7,24 +7,28 @@
 //!   parent process before fork()"), so a child never waits for a task that does not
 //!   exist in it or trusts a registry full of phantom tasks;
 //! * the child may open a new runtime and use it like any other;
-//! * weft's own global locks (the loaded plugins, the closed-runtime list, the channel
-//!   and key registries) are never inherited held: `pthread_atfork` handlers take them
-//!   all before the fork and release them on both sides, so a fork while another
-//!   thread opens a runtime or releases a channel cannot leave the child stuck.
+//! * weft's own global locks (the loaded plugins, the closed-runtime list, the handle
+//!   and key registries, the names of sync objects) are never inherited held:
+//!   `pthread_atfork` handlers take them all before the fork, release them in the
+//!   parent and reset them in the child. They are `ForkMutex`es, whose waiters sleep on
+//!   the lock's own futex word: with parking_lot's locks, a thread of the parent queueing
+//!   on one of them at the instant of the fork left parking_lot's shared wait table
+//!   locked for ever in the child, and the child hung in its first unlock (one fork in
+//!   a few thousand while another thread opened runtimes).
 //!
 //! The handlers are registered when the first runtime opens. (The dynamic linker's own
 //! lock is not weft's to take; weft only makes sure not to need it in a child: see
 //! `plugin_dirs::own_object`.)
 use std::sync::Once;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::{ForkMutex, RawForkLock};
 
 use crate::runtime::Runtime;
 
 /// The runtimes open in this process (addresses; runtimes are never freed).
-static OPEN: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static OPEN: ForkMutex<Vec<usize>> = ForkMutex::new(Vec::new());
 /// The runtimes a parent had open when this process was forked from it.
-static LEFT_IN_PARENT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static LEFT_IN_PARENT: ForkMutex<Vec<usize>> = ForkMutex::new(Vec::new());
 static HANDLERS: Once = Once::new();
 
 pub(crate) fn runtime_opened(rt: *const Runtime) {
@@ -46,7 +50,7 @@ pub(crate) fn left_in_parent(rt: *const Runtime) -> bool {
 }
 
 /// weft's global locks, in the one order the handlers take them.
-fn global_locks() -> [&'static parking_lot::RawMutex; 9] {
+fn global_locks() -> [&'static RawForkLock; 10] {
     // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.
     unsafe {
         [
@@ -59,6 +63,7 @@ fn global_locks() -> [&'static parking_lot::RawMutex; 9] {
             crate::runtime::blob::shells_lock(),
             crate::runtime::group::shells_lock(),
             crate::runtime::keys::KEYS.raw(),
+            crate::runtime::checks::names_lock(),
         ]
     }
 }
@@ -79,22 +84,13 @@ extern "C" fn parent() {
     }
 }
 
-/// In the child, threads of the parent may have been queued on the locks (in
-/// parking_lot's table) when it forked: an unlock would hand the lock to such a thread,
-/// which does not exist here. So their queue entries are dropped first; the unlock then
-/// finds no one to wake and leaves the lock free.
+/// In the child, threads of the parent may have been queued on the locks when it
+/// forked: the locks are reset, not unlocked, so that no one is woken (the data behind
+/// them is consistent: this thread took them all in `prepare`).
 extern "C" fn child() {
-    use parking_lot::lock_api::RawMutex as _;
-    for lock in global_locks().into_iter().rev() {
-        let key = lock as *const parking_lot::RawMutex as usize;
-        // SAFETY: parking_lot's key for a RawMutex is its address. The child has one
-        // thread, this one, which holds every lock (`prepare`); waking the dropped
-        // entries only touches (futex) memory of the parent's vanished threads, which
-        // the child still maps.
-        unsafe {
-            parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
-            lock.unlock();
-        }
+    for lock in global_locks() {
+        // SAFETY: the child of a fork, whose one thread (this one) holds every lock.
+        unsafe { lock.reset_in_child() };
     }
     let open = std::mem::take(&mut *OPEN.lock());
     for &rt in &open {

@@ -51,7 +51,7 @@ impl Handle for Group {
 static SHELLS: ShellPool<Group> = ShellPool::new();
 
 /// The shell pool's lock (see `fork`).
-pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
+pub(crate) fn shells_lock() -> &'static weft_platform::fork_lock::RawForkLock {
     SHELLS.raw_lock()
 }
 

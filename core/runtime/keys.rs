@@ -10,7 +10,7 @@
 //! for them.
 use std::sync::atomic::{AtomicU32, Ordering::Acquire, Ordering::Release};
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::error::{fail, Result};
@@ -27,8 +27,8 @@ pub(crate) struct Registry {
     free: Vec<u32>,
 }
 
-pub(crate) static KEYS: Mutex<Registry> =
-    Mutex::new(Registry { dtors: Vec::new(), next_generation: Vec::new(), free: Vec::new() });
+pub(crate) static KEYS: ForkMutex<Registry> =
+    ForkMutex::new(Registry { dtors: Vec::new(), next_generation: Vec::new(), free: Vec::new() });
 
 /// The live key of each slot (0: none), readable without the lock: the get/set fast
 /// path takes none. Zero-initialised, so the pages of slots never used are never

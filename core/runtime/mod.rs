@@ -17,6 +17,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::SeqCst};
 
 use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::error::{check_plugin, fail, Result};
@@ -73,6 +74,9 @@ pub(crate) struct Runtime {
     pool: std::sync::OnceLock<pool::Pool>,
     /// The parking table (`weft_wait_on`, semaphores, barriers), made on first use.
     parking: std::sync::OnceLock<parking::ParkingTable>,
+    /// Held while the pool or the parking table is made. The runtime's own, not a
+    /// static: a child of fork() never finds it held by a thread it does not have.
+    making: Mutex<()>,
 }
 
 // SAFETY: the raw pointers are the plugin's state and the host's hook data, both made
@@ -111,7 +115,7 @@ const TASK_MASK: u64 = (1 << 32) - 1;
 const DRAINER: u64 = 1 << 32;
 
 /// Closed runtimes, kept reachable (see the module comment).
-pub(crate) static CLOSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+pub(crate) static CLOSED: ForkMutex<Vec<usize>> = ForkMutex::new(Vec::new());
 
 /// The runtime opened last, for calls that take no runtime and come from a thread that
 /// is not a mutator (a select with no cases).
@@ -170,6 +174,7 @@ impl Runtime {
             checks: Checks::new(check_flags, cfg.on_check_report, cfg.hook_ud),
             pool: std::sync::OnceLock::new(),
             parking: std::sync::OnceLock::new(),
+            making: Mutex::new(()),
         }));
         // A platform that preempts polling tasks learns the poll word (ABI 2 and later).
         if let Some(attach) = rt.table.preempt_attach {
@@ -184,11 +189,10 @@ impl Runtime {
 
     /// The pool of `weft_parallel_for`, made on first use.
     pub(crate) fn pool(&'static self) -> Result<&'static pool::Pool> {
-        static MAKING: Mutex<()> = Mutex::new(());
         if let Some(pool) = self.pool.get() {
             return Ok(pool);
         }
-        let _making = MAKING.lock();
+        let _making = self.making.lock();
         if self.pool.get().is_none() {
             let _ = self.pool.set(pool::Pool::new(self)?);
         }
@@ -197,11 +201,10 @@ impl Runtime {
 
     /// The parking table, made on first use.
     pub(crate) fn parking(&'static self) -> Result<&'static parking::ParkingTable> {
-        static MAKING: Mutex<()> = Mutex::new(());
         if let Some(table) = self.parking.get() {
             return Ok(table);
         }
-        let _making = MAKING.lock();
+        let _making = self.making.lock();
         if self.parking.get().is_none() {
             let _ = self.parking.set(parking::ParkingTable::new(self)?);
         }

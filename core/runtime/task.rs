@@ -111,7 +111,7 @@ const MAX_SPARE_CONTEXTS: usize = 16384;
 static SPARE_CONTEXTS: AtomicUsize = AtomicUsize::new(0);
 
 /// The shell pool's lock (see `fork`).
-pub(crate) fn shells_lock() -> &'static parking_lot::RawMutex {
+pub(crate) fn shells_lock() -> &'static weft_platform::fork_lock::RawForkLock {
     SHELLS.raw_lock()
 }
 

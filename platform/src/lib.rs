@@ -11,9 +11,12 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;
+pub mod fork_lock;
 pub mod guard;
+pub mod os_thread;
 pub mod readiness;
 pub mod status;
+pub mod stderr;
 
 pub use abi::*;
 pub use guard::HostRef;

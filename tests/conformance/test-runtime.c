@@ -701,7 +701,7 @@ TEST_IMPL(fork_child_opens_new_runtime) {
   pthread_t churn;
   atomic_store(&churn_stop, 0);
   ASSERT(pthread_create(&churn, NULL, churn_runtimes, NULL) == 0);
-  for (int i = 0; i < 20; i++) {
+  for (int i = 0; i < 100; i++) {
     pid_t child = fork();
     ASSERT(child >= 0);
     if (child == 0) fork_child(rt);
@@ -723,6 +723,7 @@ TEST_IMPL(fork_child_opens_new_runtime) {
       fprintf(stderr, "fork %d: the child hung\n", i);
       ASSERT(0);
     }
+    if (WIFSIGNALED(status)) fprintf(stderr, "fork %d: the child died of signal %d\n", i, WTERMSIG(status));
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   atomic_store(&churn_stop, 1);

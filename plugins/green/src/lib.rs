@@ -41,6 +41,7 @@ unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut
         let asked = cfg
             .filter(|c| c.struct_size as usize >= std::mem::offset_of!(weft_plat_config_t, workers) + 4)
             .map_or(0, |c| c.workers as usize);
+        wait::forget_parent_waiters_in_children();
         let workers = if asked == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { asked };
         match sched::Sched::open(workers) {
             Ok(sched) => {

@@ -32,11 +32,12 @@ use std::sync::atomic::{
     Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
 };
 use std::sync::Arc;
-use std::thread::{JoinHandle, Thread};
+use std::thread::Thread;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 use parking_lot::Mutex;
+use weft_platform::os_thread::{self, OsThread};
 use weft_platform::*;
 
 use crate::clock;
@@ -157,7 +158,7 @@ pub(crate) struct Sched {
     next_timer: AtomicI64,
     timer_seq: AtomicU64,
     shutdown: AtomicBool,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Mutex<Vec<OsThread>>,
     /// The runtime's safepoint poll word (`preempt_attach`); NULL until attached.
     poll_word: AtomicPtr<AtomicU32>,
     monitor: Mutex<Option<Thread>>,
@@ -350,10 +351,10 @@ impl Sched {
 
     fn start_thread(self: &Arc<Sched>, proc: Option<usize>) -> Result<(), String> {
         let sched = Arc::clone(self);
-        let handle = std::thread::Builder::new()
-            .name("weft-green".into())
-            .spawn(move || sched.thread_main(proc))
-            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        let options = os_thread::Options { name: Some("weft-green"), ..Default::default() };
+        let handle = os_thread::spawn(&options, move || sched.thread_main(proc)).map_err(|errno| {
+            format!("cannot start a worker thread: pthread_create: {}", std::io::Error::from_raw_os_error(errno))
+        })?;
         self.threads.lock().push(handle);
         Ok(())
     }
@@ -375,9 +376,7 @@ impl Sched {
             if handles.is_empty() {
                 break;
             }
-            for h in handles {
-                let _ = h.join();
-            }
+            handles.into_iter().for_each(OsThread::join);
         }
         self.timers.lock().clear();
         // Under its lock after `shutdown` was set: `release` keeps no task from here on.
@@ -867,7 +866,13 @@ impl Sched {
     pub(crate) fn attach_poll_word(self: &Arc<Sched>, word: *mut u32) {
         self.poll_word.store(word as *mut AtomicU32, SeqCst);
         let sched = Arc::downgrade(self);
-        let spawned = std::thread::Builder::new().name("weft-green-monitor".into()).spawn(move || {
+        let options = os_thread::Options { name: Some("weft-green-monitor"), ..Default::default() };
+        let spawned = os_thread::spawn(&options, move || {
+            // Registered by the monitor itself (an OS thread's std handle is its own to
+            // take); a close that comes first finds it gone at its first look.
+            if let Some(sched) = sched.upgrade() {
+                *sched.monitor.lock() = Some(std::thread::current());
+            }
             let mut seen: Vec<(u64, i64)> = Vec::new();
             while let Some(sched) = sched.upgrade() {
                 if sched.shutdown.load(SeqCst) {
@@ -879,7 +884,6 @@ impl Sched {
             }
         });
         if let Ok(handle) = spawned {
-            *self.monitor.lock() = Some(handle.thread().clone());
             self.threads.lock().push(handle);
         }
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::AcqRel, 
 use std::sync::Once;
 
 use corosensei::stack::{Stack as CoroStack, StackPointer};
-use parking_lot::Mutex;
+use weft_platform::fork_lock::{ForkMutex, RawForkLock};
 
 /// The default usable size of a task stack: virtual address space, committed only as
 /// the task touches it.
@@ -141,7 +141,7 @@ struct Class {
     /// Pooled stacks not promised to a task: the stacks in `lists` (and being trimmed)
     /// less the `Reservation`s outstanding. Never below 0 but for a moment in `reserve`.
     free: AtomicIsize,
-    lists: Mutex<Lists>,
+    lists: ForkMutex<Lists>,
 }
 
 struct Lists {
@@ -156,7 +156,7 @@ struct Lists {
 }
 
 /// Every size class there has been (a handful: the sizes tasks ask for), never freed.
-static CLASSES: Mutex<Vec<&'static Class>> = Mutex::new(Vec::new());
+static CLASSES: ForkMutex<Vec<&'static Class>> = ForkMutex::new(Vec::new());
 
 /// The pool's locks are never inherited held by a child of fork() (a worker of another
 /// runtime giving a stack back as the host forks): `pthread_atfork` handlers take them
@@ -171,9 +171,7 @@ fn fork_handlers() {
 }
 
 /// CLASSES' lock, then every class's (the one order the handlers take them in).
-fn pool_locks<'a>(
-    classes: &'a [&'static Class],
-) -> impl DoubleEndedIterator<Item = &'static parking_lot::RawMutex> + 'a {
+fn pool_locks<'a>(classes: &'a [&'static Class]) -> impl DoubleEndedIterator<Item = &'static RawForkLock> + 'a {
     // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.
     let classes_lock = unsafe { CLASSES.raw() };
     std::iter::once(classes_lock).chain(classes.iter().map(|c| {
@@ -201,22 +199,14 @@ extern "C" fn after_fork_parent() {
     }
 }
 
-/// Threads of the parent may have been queued on the locks: their entries in
-/// parking_lot's table are dropped first, so the unlock wakes no one (see libweft's
-/// `runtime/fork.rs`).
+/// Threads of the parent may have been queued on the locks: the locks are reset, not
+/// unlocked, so that no one is woken (see `weft_platform::fork_lock`).
 extern "C" fn after_fork_child() {
-    use parking_lot::lock_api::RawMutex as _;
     // SAFETY: CLASSES is held by this thread (the child's only one) since `before_fork`.
     let classes = unsafe { &*CLASSES.data_ptr() };
-    for lock in pool_locks(classes).rev() {
-        let key = lock as *const parking_lot::RawMutex as usize;
-        // SAFETY: a RawMutex's parking key is its address; the entries dropped belong
-        // to the parent's threads, which do not exist here. This thread holds the lock
-        // (`before_fork`).
-        unsafe {
-            parking_lot_core::unpark_all(key, parking_lot_core::DEFAULT_UNPARK_TOKEN);
-            lock.unlock();
-        }
+    for lock in pool_locks(classes) {
+        // SAFETY: this thread took every one of these in `before_fork`.
+        unsafe { lock.reset_in_child() };
     }
 }
 
@@ -240,7 +230,7 @@ fn class_of(size: usize) -> &'static Class {
             None => {
                 let lists = Lists { hot: VecDeque::new(), trimmed: Vec::new(), trimming: 0 };
                 let c: &'static Class =
-                    Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: Mutex::new(lists) }));
+                    Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: ForkMutex::new(lists) }));
                 classes.push(c);
                 c
             }
@@ -629,6 +619,7 @@ fn reset_default(sig: libc::c_int) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parking_lot::Mutex;
 
     /// The pool is the process's: one test at a time (one trims every class).
     static SERIAL: Mutex<()> = Mutex::new(());

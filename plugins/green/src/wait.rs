@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::WEFT_FOREVER;
 
 use crate::clock;
@@ -43,14 +43,39 @@ struct Node {
 
 /// Queued nodes with their keys beside them: a wake-up scans keys without touching
 /// the nodes (each on another parked task's stack, so a cache miss apiece).
-struct Bucket(Mutex<VecDeque<(usize, *const Node)>>);
+struct Bucket(ForkMutex<VecDeque<(usize, *const Node)>>);
 
 // SAFETY: the node pointers are only dereferenced under the bucket's lock, while their
 // waiter is blocked in `park` (see the module comment).
 unsafe impl Sync for Bucket {}
 
 const BUCKET_BITS: u32 = 14;
-static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(Mutex::new(VecDeque::new())) }; 1 << BUCKET_BITS];
+static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(ForkMutex::new(VecDeque::new())) }; 1 << BUCKET_BITS];
+
+/// Registers (once) the `fork()` handler that empties every bucket in a child.
+pub(crate) fn forget_parent_waiters_in_children() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: a plain function that lives as long as the plugin, which is never
+        // unloaded while a runtime uses it.
+        unsafe { libc::pthread_atfork(None, None, Some(empty_buckets_in_child)) };
+    });
+}
+
+/// In a child of fork() every queued node is a waiter of the parent's, which the child
+/// does not have, and a bucket may have been locked by one of the parent's threads at
+/// the instant of the fork: every bucket is made free and empty (its old queue is
+/// forgotten, not dropped, since it may have been half-changed).
+extern "C" fn empty_buckets_in_child() {
+    for bucket in &BUCKETS {
+        // SAFETY: the child's only thread (this one) resets a lock no thread of its holds,
+        // and replaces the data behind it without reading it.
+        unsafe {
+            bucket.0.raw().reset_in_child();
+            std::ptr::write(bucket.0.data_ptr(), VecDeque::new());
+        }
+    }
+}
 
 fn bucket(key: usize) -> &'static Bucket {
     let hash = (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - BUCKET_BITS);

@@ -3,9 +3,9 @@ use std::ffi::{c_void, CStr};
 use std::sync::atomic::Ordering::Acquire;
 use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
+use weft_platform::os_thread::{self, OsThread};
 use weft_platform::*;
 
 use crate::clock;
@@ -15,10 +15,10 @@ use crate::HOST;
 /// The handle the runtime holds: the shared state plus the OS thread to reap.
 struct NativeTask {
     state: Arc<TaskState>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<OsThread>>,
 }
 
-/// glibc refuses stacks below PTHREAD_STACK_MIN; round small requests up.
+/// The smallest stack a task gets (a request for less is rounded up).
 const MIN_STACK: usize = 64 * 1024;
 
 struct SendPtr(*mut c_void);
@@ -32,22 +32,18 @@ pub(crate) unsafe extern "C" fn spawn(
     out: *mut *mut weft_plat_task_t,
 ) -> weft_status_t {
     HOST.guard(|| {
-        let mut builder = std::thread::Builder::new();
         // SAFETY: the runtime's spawn options, NULL or valid for the call.
-        if let Some(opts) = unsafe { opts.as_ref() } {
-            if opts.stack_size != 0 {
-                builder = builder.stack_size(opts.stack_size.max(MIN_STACK));
-            }
-            if !opts.name.is_null() {
-                // SAFETY: a non-NULL name is a C string valid for the call.
-                let name = unsafe { CStr::from_ptr(opts.name) };
-                builder = builder.name(name.to_string_lossy().into_owned());
-            }
-        }
+        let opts = unsafe { opts.as_ref() };
+        let name = opts.filter(|o| !o.name.is_null()).map(|o| {
+            // SAFETY: a non-NULL name is a C string valid for the call.
+            unsafe { CStr::from_ptr(o.name) }.to_string_lossy()
+        });
+        let stack_size = opts.map_or(0, |o| if o.stack_size == 0 { 0 } else { o.stack_size.max(MIN_STACK) });
+        let options = os_thread::Options { stack_size, name: name.as_deref() };
         let state = Arc::new(TaskState::default());
         let thread_state = Arc::clone(&state);
         let ctx = SendPtr(ctx);
-        let spawned = builder.spawn(move || {
+        let spawned = os_thread::spawn(&options, move || {
             let ctx = ctx;
             wait::set_current(Arc::as_ptr(&thread_state));
             // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once.
@@ -63,7 +59,10 @@ pub(crate) unsafe extern "C" fn spawn(
                 unsafe { *out = Box::into_raw(Box::new(task)) as *mut weft_plat_task_t };
                 WEFT_OK
             }
-            Err(e) => HOST.fail(WEFT_ENOMEM, &format!("cannot start an OS thread: {e}")),
+            Err(errno) => HOST.fail(
+                WEFT_ENOMEM,
+                &format!("cannot start an OS thread: pthread_create: {}", std::io::Error::from_raw_os_error(errno)),
+            ),
         }
     })
 }
@@ -92,7 +91,7 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
         let thread = handle.thread.lock().take();
         if let Some(thread) = thread {
             // The thread has finished its task; this only reaps it.
-            HOST.blocking(|| thread.join().ok());
+            HOST.blocking(|| thread.join());
         }
         WEFT_OK
     })
@@ -100,7 +99,7 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
 
 pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_status_t {
     HOST.guard(|| {
-        // Dropping a JoinHandle not taken by a join detaches the OS thread; the thread
+        // Dropping an OsThread not taken by a join detaches it; the thread
         // keeps its own reference on the shared state.
         // SAFETY: a handle from `spawn`, released exactly once.
         drop(unsafe { Box::from_raw(task as *mut NativeTask) });

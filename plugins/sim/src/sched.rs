@@ -213,7 +213,7 @@ impl Settings {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64 ^ (std::process::id() as u64) << 32);
             let fresh = Rng(fresh).next() % 1_000_000_000;
-            eprintln!("weft sim: seed {fresh} (replay with WEFT_SEED={fresh})");
+            weft_platform::stderr::line(format_args!("weft sim: seed {fresh} (replay with WEFT_SEED={fresh})"));
             fresh
         };
         let strategy = std::env::var("WEFT_SIM_STRATEGY").unwrap_or_else(|_| "random".into());
@@ -304,7 +304,7 @@ impl Sim {
         }
         if std::env::var("WEFT_SIM_STATS").is_ok_and(|v| v == "1") {
             // Read by `weft-sim explore --strategy pct` to size PCT's change points.
-            eprintln!("weft sim: steps {}", self.state.borrow().step);
+            weft_platform::stderr::line(format_args!("weft sim: steps {}", self.state.borrow().step));
         }
         HERE.with(|h| {
             if std::ptr::eq(h.get(), self) {

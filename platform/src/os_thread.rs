@@ -1,0 +1,214 @@
+//! OS threads started with `pthread_create` itself, for plugins written in Rust.
+//!
+//! Rust's `std::thread::spawn` registers every new thread, and unregisters it as it
+//! ends, in a process-wide table behind a lock of the standard library's (for its
+//! stack-overflow messages). A child of `fork()` inherits that lock held whenever a
+//! thread of the parent was starting or ending at the instant of the fork, and then
+//! hangs in its first thread start or end: a task of the native platform, a worker of
+//! green's. glibc makes `pthread_create` itself safe in such a child, so the plugins
+//! start their threads with it. What std's spawn adds is not needed there: a plugin's
+//! thread catches its own panics (below), and libweft, a library, installs no
+//! stack-overflow handler for its threads to register with.
+//!
+//! glibc leaves one race of its own: a `pthread_create` that reuses a cached stack
+//! frees the dead thread's dynamic TLS blocks just after the stack has moved to the list
+//! of stacks in use, so a fork in that moment gives the child a stack whose blocks it
+//! frees a second time when it starts a thread (malloc aborts: "double free"). A fork
+//! therefore waits for the thread starts in flight here, and no start begins while it
+//! forks ([`StartGate`]).
+use std::ffi::{c_void, CString};
+use std::sync::atomic::{AtomicU32, Ordering::*};
+use std::sync::Once;
+
+use crate::fork_lock::futex;
+
+/// A thread started by [`spawn`]: joined with [`OsThread::join`], or detached when
+/// dropped without a join.
+pub struct OsThread {
+    id: libc::pthread_t,
+}
+
+/// What a new thread needs: where its stack is, if not the default size, and its name.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Bytes of stack; 0 for glibc's default. Rounded up to `PTHREAD_STACK_MIN`.
+    pub stack_size: usize,
+    /// The name the OS shows (`top`, `gdb`); cut to the 15 bytes Linux keeps.
+    pub name: Option<&'a str>,
+}
+
+/// Starts a thread that runs `body`. A panic in `body` ends the thread (and is not
+/// propagated: a plugin's code catches what it must at its own boundary). The error
+/// is `pthread_create`'s (`EAGAIN` when the system has no thread or no stack left).
+pub fn spawn<F: FnOnce() + Send + 'static>(options: &Options, body: F) -> Result<OsThread, i32> {
+    let start = Box::into_raw(Box::new(Start { name: thread_name(options.name), body: Box::new(body) }));
+    // SAFETY: `attr` is initialised before use and destroyed on every path; `start` is
+    // handed to the new thread, which owns it, or taken back if no thread started.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        let rc = libc::pthread_attr_init(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(start));
+            return Err(rc);
+        }
+        let mut rc = 0;
+        if options.stack_size != 0 {
+            rc = libc::pthread_attr_setstacksize(&mut attr, options.stack_size.max(libc::PTHREAD_STACK_MIN));
+        }
+        let mut id: libc::pthread_t = 0;
+        if rc == 0 {
+            let _start = StartGate::enter();
+            rc = libc::pthread_create(&mut id, &attr, thread_start, start as *mut c_void);
+        }
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            drop(Box::from_raw(start));
+            return Err(rc);
+        }
+        Ok(OsThread { id })
+    }
+}
+
+impl OsThread {
+    /// Waits until the thread has ended and frees what the OS kept of it.
+    pub fn join(self) {
+        let id = self.id;
+        std::mem::forget(self);
+        // SAFETY: a thread started by `spawn`, neither joined nor detached (both take
+        // `self`).
+        unsafe { libc::pthread_join(id, std::ptr::null_mut()) };
+    }
+}
+
+impl Drop for OsThread {
+    fn drop(&mut self) {
+        // SAFETY: as in `join`; the thread frees its own resources when it ends.
+        unsafe { libc::pthread_detach(self.id) };
+    }
+}
+
+/// Thread starts in flight (the low bits) and forks in progress (the high ones): a
+/// start waits while a fork is in progress, a fork waits for the starts to end.
+static GATE: AtomicU32 = AtomicU32::new(0);
+const FORK: u32 = 1 << 20;
+const STARTS: u32 = FORK - 1;
+
+/// One thread start in flight, for as long as it lives.
+struct StartGate;
+
+impl StartGate {
+    fn enter() -> StartGate {
+        static HANDLERS: Once = Once::new();
+        HANDLERS.call_once(|| {
+            // SAFETY: plain functions that live as long as the program: a plugin is never
+            // unloaded while a runtime uses it.
+            unsafe { libc::pthread_atfork(Some(fork_waits_for_starts), Some(fork_done), Some(fork_done_in_child)) };
+        });
+        let mut seen = GATE.load(Relaxed);
+        loop {
+            if seen >= FORK {
+                futex(&GATE, libc::FUTEX_WAIT, seen);
+                seen = GATE.load(Relaxed);
+            } else {
+                match GATE.compare_exchange_weak(seen, seen + 1, Acquire, Relaxed) {
+                    Ok(_) => return StartGate,
+                    Err(now) => seen = now,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for StartGate {
+    fn drop(&mut self) {
+        if (GATE.fetch_sub(1, Release) - 1) & STARTS == 0 {
+            futex(&GATE, libc::FUTEX_WAKE, i32::MAX as u32);
+        }
+    }
+}
+
+extern "C" fn fork_waits_for_starts() {
+    let mut seen = GATE.fetch_add(FORK, Acquire) + FORK;
+    while seen & STARTS != 0 {
+        futex(&GATE, libc::FUTEX_WAIT, seen);
+        seen = GATE.load(Acquire);
+    }
+}
+
+extern "C" fn fork_done() {
+    GATE.fetch_sub(FORK, Release);
+    futex(&GATE, libc::FUTEX_WAKE, i32::MAX as u32);
+}
+
+/// The child has one thread, this one: no start is in flight and no other fork.
+extern "C" fn fork_done_in_child() {
+    GATE.store(0, Relaxed);
+}
+
+struct Start {
+    name: Option<CString>,
+    body: Box<dyn FnOnce() + Send>,
+}
+
+fn thread_name(name: Option<&str>) -> Option<CString> {
+    let name = name?;
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    CString::new(name[..end].replace('\0', "")).ok()
+}
+
+extern "C" fn thread_start(start: *mut c_void) -> *mut c_void {
+    // SAFETY: the `Start` that `spawn` leaked for this thread, taken exactly once.
+    let start = unsafe { Box::from_raw(start as *mut Start) };
+    if let Some(name) = &start.name {
+        // SAFETY: this thread's own id and a C string of at most 15 bytes.
+        unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr()) };
+    }
+    // A panic must not unwind out of an `extern "C"` function (that aborts the process).
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(start.body));
+    std::ptr::null_mut()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    #[test]
+    fn threads_run_their_bodies_and_are_joined() {
+        let sum = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (1..=16)
+            .map(|i| {
+                let sum = Arc::clone(&sum);
+                let options = Options { stack_size: 1, name: Some("weft-test-thread-with-a-long-name") };
+                spawn(&options, move || {
+                    sum.fetch_add(i, SeqCst);
+                })
+                .expect("a thread")
+            })
+            .collect();
+        threads.into_iter().for_each(OsThread::join);
+        assert_eq!(sum.load(SeqCst), 136);
+    }
+
+    #[test]
+    fn a_panicking_body_ends_only_its_thread() {
+        let after = Arc::new(AtomicUsize::new(0));
+        spawn(&Options::default(), || panic!("on purpose")).expect("a thread").join();
+        let seen = Arc::clone(&after);
+        spawn(&Options::default(), move || {
+            seen.store(1, SeqCst);
+        })
+        .expect("a thread")
+        .join();
+        assert_eq!(after.load(SeqCst), 1);
+    }
+
+    #[test]
+    fn an_impossible_stack_is_an_error() {
+        assert!(spawn(&Options { stack_size: usize::MAX / 2, name: None }, || {}).is_err());
+    }
+}
