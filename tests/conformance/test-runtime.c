@@ -656,6 +656,16 @@ TEST_IMPL(runtime_config_from_a_newer_header) {
 
 static atomic_int churn_stop;
 
+/* GCC 12's AddressSanitizer takes no lock of its allocator around fork(): a child forked
+ * while another thread allocates can hang in its first malloc, whatever the program
+ * (seen: green workers started in the child, stuck in ASan's size-class lock). Under
+ * ASan the forks run without the churning thread. */
+#if defined(__SANITIZE_ADDRESS__)
+enum { FORK_WITH_CHURN = 0 };
+#else
+enum { FORK_WITH_CHURN = 1 };
+#endif
+
 static void *churn_runtimes(void *arg) {
   (void)arg;
   while (!atomic_load(&churn_stop)) {
@@ -700,7 +710,7 @@ TEST_IMPL(fork_child_opens_new_runtime) {
   test_gate_await_waiters(rt, &gate, 1);
   pthread_t churn;
   atomic_store(&churn_stop, 0);
-  ASSERT(pthread_create(&churn, NULL, churn_runtimes, NULL) == 0);
+  if (FORK_WITH_CHURN) ASSERT(pthread_create(&churn, NULL, churn_runtimes, NULL) == 0);
   for (int i = 0; i < 100; i++) {
     pid_t child = fork();
     ASSERT(child >= 0);
@@ -727,7 +737,7 @@ TEST_IMPL(fork_child_opens_new_runtime) {
     ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
   atomic_store(&churn_stop, 1);
-  ASSERT(pthread_join(churn, NULL) == 0);
+  if (FORK_WITH_CHURN) ASSERT(pthread_join(churn, NULL) == 0);
   test_gate_open(&gate);
   ASSERT_EQ(test_join(waiter), 0);
   test_gate_destroy(&gate);
