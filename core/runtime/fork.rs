@@ -16,9 +16,21 @@
 //!   locked for ever in the child, and the child hung in its first unlock (one fork in
 //!   a few thousand while another thread opened runtimes).
 //!
+//! * the plugins do their part: green empties its parking buckets in the child, and
+//!   native tasks and green workers start with `pthread_create` itself, behind a gate a
+//!   fork waits on (`weft_platform::os_thread`).
+//!
 //! The handlers are registered when the first runtime opens. (The dynamic linker's own
 //! lock is not weft's to take; weft only makes sure not to need it in a child: see
 //! `plugin_dirs::own_object`.)
+//!
+//! What is left: the native plugin's waits, its channels' and rwlocks' locks and the
+//! runtime's per-object locks still park through parking_lot's process-wide table. A
+//! thread of the parent inside that table at the instant of the fork (a few tens of
+//! nanoseconds of a contended wait or wake) leaves one of its buckets locked in the
+//! child, and a contended wait of the child that hashes to that bucket hangs. No run of
+//! `fork_child_opens_new_runtime` (1,000+ per plugin) has shown it; replacing those
+//! waits with parking that the child can reset, as green's, would close it.
 use std::sync::Once;
 
 use weft_platform::fork_lock::{ForkMutex, RawForkLock};

@@ -186,6 +186,11 @@ const RETAKE_NS: i64 = 3 * SLICE_NS;
 
 /// A task that runs this long without switching is asked to yield at its next poll.
 const SLICE_NS: i64 = 10_000_000;
+/// ... or this long, while other tasks wait in a run queue: a task woken behind a
+/// polling loop runs within a few milliseconds, not a whole slice per task queued
+/// before it (on an oversubscribed scheduler, a channel hand-off waited 10 ms per busy
+/// task). Two monitor ticks, so the cost is one switch per 2-4 ms of the loop.
+const SHORT_SLICE_NS: i64 = 2_000_000;
 /// How long a worker that runs out of work spins, looking for more, before it sleeps
 /// (one worker at a time: see `Sched::spinning`). A spawn every few microseconds then
 /// finds it awake.
@@ -895,6 +900,7 @@ impl Sched {
         seen.resize(self.procs.len(), (0, now));
         let mut asking = false;
         let mut retaken = Vec::new();
+        let slice = if self.has_runnable() { SHORT_SLICE_NS } else { SLICE_NS };
         for (p, (last, since)) in self.procs.iter().zip(seen.iter_mut()) {
             let switches = p.switches.load(Relaxed);
             if switches != *last || p.guard.load(Relaxed) == FREE {
@@ -908,7 +914,7 @@ impl Sched {
                 *since = now;
                 retaken.push(p.index);
                 continue;
-            } else if now - *since >= SLICE_NS {
+            } else if now - *since >= slice {
                 p.preempt.store(switches, SeqCst);
             }
             asking |= p.preempt.load(SeqCst) != 0;
