@@ -387,9 +387,11 @@ int main(int argc, char **argv) {
 
   /* On sim, virtual time moves 1 us a step (docs/sim.md): otherwise it moves only when
    * every task blocks, which the busy tasks of an overload round never do, and the
-   * collector's and the closers' sleeps would last until the round ends. Other
-   * platforms do not read it. */
+   * collector's and the closers' sleeps would last until the round ends. And a soak is
+   * a long program: no step limit (sim's default ends a run after 50 million steps).
+   * Other platforms read neither. */
   setenv("WEFT_SIM_STEP_NS", "1000", 0);
+  setenv("WEFT_SIM_MAX_STEPS", "18446744073709551615", 0);
   ok("weft_runtime_open", weft_runtime_open(NULL, &rt));
   flag = weft_safepoint_flag(rt);
   const weft_platform_info_t *info = weft_runtime_platform(rt);
