@@ -61,7 +61,9 @@ static ssize_t task_read(int fd, void *buf, size_t len) {
   for (;;) {
     ssize_t n = read(fd, buf, len);
     if (n >= 0 || errno != EAGAIN) return n;
-    weft_status_t st = weft_fd_wait(rt, fd, WEFT_IO_READ, WEFT_FOREVER, NULL);
+    /* The read said EAGAIN: the wait may sleep until new data comes (WEFT_IO_DRAINED; on
+     * green it then costs no system call). */
+    weft_status_t st = weft_fd_wait(rt, fd, WEFT_IO_READ | WEFT_IO_DRAINED, WEFT_FOREVER, NULL);
     if (st != WEFT_OK) {
       errno = st == WEFT_ECANCELED ? ECANCELED : st == WEFT_ECLOSED ? ESHUTDOWN : EIO;
       return -1;
@@ -78,7 +80,7 @@ static int task_write_all(int fd, const void *buf, size_t len) {
       p += n;
       len -= (size_t)n;
     } else if (n < 0 && errno == EAGAIN) {
-      weft_status_t st = weft_fd_wait(rt, fd, WEFT_IO_WRITE, WEFT_FOREVER, NULL);
+      weft_status_t st = weft_fd_wait(rt, fd, WEFT_IO_WRITE | WEFT_IO_DRAINED, WEFT_FOREVER, NULL);
       if (st != WEFT_OK) {
         errno = st == WEFT_ECANCELED ? ECANCELED : EIO;
         return -1;

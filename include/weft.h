@@ -184,6 +184,11 @@ const char *weft_last_error(void);
 // `clock_gettime` costs). A virtual-time platform must not claim it.
 #define WEFT_CAP_MONOTONIC_CLOCK (1 << 6)
 
+// Capability bit: `fd_wait` takes `WEFT_IO_DRAINED` in its events (and makes use of
+// it). libweft removes the bit before calling a platform that does not claim this: a
+// level-triggered wait is a correct drained wait.
+#define WEFT_CAP_IO_DRAINED (1 << 7)
+
 // `weft_config_t.flags`: report the first acquisition that closes a cycle in the
 // "held A while acquiring B" graph of mutexes and rwlocks (a lock-order inversion),
 // once per pair of locks, even if no deadlock happens. See docs/checks.md.
@@ -1042,6 +1047,15 @@ weft_status_t weft_select(const struct weft_select_case_t *cases, size_t n, int6
 // error or hang-up condition; it is reported whichever events were asked for.
 #define WEFT_IO_ERROR 4
 
+// In `weft_fd_wait`'s events only, beside `WEFT_IO_READ` / `WEFT_IO_WRITE`: the
+// caller promises that since its last wait on this fd returned it read (for
+// `WEFT_IO_READ`) or wrote (for `WEFT_IO_WRITE`) until the fd answered `EAGAIN`. The
+// platform may then wait for the fd's readiness to change instead of checking it now:
+// green then makes no system call to wait, as Go's netpoller (an fd that is still
+// ready may otherwise sleep until more data or room comes). Requires `weft_fd_forget`
+// before every close of the fd.
+#define WEFT_IO_DRAINED 8
+
 // Waits until the file descriptor `fd` (a socket, pipe, eventfd, terminal...) is ready
 // for one of `events` (`WEFT_IO_READ`, `WEFT_IO_WRITE`, or both), or `deadline`.
 // Level-triggered: an fd that is ready now returns at once. On `WEFT_OK` writes the
@@ -1052,6 +1066,11 @@ weft_status_t weft_select(const struct weft_select_case_t *cases, size_t n, int6
 // The fd stays the host's: weft never reads, writes, closes or changes it; making it
 // non-blocking (`O_NONBLOCK`) so that a read after a wake-up cannot block is the
 // host's job. Before closing an fd that tasks may wait on, call `weft_fd_forget`.
+//
+// `events` may add `WEFT_IO_DRAINED` when the caller read or wrote until `EAGAIN`
+// since its last wait on `fd` returned: the wait then waits for the readiness to
+// change rather than checking it (no system call to wait on green, as in Go). A
+// drained wait on an fd that is still ready may sleep until the next data or room.
 //
 // `WEFT_ETIMEDOUT` at the deadline (a deadline at or before now polls once).
 // `WEFT_ECANCELED` if the calling task is cancelled before or while it waits (a

@@ -20,6 +20,11 @@ use crate::types::weft_runtime_t;
 /// non-blocking (`O_NONBLOCK`) so that a read after a wake-up cannot block is the
 /// host's job. Before closing an fd that tasks may wait on, call `weft_fd_forget`.
 ///
+/// `events` may add `WEFT_IO_DRAINED` when the caller read or wrote until `EAGAIN`
+/// since its last wait on `fd` returned: the wait then waits for the readiness to
+/// change rather than checking it (no system call to wait on green, as in Go). A
+/// drained wait on an fd that is still ready may sleep until the next data or room.
+///
 /// `WEFT_ETIMEDOUT` at the deadline (a deadline at or before now polls once).
 /// `WEFT_ECANCELED` if the calling task is cancelled before or while it waits (a
 /// cancellation point). `WEFT_ECLOSED` if `weft_fd_forget(rt, fd)` is called while it

@@ -13,8 +13,10 @@ use crate::ffi::error::{check_plugin, fail, Result};
 use crate::runtime::Runtime;
 
 /// The events a host may ask for. `WEFT_IO_ERROR` is accepted and changes nothing: it
-/// is always reported.
-const KNOWN_EVENTS: u32 = WEFT_IO_READ | WEFT_IO_WRITE | WEFT_IO_ERROR;
+/// is always reported. `WEFT_IO_DRAINED` is a promise about the host's reads and writes.
+const KNOWN_EVENTS: u32 = WEFT_IO_READ | WEFT_IO_WRITE | WEFT_IO_ERROR | WEFT_IO_DRAINED;
+/// The ready events a wait reports.
+const READY_EVENTS: u32 = WEFT_IO_READ | WEFT_IO_WRITE | WEFT_IO_ERROR;
 /// The events the plugin is asked for.
 const WAITABLE_EVENTS: u32 = WEFT_IO_READ | WEFT_IO_WRITE;
 
@@ -43,7 +45,8 @@ fn check_events(fd: i32, events: u32) -> Result<()> {
     if events & !KNOWN_EVENTS != 0 {
         fail!(
             WEFT_EINVAL,
-            "fd {fd}: unknown events 0x{:x} (WEFT_IO_READ and WEFT_IO_WRITE are the events to wait for)",
+            "fd {fd}: unknown events 0x{:x} (WEFT_IO_READ and WEFT_IO_WRITE are the events to wait for, \
+             WEFT_IO_DRAINED may go with them)",
             events & !KNOWN_EVENTS
         );
     }
@@ -66,17 +69,24 @@ pub(crate) fn wait(rt: &Runtime, fd: i32, events: u32, deadline: i64) -> Result<
     let Some(fd_wait) = rt.table.fd_wait else {
         fail!(WEFT_ENOTSUP, "{} does not offer IO waits (fd_wait came with plugin ABI 2)", rt.platform_label());
     };
+    // A platform that does not take the drained promise waits level-triggered, which
+    // keeps it too.
+    let asked = if rt.table.caps & WEFT_CAP_IO_DRAINED != 0 {
+        events & (WAITABLE_EVENTS | WEFT_IO_DRAINED)
+    } else {
+        events & WAITABLE_EVENTS
+    };
     let mut ready = 0u32;
     // SAFETY: a member of the accepted table, called with the runtime's own plugin state,
     // a descriptor checked open, known events and a valid out-pointer.
-    let status = unsafe { fd_wait(rt.prt, fd, events & WAITABLE_EVENTS, deadline, &mut ready) };
+    let status = unsafe { fd_wait(rt.prt, fd, asked, deadline, &mut ready) };
     check_plugin(status, || match status {
         WEFT_ETIMEDOUT => format!("fd {fd} was not ready by the deadline"),
         WEFT_ECANCELED => format!("the calling task was cancelled while it waited on fd {fd}"),
         WEFT_ECLOSED => format!("fd {fd} was forgotten (weft_fd_forget) while the caller waited on it"),
         _ => format!("cannot wait on fd {fd}"),
     })?;
-    Ok(ready & KNOWN_EVENTS)
+    Ok(ready & READY_EVENTS)
 }
 
 /// Wakes every waiter on `fd` with `WEFT_ECLOSED` and drops what the plugin keeps for it.

@@ -63,6 +63,10 @@ pub const WEFT_CAP_MUTEX_BYTE: u64 = 1 << 5;
 /// may read that clock itself instead of calling `now` (`weft_now` then costs what
 /// `clock_gettime` costs). A virtual-time platform must not claim it.
 pub const WEFT_CAP_MONOTONIC_CLOCK: u64 = 1 << 6;
+/// Capability bit: `fd_wait` takes `WEFT_IO_DRAINED` in its events (and makes use of
+/// it). libweft removes the bit before calling a platform that does not claim this: a
+/// level-triggered wait is a correct drained wait.
+pub const WEFT_CAP_IO_DRAINED: u64 = 1 << 7;
 
 /// Size in bytes of `weft_mutex_t`; part of the ABI.
 pub const WEFT_MUTEX_SIZE: usize = 64;
@@ -116,3 +120,11 @@ pub const WEFT_IO_WRITE: u32 = 2;
 /// In `weft_fd_wait`'s ready events only (asking for it changes nothing): the fd has an
 /// error or hang-up condition; it is reported whichever events were asked for.
 pub const WEFT_IO_ERROR: u32 = 4;
+/// In `weft_fd_wait`'s events only, beside `WEFT_IO_READ` / `WEFT_IO_WRITE`: the
+/// caller promises that since its last wait on this fd returned it read (for
+/// `WEFT_IO_READ`) or wrote (for `WEFT_IO_WRITE`) until the fd answered `EAGAIN`. The
+/// platform may then wait for the fd's readiness to change instead of checking it now:
+/// green then makes no system call to wait, as Go's netpoller (an fd that is still
+/// ready may otherwise sleep until more data or room comes). Requires `weft_fd_forget`
+/// before every close of the fd.
+pub const WEFT_IO_DRAINED: u32 = 8;

@@ -408,8 +408,8 @@ TEST_IMPL(io_bad_fds) {
   ASSERT_ERROR_MENTIONS("no events");
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], WEFT_IO_ERROR, WEFT_FOREVER, &revents));
   ASSERT_ERROR_MENTIONS("no events");
-  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], WEFT_IO_READ | 8, WEFT_FOREVER, &revents));
-  ASSERT_ERROR_MENTIONS("unknown events 0x8");
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], WEFT_IO_READ | 16, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("unknown events 0x10");
   ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], 0x80000000u, WEFT_FOREVER, &revents));
   ASSERT_ERROR_MENTIONS(text);
   /* Asking for WEFT_IO_ERROR too changes nothing. */
@@ -446,6 +446,99 @@ TEST_IMPL(io_bad_fds) {
   ASSERT_ERROR_MENTIONS("closed");
   close(p[0]);
   close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* What a host does with WEFT_IO_DRAINED: read (or write) one byte, and wait only after
+ * EAGAIN. A drained wait may return once for readiness that came before it (a
+ * spurious wake-up: the next read says EAGAIN again); every wait must succeed. */
+typedef struct {
+  weft_runtime_t *rt;
+  int fd;
+  int write; /* 1: write a byte; 0: read one */
+  char byte;
+  weft_status_t status;
+  uint32_t revents;
+} drained_t;
+
+static int32_t drained_task(void *arg, void **result) {
+  (void)result;
+  drained_t *d = arg;
+  uint32_t dir = d->write ? WEFT_IO_WRITE : WEFT_IO_READ;
+  for (;;) {
+    ssize_t n = d->write ? write(d->fd, &d->byte, 1) : read(d->fd, &d->byte, 1);
+    if (n == 1) return 0;
+    if (n < 0 && errno != EAGAIN) return 1;
+    if (n == 0) return 2; /* end of file */
+    d->status = weft_fd_wait(d->rt, d->fd, dir | WEFT_IO_DRAINED, IO_PATIENCE(d->rt), &d->revents);
+    if (d->status != WEFT_OK) return 3;
+    if (!(d->revents & dir)) return 4;
+  }
+}
+
+/* WEFT_IO_DRAINED: after reading (writing) until EAGAIN, a wait sleeps until the fd
+ * becomes ready again, round after round, in both directions; readiness that came
+ * before the wait (a write between the EAGAIN and the wait) ends it. Every platform
+ * takes the flag (one that cannot use it waits level-triggered). */
+TEST_IMPL(io_drained_waits) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  make_pipe(p);
+  for (int round = 0; round < 30; round++) {
+    drain(p[0]);
+    drained_t d = {rt, p[0], 0, 0, -1, 0};
+    weft_task_t *t = test_spawn(rt, drained_task, &d);
+    test_wait_blocked(rt, t);
+    write_byte(p[1], (char)('a' + round % 26));
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_EQ(d.byte, (char)('a' + round % 26));
+    /* Ready before the wait: it returns without another write. */
+    write_byte(p[1], 'z');
+    uint32_t revents = 0;
+    ASSERT_OK(weft_fd_wait(rt, p[0], WEFT_IO_READ | WEFT_IO_DRAINED, IO_PATIENCE(rt), &revents));
+    ASSERT_EQ(revents, WEFT_IO_READ);
+    ASSERT_EQ(read_byte(p[0]), 'z');
+  }
+  for (int round = 0; round < 10; round++) {
+    size_t filled = fill(p[1]);
+    ASSERT(filled > 0);
+    drained_t d = {rt, p[1], 1, 'w', -1, 0};
+    weft_task_t *t = test_spawn(rt, drained_task, &d);
+    test_wait_blocked(rt, t);
+    /* Exactly what fill wrote: the task's byte may come while this reads. */
+    char buf[4096];
+    for (size_t got = 0; got < filled;) {
+      ssize_t n = read(p[0], buf, filled - got < sizeof buf ? filled - got : sizeof buf);
+      ASSERT(n > 0);
+      got += (size_t)n;
+    }
+    ASSERT_EQ(test_join(t), 0);
+    ASSERT_EQ(read_byte(p[0]), 'w');
+  }
+  /* A hang-up ends a drained wait (end of file is readable), and stays reported. */
+  drained_t d = {rt, p[0], 0, 0, -1, 0};
+  weft_task_t *t = test_spawn(rt, drained_task, &d);
+  test_wait_blocked(rt, t);
+  ASSERT_OK(weft_fd_forget(rt, p[1]));
+  close(p[1]);
+  ASSERT_EQ(test_join(t), 2);
+  ASSERT_OK(d.status);
+  ASSERT(d.revents & WEFT_IO_READ);
+  uint32_t revents = 0;
+  ASSERT_OK(weft_fd_wait(rt, p[0], WEFT_IO_READ | WEFT_IO_DRAINED, IO_PATIENCE(rt), &revents));
+  ASSERT(revents & WEFT_IO_READ);
+  /* A deadline still ends it; the flag alone is no event to wait for. */
+  ASSERT_STATUS(WEFT_EINVAL, weft_fd_wait(rt, p[0], WEFT_IO_DRAINED, WEFT_FOREVER, &revents));
+  ASSERT_ERROR_MENTIONS("no events");
+  int q[2];
+  make_pipe(q);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_fd_wait(rt, q[0], WEFT_IO_READ | WEFT_IO_DRAINED, test_after_ms(rt, 20), NULL));
+  ASSERT_OK(weft_fd_forget(rt, p[0]));
+  ASSERT_OK(weft_fd_forget(rt, q[0]));
+  close(p[0]);
+  close(q[0]);
+  close(q[1]);
   test_close_runtime(rt);
   return TEST_OK;
 }
@@ -652,6 +745,7 @@ enum { ECHO_CLIENTS = 200, ECHO_ROUNDS = 8, ECHO_MAX = 24 * 1024 };
 typedef struct {
   weft_runtime_t *rt;
   int fd;
+  uint32_t drained; /* WEFT_IO_DRAINED for every other connection, 0 for the rest */
 } conn_t;
 
 static atomic_int echo_failures;
@@ -674,7 +768,7 @@ static int32_t echo_conn(void *arg, void **result) {
         echo_fail("server read", errno);
         break;
       }
-      weft_status_t st = weft_fd_wait(c->rt, c->fd, WEFT_IO_READ, IO_PATIENCE(c->rt), NULL);
+      weft_status_t st = weft_fd_wait(c->rt, c->fd, WEFT_IO_READ | c->drained, IO_PATIENCE(c->rt), NULL);
       if (st != WEFT_OK) {
         echo_fail("server wait to read", EIO);
         break;
@@ -686,7 +780,7 @@ static int32_t echo_conn(void *arg, void **result) {
       if (m > 0) {
         sent += m;
       } else if (m < 0 && errno == EAGAIN) {
-        if (weft_fd_wait(c->rt, c->fd, WEFT_IO_WRITE, IO_PATIENCE(c->rt), NULL) != WEFT_OK) {
+        if (weft_fd_wait(c->rt, c->fd, WEFT_IO_WRITE | c->drained, IO_PATIENCE(c->rt), NULL) != WEFT_OK) {
           echo_fail("server wait to write", EIO);
           goto done;
         }
@@ -732,6 +826,7 @@ static int32_t echo_accept(void *arg, void **result) {
     ASSERT(c != NULL);
     c->rt = s->rt;
     c->fd = fd;
+    c->drained = s->accepted % 2 ? WEFT_IO_DRAINED : 0;
     ASSERT_OK(weft_spawn(s->rt, echo_conn, c, &opts, NULL));
     s->accepted++;
   }
@@ -796,7 +891,8 @@ static int32_t echo_client(void *arg, void **result) {
         break;
       }
       if (!progress) {
-        uint32_t events = WEFT_IO_READ | (sent < size ? WEFT_IO_WRITE : 0);
+        /* Both directions asked for just said EAGAIN: every other client says so. */
+        uint32_t events = WEFT_IO_READ | (sent < size ? WEFT_IO_WRITE : 0) | (c->id % 2 ? WEFT_IO_DRAINED : 0);
         if (weft_fd_wait(rt, fd, events, IO_PATIENCE(rt), NULL) != WEFT_OK) {
           rc = 8;
           break;
@@ -813,7 +909,8 @@ static int32_t echo_client(void *arg, void **result) {
 }
 
 /* Hundreds of concurrent connections to an echo server on 127.0.0.1, one task per
- * connection on both sides, every byte checked. */
+ * connection on both sides, every byte checked; half the connections wait with
+ * WEFT_IO_DRAINED on each side. */
 TEST_IMPL(io_tcp_echo_many_connections) {
   weft_runtime_t *rt = test_open_runtime();
   int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -274,7 +274,7 @@ TEST_IMPL(runtime_platform_info) {
   ASSERT(access(info->path, R_OK) == 0);
   const uint64_t known = WEFT_CAP_OS_THREADS | WEFT_CAP_GREEN_TASKS | WEFT_CAP_VIRTUAL_TIME |
                          WEFT_CAP_DETERMINISTIC | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE |
-                         WEFT_CAP_MONOTONIC_CLOCK;
+                         WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_IO_DRAINED;
   ASSERT((info->caps & ~known) == 0);
   /* The loader refuses the combinations that contradict each other. */
   ASSERT(!((info->caps & WEFT_CAP_MUTEX_BYTE) && (info->caps & WEFT_CAP_DETERMINISTIC)));

@@ -11,18 +11,23 @@
 //! (`interrupt`).
 //!
 //! Each fd waited on has an entry until `fd_forget`: its waiters (how many ask for
-//! reading, for writing), a sequence number bumped by every report (a parked waiter's
-//! reason to look again), and a generation that `fd_forget` ends (the waiters of an
-//! ended generation return `WEFT_ECLOSED`). The fd stays in the epoll set between waits
-//! with `EPOLLONESHOT`: a wait arms it (`EPOLL_CTL_MOD`, one report per arming, so a
-//! ready fd nobody reads never makes a worker spin). Level semantics (ready now returns
-//! at once) come from the arming itself, which reports an fd that is ready already: a
-//! task arms and parks without polling the fd first (see `wait`); a thread that is not a
-//! task, and a wait whose deadline has passed, poll first. A waiter woken by a report
-//! for its events returns the report's events; one woken by a report for the other
-//! direction polls, arms again and parks. A host that closes an fd without forgetting
-//! it leaves a stale entry: the next wait's arming finds the fd missing from the epoll
-//! set (`ENOENT`) and adds it again. An fd epoll does not take (a regular file) is
+//! reading, for writing), a sequence number bumped by every report its waiters want (a
+//! parked waiter's reason to look again), the events reported and not yet returned
+//! (`pending`), and a generation that `fd_forget` ends (the waiters of an ended
+//! generation return `WEFT_ECLOSED`). The fd stays in the epoll set between waits,
+//! edge-triggered (`EPOLLET`: one report per change, so a ready fd nobody reads never
+//! makes a worker spin). A plain wait arms it (`EPOLL_CTL_MOD` with its waiters'
+//! directions), and level semantics (ready now returns at once) come from that arming,
+//! which reports an fd that is ready already: a task arms and parks without polling
+//! the fd first (see `wait`); a thread that is not a task, and a wait whose deadline has
+//! passed, poll first. A drained wait (`WEFT_IO_DRAINED`: the host read or wrote until
+//! `EAGAIN`) makes no system call when the fd is registered for its direction: a change
+//! reported since the last wait returned is in `pending`, and a later one wakes it, as
+//! in Go's netpoller. A waiter woken by a report returns the pending events it asked
+//! for; one that finds none (another waiter took them) looks again. A host that closes
+//! an fd without forgetting it leaves a stale entry: the next plain wait's arming finds
+//! the fd missing from the epoll set (`ENOENT`) and adds it again (a drained wait would
+//! not notice: it requires the forget). An fd epoll does not take (a regular file) is
 //! polled: it is always ready.
 use std::collections::HashMap;
 use std::io;
@@ -43,15 +48,18 @@ struct Entry {
     generation: u64,
     readers: u32,
     writers: u32,
-    /// Bumped by every report from epoll.
+    /// Bumped by every report that a waiter of the entry asked for.
     seq: u64,
-    /// What the last report said (`WEFT_IO_*` bits).
-    reported: u32,
+    /// The `WEFT_IO_*` bits reported and not yet returned by a wait (see `take_pending`).
+    pending: u32,
+    /// The epoll interest the fd is registered with (0: not yet).
+    registered: u32,
 }
 
 impl Entry {
+    /// The interest for the entry's waiters now.
     fn interest(&self) -> u32 {
-        let mut bits = libc::EPOLLONESHOT as u32 | libc::EPOLLRDHUP as u32;
+        let mut bits = libc::EPOLLET as u32 | libc::EPOLLRDHUP as u32;
         if self.readers > 0 {
             bits |= libc::EPOLLIN as u32;
         }
@@ -60,6 +68,34 @@ impl Entry {
         }
         bits
     }
+
+    /// Whether a report of `ready` (`WEFT_IO_*`) is for one of the entry's waiters.
+    fn wanted(&self, ready: u32) -> bool {
+        (self.readers > 0 && ready & (WEFT_IO_READ | WEFT_IO_ERROR) != 0)
+            || (self.writers > 0 && ready & (WEFT_IO_WRITE | WEFT_IO_ERROR) != 0)
+    }
+
+    /// Takes the pending events a wait for `events` returns, if any. An error or hang-up
+    /// stays pending, and with it readability (end of file is readable): neither goes
+    /// away when a wait reports it.
+    fn take_pending(&mut self, events: u32) -> Option<u32> {
+        let ready = self.pending & (events | WEFT_IO_ERROR);
+        let lasting = if self.pending & WEFT_IO_ERROR != 0 { self.pending & (WEFT_IO_READ | WEFT_IO_ERROR) } else { 0 };
+        self.pending = (self.pending & !events) | lasting;
+        (ready != 0).then_some(ready)
+    }
+}
+
+/// The epoll interest bits for `events` (`WEFT_IO_READ`, `WEFT_IO_WRITE`).
+fn directions(events: u32) -> u32 {
+    let mut bits = 0;
+    if events & WEFT_IO_READ != 0 {
+        bits |= libc::EPOLLIN as u32;
+    }
+    if events & WEFT_IO_WRITE != 0 {
+        bits |= libc::EPOLLOUT as u32;
+    }
+    bits
 }
 
 /// Entries are spread over locks by fd, so that waits on different fds rarely meet.
@@ -199,11 +235,13 @@ impl Poller {
                 continue;
             }
             let fd = ev.u64 as i32;
+            let ready = weft_events(ev.events);
             let waited = match self.shard(fd).lock().get_mut(&fd) {
                 Some(entry) => {
-                    entry.seq += 1;
-                    entry.reported = weft_events(ev.events);
-                    entry.readers + entry.writers > 0
+                    entry.pending |= ready;
+                    let wanted = entry.wanted(ready);
+                    entry.seq += wanted as u64;
+                    wanted
                 }
                 None => false,
             };
@@ -215,9 +253,10 @@ impl Poller {
         woken
     }
 
-    /// Arms `fd` for one report of what its waiters ask for.
-    fn arm(&self, fd: i32, entry: &Entry, new: bool) -> Result<(), String> {
-        let mut ev = libc::epoll_event { events: entry.interest(), u64: fd as u64 };
+    /// Registers `fd` with `interest`, or changes its registration to it (which reports
+    /// the fd at once if it is ready now).
+    fn arm(&self, fd: i32, interest: u32, new: bool) -> Result<(), String> {
+        let mut ev = libc::epoll_event { events: interest, u64: fd as u64 };
         let mut op = if new { libc::EPOLL_CTL_ADD } else { libc::EPOLL_CTL_MOD };
         for _ in 0..2 {
             // SAFETY: a valid epoll descriptor and event; `fd` is the host's, checked open.
@@ -246,6 +285,8 @@ impl Poller {
         needs_poller: impl Fn(),
     ) -> weft_status_t {
         let (reads, writes) = ((events & WEFT_IO_READ != 0) as u32, (events & WEFT_IO_WRITE != 0) as u32);
+        let drained = events & WEFT_IO_DRAINED != 0;
+        let events = events & (WEFT_IO_READ | WEFT_IO_WRITE);
         // The generation of the entry this wait counts itself in.
         let mut mine: Option<u64> = None;
         // A task's first look is the arming: an fd ready at `EPOLL_CTL_MOD` is reported
@@ -261,7 +302,8 @@ impl Poller {
                 break WEFT_ECANCELED;
             }
             let ready_now = if poll { poll_now(fd, events) } else { PollNow::NotReady };
-            poll = true;
+            // A drained wait looks at the fd only through the reports of its changes.
+            poll = !drained;
             match ready_now {
                 PollNow::Ready(ready) => {
                     // SAFETY: the runtime passes a valid out-pointer.
@@ -286,7 +328,8 @@ impl Poller {
                             readers: 0,
                             writers: 0,
                             seq: 0,
-                            reported: 0,
+                            pending: 0,
+                            registered: 0,
                         });
                         entry.readers += reads;
                         entry.writers += writes;
@@ -299,7 +342,20 @@ impl Poller {
                         _ => break WEFT_ECLOSED,
                     },
                 };
-                if let Err(e) = self.arm(fd, entry, new) {
+                // A drained wait takes a change reported since the last wait returned.
+                if drained {
+                    if let Some(ready) = entry.take_pending(events) {
+                        // SAFETY: the runtime passes a valid out-pointer.
+                        unsafe { *revents = ready };
+                        break WEFT_OK;
+                    }
+                }
+                let needed = directions(events);
+                let armed = drained && !new && entry.registered & needed == needed;
+                let interest = if drained { entry.registered | entry.interest() } else { entry.interest() };
+                if armed {
+                    // Registered for this direction already: the next change is reported.
+                } else if let Err(e) = self.arm(fd, interest, new) {
                     // An fd epoll does not take (a regular file: EPERM) is always ready
                     // to poll; the task did not poll it yet. One that is not open
                     // (EBADF) is found here too. An entry made for this wait goes: a
@@ -316,6 +372,8 @@ impl Poller {
                         PollNow::NotOpen => break HOST.fail(WEFT_EINVAL, &not_open_detail(fd)),
                         PollNow::NotReady => break HOST.fail(WEFT_EINVAL, &format!("cannot wait on fd {fd}: {e}")),
                     }
+                } else {
+                    entry.registered = interest;
                 }
                 (entry.generation, entry.seq)
             };
@@ -327,16 +385,17 @@ impl Poller {
                 Wake::Woken | Wake::TimedOut => {}
                 Wake::Cancelled => break WEFT_ECANCELED,
             }
-            let reported = match self.shard(fd).lock().get(&fd) {
-                Some(e) if e.generation == generation => (e.seq != seen).then_some(e.reported),
+            if wait::cancelled() {
+                continue; // WEFT_ECANCELED at the top, even with events pending
+            }
+            let reported = match self.shard(fd).lock().get_mut(&fd) {
+                Some(e) if e.generation == generation => (e.seq != seen).then(|| e.take_pending(events)).flatten(),
                 _ => break WEFT_ECLOSED,
             };
-            if let Some(ready) = reported.map(|r| r & (events | WEFT_IO_ERROR)).filter(|r| *r != 0) {
-                if !wait::cancelled() {
-                    // SAFETY: the runtime passes a valid out-pointer.
-                    unsafe { *revents = ready };
-                    break WEFT_OK;
-                }
+            if let Some(ready) = reported {
+                // SAFETY: the runtime passes a valid out-pointer.
+                unsafe { *revents = ready };
+                break WEFT_OK;
             }
         };
         if let Some(generation) = mine {
