@@ -106,7 +106,13 @@ enum Strategy {
 }
 
 struct State {
+    /// Indexed by task: a slot whose task ended is given to a later spawn (`free`), so
+    /// that a long run keeps as many records as it has live tasks, not one per spawn.
     tasks: Vec<TaskRec>,
+    /// The slots of ended tasks, reused last-ended first (deterministic).
+    free: Vec<usize>,
+    /// Tasks that have ended (for the report).
+    ended: u64,
     /// The tasks that have not ended (for the report).
     live: BTreeSet<usize>,
     /// The runnable tasks, in an order that depends only on the run so far; a task's
@@ -247,6 +253,8 @@ impl Sim {
         };
         let mut state = State {
             tasks: Vec::new(),
+            free: Vec::new(),
+            ended: 0,
             live: BTreeSet::from([MAIN]),
             runnable: vec![MAIN],
             timers: BTreeSet::new(),
@@ -337,7 +345,7 @@ impl Sim {
             name: cname.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
         };
         let mut st = self.state.borrow_mut();
-        let index = st.tasks.len();
+        let index = st.free.pop().unwrap_or(st.tasks.len());
         st.live.insert(index);
         let me = self as *const Sim as usize;
         let ctx = ctx as usize;
@@ -351,7 +359,7 @@ impl Sim {
         });
         let priority = st.new_priority();
         let done = Arc::new(AtomicBool::new(false));
-        st.tasks.push(TaskRec {
+        let record = TaskRec {
             id,
             name,
             fault: Some(fault),
@@ -367,7 +375,12 @@ impl Sim {
             priority,
             slot: usize::MAX,
             done: Arc::clone(&done),
-        });
+        };
+        if index == st.tasks.len() {
+            st.tasks.push(record);
+        } else {
+            st.tasks[index] = record;
+        }
         st.set_runnable(index);
         Some((index, done))
     }
@@ -387,10 +400,6 @@ impl Sim {
     /// A number from the seeded stream (a select's poll order).
     pub(crate) fn random(&self) -> u64 {
         self.state.borrow_mut().rng.next()
-    }
-
-    pub(crate) fn is_done(&self, index: usize) -> bool {
-        self.state.borrow().tasks[index].run == Run::Done
     }
 
     /// The address a join waits on: one per task, never a real object's.
@@ -572,6 +581,10 @@ impl Sim {
                     stack::give_back(coro.into_stack());
                     self.wake(Sim::done_key(index), usize::MAX);
                     let mut st = self.state.borrow_mut();
+                    // Nothing refers to the slot now: a handle knows its task ended
+                    // from its own `done`, never from the slot.
+                    st.free.push(index);
+                    st.ended += 1;
                     let to = st.choose();
                     debug_assert_eq!(st.current, to);
                 }
@@ -829,7 +842,7 @@ impl State {
             };
             let _ = writeln!(out, "  task {} \"{}\": {}{}", t.id, t.name, what, self.describe(t.call.obj));
         }
-        let ended = self.tasks.len() - self.live.len();
+        let ended = self.ended;
         if ended > 0 {
             let _ = writeln!(out, "  ({ended} other task(s) ended)");
         }

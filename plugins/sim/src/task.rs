@@ -11,7 +11,8 @@ use crate::wait::{self, Wake};
 use crate::{clock, on_sim, HOST};
 
 /// The handle the runtime holds: the task's index in its scheduler, and its end (a
-/// handle may be joined after the runtime closed).
+/// handle may be joined after the runtime closed). The index is the task's only while
+/// `done` is false: an ended task's slot goes to a later spawn.
 struct Handle {
     index: usize,
     done: Arc<AtomicBool>,
@@ -20,11 +21,6 @@ struct Handle {
 unsafe fn handle_of<'a>(task: *mut weft_plat_task_t) -> &'a Handle {
     // SAFETY: the runtime hands back the handle `spawn` made, until `detach`.
     unsafe { &*(task as *const Handle) }
-}
-
-unsafe fn index_of(task: *mut weft_plat_task_t) -> usize {
-    // SAFETY: as above.
-    unsafe { handle_of(task) }.index
 }
 
 /// True when the handle's task has ended: join and cancel need no scheduler then.
@@ -77,10 +73,12 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
     }
     on_sim(|sim| {
         // SAFETY: a live handle.
-        let index = unsafe { index_of(task) };
-        let call = Call { name: "weft_join", obj: Obj::Task(index) };
+        let Handle { index, done } = unsafe { handle_of(task) };
+        let index = *index;
+        let ended = || done.load(SeqCst);
+        let call = Call { name: "weft_join", obj: if ended() { Obj::None } else { Obj::Task(index) } };
         sim.step(call);
-        while !sim.is_done(index) {
+        while !ended() {
             if wait::cancelled() {
                 return WEFT_ECANCELED;
             }
@@ -88,7 +86,7 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
                 return WEFT_ETIMEDOUT;
             }
             let key = Sim::done_key(index);
-            match HOST.blocking(|| wait::park_in(sim, call, key, || !sim.is_done(index), deadline, true)) {
+            match HOST.blocking(|| wait::park_in(sim, call, key, || !ended(), deadline, true)) {
                 Wake::Cancelled => return WEFT_ECANCELED,
                 Wake::TimedOut | Wake::Woken => {}
             }
@@ -113,9 +111,13 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
     on_sim(|sim| {
         // SAFETY: a live handle. The runtime set the flag first; making the task
         // runnable makes its wait look at it.
-        let index = unsafe { index_of(task) };
-        sim.poke(index);
-        sim.step(Call { name: "weft_cancel", obj: Obj::Task(index) });
+        let handle = unsafe { handle_of(task) };
+        if handle.done.load(SeqCst) {
+            sim.step(Call { name: "weft_cancel", obj: Obj::None });
+        } else {
+            sim.poke(handle.index);
+            sim.step(Call { name: "weft_cancel", obj: Obj::Task(handle.index) });
+        }
         WEFT_OK
     })
 }
