@@ -124,6 +124,18 @@ impl MutexObject {
         plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()))
     }
 
+    /// `plugin_try_lock`, and where a byte lock's compare-and-swap failed on a value
+    /// that is the plugin's (waiters parked on a lock that may be free), the plugin's
+    /// `mutex_try_lock`, as `WEFT_CAP_MUTEX_BYTE` says. For the paths after the fast one.
+    fn plugin_try_lock_any(&self, rt: &Runtime) -> weft_status_t {
+        match self.plugin_try_lock(rt) {
+            WEFT_EBUSY if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0 && self.byte_lock().load(Relaxed) != 1 => {
+                plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()))
+            }
+            status => status,
+        }
+    }
+
     /// Releases the byte lock of a mutex nobody waits for, where the platform lets
     /// libweft do it (`WEFT_CAP_MUTEX_BYTE`). False if that does not apply: `release`.
     #[inline(always)]
@@ -167,7 +179,7 @@ impl MutexObject {
             for _ in 0..1u32 << step {
                 std::hint::spin_loop();
             }
-            if self.owner() == 0 && self.plugin_try_lock(rt) == WEFT_OK {
+            if self.owner() == 0 && self.plugin_try_lock_any(rt) == WEFT_OK {
                 self.extra.store(me, Relaxed);
                 return true;
             }
@@ -196,7 +208,7 @@ impl MutexObject {
             return self.relock(rt, ctx);
         }
         let bytes = self.plugin_bytes();
-        let status = match self.plugin_try_lock(rt) {
+        let status = match self.plugin_try_lock_any(rt) {
             WEFT_EBUSY => {
                 // Only a wait without deadline can deadlock: a timed one ends.
                 let watched = rt.checks.on() && deadline.is_none();
@@ -235,7 +247,7 @@ impl MutexObject {
         if self.owner() == ctx.id {
             return self.relock(rt, ctx);
         }
-        let status = self.plugin_try_lock(rt);
+        let status = self.plugin_try_lock_any(rt);
         if status == WEFT_EBUSY {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }

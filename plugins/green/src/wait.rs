@@ -39,18 +39,33 @@ struct Node {
     owner: Owner,
     /// Set under the bucket's lock by the waker that took the node off.
     woken: AtomicBool,
+    /// Set with `woken` by a lock's waker that handed the lock over (`wake_one_lock`).
+    handoff: AtomicBool,
 }
 
 /// Queued nodes with their keys beside them: a wake-up scans keys without touching
 /// the nodes (each on another parked task's stack, so a cache miss apiece).
-struct Bucket(ForkMutex<VecDeque<(usize, *const Node)>>);
+struct Bucket(ForkMutex<Queue>);
+
+struct Queue {
+    nodes: VecDeque<(usize, *const Node)>,
+    /// When a lock's waker woken from this bucket should next hand the lock over
+    /// (`wake_one_lock`), in the clock's nanoseconds: parking_lot's eventual fairness.
+    fair_at: i64,
+}
+
+impl Queue {
+    const fn new() -> Self {
+        Queue { nodes: VecDeque::new(), fair_at: 0 }
+    }
+}
 
 // SAFETY: the node pointers are only dereferenced under the bucket's lock, while their
 // waiter is blocked in `park` (see the module comment).
 unsafe impl Sync for Bucket {}
 
 const BUCKET_BITS: u32 = 14;
-static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(ForkMutex::new(VecDeque::new())) }; 1 << BUCKET_BITS];
+static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(ForkMutex::new(Queue::new())) }; 1 << BUCKET_BITS];
 
 /// Registers (once) the `fork()` handler that empties every bucket in a child.
 pub(crate) fn forget_parent_waiters_in_children() {
@@ -72,7 +87,7 @@ extern "C" fn empty_buckets_in_child() {
         // and replaces the data behind it without reading it.
         unsafe {
             bucket.0.raw().reset_in_child();
-            std::ptr::write(bucket.0.data_ptr(), VecDeque::new());
+            std::ptr::write(bucket.0.data_ptr(), Queue::new());
         }
     }
 }
@@ -129,15 +144,102 @@ pub(crate) fn cancelled() -> bool {
 /// lock), until woken, the deadline, or a cancellation of the calling task. A
 /// cancellation point.
 pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
-    park_on(key, still_waiting, deadline, true)
+    park_on(key, still_waiting, |_| {}, deadline, true).0
 }
 
 /// As `park`, but not a cancellation point (lock acquisition).
 pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
-    park_on(key, still_waiting, deadline, false)
+    park_on(key, still_waiting, |_| {}, deadline, false).0
 }
 
-fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, cancellable: bool) -> Wake {
+/// How a lock waiter's park ended (`park_lock`).
+pub(crate) enum LockWake {
+    /// The waker handed the lock over: the waiter holds it.
+    Handoff,
+    /// Woken without the lock, or the lock changed before it slept: try again.
+    Retry,
+    TimedOut,
+}
+
+/// What a lock's waker learns, under the bucket's lock, when it wakes one waiter
+/// (`wake_one_lock`).
+pub(crate) struct Unparked {
+    /// A waiter was woken.
+    pub(crate) woke: bool,
+    /// Others are still parked on the key.
+    pub(crate) more: bool,
+    /// The waiter should get the lock handed over: the bucket has not been woken
+    /// fairly for about half a millisecond (parking_lot's eventual fairness).
+    pub(crate) be_fair: bool,
+}
+
+/// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the bucket's
+/// lock), until woken or the deadline; not a cancellation point. On a timeout,
+/// `timed_out(last)` runs under the bucket's lock, `last` telling whether no other
+/// waiter is left on the key.
+pub(crate) fn park_lock(
+    key: usize,
+    still_waiting: impl FnOnce() -> bool,
+    timed_out: impl FnOnce(bool),
+    deadline: i64,
+) -> LockWake {
+    match park_on(key, still_waiting, timed_out, deadline, false) {
+        (Wake::Woken, true) => LockWake::Handoff,
+        (Wake::Woken, false) => LockWake::Retry,
+        (Wake::TimedOut | Wake::Cancelled, _) => LockWake::TimedOut,
+    }
+}
+
+/// Wakes the oldest lock waiter parked on `key`, if any; `decide` runs under the
+/// bucket's lock (so that the lock's state changes atomically with the queue) and
+/// returns true to hand the lock over to the woken waiter.
+pub(crate) fn wake_one_lock(key: usize, decide: impl FnOnce(Unparked) -> bool) {
+    let owner = {
+        let mut queue = bucket(key).0.lock();
+        let at = queue.nodes.iter().position(|&(k, _)| k == key);
+        let node = at.map(|i| {
+            let (_, node) = queue.nodes.remove(i).expect("a queued node");
+            // SAFETY: a queued node's waiter is blocked until its node leaves the queue,
+            // and it leaves only under this lock, which is held.
+            unsafe { &*node }
+        });
+        let more = node.is_some() && queue.nodes.iter().any(|&(k, _)| k == key);
+        let mut be_fair = false;
+        if node.is_some() {
+            let now = clock::now();
+            if now >= queue.fair_at {
+                be_fair = queue.fair_at != 0;
+                // The next fair wake-up in 0.5 to 1 ms, drawn from the clock's low bits.
+                let jitter = (now as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 45;
+                queue.fair_at = now + 500_000 + (jitter % 500_000) as i64;
+            }
+        }
+        let handoff = decide(Unparked { woke: node.is_some(), more, be_fair });
+        node.map(|node| {
+            node.handoff.store(handoff, Relaxed);
+            node.woken.store(true, Relaxed);
+            match &node.owner {
+                Owner::Task(t) => Owner::Task(Arc::clone(t)),
+                Owner::Thread(t) => Owner::Thread(t.clone()),
+            }
+        })
+    };
+    match owner {
+        Some(Owner::Task(t)) => sched::wake(&t),
+        Some(Owner::Thread(t)) => t.unpark(),
+        None => {}
+    }
+}
+
+/// Parks on `key`; on giving up (deadline, cancellation), `give_up(last)` runs under
+/// the bucket's lock. The outcome, and whether the waker handed a lock over.
+fn park_on(
+    key: usize,
+    still_waiting: impl FnOnce() -> bool,
+    give_up: impl FnOnce(bool),
+    deadline: i64,
+    cancellable: bool,
+) -> (Wake, bool) {
     let task = sched::current_task();
     let is_task = task.is_some();
     let node = Node {
@@ -146,22 +248,24 @@ fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, canc
             None => Owner::Thread(std::thread::current()),
         },
         woken: AtomicBool::new(false),
+        handoff: AtomicBool::new(false),
     };
     let b = bucket(key);
     {
         let mut queue = b.0.lock();
         if cancellable && cancelled() {
-            return Wake::Cancelled;
+            return (Wake::Cancelled, false);
         }
         if !still_waiting() {
-            return Wake::Woken;
+            return (Wake::Woken, false);
         }
-        queue.push_back((key, &node));
+        queue.nodes.push_back((key, &node));
     }
     let timer = match (&node.owner, deadline) {
         (Owner::Task(t), d) if d != WEFT_FOREVER => Some(t.sched.add_timer(d, t)),
         _ => None,
     };
+    let mut give_up = Some(give_up);
     let outcome = loop {
         if is_task {
             sched::suspend_park();
@@ -180,23 +284,27 @@ fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, canc
         if node.woken.load(Relaxed) {
             break Wake::Woken;
         }
-        let give_up = if cancellable && cancelled() {
+        let give_up_now = if cancellable && cancelled() {
             Some(Wake::Cancelled)
         } else if clock::expired(deadline) {
             Some(Wake::TimedOut)
         } else {
             None
         };
-        if let Some(give_up) = give_up {
+        if let Some(outcome) = give_up_now {
             let me: *const Node = &node;
-            queue.retain(|&(_, n)| n != me);
-            break give_up;
+            queue.nodes.retain(|&(_, n)| n != me);
+            let last = !queue.nodes.iter().any(|&(k, _)| k == key);
+            if let Some(give_up) = give_up.take() {
+                give_up(last);
+            }
+            break outcome;
         }
     };
     if let (Some(timer), Owner::Task(t)) = (timer, &node.owner) {
         t.sched.remove_timer(timer);
     }
-    outcome
+    (outcome, node.handoff.load(Relaxed))
 }
 
 /// Takes up to `max` waiters of `key` off their queue, oldest first, and wakes them;
@@ -206,14 +314,14 @@ pub(crate) fn wake_n(key: usize, max: usize) -> usize {
     {
         let mut queue = bucket(key).0.lock();
         let mut i = 0;
-        while i < queue.len() && owners.len() < max {
-            if queue[i].0 != key {
+        while i < queue.nodes.len() && owners.len() < max {
+            if queue.nodes[i].0 != key {
                 i += 1;
                 continue;
             }
             // SAFETY: a queued node's waiter is blocked until its node leaves the queue.
-            let node = unsafe { &*queue[i].1 };
-            queue.remove(i);
+            let node = unsafe { &*queue.nodes[i].1 };
+            queue.nodes.remove(i);
             owners.push(match &node.owner {
                 Owner::Task(t) => Owner::Task(Arc::clone(t)),
                 Owner::Thread(t) => Owner::Thread(t.clone()),
