@@ -48,11 +48,6 @@ impl SyncKind for MutexKind {
 /// the owner), `extra` the owner.
 pub(crate) type MutexObject = SyncObject<MutexKind>;
 
-/// Doubling spins before a contended lock gives up on the fast path (1 + 2 + ... + 32
-/// pause instructions, about a microsecond): a critical section is usually shorter than
-/// the way through a blocking region to the plugin's wait.
-const SPIN_STEPS: u32 = 6;
-
 impl MutexObject {
     pub(crate) fn init_mutex(&self, rt: &Runtime, flags: u32) -> Result<()> {
         if flags & !WEFT_MUTEX_RECURSIVE != 0 {
@@ -127,12 +122,16 @@ impl MutexObject {
     /// `plugin_try_lock`, and where a byte lock's compare-and-swap failed on a value
     /// that is the plugin's (waiters parked on a lock that may be free), the plugin's
     /// `mutex_try_lock`, as `WEFT_CAP_MUTEX_BYTE` says. For the paths after the fast one.
+    /// A byte lock is read before it is swapped (a held lock's cache line is not taken
+    /// from its holder for a swap bound to fail).
     fn plugin_try_lock_any(&self, rt: &Runtime) -> weft_status_t {
-        match self.plugin_try_lock(rt) {
-            WEFT_EBUSY if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0 && self.byte_lock().load(Relaxed) != 1 => {
-                plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()))
-            }
-            status => status,
+        if rt.table.caps & WEFT_CAP_MUTEX_BYTE == 0 {
+            return self.plugin_try_lock(rt);
+        }
+        match self.byte_lock().load(Relaxed) {
+            0 => self.plugin_try_lock(rt),
+            1 => WEFT_EBUSY,
+            _ => plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())),
         }
     }
 
@@ -160,29 +159,6 @@ impl MutexObject {
         if self.owner() != me && self.plugin_try_lock(rt) == WEFT_OK {
             self.extra.store(me, Relaxed);
             return true;
-        }
-        false
-    }
-
-    /// After a failed `lock_fast`, on a platform whose tasks are OS threads (where the
-    /// holder runs meanwhile on another CPU): a few more trylocks while the owner field
-    /// says the mutex was released, the wait reading a shared line instead of hammering
-    /// it with atomic writes. True if one took it. Out of line, so that the fast path
-    /// stays short.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn lock_spinning(&self, rt: &Runtime, me: u64) -> bool {
-        if rt.table.caps & WEFT_CAP_OS_THREADS == 0 || self.owner() == me {
-            return false;
-        }
-        for step in 0..SPIN_STEPS {
-            for _ in 0..1u32 << step {
-                std::hint::spin_loop();
-            }
-            if self.owner() == 0 && self.plugin_try_lock_any(rt) == WEFT_OK {
-                self.extra.store(me, Relaxed);
-                return true;
-            }
         }
         false
     }

@@ -9,11 +9,11 @@
 //!   held with nobody parked, so its 0 -> 1 and 1 -> 0 transitions are the whole
 //!   uncontended path: the plugins claim `WEFT_CAP_MUTEX_BYTE` and libweft makes them
 //!   itself; this code runs for the rest (a wait, a release with waiters, a try while
-//!   waiters are parked on a free lock). A waiter spins and yields while nobody is
-//!   parked, then parks; a release wakes one waiter without handing the lock over (the
-//!   releaser, or a spinner, may take it again first: the lock stays busy while the
-//!   woken waiter gets going), except that about every half millisecond per parking
-//!   bucket a release hands it over to the woken waiter, so that nobody starves.
+//!   waiters are parked on a free lock). A waiter yields while nobody is parked, then
+//!   parks; a release wakes one waiter without handing the lock over (the releaser, or
+//!   a yielding waiter, may take it again first: the lock stays busy while the woken
+//!   waiter gets going), except that about every half millisecond per parking bucket a
+//!   release hands it over to the woken waiter, so that nobody starves.
 //! * A condition is a sequence number: a waiter reads it under the mutex, releases the
 //!   mutex and parks while it is unchanged; a signal bumps it and wakes.
 //! * The runtime's parking on an address (`park` / `unpark`: `weft_wait_on`,
@@ -36,10 +36,16 @@ pub(crate) const COND_SIZE: u32 = 4;
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
 
-/// Steps of the contended lock's wait before it parks: `SPIN_ONLY_STEPS` of 2, 4, 8
-/// pauses, then yields (`wait::backoff_yield`: the thread on native, the task on green).
-const SPIN_STEPS: u32 = 10;
-const SPIN_ONLY_STEPS: u32 = 3;
+/// Yields of the contended lock's wait before it parks (`wait::backoff_yield`: the
+/// thread on native, the task on green), while nobody is parked on the lock. It does
+/// not spin: with two threads on one lock (2 CPUs), a waiter that spins catches the
+/// lock between two of its holder's critical sections and the two trade it, and its
+/// cache line, at every lock (40-50 M lock+unlock pairs/s), where one that yields
+/// leaves the holder to run on alone meanwhile (100-120 M; parking_lot, which spins
+/// 14 pauses then yields up to 7 times, 125-145 M: its spinner rarely finds its lock
+/// free, a weft_mutex_lock + unlock pair leaves it free longer). 20 yields beat 10 and
+/// 30 here (docs/performance.md, "Fast paths (issue 19)").
+const YIELD_STEPS: u32 = 20;
 
 /// # Safety
 /// `obj` is the plugin bytes of a mutex, 8-aligned, initialised by `mutex_init`.
@@ -70,13 +76,13 @@ fn try_lock(m: &AtomicU8) -> bool {
 }
 
 /// The contended path (parking_lot's `lock_slow`): while nobody is parked on the lock
-/// and `spin` is asked for, a short spin and then a few yields (the holder of a short
-/// critical section releases it meanwhile, and the caller takes it without any thread
-/// parking or waking); then it sets `PARKED` and parks until woken or the deadline.
-/// A waiter woken without the lock spins again. True if locked.
+/// and `spin` is asked for, a few yields (the holder of a short critical section
+/// releases it meanwhile, and the caller takes it without any thread parking or
+/// waking); then it sets `PARKED` and parks until woken or the deadline. A waiter
+/// woken without the lock yields again. True if locked.
 fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
     let key = m as *const AtomicU8 as usize;
-    let mut step = if spin { 0 } else { SPIN_STEPS };
+    let mut step = if spin { 0 } else { YIELD_STEPS };
     let mut state = m.load(Relaxed);
     loop {
         if state & LOCKED == 0 {
@@ -86,16 +92,13 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             }
             continue;
         }
-        // Nobody parked yet: spin, then yield, while that is worth it.
-        if state & PARKED == 0 && step < SPIN_STEPS {
-            if step < SPIN_ONLY_STEPS {
-                (0..2u32 << step).for_each(|_| std::hint::spin_loop());
-                step += 1;
-            } else if wait::yielding_pays() {
+        // Nobody parked yet: yield, while that is worth it.
+        if state & PARKED == 0 && step < YIELD_STEPS {
+            if wait::yielding_pays() {
                 wait::backoff_yield();
                 step += 1;
             } else {
-                step = SPIN_STEPS; // overloaded: park rather than go behind every runnable thread
+                step = YIELD_STEPS; // overloaded: park rather than go behind every runnable thread
             }
             state = m.load(Relaxed);
             continue;
@@ -119,7 +122,7 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             // Look once more: the lock may have been released as the deadline passed.
             LockWake::TimedOut => return try_lock(m),
         }
-        step = if spin { 0 } else { SPIN_STEPS };
+        step = if spin { 0 } else { YIELD_STEPS };
         state = m.load(Relaxed);
     }
 }
