@@ -127,11 +127,13 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
 }
 
 /// The lock when the fast path did not take it: with the checks on, the fast path with
-/// their bookkeeping; else (the fast path found the mutex held) the checked path, which
-/// waits in the plugin. No spin here: the plugin's wait yields before it parks, out of
-/// the holder's way (parking_lot's way, see `plugins/native/src/lock.rs`), where a
-/// spinner that reads the lock's cache line and takes the lock at the first chance keeps
-/// that line moving between CPUs at every lock and unlock.
+/// their bookkeeping; with them off, a take of a free mutex that has waiters parked on
+/// it (a byte lock the plugin's: its holder, releasing and taking it again while
+/// others are parked, comes this way every time); else the checked path, which waits
+/// in the plugin. No spin or second try of a held mutex here: the plugin's wait yields
+/// before it parks, out of the holder's way (parking_lot's way, see
+/// `plugins/native/src/lock.rs`), where a waiter that takes the lock at the first
+/// chance keeps the lock's cache line moving between CPUs at every lock and unlock.
 #[cold]
 #[inline(never)]
 fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
@@ -141,6 +143,9 @@ fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
             if !rt.checks.acquired_quickly(ctx, mutex.addr()) {
                 return checked_after_lock(mutex, ctx);
             }
+            return WEFT_OK;
+        }
+        if rt.is_open() && !rt.checks.on() && mutex.lock_free_with_waiters(rt, ctx.id) {
             return WEFT_OK;
         }
     }

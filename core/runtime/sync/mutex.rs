@@ -163,6 +163,23 @@ impl MutexObject {
         false
     }
 
+    /// After a failed `lock_fast`, where the byte lock holds a value that is the
+    /// plugin's (`WEFT_CAP_MUTEX_BYTE`; waiters are parked, and the lock may be free):
+    /// the plugin's `mutex_try_lock`. True if it took the mutex. A held lock (1) is left
+    /// alone: the caller goes to wait.
+    #[inline(always)]
+    pub(crate) fn lock_free_with_waiters(&self, rt: &Runtime, me: u64) -> bool {
+        if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0
+            && self.owner() != me
+            && self.byte_lock().load(Relaxed) > 1
+            && plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())) == WEFT_OK
+        {
+            self.extra.store(me, Relaxed);
+            return true;
+        }
+        false
+    }
+
     /// Relock by the owner: counted if recursive, `WEFT_EDEADLK` otherwise.
     fn relock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
         if self.is_recursive() {

@@ -117,6 +117,25 @@ pub(crate) fn backoff() -> Backoff {
     }
 }
 
+/// How a contended mutex's wait backs off before it parks (see the native plugin's
+/// lock.rs): `spin_steps` steps of `2 << step` spins, then yields, up to `steps` in
+/// all. A task spins a little and yields a few times (its yield runs the worker's other
+/// tasks, each of which may be a waiter yielding in turn: with many tasks on one lock,
+/// long yield phases only shuffle waiters); a thread that is not a task backs off as on
+/// the native platform.
+pub(crate) struct LockBackoff {
+    pub(crate) spin_steps: u32,
+    pub(crate) steps: u32,
+}
+
+pub(crate) fn lock_backoff() -> LockBackoff {
+    if sched::on_task() {
+        LockBackoff { spin_steps: 3, steps: 10 }
+    } else {
+        LockBackoff { spin_steps: 0, steps: 20 }
+    }
+}
+
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): on a task, the tasks queued on this worker run
 /// first (the partner is often one of them); on a thread, another OS thread.

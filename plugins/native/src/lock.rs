@@ -2,7 +2,7 @@
 //! `wait` parking (keyed by the object's address). Shared as source by the native
 //! plugin (where a waiter is a thread) and the green one (where it is a task): each
 //! provides `clock`, `HOST` and a `wait` with `park`, `park_lock`, `wake_one`,
-//! `wake_one_lock`, `wake_all`, `cancelled`, `Wake` and `LockWake`.
+//! `wake_one_lock`, `wake_all`, `cancelled`, `lock_backoff`, `Wake` and `LockWake`.
 //!
 //! * A mutex is one byte, parking_lot's `RawMutex`: bit 0 `LOCKED`, bit 1 `PARKED`
 //!   (somebody is parked on it, kept exact under the parking's lock). 0 is free and 1
@@ -36,16 +36,16 @@ pub(crate) const COND_SIZE: u32 = 4;
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
 
-/// Yields of the contended lock's wait before it parks (`wait::backoff_yield`: the
-/// thread on native, the task on green), while nobody is parked on the lock. It does
-/// not spin: with two threads on one lock (2 CPUs), a waiter that spins catches the
-/// lock between two of its holder's critical sections and the two trade it, and its
-/// cache line, at every lock (40-50 M lock+unlock pairs/s), where one that yields
-/// leaves the holder to run on alone meanwhile (100-120 M; parking_lot, which spins
-/// 14 pauses then yields up to 7 times, 125-145 M: its spinner rarely finds its lock
-/// free, a weft_mutex_lock + unlock pair leaves it free longer). 20 yields beat 10 and
-/// 30 here (docs/performance.md, "Fast paths (issue 19)").
-const YIELD_STEPS: u32 = 20;
+// How the contended lock's wait backs off before it parks, while nobody is parked on
+// the lock: `wait::lock_backoff()`'s `spin_steps` steps of 2, 4, 8... pauses, then
+// yields (`wait::backoff_yield`: the thread on native, the task on green), `steps` in
+// all. On OS threads it does not spin: with two threads on one lock (2 CPUs), a waiter
+// that spins catches the lock between two of its holder's critical sections and the
+// two trade it, and its cache line, at every lock (40-50 M lock+unlock pairs/s), where
+// one that yields leaves the holder to run on alone meanwhile (100-120 M; parking_lot,
+// which spins 14 pauses then yields up to 7 times, 125-145 M: its spinner rarely finds
+// its lock free, a weft_mutex_lock + unlock pair leaves it free longer). 20 yields
+// beat 10 and 30 there (docs/performance.md, "Fast paths (issue 19)").
 
 /// # Safety
 /// `obj` is the plugin bytes of a mutex, 8-aligned, initialised by `mutex_init`.
@@ -82,7 +82,8 @@ fn try_lock(m: &AtomicU8) -> bool {
 /// woken without the lock yields again. True if locked.
 fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
     let key = m as *const AtomicU8 as usize;
-    let mut step = if spin { 0 } else { YIELD_STEPS };
+    let wait::LockBackoff { spin_steps, steps } = wait::lock_backoff();
+    let mut step = if spin { 0 } else { steps };
     let mut state = m.load(Relaxed);
     loop {
         if state & LOCKED == 0 {
@@ -92,13 +93,16 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             }
             continue;
         }
-        // Nobody parked yet: yield, while that is worth it.
-        if state & PARKED == 0 && step < YIELD_STEPS {
-            if wait::yielding_pays() {
+        // Nobody parked yet: spin or yield, while that is worth it.
+        if state & PARKED == 0 && step < steps {
+            if step < spin_steps {
+                (0..2u32 << step).for_each(|_| std::hint::spin_loop());
+                step += 1;
+            } else if wait::yielding_pays() {
                 wait::backoff_yield();
                 step += 1;
             } else {
-                step = YIELD_STEPS; // overloaded: park rather than go behind every runnable thread
+                step = steps; // overloaded: park rather than go behind every runnable thread
             }
             state = m.load(Relaxed);
             continue;
@@ -122,7 +126,7 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             // Look once more: the lock may have been released as the deadline passed.
             LockWake::TimedOut => return try_lock(m),
         }
-        step = if spin { 0 } else { YIELD_STEPS };
+        step = if spin { 0 } else { steps };
         state = m.load(Relaxed);
     }
 }

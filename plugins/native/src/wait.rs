@@ -76,6 +76,19 @@ pub(crate) fn backoff() -> Backoff {
     Backoff { spin_steps: 6, steps: 10, snooze_before_queueing: true }
 }
 
+/// How a contended mutex's wait backs off before it parks (see lock.rs): `spin_steps`
+/// steps of `2 << step` spins, then yields, up to `steps` in all.
+pub(crate) struct LockBackoff {
+    pub(crate) spin_steps: u32,
+    pub(crate) steps: u32,
+}
+
+/// Threads: no spin (it keeps the lock's cache line moving between the holder's CPU
+/// and the waiter's), 20 yields.
+pub(crate) fn lock_backoff() -> LockBackoff {
+    LockBackoff { spin_steps: 0, steps: 20 }
+}
+
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): here, another OS thread. Timed (`yields.rs`).
 pub(crate) fn backoff_yield() {
