@@ -147,6 +147,17 @@ pub(crate) fn backoff_yield() {
     }
 }
 
+/// A contended mutex's back-off yield (see the native plugin's `wait.rs`): true if it
+/// was fast; a task's yield always counts as fast.
+pub(crate) fn lock_yield() -> bool {
+    if sched::on_task() {
+        sched::yield_now();
+        true
+    } else {
+        yields::ungated_yield()
+    }
+}
+
 /// Whether a back-off should yield before it parks: a task always (its yield lets the
 /// worker's other tasks run, the partner often among them); a thread not while yields
 /// have been slow (more runnable threads than CPUs, `yields.rs` of the native plugin).

@@ -98,11 +98,12 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             if step < spin_steps {
                 (0..2u32 << step).for_each(|_| std::hint::spin_loop());
                 step += 1;
-            } else if wait::yielding_pays() {
-                wait::backoff_yield();
+            } else if wait::yielding_pays() && wait::lock_yield() {
                 step += 1;
             } else {
-                step = steps; // overloaded: park rather than go behind every runnable thread
+                // Overloaded (the yield gate is closed, or this yield gave the CPU away
+                // for others' slices): park rather than go behind every runnable thread.
+                step = steps;
             }
             state = m.load(Relaxed);
             continue;

@@ -95,6 +95,14 @@ pub(crate) fn backoff_yield() {
     yields::timed_yield();
 }
 
+/// A contended mutex's back-off yield (lock.rs): true if it was fast. A slow one
+/// (other threads ran their slices meanwhile) ends this wait's yields but does not
+/// close the gate: a lock that two threads trade on two CPUs with others runnable would
+/// otherwise close it for everybody, and its waiters would then park at every wait.
+pub(crate) fn lock_yield() -> bool {
+    yields::ungated_yield()
+}
+
 /// Whether a back-off should yield before it parks: not while yields have been slow
 /// (more runnable threads than CPUs, `yields.rs`).
 pub(crate) fn yielding_pays() -> bool {
