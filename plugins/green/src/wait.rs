@@ -39,8 +39,6 @@ struct Node {
     owner: Owner,
     /// Set under the bucket's lock by the waker that took the node off.
     woken: AtomicBool,
-    /// Set with `woken` by a lock's waker that handed the lock over (`wake_one_lock`).
-    handoff: AtomicBool,
 }
 
 /// Queued nodes with their keys beside them: a wake-up scans keys without touching
@@ -49,14 +47,11 @@ struct Bucket(ForkMutex<Queue>);
 
 struct Queue {
     nodes: VecDeque<(usize, *const Node)>,
-    /// When a lock's waker woken from this bucket should next hand the lock over
-    /// (`wake_one_lock`), in the clock's nanoseconds: parking_lot's eventual fairness.
-    fair_at: i64,
 }
 
 impl Queue {
     const fn new() -> Self {
-        Queue { nodes: VecDeque::new(), fair_at: 0 }
+        Queue { nodes: VecDeque::new() }
     }
 }
 
@@ -174,19 +169,18 @@ pub(crate) fn cancelled() -> bool {
 /// lock), until woken, the deadline, or a cancellation of the calling task. A
 /// cancellation point.
 pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
-    park_on(key, still_waiting, |_| {}, deadline, true).0
+    park_on(key, still_waiting, |_| {}, deadline, true)
 }
 
 /// As `park`, but not a cancellation point (lock acquisition).
 pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
-    park_on(key, still_waiting, |_| {}, deadline, false).0
+    park_on(key, still_waiting, |_| {}, deadline, false)
 }
 
 /// How a lock waiter's park ended (`park_lock`).
 pub(crate) enum LockWake {
-    /// The waker handed the lock over: the waiter holds it.
-    Handoff,
-    /// Woken without the lock, or the lock changed before it slept: try again.
+    /// Woken (never with the lock: whoever takes it first has it), or the lock changed
+    /// before it slept: try again.
     Retry,
     TimedOut,
 }
@@ -194,13 +188,8 @@ pub(crate) enum LockWake {
 /// What a lock's waker learns, under the bucket's lock, when it wakes one waiter
 /// (`wake_one_lock`).
 pub(crate) struct Unparked {
-    /// A waiter was woken.
-    pub(crate) woke: bool,
     /// Others are still parked on the key.
     pub(crate) more: bool,
-    /// The waiter should get the lock handed over: the bucket has not been woken
-    /// fairly for about half a millisecond (parking_lot's eventual fairness).
-    pub(crate) be_fair: bool,
 }
 
 /// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the bucket's
@@ -214,16 +203,14 @@ pub(crate) fn park_lock(
     deadline: i64,
 ) -> LockWake {
     match park_on(key, still_waiting, timed_out, deadline, false) {
-        (Wake::Woken, true) => LockWake::Handoff,
-        (Wake::Woken, false) => LockWake::Retry,
-        (Wake::TimedOut | Wake::Cancelled, _) => LockWake::TimedOut,
+        Wake::Woken => LockWake::Retry,
+        Wake::TimedOut | Wake::Cancelled => LockWake::TimedOut,
     }
 }
 
-/// Wakes the oldest lock waiter parked on `key`, if any; `decide` runs under the
-/// bucket's lock (so that the lock's state changes atomically with the queue) and
-/// returns true to hand the lock over to the woken waiter.
-pub(crate) fn wake_one_lock(key: usize, decide: impl FnOnce(Unparked) -> bool) {
+/// Wakes the oldest lock waiter parked on `key`, if any; `update` runs under the
+/// bucket's lock, so that the lock's state changes atomically with the queue.
+pub(crate) fn wake_one_lock(key: usize, update: impl FnOnce(Unparked)) {
     let owner = {
         let mut queue = bucket(key).0.lock();
         let at = queue.nodes.iter().position(|&(k, _)| k == key);
@@ -234,19 +221,8 @@ pub(crate) fn wake_one_lock(key: usize, decide: impl FnOnce(Unparked) -> bool) {
             unsafe { &*node }
         });
         let more = node.is_some() && queue.nodes.iter().any(|&(k, _)| k == key);
-        let mut be_fair = false;
-        if node.is_some() {
-            let now = clock::now();
-            if now >= queue.fair_at {
-                be_fair = queue.fair_at != 0;
-                // The next fair wake-up in 0.5 to 1 ms, drawn from the clock's low bits.
-                let jitter = (now as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 45;
-                queue.fair_at = now + 500_000 + (jitter % 500_000) as i64;
-            }
-        }
-        let handoff = decide(Unparked { woke: node.is_some(), more, be_fair });
+        update(Unparked { more });
         node.map(|node| {
-            node.handoff.store(handoff, Relaxed);
             node.woken.store(true, Relaxed);
             match &node.owner {
                 Owner::Task(t) => Owner::Task(Arc::clone(t)),
@@ -262,14 +238,14 @@ pub(crate) fn wake_one_lock(key: usize, decide: impl FnOnce(Unparked) -> bool) {
 }
 
 /// Parks on `key`; on giving up (deadline, cancellation), `give_up(last)` runs under
-/// the bucket's lock. The outcome, and whether the waker handed a lock over.
+/// the bucket's lock.
 fn park_on(
     key: usize,
     still_waiting: impl FnOnce() -> bool,
     give_up: impl FnOnce(bool),
     deadline: i64,
     cancellable: bool,
-) -> (Wake, bool) {
+) -> Wake {
     let task = sched::current_task();
     let is_task = task.is_some();
     let node = Node {
@@ -278,16 +254,15 @@ fn park_on(
             None => Owner::Thread(std::thread::current()),
         },
         woken: AtomicBool::new(false),
-        handoff: AtomicBool::new(false),
     };
     let b = bucket(key);
     {
         let mut queue = b.0.lock();
         if cancellable && cancelled() {
-            return (Wake::Cancelled, false);
+            return Wake::Cancelled;
         }
         if !still_waiting() {
-            return (Wake::Woken, false);
+            return Wake::Woken;
         }
         queue.nodes.push_back((key, &node));
     }
@@ -334,7 +309,7 @@ fn park_on(
     if let (Some(timer), Owner::Task(t)) = (timer, &node.owner) {
         t.sched.remove_timer(timer);
     }
-    (outcome, node.handoff.load(Relaxed))
+    outcome
 }
 
 /// Takes up to `max` waiters of `key` off their queue, oldest first, and wakes them;

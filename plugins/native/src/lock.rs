@@ -12,8 +12,10 @@
 //!   waiters are parked on a free lock). A waiter yields while nobody is parked, then
 //!   parks; a release wakes one waiter without handing the lock over (the releaser, or
 //!   a yielding waiter, may take it again first: the lock stays busy while the woken
-//!   waiter gets going), except that about every half millisecond per parking bucket a
-//!   release hands it over to the woken waiter, so that nobody starves.
+//!   waiter gets going). No handoff for fairness, as with glibc's and std's mutexes:
+//!   parking_lot's (every 0.5-1 ms) gave the runtime's own lock to a woken thread that
+//!   the overloaded machine did not run for a while, and stops of the world waited for
+//!   it (the soak's longest wait, 3-74 ms before, 170-580 ms with the handoff).
 //! * A condition is a sequence number: a waiter reads it under the mutex, releases the
 //!   mutex and parks while it is unchanged; a signal bumps it and wakes.
 //! * The runtime's parking on an address (`park` / `unpark`: `weft_wait_on`,
@@ -122,7 +124,6 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             }
         };
         match wait::park_lock(key, still_locked, timed_out, deadline) {
-            LockWake::Handoff => return true,
             LockWake::Retry => {}
             // Look once more: the lock may have been released as the deadline passed.
             LockWake::TimedOut => return try_lock(m),
@@ -132,22 +133,15 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
     }
 }
 
-/// Releases the lock; with waiters parked, wakes one (parking_lot's `unlock_slow`): the
-/// lock is left free for whoever takes it first, `PARKED` kept while others stay
-/// parked, or, when fairness is due, handed over to the woken waiter still held.
+/// Releases the lock; with waiters parked, wakes one (parking_lot's `unlock_slow`
+/// without its handoff): the lock is left free for whoever takes it first, `PARKED`
+/// kept while others stay parked.
 fn unlock(m: &AtomicU8) {
     if m.compare_exchange(LOCKED, 0, Release, Relaxed).is_ok() {
         return;
     }
     wait::wake_one_lock(m as *const AtomicU8 as usize, |woken| {
-        if woken.woke && woken.be_fair {
-            if !woken.more {
-                m.store(LOCKED, Relaxed);
-            }
-            return true;
-        }
         m.store(if woken.more { PARKED } else { 0 }, Release);
-        false
     });
 }
 

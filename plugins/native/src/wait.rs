@@ -147,9 +147,8 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
 
 /// How a lock waiter's park ended (`park_lock`).
 pub(crate) enum LockWake {
-    /// The waker handed the lock over: the waiter holds it.
-    Handoff,
-    /// Woken without the lock, or the lock changed before it slept: try again.
+    /// Woken (never with the lock: whoever takes it first has it), or the lock changed
+    /// before it slept: try again.
     Retry,
     TimedOut,
 }
@@ -157,16 +156,9 @@ pub(crate) enum LockWake {
 /// What a lock's waker learns, under the parking's lock, when it wakes one waiter
 /// (`wake_one_lock`).
 pub(crate) struct Unparked {
-    /// A waiter was woken.
-    pub(crate) woke: bool,
     /// Others are still parked on the key.
     pub(crate) more: bool,
-    /// The waiter should get the lock handed over: the key has not been woken fairly
-    /// for about half a millisecond (parking_lot's eventual fairness).
-    pub(crate) be_fair: bool,
 }
-
-const HANDOFF_TOKEN: UnparkToken = UnparkToken(2);
 
 /// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the
 /// parking's lock), until woken or the deadline; not a cancellation point. On a
@@ -191,23 +183,17 @@ pub(crate) fn park_lock(
         )
     };
     match result {
-        ParkResult::Unparked(HANDOFF_TOKEN) => LockWake::Handoff,
         ParkResult::TimedOut => LockWake::TimedOut,
         ParkResult::Unparked(_) | ParkResult::Invalid => LockWake::Retry,
     }
 }
 
-/// Wakes the oldest lock waiter parked on `key`, if any; `decide` runs under the
-/// parking's lock (so that the lock's state changes atomically with the queue) and
-/// returns true to hand the lock over to the woken waiter.
-pub(crate) fn wake_one_lock(key: usize, decide: impl FnOnce(Unparked) -> bool) {
+/// Wakes the oldest lock waiter parked on `key`, if any; `update` runs under the
+/// parking's lock, so that the lock's state changes atomically with the queue.
+pub(crate) fn wake_one_lock(key: usize, update: impl FnOnce(Unparked)) {
     let callback = |r: parking_lot_core::UnparkResult| {
-        let unparked = Unparked { woke: r.unparked_threads != 0, more: r.have_more_threads, be_fair: r.be_fair };
-        if decide(unparked) {
-            HANDOFF_TOKEN
-        } else {
-            DEFAULT_UNPARK_TOKEN
-        }
+        update(Unparked { more: r.have_more_threads });
+        DEFAULT_UNPARK_TOKEN
     };
     // SAFETY: `key` is the address of a lock this plugin owns; the callback neither
     // unwinds nor calls into parking_lot.
