@@ -126,17 +126,26 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
     lock_contended(m)
 }
 
-/// The lock when the fast path did not take it: the fast path again with the checks'
-/// bookkeeping, a short spin, then the checked path that waits.
+/// The lock when the fast path did not take it: with the checks on, the fast path with
+/// their bookkeeping; with them off, a take of a free mutex that has waiters parked on
+/// it (a byte lock the plugin's: its holder, releasing and taking it again while
+/// others are parked, comes this way every time); else the checked path, which waits
+/// in the plugin. No spin or second try of a held mutex here: the plugin's wait yields
+/// before it parks, out of the holder's way (parking_lot's way, see
+/// `plugins/native/src/lock.rs`), where a waiter that takes the lock at the first
+/// chance keeps the lock's cache line moving between CPUs at every lock and unlock.
 #[cold]
 #[inline(never)]
 fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         let rt = mutex.runtime();
-        if rt.is_open() && (mutex.lock_fast(rt, ctx.id) || mutex.lock_spinning(rt, ctx.id)) {
-            if rt.checks.on() && !rt.checks.acquired_quickly(ctx, mutex.addr()) {
+        if rt.is_open() && rt.checks.on() && mutex.lock_fast(rt, ctx.id) {
+            if !rt.checks.acquired_quickly(ctx, mutex.addr()) {
                 return checked_after_lock(mutex, ctx);
             }
+            return WEFT_OK;
+        }
+        if rt.is_open() && !rt.checks.on() && mutex.lock_free_with_waiters(rt, ctx.id) {
             return WEFT_OK;
         }
     }

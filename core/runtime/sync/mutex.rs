@@ -48,11 +48,6 @@ impl SyncKind for MutexKind {
 /// the owner), `extra` the owner.
 pub(crate) type MutexObject = SyncObject<MutexKind>;
 
-/// Doubling spins before a contended lock gives up on the fast path (1 + 2 + ... + 32
-/// pause instructions, about a microsecond): a critical section is usually shorter than
-/// the way through a blocking region to the plugin's wait.
-const SPIN_STEPS: u32 = 6;
-
 impl MutexObject {
     pub(crate) fn init_mutex(&self, rt: &Runtime, flags: u32) -> Result<()> {
         if flags & !WEFT_MUTEX_RECURSIVE != 0 {
@@ -124,6 +119,22 @@ impl MutexObject {
         plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()))
     }
 
+    /// `plugin_try_lock`, and where a byte lock's compare-and-swap failed on a value
+    /// that is the plugin's (waiters parked on a lock that may be free), the plugin's
+    /// `mutex_try_lock`, as `WEFT_CAP_MUTEX_BYTE` says. For the paths after the fast one.
+    /// A byte lock is read before it is swapped (a held lock's cache line is not taken
+    /// from its holder for a swap bound to fail).
+    fn plugin_try_lock_any(&self, rt: &Runtime) -> weft_status_t {
+        if rt.table.caps & WEFT_CAP_MUTEX_BYTE == 0 {
+            return self.plugin_try_lock(rt);
+        }
+        match self.byte_lock().load(Relaxed) {
+            0 => self.plugin_try_lock(rt),
+            1 => WEFT_EBUSY,
+            _ => plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())),
+        }
+    }
+
     /// Releases the byte lock of a mutex nobody waits for, where the platform lets
     /// libweft do it (`WEFT_CAP_MUTEX_BYTE`). False if that does not apply: `release`.
     #[inline(always)]
@@ -152,25 +163,19 @@ impl MutexObject {
         false
     }
 
-    /// After a failed `lock_fast`, on a platform whose tasks are OS threads (where the
-    /// holder runs meanwhile on another CPU): a few more trylocks while the owner field
-    /// says the mutex was released, the wait reading a shared line instead of hammering
-    /// it with atomic writes. True if one took it. Out of line, so that the fast path
-    /// stays short.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn lock_spinning(&self, rt: &Runtime, me: u64) -> bool {
-        if rt.table.caps & WEFT_CAP_OS_THREADS == 0 || self.owner() == me {
-            return false;
-        }
-        for step in 0..SPIN_STEPS {
-            for _ in 0..1u32 << step {
-                std::hint::spin_loop();
-            }
-            if self.owner() == 0 && self.plugin_try_lock(rt) == WEFT_OK {
-                self.extra.store(me, Relaxed);
-                return true;
-            }
+    /// After a failed `lock_fast`, where the byte lock holds a value that is the
+    /// plugin's (`WEFT_CAP_MUTEX_BYTE`; waiters are parked, and the lock may be free):
+    /// the plugin's `mutex_try_lock`. True if it took the mutex. A held lock (1) is left
+    /// alone: the caller goes to wait.
+    #[inline(always)]
+    pub(crate) fn lock_free_with_waiters(&self, rt: &Runtime, me: u64) -> bool {
+        if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0
+            && self.owner() != me
+            && self.byte_lock().load(Relaxed) > 1
+            && plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())) == WEFT_OK
+        {
+            self.extra.store(me, Relaxed);
+            return true;
         }
         false
     }
@@ -196,7 +201,7 @@ impl MutexObject {
             return self.relock(rt, ctx);
         }
         let bytes = self.plugin_bytes();
-        let status = match self.plugin_try_lock(rt) {
+        let status = match self.plugin_try_lock_any(rt) {
             WEFT_EBUSY => {
                 // Only a wait without deadline can deadlock: a timed one ends.
                 let watched = rt.checks.on() && deadline.is_none();
@@ -235,7 +240,7 @@ impl MutexObject {
         if self.owner() == ctx.id {
             return self.relock(rt, ctx);
         }
-        let status = self.plugin_try_lock(rt);
+        let status = self.plugin_try_lock_any(rt);
         if status == WEFT_EBUSY {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }

@@ -43,14 +43,24 @@ struct Node {
 
 /// Queued nodes with their keys beside them: a wake-up scans keys without touching
 /// the nodes (each on another parked task's stack, so a cache miss apiece).
-struct Bucket(ForkMutex<VecDeque<(usize, *const Node)>>);
+struct Bucket(ForkMutex<Queue>);
+
+struct Queue {
+    nodes: VecDeque<(usize, *const Node)>,
+}
+
+impl Queue {
+    const fn new() -> Self {
+        Queue { nodes: VecDeque::new() }
+    }
+}
 
 // SAFETY: the node pointers are only dereferenced under the bucket's lock, while their
 // waiter is blocked in `park` (see the module comment).
 unsafe impl Sync for Bucket {}
 
 const BUCKET_BITS: u32 = 14;
-static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(ForkMutex::new(VecDeque::new())) }; 1 << BUCKET_BITS];
+static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(ForkMutex::new(Queue::new())) }; 1 << BUCKET_BITS];
 
 /// Registers (once) the `fork()` handler that empties every bucket in a child.
 pub(crate) fn forget_parent_waiters_in_children() {
@@ -72,7 +82,7 @@ extern "C" fn empty_buckets_in_child() {
         // and replaces the data behind it without reading it.
         unsafe {
             bucket.0.raw().reset_in_child();
-            std::ptr::write(bucket.0.data_ptr(), VecDeque::new());
+            std::ptr::write(bucket.0.data_ptr(), Queue::new());
         }
     }
 }
@@ -102,6 +112,25 @@ pub(crate) fn backoff() -> Backoff {
     }
 }
 
+/// How a contended mutex's wait backs off before it parks (see the native plugin's
+/// lock.rs): `spin_steps` steps of `2 << step` spins, then yields, up to `steps` in
+/// all. A task spins a little and yields a few times (its yield runs the worker's other
+/// tasks, each of which may be a waiter yielding in turn: with many tasks on one lock,
+/// long yield phases only shuffle waiters); a thread that is not a task backs off as on
+/// the native platform.
+pub(crate) struct LockBackoff {
+    pub(crate) spin_steps: u32,
+    pub(crate) steps: u32,
+}
+
+pub(crate) fn lock_backoff() -> LockBackoff {
+    if sched::on_task() {
+        LockBackoff { spin_steps: 3, steps: 10 }
+    } else {
+        LockBackoff { spin_steps: 0, steps: 20 }
+    }
+}
+
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): on a task, the tasks queued on this worker run
 /// first (the partner is often one of them); on a thread, another OS thread.
@@ -110,6 +139,17 @@ pub(crate) fn backoff_yield() {
         sched::yield_now();
     } else {
         yields::timed_yield();
+    }
+}
+
+/// A contended mutex's back-off yield (see the native plugin's `wait.rs`): true if it
+/// was fast; a task's yield always counts as fast.
+pub(crate) fn lock_yield() -> bool {
+    if sched::on_task() {
+        sched::yield_now();
+        true
+    } else {
+        yields::ungated_yield()
     }
 }
 
@@ -129,15 +169,83 @@ pub(crate) fn cancelled() -> bool {
 /// lock), until woken, the deadline, or a cancellation of the calling task. A
 /// cancellation point.
 pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
-    park_on(key, still_waiting, deadline, true)
+    park_on(key, still_waiting, |_| {}, deadline, true)
 }
 
 /// As `park`, but not a cancellation point (lock acquisition).
 pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
-    park_on(key, still_waiting, deadline, false)
+    park_on(key, still_waiting, |_| {}, deadline, false)
 }
 
-fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, cancellable: bool) -> Wake {
+/// How a lock waiter's park ended (`park_lock`).
+pub(crate) enum LockWake {
+    /// Woken (never with the lock: whoever takes it first has it), or the lock changed
+    /// before it slept: try again.
+    Retry,
+    TimedOut,
+}
+
+/// What a lock's waker learns, under the bucket's lock, when it wakes one waiter
+/// (`wake_one_lock`).
+pub(crate) struct Unparked {
+    /// Others are still parked on the key.
+    pub(crate) more: bool,
+}
+
+/// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the bucket's
+/// lock), until woken or the deadline; not a cancellation point. On a timeout,
+/// `timed_out(last)` runs under the bucket's lock, `last` telling whether no other
+/// waiter is left on the key.
+pub(crate) fn park_lock(
+    key: usize,
+    still_waiting: impl FnOnce() -> bool,
+    timed_out: impl FnOnce(bool),
+    deadline: i64,
+) -> LockWake {
+    match park_on(key, still_waiting, timed_out, deadline, false) {
+        Wake::Woken => LockWake::Retry,
+        Wake::TimedOut | Wake::Cancelled => LockWake::TimedOut,
+    }
+}
+
+/// Wakes the oldest lock waiter parked on `key`, if any; `update` runs under the
+/// bucket's lock, so that the lock's state changes atomically with the queue.
+pub(crate) fn wake_one_lock(key: usize, update: impl FnOnce(Unparked)) {
+    let owner = {
+        let mut queue = bucket(key).0.lock();
+        let at = queue.nodes.iter().position(|&(k, _)| k == key);
+        let node = at.map(|i| {
+            let (_, node) = queue.nodes.remove(i).expect("a queued node");
+            // SAFETY: a queued node's waiter is blocked until its node leaves the queue,
+            // and it leaves only under this lock, which is held.
+            unsafe { &*node }
+        });
+        let more = node.is_some() && queue.nodes.iter().any(|&(k, _)| k == key);
+        update(Unparked { more });
+        node.map(|node| {
+            node.woken.store(true, Relaxed);
+            match &node.owner {
+                Owner::Task(t) => Owner::Task(Arc::clone(t)),
+                Owner::Thread(t) => Owner::Thread(t.clone()),
+            }
+        })
+    };
+    match owner {
+        Some(Owner::Task(t)) => sched::wake(&t),
+        Some(Owner::Thread(t)) => t.unpark(),
+        None => {}
+    }
+}
+
+/// Parks on `key`; on giving up (deadline, cancellation), `give_up(last)` runs under
+/// the bucket's lock.
+fn park_on(
+    key: usize,
+    still_waiting: impl FnOnce() -> bool,
+    give_up: impl FnOnce(bool),
+    deadline: i64,
+    cancellable: bool,
+) -> Wake {
     let task = sched::current_task();
     let is_task = task.is_some();
     let node = Node {
@@ -156,12 +264,13 @@ fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, canc
         if !still_waiting() {
             return Wake::Woken;
         }
-        queue.push_back((key, &node));
+        queue.nodes.push_back((key, &node));
     }
     let timer = match (&node.owner, deadline) {
         (Owner::Task(t), d) if d != WEFT_FOREVER => Some(t.sched.add_timer(d, t)),
         _ => None,
     };
+    let mut give_up = Some(give_up);
     let outcome = loop {
         if is_task {
             sched::suspend_park();
@@ -180,17 +289,21 @@ fn park_on(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64, canc
         if node.woken.load(Relaxed) {
             break Wake::Woken;
         }
-        let give_up = if cancellable && cancelled() {
+        let give_up_now = if cancellable && cancelled() {
             Some(Wake::Cancelled)
         } else if clock::expired(deadline) {
             Some(Wake::TimedOut)
         } else {
             None
         };
-        if let Some(give_up) = give_up {
+        if let Some(outcome) = give_up_now {
             let me: *const Node = &node;
-            queue.retain(|&(_, n)| n != me);
-            break give_up;
+            queue.nodes.retain(|&(_, n)| n != me);
+            let last = !queue.nodes.iter().any(|&(k, _)| k == key);
+            if let Some(give_up) = give_up.take() {
+                give_up(last);
+            }
+            break outcome;
         }
     };
     if let (Some(timer), Owner::Task(t)) = (timer, &node.owner) {
@@ -206,14 +319,14 @@ pub(crate) fn wake_n(key: usize, max: usize) -> usize {
     {
         let mut queue = bucket(key).0.lock();
         let mut i = 0;
-        while i < queue.len() && owners.len() < max {
-            if queue[i].0 != key {
+        while i < queue.nodes.len() && owners.len() < max {
+            if queue.nodes[i].0 != key {
                 i += 1;
                 continue;
             }
             // SAFETY: a queued node's waiter is blocked until its node leaves the queue.
-            let node = unsafe { &*queue[i].1 };
-            queue.remove(i);
+            let node = unsafe { &*queue.nodes[i].1 };
+            queue.nodes.remove(i);
             owners.push(match &node.owner {
                 Owner::Task(t) => Owner::Task(Arc::clone(t)),
                 Owner::Thread(t) => Owner::Thread(t.clone()),

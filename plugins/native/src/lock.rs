@@ -1,13 +1,21 @@
 //! Mutexes and condition variables in the plugin bytes of host memory, over the crate's
 //! `wait` parking (keyed by the object's address). Shared as source by the native
 //! plugin (where a waiter is a thread) and the green one (where it is a task): each
-//! provides `clock`, `HOST` and a `wait` with `park`, `park_uncancellable`, `wake_one`,
-//! `wake_all`, `cancelled` and `Wake`.
+//! provides `clock`, `HOST` and a `wait` with `park`, `park_lock`, `wake_one`,
+//! `wake_one_lock`, `wake_all`, `cancelled`, `lock_backoff`, `Wake` and `LockWake`.
 //!
-//! * A mutex is one byte: 0 free, 1 locked, 2 locked with waiters (the futex mutex, on a
-//!   byte). Its 0 -> 1 and 1 -> 0 transitions are the whole uncontended path, so the
-//!   plugins claim `WEFT_CAP_MUTEX_BYTE` and libweft makes them itself; this code runs
-//!   for the rest (a wait, a release with waiters).
+//! * A mutex is one byte, parking_lot's `RawMutex`: bit 0 `LOCKED`, bit 1 `PARKED`
+//!   (somebody is parked on it, kept exact under the parking's lock). 0 is free and 1
+//!   held with nobody parked, so its 0 -> 1 and 1 -> 0 transitions are the whole
+//!   uncontended path: the plugins claim `WEFT_CAP_MUTEX_BYTE` and libweft makes them
+//!   itself; this code runs for the rest (a wait, a release with waiters, a try while
+//!   waiters are parked on a free lock). A waiter yields while nobody is parked, then
+//!   parks; a release wakes one waiter without handing the lock over (the releaser, or
+//!   a yielding waiter, may take it again first: the lock stays busy while the woken
+//!   waiter gets going). No handoff for fairness, as with glibc's and std's mutexes:
+//!   parking_lot's (every 0.5-1 ms) gave the runtime's own lock to a woken thread that
+//!   the overloaded machine did not run for a while, and stops of the world waited for
+//!   it (the soak's longest wait, 3-74 ms before, 170-580 ms with the handoff).
 //! * A condition is a sequence number: a waiter reads it under the mutex, releases the
 //!   mutex and parks while it is unchanged; a signal bumps it and wakes.
 //! * The runtime's parking on an address (`park` / `unpark`: `weft_wait_on`,
@@ -21,20 +29,25 @@ use std::sync::atomic::{
 use weft_platform::*;
 
 use crate::clock;
-use crate::wait::{self, Wake};
+use crate::wait::{self, LockWake, Wake};
 use crate::HOST;
 
 pub(crate) const MUTEX_SIZE: u32 = 1;
 pub(crate) const COND_SIZE: u32 = 4;
 
-const UNLOCKED: u8 = 0;
 const LOCKED: u8 = 1;
-const CONTENDED: u8 = 2;
+const PARKED: u8 = 2;
 
-/// Steps of the contended lock's wait before it parks: `SPIN_ONLY_STEPS` of 2, 4, 8
-/// pauses, then yields (`wait::backoff_yield`: the thread on native, the task on green).
-const SPIN_STEPS: u32 = 10;
-const SPIN_ONLY_STEPS: u32 = 3;
+// How the contended lock's wait backs off before it parks, while nobody is parked on
+// the lock: `wait::lock_backoff()`'s `spin_steps` steps of 2, 4, 8... pauses, then
+// yields (`wait::backoff_yield`: the thread on native, the task on green), `steps` in
+// all. On OS threads it does not spin: with two threads on one lock (2 CPUs), a waiter
+// that spins catches the lock between two of its holder's critical sections and the
+// two trade it, and its cache line, at every lock (40-50 M lock+unlock pairs/s), where
+// one that yields leaves the holder to run on alone meanwhile (100-120 M; parking_lot,
+// which spins 14 pauses then yields up to 7 times, 125-145 M: its spinner rarely finds
+// its lock free, a weft_mutex_lock + unlock pair leaves it free longer). 20 yields
+// beat 10 and 30 there (docs/performance.md, "Fast paths (issue 19)").
 
 /// # Safety
 /// `obj` is the plugin bytes of a mutex, 8-aligned, initialised by `mutex_init`.
@@ -50,55 +63,91 @@ unsafe fn cond_seq<'a>(obj: *mut c_void) -> &'a AtomicU32 {
     unsafe { &*(obj as *const AtomicU32) }
 }
 
+/// Takes the lock if it is free, whether or not waiters are parked on it.
 fn try_lock(m: &AtomicU8) -> bool {
-    m.compare_exchange(UNLOCKED, LOCKED, Acquire, Relaxed).is_ok()
-}
-
-/// The contended path: first, while nobody is parked on the lock and `spin` is asked
-/// for, a short spin and then a few yields (the holder of a short critical section
-/// releases it meanwhile, and the caller takes it without any thread parking or
-/// waking: parking_lot's way, which keeps a contended lock's throughput up); then it
-/// parks until the deadline. True if locked.
-fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
-    if spin {
-        for step in 0..SPIN_STEPS {
-            let state = m.load(Relaxed);
-            if state == UNLOCKED && try_lock(m) {
-                return true;
-            }
-            if state == CONTENDED {
-                break; // others are parked already: queue behind them
-            }
-            if step < SPIN_ONLY_STEPS {
-                (0..2u32 << step).for_each(|_| std::hint::spin_loop());
-            } else if wait::yielding_pays() {
-                wait::backoff_yield();
-            } else {
-                break; // overloaded: park rather than go behind every runnable thread
-            }
-        }
-    }
-    let key = m as *const AtomicU8 as usize;
+    let mut state = m.load(Relaxed);
     loop {
-        if m.swap(CONTENDED, Acquire) == UNLOCKED {
-            return true;
+        if state & LOCKED != 0 {
+            return false;
         }
-        if let Wake::TimedOut = wait::park_uncancellable(key, || m.load(Relaxed) == CONTENDED, deadline) {
-            // Look once more: the lock may have been released as the deadline passed.
-            return m.swap(CONTENDED, Acquire) == UNLOCKED;
+        match m.compare_exchange_weak(state, state | LOCKED, Acquire, Relaxed) {
+            Ok(_) => return true,
+            Err(now) => state = now,
         }
     }
 }
 
-fn unlock(m: &AtomicU8) {
-    if m.swap(UNLOCKED, Release) == CONTENDED {
-        wait::wake_one(m as *const AtomicU8 as usize);
+/// The contended path (parking_lot's `lock_slow`): while nobody is parked on the lock
+/// and `spin` is asked for, a few yields (the holder of a short critical section
+/// releases it meanwhile, and the caller takes it without any thread parking or
+/// waking); then it sets `PARKED` and parks until woken or the deadline. A waiter
+/// woken without the lock yields again. True if locked.
+fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
+    let key = m as *const AtomicU8 as usize;
+    let wait::LockBackoff { spin_steps, steps } = wait::lock_backoff();
+    let mut step = if spin { 0 } else { steps };
+    let mut state = m.load(Relaxed);
+    loop {
+        if state & LOCKED == 0 {
+            match m.compare_exchange_weak(state, state | LOCKED, Acquire, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => state = now,
+            }
+            continue;
+        }
+        // Nobody parked yet: spin or yield, while that is worth it.
+        if state & PARKED == 0 && step < steps {
+            if step < spin_steps {
+                (0..2u32 << step).for_each(|_| std::hint::spin_loop());
+                step += 1;
+            } else if wait::yielding_pays() && wait::lock_yield() {
+                step += 1;
+            } else {
+                // Overloaded (the yield gate is closed, or this yield gave the CPU away
+                // for others' slices): park rather than go behind every runnable thread.
+                step = steps;
+            }
+            state = m.load(Relaxed);
+            continue;
+        }
+        if state & PARKED == 0 {
+            if let Err(now) = m.compare_exchange_weak(state, state | PARKED, Relaxed, Relaxed) {
+                state = now;
+                continue;
+            }
+        }
+        let still_locked = || m.load(Relaxed) == LOCKED | PARKED;
+        // A waiter that gives up clears `PARKED` if it was the last one parked.
+        let timed_out = |last: bool| {
+            if last {
+                m.fetch_and(!PARKED, Relaxed);
+            }
+        };
+        match wait::park_lock(key, still_locked, timed_out, deadline) {
+            LockWake::Retry => {}
+            // Look once more: the lock may have been released as the deadline passed.
+            LockWake::TimedOut => return try_lock(m),
+        }
+        step = if spin { 0 } else { steps };
+        state = m.load(Relaxed);
     }
+}
+
+/// Releases the lock; with waiters parked, wakes one (parking_lot's `unlock_slow`
+/// without its handoff): the lock is left free for whoever takes it first, `PARKED`
+/// kept while others stay parked.
+fn unlock(m: &AtomicU8) {
+    if m.compare_exchange(LOCKED, 0, Release, Relaxed).is_ok() {
+        return;
+    }
+    wait::wake_one_lock(m as *const AtomicU8 as usize, |woken| {
+        m.store(if woken.more { PARKED } else { 0 }, Release);
+    });
 }
 
 pub(crate) unsafe extern "C" fn mutex_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
     // SAFETY: the object's plugin bytes.
-    unsafe { (obj as *mut AtomicU8).write(AtomicU8::new(UNLOCKED)) };
+    unsafe { (obj as *mut AtomicU8).write(AtomicU8::new(0)) };
     WEFT_OK
 }
 

@@ -76,10 +76,31 @@ pub(crate) fn backoff() -> Backoff {
     Backoff { spin_steps: 6, steps: 10, snooze_before_queueing: true }
 }
 
+/// How a contended mutex's wait backs off before it parks (see lock.rs): `spin_steps`
+/// steps of `2 << step` spins, then yields, up to `steps` in all.
+pub(crate) struct LockBackoff {
+    pub(crate) spin_steps: u32,
+    pub(crate) steps: u32,
+}
+
+/// Threads: no spin (it keeps the lock's cache line moving between the holder's CPU
+/// and the waiter's), 20 yields.
+pub(crate) fn lock_backoff() -> LockBackoff {
+    LockBackoff { spin_steps: 0, steps: 20 }
+}
+
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): here, another OS thread. Timed (`yields.rs`).
 pub(crate) fn backoff_yield() {
     yields::timed_yield();
+}
+
+/// A contended mutex's back-off yield (lock.rs): true if it was fast. A slow one
+/// (other threads ran their slices meanwhile) ends this wait's yields but does not
+/// close the gate: a lock that two threads trade on two CPUs with others runnable would
+/// otherwise close it for everybody, and its waiters would then park at every wait.
+pub(crate) fn lock_yield() -> bool {
+    yields::ungated_yield()
 }
 
 /// Whether a back-off should yield before it parks: not while yields have been slow
@@ -124,18 +145,59 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
     }
 }
 
-/// Parks the calling thread on `key` while `still_waiting()` holds, until woken or the
-/// deadline, whatever the cancellation state (for waits that are not cancellation
-/// points, such as a mutex's): `cancel` never targets it.
-pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
-    // SAFETY: `key` is the address of an object this plugin owns while it is waited on;
+/// How a lock waiter's park ended (`park_lock`).
+pub(crate) enum LockWake {
+    /// Woken (never with the lock: whoever takes it first has it), or the lock changed
+    /// before it slept: try again.
+    Retry,
+    TimedOut,
+}
+
+/// What a lock's waker learns, under the parking's lock, when it wakes one waiter
+/// (`wake_one_lock`).
+pub(crate) struct Unparked {
+    /// Others are still parked on the key.
+    pub(crate) more: bool,
+}
+
+/// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the
+/// parking's lock), until woken or the deadline; not a cancellation point. On a
+/// timeout, `timed_out(last)` runs under the parking's lock, `last` telling whether no
+/// other waiter is left on the key.
+pub(crate) fn park_lock(
+    key: usize,
+    still_waiting: impl FnOnce() -> bool,
+    timed_out: impl FnOnce(bool),
+    deadline: i64,
+) -> LockWake {
+    // SAFETY: `key` is the address of a lock this plugin owns while it is waited on;
     // the callbacks neither unwind nor call into parking_lot.
-    let result =
-        unsafe { parking_lot_core::park(key, still_waiting, || {}, |_, _| {}, ParkToken(0), clock::instant(deadline)) };
+    let result = unsafe {
+        parking_lot_core::park(
+            key,
+            still_waiting,
+            || {},
+            |_, last| timed_out(last),
+            ParkToken(0),
+            clock::instant(deadline),
+        )
+    };
     match result {
-        ParkResult::TimedOut => Wake::TimedOut,
-        ParkResult::Unparked(_) | ParkResult::Invalid => Wake::Woken,
+        ParkResult::TimedOut => LockWake::TimedOut,
+        ParkResult::Unparked(_) | ParkResult::Invalid => LockWake::Retry,
     }
+}
+
+/// Wakes the oldest lock waiter parked on `key`, if any; `update` runs under the
+/// parking's lock, so that the lock's state changes atomically with the queue.
+pub(crate) fn wake_one_lock(key: usize, update: impl FnOnce(Unparked)) {
+    let callback = |r: parking_lot_core::UnparkResult| {
+        update(Unparked { more: r.have_more_threads });
+        DEFAULT_UNPARK_TOKEN
+    };
+    // SAFETY: `key` is the address of a lock this plugin owns; the callback neither
+    // unwinds nor calls into parking_lot.
+    unsafe { parking_lot_core::unpark_one(key, callback) };
 }
 
 /// Wakes every thread parked on `key`.
