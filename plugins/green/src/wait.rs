@@ -18,6 +18,7 @@ use weft_platform::fork_lock::ForkMutex;
 use weft_platform::WEFT_FOREVER;
 
 use crate::clock;
+use crate::lock::{LockWake, Unparked};
 use crate::sched::{self, Task};
 use crate::yields;
 use crate::HOST;
@@ -175,21 +176,6 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
 /// As `park`, but not a cancellation point (lock acquisition).
 pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
     park_on(key, still_waiting, |_| {}, deadline, false)
-}
-
-/// How a lock waiter's park ended (`park_lock`).
-pub(crate) enum LockWake {
-    /// Woken (never with the lock: whoever takes it first has it), or the lock changed
-    /// before it slept: try again.
-    Retry,
-    TimedOut,
-}
-
-/// What a lock's waker learns, under the bucket's lock, when it wakes one waiter
-/// (`wake_one_lock`).
-pub(crate) struct Unparked {
-    /// Others are still parked on the key.
-    pub(crate) more: bool,
 }
 
 /// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the bucket's

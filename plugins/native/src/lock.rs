@@ -2,7 +2,8 @@
 //! `wait` parking (keyed by the object's address). Shared as source by the native
 //! plugin (where a waiter is a thread) and the green one (where it is a task): each
 //! provides `clock`, `HOST` and a `wait` with `park`, `park_lock`, `wake_one`,
-//! `wake_one_lock`, `wake_all`, `cancelled`, `lock_backoff`, `Wake` and `LockWake`.
+//! `wake_one_lock`, `wake_all`, `cancelled`, `lock_backoff` and `Wake` (and uses this
+//! file's `LockWake` and `Unparked` in `park_lock` and `wake_one_lock`).
 //!
 //! * A mutex is one byte, parking_lot's `RawMutex`: bit 0 `LOCKED`, bit 1 `PARKED`
 //!   (somebody is parked on it, kept exact under the parking's lock). 0 is free and 1
@@ -29,8 +30,23 @@ use std::sync::atomic::{
 use weft_platform::*;
 
 use crate::clock;
-use crate::wait::{self, LockWake, Wake};
+use crate::wait::{self, Wake};
 use crate::HOST;
+
+/// How a lock waiter's park ended (each plugin's `wait::park_lock`).
+pub(crate) enum LockWake {
+    /// Woken (never with the lock: whoever takes it first has it), or the lock changed
+    /// before it slept: try again.
+    Retry,
+    TimedOut,
+}
+
+/// What a lock's waker learns, under the parking's lock, when it wakes one waiter
+/// (each plugin's `wait::wake_one_lock`).
+pub(crate) struct Unparked {
+    /// Others are still parked on the key.
+    pub(crate) more: bool,
+}
 
 pub(crate) const MUTEX_SIZE: u32 = 1;
 pub(crate) const COND_SIZE: u32 = 4;

@@ -15,6 +15,7 @@ use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNP
 
 use crate::clock;
 use crate::io::WakeFd;
+use crate::lock::{LockWake, Unparked};
 use crate::yields;
 use crate::HOST;
 
@@ -143,21 +144,6 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
         ParkResult::Invalid if cancelled() => Wake::Cancelled,
         ParkResult::Invalid => Wake::Woken,
     }
-}
-
-/// How a lock waiter's park ended (`park_lock`).
-pub(crate) enum LockWake {
-    /// Woken (never with the lock: whoever takes it first has it), or the lock changed
-    /// before it slept: try again.
-    Retry,
-    TimedOut,
-}
-
-/// What a lock's waker learns, under the parking's lock, when it wakes one waiter
-/// (`wake_one_lock`).
-pub(crate) struct Unparked {
-    /// Others are still parked on the key.
-    pub(crate) more: bool,
 }
 
 /// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the
