@@ -1,6 +1,7 @@
 /* Mutexes. */
 WEFT_TEST(mutex_counter_8_threads)
 WEFT_TEST(mutex_counter_mixed_locking)
+WEFT_TEST(mutex_timed_waiters_give_up)
 WEFT_TEST(mutex_plain_basics)
 WEFT_TEST(mutex_relock_deadlock)
 WEFT_TEST(mutex_recursive_depth)

@@ -75,6 +75,62 @@ TEST_IMPL(mutex_counter_mixed_locking) {
   return TEST_OK;
 }
 
+/* Waiters that give up beside waiters that never do: every lock_until either takes the
+ * lock or times out, the waits without a deadline all end (a release lost to a waiter
+ * that gave up, or a parked bit cleared while others are parked, would leave one parked
+ * for ever), and the counter adds up. Holders sometimes keep the lock across a yield so
+ * that deadlines do pass. */
+typedef struct {
+  shared_counter_t *s;
+  weft_runtime_t *rt;
+  int patient; /* waits without a deadline */
+  long taken;
+  long timed_out;
+} impatient_t;
+
+static int32_t lock_impatiently(void *arg, void **result) {
+  (void)result;
+  impatient_t *w = arg;
+  for (int i = 0; i < increments / 8; i++) {
+    weft_status_t st = w->patient ? weft_mutex_lock(&w->s->m)
+                                  : weft_mutex_lock_until(&w->s->m, weft_deadline_after(w->rt, 20000));
+    if (st == WEFT_ETIMEDOUT && !w->patient) {
+      w->timed_out++;
+      continue;
+    }
+    if (st != WEFT_OK) return 1;
+    w->s->counter++;
+    w->taken++;
+    if (i % 64 == 0 && weft_yield(w->rt) != WEFT_OK) return 3;
+    if (weft_mutex_unlock(&w->s->m) != WEFT_OK) return 2;
+  }
+  return 0;
+}
+
+TEST_IMPL(mutex_timed_waiters_give_up) {
+  increments = (int)test_volume(INCREMENTS);
+  weft_runtime_t *rt = test_open_runtime();
+  shared_counter_t s = {.counter = 0};
+  ASSERT_OK(weft_mutex_init(rt, &s.m, 0));
+  impatient_t w[THREADS];
+  weft_task_t *t[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    w[i] = (impatient_t){.s = &s, .rt = rt, .patient = i % 2};
+    t[i] = test_spawn(rt, lock_impatiently, &w[i]);
+  }
+  long taken = 0;
+  for (int i = 0; i < THREADS; i++) {
+    ASSERT_EQ(test_join(t[i]), 0);
+    taken += w[i].taken;
+    ASSERT_EQ(w[i].taken + w[i].timed_out, (long)(increments / 8));
+    if (w[i].patient) ASSERT_EQ(w[i].timed_out, 0);
+  }
+  ASSERT_EQ(s.counter, taken);
+  ASSERT_OK(weft_mutex_destroy(&s.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 TEST_IMPL(mutex_plain_basics) {
   weft_runtime_t *rt = test_open_runtime();
   weft_mutex_t m;

@@ -18,7 +18,7 @@ use weft_platform::fork_lock::ForkMutex;
 use weft_platform::WEFT_FOREVER;
 
 use crate::clock;
-use crate::lock::{LockWake, Unparked};
+use crate::lock::LockWake;
 use crate::sched::{self, Task};
 use crate::yields;
 use crate::HOST;
@@ -194,9 +194,9 @@ pub(crate) fn park_lock(
     }
 }
 
-/// Wakes the oldest lock waiter parked on `key`, if any; `update` runs under the
+/// Wakes the oldest lock waiter parked on `key`, if any; `release` runs under the
 /// bucket's lock, so that the lock's state changes atomically with the queue.
-pub(crate) fn wake_one_lock(key: usize, update: impl FnOnce(Unparked)) {
+pub(crate) fn wake_one_lock(key: usize, release: impl FnOnce()) {
     let owner = {
         let mut queue = bucket(key).0.lock();
         let at = queue.nodes.iter().position(|&(k, _)| k == key);
@@ -206,8 +206,7 @@ pub(crate) fn wake_one_lock(key: usize, update: impl FnOnce(Unparked)) {
             // and it leaves only under this lock, which is held.
             unsafe { &*node }
         });
-        let more = node.is_some() && queue.nodes.iter().any(|&(k, _)| k == key);
-        update(Unparked { more });
+        release();
         node.map(|node| {
             node.woken.store(true, Relaxed);
             match &node.owner {

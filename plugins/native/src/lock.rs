@@ -3,17 +3,19 @@
 //! plugin (where a waiter is a thread) and the green one (where it is a task): each
 //! provides `clock`, `HOST` and a `wait` with `park`, `park_lock`, `wake_one`,
 //! `wake_one_lock`, `wake_all`, `cancelled`, `lock_backoff` and `Wake` (and uses this
-//! file's `LockWake` and `Unparked` in `park_lock` and `wake_one_lock`).
+//! file's `LockWake` in `park_lock`).
 //!
-//! * A mutex is one byte, parking_lot's `RawMutex`: bit 0 `LOCKED`, bit 1 `PARKED`
-//!   (somebody is parked on it, kept exact under the parking's lock). 0 is free and 1
+//! * A mutex is one byte, after parking_lot's `RawMutex`: bit 0 `LOCKED`, bit 1 `PARKED`
+//!   (somebody may be parked on it: set by a waiter before it parks, cleared by a
+//!   release that wakes one and by the last waiter that gives up, set again by the
+//!   woken waiter as it takes the lock or parks again). 0 is free and 1
 //!   held with nobody parked, so its 0 -> 1 and 1 -> 0 transitions are the whole
 //!   uncontended path: the plugins claim `WEFT_CAP_MUTEX_BYTE` and libweft makes them
 //!   itself; this code runs for the rest (a wait, a release with waiters, a try while
 //!   waiters are parked on a free lock). A waiter yields while nobody is parked, then
 //!   parks; a release wakes one waiter without handing the lock over (the releaser, or
 //!   a yielding waiter, may take it again first: the lock stays busy while the woken
-//!   waiter gets going). No handoff for fairness, as with glibc's and std's mutexes:
+//!   waiter gets going), and wakes no other until that one is back. No handoff for fairness, as with glibc's and std's mutexes:
 //!   parking_lot's (every 0.5-1 ms) gave the runtime's own lock to a woken thread that
 //!   the overloaded machine did not run for a while, and stops of the world waited for
 //!   it (the soak's longest wait, 3-74 ms before, 170-580 ms with the handoff).
@@ -39,13 +41,6 @@ pub(crate) enum LockWake {
     /// before it slept: try again.
     Retry,
     TimedOut,
-}
-
-/// What a lock's waker learns, under the parking's lock, when it wakes one waiter
-/// (each plugin's `wait::wake_one_lock`).
-pub(crate) struct Unparked {
-    /// Others are still parked on the key.
-    pub(crate) more: bool,
 }
 
 pub(crate) const MUTEX_SIZE: u32 = 1;
@@ -93,26 +88,30 @@ fn try_lock(m: &AtomicU8) -> bool {
     }
 }
 
-/// The contended path (parking_lot's `lock_slow`): while nobody is parked on the lock
-/// and `spin` is asked for, a few yields (the holder of a short critical section
-/// releases it meanwhile, and the caller takes it without any thread parking or
-/// waking); then it sets `PARKED` and parks until woken or the deadline. A waiter
-/// woken without the lock yields again. True if locked.
+/// The contended path (parking_lot's `lock_slow`): while nobody is parked on the lock,
+/// or when this waiter was just woken, and `spin` is asked for, a few spins and yields
+/// (the holder of a short critical section releases it meanwhile, and the caller takes
+/// it without any thread parking or waking); then it sets `PARKED` and parks until
+/// woken or the deadline. A woken waiter sets `PARKED` again in the swap that takes the
+/// lock (see `unlock`). True if locked.
 fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
     let key = m as *const AtomicU8 as usize;
     let wait::LockBackoff { spin_steps, steps } = wait::lock_backoff();
     let mut step = if spin { 0 } else { steps };
+    let mut woken = false;
     let mut state = m.load(Relaxed);
     loop {
         if state & LOCKED == 0 {
-            match m.compare_exchange_weak(state, state | LOCKED, Acquire, Relaxed) {
+            let restore = if woken { PARKED } else { 0 };
+            match m.compare_exchange_weak(state, state | LOCKED | restore, Acquire, Relaxed) {
                 Ok(_) => return true,
                 Err(now) => state = now,
             }
             continue;
         }
-        // Nobody parked yet: spin or yield, while that is worth it.
-        if state & PARKED == 0 && step < steps {
+        // Nobody parked ahead of us, or we are the one woken: spin or yield, while that
+        // is worth it.
+        if (state & PARKED == 0 || woken) && step < steps {
             if step < spin_steps {
                 (0..2u32 << step).for_each(|_| std::hint::spin_loop());
                 step += 1;
@@ -140,7 +139,7 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
             }
         };
         match wait::park_lock(key, still_locked, timed_out, deadline) {
-            LockWake::Retry => {}
+            LockWake::Retry => woken = true,
             // Look once more: the lock may have been released as the deadline passed.
             LockWake::TimedOut => return try_lock(m),
         }
@@ -149,16 +148,19 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
     }
 }
 
-/// Releases the lock; with waiters parked, wakes one (parking_lot's `unlock_slow`
-/// without its handoff): the lock is left free for whoever takes it first, `PARKED`
-/// kept while others stay parked.
+/// Releases the lock; with waiters parked, wakes one and leaves the byte at 0, free
+/// for whoever takes it first (no handoff). The woken waiter sets `PARKED` again when
+/// it takes the lock or parks, so until then the others stay parked and the lock's
+/// holder keeps libweft's fast paths. parking_lot keeps `PARKED` while others are
+/// parked instead: then every release woke one more, and a holder that retakes the
+/// lock at once (four green tasks on one lock, two workers) woke the whole queue in
+/// turn, each waiter to fail and park again, at 35-46 M lock+unlock pairs/s against
+/// 112-124 M now.
 fn unlock(m: &AtomicU8) {
     if m.compare_exchange(LOCKED, 0, Release, Relaxed).is_ok() {
         return;
     }
-    wait::wake_one_lock(m as *const AtomicU8 as usize, |woken| {
-        m.store(if woken.more { PARKED } else { 0 }, Release);
-    });
+    wait::wake_one_lock(m as *const AtomicU8 as usize, || m.store(0, Release));
 }
 
 pub(crate) unsafe extern "C" fn mutex_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {

@@ -15,7 +15,7 @@ use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNP
 
 use crate::clock;
 use crate::io::WakeFd;
-use crate::lock::{LockWake, Unparked};
+use crate::lock::LockWake;
 use crate::yields;
 use crate::HOST;
 
@@ -174,11 +174,11 @@ pub(crate) fn park_lock(
     }
 }
 
-/// Wakes the oldest lock waiter parked on `key`, if any; `update` runs under the
+/// Wakes the oldest lock waiter parked on `key`, if any; `release` runs under the
 /// parking's lock, so that the lock's state changes atomically with the queue.
-pub(crate) fn wake_one_lock(key: usize, update: impl FnOnce(Unparked)) {
-    let callback = |r: parking_lot_core::UnparkResult| {
-        update(Unparked { more: r.have_more_threads });
+pub(crate) fn wake_one_lock(key: usize, release: impl FnOnce()) {
+    let callback = |_| {
+        release();
         DEFAULT_UNPARK_TOKEN
     };
     // SAFETY: `key` is the address of a lock this plugin owns; the callback neither
