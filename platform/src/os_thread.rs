@@ -121,7 +121,9 @@ impl StartGate {
 
 impl Drop for StartGate {
     fn drop(&mut self) {
-        if (GATE.fetch_sub(1, Release) - 1) & STARTS == 0 {
+        // Only a fork waits for the count to reach 0: without one, no system call.
+        let left = GATE.fetch_sub(1, Release) - 1;
+        if left & STARTS == 0 && left >= FORK {
             futex(&GATE, libc::FUTEX_WAKE, i32::MAX as u32);
         }
     }
