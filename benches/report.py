@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from run import fmt
+from run import LANG, fmt
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,6 +28,13 @@ def short_unit(unit):
     return u
 
 
+def variant_label(variant):
+    """'cg/weft' -> 'C on green', 'c/state' -> 'C state'."""
+    lang, _, name = variant.partition("/")
+    label = LANG.get(lang, lang)
+    return label if name == "weft" else f"{label} {name}"
+
+
 def main():
     path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target/bench/results.json")
     with open(path) as f:
@@ -36,7 +43,7 @@ def main():
     for i, other_path in enumerate(sys.argv[2:]):
         with open(other_path) as f:
             o = json.load(f)
-        others.append({(r["title"], r["peer_label"]): r for r in o["rows"]})
+        others.append({(r["title"], r["weft"], r["peer"]): r for r in o["rows"]})
         other_lines.append(f"Run {chr(ord('B') + i)}: {o['mode']}, {o['date']}, {o['duration_s']:.0f} s; load average "
                            f"before {o['load_average_before']}, after {o['load_average_after']}.")
     m = res["machine"]
@@ -50,6 +57,11 @@ def main():
     print(f"| case | figure | weft | peer | weft/peer{' (run A)' if others else ''} |" + extra_cols + " goal | |")
     print("|---|---|---:|---:|---:|" + "---:|" * len(others) + "---|---|")
     not_built = {}
+    # Several weft variants against one peer (native and green against Go, say): each
+    # row names its variant.
+    seen = {}
+    for r in res["rows"]:
+        seen[(r["title"], r["peer"])] = seen.get((r["title"], r["peer"]), 0) + 1
     for r in res["rows"]:
         verdict = {True: "meets", False: "**misses**", None: ""}[r.get("meets")]
         if r["status"] == "not built":
@@ -67,9 +79,12 @@ def main():
             verdict = (verdict + "; " if verdict else "") + f"spread {spread}"
         cell = ""
         for other in others:
-            o = other.get((r["title"], r["peer_label"]))
+            o = other.get((r["title"], r["weft"], r["peer"]))
             cell += f" {o['ratio']:.3g} |" if o and o.get("ratio") is not None else " - |"
-        print(f"| {r['title']} | {short_unit(r['unit'])} | {num(r['weft_median'])} | {r['peer_label']} "
+        weft = num(r["weft_median"])
+        if seen[(r["title"], r["peer"])] > 1:
+            weft = f"{variant_label(r['weft'])} {weft}"
+        print(f"| {r['title']} | {short_unit(r['unit'])} | {weft} | {r['peer_label']} "
               f"{num(r['peer_median'])} | {ratio} |{cell} {r['goal_text']} | {verdict} |")
     if not_built:
         peers = sorted({p for v in not_built.values() for p in v})

@@ -76,6 +76,17 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
         // SAFETY: a handle from `spawn` that `detach` has not released yet.
         let handle = unsafe { &*(task as *const NativeTask) };
         let state = &handle.state;
+        // A thread that is not a task cannot be cancelled: waiting for ever, it reaps
+        // the thread at once, woken by the kernel as the thread exits (the task's
+        // wake-up then finds nobody parked: one futex call a spawn+join, as
+        // pthread_create + pthread_join make, not three).
+        if deadline == WEFT_FOREVER && wait::current().is_none() && !state.done.load(Acquire) {
+            let thread = handle.thread.lock().take();
+            if let Some(thread) = thread {
+                HOST.blocking(|| thread.join());
+                return WEFT_OK;
+            }
+        }
         while !state.done.load(Acquire) {
             if wait::cancelled() {
                 return WEFT_ECANCELED;
