@@ -102,6 +102,14 @@ fn map_weft(p: &Params) -> Sample {
     })
 }
 
+fn map_serial(p: &Params) -> Sample {
+    with_arrays(p.n, |input, output| {
+        let t0 = Instant::now();
+        output.iter_mut().zip(input).for_each(|(o, i)| *o = i * 1.5 + 1.0);
+        micros(t0)
+    })
+}
+
 fn map_rayon(p: &Params) -> Sample {
     with_arrays(p.n, |input, output| {
         let t0 = Instant::now();
@@ -126,5 +134,15 @@ pub fn kinds() -> Vec<Kind> {
             extra_unit: None,
             variants: vec![("weft", map_weft), ("rayon", map_rayon)],
         },
+        // The same map, one implementation per process, calls back to back: what each
+        // costs without the other's threads around (docs/parallel.md). Not in run.py's
+        // cases, whose comparisons are interleaved.
+        Kind { name: "parallel_map_weft_alone", variants: vec![("weft", map_weft)], ..map_alone() },
+        Kind { name: "parallel_map_rayon_alone", variants: vec![("rayon", map_rayon)], ..map_alone() },
+        Kind { name: "parallel_map_serial", variants: vec![("serial", map_serial)], ..map_alone() },
     ]
+}
+
+fn map_alone() -> Kind {
+    Kind { name: "", unit: "us per map of n floats", better: "lower", extra_unit: None, variants: vec![] }
 }
