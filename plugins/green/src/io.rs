@@ -218,8 +218,8 @@ impl Poller {
     }
 
     /// Wakes the waiters of the fds reported in `events`; returns how many fds had some.
-    /// A task woken here goes to the calling worker's run queue (a thread without a
-    /// processor: the injector). Only the sleeping worker (`sleeper`) empties the wake
+    /// A task woken here goes to the back of the calling worker's run queue, in report
+    /// order (a thread without a processor: the injector). Only the sleeping worker (`sleeper`) empties the wake
     /// eventfd: the write is meant for it, and a worker that polls without blocking
     /// meanwhile must not take it away (the sleeper would sleep on).
     pub(crate) fn dispatch(&self, events: &[libc::epoll_event], sleeper: bool) -> usize {
@@ -246,7 +246,7 @@ impl Poller {
                 None => false,
             };
             if waited {
-                wait::wake_all(self.key(fd));
+                wait::wake_all_queued(self.key(fd));
                 woken += 1;
             }
         }

@@ -287,6 +287,11 @@ pub(crate) fn yield_now() {
 /// Makes a parked task runnable (a task not parked yet returns from its next park at
 /// once; a spurious wake-up is harmless, every waiter looks again).
 pub(crate) fn wake(task: &Arc<Task>) {
+    wake_to(task, true)
+}
+
+/// `wake`, the task queued behind the worker's others (`next` false) or run next.
+pub(crate) fn wake_to(task: &Arc<Task>, run_next: bool) {
     let mut state = task.state.load(SeqCst);
     loop {
         let next = match state {
@@ -295,7 +300,7 @@ pub(crate) fn wake(task: &Arc<Task>) {
             _ => return,
         };
         match task.state.compare_exchange(state, next, SeqCst, SeqCst) {
-            Ok(_) if state == PARKED => return task.sched.submit(Arc::clone(task), true),
+            Ok(_) if state == PARKED => return task.sched.submit(Arc::clone(task), run_next),
             Ok(_) => return,
             Err(now) => state = now,
         }

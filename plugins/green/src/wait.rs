@@ -300,6 +300,15 @@ fn park_on(
 /// Takes up to `max` waiters of `key` off their queue, oldest first, and wakes them;
 /// how many it woke.
 pub(crate) fn wake_n(key: usize, max: usize) -> usize {
+    wake_n_to(key, max, true)
+}
+
+/// Wakes every waiter parked on `key`, queued behind the tasks already runnable.
+pub(crate) fn wake_all_queued(key: usize) {
+    wake_n_to(key, usize::MAX, false);
+}
+
+fn wake_n_to(key: usize, max: usize, next: bool) -> usize {
     let mut owners: smallvec::SmallVec<[Owner; 4]> = smallvec::SmallVec::new();
     {
         let mut queue = bucket(key).0.lock();
@@ -322,7 +331,7 @@ pub(crate) fn wake_n(key: usize, max: usize) -> usize {
     let woken = owners.len();
     for owner in owners {
         match owner {
-            Owner::Task(t) => sched::wake(&t),
+            Owner::Task(t) => sched::wake_to(&t, next),
             Owner::Thread(t) => t.unpark(),
         }
     }
