@@ -8,17 +8,18 @@
 //! * A mutex is one byte, after parking_lot's `RawMutex`: bit 0 `LOCKED`, bit 1 `PARKED`
 //!   (somebody may be parked on it: set by a waiter before it parks, cleared by a
 //!   release that wakes one and by the last waiter that gives up, set again by the
-//!   woken waiter as it takes the lock or parks again). 0 is free and 1
-//!   held with nobody parked, so its 0 -> 1 and 1 -> 0 transitions are the whole
+//!   woken waiter as it takes the lock or parks again). 0 is free and 1 held with
+//!   nobody parked, so its 0 -> 1 and 1 -> 0 transitions are the whole
 //!   uncontended path: the plugins claim `WEFT_CAP_MUTEX_BYTE` and libweft makes them
 //!   itself; this code runs for the rest (a wait, a release with waiters, a try while
 //!   waiters are parked on a free lock). A waiter yields while nobody is parked, then
 //!   parks; a release wakes one waiter without handing the lock over (the releaser, or
 //!   a yielding waiter, may take it again first: the lock stays busy while the woken
-//!   waiter gets going), and wakes no other until that one is back. No handoff for fairness, as with glibc's and std's mutexes:
-//!   parking_lot's (every 0.5-1 ms) gave the runtime's own lock to a woken thread that
-//!   the overloaded machine did not run for a while, and stops of the world waited for
-//!   it (the soak's longest wait, 3-74 ms before, 170-580 ms with the handoff).
+//!   waiter gets going), and wakes no other until that one is back. No handoff for
+//!   fairness, as with glibc's and std's mutexes: parking_lot's (every 0.5-1 ms) gave
+//!   the runtime's own lock to a woken thread that the overloaded machine did not run
+//!   for a while, and stops of the world waited for it (the soak's longest wait, 3-74
+//!   ms before, 170-580 ms with the handoff).
 //! * A condition is a sequence number: a waiter reads it under the mutex, releases the
 //!   mutex and parks while it is unchanged; a signal bumps it and wakes.
 //! * The runtime's parking on an address (`park` / `unpark`: `weft_wait_on`,
@@ -154,8 +155,8 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
 /// holder keeps libweft's fast paths. parking_lot keeps `PARKED` while others are
 /// parked instead: then every release woke one more, and a holder that retakes the
 /// lock at once (four green tasks on one lock, two workers) woke the whole queue in
-/// turn, each waiter to fail and park again, at 35-46 M lock+unlock pairs/s against
-/// 112-124 M now.
+/// turn, each waiter to fail and park again, at 39-72 M lock+unlock pairs/s against
+/// 124-153 M now.
 fn unlock(m: &AtomicU8) {
     if m.compare_exchange(LOCKED, 0, Release, Relaxed).is_ok() {
         return;
