@@ -86,6 +86,10 @@ pub(crate) struct Task {
     /// time): the end of the task then wakes the key. Most tasks are joined after they
     /// ended, and their end skips the parking table.
     pub(crate) awaited: AtomicBool,
+    /// Set, under the parking bucket's lock, by the waker that takes the task's entry
+    /// off a parking queue (`wait.rs`: a task waits on one key at a time). Here, not on
+    /// the waiting task's stack, because the waker touches the task anyway.
+    pub(crate) park_woken: AtomicBool,
     id: u64,
     name: Option<CString>,
     /// The task's stack size and the guard region below it, once it has one (it ran).
@@ -415,6 +419,7 @@ impl Sched {
             saved_ctx: Cell::new(std::ptr::null_mut()),
             done: AtomicBool::new(false),
             awaited: AtomicBool::new(false),
+            park_woken: AtomicBool::new(false),
             id,
             name,
             stack_size: Cell::new(0),

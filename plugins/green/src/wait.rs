@@ -7,14 +7,16 @@
 //! task waits by suspending its coroutine (its worker runs other tasks meanwhile); a
 //! thread that is not a task (the host's `main`, a thread of its own) waits in the OS.
 //!
-//! A queue entry holds the key, the owner to wake and the waiter's identity, so that a
-//! waker touches nothing of the waiter but the task it wakes (with many parked tasks
-//! their stacks are cold: a cache and a TLB miss per read, 5 % of an echo server's CPU
-//! at 10,000 connections when the waker read the owner from a node on the waiter's
-//! stack). An entry leaves its queue either through a waker, which is how its waiter
-//! learns it was woken, or through its own waiter, when it gives up (deadline,
-//! cancellation): the waiter never returns while it is queued.
+//! A queue entry holds the key and the owner to wake, and where its waiter learns that
+//! it was woken: a flag in the task (`Task::park_woken`), which the waker touches anyway
+//! to wake it, or for a thread that is not a task a flag on its stack. With many parked
+//! tasks their stacks are cold: when the waker read the owner from a node on the
+//! waiter's stack, that one cache and TLB miss was 5 % of an echo server's CPU at 10,000
+//! connections, and a store there costs about as much. An entry leaves its queue either
+//! through a waker (which sets the flag) or through its own waiter, when it gives up
+//! (deadline, cancellation): the waiter never returns while its entry is queued.
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use weft_platform::fork_lock::ForkMutex;
@@ -36,15 +38,37 @@ pub(crate) enum Wake {
 
 enum Owner {
     Task(Arc<Task>),
-    Thread(std::thread::Thread),
+    /// A thread that is not a task, and its `woken` flag (on its stack, alive while its
+    /// entry is queued).
+    Thread(std::thread::Thread, *const AtomicBool),
 }
 
-/// A parked waiter: the key it waits on, who it is (the address of a local of its
-/// wait, unique while it is queued) and who to wake.
+/// A parked waiter: the key it waits on and who to wake.
 struct Waiter {
     key: usize,
-    me: usize,
     owner: Owner,
+}
+
+impl Waiter {
+    /// Whether this is the entry of the waiter whose flag is `flag`.
+    fn is(&self, flag: &AtomicBool) -> bool {
+        match &self.owner {
+            Owner::Task(t) => std::ptr::eq(&t.park_woken, flag),
+            Owner::Thread(_, woken) => std::ptr::eq(*woken, flag),
+        }
+    }
+
+    /// Taken off its queue by a waker (under the bucket's lock): marks the waiter woken
+    /// and gives who to wake.
+    fn woken(self) -> Owner {
+        match &self.owner {
+            Owner::Task(t) => t.park_woken.store(true, Relaxed),
+            // SAFETY: a queued entry's flag lives until the entry leaves the queue, and
+            // it leaves only under the bucket's lock, which the caller holds.
+            Owner::Thread(_, woken) => unsafe { &**woken }.store(true, Relaxed),
+        }
+        self.owner
+    }
 }
 
 struct Bucket(ForkMutex<Queue>);
@@ -59,8 +83,9 @@ impl Queue {
     }
 }
 
-// SAFETY: the queue is only reached under the bucket's lock; an owner it holds is a
-// task or thread handle, which the scheduler hands between threads anyway.
+// SAFETY: a thread's flag pointer is only followed under the bucket's lock, while its
+// waiter is queued (see the module comment); task and thread handles are handed
+// between threads by the scheduler anyway.
 unsafe impl Sync for Bucket {}
 
 const BUCKET_BITS: u32 = 14;
@@ -205,11 +230,11 @@ pub(crate) fn wake_one_lock(key: usize, release: impl FnOnce()) {
         let at = queue.nodes.iter().position(|w| w.key == key);
         let waiter = at.map(|i| queue.nodes.remove(i).expect("a queued waiter"));
         release();
-        waiter.map(|w| w.owner)
+        waiter.map(Waiter::woken)
     };
     match owner {
         Some(Owner::Task(t)) => sched::wake(&t),
-        Some(Owner::Thread(t)) => t.unpark(),
+        Some(Owner::Thread(t, _)) => t.unpark(),
         None => {}
     }
 }
@@ -225,8 +250,8 @@ fn park_on(
 ) -> Wake {
     let task = sched::current_task();
     let is_task = task.is_some();
-    let identity = 0u8;
-    let me = &identity as *const u8 as usize;
+    let thread_woken = AtomicBool::new(false);
+    let woken: &AtomicBool = task.as_ref().map_or(&thread_woken, |t| &t.park_woken);
     let b = bucket(key);
     {
         let mut queue = b.0.lock();
@@ -236,11 +261,12 @@ fn park_on(
         if !still_waiting() {
             return Wake::Woken;
         }
+        woken.store(false, Relaxed);
         let owner = match &task {
             Some(t) => Owner::Task(Arc::clone(t)),
-            None => Owner::Thread(std::thread::current()),
+            None => Owner::Thread(std::thread::current(), woken),
         };
-        queue.nodes.push_back(Waiter { key, me, owner });
+        queue.nodes.push_back(Waiter { key, owner });
     }
     let timer = match (&task, deadline) {
         (Some(t), d) if d != WEFT_FOREVER => Some(t.sched.add_timer(d, t)),
@@ -262,10 +288,9 @@ fn park_on(
             }
         }
         let mut queue = b.0.lock();
-        // Taken off the queue: by a waker.
-        let Some(at) = queue.nodes.iter().position(|w| w.me == me) else {
+        if woken.load(Relaxed) {
             break Wake::Woken;
-        };
+        }
         let give_up_now = if cancellable && cancelled() {
             Some(Wake::Cancelled)
         } else if clock::expired(deadline) {
@@ -274,7 +299,7 @@ fn park_on(
             None
         };
         if let Some(outcome) = give_up_now {
-            queue.nodes.remove(at);
+            queue.nodes.retain(|w| !w.is(woken));
             let last = !queue.nodes.iter().any(|w| w.key == key);
             if let Some(give_up) = give_up.take() {
                 give_up(last);
@@ -309,14 +334,14 @@ fn wake_n_to(key: usize, max: usize, next: bool) -> usize {
                 i += 1;
                 continue;
             }
-            owners.push(queue.nodes.remove(i).expect("a queued waiter").owner);
+            owners.push(queue.nodes.remove(i).expect("a queued waiter").woken());
         }
     }
     let woken = owners.len();
     for owner in owners {
         match owner {
             Owner::Task(t) => sched::wake_to(&t, next),
-            Owner::Thread(t) => t.unpark(),
+            Owner::Thread(t, _) => t.unpark(),
         }
     }
     woken
