@@ -219,9 +219,10 @@ impl Poller {
 
     /// Wakes the waiters of the fds reported in `events`; returns how many fds had some.
     /// A task woken here goes to the back of the calling worker's run queue, in report
-    /// order (a thread without a processor: the injector). Only the sleeping worker (`sleeper`) empties the wake
-    /// eventfd: the write is meant for it, and a worker that polls without blocking
-    /// meanwhile must not take it away (the sleeper would sleep on).
+    /// order (a thread without a processor: the injector). Only the sleeping worker
+    /// (`sleeper`) empties the wake eventfd: the write is meant for it, and a worker
+    /// that polls without blocking meanwhile must not take it away (the sleeper would
+    /// sleep on).
     pub(crate) fn dispatch(&self, events: &[libc::epoll_event], sleeper: bool) -> usize {
         let mut woken = 0;
         for ev in events {

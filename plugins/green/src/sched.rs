@@ -294,7 +294,8 @@ pub(crate) fn wake(task: &Arc<Task>) {
     wake_to(task, true)
 }
 
-/// `wake`, the task queued behind the worker's others (`next` false) or run next.
+/// `wake`, the task queued behind the worker's others (`run_next` false) or run next
+/// (the LIFO slot).
 pub(crate) fn wake_to(task: &Arc<Task>, run_next: bool) {
     let mut state = task.state.load(SeqCst);
     loop {
