@@ -181,7 +181,9 @@ pub const WEFT_KEYS_MAX: u32 = (1 << WEFT_KEY_SLOT_BITS) - 1;
 /// The bits of a key that name its slot (`WEFT_KEY_SLOT`).
 pub const WEFT_KEY_SLOT_BITS: u32 = 20;
 
-/// `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock.
+/// `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock. A
+/// recursive mutex is held at most 16,777,216 (2^24) times at once: one more lock is
+/// `WEFT_ENOMEM`.
 pub const WEFT_MUTEX_RECURSIVE: u32 = 1;
 
 /// Called on each element a channel still holds when its last reference goes:

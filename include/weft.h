@@ -118,7 +118,7 @@ typedef int32_t weft_status_t;
 // The channel is closed.
 #define WEFT_ECLOSED 6
 
-// Memory or another resource (threads, keys) ran out.
+// Memory or another resource (threads, keys, a recursive mutex's levels) ran out.
 #define WEFT_ENOMEM 7
 
 // The calling task was cancelled with `weft_cancel`; the call did not complete.
@@ -169,14 +169,18 @@ const char *weft_last_error(void);
 // Capability bit: `weft_cancel` wakes a task blocked in a cancellation point.
 #define WEFT_CAP_CANCEL (1 << 4)
 
-// Capability bit: the first byte of a mutex's plugin bytes is a byte lock that libweft
-// may take and release itself, without calling the plugin: 0 is free, 1 is held with
-// nobody waiting, every other value is the plugin's (held with waiters, say). libweft
-// takes a free mutex by compare-and-swap 0 -> 1 (acquire) and releases an uncontended
-// one by compare-and-swap 1 -> 0 (release); when a swap fails it calls `mutex_try_lock`
-// or `mutex_unlock`, and it always calls `mutex_lock` / `mutex_lock_until` to wait.
-// `parking_lot::RawMutex` and a futex word used as a byte follow it. A deterministic
-// platform must not claim it (its locks must be switch points).
+// Capability bit: the plugin's mutex is one byte (`mutex_size` 1), a byte lock that
+// libweft may take and release itself, without calling the plugin: 0 is free, 1 is held
+// with nobody waiting, every other value is the plugin's (held with waiters, say).
+// libweft keeps the byte in the first 8-byte word of the `weft_mutex_t`, beside its
+// tag (the plugin's bytes are then 4-aligned), takes a free mutex by one
+// compare-and-swap of that word (byte 0 -> 1, acquire) and releases an uncontended one
+// the same way (1 -> 0, release); when a swap fails it calls `mutex_try_lock` or
+// `mutex_unlock`, and it always calls `mutex_lock` / `mutex_lock_until` to wait. The
+// plugin changes the byte only by atomic read-modify-writes, or by a store of the byte
+// alone while it holds the lock. `parking_lot::RawMutex` and a futex word used as a
+// byte follow it. A deterministic platform must not claim it (its locks must be switch
+// points).
 #define WEFT_CAP_MUTEX_BYTE (1 << 5)
 
 // Capability bit: the platform's `now` is `CLOCK_MONOTONIC` in nanoseconds, so libweft
@@ -634,7 +638,9 @@ void *weft_task_state_get(void);
 // Size in bytes of `weft_mutex_t`; part of the ABI.
 #define WEFT_MUTEX_SIZE 64
 
-// `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock.
+// `weft_mutex_init` flag: the owner may lock again; each lock needs its unlock. A
+// recursive mutex is held at most 16,777,216 (2^24) times at once: one more lock is
+// `WEFT_ENOMEM`.
 #define WEFT_MUTEX_RECURSIVE 1
 
 // A mutex that lives in host memory (a global, a struct member, the heap).

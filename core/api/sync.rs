@@ -113,25 +113,59 @@ pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status
 /// non-recursive mutex (a recursive one counts the level).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t {
-    // The fast path, for a free mutex in a runtime without checks: loads, a TLS read and
-    // one try (a byte compare-and-swap, or the plugin's trylock: an extern "C" call,
-    // which cannot unwind). Nothing in it can panic, so it needs no guard; every other
-    // case is one tail call away, so that the fast path saves no registers.
-    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
-        let rt = mutex.runtime();
-        if rt.is_open() && !rt.checks.on() && mutex.lock_fast(rt, ctx.id) {
-            return WEFT_OK;
+    // The fast path, for a free mutex in an open runtime without checks: a TLS read and
+    // one compare-and-swap of the mutex's first word, which checks its tag and takes
+    // its byte lock at once (see runtime/sync/mutex.rs), then loads that hit. Nothing
+    // in it can panic, so it needs no guard; every other case is one tail call away, so
+    // that the fast path saves no registers.
+    if let Some(ctx) = context::current_if_any() {
+        // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
+        if let Some(mutex) = unsafe { MutexObject::take_free(m.cast()) } {
+            let rt = mutex.runtime();
+            if rt.is_open() && !rt.checks.on() {
+                mutex.own(ctx.id);
+                return WEFT_OK;
+            }
+            return taken_off_the_fast_path(m, mutex, ctx);
         }
     }
     lock_contended(m)
 }
 
-/// The lock when the fast path did not take it: with the checks on, the fast path with
-/// their bookkeeping; with them off, a take of a free mutex that has waiters parked on
-/// it (a byte lock the plugin's: its holder, releasing and taking it again while
-/// others are parked, comes this way every time); else the checked path, which waits
-/// in the plugin. No spin or second try of a held mutex here: the plugin's wait yields
-/// before it parks, out of the holder's way (parking_lot's way, see
+/// A mutex the fast path's swap took in a runtime where the fast path cannot end: with
+/// the checks on, their bookkeeping; in a closed runtime, the lock given back and the
+/// call refused.
+#[cold]
+#[inline(never)]
+fn taken_off_the_fast_path(m: *mut weft_mutex_t, mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
+    let rt = mutex.runtime();
+    if !rt.is_open() {
+        // Given back as an unlock would (waking a waiter parked before the close); the
+        // checked path then says why the call is refused.
+        mutex.release(rt);
+        return lock_checked(m);
+    }
+    owned_now(mutex, ctx)
+}
+
+/// The end of a lock taken by one try: the caller becomes the owner, and the checks
+/// (if on) record it.
+#[inline(always)]
+fn owned_now(mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
+    mutex.own(ctx.id);
+    let checks = &mutex.runtime().checks;
+    if checks.on() && !checks.acquired_quickly(ctx, mutex.addr()) {
+        return checked_after_lock(mutex, ctx);
+    }
+    WEFT_OK
+}
+
+/// The lock when the fast path did not take it: on a platform without a byte lock, one
+/// try of the plugin's lock; with the checks off, a take of a free mutex that has
+/// waiters parked on it (a byte lock the plugin's: its holder, releasing and taking it
+/// again while others are parked, comes this way every time); else the checked path,
+/// which waits in the plugin. No spin or second try of a held mutex here: the plugin's
+/// wait yields before it parks, out of the holder's way (parking_lot's way, see
 /// `plugins/native/src/lock.rs`), where a waiter that takes the lock at the first
 /// chance keeps the lock's cache line moving between CPUs at every lock and unlock.
 #[cold]
@@ -139,11 +173,8 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
 fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         let rt = mutex.runtime();
-        if rt.is_open() && rt.checks.on() && mutex.lock_fast(rt, ctx.id) {
-            if !rt.checks.acquired_quickly(ctx, mutex.addr()) {
-                return checked_after_lock(mutex, ctx);
-            }
-            return WEFT_OK;
+        if rt.is_open() && mutex.take_with_plugin_try(rt, ctx.id) {
+            return owned_now(mutex, ctx);
         }
         if rt.is_open() && !rt.checks.on() && mutex.lock_free_with_waiters(rt, ctx.id) {
             return WEFT_OK;

@@ -268,6 +268,13 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             );
         }
     }
+    if copy.caps & WEFT_CAP_MUTEX_BYTE != 0 && copy.mutex_size != 1 {
+        fail!(
+            WEFT_EPLUGIN,
+            "{shown}: claims WEFT_CAP_MUTEX_BYTE with a mutex of {} bytes: that mutex is its byte lock alone (mutex_size 1)",
+            copy.mutex_size
+        );
+    }
     if copy.caps & WEFT_CAP_MUTEX_BYTE != 0 && copy.caps & WEFT_CAP_DETERMINISTIC != 0 {
         fail!(
             WEFT_EPLUGIN,

@@ -26,7 +26,7 @@ pub const WEFT_EDEADLK: weft_status_t = 4;
 pub const WEFT_EPERM: weft_status_t = 5;
 /// The channel is closed.
 pub const WEFT_ECLOSED: weft_status_t = 6;
-/// Memory or another resource (threads, keys) ran out.
+/// Memory or another resource (threads, keys, a recursive mutex's levels) ran out.
 pub const WEFT_ENOMEM: weft_status_t = 7;
 /// The calling task was cancelled with `weft_cancel`; the call did not complete.
 pub const WEFT_ECANCELED: weft_status_t = 8;
@@ -50,14 +50,18 @@ pub const WEFT_CAP_VIRTUAL_TIME: u64 = 1 << 2;
 pub const WEFT_CAP_DETERMINISTIC: u64 = 1 << 3;
 /// Capability bit: `weft_cancel` wakes a task blocked in a cancellation point.
 pub const WEFT_CAP_CANCEL: u64 = 1 << 4;
-/// Capability bit: the first byte of a mutex's plugin bytes is a byte lock that libweft
-/// may take and release itself, without calling the plugin: 0 is free, 1 is held with
-/// nobody waiting, every other value is the plugin's (held with waiters, say). libweft
-/// takes a free mutex by compare-and-swap 0 -> 1 (acquire) and releases an uncontended
-/// one by compare-and-swap 1 -> 0 (release); when a swap fails it calls `mutex_try_lock`
-/// or `mutex_unlock`, and it always calls `mutex_lock` / `mutex_lock_until` to wait.
-/// `parking_lot::RawMutex` and a futex word used as a byte follow it. A deterministic
-/// platform must not claim it (its locks must be switch points).
+/// Capability bit: the plugin's mutex is one byte (`mutex_size` 1), a byte lock that
+/// libweft may take and release itself, without calling the plugin: 0 is free, 1 is held
+/// with nobody waiting, every other value is the plugin's (held with waiters, say).
+/// libweft keeps the byte in the first 8-byte word of the `weft_mutex_t`, beside its
+/// tag (the plugin's bytes are then 4-aligned), takes a free mutex by one
+/// compare-and-swap of that word (byte 0 -> 1, acquire) and releases an uncontended one
+/// the same way (1 -> 0, release); when a swap fails it calls `mutex_try_lock` or
+/// `mutex_unlock`, and it always calls `mutex_lock` / `mutex_lock_until` to wait. The
+/// plugin changes the byte only by atomic read-modify-writes, or by a store of the byte
+/// alone while it holds the lock. `parking_lot::RawMutex` and a futex word used as a
+/// byte follow it. A deterministic platform must not claim it (its locks must be switch
+/// points).
 pub const WEFT_CAP_MUTEX_BYTE: u64 = 1 << 5;
 /// Capability bit: the platform's `now` is `CLOCK_MONOTONIC` in nanoseconds, so libweft
 /// may read that clock itself instead of calling `now` (`weft_now` then costs what

@@ -235,6 +235,34 @@ TEST_IMPL(mutex_recursive_depth) {
   return TEST_OK;
 }
 
+/* A recursive mutex counts 2^24 levels (the first lock and 16,777,215 more); one more
+ * lock is WEFT_ENOMEM, and leaves the count as it was: every level still needs its
+ * unlock, and the mutex is free after the last. */
+TEST_IMPL(mutex_recursive_level_limit) {
+  if (test_under_valgrind()) {
+    fprintf(stderr, "skip: 33 million lock and unlock calls under valgrind\n");
+    return TEST_SKIP;
+  }
+  weft_runtime_t *rt = test_open_runtime();
+  contender_t c;
+  memset(&c, 0, sizeof c);
+  ASSERT_OK(weft_mutex_init(rt, &c.m, WEFT_MUTEX_RECURSIVE));
+  const uint32_t levels = UINT32_C(1) << 24;
+  for (uint32_t i = 0; i < levels; i++) ASSERT_OK(weft_mutex_lock(&c.m));
+  ASSERT_STATUS(WEFT_ENOMEM, weft_mutex_lock(&c.m));
+  ASSERT(strstr(weft_last_error(), "is held 16777216 times already") != NULL);
+  ASSERT_STATUS(WEFT_ENOMEM, weft_mutex_try_lock(&c.m));
+  ASSERT_EQ(other_task_trylock(rt, &c), WEFT_EBUSY);
+  for (uint32_t i = 1; i < levels; i++) ASSERT_OK(weft_mutex_unlock(&c.m));
+  ASSERT_EQ(other_task_trylock(rt, &c), WEFT_EBUSY);
+  ASSERT_OK(weft_mutex_unlock(&c.m));
+  ASSERT_EQ(other_task_trylock(rt, &c), 0);
+  ASSERT_STATUS(WEFT_EPERM, weft_mutex_unlock(&c.m));
+  ASSERT_OK(weft_mutex_destroy(&c.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 static int32_t contend_while_held(void *arg, void **result) {
   contender_t *c = arg;
   (void)result;

@@ -63,6 +63,12 @@
 /* libweft would take its mutexes without the switch point a deterministic platform needs. */
 #undef CAPS
 #define CAPS (WEFT_CAP_MUTEX_BYTE | WEFT_CAP_DETERMINISTIC)
+#undef MUTEX_SIZE
+#define MUTEX_SIZE 1
+#elif defined(FIXTURE_BYTE_LOCK_TOO_BIG)
+/* A byte lock is the whole mutex: libweft keeps it beside its tag, in one byte. */
+#undef CAPS
+#define CAPS WEFT_CAP_MUTEX_BYTE
 #elif defined(FIXTURE_MONOTONIC_VIRTUAL)
 #undef CAPS
 #define CAPS (WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_VIRTUAL_TIME)

@@ -198,6 +198,9 @@ TEST_IMPL(loader_refuses_contradictory_caps) {
   expect_refused("libfixture_byte_lock_deterministic.so",
                  "claims both WEFT_CAP_MUTEX_BYTE and WEFT_CAP_DETERMINISTIC: libweft would take its mutexes "
                  "without a switch point");
+  expect_refused("libfixture_byte_lock_too_big.so",
+                 "claims WEFT_CAP_MUTEX_BYTE with a mutex of 8 bytes: that mutex is its byte lock alone "
+                 "(mutex_size 1)");
   expect_refused("libfixture_monotonic_virtual.so",
                  "claims both WEFT_CAP_MONOTONIC_CLOCK and WEFT_CAP_VIRTUAL_TIME: its clock cannot be both");
   return TEST_OK;

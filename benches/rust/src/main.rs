@@ -45,7 +45,8 @@ pub fn rt() -> *mut weft::Runtime {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: weftbench-rs --list | KIND [--n N] [--threads T] [--locks L] [--cap C|unbounded] [--chans K] [--ms MS] [--rounds R]");
+    eprintln!("usage: weftbench-rs --list | KIND [--n N] [--threads T] [--locks L] [--cap C|unbounded] [--chans K] [--ms MS] [--rounds R] [--variant NAME]");
+    eprintln!("  --variant runs one variant alone (for a profiler); the report needs them all");
     std::process::exit(2);
 }
 
@@ -75,12 +76,13 @@ fn main() {
         }
         return;
     }
-    let Some(kind) = all.iter().find(|k| k.name == args[1]) else {
+    let Some(mut kind) = all.into_iter().find(|k| k.name == args[1]) else {
         eprintln!("weftbench-rs: unknown kind {} (see --list)", args[1]);
         std::process::exit(2);
     };
     let mut p = Params { n: 1_000_000, threads: 2, locks: 1, cap: Some(1), chans: 2, ms: 200 };
     let mut rounds = 5usize;
+    let mut only: Option<String> = None;
     let mut i = 2;
     while i < args.len() {
         let Some(v) = args.get(i + 1) else { usage() };
@@ -93,9 +95,17 @@ fn main() {
             "--chans" => p.chans = num(),
             "--ms" => p.ms = num() as u64,
             "--rounds" => rounds = num(),
+            "--variant" => only = Some(v.clone()),
             _ => usage(),
         }
         i += 2;
+    }
+    if let Some(name) = only {
+        kind.variants.retain(|(n, _)| *n == name);
+        if kind.variants.is_empty() {
+            eprintln!("weftbench-rs: {} has no variant {name} (see --list)", kind.name);
+            std::process::exit(2);
+        }
     }
     if rounds == 0 || p.n == 0 || p.threads == 0 || p.locks == 0 || p.chans == 0 {
         usage();

@@ -48,6 +48,15 @@ pub(crate) trait SyncKind: 'static {
     fn new_extra() -> Self::Extra;
     fn new_bytes() -> Self::Bytes;
     fn plugin_init(table: &weft_platform_t) -> weft_plat_init_fn;
+    /// Whether the plugin's bytes are those of `count` instead of the `plugin` field:
+    /// a mutex on a platform whose mutex is a byte lock (see `mutex.rs`).
+    fn plugin_in_count(_table: &weft_platform_t) -> bool {
+        false
+    }
+    /// `count` of a fresh object.
+    fn fresh_count(_table: &weft_platform_t) -> u32 {
+        0
+    }
     fn plugin_destroy(table: &weft_platform_t) -> weft_plat_obj_fn;
 }
 
@@ -84,7 +93,7 @@ impl<K: SyncKind> SyncObject<K> {
         unsafe {
             ptr.write(SyncObject {
                 tag: AtomicU32::new(0),
-                count: AtomicU32::new(0),
+                count: AtomicU32::new(K::fresh_count(&rt.table)),
                 rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
                 extra: K::new_extra(),
                 plugin: K::new_bytes(),
@@ -152,7 +161,7 @@ impl<K: SyncKind> SyncObject<K> {
         // SAFETY: this caller won the binding: nobody else writes the object, and other
         // callers only read the tag (and wait) until it is live.
         let object = unsafe {
-            std::ptr::addr_of_mut!((*ptr).count).write(AtomicU32::new(0));
+            std::ptr::addr_of_mut!((*ptr).count).write(AtomicU32::new(K::fresh_count(&rt.table)));
             std::ptr::addr_of_mut!((*ptr).rt).write(AtomicPtr::new(rt as *const Runtime as *mut Runtime));
             std::ptr::addr_of_mut!((*ptr).extra).write(K::new_extra());
             std::ptr::addr_of_mut!((*ptr).plugin).write(K::new_bytes());
@@ -200,6 +209,9 @@ impl<K: SyncKind> SyncObject<K> {
     }
 
     pub(crate) fn plugin_bytes(&self) -> *mut c_void {
+        if K::plugin_in_count(&self.runtime().table) {
+            return &self.count as *const AtomicU32 as *mut c_void;
+        }
         &self.plugin as *const K::Bytes as *mut c_void
     }
 

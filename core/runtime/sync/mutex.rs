@@ -3,7 +3,34 @@
 //! The owner (a context id) and the recursion depth sit beside the plugin's lock, so
 //! every platform gets the same checks: a relock by the owner is `WEFT_EDEADLK` (or
 //! counted, if recursive), an unlock by anyone else `WEFT_EPERM`.
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+//!
+//! The first word of a mutex is its tag and its `count`:
+//!
+//! ```text
+//! | tag (u32) | byte lock (u8) | the owner's extra levels (u24) |
+//! ```
+//!
+//! On a platform whose mutex is a byte lock (`WEFT_CAP_MUTEX_BYTE`), that lock is the
+//! plugin's whole mutex, kept beside the tag so that the lock fast path is one
+//! compare-and-swap of the word: it checks the tag and takes the lock at once, and the
+//! first touch of the mutex's cache line is a write. A read of the tag first moved the
+//! line twice when another CPU had written it last (shared for the read, then
+//! exclusive for the swap; a `prefetchw` before the read did not help), and that was
+//! most of the gap to parking_lot on contended locks (docs/performance.md, "The first
+//! touch is the swap"). Elsewhere the byte is `NO_BYTE_LOCK`, so the swap fails and the
+//! plugin's try-lock takes the mutex.
+//!
+//! libweft writes the word only whole, 8 bytes at a time (its narrower loads of the tag
+//! or the byte lie inside such a store, which the store buffer forwards): a byte-wide
+//! release followed by the next lock's word-wide swap cannot be forwarded and stalls
+//! the pair, uncontended, from about 6 to about 9.7 ns.
+//!
+//! The plugin changes its byte lock (on the contended paths) while libweft swaps the
+//! whole word and changes the levels in it: mixed-size atomic accesses, each an aligned
+//! atomic read-modify-write or the lock holder's store of the byte alone, which x86-64
+//! and AArch64 make atomic with respect to each other (Linux's queued spinlock relies on
+//! the same).
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use weft_platform::*;
 
@@ -20,6 +47,27 @@ pub(crate) struct MutexKind;
 
 const TAG_PLAIN: u32 = 0x574d_5458;
 const TAG_RECURSIVE: u32 = 0x574d_5452;
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the first word of a weft mutex (tag, byte lock, levels) is laid out for little-endian targets");
+
+/// `count` on a platform without a byte lock: the byte is not a lock, and no swap of
+/// the fast path takes it.
+const NO_BYTE_LOCK: u32 = 0xff;
+/// Where the byte lock and the levels are in the first word.
+const LOCK_SHIFT: u32 = 32;
+const LEVELS_SHIFT: u32 = 40;
+/// One extra level of a recursive mutex, in the first word.
+const LEVEL: u64 = 1 << LEVELS_SHIFT;
+/// The most extra levels the first word holds.
+const MAX_LEVELS: u32 = (1 << 24) - 1;
+
+/// The first word of a mutex with `tag`, the byte lock at `lock` and no levels
+/// (little-endian: the tag first).
+#[inline(always)]
+const fn first_word(tag: u32, lock: u8) -> u64 {
+    tag as u64 | (lock as u64) << LOCK_SHIFT
+}
 
 impl SyncKind for MutexKind {
     const KIND: &'static str = "mutex";
@@ -42,10 +90,20 @@ impl SyncKind for MutexKind {
     fn plugin_destroy(table: &weft_platform_t) -> weft_plat_obj_fn {
         table.mutex_destroy
     }
+    fn plugin_in_count(table: &weft_platform_t) -> bool {
+        table.caps & WEFT_CAP_MUTEX_BYTE != 0
+    }
+    fn fresh_count(table: &weft_platform_t) -> u32 {
+        if Self::plugin_in_count(table) {
+            0
+        } else {
+            NO_BYTE_LOCK
+        }
+    }
 }
 
-/// A mutex; `count` holds the owner's extra levels (recursive mutexes, touched only by
-/// the owner), `extra` the owner.
+/// A mutex; `count` holds the byte lock and the owner's extra levels (recursive mutexes,
+/// changed only by the owner), `extra` the owner.
 pub(crate) type MutexObject = SyncObject<MutexKind>;
 
 impl MutexObject {
@@ -74,9 +132,73 @@ impl MutexObject {
         self.tag_now() == TAG_RECURSIVE
     }
 
-    /// Hands ownership over around a condition wait: returns the depth to restore.
+    /// The first word: tag, byte lock and levels (see the module comment).
+    #[inline(always)]
+    fn first(&self) -> &AtomicU64 {
+        // SAFETY: the tag and `count`, the object's first 8 bytes (8-aligned), only
+        // accessed atomically.
+        unsafe { &*(self as *const Self as *const AtomicU64) }
+    }
+
+    /// The owner's extra levels.
+    #[inline(always)]
+    fn levels(&self) -> u32 {
+        (self.first().load(Relaxed) >> LEVELS_SHIFT) as u32
+    }
+
+    /// The byte lock's state (on a platform that has one).
+    fn lock_byte(&self) -> u8 {
+        (self.first().load(Relaxed) >> LOCK_SHIFT) as u8
+    }
+
+    /// One compare-and-swap of the first word of a mutex tagged `tag`, from the byte
+    /// lock at `from` with no levels to the byte lock at `to`.
+    #[inline(always)]
+    fn swap_lock(first: &AtomicU64, tag: u32, from: u8, to: u8) -> bool {
+        let order = if to > from { Acquire } else { Release };
+        first.compare_exchange(first_word(tag, from), first_word(tag, to), order, Relaxed).is_ok()
+    }
+
+    /// Takes the free mutex at `m` with one compare-and-swap of its first word (see the
+    /// module comment): the mutex if it took it, None if `m` is not a live mutex, or is
+    /// held, or has waiters parked, or lives on a platform without a byte lock. The
+    /// caller then owns the plugin's lock and must record itself as the owner (or give
+    /// the lock back).
+    ///
+    /// # Safety
+    /// `m` is NULL or the host's pointer to memory of a `weft_mutex_t`'s size, as for
+    /// `handle::probe`. Its first word is read and swapped atomically, and changed only
+    /// if it holds a live mutex's tag with the lock free and no levels.
+    #[inline(always)]
+    pub(crate) unsafe fn take_free<'a>(m: *const MutexObject) -> Option<&'a MutexObject> {
+        if m.is_null() || !(m as usize).is_multiple_of(8) {
+            return None;
+        }
+        // SAFETY: see above; a weft_mutex_t is 8-aligned, and `m` was checked to be.
+        let first = unsafe { &*(m as *const AtomicU64) };
+        match first.compare_exchange(first_word(TAG_PLAIN, 0), first_word(TAG_PLAIN, 1), Acquire, Relaxed) {
+            Ok(_) => {}
+            Err(found) if found == first_word(TAG_RECURSIVE, 0) => {
+                if !Self::swap_lock(first, TAG_RECURSIVE, 0, 1) {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+        // SAFETY: it holds a live mutex (its tag, read with Acquire by the swap).
+        Some(unsafe { &*m })
+    }
+
+    /// Records context `me` as the owner of the plugin's lock it just took.
+    #[inline(always)]
+    pub(crate) fn own(&self, me: u64) {
+        self.extra.store(me, Relaxed);
+    }
+
+    /// Hands ownership over around a condition wait: returns the levels to restore.
     pub(crate) fn release_for_wait(&self, rt: &Runtime, ctx: &Context) -> u32 {
-        let depth = self.count.swap(0, Relaxed);
+        // A read-modify-write: the plugin may change the byte lock meanwhile.
+        let depth = (self.first().fetch_and(!((MAX_LEVELS as u64) << LEVELS_SHIFT), Relaxed) >> LEVELS_SHIFT) as u32;
         if rt.checks.on() {
             for _ in 0..=depth {
                 rt.checks.released(ctx, self.addr(), Holders::OwnerField);
@@ -87,8 +209,8 @@ impl MutexObject {
     }
 
     pub(crate) fn reacquired_after_wait(&self, rt: &Runtime, ctx: &Context, depth: u32) {
-        self.extra.store(ctx.id, Relaxed);
-        self.count.store(depth, Relaxed);
+        self.own(ctx.id);
+        self.first().fetch_add(depth as u64 * LEVEL, Relaxed);
         if rt.checks.on() {
             for _ in 0..=depth {
                 rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
@@ -96,25 +218,12 @@ impl MutexObject {
         }
     }
 
-    /// The plugin's byte lock, on a platform that lets libweft take and release it
-    /// itself (`WEFT_CAP_MUTEX_BYTE`): 0 free, 1 held with nobody waiting, anything
-    /// else the plugin's.
-    #[inline(always)]
-    fn byte_lock(&self) -> &AtomicU8 {
-        // SAFETY: the plugin bytes are 8-aligned and live as long as the mutex; on such
-        // a platform their first byte is the lock, only ever accessed atomically.
-        unsafe { &*(self.plugin_bytes() as *const AtomicU8) }
-    }
-
     /// One try at the plugin's lock: a compare-and-swap of the byte lock where the
     /// platform allows it (`WEFT_EBUSY` if it fails), else the plugin's `mutex_try_lock`.
     #[inline(always)]
     fn plugin_try_lock(&self, rt: &Runtime) -> weft_status_t {
         if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0 {
-            return match self.byte_lock().compare_exchange(0, 1, Acquire, Relaxed) {
-                Ok(_) => WEFT_OK,
-                Err(_) => WEFT_EBUSY,
-            };
+            return if Self::swap_lock(self.first(), self.tag_now(), 0, 1) { WEFT_OK } else { WEFT_EBUSY };
         }
         plat_call!(rt.table, mutex_try_lock(self.plugin_bytes()))
     }
@@ -128,7 +237,7 @@ impl MutexObject {
         if rt.table.caps & WEFT_CAP_MUTEX_BYTE == 0 {
             return self.plugin_try_lock(rt);
         }
-        match self.byte_lock().load(Relaxed) {
+        match self.lock_byte() {
             0 => self.plugin_try_lock(rt),
             1 => WEFT_EBUSY,
             _ => plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())),
@@ -139,7 +248,7 @@ impl MutexObject {
     /// libweft do it (`WEFT_CAP_MUTEX_BYTE`). False if that does not apply: `release`.
     #[inline(always)]
     pub(crate) fn release_uncontended(&self, rt: &Runtime) -> bool {
-        rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0 && self.byte_lock().compare_exchange(1, 0, Release, Relaxed).is_ok()
+        rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0 && Self::swap_lock(self.first(), self.tag_now(), 1, 0)
     }
 
     /// Releases the plugin's lock (without libweft's owner bookkeeping, done before):
@@ -152,18 +261,14 @@ impl MutexObject {
         plat_call!(rt.table, mutex_unlock(self.plugin_bytes()))
     }
 
-    /// The lock fast path for context `me`: true if it took a free mutex with one try
-    /// (`plugin_try_lock`). Loads and that try; it cannot fail in any other way.
+    /// On a platform without a byte lock (where `take_free` never takes a mutex), one
+    /// try of the plugin's lock, by a caller not its owner. True if it took it.
     #[inline(always)]
-    pub(crate) fn lock_fast(&self, rt: &Runtime, me: u64) -> bool {
-        if self.owner() != me && self.plugin_try_lock(rt) == WEFT_OK {
-            self.extra.store(me, Relaxed);
-            return true;
-        }
-        false
+    pub(crate) fn take_with_plugin_try(&self, rt: &Runtime, me: u64) -> bool {
+        rt.table.caps & WEFT_CAP_MUTEX_BYTE == 0 && self.owner() != me && self.plugin_try_lock(rt) == WEFT_OK
     }
 
-    /// After a failed `lock_fast`, where the byte lock holds a value that is the
+    /// After a failed `take_free`, where the byte lock holds a value that is the
     /// plugin's (`WEFT_CAP_MUTEX_BYTE`; waiters are parked, and the lock may be free):
     /// the plugin's `mutex_try_lock`. True if it took the mutex. A held lock (1) is left
     /// alone: the caller goes to wait.
@@ -171,10 +276,10 @@ impl MutexObject {
     pub(crate) fn lock_free_with_waiters(&self, rt: &Runtime, me: u64) -> bool {
         if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0
             && self.owner() != me
-            && self.byte_lock().load(Relaxed) > 1
+            && self.lock_byte() > 1
             && plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())) == WEFT_OK
         {
-            self.extra.store(me, Relaxed);
+            self.own(me);
             return true;
         }
         false
@@ -183,7 +288,15 @@ impl MutexObject {
     /// Relock by the owner: counted if recursive, `WEFT_EDEADLK` otherwise.
     fn relock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
         if self.is_recursive() {
-            self.count.fetch_add(1, Relaxed);
+            if self.levels() == MAX_LEVELS {
+                fail!(
+                    WEFT_ENOMEM,
+                    "recursive mutex {:p} is held {} times already, the most it counts",
+                    self,
+                    MAX_LEVELS + 1
+                );
+            }
+            self.first().fetch_add(LEVEL, Relaxed);
             if rt.checks.on() {
                 rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
             }
@@ -229,7 +342,7 @@ impl MutexObject {
             fail!(WEFT_ETIMEDOUT, "mutex {:p} was still held at the deadline", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.extra.store(ctx.id, Relaxed);
+        self.own(ctx.id);
         if rt.checks.on() {
             rt.checks.acquired(ctx, self.addr(), true, Holders::OwnerField);
         }
@@ -245,7 +358,7 @@ impl MutexObject {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.extra.store(ctx.id, Relaxed);
+        self.own(ctx.id);
         if rt.checks.on() {
             // A try-lock never waits, so it cannot deadlock: no order edge into it.
             rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
@@ -256,7 +369,7 @@ impl MutexObject {
     /// Whether context `me` holds the mutex at its last level (one unlock releases it).
     #[inline(always)]
     pub(crate) fn is_last_level_of(&self, me: u64) -> bool {
-        self.owner() == me && self.count.load(Relaxed) == 0
+        self.owner() == me && self.levels() == 0
     }
 
     /// Clears the owner, before the plugin's lock is released (a new owner writes it
@@ -277,8 +390,8 @@ impl MutexObject {
         if rt.checks.on() {
             rt.checks.released(ctx, self.addr(), Holders::OwnerField);
         }
-        if self.count.load(Relaxed) > 0 {
-            self.count.fetch_sub(1, Relaxed);
+        if self.levels() > 0 {
+            self.first().fetch_sub(LEVEL, Relaxed);
             return Ok(());
         }
         self.disown();

@@ -62,7 +62,8 @@ const PARKED: u8 = 2;
 // beat 10 and 30 there (docs/performance.md, "Fast paths (issue 19)").
 
 /// # Safety
-/// `obj` is the plugin bytes of a mutex, 8-aligned, initialised by `mutex_init`.
+/// `obj` is the plugin's byte of a mutex (`MUTEX_SIZE`: libweft keeps it beside its tag,
+/// and changes the word around it atomically), initialised by `mutex_init`.
 unsafe fn mutex_byte<'a>(obj: *mut c_void) -> &'a AtomicU8 {
     // SAFETY: see above.
     unsafe { &*(obj as *const AtomicU8) }
