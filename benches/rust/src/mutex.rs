@@ -89,7 +89,9 @@ fn uncontended<L: BenchLock>(p: &Params) -> Sample {
 
 // ---- contended: T threads, L locks, for a fixed time (see benches/c/mutex.c) ------------
 
-#[repr(align(64))]
+/// 128 bytes: a pair of cache lines, which the CPU's adjacent-line prefetch fetches
+/// together (see benches/c/mutex.c).
+#[repr(align(128))]
 struct Line<T>(T);
 
 struct Slot<L> {
