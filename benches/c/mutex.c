@@ -58,8 +58,8 @@ sample_t uncontended_errorcheck(const params_t *p) {
  * Each thread loops: pick a lock (always lock 0 when L = 1, else a random one), lock
  * it, increment the counter it protects, unlock. Every lock and every counter has 128
  * bytes of its own, for every lock type alike: a pair of cache lines, which the CPU's
- * adjacent-line prefetch fetches together (with 64, a thread's lock shared a pair with
- * another lock's counter, and the runs split in two modes, 110 and 145 M pairs/s). The figure is the total lock+unlock pairs
+ * adjacent-line prefetch fetches together (with 64, a lock shared a pair with another
+ * lock's counter, and every library ran slower on 64 locks). The figure is the total lock+unlock pairs
  * per second over all threads; the extra figure is the fairness spread, (most ops of a
  * thread - fewest ops of a thread) / mean ops per thread, in percent. */
 
