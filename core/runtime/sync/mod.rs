@@ -5,8 +5,10 @@
 //! ```
 //!
 //! The tag says what the memory holds (so uninitialised and destroyed objects are
-//! refused); `count` is the kind's counter (a mutex's extra levels, a condition's
-//! waiters, an rwlock's readers); `extra` is a mutex's owner or an rwlock's writer.
+//! refused); `count` is the kind's counter (a mutex's byte lock and extra levels, a
+//! condition's waiters, an rwlock's readers); `extra` is a mutex's owner or an
+//! rwlock's writer. A mutex on a platform whose mutex is a byte lock keeps the plugin's
+//! bytes in its `count`, beside the tag, not in the plugin's field (see `mutex.rs`).
 //! The runtime keeps this bookkeeping beside the plugin's lock, so every platform gets
 //! the same error checks.
 use std::ffi::c_void;
