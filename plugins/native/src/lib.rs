@@ -10,6 +10,7 @@ mod chan;
 mod clock;
 mod io;
 mod lock;
+mod parked_keys;
 mod sync;
 mod task;
 mod wait;

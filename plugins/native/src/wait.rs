@@ -16,6 +16,7 @@ use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNP
 use crate::clock;
 use crate::io::WakeFd;
 use crate::lock::LockWake;
+use crate::parked_keys;
 use crate::yields;
 use crate::HOST;
 
@@ -130,7 +131,9 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
     let validate = || !cancelled() && still_waiting();
     // SAFETY: `key` is the address of an object this plugin owns while it is waited on;
     // the callbacks neither unwind nor call into parking_lot.
-    let result = unsafe { parking_lot_core::park(key, validate, || {}, |_, _| {}, token, clock::instant(deadline)) };
+    let result = parked_keys::while_parked_on(key, || unsafe {
+        parking_lot_core::park(key, validate, || {}, |_, _| {}, token, clock::instant(deadline))
+    });
     if let Some(me) = me {
         me.parked_on.store(0, SeqCst);
     }
@@ -158,7 +161,7 @@ pub(crate) fn park_lock(
 ) -> LockWake {
     // SAFETY: `key` is the address of a lock this plugin owns while it is waited on;
     // the callbacks neither unwind nor call into parking_lot.
-    let result = unsafe {
+    let result = parked_keys::while_parked_on(key, || unsafe {
         parking_lot_core::park(
             key,
             still_waiting,
@@ -167,7 +170,7 @@ pub(crate) fn park_lock(
             ParkToken(0),
             clock::instant(deadline),
         )
-    };
+    });
     match result {
         ParkResult::TimedOut => LockWake::TimedOut,
         ParkResult::Unparked(_) | ParkResult::Invalid => LockWake::Retry,
