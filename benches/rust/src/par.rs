@@ -20,8 +20,20 @@ fn serial_sum(n: usize) -> u64 {
     (0..n).map(term).fold(0u64, u64::wrapping_add)
 }
 
-fn micros(t0: Instant) -> Sample {
-    Sample { value: t0.elapsed().as_nanos() as f64 / 1e3, extra: 0.0 }
+/// How many calls one sample times, back to back: enough to cover 10^5 elements (the
+/// C side's rule, benches/c/parallel.c: a single call over 10^3 elements is too short
+/// to time alone). Larger ranges are one call.
+fn calls_per_sample(n: usize) -> usize {
+    if n >= 100_000 {
+        1
+    } else {
+        100_000 / n
+    }
+}
+
+/// Microseconds per call of `calls` made since `t0`.
+fn micros(t0: Instant, calls: usize) -> Sample {
+    Sample { value: t0.elapsed().as_nanos() as f64 / 1e3 / calls as f64, extra: 0.0 }
 }
 
 unsafe extern "C" fn sum_body(begin: usize, end: usize, ud: *mut c_void) -> i32 {
@@ -32,23 +44,32 @@ unsafe extern "C" fn sum_body(begin: usize, end: usize, ud: *mut c_void) -> i32 
 }
 
 fn sum_weft(p: &Params) -> Sample {
+    let calls = calls_per_sample(p.n);
     let s = AtomicU64::new(0);
-    let mut code = 0;
+    let mut failed = 0;
     let t0 = Instant::now();
-    // SAFETY: the body and its `ud` outlive the call.
-    check("weft_parallel_for", unsafe {
-        weft_parallel_for(rt(), 0, p.n, 0, sum_body, &s as *const AtomicU64 as *mut c_void, &mut code)
-    });
-    let sample = micros(t0);
-    assert!(code == 0 && s.load(Relaxed) == serial_sum(p.n), "weft sum");
+    for _ in 0..calls {
+        let mut code = 0;
+        // SAFETY: the body and its `ud` outlive the call.
+        check("weft_parallel_for", unsafe {
+            weft_parallel_for(rt(), 0, p.n, 0, sum_body, &s as *const AtomicU64 as *mut c_void, &mut code)
+        });
+        failed |= code;
+    }
+    let sample = micros(t0, calls);
+    assert!(failed == 0 && s.load(Relaxed) == serial_sum(p.n).wrapping_mul(calls as u64), "weft sum");
     sample
 }
 
 fn sum_rayon(p: &Params) -> Sample {
+    let calls = calls_per_sample(p.n);
+    let mut s = 0u64;
     let t0 = Instant::now();
-    let s = (0..p.n).into_par_iter().map(term).reduce(|| 0, u64::wrapping_add);
-    let sample = micros(t0);
-    assert_eq!(s, serial_sum(p.n), "rayon sum");
+    for _ in 0..calls {
+        s = s.wrapping_add((0..p.n).into_par_iter().map(term).reduce(|| 0, u64::wrapping_add));
+    }
+    let sample = micros(t0, calls);
+    assert_eq!(s, serial_sum(p.n).wrapping_mul(calls as u64), "rayon sum");
     sample
 }
 
@@ -91,30 +112,43 @@ unsafe extern "C" fn map_body(begin: usize, end: usize, ud: *mut c_void) -> i32 
 fn map_weft(p: &Params) -> Sample {
     with_arrays(p.n, |input, output| {
         let args = MapArgs { input: input.as_ptr(), output: output.as_mut_ptr() };
-        let mut code = 0;
+        let calls = calls_per_sample(p.n);
+        let mut failed = 0;
         let t0 = Instant::now();
-        // SAFETY: the arrays and `args` outlive the call.
-        check("weft_parallel_for", unsafe {
-            weft_parallel_for(rt(), 0, p.n, 0, map_body, &args as *const MapArgs as *mut c_void, &mut code)
-        });
-        assert_eq!(code, 0);
-        micros(t0)
+        for _ in 0..calls {
+            let mut code = 0;
+            // SAFETY: the arrays and `args` outlive the call.
+            check("weft_parallel_for", unsafe {
+                weft_parallel_for(rt(), 0, p.n, 0, map_body, &args as *const MapArgs as *mut c_void, &mut code)
+            });
+            failed |= code;
+        }
+        let sample = micros(t0, calls);
+        assert_eq!(failed, 0);
+        sample
     })
 }
 
 fn map_serial(p: &Params) -> Sample {
     with_arrays(p.n, |input, output| {
+        let calls = calls_per_sample(p.n);
         let t0 = Instant::now();
-        output.iter_mut().zip(input).for_each(|(o, i)| *o = i * 1.5 + 1.0);
-        micros(t0)
+        for _ in 0..calls {
+            output.iter_mut().zip(input).for_each(|(o, i)| *o = i * 1.5 + 1.0);
+            std::hint::black_box(&mut *output); // each call stores its elements
+        }
+        micros(t0, calls)
     })
 }
 
 fn map_rayon(p: &Params) -> Sample {
     with_arrays(p.n, |input, output| {
+        let calls = calls_per_sample(p.n);
         let t0 = Instant::now();
-        output.par_iter_mut().zip(input.par_iter()).for_each(|(o, i)| *o = i * 1.5 + 1.0);
-        micros(t0)
+        for _ in 0..calls {
+            output.par_iter_mut().zip(input.par_iter()).for_each(|(o, i)| *o = i * 1.5 + 1.0);
+        }
+        micros(t0, calls)
     })
 }
 
