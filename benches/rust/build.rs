@@ -29,8 +29,7 @@ fn check_select_case(header: &str) {
     let code: String = body.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join(" ");
     let fields: Vec<String> =
         code.split(';').map(|f| f.split_whitespace().collect::<Vec<_>>().join(" ")).filter(|f| !f.is_empty()).collect();
-    let names: Vec<&str> =
-        fields.iter().map(|f| f.rsplit(|c: char| c == ' ' || c == '*').next().unwrap_or("")).collect();
+    let names: Vec<&str> = fields.iter().map(|f| f.rsplit([' ', '*']).next().unwrap_or("")).collect();
     let op_is_i32 = fields.iter().any(|f| f.starts_with("int32_t") && f.ends_with(" op"));
     if names != ["chan", "op", "buf"] || !op_is_i32 {
         panic!("weft_select_case_t in include/weft.h is {{ {} }}, not {{ chan, int32_t op, buf }}: update benches/rust/src/weft.rs", fields.join("; "));

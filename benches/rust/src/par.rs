@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::weft::{check, weft_parallel_for};
+use crate::weft::{check, weft_parallel_for, RangeFn};
 use crate::{rt, Kind, Params, Sample};
 
 fn term(i: usize) -> u64 {
@@ -43,21 +43,30 @@ unsafe extern "C" fn sum_body(begin: usize, end: usize, ud: *mut c_void) -> i32 
     0
 }
 
-fn sum_weft(p: &Params) -> Sample {
-    let calls = calls_per_sample(p.n);
-    let s = AtomicU64::new(0);
+/// `calls_per_sample(n)` calls of `weft_parallel_for` over [0, n), timed: the sample,
+/// and the calls' failure codes or-ed together.
+///
+/// # Safety
+/// `ud` is what `body` expects, alive for the calls.
+unsafe fn timed_weft_calls(n: usize, body: RangeFn, ud: *mut c_void) -> (Sample, i32) {
+    let calls = calls_per_sample(n);
     let mut failed = 0;
     let t0 = Instant::now();
     for _ in 0..calls {
         let mut code = 0;
-        // SAFETY: the body and its `ud` outlive the call.
-        check("weft_parallel_for", unsafe {
-            weft_parallel_for(rt(), 0, p.n, 0, sum_body, &s as *const AtomicU64 as *mut c_void, &mut code)
-        });
+        // SAFETY: see above.
+        check("weft_parallel_for", unsafe { weft_parallel_for(rt(), 0, n, 0, body, ud, &mut code) });
         failed |= code;
     }
-    let sample = micros(t0, calls);
-    assert!(failed == 0 && s.load(Relaxed) == serial_sum(p.n).wrapping_mul(calls as u64), "weft sum");
+    (micros(t0, calls), failed)
+}
+
+fn sum_weft(p: &Params) -> Sample {
+    let s = AtomicU64::new(0);
+    // SAFETY: `sum_body` takes the AtomicU64, which outlives the calls.
+    let (sample, failed) = unsafe { timed_weft_calls(p.n, sum_body, &s as *const AtomicU64 as *mut c_void) };
+    let calls = calls_per_sample(p.n) as u64;
+    assert!(failed == 0 && s.load(Relaxed) == serial_sum(p.n).wrapping_mul(calls), "weft sum");
     sample
 }
 
@@ -112,18 +121,8 @@ unsafe extern "C" fn map_body(begin: usize, end: usize, ud: *mut c_void) -> i32 
 fn map_weft(p: &Params) -> Sample {
     with_arrays(p.n, |input, output| {
         let args = MapArgs { input: input.as_ptr(), output: output.as_mut_ptr() };
-        let calls = calls_per_sample(p.n);
-        let mut failed = 0;
-        let t0 = Instant::now();
-        for _ in 0..calls {
-            let mut code = 0;
-            // SAFETY: the arrays and `args` outlive the call.
-            check("weft_parallel_for", unsafe {
-                weft_parallel_for(rt(), 0, p.n, 0, map_body, &args as *const MapArgs as *mut c_void, &mut code)
-            });
-            failed |= code;
-        }
-        let sample = micros(t0, calls);
+        // SAFETY: `map_body` takes the MapArgs; it and the arrays outlive the calls.
+        let (sample, failed) = unsafe { timed_weft_calls(p.n, map_body, &args as *const MapArgs as *mut c_void) };
         assert_eq!(failed, 0);
         sample
     })

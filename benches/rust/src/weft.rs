@@ -31,11 +31,14 @@ extern "C" {
         begin: usize,
         end: usize,
         grain: usize,
-        body: unsafe extern "C" fn(usize, usize, *mut c_void) -> i32,
+        body: RangeFn,
         ud: *mut c_void,
         code: *mut i32,
     ) -> Status;
 }
+
+/// A `weft_parallel_for` body: `body(begin, end, ud)`, non-zero to fail.
+pub type RangeFn = unsafe extern "C" fn(usize, usize, *mut c_void) -> i32;
 
 /// Aborts the run: a benchmark that cannot do what it claims prints no figure.
 #[cold]
