@@ -94,6 +94,23 @@ __attribute__((noinline)) void probe_weft_cond_signal(long n) {
   for (long i = 0; i < n; i++) MUST(weft_cond_signal(&cond));
 }
 
+static int32_t empty_range(size_t begin, size_t end, void *ud) {
+  (void)begin;
+  (void)end;
+  (void)ud;
+  return 0;
+}
+
+/* A range that is one chunk (grain = its length): no worker, no clock; what a call costs
+ * before any body runs (a per-call system call would show here as thousands). */
+__attribute__((noinline)) void probe_weft_parallel_for_one_chunk(long n) {
+  for (long i = 0; i < n; i++) {
+    int32_t code = -1;
+    MUST(weft_parallel_for(rt, 0, 64, 64, empty_range, NULL, &code));
+    MUST(code);
+  }
+}
+
 int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 1000;
   if (weft_runtime_open(NULL, &rt) != WEFT_OK) {
@@ -124,6 +141,7 @@ int main(int argc, char **argv) {
     probe_weft_task_state(k);
     probe_thread_read(k);
     probe_weft_cond_signal(k);
+    probe_weft_parallel_for_one_chunk(k);
   }
   MUST(weft_cond_destroy(&cond));
   MUST(weft_mutex_destroy(&mutex));
