@@ -23,6 +23,21 @@ static sample_t per_call(int64_t t0, int64_t t1, long calls) {
   return (sample_t){(double)(t1 - t0) / 1e3 / (double)calls, 0};
 }
 
+/* calls_per_sample(n) calls of weft_parallel_for over [0, n), timed; dies if a body
+ * failed. */
+static sample_t timed_weft_calls(long n, weft_range_fn body, void *ud, const char *what) {
+  long calls = calls_per_sample(n);
+  int32_t code = 0, failed = 0;
+  int64_t t0 = now_ns();
+  for (long c = 0; c < calls; c++) {
+    CHECK(weft_parallel_for(bench_rt, 0, (size_t)n, 0, body, ud, &code));
+    failed |= code;
+  }
+  int64_t t1 = now_ns();
+  if (failed != 0) die(what, 1);
+  return per_call(t0, t1, calls);
+}
+
 uint64_t bench_sum_term(size_t i) { return (uint64_t)i * 2654435761u ^ (uint64_t)i >> 3; }
 #define f bench_sum_term
 
@@ -42,17 +57,10 @@ static uint64_t serial_sum(long n) {
 }
 
 static sample_t sum_weft(const params_t *p) {
-  long calls = calls_per_sample(p->n);
   uint64_t s = 0;
-  int32_t code = 0, failed = 0;
-  int64_t t0 = now_ns();
-  for (long c = 0; c < calls; c++) {
-    CHECK(weft_parallel_for(bench_rt, 0, (size_t)p->n, 0, sum_body, &s, &code));
-    failed |= code;
-  }
-  int64_t t1 = now_ns();
-  if (failed != 0 || s != serial_sum(p->n) * (uint64_t)calls) die("weft_parallel_for sum", 1);
-  return per_call(t0, t1, calls);
+  sample_t sample = timed_weft_calls(p->n, sum_body, &s, "weft_parallel_for sum");
+  if (s != serial_sum(p->n) * (uint64_t)calls_per_sample(p->n)) die("weft_parallel_for sum", 1);
+  return sample;
 }
 
 static sample_t sum_serial(const params_t *p) {
@@ -122,17 +130,9 @@ static int32_t map_body(size_t begin, size_t end, void *ud) {
 
 static sample_t map_weft(const params_t *p) {
   map_arrays(p->n);
-  long calls = calls_per_sample(p->n);
-  int32_t code = 0, failed = 0;
-  int64_t t0 = now_ns();
-  for (long c = 0; c < calls; c++) {
-    CHECK(weft_parallel_for(bench_rt, 0, (size_t)p->n, 0, map_body, NULL, &code));
-    failed |= code;
-  }
-  int64_t t1 = now_ns();
-  if (failed != 0) die("weft_parallel_for map", 1);
+  sample_t sample = timed_weft_calls(p->n, map_body, NULL, "weft_parallel_for map");
   map_check(p->n);
-  return per_call(t0, t1, calls);
+  return sample;
 }
 
 static sample_t map_serial(const params_t *p) {
