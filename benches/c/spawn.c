@@ -1,7 +1,8 @@
 /* Spawn + join of an empty task: weft_spawn(NULL options) + weft_join vs
  * pthread_create(default attributes) + pthread_join, one after the other, n times.
- * (The native plugin's task is an OS thread made by Rust's std::thread, 2 MiB stack;
- * glibc's default stack is the RLIMIT_STACK size, 8 MiB here; both are mapped lazily.) */
+ * (The native plugin's task is an OS thread made by pthread_create with default
+ * attributes, as the peer's: glibc's default stack, the RLIMIT_STACK size, mapped
+ * lazily and cached between threads by glibc.) */
 #include <pthread.h>
 
 #include "bench.h"

@@ -16,9 +16,9 @@
 //! frees a second time when it starts a thread (malloc aborts: "double free"). A fork
 //! therefore waits for the thread starts in flight here, and no start begins while it
 //! forks ([`StartGate`]).
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::sync::atomic::{AtomicU32, Ordering::*};
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 
 use crate::fork_lock::futex;
 
@@ -41,28 +41,55 @@ pub struct Options<'a> {
 /// propagated: a plugin's code catches what it must at its own boundary). The error
 /// is `pthread_create`'s (`EAGAIN` when the system has no thread or no stack left).
 pub fn spawn<F: FnOnce() + Send + 'static>(options: &Options, body: F) -> Result<OsThread, i32> {
-    let start = Box::into_raw(Box::new(Start { name: thread_name(options.name), body: Box::new(body) }));
-    // SAFETY: `attr` is initialised before use and destroyed on every path; `start` is
-    // handed to the new thread, which owns it, or taken back if no thread started.
+    let main = Arc::new(RunOnce { name: thread_name(options.name), body: Mutex::new(Some(Box::new(body))) });
+    spawn_shared(options.stack_size, main)
+}
+
+/// What a thread started by [`spawn_shared`] runs: an object its starter keeps a
+/// reference to, so that the new thread, which only reads it, frees nothing as it ends.
+/// A thread's first `malloc` or `free` sets up glibc's per-thread cache, and its end
+/// hands the cache back: more than a third of an empty native task's user-space work
+/// before the start record was shared (docs/performance.md, "Spawn and join").
+pub trait ThreadMain: Send + Sync + 'static {
+    /// The thread's work. A panic ends the thread only.
+    fn run(&self);
+    /// The name the OS shows (see [`thread_name`]), if any.
+    fn name(&self) -> Option<&CStr> {
+        None
+    }
+}
+
+/// Starts a thread that runs `main.run()` with `stack_size` bytes of stack (0 for
+/// glibc's default; rounded up to `PTHREAD_STACK_MIN`). The thread holds `main` until
+/// it ends, and drops that reference last (it frees `main` only if nobody else holds
+/// it by then). Errors as for [`spawn`].
+pub fn spawn_shared<T: ThreadMain>(stack_size: usize, main: Arc<T>) -> Result<OsThread, i32> {
+    let arg = Arc::into_raw(main) as *mut c_void;
+    // SAFETY: `attr` is initialised before use and destroyed on every path; `arg` is
+    // handed to the new thread, which owns that reference, or taken back if no thread
+    // started.
     unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        let rc = libc::pthread_attr_init(&mut attr);
-        if rc != 0 {
-            drop(Box::from_raw(start));
-            return Err(rc);
-        }
+        let mut attr_ptr: *const libc::pthread_attr_t = std::ptr::null();
         let mut rc = 0;
-        if options.stack_size != 0 {
-            rc = libc::pthread_attr_setstacksize(&mut attr, options.stack_size.max(libc::PTHREAD_STACK_MIN));
+        // Default attributes as NULL, as a plain pthread_create makes them: no copy.
+        if stack_size != 0 {
+            rc = libc::pthread_attr_init(&mut attr);
+            if rc == 0 {
+                attr_ptr = &attr;
+                rc = libc::pthread_attr_setstacksize(&mut attr, stack_size.max(libc::PTHREAD_STACK_MIN));
+            }
         }
         let mut id: libc::pthread_t = 0;
         if rc == 0 {
             let _start = StartGate::enter();
-            rc = libc::pthread_create(&mut id, &attr, thread_start, start as *mut c_void);
+            rc = libc::pthread_create(&mut id, attr_ptr, thread_start::<T>, arg);
         }
-        libc::pthread_attr_destroy(&mut attr);
+        if !attr_ptr.is_null() {
+            libc::pthread_attr_destroy(&mut attr);
+        }
         if rc != 0 {
-            drop(Box::from_raw(start));
+            drop(Arc::from_raw(arg as *const T));
             return Err(rc);
         }
         Ok(OsThread { id })
@@ -147,12 +174,27 @@ extern "C" fn fork_done_in_child() {
     GATE.store(0, Relaxed);
 }
 
-struct Start {
+/// The body of a thread started by [`spawn`], run once.
+struct RunOnce {
     name: Option<CString>,
-    body: Box<dyn FnOnce() + Send>,
+    body: Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
-fn thread_name(name: Option<&str>) -> Option<CString> {
+impl ThreadMain for RunOnce {
+    fn run(&self) {
+        let body = self.body.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(body) = body {
+            body();
+        }
+    }
+    fn name(&self) -> Option<&CStr> {
+        self.name.as_deref()
+    }
+}
+
+/// `name` as the OS keeps a thread's name: at most 15 bytes, cut at a character
+/// boundary, without NUL bytes.
+pub fn thread_name(name: Option<&str>) -> Option<CString> {
     let name = name?;
     let mut end = name.len().min(15);
     while !name.is_char_boundary(end) {
@@ -161,15 +203,15 @@ fn thread_name(name: Option<&str>) -> Option<CString> {
     CString::new(name[..end].replace('\0', "")).ok()
 }
 
-extern "C" fn thread_start(start: *mut c_void) -> *mut c_void {
-    // SAFETY: the `Start` that `spawn` leaked for this thread, taken exactly once.
-    let start = unsafe { Box::from_raw(start as *mut Start) };
-    if let Some(name) = &start.name {
+extern "C" fn thread_start<T: ThreadMain>(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: the reference `spawn_shared` handed to this thread, taken exactly once.
+    let main = unsafe { Arc::from_raw(arg as *const T) };
+    if let Some(name) = main.name() {
         // SAFETY: this thread's own id and a C string of at most 15 bytes.
         unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr()) };
     }
     // A panic must not unwind out of an `extern "C"` function (that aborts the process).
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(start.body));
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| main.run()));
     std::ptr::null_mut()
 }
 

@@ -23,12 +23,22 @@ count() { # count N: "probe_name instructions" lines for a run of N iterations
   callgrind_annotate --inclusive=yes --threshold=100 "$work/out.$1" 2>/dev/null |
     sed -nE 's/^ *([0-9,]+) .*:(probe_[a-z_]+) \[.*/\2 \1/p' | tr -d , | sort
 }
+total() { # total ARGS...: the instructions of a whole run of the probe program
+  valgrind -q --tool=callgrind --callgrind-out-file="$work/total" "$probe" "$@" >&2
+  sed -nE 's/^summary: ([0-9]+)$/\1/p' "$work/total"
+}
 small=10000
 large=20000
 count $small >"$work/small"
 count $large >"$work/large"
 # per: instructions per iteration of each probe
 join "$work/small" "$work/large" | awk -v d=$((large - small)) '{ printf "%s %.1f\n", $1, ($3 - $2) / d }' >"$work/per"
+# A spawn and join runs on two threads: whole runs of 200 and 400, both threads counted.
+for which in weft pthread; do
+  a=$(total spawn $which 200)
+  b=$(total spawn $which 400)
+  awk -v w=$which -v a="$a" -v b="$b" 'BEGIN { printf "probe_%s_spawn_join %.1f\n", w, (b - a) / 200 }' >>"$work/per"
+done
 
 per() { awk -v p="probe_$1" '$1 == p { print $2 }' "$work/per"; }
 failed=0
@@ -47,7 +57,10 @@ sort -k1 "$work/per" | awk '{ printf "  %-30s %8s\n", $1, $2 }'
 # condition signal with no waiter 26, weft_parallel_for over one chunk 420 (2026-11-30:
 # the job's allocation and the body's call; counting the CPUs on every call, as it did
 # before, costs thousands more), weft_yield 34 over sched_yield on native; on green a
-# yield from a thread that is not a task is a blocking region (173 over).
+# yield from a thread that is not a task is a blocking region (173 over). A spawn and
+# join of an empty task on native, both threads counted, 3,970 (pthread_create +
+# pthread_join in the same process 1,720; 5,430 while the task's thread set up glibc's
+# per-thread malloc cache, which its first malloc or free does, and handed it back).
 case $plugin in
   green) yield_bound=190 ;;
   *) yield_bound=40 ;;
@@ -60,4 +73,8 @@ check "weft_local_get over a __thread read" "$(awk -v a="$(per weft_local_get)" 
 check "weft_task_state() over a __thread read" "$(awk -v a="$(per weft_task_state)" -v b="$(per thread_read)" 'BEGIN { print a - b }')" 6
 check "weft_cond_signal, no waiter" "$(per weft_cond_signal)" 32
 check "weft_parallel_for, one chunk" "$(per weft_parallel_for_one_chunk)" 500
+# Native only: a green task is no thread (its spawn and join are in docs/performance.md).
+if [ "$plugin" = native ]; then
+  check "weft_spawn + weft_join, empty task, both threads" "$(per weft_spawn_join)" 4400
+fi
 exit $failed

@@ -5,13 +5,21 @@
  * machine). The peers (glibc's mutexes, clock_gettime, sched_yield, a __thread read)
  * run beside them, so that their counts are reported from the same run.
  *
- * Usage: probe N   (runs every probe N times; the runtime opens on $WEFT_PLATFORM) */
+ * A spawn and join involves two threads, and the probes above count only the calling
+ * one's instructions; so it runs alone instead, in a process of its own, counted whole:
+ * the difference between two runs of different lengths is again exact.
+ *
+ * Usage: probe N              (runs every probe N times; the runtime opens on
+ *                              $WEFT_PLATFORM)
+ *        probe spawn weft N   (N weft_spawn + weft_join of an empty task, from main)
+ *        probe spawn pthread N  (N pthread_create + pthread_join, libweft open too) */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "weft.h"
@@ -111,12 +119,43 @@ __attribute__((noinline)) void probe_weft_parallel_for_one_chunk(long n) {
   }
 }
 
+static int32_t empty_task(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return 0;
+}
+
+static void *empty_thread(void *arg) { return arg; }
+
+/* `probe spawn weft|pthread N`: spawn and join N empty tasks (threads) one after the other. */
+static int spawn_join(const char *which, long n) {
+  int weft = strcmp(which, "weft") == 0;
+  if (!weft && strcmp(which, "pthread") != 0) {
+    fprintf(stderr, "probe: spawn weft|pthread N, not %s\n", which);
+    return 2;
+  }
+  for (long i = 0; i < n; i++) {
+    if (weft) {
+      weft_task_t *task;
+      MUST(weft_spawn(rt, empty_task, NULL, NULL, &task));
+      MUST(weft_join(task, WEFT_FOREVER, NULL, NULL));
+    } else {
+      pthread_t thread;
+      MUST(pthread_create(&thread, NULL, empty_thread, NULL));
+      MUST(pthread_join(thread, NULL));
+    }
+  }
+  MUST(weft_runtime_close(rt));
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  long n = argc > 1 ? atol(argv[1]) : 1000;
   if (weft_runtime_open(NULL, &rt) != WEFT_OK) {
     fprintf(stderr, "probe: weft_runtime_open: %s\n", weft_last_error());
     return 1;
   }
+  if (argc == 4 && strcmp(argv[1], "spawn") == 0) return spawn_join(argv[2], atol(argv[3]));
+  long n = argc > 1 ? atol(argv[1]) : 1000;
   MUST(weft_mutex_init(rt, &mutex, 0));
   MUST(weft_cond_init(rt, &cond));
   MUST(weft_key_create(rt, NULL, &key));

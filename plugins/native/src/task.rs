@@ -1,29 +1,60 @@
 //! Tasks as OS threads.
-use std::ffi::{c_void, CStr};
+use std::ffi::{c_void, CStr, CString};
 use std::sync::atomic::Ordering::Acquire;
 use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use weft_platform::os_thread::{self, OsThread};
+use weft_platform::os_thread::{self, OsThread, ThreadMain};
 use weft_platform::*;
 
 use crate::clock;
 use crate::wait::{self, TaskState, Wake};
 use crate::HOST;
 
-/// The handle the runtime holds: the shared state plus the OS thread to reap.
+/// A task: the handle the runtime holds and the record its thread runs, in one
+/// allocation that the thread only reads (`os_thread::ThreadMain`): the task's thread
+/// mallocs and frees nothing of the plugin's.
 struct NativeTask {
-    state: Arc<TaskState>,
+    state: TaskState,
+    /// The runtime's context for the task, run once by the thread.
+    ctx: *mut c_void,
+    name: Option<CString>,
+    /// The OS thread to reap; None once a join has taken it.
     thread: Mutex<Option<OsThread>>,
+}
+
+// SAFETY: `ctx` is the runtime's task context, made to be handed to the new thread and
+// used there only; the rest is Sync.
+unsafe impl Send for NativeTask {}
+// SAFETY: as for Send.
+unsafe impl Sync for NativeTask {}
+
+impl ThreadMain for NativeTask {
+    fn run(&self) {
+        wait::set_current(&self.state);
+        // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once (the
+        // thread runs `run` once).
+        unsafe { HOST.task_run(self.ctx) };
+        wait::set_current(std::ptr::null());
+        self.state.done.store(true, Release);
+        wait::wake_all(done_key(&self.state));
+    }
+    fn name(&self) -> Option<&CStr> {
+        self.name.as_deref()
+    }
 }
 
 /// The smallest stack a task gets (a request for less is rounded up).
 const MIN_STACK: usize = 64 * 1024;
 
-struct SendPtr(*mut c_void);
-// SAFETY: the runtime's task context is made to be handed to the new thread.
-unsafe impl Send for SendPtr {}
+/// # Safety
+/// `task` is a handle from `spawn` that `detach` has not released yet.
+unsafe fn task_ref<'a>(task: *mut weft_plat_task_t) -> &'a NativeTask {
+    // SAFETY: see above: an `Arc<NativeTask>`'s pointer, one reference of which the
+    // runtime holds.
+    unsafe { &*(task as *const NativeTask) }
+}
 
 pub(crate) unsafe extern "C" fn spawn(
     _rt: *mut weft_plat_rt_t,
@@ -34,29 +65,17 @@ pub(crate) unsafe extern "C" fn spawn(
     HOST.guard(|| {
         // SAFETY: the runtime's spawn options, NULL or valid for the call.
         let opts = unsafe { opts.as_ref() };
-        let name = opts.filter(|o| !o.name.is_null()).map(|o| {
+        let name = opts.filter(|o| !o.name.is_null()).and_then(|o| {
             // SAFETY: a non-NULL name is a C string valid for the call.
-            unsafe { CStr::from_ptr(o.name) }.to_string_lossy()
+            os_thread::thread_name(Some(unsafe { CStr::from_ptr(o.name) }.to_string_lossy().as_ref()))
         });
         let stack_size = opts.map_or(0, |o| if o.stack_size == 0 { 0 } else { o.stack_size.max(MIN_STACK) });
-        let options = os_thread::Options { stack_size, name: name.as_deref() };
-        let state = Arc::new(TaskState::default());
-        let thread_state = Arc::clone(&state);
-        let ctx = SendPtr(ctx);
-        let spawned = os_thread::spawn(&options, move || {
-            let ctx = ctx;
-            wait::set_current(Arc::as_ptr(&thread_state));
-            // SAFETY: `ctx` is the runtime's context for this spawn, run exactly once.
-            unsafe { HOST.task_run(ctx.0) };
-            wait::set_current(std::ptr::null());
-            thread_state.done.store(true, Release);
-            wait::wake_all(done_key(&thread_state));
-        });
-        match spawned {
-            Ok(handle) => {
-                let task = NativeTask { state, thread: Mutex::new(Some(handle)) };
+        let task = Arc::new(NativeTask { state: TaskState::default(), ctx, name, thread: Mutex::new(None) });
+        match os_thread::spawn_shared(stack_size, Arc::clone(&task)) {
+            Ok(thread) => {
+                *task.thread.lock() = Some(thread);
                 // SAFETY: the runtime's out-parameter.
-                unsafe { *out = Box::into_raw(Box::new(task)) as *mut weft_plat_task_t };
+                unsafe { *out = Arc::into_raw(task) as *mut weft_plat_task_t };
                 WEFT_OK
             }
             Err(errno) => HOST.fail(
@@ -74,7 +93,7 @@ fn done_key(state: &TaskState) -> usize {
 pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: a handle from `spawn` that `detach` has not released yet.
-        let handle = unsafe { &*(task as *const NativeTask) };
+        let handle = unsafe { task_ref(task) };
         let state = &handle.state;
         // A thread that is not a task cannot be cancelled: waiting for ever, it reaps
         // the thread at once, woken by the kernel as the thread exits (the task's
@@ -110,10 +129,10 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
 
 pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_status_t {
     HOST.guard(|| {
-        // Dropping an OsThread not taken by a join detaches it; the thread
-        // keeps its own reference on the shared state.
+        // Dropping an OsThread not taken by a join detaches it; the thread keeps its
+        // own reference on the task.
         // SAFETY: a handle from `spawn`, released exactly once.
-        drop(unsafe { Box::from_raw(task as *mut NativeTask) });
+        drop(unsafe { Arc::from_raw(task as *const NativeTask) });
         WEFT_OK
     })
 }
@@ -121,8 +140,7 @@ pub(crate) unsafe extern "C" fn detach(task: *mut weft_plat_task_t) -> weft_stat
 pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: a handle from `spawn` that `detach` has not released yet.
-        let handle = unsafe { &*(task as *const NativeTask) };
-        wait::cancel(&handle.state);
+        wait::cancel(&unsafe { task_ref(task) }.state);
         WEFT_OK
     })
 }

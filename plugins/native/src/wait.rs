@@ -7,8 +7,8 @@
 //! the flag before it calls `cancel`, and the waiter records its address before it
 //! validates, both SeqCst: either the canceller sees the address or the validation sees
 //! the flag, so a cancel is never lost.
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Release, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNPARK_TOKEN};
@@ -43,20 +43,56 @@ impl TaskState {
     }
 }
 
-thread_local! {
-    static CURRENT: Cell<*const TaskState> = const { Cell::new(std::ptr::null()) };
+/// The pthread key of the task running on each thread, made by the first runtime's
+/// open. Not a `thread_local!`: the plugin is `dlopen`ed, so its thread-locals are
+/// dynamic TLS, which glibc allocates with `malloc` on each thread's first touch. That
+/// first `malloc` set up the thread's allocator cache, and the thread's end handed it
+/// back, in every task (a third of an empty task's user-space work); a key's value
+/// lives in the thread's descriptor. The key plus one; 0 before it is made.
+static CURRENT_KEY: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes the key of the current task, once per process. The error is
+/// `pthread_key_create`'s (`EAGAIN`: the process has used up its keys).
+pub(crate) fn make_current_key() -> Result<(), i32> {
+    static MAKING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    let _making = MAKING.lock();
+    if CURRENT_KEY.load(Acquire) != 0 {
+        return Ok(());
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: an out-parameter; no destructor (each task clears its value).
+    match unsafe { libc::pthread_key_create(&mut key, None) } {
+        0 => {
+            CURRENT_KEY.store(key as usize + 1, Release);
+            Ok(())
+        }
+        errno => Err(errno),
+    }
+}
+
+/// The key of the current task, once made.
+fn current_key() -> Option<libc::pthread_key_t> {
+    match CURRENT_KEY.load(Acquire) {
+        0 => None,
+        key => Some((key - 1) as libc::pthread_key_t),
+    }
 }
 
 /// Marks the calling thread as running `task` (until `set_current(null)`).
 pub(crate) fn set_current(task: *const TaskState) {
-    CURRENT.with(|c| c.set(task));
+    if let Some(key) = current_key() {
+        // SAFETY: a key made by `make_current_key`; the value is only a pointer, which
+        // the key never frees. A key among a process's first 32 never allocates.
+        unsafe { libc::pthread_setspecific(key, task as *const c_void) };
+    }
 }
 
 /// The native task running on this thread, if the thread is one.
 pub(crate) fn current<'a>() -> Option<&'a TaskState> {
+    let key = current_key()?;
     // SAFETY: the pointer is set by the task's own thread for the duration of the task,
     // and the thread holds a reference on the state for that long.
-    CURRENT.with(|c| unsafe { c.get().as_ref() })
+    unsafe { (libc::pthread_getspecific(key) as *const TaskState).as_ref() }
 }
 
 /// True when the calling task has been cancelled (and the runtime does not mask it).
