@@ -40,6 +40,8 @@ pub struct Options<'a> {
 /// Starts a thread that runs `body`. A panic in `body` ends the thread (and is not
 /// propagated: a plugin's code catches what it must at its own boundary). The error
 /// is `pthread_create`'s (`EAGAIN` when the system has no thread or no stack left).
+/// The new thread frees the boxed `body` (see [`ThreadMain`] for what that costs): for
+/// threads that live long; a thread per task is started with [`spawn_shared`].
 pub fn spawn<F: FnOnce() + Send + 'static>(options: &Options, body: F) -> Result<OsThread, i32> {
     let main = Arc::new(RunOnce { name: thread_name(options.name), body: Mutex::new(Some(Box::new(body))) });
     spawn_shared(options.stack_size, main)
@@ -49,7 +51,7 @@ pub fn spawn<F: FnOnce() + Send + 'static>(options: &Options, body: F) -> Result
 /// reference to, so that the new thread, which only reads it, frees nothing as it ends.
 /// A thread's first `malloc` or `free` sets up glibc's per-thread cache, and its end
 /// hands the cache back: more than a third of an empty native task's user-space work
-/// before the start record was shared (docs/performance.md, "Spawn and join").
+/// before the start record was shared (docs/performance.md, "Spawn and join on native").
 pub trait ThreadMain: Send + Sync + 'static {
     /// The thread's work. A panic ends the thread only.
     fn run(&self);

@@ -8,7 +8,7 @@
 //! validates, both SeqCst: either the canceller sees the address or the validation sees
 //! the flag, so a cancel is never lost.
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Release, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNPARK_TOKEN};
@@ -52,22 +52,24 @@ impl TaskState {
 static CURRENT_KEY: AtomicUsize = AtomicUsize::new(0);
 
 /// Makes the key of the current task, once per process. The error is
-/// `pthread_key_create`'s (`EAGAIN`: the process has used up its keys).
+/// `pthread_key_create`'s (`EAGAIN`: the process has used up its keys). No lock: a
+/// child of `fork()` would inherit one held by a thread opening a runtime at the fork;
+/// two first opens at once each make a key, and the one that loses deletes its own.
 pub(crate) fn make_current_key() -> Result<(), i32> {
-    static MAKING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
-    let _making = MAKING.lock();
     if CURRENT_KEY.load(Acquire) != 0 {
         return Ok(());
     }
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: an out-parameter; no destructor (each task clears its value).
-    match unsafe { libc::pthread_key_create(&mut key, None) } {
-        0 => {
-            CURRENT_KEY.store(key as usize + 1, Release);
-            Ok(())
-        }
-        errno => Err(errno),
+    let rc = unsafe { libc::pthread_key_create(&mut key, None) };
+    if rc != 0 {
+        return Err(rc);
     }
+    if CURRENT_KEY.compare_exchange(0, key as usize + 1, AcqRel, Acquire).is_err() {
+        // SAFETY: the key made above, which nobody else has seen.
+        unsafe { libc::pthread_key_delete(key) };
+    }
+    Ok(())
 }
 
 /// The key of the current task, once made.
