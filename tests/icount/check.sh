@@ -58,9 +58,10 @@ sort -k1 "$work/per" | awk '{ printf "  %-30s %8s\n", $1, $2 }'
 # the job's allocation and the body's call; counting the CPUs on every call, as it did
 # before, costs thousands more), weft_yield 34 over sched_yield on native; on green a
 # yield from a thread that is not a task is a blocking region (173 over). A spawn and
-# join of an empty task on native, both threads counted, 3,970 (pthread_create +
-# pthread_join in the same process 1,720; 5,430 while the task's thread set up glibc's
-# per-thread malloc cache, which its first malloc or free does, and handed it back).
+# join of an empty task on native, both threads counted, 3,890-3,930 (pthread_create +
+# pthread_join in the same process 1,730-1,820; 5,450 while the task's thread set up
+# glibc's per-thread malloc cache, which its first malloc or free does, and handed it
+# back). Whole runs, so it moves by a percent or two with which thread runs first.
 case $plugin in
   green) yield_bound=190 ;;
   *) yield_bound=40 ;;

@@ -1,7 +1,6 @@
 //! Tasks as OS threads.
 use std::ffi::{c_void, CStr, CString};
-use std::sync::atomic::Ordering::Acquire;
-use std::sync::atomic::Ordering::Release;
+use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -37,8 +36,12 @@ impl ThreadMain for NativeTask {
         // thread runs `run` once).
         unsafe { HOST.task_run(self.ctx) };
         wait::set_current(std::ptr::null());
-        self.state.done.store(true, Release);
-        wait::wake_all(done_key(&self.state));
+        // Dekker with `join`: done stored, then joiners read; a joiner counts itself,
+        // then reads done (as it parks). Either this sees the joiner or it sees done.
+        self.state.done.store(true, SeqCst);
+        if self.state.joiners.load(SeqCst) != 0 {
+            wait::wake_all(done_key(&self.state));
+        }
     }
     fn name(&self) -> Option<&CStr> {
         self.name.as_deref()
@@ -96,9 +99,9 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
         let handle = unsafe { task_ref(task) };
         let state = &handle.state;
         // A thread that is not a task cannot be cancelled: waiting for ever, it reaps
-        // the thread at once, woken by the kernel as the thread exits (the task's
-        // wake-up then finds nobody parked: one futex call a spawn+join, as
-        // pthread_create + pthread_join make, not three).
+        // the thread at once, woken by the kernel as the thread exits (the task then
+        // ends with no joiner to wake: one futex call a spawn+join, as pthread_create +
+        // pthread_join make, not three).
         if deadline == WEFT_FOREVER && wait::current().is_none() && !state.done.load(Acquire) {
             let thread = handle.thread.lock().take();
             if let Some(thread) = thread {
@@ -113,7 +116,10 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
             if clock::expired(deadline) {
                 return WEFT_ETIMEDOUT;
             }
-            match HOST.blocking(|| wait::park(done_key(state), || !state.done.load(Acquire), deadline)) {
+            state.joiners.fetch_add(1, SeqCst);
+            let woke = HOST.blocking(|| wait::park(done_key(state), || !state.done.load(SeqCst), deadline));
+            state.joiners.fetch_sub(1, SeqCst);
+            match woke {
                 Wake::Cancelled => return WEFT_ECANCELED,
                 Wake::TimedOut | Wake::Woken => {}
             }

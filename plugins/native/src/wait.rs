@@ -25,6 +25,9 @@ use crate::HOST;
 #[derive(Default)]
 pub(crate) struct TaskState {
     pub(crate) done: AtomicBool,
+    /// Joins parked on `done` (counted before they park, SeqCst, as `done` is stored):
+    /// a task nobody waits for ends without a wake-up call.
+    pub(crate) joiners: AtomicUsize,
     parked_on: AtomicUsize,
     /// The wake-up eventfd of the IO wait the task is in, if any (see `io.rs`).
     io_wake: parking_lot::Mutex<Option<Arc<WakeFd>>>,
