@@ -121,8 +121,7 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
     if let Some(ctx) = context::current_if_any() {
         // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
         if let Some(mutex) = unsafe { MutexObject::take_free(m.cast()) } {
-            let rt = mutex.runtime();
-            if rt.is_open() && !rt.checks.on() {
+            if mutex.runtime().fast_locks() {
                 mutex.own(ctx.id);
                 return WEFT_OK;
             }
@@ -228,20 +227,27 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
 /// and destroyed).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
-    // The fast path, for the owner's last level in a runtime without checks (see
-    // weft_mutex_lock). Open or closed runtime alike, as the checked path allows the
-    // unlock after the close too.
-    if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
-        let rt = mutex.runtime();
-        if !rt.checks.on() && mutex.is_last_level_of(ctx.id) {
-            return release_owned(mutex);
+    // The fast path, for the owner's last level with nobody parked, in an open runtime
+    // without checks (see weft_mutex_lock): one load of the mutex's first word (tag,
+    // byte lock and levels at once), the owner's check and store, one compare-and-swap.
+    // Every other case, a closed runtime's too, takes the paths below.
+    if let Some(ctx) = context::current_if_any() {
+        // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
+        if let Some((mutex, word)) = unsafe { MutexObject::held_alone_by(m.cast(), ctx.id) } {
+            if mutex.runtime().fast_locks() {
+                mutex.disown();
+                if mutex.release_held(word) {
+                    return WEFT_OK;
+                }
+                return release_contended(mutex);
+            }
         }
     }
     unlock_with_checks(m)
 }
 
-/// The common end of the unlock fast paths: disowns a mutex the caller holds at its
-/// last level and releases it.
+/// Disowns a mutex the caller holds at its last level and releases it (waking a waiter
+/// through the plugin if one is parked).
 #[inline(always)]
 fn release_owned(mutex: &MutexObject) -> weft_status_t {
     mutex.disown();
@@ -251,9 +257,10 @@ fn release_owned(mutex: &MutexObject) -> weft_status_t {
     release_contended(mutex)
 }
 
-/// The unlock when the fast path did not apply: the same with the checks' bookkeeping
-/// (a mutex's holder is its owner field: the checks drop it from the held list, no
-/// trip to the graph), else the checked path.
+/// The unlock when the fast path did not apply (checks on, waiters parked, levels to
+/// count down, a closed runtime, a caller that is not the owner): the owner's last
+/// level with the checks' bookkeeping (a mutex's holder is its owner field: the checks
+/// drop it from the held list, no trip to the graph), else the checked path.
 #[cold]
 #[inline(never)]
 fn unlock_with_checks(m: *mut weft_mutex_t) -> weft_status_t {

@@ -56,6 +56,9 @@ pub(crate) struct Runtime {
     tag: AtomicU32,
     /// Read on every call; written once, at close.
     closed: AtomicBool,
+    /// Open and without checks: the mutex fast paths' one test of the runtime, beside
+    /// `closed` (one load on the lock's path where `is_open` and `checks` took two).
+    fast_locks: AtomicBool,
     /// The plugin's table, copied in: one dependent load less on every call.
     pub(crate) table: weft_platform_t,
     pub(crate) prt: *mut weft_plat_rt_t,
@@ -154,6 +157,7 @@ impl Runtime {
         let rt: &'static Runtime = Box::leak(Box::new(Runtime {
             tag: AtomicU32::new(RUNTIME_TAG),
             closed: AtomicBool::new(false),
+            fast_locks: AtomicBool::new(check_flags == 0),
             // SAFETY: a plain copy of the accepted table (pointers to the plugin's
             // static data and functions, valid for the life of the process).
             table: unsafe { std::ptr::read(table) },
@@ -232,7 +236,7 @@ impl Runtime {
             }
             fail!(WEFT_EBUSY, "another thread is closing this runtime");
         }
-        if let Err(e) = self.world.close_registry(|| self.closed.store(true, SeqCst)) {
+        if let Err(e) = self.world.close_registry(|| self.mark_closed()) {
             // Clear only the CLOSING bit: a concurrent spawn may have counted itself in
             // the meantime and will take itself out again; storing 0 here would make its
             // decrement wrap the count, leaving the runtime unusable and unclosable.
@@ -250,10 +254,21 @@ impl Runtime {
         !self.closed.load(Acquire)
     }
 
+    /// Open, with no checks on: a mutex's lock and unlock may end on their fast paths.
+    #[inline(always)]
+    pub(crate) fn fast_locks(&self) -> bool {
+        self.fast_locks.load(Acquire)
+    }
+
+    fn mark_closed(&self) {
+        self.fast_locks.store(false, SeqCst);
+        self.closed.store(true, SeqCst);
+    }
+
     /// In a child process (see `fork`): the runtime is the parent's; every call on it is
     /// refused from now on.
     pub(crate) fn leave_in_parent(&self) {
-        self.closed.store(true, SeqCst);
+        self.mark_closed();
     }
 
     /// Counts a task about to start; fails once the runtime is closed.

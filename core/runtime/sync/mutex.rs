@@ -189,6 +189,38 @@ impl MutexObject {
         Some(unsafe { &*m })
     }
 
+    /// The mutex at `m` if context `me` holds it at its last level with nobody parked on
+    /// it, and the first word it read: one load of that word (a live tag, the byte lock
+    /// held (1), no levels), then the owner. None otherwise, on a platform without a
+    /// byte lock too (its byte is `NO_BYTE_LOCK`). `release_held` then takes that word.
+    ///
+    /// # Safety
+    /// As for `take_free`. The owner is read only once the word says `m` is a mutex.
+    #[inline(always)]
+    pub(crate) unsafe fn held_alone_by<'a>(m: *const MutexObject, me: u64) -> Option<(&'a MutexObject, u64)> {
+        if m.is_null() || !(m as usize).is_multiple_of(8) {
+            return None;
+        }
+        // SAFETY: as in `take_free`.
+        let word = unsafe { &*(m as *const AtomicU64) }.load(Acquire);
+        if word != first_word(TAG_PLAIN, 1) && word != first_word(TAG_RECURSIVE, 1) {
+            return None;
+        }
+        // SAFETY: it holds a live mutex (its tag, read with Acquire).
+        let mutex = unsafe { &*m };
+        (mutex.owner() == me).then_some((mutex, word))
+    }
+
+    /// Releases the byte lock of a mutex its owner has disowned, whose first word
+    /// `held_alone_by` read as `word`: one compare-and-swap, with no other read of the
+    /// word (the unlock's only other touch of the line is the owner's store). False if a
+    /// waiter parked meanwhile (the plugin changed the byte): `release` then wakes it.
+    #[inline(always)]
+    pub(crate) fn release_held(&self, word: u64) -> bool {
+        let free = word & !(0xff << LOCK_SHIFT);
+        self.first().compare_exchange(word, free, Release, Relaxed).is_ok()
+    }
+
     /// Records context `me` as the owner of the plugin's lock it just took.
     #[inline(always)]
     pub(crate) fn own(&self, me: u64) {
