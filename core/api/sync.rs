@@ -175,7 +175,7 @@ fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
         if rt.is_open() && mutex.take_with_plugin_try(rt, ctx.id) {
             return owned_now(mutex, ctx);
         }
-        if rt.is_open() && !rt.checks.on() && mutex.lock_free_with_waiters(rt, ctx.id) {
+        if rt.fast_locks() && mutex.lock_free_with_waiters(rt, ctx.id) {
             return WEFT_OK;
         }
     }
@@ -239,22 +239,11 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
                 if mutex.release_held(word) {
                     return WEFT_OK;
                 }
-                return release_contended(mutex);
+                return release_disowned(mutex);
             }
         }
     }
-    unlock_with_checks(m)
-}
-
-/// Disowns a mutex the caller holds at its last level and releases it (waking a waiter
-/// through the plugin if one is parked).
-#[inline(always)]
-fn release_owned(mutex: &MutexObject) -> weft_status_t {
-    mutex.disown();
-    if mutex.release_uncontended(mutex.runtime()) {
-        return WEFT_OK;
-    }
-    release_contended(mutex)
+    unlock_off_the_fast_path(m)
 }
 
 /// The unlock when the fast path did not apply (checks on, waiters parked, levels to
@@ -263,21 +252,25 @@ fn release_owned(mutex: &MutexObject) -> weft_status_t {
 /// drop it from the held list, no trip to the graph), else the checked path.
 #[cold]
 #[inline(never)]
-fn unlock_with_checks(m: *mut weft_mutex_t) -> weft_status_t {
+fn unlock_off_the_fast_path(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         if mutex.is_last_level_of(ctx.id) {
-            mutex.runtime().checks.released(ctx, mutex.addr(), Holders::OwnerField);
-            return release_owned(mutex);
+            let checks = &mutex.runtime().checks;
+            if checks.on() {
+                checks.released(ctx, mutex.addr(), Holders::OwnerField);
+            }
+            mutex.disown();
+            return release_disowned(mutex);
         }
     }
     unlock_checked(m)
 }
 
-/// The release of a mutex the caller has disowned, through the plugin (it has a waiter
-/// to wake, or the platform does not let libweft release it itself).
-#[cold]
+/// The release of a mutex the caller has disowned: a swap of the byte lock if nobody is
+/// parked on it, else the plugin's unlock (which wakes a waiter; the only release on a
+/// platform without a byte lock).
 #[inline(never)]
-fn release_contended(mutex: &MutexObject) -> weft_status_t {
+fn release_disowned(mutex: &MutexObject) -> weft_status_t {
     match mutex.release(mutex.runtime()) {
         WEFT_OK => WEFT_OK,
         status => ffi("weft_mutex_unlock", || mutex.unlocked(status)),
