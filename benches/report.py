@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from run import LANG, fmt
+from run import LANG, fmt, round_trip_text
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,11 +76,13 @@ def main():
             ratio += f" ({r['delta']:+.1f} ns)"
         if r.get("fairness"):
             spread = ", ".join(f"{k} {num(v)}%" for k, v in r["fairness"].items() if v is not None)
-            verdict = (verdict + "; " if verdict else "") + f"spread {spread}"
+            verdict = (verdict + "; " if verdict else "") + f"spread {spread}; {round_trip_text(r)}"
         cell = ""
         for other in others:
             o = other.get((r["title"], r["weft"], r["peer"]))
             cell += f" {o['ratio']:.3g} |" if o and o.get("ratio") is not None else " - |"
+            if o and r.get("fairness"):
+                cell = cell[:-1] + f"({round_trip_text(o)}) |"
         weft = num(r["weft_median"])
         if seen[(r["title"], r["peer"])] > 1:
             weft = f"{variant_label(r['weft'])} {weft}"

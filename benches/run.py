@@ -297,6 +297,20 @@ def invoke(binary, kind, args, timeout):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def cpu_round_trip():
+    """The machine's CPU-to-CPU round trip of a cache line, in ns (benches/c/machine.c),
+    or None (fewer than two CPUs, or the C program is not built). This machine switches
+    between a fast and a slow mode as the host moves its virtual CPUs, and every figure
+    that moves cache lines between CPUs moves with it: the driver records the round trip
+    before and after each case, so that a row can be read with the mode it ran in."""
+    try:
+        res = invoke("c", "cpu_round_trip", ["--n", "20000", "--rounds", "1"], timeout=60)
+    except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired):
+        return None
+    ns = res["samples"]["line"][0]
+    return round(ns, 1) if ns > 0 else None
+
+
 def run_case(c, available, rounds, budget, timeout):
     """Runs one case; returns {sample_set: [values]}, {sample_set: [extra]}, units, the
     runs that are not built, the rounds made and the errors. A multi-process case makes
@@ -395,6 +409,13 @@ def loadavg():
         return None
 
 
+def round_trip_text(row):
+    """'round trip 71/70 ns': the machine's CPU-to-CPU round trip before and after the
+    row's case (see cpu_round_trip)."""
+    trip = row.get("cpu_round_trip_ns") or [None, None]
+    return "round trip " + "/".join("-" if v is None else f"{v:.0f}" for v in trip) + " ns"
+
+
 def print_table(rows):
     from report import short_unit
     head = ("case", "figure", "weft", "peer", "weft/peer", "goal", "")
@@ -408,7 +429,7 @@ def print_table(rows):
         mark = {True: "meets", False: "MISSES", None: ""}[r["meets"]]
         if r.get("fairness"):
             spread = ", ".join(f"{k} {fmt(v)}%" for k, v in r["fairness"].items() if v is not None)
-            mark = (mark + "  " if mark else "") + f"(spread {spread})"
+            mark = (mark + "  " if mark else "") + f"(spread {spread}; {round_trip_text(r)})"
         ratio = f"{r['ratio']:.3g}"
         if r["goal"] and r["goal"]["on"] == "delta":
             ratio += f" ({r['delta']:+.2f} ns)"
@@ -450,7 +471,9 @@ def main():
         budget = s["case_budget_s"]
         if len(c["runs"]) > 1:
             budget = min(budget, max(0.0, (started + s["total_budget_s"] - t0) / multi_left))
+        round_trip = [cpu_round_trip()]
         samples, extra, units, skipped, made, errors = run_case(c, available, s["chan_rounds"], budget, timeout=4 * s["case_budget_s"])
+        round_trip.append(cpu_round_trip())
         print(f"  [{i + 1}/{len(cases)}] {c['id']}: {time.time() - t0:.1f} s", file=sys.stderr)
         for e in errors:
             print(f"    FAILED: {e}", file=sys.stderr)
@@ -461,6 +484,7 @@ def main():
                               runs=[dict(binary=b, kind=k, args=a) for b, k, a in c["runs"]],
                               units=units, samples=samples, extra=extra, medians=meds, extra_medians=xmeds,
                               not_built=skipped, errors=errors, process_rounds=made,
+                              cpu_round_trip_ns=round_trip,
                               budget_s=round(budget, 1), seconds=round(time.time() - t0, 2)))
         for weft_key, peer_key, g in c["rows"]:
             wm, _ = median_of(samples, extra, weft_key)
@@ -484,6 +508,7 @@ def main():
                 row["ratio"] = wm / pm
                 row["delta"] = wm - pm
                 row["meets"] = verdict(g, row["ratio"], row["delta"])
+            row["cpu_round_trip_ns"] = round_trip
             if "mutex_contended" in c["id"]:
                 row["fairness"] = {"weft": xmeds.get(weft_key), peer_name: xmeds.get(peer_key)}
                 row["better"] = "higher"
@@ -517,7 +542,8 @@ def main():
     print()
     print("weft/peer is the ratio of the medians of the figure each row names (see results.json 'what' and 'unit');")
     print("time figures (ns, us): below 1 means weft is faster; throughput (contended mutex, ops/s): above 1 means")
-    print("weft is faster. Contended rows end with each side's median fairness spread, (max-min)/mean ops per thread.")
+    print("weft is faster. Contended rows end with each side's median fairness spread, (max-min)/mean ops per thread,")
+    print("and the machine's CPU-to-CPU round trip of a cache line before/after the case (its mode: about 70 ns or 350 ns here).")
     print(f"ran {duration:.0f} s; load average before {load_before}, after {result['load_average_after']}")
     print(f"wrote {os.path.join(opts.out, 'results.json')} and {os.path.join(opts.out, 'results.svg')}")
     if failures:

@@ -70,6 +70,8 @@ uint64_t bench_sum_term(size_t i);
 uint64_t tbb_sum(size_t n);
 void tbb_map(const float *in, float *out, size_t n);
 void register_green_kinds(void);
+/* The machine's CPU-to-CPU round trip of a cache line (machine.c), for the driver. */
+void register_machine_kinds(void);
 
 /* The runtime every weft variant uses (native plugin unless $WEFT_PLATFORM says). */
 extern weft_runtime_t *bench_rt;

@@ -86,6 +86,7 @@ int main(int argc, char **argv) {
   register_parking_kinds();
   register_checks_kinds();
   register_green_kinds();
+  register_machine_kinds();
 
   if (argc < 2) usage();
   if (strcmp(argv[1], "--list") == 0) {
