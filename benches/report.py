@@ -80,9 +80,8 @@ def main():
         cell = ""
         for other in others:
             o = other.get((r["title"], r["weft"], r["peer"]))
-            cell += f" {o['ratio']:.3g} |" if o and o.get("ratio") is not None else " - |"
-            if o and r.get("fairness"):
-                cell = cell[:-1] + f"({round_trip_text(o)}) |"
+            mode = f" ({round_trip_text(o)})" if o and r.get("fairness") else ""
+            cell += f" {o['ratio']:.3g}{mode} |" if o and o.get("ratio") is not None else " - |"
         weft = num(r["weft_median"])
         if seen[(r["title"], r["peer"])] > 1:
             weft = f"{variant_label(r['weft'])} {weft}"

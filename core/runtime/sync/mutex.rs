@@ -159,6 +159,20 @@ impl MutexObject {
         first.compare_exchange(first_word(tag, from), first_word(tag, to), order, Relaxed).is_ok()
     }
 
+    /// The first word of the host's `weft_mutex_t` at `m`, before anything says it is a
+    /// live mutex: None if `m` is NULL or not 8-aligned (no `weft_mutex_t` is).
+    ///
+    /// # Safety
+    /// As for `take_free`; the word must only be accessed atomically.
+    #[inline(always)]
+    unsafe fn first_word_at<'a>(m: *const MutexObject) -> Option<&'a AtomicU64> {
+        if m.is_null() || !(m as usize).is_multiple_of(8) {
+            return None;
+        }
+        // SAFETY: the host's memory of a weft_mutex_t's size, 8-aligned (checked).
+        Some(unsafe { &*(m as *const AtomicU64) })
+    }
+
     /// Takes the free mutex at `m` with one compare-and-swap of its first word (see the
     /// module comment): the mutex if it took it, None if `m` is not a live mutex, or is
     /// held, or has waiters parked, or lives on a platform without a byte lock. The
@@ -171,11 +185,8 @@ impl MutexObject {
     /// if it holds a live mutex's tag with the lock free and no levels.
     #[inline(always)]
     pub(crate) unsafe fn take_free<'a>(m: *const MutexObject) -> Option<&'a MutexObject> {
-        if m.is_null() || !(m as usize).is_multiple_of(8) {
-            return None;
-        }
-        // SAFETY: see above; a weft_mutex_t is 8-aligned, and `m` was checked to be.
-        let first = unsafe { &*(m as *const AtomicU64) };
+        // SAFETY: as this function's.
+        let first = unsafe { Self::first_word_at(m) }?;
         match first.compare_exchange(first_word(TAG_PLAIN, 0), first_word(TAG_PLAIN, 1), Acquire, Relaxed) {
             Ok(_) => {}
             Err(found) if found == first_word(TAG_RECURSIVE, 0) => {
@@ -198,11 +209,8 @@ impl MutexObject {
     /// As for `take_free`. The owner is read only once the word says `m` is a mutex.
     #[inline(always)]
     pub(crate) unsafe fn held_alone_by<'a>(m: *const MutexObject, me: u64) -> Option<(&'a MutexObject, u64)> {
-        if m.is_null() || !(m as usize).is_multiple_of(8) {
-            return None;
-        }
-        // SAFETY: as in `take_free`.
-        let word = unsafe { &*(m as *const AtomicU64) }.load(Acquire);
+        // SAFETY: as this function's.
+        let word = unsafe { Self::first_word_at(m) }?.load(Acquire);
         if word != first_word(TAG_PLAIN, 1) && word != first_word(TAG_RECURSIVE, 1) {
             return None;
         }
