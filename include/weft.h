@@ -193,6 +193,13 @@ const char *weft_last_error(void);
 // level-triggered wait is a correct drained wait.
 #define WEFT_CAP_IO_DRAINED (1 << 7)
 
+// Capability bit: the platform's `yield` is `sched_yield()` on the calling OS thread
+// and nothing else, so libweft may make that call itself (`weft_yield` then costs what
+// `sched_yield` costs: no call through the table, and libweft's frame is gone before
+// the system call returns). Only with `WEFT_CAP_OS_THREADS`; a deterministic platform
+// must not claim it (its yields must be switch points).
+#define WEFT_CAP_SCHED_YIELD (1 << 8)
+
 // `weft_config_t.flags`: report the first acquisition that closes a cycle in the
 // "held A while acquiring B" graph of mutexes and rwlocks (a lock-order inversion),
 // once per pair of locks, even if no deadlock happens. See docs/checks.md.

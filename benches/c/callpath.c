@@ -4,58 +4,118 @@
  *   now:   weft_now(rt) (argument checks, panic boundary, the plugin's `now` through the
  *          table, which calls clock_gettime(CLOCK_MONOTONIC)) vs clock_gettime called
  *          directly; the difference is the call path.
- *   yield: weft_yield(rt) (the plugin calls sched_yield) vs sched_yield directly.
+ *   yield: weft_yield(rt) (on OS threads a safepoint poll, then sched_yield, which
+ *          libweft makes itself when the plugin claims WEFT_CAP_SCHED_YIELD) vs
+ *          sched_yield directly.
+ * Both are timed in one loop that alternates blocks of calls of the two (A B, then B A):
+ * the difference sought is a nanosecond or a few, and the machine drifts by more
+ * between two loops (a sched_yield took 474 ns in one and 483 ns in the next). Each
+ * side's figure is the median of its blocks; one loop gives a round's sample of both
+ * variants (`paired_sample`).
  * And the per-task state read a VM makes on every bytecode:
  *   local: weft_local_get(key) (a task-local slot, which follows a green task from
  *          worker to worker) and weft.h's inline weft_task_state() (the task's state
  *          pointer) vs a plain `__thread` pointer read by the program itself. */
 #include <sched.h>
+#include <stdlib.h>
 
 #include "bench.h"
 
-static sample_t now_weft(const params_t *p) {
+/* Runs `calls` calls of one side; returns something computed from their results. */
+typedef uint64_t (*block_fn)(long calls);
+
+/* One loop's medians, handed out to the two variants of a round. */
+typedef struct {
+  double median[2];
+  int pending; /* medians not yet handed out */
+} paired_t;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double median_of(double *v, long n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Times n calls of each side in blocks of `block` calls, alternating, and keeps the
+ * median ns per call of each side. */
+static void paired_loop(paired_t *pr, const block_fn side[2], long n, long block) {
+  long blocks = n / block > 0 ? n / block : 1;
+  double *ns[2] = {malloc(sizeof(double) * (size_t)blocks), malloc(sizeof(double) * (size_t)blocks)};
+  if (!ns[0] || !ns[1]) die("malloc", 1);
   uint64_t acc = 0;
-  int64_t t0 = now_ns();
-  for (long i = 0; i < p->n; i++) {
+  for (long k = 0; k < blocks; k++) {
+    for (int turn = 0; turn < 2; turn++) {
+      int s = turn ^ (int)(k & 1);
+      int64_t t0 = now_ns();
+      acc += side[s](block);
+      ns[s][k] = (double)(now_ns() - t0) / (double)block;
+    }
+  }
+  keep(acc);
+  for (int s = 0; s < 2; s++) {
+    pr->median[s] = median_of(ns[s], blocks);
+    free(ns[s]);
+  }
+  pr->pending = 2;
+}
+
+/* Side `s`'s sample: the pending median of the round's loop, or a new loop's. The
+ * driver runs both variants of a kind in every round (and in the warm-up), so each
+ * loop serves exactly one round. */
+static sample_t paired_sample(paired_t *pr, const block_fn side[2], int s, const params_t *p, long block) {
+  if (pr->pending == 0) paired_loop(pr, side, p->n, block);
+  pr->pending--;
+  return (sample_t){pr->median[s], 0};
+}
+
+static uint64_t now_weft_block(long calls) {
+  uint64_t acc = 0;
+  for (long i = 0; i < calls; i++) {
     int64_t v = weft_now(bench_rt);
     if (__builtin_expect(v < 0, 0)) die("weft_now", 1);
     acc += (uint64_t)v;
   }
-  int64_t t1 = now_ns();
-  keep(acc);
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+  return acc;
 }
 
-static sample_t now_direct(const params_t *p) {
+static uint64_t now_direct_block(long calls) {
   uint64_t acc = 0;
-  int64_t t0 = now_ns();
-  for (long i = 0; i < p->n; i++) {
+  for (long i = 0; i < calls; i++) {
     struct timespec ts;
     if (__builtin_expect(clock_gettime(CLOCK_MONOTONIC, &ts) != 0, 0)) die("clock_gettime", 1);
     acc += (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   }
-  int64_t t1 = now_ns();
-  keep(acc);
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+  return acc;
 }
 
-static sample_t yield_weft(const params_t *p) {
-  int64_t t0 = now_ns();
-  for (long i = 0; i < p->n; i++) {
+static uint64_t yield_weft_block(long calls) {
+  for (long i = 0; i < calls; i++) {
     if (__builtin_expect(weft_yield(bench_rt) != WEFT_OK, 0)) die("weft_yield", 1);
   }
-  int64_t t1 = now_ns();
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+  return 0;
 }
 
-static sample_t yield_direct(const params_t *p) {
-  int64_t t0 = now_ns();
-  for (long i = 0; i < p->n; i++) {
+static uint64_t yield_direct_block(long calls) {
+  for (long i = 0; i < calls; i++) {
     if (__builtin_expect(sched_yield() != 0, 0)) die("sched_yield", 1);
   }
-  int64_t t1 = now_ns();
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+  return 0;
 }
+
+/* Blocks: about 6 us of clock reads, 15 us of yields (the clock's own read, a few tens
+ * of ns, is then a small and equal part of both sides). */
+static const block_fn now_sides[2] = {now_weft_block, now_direct_block};
+static const block_fn yield_sides[2] = {yield_weft_block, yield_direct_block};
+static paired_t now_pair, yield_pair;
+
+static sample_t now_weft(const params_t *p) { return paired_sample(&now_pair, now_sides, 0, p, 256); }
+static sample_t now_direct(const params_t *p) { return paired_sample(&now_pair, now_sides, 1, p, 256); }
+static sample_t yield_weft(const params_t *p) { return paired_sample(&yield_pair, yield_sides, 0, p, 32); }
+static sample_t yield_direct(const params_t *p) { return paired_sample(&yield_pair, yield_sides, 1, p, 32); }
 
 static sample_t local_weft(const params_t *p) {
   static weft_key_t key;

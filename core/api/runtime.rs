@@ -120,6 +120,9 @@ pub unsafe extern "C" fn weft_yield(rt: *mut weft_runtime_t) -> weft_status_t {
     // through the guard, out of line.
     if let Some(rt) = open_runtime_fast(rt) {
         if rt.yield_polls() && !safepoint::stop_requested(rt) {
+            if rt.yield_is_sched_yield() {
+                return yield_by_sched_yield();
+            }
             let status = rt.plugin_yield();
             if status == WEFT_OK && !safepoint::stop_requested(rt) {
                 return WEFT_OK;
@@ -128,6 +131,21 @@ pub unsafe extern "C" fn weft_yield(rt: *mut weft_runtime_t) -> weft_status_t {
         }
     }
     yield_checked(rt)
+}
+
+/// The yield of a platform whose yield is `sched_yield` (`WEFT_CAP_SCHED_YIELD`), made
+/// in tail position so that the system call returns straight to the host. After a system
+/// call, each return through another frame costs a mispredicted return (about 6 ns here,
+/// more than all of `weft_yield`'s checks: docs/performance.md, "Call path"). So the stop
+/// is polled before the yield only: one requested meanwhile waits for the caller's next
+/// poll (in a loop that spins on `weft_yield`, its next call), as it waits for any
+/// running mutator, and the world is not stopped before that poll.
+#[inline(always)]
+fn yield_by_sched_yield() -> weft_status_t {
+    // Linux's sched_yield always returns 0, which is WEFT_OK (sched_yield(2)).
+    const _: () = assert!(WEFT_OK == 0);
+    // SAFETY: sched_yield has no preconditions.
+    unsafe { libc::sched_yield() }
 }
 
 /// The end of a fast-path yield that met a stop or an error: parks for the stop, then

@@ -290,6 +290,18 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
             "{shown}: claims both WEFT_CAP_MONOTONIC_CLOCK and WEFT_CAP_VIRTUAL_TIME: its clock cannot be both"
         );
     }
+    if copy.caps & WEFT_CAP_SCHED_YIELD != 0 && copy.caps & WEFT_CAP_OS_THREADS == 0 {
+        fail!(
+            WEFT_EPLUGIN,
+            "{shown}: claims WEFT_CAP_SCHED_YIELD without WEFT_CAP_OS_THREADS: a sched_yield of the calling thread would not let its other tasks run"
+        );
+    }
+    if copy.caps & WEFT_CAP_SCHED_YIELD != 0 && copy.caps & WEFT_CAP_DETERMINISTIC != 0 {
+        fail!(
+            WEFT_EPLUGIN,
+            "{shown}: claims both WEFT_CAP_SCHED_YIELD and WEFT_CAP_DETERMINISTIC: libweft would yield without a switch point"
+        );
+    }
     let align = copy.sync_align;
     if align == 0 || !align.is_power_of_two() || align > WEFT_PLATFORM_SYNC_ALIGN {
         fail!(

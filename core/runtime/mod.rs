@@ -376,6 +376,13 @@ impl Runtime {
         self.table.caps & WEFT_CAP_OS_THREADS != 0
     }
 
+    /// Whether the platform's yield is `sched_yield` on the calling thread, which
+    /// `weft_yield` then makes itself (`WEFT_CAP_SCHED_YIELD`).
+    #[inline]
+    pub(crate) fn yield_is_sched_yield(&self) -> bool {
+        self.table.caps & WEFT_CAP_SCHED_YIELD != 0
+    }
+
     /// The plugin's yield, as is.
     #[inline]
     pub(crate) fn plugin_yield(&self) -> weft_status_t {

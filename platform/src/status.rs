@@ -71,6 +71,12 @@ pub const WEFT_CAP_MONOTONIC_CLOCK: u64 = 1 << 6;
 /// it). libweft removes the bit before calling a platform that does not claim this: a
 /// level-triggered wait is a correct drained wait.
 pub const WEFT_CAP_IO_DRAINED: u64 = 1 << 7;
+/// Capability bit: the platform's `yield` is `sched_yield()` on the calling OS thread
+/// and nothing else, so libweft may make that call itself (`weft_yield` then costs what
+/// `sched_yield` costs: no call through the table, and libweft's frame is gone before
+/// the system call returns). Only with `WEFT_CAP_OS_THREADS`; a deterministic platform
+/// must not claim it (its yields must be switch points).
+pub const WEFT_CAP_SCHED_YIELD: u64 = 1 << 8;
 
 /// Size in bytes of `weft_mutex_t`; part of the ABI.
 pub const WEFT_MUTEX_SIZE: usize = 64;

@@ -77,7 +77,7 @@ static const weft_platform_t table = {
     .name = "pthread",
     .version = "1.0.0",
     /* Threads are OS threads and cancel() wakes blocked tasks: nothing more. */
-    .caps = WEFT_CAP_OS_THREADS | WEFT_CAP_CANCEL | WEFT_CAP_MONOTONIC_CLOCK,
+    .caps = WEFT_CAP_OS_THREADS | WEFT_CAP_CANCEL | WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_SCHED_YIELD,
     .mutex_size = sizeof(pthread_mutex_t),
     .cond_size = sizeof(pt_cond_t),
     .rwlock_size = sizeof(pthread_rwlock_t),

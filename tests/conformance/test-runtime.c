@@ -274,11 +274,15 @@ TEST_IMPL(runtime_platform_info) {
   ASSERT(access(info->path, R_OK) == 0);
   const uint64_t known = WEFT_CAP_OS_THREADS | WEFT_CAP_GREEN_TASKS | WEFT_CAP_VIRTUAL_TIME |
                          WEFT_CAP_DETERMINISTIC | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE |
-                         WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_IO_DRAINED;
+                         WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_IO_DRAINED | WEFT_CAP_SCHED_YIELD;
   ASSERT((info->caps & ~known) == 0);
   /* The loader refuses the combinations that contradict each other. */
   ASSERT(!((info->caps & WEFT_CAP_MUTEX_BYTE) && (info->caps & WEFT_CAP_DETERMINISTIC)));
   ASSERT(!((info->caps & WEFT_CAP_MONOTONIC_CLOCK) && (info->caps & WEFT_CAP_VIRTUAL_TIME)));
+  if (info->caps & WEFT_CAP_SCHED_YIELD) {
+    ASSERT(info->caps & WEFT_CAP_OS_THREADS);
+    ASSERT(!(info->caps & WEFT_CAP_DETERMINISTIC));
+  }
   if (info->caps & WEFT_CAP_MONOTONIC_CLOCK) {
     /* weft_now reads CLOCK_MONOTONIC itself: it lies between two direct reads. */
     struct timespec a, b;

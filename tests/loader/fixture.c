@@ -72,6 +72,13 @@
 #elif defined(FIXTURE_MONOTONIC_VIRTUAL)
 #undef CAPS
 #define CAPS (WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_VIRTUAL_TIME)
+#elif defined(FIXTURE_SCHED_YIELD_GREEN)
+/* A worker thread's sched_yield does not run the other tasks on it. */
+#undef CAPS
+#define CAPS (WEFT_CAP_SCHED_YIELD | WEFT_CAP_GREEN_TASKS)
+#elif defined(FIXTURE_SCHED_YIELD_DETERMINISTIC)
+#undef CAPS
+#define CAPS (WEFT_CAP_SCHED_YIELD | WEFT_CAP_OS_THREADS | WEFT_CAP_DETERMINISTIC)
 #elif defined(FIXTURE_PARK_WITHOUT_UNPARK)
 #define PARK_ONLY 1
 #elif defined(FIXTURE_NULL_NAME)

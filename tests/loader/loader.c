@@ -203,6 +203,12 @@ TEST_IMPL(loader_refuses_contradictory_caps) {
                  "(mutex_size 1)");
   expect_refused("libfixture_monotonic_virtual.so",
                  "claims both WEFT_CAP_MONOTONIC_CLOCK and WEFT_CAP_VIRTUAL_TIME: its clock cannot be both");
+  expect_refused("libfixture_sched_yield_green.so",
+                 "claims WEFT_CAP_SCHED_YIELD without WEFT_CAP_OS_THREADS: a sched_yield of the calling thread "
+                 "would not let its other tasks run");
+  expect_refused("libfixture_sched_yield_deterministic.so",
+                 "claims both WEFT_CAP_SCHED_YIELD and WEFT_CAP_DETERMINISTIC: libweft would yield without a "
+                 "switch point");
   return TEST_OK;
 }
 

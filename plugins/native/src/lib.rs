@@ -64,7 +64,7 @@ static TABLE: Table = Table(weft_platform_t {
     abi_version: WEFT_PLATFORM_ABI_VERSION,
     name: c"native".as_ptr(),
     version: concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const _,
-    caps: WEFT_CAP_OS_THREADS | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE | WEFT_CAP_MONOTONIC_CLOCK,
+    caps: WEFT_CAP_OS_THREADS | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE | WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_SCHED_YIELD,
     mutex_size: lock::MUTEX_SIZE,
     cond_size: lock::COND_SIZE,
     rwlock_size: sync::RWLOCK_SIZE,
