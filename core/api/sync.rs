@@ -122,7 +122,7 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
         // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
         if let Some(mutex) = unsafe { MutexObject::take_free(m.cast()) } {
             if mutex.runtime().fast_locks() {
-                mutex.own(ctx.id);
+                mutex.own_unchecked(ctx.id);
                 return WEFT_OK;
             }
             return taken_off_the_fast_path(m, mutex, ctx);
@@ -151,7 +151,7 @@ fn taken_off_the_fast_path(m: *mut weft_mutex_t, mutex: &MutexObject, ctx: &cont
 /// (if on) record it.
 #[inline(always)]
 fn owned_now(mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
-    mutex.own(ctx.id);
+    mutex.own(mutex.runtime(), ctx.id);
     let checks = &mutex.runtime().checks;
     if checks.on() && !checks.acquired_quickly(ctx, mutex.addr()) {
         return checked_after_lock(mutex, ctx);
@@ -227,20 +227,20 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
 /// and destroyed).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
-    // The fast path, for the owner's last level with nobody parked, in an open runtime
-    // without checks (see weft_mutex_lock): one load of the mutex's first word (tag,
-    // byte lock and levels at once), the owner's check and store, one compare-and-swap.
-    // Every other case, a closed runtime's too, takes the paths below.
+    // The fast path, for the owner's last level with nobody parked, in a runtime without
+    // checks: one load of the mutex's first word (tag, byte lock and levels at once), the
+    // owner's check and store, one compare-and-swap. It reads nothing of the runtime: in
+    // one with checks the owner field never matches (runtime/sync/mutex.rs,
+    // CHECKED_OWNER), and after the close the cold path would release the same way.
+    // Every other case takes the paths below.
     if let Some(ctx) = context::current_if_any() {
         // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
         if let Some((mutex, word)) = unsafe { MutexObject::held_alone_by(m.cast(), ctx.id) } {
-            if mutex.runtime().fast_locks() {
-                mutex.disown();
-                if mutex.release_held(word) {
-                    return WEFT_OK;
-                }
-                return release_disowned(mutex);
+            mutex.disown();
+            if mutex.release_held(word) {
+                return WEFT_OK;
             }
+            return release_disowned(mutex);
         }
     }
     unlock_off_the_fast_path(m)

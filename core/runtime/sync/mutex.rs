@@ -2,7 +2,10 @@
 //!
 //! The owner (a context id) and the recursion depth sit beside the plugin's lock, so
 //! every platform gets the same checks: a relock by the owner is `WEFT_EDEADLK` (or
-//! counted, if recursive), an unlock by anyone else `WEFT_EPERM`.
+//! counted, if recursive), an unlock by anyone else `WEFT_EPERM`. In a runtime that runs
+//! the lock-order checks, the owner field also carries `CHECKED_OWNER`, so that the
+//! unlock's fast path, which compares the field with the caller's id and reads nothing
+//! of the runtime, never ends there and the checks' bookkeeping runs.
 //!
 //! The first word of a mutex is its tag and its `count`:
 //!
@@ -61,6 +64,10 @@ const LEVELS_SHIFT: u32 = 40;
 const LEVEL: u64 = 1 << LEVELS_SHIFT;
 /// The most extra levels the first word holds.
 const MAX_LEVELS: u32 = (1 << 24) - 1;
+/// Set in the owner field beside the owner's id when the mutex's runtime runs the
+/// checks (fixed when the runtime opens): no context id has it, so the unlock's fast
+/// path (`held_alone_by`) finds no match there, and the cold path records the release.
+const CHECKED_OWNER: u64 = 1 << 63;
 
 /// The first word of a mutex with `tag`, the byte lock at `lock` and no levels
 /// (little-endian: the tag first).
@@ -124,8 +131,9 @@ impl MutexObject {
         self.destroy((owner != 0).then(|| format!("is held (by context {owner})")))
     }
 
+    /// The owner's context id; 0 when free.
     pub(crate) fn owner(&self) -> u64 {
-        self.extra.load(Relaxed)
+        self.extra.load(Relaxed) & !CHECKED_OWNER
     }
 
     fn is_recursive(&self) -> bool {
@@ -201,9 +209,11 @@ impl MutexObject {
     }
 
     /// The mutex at `m` if context `me` holds it at its last level with nobody parked on
-    /// it, and the first word it read: one load of that word (a live tag, the byte lock
-    /// held (1), no levels), then the owner. None otherwise, on a platform without a
-    /// byte lock too (its byte is `NO_BYTE_LOCK`). `release_held` then takes that word.
+    /// it, in a runtime without the checks, and the first word it read: one load of that
+    /// word (a live tag, the byte lock held (1), no levels), then the owner field (which
+    /// carries `CHECKED_OWNER` in a runtime with the checks, so never equals `me` there).
+    /// None otherwise, on a platform without a byte lock too (its byte is
+    /// `NO_BYTE_LOCK`). `release_held` then takes that word.
     ///
     /// # Safety
     /// As for `take_free`. The owner is read only once the word says `m` is a mutex.
@@ -216,7 +226,7 @@ impl MutexObject {
         }
         // SAFETY: it holds a live mutex (its tag, read with Acquire).
         let mutex = unsafe { &*m };
-        (mutex.owner() == me).then_some((mutex, word))
+        (mutex.extra.load(Relaxed) == me).then_some((mutex, word))
     }
 
     /// Releases the byte lock of a mutex its owner has disowned, whose first word
@@ -229,9 +239,18 @@ impl MutexObject {
         self.first().compare_exchange(word, free, Release, Relaxed).is_ok()
     }
 
-    /// Records context `me` as the owner of the plugin's lock it just took.
+    /// Records context `me` as the owner of the plugin's lock it just took, marked if
+    /// `rt` runs the checks (`CHECKED_OWNER`).
     #[inline(always)]
-    pub(crate) fn own(&self, me: u64) {
+    pub(crate) fn own(&self, rt: &Runtime, me: u64) {
+        let mark = if rt.checks.on() { CHECKED_OWNER } else { 0 };
+        self.extra.store(me | mark, Relaxed);
+    }
+
+    /// `own`, for a caller that has just seen the runtime without checks
+    /// (`Runtime::fast_locks`).
+    #[inline(always)]
+    pub(crate) fn own_unchecked(&self, me: u64) {
         self.extra.store(me, Relaxed);
     }
 
@@ -249,7 +268,7 @@ impl MutexObject {
     }
 
     pub(crate) fn reacquired_after_wait(&self, rt: &Runtime, ctx: &Context, depth: u32) {
-        self.own(ctx.id);
+        self.own(rt, ctx.id);
         self.first().fetch_add(depth as u64 * LEVEL, Relaxed);
         if rt.checks.on() {
             for _ in 0..=depth {
@@ -319,7 +338,7 @@ impl MutexObject {
             && self.lock_byte() > 1
             && plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())) == WEFT_OK
         {
-            self.own(me);
+            self.own(rt, me);
             return true;
         }
         false
@@ -382,7 +401,7 @@ impl MutexObject {
             fail!(WEFT_ETIMEDOUT, "mutex {:p} was still held at the deadline", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.own(ctx.id);
+        self.own(rt, ctx.id);
         if rt.checks.on() {
             rt.checks.acquired(ctx, self.addr(), true, Holders::OwnerField);
         }
@@ -398,7 +417,7 @@ impl MutexObject {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.own(ctx.id);
+        self.own(rt, ctx.id);
         if rt.checks.on() {
             // A try-lock never waits, so it cannot deadlock: no order edge into it.
             rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
