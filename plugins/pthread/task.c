@@ -124,6 +124,8 @@ weft_status_t pt_cancel(weft_plat_task_t *t) {
   return WEFT_OK;
 }
 
+/* The plugin claims WEFT_CAP_SCHED_YIELD: weft_yield's fast path makes this same call
+ * itself. Keep the two the same. */
 weft_status_t pt_yield_now(weft_plat_rt_t *rt) {
   (void)rt;
   sched_yield();

@@ -152,7 +152,8 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
 }
 
 pub(crate) unsafe extern "C" fn yield_now(_rt: *mut weft_plat_rt_t) -> weft_status_t {
-    // No guard: a bare system call cannot panic, and weft_yield's fast path is this call.
+    // No guard: a bare system call cannot panic. weft_yield's fast path makes the same
+    // call itself (this plugin claims WEFT_CAP_SCHED_YIELD): keep the two the same.
     // SAFETY: sched_yield has no preconditions.
     unsafe { libc::sched_yield() };
     WEFT_OK
