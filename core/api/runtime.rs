@@ -115,8 +115,9 @@ fn deadline_after_refused(rt: *const weft_runtime_t, ns: i64) -> i64 {
 /// the task queued.
 #[no_mangle]
 pub unsafe extern "C" fn weft_yield(rt: *mut weft_runtime_t) -> weft_status_t {
-    // The fast path, on OS threads with no stop requested before or after: the plugin's
-    // yield alone (an extern "C" call, which cannot unwind). A stop, or an error, goes
+    // The fast path, on OS threads with no stop requested: `sched_yield` in tail
+    // position where the plugin says that is its yield, else the plugin's yield (an
+    // extern "C" call, which cannot unwind) and a second poll. A stop, or an error, goes
     // through the guard, out of line.
     if let Some(rt) = open_runtime_fast(rt) {
         if rt.yield_polls() && !safepoint::stop_requested(rt) {
@@ -134,12 +135,13 @@ pub unsafe extern "C" fn weft_yield(rt: *mut weft_runtime_t) -> weft_status_t {
 }
 
 /// The yield of a platform whose yield is `sched_yield` (`WEFT_CAP_SCHED_YIELD`), made
-/// in tail position so that the system call returns straight to the host. After a system
-/// call, each return through another frame costs a mispredicted return (about 6 ns here,
-/// more than all of `weft_yield`'s checks: docs/performance.md, "Call path"). So the stop
-/// is polled before the yield only: one requested meanwhile waits for the caller's next
-/// poll (in a loop that spins on `weft_yield`, its next call), as it waits for any
-/// running mutator, and the world is not stopped before that poll.
+/// in tail position so that the system call returns straight to the host. After a
+/// system call, each return through another frame costs a mispredicted return (about
+/// 6 ns here, more than all of `weft_yield`'s checks: docs/performance.md, "weft_yield
+/// returns from the system call straight to the host"). So the stop is polled before
+/// the yield only: one requested meanwhile waits for the caller's next poll (in a loop
+/// that spins on `weft_yield`, its next call), as it waits for any running mutator, and
+/// the world is not stopped before that poll.
 #[inline(always)]
 fn yield_by_sched_yield() -> weft_status_t {
     // Linux's sched_yield always returns 0, which is WEFT_OK (sched_yield(2)).
