@@ -45,6 +45,7 @@ typedef struct {
   const char *unit;        /* what the figure is, e.g. "ns per lock+unlock pair" */
   const char *better;      /* "lower" or "higher" */
   const char *extra_unit;  /* NULL when the kind has no secondary figure */
+  long default_n;          /* --n when none is given (0: 1,000,000); a full run's size */
   variant_t variants[MAX_VARIANTS];
 } kind_t;
 

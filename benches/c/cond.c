@@ -98,6 +98,7 @@ void register_cond_kinds(void) {
       .kind = "cond_pingpong",
       .unit = "ns per round trip A->B->A (two signal+wake hand-overs under one mutex)",
       .better = "lower",
+      .default_n = 50000,
       .variants = {{"weft", pingpong_weft}, {"pthread", pingpong_pthread}},
   });
 }

@@ -206,14 +206,16 @@ static sample_t skynet_weft(const params_t *p) {
 }
 
 void register_green_kinds(void) {
+  /* The default sizes are the full run's for the native platform (green runs ten times
+   * as many of the task kinds: benches/run.py). */
   bench_register(&(kind_t){.kind = "chan_pingpong", .unit = "ns per round trip", .better = "lower",
-                           .variants = {{"weft", pingpong_weft}}});
+                           .default_n = 20000, .variants = {{"weft", pingpong_weft}}});
   bench_register(&(kind_t){.kind = "parked_rss", .unit = "bytes of RSS per parked task", .better = "lower",
                            .variants = {{"weft", parked_rss_weft}}});
   bench_register(&(kind_t){.kind = "yield_switch", .unit = "ns per yield between two tasks", .better = "lower",
                            .variants = {{"weft", yield_switch_weft}}});
   bench_register(&(kind_t){.kind = "spawn_join_task", .unit = "ns per spawn+join of an empty task",
-                           .better = "lower", .variants = {{"weft", spawn_join_task_weft}}});
+                           .better = "lower", .default_n = 20000, .variants = {{"weft", spawn_join_task_weft}}});
   bench_register(&(kind_t){.kind = "skynet", .unit = "ms per tree of tasks", .better = "lower",
                            .variants = {{"weft", skynet_weft}}});
 }

@@ -78,6 +78,7 @@ static sample_t round_trip(const params_t *p) {
 void register_machine_kinds(void) {
   static const kind_t kind = {
       .kind = "cpu_round_trip",
+      .default_n = 20000,
       .unit = "ns per round trip of a cache line between two CPUs (0: fewer than two CPUs)",
       .better = "lower",
       .variants = {{"line", round_trip}},

@@ -65,7 +65,9 @@ static void usage(void) {
   fprintf(stderr,
           "usage: weftbench --list\n"
           "       weftbench KIND [--n N] [--threads T] [--locks L] [--cap C|unbounded]\n"
-          "                      [--chans K] [--ms MS] [--rounds R] [--quick]\n");
+          "                      [--chans K] [--ms MS] [--rounds R] [--quick]\n"
+          "       (without --n, each kind runs a full run's size: 1,000,000 but for the\n"
+          "       slower kinds, e.g. cond_pingpong 50,000, spawn_join 5,000)\n");
   exit(2);
 }
 
@@ -105,7 +107,8 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  params_t p = {.n = 1000000, .threads = 2, .locks = 1, .cap = 1, .chans = 2, .ms = 200, .quick = 0};
+  params_t p = {.n = kind->default_n > 0 ? kind->default_n : 1000000,
+                .threads = 2, .locks = 1, .cap = 1, .chans = 2, .ms = 200, .quick = 0};
   int rounds = 5;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];

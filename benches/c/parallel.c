@@ -224,6 +224,7 @@ void register_parallel_kinds(void) {
       .kind = "group_spawn",
       .unit = "ns per task: a group of n empty tasks, spawned and waited for",
       .better = "lower",
+      .default_n = 10000,
       .variants = {{"weft", group_weft}},
   });
 }

@@ -182,6 +182,7 @@ void register_parking_kinds(void) {
       .kind = "sem_pingpong",
       .unit = "ns per round trip A -> B -> A through two semaphores",
       .better = "lower",
+      .default_n = 50000,
       .variants = {{"weft", sem_weft}, {"posix", sem_posix}},
   });
 }

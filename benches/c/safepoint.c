@@ -177,6 +177,7 @@ void register_safepoint_kinds(void) {
       .unit = "us time-to-safepoint (median over the stops of a run)",
       .better = "lower",
       .extra_unit = "us full stop+resume (median over the stops of a run)",
+      .default_n = 100,
       .variants = {{"weft", stw_weft}, {"boehm", stw_boehm}},
   });
 }

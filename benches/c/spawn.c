@@ -42,6 +42,7 @@ void register_spawn_kinds(void) {
       .kind = "spawn_join",
       .unit = "ns per spawn+join of an empty task",
       .better = "lower",
+      .default_n = 5000,
       .variants = {{"weft", spawn_weft}, {"pthread", spawn_pthread}},
   });
 }
