@@ -86,6 +86,9 @@ static inline int64_t now_ns(void) {
 /* Fails the whole run: a benchmark that cannot do what it claims must not print a
  * figure. */
 void die(const char *what, int code);
+
+/* The median of v[0..n) (n >= 1); sorts v in place. */
+double median_of(double *v, long n);
 #define CHECK(call)                                  \
   do {                                               \
     int check_rc_ = (call);                          \

@@ -30,16 +30,6 @@ typedef struct {
   int pending; /* medians not yet handed out */
 } paired_t;
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median_of(double *v, long n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* Times n calls of each side in blocks of `block` calls, alternating, and keeps the
  * median ns per call of each side. */
 static void paired_loop(paired_t *pr, const block_fn side[2], long n, long block) {

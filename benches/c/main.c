@@ -19,6 +19,16 @@ void bench_register(const kind_t *kind) {
   kinds[nkinds++] = *kind;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+double median_of(double *v, long n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 void die(const char *what, int code) {
   fprintf(stderr, "weftbench: %s failed (%d)", what, code);
   if (code > 0 && code < 100) fprintf(stderr, ": %s [%s]", weft_strerror(code), weft_last_error());

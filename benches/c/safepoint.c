@@ -85,16 +85,6 @@ static void *boehm_mutator(void *arg) {
   return NULL;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, long n) {
-  qsort(v, (size_t)n, sizeof(double), cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void gap(void) {
   struct timespec d = {.tv_sec = 0, .tv_nsec = GAP_NS};
   nanosleep(&d, NULL);
@@ -126,7 +116,7 @@ static sample_t stw_weft(const params_t *p) {
   }
   __atomic_store_n(&stw.stop, 1, __ATOMIC_RELAXED);
   for (int t = 0; t < p->threads; t++) CHECK(weft_join(tasks[t], WEFT_FOREVER, NULL, NULL));
-  sample_t s = {median(tts, p->n), median(full, p->n)};
+  sample_t s = {median_of(tts, p->n), median_of(full, p->n)};
   free(tts);
   free(full);
   return s;
@@ -159,7 +149,7 @@ static sample_t stw_boehm(const params_t *p) {
   }
   __atomic_store_n(&stw.stop, 1, __ATOMIC_RELAXED);
   for (int t = 0; t < p->threads; t++) CHECK(pthread_join(threads[t], NULL));
-  sample_t s = {median(tts, p->n), median(full, p->n)};
+  sample_t s = {median_of(tts, p->n), median_of(full, p->n)};
   free(tts);
   free(full);
   return s;
