@@ -42,7 +42,8 @@ ENV = {"c": {"WEFT_PLATFORM": "native"}, "cg": {"WEFT_PLATFORM": "green"}, "cs":
 # interleaves its variants inside that process (--rounds R); a case with several runs
 # (channels: Rust, Go, C) calls each binary once per round, in rotating order, so the
 # processes interleave too. Its rows are the ratios reported: (weft sample set, peer
-# sample set, goal). Sample sets are named "binary/variant".
+# sample set, goal), and optionally a note for the row's title (a reference row, whose
+# first side is not weft). Sample sets are named "binary/variant".
 
 MESSAGES_FULL = 5_000_000
 
@@ -104,7 +105,10 @@ def build_cases(s):
                  [("c", "mutex_contended", args)], [("c/weft", "c/pthread", CONTENDED)], what)
             case(f"mutex_contended/t{threads}_l{locks}/rs", f"mutex contended, {threads} threads, {locks} lock(s) (Rust)",
                  [("rs", "mutex_contended", args)],
-                 [("rs/weft", "rs/parking_lot", CONTENDED), ("rs/weft", "rs/std", CONTENDED)], what)
+                 [("rs/weft", "rs/parking_lot", CONTENDED), ("rs/weft", "rs/std", CONTENDED),
+                  ("rs/parking_lot_call", "rs/parking_lot", None, "reference: parking_lot called out of line")],
+                 what + "; the reference row times parking_lot's own lock called through out-of-line functions, "
+                 "as a host calls weft's, against itself inlined: what the call alone costs in the machine's mode")
     case("cond_pingpong", "condition variable ping-pong",
          [("c", "cond_pingpong", ["--n", str(s["pingpong"]), "--rounds", r])],
          [("c/weft", "c/pthread", CONDVAR)],
@@ -490,14 +494,16 @@ def main():
                               not_built=skipped, errors=errors, process_rounds=made,
                               cpu_round_trip_ns=round_trip,
                               budget_s=round(budget, 1), seconds=round(time.time() - t0, 2)))
-        for weft_key, peer_key, g in c["rows"]:
+        for weft_key, peer_key, g, *note in c["rows"]:
             wm, _ = median_of(samples, extra, weft_key)
             pm, _ = median_of(samples, extra, peer_key)
             binary = weft_key.split("/")[0]
             unit_key = binary + (":extra" if weft_key.endswith(":extra") else "")
             unit = units.get(unit_key) or units.get(peer_key.split("/")[0])
             peer_name = peer_key.split("/")[1].split(":")[0]
-            row = dict(case=c["id"], title=c["title"] + (" [stop+resume]" if weft_key.endswith(":extra") else ""),
+            suffix = " [stop+resume]" if weft_key.endswith(":extra") else ""
+            suffix += "".join(f" [{n}]" for n in note)
+            row = dict(case=c["id"], title=c["title"] + suffix,
                        weft=weft_key, peer=peer_key, peer_label=peer_name, unit=unit,
                        weft_median=wm, peer_median=pm, ratio=None, delta=None, goal=g,
                        goal_text=g["text"] if g else "", meets=None, status="ok")
@@ -514,7 +520,7 @@ def main():
                 row["meets"] = verdict(g, row["ratio"], row["delta"])
             row["cpu_round_trip_ns"] = round_trip
             if "mutex_contended" in c["id"]:
-                row["fairness"] = {"weft": xmeds.get(weft_key), peer_name: xmeds.get(peer_key)}
+                row["fairness"] = {weft_key.split("/")[1]: xmeds.get(weft_key), peer_name: xmeds.get(peer_key)}
                 row["better"] = "higher"
             else:
                 row["better"] = "lower"

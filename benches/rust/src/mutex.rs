@@ -1,5 +1,8 @@
 //! Mutexes from Rust: weft's through the C ABI vs parking_lot::Mutex and
-//! std::sync::Mutex. Same shapes as the C binary (benches/c/mutex.c).
+//! std::sync::Mutex. Same shapes as the C binary (benches/c/mutex.c). The contended
+//! kind also times parking_lot's own lock called through out-of-line `extern "C"`
+//! functions, as weft's is: what the call alone costs a lock in the machine's current
+//! mode (docs/performance.md, "The ceiling of a lock that is called").
 use std::cell::UnsafeCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
@@ -23,6 +26,7 @@ trait BenchLock: Sync + Send {
 struct Weft(RawWeftMutex);
 struct ParkingLot(parking_lot::RawMutex);
 struct Std(std::sync::Mutex<()>);
+struct ParkingLotCall(parking_lot::RawMutex);
 
 impl BenchLock for Weft {
     fn fresh() -> Self {
@@ -57,6 +61,34 @@ impl BenchLock for ParkingLot {
         let r = f();
         // SAFETY: locked above by this thread.
         unsafe { self.0.unlock() };
+        r
+    }
+}
+
+/// parking_lot's lock and unlock behind a call each, as a C host calls a library's
+/// mutex: the same code as `ParkingLot`, not inlined into the loop.
+#[inline(never)]
+extern "C" fn parking_lot_lock(m: &parking_lot::RawMutex) -> i32 {
+    m.lock();
+    0
+}
+
+#[inline(never)]
+extern "C" fn parking_lot_unlock(m: &parking_lot::RawMutex) -> i32 {
+    // SAFETY: the caller locked it with parking_lot_lock.
+    unsafe { m.unlock() };
+    0
+}
+
+impl BenchLock for ParkingLotCall {
+    fn fresh() -> Self {
+        ParkingLotCall(parking_lot::RawMutex::INIT)
+    }
+    #[inline(always)]
+    fn critical<R>(&self, f: impl FnOnce() -> R) -> R {
+        check("parking_lot_lock", parking_lot_lock(black_box(&self.0)));
+        let r = f();
+        check("parking_lot_unlock", parking_lot_unlock(black_box(&self.0)));
         r
     }
 }
@@ -187,6 +219,7 @@ pub fn kinds() -> Vec<Kind> {
             variants: vec![
                 ("weft", contended::<Weft>),
                 ("parking_lot", contended::<ParkingLot>),
+                ("parking_lot_call", contended::<ParkingLotCall>),
                 ("std", contended::<Std>),
             ],
         },
