@@ -42,9 +42,12 @@ pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
     local_get_checked(key)
 }
 
+///
+/// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended` in
+/// sync.rs).
 #[cold]
 #[inline(never)]
-fn local_get_checked(key: weft_key_t) -> *mut c_void {
+extern "C" fn local_get_checked(key: weft_key_t) -> *mut c_void {
     ffi_value("weft_local_get", std::ptr::null_mut(), || Ok(context::current().slot(keys::slot_index(key)?, key)))
 }
 

@@ -134,9 +134,15 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
 /// A mutex the fast path's swap took in a runtime where the fast path cannot end: with
 /// the checks on, their bookkeeping; in a closed runtime, the lock given back and the
 /// call refused.
+///
+/// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended`).
 #[cold]
 #[inline(never)]
-fn taken_off_the_fast_path(m: *mut weft_mutex_t, mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
+extern "C" fn taken_off_the_fast_path(
+    m: *mut weft_mutex_t,
+    mutex: &MutexObject,
+    ctx: &context::Context,
+) -> weft_status_t {
     let rt = mutex.runtime();
     if !rt.is_open() {
         // Given back as an unlock would (waking a waiter parked before the close); the
@@ -167,9 +173,13 @@ fn owned_now(mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
 /// wait yields before it parks, out of the holder's way (parking_lot's way, see
 /// `plugins/native/src/lock.rs`), where a waiter that takes the lock at the first
 /// chance keeps the lock's cache line moving between CPUs at every lock and unlock.
+///
+/// `extern "C"` (as each cold path an exported fast path ends in): a call that cannot
+/// unwind needs no landing pad in its caller, which then jumps to it and keeps no frame
+/// (docs/performance.md, "The fast paths keep no frame").
 #[cold]
 #[inline(never)]
-fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
+extern "C" fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         let rt = mutex.runtime();
         if rt.is_open() && mutex.take_with_plugin_try(rt, ctx.id) {
@@ -250,9 +260,11 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
 /// count down, a closed runtime, a caller that is not the owner): the owner's last
 /// level with the checks' bookkeeping (a mutex's holder is its owner field: the checks
 /// drop it from the held list, no trip to the graph), else the checked path.
+///
+/// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended`).
 #[cold]
 #[inline(never)]
-fn unlock_off_the_fast_path(m: *mut weft_mutex_t) -> weft_status_t {
+extern "C" fn unlock_off_the_fast_path(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         if mutex.is_last_level_of(ctx.id) {
             let checks = &mutex.runtime().checks;
@@ -269,8 +281,10 @@ fn unlock_off_the_fast_path(m: *mut weft_mutex_t) -> weft_status_t {
 /// The release of a mutex the caller has disowned: a swap of the byte lock if nobody is
 /// parked on it, else the plugin's unlock (which wakes a waiter; the only release on a
 /// platform without a byte lock).
+///
+/// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended`).
 #[inline(never)]
-fn release_disowned(mutex: &MutexObject) -> weft_status_t {
+extern "C" fn release_disowned(mutex: &MutexObject) -> weft_status_t {
     match mutex.release(mutex.runtime()) {
         WEFT_OK => WEFT_OK,
         status => ffi("weft_mutex_unlock", || mutex.unlocked(status)),
@@ -364,9 +378,11 @@ pub unsafe extern "C" fn weft_cond_signal(c: *mut weft_cond_t) -> weft_status_t 
     signal_checked(c)
 }
 
+///
+/// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended`).
 #[cold]
 #[inline(never)]
-fn signal_checked(c: *mut weft_cond_t) -> weft_status_t {
+extern "C" fn signal_checked(c: *mut weft_cond_t) -> weft_status_t {
     ffi("weft_cond_signal", || live::<_>(c).and_then(CondObject::signal))
 }
 
