@@ -42,7 +42,6 @@ pub extern "C" fn weft_local_get(key: weft_key_t) -> *mut c_void {
     local_get_checked(key)
 }
 
-///
 /// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended` in
 /// sync.rs).
 #[cold]

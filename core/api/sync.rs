@@ -378,7 +378,6 @@ pub unsafe extern "C" fn weft_cond_signal(c: *mut weft_cond_t) -> weft_status_t 
     signal_checked(c)
 }
 
-///
 /// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended`).
 #[cold]
 #[inline(never)]

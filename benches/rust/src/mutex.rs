@@ -2,7 +2,8 @@
 //! std::sync::Mutex. Same shapes as the C binary (benches/c/mutex.c). The contended
 //! kind also times parking_lot's own lock called through out-of-line `extern "C"`
 //! functions, as weft's is: what the call alone costs a lock in the machine's current
-//! mode (docs/performance.md, "The ceiling of a lock that is called").
+//! mode (docs/performance.md, "The ceiling of a lock that is called; another host
+//! CPU").
 use std::cell::UnsafeCell;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
