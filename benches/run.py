@@ -264,11 +264,11 @@ def build_cases(s):
              [("cg/weft", "go/go", GO), ("c/weft", "go/go", None)],
              f"two tasks (goroutines) hand one message back and forth over two channels of capacity {cap}; "
              "ns per round trip")
-    case("green/parked_rss", "RSS per parked task",
+    case("green/parked_rss", "memory per parked task",
          [("cg", "parked_rss", ["--n", str(s["parked"])] + r3), ("go", "parked_rss", ["--n", str(s["parked"])] + r3)],
          [("cg/weft", "go/go", None)],
-         f"{s['parked']} tasks (goroutines) parked at once in a receive on one channel; (RSS with all parked - "
-         "RSS at the start of the process) / tasks, in bytes (goal: at most 4096 on green)")
+         f"{s['parked']} tasks (goroutines) parked at once in a receive on one channel; (RSS + page tables with all "
+         "parked - the same at the start of the process) / tasks, in bytes (goal: at most 4096 on green)")
     case("green/yield_switch", "context switch: yield between two tasks",
          [("cg", "yield_switch", ["--n", str(s["switch"])] + r3), ("rs", "yield_switch", ["--n", str(s["switch"])] + r3)],
          [("cg/weft", "rs/corosensei", None)],

@@ -192,23 +192,33 @@ func group(n int) {
 	wg.Wait()
 }
 
-func rss() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
+// memory: the process's resident memory and its page tables, in bytes
+// (/proc/self/status), as the C program counts them for weft's tasks.
+func memory() int64 {
+	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gobench:", err)
 		os.Exit(1)
 	}
-	var size, resident int64
-	fmt.Sscan(string(b), &size, &resident)
-	return resident * 4096
+	var rssKB, pteKB int64 = -1, -1
+	for _, line := range strings.Split(string(b), "\n") {
+		fmt.Sscanf(line, "VmRSS: %d kB", &rssKB)
+		fmt.Sscanf(line, "VmPTE: %d kB", &pteKB)
+	}
+	if rssKB < 0 || pteKB < 0 {
+		fmt.Fprintln(os.Stderr, "gobench: no VmRSS or VmPTE in /proc/self/status")
+		os.Exit(1)
+	}
+	return (rssKB + pteKB) * 1024
 }
 
 var rssBaseline int64 = -1
 
-// parkedRSS: n goroutines parked in a receive at once; bytes of RSS per goroutine.
+// parkedRSS: n goroutines parked in a receive at once; bytes of RSS and page tables
+// per goroutine.
 func parkedRSS(n int) float64 {
 	if rssBaseline < 0 {
-		rssBaseline = rss()
+		rssBaseline = memory()
 	}
 	in, parked, done := make(chan message), make(chan struct{}, n), make(chan struct{}, n)
 	for i := 0; i < n; i++ {
@@ -221,7 +231,7 @@ func parkedRSS(n int) float64 {
 	for i := 0; i < n; i++ {
 		<-parked
 	}
-	during := rss()
+	during := memory()
 	for i := 0; i < n; i++ {
 		in <- 0
 	}
@@ -260,7 +270,7 @@ func main() {
 	units := map[string]string{
 		"chan_pingpong": "ns per round trip",
 		"spawn_join":    "ns per spawn+join of an empty task",
-		"parked_rss":    "bytes of RSS per parked task",
+		"parked_rss":    "bytes of RSS and page tables per parked task",
 		"skynet":        "ms per tree of tasks",
 		"group_spawn":   "ns per task: a group of n empty tasks, spawned and waited for",
 	}

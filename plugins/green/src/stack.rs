@@ -30,6 +30,18 @@ const KEEP_COMMITTED: usize = 64 * 1024;
 const TRIM_AFTER_NS: i64 = 50_000_000;
 /// How many stacks are trimmed together, by one system call.
 const TRIM_BATCH: usize = 32;
+/// A reservation that finds the pool empty maps this many stacks at once (fewer where
+/// they would span more than `MAP_CHUNK_BYTES`), with one `mmap` and one
+/// `process_madvise` for their guards: a burst of spawns beyond the pool made two system
+/// calls per task, each holding the process's memory-map lock for writing.
+const MAP_CHUNK: usize = 32;
+const MAP_CHUNK_BYTES: usize = 512 << 20;
+/// Stacks given back to a full pool wait until this many are there (or an idle worker's
+/// trim), and are then unmapped together, neighbours in memory by one `munmap`: each
+/// `munmap` is a TLB shootdown on every other CPU the process runs on, an interrupt that
+/// costs microseconds in a virtual machine. One per task was most of the 92 s that 10^6
+/// parked tasks took to spawn and end here (docs/performance.md, "Many tasks at once").
+const UNMAP_BATCH: usize = 64;
 
 fn page() -> usize {
     static PAGE: AtomicUsize = AtomicUsize::new(0);
@@ -71,9 +83,11 @@ impl Stack {
         size.checked_add(page() - 1).map_or(usize::MAX, |s| s & !(page() - 1))
     }
 
-    fn map(class: &'static Class) -> Option<Stack> {
-        let size = class.size;
-        let total = size.checked_add(GUARD)?;
+    /// `n` stacks of `class`, side by side in one mapping (each can be unmapped on its
+    /// own), guards installed. None if the kernel gives no memory.
+    fn map_chunk(class: &'static Class, n: usize) -> Option<Vec<Stack>> {
+        let span = class.size.checked_add(GUARD)?;
+        let total = span.checked_mul(n)?;
         // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
         let low = unsafe {
             libc::mmap(
@@ -88,22 +102,41 @@ impl Stack {
         if low == libc::MAP_FAILED {
             return None;
         }
+        let stacks: Vec<Stack> = (0..n).map(|i| Stack::at(low as usize + i * span, class)).collect();
+        // Dropped on failure: each stack unmaps itself.
+        Stack::guard(&stacks).then_some(stacks)
+    }
+
+    /// The stack of `class` whose mapping starts at `low` (its guard region first).
+    fn at(low: usize, class: &'static Class) -> Stack {
         let registration =
-            corosensei::stack::valgrind::ValgrindStackRegistration::new((low as usize + GUARD) as *mut u8, size);
-        let stack = Stack { low: low as usize, size, class, _valgrind: registration };
-        let mut guarded = false;
+            corosensei::stack::valgrind::ValgrindStackRegistration::new((low + GUARD) as *mut u8, class.size);
+        Stack { low, size: class.size, class, _valgrind: registration }
+    }
+
+    /// Makes the guard region of every stack fault: guard markers where the kernel has
+    /// them, else `PROT_NONE` pages. False if neither could be set.
+    fn guard(stacks: &[Stack]) -> bool {
+        let ranges: Vec<libc::iovec> =
+            stacks.iter().map(|s| libc::iovec { iov_base: s.low as *mut libc::c_void, iov_len: GUARD }).collect();
         if GUARD_MARKERS_WORK.load(Relaxed) {
-            // SAFETY: the range is the start of our own mapping.
-            guarded = unsafe { libc::madvise(low, GUARD, MADV_GUARD_INSTALL) } == 0;
-            if !guarded {
-                GUARD_MARKERS_WORK.store(false, Relaxed);
+            if advise(&ranges, MADV_GUARD_INSTALL, &GUARD_BATCHES_WORK) {
+                return true;
             }
+            GUARD_MARKERS_WORK.store(false, Relaxed);
         }
-        // SAFETY: as above.
-        if !guarded && unsafe { libc::mprotect(low, GUARD, libc::PROT_NONE) } != 0 {
-            return None;
-        }
-        Some(stack)
+        // SAFETY: each range is the start of one of our own mappings.
+        ranges.iter().all(|r| unsafe { libc::mprotect(r.iov_base, r.iov_len, libc::PROT_NONE) } == 0)
+    }
+
+    /// The whole mapping, and the end of the stack's registration with valgrind: for
+    /// `unmap`, which unmaps it with its neighbours.
+    fn into_mapping(self) -> (usize, usize) {
+        let stack = std::mem::ManuallyDrop::new(self);
+        // SAFETY: read once out of a value that is never dropped; dropping it here ends
+        // the registration as the stack's own drop would.
+        drop(unsafe { std::ptr::read(&stack._valgrind) });
+        (stack.low, stack.size + GUARD)
     }
 
     /// The guard region, for the overflow report.
@@ -153,6 +186,15 @@ struct Lists {
     trimmed: Vec<Stack>,
     /// Out of the lists while a trim runs: still pooled.
     trimming: usize,
+    /// Given back to a full pool: not pooled, waiting to be unmapped (`UNMAP_BATCH`).
+    surplus: Vec<Stack>,
+}
+
+impl Class {
+    /// How many stacks of this size one `mmap` maps (`MAP_CHUNK`).
+    fn chunk(&self) -> usize {
+        (MAP_CHUNK_BYTES / (self.size + GUARD)).clamp(1, MAP_CHUNK)
+    }
 }
 
 /// Every size class there has been (a handful: the sizes tasks ask for), never freed.
@@ -228,7 +270,7 @@ fn class_of(size: usize) -> &'static Class {
         match classes.iter().find(|c| c.size == size) {
             Some(c) => *c,
             None => {
-                let lists = Lists { hot: VecDeque::new(), trimmed: Vec::new(), trimming: 0 };
+                let lists = Lists { hot: VecDeque::new(), trimmed: Vec::new(), trimming: 0, surplus: Vec::new() };
                 let c: &'static Class =
                     Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: ForkMutex::new(lists) }));
                 classes.push(c);
@@ -272,9 +314,12 @@ pub(crate) fn reserve(requested: usize) -> Option<Reservation> {
         return Some(Reservation { class });
     }
     class.free.fetch_add(1, AcqRel);
-    // None free: one more pooled stack, promised at once (`free` stays as it is).
-    let stack = Stack::map(class)?;
-    class.lists.lock().trimmed.push(stack);
+    // None free: a chunk more pooled, one of them promised at once.
+    let stacks = Stack::map_chunk(class, class.chunk())?;
+    let others = stacks.len() as isize - 1;
+    class.lists.lock().trimmed.extend(stacks);
+    // Listed before counted: whoever counts on them finds them.
+    class.free.fetch_add(others, AcqRel);
     Some(Reservation { class })
 }
 
@@ -295,7 +340,7 @@ impl Reservation {
             // for ever in a child of fork() whose parent trimmed on another thread: map
             // one more rather than wait, and count the promised one free again (it is
             // still pooled, and comes back to the lists if its trimmer exists).
-            if let Some(stack) = Stack::map(class) {
+            if let Some(stack) = Stack::map_chunk(class, 1).and_then(|mut one| one.pop()) {
                 class.free.fetch_add(1, AcqRel);
                 return stack;
             }
@@ -342,7 +387,15 @@ fn trimmed(class: &Class, batch: Batch) {
 pub(crate) fn give_back(stack: Stack) {
     let class = stack.class;
     if class.free.load(Acquire) >= POOL_PER_SIZE as isize {
-        drop(stack);
+        let surplus = {
+            let mut lists = class.lists.lock();
+            lists.surplus.push(stack);
+            if lists.surplus.len() < UNMAP_BATCH {
+                return;
+            }
+            std::mem::take(&mut lists.surplus)
+        };
+        unmap(surplus);
         return;
     }
     let at = now();
@@ -364,13 +417,15 @@ pub(crate) fn give_back(stack: Stack) {
 }
 
 /// Trims the pooled stacks unused for `TRIM_AFTER_NS` (every untrimmed one if `all`,
-/// for a runtime that closes); when the next one will be due (CLOCK_MONOTONIC), if any.
+/// for a runtime that closes) and unmaps the surplus ones; when the next trim will be
+/// due (CLOCK_MONOTONIC), if any.
 /// For a worker about to sleep: it sleeps no later than that.
 pub(crate) fn trim_unused(all: bool) -> Option<i64> {
     let mut next = None;
     // By index: classes are only ever added.
     for i in 0.. {
         let Some(&class) = CLASSES.lock().get(i) else { break };
+        unmap(std::mem::take(&mut class.lists.lock().surplus));
         loop {
             let before = if all { i64::MAX } else { now() - TRIM_AFTER_NS };
             let batch = {
@@ -393,7 +448,6 @@ pub(crate) fn trim_unused(all: bool) -> Option<i64> {
 /// recent kernels; the libc crate does not define it): valid across a fork, unlike a
 /// pidfd opened once.
 const PIDFD_SELF: libc::c_long = -10000;
-static PROCESS_MADVISE_WORKS: AtomicBool = AtomicBool::new(true);
 
 /// Gives back to the kernel the pages below the top `KEEP_COMMITTED` of every stack of
 /// `stacks` (nothing runs on them).
@@ -402,30 +456,58 @@ fn trim(stacks: &[Stack]) {
         .iter()
         .map(|s| libc::iovec { iov_base: (s.low + GUARD) as *mut libc::c_void, iov_len: s.size - KEEP_COMMITTED })
         .collect();
-    if PROCESS_MADVISE_WORKS.load(Relaxed) && !running_on_valgrind() {
+    advise(&ranges, libc::MADV_DONTNEED, &DONTNEED_BATCHES_WORK);
+}
+
+/// Unmaps stacks nothing runs on any more, neighbours in memory by one `munmap`.
+fn unmap(mut stacks: Vec<Stack>) {
+    stacks.sort_unstable_by_key(|s| s.low);
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (low, len) in stacks.into_iter().map(Stack::into_mapping) {
+        match runs.last_mut() {
+            Some((_, end)) if *end == low => *end += len,
+            _ => runs.push((low, low + len)),
+        }
+    }
+    for (start, end) in runs {
+        // SAFETY: the mappings of stacks that were ours, side by side; nothing runs on
+        // them and nothing refers to them any more.
+        unsafe { libc::munmap(start as *mut libc::c_void, end - start) };
+        #[cfg(test)]
+        tests::MUNMAPS.fetch_add(1, Relaxed);
+    }
+}
+
+/// Whether `process_madvise` takes each advice for the process itself (it needs
+/// `PIDFD_SELF`, and took only a few kinds of advice before Linux 6.13).
+static DONTNEED_BATCHES_WORK: AtomicBool = AtomicBool::new(true);
+static GUARD_BATCHES_WORK: AtomicBool = AtomicBool::new(true);
+
+/// Gives `advice` for every range of our own memory: with one `process_madvise` where
+/// the kernel takes it (`batches_work`, cleared when it does not), else one `madvise`
+/// per range. False if a `madvise` failed.
+fn advise(ranges: &[libc::iovec], advice: i32, batches_work: &AtomicBool) -> bool {
+    if batches_work.load(Relaxed) && !running_on_valgrind() {
         let total: usize = ranges.iter().map(|r| r.iov_len).sum();
-        // SAFETY: the ranges are usable memory of our own mappings, which nothing runs
-        // on now; the vector outlives the call.
-        let done = unsafe {
-            libc::syscall(libc::SYS_process_madvise, PIDFD_SELF, ranges.as_ptr(), ranges.len(), libc::MADV_DONTNEED, 0)
-        };
+        // SAFETY: the ranges are memory of our own mappings, advised as the caller says;
+        // the vector outlives the call.
+        let done =
+            unsafe { libc::syscall(libc::SYS_process_madvise, PIDFD_SELF, ranges.as_ptr(), ranges.len(), advice, 0) };
         if done >= 0 && done as usize == total {
-            return;
+            return true;
         }
         if done < 0 {
-            // An older kernel (no PIDFD_SELF, or no MADV_DONTNEED through
-            // process_madvise): one madvise per stack from now on.
+            // An older kernel (no PIDFD_SELF, or not this advice through
+            // process_madvise): one madvise per range from now on.
             let errno = std::io::Error::last_os_error().raw_os_error();
             if matches!(errno, Some(libc::ENOSYS | libc::EINVAL | libc::EBADF | libc::EPERM | libc::ESRCH)) {
-                PROCESS_MADVISE_WORKS.store(false, Relaxed);
+                batches_work.store(false, Relaxed);
             }
         }
         // Short or failed: the ranges again one by one (advising one twice is harmless).
     }
-    for r in &ranges {
-        // SAFETY: as above.
-        unsafe { libc::madvise(r.iov_base, r.iov_len, libc::MADV_DONTNEED) };
-    }
+    // SAFETY: as above.
+    ranges.iter().all(|r| unsafe { libc::madvise(r.iov_base, r.iov_len, advice) } == 0)
 }
 
 /// Whether the process runs under valgrind, which does not know `process_madvise` (it
@@ -623,6 +705,8 @@ mod tests {
 
     /// The pool is the process's: one test at a time (one trims every class).
     static SERIAL: Mutex<()> = Mutex::new(());
+    /// The `munmap` calls `unmap` made.
+    pub(super) static MUNMAPS: AtomicUsize = AtomicUsize::new(0);
 
     fn stack(size: usize) -> Stack {
         reserve(size).expect("a stack").take()
@@ -744,31 +828,117 @@ mod tests {
     }
 
     #[test]
-    fn a_reservation_maps_a_stack_and_takes_the_one_given_back_last() {
+    fn a_reservation_maps_a_chunk_and_takes_the_stack_given_back_last() {
         let _serial = SERIAL.lock();
         let size = 232 * 1024;
         let class = class_of(size);
+        let chunk = class.chunk() as isize;
+        assert!(chunk > 3);
         // (pooled, free): stacks in the pool, and those of them promised to nobody.
         let counts = || {
             let lists = class.lists.lock();
-            (lists.hot.len() + lists.trimmed.len() + lists.trimming, class.free.load(Acquire))
+            ((lists.hot.len() + lists.trimmed.len() + lists.trimming) as isize, class.free.load(Acquire))
         };
         let warm = stack(size);
+        assert_eq!(counts(), (chunk - 1, chunk - 1), "one chunk mapped, one of it taken");
         let warm_low = warm.low;
         give_back(warm);
-        assert_eq!(counts(), (1, 1));
-        // Three promises: the pooled stack and two new ones.
+        assert_eq!(counts(), (chunk, chunk));
         let mut promises = (0..3).map(|_| reserve(size).expect("a promise")).collect::<Vec<_>>().into_iter();
-        assert_eq!(counts(), (3, 0));
+        assert_eq!(counts(), (chunk, chunk - 3));
         let first = promises.next().expect("a promise").take();
         assert_eq!(first.low, warm_low, "the stack given back last comes first");
-        assert_eq!(counts(), (2, 0));
+        assert_eq!(counts(), (chunk - 1, chunk - 3));
         // A promise dropped unused frees its stack.
         drop(promises.next());
-        assert_eq!(counts(), (2, 1));
+        assert_eq!(counts(), (chunk - 1, chunk - 2));
         let again = reserve(size).expect("a promise");
-        assert_eq!(counts(), (2, 0), "no new stack for it");
+        assert_eq!(counts(), (chunk - 1, chunk - 3), "no new stack for it");
+        // Every free stack promised: the next promise maps another chunk.
+        let rest: Vec<Reservation> = (0..chunk - 3).map(|_| reserve(size).expect("a promise")).collect();
+        assert_eq!(counts(), (chunk - 1, 0));
+        let one_more = reserve(size).expect("a promise");
+        assert_eq!(counts(), (2 * chunk - 1, chunk - 1));
+        drop((rest, one_more));
         let _stacks = [first, again.take(), promises.next().expect("a promise").take()];
-        assert_eq!(counts(), (0, 0));
+    }
+
+    /// Whether the page at `at` is mapped (`mincore` fails with ENOMEM where it is not).
+    fn mapped(at: usize) -> bool {
+        let mut vec = [0u8; 1];
+        // SAFETY: `vec` has room for the one page's entry; any address may be asked.
+        unsafe { libc::mincore(at as *mut libc::c_void, page(), vec.as_mut_ptr()) == 0 }
+    }
+
+    /// Runs `body` in a child process, which has one thread: no other test maps memory
+    /// where `body` has just unmapped some, or trims the pool, while it looks.
+    fn in_child(body: impl FnOnce() + std::panic::UnwindSafe) {
+        // SAFETY: the child runs `body` and exits; the parent waits for it.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let passed = std::panic::catch_unwind(body).is_ok();
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(if passed { 0 } else { 1 }) };
+        }
+        assert!(pid > 0);
+        let mut status = 0;
+        // SAFETY: our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "the child failed (its panic is above)");
+    }
+
+    #[test]
+    fn a_chunk_is_stacks_side_by_side_and_neighbours_unmap_together() {
+        let _serial = SERIAL.lock();
+        in_child(a_chunk_in_the_child);
+    }
+
+    fn a_chunk_in_the_child() {
+        let class = class_of(Stack::class(72 * 1024));
+        let mut stacks = Stack::map_chunk(class, 4).expect("a chunk");
+        for pair in stacks.windows(2) {
+            assert_eq!(pair[0].low + GUARD + class.size, pair[1].low, "side by side");
+        }
+        stacks.extend(Stack::map_chunk(class, 1).expect("a stack elsewhere"));
+        let ends: Vec<(usize, usize)> = stacks.iter().map(|s| (s.low, s.low + GUARD + s.size - page())).collect();
+        assert!(ends.iter().all(|&(low, top)| mapped(low) && mapped(top)));
+        // The fifth stack may have been mapped next to the chunk, at either end.
+        let span = GUARD + class.size;
+        let apart = if ends[4].0 + span == ends[0].0 || ends[3].0 + span == ends[4].0 { 1 } else { 2 };
+        stacks.reverse();
+        let before = MUNMAPS.load(Relaxed);
+        unmap(stacks);
+        assert!(ends.iter().all(|&(low, top)| !mapped(low) && !mapped(top)), "every stack unmapped");
+        assert_eq!(MUNMAPS.load(Relaxed) - before, apart, "one munmap for the neighbours");
+    }
+
+    #[test]
+    fn stacks_given_back_to_a_full_pool_are_unmapped_in_batches() {
+        let _serial = SERIAL.lock();
+        in_child(a_full_pool_in_the_child);
+    }
+
+    fn a_full_pool_in_the_child() {
+        let size = Stack::class(24 * 1024);
+        let class = class_of(size);
+        let stacks: Vec<Stack> = (0..POOL_PER_SIZE + UNMAP_BATCH + 1).map(|_| stack(size)).collect();
+        // Mapped but not taken (the rest of the last chunk): already pooled.
+        let pooled_before = class.free.load(Acquire) as usize;
+        let lows: Vec<usize> = stacks.iter().map(|s| s.low).collect();
+        for s in stacks {
+            give_back(s);
+        }
+        let (kept, surplus) = lows.split_at(POOL_PER_SIZE - pooled_before);
+        assert_eq!(class.free.load(Acquire) as usize, POOL_PER_SIZE, "the pool is full");
+        assert!(kept.iter().all(|&low| mapped(low)), "pooled stacks stay mapped");
+        let (unmapped, waiting) = surplus.split_at(surplus.len() / UNMAP_BATCH * UNMAP_BATCH);
+        assert!(!unmapped.is_empty() && !waiting.is_empty());
+        assert!(unmapped.iter().all(|&low| !mapped(low)), "full batches are unmapped at once");
+        assert!(waiting.iter().all(|&low| mapped(low)), "the rest waits");
+        assert_eq!(class.lists.lock().surplus.len(), waiting.len());
+        // An idle worker's trim unmaps what waits.
+        trim_unused(false);
+        assert!(waiting.iter().all(|&low| !mapped(low)));
+        assert!(class.lists.lock().surplus.is_empty());
     }
 }
