@@ -663,11 +663,14 @@ static atomic_int churn_stop;
 /* GCC 12's AddressSanitizer takes no lock of its allocator around fork(): a child forked
  * while another thread allocates can hang in its first malloc, whatever the program
  * (seen: green workers started in the child, stuck in ASan's size-class lock). Under
- * ASan the forks run without the churning thread. */
+ * ASan the forks run without the churning thread, and the first one waits until the
+ * parent's own workers are done with their first allocations and asleep (a green worker
+ * registers with crossbeam-epoch, 2.3 KB, when it first steals: one fork in about 50
+ * caught it, and the child's workers then waited for ever on that size class). */
 #if defined(__SANITIZE_ADDRESS__)
-enum { FORK_WITH_CHURN = 0 };
+enum { FORK_WITH_CHURN = 0, FORK_SETTLE_MS = 100 };
 #else
-enum { FORK_WITH_CHURN = 1 };
+enum { FORK_WITH_CHURN = 1, FORK_SETTLE_MS = 0 };
 #endif
 
 static void *churn_runtimes(void *arg) {
@@ -715,6 +718,7 @@ TEST_IMPL(fork_child_opens_new_runtime) {
   pthread_t churn;
   atomic_store(&churn_stop, 0);
   if (FORK_WITH_CHURN) ASSERT(pthread_create(&churn, NULL, churn_runtimes, NULL) == 0);
+  if (FORK_SETTLE_MS) usleep(FORK_SETTLE_MS * 1000);
   for (int i = 0; i < 100; i++) {
     pid_t child = fork();
     ASSERT(child >= 0);
