@@ -655,7 +655,11 @@ TEST_IMPL(runtime_config_from_a_newer_header) {
  * still running in the parent) is refused in the child, which opens a new runtime and
  * uses it; weft's global locks are never inherited held, even while another thread
  * opens and closes runtimes (taking them) all through the forks. */
+#include <dirent.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 static atomic_int churn_stop;
@@ -663,15 +667,48 @@ static atomic_int churn_stop;
 /* GCC 12's AddressSanitizer takes no lock of its allocator around fork(): a child forked
  * while another thread allocates can hang in its first malloc, whatever the program
  * (seen: green workers started in the child, stuck in ASan's size-class lock). Under
- * ASan the forks run without the churning thread, and the first one waits until the
- * parent's own workers are done with their first allocations and asleep (a green worker
- * registers with crossbeam-epoch, 2.3 KB, when it first steals: one fork in about 50
- * caught it, and the child's workers then waited for ever on that size class). */
+ * ASan the forks run without the churning thread, and each waits until every other
+ * thread of the parent sleeps (a green worker registers with crossbeam-epoch, 2.3 KB,
+ * when it first steals: a first fork in about 50 caught that, and the child's workers
+ * then waited for ever on that size class). */
 #if defined(__SANITIZE_ADDRESS__)
-enum { FORK_WITH_CHURN = 0, FORK_SETTLE_MS = 100 };
+enum { FORK_WITH_CHURN = 0, FORK_WHEN_OTHERS_SLEEP = 1 };
 #else
-enum { FORK_WITH_CHURN = 1, FORK_SETTLE_MS = 0 };
+enum { FORK_WITH_CHURN = 1, FORK_WHEN_OTHERS_SLEEP = 0 };
 #endif
+
+/* Whether every thread of this process but the caller is asleep (state S in
+ * /proc/self/task/TID/stat): none of them is inside malloc. */
+static int others_asleep(void) {
+  DIR *dir = opendir("/proc/self/task");
+  ASSERT(dir != NULL);
+  int all = 1;
+  char path[300], stat[512];
+  for (struct dirent *e; all && (e = readdir(dir)) != NULL;) {
+    if (e->d_name[0] == '.' || atoi(e->d_name) == (int)gettid()) continue;
+    snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue; /* the thread has ended */
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = 0;
+    const char *state = strrchr(stat, ')'); /* the name, in parentheses, may hold spaces */
+    if (state && state[1] == ' ' && state[2] != 'S') all = 0;
+  }
+  closedir(dir);
+  return all;
+}
+
+static void wait_until_others_asleep(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
+  while (!others_asleep()) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ASSERT((int64_t)now.tv_sec * 1000000000 + now.tv_nsec < give_up);
+    usleep(1000);
+  }
+}
 
 static void *churn_runtimes(void *arg) {
   (void)arg;
@@ -718,8 +755,8 @@ TEST_IMPL(fork_child_opens_new_runtime) {
   pthread_t churn;
   atomic_store(&churn_stop, 0);
   if (FORK_WITH_CHURN) ASSERT(pthread_create(&churn, NULL, churn_runtimes, NULL) == 0);
-  if (FORK_SETTLE_MS) usleep(FORK_SETTLE_MS * 1000);
   for (int i = 0; i < 100; i++) {
+    if (FORK_WHEN_OTHERS_SLEEP) wait_until_others_asleep();
     pid_t child = fork();
     ASSERT(child >= 0);
     if (child == 0) fork_child(rt);
