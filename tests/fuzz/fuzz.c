@@ -10,19 +10,23 @@
  * default 30) is how long the run may go without any operation completing before the
  * watchdog declares a hang.
  *
- * A seed generates a program: 4-8 worker tasks and 0-2 attached host threads, each with
- * its own list of operations over 1-4 channels of random capacity (rendezvous, bounded,
- * unbounded) and element size, 2-3 mutexes (one maybe recursive) with conditions, one
- * rwlock: sends, receives, selects, closes, lock sections, condition waits with
- * timeouts and signals, sleeps, yields, managed work that polls WEFT_SAFEPOINT_POLL,
- * stop-the-world sections, cancels of other workers, child tasks (joined with
- * deadlines, cancelled, detached), retains and releases. 1-2 drainer tasks receive
- * (select, forever) from every channel until it is closed, so that a send may wait
- * forever; a channel is closed by whoever finishes the last operation that may send on
- * it (or earlier, by a random close). In half the seeds 2-3 actors meet at a barrier,
- * close one channel at once and each sends on it right after its close returned: every
- * such send must fail (a losing close must not return before the channel is closed).
- * Only the schedule is left to the OS: the program of a seed is always the same.
+ * A seed generates a program: 4-8 worker tasks and 0-2 attached host threads (none on a
+ * platform that runs every task on the opening thread, WEFT_CAP_DETERMINISTIC: sim),
+ * each with its own list of operations over 1-4 channels of random capacity
+ * (rendezvous, bounded, unbounded) and element size, 2-3 mutexes (one maybe recursive)
+ * with conditions, one rwlock: sends, receives, selects, closes, lock sections,
+ * condition waits with timeouts and signals, sleeps, yields, managed work that polls
+ * WEFT_SAFEPOINT_POLL, stop-the-world sections, cancels of other workers, child tasks
+ * (joined with deadlines, cancelled, detached), retains and releases. 1-2 drainer tasks
+ * receive (select, forever) from every channel until it is closed, so that a send may
+ * wait forever; a channel is closed by whoever finishes the last operation that may
+ * send on it (or earlier, by a random close). In half the seeds 2-3 actors meet at a
+ * barrier, close one channel at once and each sends on it right after its close
+ * returned: every such send must fail (a losing close must not return before the
+ * channel is closed). Only the schedule is left to the OS: the program of a seed is
+ * always the same. On a deterministic platform the schedule is the platform's, seeded
+ * with the fuzzer's seed (weft_config_t.seed) unless $WEFT_SEED names one: there a seed
+ * replays exactly.
  *
  * What is checked, on every call and at the end of every seed:
  *   - every status is one the header allows for that call in that situation
@@ -224,6 +228,9 @@ static _Atomic(run_t *) current_run;
 static _Atomic uint64_t current_seed;
 static const char *argv0 = "fuzz";
 static int selftest_hang; /* --selftest-hang: worker 0 waits for ever, to show the watchdog */
+/* The platform runs every task on the thread that opened the runtime (WEFT_CAP_DETERMINISTIC):
+ * no attached host threads, and the seed of its schedule is the fuzzer's. */
+static int one_thread;
 static int watchdog_seconds = 30;
 
 /* ---------------------------------------------------------------------------------- */
@@ -236,7 +243,9 @@ static const char *platform_name(void) {
 }
 
 static void print_replay(void) {
-  fprintf(stderr, "replay: WEFT_PLATFORM=%s %s --seed %" PRIu64 "\n", platform_name(), argv0, current_seed);
+  const char *sim_seed = one_thread ? getenv("WEFT_SEED") : NULL;
+  fprintf(stderr, "replay: %s%sWEFT_PLATFORM=%s %s --seed %" PRIu64 "\n", sim_seed ? "WEFT_SEED=" : "",
+          sim_seed ? sim_seed : "", platform_name(), argv0, current_seed);
 }
 
 static void dump_actors(run_t *run) {
@@ -456,7 +465,8 @@ static void gen_plan(plan_t *p, uint64_t seed) {
   p->nmutex = 2 + (int)rnd_below(&s, MAX_MUTEXES - 1);
   p->recursive0 = chance(&s, 50);
   p->nworkers = 4 + (int)rnd_below(&s, 5);
-  p->nthreads = (int)rnd_below(&s, 3);
+  p->nthreads = (int)rnd_below(&s, 3); /* drawn on every platform: the rest stays the same */
+  if (one_thread) p->nthreads = 0;
   p->ndrainers = 1 + (int)rnd_below(&s, 2);
   p->nactors = p->nworkers + p->nthreads + p->ndrainers;
   static const uint32_t close_pms[] = {0, 0, 1, 3, 8};
@@ -1053,7 +1063,16 @@ static void run_op(ctx_t *c, const op_t *op, uint64_t *s) {
       atomic_fetch_add(&run->race_arrived, 1);
       while (atomic_load(&run->race_arrived) < run->plan->racers) {
         poll(run);
-        expect(c, "weft_yield", weft_yield(run->rt), BIT(WEFT_OK));
+        if (!one_thread) {
+          expect(c, "weft_yield", weft_yield(run->rt), BIT(WEFT_OK));
+          continue;
+        }
+        /* Under virtual time a task that only yields keeps the clock still, and a racer
+         * still in a timed wait would never time out: there the barrier sleeps 1 us (a
+         * cancelled racer, whose sleeps return at once, waits no more: it has arrived). */
+        weft_status_t st = weft_sleep_until(run->rt, weft_deadline_after(run->rt, 1000));
+        expect(c, "weft_sleep_until", st, BIT(WEFT_OK) | BIT(WEFT_ECANCELED));
+        if (st == WEFT_ECANCELED) break;
       }
       close_chan(c, op->chan);
       op_send(c, op, s); /* after a returned close: must be WEFT_ECLOSED */
@@ -1092,7 +1111,7 @@ static void run_program(ctx_t *c) {
 static void wait_go(run_t *run) {
   while (!atomic_load(&run->go)) {
     poll(run);
-    sched_yield();
+    weft_yield(run->rt);
   }
 }
 
@@ -1198,15 +1217,14 @@ typedef struct {
   long sent, received, dropped, unsent;
 } totals_t;
 
-static void wait_until(atomic_int *v, int target) {
-  while (atomic_load(v) < target) {
-    struct timespec nap = {0, 200000};
-    nanosleep(&nap, NULL);
-  }
-}
-
 static void main_expect(const char *call, weft_status_t st, weft_status_t want) {
   CHECK(st == want, "main: %s returned %d (%s), expected %s", call, st, weft_strerror(st), weft_strerror(want));
+}
+
+/* The opening thread waits, in weft (on a one-thread platform the tasks run meanwhile). */
+static void wait_until(run_t *run, atomic_int *v, int target) {
+  while (atomic_load(v) < target)
+    main_expect("weft_sleep_until", weft_sleep_until(run->rt, weft_deadline_after(run->rt, 200000)), WEFT_OK);
 }
 
 static void run_seed(uint64_t seed, totals_t *tot, int verbose) {
@@ -1224,7 +1242,10 @@ static void run_seed(uint64_t seed, totals_t *tot, int verbose) {
   }
   atomic_store(&current_run, run);
 
-  main_expect("weft_runtime_open", weft_runtime_open(NULL, &run->rt), WEFT_OK);
+  weft_config_t config;
+  weft_config_init(&config);
+  if (getenv("WEFT_SEED") == NULL) config.seed = seed ? seed : 1; /* 0 would mean "not set" */
+  main_expect("weft_runtime_open", weft_runtime_open(&config, &run->rt), WEFT_OK);
   run->flag = weft_safepoint_flag(run->rt);
   CHECK(run->flag != NULL, "weft_safepoint_flag returned NULL");
   for (int k = 0; k < plan->nmutex; k++) {
@@ -1270,7 +1291,7 @@ static void run_seed(uint64_t seed, totals_t *tot, int verbose) {
   atomic_store(&run->go, 1);
 
   /* No cancel can come once every worker and thread is done: then join them. */
-  wait_until(&run->workers_done, first_drainer);
+  wait_until(run, &run->workers_done, first_drainer);
   for (int i = 0; i < first_thread; i++) {
     int32_t code = -1;
     void *result = NULL;
@@ -1411,6 +1432,13 @@ int main(int argc, char **argv) {
   if (!have_seed) usage();
   const char *w = getenv("WEFT_FUZZ_WATCHDOG");
   if (w != NULL && atoi(w) > 0) watchdog_seconds = atoi(w);
+  weft_runtime_t *probe;
+  weft_config_t probe_config;
+  weft_config_init(&probe_config);
+  probe_config.seed = 1; /* a deterministic platform would otherwise draw and print one */
+  main_expect("weft_runtime_open (probe)", weft_runtime_open(&probe_config, &probe), WEFT_OK);
+  one_thread = (weft_runtime_platform(probe)->caps & WEFT_CAP_DETERMINISTIC) != 0;
+  main_expect("weft_runtime_close (probe)", weft_runtime_close(probe), WEFT_OK);
   pthread_t wd;
   if (pthread_create(&wd, NULL, watchdog_main, NULL) != 0) fail("cannot start the watchdog");
   pthread_detach(wd);

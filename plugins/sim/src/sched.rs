@@ -310,6 +310,7 @@ impl Sim {
         if self.opens.get() > 0 {
             return false;
         }
+        self.finish_tails();
         if std::env::var("WEFT_SIM_STATS").is_ok_and(|v| v == "1") {
             // Read by `weft-sim explore --strategy pct` to size PCT's change points.
             weft_platform::stderr::line(format_args!("weft sim: steps {}", self.state.borrow().step));
@@ -320,6 +321,33 @@ impl Sim {
             }
         });
         true
+    }
+
+    /// Runs the tasks that libweft counts as ended but whose coroutines have not
+    /// returned yet, to their end: a task ends for `weft_runtime_drain` inside its last
+    /// calls into the plugin (the runtime's own lock released, its waiters woken), and
+    /// each is a switch point, so main may close the runtime while such a tail is
+    /// suspended. Freeing the scheduler then would drop a suspended coroutine, which
+    /// unwinds its stack through frames that do not let an unwind pass. A task still
+    /// blocked here would never end: that is reported, as a deadlock is.
+    fn finish_tails(&self) {
+        let close = Call { name: "weft_runtime_close", obj: Obj::None };
+        loop {
+            let (tails, runnable) = {
+                let st = self.state.borrow();
+                let tails = st.live.iter().filter(|&&i| i != MAIN);
+                (tails.clone().count(), tails.filter(|&&i| st.tasks[i].run == Run::Runnable).count())
+            };
+            if tails == 0 {
+                return;
+            }
+            if runnable == 0 {
+                self.state
+                    .borrow_mut()
+                    .report(&format!("{tails} task(s) still blocked when the last runtime closed"), EXIT_DEADLOCK);
+            }
+            self.step(close);
+        }
     }
 
     pub(crate) fn current(&self) -> usize {
