@@ -30,10 +30,13 @@ const KEEP_COMMITTED: usize = 64 * 1024;
 const TRIM_AFTER_NS: i64 = 50_000_000;
 /// How many stacks are trimmed together, by one system call.
 const TRIM_BATCH: usize = 32;
-/// A reservation that finds the pool empty maps this many stacks at once (fewer where
-/// they would span more than `MAP_CHUNK_BYTES`), with one `mmap` and one
+/// A reservation that finds the pool empty maps up to this many stacks at once (fewer
+/// where they would span more than `MAP_CHUNK_BYTES`), with one `mmap` and one
 /// `process_madvise` for their guards: a burst of spawns beyond the pool made two system
-/// calls per task, each holding the process's memory-map lock for writing.
+/// calls per task, each holding the process's memory-map lock for writing. A size's
+/// chunks start at one stack and double (`Class::chunk`), so that a host with a few
+/// tasks maps a few stacks (32 of 8 MiB are 256 MiB of address space and the page
+/// tables of their guards).
 const MAP_CHUNK: usize = 32;
 const MAP_CHUNK_BYTES: usize = 512 << 20;
 /// Stacks given back to a full pool wait until this many are there (or an idle worker's
@@ -175,6 +178,8 @@ struct Class {
     /// less the `Reservation`s outstanding. Never below 0 but for a moment in `reserve`.
     free: AtomicIsize,
     lists: ForkMutex<Lists>,
+    /// Stacks mapped by `reserve`'s chunks so far: the next chunk maps as many again.
+    mapped: AtomicUsize,
 }
 
 struct Lists {
@@ -191,9 +196,11 @@ struct Lists {
 }
 
 impl Class {
-    /// How many stacks of this size one `mmap` maps (`MAP_CHUNK`).
+    /// How many stacks of this size the next chunk maps: as many as the chunks before it
+    /// (1, 1, 2, 4...), up to `MAP_CHUNK` and `MAP_CHUNK_BYTES`.
     fn chunk(&self) -> usize {
-        (MAP_CHUNK_BYTES / (self.size + GUARD)).clamp(1, MAP_CHUNK)
+        let most = (MAP_CHUNK_BYTES / (self.size + GUARD)).clamp(1, MAP_CHUNK);
+        self.mapped.load(Relaxed).clamp(1, most)
     }
 }
 
@@ -271,8 +278,12 @@ fn class_of(size: usize) -> &'static Class {
             Some(c) => *c,
             None => {
                 let lists = Lists { hot: VecDeque::new(), trimmed: Vec::new(), trimming: 0, surplus: Vec::new() };
-                let c: &'static Class =
-                    Box::leak(Box::new(Class { size, free: AtomicIsize::new(0), lists: ForkMutex::new(lists) }));
+                let c: &'static Class = Box::leak(Box::new(Class {
+                    size,
+                    free: AtomicIsize::new(0),
+                    lists: ForkMutex::new(lists),
+                    mapped: AtomicUsize::new(0),
+                }));
                 classes.push(c);
                 c
             }
@@ -316,6 +327,7 @@ pub(crate) fn reserve(requested: usize) -> Option<Reservation> {
     class.free.fetch_add(1, AcqRel);
     // None free: a chunk more pooled, one of them promised at once.
     let stacks = Stack::map_chunk(class, class.chunk())?;
+    class.mapped.fetch_add(stacks.len(), Relaxed);
     let others = stacks.len() as isize - 1;
     class.lists.lock().trimmed.extend(stacks);
     // Listed before counted: whoever counts on them finds them.
@@ -827,18 +839,49 @@ mod tests {
         }
     }
 
+    /// (pooled, free): a class's stacks in the pool, and those of them promised to nobody.
+    fn counts(class: &Class) -> (isize, isize) {
+        let lists = class.lists.lock();
+        ((lists.hot.len() + lists.trimmed.len() + lists.trimming) as isize, class.free.load(Acquire))
+    }
+
+    #[test]
+    fn chunks_start_at_one_stack_and_double() {
+        let _serial = SERIAL.lock();
+        let size = 296 * 1024;
+        let class = class_of(size);
+        assert_eq!(class.mapped.load(Relaxed), 0, "a size no other test uses");
+        let mut taken = Vec::new();
+        let mut chunks = Vec::new();
+        while chunks.len() < 8 {
+            let before = class.mapped.load(Relaxed);
+            taken.push(stack(size));
+            let now = class.mapped.load(Relaxed);
+            if now > before {
+                // Only a reservation that finds the pool empty maps a chunk.
+                assert_eq!(counts(class), (now as isize - taken.len() as isize, now as isize - taken.len() as isize));
+                assert_eq!(before, taken.len() - 1, "every stack mapped before was taken");
+                chunks.push(now - before);
+            }
+        }
+        assert_eq!(chunks, [1, 1, 2, 4, 8, 16, MAP_CHUNK, MAP_CHUNK]);
+        for stack in taken {
+            give_back(stack);
+        }
+    }
+
     #[test]
     fn a_reservation_maps_a_chunk_and_takes_the_stack_given_back_last() {
         let _serial = SERIAL.lock();
         let size = 232 * 1024;
         let class = class_of(size);
+        // Chunks grown to their full size, and the pool emptied: stacks taken and held.
+        let mut primed = Vec::new();
+        while class.chunk() < MAP_CHUNK || counts(class).1 > 0 {
+            primed.push(stack(size));
+        }
         let chunk = class.chunk() as isize;
-        assert!(chunk > 3);
-        // (pooled, free): stacks in the pool, and those of them promised to nobody.
-        let counts = || {
-            let lists = class.lists.lock();
-            ((lists.hot.len() + lists.trimmed.len() + lists.trimming) as isize, class.free.load(Acquire))
-        };
+        let counts = || counts(class);
         let warm = stack(size);
         assert_eq!(counts(), (chunk - 1, chunk - 1), "one chunk mapped, one of it taken");
         let warm_low = warm.low;
@@ -861,6 +904,7 @@ mod tests {
         assert_eq!(counts(), (2 * chunk - 1, chunk - 1));
         drop((rest, one_more));
         let _stacks = [first, again.take(), promises.next().expect("a promise").take()];
+        drop(primed);
     }
 
     /// Whether the page at `at` is mapped (`mincore` fails with ENOMEM where it is not).
