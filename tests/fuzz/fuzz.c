@@ -228,8 +228,8 @@ static _Atomic(run_t *) current_run;
 static _Atomic uint64_t current_seed;
 static const char *argv0 = "fuzz";
 static int selftest_hang; /* --selftest-hang: worker 0 waits for ever, to show the watchdog */
-/* The platform runs every task on the thread that opened the runtime (WEFT_CAP_DETERMINISTIC):
- * no attached host threads, and the seed of its schedule is the fuzzer's. */
+/* The platform runs every task on the thread that opened the runtime
+ * (WEFT_CAP_DETERMINISTIC): no attached host threads, and its schedule's seed is ours. */
 static int one_thread;
 static int watchdog_seconds = 30;
 
