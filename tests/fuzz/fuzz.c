@@ -242,10 +242,18 @@ static const char *platform_name(void) {
   return p ? p : "native";
 }
 
+/* On a deterministic platform the schedule also depends on these settings: the replay
+ * line names those that are set. */
+static const char *const schedule_env[] = {"WEFT_SEED", "WEFT_SIM_STRATEGY", "WEFT_SIM_PCT_DEPTH",
+                                           "WEFT_SIM_PCT_STEPS", "WEFT_SIM_STEP_NS"};
+
 static void print_replay(void) {
-  const char *sim_seed = one_thread ? getenv("WEFT_SEED") : NULL;
-  fprintf(stderr, "replay: %s%sWEFT_PLATFORM=%s %s --seed %" PRIu64 "\n", sim_seed ? "WEFT_SEED=" : "",
-          sim_seed ? sim_seed : "", platform_name(), argv0, current_seed);
+  fprintf(stderr, "replay: ");
+  for (size_t i = 0; one_thread && i < sizeof schedule_env / sizeof schedule_env[0]; i++) {
+    const char *value = getenv(schedule_env[i]);
+    if (value != NULL) fprintf(stderr, "%s=%s ", schedule_env[i], value);
+  }
+  fprintf(stderr, "WEFT_PLATFORM=%s %s --seed %" PRIu64 "\n", platform_name(), argv0, current_seed);
 }
 
 static void dump_actors(run_t *run) {

@@ -93,7 +93,9 @@ struct TaskRec {
     deadline: i64,
     /// Set by the waker that took the task off `key`'s queue.
     woken: bool,
-    priority: u64,
+    /// PCT's: the highest runnable runs. A change point's task gets 0 .. depth - 1, a
+    /// new task depth and more, a task that yields less than every other (negative).
+    priority: i64,
     /// Where the task sits in `State::runnable` while runnable.
     slot: usize,
     /// Set when the task ends; shared with its handle, which outlives the runtime.
@@ -102,7 +104,14 @@ struct TaskRec {
 
 enum Strategy {
     Random,
-    Pct { depth: u64, steps: u64, changes: Vec<u64> },
+    /// `yielded`: the priority the last task that yielded got (it drops below every
+    /// other, and below each task that yielded before it).
+    Pct {
+        depth: u64,
+        steps: u64,
+        changes: Vec<u64>,
+        yielded: i64,
+    },
 }
 
 struct State {
@@ -247,7 +256,7 @@ impl Sim {
         let strategy = if s.strategy == "pct" {
             let mut changes: Vec<u64> = (1..s.depth).map(|_| 1 + rng.next() % s.pct_steps).collect();
             changes.sort_unstable();
-            Strategy::Pct { depth: s.depth, steps: s.pct_steps, changes }
+            Strategy::Pct { depth: s.depth, steps: s.pct_steps, changes, yielded: 0 }
         } else {
             Strategy::Random
         };
@@ -346,7 +355,8 @@ impl Sim {
                     .borrow_mut()
                     .report(&format!("{tails} task(s) still blocked when the last runtime closed"), EXIT_DEADLOCK);
             }
-            self.step(close);
+            // As a yield: under PCT main would otherwise outrank the tails for ever.
+            self.yield_step(close);
         }
     }
 
@@ -446,6 +456,23 @@ impl Sim {
             (me, to)
         };
         self.transfer(from, to);
+    }
+
+    /// A switch point where the running task lets others run (`weft_yield`,
+    /// `weft_sleep_until`). Under PCT it drops below every other task, as shuttle's PCT
+    /// does: a loop of yields that waits for a task of lower priority would otherwise
+    /// run alone until a change point, and past the last one until the step limit.
+    pub(crate) fn yield_step(&self, call: Call) {
+        {
+            let mut st = self.state.borrow_mut();
+            let me = st.current;
+            if let Strategy::Pct { ref mut yielded, .. } = st.strategy {
+                *yielded -= 1;
+                let lowest = *yielded;
+                st.tasks[me].priority = lowest;
+            }
+        }
+        self.step(call);
     }
 
     /// Blocks the running task on `key` until a waker takes it off (`wake`), the
@@ -622,10 +649,10 @@ impl Sim {
 }
 
 impl State {
-    fn new_priority(&mut self) -> u64 {
+    fn new_priority(&mut self) -> i64 {
         match self.strategy {
             // Above every change point's priority (0 .. depth).
-            Strategy::Pct { depth, .. } => depth + (self.rng.next() >> 8),
+            Strategy::Pct { depth, .. } => (depth + (self.rng.next() >> 8)) as i64,
             Strategy::Random => 0,
         }
     }
@@ -645,7 +672,7 @@ impl State {
         if let Strategy::Pct { ref changes, .. } = self.strategy {
             if let Some(i) = changes.iter().position(|&c| c == self.step) {
                 // A change point: the running task drops below every other.
-                self.tasks[from].priority = (changes.len() - 1 - i) as u64;
+                self.tasks[from].priority = (changes.len() - 1 - i) as i64;
             }
         }
         if self.step_ns > 0 {

@@ -124,7 +124,7 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
 
 pub(crate) unsafe extern "C" fn yield_now(_rt: *mut weft_plat_rt_t) -> weft_status_t {
     on_sim(|sim| {
-        sim.step(Call { name: "weft_yield", obj: Obj::None });
+        sim.yield_step(Call { name: "weft_yield", obj: Obj::None });
         WEFT_OK
     })
 }
@@ -132,7 +132,9 @@ pub(crate) unsafe extern "C" fn yield_now(_rt: *mut weft_plat_rt_t) -> weft_stat
 pub(crate) unsafe extern "C" fn sleep_until(_rt: *mut weft_plat_rt_t, deadline: i64) -> weft_status_t {
     on_sim(|sim| {
         let call = Call { name: "weft_sleep_until", obj: Obj::Deadline(deadline) };
-        sim.step(call);
+        // A yield too: with `$WEFT_SIM_STEP_NS` a short sleep may end within its own step
+        // and never block, so a loop of them would keep PCT's priority like a spin.
+        sim.yield_step(call);
         let key = sleep_key(sim.current());
         loop {
             if wait::cancelled() {
