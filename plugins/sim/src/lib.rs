@@ -28,6 +28,7 @@ use shared::chan;
 mod clock;
 mod io;
 mod sched;
+mod stall;
 mod sync;
 mod task;
 mod wait;

@@ -29,6 +29,7 @@ use weft_platform::{WEFT_FOREVER, WEFT_IO_READ, WEFT_IO_WRITE};
 
 use crate::io::IoWait;
 use crate::stack::{self, Stack};
+use crate::stall::{self, Watchdog};
 use crate::HOST;
 
 /// Exit status of a process whose tasks all wait for ever (documented in docs/sim.md).
@@ -152,6 +153,8 @@ struct State {
     /// Objects by the order they were first named in (addresses differ between runs;
     /// the trace and the report must not).
     names: RefCell<BTreeMap<usize, usize>>,
+    /// Watches for a task that runs on without a switch point (stall.rs).
+    watchdog: Option<Watchdog>,
 }
 
 /// The scheduler of every runtime the thread opens (each is an `Opened`, lib.rs).
@@ -206,6 +209,7 @@ pub(crate) struct Settings {
     trace: bool,
     io_grace_ms: i64,
     io_idle_ms: i64,
+    stall_ms: u64,
 }
 
 /// Default `$WEFT_SIM_IO_GRACE_MS`: what the kernel has not delivered yet gets 50 ms to
@@ -243,6 +247,7 @@ impl Settings {
             max_steps: env_u64("WEFT_SIM_MAX_STEPS").unwrap_or(DEFAULT_MAX_STEPS),
             step_ns: env_u64("WEFT_SIM_STEP_NS").unwrap_or(0).min(1_000_000_000) as i64,
             trace: std::env::var("WEFT_SIM_TRACE").is_ok_and(|v| v == "1"),
+            stall_ms: env_u64("WEFT_SIM_STALL_MS").unwrap_or(stall::DEFAULT_STALL_MS),
             io_grace_ms: env_u64("WEFT_SIM_IO_GRACE_MS").unwrap_or(DEFAULT_IO_GRACE_MS).min(i32::MAX as u64) as i64,
             io_idle_ms: env_u64("WEFT_SIM_IO_IDLE_MS").unwrap_or(DEFAULT_IO_IDLE_MS).min(i32::MAX as u64) as i64,
         })
@@ -280,7 +285,9 @@ impl Sim {
             trace: s.trace,
             seed: s.seed,
             names: RefCell::new(BTreeMap::new()),
+            watchdog: None,
         };
+        state.watchdog = Watchdog::start(s.stall_ms, s.seed, state.replay_line());
         let priority = state.new_priority();
         state.tasks.push(TaskRec {
             id: 0,
@@ -724,6 +731,11 @@ impl State {
                 n.name
             );
         }
+        if let Some(watchdog) = &self.watchdog {
+            let others_wait = self.runnable.len() > 1 || !self.timers.is_empty() || !self.io.is_empty();
+            let name = (to != from).then(|| self.tasks[to].name.as_str());
+            watchdog.published().step(self.step, self.tasks[to].id, name, others_wait);
+        }
         self.current = to;
         to
     }
@@ -771,7 +783,17 @@ impl State {
             None if self.io_idle_ms == 0 => -1,
             None => self.io_idle_ms,
         };
-        self.wake_ready_io(timeout_ms)
+        self.tell_watchdog_polling(true);
+        let woke = self.wake_ready_io(timeout_ms);
+        self.tell_watchdog_polling(false);
+        woke
+    }
+
+    /// While the scheduler polls the fds, no task runs: not a stall.
+    fn tell_watchdog_polling(&self, on: bool) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.published().polling(on);
+        }
     }
 
     /// Sets the clock to `now`; the tasks whose deadline it reaches become runnable.
@@ -877,6 +899,17 @@ impl State {
     /// Prints the report of a run that cannot go on and ends the process with `status`
     /// (C stdio flushed first, so the host's output up to here is kept; no exit
     /// handlers, which could call back into a runtime that cannot run).
+    /// "replay with WEFT_SEED=..." and the strategy's settings.
+    fn replay_line(&self) -> String {
+        let strategy = match self.strategy {
+            Strategy::Random => String::new(),
+            Strategy::Pct { depth, steps, .. } => {
+                format!(" WEFT_SIM_STRATEGY=pct WEFT_SIM_PCT_DEPTH={depth} WEFT_SIM_PCT_STEPS={steps}")
+            }
+        };
+        format!("replay with WEFT_SEED={}{strategy} WEFT_SIM_TRACE=1", self.seed)
+    }
+
     fn report(&self, why: &str, status: i32) -> ! {
         let mut out = String::new();
         let _ = writeln!(out, "weft sim: {why}");
@@ -901,13 +934,7 @@ impl State {
         if ended > 0 {
             let _ = writeln!(out, "  ({ended} other task(s) ended)");
         }
-        let strategy = match self.strategy {
-            Strategy::Random => String::new(),
-            Strategy::Pct { depth, steps, .. } => {
-                format!(" WEFT_SIM_STRATEGY=pct WEFT_SIM_PCT_DEPTH={depth} WEFT_SIM_PCT_STEPS={steps}")
-            }
-        };
-        let _ = writeln!(out, "weft sim: replay with WEFT_SEED={}{strategy} WEFT_SIM_TRACE=1", self.seed);
+        let _ = writeln!(out, "weft sim: {}", self.replay_line());
         eprint!("{out}");
         // SAFETY: fflush(NULL) flushes every C stream; _exit ends the process at once.
         unsafe {

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! A run fails when the program exits with a non-zero status (86: the sim's deadlock
-//! report, 87: its step limit), dies of a signal, or outlives the timeout. Exit status
+//! report, 87: its step limit, 88: a stall), dies of a signal, or outlives the timeout. Exit status
 //! of `explore`: 0 when no seed failed, 1 when one did, 2 on a usage error.
 use std::fs::File;
 use std::io::Read;
@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 const EXIT_DEADLOCK: i32 = 86;
 const EXIT_STEP_LIMIT: i32 = 87;
+const EXIT_STALL: i32 = 88;
 
 const USAGE: &str = "usage:
   weft-sim explore --seeds N [--first-seed K] [--strategy random|pct] [--jobs J] [--timeout S] -- PROGRAM ARGS...
@@ -163,6 +164,7 @@ fn describe(status: std::process::ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(EXIT_DEADLOCK), _) => format!("exit status {EXIT_DEADLOCK} (deadlock: every task blocked)"),
         (Some(EXIT_STEP_LIMIT), _) => format!("exit status {EXIT_STEP_LIMIT} (step limit: a livelock?)"),
+        (Some(EXIT_STALL), _) => format!("exit status {EXIT_STALL} (stall: a task ran on without a switch point)"),
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => "ended abnormally".into(),
