@@ -896,9 +896,6 @@ impl State {
         }
     }
 
-    /// Prints the report of a run that cannot go on and ends the process with `status`
-    /// (C stdio flushed first, so the host's output up to here is kept; no exit
-    /// handlers, which could call back into a runtime that cannot run).
     /// "replay with WEFT_SEED=..." and the strategy's settings.
     fn replay_line(&self) -> String {
         let strategy = match self.strategy {
@@ -910,6 +907,9 @@ impl State {
         format!("replay with WEFT_SEED={}{strategy} WEFT_SIM_TRACE=1", self.seed)
     }
 
+    /// Prints the report of a run that cannot go on and ends the process with `status`
+    /// (C stdio flushed first, so the host's output up to here is kept; no exit
+    /// handlers, which could call back into a runtime that cannot run).
     fn report(&self, why: &str, status: i32) -> ! {
         let mut out = String::new();
         let _ = writeln!(out, "weft sim: {why}");
