@@ -77,6 +77,14 @@
 // library's own.
 #define WEFT_VERSION_NUMBER 1000
 
+// The casts in weft.h's macros: static_cast in C++, so that hosts built with
+// -Wold-style-cast stay quiet.
+#ifdef __cplusplus
+#define WEFT_CAST_(type, value) (static_cast<type>(value))
+#else
+#define WEFT_CAST_(type, value) ((type)(value))
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -531,39 +539,7 @@ weft_status_t weft_parallel_for(struct weft_runtime_t *rt, size_t begin, size_t 
 // every key, which follows the task wherever it runs.
 
 /* The slot of key `k`: its index in `weft_task_info_t.locals`. */
-#define WEFT_KEY_SLOT(k) ((size_t)(((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u))
-
-/*
-* weft_task_state(): the calling task's (or host thread's) state pointer, as set
-* with weft_task_set_state; NULL until set. Inline, one load through the thread
-* pointer: libweft keeps the running task's pointer in a thread-local word of its
-* own and switches it with the task, so a green task reads its own on whatever
-* worker it runs. Read it again after any weft call that may switch tasks; do not
-* keep its value in a variable meant as "this thread's". Where it cannot be read
-* inline (another compiler or architecture, or libweft.a without its constructor)
-* it calls weft_task_state_get().
-*/
-extern ptrdiff_t weft_state_tls_offset_;
-void *weft_task_state_get(void);
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__x86_64__)
-static inline void *weft_task_state(void) {
-  void *state;
-  ptrdiff_t offset = weft_state_tls_offset_;
-  if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();
-  __asm__ volatile("movq %%fs:(%1), %0" : "=r"(state) : "r"(offset));
-  return state;
-}
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__aarch64__)
-static inline void *weft_task_state(void) {
-  char *tp;
-  ptrdiff_t offset = weft_state_tls_offset_;
-  if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();
-  __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
-  return *(void *const volatile *)(tp + offset);
-}
-#else
-static inline void *weft_task_state(void) { return weft_task_state_get(); }
-#endif
+#define WEFT_KEY_SLOT(k) WEFT_CAST_(size_t, ((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u)
 
 // How many keys may be live at once in a process (created and not deleted). Deleted
 // keys do not count: a process may create and delete keys without end.
@@ -620,6 +596,36 @@ weft_status_t weft_task_set_state(void *state);
 // `weft_task_state()` calls where it cannot read it inline. NULL until set.
 void *weft_task_state_get(void);
 
+/*
+* weft_task_state(): the calling task's (or host thread's) state pointer, as set
+* with weft_task_set_state; NULL until set. Inline, one load through the thread
+* pointer: libweft keeps the running task's pointer in a thread-local word of its
+* own and switches it with the task, so a green task reads its own on whatever
+* worker it runs. Read it again after any weft call that may switch tasks; do not
+* keep its value in a variable meant as "this thread's". Where it cannot be read
+* inline (another compiler or architecture, or libweft.a without its constructor)
+* it calls weft_task_state_get().
+*/
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__x86_64__)
+static inline void *weft_task_state(void) {
+  void *state;
+  ptrdiff_t offset = weft_state_tls_offset_;
+  if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();
+  __asm__ volatile("movq %%fs:(%1), %0" : "=r"(state) : "r"(offset));
+  return state;
+}
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__aarch64__)
+static inline void *weft_task_state(void) {
+  char *tp;
+  ptrdiff_t offset = weft_state_tls_offset_;
+  if (__builtin_expect(offset == 0, 0)) return weft_task_state_get();
+  __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp));
+  return *(void *const volatile *)(tp + offset);
+}
+#else
+static inline void *weft_task_state(void) { return weft_task_state_get(); }
+#endif
+
 /* ==================================================================================== */
 /* Mutexes                                                                              */
 /* ==================================================================================== */
@@ -631,9 +637,9 @@ void *weft_task_state_get(void);
 // The first word of a statically initialised sync object: the tag weft reads at
 // offset 0, in the host's byte order.
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag) << 32)
+#define WEFT_STATIC_TAG_(tag) (WEFT_CAST_(uint64_t, tag) << 32)
 #else
-#define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag))
+#define WEFT_STATIC_TAG_(tag) WEFT_CAST_(uint64_t, tag)
 #endif
 
 // Static initialiser of a (plain) weft_mutex_t in static storage: the mutex binds
@@ -1174,9 +1180,14 @@ void weft_blob_elem_drop(void *elem, void *ud);
 * ends. With a compiler that lacks the GNU atomic builtins it is the plain call.
 */
 #if defined(__GNUC__) || defined(__clang__)
+/* The flag's word, for the poll below (a function: any pointer converts to its
+* parameter, and no cast is written at the caller). */
+static inline const volatile uint32_t *weft_poll_word_(const volatile void *flag) {
+  return WEFT_CAST_(const volatile uint32_t *, flag);
+}
 #define WEFT_SAFEPOINT_POLL(rt, flag)                                                   \
   do {                                                                                  \
-    if (__builtin_expect(__atomic_load_n((const uint32_t *)(flag), __ATOMIC_RELAXED) != 0, 0)) \
+    if (__builtin_expect(__atomic_load_n(weft_poll_word_(flag), __ATOMIC_RELAXED) != 0, 0)) \
       (void)weft_safepoint(rt);                                                         \
   } while (0)
 #else

@@ -1,10 +1,18 @@
-/* weft.h compiles alone as C11; the poll macro expands. */
+/* weft.h compiles alone as C11; its macros expand and its inline functions compile. */
 #include "weft.h"
 
 int weft_header_check_c(weft_runtime_t *rt, const void *flag);
 int weft_header_check_c(weft_runtime_t *rt, const void *flag) {
-  weft_mutex_t m;
+  static weft_mutex_t m = WEFT_MUTEX_INIT;
+  static weft_cond_t c = WEFT_COND_INIT;
+  static weft_rwlock_t l = WEFT_RWLOCK_INIT;
+  static weft_once_t o = WEFT_ONCE_INIT;
   (void)m;
+  (void)c;
+  (void)l;
+  (void)o;
+  if (WEFT_KEY_SLOT(1u) != 0) return -1;
   WEFT_SAFEPOINT_POLL(rt, flag);
+  if (weft_task_state() != NULL) return 0;
   return WEFT_VERSION_MAJOR + (int)sizeof(weft_rwlock_t);
 }

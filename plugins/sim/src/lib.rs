@@ -27,6 +27,7 @@ use green::stack;
 use shared::chan;
 mod clock;
 mod io;
+mod parking;
 mod sched;
 mod stall;
 mod sync;
@@ -64,13 +65,18 @@ impl Opened {
 pub(crate) fn on_sim(f: impl FnOnce(&'static Sim) -> weft_status_t) -> weft_status_t {
     HOST.guard(|| match sched::here() {
         Some(sim) => f(sim),
-        None => HOST.fail(
-            WEFT_ENOTSUP,
-            "the sim platform runs every task on the thread that opened the runtime, one at a time, and does \
-             not control this thread (made by the host, not by weft_spawn); call weft from weft tasks or from \
-             the opening thread only",
-        ),
+        None => refuse_foreign_thread(),
     })
+}
+
+/// `WEFT_ENOTSUP`, and why, for a caller on a thread the sim does not run.
+pub(crate) fn refuse_foreign_thread() -> weft_status_t {
+    HOST.fail(
+        WEFT_ENOTSUP,
+        "the sim platform runs every task on the thread that opened the runtime, one at a time, and does not \
+         control this thread (made by the host, not by weft_spawn); call weft from weft tasks or from the \
+         opening thread only",
+    )
 }
 
 /// As `on_sim`, for a release (an unlock): also allowed when no sim runtime is open at
@@ -258,8 +264,8 @@ static TABLE: Table = Table(weft_platform_t {
     preempt_attach: Some(task::preempt_attach),
     preempt_point: Some(task::preempt_point),
     stack_bounds: Some(task::stack_bounds),
-    park: None,
-    unpark: None,
+    park: Some(parking::park),
+    unpark: Some(parking::unpark),
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

@@ -75,6 +75,8 @@ pub(crate) enum Obj {
     Deadline(i64),
     /// An fd and the events waited for (none for a forget).
     Fd(i32, u32),
+    /// An address the runtime parks its waiters on (`weft_wait_on`, `weft_park`, ...).
+    Key(usize),
 }
 
 struct TaskRec {
@@ -570,9 +572,10 @@ impl Sim {
 
     /// Takes up to `max` waiters off `key`'s queue and makes them runnable: for one, a
     /// seeded choice among the waiters (the order of wake-ups is the scheduler's too).
-    pub(crate) fn wake(&self, key: usize, max: usize) {
+    /// Returns how many it woke.
+    pub(crate) fn wake(&self, key: usize, max: usize) -> usize {
         let mut st = self.state.borrow_mut();
-        let Some(mut q) = st.waiters.remove(&key) else { return };
+        let Some(mut q) = st.waiters.remove(&key) else { return 0 };
         let mut n = 0;
         while n < max && !q.is_empty() {
             let pick = if max == 1 { st.rng.below(q.len()) } else { 0 };
@@ -584,6 +587,7 @@ impl Sim {
         if !q.is_empty() {
             st.waiters.insert(key, q);
         }
+        n
     }
 
     /// Makes a blocked task runnable without taking it off its queue (a cancellation:
@@ -881,6 +885,7 @@ impl State {
             Obj::Cond(c, m) => format!(" on condition {} with mutex {}", self.name(c), self.name(m)),
             Obj::Rwlock(l) => format!(" on rwlock {}", self.name(l)),
             Obj::Chan(c) => format!(" on channel {}", self.name(c)),
+            Obj::Key(k) => format!(" on address {}", self.name(k)),
             Obj::Task(t) => format!(" on task {} \"{}\"", self.tasks[t].id, self.tasks[t].name),
             Obj::Deadline(d) if d == WEFT_FOREVER => " for ever".to_string(),
             Obj::Deadline(d) => format!(" until t={d}"),

@@ -130,7 +130,10 @@ fn weft_h(root: &Path) -> String {
          #define WEFT_VERSION_MAJOR {major}\n#define WEFT_VERSION_MINOR {minor}\n#define WEFT_VERSION_PATCH {patch}\n\
          #define WEFT_VERSION_STRING \"{version}\"\n\
          // MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if; weft_version_number() returns the\n\
-         // library's own.\n#define WEFT_VERSION_NUMBER {number}\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n",
+         // library's own.\n#define WEFT_VERSION_NUMBER {number}\n\n\
+         // The casts in weft.h's macros: static_cast in C++, so that hosts built with\n\
+         // -Wold-style-cast stay quiet.\n#ifdef __cplusplus\n#define WEFT_CAST_(type, value) (static_cast<type>(value))\n\
+         #else\n#define WEFT_CAST_(type, value) ((type)(value))\n#endif\n\n#ifdef __cplusplus\nextern \"C\" {{\n#endif\n",
         rules_comment(root),
         number = major * 1_000_000 + minor * 1_000 + patch
     );
@@ -146,6 +149,10 @@ fn weft_h(root: &Path) -> String {
         for item in declarations.iter().chain(&functions) {
             out.push('\n');
             out.push_str(&item.text);
+        }
+        if !section.after.is_empty() {
+            out.push('\n');
+            out.push_str(section.after);
         }
     }
     out.push_str("\n#ifdef __cplusplus\n}  // extern \"C\"\n#endif\n\n#endif  /* WEFT_H */\n");

@@ -10,6 +10,10 @@ pub struct Section {
     pub items: &'static [&'static str],
     /// C written by hand (macros cbindgen cannot express), placed before the items.
     pub extra: &'static str,
+    /// C written by hand that uses the items (inline functions), placed after them, so
+    /// that it needs no declarations of its own (a second one warns with
+    /// `-Wredundant-decls`).
+    pub after: &'static str,
 }
 
 pub const SECTIONS: &[Section] = &[
@@ -20,6 +24,7 @@ pub const SECTIONS: &[Section] = &[
                calling thread's last failure.",
         items: &["weft_status_t", "WEFT_OK", "WEFT_E*", "weft_strerror", "weft_last_error"],
         extra: "",
+        after: "",
     },
     Section {
         title: "Runtime",
@@ -45,6 +50,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_version_number",
         ],
         extra: "",
+        after: "",
     },
     Section {
         title: "Time",
@@ -52,6 +58,7 @@ pub const SECTIONS: &[Section] = &[
                sim. Deadlines are absolute nanoseconds of weft_now.",
         items: &["WEFT_FOREVER", "weft_now", "weft_deadline_after", "weft_sleep_until", "weft_yield"],
         extra: "",
+        after: "",
     },
     Section {
         title: "Tasks",
@@ -78,6 +85,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_task_name",
         ],
         extra: "",
+        after: "",
     },
     Section {
         title: "Task groups and parallel loops",
@@ -86,6 +94,7 @@ pub const SECTIONS: &[Section] = &[
                pool of worker tasks, the caller taking part. See docs/parallel.md.",
         items: &["weft_group_*", "weft_range_fn", "weft_parallel_for"],
         extra: "",
+        after: "",
     },
     Section {
         title: "Task-local slots",
@@ -101,9 +110,8 @@ pub const SECTIONS: &[Section] = &[
             "weft_state_tls_offset_",
         ],
         extra: "/* The slot of key `k`: its index in `weft_task_info_t.locals`. */\n\
-                #define WEFT_KEY_SLOT(k) ((size_t)(((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u))\n\
-                \n\
-                /*\n\
+                #define WEFT_KEY_SLOT(k) WEFT_CAST_(size_t, ((k) & ((1u << WEFT_KEY_SLOT_BITS) - 1u)) - 1u)\n",
+        after: "/*\n\
                  * weft_task_state(): the calling task's (or host thread's) state pointer, as set\n\
                  * with weft_task_set_state; NULL until set. Inline, one load through the thread\n\
                  * pointer: libweft keeps the running task's pointer in a thread-local word of its\n\
@@ -113,8 +121,6 @@ pub const SECTIONS: &[Section] = &[
                  * inline (another compiler or architecture, or libweft.a without its constructor)\n\
                  * it calls weft_task_state_get().\n\
                  */\n\
-                extern ptrdiff_t weft_state_tls_offset_;\n\
-                void *weft_task_state_get(void);\n\
                 #if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__) && defined(__x86_64__)\n\
                 static inline void *weft_task_state(void) {\n\
                 \x20 void *state;\n\
@@ -144,15 +150,16 @@ pub const SECTIONS: &[Section] = &[
         extra: "// The first word of a statically initialised sync object: the tag weft reads at\n\
                 // offset 0, in the host's byte order.\n\
                 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__\n\
-                #define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag) << 32)\n\
+                #define WEFT_STATIC_TAG_(tag) (WEFT_CAST_(uint64_t, tag) << 32)\n\
                 #else\n\
-                #define WEFT_STATIC_TAG_(tag) ((uint64_t)(tag))\n\
+                #define WEFT_STATIC_TAG_(tag) WEFT_CAST_(uint64_t, tag)\n\
                 #endif\n\n\
                 // Static initialiser of a (plain) weft_mutex_t in static storage: the mutex binds\n\
                 // to a runtime on first use (weft_set_default_runtime names which; else the\n\
                 // caller's, else the one opened last), with every check afterwards as if\n\
                 // weft_mutex_init had been called. weft_mutex_destroy works on it, used or not.\n\
                 #define WEFT_MUTEX_INIT {{WEFT_STATIC_TAG_(0x574d5453u)}}\n",
+        after: "",
     },
     Section {
         title: "Condition variables",
@@ -161,6 +168,7 @@ pub const SECTIONS: &[Section] = &[
         items: &["WEFT_COND_*", "weft_cond_*"],
         extra: "// Static initialiser of a weft_cond_t (binds on first use, as WEFT_MUTEX_INIT).\n\
                 #define WEFT_COND_INIT {{WEFT_STATIC_TAG_(0x57435453u)}}\n",
+        after: "",
     },
     Section {
         title: "Readers-writer locks",
@@ -168,6 +176,7 @@ pub const SECTIONS: &[Section] = &[
         items: &["WEFT_RWLOCK_*", "weft_rwlock_*"],
         extra: "// Static initialiser of a weft_rwlock_t (binds on first use, as WEFT_MUTEX_INIT).\n\
                 #define WEFT_RWLOCK_INIT {{WEFT_STATIC_TAG_(0x57525453u)}}\n",
+        after: "",
     },
     Section {
         title: "Parking, semaphores, barriers, once",
@@ -187,6 +196,7 @@ pub const SECTIONS: &[Section] = &[
             "weft_once*",
         ],
         extra: "// Static initialiser of a weft_once_t.\n#define WEFT_ONCE_INIT {{0, 0}}\n",
+        after: "",
     },
     Section {
         title: "Channels and select",
@@ -197,6 +207,7 @@ pub const SECTIONS: &[Section] = &[
         extra: "// `weft_chan_new` capacity: the channel never fills; a send never waits (it fails\n\
                 // with WEFT_ENOMEM only when memory runs out).\n\
                 #define WEFT_CHAN_UNBOUNDED SIZE_MAX\n",
+        after: "",
     },
     Section {
         title: "IO readiness waits",
@@ -205,6 +216,7 @@ pub const SECTIONS: &[Section] = &[
                The fd stays the host's; call weft_fd_forget before closing one. See docs/io.md.",
         items: &["WEFT_IO_*", "weft_fd_*"],
         extra: "",
+        after: "",
     },
     Section {
         title: "Blobs",
@@ -212,6 +224,7 @@ pub const SECTIONS: &[Section] = &[
                copying and moving) for a value to cross a task boundary.",
         items: &["weft_blob_*"],
         extra: "",
+        after: "",
     },
     Section {
         title: "VM integration",
@@ -242,9 +255,14 @@ pub const SECTIONS: &[Section] = &[
                  * ends. With a compiler that lacks the GNU atomic builtins it is the plain call.\n\
                  */\n\
                 #if defined(__GNUC__) || defined(__clang__)\n\
+                /* The flag's word, for the poll below (a function: any pointer converts to its\n\
+                 * parameter, and no cast is written at the caller). */\n\
+                static inline const volatile uint32_t *weft_poll_word_(const volatile void *flag) {\n\
+                \x20 return WEFT_CAST_(const volatile uint32_t *, flag);\n\
+                }\n\
                 #define WEFT_SAFEPOINT_POLL(rt, flag)                                                   \\\n\
                 \x20 do {                                                                                  \\\n\
-                \x20   if (__builtin_expect(__atomic_load_n((const uint32_t *)(flag), __ATOMIC_RELAXED) != 0, 0)) \\\n\
+                \x20   if (__builtin_expect(__atomic_load_n(weft_poll_word_(flag), __ATOMIC_RELAXED) != 0, 0)) \\\n\
                 \x20     (void)weft_safepoint(rt);                                                         \\\n\
                 \x20 } while (0)\n\
                 #else\n\
@@ -254,6 +272,7 @@ pub const SECTIONS: &[Section] = &[
                 \x20   (void)weft_safepoint(rt);                                                           \\\n\
                 \x20 } while (0)\n\
                 #endif\n",
+        after: "",
     },
 ];
 
