@@ -41,6 +41,12 @@ pub(crate) const EXIT_STEP_LIMIT: i32 = 87;
 const DEFAULT_MAX_STEPS: u64 = 50_000_000;
 /// PCT's estimate of a run's length in steps: change points are drawn below it.
 const DEFAULT_PCT_STEPS: u64 = 100;
+/// PCT picks at random once a run is past this many times the steps it planned for
+/// (`$WEFT_SIM_PCT_STEPS`), as Coyote's fair PCT does: strict priorities let a task that
+/// polls through weft calls (a lock, a try, a non-blocking receive) in a loop run alone
+/// for ever, while the task it waits for never runs. PCT's change points all lie in the
+/// planned steps, so the bugs it looks for are met before the tail.
+const PCT_FAIR_AFTER: u64 = 10;
 
 type Coro = Coroutine<(), (), (), Stack>;
 
@@ -695,6 +701,9 @@ impl State {
             if !self.runnable.is_empty() {
                 break match self.strategy {
                     Strategy::Random => self.runnable[self.rng.below(self.runnable.len())],
+                    Strategy::Pct { steps, .. } if self.step > PCT_FAIR_AFTER.saturating_mul(steps) => {
+                        self.runnable[self.rng.below(self.runnable.len())]
+                    }
                     Strategy::Pct { .. } => *self
                         .runnable
                         .iter()
