@@ -321,10 +321,13 @@ impl MutexObject {
     }
 
     /// On a platform without a byte lock (where `take_free` never takes a mutex), one
-    /// try of the plugin's lock, by a caller not its owner. True if it took it.
+    /// try of the plugin's lock, by a caller not its owner. True if it took it. Not on
+    /// a deterministic platform (see `lock`).
     #[inline(always)]
     pub(crate) fn take_with_plugin_try(&self, rt: &Runtime, me: u64) -> bool {
-        rt.table.caps & WEFT_CAP_MUTEX_BYTE == 0 && self.owner() != me && self.plugin_try_lock(rt) == WEFT_OK
+        rt.table.caps & (WEFT_CAP_MUTEX_BYTE | WEFT_CAP_DETERMINISTIC) == 0
+            && self.owner() != me
+            && self.plugin_try_lock(rt) == WEFT_OK
     }
 
     /// After a failed `take_free`, where the byte lock holds a value that is the
@@ -367,13 +370,17 @@ impl MutexObject {
     /// Locks, waiting as long as it takes (`deadline` None) or until the deadline. A
     /// try first, so that an uncontended lock costs no blocking region; then a wait in
     /// one that never ends holding the mutex while the world is stopped (see
-    /// `safepoint::lock_outside_stop`).
+    /// `safepoint::lock_outside_stop`). No try on a deterministic platform: each plugin
+    /// call is a switch point there, which its trace names, and a lock must read as the
+    /// lock the host called.
     pub(crate) fn lock(&self, rt: &Runtime, ctx: &Context, deadline: Option<i64>) -> Result<()> {
         if self.owner() == ctx.id {
             return self.relock(rt, ctx);
         }
         let bytes = self.plugin_bytes();
-        let status = match self.plugin_try_lock_any(rt) {
+        let first_try =
+            if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 { WEFT_EBUSY } else { self.plugin_try_lock_any(rt) };
+        let status = match first_try {
             WEFT_EBUSY => {
                 // Only a wait without deadline can deadlock: a timed one ends.
                 let watched = rt.checks.on() && deadline.is_none();

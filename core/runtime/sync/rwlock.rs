@@ -70,13 +70,15 @@ impl RwLockObject {
             fail!(WEFT_EDEADLK, "rwlock {:p} is write-locked by the caller", self);
         }
         let bytes = self.plugin_bytes();
+        // A try first, so that an uncontended lock costs no blocking region; then a wait
+        // that never ends holding the lock while the world is stopped (see
+        // safepoint::lock_outside_stop). A waiting lock makes no try on a deterministic
+        // platform, where each plugin call is a switch point its trace names after it.
         let tried = match access {
+            _ if !try_only && rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 => WEFT_EBUSY,
             Access::Read => plat_call!(rt.table, rwlock_try_read_lock(bytes)),
             Access::Write => plat_call!(rt.table, rwlock_try_write_lock(bytes)),
         };
-        // A try first, so that an uncontended lock costs no blocking region; then a wait
-        // that never ends holding the lock while the world is stopped (see
-        // safepoint::lock_outside_stop).
         let watched = rt.checks.on() && tried == WEFT_EBUSY && !try_only;
         if watched {
             rt.checks.wait_for_lock(ctx, self.addr())?;
