@@ -166,6 +166,9 @@ pub(crate) fn refuse_fully_static_program() -> Result<()> {
     Ok(())
 }
 
+/// The reason shown for a directory of `$WEFT_PLUGIN_PATH`.
+pub(crate) const FROM_ENV: &str = "$WEFT_PLUGIN_PATH";
+
 /// The directories a platform name is looked up in, in order, each with the reason
 /// shown in the not-found message.
 pub(crate) fn search_dirs() -> Vec<(PathBuf, &'static str)> {
@@ -191,7 +194,7 @@ pub(crate) fn search_dirs() -> Vec<(PathBuf, &'static str)> {
     }
     if let Some(paths) = secure_env(c"WEFT_PLUGIN_PATH") {
         for dir in paths.split(|b| *b == b':').filter(|d| !d.is_empty()) {
-            dirs.push((PathBuf::from(OsStr::from_bytes(dir)), "$WEFT_PLUGIN_PATH"));
+            dirs.push((PathBuf::from(OsStr::from_bytes(dir)), FROM_ENV));
         }
     }
     dirs

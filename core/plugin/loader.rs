@@ -117,15 +117,22 @@ fn resolve(spec: &[u8]) -> Result<PathBuf> {
     }
     let file = format!("libweft_{shown}.so");
     let mut looked = Vec::new();
+    let mut env_searched = false;
     for (dir, why) in super::dirs::search_dirs() {
         let path = dir.join(&file);
         if path.is_file() {
             return Ok(path);
         }
+        env_searched |= why == super::dirs::FROM_ENV;
         looked.push(format!("{} ({why})", dir.display()));
     }
     let looked = if looked.is_empty() { "nowhere".to_string() } else { looked.join(", ") };
-    fail!(WEFT_EPLUGIN, "platform \"{shown}\" not found: no {file} in {looked}")
+    let hint = if env_searched {
+        ""
+    } else {
+        "; set $WEFT_PLUGIN_PATH to the directory that holds it, or give its path as the platform"
+    };
+    fail!(WEFT_EPLUGIN, "platform \"{shown}\" not found: no {file} in {looked}{hint}")
 }
 
 /// Loads (once) and checks the plugin named by `spec`: a name, a path, or None for
