@@ -884,7 +884,10 @@ uint32_t weft_sem_value(struct weft_sem_t *s);
 // Initialises a barrier for `count` tasks (at least 1) in host memory at `b`.
 weft_status_t weft_barrier_init(struct weft_runtime_t *rt, struct weft_barrier_t *b, uint32_t count);
 
-// Destroys a barrier nobody waits at (`WEFT_EBUSY` otherwise).
+// Destroys a barrier; `WEFT_EBUSY` while tasks wait in a round that has not
+// completed. A task whose wait returned (the serial one, typically) may destroy the
+// barrier at once, and then free its memory: the tasks the round released leave their
+// waits before the destroy returns, and none touches the barrier after.
 weft_status_t weft_barrier_destroy(struct weft_barrier_t *b);
 
 // Waits until `count` tasks have called it, then lets them all go and starts a new

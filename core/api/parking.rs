@@ -183,7 +183,10 @@ pub unsafe extern "C" fn weft_barrier_init(
     })
 }
 
-/// Destroys a barrier nobody waits at (`WEFT_EBUSY` otherwise).
+/// Destroys a barrier; `WEFT_EBUSY` while tasks wait in a round that has not
+/// completed. A task whose wait returned (the serial one, typically) may destroy the
+/// barrier at once, and then free its memory: the tasks the round released leave their
+/// waits before the destroy returns, and none touches the barrier after.
 #[no_mangle]
 pub unsafe extern "C" fn weft_barrier_destroy(b: *mut weft_barrier_t) -> weft_status_t {
     ffi("weft_barrier_destroy", || barrier_ref(b)?.destroy())

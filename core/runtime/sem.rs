@@ -134,7 +134,7 @@ pub(crate) struct Barrier {
     arrived: AtomicU32,
     generation: AtomicU32,
     rt: AtomicPtr<Runtime>,
-    /// Tasks inside a wait (a destroy under them is refused).
+    /// Tasks inside a wait, from before they arrive until they have left it.
     waiters: AtomicU32,
 }
 
@@ -172,10 +172,18 @@ impl Barrier {
         }
     }
 
+    /// Destroys the barrier; `WEFT_EBUSY` while a round that has not completed has
+    /// tasks waiting. Tasks a completed round released may still be on their way out
+    /// of `wait` (the serial one may destroy the barrier at once, as with
+    /// `pthread_barrier_destroy` in glibc and `uv_barrier_destroy`): the destroy lets
+    /// them leave first, so that none touches the memory after it.
     pub(crate) fn destroy(&self) -> Result<()> {
-        let waiting = self.waiters.load(SeqCst);
-        if waiting != 0 {
-            fail!(WEFT_EBUSY, "barrier {:p} has {waiting} task(s) waiting at it", self);
+        while self.waiters.load(SeqCst) != 0 {
+            let arrived = self.arrived.load(SeqCst);
+            if arrived != 0 {
+                fail!(WEFT_EBUSY, "barrier {:p} has {arrived} task(s) waiting at it", self);
+            }
+            runtime_of(&self.rt, "barrier")?.yield_now()?;
         }
         self.tag.store(TAG_DESTROYED, Release);
         Ok(())
@@ -186,18 +194,26 @@ impl Barrier {
     /// arrival is taken back) unless the round completed first.
     pub(crate) fn wait(&self) -> Result<bool> {
         let rt = runtime_of(&self.rt, "barrier")?;
+        // Counted before it arrives: a destroy that saw the round complete must also
+        // see every task of it that has not left.
+        self.waiters.fetch_add(1, SeqCst);
+        let outcome = self.arrive_and_wait(rt);
+        self.waiters.fetch_sub(1, SeqCst);
+        outcome
+    }
+
+    fn arrive_and_wait(&self, rt: &'static Runtime) -> Result<bool> {
         let generation = self.generation.load(SeqCst);
         let arrived = self.arrived.fetch_add(1, SeqCst) + 1;
+        let addr = &self.generation as *const AtomicU32 as usize;
         if arrived == self.count.load(SeqCst) {
             self.arrived.store(0, SeqCst);
             self.generation.fetch_add(1, SeqCst);
-            rt.parking()?.unpark(rt, &self.generation as *const AtomicU32 as usize, usize::MAX)?;
+            rt.parking()?.unpark(rt, addr, usize::MAX)?;
             return Ok(true);
         }
         let table = rt.parking()?;
-        self.waiters.fetch_add(1, SeqCst);
-        let addr = &self.generation as *const AtomicU32 as usize;
-        let outcome = loop {
+        loop {
             match table.park(rt, addr, || self.generation.load(SeqCst) == generation, WEFT_FOREVER) {
                 Ok(Parking::Invalid) => break Ok(false),
                 Ok(Parking::Woken) if self.generation.load(SeqCst) != generation => break Ok(false),
@@ -213,9 +229,7 @@ impl Barrier {
                     break if taken { Err(e) } else { Ok(false) };
                 }
             }
-        };
-        self.waiters.fetch_sub(1, SeqCst);
-        outcome
+        }
     }
 }
 

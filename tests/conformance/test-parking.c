@@ -289,6 +289,63 @@ TEST_IMPL(barrier_rounds_one_serial_each) {
   return TEST_OK;
 }
 
+/* The serial task may destroy the barrier, and free its memory, as soon as its wait
+ * returns (glibc's pthread barriers and libuv's uv_barrier allow it, and libuv's own
+ * test does it): the destroy lets the released tasks leave first. Under ASan and
+ * valgrind a released task that touched the freed memory would fail the test. A round
+ * that has not completed still refuses a destroy. */
+enum { SERIAL_TASKS = 4, SERIAL_ROUNDS = 200 };
+
+typedef struct {
+  weft_barrier_t *barrier;
+  atomic_int destroyed;
+} serial_round_t;
+
+static int32_t wait_then_destroy_if_serial(void *arg, void **result) {
+  (void)result;
+  serial_round_t *r = arg;
+  bool serial = false;
+  weft_barrier_t *b = r->barrier;
+  if (weft_barrier_wait(b, &serial) != WEFT_OK) return 1;
+  if (!serial) return 0;
+  if (weft_barrier_destroy(b) != WEFT_OK) return 2;
+  free(b);
+  atomic_fetch_add(&r->destroyed, 1);
+  return 0;
+}
+
+static int32_t wait_once(void *arg, void **result) {
+  (void)result;
+  return weft_barrier_wait(arg, NULL) == WEFT_OK ? 0 : 1;
+}
+
+TEST_IMPL(barrier_serial_destroys_at_once) {
+  weft_runtime_t *rt = test_open_runtime();
+  static serial_round_t r;
+  for (int round = 0; round < SERIAL_ROUNDS; round++) {
+    r.barrier = malloc(sizeof *r.barrier);
+    ASSERT(r.barrier != NULL);
+    ASSERT_OK(weft_barrier_init(rt, r.barrier, SERIAL_TASKS + 1));
+    weft_task_t *t[SERIAL_TASKS];
+    for (int i = 0; i < SERIAL_TASKS; i++) t[i] = test_spawn(rt, wait_then_destroy_if_serial, &r);
+    ASSERT_EQ(wait_then_destroy_if_serial(&r, NULL), 0);
+    for (int i = 0; i < SERIAL_TASKS; i++) ASSERT_EQ(test_join(t[i]), 0);
+    ASSERT_EQ(atomic_load(&r.destroyed), round + 1);
+  }
+  /* One task of two waits: the round has not completed. */
+  weft_barrier_t b;
+  ASSERT_OK(weft_barrier_init(rt, &b, 2));
+  weft_task_t *waiter = test_spawn(rt, wait_once, &b);
+  test_wait_blocked(rt, waiter);
+  ASSERT_STATUS(WEFT_EBUSY, weft_barrier_destroy(&b));
+  ASSERT(strstr(weft_last_error(), "1 task(s) waiting") != NULL);
+  ASSERT_OK(weft_barrier_wait(&b, NULL));
+  ASSERT_EQ(test_join(waiter), 0);
+  ASSERT_OK(weft_barrier_destroy(&b));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- once ---- */
 
 static weft_once_t shared_once = WEFT_ONCE_INIT;
