@@ -15,11 +15,17 @@ const TAG_DESTROYED: u32 = 0xdead_0b1e;
 #[repr(C)]
 pub(crate) struct Semaphore {
     tag: AtomicU32,
-    count: AtomicU32,
-    /// Tasks inside a wait (a post wakes only when there are some).
-    waiters: AtomicU32,
+    _pad: u32,
+    /// The count (low 32 bits) and the tasks inside a wait (high 32 bits), in one word:
+    /// a post learns whether to wake from the value its increment replaced and reads
+    /// nothing after it, so the waiter it released may destroy and free the semaphore
+    /// at once (`sem_wait(&done); sem_destroy(&done);`, which glibc allows too).
+    state: AtomicU64,
     rt: AtomicPtr<Runtime>,
 }
+
+const COUNT: u64 = 0xffff_ffff;
+const WAITER: u64 = 1 << 32;
 
 const TAG_SEM: u32 = 0x5753_454d;
 
@@ -56,8 +62,8 @@ impl Semaphore {
         unsafe {
             ptr.write(Semaphore {
                 tag: AtomicU32::new(0),
-                count: AtomicU32::new(value),
-                waiters: AtomicU32::new(0),
+                _pad: 0,
+                state: AtomicU64::new(value as u64),
                 rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
             });
             (*ptr).tag.store(TAG_SEM, Release);
@@ -65,7 +71,7 @@ impl Semaphore {
     }
 
     pub(crate) fn destroy(&self) -> Result<()> {
-        let waiters = self.waiters.load(SeqCst);
+        let waiters = self.state.load(SeqCst) >> 32;
         if waiters != 0 {
             fail!(WEFT_EBUSY, "semaphore {:p} has {waiters} waiter(s)", self);
         }
@@ -73,20 +79,13 @@ impl Semaphore {
         Ok(())
     }
 
-    fn count_addr(&self) -> usize {
-        &self.count as *const AtomicU32 as usize
+    fn state_addr(&self) -> usize {
+        &self.state as *const AtomicU64 as usize
     }
 
     /// Takes one unit if there is one.
     pub(crate) fn try_take(&self) -> bool {
-        let mut c = self.count.load(SeqCst);
-        while c > 0 {
-            match self.count.compare_exchange_weak(c, c - 1, SeqCst, SeqCst) {
-                Ok(_) => return true,
-                Err(now) => c = now,
-            }
-        }
-        false
+        self.state.fetch_update(SeqCst, SeqCst, |s| (s & COUNT != 0).then(|| s - 1)).is_ok()
     }
 
     /// Takes one unit, waiting until there is one or the deadline.
@@ -97,9 +96,9 @@ impl Semaphore {
                 return Ok(());
             }
             let table = rt.parking()?;
-            self.waiters.fetch_add(1, SeqCst);
-            let parked = table.park(rt, self.count_addr(), || self.count.load(SeqCst) == 0, deadline);
-            self.waiters.fetch_sub(1, SeqCst);
+            self.state.fetch_add(WAITER, SeqCst);
+            let parked = table.park(rt, self.state_addr(), || self.state.load(SeqCst) & COUNT == 0, deadline);
+            self.state.fetch_sub(WAITER, SeqCst);
             match parked {
                 Ok(_) => {}
                 // A post that raced the deadline: take it rather than report a timeout.
@@ -109,20 +108,22 @@ impl Semaphore {
         }
     }
 
-    /// Adds one unit and wakes one waiter, if any.
+    /// Adds one unit and wakes one waiter, if any. Reads nothing of the semaphore after
+    /// the increment (the wake-up uses its address only).
     pub(crate) fn post(&self) -> Result<()> {
         let rt = runtime_of(&self.rt, "semaphore")?;
-        if self.count.fetch_update(SeqCst, SeqCst, |c| c.checked_add(1)).is_err() {
+        let addr = self.state_addr();
+        let Ok(before) = self.state.fetch_update(SeqCst, SeqCst, |s| (s & COUNT != COUNT).then(|| s + 1)) else {
             fail!(WEFT_EINVAL, "semaphore {:p} is at its maximum value ({})", self, u32::MAX);
-        }
-        if self.waiters.load(SeqCst) != 0 {
-            rt.parking()?.unpark(rt, self.count_addr(), 1)?;
+        };
+        if before >> 32 != 0 {
+            rt.parking()?.unpark(rt, addr, 1)?;
         }
         Ok(())
     }
 
     pub(crate) fn value(&self) -> u32 {
-        self.count.load(SeqCst)
+        (self.state.load(SeqCst) & COUNT) as u32
     }
 }
 

@@ -247,6 +247,33 @@ TEST_IMPL(sem_as_a_handed_over_lock) {
   return TEST_OK;
 }
 
+/* A waiter may destroy and free a semaphore as soon as its wait returns, while the
+ * post that released it is still returning (a completion signal: `sem_wait(&done);
+ * sem_destroy(&done);`, which glibc allows): the post reads nothing of the semaphore
+ * after its increment. ASan and valgrind would catch a late read of the freed memory. */
+enum { SEM_FREE_ROUNDS = 300 };
+
+static int32_t post_it(void *arg, void **result) {
+  (void)result;
+  return weft_sem_post(arg) == WEFT_OK ? 0 : 1;
+}
+
+TEST_IMPL(sem_freed_by_the_woken_waiter) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < SEM_FREE_ROUNDS; round++) {
+    weft_sem_t *done = malloc(sizeof *done);
+    ASSERT(done != NULL);
+    ASSERT_OK(weft_sem_init(rt, done, 0));
+    weft_task_t *poster = test_spawn(rt, post_it, done);
+    ASSERT_OK(weft_sem_wait(done));
+    ASSERT_OK(weft_sem_destroy(done));
+    free(done);
+    ASSERT_EQ(test_join(poster), 0);
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- barriers ---- */
 
 enum { BARRIER_TASKS = 4, BARRIER_ROUNDS = 300 };
