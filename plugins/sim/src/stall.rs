@@ -111,8 +111,10 @@ fn watch(p: &Published, limit: Duration, seed: u64, replay: &str) {
             let name = p.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
             weft_platform::stderr::line(format_args!(
                 "weft sim: stall: task {} \"{name}\" ran {} ms of real time without a switch point while other \
-                 tasks waited to run (one task runs at a time on sim: a loop that waits for another task must \
-                 call weft, weft_yield for one; $WEFT_SIM_STALL_MS sets the limit, 0 turns it off)",
+                 tasks waited to run: it spins without calling weft, or blocks in a system call (one task runs at \
+                 a time on sim: a loop that waits for another task must call weft, weft_yield for one, and a wait \
+                 for an fd must be weft_fd_wait on a non-blocking fd; $WEFT_SIM_STALL_MS sets the limit, 0 turns \
+                 it off)",
                 p.task_id.load(Relaxed),
                 since.elapsed().as_millis(),
             ));
