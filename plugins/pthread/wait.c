@@ -26,6 +26,7 @@
  */
 #include "plugin.h" /* first: it selects the POSIX and GNU interfaces */
 
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,12 +51,32 @@ static int waitq_init(waitq_t *q) {
 #define SHARED_QUEUES 64
 static waitq_t shared[SHARED_QUEUES];
 
+/* fork(): the child has only the forking thread. It must not inherit a queue's lock
+ * held by a thread it does not have, nor a condition that still counts the parent's
+ * waiters (a broadcast on it never returns in glibc). So every queue is locked across
+ * the fork, unlocked in the parent and made anew in the child. No thread holds a queue
+ * lock while it waits for anything but that lock's condition. */
+static void lock_queues(void) {
+  for (int i = 0; i < SHARED_QUEUES; i++) pthread_mutex_lock(&shared[i].lock);
+}
+
+static void unlock_queues(void) {
+  for (int i = SHARED_QUEUES - 1; i >= 0; i--) pthread_mutex_unlock(&shared[i].lock);
+}
+
+static void renew_queues(void) {
+  for (int i = 0; i < SHARED_QUEUES; i++) {
+    memset(&shared[i], 0, sizeof shared[i]);
+    (void)waitq_init(&shared[i]); /* fresh objects: glibc's inits cannot fail here */
+  }
+}
+
 int wait_setup(void) {
   for (int i = 0; i < SHARED_QUEUES; i++) {
     int rc = waitq_init(&shared[i]);
     if (rc != 0) return rc;
   }
-  return 0;
+  return pthread_atfork(lock_queues, unlock_queues, renew_queues);
 }
 
 waitq_t *waitq_for(const void *addr) {
