@@ -32,7 +32,9 @@ pub(crate) fn chan_probe<'a>(ch: *const weft_chan_t, allow_closed: bool) -> Opti
 #[inline(never)]
 fn chan_refusal(ch: *const weft_chan_t, allow_closed: bool) -> Error {
     match handle::probe::<Channel>(ch.cast()) {
-        Some(_) if !allow_closed => Error::new(WEFT_EINVAL, format!("the runtime of channel {ch:p} was closed")),
+        Some(c) if !allow_closed => {
+            Error::new(WEFT_EINVAL, crate::runtime::fork::not_open(c.runtime(), format_args!("the runtime of channel {ch:p}")))
+        }
         _ => handle::refusal::<Channel>(ch.cast()),
     }
 }

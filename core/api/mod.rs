@@ -42,14 +42,7 @@ pub use vm::*;
 pub(crate) fn open_runtime(rt: *const weft_runtime_t) -> Result<&'static Runtime> {
     let rt = any_runtime(rt)?;
     if !rt.is_open() {
-        if crate::runtime::fork::left_in_parent(rt) {
-            fail!(
-                WEFT_EINVAL,
-                "runtime {:p} was opened by the parent process before fork(): a child may only open a new runtime",
-                rt as *const Runtime
-            );
-        }
-        fail!(WEFT_EINVAL, "runtime {:p} was closed", rt as *const Runtime);
+        fail!(WEFT_EINVAL, "{}", crate::runtime::fork::not_open(rt, format_args!("runtime {:p}", rt as *const Runtime)));
     }
     Ok(rt)
 }

@@ -61,6 +61,16 @@ pub(crate) fn left_in_parent(rt: *const Runtime) -> bool {
     LEFT_IN_PARENT.lock().contains(&(rt as usize))
 }
 
+/// Why `rt`, which is not open, is refused, for an error about `what` ("runtime 0x..",
+/// "the runtime of mutex 0x.."): closed, or left behind in the parent of this process.
+pub(crate) fn not_open(rt: *const Runtime, what: std::fmt::Arguments) -> String {
+    if left_in_parent(rt) {
+        format!("{what} was opened by the parent process before fork(): a child may only open a new runtime")
+    } else {
+        format!("{what} was closed")
+    }
+}
+
 /// weft's global locks, in the one order the handlers take them.
 fn global_locks() -> [&'static RawForkLock; 10] {
     // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.

@@ -47,7 +47,7 @@ fn runtime_of(rt: &AtomicPtr<Runtime>, kind: &str) -> Result<&'static Runtime> {
     // runtimes are never freed.
     let rt = unsafe { &*rt.load(Acquire) };
     if !rt.is_open() {
-        fail!(WEFT_EINVAL, "the runtime of this {kind} was closed");
+        fail!(WEFT_EINVAL, "{}", crate::runtime::fork::not_open(rt, format_args!("the runtime of this {kind}")));
     }
     Ok(rt)
 }

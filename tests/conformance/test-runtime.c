@@ -766,10 +766,15 @@ static int32_t double_it(void *arg, void **result) {
   return 0;
 }
 
+/* A mutex of the parent's runtime, for the child to be refused with the right reason. */
+static weft_mutex_t parents_mutex;
+
 /* The child's side; exits 0 when everything held. */
 static void fork_child(weft_runtime_t *parents) {
   weft_task_t *t = NULL;
   ASSERT_STATUS(WEFT_EINVAL, weft_spawn(parents, double_it, (void *)1, NULL, &t));
+  ASSERT_ERROR_MENTIONS("before fork()");
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&parents_mutex));
   ASSERT_ERROR_MENTIONS("before fork()");
   weft_runtime_t *rt = test_open_runtime();
   void *result = NULL;
@@ -817,6 +822,7 @@ static void fork_and_check_child(weft_runtime_t *rt, int i) {
 
 TEST_IMPL(fork_child_opens_new_runtime) {
   weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_mutex_init(rt, &parents_mutex, 0));
   test_gate_t gate;
   test_gate_init(rt, &gate);
   weft_task_t *waiter = test_spawn(rt, wait_at_gate, &gate);
@@ -833,6 +839,7 @@ TEST_IMPL(fork_child_opens_new_runtime) {
   test_gate_open(&gate);
   ASSERT_EQ(test_join(waiter), 0);
   test_gate_destroy(&gate);
+  ASSERT_OK(weft_mutex_destroy(&parents_mutex));
   test_close_runtime(rt);
   return TEST_OK;
 }
@@ -880,6 +887,7 @@ TEST_IMPL(fork_while_parent_tasks_wait) {
   }
   static pinging_t p;
   atomic_store(&p.stop, 0);
+  ASSERT_OK(weft_mutex_init(rt, &parents_mutex, 0));
   ASSERT_OK(weft_mutex_init(rt, &p.lock, 0));
   ASSERT_OK(weft_cond_init(rt, &p.cond));
   enum { PINGERS = 4 };
@@ -896,6 +904,7 @@ TEST_IMPL(fork_while_parent_tasks_wait) {
   for (int i = 0; i < PINGERS; i++) ASSERT_EQ(test_join(t[i]), 0);
   ASSERT_OK(weft_cond_destroy(&p.cond));
   ASSERT_OK(weft_mutex_destroy(&p.lock));
+  ASSERT_OK(weft_mutex_destroy(&parents_mutex));
   test_close_runtime(rt);
   return TEST_OK;
 }
