@@ -32,9 +32,10 @@ pub(crate) fn chan_probe<'a>(ch: *const weft_chan_t, allow_closed: bool) -> Opti
 #[inline(never)]
 fn chan_refusal(ch: *const weft_chan_t, allow_closed: bool) -> Error {
     match handle::probe::<Channel>(ch.cast()) {
-        Some(c) if !allow_closed => {
-            Error::new(WEFT_EINVAL, crate::runtime::fork::not_open(c.runtime(), format_args!("the runtime of channel {ch:p}")))
-        }
+        Some(c) if !allow_closed => Error::new(
+            WEFT_EINVAL,
+            crate::runtime::fork::not_open(c.runtime(), format_args!("the runtime of channel {ch:p}")),
+        ),
         _ => handle::refusal::<Channel>(ch.cast()),
     }
 }

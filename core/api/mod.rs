@@ -42,7 +42,11 @@ pub use vm::*;
 pub(crate) fn open_runtime(rt: *const weft_runtime_t) -> Result<&'static Runtime> {
     let rt = any_runtime(rt)?;
     if !rt.is_open() {
-        fail!(WEFT_EINVAL, "{}", crate::runtime::fork::not_open(rt, format_args!("runtime {:p}", rt as *const Runtime)));
+        fail!(
+            WEFT_EINVAL,
+            "{}",
+            crate::runtime::fork::not_open(rt, format_args!("runtime {:p}", rt as *const Runtime))
+        );
     }
     Ok(rt)
 }

@@ -71,7 +71,11 @@ impl Group {
     fn runtime(&self) -> Result<&'static Runtime> {
         match self.state.lock().rt {
             Some(rt) if rt.is_open() => Ok(rt),
-            Some(rt) => fail!(WEFT_EINVAL, "{}", crate::runtime::fork::not_open(rt, format_args!("the runtime of group {:p}", self))),
+            Some(rt) => fail!(
+                WEFT_EINVAL,
+                "{}",
+                crate::runtime::fork::not_open(rt, format_args!("the runtime of group {:p}", self))
+            ),
             None => fail!(WEFT_EINVAL, "the runtime of group {:p} was closed", self),
         }
     }

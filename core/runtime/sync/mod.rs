@@ -201,7 +201,11 @@ impl<K: SyncKind> SyncObject<K> {
     pub(crate) fn open_runtime(&self) -> Result<&'static Runtime> {
         let rt = self.runtime();
         if !rt.is_open() {
-            fail!(WEFT_EINVAL, "{}", crate::runtime::fork::not_open(rt, format_args!("the runtime of {} {:p}", K::KIND, self)));
+            fail!(
+                WEFT_EINVAL,
+                "{}",
+                crate::runtime::fork::not_open(rt, format_args!("the runtime of {} {:p}", K::KIND, self))
+            );
         }
         Ok(rt)
     }
