@@ -564,7 +564,10 @@ extern ptrdiff_t weft_state_tls_offset_;
 // Creates a task-local key. Every task (and host thread) starts with NULL for it.
 // `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
 // holds. At most `WEFT_KEYS_MAX` keys are live at once (`WEFT_ENOMEM` after that);
-// deleted keys do not count. `*out` is written only on success.
+// deleted keys do not count. `*out` is written only on success. `rt` is an open
+// runtime, checked, or NULL: a key belongs to no runtime (keys are process-wide, as
+// pthread keys), so one made before any runtime opens, or with a runtime closed since,
+// stays valid in every runtime until `weft_key_delete`.
 weft_status_t weft_key_create(struct weft_runtime_t *rt, weft_key_dtor_fn dtor, weft_key_t *out);
 
 // The calling task's (or host thread's) value for `key`; NULL if never set, and NULL
@@ -729,6 +732,13 @@ weft_status_t weft_cond_wait(struct weft_cond_t *c, struct weft_mutex_t *m);
 
 // As `weft_cond_wait`, giving up at `deadline` with `WEFT_ETIMEDOUT` (`m` locked again).
 weft_status_t weft_cond_wait_until(struct weft_cond_t *c, struct weft_mutex_t *m, int64_t deadline);
+
+// As `weft_cond_wait`, giving up `ns` nanoseconds after the call with `WEFT_ETIMEDOUT`
+// (`m` locked again), on the clock of `c`'s runtime (virtual on a virtual-time
+// platform): for a host whose timed waits take a relative timeout (as libuv's
+// `uv_cond_timedwait`) and that does not keep the runtime at hand. `ns <= 0` does not
+// wait; `WEFT_FOREVER` waits for ever.
+weft_status_t weft_cond_wait_for(struct weft_cond_t *c, struct weft_mutex_t *m, int64_t ns);
 
 // Wakes at least one task waiting on `c`, if any. The caller need not hold the mutex.
 weft_status_t weft_cond_signal(struct weft_cond_t *c);

@@ -11,7 +11,10 @@ use crate::types::*;
 /// Creates a task-local key. Every task (and host thread) starts with NULL for it.
 /// `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
 /// holds. At most `WEFT_KEYS_MAX` keys are live at once (`WEFT_ENOMEM` after that);
-/// deleted keys do not count. `*out` is written only on success.
+/// deleted keys do not count. `*out` is written only on success. `rt` is an open
+/// runtime, checked, or NULL: a key belongs to no runtime (keys are process-wide, as
+/// pthread keys), so one made before any runtime opens, or with a runtime closed since,
+/// stays valid in every runtime until `weft_key_delete`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_key_create(
     rt: *mut weft_runtime_t,
@@ -19,7 +22,9 @@ pub unsafe extern "C" fn weft_key_create(
     out: *mut weft_key_t,
 ) -> weft_status_t {
     ffi("weft_key_create", || {
-        open_runtime(rt)?;
+        if !rt.is_null() {
+            open_runtime(rt)?;
+        }
         non_null(out, "out")?;
         let key = keys::create(dtor)?;
         // SAFETY: checked non-NULL.

@@ -365,6 +365,20 @@ pub unsafe extern "C" fn weft_cond_wait_until(
     wait("weft_cond_wait_until", c, m, deadline)
 }
 
+/// As `weft_cond_wait`, giving up `ns` nanoseconds after the call with `WEFT_ETIMEDOUT`
+/// (`m` locked again), on the clock of `c`'s runtime (virtual on a virtual-time
+/// platform): for a host whose timed waits take a relative timeout (as libuv's
+/// `uv_cond_timedwait`) and that does not keep the runtime at hand. `ns <= 0` does not
+/// wait; `WEFT_FOREVER` waits for ever.
+#[no_mangle]
+pub unsafe extern "C" fn weft_cond_wait_for(c: *mut weft_cond_t, m: *mut weft_mutex_t, ns: i64) -> weft_status_t {
+    ffi("weft_cond_wait_for", || {
+        let cond: &CondObject = live(c)?;
+        let mutex: &MutexObject = live(m)?;
+        cond.wait(mutex, context::current(), cond.runtime().deadline_after(ns))
+    })
+}
+
 /// Wakes at least one task waiting on `c`, if any. The caller need not hold the mutex.
 #[no_mangle]
 pub unsafe extern "C" fn weft_cond_signal(c: *mut weft_cond_t) -> weft_status_t {

@@ -18,7 +18,6 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
-use parking_lot::Mutex;
 use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
@@ -34,7 +33,7 @@ pub(crate) struct Checks {
     flags: u32,
     report: weft_check_report_fn,
     report_ud: *mut c_void,
-    graph: Mutex<Graph>,
+    graph: ForkMutex<Graph>,
     /// Bumped (under the graph lock) whenever a lock leaves the graph: the contexts'
     /// caches of known edges (`KnownEdges`) are then stale.
     departures: AtomicU64,
@@ -167,7 +166,7 @@ pub(crate) fn parse_env(value: &[u8]) -> Result<u32> {
 
 impl Checks {
     pub(crate) fn new(flags: u32, report: weft_check_report_fn, report_ud: *mut c_void) -> Checks {
-        Checks { flags, report, report_ud, graph: Mutex::new(Graph::default()), departures: AtomicU64::new(0) }
+        Checks { flags, report, report_ud, graph: ForkMutex::new(Graph::default()), departures: AtomicU64::new(0) }
     }
 
     /// Any check on: the one branch the lock paths pay when checks are off.

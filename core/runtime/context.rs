@@ -23,7 +23,7 @@ pub(crate) struct Context {
     pub(crate) id: u64,
     /// Every name the context has had, the current one last (empty: unnamed). Old names
     /// are kept so that a pointer handed out stays valid until the context ends.
-    names: parking_lot::Mutex<Vec<CString>>,
+    names: weft_platform::fork_lock::ForkMutex<Vec<CString>>,
     /// The handle of the task this context runs (as the host sees it), or NULL for a
     /// host thread. Valid while the task runs.
     pub(crate) task: *const weft_task_t,
@@ -73,7 +73,7 @@ impl Context {
     pub(crate) fn new(name: Option<CString>, task: *const weft_task_t) -> Context {
         Context {
             id: NEXT_ID.fetch_add(1, Relaxed),
-            names: parking_lot::Mutex::new(name.into_iter().collect()),
+            names: weft_platform::fork_lock::ForkMutex::new(name.into_iter().collect()),
             task,
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),

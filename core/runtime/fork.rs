@@ -16,21 +16,21 @@
 //!   locked for ever in the child, and the child hung in its first unlock (one fork in
 //!   a few thousand while another thread opened runtimes).
 //!
-//! * the plugins do their part: green empties its parking buckets in the child, and
-//!   native tasks and green workers start with `pthread_create` itself, behind a gate a
+//! * nothing of weft waits in a table the child cannot reset: the runtime's own locks
+//!   (per runtime and per object) are `ForkMutex`es too, and so are the plugins' internal
+//!   locks; native parks its threads in `weft_platform::parking` and green its tasks in
+//!   its own buckets, and both empty their tables in the child. Before, the native
+//!   plugin and the runtime parked through parking_lot's process-wide table, and a
+//!   thread of the parent inside it at the fork (a contended wait or wake) left a bucket
+//!   locked for ever: the child hung in 5 of 160 forks while the parent's tasks pinged a
+//!   condition, inside `fork()` itself, where native took its parent's waiters out of
+//!   that table;
+//! * native tasks and green workers start with `pthread_create` itself, behind a gate a
 //!   fork waits on (`weft_platform::os_thread`).
 //!
 //! The handlers are registered when the first runtime opens. (The dynamic linker's own
 //! lock is not weft's to take; weft only makes sure not to need it in a child: see
 //! `plugin_dirs::own_object`.)
-//!
-//! What is left: the native plugin's waits, its channels' and rwlocks' locks and the
-//! runtime's per-object locks still park through parking_lot's process-wide table. A
-//! thread of the parent inside that table at the instant of the fork (a few tens of
-//! nanoseconds of a contended wait or wake) leaves one of its buckets locked in the
-//! child, and a contended wait of the child that hashes to that bucket hangs. No run of
-//! `fork_child_opens_new_runtime` (1,000+ per plugin) has shown it; replacing those
-//! waits with parking that the child can reset, as green's, would close it.
 use std::sync::Once;
 
 use weft_platform::fork_lock::{ForkMutex, RawForkLock};
@@ -91,7 +91,7 @@ fn global_locks() -> [&'static RawForkLock; 10] {
 }
 
 extern "C" fn prepare() {
-    use parking_lot::lock_api::RawMutex as _;
+    use lock_api::RawMutex as _;
     crate::plugin::dirs::find_own_object_before_fork();
     for lock in global_locks() {
         lock.lock();
@@ -99,7 +99,7 @@ extern "C" fn prepare() {
 }
 
 extern "C" fn parent() {
-    use parking_lot::lock_api::RawMutex as _;
+    use lock_api::RawMutex as _;
     for lock in global_locks().into_iter().rev() {
         // SAFETY: `prepare` took every one of these on this thread.
         unsafe { lock.unlock() };

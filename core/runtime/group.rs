@@ -9,7 +9,7 @@ use std::ffi::{c_void, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::error::{fail, Result};
@@ -25,7 +25,7 @@ pub(crate) struct Group {
     tag: AtomicU32,
     /// The first failing task's code; 0 while none failed.
     failed: AtomicI32,
-    state: Mutex<GroupState>,
+    state: ForkMutex<GroupState>,
 }
 
 struct GroupState {
@@ -60,7 +60,7 @@ impl Group {
         let g = SHELLS.take(|| Group {
             tag: AtomicU32::new(0),
             failed: AtomicI32::new(0),
-            state: Mutex::new(GroupState { rt: None, tasks: Vec::new() }),
+            state: ForkMutex::new(GroupState { rt: None, tasks: Vec::new() }),
         });
         g.failed.store(0, Release);
         *g.state.lock() = GroupState { rt: Some(rt), tasks: Vec::new() };

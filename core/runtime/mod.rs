@@ -16,7 +16,6 @@ use std::ffi::{c_void, CStr};
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::SeqCst};
 
-use parking_lot::Mutex;
 use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
@@ -79,7 +78,7 @@ pub(crate) struct Runtime {
     parking: std::sync::OnceLock<parking::ParkingTable>,
     /// Held while the pool or the parking table is made. The runtime's own, not a
     /// static: a child of fork() never finds it held by a thread it does not have.
-    making: Mutex<()>,
+    making: ForkMutex<()>,
 }
 
 // SAFETY: the raw pointers are the plugin's state and the host's hook data, both made
@@ -178,7 +177,7 @@ impl Runtime {
             checks: Checks::new(check_flags, cfg.on_check_report, cfg.hook_ud),
             pool: std::sync::OnceLock::new(),
             parking: std::sync::OnceLock::new(),
-            making: Mutex::new(()),
+            making: ForkMutex::new(()),
         }));
         // A platform that preempts polling tasks learns the poll word (ABI 2 and later).
         if let Some(attach) = rt.table.preempt_attach {

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::error::{fail, Result};
@@ -35,7 +35,7 @@ struct Bucket {
     lock: &'static MutexObject,
     cond: &'static CondObject,
     /// Changed only with `lock` held (the inner lock is never contended).
-    queue: Mutex<VecDeque<Arc<Parked>>>,
+    queue: ForkMutex<VecDeque<Arc<Parked>>>,
 }
 
 pub(crate) struct ParkingTable {
@@ -78,7 +78,7 @@ impl ParkingTable {
             buckets.push(Bucket {
                 lock: MutexObject::internal_mutex(rt)?,
                 cond: CondObject::internal_cond(rt)?,
-                queue: Mutex::new(VecDeque::new()),
+                queue: ForkMutex::new(VecDeque::new()),
             });
         }
         Ok(ParkingTable { plugin: None, buckets })

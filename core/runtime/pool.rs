@@ -15,7 +15,7 @@ use std::sync::atomic::{
 };
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::callback::{host_call, may_unwind};
@@ -96,7 +96,7 @@ impl Job {
 
 /// The pool of one runtime.
 pub(crate) struct Pool {
-    jobs: Mutex<VecDeque<Arc<Job>>>,
+    jobs: ForkMutex<VecDeque<Arc<Job>>>,
     /// Bumped on every publication and completion: what sleepers wait to change.
     epoch: AtomicU64,
     /// Workers and callers asleep (or about to be) on `wake`: `announce` takes the lock
@@ -108,10 +108,10 @@ pub(crate) struct Pool {
     wake: &'static CondObject,
     /// The workers' handles (joinable, so that `stop` returns once they are gone);
     /// `started` while they run.
-    workers: Mutex<Vec<&'static Task>>,
+    workers: ForkMutex<Vec<&'static Task>>,
     started: AtomicBool,
     stopping: AtomicBool,
-    start_lock: Mutex<()>,
+    start_lock: ForkMutex<()>,
 }
 
 impl Pool {
@@ -119,16 +119,16 @@ impl Pool {
         let lock = MutexObject::internal_mutex(rt)?;
         let wake = CondObject::internal_cond(rt)?;
         Ok(Pool {
-            jobs: Mutex::new(VecDeque::new()),
+            jobs: ForkMutex::new(VecDeque::new()),
             epoch: AtomicU64::new(0),
             sleepers: AtomicUsize::new(0),
             spins: rt.table.caps & WEFT_CAP_OS_THREADS != 0,
             lock,
             wake,
-            workers: Mutex::new(Vec::new()),
+            workers: ForkMutex::new(Vec::new()),
             started: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            start_lock: Mutex::new(()),
+            start_lock: ForkMutex::new(()),
         })
     }
 

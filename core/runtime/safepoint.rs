@@ -40,7 +40,7 @@ use std::sync::atomic::{
 };
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING, WEFT_TASK_STARTING};
@@ -167,10 +167,10 @@ const SHARDS: usize = 16;
 
 #[derive(Default)]
 #[repr(align(64))]
-struct Shard(Mutex<Vec<Arc<Context>>>);
+struct Shard(ForkMutex<Vec<Arc<Context>>>);
 
 impl Registry {
-    fn shard(&self, ctx: &Context) -> &Mutex<Vec<Arc<Context>>> {
+    fn shard(&self, ctx: &Context) -> &ForkMutex<Vec<Arc<Context>>> {
         &self.shards[ctx.id as usize % SHARDS].0
     }
 

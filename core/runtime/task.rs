@@ -19,7 +19,7 @@ use std::sync::atomic::{
 };
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::callback::{host_call, may_unwind};
@@ -67,7 +67,7 @@ struct TaskState {
     code: AtomicI32,
     result: AtomicPtr<c_void>,
     /// The plugin's handle; NULL once released (`release_handle`).
-    plat: Mutex<*mut weft_plat_task_t>,
+    plat: ForkMutex<*mut weft_plat_task_t>,
     /// Cancels using the plugin's handle now. The plugin's cancel runs outside the
     /// `plat` lock (on a platform that switches tasks inside it, sim, another task may
     /// join meanwhile), so `release_handle` waits for them before it gives the handle
@@ -75,7 +75,7 @@ struct TaskState {
     cancels: AtomicU32,
     /// Channels to close with the task's code when it ends (`weft_task_link_chan`), each
     /// with a reference the task holds; None once the task has ended.
-    linked: Mutex<Option<Vec<&'static Channel>>>,
+    linked: ForkMutex<Option<Vec<&'static Channel>>>,
     /// The group the task belongs to, told when the task fails.
     group: Option<&'static Group>,
 }
@@ -207,9 +207,9 @@ impl Task {
             arg: req.arg,
             code: AtomicI32::new(0),
             result: AtomicPtr::new(ptr::null_mut()),
-            plat: Mutex::new(ptr::null_mut()),
+            plat: ForkMutex::new(ptr::null_mut()),
             cancels: AtomicU32::new(0),
-            linked: Mutex::new(Some(Vec::new())),
+            linked: ForkMutex::new(Some(Vec::new())),
             group: req.group,
         };
         // SAFETY: the shell is ours alone (see the Sync impl), its previous state dropped.

@@ -2,6 +2,7 @@
 WEFT_TEST(cond_signal_hands_over)
 WEFT_TEST(cond_broadcast_wakes_all)
 WEFT_TEST(cond_wait_until_timeout)
+WEFT_TEST(cond_wait_for_timeout)
 WEFT_TEST(cond_wait_without_mutex)
 WEFT_TEST(cond_recursive_mutex)
 WEFT_TEST(cond_cancel_keeps_mutex)

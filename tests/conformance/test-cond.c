@@ -148,6 +148,52 @@ TEST_IMPL(cond_wait_until_timeout) {
   return TEST_OK;
 }
 
+static int32_t give_token(void *arg, void **result) {
+  tokens_t *s = arg;
+  (void)result;
+  if (weft_mutex_lock(&s->m) != WEFT_OK) return 1;
+  s->tokens++;
+  if (weft_cond_signal(&s->c) != WEFT_OK) return 2;
+  return weft_mutex_unlock(&s->m);
+}
+
+/* wait_for: a relative timeout on the condition's own runtime clock. WEFT_ETIMEDOUT no
+ * sooner than the timeout (zero or negative: at once), the mutex the caller's again; a
+ * signal within the timeout ends it with WEFT_OK; the same errors as wait_until. */
+TEST_IMPL(cond_wait_for_timeout) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  int64_t start = weft_now(rt);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_for(&s.c, &s.m, 30 * 1000000));
+  ASSERT_ERROR_MENTIONS("weft_cond_wait_for");
+  ASSERT(weft_now(rt) - start >= 30 * 1000000);
+  ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock(&s.m)); /* still ours */
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_for(&s.c, &s.m, 0));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_for(&s.c, &s.m, -5));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_for(&s.c, &s.m, INT64_MIN));
+  /* Woken within the timeout: 20 rounds, each a token handed over by another task. */
+  for (int round = 0; round < 20; round++) {
+    weft_task_t *giver = test_spawn(rt, give_token, &s);
+    while (s.tokens == 0) ASSERT_OK(weft_cond_wait_for(&s.c, &s.m, (int64_t)TEST_PATIENCE_MS * 1000000));
+    s.tokens--;
+    ASSERT_OK(weft_mutex_unlock(&s.m));
+    ASSERT_EQ(test_join(giver), 0);
+    ASSERT_OK(weft_mutex_lock(&s.m));
+  }
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  ASSERT_STATUS(WEFT_EPERM, weft_cond_wait_for(&s.c, &s.m, 1000));
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait_for(NULL, &s.m, 1000));
+  ASSERT_ERROR_MENTIONS("condition");
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait_for(&s.c, NULL, 1000));
+  ASSERT_ERROR_MENTIONS("mutex");
+  tokens_destroy(&s);
+  ASSERT_STATUS(WEFT_EINVAL, weft_cond_wait_for(&s.c, &s.m, 1000));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 static int32_t wait_on_main_mutex(void *arg, void **result) {
   tokens_t *s = arg;
   (void)result;

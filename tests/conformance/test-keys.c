@@ -300,14 +300,49 @@ TEST_IMPL(keys_create_delete_forever) {
 TEST_IMPL(keys_null_arguments) {
   weft_runtime_t *rt = test_open_runtime();
   weft_key_t k = 77;
-  ASSERT_STATUS(WEFT_EINVAL, weft_key_create(NULL, NULL, &k));
-  ASSERT_ERROR_MENTIONS("runtime");
   ASSERT_STATUS(WEFT_EINVAL, weft_key_create(rt, destroy_value, NULL));
   ASSERT_ERROR_MENTIONS("out");
   ASSERT_EQ(k, 77);
   ASSERT_OK(weft_key_create(rt, NULL, &k)); /* dtor may be NULL */
   ASSERT_OK(weft_local_set(k, NULL));
   test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Keys belong to no runtime: one made with NULL before any runtime is open, and one
+ * made with a runtime closed since, both work in the tasks of a later runtime, and
+ * their destructors run there. */
+static weft_key_t key_early, key_of_closed;
+
+static int32_t set_both_keys(void *arg, void **result) {
+  value_t *v = arg;
+  (void)result;
+  if (weft_local_get(key_early) != NULL || weft_local_get(key_of_closed) != NULL) return 1;
+  if (weft_local_set(key_early, &v[0]) != WEFT_OK) return 2;
+  if (weft_local_set(key_of_closed, &v[1]) != WEFT_OK) return 3;
+  if (weft_local_get(key_early) != &v[0] || weft_local_get(key_of_closed) != &v[1]) return 4;
+  return 0;
+}
+
+TEST_IMPL(keys_outlive_runtimes) {
+  ASSERT_OK(weft_key_create(NULL, destroy_value, &key_early));
+  ASSERT(key_early != 0);
+  weft_runtime_t *first = test_open_runtime();
+  ASSERT_OK(weft_key_create(first, destroy_value, &key_of_closed));
+  ASSERT(key_of_closed != key_early);
+  test_close_runtime(first);
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < 10; round++) {
+    value_t v[2];
+    memset(v, 0, sizeof v);
+    ASSERT_EQ(test_join(test_spawn(rt, set_both_keys, v)), 0);
+    ASSERT_EQ(atomic_load(&v[0].destroyed), 1);
+    ASSERT_EQ(atomic_load(&v[1].destroyed), 1);
+  }
+  test_close_runtime(rt);
+  ASSERT_OK(weft_key_delete(key_early));
+  ASSERT_OK(weft_key_delete(key_of_closed));
+  ASSERT_STATUS(WEFT_EINVAL, weft_local_set(key_early, NULL));
   return TEST_OK;
 }
 

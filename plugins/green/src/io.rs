@@ -34,7 +34,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::readiness::{not_open_detail, poll_now, PollNow};
 use weft_platform::*;
 
@@ -116,7 +116,7 @@ pub(crate) struct Poller {
     epoll: OwnedFd,
     /// Written to end a worker's `epoll_wait` early (work or an earlier timer came).
     wake: OwnedFd,
-    shards: [Mutex<HashMap<i32, Entry>>; SHARDS],
+    shards: [ForkMutex<HashMap<i32, Entry>>; SHARDS],
     generations: AtomicU64,
     /// Waits in progress: while there are none, nobody polls (Go's `netpollAnyWaiters`).
     waiters: AtomicUsize,
@@ -160,7 +160,7 @@ impl Poller {
         Ok(Poller {
             epoll,
             wake,
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| ForkMutex::new(HashMap::new())),
             generations: AtomicU64::new(0),
             waiters: AtomicUsize::new(0),
             sleeping: AtomicBool::new(false),
@@ -168,7 +168,7 @@ impl Poller {
         })
     }
 
-    fn shard(&self, fd: i32) -> &Mutex<HashMap<i32, Entry>> {
+    fn shard(&self, fd: i32) -> &ForkMutex<HashMap<i32, Entry>> {
         &self.shards[fd as usize % SHARDS]
     }
 

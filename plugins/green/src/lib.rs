@@ -8,7 +8,7 @@
 //! Built as `libweft_green.so` and loaded by libweft through `weft_platform_entry`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// The native plugin's channels, mutexes and conditions, shared as source: they need
+// The native plugin's channels, mutexes, conditions and rwlocks, shared as source: they need
 // from the crate only `clock`, `HOST` and a `wait` with the same interface, which green
 // provides with parking that suspends a task instead of its worker.
 #[path = "../../native/src"]
@@ -17,13 +17,13 @@ mod shared {
     pub(crate) mod chan;
     pub(crate) mod clock;
     pub(crate) mod lock;
+    pub(crate) mod rwlock;
     pub(crate) mod yields;
 }
-use shared::{chan, clock, lock, yields};
+use shared::{chan, clock, lock, rwlock, yields};
 mod io;
 mod sched;
 mod stack;
-mod sync;
 mod task;
 mod wait;
 
@@ -101,8 +101,8 @@ static TABLE: Table = Table(weft_platform_t {
     caps: WEFT_CAP_GREEN_TASKS | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE | WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_IO_DRAINED,
     mutex_size: lock::MUTEX_SIZE,
     cond_size: lock::COND_SIZE,
-    rwlock_size: sync::RWLOCK_SIZE,
-    sync_align: sync::SYNC_ALIGN,
+    rwlock_size: rwlock::RWLOCK_SIZE,
+    sync_align: rwlock::SYNC_ALIGN,
     runtime_open: Some(runtime_open),
     runtime_close: Some(runtime_close),
     now: Some(now),
@@ -123,14 +123,14 @@ static TABLE: Table = Table(weft_platform_t {
     cond_wait_until: Some(lock::cond_wait_until),
     cond_signal: Some(lock::cond_signal),
     cond_broadcast: Some(lock::cond_broadcast),
-    rwlock_init: Some(sync::rwlock_init),
+    rwlock_init: Some(rwlock::rwlock_init),
     rwlock_destroy: Some(lock::sync_destroy),
-    rwlock_read_lock: Some(sync::rwlock_read_lock),
-    rwlock_try_read_lock: Some(sync::rwlock_try_read_lock),
-    rwlock_write_lock: Some(sync::rwlock_write_lock),
-    rwlock_try_write_lock: Some(sync::rwlock_try_write_lock),
-    rwlock_read_unlock: Some(sync::rwlock_read_unlock),
-    rwlock_write_unlock: Some(sync::rwlock_write_unlock),
+    rwlock_read_lock: Some(rwlock::rwlock_read_lock),
+    rwlock_try_read_lock: Some(rwlock::rwlock_try_read_lock),
+    rwlock_write_lock: Some(rwlock::rwlock_write_lock),
+    rwlock_try_write_lock: Some(rwlock::rwlock_try_write_lock),
+    rwlock_read_unlock: Some(rwlock::rwlock_read_unlock),
+    rwlock_write_unlock: Some(rwlock::rwlock_write_unlock),
     chan_new: Some(chan::chan_new),
     chan_send: Some(chan::chan_send),
     chan_recv: Some(chan::chan_recv),

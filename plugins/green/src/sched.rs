@@ -36,7 +36,7 @@ use std::thread::Thread;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::os_thread::{self, OsThread};
 use weft_platform::*;
 
@@ -144,10 +144,10 @@ pub(crate) struct Sched {
     stealers: Vec<Stealer<Arc<Task>>>,
     injector: Injector<Arc<Task>>,
     /// Processors no thread holds (handed off by a task in a blocking region).
-    free_procs: Mutex<Vec<usize>>,
+    free_procs: ForkMutex<Vec<usize>>,
     /// Threads holding a processor, parked for want of work; true for the one asleep in
     /// `epoll_wait` (woken through the poller, not `unpark`).
-    idle: Mutex<Vec<(Thread, bool)>>,
+    idle: ForkMutex<Vec<(Thread, bool)>>,
     n_idle: AtomicUsize,
     /// Workers looking for work without having found any yet: one that `notify` woke,
     /// or one that spins a while before it sleeps (Go's spinning Ms). While there is
@@ -156,23 +156,23 @@ pub(crate) struct Sched {
     /// wakes the next worker, which spins in turn.
     spinning: AtomicUsize,
     /// Threads without a processor, parked until one is free.
-    spares: Mutex<Vec<Thread>>,
-    timers: Mutex<BTreeMap<(i64, u64), Arc<Task>>>,
+    spares: ForkMutex<Vec<Thread>>,
+    timers: ForkMutex<BTreeMap<(i64, u64), Arc<Task>>>,
     /// The earliest timer's deadline; `WEFT_FOREVER` if none.
     next_timer: AtomicI64,
     timer_seq: AtomicU64,
     shutdown: AtomicBool,
-    threads: Mutex<Vec<OsThread>>,
+    threads: ForkMutex<Vec<OsThread>>,
     /// The runtime's safepoint poll word (`preempt_attach`); NULL until attached.
     poll_word: AtomicPtr<AtomicU32>,
-    monitor: Mutex<Option<Thread>>,
+    monitor: ForkMutex<Option<Thread>>,
     /// The epoll set, made by the runtime's first IO wait (a runtime that never waits
     /// on an fd has no epoll descriptor).
     poller: std::sync::OnceLock<Poller>,
-    making_poller: Mutex<()>,
+    making_poller: ForkMutex<()>,
     /// Tasks whose last reference was the runtime's handle, kept for the next spawns
     /// (a spawn then allocates nothing); emptied at close (each holds the scheduler).
-    spare_tasks: Mutex<Vec<Arc<Task>>>,
+    spare_tasks: ForkMutex<Vec<Arc<Task>>>,
 }
 
 /// Spare tasks kept per runtime.
@@ -338,21 +338,21 @@ impl Sched {
             procs,
             stealers,
             injector: Injector::new(),
-            free_procs: Mutex::new(Vec::new()),
-            idle: Mutex::new(Vec::new()),
+            free_procs: ForkMutex::new(Vec::new()),
+            idle: ForkMutex::new(Vec::new()),
             n_idle: AtomicUsize::new(0),
             spinning: AtomicUsize::new(0),
-            spares: Mutex::new(Vec::new()),
-            timers: Mutex::new(BTreeMap::new()),
+            spares: ForkMutex::new(Vec::new()),
+            timers: ForkMutex::new(BTreeMap::new()),
             next_timer: AtomicI64::new(WEFT_FOREVER),
             timer_seq: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
-            threads: Mutex::new(Vec::new()),
+            threads: ForkMutex::new(Vec::new()),
             poll_word: AtomicPtr::new(std::ptr::null_mut()),
-            monitor: Mutex::new(None),
+            monitor: ForkMutex::new(None),
             poller: std::sync::OnceLock::new(),
-            making_poller: Mutex::new(()),
-            spare_tasks: Mutex::new(Vec::new()),
+            making_poller: ForkMutex::new(()),
+            spare_tasks: ForkMutex::new(Vec::new()),
         });
         stack::install_handler();
         for index in 0..workers {

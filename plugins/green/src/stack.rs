@@ -230,7 +230,7 @@ fn pool_locks<'a>(classes: &'a [&'static Class]) -> impl DoubleEndedIterator<Ite
 }
 
 extern "C" fn before_fork() {
-    use parking_lot::lock_api::RawMutex as _;
+    use lock_api::RawMutex as _;
     // SAFETY: as in `pool_locks`.
     unsafe { CLASSES.raw() }.lock();
     // SAFETY: CLASSES is held by this thread until the handlers after the fork.
@@ -239,7 +239,7 @@ extern "C" fn before_fork() {
 }
 
 extern "C" fn after_fork_parent() {
-    use parking_lot::lock_api::RawMutex as _;
+    use lock_api::RawMutex as _;
     // SAFETY: CLASSES is held by this thread since `before_fork`.
     let classes = unsafe { &*CLASSES.data_ptr() };
     for lock in pool_locks(classes).rev() {
@@ -713,10 +713,10 @@ fn reset_default(sig: libc::c_int) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parking_lot::Mutex;
+    use weft_platform::fork_lock::ForkMutex;
 
     /// The pool is the process's: one test at a time (one trims every class).
-    static SERIAL: Mutex<()> = Mutex::new(());
+    static SERIAL: ForkMutex<()> = ForkMutex::new(());
     /// The `munmap` calls `unmap` made.
     pub(super) static MUNMAPS: AtomicUsize = AtomicUsize::new(0);
 

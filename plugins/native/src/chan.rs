@@ -52,8 +52,8 @@ use std::sync::atomic::{
 };
 
 use lock_api::RawMutex as _;
-use parking_lot::RawMutex;
 use smallvec::SmallVec;
+use weft_platform::fork_lock::RawForkLock;
 use weft_platform::*;
 
 use crate::clock;
@@ -151,7 +151,7 @@ impl Queues {
 /// The lock, the queues and the flags that say, without the lock, whether each queue
 /// holds waiters; on a cache line of their own, apart from the buffer's head and tail.
 struct Waiters {
-    lock: RawMutex,
+    lock: RawForkLock,
     send_waiting: AtomicBool,
     recv_waiting: AtomicBool,
     queues: UnsafeCell<Queues>,
@@ -640,7 +640,7 @@ pub(crate) unsafe extern "C" fn chan_new(
             buffer,
             elem: elem_size,
             waiters: CachePadded(Waiters {
-                lock: RawMutex::INIT,
+                lock: RawForkLock::INIT,
                 send_waiting: AtomicBool::new(false),
                 recv_waiting: AtomicBool::new(false),
                 queues: UnsafeCell::new(queues),

@@ -1,5 +1,5 @@
 //! The native clock: CLOCK_MONOTONIC in nanoseconds, the same clock `std::time::Instant`
-//! reads on Linux, so deadlines convert to `Instant`s for parking_lot's timed waits.
+//! reads on Linux, so deadlines convert to `Instant`s for a thread's timed sleeps.
 use std::time::{Duration, Instant};
 
 use weft_platform::WEFT_FOREVER;

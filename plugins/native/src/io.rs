@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::readiness::{not_open_detail, poll_events, ready_events};
 use weft_platform::*;
 
@@ -91,7 +91,7 @@ struct Waiter {
 /// The waiters of one runtime, by fd, for `fd_forget`.
 #[derive(Default)]
 pub(crate) struct Registry {
-    waiters: Mutex<HashMap<i32, Vec<Arc<Waiter>>>>,
+    waiters: ForkMutex<HashMap<i32, Vec<Arc<Waiter>>>>,
 }
 
 impl Registry {

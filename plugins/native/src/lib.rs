@@ -1,4 +1,5 @@
-//! The `native` weft platform: every task is an OS thread; waiting is parking_lot's;
+//! The `native` weft platform: every task is an OS thread; waiting is parking on an
+//! address in a table a child of fork() resets (`weft_platform::parking`);
 //! channels keep their elements in crossbeam-style lock-free buffers and their waiting
 //! calls in Go-style queues (see `chan.rs`).
 //!
@@ -10,8 +11,7 @@ mod chan;
 mod clock;
 mod io;
 mod lock;
-mod parked_keys;
-mod sync;
+mod rwlock;
 mod task;
 mod wait;
 mod yields;
@@ -67,8 +67,8 @@ static TABLE: Table = Table(weft_platform_t {
     caps: WEFT_CAP_OS_THREADS | WEFT_CAP_CANCEL | WEFT_CAP_MUTEX_BYTE | WEFT_CAP_MONOTONIC_CLOCK | WEFT_CAP_SCHED_YIELD,
     mutex_size: lock::MUTEX_SIZE,
     cond_size: lock::COND_SIZE,
-    rwlock_size: sync::RWLOCK_SIZE,
-    sync_align: sync::SYNC_ALIGN,
+    rwlock_size: rwlock::RWLOCK_SIZE,
+    sync_align: rwlock::SYNC_ALIGN,
     runtime_open: Some(runtime_open),
     runtime_close: Some(runtime_close),
     now: Some(now),
@@ -89,14 +89,14 @@ static TABLE: Table = Table(weft_platform_t {
     cond_wait_until: Some(lock::cond_wait_until),
     cond_signal: Some(lock::cond_signal),
     cond_broadcast: Some(lock::cond_broadcast),
-    rwlock_init: Some(sync::rwlock_init),
-    rwlock_destroy: Some(sync::rwlock_destroy),
-    rwlock_read_lock: Some(sync::rwlock_read_lock),
-    rwlock_try_read_lock: Some(sync::rwlock_try_read_lock),
-    rwlock_write_lock: Some(sync::rwlock_write_lock),
-    rwlock_try_write_lock: Some(sync::rwlock_try_write_lock),
-    rwlock_read_unlock: Some(sync::rwlock_read_unlock),
-    rwlock_write_unlock: Some(sync::rwlock_write_unlock),
+    rwlock_init: Some(rwlock::rwlock_init),
+    rwlock_destroy: Some(lock::sync_destroy),
+    rwlock_read_lock: Some(rwlock::rwlock_read_lock),
+    rwlock_try_read_lock: Some(rwlock::rwlock_try_read_lock),
+    rwlock_write_lock: Some(rwlock::rwlock_write_lock),
+    rwlock_try_write_lock: Some(rwlock::rwlock_try_write_lock),
+    rwlock_read_unlock: Some(rwlock::rwlock_read_unlock),
+    rwlock_write_unlock: Some(rwlock::rwlock_write_unlock),
     chan_new: Some(chan::chan_new),
     chan_send: Some(chan::chan_send),
     chan_recv: Some(chan::chan_recv),

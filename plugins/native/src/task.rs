@@ -3,7 +3,7 @@ use std::ffi::{c_void, CStr, CString};
 use std::sync::atomic::Ordering::{Acquire, SeqCst};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::os_thread::{self, OsThread, ThreadMain};
 use weft_platform::*;
 
@@ -20,7 +20,7 @@ struct NativeTask {
     ctx: *mut c_void,
     name: Option<CString>,
     /// The OS thread to reap; None once a join has taken it.
-    thread: Mutex<Option<OsThread>>,
+    thread: ForkMutex<Option<OsThread>>,
 }
 
 // SAFETY: `ctx` is the runtime's task context, made to be handed to the new thread and
@@ -73,7 +73,7 @@ pub(crate) unsafe extern "C" fn spawn(
             os_thread::thread_name(Some(unsafe { CStr::from_ptr(o.name) }.to_string_lossy().as_ref()))
         });
         let stack_size = opts.map_or(0, |o| if o.stack_size == 0 { 0 } else { o.stack_size.max(MIN_STACK) });
-        let task = Arc::new(NativeTask { state: TaskState::default(), ctx, name, thread: Mutex::new(None) });
+        let task = Arc::new(NativeTask { state: TaskState::default(), ctx, name, thread: ForkMutex::new(None) });
         match os_thread::spawn_shared(stack_size, Arc::clone(&task)) {
             Ok(thread) => {
                 *task.thread.lock() = Some(thread);

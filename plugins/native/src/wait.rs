@@ -11,12 +11,10 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst};
 use std::sync::Arc;
 
-use parking_lot_core::{FilterOp, ParkResult, ParkToken, UnparkToken, DEFAULT_UNPARK_TOKEN};
+use weft_platform::parking::{self, FilterOp, ParkResult};
 
-use crate::clock;
 use crate::io::WakeFd;
 use crate::lock::LockWake;
-use crate::parked_keys;
 use crate::yields;
 use crate::HOST;
 
@@ -30,7 +28,7 @@ pub(crate) struct TaskState {
     pub(crate) joiners: AtomicUsize,
     parked_on: AtomicUsize,
     /// The wake-up eventfd of the IO wait the task is in, if any (see `io.rs`).
-    io_wake: parking_lot::Mutex<Option<Arc<WakeFd>>>,
+    io_wake: weft_platform::fork_lock::ForkMutex<Option<Arc<WakeFd>>>,
 }
 
 impl TaskState {
@@ -152,7 +150,9 @@ pub(crate) fn yielding_pays() -> bool {
     yields::yielding_pays()
 }
 
-const CANCEL_TOKEN: UnparkToken = UnparkToken(1);
+/// What an unpark tells its waiter: a wake-up, or a cancellation (see `cancel`).
+const WAKE_TOKEN: usize = 0;
+const CANCEL_TOKEN: usize = 1;
 
 pub(crate) enum Wake {
     /// Woken, or the condition no longer held: look again.
@@ -168,13 +168,9 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
     if let Some(me) = me {
         me.parked_on.store(key, SeqCst);
     }
-    let token = ParkToken(me.map_or(0, |m| m as *const TaskState as usize));
+    let token = me.map_or(0, |m| m as *const TaskState as usize);
     let validate = || !cancelled() && still_waiting();
-    // SAFETY: `key` is the address of an object this plugin owns while it is waited on;
-    // the callbacks neither unwind nor call into parking_lot.
-    let result = parked_keys::while_parked_on(key, || unsafe {
-        parking_lot_core::park(key, validate, || {}, |_, _| {}, token, clock::instant(deadline))
-    });
+    let result = parking::park(key, validate, |_| {}, token, deadline);
     if let Some(me) = me {
         me.parked_on.store(0, SeqCst);
     }
@@ -190,6 +186,15 @@ pub(crate) fn park(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i
     }
 }
 
+/// As `park`, but not a cancellation point (an rwlock's wait): its token is no task's,
+/// so `cancel` never wakes it.
+pub(crate) fn park_uncancellable(key: usize, still_waiting: impl FnOnce() -> bool, deadline: i64) -> Wake {
+    match parking::park(key, still_waiting, |_| {}, 0, deadline) {
+        ParkResult::TimedOut => Wake::TimedOut,
+        ParkResult::Unparked(_) | ParkResult::Invalid => Wake::Woken,
+    }
+}
+
 /// Parks a lock waiter on `key` while `still_waiting()` holds (asked under the
 /// parking's lock), until woken or the deadline; not a cancellation point. On a
 /// timeout, `timed_out(last)` runs under the parking's lock, `last` telling whether no
@@ -200,19 +205,7 @@ pub(crate) fn park_lock(
     timed_out: impl FnOnce(bool),
     deadline: i64,
 ) -> LockWake {
-    // SAFETY: `key` is the address of a lock this plugin owns while it is waited on;
-    // the callbacks neither unwind nor call into parking_lot.
-    let result = parked_keys::while_parked_on(key, || unsafe {
-        parking_lot_core::park(
-            key,
-            still_waiting,
-            || {},
-            |_, last| timed_out(last),
-            ParkToken(0),
-            clock::instant(deadline),
-        )
-    });
-    match result {
+    match parking::park(key, still_waiting, timed_out, 0, deadline) {
         ParkResult::TimedOut => LockWake::TimedOut,
         ParkResult::Unparked(_) | ParkResult::Invalid => LockWake::Retry,
     }
@@ -221,40 +214,30 @@ pub(crate) fn park_lock(
 /// Wakes the oldest lock waiter parked on `key`, if any; `release` runs under the
 /// parking's lock, so that the lock's state changes atomically with the queue.
 pub(crate) fn wake_one_lock(key: usize, release: impl FnOnce()) {
-    let callback = |_| {
-        release();
-        DEFAULT_UNPARK_TOKEN
-    };
-    // SAFETY: `key` is the address of a lock this plugin owns; the callback neither
-    // unwinds nor calls into parking_lot.
-    unsafe { parking_lot_core::unpark_one(key, callback) };
+    parking::unpark_one(key, WAKE_TOKEN, |_| release());
 }
 
 /// Wakes every thread parked on `key`.
 pub(crate) fn wake_all(key: usize) {
-    // SAFETY: `key` is an address this plugin owns.
-    unsafe { parking_lot_core::unpark_all(key, DEFAULT_UNPARK_TOKEN) };
+    parking::unpark_all(key, WAKE_TOKEN);
 }
 
 /// Wakes up to `n` threads parked on `key`, oldest first; how many it woke.
 pub(crate) fn wake_n(key: usize, n: usize) -> usize {
     let mut left = n;
-    let filter = |_: ParkToken| {
+    let filter = |_| {
         if left == 0 {
             return FilterOp::Stop;
         }
         left -= 1;
         FilterOp::Unpark
     };
-    // SAFETY: `key` is an address this plugin owns (or a runtime's key, see lock.rs);
-    // the callbacks neither unwind nor call into parking_lot.
-    unsafe { parking_lot_core::unpark_filter(key, filter, |_| DEFAULT_UNPARK_TOKEN) }.unparked_threads
+    parking::unpark_filter(key, filter, WAKE_TOKEN)
 }
 
 /// Wakes one thread parked on `key`.
 pub(crate) fn wake_one(key: usize) {
-    // SAFETY: `key` is an address this plugin owns.
-    unsafe { parking_lot_core::unpark_one(key, |_| DEFAULT_UNPARK_TOKEN) };
+    parking::unpark_one(key, WAKE_TOKEN, |_| {});
 }
 
 /// Wakes `task` if it is parked in a cancellation point (the runtime has already set
@@ -268,12 +251,5 @@ pub(crate) fn cancel(task: &TaskState) {
         return;
     }
     let target = task as *const TaskState as usize;
-    // SAFETY: `key` is an address this plugin owns; the filter only compares tokens.
-    unsafe {
-        parking_lot_core::unpark_filter(
-            key,
-            |token| if token.0 == target { FilterOp::Unpark } else { FilterOp::Skip },
-            |_| CANCEL_TOKEN,
-        )
-    };
+    parking::unpark_filter(key, |token| if token == target { FilterOp::Unpark } else { FilterOp::Skip }, CANCEL_TOKEN);
 }

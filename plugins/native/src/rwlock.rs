@@ -1,7 +1,8 @@
 //! Rwlocks in the plugin bytes of host memory; nothing is allocated per object. Their
-//! waiters park through `wait` (a green task suspends, a foreign thread blocks in the
-//! OS), keyed by the object's address. Mutexes and conditions are the native plugin's
-//! `lock.rs`, over green's `wait`.
+//! waiters park through the crate's `wait` (`park_uncancellable`, `wake_one`,
+//! `wake_all`), keyed by the object's address: a thread sleeps on native, a green task
+//! suspends. Shared as source by the native and green plugins, as `lock.rs` (mutexes and
+//! conditions).
 //!
 //! * An rwlock is one 64-bit word: readers in the low 32 bits, a writer bit, and the
 //!   number of waiting writers above it. Writers are preferred: once one waits, new
