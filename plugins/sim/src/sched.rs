@@ -319,6 +319,13 @@ impl Sim {
         ensure_alt_stack();
         let sim = Box::new(Sim { state: RefCell::new(state), opens: Cell::new(1) });
         HERE.with(|h| h.set(&*sim));
+        if stats_wanted() {
+            static AT_EXIT: std::sync::Once = std::sync::Once::new();
+            // SAFETY: a plain function that lives as long as the plugin.
+            AT_EXIT.call_once(|| unsafe {
+                libc::atexit(steps_at_exit);
+            });
+        }
         sim
     }
 
@@ -335,7 +342,7 @@ impl Sim {
             return false;
         }
         self.finish_tails();
-        if std::env::var("WEFT_SIM_STATS").is_ok_and(|v| v == "1") {
+        if stats_wanted() {
             // Read by `weft-sim explore --strategy pct` to size PCT's change points.
             weft_platform::stderr::line(format_args!("weft sim: steps {}", self.state.borrow().step));
         }
@@ -980,5 +987,21 @@ fn ensure_alt_stack() {
     };
     if current.ss_flags & libc::SS_DISABLE != 0 {
         stack::alt_stack();
+    }
+}
+
+/// `$WEFT_SIM_STATS=1`: the step count is printed when the last runtime closes, or at
+/// exit for a host that never closes it.
+fn stats_wanted() -> bool {
+    std::env::var("WEFT_SIM_STATS").is_ok_and(|v| v == "1")
+}
+
+/// At exit, with the scheduler still live on the exiting thread (its runtime never
+/// closed): the steps so far, as `close` prints them.
+extern "C" fn steps_at_exit() {
+    if let Some(sim) = here() {
+        if let Ok(state) = sim.state.try_borrow() {
+            weft_platform::stderr::line(format_args!("weft sim: steps {} (at exit, runtime not closed)", state.step));
+        }
     }
 }

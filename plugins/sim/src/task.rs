@@ -41,7 +41,6 @@ pub(crate) unsafe extern "C" fn spawn(
     out: *mut *mut weft_plat_task_t,
 ) -> weft_status_t {
     on_sim(|sim| {
-        sim.step(Call { name: "weft_spawn", obj: Obj::None });
         // SAFETY: the runtime passes a valid `opts` for the call.
         let opts = unsafe { opts.as_ref() };
         let (mut stack_size, mut name, mut id) = (0, String::from("task"), 0);
@@ -59,6 +58,12 @@ pub(crate) unsafe extern "C" fn spawn(
             Some((index, done)) => {
                 // SAFETY: `out` is the runtime's out-pointer.
                 unsafe { *out = Box::into_raw(Box::new(Handle { index, done })) as *mut weft_plat_task_t };
+                // The switch point comes once the new task can be picked, so that it
+                // may run before anything its spawner does next, as a thread may: with
+                // the step before the task existed, a task spawned by main's last weft
+                // call never ran if main then returned, and a race between the new task
+                // and its spawner's plain writes after the spawn was never explored.
+                sim.step(Call { name: "weft_spawn", obj: Obj::None });
                 WEFT_OK
             }
             None => HOST.fail(WEFT_ENOMEM, &format!("cannot map a task stack of {stack_size} bytes")),

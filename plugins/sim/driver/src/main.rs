@@ -2,7 +2,7 @@
 //! and replays a seed with the trace on.
 //!
 //! ```text
-//! weft-sim explore --seeds N [--first-seed K] [--strategy random|pct] [--jobs J] [--timeout S] -- PROGRAM ARGS...
+//! weft-sim explore --seeds N [--first-seed K] [--strategy random|pct] [--pct-steps K] [--jobs J] [--timeout S] -- PROGRAM ARGS...
 //! weft-sim replay SEED [--strategy random|pct] [--pct-steps K] -- PROGRAM ARGS...
 //! ```
 //!
@@ -21,7 +21,7 @@ const EXIT_STEP_LIMIT: i32 = 87;
 const EXIT_STALL: i32 = 88;
 
 const USAGE: &str = "usage:
-  weft-sim explore --seeds N [--first-seed K] [--strategy random|pct] [--jobs J] [--timeout S] -- PROGRAM ARGS...
+  weft-sim explore --seeds N [--first-seed K] [--strategy random|pct] [--pct-steps K] [--jobs J] [--timeout S] -- PROGRAM ARGS...
   weft-sim replay SEED [--strategy random|pct] [--pct-steps K] -- PROGRAM ARGS...";
 
 struct Options {
@@ -111,10 +111,18 @@ fn command(o: &Options, seed: u64) -> Command {
     c
 }
 
-/// How many steps one run takes (a random-walk run of the first seed), so that PCT's
-/// change points fall inside a run: the last "steps N" or "step N" the sim printed.
+/// How many steps one run takes, so that PCT's change points fall inside a run: the
+/// last "steps N" or "step N" the sim printed in a random-walk run. The first seeds are
+/// tried in turn, since a run that dies of the host's own assertion prints none.
 fn calibrate(o: &Options) -> Option<u64> {
-    let out = command(o, o.first)
+    (o.first..o.first.saturating_add(CALIBRATION_RUNS)).find_map(|seed| steps_of_run(o, seed))
+}
+
+/// Runs tried by `calibrate` before it gives up.
+const CALIBRATION_RUNS: u64 = 8;
+
+fn steps_of_run(o: &Options, seed: u64) -> Option<u64> {
+    let out = command(o, seed)
         .env("WEFT_SIM_STRATEGY", "random")
         .env("WEFT_SIM_STATS", "1")
         .stdout(Stdio::null())
@@ -172,10 +180,18 @@ fn describe(status: std::process::ExitStatus) -> String {
 }
 
 fn explore(mut o: Options) -> ExitCode {
-    if o.strategy == "pct" && std::env::var("WEFT_SIM_PCT_STEPS").is_err() {
+    if o.strategy == "pct" && o.pct_steps.is_none() && std::env::var("WEFT_SIM_PCT_STEPS").is_err() {
         o.pct_steps = calibrate(&o).map(|s| s.max(1));
-        if let Some(steps) = o.pct_steps {
-            eprintln!("weft-sim: a run takes about {steps} steps; PCT's change points fall below that");
+        match o.pct_steps {
+            Some(steps) => eprintln!("weft-sim: a run takes about {steps} steps; PCT's change points fall below that"),
+            None => eprintln!(
+                "weft-sim: warning: cannot size PCT: no random run of seeds {}..{} reported its steps (each \
+                 died before its runtime closed or the process exited: an assertion, a crash, a \
+                 deadlock); PCT's change points fall in the plugin's default of 100 steps, which may \
+                 miss a run much longer or shorter: give --pct-steps N",
+                o.first,
+                o.first.saturating_add(CALIBRATION_RUNS) - 1
+            ),
         }
     }
     let dir = std::env::temp_dir();
