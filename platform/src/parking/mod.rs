@@ -379,6 +379,60 @@ mod tests {
     }
 
     #[test]
+    fn wakes_racing_deadlines_are_counted_once() {
+        // Waiters park on three keys with deadlines of 0-60 us while two threads unpark
+        // one or all of a key at random: every waiter an unpark reports having woken
+        // returns Unparked, and no other does (a wake that raced the deadline goes to
+        // exactly one side).
+        const KEYS: [usize; 3] = [0x7000, 0x7008, 0x7010];
+        let stop = Arc::new(AtomicBool::new(false));
+        let unparked_seen = Arc::new(AtomicU64::new(0));
+        let waiters: Vec<_> = (0..4u64)
+            .map(|w| {
+                let (stop, seen) = (stop.clone(), unparked_seen.clone());
+                thread::spawn(move || {
+                    let mut x = w.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                    while !stop.load(SeqCst) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let key = KEYS[(x % 3) as usize];
+                        let deadline = now() + (x % 60_000) as i64;
+                        if let ParkResult::Unparked(_) = park(key, || true, |_| {}, 0, deadline) {
+                            seen.fetch_add(1, SeqCst);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let woken = Arc::new(AtomicU64::new(0));
+        let wakers: Vec<_> = (0..2u64)
+            .map(|w| {
+                let (stop, woken) = (stop.clone(), woken.clone());
+                thread::spawn(move || {
+                    let mut i = w;
+                    while !stop.load(SeqCst) {
+                        i += 1;
+                        let key = KEYS[(i % 3) as usize];
+                        let n = if i % 5 == 0 { unpark_all(key, 0) } else { usize::from(unpark_one(key, 0, |_| {})) };
+                        woken.fetch_add(n as u64, SeqCst);
+                        if i % 64 == 0 {
+                            thread::yield_now();
+                        }
+                    }
+                })
+            })
+            .collect();
+        thread::sleep(std::time::Duration::from_millis(500));
+        stop.store(true, SeqCst);
+        wakers.into_iter().for_each(|t| t.join().unwrap());
+        // The waiters still parked end by their deadlines (at most 60 us away).
+        waiters.into_iter().for_each(|t| t.join().unwrap());
+        assert!(woken.load(SeqCst) > 0);
+        assert_eq!(woken.load(SeqCst), unparked_seen.load(SeqCst));
+    }
+
+    #[test]
     fn a_reset_bucket_is_empty_and_free() {
         // As a child finds a bucket: a node of a thread it does not have, and the lock
         // held by another such thread.
