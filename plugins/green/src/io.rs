@@ -20,7 +20,8 @@
 //! directions), and level semantics (ready now returns at once) come from that arming,
 //! which reports an fd that is ready already: a task arms and parks without polling
 //! the fd first (see `wait`); a thread that is not a task, and a wait whose deadline has
-//! passed, poll first. A drained wait (`WEFT_IO_DRAINED`: the host read or wrote until
+//! passed, poll first, and a thread polls again when a report wakes it (a report may be
+//! stale: the edge of data it already found by polling). A drained wait (`WEFT_IO_DRAINED`: the host read or wrote until
 //! `EAGAIN`) makes no system call when the fd is registered for its direction: a change
 //! reported since the last wait returned is in `pending`, and a later one wakes it, as
 //! in Go's netpoller. A waiter woken by a report returns the pending events it asked
@@ -296,7 +297,8 @@ impl Poller {
         // would be a syscall per wait for nothing (Go's netpoll does not poll either).
         // A thread that is not a task has no worker to poll for it, and a past deadline
         // polls once: they poll.
-        let mut poll = !sched::on_task() || clock::expired(deadline);
+        let on_task = sched::on_task();
+        let mut poll = !on_task || clock::expired(deadline);
         let status = loop {
             // Cancellation first: a cancelled task gets WEFT_ECANCELED even on a ready fd.
             if wait::cancelled() {
@@ -394,6 +396,15 @@ impl Poller {
                 _ => break WEFT_ECLOSED,
             };
             if let Some(ready) = reported {
+                if !on_task && !drained {
+                    // A thread looks at the fd itself, as it did before it armed: a
+                    // report may be stale. When its poll found the fd ready and it
+                    // returned at once, the edge of the same data could still be
+                    // between a worker's epoll_wait and its dispatch, and woke the
+                    // thread's next wait with nothing to read (1 run in 20 of
+                    // `io_wakeups_around_the_poller` under ASan).
+                    continue;
+                }
                 // SAFETY: the runtime passes a valid out-pointer.
                 unsafe { *revents = ready };
                 break WEFT_OK;
