@@ -12,7 +12,9 @@
  * The cases are listed in list-loader.h (CMake reads it to register them).
  */
 #define _GNU_SOURCE /* RTLD_NOLOAD */
+#include <dirent.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,14 +246,30 @@ TEST_IMPL(loader_refuses_object_file) {
   return TEST_OK;
 }
 
-/* A scratch directory for files the cases make themselves. */
-static const char *scratch(const char *file) {
-  static char dir[64];
-  if (dir[0] == 0) {
-    strcpy(dir, "/tmp/weft-loader-XXXXXX");
-    ASSERT(mkdtemp(dir) != NULL);
+/* A scratch directory for files the cases make themselves, removed with whatever a
+ * failed case left in it when the process exits. */
+static char scratch_dir[64];
+
+static void remove_scratch(void) {
+  DIR *d = opendir(scratch_dir);
+  if (d == NULL) return;
+  char file[PATH_MAX];
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    snprintf(file, sizeof file, "%s/%s", scratch_dir, e->d_name);
+    unlink(file);
   }
-  snprintf(path, sizeof path, "%s/%s", dir, file);
+  closedir(d);
+  rmdir(scratch_dir);
+}
+
+static const char *scratch(const char *file) {
+  if (scratch_dir[0] == 0) {
+    strcpy(scratch_dir, "/tmp/weft-loader-XXXXXX");
+    ASSERT(mkdtemp(scratch_dir) != NULL);
+    atexit(remove_scratch);
+  }
+  snprintf(path, sizeof path, "%s/%s", scratch_dir, file);
   return path;
 }
 
