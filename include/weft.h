@@ -780,6 +780,12 @@ weft_status_t weft_rwlock_destroy(struct weft_rwlock_t *l);
 // writer waits deadlocks (as with every writer-preferring lock): do not nest reads.
 weft_status_t weft_rwlock_read_lock(struct weft_rwlock_t *l);
 
+// As `weft_rwlock_read_lock`, giving up at `deadline` (of the rwlock's runtime's
+// clock, `weft_now`) with `WEFT_ETIMEDOUT`; a deadline already past makes one try.
+// `WEFT_ENOTSUP` on a platform without timed rwlock locks (a plugin's optional table
+// members).
+weft_status_t weft_rwlock_read_lock_until(struct weft_rwlock_t *l, int64_t deadline);
+
 // Takes shared access if no writer holds or waits for it; `WEFT_EBUSY` otherwise, and
 // `WEFT_EDEADLK` if the caller holds the write lock.
 weft_status_t weft_rwlock_try_read_lock(struct weft_rwlock_t *l);
@@ -789,6 +795,11 @@ weft_status_t weft_rwlock_try_read_lock(struct weft_rwlock_t *l);
 // caller that holds a read lock on `l` and asks for the write lock waits for itself
 // forever (weft counts read locks per task, not per lock, so it cannot tell).
 weft_status_t weft_rwlock_write_lock(struct weft_rwlock_t *l);
+
+// As `weft_rwlock_write_lock`, giving up at `deadline` with `WEFT_ETIMEDOUT` (a
+// deadline already past: one try). A writer that gives up no longer holds new readers
+// back. `WEFT_ENOTSUP` on a platform without timed rwlock locks.
+weft_status_t weft_rwlock_write_lock_until(struct weft_rwlock_t *l, int64_t deadline);
 
 // Takes exclusive access if nobody holds the lock; `WEFT_EBUSY` otherwise, and
 // `WEFT_EDEADLK` if the caller holds the write lock already.

@@ -435,6 +435,16 @@ typedef struct weft_platform_t {
   // Wakes up to `n` tasks parked on `key` with `park`, oldest first where the platform
   // can; returns how many it woke. Never waits.
   size_t (*unpark)(struct weft_plat_rt_t *rt, size_t key, size_t n);
+  // Optional, with `rwlock_write_lock_until` (both or neither; without them the
+  // runtime answers `weft_rwlock_read_lock_until` and `weft_rwlock_write_lock_until`
+  // with `WEFT_ENOTSUP`): acquires shared access as `rwlock_read_lock` does, or gives
+  // up at `deadline` with `WEFT_ETIMEDOUT` (a deadline already past: one try). Not a
+  // cancellation point.
+  weft_plat_obj_until_fn rwlock_read_lock_until;
+  // Acquires exclusive access as `rwlock_write_lock` does, or gives up at `deadline`
+  // with `WEFT_ETIMEDOUT`. A writer that gives up no longer holds readers back: the
+  // readers that waited only for it go on.
+  weft_plat_obj_until_fn rwlock_write_lock_until;
 } weft_platform_t;
 
 // Host services: the runtime's functions a plugin calls back. The plugin receives the

@@ -11,7 +11,7 @@ use crate::ffi::handle::{self, Handle};
 use crate::runtime::checks::Holders;
 use crate::runtime::sync::cond::{CondKind, CondObject};
 use crate::runtime::sync::mutex::{MutexKind, MutexObject};
-use crate::runtime::sync::rwlock::{Access, RwLockKind, RwLockObject};
+use crate::runtime::sync::rwlock::{Access, Patience, RwLockKind, RwLockObject};
 use crate::runtime::sync::{SyncKind, SyncObject};
 use crate::runtime::{checks, context, implicit_runtime, Runtime};
 use crate::types::weft_runtime_t;
@@ -441,8 +441,8 @@ pub unsafe extern "C" fn weft_rwlock_destroy(l: *mut weft_rwlock_t) -> weft_stat
     })
 }
 
-fn acquire(function: &'static str, l: *mut weft_rwlock_t, access: Access, try_only: bool) -> weft_status_t {
-    ffi(function, || live::<_>(l).and_then(|lock: &RwLockObject| lock.acquire(context::current(), access, try_only)))
+fn acquire(function: &'static str, l: *mut weft_rwlock_t, access: Access, patience: Patience) -> weft_status_t {
+    ffi(function, || live::<_>(l).and_then(|lock: &RwLockObject| lock.acquire(context::current(), access, patience)))
 }
 
 /// Takes shared (read) access, waiting while a writer holds or waits for the lock.
@@ -450,14 +450,23 @@ fn acquire(function: &'static str, l: *mut weft_rwlock_t, access: Access, try_on
 /// writer waits deadlocks (as with every writer-preferring lock): do not nest reads.
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_read_lock(l: *mut weft_rwlock_t) -> weft_status_t {
-    acquire("weft_rwlock_read_lock", l, Access::Read, false)
+    acquire("weft_rwlock_read_lock", l, Access::Read, Patience::Forever)
+}
+
+/// As `weft_rwlock_read_lock`, giving up at `deadline` (of the rwlock's runtime's
+/// clock, `weft_now`) with `WEFT_ETIMEDOUT`; a deadline already past makes one try.
+/// `WEFT_ENOTSUP` on a platform without timed rwlock locks (a plugin's optional table
+/// members).
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_read_lock_until(l: *mut weft_rwlock_t, deadline: i64) -> weft_status_t {
+    acquire("weft_rwlock_read_lock_until", l, Access::Read, Patience::Until(deadline))
 }
 
 /// Takes shared access if no writer holds or waits for it; `WEFT_EBUSY` otherwise, and
 /// `WEFT_EDEADLK` if the caller holds the write lock.
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_try_read_lock(l: *mut weft_rwlock_t) -> weft_status_t {
-    acquire("weft_rwlock_try_read_lock", l, Access::Read, true)
+    acquire("weft_rwlock_try_read_lock", l, Access::Read, Patience::Try)
 }
 
 /// Takes exclusive (write) access, waiting for readers and writers to leave.
@@ -466,14 +475,22 @@ pub unsafe extern "C" fn weft_rwlock_try_read_lock(l: *mut weft_rwlock_t) -> wef
 /// forever (weft counts read locks per task, not per lock, so it cannot tell).
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_write_lock(l: *mut weft_rwlock_t) -> weft_status_t {
-    acquire("weft_rwlock_write_lock", l, Access::Write, false)
+    acquire("weft_rwlock_write_lock", l, Access::Write, Patience::Forever)
+}
+
+/// As `weft_rwlock_write_lock`, giving up at `deadline` with `WEFT_ETIMEDOUT` (a
+/// deadline already past: one try). A writer that gives up no longer holds new readers
+/// back. `WEFT_ENOTSUP` on a platform without timed rwlock locks.
+#[no_mangle]
+pub unsafe extern "C" fn weft_rwlock_write_lock_until(l: *mut weft_rwlock_t, deadline: i64) -> weft_status_t {
+    acquire("weft_rwlock_write_lock_until", l, Access::Write, Patience::Until(deadline))
 }
 
 /// Takes exclusive access if nobody holds the lock; `WEFT_EBUSY` otherwise, and
 /// `WEFT_EDEADLK` if the caller holds the write lock already.
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_try_write_lock(l: *mut weft_rwlock_t) -> weft_status_t {
-    acquire("weft_rwlock_try_write_lock", l, Access::Write, true)
+    acquire("weft_rwlock_try_write_lock", l, Access::Write, Patience::Try)
 }
 
 /// Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the

@@ -76,9 +76,11 @@ const FIRST_MEMBER: usize = offset_of!(weft_platform_t, runtime_open);
 const V1_SIZE: usize = FIRST_MEMBER + V1_MEMBERS.len() * size_of::<usize>();
 /// After them, ABI 2's optional members (`region_enter`, `region_leave`,
 /// `preempt_attach`, `preempt_point`, `stack_bounds`: what only an M:N or coroutine
-/// platform needs; `park`, `unpark`: parking the runtime does itself without them). The
-/// runtime calls one only if the table's `struct_size` covers it and it is not NULL.
-const V2_OPTIONAL: usize = 7;
+/// platform needs; `park`, `unpark`: parking the runtime does itself without them;
+/// `rwlock_read_lock_until`, `rwlock_write_lock_until`: timed rwlock locks, which are
+/// `WEFT_ENOTSUP` without them). The runtime calls one only if the table's
+/// `struct_size` covers it and it is not NULL.
+const V2_OPTIONAL: usize = 9;
 const V2_SIZE: usize = V1_SIZE + V2_MEMBERS.len() * size_of::<usize>();
 const _: () = assert!(V2_SIZE + V2_OPTIONAL * size_of::<usize>() == size_of::<weft_platform_t>());
 
@@ -290,6 +292,12 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
     }
     if copy.park.is_some() != copy.unpark.is_some() {
         fail!(WEFT_EPLUGIN, "{shown}: has one of the table members \"park\" and \"unpark\" without the other");
+    }
+    if copy.rwlock_read_lock_until.is_some() != copy.rwlock_write_lock_until.is_some() {
+        fail!(
+            WEFT_EPLUGIN,
+            "{shown}: has one of the table members \"rwlock_read_lock_until\" and \"rwlock_write_lock_until\" without the other"
+        );
     }
     if copy.caps & WEFT_CAP_MONOTONIC_CLOCK != 0 && copy.caps & WEFT_CAP_VIRTUAL_TIME != 0 {
         fail!(

@@ -527,6 +527,16 @@ pub struct weft_platform_t {
     /// Wakes up to `n` tasks parked on `key` with `park`, oldest first where the platform
     /// can; returns how many it woke. Never waits.
     pub unpark: Option<unsafe extern "C" fn(rt: *mut weft_plat_rt_t, key: usize, n: usize) -> usize>,
+    /// Optional, with `rwlock_write_lock_until` (both or neither; without them the
+    /// runtime answers `weft_rwlock_read_lock_until` and `weft_rwlock_write_lock_until`
+    /// with `WEFT_ENOTSUP`): acquires shared access as `rwlock_read_lock` does, or gives
+    /// up at `deadline` with `WEFT_ETIMEDOUT` (a deadline already past: one try). Not a
+    /// cancellation point.
+    pub rwlock_read_lock_until: weft_plat_obj_until_fn,
+    /// Acquires exclusive access as `rwlock_write_lock` does, or gives up at `deadline`
+    /// with `WEFT_ETIMEDOUT`. A writer that gives up no longer holds readers back: the
+    /// readers that waited only for it go on.
+    pub rwlock_write_lock_until: weft_plat_obj_until_fn,
 }
 
 /// The one symbol a plugin exports, `weft_platform_entry`. It receives the runtime's

@@ -69,10 +69,12 @@ static int64_t pt_now(weft_plat_rt_t *rt) {
  * platform could not offer would still be present and answer WEFT_ENOTSUP. */
 static const weft_platform_t table = {
     .magic = WEFT_PLATFORM_MAGIC,
-    /* Plugin ABI version 2, without its optional members (region_enter and after: an
-     * M:N platform's notifications, which a thread per task does not need): the table
-     * ends after fd_forget. (The loader tests prove that version-1 plugins still load.) */
-    .struct_size = offsetof(weft_platform_t, region_enter),
+    /* Plugin ABI version 2. Of its optional members only the timed rwlock locks are set:
+     * an M:N platform's notifications (region_enter ... stack_bounds) are not needed by
+     * a thread per task, and without park / unpark the runtime parks over this table's
+     * mutexes and conditions. (The loader tests prove that version-1 plugins, and
+     * version-2 tables that end before the optional members, still load.) */
+    .struct_size = sizeof(weft_platform_t),
     .abi_version = WEFT_PLATFORM_ABI_VERSION,
     .name = "pthread",
     .version = "1.0.0",
@@ -120,6 +122,9 @@ static const weft_platform_t table = {
     /* ABI 2 and later. */
     .fd_wait = pt_fd_wait,
     .fd_forget = pt_fd_forget,
+    /* ABI 2, optional. */
+    .rwlock_read_lock_until = pt_rwlock_read_lock_until,
+    .rwlock_write_lock_until = pt_rwlock_write_lock_until,
 };
 
 static pthread_once_t setup_once = PTHREAD_ONCE_INIT;

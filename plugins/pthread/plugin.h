@@ -130,8 +130,10 @@ weft_status_t pt_cond_broadcast(void *obj);
 weft_status_t pt_rwlock_init(weft_plat_rt_t *rt, void *obj);
 weft_status_t pt_rwlock_destroy(void *obj);
 weft_status_t pt_rwlock_read_lock(void *obj);
+weft_status_t pt_rwlock_read_lock_until(void *obj, int64_t deadline);
 weft_status_t pt_rwlock_try_read_lock(void *obj);
 weft_status_t pt_rwlock_write_lock(void *obj);
+weft_status_t pt_rwlock_write_lock_until(void *obj, int64_t deadline);
 weft_status_t pt_rwlock_try_write_lock(void *obj);
 weft_status_t pt_rwlock_unlock(void *obj);
 

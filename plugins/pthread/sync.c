@@ -135,6 +135,18 @@ weft_status_t pt_rwlock_read_lock(void *obj) {
   return status_of("pthread_rwlock_rdlock", rc);
 }
 
+/* POSIX.1-2024, glibc 2.30: deadlines on CLOCK_MONOTONIC, like every deadline here. */
+weft_status_t pt_rwlock_read_lock_until(void *obj, int64_t deadline) {
+  if (pthread_rwlock_tryrdlock(obj) == 0) return WEFT_OK;
+  if (deadline == WEFT_FOREVER) return pt_rwlock_read_lock(obj);
+  if (pt_expired(deadline)) return WEFT_ETIMEDOUT;
+  struct timespec until = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+  host->blocking_enter();
+  int rc = pthread_rwlock_clockrdlock(obj, CLOCK_MONOTONIC, &until);
+  host->blocking_leave();
+  return rc == ETIMEDOUT ? WEFT_ETIMEDOUT : status_of("pthread_rwlock_clockrdlock", rc);
+}
+
 weft_status_t pt_rwlock_try_read_lock(void *obj) {
   int rc = pthread_rwlock_tryrdlock(obj);
   return rc == EAGAIN ? WEFT_EBUSY : status_of("pthread_rwlock_tryrdlock", rc); /* EAGAIN: too many readers */
@@ -146,6 +158,17 @@ weft_status_t pt_rwlock_write_lock(void *obj) {
   int rc = pthread_rwlock_wrlock(obj);
   host->blocking_leave();
   return status_of("pthread_rwlock_wrlock", rc);
+}
+
+weft_status_t pt_rwlock_write_lock_until(void *obj, int64_t deadline) {
+  if (pthread_rwlock_trywrlock(obj) == 0) return WEFT_OK;
+  if (deadline == WEFT_FOREVER) return pt_rwlock_write_lock(obj);
+  if (pt_expired(deadline)) return WEFT_ETIMEDOUT;
+  struct timespec until = {.tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000};
+  host->blocking_enter();
+  int rc = pthread_rwlock_clockwrlock(obj, CLOCK_MONOTONIC, &until);
+  host->blocking_leave();
+  return rc == ETIMEDOUT ? WEFT_ETIMEDOUT : status_of("pthread_rwlock_clockwrlock", rc);
 }
 
 weft_status_t pt_rwlock_try_write_lock(void *obj) {

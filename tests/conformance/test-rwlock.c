@@ -1,5 +1,6 @@
-/* Readers-writer locks: shared and exclusive access, try variants, error checks,
- * writer preference, and readers and writers with an invariant. */
+/* Readers-writer locks: shared and exclusive access, try and timed variants, error
+ * checks, writer preference (and a timed writer that gives up), and readers and
+ * writers with an invariant. */
 #include <stdatomic.h>
 
 #include "test.h"
@@ -355,6 +356,238 @@ TEST_IMPL(rwlock_null_arguments) {
     ASSERT_STATUS(WEFT_EINVAL, ops[i](NULL));
     ASSERT_ERROR_MENTIONS("rwlock");
   }
+  ASSERT_STATUS(WEFT_EINVAL, weft_rwlock_read_lock_until(NULL, WEFT_FOREVER));
+  ASSERT_ERROR_MENTIONS("weft_rwlock_read_lock_until");
+  ASSERT_STATUS(WEFT_EINVAL, weft_rwlock_write_lock_until(NULL, 0));
+  ASSERT_ERROR_MENTIONS("weft_rwlock_write_lock_until");
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- timed locks ------------------------------------------------------------------- */
+
+typedef struct {
+  weft_rwlock_t *l;
+  int write;
+  int64_t deadline;
+  int64_t returned_at; /* weft_now when the call returned */
+  weft_runtime_t *rt;
+} timed_t;
+
+static weft_status_t lock_until(timed_t *t) {
+  return t->write ? weft_rwlock_write_lock_until(t->l, t->deadline) : weft_rwlock_read_lock_until(t->l, t->deadline);
+}
+
+static int32_t timed_lock_and_release(void *arg, void **result) {
+  timed_t *t = arg;
+  (void)result;
+  weft_status_t st = lock_until(t);
+  t->returned_at = weft_now(t->rt);
+  if (st == WEFT_OK && weft_rwlock_unlock(t->l) != WEFT_OK) return 99;
+  return st;
+}
+
+/* The status another task gets from a timed lock (releasing what it got). */
+static weft_status_t timed_from_other_task(weft_runtime_t *rt, weft_rwlock_t *l, int write, int64_t deadline,
+                                           int64_t *returned_at) {
+  timed_t t = {l, write, deadline, 0, rt};
+  weft_status_t st = test_join(test_spawn(rt, timed_lock_and_release, &t));
+  if (returned_at) *returned_at = t.returned_at;
+  return st;
+}
+
+/* A timed lock takes a free lock whatever its deadline (a deadline already past: one
+ * try), shares with readers as the untimed one does, and gives up at its deadline,
+ * not before, with WEFT_ETIMEDOUT; the writer relocking is WEFT_EDEADLK. */
+TEST_IMPL(rwlock_lock_until) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_rwlock_t l;
+  ASSERT_OK(weft_rwlock_init(rt, &l));
+  int64_t past = weft_now(rt) - 1;
+  for (int write = 0; write < 2; write++) {
+    ASSERT_OK(write ? weft_rwlock_write_lock_until(&l, past) : weft_rwlock_read_lock_until(&l, past));
+    ASSERT_OK(weft_rwlock_unlock(&l));
+    ASSERT_OK(write ? weft_rwlock_write_lock_until(&l, WEFT_FOREVER) : weft_rwlock_read_lock_until(&l, -5));
+    ASSERT_OK(weft_rwlock_unlock(&l));
+  }
+  /* Held for writing: both kinds give up at the deadline. */
+  ASSERT_OK(weft_rwlock_write_lock(&l));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_rwlock_write_lock_until(&l, test_after_ms(rt, 10)));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_rwlock_read_lock_until(&l, past));
+  for (int write = 0; write < 2; write++) {
+    int64_t deadline = test_after_ms(rt, 30), returned_at = 0;
+    ASSERT_EQ(timed_from_other_task(rt, &l, write, deadline, &returned_at), WEFT_ETIMEDOUT);
+    ASSERT(returned_at >= deadline);
+    ASSERT_EQ(timed_from_other_task(rt, &l, write, past, NULL), WEFT_ETIMEDOUT);
+  }
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  /* Held for reading: readers share, a writer gives up. */
+  ASSERT_OK(weft_rwlock_read_lock(&l));
+  ASSERT_EQ(timed_from_other_task(rt, &l, 0, test_after_ms(rt, 30), NULL), WEFT_OK);
+  ASSERT_EQ(timed_from_other_task(rt, &l, 0, past, NULL), WEFT_OK);
+  ASSERT_EQ(timed_from_other_task(rt, &l, 1, test_after_ms(rt, 30), NULL), WEFT_ETIMEDOUT);
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  /* A lock released before the deadline is taken: the waiter blocks, then gets in. */
+  for (int write = 0; write < 2; write++) {
+    test_gate_t gate;
+    test_gate_init(rt, &gate);
+    holder_t h = {&l, 1, &gate, 0};
+    weft_task_t *holder = test_spawn(rt, hold_until_told, &h);
+    await_holding(rt, &h);
+    timed_t t = {&l, write, test_after_ms(rt, TEST_PATIENCE_MS), 0, rt};
+    weft_task_t *waiter = test_spawn(rt, timed_lock_and_release, &t);
+    test_wait_blocked(rt, waiter);
+    test_gate_open(&gate);
+    ASSERT_EQ(test_join(holder), 0);
+    ASSERT_EQ(test_join(waiter), WEFT_OK);
+    test_gate_destroy(&gate);
+  }
+  ASSERT_OK(weft_rwlock_destroy(&l));
+  ASSERT_STATUS(WEFT_EINVAL, weft_rwlock_read_lock_until(&l, WEFT_FOREVER));
+  ASSERT_ERROR_MENTIONS("destroyed");
+  ASSERT_STATUS(WEFT_EINVAL, weft_rwlock_write_lock_until(&l, WEFT_FOREVER));
+  ASSERT_ERROR_MENTIONS("destroyed");
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+typedef struct {
+  weft_rwlock_t *l;
+  weft_runtime_t *rt;
+  atomic_int saw_writer_waiting; /* its first try was refused: a writer waited */
+  atomic_int inside;
+} late_reader_t;
+
+static int32_t late_reader(void *arg, void **result) {
+  late_reader_t *r = arg;
+  (void)result;
+  weft_status_t st = weft_rwlock_try_read_lock(r->l);
+  if (st == WEFT_OK) return weft_rwlock_unlock(r->l) == WEFT_OK ? 0 : 1; /* the writer gave up already */
+  if (st != WEFT_EBUSY) return 2;
+  atomic_store(&r->saw_writer_waiting, 1);
+  /* Bounded, so that a reader nobody lets in fails the test instead of hanging it. */
+  st = weft_rwlock_read_lock_until(r->l, test_after_ms(r->rt, TEST_PATIENCE_MS));
+  if (st != WEFT_OK) return st == WEFT_ETIMEDOUT ? 5 : 3;
+  atomic_store(&r->inside, 1);
+  return weft_rwlock_unlock(r->l) == WEFT_OK ? 0 : 4;
+}
+
+/* A waiting writer holds new readers back; when it gives up at its deadline, the
+ * readers it held back go in, while the first reader still holds the lock (no unlock
+ * wakes them). Repeated until a round shows a reader held back (a slow machine may let
+ * the writer give up before the reader comes). */
+TEST_IMPL(rwlock_writer_gives_up) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_rwlock_t l;
+  ASSERT_OK(weft_rwlock_init(rt, &l));
+  int held_back = 0;
+  for (int round = 0; round < 6 && !held_back; round++) {
+    test_gate_t gate;
+    test_gate_init(rt, &gate);
+    holder_t first = {&l, 0, &gate, 0};
+    weft_task_t *r1 = test_spawn(rt, hold_until_told, &first);
+    await_holding(rt, &first);
+    timed_t w = {&l, 1, test_after_ms(rt, 100 << round), 0, rt};
+    weft_task_t *writer = test_spawn(rt, timed_lock_and_release, &w);
+    /* The late reader comes once the writer waits (new readers are refused). */
+    weft_status_t st;
+    while ((st = weft_rwlock_try_read_lock(&l)) == WEFT_OK && weft_now(rt) < w.deadline) {
+      ASSERT_OK(weft_rwlock_unlock(&l));
+      test_sleep_ms(rt, 1);
+    }
+    if (st == WEFT_OK) ASSERT_OK(weft_rwlock_unlock(&l));
+    late_reader_t r = {&l, rt, 0, 0};
+    weft_task_t *r2 = test_spawn(rt, late_reader, &r);
+    ASSERT_EQ(test_join(writer), WEFT_ETIMEDOUT);
+    ASSERT_EQ(test_join(r2), 0); /* in, with the first reader inside */
+    held_back = atomic_load(&r.saw_writer_waiting);
+    ASSERT_EQ(atomic_load(&r.inside), held_back);
+    test_gate_open(&gate);
+    ASSERT_EQ(test_join(r1), 0);
+    test_gate_destroy(&gate);
+  }
+  ASSERT(held_back);
+  ASSERT_OK(weft_rwlock_destroy(&l));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+#define TW_ROUNDS 400
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_rwlock_t l;
+  int64_t a, b; /* a == b under the lock */
+  atomic_int writers_inside, readers_inside, violations;
+  atomic_long timed_out, writes;
+  atomic_int seed;
+} timed_stream_t;
+
+static int64_t short_deadline(timed_stream_t *s) {
+  int r = atomic_fetch_add(&s->seed, 7919) % 200; /* 0-199 us, some already past */
+  return weft_now(s->rt) + (int64_t)(r - 20) * 1000;
+}
+
+static int32_t timed_writer(void *arg, void **result) {
+  timed_stream_t *s = arg;
+  (void)result;
+  for (int i = 0; i < TW_ROUNDS; i++) {
+    weft_status_t st = (i % 4 == 3) ? weft_rwlock_write_lock(&s->l) : weft_rwlock_write_lock_until(&s->l, short_deadline(s));
+    if (st == WEFT_ETIMEDOUT) {
+      atomic_fetch_add(&s->timed_out, 1);
+      continue;
+    }
+    if (st != WEFT_OK) return 1;
+    if (atomic_fetch_add(&s->writers_inside, 1) != 0 || atomic_load(&s->readers_inside) != 0)
+      atomic_fetch_add(&s->violations, 1);
+    s->a++;
+    if (weft_yield(s->rt) != WEFT_OK) return 2;
+    s->b++;
+    atomic_fetch_add(&s->writes, 1);
+    atomic_fetch_add(&s->writers_inside, -1);
+    if (weft_rwlock_unlock(&s->l) != WEFT_OK) return 3;
+  }
+  return 0;
+}
+
+static int32_t timed_reader(void *arg, void **result) {
+  timed_stream_t *s = arg;
+  (void)result;
+  for (int i = 0; i < TW_ROUNDS; i++) {
+    weft_status_t st = (i % 3 == 2) ? weft_rwlock_read_lock(&s->l) : weft_rwlock_read_lock_until(&s->l, short_deadline(s));
+    if (st == WEFT_ETIMEDOUT) {
+      atomic_fetch_add(&s->timed_out, 1);
+      continue;
+    }
+    if (st != WEFT_OK) return 1;
+    atomic_fetch_add(&s->readers_inside, 1);
+    if (atomic_load(&s->writers_inside) != 0) atomic_fetch_add(&s->violations, 1);
+    int64_t a = s->a;
+    if (weft_yield(s->rt) != WEFT_OK) return 2;
+    if (s->a != a || s->b != a) atomic_fetch_add(&s->violations, 1);
+    atomic_fetch_add(&s->readers_inside, -1);
+    if (weft_rwlock_unlock(&s->l) != WEFT_OK) return 3;
+  }
+  return 0;
+}
+
+/* Timed and untimed readers and writers on one lock, the timed ones with deadlines of
+ * at most 180 us (some already past): nobody overlaps a writer, nobody sees a half
+ * update, and every task ends (a wake-up lost to a waiter that gave up would leave an
+ * untimed one parked for ever, and the join would never return). */
+TEST_IMPL(rwlock_timed_waiters_stream) {
+  weft_runtime_t *rt = test_open_runtime();
+  static timed_stream_t s;
+  s.rt = rt;
+  ASSERT_OK(weft_rwlock_init(rt, &s.l));
+  weft_task_t *t[6];
+  for (int i = 0; i < 6; i++) t[i] = test_spawn(rt, i % 2 ? timed_writer : timed_reader, &s);
+  for (int i = 0; i < 6; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(atomic_load(&s.violations), 0);
+  ASSERT_EQ(s.a, atomic_load(&s.writes));
+  ASSERT_EQ(s.b, s.a);
+  ASSERT(atomic_load(&s.writes) >= 3 * TW_ROUNDS / 4); /* the untimed writes at least */
+  ASSERT_OK(weft_rwlock_destroy(&s.l));
   test_close_runtime(rt);
   return TEST_OK;
 }

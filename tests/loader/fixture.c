@@ -81,6 +81,8 @@
 #define CAPS (WEFT_CAP_SCHED_YIELD | WEFT_CAP_OS_THREADS | WEFT_CAP_DETERMINISTIC)
 #elif defined(FIXTURE_PARK_WITHOUT_UNPARK)
 #define PARK_ONLY 1
+#elif defined(FIXTURE_TIMED_READ_ONLY)
+#define TIMED_READ_ONLY 1
 #elif defined(FIXTURE_NULL_NAME)
 #undef NAME
 #define NAME NULL
@@ -281,6 +283,9 @@ static const weft_platform_t table = {
     .preempt_point = rt_call,
 #ifdef PARK_ONLY
     .park = park,
+#endif
+#ifdef TIMED_READ_ONLY
+    .rwlock_read_lock_until = obj_until,
 #endif
 };
 

@@ -220,6 +220,13 @@ TEST_IMPL(loader_refuses_park_without_unpark) {
   return TEST_OK;
 }
 
+TEST_IMPL(loader_refuses_half_timed_rwlock) {
+  expect_refused("libfixture_timed_read_only.so",
+                 "has one of the table members \"rwlock_read_lock_until\" and \"rwlock_write_lock_until\" without "
+                 "the other");
+  return TEST_OK;
+}
+
 TEST_IMPL(loader_refuses_null_name) {
   expect_refused("libfixture_null_name.so", "the table's name is NULL");
   return TEST_OK;

@@ -53,6 +53,17 @@ pub(crate) enum Access {
     Write,
 }
 
+/// How long a lock call waits for its access.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Patience {
+    /// One try: `WEFT_EBUSY` if it fails.
+    Try,
+    /// Until the access is granted.
+    Forever,
+    /// Until the deadline: `WEFT_ETIMEDOUT` after it.
+    Until(i64),
+}
+
 impl RwLockObject {
     pub(crate) fn init_rwlock(&self, rt: &Runtime) -> Result<()> {
         self.init(rt, TAG_RWLOCK)
@@ -63,12 +74,25 @@ impl RwLockObject {
         self.destroy((writer != 0 || readers != 0).then(|| format!("is held ({readers} reader(s), writer {writer})")))
     }
 
-    /// Takes `access`, waiting unless `try_only` (then `WEFT_EBUSY`).
-    pub(crate) fn acquire(&self, ctx: &Context, access: Access, try_only: bool) -> Result<()> {
+    /// Takes `access`, waiting as `patience` says.
+    pub(crate) fn acquire(&self, ctx: &Context, access: Access, patience: Patience) -> Result<()> {
         let rt = self.open_runtime()?;
         if self.extra.load(Relaxed) == ctx.id {
             fail!(WEFT_EDEADLK, "rwlock {:p} is write-locked by the caller", self);
         }
+        let timed = match (access, patience) {
+            (Access::Read, Patience::Until(_)) => rt.table.rwlock_read_lock_until,
+            (Access::Write, Patience::Until(_)) => rt.table.rwlock_write_lock_until,
+            _ => None,
+        };
+        if let (Patience::Until(_), None) = (patience, timed) {
+            fail!(
+                WEFT_ENOTSUP,
+                "the {} has no timed rwlock locks (table members rwlock_read_lock_until and rwlock_write_lock_until)",
+                rt.platform_label()
+            );
+        }
+        let try_only = patience == Patience::Try;
         let bytes = self.plugin_bytes();
         // A try first, so that an uncontended lock costs no blocking region; then a wait
         // that never ends holding the lock while the world is stopped (see
@@ -79,24 +103,33 @@ impl RwLockObject {
             Access::Read => plat_call!(rt.table, rwlock_try_read_lock(bytes)),
             Access::Write => plat_call!(rt.table, rwlock_try_write_lock(bytes)),
         };
-        let watched = rt.checks.on() && tried == WEFT_EBUSY && !try_only;
+        // Only a wait without deadline can deadlock: a timed one ends.
+        let watched = rt.checks.on() && tried == WEFT_EBUSY && patience == Patience::Forever;
         if watched {
             rt.checks.wait_for_lock(ctx, self.addr())?;
         }
-        let status = match access {
+        let unlock = || match access {
+            Access::Read => plat_call!(rt.table, rwlock_read_unlock(bytes)),
+            Access::Write => plat_call!(rt.table, rwlock_write_unlock(bytes)),
+        };
+        let status = match (patience, timed) {
             _ if tried != WEFT_EBUSY || try_only => tried,
-            Access::Read => safepoint::lock_outside_stop(
+            (Patience::Until(deadline), Some(lock_until)) => safepoint::lock_outside_stop(
                 rt,
-                || plat_call!(rt.table, rwlock_read_lock(bytes)),
+                // SAFETY: a member of the accepted table, on this rwlock's plugin bytes.
+                || unsafe { lock_until(bytes, deadline) },
                 || {
-                    plat_call!(rt.table, rwlock_read_unlock(bytes));
+                    unlock();
                 },
             ),
-            Access::Write => safepoint::lock_outside_stop(
+            _ => safepoint::lock_outside_stop(
                 rt,
-                || plat_call!(rt.table, rwlock_write_lock(bytes)),
+                || match access {
+                    Access::Read => plat_call!(rt.table, rwlock_read_lock(bytes)),
+                    Access::Write => plat_call!(rt.table, rwlock_write_lock(bytes)),
+                },
                 || {
-                    plat_call!(rt.table, rwlock_write_unlock(bytes));
+                    unlock();
                 },
             ),
         };
@@ -106,6 +139,10 @@ impl RwLockObject {
         if status == WEFT_EBUSY {
             let why = if access == Access::Write { "" } else { " or wanted by a writer" };
             fail!(WEFT_EBUSY, "rwlock {:p} is held{why}", self);
+        }
+        if status == WEFT_ETIMEDOUT {
+            let why = if access == Access::Write { "" } else { " or wanted by a writer" };
+            fail!(WEFT_ETIMEDOUT, "rwlock {:p} was still held{why} at the deadline", self);
         }
         check_plugin(status, || format!("cannot lock rwlock {:p}", self))?;
         match access {

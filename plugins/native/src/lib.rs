@@ -115,6 +115,8 @@ static TABLE: Table = Table(weft_platform_t {
     stack_bounds: None,
     park: Some(lock::park),
     unpark: Some(lock::unpark),
+    rwlock_read_lock_until: Some(rwlock::rwlock_read_lock_until),
+    rwlock_write_lock_until: Some(rwlock::rwlock_write_lock_until),
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

@@ -6,7 +6,7 @@
 //!
 //! * An rwlock is one 64-bit word: readers in the low 32 bits, a writer bit, and the
 //!   number of waiting writers above it. Writers are preferred: once one waits, new
-//!   readers wait too.
+//!   readers wait too, until it gets the lock or gives up (a timed wait).
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
@@ -67,19 +67,77 @@ pub(crate) unsafe extern "C" fn rwlock_init(_rt: *mut weft_plat_rt_t, obj: *mut 
     WEFT_OK
 }
 
+/// Takes shared access, waiting until `deadline`; false if it passed first.
+fn read_until(l: &AtomicU64, deadline: i64) -> bool {
+    if try_read(l) {
+        return true;
+    }
+    HOST.blocking(|| loop {
+        let woke = wait::park_uncancellable(readers_key(l), || l.load(Relaxed) & !READERS != 0, deadline);
+        if try_read(l) {
+            return true;
+        }
+        if let wait::Wake::TimedOut = woke {
+            return false;
+        }
+    })
+}
+
+/// Takes exclusive access, waiting (counted among the waiting writers, which holds new
+/// readers back) until `deadline`; false if it passed first.
+fn write_until(l: &AtomicU64, deadline: i64) -> bool {
+    if try_write(l) {
+        return true;
+    }
+    HOST.blocking(|| {
+        l.fetch_add(WAITING_WRITER, Relaxed);
+        let mut s = l.load(Relaxed);
+        loop {
+            if s & (READERS | WRITER) == 0 {
+                match l.compare_exchange_weak(s, (s - WAITING_WRITER) | WRITER, Acquire, Relaxed) {
+                    Ok(_) => return true,
+                    Err(now) => {
+                        s = now;
+                        continue;
+                    }
+                }
+            }
+            let woke = wait::park_uncancellable(writers_key(l), || l.load(Relaxed) & (READERS | WRITER) != 0, deadline);
+            s = l.load(Relaxed);
+            if let wait::Wake::TimedOut = woke {
+                if s & (READERS | WRITER) != 0 {
+                    stop_waiting_to_write(l);
+                    return false;
+                }
+            }
+        }
+    })
+}
+
+/// A waiting writer gives up. If it was the last and no writer holds the lock, the
+/// readers it held back go on (no unlock will wake them: the unlocks since it began to
+/// wait woke writers). A writer's timeout never swallows a wake-up meant for another
+/// writer: a wait that times out was not the one an unpark chose.
+fn stop_waiting_to_write(l: &AtomicU64) {
+    let after = l.fetch_sub(WAITING_WRITER, Relaxed) - WAITING_WRITER;
+    if after & !READERS == 0 {
+        wait::wake_all(readers_key(l));
+    }
+}
+
 pub(crate) unsafe extern "C" fn rwlock_read_lock(obj: *mut c_void) -> weft_status_t {
+    // SAFETY: as this function's.
+    unsafe { rwlock_read_lock_until(obj, WEFT_FOREVER) }
+}
+
+pub(crate) unsafe extern "C" fn rwlock_read_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: an initialised rwlock.
-        let l = unsafe { word64(obj) };
-        if try_read(l) {
-            return WEFT_OK;
+        if read_until(unsafe { word64(obj) }, deadline) {
+            WEFT_OK
+        } else {
+            WEFT_ETIMEDOUT
         }
-        HOST.blocking(|| {
-            while !try_read(l) {
-                wait::park_uncancellable(readers_key(l), || l.load(Relaxed) & !READERS != 0, WEFT_FOREVER);
-            }
-        });
-        WEFT_OK
     })
 }
 
@@ -93,30 +151,18 @@ pub(crate) unsafe extern "C" fn rwlock_try_read_lock(obj: *mut c_void) -> weft_s
 }
 
 pub(crate) unsafe extern "C" fn rwlock_write_lock(obj: *mut c_void) -> weft_status_t {
+    // SAFETY: as this function's.
+    unsafe { rwlock_write_lock_until(obj, WEFT_FOREVER) }
+}
+
+pub(crate) unsafe extern "C" fn rwlock_write_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: an initialised rwlock.
-        let l = unsafe { word64(obj) };
-        if try_write(l) {
-            return WEFT_OK;
+        if write_until(unsafe { word64(obj) }, deadline) {
+            WEFT_OK
+        } else {
+            WEFT_ETIMEDOUT
         }
-        HOST.blocking(|| {
-            l.fetch_add(WAITING_WRITER, Relaxed);
-            let mut s = l.load(Relaxed);
-            loop {
-                if s & (READERS | WRITER) == 0 {
-                    match l.compare_exchange_weak(s, (s - WAITING_WRITER) | WRITER, Acquire, Relaxed) {
-                        Ok(_) => return,
-                        Err(now) => {
-                            s = now;
-                            continue;
-                        }
-                    }
-                }
-                wait::park_uncancellable(writers_key(l), || l.load(Relaxed) & (READERS | WRITER) != 0, WEFT_FOREVER);
-                s = l.load(Relaxed);
-            }
-        });
-        WEFT_OK
     })
 }
 

@@ -266,6 +266,8 @@ static TABLE: Table = Table(weft_platform_t {
     stack_bounds: Some(task::stack_bounds),
     park: Some(parking::park),
     unpark: Some(parking::unpark),
+    rwlock_read_lock_until: Some(sync::rwlock_read_lock_until),
+    rwlock_write_lock_until: Some(sync::rwlock_write_lock_until),
 });
 
 /// The plugin's entry point: keeps the host services and returns the static table, or

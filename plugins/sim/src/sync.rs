@@ -7,7 +7,8 @@
 //!   deadlock report).
 //! * A condition is a sequence number.
 //! * An rwlock is three words: readers, the writer (index + 1), waiting writers.
-//!   Writers are preferred: once one waits, new readers wait too.
+//!   Writers are preferred: once one waits, new readers wait too, until it gets the
+//!   lock or gives up (a timed wait).
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
@@ -224,17 +225,27 @@ fn may_write(w: &[AtomicU32; 3]) -> bool {
 }
 
 pub(crate) unsafe extern "C" fn rwlock_read_lock(obj: *mut c_void) -> weft_status_t {
-    on_sim(|sim| {
-        let call = rw_call("weft_rwlock_read_lock", obj);
-        sim.step(call);
-        // SAFETY: an initialised rwlock.
-        let w = unsafe { words::<3>(obj) };
-        while !may_read(w) {
-            wait::park_in(sim, call, readers_key(obj), || !may_read(w), WEFT_FOREVER, false);
+    on_sim(|sim| read_until(sim, rw_call("weft_rwlock_read_lock", obj), obj, WEFT_FOREVER))
+}
+
+pub(crate) unsafe extern "C" fn rwlock_read_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
+    on_sim(|sim| read_until(sim, rw_call("weft_rwlock_read_lock_until", obj), obj, deadline))
+}
+
+/// Takes shared access, waiting until `deadline`.
+fn read_until(sim: &Sim, call: Call, obj: *mut c_void, deadline: i64) -> weft_status_t {
+    sim.step(call);
+    // SAFETY: an initialised rwlock.
+    let w = unsafe { words::<3>(obj) };
+    while !may_read(w) {
+        if let Wake::TimedOut = wait::park_in(sim, call, readers_key(obj), || !may_read(w), deadline, false) {
+            if !may_read(w) {
+                return WEFT_ETIMEDOUT;
+            }
         }
-        w[READERS].fetch_add(1, Relaxed);
-        WEFT_OK
-    })
+    }
+    w[READERS].fetch_add(1, Relaxed);
+    WEFT_OK
 }
 
 pub(crate) unsafe extern "C" fn rwlock_try_read_lock(obj: *mut c_void) -> weft_status_t {
@@ -251,21 +262,34 @@ pub(crate) unsafe extern "C" fn rwlock_try_read_lock(obj: *mut c_void) -> weft_s
 }
 
 pub(crate) unsafe extern "C" fn rwlock_write_lock(obj: *mut c_void) -> weft_status_t {
-    on_sim(|sim| {
-        let call = rw_call("weft_rwlock_write_lock", obj);
-        sim.step(call);
-        // SAFETY: an initialised rwlock.
-        let w = unsafe { words::<3>(obj) };
-        if !may_write(w) {
-            w[WAITING_WRITERS].fetch_add(1, Relaxed);
-            while !may_write(w) {
-                wait::park_in(sim, call, writers_key(obj), || !may_write(w), WEFT_FOREVER, false);
+    on_sim(|sim| write_until(sim, rw_call("weft_rwlock_write_lock", obj), obj, WEFT_FOREVER))
+}
+
+pub(crate) unsafe extern "C" fn rwlock_write_lock_until(obj: *mut c_void, deadline: i64) -> weft_status_t {
+    on_sim(|sim| write_until(sim, rw_call("weft_rwlock_write_lock_until", obj), obj, deadline))
+}
+
+/// Takes exclusive access, counted among the waiting writers while it waits, until
+/// `deadline`. A writer that gives up lets in the readers it held back.
+fn write_until(sim: &Sim, call: Call, obj: *mut c_void, deadline: i64) -> weft_status_t {
+    sim.step(call);
+    // SAFETY: an initialised rwlock.
+    let w = unsafe { words::<3>(obj) };
+    if !may_write(w) {
+        w[WAITING_WRITERS].fetch_add(1, Relaxed);
+        while !may_write(w) {
+            if let Wake::TimedOut = wait::park_in(sim, call, writers_key(obj), || !may_write(w), deadline, false) {
+                if !may_write(w) {
+                    w[WAITING_WRITERS].fetch_sub(1, Relaxed);
+                    wake_next(obj, w);
+                    return WEFT_ETIMEDOUT;
+                }
             }
-            w[WAITING_WRITERS].fetch_sub(1, Relaxed);
         }
-        w[WRITER].store(sim.current() as u32 + 1, Relaxed);
-        WEFT_OK
-    })
+        w[WAITING_WRITERS].fetch_sub(1, Relaxed);
+    }
+    w[WRITER].store(sim.current() as u32 + 1, Relaxed);
+    WEFT_OK
 }
 
 pub(crate) unsafe extern "C" fn rwlock_try_write_lock(obj: *mut c_void) -> weft_status_t {
