@@ -25,6 +25,7 @@ use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, Result};
 use crate::runtime::context::Context;
 use crate::runtime::sync::mutex::{MutexKind, MutexObject};
+use crate::runtime::sync::rwlock::RwLockObject;
 use crate::runtime::sync::SyncKind;
 use crate::types::{weft_check_report_fn, WEFT_CHECK_DEADLOCK, WEFT_CHECK_LOCK_ORDER};
 
@@ -71,7 +72,11 @@ pub(crate) enum Holders {
 /// What a task waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Wait {
+    /// A lock for itself alone: a mutex, an rwlock's write lock.
     Lock(u64),
+    /// An rwlock's read lock: it waits only for the writer that holds the lock and the
+    /// writers that wait for it (new readers queue behind them), not for other readers.
+    Read(u64),
     Task(u64),
 }
 
@@ -303,14 +308,16 @@ impl Checks {
         }
     }
 
-    /// `ctx` is about to wait for the lock at `addr`: refused with `WEFT_EDEADLK` if
-    /// that closes a cycle of waits. Pair with `done_waiting`.
-    pub(crate) fn wait_for_lock(&self, ctx: &Context, addr: usize) -> Result<()> {
+    /// `ctx` is about to wait for the lock at `addr` (`shared`: an rwlock's read lock):
+    /// refused with `WEFT_EDEADLK` if that closes a cycle of waits. Pair with
+    /// `done_waiting`.
+    pub(crate) fn wait_for_lock(&self, ctx: &Context, addr: usize, shared: bool) -> Result<()> {
         if !self.deadlock() {
             return Ok(());
         }
         let node = self.graph.lock().by_addr.get(&addr).copied();
         match node {
+            Some(node) if shared => self.wait(ctx, Wait::Read(node)),
             Some(node) => self.wait(ctx, Wait::Lock(node)),
             None => Ok(()),
         }
@@ -476,13 +483,16 @@ impl Graph {
         if steps.len() >= MAX_CHAIN {
             return false;
         }
-        let (what, next) = match wait {
-            Wait::Lock(node) => (format!("waits for {}", self.label(node)), self.holders_of(node)),
-            Wait::Task(task) => (format!("joins task {task}"), vec![task]),
+        let (what, next): (String, Vec<(u64, &str)>) = match wait {
+            Wait::Lock(node) => (
+                format!("waits for {}", self.label(node)),
+                self.holders_of(node).into_iter().map(|c| (c, "held by")).collect(),
+            ),
+            Wait::Read(node) => (format!("waits to read {}", self.label(node)), self.read_blockers(node)),
+            Wait::Task(task) => (format!("joins task {task}"), vec![(task, "which is")]),
         };
-        for ctx in next {
+        for (ctx, verb) in next {
             let holder = if ctx == waiter { waiter_name.to_string() } else { self.context_name(ctx) };
-            let verb = if matches!(wait, Wait::Lock(_)) { "held by" } else { "which is" };
             steps.push(format!("{who} {what}, {verb} {holder}"));
             if ctx == waiter {
                 return true;
@@ -497,6 +507,25 @@ impl Graph {
             steps.pop();
         }
         false
+    }
+
+    /// Who a reader of rwlock `node` waits for: its writer (the object's writer field)
+    /// and the writers waiting for it.
+    fn read_blockers(&self, node: u64) -> Vec<(u64, &'static str)> {
+        let mut blockers = Vec::new();
+        if let Some(n) = self.nodes.get(&node) {
+            // SAFETY: a node in the graph is a live rwlock (see `holders_of`); the writer
+            // field is atomic.
+            let writer = unsafe { &*(n.addr as *const RwLockObject) }.writer();
+            if writer != 0 {
+                blockers.push((writer, "held for writing by"));
+            }
+        }
+        let mut writers: Vec<u64> =
+            self.waits.iter().filter(|(_, (w, _))| *w == Wait::Lock(node)).map(|(&ctx, _)| ctx).collect();
+        writers.sort_unstable();
+        blockers.extend(writers.into_iter().map(|ctx| (ctx, "queued behind the writer")));
+        blockers
     }
 
     /// Who holds lock `node`: a mutex's owner field, or the tracked holders.

@@ -239,6 +239,45 @@ TEST_IMPL(checks_deadlock_three_tasks) {
   return TEST_OK;
 }
 
+static int32_t write_once(void *arg, void **result) {
+  (void)result;
+  if (weft_rwlock_write_lock(arg) != WEFT_OK) return 1;
+  return weft_rwlock_unlock(arg) == WEFT_OK ? 0 : 2;
+}
+
+/* A second read lock by a reader waits only for writers: with no writer it is taken
+ * and nothing is reported (on every platform: sim, which makes no try before a wait,
+ * once refused it as a reader waiting for itself); with a writer waiting for the
+ * reader, it would wait forever behind that writer: WEFT_EDEADLK, and the report names
+ * the writer. */
+TEST_IMPL(checks_deadlock_nested_read) {
+  report_log_t log;
+  weft_runtime_t *rt = open_checked(WEFT_CHECK_DEADLOCK, &log);
+  weft_rwlock_t l;
+  ASSERT_OK(weft_rwlock_init(rt, &l));
+  ASSERT_OK(weft_rwlock_set_name(&l, "symbols"));
+  ASSERT_OK(weft_rwlock_read_lock(&l));
+  ASSERT_OK(weft_rwlock_read_lock(&l));
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  ASSERT_OK(weft_rwlock_read_lock(&l));
+  weft_task_t *writer = test_spawn(rt, write_once, &l);
+  test_wait_blocked(rt, writer);
+  ASSERT_STATUS(WEFT_EDEADLK, weft_rwlock_read_lock(&l));
+  ASSERT_ERROR_MENTIONS("cycle");
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT(strncmp(log.first, "weft: deadlock\n", 15) == 0);
+  ASSERT(strstr(log.first, "waits to read rwlock") != NULL);
+  ASSERT(strstr(log.first, "symbols") != NULL);
+  ASSERT(strstr(log.first, "queued behind the writer") != NULL);
+  ASSERT_OK(weft_rwlock_unlock(&l)); /* the refused lock took nothing */
+  ASSERT_EQ(test_join(writer), 0);
+  ASSERT_OK(weft_rwlock_destroy(&l));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* Two tasks joining each other: exactly one join is WEFT_EDEADLK (its handle stays
  * valid); the other join completes once the refused task returns. */
 typedef struct {

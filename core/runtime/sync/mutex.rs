@@ -385,7 +385,7 @@ impl MutexObject {
                 // Only a wait without deadline can deadlock: a timed one ends.
                 let watched = rt.checks.on() && deadline.is_none();
                 if watched {
-                    rt.checks.wait_for_lock(ctx, self.addr())?;
+                    rt.checks.wait_for_lock(ctx, self.addr(), false)?;
                 }
                 let status = safepoint::lock_outside_stop(
                     rt,

@@ -69,6 +69,11 @@ impl RwLockObject {
         self.init(rt, TAG_RWLOCK)
     }
 
+    /// The writer's context id; 0 when none.
+    pub(crate) fn writer(&self) -> u64 {
+        self.extra.load(Relaxed)
+    }
+
     pub(crate) fn destroy_rwlock(&self) -> Result<()> {
         let (readers, writer) = (self.count.load(Relaxed), self.extra.load(Relaxed));
         self.destroy((writer != 0 || readers != 0).then(|| format!("is held ({readers} reader(s), writer {writer})")))
@@ -106,7 +111,7 @@ impl RwLockObject {
         // Only a wait without deadline can deadlock: a timed one ends.
         let watched = rt.checks.on() && tried == WEFT_EBUSY && patience == Patience::Forever;
         if watched {
-            rt.checks.wait_for_lock(ctx, self.addr())?;
+            rt.checks.wait_for_lock(ctx, self.addr(), access == Access::Read)?;
         }
         let unlock = || match access {
             Access::Read => plat_call!(rt.table, rwlock_read_unlock(bytes)),
