@@ -902,3 +902,65 @@ TEST_IMPL(fork_while_parent_tasks_wait) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* --- a SIGSEGV sent by kill or raise ------------------------------------------------- */
+
+/* A platform that catches SIGSEGV for its own reasons (green's and sim's stack guards)
+ * must leave every SIGSEGV that is not its own to the host: sent by raise() or kill()
+ * (a crash handler's test, a watchdog), it kills by default, is ignored if the host
+ * ignores it, and runs the host's handler if it has one. Each case runs in a child
+ * whose disposition is set before its runtime opens. */
+enum segv_disposition { SEGV_DEFAULT, SEGV_IGNORED, SEGV_HANDLED };
+
+static atomic_int host_segv_handled;
+
+static void on_host_segv(int sig) {
+  (void)sig;
+  atomic_fetch_add(&host_segv_handled, 1);
+}
+
+static int32_t raise_segv(void *arg, void **result) {
+  (void)result;
+  if (arg != NULL) return kill(getpid(), SIGSEGV) == 0 ? 0 : 1;
+  return raise(SIGSEGV) == 0 ? 0 : 1;
+}
+
+static _Noreturn void segv_child(enum segv_disposition disposition, int by_kill) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = disposition == SEGV_DEFAULT ? SIG_DFL : disposition == SEGV_IGNORED ? SIG_IGN : on_host_segv;
+  if (sigaction(SIGSEGV, &sa, NULL) != 0) _exit(3);
+  weft_runtime_t *rt = test_open_runtime();
+  weft_task_t *t = test_spawn(rt, raise_segv, by_kill ? (void *)1 : NULL);
+  if (test_join(t) != 0) _exit(4);
+  /* kill() may hand the signal to another thread, after it returns. */
+  for (int i = 0; i < 5000 && disposition == SEGV_HANDLED && atomic_load(&host_segv_handled) == 0; i++) usleep(1000);
+  if (disposition == SEGV_HANDLED) _exit(atomic_load(&host_segv_handled) == 1 ? 42 : 5);
+  _exit(disposition == SEGV_IGNORED ? 0 : 6);
+}
+
+TEST_IMPL(runtime_sigsegv_reaches_the_host) {
+#if defined(__SANITIZE_ADDRESS__)
+  fprintf(stderr, "skip: AddressSanitizer keeps SIGSEGV for itself\n");
+  fflush(NULL);
+  _Exit(TEST_SKIP);
+#endif
+  for (int by_kill = 0; by_kill < 2; by_kill++) {
+    for (int d = SEGV_DEFAULT; d <= SEGV_HANDLED; d++) {
+      fflush(NULL);
+      pid_t pid = fork();
+      ASSERT(pid >= 0);
+      if (pid == 0) segv_child((enum segv_disposition)d, by_kill);
+      int status = 0;
+      ASSERT_EQ(waitpid(pid, &status, 0), pid);
+      if (d == SEGV_DEFAULT) {
+        ASSERT(WIFSIGNALED(status));
+        ASSERT_EQ(WTERMSIG(status), SIGSEGV);
+      } else {
+        ASSERT(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), d == SEGV_IGNORED ? 0 : 42);
+      }
+    }
+  }
+  return TEST_OK;
+}

@@ -589,8 +589,9 @@ pub(crate) unsafe fn report_bounds(
 static mut PREVIOUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
 static INSTALL: Once = Once::new();
 
-/// Installs the SIGSEGV/SIGBUS handler once per process (the previous handler is
-/// chained for faults that are not a task's stack overflow).
+/// Installs the SIGSEGV handler once per process (a task's stack overflow faults in
+/// its guard region with SIGSEGV; the previous handler is chained for every other
+/// SIGSEGV, a fault or one sent by `kill` or `raise`).
 pub(crate) fn install_handler() {
     INSTALL.call_once(|| {
         // SAFETY: a zeroed sigaction is a valid start; the handler is async-signal-safe
@@ -661,9 +662,13 @@ impl Buf {
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut libc::c_void) {
     // SAFETY: the kernel hands a valid siginfo; the Cell read has no side effects.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // A fault has a positive code (SEGV_MAPERR, SI_KERNEL...); a signal sent by `kill`,
+    // `raise` or `sigqueue` has one of 0 or less, and no address (the field holds the
+    // sender's pid and uid).
+    let sent = code <= 0;
     let running = crate::sched::running_for_fault();
-    if let Some(r) = running.filter(|r| addr >= r.guard_low && addr < r.guard_high) {
+    if let Some(r) = running.filter(|r| !sent && addr >= r.guard_low && addr < r.guard_high) {
         let mut buf = Buf { bytes: [0; 512], len: 0 };
         buf.push(b"weft green: stack overflow in task id ");
         buf.num(r.id);
@@ -685,8 +690,16 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     // SAFETY: PREVIOUS was written once by sigaction before this handler existed.
     let previous = unsafe { std::ptr::read(std::ptr::addr_of!(PREVIOUS) as *const libc::sigaction) };
     let handler = previous.sa_sigaction;
-    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+    if handler == libc::SIG_IGN && sent {
+        // Ignored, as the host asked. (A fault cannot be ignored: the kernel kills.)
+    } else if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         reset_default(sig);
+        if sent {
+            // No instruction to fault again: the default action needs the signal
+            // itself, delivered once this handler returns and unblocks it.
+            // SAFETY: raise is async-signal-safe.
+            unsafe { libc::raise(sig) };
+        }
     } else if previous.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: the previous handler was installed with this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -700,7 +713,8 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
 }
 
 /// Restores the default action: returning from the handler re-runs the faulting
-/// instruction, which then kills the process with the signal (and a core dump).
+/// instruction (or delivers the signal raised again), which then kills the process
+/// with the signal (and a core dump).
 fn reset_default(sig: libc::c_int) {
     // SAFETY: plain sigaction with a zeroed (SIG_DFL) action.
     unsafe {
