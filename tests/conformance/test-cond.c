@@ -157,6 +157,57 @@ static int32_t give_token(void *arg, void **result) {
   return weft_mutex_unlock(&s->m);
 }
 
+typedef struct {
+  weft_mutex_t m;
+  weft_cond_t c;
+  int flag;
+} flag_t;
+
+static int32_t set_flag(void *arg, void **result) {
+  (void)result;
+  flag_t *f = arg;
+  if (weft_mutex_lock(&f->m) != WEFT_OK) return 1;
+  f->flag = 1;
+  weft_cond_signal(&f->c);
+  return weft_mutex_unlock(&f->m) == WEFT_OK ? 0 : 2;
+}
+
+/* A loop of timed waits shorter than anything (1 us) until another task, which needs
+ * the mutex, sets the flag: each wait gives the mutex up, even one that timed out
+ * before it could wait (on sim, a wait shorter than the step of virtual time each call
+ * costs: it used to return holding the mutex throughout, and the loop never ended).
+ * Only sim promises the other task a turn: on threads the mutex is not fair, and the
+ * waiter's relock may win every race against the woken task (under valgrind's serial
+ * scheduling it did, for 10 s). */
+TEST_IMPL(cond_short_timed_waits_let_others_in) {
+  weft_runtime_t *rt = test_open_runtime();
+  if (!(weft_runtime_platform(rt)->caps & WEFT_CAP_DETERMINISTIC)) {
+    fprintf(stderr, "skip: on threads an unfair mutex's relock may beat the woken task every time\n");
+    fflush(NULL);
+    _Exit(TEST_SKIP);
+  }
+  static flag_t f;
+  f.flag = 0;
+  ASSERT_OK(weft_mutex_init(rt, &f.m, 0));
+  ASSERT_OK(weft_cond_init(rt, &f.c));
+  ASSERT_OK(weft_mutex_lock(&f.m));
+  weft_task_t *setter = test_spawn(rt, set_flag, &f);
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  long waits = 0;
+  while (!f.flag && waits < 1000000 && weft_now(rt) < give_up) {
+    weft_status_t st = weft_cond_wait_for(&f.c, &f.m, 1000);
+    ASSERT(st == WEFT_OK || st == WEFT_ETIMEDOUT);
+    waits++;
+  }
+  ASSERT(f.flag);
+  ASSERT_OK(weft_mutex_unlock(&f.m));
+  ASSERT_EQ(test_join(setter), 0);
+  ASSERT_OK(weft_cond_destroy(&f.c));
+  ASSERT_OK(weft_mutex_destroy(&f.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* wait_for: a relative timeout on the condition's own runtime clock. WEFT_ETIMEDOUT no
  * sooner than the timeout (zero or negative: at once), the mutex the caller's again; a
  * signal within the timeout ends it with WEFT_OK; the same errors as wait_until. */

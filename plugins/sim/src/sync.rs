@@ -148,6 +148,17 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
             return WEFT_ECANCELED;
         }
         if clock::expired(deadline) {
+            // Timed out before it waited (its own step took the time), the wait still
+            // gives the mutex up for a switch point, as a timed wait on threads does:
+            // a host that loops on short timed waits until another task, which needs
+            // the mutex, makes its predicate true would otherwise keep the mutex for
+            // ever (a wait shorter than $WEFT_SIM_STEP_NS always ends here).
+            crate::HOST.blocking(|| {
+                unlock(mutex);
+                let relock = lock_call("weft_cond_wait (relock)", mutex);
+                sim.step(relock);
+                lock(sim, relock, mutex, WEFT_FOREVER);
+            });
             return WEFT_ETIMEDOUT;
         }
         // SAFETY: an initialised condition.
