@@ -883,21 +883,24 @@ impl Sched {
         self.poll_word.store(word as *mut AtomicU32, SeqCst);
         let sched = Arc::downgrade(self);
         let options = os_thread::Options { name: Some("weft-green-monitor"), ..Default::default() };
-        let spawned = os_thread::spawn(&options, move || {
-            // Registered by the monitor itself (an OS thread's std handle is its own to
-            // take); a close that comes first finds it gone at its first look.
-            if let Some(sched) = sched.upgrade() {
-                *sched.monitor.lock() = Some(std::thread::current());
-            }
-            let mut seen: Vec<(u64, i64)> = Vec::new();
-            while let Some(sched) = sched.upgrade() {
-                if sched.shutdown.load(SeqCst) {
-                    break;
+        // It never runs the host's code: no signal of the host's is handled there.
+        let spawned = os_thread::with_signals_blocked(|| {
+            os_thread::spawn(&options, move || {
+                // Registered by the monitor itself (an OS thread's std handle is its own to
+                // take); a close that comes first finds it gone at its first look.
+                if let Some(sched) = sched.upgrade() {
+                    *sched.monitor.lock() = Some(std::thread::current());
                 }
-                sched.monitor_tick(&mut seen);
-                drop(sched);
-                std::thread::park_timeout(MONITOR_TICK);
-            }
+                let mut seen: Vec<(u64, i64)> = Vec::new();
+                while let Some(sched) = sched.upgrade() {
+                    if sched.shutdown.load(SeqCst) {
+                        break;
+                    }
+                    sched.monitor_tick(&mut seen);
+                    drop(sched);
+                    std::thread::park_timeout(MONITOR_TICK);
+                }
+            })
         });
         if let Ok(handle) = spawned {
             self.threads.lock().push(handle);

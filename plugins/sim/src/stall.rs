@@ -72,10 +72,13 @@ impl Watchdog {
             stopped: Condvar::new(),
         });
         let watched = published.clone();
-        let thread = std::thread::Builder::new()
-            .name("weft-sim-stall".into())
-            .spawn(move || watch(&watched, Duration::from_millis(stall_ms), seed, &replay))
-            .ok()?;
+        // The host's signal handlers never run there, beside the one running task.
+        let thread = weft_platform::os_thread::with_signals_blocked(|| {
+            std::thread::Builder::new()
+                .name("weft-sim-stall".into())
+                .spawn(move || watch(&watched, Duration::from_millis(stall_ms), seed, &replay))
+        })
+        .ok()?;
         Some(Watchdog { published, thread: Some(thread) })
     }
 
