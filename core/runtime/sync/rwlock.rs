@@ -75,14 +75,14 @@ impl RwLockObject {
     }
 
     pub(crate) fn destroy_rwlock(&self) -> Result<()> {
-        let (readers, writer) = (self.count.load(Relaxed), self.extra.load(Relaxed));
+        let (readers, writer) = (self.count.load(Relaxed), self.writer());
         self.destroy((writer != 0 || readers != 0).then(|| format!("is held ({readers} reader(s), writer {writer})")))
     }
 
     /// Takes `access`, waiting as `patience` says.
     pub(crate) fn acquire(&self, ctx: &Context, access: Access, patience: Patience) -> Result<()> {
         let rt = self.open_runtime()?;
-        if self.extra.load(Relaxed) == ctx.id {
+        if self.writer() == ctx.id {
             fail!(WEFT_EDEADLK, "rwlock {:p} is write-locked by the caller", self);
         }
         let timed = match (access, patience) {
@@ -169,7 +169,7 @@ impl RwLockObject {
         // (and then destroyed), as a mutex can.
         let rt = self.runtime();
         let unlocked = |status| check_plugin(status, || format!("cannot unlock rwlock {:p}", self));
-        if self.extra.load(Relaxed) == ctx.id {
+        if self.writer() == ctx.id {
             if rt.checks.on() {
                 rt.checks.released(ctx, self.addr(), Holders::Tracked);
             }
