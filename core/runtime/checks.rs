@@ -16,7 +16,9 @@
 use std::backtrace::Backtrace;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_void, CStr, CString};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
+};
 
 use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
@@ -103,7 +105,26 @@ struct Graph {
     /// Who holds each lock (deadlock checks): context ids, one entry per hold.
     holders: HashMap<u64, Vec<u64>>,
     /// What each context waits for now, and its name for reports.
-    waits: HashMap<u64, (Wait, String)>,
+    waits: HashMap<u64, Waiting>,
+}
+
+/// A context's recorded wait.
+struct Waiting {
+    wait: Wait,
+    name: String,
+    /// The waiter's cancellation flag, for a wait that is a cancellation point (a
+    /// join): once set, the waiter is on its way out (`WEFT_ECANCELED`), and no cycle
+    /// runs through it. Valid while the entry is in the graph: the waiter removes it
+    /// (`done_waiting`) before it returns, and its context outlives that.
+    cancelled: Option<*const AtomicBool>,
+}
+
+impl Waiting {
+    /// Whether the waiter still waits: not a cancellable wait whose task was cancelled.
+    fn stuck(&self) -> bool {
+        // SAFETY: see `cancelled`.
+        self.cancelled.is_none_or(|flag| !unsafe { &*flag }.load(SeqCst))
+    }
 }
 
 /// Names given with `weft_mutex_set_name` / `weft_rwlock_set_name`, by address.
@@ -324,6 +345,8 @@ impl Checks {
     }
 
     /// `ctx` is about to wait for the task whose context id is `task`.
+    /// A join is a cancellation point: a cancelled caller does not wait (the join
+    /// returns `WEFT_ECANCELED`), and one cancelled while it waits leaves the wait.
     pub(crate) fn wait_for_task(&self, ctx: &Context, task: u64) -> Result<()> {
         if !self.deadlock() {
             return Ok(());
@@ -332,12 +355,19 @@ impl Checks {
     }
 
     fn wait(&self, ctx: &Context, wait: Wait) -> Result<()> {
+        let cancellable = matches!(wait, Wait::Task(_));
         let cycle = {
             let mut g = self.graph.lock();
+            // Read under the graph's lock: a cancel that comes later is seen by the
+            // walks through this wait (`Waiting::stuck`).
+            if cancellable && ctx.is_cancelled() {
+                return Ok(());
+            }
             match g.cycle_from(ctx.id, &task_label(ctx), wait) {
                 Some(cycle) => Some(cycle),
                 None => {
-                    g.waits.insert(ctx.id, (wait, task_label(ctx)));
+                    let cancelled = cancellable.then_some(&ctx.cancelled as *const AtomicBool);
+                    g.waits.insert(ctx.id, Waiting { wait, name: task_label(ctx), cancelled });
                     None
                 }
             }
@@ -498,8 +528,8 @@ impl Graph {
                 return true;
             }
             if seen.insert(ctx) {
-                if let Some((next_wait, _)) = self.waits.get(&ctx) {
-                    if self.walk(ends, holder, *next_wait, steps, seen) {
+                if let Some(next) = self.waits.get(&ctx).filter(|w| w.stuck()) {
+                    if self.walk(ends, holder, next.wait, steps, seen) {
                         return true;
                     }
                 }
@@ -522,7 +552,7 @@ impl Graph {
             }
         }
         let mut writers: Vec<u64> =
-            self.waits.iter().filter(|(_, (w, _))| *w == Wait::Lock(node)).map(|(&ctx, _)| ctx).collect();
+            self.waits.iter().filter(|(_, w)| w.wait == Wait::Lock(node)).map(|(&ctx, _)| ctx).collect();
         writers.sort_unstable();
         blockers.extend(writers.into_iter().map(|ctx| (ctx, "queued behind the writer")));
         blockers
@@ -547,7 +577,7 @@ impl Graph {
     }
 
     fn context_name(&self, ctx: u64) -> String {
-        self.waits.get(&ctx).map_or_else(|| format!("context {ctx}"), |(_, name)| name.clone())
+        self.waits.get(&ctx).map_or_else(|| format!("context {ctx}"), |w| w.name.clone())
     }
 }
 

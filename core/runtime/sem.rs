@@ -220,11 +220,14 @@ impl Barrier {
                 Ok(Parking::Woken) if self.generation.load(SeqCst) != generation => break Ok(false),
                 Ok(Parking::Woken) => {}
                 Err(e) => {
-                    // Take the arrival back, unless the round completed meanwhile.
+                    // Take the arrival back, unless the round completed meanwhile: its
+                    // last arrival counts `count` before it starts the next generation,
+                    // and from that count on the round is done.
+                    let count = self.count.load(SeqCst);
                     let taken = self
                         .arrived
                         .fetch_update(SeqCst, SeqCst, |a| {
-                            (self.generation.load(SeqCst) == generation && a > 0).then(|| a - 1)
+                            (self.generation.load(SeqCst) == generation && a > 0 && a < count).then(|| a - 1)
                         })
                         .is_ok();
                     break if taken { Err(e) } else { Ok(false) };

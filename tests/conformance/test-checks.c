@@ -278,6 +278,60 @@ TEST_IMPL(checks_deadlock_nested_read) {
   return TEST_OK;
 }
 
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t m;
+  weft_task_t *child;
+  atomic_int go;
+} cancel_join_t;
+
+static int32_t lock_and_leave(void *arg, void **result) {
+  (void)result;
+  cancel_join_t *c = arg;
+  if (weft_mutex_lock(&c->m) != WEFT_OK) return 1;
+  return weft_mutex_unlock(&c->m) == WEFT_OK ? 0 : 2;
+}
+
+static int32_t join_the_child(void *arg, void **result) {
+  (void)result;
+  cancel_join_t *c = arg;
+  while (!atomic_load(&c->go))
+    if (weft_yield(c->rt) != WEFT_OK) return 99;
+  return weft_join(c->child, WEFT_FOREVER, NULL, NULL);
+}
+
+/* A join is a cancellation point: a cancelled task's join does not wait, so it closes
+ * no cycle. Main holds a mutex a child waits for; a joiner joins the child; main joins
+ * the joiner. Cancelled before its join (then main's join, waiting first, would have
+ * made the joiner's a cycle) or while it waits in it (its wait was an edge of the
+ * cycle main's join would close), the joiner's join is WEFT_ECANCELED, main's join
+ * succeeds, and nothing is reported. */
+TEST_IMPL(checks_cancelled_joiner) {
+  report_log_t log;
+  static cancel_join_t c;
+  c.rt = open_checked(WEFT_CHECK_DEADLOCK, &log);
+  ASSERT_OK(weft_mutex_init(c.rt, &c.m, 0));
+  for (int already_waiting = 0; already_waiting < 2; already_waiting++) {
+    ASSERT_OK(weft_mutex_lock(&c.m));
+    c.child = test_spawn(c.rt, lock_and_leave, &c);
+    test_wait_blocked(c.rt, c.child);
+    atomic_store(&c.go, already_waiting);
+    weft_task_t *joiner = test_spawn(c.rt, join_the_child, &c);
+    if (already_waiting) test_wait_blocked(c.rt, joiner);
+    ASSERT_OK(weft_cancel(joiner));
+    atomic_store(&c.go, 1);
+    int32_t code = -1;
+    ASSERT_OK(weft_join(joiner, WEFT_FOREVER, &code, NULL));
+    ASSERT_EQ(code, WEFT_ECANCELED);
+    ASSERT_OK(weft_mutex_unlock(&c.m));
+    ASSERT_EQ(test_join(c.child), 0);
+  }
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  ASSERT_OK(weft_mutex_destroy(&c.m));
+  test_close_runtime(c.rt);
+  return TEST_OK;
+}
+
 /* Two tasks joining each other: exactly one join is WEFT_EDEADLK (its handle stays
  * valid); the other join completes once the refused task returns. */
 typedef struct {

@@ -316,6 +316,72 @@ TEST_IMPL(barrier_rounds_one_serial_each) {
   return TEST_OK;
 }
 
+typedef struct {
+  weft_runtime_t *rt;
+  weft_barrier_t *barrier;
+  atomic_int *go; /* NULL: arrive at once */
+  bool serial;
+} arrival_t;
+
+static int32_t arrive(void *arg, void **result) {
+  (void)result;
+  arrival_t *a = arg;
+  while (a->go != NULL && !atomic_load(a->go))
+    if (weft_yield(a->rt) != WEFT_OK) return 99;
+  return weft_barrier_wait(a->barrier, &a->serial);
+}
+
+/* A cancelled waiter leaves its round: its arrival is taken back, and the round needs
+ * another. Unless the round completed first: a cancel that races the last arrival
+ * either loses (the waiter is released with everyone: WEFT_OK) or wins (the waiter is
+ * out, and the last arrival waits on); never both, a waiter reporting WEFT_ECANCELED
+ * while its arrival completed the round (native did, about once in 2,500 races). */
+TEST_IMPL(barrier_cancel_leaves_the_round) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_barrier_t b;
+  ASSERT_OK(weft_barrier_init(rt, &b, 2));
+  arrival_t w = {rt, &b, NULL, false}, t = {rt, &b, NULL, false}, me = {rt, &b, NULL, false};
+  weft_task_t *waiter = test_spawn(rt, arrive, &w);
+  test_wait_blocked(rt, waiter);
+  ASSERT_OK(weft_cancel(waiter));
+  ASSERT_EQ(test_join(waiter), WEFT_ECANCELED);
+  weft_task_t *other = test_spawn(rt, arrive, &t);
+  ASSERT_OK(weft_barrier_wait(&b, &me.serial)); /* the round needs two arrivals still */
+  ASSERT_EQ(test_join(other), 0);
+  ASSERT_EQ(t.serial + me.serial, 1);
+  int lost = 0, won = 0;
+  for (int i = 0; i < 200; i++) {
+    atomic_int go = 0;
+    w = (arrival_t){rt, &b, NULL, false};
+    t = (arrival_t){rt, &b, &go, false};
+    waiter = test_spawn(rt, arrive, &w);
+    test_wait_blocked(rt, waiter);
+    other = test_spawn(rt, arrive, &t);
+    atomic_store(&go, 1);
+    ASSERT_OK(weft_cancel(waiter));
+    weft_status_t st = test_join(waiter);
+    if (st == WEFT_OK) {
+      lost++;
+      ASSERT_EQ(test_join(other), 0);
+      ASSERT_EQ(w.serial + t.serial, 1);
+      continue;
+    }
+    ASSERT_EQ(st, WEFT_ECANCELED);
+    won++;
+    /* Out of the round: the other arrival is still waiting for a partner. */
+    int32_t code = -1;
+    ASSERT_STATUS(WEFT_ETIMEDOUT, weft_join(other, test_after_ms(rt, 2), &code, NULL));
+    me.serial = false;
+    ASSERT_OK(weft_barrier_wait(&b, &me.serial));
+    ASSERT_EQ(test_join(other), 0);
+    ASSERT_EQ(t.serial + me.serial, 1);
+  }
+  ASSERT_EQ(lost + won, 200);
+  ASSERT_OK(weft_barrier_destroy(&b));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* The serial task may destroy the barrier, and free its memory, as soon as its wait
  * returns (glibc's pthread barriers and libuv's uv_barrier allow it, and libuv's own
  * test does it): the destroy lets the released tasks leave first. Under ASan and
