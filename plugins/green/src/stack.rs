@@ -667,8 +667,12 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uctx: *mut 
     // `raise` or `sigqueue` has one of 0 or less, and no address (the field holds the
     // sender's pid and uid).
     let sent = code <= 0;
-    let running = crate::sched::running_for_fault();
-    if let Some(r) = running.filter(|r| !sent && addr >= r.guard_low && addr < r.guard_high) {
+    // Only a fault can be a task's overflow. A sent signal may also land on a thread
+    // that never touched this plugin's thread-locals, whose first touch in a library
+    // loaded with dlopen allocates (`__tls_get_addr`): not in a signal handler, which
+    // may have interrupted malloc (valgrind showed that deadlock).
+    let running = if sent { None } else { crate::sched::running_for_fault() };
+    if let Some(r) = running.filter(|r| addr >= r.guard_low && addr < r.guard_high) {
         let mut buf = Buf { bytes: [0; 512], len: 0 };
         buf.push(b"weft green: stack overflow in task id ");
         buf.num(r.id);
