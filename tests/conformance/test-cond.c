@@ -568,3 +568,87 @@ TEST_IMPL(cond_bounded_buffer) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* Hand-overs in a stream: a producer gives one token at a time and waits until a
+ * consumer acknowledges it; two consumers wait for tokens on one condition, one with
+ * untimed waits, one with short timed ones. On OS threads a waiter watches for the
+ * signal before it sleeps (docs/performance.md), so the stream mixes waiters answered
+ * while they watch with waiters woken from sleep: every token must be taken once, a
+ * watch must end holding the mutex, and a signal that a watcher saw must still wake a
+ * sleeper. Every 64th token is broadcast. Every wait has a deadline, so a lost wake-up
+ * fails the test instead of hanging it. */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t m;
+  weft_cond_t given, acked;
+  long tokens_left;
+  int token; /* 1 while a token waits for a consumer */
+  int stop;
+  long taken[2];
+  long late;
+} handoff_t;
+
+typedef struct {
+  handoff_t *h;
+  int me;
+  int64_t patience_ms; /* of each wait: short for the timed consumer */
+} handoff_consumer_t;
+
+static int32_t handoff_consumer(void *arg, void **result) {
+  (void)result;
+  handoff_consumer_t *c = arg;
+  handoff_t *h = c->h;
+  if (weft_mutex_lock(&h->m) != WEFT_OK) return 1;
+  int64_t give_up = test_after_ms(h->rt, TEST_PATIENCE_MS);
+  for (;;) {
+    while (!h->token && !h->stop) {
+      weft_status_t st = weft_cond_wait_until(&h->given, &h->m, test_after_ms(h->rt, c->patience_ms));
+      if (st != WEFT_OK && st != WEFT_ETIMEDOUT) return 2;
+      if (st == WEFT_ETIMEDOUT && weft_now(h->rt) > give_up) h->late++;
+      if (h->late) return weft_mutex_unlock(&h->m) == WEFT_OK ? 3 : 4;
+    }
+    if (h->stop) break;
+    h->token = 0;
+    h->taken[c->me]++;
+    if (weft_cond_signal(&h->acked) != WEFT_OK) return 5;
+    give_up = test_after_ms(h->rt, TEST_PATIENCE_MS);
+  }
+  return weft_mutex_unlock(&h->m) == WEFT_OK ? 0 : 6;
+}
+
+TEST_IMPL(cond_handoff_stream) {
+  weft_runtime_t *rt = test_open_runtime();
+  static handoff_t h;
+  memset(&h, 0, sizeof h);
+  h.rt = rt;
+  const long n = (long)test_volume(20000);
+  ASSERT_OK(weft_mutex_init(rt, &h.m, 0));
+  ASSERT_OK(weft_cond_init(rt, &h.given));
+  ASSERT_OK(weft_cond_init(rt, &h.acked));
+  handoff_consumer_t untimed = {&h, 0, TEST_PATIENCE_MS}, timed = {&h, 1, 1};
+  weft_task_t *tu = test_spawn(rt, handoff_consumer, &untimed);
+  weft_task_t *tt = test_spawn(rt, handoff_consumer, &timed);
+  ASSERT_OK(weft_mutex_lock(&h.m));
+  for (long i = 0; i < n; i++) {
+    h.token = 1;
+    ASSERT_OK(i % 64 == 63 ? weft_cond_broadcast(&h.given) : weft_cond_signal(&h.given));
+    int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+    while (h.token) {
+      weft_status_t st = weft_cond_wait_until(&h.acked, &h.m, give_up);
+      ASSERT(st == WEFT_OK || st == WEFT_ETIMEDOUT);
+      ASSERT(h.late == 0);
+      ASSERT(st == WEFT_OK || !h.token); /* a token nobody took in 10 s is a lost wake-up */
+    }
+  }
+  h.stop = 1;
+  ASSERT_OK(weft_cond_broadcast(&h.given));
+  ASSERT_OK(weft_mutex_unlock(&h.m));
+  ASSERT_EQ(test_join(tu), 0);
+  ASSERT_EQ(test_join(tt), 0);
+  ASSERT_EQ(h.taken[0] + h.taken[1], n);
+  ASSERT_OK(weft_cond_destroy(&h.acked));
+  ASSERT_OK(weft_cond_destroy(&h.given));
+  ASSERT_OK(weft_mutex_destroy(&h.m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}

@@ -26,6 +26,7 @@ use smallvec::SmallVec;
 use crate::fork_lock::ForkMutex;
 
 mod parker;
+pub mod watch;
 use parker::{Parker, PARKED, WOKEN};
 
 /// How a [`park`] ended.
@@ -160,6 +161,7 @@ fn forget_parent_waiters_in_children() {
 /// and empty; its old list is forgotten, not walked (it may be half-changed).
 extern "C" fn empty_buckets_in_child() {
     parker::free_parent_parkers_in_child();
+    watch::forget_parent_watchers_in_child();
     for bucket in &BUCKETS {
         // SAFETY: the child's only thread (this one) holds no bucket's lock.
         unsafe { empty_in_child(&bucket.0) };

@@ -160,6 +160,13 @@ pub(crate) fn lock_backoff() -> LockBackoff {
     }
 }
 
+/// Whether a condition waiter may watch for its signal before it parks (the native
+/// plugin's lock.rs, `parking::watch`): a task never (its worker runs other tasks
+/// instead, the signaller often among them); a thread as on the native platform.
+pub(crate) fn may_watch() -> bool {
+    !sched::on_task() && yields::yielding_pays()
+}
+
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): on a task, the tasks queued on this worker run
 /// first (the partner is often one of them); on a thread, another OS thread.

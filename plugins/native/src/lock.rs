@@ -30,6 +30,7 @@ use std::sync::atomic::{
     AtomicU32, AtomicU8, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
+use weft_platform::parking::watch;
 use weft_platform::*;
 
 use crate::clock;
@@ -45,7 +46,7 @@ pub(crate) enum LockWake {
 }
 
 pub(crate) const MUTEX_SIZE: u32 = 1;
-pub(crate) const COND_SIZE: u32 = 4;
+pub(crate) const COND_SIZE: u32 = 8;
 
 const LOCKED: u8 = 1;
 const PARKED: u8 = 2;
@@ -69,11 +70,19 @@ unsafe fn mutex_byte<'a>(obj: *mut c_void) -> &'a AtomicU8 {
     unsafe { &*(obj as *const AtomicU8) }
 }
 
+/// A condition's plugin bytes (`COND_SIZE`): the sequence number that signals bump,
+/// and how many of its waiters' watches in a row saw no signal (`parking::watch`).
+#[repr(C)]
+struct Cond {
+    seq: AtomicU32,
+    unanswered: AtomicU32,
+}
+
 /// # Safety
 /// `obj` is the plugin bytes of a condition, 8-aligned, initialised by `cond_init`.
-unsafe fn cond_seq<'a>(obj: *mut c_void) -> &'a AtomicU32 {
+unsafe fn cond_of<'a>(obj: *mut c_void) -> &'a Cond {
     // SAFETY: see above.
-    unsafe { &*(obj as *const AtomicU32) }
+    unsafe { &*(obj as *const Cond) }
 }
 
 /// Takes the lock if it is free, whether or not waiters are parked on it.
@@ -150,6 +159,20 @@ fn lock_slow(m: &AtomicU8, spin: bool, deadline: i64) -> bool {
     }
 }
 
+/// Takes the lock if it is free now or within a few hundred pauses (its holder runs on
+/// another CPU and is about to release it); false if it stayed held.
+fn take_soon(m: &AtomicU8) -> bool {
+    for _ in 0..TAKE_SOON_SPINS {
+        if m.load(Relaxed) & LOCKED == 0 && try_lock(m) {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    false
+}
+
+const TAKE_SOON_SPINS: u32 = 256;
+
 /// Releases the lock; with waiters parked, wakes one and leaves the byte at 0, free
 /// for whoever takes it first (no handoff). The woken waiter sets `PARKED` again when
 /// it takes the lock or parks, so until then the others stay parked and the lock's
@@ -223,7 +246,7 @@ pub(crate) unsafe extern "C" fn mutex_unlock(obj: *mut c_void) -> weft_status_t 
 
 pub(crate) unsafe extern "C" fn cond_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
     // SAFETY: the object's plugin bytes.
-    unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(0)) };
+    unsafe { (obj as *mut Cond).write(Cond { seq: AtomicU32::new(0), unanswered: AtomicU32::new(0) }) };
     WEFT_OK
 }
 
@@ -236,13 +259,26 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
             return WEFT_ETIMEDOUT;
         }
         // SAFETY: an initialised condition and a mutex the caller holds.
-        let (seq, m) = unsafe { (cond_seq(cond), mutex_byte(mutex)) };
+        let (c, m) = unsafe { (cond_of(cond), mutex_byte(mutex)) };
         // Read under the mutex: a signal sent after we release it changes `seq`, so the
         // park below either sees the change or is queued when it is woken.
-        let seen = seq.load(Acquire);
+        let seen = c.seq.load(Acquire);
         let woke = HOST.blocking(|| {
             unlock(m);
-            let woke = wait::park(cond as usize, || seq.load(Acquire) == seen, deadline);
+            // On an OS thread with a CPU to spare, watch for the signal before sleeping:
+            // the other side of a hand-off, running on another CPU, often answers
+            // within microseconds, and then nobody sleeps or wakes.
+            let signalled = || c.seq.load(Acquire) != seen;
+            if wait::may_watch() && watch::watch(&c.unanswered, deadline, signalled) {
+                // The signaller runs on another CPU and releases the mutex within a
+                // fraction of a microsecond: watch for that too before backing off as a
+                // contended lock does.
+                if !take_soon(m) {
+                    lock_slow(m, true, WEFT_FOREVER);
+                }
+                return Wake::Woken;
+            }
+            let woke = wait::park(cond as usize, || !signalled(), deadline);
             // The signaller usually still holds the mutex and keeps it for a while (it
             // returns from the signal, then unlocks): park at once rather than spin.
             if !try_lock(m) {
@@ -261,7 +297,7 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
 pub(crate) unsafe extern "C" fn cond_signal(obj: *mut c_void) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: an initialised condition.
-        unsafe { cond_seq(obj) }.fetch_add(1, AcqRel);
+        unsafe { cond_of(obj) }.seq.fetch_add(1, AcqRel);
         wait::wake_one(obj as usize);
         WEFT_OK
     })
@@ -270,7 +306,7 @@ pub(crate) unsafe extern "C" fn cond_signal(obj: *mut c_void) -> weft_status_t {
 pub(crate) unsafe extern "C" fn cond_broadcast(obj: *mut c_void) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: an initialised condition.
-        unsafe { cond_seq(obj) }.fetch_add(1, AcqRel);
+        unsafe { cond_of(obj) }.seq.fetch_add(1, AcqRel);
         wait::wake_all(obj as usize);
         WEFT_OK
     })

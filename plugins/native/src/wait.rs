@@ -130,6 +130,13 @@ pub(crate) fn lock_backoff() -> LockBackoff {
     LockBackoff { spin_steps: 0, steps: 20 }
 }
 
+/// Whether a condition waiter may watch for its signal before it parks (lock.rs,
+/// `parking::watch`): not while yields have been slow (more runnable threads than
+/// CPUs: the signaller may be waiting for this one).
+pub(crate) fn may_watch() -> bool {
+    yielding_pays()
+}
+
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): here, another OS thread. Timed (`yields.rs`).
 pub(crate) fn backoff_yield() {
