@@ -21,7 +21,10 @@
 //!   for a while, and stops of the world waited for it (the soak's longest wait, 3-74
 //!   ms before, 170-580 ms with the handoff).
 //! * A condition is a sequence number: a waiter reads it under the mutex, releases the
-//!   mutex and parks while it is unchanged; a signal bumps it and wakes.
+//!   mutex and parks while it is unchanged; a signal bumps it and wakes. On an OS thread
+//!   with a CPU to spare, the waiter first watches the number for a while
+//!   (`parking::watch`): a signaller on another CPU answers a hand-off within
+//!   microseconds, and then nobody sleeps or wakes.
 //! * The runtime's parking on an address (`park` / `unpark`: `weft_wait_on`,
 //!   `weft_park`, the semaphores, barriers and once) is a wait on the same parking,
 //!   under keys of their own.
