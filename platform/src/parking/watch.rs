@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicUsize
 use std::sync::OnceLock;
 
 /// The longest watch.
-pub const LONGEST_NS: i64 = 50_000;
+const LONGEST_NS: i64 = 50_000;
 /// Unanswered watches in a row that shorten the next one (each halves it).
 const MAX_UNANSWERED: u32 = 5;
 /// Reads of the watched word between two looks at the clock.
