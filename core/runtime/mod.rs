@@ -330,7 +330,8 @@ impl Runtime {
     #[inline]
     pub(crate) fn now(&self) -> i64 {
         if self.table.caps & WEFT_CAP_MONOTONIC_CLOCK != 0 {
-            return monotonic_now();
+            // The platform's clock, read here without a call through the table.
+            return weft_platform::clock::monotonic_now();
         }
         plat_call!(self.table, now(self.prt))
     }
@@ -400,16 +401,6 @@ impl Runtime {
         }
         check_plugin(status, || "sleep interrupted".into())
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds: the clock of a platform that claims
-/// `WEFT_CAP_MONOTONIC_CLOCK`, read here without a call through the table.
-#[inline]
-fn monotonic_now() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod abi;
+pub mod clock;
 pub mod fork_lock;
 pub mod guard;
 pub mod os_thread;

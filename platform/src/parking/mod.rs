@@ -281,17 +281,11 @@ pub fn unpark_filter(key: usize, mut filter: impl FnMut(usize) -> FilterOp, toke
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::monotonic_now as now;
     use crate::WEFT_FOREVER;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
     use std::sync::Arc;
     use std::thread;
-
-    fn now() -> i64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-    }
 
     #[test]
     fn an_invalid_park_returns_at_once() {

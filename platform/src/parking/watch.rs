@@ -32,6 +32,8 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::OnceLock;
 
+use crate::clock::monotonic_now as now;
+
 /// The longest watch.
 const LONGEST_NS: i64 = 50_000;
 /// Unanswered watches in a row that shorten the next one (each halves it).
@@ -155,13 +157,6 @@ fn watch_from(history: &AtomicU32, start: i64, deadline: i64, answered: impl Fn(
 /// In a child of fork(): the parent's watchers are threads the child does not have.
 pub(super) fn forget_parent_watchers_in_child() {
     WATCHERS.store(0, Relaxed);
-}
-
-fn now() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: an out-parameter; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 #[cfg(test)]

@@ -293,14 +293,8 @@ fn class_of(size: usize) -> &'static Class {
     c
 }
 
-/// CLOCK_MONOTONIC in nanoseconds (green's clock; sim's `clock` is virtual, and this is
-/// about real memory).
-fn now() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
+// Real time (green's clock; sim's `clock` is virtual, and this is about real memory).
+use weft_platform::clock::monotonic_now as now;
 
 /// A stack promised to a task: one of its size is in the pool for it (mapped by
 /// `reserve` if need be, so that a spawn fails, not the task's first run, when none can

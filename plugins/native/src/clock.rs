@@ -4,12 +4,7 @@ use std::time::{Duration, Instant};
 
 use weft_platform::WEFT_FOREVER;
 
-pub(crate) fn now() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
+pub(crate) use weft_platform::clock::monotonic_now as now;
 
 /// True when `deadline` means "do not wait".
 pub(crate) fn expired(deadline: i64) -> bool {
