@@ -18,8 +18,7 @@
 //! is queued, so a queued node is always alive.
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use smallvec::SmallVec;
 
@@ -146,14 +145,17 @@ fn bucket(key: usize) -> &'static ForkMutex<Queue> {
 }
 
 /// Registers (once per copy of this crate: each shared object has its own table) the
-/// `fork()` handler that empties the table in a child.
+/// `fork()` handler that empties the table in a child. Not a `Once`: a child forked
+/// while another thread was inside its `call_once` would wait for that thread for ever.
+/// A caller that loses the race goes on before the winner has registered; a fork in
+/// that instant leaves the child without the reset, never hung.
 fn forget_parent_waiters_in_children() {
-    static REGISTERED: Once = Once::new();
-    REGISTERED.call_once(|| {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.load(Relaxed) && !REGISTERED.swap(true, Relaxed) {
         // SAFETY: a plain function that lives as long as the object holding this table,
         // which is not unloaded while anything parks in it.
         unsafe { libc::pthread_atfork(None, None, Some(empty_buckets_in_child)) };
-    });
+    }
 }
 
 /// In a child of fork(): every queued node is a parent's thread, which the child does
