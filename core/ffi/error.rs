@@ -12,7 +12,7 @@
 use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use weft_platform::*;
 
@@ -58,17 +58,26 @@ pub(crate) enum TaskError {
 /// The runtime's lookup of the running task's buffer; `make`: create it if missing.
 pub(crate) type TaskErrorLookup = fn(make: bool) -> TaskError;
 
-static TASK_ERRORS: OnceLock<TaskErrorLookup> = OnceLock::new();
+/// The lookup's address, 0 before it is installed. Not a `OnceLock`, whose `set` a
+/// child forked during another thread's `set` would wait on for ever.
+static TASK_ERRORS: AtomicUsize = AtomicUsize::new(0);
 
 /// Installs the lookup of the running task's last-error buffer (the runtime, before its
 /// first task runs; later calls change nothing). Only failures and `weft_last_error()`
 /// use it: a successful call never looks.
 pub(crate) fn install_task_errors(lookup: TaskErrorLookup) {
-    let _ = TASK_ERRORS.set(lookup);
+    let _ = TASK_ERRORS.compare_exchange(0, lookup as usize, Release, Relaxed);
 }
 
 fn task_error(make: bool) -> TaskError {
-    TASK_ERRORS.get().map_or(TaskError::NotATask, |lookup| lookup(make))
+    match TASK_ERRORS.load(Acquire) {
+        0 => TaskError::NotATask,
+        address => {
+            // SAFETY: a non-zero value is the address of a `TaskErrorLookup`, stored above.
+            let lookup = unsafe { std::mem::transmute::<usize, TaskErrorLookup>(address) };
+            lookup(make)
+        }
+    }
 }
 
 thread_local! {

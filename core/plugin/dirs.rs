@@ -14,8 +14,9 @@
 use std::ffi::{c_int, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
+use weft_platform::once::ForkSafeOnce;
 use weft_platform::WEFT_ENOTSUP;
 
 use super::loader::secure_env;
@@ -110,10 +111,19 @@ unsafe extern "C" fn visit_object(info: *mut libc::dl_phdr_info, _size: usize, d
 /// Found once per process: `dl_iterate_phdr` takes the dynamic linker's lock, which a
 /// child of `fork()` can inherit held (another thread of the parent was iterating), so
 /// it is not called again in a child once a runtime was open in the parent (see fork.rs).
-static OWN_OBJECT: OnceLock<Option<OwnObject>> = OnceLock::new();
+/// A `ForkSafeOnce`: a child forked during another thread's search searches itself.
+static OWN_OBJECT_FOUND: ForkSafeOnce = ForkSafeOnce::new();
+static OWN_OBJECT: AtomicPtr<OwnObject> = AtomicPtr::new(std::ptr::null_mut());
 
 fn own_object() -> Option<&'static OwnObject> {
-    OWN_OBJECT.get_or_init(find_own_object).as_ref()
+    OWN_OBJECT_FOUND.call_once(|| {
+        if let Some(found) = find_own_object() {
+            OWN_OBJECT.store(Box::into_raw(Box::new(found)), Relaxed);
+        }
+    });
+    // SAFETY: null, or a box leaked above and never freed. The once's end orders the
+    // store before this load.
+    unsafe { OWN_OBJECT.load(Relaxed).as_ref() }
 }
 
 /// Called before a fork, so that the child has the answer without the linker's lock.

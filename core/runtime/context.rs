@@ -10,7 +10,9 @@ use std::ptr;
 use std::sync::atomic::{
     AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
 };
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+
+use weft_platform::once::ForkSafeOnce;
 
 use crate::ffi::error::{LastErrorBuf, TaskError};
 use crate::runtime::current;
@@ -243,14 +245,21 @@ thread_local! {
 /// `Arc::into_raw`), made once; None if the process has no key left (then a thread
 /// that calls weft after its thread-locals are gone gets a context never freed).
 fn thread_key() -> Option<libc::pthread_key_t> {
-    static KEY: OnceLock<Option<libc::pthread_key_t>> = OnceLock::new();
-    *KEY.get_or_init(|| {
+    // A `ForkSafeOnce`: a child forked while another thread made the key makes its own.
+    static MADE: ForkSafeOnce = ForkSafeOnce::new();
+    static KEY: AtomicU64 = AtomicU64::new(NO_KEY);
+    const NO_KEY: u64 = u64::MAX;
+    MADE.call_once(|| {
         let mut key: libc::pthread_key_t = 0;
         // SAFETY: `key` is writable. The destructor is libweft code, as are the
         // thread-local destructors registered with each context; libweft stays loaded
         // under its plugins, which are never unloaded and call back into it.
-        (unsafe { libc::pthread_key_create(&mut key, Some(thread_key_destructor)) } == 0).then_some(key)
-    })
+        if unsafe { libc::pthread_key_create(&mut key, Some(thread_key_destructor)) } == 0 {
+            KEY.store(u64::from(key), Relaxed);
+        }
+    });
+    // The once's end orders the store before this load.
+    libc::pthread_key_t::try_from(KEY.load(Relaxed)).ok()
 }
 
 /// Gives this thread's key one more reference to `ctx`; false if there is no key or it

@@ -41,6 +41,7 @@ pub static mut weft_state_tls_offset_: isize = 0;
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod imp {
     use std::ffi::c_void;
+    use std::sync::atomic::Ordering::Relaxed;
 
     // The variable: 16 bytes of zero-initialised TLS, private to libweft (weft.h reaches
     // word 1 through `weft_state_tls_offset_`).
@@ -166,15 +167,18 @@ mod imp {
         }
     }
 
-    /// Publishes the state word's offset for weft.h, once.
+    /// Publishes the state word's offset for weft.h. Not a `Once`: every writer writes
+    /// the same value, and a child forked during another thread's `call_once` would
+    /// wait for it for ever.
     pub(super) fn publish_offset() {
-        static PUBLISHED: std::sync::Once = std::sync::Once::new();
-        PUBLISHED.call_once(|| {
-            let offset = slot_offset() + (super::STATE * 8) as isize;
-            // SAFETY: an aligned word written once, here; weft.h reads it, and takes 0
-            // (before this write) as "not published: call weft_task_state_get".
-            unsafe { std::ptr::addr_of_mut!(super::weft_state_tls_offset_).write_volatile(offset) };
-        });
+        // SAFETY: an aligned word that libweft accesses only here, atomically; weft.h
+        // reads it, and takes 0 (before the first write) as "not published: call
+        // weft_task_state_get".
+        let word =
+            unsafe { std::sync::atomic::AtomicIsize::from_ptr(std::ptr::addr_of_mut!(super::weft_state_tls_offset_)) };
+        if word.load(Relaxed) == 0 {
+            word.store(slot_offset() + (super::STATE * 8) as isize, Relaxed);
+        }
     }
 
     extern "C" fn publish_at_load() {

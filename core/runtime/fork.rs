@@ -30,10 +30,10 @@
 //!
 //! The handlers are registered when the first runtime opens. (The dynamic linker's own
 //! lock is not weft's to take; weft only makes sure not to need it in a child: see
-//! `plugin_dirs::own_object`.)
-use std::sync::Once;
-
+//! `plugin_dirs::own_object`.) A child forked while another thread registered them
+//! registers them itself (`ForkSafeOnce`), unless their child handler ran in it.
 use weft_platform::fork_lock::{ForkMutex, RawForkLock};
+use weft_platform::once::ForkSafeOnce;
 
 use crate::runtime::Runtime;
 
@@ -41,7 +41,7 @@ use crate::runtime::Runtime;
 static OPEN: ForkMutex<Vec<usize>> = ForkMutex::new(Vec::new());
 /// The runtimes a parent had open when this process was forked from it.
 static LEFT_IN_PARENT: ForkMutex<Vec<usize>> = ForkMutex::new(Vec::new());
-static HANDLERS: Once = Once::new();
+static HANDLERS: ForkSafeOnce = ForkSafeOnce::new();
 
 pub(crate) fn runtime_opened(rt: *const Runtime) {
     HANDLERS.call_once(|| {
@@ -110,6 +110,7 @@ extern "C" fn parent() {
 /// forked: the locks are reset, not unlocked, so that no one is woken (the data behind
 /// them is consistent: this thread took them all in `prepare`).
 extern "C" fn child() {
+    HANDLERS.mark_done();
     for lock in global_locks() {
         // SAFETY: the child of a fork, whose one thread (this one) holds every lock.
         unsafe { lock.reset_in_child() };

@@ -16,6 +16,7 @@ use std::sync::atomic::{
 use std::sync::Arc;
 
 use weft_platform::fork_lock::ForkMutex;
+use weft_platform::once::known_once;
 use weft_platform::*;
 
 use crate::ffi::callback::{host_call, may_unwind};
@@ -135,10 +136,11 @@ impl Pool {
     /// One worker per CPU but one (the caller's), counted once per process:
     /// `available_parallelism` reads the affinity mask and the cgroup's CPU quota from
     /// /sys, some 30 us of system calls that every call past its solo start paid before
-    /// (a quarter of a 10^6 map).
+    /// (a quarter of a 10^6 map). `known_once`, not a `OnceLock`, which a child forked
+    /// during the first count would wait on for ever.
     fn workers_wanted() -> usize {
-        static WANTED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        *WANTED.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1))
+        static WANTED: AtomicUsize = AtomicUsize::new(0);
+        known_once(&WANTED, || std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1))
     }
 
     /// Starts the workers once (again after a `stop`).

@@ -14,6 +14,7 @@ pub mod abi;
 pub mod clock;
 pub mod fork_lock;
 pub mod guard;
+pub mod once;
 pub mod os_thread;
 pub mod parking;
 pub mod readiness;

@@ -18,11 +18,12 @@
 //! is queued, so a queued node is always alive.
 use std::cell::Cell;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use smallvec::SmallVec;
 
 use crate::fork_lock::ForkMutex;
+use crate::once::ForkSafeOnce;
 
 mod parker;
 pub mod watch;
@@ -145,23 +146,23 @@ fn bucket(key: usize) -> &'static ForkMutex<Queue> {
 }
 
 /// Registers (once per copy of this crate: each shared object has its own table) the
-/// `fork()` handler that empties the table in a child. Not a `Once`: a child forked
-/// while another thread was inside its `call_once` would wait for that thread for ever.
-/// A caller that loses the race goes on before the winner has registered; a fork in
-/// that instant leaves the child without the reset, never hung.
+/// `fork()` handler that empties the table in a child. A `ForkSafeOnce`: a child forked
+/// while another thread registered it must not wait for that thread.
+static REGISTERED: ForkSafeOnce = ForkSafeOnce::new();
+
 fn forget_parent_waiters_in_children() {
-    static REGISTERED: AtomicBool = AtomicBool::new(false);
-    if !REGISTERED.load(Relaxed) && !REGISTERED.swap(true, Relaxed) {
+    REGISTERED.call_once(|| {
         // SAFETY: a plain function that lives as long as the object holding this table,
         // which is not unloaded while anything parks in it.
         unsafe { libc::pthread_atfork(None, None, Some(empty_buckets_in_child)) };
-    }
+    });
 }
 
 /// In a child of fork(): every queued node is a parent's thread, which the child does
 /// not have, and a bucket's lock may have been held by one. Every bucket is made free
 /// and empty; its old list is forgotten, not walked (it may be half-changed).
 extern "C" fn empty_buckets_in_child() {
+    REGISTERED.mark_done();
     parker::free_parent_parkers_in_child();
     watch::forget_parent_watchers_in_child();
     for bucket in &BUCKETS {

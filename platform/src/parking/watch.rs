@@ -32,6 +32,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use crate::clock::monotonic_now as now;
+use crate::once::known_once;
 
 /// The longest watch.
 const LONGEST_NS: i64 = 50_000;
@@ -47,21 +48,6 @@ static WATCHERS: AtomicUsize = AtomicUsize::new(0);
 fn spare_cpus() -> usize {
     static CPUS: AtomicUsize = AtomicUsize::new(0);
     known_once(&CPUS, || std::thread::available_parallelism().map_or(1, NonZeroUsize::get)) - 1
-}
-
-/// The value in `cell`, found by `find` (at least 1) the first time. Not a `OnceLock`:
-/// a child of `fork()` whose parent was inside a `OnceLock`'s initialisation at the fork
-/// waits for it for ever (CPython's test_threading forks from a thread while its main
-/// thread's first condition wait counted the CPUs). Two first callers both find it.
-fn known_once(cell: &AtomicUsize, find: impl FnOnce() -> usize) -> usize {
-    match cell.load(Relaxed) {
-        0 => {
-            let found = find().max(1);
-            cell.store(found, Relaxed);
-            found
-        }
-        known => known,
-    }
 }
 
 /// How old a reading of the machine's runnable threads may be.
@@ -258,46 +244,6 @@ mod tests {
             spare_cpus()
         );
         assert_eq!(WATCHERS.load(Relaxed), 0, "every watch gave its place back");
-    }
-
-    /// A child of `fork()` made while another thread of its parent was finding a value
-    /// for `known_once` finds it again instead of waiting for a thread it does not have.
-    #[test]
-    fn a_child_forked_during_a_first_count_does_not_wait_for_it() {
-        static CELL: AtomicUsize = AtomicUsize::new(0);
-        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
-        let (forked_tx, forked_rx) = std::sync::mpsc::channel::<()>();
-        let finder = std::thread::spawn(move || {
-            known_once(&CELL, || {
-                inside_tx.send(()).unwrap();
-                forked_rx.recv().unwrap();
-                3
-            })
-        });
-        inside_rx.recv().unwrap();
-        // SAFETY: the child only reads and writes an atomic and exits.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let found = known_once(&CELL, || 5);
-            // SAFETY: ends the child at once, without the parent's exit handlers.
-            unsafe { libc::_exit(if found == 5 { 0 } else { 1 }) };
-        }
-        assert!(pid > 0, "fork failed");
-        forked_tx.send(()).unwrap();
-        assert_eq!(finder.join().unwrap(), 3);
-        let mut status = 0;
-        let give_up = now() + 10_000_000_000;
-        // SAFETY: our child; WNOHANG, so that a hung child fails the test instead of
-        // hanging it.
-        while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
-            if now() > give_up {
-                // SAFETY: our child, which has not been reaped.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                panic!("the child waited for the parent's finder for 10 s");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
     }
 
     /// The kernel's count of runnable threads is read (this test's thread is one of

@@ -7,10 +7,10 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
-use std::sync::Once;
 
 use corosensei::stack::{Stack as CoroStack, StackPointer};
 use weft_platform::fork_lock::{ForkMutex, RawForkLock};
+use weft_platform::once::ForkSafeOnce;
 
 /// The default usable size of a task stack: virtual address space, committed only as
 /// the task touches it.
@@ -210,9 +210,12 @@ static CLASSES: ForkMutex<Vec<&'static Class>> = ForkMutex::new(Vec::new());
 /// The pool's locks are never inherited held by a child of fork() (a worker of another
 /// runtime giving a stack back as the host forks): `pthread_atfork` handlers take them
 /// all before the fork and release them on both sides, as libweft does with its own.
+/// (A `ForkSafeOnce`: a child forked during another thread's registration must not wait
+/// for it.)
+static HANDLERS: ForkSafeOnce = ForkSafeOnce::new();
+
 fn fork_handlers() {
-    static REGISTERED: Once = Once::new();
-    REGISTERED.call_once(|| {
+    HANDLERS.call_once(|| {
         // SAFETY: plain functions that live as long as the plugin, which is never
         // unloaded while a runtime uses it.
         unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_parent), Some(after_fork_child)) };
@@ -251,6 +254,7 @@ extern "C" fn after_fork_parent() {
 /// Threads of the parent may have been queued on the locks: the locks are reset, not
 /// unlocked, so that no one is woken (see `weft_platform::fork_lock`).
 extern "C" fn after_fork_child() {
+    HANDLERS.mark_done();
     // SAFETY: CLASSES is held by this thread (the child's only one) since `before_fork`.
     let classes = unsafe { &*CLASSES.data_ptr() };
     for lock in pool_locks(classes) {
@@ -581,11 +585,13 @@ pub(crate) unsafe fn report_bounds(
 }
 
 static mut PREVIOUS: std::mem::MaybeUninit<libc::sigaction> = std::mem::MaybeUninit::zeroed();
-static INSTALL: Once = Once::new();
+static INSTALL: ForkSafeOnce = ForkSafeOnce::new();
 
 /// Installs the SIGSEGV handler once per process (a task's stack overflow faults in
 /// its guard region with SIGSEGV; the previous handler is chained for every other
-/// SIGSEGV, a fault or one sent by `kill` or `raise`).
+/// SIGSEGV, a fault or one sent by `kill` or `raise`). A child forked while its parent
+/// installed it installs it again, and then must not take its own handler for the one
+/// to chain to.
 pub(crate) fn install_handler() {
     INSTALL.call_once(|| {
         // SAFETY: a zeroed sigaction is a valid start; the handler is async-signal-safe
@@ -595,8 +601,11 @@ pub(crate) fn install_handler() {
             action.sa_sigaction = on_fault as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut action.sa_mask);
-            let previous = std::ptr::addr_of_mut!(PREVIOUS) as *mut libc::sigaction;
-            libc::sigaction(libc::SIGSEGV, &action, previous);
+            let mut previous: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(libc::SIGSEGV, &action, &mut previous);
+            if previous.sa_sigaction != action.sa_sigaction {
+                (std::ptr::addr_of_mut!(PREVIOUS) as *mut libc::sigaction).write(previous);
+            }
         }
     });
 }

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use weft_platform::fork_lock::ForkMutex;
+use weft_platform::once::ForkSafeOnce;
 use weft_platform::WEFT_FOREVER;
 
 use crate::clock;
@@ -92,8 +93,11 @@ const BUCKET_BITS: u32 = 14;
 static BUCKETS: [Bucket; 1 << BUCKET_BITS] = [const { Bucket(ForkMutex::new(Queue::new())) }; 1 << BUCKET_BITS];
 
 /// Registers (once) the `fork()` handler that empties every bucket in a child.
+/// (A `ForkSafeOnce`: a child forked during another thread's registration must not wait
+/// for it.)
+static REGISTERED: ForkSafeOnce = ForkSafeOnce::new();
+
 pub(crate) fn forget_parent_waiters_in_children() {
-    static REGISTERED: std::sync::Once = std::sync::Once::new();
     REGISTERED.call_once(|| {
         // SAFETY: a plain function that lives as long as the plugin, which is never
         // unloaded while a runtime uses it.
@@ -106,6 +110,7 @@ pub(crate) fn forget_parent_waiters_in_children() {
 /// the instant of the fork: every bucket is made free and empty (its old queue is
 /// forgotten, not dropped, since it may have been half-changed).
 extern "C" fn empty_buckets_in_child() {
+    REGISTERED.mark_done();
     for bucket in &BUCKETS {
         // SAFETY: the child's only thread (this one) resets a lock no thread of its holds,
         // and replaces the data behind it without reading it.

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
+use weft_platform::once::ForkSafeOnce;
 use weft_platform::{WEFT_FOREVER, WEFT_IO_READ, WEFT_IO_WRITE};
 
 use crate::io::IoWait;
@@ -320,7 +321,7 @@ impl Sim {
         let sim = Box::new(Sim { state: RefCell::new(state), opens: Cell::new(1) });
         HERE.with(|h| h.set(&*sim));
         if stats_wanted() {
-            static AT_EXIT: std::sync::Once = std::sync::Once::new();
+            static AT_EXIT: ForkSafeOnce = ForkSafeOnce::new();
             // SAFETY: a plain function that lives as long as the plugin.
             AT_EXIT.call_once(|| unsafe {
                 libc::atexit(steps_at_exit);
