@@ -376,6 +376,14 @@ impl Runtime {
         self.table.caps & WEFT_CAP_OS_THREADS != 0
     }
 
+    /// Whether a waiter of the runtime's own parking (semaphores) may watch for its
+    /// wake-up before it parks: every task is an OS thread, so a watch spins only its
+    /// own CPU (never a worker's other tasks'), and the platform's time is real.
+    #[inline]
+    pub(crate) fn waiters_may_watch(&self) -> bool {
+        self.table.caps & WEFT_CAP_OS_THREADS != 0 && self.table.caps & WEFT_CAP_DETERMINISTIC == 0
+    }
+
     /// Whether the platform's yield is `sched_yield` on the calling thread, which
     /// `weft_yield` then makes itself (`WEFT_CAP_SCHED_YIELD`).
     #[inline]

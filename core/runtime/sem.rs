@@ -1,13 +1,16 @@
 //! Semaphores, barriers and once, in host memory, over the parking table: an
 //! uncontended operation is one atomic instruction; only a wait parks.
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Release, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicPtr, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
+};
 
+use weft_platform::parking::watch::watch;
 use weft_platform::*;
 
 use crate::ffi::error::{fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::runtime::parking::Parking;
-use crate::runtime::{context, implicit_runtime, Runtime};
+use crate::runtime::{context, implicit_runtime, safepoint, Runtime};
 
 const TAG_DESTROYED: u32 = 0xdead_0b1e;
 
@@ -15,7 +18,8 @@ const TAG_DESTROYED: u32 = 0xdead_0b1e;
 #[repr(C)]
 pub(crate) struct Semaphore {
     tag: AtomicU32,
-    _pad: u32,
+    /// Watches for a post that went unanswered in a row (`weft_platform::parking::watch`).
+    unanswered: AtomicU32,
     /// The count (low 32 bits) and the tasks inside a wait (high 32 bits), in one word:
     /// a post learns whether to wake from the value its increment replaced and reads
     /// nothing after it, so the waiter it released may destroy and free the semaphore
@@ -52,6 +56,13 @@ fn runtime_of(rt: &AtomicPtr<Runtime>, kind: &str) -> Result<&'static Runtime> {
     Ok(rt)
 }
 
+/// Watches (`weft_platform::parking::watch`) for `answered()` before a park, where the
+/// runtime's waiters may (`Runtime::waiters_may_watch`): true if answered. In a
+/// blocking region, as the park would be: a stop-the-world does not wait for it.
+fn watch_before_parking(rt: &Runtime, history: &AtomicU32, deadline: i64, answered: impl Fn() -> bool) -> bool {
+    rt.waiters_may_watch() && safepoint::in_blocking_region(rt, || watch(history, deadline, answered))
+}
+
 impl Semaphore {
     /// Makes a semaphore with `value` in host memory.
     ///
@@ -62,7 +73,7 @@ impl Semaphore {
         unsafe {
             ptr.write(Semaphore {
                 tag: AtomicU32::new(0),
-                _pad: 0,
+                unanswered: AtomicU32::new(0),
                 state: AtomicU64::new(value as u64),
                 rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
             });
@@ -91,12 +102,23 @@ impl Semaphore {
     /// Takes one unit, waiting until there is one or the deadline.
     pub(crate) fn wait(&self, deadline: i64) -> Result<()> {
         let rt = runtime_of(&self.rt, "semaphore")?;
+        let mut may_watch = true;
         loop {
             if self.try_take() {
                 return Ok(());
             }
             let table = rt.parking()?;
+            // Counted while it watches too: a destroy meanwhile is refused.
             self.state.fetch_add(WAITER, SeqCst);
+            // Once per wait, watch for a post from another CPU before parking: nobody
+            // sleeps, and the post's wake-up finds nobody parked (a ping-pong's round
+            // trip: see docs/performance.md).
+            if std::mem::take(&mut may_watch)
+                && watch_before_parking(rt, &self.unanswered, deadline, || self.state.load(Relaxed) & COUNT != 0)
+            {
+                self.state.fetch_sub(WAITER, SeqCst);
+                continue;
+            }
             let parked = table.park(rt, self.state_addr(), || self.state.load(SeqCst) & COUNT == 0, deadline);
             self.state.fetch_sub(WAITER, SeqCst);
             match parked {
@@ -137,6 +159,8 @@ pub(crate) struct Barrier {
     rt: AtomicPtr<Runtime>,
     /// Tasks inside a wait, from before they arrive until they have left it.
     waiters: AtomicU32,
+    /// Watches for a round's end that went unanswered in a row.
+    unanswered: AtomicU32,
 }
 
 const TAG_BARRIER: u32 = 0x5742_4152;
@@ -168,6 +192,7 @@ impl Barrier {
                 generation: AtomicU32::new(0),
                 rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
                 waiters: AtomicU32::new(0),
+                unanswered: AtomicU32::new(0),
             });
             (*ptr).tag.store(TAG_BARRIER, Release);
         }
@@ -212,6 +237,10 @@ impl Barrier {
             self.generation.fetch_add(1, SeqCst);
             rt.parking()?.unpark(rt, addr, usize::MAX)?;
             return Ok(true);
+        }
+        // The last arrival on another CPU often comes within microseconds.
+        if watch_before_parking(rt, &self.unanswered, WEFT_FOREVER, || self.generation.load(Relaxed) != generation) {
+            return Ok(false);
         }
         let table = rt.parking()?;
         loop {

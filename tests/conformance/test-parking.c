@@ -274,6 +274,81 @@ TEST_IMPL(sem_freed_by_the_woken_waiter) {
   return TEST_OK;
 }
 
+/* Hand-overs in a stream through semaphores: a producer posts one token at a time and
+ * waits until a consumer acknowledges it; two consumers wait for tokens on one
+ * semaphore, one with untimed waits, one with 1 ms timed ones. On OS threads a waiter
+ * watches for the post before it parks (docs/performance.md), so the stream mixes
+ * waiters answered while they watch (and not counted as waiters, so the post wakes
+ * nobody) with waiters parked and woken: every token must be taken exactly once, and
+ * each taken only after it was posted. Every wait has a deadline, so a lost wake-up
+ * fails the test instead of hanging it. */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_sem_t given, acked;
+  atomic_long outstanding; /* tokens posted and not yet taken: 0 or 1 */
+  atomic_int stop;
+  atomic_long taken[2];
+  atomic_int bad;
+} sem_handoff_t;
+
+typedef struct {
+  sem_handoff_t *h;
+  int me;
+  int64_t patience_ms; /* of each wait: short for the timed consumer */
+} sem_handoff_consumer_t;
+
+static int32_t sem_handoff_consumer(void *arg, void **result) {
+  (void)result;
+  sem_handoff_consumer_t *c = arg;
+  sem_handoff_t *h = c->h;
+  int64_t give_up = test_after_ms(h->rt, TEST_PATIENCE_MS);
+  for (;;) {
+    weft_status_t st = weft_sem_wait_until(&h->given, test_after_ms(h->rt, c->patience_ms));
+    if (st == WEFT_ETIMEDOUT) {
+      if (weft_now(h->rt) > give_up) return 1; /* a token nobody took: a lost wake-up */
+      continue;
+    }
+    if (st != WEFT_OK) return 2;
+    if (atomic_load(&h->stop)) return 0;
+    if (atomic_fetch_sub(&h->outstanding, 1) != 1) atomic_store(&h->bad, 1);
+    atomic_fetch_add(&h->taken[c->me], 1);
+    if (weft_sem_post(&h->acked) != WEFT_OK) return 3;
+    give_up = test_after_ms(h->rt, TEST_PATIENCE_MS);
+  }
+}
+
+TEST_IMPL(sem_handoff_stream) {
+  weft_runtime_t *rt = test_open_runtime();
+  static sem_handoff_t h;
+  memset(&h, 0, sizeof h);
+  h.rt = rt;
+  const long n = (long)test_volume(20000);
+  ASSERT_OK(weft_sem_init(rt, &h.given, 0));
+  ASSERT_OK(weft_sem_init(rt, &h.acked, 0));
+  sem_handoff_consumer_t untimed = {&h, 0, TEST_PATIENCE_MS}, timed = {&h, 1, 1};
+  weft_task_t *tu = test_spawn(rt, sem_handoff_consumer, &untimed);
+  weft_task_t *tt = test_spawn(rt, sem_handoff_consumer, &timed);
+  for (long i = 0; i < n; i++) {
+    atomic_store(&h.outstanding, 1);
+    ASSERT_OK(weft_sem_post(&h.given));
+    ASSERT_OK(weft_sem_wait_until(&h.acked, test_after_ms(rt, TEST_PATIENCE_MS)));
+    ASSERT_EQ(atomic_load(&h.outstanding), 0);
+  }
+  atomic_store(&h.stop, 1);
+  ASSERT_OK(weft_sem_post(&h.given));
+  ASSERT_OK(weft_sem_post(&h.given));
+  ASSERT_EQ(test_join(tu), 0);
+  ASSERT_EQ(test_join(tt), 0);
+  ASSERT_EQ(atomic_load(&h.bad), 0);
+  ASSERT_EQ(atomic_load(&h.taken[0]) + atomic_load(&h.taken[1]), n);
+  ASSERT_EQ(weft_sem_value(&h.given), 0);
+  ASSERT_EQ(weft_sem_value(&h.acked), 0);
+  ASSERT_OK(weft_sem_destroy(&h.given));
+  ASSERT_OK(weft_sem_destroy(&h.acked));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- barriers ---- */
 
 enum { BARRIER_TASKS = 4, BARRIER_ROUNDS = 300 };

@@ -164,7 +164,6 @@ fn forget_parent_waiters_in_children() {
 extern "C" fn empty_buckets_in_child() {
     REGISTERED.mark_done();
     parker::free_parent_parkers_in_child();
-    watch::forget_parent_watchers_in_child();
     for bucket in &BUCKETS {
         // SAFETY: the child's only thread (this one) holds no bucket's lock.
         unsafe { empty_in_child(&bucket.0) };

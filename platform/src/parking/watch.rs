@@ -32,7 +32,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use crate::clock::monotonic_now as now;
-use crate::once::known_once;
+use crate::once::{known_once, ForkSafeOnce};
 
 /// The longest watch.
 const LONGEST_NS: i64 = 50_000;
@@ -113,7 +113,11 @@ fn online_cpus() -> usize {
 /// count of unanswered watches in a row (zero-initialised; see the module). False at
 /// once when no CPU is spare or a thread waits for one.
 pub fn watch(history: &AtomicU32, deadline: i64, answered: impl Fn() -> bool) -> bool {
-    super::forget_parent_waiters_in_children();
+    HANDLER.call_once(|| {
+        // SAFETY: a plain function that lives as long as the object holding this copy
+        // of the crate, which is not unloaded while anything watches.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_parent_watchers_in_child)) };
+    });
     let start = now();
     no_thread_waits_for_a_cpu(start) && watch_on_a_spare_cpu(history, start, deadline, answered)
 }
@@ -154,8 +158,12 @@ fn watch_from(history: &AtomicU32, start: i64, deadline: i64, answered: impl Fn(
     seen
 }
 
+/// Registers `forget_parent_watchers_in_child`, once per copy of this crate.
+static HANDLER: ForkSafeOnce = ForkSafeOnce::new();
+
 /// In a child of fork(): the parent's watchers are threads the child does not have.
-pub(super) fn forget_parent_watchers_in_child() {
+extern "C" fn forget_parent_watchers_in_child() {
+    HANDLER.mark_done();
     WATCHERS.store(0, Relaxed);
 }
 
