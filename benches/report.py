@@ -19,7 +19,7 @@ def num(v):
 def short_unit(unit):
     u = unit or ""
     for key, short in (("ns per message", "ns/msg"), ("lock+unlock pairs per second", "pairs/s"),
-                       ("ns per lock+unlock", "ns/pair"), ("ns per round trip", "ns/round trip"),
+                       ("ns per lock+unlock", "ns/pair"), ("ns per round trip", "ns/round trip"), ("ns per round", "ns/round"),
                        ("ns per spawn+join", "ns/spawn+join"), ("ns per call", "ns/call"),
                        ("ns per loop iteration", "ns/iteration"), ("us time-to-safepoint", "us to safepoint"),
                        ("us full stop+resume", "us stop+resume")):

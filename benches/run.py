@@ -190,6 +190,11 @@ def build_cases(s):
          [("c/weft", "c/posix", None)],
          "two threads hand a turn back and forth through two semaphores (post the other's, wait on "
          "one's own): weft_sem_t vs POSIX sem_t; ns per round trip")
+    case("barrier_rounds", "barrier, two threads",
+         [("c", "barrier_rounds", ["--n", str(s["pingpong"]), "--rounds", r])],
+         [("c/weft", "c/posix", None)],
+         "two threads meet at a barrier round after round: weft_barrier_t vs pthread_barrier_t; "
+         "ns per round")
     for nest in (1, 4):
         case(f"checks_lock/l{nest}", f"mutex lock+unlock with the checks on, {nest} nested",
              [("c", "checks_lock", ["--locks", str(nest), "--n", str(s["uncontended"] // nest), "--rounds", r])],

@@ -4,7 +4,9 @@
  *                  same lock on the raw futex syscall, vs pthread_mutex_t and weft_mutex_t;
  *                  T threads each take it n times around a counter (T = 1: uncontended);
  *   sem_pingpong:  two threads hand a turn back and forth through two semaphores (post
- *                  the other's, wait for one's own): weft_sem_t vs POSIX sem_t. */
+ *                  the other's, wait for one's own): weft_sem_t vs POSIX sem_t;
+ *   barrier_rounds: two threads meet at a barrier round after round: weft_barrier_t vs
+ *                  pthread_barrier_t. */
 #include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -171,6 +173,51 @@ static sample_t sem_run(const params_t *p, bool weft) {
 static sample_t sem_weft(const params_t *p) { return sem_run(p, true); }
 static sample_t sem_posix(const params_t *p) { return sem_run(p, false); }
 
+/* ---- barrier_rounds ---- */
+
+typedef struct {
+  weft_barrier_t weft;
+  pthread_barrier_t posix;
+  long n;
+  bool use_weft;
+  int start;
+} meeting_t;
+
+static void *meet(void *arg) {
+  meeting_t *m = arg;
+  spin_until_set(&m->start);
+  for (long i = 0; i < m->n; i++) {
+    if (m->use_weft) {
+      bool serial;
+      CHECK(weft_barrier_wait(&m->weft, &serial));
+    } else {
+      int rc = pthread_barrier_wait(&m->posix);
+      if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD) die("pthread_barrier_wait", rc);
+    }
+  }
+  return NULL;
+}
+
+static sample_t barrier_run(const params_t *p, bool use_weft) {
+  meeting_t m = {.n = p->n, .use_weft = use_weft};
+  CHECK(weft_barrier_init(bench_rt, &m.weft, 2));
+  if (pthread_barrier_init(&m.posix, NULL, 2) != 0) die("pthread_barrier_init", 1);
+  pthread_t ta, tb;
+  if (pthread_create(&ta, NULL, meet, &m) != 0 || pthread_create(&tb, NULL, meet, &m) != 0)
+    die("pthread_create", 1);
+  int64_t t0 = now_ns();
+  __atomic_store_n(&m.start, 1, __ATOMIC_RELEASE);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  int64_t t1 = now_ns();
+  CHECK(weft_barrier_destroy(&m.weft));
+  pthread_barrier_destroy(&m.posix);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+static sample_t barrier_weft(const params_t *p) { return barrier_run(p, true); }
+static sample_t barrier_posix(const params_t *p) { return barrier_run(p, false); }
+
 void register_parking_kinds(void) {
   bench_register(&(kind_t){
       .kind = "park_lock",
@@ -184,5 +231,12 @@ void register_parking_kinds(void) {
       .better = "lower",
       .default_n = 50000,
       .variants = {{"weft", sem_weft}, {"posix", sem_posix}},
+  });
+  bench_register(&(kind_t){
+      .kind = "barrier_rounds",
+      .unit = "ns per round of two threads meeting at a barrier",
+      .better = "lower",
+      .default_n = 50000,
+      .variants = {{"weft", barrier_weft}, {"posix", barrier_posix}},
   });
 }
