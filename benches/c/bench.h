@@ -109,6 +109,11 @@ static inline void spin_until_set(const int *flag) {
   while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) cpu_relax();
 }
 
+/* Starts two pthreads, `a(arg_a)` and `b(arg_b)`, which wait at `*start` (see
+ * spin_until_set); sets it, joins both, and returns the ns from the start to the last
+ * join. */
+int64_t time_two_threads(void *(*a)(void *), void *arg_a, void *(*b)(void *), void *arg_b, int *start);
+
 /* A cheap per-thread random number generator (xorshift64). */
 static inline uint64_t xorshift(uint64_t *s) {
   uint64_t x = *s;

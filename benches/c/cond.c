@@ -80,17 +80,10 @@ static sample_t pingpong_pthread(const params_t *p) {
   CHECK(pthread_mutex_init(&pp.m, NULL));
   CHECK(pthread_cond_init(&pp.c, NULL));
   pp_arg_t a = {&pp, 0}, b = {&pp, 1};
-  pthread_t ta, tb;
-  CHECK(pthread_create(&ta, NULL, pthread_player, &a));
-  CHECK(pthread_create(&tb, NULL, pthread_player, &b));
-  int64_t t0 = now_ns();
-  __atomic_store_n(&pp.start, 1, __ATOMIC_RELEASE);
-  CHECK(pthread_join(ta, NULL));
-  CHECK(pthread_join(tb, NULL));
-  int64_t t1 = now_ns();
+  int64_t ns = time_two_threads(pthread_player, &a, pthread_player, &b, &pp.start);
   CHECK(pthread_cond_destroy(&pp.c));
   CHECK(pthread_mutex_destroy(&pp.m));
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+  return (sample_t){(double)ns / (double)p->n, 0};
 }
 
 void register_cond_kinds(void) {

@@ -29,6 +29,17 @@ double median_of(double *v, long n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+int64_t time_two_threads(void *(*a)(void *), void *arg_a, void *(*b)(void *), void *arg_b, int *start) {
+  pthread_t ta, tb;
+  CHECK(pthread_create(&ta, NULL, a, arg_a));
+  CHECK(pthread_create(&tb, NULL, b, arg_b));
+  int64_t t0 = now_ns();
+  __atomic_store_n(start, 1, __ATOMIC_RELEASE);
+  CHECK(pthread_join(ta, NULL));
+  CHECK(pthread_join(tb, NULL));
+  return now_ns() - t0;
+}
+
 void die(const char *what, int code) {
   fprintf(stderr, "weftbench: %s failed (%d)", what, code);
   if (code > 0 && code < 100) fprintf(stderr, ": %s [%s]", weft_strerror(code), weft_last_error());

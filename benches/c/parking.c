@@ -155,19 +155,12 @@ static sample_t sem_run(const params_t *p, bool weft) {
     CHECK(sem_init(&s.posix[i], 0, 0));
   }
   player_t a = {&s, 0, weft}, b = {&s, 1, weft};
-  pthread_t ta, tb;
-  if (pthread_create(&ta, NULL, sem_player, &a) != 0 || pthread_create(&tb, NULL, sem_player, &b) != 0)
-    die("pthread_create", 1);
-  int64_t t0 = now_ns();
-  __atomic_store_n(&s.start, 1, __ATOMIC_RELEASE);
-  pthread_join(ta, NULL);
-  pthread_join(tb, NULL);
-  int64_t t1 = now_ns();
+  int64_t ns = time_two_threads(sem_player, &a, sem_player, &b, &s.start);
   for (int i = 0; i < 2; i++) {
     CHECK(weft_sem_destroy(&s.weft[i]));
     CHECK(sem_destroy(&s.posix[i]));
   }
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+  return (sample_t){(double)ns / (double)p->n, 0};
 }
 
 static sample_t sem_weft(const params_t *p) { return sem_run(p, true); }
@@ -202,17 +195,10 @@ static sample_t barrier_run(const params_t *p, bool use_weft) {
   meeting_t m = {.n = p->n, .use_weft = use_weft};
   CHECK(weft_barrier_init(bench_rt, &m.weft, 2));
   if (pthread_barrier_init(&m.posix, NULL, 2) != 0) die("pthread_barrier_init", 1);
-  pthread_t ta, tb;
-  if (pthread_create(&ta, NULL, meet, &m) != 0 || pthread_create(&tb, NULL, meet, &m) != 0)
-    die("pthread_create", 1);
-  int64_t t0 = now_ns();
-  __atomic_store_n(&m.start, 1, __ATOMIC_RELEASE);
-  pthread_join(ta, NULL);
-  pthread_join(tb, NULL);
-  int64_t t1 = now_ns();
+  int64_t ns = time_two_threads(meet, &m, meet, &m, &m.start);
   CHECK(weft_barrier_destroy(&m.weft));
   pthread_barrier_destroy(&m.posix);
-  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+  return (sample_t){(double)ns / (double)p->n, 0};
 }
 
 static sample_t barrier_weft(const params_t *p) { return barrier_run(p, true); }
