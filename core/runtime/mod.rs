@@ -376,9 +376,9 @@ impl Runtime {
         self.table.caps & WEFT_CAP_OS_THREADS != 0
     }
 
-    /// Whether a waiter of the runtime's own parking (semaphores) may watch for its
-    /// wake-up before it parks: every task is an OS thread, so a watch spins only its
-    /// own CPU (never a worker's other tasks'), and the platform's time is real.
+    /// Whether a waiter of the runtime's own parking (semaphores, barriers) may watch
+    /// for its wake-up before it parks: every task is an OS thread, so a watch spins
+    /// only its own CPU (never a worker's other tasks'), and the platform's time is real.
     #[inline]
     pub(crate) fn waiters_may_watch(&self) -> bool {
         self.table.caps & WEFT_CAP_OS_THREADS != 0 && self.table.caps & WEFT_CAP_DETERMINISTIC == 0
