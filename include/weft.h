@@ -43,8 +43,9 @@
  *   the parent is left behind: calls on it are refused with WEFT_EINVAL ("opened by the
  *   parent process before fork()"), and its tasks, channels, blobs and sync objects must
  *   not be used. The child may open a new runtime and use it normally. weft's internal
- *   locks are never inherited held (pthread_atfork), even when other threads opened
- *   runtimes or started and ended tasks at the instant of the fork. Call fork() from a
+ *   locks are never inherited held (pthread_atfork), nor its first-time setup half done,
+ *   even when other threads opened runtimes or started and ended tasks at the instant of
+ *   the fork. Call fork() from a
  *   thread that is not a weft task.
  * - Stacks. A task's stack is WEFT_DEFAULT_STACK_SIZE (8 MiB) unless
  *   weft_spawn_opts_t.stack_size asks otherwise; a size asked for is a minimum, raised to
