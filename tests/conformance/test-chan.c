@@ -878,3 +878,91 @@ TEST_IMPL(chan_impossible_sizes) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* ---- hand-offs: each side waits for the other at every message ---- */
+
+/* How a hand-off consumer waits for its next token. */
+enum { TAKE_UNTIMED, TAKE_TIMED, TAKE_SELECT, TAKERS };
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_chan_t *tokens, *acks, *idle;
+  int how;
+  long taken;
+  long bad; /* a token not above the last one this consumer took, or a bad outcome */
+} taker_t;
+
+/* One receive of a token the way `t->how` says; a timed wait that expires is retried. */
+static weft_status_t take_token(taker_t *t, long *token) {
+  for (;;) {
+    weft_status_t s;
+    if (t->how == TAKE_UNTIMED) {
+      s = weft_chan_recv(t->tokens, token, test_after_ms(t->rt, TEST_PATIENCE_MS));
+    } else if (t->how == TAKE_TIMED) {
+      s = weft_chan_recv(t->tokens, token, test_after_ms(t->rt, 1));
+    } else {
+      long never;
+      weft_select_case_t cases[2] = {{t->idle, WEFT_SELECT_RECV, &never}, {t->tokens, WEFT_SELECT_RECV, token}};
+      size_t chosen = 99;
+      s = weft_select(cases, 2, test_after_ms(t->rt, 1), 0, &chosen);
+      if ((s == WEFT_OK || s == WEFT_ECLOSED) && chosen != 1) t->bad++;
+    }
+    if (s != WEFT_ETIMEDOUT) return s;
+  }
+}
+
+static int32_t take_and_ack(void *arg, void **result) {
+  (void)result;
+  taker_t *t = arg;
+  long token, last = -1;
+  weft_status_t s;
+  while ((s = take_token(t, &token)) == WEFT_OK) {
+    if (token <= last) t->bad++;
+    last = token;
+    t->taken++;
+    if (weft_chan_send(t->acks, &token, test_after_ms(t->rt, TEST_PATIENCE_MS)) != WEFT_OK) return 2;
+  }
+  return s == WEFT_ECLOSED ? 0 : 1;
+}
+
+/* Tokens handed one at a time to one consumer, each acknowledged on a rendezvous
+ * channel before the next is sent: every hand-over finds the other side waiting, or
+ * about to, which is where a waiter on an OS thread watches before it parks (two
+ * threads: a spare CPU here). Three rounds, the consumer waiting each way of
+ * `take_token`. Every token must be taken exactly once, in order, and acknowledged
+ * with its own value; the close must end the consumer's wait as closed. */
+static void handoff_stream(size_t capacity) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_chan_t *acks = test_chan(rt, sizeof(long), 0), *idle = test_chan(rt, sizeof(long), 0);
+  const long n = (long)test_volume(10000);
+  for (int how = 0; how < TAKERS; how++) {
+    weft_chan_t *tokens = test_chan(rt, sizeof(long), capacity);
+    taker_t t = {.rt = rt, .tokens = tokens, .acks = acks, .idle = idle, .how = how};
+    weft_task_t *task = test_spawn(rt, take_and_ack, &t);
+    for (long i = 0; i < n; i++) {
+      ASSERT_OK(weft_chan_send(tokens, &i, test_after_ms(rt, TEST_PATIENCE_MS)));
+      long ack = -1;
+      ASSERT_OK(weft_chan_recv(acks, &ack, test_after_ms(rt, TEST_PATIENCE_MS)));
+      ASSERT_EQ(ack, i);
+    }
+    ASSERT_OK(weft_chan_close(tokens));
+    ASSERT_EQ(test_join(task), 0);
+    ASSERT_EQ(t.bad, 0);
+    ASSERT_EQ(t.taken, n);
+    weft_chan_release(tokens);
+  }
+  ASSERT_EQ(weft_chan_len(acks), 0);
+  weft_chan_release(acks);
+  weft_chan_release(idle);
+  test_close_runtime(rt);
+}
+
+TEST_IMPL(chan_handoff_stream_rendezvous) {
+  handoff_stream(0);
+  return TEST_OK;
+}
+
+TEST_IMPL(chan_handoff_stream_bounded_1) {
+  handoff_stream(1);
+  return TEST_OK;
+}

@@ -33,6 +33,12 @@ pub(crate) fn backoff_yield() {
     }
 }
 
+/// A channel waiter never watches for its partner before it parks: a watch spins on
+/// real time, which the simulation neither has nor may let a schedule depend on.
+pub(crate) fn may_watch() -> bool {
+    false
+}
+
 /// Back-offs always take their switch points: virtual time has no overload, and the
 /// schedule must not depend on how long a real yield took.
 pub(crate) fn yielding_pays() -> bool {
