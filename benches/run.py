@@ -54,7 +54,7 @@ def sizes(quick):
         return dict(parked=100_000, skynet=100_000, spawn_task=20_000, switch=200_000, rounds=3, chan_rounds=3, case_budget_s=4, total_budget_s=50, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
                     now=1_000_000, yield_=100_000, poll=10_000_000, stops=20, msgs=50_000, msgs_sync=5_000,
                     msgs_select=5_000, psum_mid=1_000_000, psum_big=10_000_000, park=100_000)
-    return dict(parked=1_000_000, skynet=1_000_000, spawn_task=200_000, switch=2_000_000, rounds=7, chan_rounds=3, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
+    return dict(parked=1_000_000, skynet=1_000_000, spawn_task=200_000, switch=2_000_000, rounds=7, chan_rounds=5, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
                 now=10_000_000, yield_=1_000_000, poll=100_000_000, stops=100, msgs=MESSAGES_FULL, msgs_sync=200_000,
                 msgs_select=200_000, psum_mid=1_000_000, psum_big=100_000_000, park=1_000_000)
 
