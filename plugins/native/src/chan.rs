@@ -517,9 +517,11 @@ unsafe fn buffered_attempt(
 
 // ---- waiting -------------------------------------------------------------------------
 
-// Back-off before parking: `1 << step` spins for the first steps, then yields; the
-// platform's `wait::backoff()` says how many of each (spinning is worth it where the
-// partner runs on another CPU, not where it is a task queued on the same worker).
+// Before parking: on an OS thread with a CPU to spare, a watch of the decision word
+// (`parking::watch`, the condition's); then a back-off, `1 << step` spins for the first
+// steps, then yields, as the platform's `wait::backoff()` says (spinning is worth it
+// where the partner runs on another CPU, not where it is a task queued on the same
+// worker).
 
 /// How a wait ended.
 enum Outcome {
