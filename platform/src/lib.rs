@@ -20,6 +20,7 @@ pub mod parking;
 pub mod readiness;
 pub mod status;
 pub mod stderr;
+pub mod tls_slot;
 
 pub use abi::*;
 pub use guard::HostRef;
