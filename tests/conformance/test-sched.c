@@ -9,7 +9,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -394,6 +396,89 @@ TEST_IMPL(sched_yielding_spinner_starves_nobody) {
   weft_task_t *w = test_spawn(rt, yield_worker, &y);
   ASSERT_EQ(test_join(w), 0);
   for (int i = 0; i < 3; i++) ASSERT_EQ(test_join(spinners[i]), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- a task that neither polls nor calls weft loses its worker, and only that ------ */
+
+/* After 30 ms without a switch or a poll, green's monitor hands the task's worker (its
+ * processor) to another thread, which runs the other tasks meanwhile. When the task
+ * comes back to weft, its thread must find the processor gone even though the new
+ * holder is itself running a task at that moment (it once took the processor back, and
+ * two threads ran one worker's tasks at once). The other tasks never run two at a time
+ * on a one-worker runtime. */
+
+#define RETAKE_BUSY 4
+
+typedef struct {
+  weft_runtime_t *rt;
+  atomic_int rogue_back; /* the compute-bound task has called weft again */
+  atomic_int active; /* busy tasks computing now: at most 1 on one worker */
+  atomic_long turns[RETAKE_BUSY];
+  atomic_int overlaps;
+} retake_t;
+
+typedef struct {
+  retake_t *r;
+  int index;
+} retake_arg_t;
+
+/* Computes for `ns` by the OS clock: no weft call, no poll. */
+static void compute_for_ns(int64_t ns) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  int64_t end = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec + ns;
+  do {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+  } while ((int64_t)t.tv_sec * 1000000000 + t.tv_nsec < end);
+}
+
+static int32_t retake_rogue(void *arg, void **result) {
+  retake_t *r = arg;
+  (void)result;
+  compute_for_ns(100 * 1000000LL); /* past the monitor's 30 ms, a few times over */
+  atomic_store(&r->rogue_back, 1);
+  for (int i = 0; i < 200; i++) ASSERT_OK(weft_yield(r->rt));
+  return 0;
+}
+
+static int32_t retake_busy(void *arg, void **result) {
+  retake_arg_t *a = arg;
+  retake_t *r = a->r;
+  (void)result;
+  long after = 0;
+  while (after < 300) {
+    /* Busy for a while between switches, so that whoever holds the processor is most
+     * often running one of these tasks when the rogue's thread comes back. */
+    if (atomic_fetch_add(&r->active, 1) != 0) atomic_fetch_add(&r->overlaps, 1);
+    compute_for_ns(200 * 1000);
+    atomic_fetch_sub(&r->active, 1);
+    atomic_fetch_add(&r->turns[a->index], 1);
+    ASSERT_OK(weft_yield(r->rt));
+    if (atomic_load(&r->rogue_back)) after++;
+  }
+  return 0;
+}
+
+TEST_IMPL(sched_compute_bound_task_loses_only_its_worker) {
+  weft_runtime_t *rt = open_with_workers(1);
+  test_skip_on_one_thread(rt, "a task computes without weft calls while others run");
+  static retake_t r;
+  memset(&r, 0, sizeof r);
+  r.rt = rt;
+  retake_arg_t args[RETAKE_BUSY];
+  weft_task_t *busy[RETAKE_BUSY];
+  for (int i = 0; i < RETAKE_BUSY; i++) {
+    args[i] = (retake_arg_t){&r, i};
+    busy[i] = test_spawn(rt, retake_busy, &args[i]);
+  }
+  weft_task_t *rogue = test_spawn(rt, retake_rogue, &r);
+  ASSERT_EQ(test_join(rogue), 0);
+  for (int i = 0; i < RETAKE_BUSY; i++) ASSERT_EQ(test_join(busy[i]), 0);
+  /* One worker runs one task at a time (on native each task is a thread of its own). */
+  if (is_green(rt)) ASSERT_EQ(atomic_load(&r.overlaps), 0);
+  for (int i = 0; i < RETAKE_BUSY; i++) ASSERT(atomic_load(&r.turns[i]) >= 300);
   test_close_runtime(rt);
   return TEST_OK;
 }

@@ -22,13 +22,13 @@
 //!
 //! Which weft context runs follows the task: the worker saves the task's context when
 //! it switches the task out and installs it when it switches it in (host ABI 2
-//! `context_get`/`context_set`). Every thread-local this plugin reads is read through a
-//! function that is not inlined, so that no address is cached across a switch.
+//! `context_get`/`context_set`). The thread-local the scheduler reads (`here`) is read
+//! by an `asm!` block each time, which the compiler never caches across a switch.
 use std::cell::{Cell, UnsafeCell};
 use std::collections::BTreeMap;
 use std::ffi::{c_void, CString};
 use std::sync::atomic::{
-    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Acquire,
+    AtomicBool, AtomicI64, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering, Ordering::Acquire,
     Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
 };
 use std::sync::Arc;
@@ -124,8 +124,9 @@ struct Proc {
     /// Who may touch the run queues: FREE (the holder, between tasks), TASK (a task
     /// runs; its code takes the queues with TASK -> QUEUING -> TASK), QUEUING, or
     /// RETAKEN (the monitor or a blocking region took the processor from the thread
-    /// while the task ran; the thread finds out when it next looks and lets go).
-    guard: AtomicU8,
+    /// while the task ran; the thread finds out when it next looks and lets go). Above
+    /// the state, the hold: how many times the processor was retaken (see `Guard`).
+    guard: AtomicU64,
     /// The `switches` value of the run asked to yield at its next poll; 0 if none.
     preempt: AtomicU64,
     local: Deque<Arc<Task>>,
@@ -178,10 +179,51 @@ pub(crate) struct Sched {
 /// Spare tasks kept per runtime.
 const SPARE_TASKS: usize = 16384;
 
-const FREE: u8 = 0;
-const TASK: u8 = 1;
-const QUEUING: u8 = 2;
-const RETAKEN: u8 = 3;
+const FREE: u64 = 0;
+const TASK: u64 = 1;
+const QUEUING: u64 = 2;
+const RETAKEN: u64 = 3;
+/// The bits of a guard word that hold its state; the hold is above them.
+const STATE_MASK: u64 = 3;
+
+/// A guard word: `state` at `hold`.
+const fn guard_word(hold: u64, state: u64) -> u64 {
+    hold << 2 | state
+}
+
+/// The hold of a guard word.
+const fn hold_of(word: u64) -> u64 {
+    word >> 2
+}
+
+/// A processor's guard word is its state and its hold: a retake moves the hold on. The
+/// thread holding the processor keeps the hold it took it at (`Here::hold`) and compares
+/// whole words, so a thread whose processor was retaken never mistakes the next
+/// holder's TASK for its own. (With the state alone it did: a compute-bound task's
+/// thread, back in weft while the new holder ran a task, took the processor back, and
+/// two threads ran one run queue.)
+impl Proc {
+    /// Takes a processor no thread holds (a new one, or one a retake freed) in `state`;
+    /// returns the hold to keep.
+    fn take(&self, state: u64) -> u64 {
+        let hold = hold_of(self.guard.load(SeqCst));
+        self.guard.store(guard_word(hold, state), SeqCst);
+        hold
+    }
+
+    /// The holder moves its guard from `from` to `to`; false if the processor was
+    /// retaken (it then belongs to another thread, or to none yet).
+    fn shift(&self, hold: u64, from: u64, to: u64, success: Ordering) -> bool {
+        self.guard.compare_exchange(guard_word(hold, from), guard_word(hold, to), success, Relaxed).is_ok()
+    }
+
+    /// The holder, or the monitor, takes the processor from the thread whose task runs
+    /// at `hold`; false if it was not running a task at that hold any more.
+    fn retake(&self, hold: u64) -> bool {
+        let (from, to) = (guard_word(hold, TASK), guard_word(hold.wrapping_add(1), RETAKEN));
+        self.guard.compare_exchange(from, to, SeqCst, SeqCst).is_ok()
+    }
+}
 
 /// A task that runs this long without polling after being asked to yield loses its
 /// processor: the thread keeps running it, another thread takes the processor (as for
@@ -206,35 +248,61 @@ const MONITOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
 /// The monitor polls the network when no worker has for this long (Go's sysmon: 10 ms).
 const NETPOLL_BACKSTOP_NS: i64 = 10_000_000;
 
-/// Which processor (and scheduler) the calling thread holds, and which task it runs.
+/// Which processor (and scheduler) the calling thread holds, at which hold (see
+/// `Proc::take`), and which task it runs.
 #[derive(Clone, Copy)]
 struct Here {
     sched: *const Sched,
     proc: *const Proc,
+    hold: u64,
     task: *const Task,
 }
 
-thread_local! {
-    static HERE: Cell<Here> = const {
-        Cell::new(Here { sched: std::ptr::null(), proc: std::ptr::null(), task: std::ptr::null() })
-    };
+impl Here {
+    const NONE: Here = Here { sched: std::ptr::null(), proc: std::ptr::null(), hold: 0, task: std::ptr::null() };
 }
 
-#[inline(never)]
+weft_platform::tls_slot!(
+    /// The calling thread's `Here`, a word per field: initial-exec TLS, two instructions
+    /// a word where a `thread_local!` here (general-dynamic, in a shared object) was a
+    /// call to `__tls_get_addr` each time, about a fifth of a yield between two tasks.
+    mod here_slot: 4 words in weft_green_here
+);
+
+const HERE_SCHED: usize = 0;
+const HERE_PROC: usize = 1;
+const HERE_HOLD: usize = 2;
+const HERE_TASK: usize = 3;
+
+/// The running task, a word of `here()`.
+#[inline(always)]
+fn here_task() -> *const Task {
+    here_slot::read::<HERE_TASK>() as *const Task
+}
+
+#[inline(always)]
 fn here() -> Here {
-    HERE.with(|h| h.get())
+    Here {
+        sched: here_slot::read::<HERE_SCHED>() as *const Sched,
+        proc: here_slot::read::<HERE_PROC>() as *const Proc,
+        hold: here_slot::read::<HERE_HOLD>() as u64,
+        task: here_task(),
+    }
 }
 
-#[inline(never)]
+#[inline(always)]
 fn set_here(h: Here) {
-    HERE.with(|c| c.set(h));
+    here_slot::write::<HERE_SCHED>(h.sched as usize);
+    here_slot::write::<HERE_PROC>(h.proc as usize);
+    here_slot::write::<HERE_HOLD>(h.hold as usize);
+    here_slot::write::<HERE_TASK>(h.task as usize);
 }
 
 /// For the SIGSEGV handler: what it reports about the task running on this thread.
-/// Async-signal-safe: one read of a constant-initialised thread-local, and of fields of
-/// the running task that never change.
+/// Async-signal-safe: one read of this thread's slot (initial-exec TLS: no call), and of
+/// fields of the running task that never change.
 pub(crate) fn running_for_fault() -> Option<stack::Running> {
-    let task = HERE.try_with(|h| h.get().task).ok()?;
+    let task = here_task();
     // SAFETY: the worker holds a reference on the task it runs.
     let task = unsafe { task.as_ref() }?;
     Some(stack::Running {
@@ -249,7 +317,7 @@ pub(crate) fn running_for_fault() -> Option<stack::Running> {
 /// The green task running on the calling thread, if it is one.
 #[inline(never)]
 pub(crate) fn current_task() -> Option<Arc<Task>> {
-    let task = here().task;
+    let task = here_task();
     if task.is_null() {
         return None;
     }
@@ -263,11 +331,11 @@ pub(crate) fn current_task() -> Option<Arc<Task>> {
 
 /// True on a green task (of any green runtime).
 pub(crate) fn on_task() -> bool {
-    !here().task.is_null()
+    !here_task().is_null()
 }
 
 fn suspend(why: Suspend) {
-    let task = here().task;
+    let task = here_task();
     debug_assert!(!task.is_null());
     // SAFETY: the running task's yielder lives at the base of its own stack.
     let yielder = unsafe { &*(*task).yielder.get() };
@@ -326,7 +394,7 @@ impl Sched {
             .map(|(index, local)| Proc {
                 index,
                 switches: AtomicU64::new(0),
-                guard: AtomicU8::new(FREE),
+                guard: AtomicU64::new(FREE),
                 preempt: AtomicU64::new(0),
                 local,
                 lifo: Cell::new(None),
@@ -472,7 +540,7 @@ impl Sched {
         let mut h = here();
         // SAFETY: the thread holds (or held: see `guard`) the processor.
         let on_task = !h.task.is_null() && !h.proc.is_null();
-        if on_task && unsafe { &*h.proc }.guard.compare_exchange(TASK, QUEUING, Acquire, Relaxed).is_err() {
+        if on_task && !unsafe { &*h.proc }.shift(h.hold, TASK, QUEUING, Acquire) {
             // Retaken meanwhile: another thread owns the queues now.
             h.proc = std::ptr::null();
             set_here(h);
@@ -492,7 +560,7 @@ impl Sched {
             // alone is not, nor a task in the LIFO slot (not stealable).
             let more = p.local.len() >= if next { 1 } else { 2 };
             if on_task {
-                p.guard.store(TASK, Release);
+                p.guard.store(guard_word(h.hold, TASK), Release);
             }
             if more {
                 self.notify();
@@ -627,10 +695,9 @@ impl Sched {
     fn thread_main(self: Arc<Sched>, proc: Option<usize>) {
         stack::alt_stack();
         let me = &*self;
-        set_here(Here {
-            sched: me,
-            proc: proc.map_or(std::ptr::null(), |i| &me.procs[i] as *const Proc),
-            task: std::ptr::null(),
+        set_here(match proc {
+            Some(i) => Here { sched: me, proc: &me.procs[i], hold: me.procs[i].take(FREE), task: std::ptr::null() },
+            None => Here { sched: me, ..Here::NONE },
         });
         // Whether this worker counts in `spinning`, and until when it spins.
         let mut spinning = false;
@@ -639,8 +706,7 @@ impl Sched {
             let h = here();
             if h.proc.is_null() {
                 if let Some(i) = me.free_procs.lock().pop() {
-                    me.procs[i].guard.store(FREE, SeqCst);
-                    set_here(Here { proc: &me.procs[i], ..h });
+                    set_here(Here { proc: &me.procs[i], hold: me.procs[i].take(FREE), ..h });
                     continue;
                 }
                 if me.shutdown.load(SeqCst) {
@@ -687,7 +753,7 @@ impl Sched {
         if spinning {
             me.spinning.fetch_sub(1, SeqCst);
         }
-        set_here(Here { sched: std::ptr::null(), proc: std::ptr::null(), task: std::ptr::null() });
+        set_here(Here::NONE);
     }
 
     fn find_task(&self, p: &Proc) -> Option<Arc<Task>> {
@@ -751,8 +817,12 @@ impl Sched {
         set_here(Here { task: Arc::as_ptr(&task), ..h });
         // SAFETY: the thread holds the processor it runs tasks on.
         let p = unsafe { &*h.proc };
-        p.switches.fetch_add(1, Relaxed);
-        p.guard.store(TASK, SeqCst);
+        // Both plain stores: only the processor's holder writes `switches` (the monitor
+        // reads it), and nobody else moves the guard out of FREE (the monitor and a
+        // blocking region take it from TASK only). A locked instruction each was a
+        // tenth of a yield between two tasks.
+        p.switches.store(p.switches.load(Relaxed).wrapping_add(1), Relaxed);
+        p.guard.store(guard_word(h.hold, TASK), Release);
 
         // SAFETY: the task's own context (or NULL before it first ran); it lives as
         // long as the task runs.
@@ -771,7 +841,7 @@ impl Sched {
         // the processor may have been retaken.
         let mut h = here();
         // SAFETY: the processor the thread held while the task ran.
-        if !h.proc.is_null() && unsafe { &*h.proc }.guard.compare_exchange(TASK, FREE, SeqCst, SeqCst).is_err() {
+        if !h.proc.is_null() && !unsafe { &*h.proc }.shift(h.hold, TASK, FREE, SeqCst) {
             h.proc = std::ptr::null();
             set_here(h);
         }
@@ -917,13 +987,14 @@ impl Sched {
         let slice = if self.has_runnable() { SHORT_SLICE_NS } else { SLICE_NS };
         for (p, (last, since)) in self.procs.iter().zip(seen.iter_mut()) {
             let switches = p.switches.load(Relaxed);
-            if switches != *last || p.guard.load(Relaxed) == FREE {
+            let guard = p.guard.load(SeqCst);
+            if switches != *last || guard & STATE_MASK == FREE {
                 *last = switches;
                 *since = now;
                 p.preempt.store(0, SeqCst);
                 continue;
             }
-            if now - *since >= RETAKE_NS && p.guard.compare_exchange(TASK, RETAKEN, SeqCst, SeqCst).is_ok() {
+            if now - *since >= RETAKE_NS && guard & STATE_MASK == TASK && p.retake(hold_of(guard)) {
                 p.preempt.store(0, SeqCst);
                 *since = now;
                 retaken.push(p.index);
@@ -1040,7 +1111,7 @@ impl Sched {
         // SAFETY: this thread holds the processor (unless it was retaken already).
         let p = unsafe { &*h.proc };
         set_here(Here { proc: std::ptr::null(), ..h });
-        if p.guard.compare_exchange(TASK, RETAKEN, SeqCst, SeqCst).is_ok() {
+        if p.retake(h.hold) {
             self.hand_off(p.index);
         }
     }
@@ -1067,9 +1138,10 @@ impl Sched {
             return;
         }
         if let Some(i) = self.free_procs.lock().pop() {
-            self.procs[i].guard.store(TASK, SeqCst);
-            self.procs[i].switches.fetch_add(1, Relaxed);
-            set_here(Here { proc: &self.procs[i], ..h });
+            let p = &self.procs[i];
+            let hold = p.take(TASK);
+            p.switches.store(p.switches.load(Relaxed).wrapping_add(1), Relaxed);
+            set_here(Here { proc: p, hold, ..h });
             return;
         }
         suspend(Suspend::Rejoin);

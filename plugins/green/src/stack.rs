@@ -268,8 +268,8 @@ thread_local! {
     static LAST_CLASS: Cell<Option<&'static Class>> = const { Cell::new(None) };
 }
 
-// Not inlined, as every thread-local read of the plugin (see `sched.rs`): a task's code
-// may move to another thread between two calls.
+// Not inlined: a task's code may move to another thread between two calls, and the
+// compiler may cache a `thread_local!`'s address within an inlined caller.
 #[inline(never)]
 fn class_of(size: usize) -> &'static Class {
     if let Some(c) = LAST_CLASS.try_with(Cell::get).ok().flatten().filter(|c| c.size == size) {
