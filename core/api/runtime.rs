@@ -111,16 +111,17 @@ fn deadline_after_refused(rt: *const weft_runtime_t, ns: i64) -> i64 {
 
 /// Lets other tasks run; on OS threads, a `sched_yield`. A loop that spins on
 /// `weft_yield` does not hold up a stop-the-world (and does not run on while the world
-/// is stopped): the call is a safepoint, or a blocking region where the yield may leave
-/// the task queued.
+/// is stopped): the call polls the safepoint before it yields and after. (Where the
+/// yield leaves the task queued behind others, as on green, a stop waits until it runs
+/// again and polls.)
 #[no_mangle]
 pub unsafe extern "C" fn weft_yield(rt: *mut weft_runtime_t) -> weft_status_t {
-    // The fast path, on OS threads with no stop requested: `sched_yield` in tail
-    // position where the plugin says that is its yield, else the plugin's yield (an
-    // extern "C" call, which cannot unwind) and a second poll. A stop, or an error, goes
-    // through the guard, out of line.
+    // The fast path, with no stop requested: `sched_yield` in tail position where the
+    // plugin says that is its yield, else the plugin's yield (an extern "C" call, which
+    // cannot unwind) and a second poll. A stop, or an error, goes through the guard, out
+    // of line.
     if let Some(rt) = open_runtime_fast(rt) {
-        if rt.yield_polls() && !safepoint::stop_requested(rt) {
+        if !safepoint::stop_requested(rt) {
             if rt.yield_is_sched_yield() {
                 return yield_by_sched_yield();
             }

@@ -348,32 +348,19 @@ impl Runtime {
         self.now().saturating_add(ns)
     }
 
-    /// Lets other tasks run, inside a blocking region: the plugin does not count a yield
-    /// as blocking, but a VM spin-waiting with it (for a lock of its own, for another
-    /// thread's progress) must be stoppable.
-    /// `weft_yield`. On OS threads a yield never parks (a `sched_yield` returns within a
-    /// time slice), so the caller polls the safepoint before and after it instead of
-    /// paying for a blocking region: a loop that spins on `weft_yield` neither holds up
-    /// a stop-the-world (it parks at its next call) nor runs on during one (it parks on
-    /// the way out). Elsewhere a yield may leave the task queued for a while, so it
-    /// yields inside a blocking region.
+    /// `weft_yield`: the plugin's yield, between two safepoint polls. A loop that spins
+    /// on `weft_yield` neither holds up a stop-the-world (it parks at its next call) nor
+    /// runs on during one (it parks on the way out). Where a yield leaves the task
+    /// queued behind others (green, sim), the stop waits until the task runs again and
+    /// polls, as it waits for any running mutator: the worker runs it, since the tasks
+    /// ahead of it park at their own polls. A blocking region around the yield would
+    /// count the queued task as stopped at once, for two more sequentially consistent
+    /// atomics on every yield (a quarter of a yield between two green tasks).
     pub(crate) fn yield_now(&self) -> Result<()> {
-        let status = if self.yield_polls() {
-            safepoint::poll(self);
-            let status = self.plugin_yield();
-            safepoint::poll(self);
-            status
-        } else {
-            safepoint::in_blocking_region(self, || self.plugin_yield())
-        };
+        safepoint::poll(self);
+        let status = self.plugin_yield();
+        safepoint::poll(self);
         self.yielded(status)
-    }
-
-    /// Whether `weft_yield` polls the safepoint around the plugin's yield (see
-    /// `yield_now`) rather than yielding in a blocking region.
-    #[inline]
-    pub(crate) fn yield_polls(&self) -> bool {
-        self.table.caps & WEFT_CAP_OS_THREADS != 0
     }
 
     /// Whether a waiter of the runtime's own parking (semaphores, barriers) may watch

@@ -71,7 +71,10 @@ pub(crate) struct Mutator {
     rt: AtomicPtr<Runtime>,
     state: AtomicU32,
     /// Nesting of blocking regions (the host's and the plugin's). Only the context's
-    /// own thread of execution changes it while it is a mutator.
+    /// own thread of execution reads or changes it while it is a mutator (a green task
+    /// moves between workers through a run queue, which orders it), so a region's begin
+    /// and end change it with a load and a store: a read-modify-write would be one more
+    /// locked instruction on every wait.
     blocking_depth: AtomicU32,
     attach_depth: AtomicU32,
     /// Non-zero while the runtime waits on its own behalf: the host hooks the plugin
@@ -98,7 +101,7 @@ impl Mutator {
     /// Whether the mutator may record a new frame: not inside a blocking region, whose
     /// record is published (and whose frame encloses whatever runs inside it).
     fn may_record(&self) -> bool {
-        self.blocking_depth.load(SeqCst) == 0
+        self.blocking_depth.load(Relaxed) == 0
     }
 
     /// Records the calling function's frame (`Parked::record_here`, same rules) unless
@@ -333,7 +336,7 @@ impl World {
 fn forget_runtime(m: &Mutator) {
     m.rt.store(ptr::null_mut(), SeqCst);
     m.attach_depth.store(0, SeqCst);
-    m.blocking_depth.store(0, SeqCst);
+    m.blocking_depth.store(0, Relaxed);
     m.state.store(WEFT_TASK_RUNNING, SeqCst);
 }
 
@@ -348,7 +351,7 @@ fn wait_no_stop(world: &World, l: &InternalLock) {
 /// force (by another context), it starts parked and this returns once the stop is over.
 fn register(rt: &'static Runtime, ctx: &Arc<Context>) {
     let world = &rt.world;
-    ctx.mutator.blocking_depth.store(0, SeqCst);
+    ctx.mutator.blocking_depth.store(0, Relaxed);
     world.locked(|l| {
         let stop = world.flag.load(SeqCst) & STOP != 0 && world.owner.load(SeqCst) != ctx.id;
         if stop {
@@ -393,7 +396,7 @@ pub(crate) fn spawn_failed(rt: &Runtime, ctx: &Context) {
 pub(crate) fn task_started(rt: &'static Runtime, ctx: &Context) {
     let world = &rt.world;
     let m = &ctx.mutator;
-    m.blocking_depth.store(0, SeqCst);
+    m.blocking_depth.store(0, Relaxed);
     m.rt.store(rt as *const _ as *mut _, SeqCst);
     while m.state.compare_exchange(WEFT_TASK_STARTING, WEFT_TASK_RUNNING, SeqCst, SeqCst).is_err() {
         // Held: it parks at a safepoint until the stop's end (resuming may have let it
@@ -444,7 +447,9 @@ fn park(rt: &Runtime, ctx: &Context) {
 }
 
 fn blocking_begin(rt: &Runtime, ctx: &Context) {
-    if ctx.mutator.blocking_depth.fetch_add(1, SeqCst) == 0 {
+    let depth = ctx.mutator.blocking_depth.load(Relaxed);
+    ctx.mutator.blocking_depth.store(depth + 1, Relaxed);
+    if depth == 0 {
         // Dekker with the requester: state store, then flag load (see the module doc).
         ctx.mutator.state.store(WEFT_TASK_BLOCKING, SeqCst);
         if rt.world.flag.load(SeqCst) & STOP != 0 {
@@ -457,14 +462,15 @@ fn blocking_begin(rt: &Runtime, ctx: &Context) {
 /// (outermost) region, when a stop holds the caller there.
 fn try_blocking_end(ctx: &Context) -> bool {
     let m = &ctx.mutator;
-    if m.blocking_depth.load(SeqCst) > 1 {
-        m.blocking_depth.fetch_sub(1, SeqCst);
+    let depth = m.blocking_depth.load(Relaxed);
+    if depth > 1 {
+        m.blocking_depth.store(depth - 1, Relaxed);
         return true;
     }
     if m.state.compare_exchange(WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING, SeqCst, SeqCst).is_err() {
         return false;
     }
-    m.blocking_depth.store(0, SeqCst);
+    m.blocking_depth.store(0, Relaxed);
     true
 }
 
@@ -568,7 +574,7 @@ pub(crate) fn enter_blocking_from_plugin(ctx: &Context, entry: EntryWords) {
 pub(crate) fn leave_blocking_from_plugin(ctx: &Context) {
     // SAFETY: runtimes are never freed.
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
-        if !ctx.mutator.is_internal_wait() && ctx.mutator.blocking_depth.load(SeqCst) > 0 {
+        if !ctx.mutator.is_internal_wait() && ctx.mutator.blocking_depth.load(Relaxed) > 0 {
             blocking_end(rt, ctx);
         }
     }
@@ -586,8 +592,8 @@ pub(crate) fn caller_runtime() -> Option<&'static Runtime> {
 pub(crate) fn leave_open_regions(ctx: &Context) {
     // SAFETY: runtimes are never freed.
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
-        if ctx.mutator.blocking_depth.load(SeqCst) > 0 {
-            ctx.mutator.blocking_depth.store(1, SeqCst);
+        if ctx.mutator.blocking_depth.load(Relaxed) > 0 {
+            ctx.mutator.blocking_depth.store(1, Relaxed);
             blocking_end(rt, ctx);
         }
     }
@@ -669,7 +675,7 @@ pub(crate) fn detach(rt: &Runtime) -> Result<()> {
         Some(ctx) if ctx.mutator.attach_depth.load(SeqCst) > 0 => ctx,
         _ => fail!(WEFT_EINVAL, "the calling thread is not attached to this runtime"),
     };
-    if ctx.mutator.blocking_depth.load(SeqCst) > 0 {
+    if ctx.mutator.blocking_depth.load(Relaxed) > 0 {
         fail!(WEFT_EBUSY, "the calling thread is inside a blocking region (call weft_blocking_end first)");
     }
     if ctx.mutator.attach_depth.fetch_sub(1, SeqCst) == 1 && ctx.task.is_null() {
@@ -699,7 +705,7 @@ pub(crate) fn stop_requested(rt: &Runtime) -> bool {
 #[inline(never)]
 fn poll_requested(rt: &Runtime) {
     if let Some(ctx) = current_mutator_of(rt) {
-        if ctx.mutator.blocking_depth.load(SeqCst) == 0 && rt.world.owner.load(SeqCst) != ctx.id {
+        if ctx.mutator.blocking_depth.load(Relaxed) == 0 && rt.world.owner.load(SeqCst) != ctx.id {
             park(rt, ctx);
         }
     }
@@ -708,7 +714,7 @@ fn poll_requested(rt: &Runtime) {
 /// `weft_safepoint`.
 pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
     let ctx = mutator_of(rt)?;
-    if ctx.mutator.blocking_depth.load(SeqCst) == 0
+    if ctx.mutator.blocking_depth.load(Relaxed) == 0
         && rt.world.flag.load(SeqCst) & STOP != 0
         && rt.world.owner.load(SeqCst) != ctx.id
     {
@@ -716,7 +722,7 @@ pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
         park(rt, ctx);
     }
     // An M:N platform asks a task that overran its time slice to yield here.
-    if rt.world.flag.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 && ctx.mutator.blocking_depth.load(SeqCst) == 0 {
+    if rt.world.flag.load(Relaxed) & WEFT_SAFEPOINT_PREEMPT != 0 && ctx.mutator.blocking_depth.load(Relaxed) == 0 {
         if let Some(point) = rt.table.preempt_point {
             // SAFETY: a member of an accepted table, present for its version.
             unsafe { point(rt.prt) };
@@ -851,7 +857,7 @@ pub(crate) fn caller_stack() -> Result<(usize, usize)> {
 /// `weft_blocking_end`.
 pub(crate) fn host_blocking_end(rt: &Runtime) -> Result<()> {
     let ctx = mutator_of(rt)?;
-    if ctx.mutator.blocking_depth.load(SeqCst) == 0 {
+    if ctx.mutator.blocking_depth.load(Relaxed) == 0 {
         fail!(WEFT_EPERM, "the calling thread is not in a blocking region");
     }
     leave_host_region(rt, ctx);
