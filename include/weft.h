@@ -360,8 +360,9 @@ int64_t weft_deadline_after(const struct weft_runtime_t *rt, int64_t ns);
 
 // Lets other tasks run; on OS threads, a `sched_yield`. A loop that spins on
 // `weft_yield` does not hold up a stop-the-world (and does not run on while the world
-// is stopped): the call is a safepoint, or a blocking region where the yield may leave
-// the task queued.
+// is stopped): the call polls the safepoint before it yields and after. (Where the
+// yield leaves the task queued behind others, as on green, a stop waits until it runs
+// again and polls.)
 weft_status_t weft_yield(struct weft_runtime_t *rt);
 
 // Sleeps until `deadline` (a deadline already past returns at once). A cancellation
