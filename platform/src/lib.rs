@@ -12,6 +12,7 @@
 
 pub mod abi;
 pub mod clock;
+pub mod fence;
 pub mod fork_lock;
 pub mod guard;
 pub mod once;

@@ -579,7 +579,7 @@ impl Sched {
     /// both orders sequentially consistent, either this sees the spinner, which then
     /// sees the work, or the spinner has left and this wakes someone.
     fn notify(&self) {
-        std::sync::atomic::fence(SeqCst);
+        weft_platform::fence::full();
         if self.spinning.load(SeqCst) != 0 || self.n_idle.load(SeqCst) == 0 {
             return;
         }
@@ -895,7 +895,7 @@ impl Sched {
             self.idle.lock().push((me.clone(), poller.is_some()));
             self.n_idle.fetch_add(1, SeqCst);
         }
-        std::sync::atomic::fence(SeqCst);
+        weft_platform::fence::full();
         let mut events = None;
         if !self.has_work() && !self.shutdown.load(SeqCst) {
             let next = self.next_timer.load(SeqCst).min(trim_due);

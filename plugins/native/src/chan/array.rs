@@ -21,7 +21,8 @@
 //! fault and a TLB shootdown across the CPUs).
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{fence, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
+use weft_platform::fence;
 
 use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
 
@@ -189,7 +190,7 @@ impl Array {
                 }
             } else if stamp.wrapping_add(self.one_lap) == tail + 1 {
                 // The slot still holds last lap's element: full, unless a pop is under way.
-                fence(SeqCst);
+                fence::full();
                 let head = self.head.load(Relaxed);
                 if head.wrapping_add(self.one_lap) == tail {
                     return Push::Full;
@@ -236,7 +237,7 @@ impl Array {
                 }
             } else if stamp == head {
                 // The slot is free: empty, unless a push is under way.
-                fence(SeqCst);
+                fence::full();
                 let tail = self.tail.load(Relaxed);
                 if tail & !self.mark_bit == head {
                     return if tail & self.mark_bit != 0 { Pop::Closed } else { Pop::Empty };

@@ -13,9 +13,10 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{
-    fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
-    Ordering::Release, Ordering::SeqCst,
+    AtomicPtr, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst,
 };
+use weft_platform::fence;
 
 use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
 
@@ -247,7 +248,7 @@ impl List {
             let mut new_head = head + (1 << SHIFT);
             if new_head & MARK_BIT == 0 {
                 // The head's block may be the last: compare with the tail.
-                fence(SeqCst);
+                fence::full();
                 let tail = self.tail.index.load(Relaxed);
                 if head >> SHIFT == tail >> SHIFT {
                     return if tail & MARK_BIT != 0 { Pop::Closed } else { Pop::Empty };
