@@ -16,7 +16,7 @@
 //! through a waker (which sets the flag) or through its own waiter, when it gives up
 //! (deadline, cancellation): the waiter never returns while its entry is queued.
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
 
 use weft_platform::fork_lock::ForkMutex;
@@ -63,10 +63,11 @@ impl Waiter {
     /// and gives who to wake.
     fn woken(self) -> Owner {
         match &self.owner {
-            Owner::Task(t) => t.park_woken.store(true, Relaxed),
+            Owner::Task(t) => t.park_woken.store(true, Release),
             // SAFETY: a queued entry's flag lives until the entry leaves the queue, and
-            // it leaves only under the bucket's lock, which the caller holds.
-            Owner::Thread(_, woken) => unsafe { &**woken }.store(true, Relaxed),
+            // it leaves only under the bucket's lock, which the caller holds (its waiter
+            // may return as soon as it sees the flag: nothing touches it after this).
+            Owner::Thread(_, woken) => unsafe { &**woken }.store(true, Release),
         }
         self.owner
     }
@@ -298,6 +299,11 @@ fn park_on(
                     }
                 }
             }
+        }
+        // Woken: the waker took the entry off its queue before it set the flag, and
+        // touches neither again, so the usual return takes no lock.
+        if woken.load(Acquire) {
+            break Wake::Woken;
         }
         let mut queue = b.0.lock();
         if woken.load(Relaxed) {
