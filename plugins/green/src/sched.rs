@@ -125,7 +125,7 @@ struct Proc {
     /// runs; its code takes the queues with TASK -> QUEUING -> TASK), QUEUING, or
     /// RETAKEN (the monitor or a blocking region took the processor from the thread
     /// while the task ran; the thread finds out when it next looks and lets go). Above
-    /// the state, the hold: how many times the processor was retaken (see `Guard`).
+    /// the state, the hold: how many times the processor was retaken (see `impl Proc`).
     guard: AtomicU64,
     /// The `switches` value of the run asked to yield at its next poll; 0 if none.
     preempt: AtomicU64,
