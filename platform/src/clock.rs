@@ -10,3 +10,57 @@ pub fn monotonic_now() -> i64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
+
+/// A `clock_gettime`: glibc's, or the vDSO's own.
+pub type ClockGettime = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
+
+/// The kernel's `clock_gettime` in the vDSO, which glibc's calls through a pointer of
+/// its own: called directly, a read of the clock makes one call less. glibc's where
+/// the process has no vDSO (valgrind hides it).
+pub fn fastest_clock_gettime() -> ClockGettime {
+    #[cfg(target_arch = "x86_64")]
+    const SYMBOL: &std::ffi::CStr = c"__vdso_clock_gettime";
+    #[cfg(not(target_arch = "x86_64"))]
+    const SYMBOL: &std::ffi::CStr = c"__kernel_clock_gettime";
+    // SAFETY: RTLD_NOLOAD only looks up an object already mapped (the vDSO, which glibc
+    // lists under this name); the handle is never closed (the vDSO stays mapped), and
+    // the symbol, where found, is the kernel's clock_gettime with glibc's signature.
+    unsafe {
+        let vdso = libc::dlopen(c"linux-vdso.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        if !vdso.is_null() {
+            let sym = libc::dlsym(vdso, SYMBOL.as_ptr());
+            if !sym.is_null() {
+                return std::mem::transmute::<*mut libc::c_void, ClockGettime>(sym);
+            }
+        }
+    }
+    libc::clock_gettime
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(clock_gettime: ClockGettime) -> i64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: a clock_gettime with a valid out-pointer.
+        assert_eq!(unsafe { clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) }, 0);
+        ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+    }
+
+    #[test]
+    fn the_vdso_clock_is_found_and_reads_glibcs_monotonic_clock() {
+        let fastest = fastest_clock_gettime();
+        // SAFETY: getauxval has no preconditions.
+        let has_vdso = unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) } != 0;
+        assert_eq!(
+            fastest as usize != libc::clock_gettime as usize,
+            has_vdso,
+            "the vDSO's clock_gettime is used where there is one"
+        );
+        for _ in 0..1000 {
+            let (a, b, c) = (monotonic_now(), read(fastest), monotonic_now());
+            assert!(a <= b && b <= c, "the vDSO's reading {b} lies between glibc's {a} and {c}");
+        }
+    }
+}
