@@ -29,12 +29,6 @@ pub(crate) struct NativeRuntime {
 
 unsafe extern "C" fn runtime_open(_cfg: *const weft_plat_config_t, out: *mut *mut weft_plat_rt_t) -> weft_status_t {
     HOST.guard(|| {
-        if let Err(errno) = wait::make_current_key() {
-            return HOST.fail(
-                WEFT_ENOMEM,
-                &format!("cannot make a thread key: pthread_key_create: {}", std::io::Error::from_raw_os_error(errno)),
-            );
-        }
         let rt = Box::new(NativeRuntime { io: io::Registry::default() });
         // SAFETY: the runtime's out-parameter.
         unsafe { *out = Box::into_raw(rt) as *mut weft_plat_rt_t };

@@ -7,8 +7,7 @@
 //! the flag before it calls `cancel`, and the waiter records its address before it
 //! validates, both SeqCst: either the canceller sees the address or the validation sees
 //! the flag, so a cancel is never lost.
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use weft_platform::parking::{self, FilterOp, ParkResult};
@@ -44,58 +43,27 @@ impl TaskState {
     }
 }
 
-/// The pthread key of the task running on each thread, made by the first runtime's
-/// open. Not a `thread_local!`: the plugin is `dlopen`ed, so its thread-locals are
-/// dynamic TLS, which glibc allocates with `malloc` on each thread's first touch. That
-/// first `malloc` set up the thread's allocator cache, and the thread's end handed it
-/// back, in every task (a third of an empty task's user-space work); a key's value
-/// lives in the thread's descriptor. The key plus one; 0 before it is made.
-static CURRENT_KEY: AtomicUsize = AtomicUsize::new(0);
-
-/// Makes the key of the current task, once per process. The error is
-/// `pthread_key_create`'s (`EAGAIN`: the process has used up its keys). No lock: a
-/// child of `fork()` would inherit one held by a thread opening a runtime at the fork;
-/// two first opens at once each make a key, and the one that loses deletes its own.
-pub(crate) fn make_current_key() -> Result<(), i32> {
-    if CURRENT_KEY.load(Acquire) != 0 {
-        return Ok(());
-    }
-    let mut key: libc::pthread_key_t = 0;
-    // SAFETY: an out-parameter; no destructor (each task clears its value).
-    let rc = unsafe { libc::pthread_key_create(&mut key, None) };
-    if rc != 0 {
-        return Err(rc);
-    }
-    if CURRENT_KEY.compare_exchange(0, key as usize + 1, AcqRel, Acquire).is_err() {
-        // SAFETY: the key made above, which nobody else has seen.
-        unsafe { libc::pthread_key_delete(key) };
-    }
-    Ok(())
-}
-
-/// The key of the current task, once made.
-fn current_key() -> Option<libc::pthread_key_t> {
-    match CURRENT_KEY.load(Acquire) {
-        0 => None,
-        key => Some((key - 1) as libc::pthread_key_t),
-    }
-}
+weft_platform::tls_slot!(
+    /// The task running on each thread: a pointer to its state, 0 on a thread that is
+    /// not a task. Neither a `thread_local!` nor a pthread key: the plugin is
+    /// `dlopen`ed, so its thread-locals are dynamic TLS, which glibc allocates with
+    /// `malloc` on each thread's first touch (that first `malloc` set up the thread's
+    /// allocator cache, and the thread's end handed it back, in every task); and a
+    /// thread that set a key's value pays, as it ends, glibc's scan of every key for
+    /// destructors (about 740 instructions of an empty task's spawn and join).
+    mod current_slot: 1 words in weft_native_current_task
+);
 
 /// Marks the calling thread as running `task` (until `set_current(null)`).
 pub(crate) fn set_current(task: *const TaskState) {
-    if let Some(key) = current_key() {
-        // SAFETY: a key made by `make_current_key`; the value is only a pointer, which
-        // the key never frees. A key among a process's first 32 never allocates.
-        unsafe { libc::pthread_setspecific(key, task as *const c_void) };
-    }
+    current_slot::write::<0>(task as usize);
 }
 
 /// The native task running on this thread, if the thread is one.
 pub(crate) fn current<'a>() -> Option<&'a TaskState> {
-    let key = current_key()?;
     // SAFETY: the pointer is set by the task's own thread for the duration of the task,
     // and the thread holds a reference on the state for that long.
-    unsafe { (libc::pthread_getspecific(key) as *const TaskState).as_ref() }
+    unsafe { (current_slot::read::<0>() as *const TaskState).as_ref() }
 }
 
 /// True when the calling task has been cancelled (and the runtime does not mask it).
