@@ -95,6 +95,22 @@ double median_of(double *v, long n);
     if (check_rc_ != 0) die(#call, check_rc_);       \
   } while (0)
 
+/* Two variants timed in one loop that alternates blocks of calls of each (A B, then
+ * B A), for differences smaller than the machine's drift between two loops. Each
+ * side's figure is the median ns per call of its blocks; one loop gives a round's
+ * sample of both variants. */
+typedef uint64_t (*block_fn)(long calls); /* runs `calls` calls; returns something
+                                             computed from their results */
+typedef struct {
+  double median[2];
+  int pending; /* medians not yet handed out */
+} paired_t;
+
+/* Side `s`'s sample: the pending median of the round's loop (p->n calls of each side
+ * in blocks of `block`), or a new loop's. The driver runs both variants of a kind in
+ * every round (and in the warm-up), so each loop serves exactly one round. */
+sample_t paired_sample(paired_t *pr, const block_fn side[2], int s, const params_t *p, long block);
+
 /* A spin-wait hint to the CPU. */
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

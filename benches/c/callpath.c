@@ -1,66 +1,24 @@
 /* The cost of the call path host -> libweft -> plugin. weft has no no-op entry point,
  * so two of the cheapest real calls that reach the plugin are timed against the call
  * the plugin itself makes:
- *   now:   weft_now(rt) (argument checks, panic boundary, the plugin's `now` through the
- *          table, which calls clock_gettime(CLOCK_MONOTONIC)) vs clock_gettime called
- *          directly; the difference is the call path.
+ *   now:   weft_now(rt) (argument checks, then CLOCK_MONOTONIC read by libweft through
+ *          the vDSO's clock_gettime where the plugin claims WEFT_CAP_MONOTONIC_CLOCK,
+ *          else the plugin's `now` through the table) vs glibc's clock_gettime
+ *          called directly; the difference is the call path.
  *   yield: weft_yield(rt) (on OS threads a safepoint poll, then sched_yield, which
  *          libweft makes itself when the plugin claims WEFT_CAP_SCHED_YIELD) vs
  *          sched_yield directly.
  * Both are timed in one loop that alternates blocks of calls of the two (A B, then B A):
  * the difference sought is a nanosecond or a few, and the machine drifts by more
- * between two loops (a sched_yield took 474 ns in one and 483 ns in the next). Each
- * side's figure is the median of its blocks; one loop gives a round's sample of both
- * variants (`paired_sample`).
+ * between two loops (a sched_yield took 474 ns in one and 483 ns in the next):
+ * `paired_sample` (paired.c).
  * And the per-task state read a VM makes on every bytecode:
  *   local: weft_local_get(key) (a task-local slot, which follows a green task from
  *          worker to worker) and weft.h's inline weft_task_state() (the task's state
  *          pointer) vs a plain `__thread` pointer read by the program itself. */
 #include <sched.h>
-#include <stdlib.h>
 
 #include "bench.h"
-
-/* Runs `calls` calls of one side; returns something computed from their results. */
-typedef uint64_t (*block_fn)(long calls);
-
-/* One loop's medians, handed out to the two variants of a round. */
-typedef struct {
-  double median[2];
-  int pending; /* medians not yet handed out */
-} paired_t;
-
-/* Times n calls of each side in blocks of `block` calls, alternating, and keeps the
- * median ns per call of each side. */
-static void paired_loop(paired_t *pr, const block_fn side[2], long n, long block) {
-  long blocks = n / block > 0 ? n / block : 1;
-  double *ns[2] = {malloc(sizeof(double) * (size_t)blocks), malloc(sizeof(double) * (size_t)blocks)};
-  if (!ns[0] || !ns[1]) die("malloc", 1);
-  uint64_t acc = 0;
-  for (long k = 0; k < blocks; k++) {
-    for (int turn = 0; turn < 2; turn++) {
-      int s = turn ^ (int)(k & 1);
-      int64_t t0 = now_ns();
-      acc += side[s](block);
-      ns[s][k] = (double)(now_ns() - t0) / (double)block;
-    }
-  }
-  keep(acc);
-  for (int s = 0; s < 2; s++) {
-    pr->median[s] = median_of(ns[s], blocks);
-    free(ns[s]);
-  }
-  pr->pending = 2;
-}
-
-/* Side `s`'s sample: the pending median of the round's loop, or a new loop's. The
- * driver runs both variants of a kind in every round (and in the warm-up), so each
- * loop serves exactly one round. */
-static sample_t paired_sample(paired_t *pr, const block_fn side[2], int s, const params_t *p, long block) {
-  if (pr->pending == 0) paired_loop(pr, side, p->n, block);
-  pr->pending--;
-  return (sample_t){pr->median[s], 0};
-}
 
 static uint64_t now_weft_block(long calls) {
   uint64_t acc = 0;
