@@ -400,6 +400,77 @@ TEST_IMPL(sched_yielding_spinner_starves_nobody) {
   return TEST_OK;
 }
 
+/* --- a channel pair handing messages over on one worker starves nobody ------------ */
+
+/* On green, a channel waiter backs off with a yield before it parks; where one other
+ * task waits on the worker (its partner, most often), the yielder is held out of the
+ * run queue until that task has run, so the two keep taking turns there. A third task,
+ * woken by its timer again and again, must still get the worker between their turns:
+ * the pair exchanges messages until the sleeper has slept SLEEPER_ROUNDS times. */
+
+#define SLEEPER_ROUNDS 20
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_chan_t *ping, *pong;
+  atomic_int sleeper_done;
+  atomic_long exchanged;
+} busy_pair_t;
+
+static int32_t busy_ponger(void *arg, void **result) {
+  busy_pair_t *p = arg;
+  (void)result;
+  uint64_t v;
+  while (weft_chan_recv(p->ping, &v, WEFT_FOREVER) == WEFT_OK) ASSERT_OK(weft_chan_send(p->pong, &v, WEFT_FOREVER));
+  return 0;
+}
+
+static int32_t busy_pinger(void *arg, void **result) {
+  busy_pair_t *p = arg;
+  (void)result;
+  int64_t give_up = test_after_ms(p->rt, TEST_PATIENCE_MS);
+  uint64_t i = 0;
+  while (!atomic_load(&p->sleeper_done)) {
+    uint64_t back = 0;
+    ASSERT_OK(weft_chan_send(p->ping, &i, WEFT_FOREVER));
+    ASSERT_OK(weft_chan_recv(p->pong, &back, WEFT_FOREVER));
+    ASSERT_EQ(back, i);
+    i++;
+    ASSERT(weft_now(p->rt) < give_up);
+  }
+  atomic_store(&p->exchanged, (long)i);
+  weft_chan_close(p->ping);
+  return 0;
+}
+
+static int32_t repeated_sleeper(void *arg, void **result) {
+  busy_pair_t *p = arg;
+  (void)result;
+  for (int i = 0; i < SLEEPER_ROUNDS; i++) test_sleep_ms(p->rt, 1);
+  atomic_store(&p->sleeper_done, 1);
+  return 0;
+}
+
+TEST_IMPL(sched_channel_pair_starves_nobody) {
+  weft_runtime_t *rt = open_with_workers(1);
+  /* (Virtual time passes only while every task waits: the pair never does.) */
+  test_skip_on_one_thread(rt, "the sleeper's timer fires only once the pair waits too");
+  busy_pair_t p = {.rt = rt};
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.ping));
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.pong));
+  weft_task_t *a = test_spawn(rt, busy_pinger, &p);
+  weft_task_t *b = test_spawn(rt, busy_ponger, &p);
+  weft_task_t *sleeper = test_spawn(rt, repeated_sleeper, &p);
+  ASSERT_EQ(test_join(sleeper), 0);
+  ASSERT_EQ(test_join(a), 0);
+  ASSERT_EQ(test_join(b), 0);
+  ASSERT(atomic_load(&p.exchanged) > 0);
+  weft_chan_release(p.ping);
+  weft_chan_release(p.pong);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- a task that neither polls nor calls weft loses its worker, and only that ------ */
 
 /* After 30 ms without a switch or a poll, green's monitor hands the task's worker (its

@@ -131,8 +131,9 @@ fn bucket(key: usize) -> &'static Bucket {
 /// task does not spin: its partner is usually a task, often queued on the same worker,
 /// which a spin or an OS yield only delays (and spinning keeps two partners on two
 /// workers, where parking lets them meet on one, through the LIFO slot); it yields
-/// once, which lets that partner run. A thread that is not a task backs off as on the
-/// native platform: its partner runs on another CPU.
+/// once, which lets that partner run (`sched::yield_to_partner`, which keeps the yielder
+/// on its worker). A thread that is not a task backs off as on the native platform: its
+/// partner runs on another CPU.
 pub(crate) struct Backoff {
     pub(crate) spin_steps: u32,
     pub(crate) steps: u32,
@@ -175,10 +176,11 @@ pub(crate) fn may_watch() -> bool {
 
 /// Lets a partner that is about to complete the caller's operation run (a channel
 /// waiter backing off before it parks): on a task, the tasks queued on this worker run
-/// first (the partner is often one of them); on a thread, another OS thread.
+/// first (the partner is often one of them), the caller kept off the run queue where
+/// one task only waits there; on a thread, another OS thread.
 pub(crate) fn backoff_yield() {
     if sched::on_task() {
-        sched::yield_now();
+        sched::yield_to_partner();
     } else {
         yields::timed_yield();
     }
