@@ -411,19 +411,11 @@ TEST_IMPL(sched_yielding_spinner_starves_nobody) {
 #define SLEEPER_ROUNDS 20
 
 typedef struct {
+  pair_t chans; /* answered by `ponger` */
   weft_runtime_t *rt;
-  weft_chan_t *ping, *pong;
   atomic_int sleeper_done;
   atomic_long exchanged;
 } busy_pair_t;
-
-static int32_t busy_ponger(void *arg, void **result) {
-  busy_pair_t *p = arg;
-  (void)result;
-  uint64_t v;
-  while (weft_chan_recv(p->ping, &v, WEFT_FOREVER) == WEFT_OK) ASSERT_OK(weft_chan_send(p->pong, &v, WEFT_FOREVER));
-  return 0;
-}
 
 static int32_t busy_pinger(void *arg, void **result) {
   busy_pair_t *p = arg;
@@ -432,14 +424,14 @@ static int32_t busy_pinger(void *arg, void **result) {
   uint64_t i = 0;
   while (!atomic_load(&p->sleeper_done)) {
     uint64_t back = 0;
-    ASSERT_OK(weft_chan_send(p->ping, &i, WEFT_FOREVER));
-    ASSERT_OK(weft_chan_recv(p->pong, &back, WEFT_FOREVER));
+    ASSERT_OK(weft_chan_send(p->chans.ping, &i, WEFT_FOREVER));
+    ASSERT_OK(weft_chan_recv(p->chans.pong, &back, WEFT_FOREVER));
     ASSERT_EQ(back, i);
     i++;
     ASSERT(weft_now(p->rt) < give_up);
   }
   atomic_store(&p->exchanged, (long)i);
-  weft_chan_close(p->ping);
+  weft_chan_close(p->chans.ping);
   return 0;
 }
 
@@ -456,17 +448,17 @@ TEST_IMPL(sched_channel_pair_starves_nobody) {
   /* (Virtual time passes only while every task waits: the pair never does.) */
   test_skip_on_one_thread(rt, "the sleeper's timer fires only once the pair waits too");
   busy_pair_t p = {.rt = rt};
-  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.ping));
-  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.pong));
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.chans.ping));
+  ASSERT_OK(weft_chan_new(rt, sizeof(uint64_t), 0, NULL, &p.chans.pong));
   weft_task_t *a = test_spawn(rt, busy_pinger, &p);
-  weft_task_t *b = test_spawn(rt, busy_ponger, &p);
+  weft_task_t *b = test_spawn(rt, ponger, &p.chans);
   weft_task_t *sleeper = test_spawn(rt, repeated_sleeper, &p);
   ASSERT_EQ(test_join(sleeper), 0);
   ASSERT_EQ(test_join(a), 0);
   ASSERT_EQ(test_join(b), 0);
   ASSERT(atomic_load(&p.exchanged) > 0);
-  weft_chan_release(p.ping);
-  weft_chan_release(p.pong);
+  weft_chan_release(p.chans.ping);
+  weft_chan_release(p.chans.pong);
   test_close_runtime(rt);
   return TEST_OK;
 }
