@@ -51,6 +51,12 @@ use internal_lock::Cond;
 use safepoint::World;
 
 /// A runtime: one loaded platform plus the registry of its tasks and mutators.
+///
+/// `repr(C)`: what the fast paths read of the runtime (its tag, `closed`, `fast_locks`,
+/// `sched_yield`, `monotonic`) leads, on the first of its cache lines (the struct is
+/// aligned to 64 bytes by `tasks`), which nothing writes while it is open; a
+/// `weft_yield` that read three lines, cold after the previous call's system call, read
+/// two since (about 1 ns, docs/performance.md).
 pub(crate) struct Runtime {
     tag: AtomicU32,
     /// Read on every call; written once, at close.
@@ -58,6 +64,9 @@ pub(crate) struct Runtime {
     /// Open and without checks: the mutex fast paths' one test of the runtime, beside
     /// `closed` (one load on the lock's path where `is_open` and `checks` took two).
     fast_locks: AtomicBool,
+    /// The platform's yield is `sched_yield` (`WEFT_CAP_SCHED_YIELD`), which
+    /// `weft_yield` then makes itself.
+    sched_yield: bool,
     /// The clock `weft_now` reads itself: set where the platform claims
     /// `WEFT_CAP_MONOTONIC_CLOCK`, else the plugin's `now` is called.
     monotonic: Option<weft_platform::clock::ClockGettime>,
@@ -160,6 +169,7 @@ impl Runtime {
             tag: AtomicU32::new(RUNTIME_TAG),
             closed: AtomicBool::new(false),
             fast_locks: AtomicBool::new(check_flags == 0),
+            sched_yield: table.caps & WEFT_CAP_SCHED_YIELD != 0,
             monotonic: (table.caps & WEFT_CAP_MONOTONIC_CLOCK != 0).then(weft_platform::clock::fastest_clock_gettime),
             // SAFETY: a plain copy of the accepted table (pointers to the plugin's
             // static data and functions, valid for the life of the process).
@@ -383,7 +393,7 @@ impl Runtime {
     /// `weft_yield` then makes itself (`WEFT_CAP_SCHED_YIELD`).
     #[inline]
     pub(crate) fn yield_is_sched_yield(&self) -> bool {
-        self.table.caps & WEFT_CAP_SCHED_YIELD != 0
+        self.sched_yield
     }
 
     /// The plugin's yield, as is.
