@@ -1,4 +1,5 @@
 //! The clock of real-time deadlines: `CLOCK_MONOTONIC` in nanoseconds.
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds: the clock a platform that claims
 /// `WEFT_CAP_MONOTONIC_CLOCK` keeps its deadlines on (native, green, pthread), and the
@@ -16,8 +17,23 @@ pub type ClockGettime = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespe
 
 /// The kernel's `clock_gettime` in the vDSO, which glibc's calls through a pointer of
 /// its own: called directly, a read of the clock makes one call less. glibc's where
-/// the process has no vDSO (valgrind hides it).
+/// the process has no vDSO (valgrind hides it). Looked up once per process (the answer
+/// is the same on every call), so that a child of `fork()` that opens a runtime
+/// inherits it and makes no `dlopen` of its own.
 pub fn fastest_clock_gettime() -> ClockGettime {
+    static FOUND: AtomicUsize = AtomicUsize::new(0);
+    let found = FOUND.load(Relaxed);
+    if found != 0 {
+        // SAFETY: stored below from a `ClockGettime`.
+        return unsafe { std::mem::transmute::<usize, ClockGettime>(found) };
+    }
+    let clock_gettime = look_up_vdso_clock_gettime().unwrap_or(libc::clock_gettime);
+    // Two first calls at once store the same value.
+    FOUND.store(clock_gettime as usize, Relaxed);
+    clock_gettime
+}
+
+fn look_up_vdso_clock_gettime() -> Option<ClockGettime> {
     #[cfg(target_arch = "x86_64")]
     const SYMBOL: &std::ffi::CStr = c"__vdso_clock_gettime";
     #[cfg(not(target_arch = "x86_64"))]
@@ -27,14 +43,12 @@ pub fn fastest_clock_gettime() -> ClockGettime {
     // the symbol, where found, is the kernel's clock_gettime with glibc's signature.
     unsafe {
         let vdso = libc::dlopen(c"linux-vdso.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
-        if !vdso.is_null() {
-            let sym = libc::dlsym(vdso, SYMBOL.as_ptr());
-            if !sym.is_null() {
-                return std::mem::transmute::<*mut libc::c_void, ClockGettime>(sym);
-            }
+        if vdso.is_null() {
+            return None;
         }
+        let sym = libc::dlsym(vdso, SYMBOL.as_ptr());
+        (!sym.is_null()).then(|| std::mem::transmute::<*mut libc::c_void, ClockGettime>(sym))
     }
-    libc::clock_gettime
 }
 
 #[cfg(test)]
