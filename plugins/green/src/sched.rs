@@ -369,7 +369,8 @@ pub(crate) fn yield_now() {
 /// was stolen by an idle worker, and the two partners, now on two workers, handed
 /// every message from one CPU to the other (about 1 us a message where a cache line
 /// takes 500 ns to cross, against 300 ns on one worker). With no other task here it
-/// returns at once: the partner runs elsewhere, or is parked.
+/// runs on at once (its worker takes it straight back): the partner runs elsewhere, or
+/// is parked.
 pub(crate) fn yield_to_partner() {
     if on_task() {
         suspend(Suspend::YieldToPartner);
