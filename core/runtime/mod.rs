@@ -345,11 +345,7 @@ impl Runtime {
     pub(crate) fn now(&self) -> i64 {
         if let Some(clock_gettime) = self.monotonic {
             // The platform's clock, read here without a call through the table.
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: a clock_gettime, with a valid out-pointer; CLOCK_MONOTONIC always
-            // exists on Linux.
-            unsafe { clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-            return ts.tv_sec * 1_000_000_000 + ts.tv_nsec;
+            return weft_platform::clock::monotonic_now_with(clock_gettime);
         }
         plat_call!(self.table, now(self.prt))
     }

@@ -6,9 +6,16 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 /// one `std::time::Instant` reads on Linux.
 #[inline]
 pub fn monotonic_now() -> i64 {
+    monotonic_now_with(libc::clock_gettime)
+}
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds, read by `clock_gettime` (glibc's, or the
+/// vDSO's from [`fastest_clock_gettime`]).
+#[inline]
+pub fn monotonic_now_with(clock_gettime: ClockGettime) -> i64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
