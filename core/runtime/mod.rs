@@ -57,6 +57,7 @@ use safepoint::World;
 /// aligned to 64 bytes by `tasks`), which nothing writes while it is open; a
 /// `weft_yield` that read three lines, cold after the previous call's system call, read
 /// two since (about 1 ns, docs/performance.md).
+#[repr(C)]
 pub(crate) struct Runtime {
     tag: AtomicU32,
     /// Read on every call; written once, at close.
@@ -422,5 +423,17 @@ mod tests {
         assert_eq!(word & TASK_MASK, 5);
         assert_eq!(word & !CLOSING & !TASK_MASK, 3 * DRAINER);
         assert_eq!((word | CLOSING) & TASK_MASK, 5);
+    }
+
+    #[test]
+    fn what_the_fast_paths_read_is_on_the_first_cache_line() {
+        use std::mem::{align_of, offset_of, size_of};
+        assert_eq!(align_of::<Runtime>() % 64, 0);
+        let end = offset_of!(Runtime, monotonic) + size_of::<Option<weft_platform::clock::ClockGettime>>();
+        assert!(end <= 64, "the runtime's hot fields end at byte {end}");
+        for hot in [offset_of!(Runtime, tag), offset_of!(Runtime, closed), offset_of!(Runtime, fast_locks)] {
+            assert!(hot < 64, "a hot field at byte {hot}");
+        }
+        assert!(offset_of!(Runtime, tasks) >= 64, "the task count, written by every spawn, shares the hot line");
     }
 }
