@@ -1,7 +1,8 @@
 /* Structured parallelism (the Rust side has the rayon rows: benches/rust/src/par.rs):
  *   parallel_sum:  sum of a cheap function over [0, n): weft_parallel_for (grain chosen
  *                  by weft) vs OpenMP's `parallel for reduction` vs oneTBB's
- *                  parallel_reduce (tbb_par.cc) vs a serial loop;
+ *                  parallel_reduce (tbb_par.cc) vs the same body called once over the
+ *                  whole range (`run_serially`);
  *   parallel_map:  out[i] = in[i] * 1.5 + 1 over float arrays of n: the same four;
  *   group_spawn:   a weft_group of n empty tasks, spawned then waited for (Go's
  *                  WaitGroup row is in benches/go). */
@@ -38,6 +39,18 @@ static sample_t timed_weft_calls(long n, weft_range_fn body, void *ud, const cha
   return per_call(t0, t1, calls);
 }
 
+/* The serial rows run the very body the weft rows give weft_parallel_for, called once
+ * over the whole range through a pointer the compiler cannot see through: the loop is
+ * then the same bytes on both sides, and the row measures what weft adds. A serial loop
+ * inlined into its caller is laid out apart: on this machine the sum's body loop
+ * crossed a 64-byte boundary where the inlined copy did not, ran some 1.4x slower per
+ * element, and the row charged that to weft_parallel_for (docs/performance.md, "The
+ * serial rows run the weft rows' body"). */
+static void run_serially(weft_range_fn body, long n, void *ud) {
+  weft_range_fn volatile call = body;
+  if (call(0, (size_t)n, ud) != 0) die("serial body", 1);
+}
+
 uint64_t bench_sum_term(size_t i) { return (uint64_t)i * 2654435761u ^ (uint64_t)i >> 3; }
 #define f bench_sum_term
 
@@ -65,9 +78,11 @@ static sample_t sum_weft(const params_t *p) {
 
 static sample_t sum_serial(const params_t *p) {
   long calls = calls_per_sample(p->n);
+  uint64_t s = 0;
   int64_t t0 = now_ns();
-  for (long c = 0; c < calls; c++) keep(serial_sum(p->n));
+  for (long c = 0; c < calls; c++) run_serially(sum_body, p->n, &s);
   int64_t t1 = now_ns();
+  if (s != serial_sum(p->n) * (uint64_t)calls) die("serial sum", 1);
   return per_call(t0, t1, calls);
 }
 
@@ -139,10 +154,7 @@ static sample_t map_serial(const params_t *p) {
   map_arrays(p->n);
   long calls = calls_per_sample(p->n);
   int64_t t0 = now_ns();
-  for (long c = 0; c < calls; c++) {
-    map_body(0, (size_t)p->n, NULL);
-    keep((uint64_t)c); /* a compiler barrier: each call stores its elements */
-  }
+  for (long c = 0; c < calls; c++) run_serially(map_body, p->n, NULL);
   int64_t t1 = now_ns();
   map_check(p->n);
   return per_call(t0, t1, calls);
