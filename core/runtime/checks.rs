@@ -315,7 +315,11 @@ impl Checks {
     /// `ctx` released the lock at `addr` (one hold of it).
     pub(crate) fn released(&self, ctx: &Context, addr: usize, holders: Holders) {
         let held = ctx.held_locks();
-        if let Some(at) = held.iter().rposition(|&a| a == addr) {
+        // Locks are mostly released in the reverse order of their taking: the last one
+        // held goes without a search or a shift of the rest.
+        if held.last() == Some(&addr) {
+            held.pop();
+        } else if let Some(at) = held.iter().rposition(|&a| a == addr) {
             held.remove(at);
         }
         if self.deadlock() && holders == Holders::Tracked {

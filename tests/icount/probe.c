@@ -48,6 +48,18 @@ __attribute__((noinline)) void probe_weft_mutex(long n) {
   }
 }
 
+/* Four mutexes of a runtime with the lock-order and deadlock checks on, taken in order
+ * and released in reverse (the checks' common case: every order edge known already). */
+static weft_runtime_t *checked_rt;
+static weft_mutex_t checked[4];
+
+__attribute__((noinline)) void probe_weft_checked_nested(long n) {
+  for (long i = 0; i < n; i++) {
+    for (int k = 0; k < 4; k++) MUST(weft_mutex_lock(&checked[k]));
+    for (int k = 3; k >= 0; k--) MUST(weft_mutex_unlock(&checked[k]));
+  }
+}
+
 __attribute__((noinline)) void probe_glibc_mutex(long n) {
   for (long i = 0; i < n; i++) {
     MUST(pthread_mutex_lock(&glibc_default));
@@ -158,6 +170,11 @@ int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 1000;
   MUST(weft_mutex_init(rt, &mutex, 0));
   MUST(weft_cond_init(rt, &cond));
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.flags = WEFT_CHECK_LOCK_ORDER | WEFT_CHECK_DEADLOCK;
+  MUST(weft_runtime_open(&cfg, &checked_rt));
+  for (int k = 0; k < 4; k++) MUST(weft_mutex_init(checked_rt, &checked[k], 0));
   MUST(weft_key_create(rt, NULL, &key));
   MUST(weft_local_set(key, &key));
   MUST(weft_task_set_state(&key));
@@ -170,6 +187,7 @@ int main(int argc, char **argv) {
   for (int round = 0; round < 2; round++) {
     long k = round == 0 ? 1 : n;
     probe_weft_mutex(k);
+    probe_weft_checked_nested(k);
     probe_glibc_mutex(k);
     probe_glibc_errorcheck(k);
     probe_weft_now(k);
@@ -184,6 +202,8 @@ int main(int argc, char **argv) {
   }
   MUST(weft_cond_destroy(&cond));
   MUST(weft_mutex_destroy(&mutex));
+  for (int k = 0; k < 4; k++) MUST(weft_mutex_destroy(&checked[k]));
+  MUST(weft_runtime_close(checked_rt));
   MUST(weft_runtime_close(rt));
   return 0;
 }
