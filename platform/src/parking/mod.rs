@@ -226,12 +226,22 @@ pub fn park(
 }
 
 /// Marks a node taken off its queue as woken with `token` (under the bucket's lock) and
-/// returns the parker to wake once the lock is released (the node may be gone then;
-/// the parker stays).
-fn mark_woken(node: &Node, token: usize) -> &'static Parker {
-    node.parker.unpark_token.store(token, Relaxed);
-    node.parker.state.store(WOKEN, Release);
-    node.parker
+/// returns the parker to wake once the lock is released. The node is read only before
+/// the `WOKEN` store: its waiter checks its state without the bucket's lock, so it may
+/// return from `park` at once and reuse the stack slot the node was in. (The parker was
+/// read after the store until 2026-12-02: a waker under valgrind once read a NULL parker
+/// from a reused slot and made a futex call on address 0x10.) The parker itself lives
+/// for ever: a late wake is at worst a spurious one for its next owner.
+///
+/// # Safety
+/// `node` was just taken off its queue, whose bucket's lock the caller still holds.
+/// A raw pointer, not a reference: no reference to the node outlives the store.
+unsafe fn mark_woken(node: *const Node, token: usize) -> &'static Parker {
+    // SAFETY: as this function's: the node is alive until the `WOKEN` store below.
+    let parker = unsafe { (*node).parker };
+    parker.unpark_token.store(token, Relaxed);
+    parker.state.store(WOKEN, Release);
+    parker
 }
 
 /// Unparks the oldest waiter of `key`, if any, with `token`; `under_lock(woke)` runs
@@ -252,9 +262,8 @@ pub fn unpark_one(key: usize, token: usize, under_lock: impl FnOnce(bool)) -> bo
         };
         queue.drain(first_of_key, |n| taken = Some(n));
         under_lock(taken.is_some());
-        // SAFETY: the node just taken off the queue is alive: its waiter sleeps until
-        // it is marked.
-        taken.map(|n| mark_woken(unsafe { &*n }, token))
+        // SAFETY: the node was just taken off the queue, under the lock held here.
+        taken.map(|n| unsafe { mark_woken(n, token) })
     };
     woken.map(Parker::wake).is_some()
 }
@@ -273,7 +282,8 @@ pub fn unpark_filter(key: usize, mut filter: impl FnMut(usize) -> FilterOp, toke
         let mut queue = bucket(key).lock();
         queue.drain(
             |n| if n.key == key { filter(n.park_token) } else { FilterOp::Skip },
-            |n| parkers.push(mark_woken(n, token)),
+            // SAFETY: `n` was just taken off the queue, under the lock held here.
+            |n| parkers.push(unsafe { mark_woken(n, token) }),
         );
     }
     parkers.iter().for_each(|p| p.wake());
