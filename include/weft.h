@@ -447,7 +447,8 @@ weft_status_t weft_detach(struct weft_task_t *t);
 // channel waits) return `WEFT_ECANCELED`, including one it is blocked in. The task
 // decides how to end. Lock acquisition is not a cancellation point. Cancelling a task
 // that has finished does nothing. The handle stays the caller's; a handle already given
-// up (joined or detached) is `WEFT_EINVAL`.
+// up (joined or detached) is `WEFT_EINVAL`. Safe while another thread joins or detaches
+// `t`: the cancel then happens before the handle is given up, or is `WEFT_EINVAL`.
 weft_status_t weft_cancel(struct weft_task_t *t);
 
 // Links channel `ch` to task `t`: when `t` ends (however: returning 0, failing, after a
@@ -472,7 +473,9 @@ weft_status_t weft_task_set_name(const char *name);
 // until the caller ends (a later rename does not free it).
 const char *weft_task_name(void);
 
-// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task.
+// The id of task `t`: unique in the process, never 0. 0 for NULL, an invalid task, or
+// a handle given up (joined or detached), also while another thread's join or detach
+// of it ends.
 uint64_t weft_task_id(const struct weft_task_t *t);
 
 // True when the calling task has been cancelled (for tasks that compute without

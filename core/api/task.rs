@@ -118,7 +118,8 @@ pub unsafe extern "C" fn weft_detach(t: *mut weft_task_t) -> weft_status_t {
 /// channel waits) return `WEFT_ECANCELED`, including one it is blocked in. The task
 /// decides how to end. Lock acquisition is not a cancellation point. Cancelling a task
 /// that has finished does nothing. The handle stays the caller's; a handle already given
-/// up (joined or detached) is `WEFT_EINVAL`.
+/// up (joined or detached) is `WEFT_EINVAL`. Safe while another thread joins or detaches
+/// `t`: the cancel then happens before the handle is given up, or is `WEFT_EINVAL`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_cancel(t: *mut weft_task_t) -> weft_status_t {
     ffi("weft_cancel", || task_ref(t)?.cancel())
@@ -165,10 +166,12 @@ pub extern "C" fn weft_task_name() -> *const c_char {
     crate::runtime::context::current().name_ptr()
 }
 
-/// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task.
+/// The id of task `t`: unique in the process, never 0. 0 for NULL, an invalid task, or
+/// a handle given up (joined or detached), also while another thread's join or detach
+/// of it ends.
 #[no_mangle]
 pub unsafe extern "C" fn weft_task_id(t: *const weft_task_t) -> u64 {
-    ffi_value("weft_task_id", 0, || Ok(task_ref(t)?.id()))
+    ffi_value("weft_task_id", 0, || task_ref(t)?.id())
 }
 
 /// True when the calling task has been cancelled (for tasks that compute without

@@ -4,7 +4,9 @@
 //! so a handle used after its join or detach reads a dead tag and is refused. The shell
 //! has two owners: the host, until it joins or detaches, and the running task, until it
 //! exits (so `weft_task_self` and the hooks can hand the handle out while it runs, even
-//! detached). The last owner to let go drops the task's state and retires the shell.
+//! detached). A call through the handle (cancel, id, link, join, detach) adds an owner
+//! for its duration (`Task::pin`), since another thread may give the handle up meanwhile.
+//! The last owner to let go drops the task's state and retires the shell.
 //! The state lives in the shell itself, and the shell keeps its last task's context for
 //! the next one when nobody else holds it (up to `MAX_SPARE_CONTEXTS` shells): a spawn
 //! on a shell used before allocates nothing.
@@ -40,7 +42,8 @@ pub(crate) struct Task {
     tag: AtomicU32,
     /// Who has the host's handle: HANDLE_LIVE, _JOINING (a join waits) or _GONE.
     handle: AtomicU32,
-    /// The host and the running task (see the module comment).
+    /// The host, the running task, and the calls through the handle in flight (see the
+    /// module comment).
     owners: AtomicU32,
     /// `storage` while the shell is live; NULL once its last owner let go.
     state: AtomicPtr<TaskState>,
@@ -183,8 +186,19 @@ impl Task {
         self as *const Task as *mut weft_task_t
     }
 
-    pub(crate) fn id(&self) -> u64 {
+    /// The task's id, for a caller that owns the shell or has pinned it.
+    fn owned_id(&self) -> u64 {
         self.state().ctx.id
+    }
+
+    /// The task's id, through the host's handle (`weft_task_id`): `WEFT_EINVAL` once the
+    /// handle is given up, as `cancel` says.
+    pub(crate) fn id(&'static self) -> Result<u64> {
+        let _pin = self.pin()?;
+        if self.handle.load(SeqCst) == HANDLE_GONE {
+            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
+        }
+        Ok(self.owned_id())
     }
 
     /// Starts a task; its handle (None for a detached one) and its id.
@@ -242,7 +256,7 @@ impl Task {
             fail!(WEFT_EINTERNAL, "the platform failed without a status");
         }
         *shell.state().plat.lock() = plat;
-        let id = shell.id();
+        let id = shell.owned_id();
         if req.detached {
             shell.handle.store(HANDLE_GONE, SeqCst);
             shell.release_handle();
@@ -271,12 +285,32 @@ impl Task {
         SHELLS.give_back(self);
     }
 
+    /// Keeps the state for a call through the host's handle, which another thread may
+    /// join or detach meanwhile (the joiner's last `let_go` would free the state under
+    /// the call): one more owner, added only while the shell has one, so a shell whose
+    /// last owner let go is not revived (`WEFT_EINVAL`, the handle was given up). Given
+    /// back when the pin drops, by `let_go`, which frees the state if the others let go
+    /// meanwhile. (A handle used after its join returned may meet the shell's next task:
+    /// shells are pooled; the header says not to.)
+    fn pin(&'static self) -> Result<Pin> {
+        let mut owners = self.owners.load(Acquire);
+        loop {
+            if owners == 0 {
+                fail!(WEFT_EINVAL, "task {:p} was already joined or detached", self);
+            }
+            match self.owners.compare_exchange_weak(owners, owners + 1, AcqRel, Acquire) {
+                Ok(_) => return Ok(Pin(self)),
+                Err(now) => owners = now,
+            }
+        }
+    }
+
     /// Takes the host's handle for a join or a detach; only one may have it.
     fn claim_handle(&self, to: u32) -> Result<()> {
         match self.handle.compare_exchange(HANDLE_LIVE, to, SeqCst, SeqCst) {
             Ok(_) => Ok(()),
-            Err(HANDLE_JOINING) => fail!(WEFT_EINVAL, "task {} is being joined by another thread", self.id()),
-            Err(_) => fail!(WEFT_EINVAL, "task {} was already joined or detached", self.id()),
+            Err(HANDLE_JOINING) => fail!(WEFT_EINVAL, "task {} is being joined by another thread", self.owned_id()),
+            Err(_) => fail!(WEFT_EINVAL, "task {} was already joined or detached", self.owned_id()),
         }
     }
 
@@ -299,6 +333,7 @@ impl Task {
 
     /// Waits for the task; on success its code and result, and the handle is consumed.
     pub(crate) fn join(&'static self, deadline: i64) -> Result<(i32, *mut c_void)> {
+        let _pin = self.pin()?;
         let state = self.state();
         if context::current_if_any().is_some_and(|c| c.id == state.ctx.id) {
             fail!(WEFT_EDEADLK, "task {} cannot join itself", state.ctx.id);
@@ -337,6 +372,7 @@ impl Task {
 
     /// Gives up the host's handle; the task runs on.
     pub(crate) fn detach(&'static self) -> Result<()> {
+        let _pin = self.pin()?;
         self.claim_handle(HANDLE_GONE)?;
         self.release_handle();
         Ok(())
@@ -344,9 +380,10 @@ impl Task {
 
     /// Closes `chan` with the task's return code when the task ends (at once if it has
     /// ended). The task keeps a reference on the channel until then.
-    pub(crate) fn link_chan(&self, chan: &'static Channel) -> Result<()> {
+    pub(crate) fn link_chan(&'static self, chan: &'static Channel) -> Result<()> {
+        let _pin = self.pin()?;
         if self.handle.load(SeqCst) == HANDLE_GONE {
-            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.id());
+            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
         }
         let state = self.state();
         chan.retain()?;
@@ -366,9 +403,10 @@ impl Task {
     }
 
     /// Marks the task cancelled and wakes it if it waits in a cancellation point.
-    pub(crate) fn cancel(&self) -> Result<()> {
+    pub(crate) fn cancel(&'static self) -> Result<()> {
+        let _pin = self.pin()?;
         if self.handle.load(SeqCst) == HANDLE_GONE {
-            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.id());
+            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
         }
         let state = self.state();
         state.ctx.cancelled.store(true, SeqCst);
@@ -377,6 +415,15 @@ impl Task {
         let status = if plat.is_null() { WEFT_OK } else { plat_call!(state.rt.table, cancel(plat)) };
         state.cancels.fetch_sub(1, SeqCst);
         check_plugin(status, || format!("cannot wake task {}", state.ctx.id))
+    }
+}
+
+/// An owner of a task's shell added by `Task::pin`, given back when dropped.
+struct Pin(&'static Task);
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        self.0.let_go();
     }
 }
 

@@ -557,6 +557,48 @@ TEST_IMPL(cancel_finished_task) {
   return TEST_OK;
 }
 
+/* A task that cancels a handle and reads its id until the handle is given up, while
+ * the test thread joins it: each call either sees the task (WEFT_OK, its id) or the
+ * handle given up (WEFT_EINVAL, 0), never a state the join freed under it. */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_task_t *target;
+  uint64_t id;
+  atomic_int started;
+} poker_arg_t;
+
+static int32_t poke_until_given_up(void *arg, void **result) {
+  (void)result;
+  poker_arg_t *p = arg;
+  atomic_store(&p->started, 1);
+  for (;;) {
+    weft_status_t st = weft_cancel(p->target);
+    uint64_t id = weft_task_id(p->target);
+    if (st == WEFT_EINVAL) return id == 0 ? 0 : 1;
+    if (st != WEFT_OK) return 2;
+    if (id != p->id && id != 0) return 3;
+    weft_yield(p->rt);
+  }
+}
+
+TEST_IMPL(cancel_and_id_race_a_join) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < 2000; round++) {
+    poker_arg_t p = {rt, test_spawn(rt, add_one, (void *)(intptr_t)round), 0, 0};
+    p.id = weft_task_id(p.target);
+    ASSERT(p.id != 0);
+    weft_task_t *poker = test_spawn(rt, poke_until_given_up, &p);
+    /* Join once the poker runs, so that its calls meet the join. */
+    while (!atomic_load(&p.started)) ASSERT_OK(weft_yield(rt));
+    int32_t code = -1;
+    ASSERT_OK(weft_join(p.target, WEFT_FOREVER, &code, NULL));
+    ASSERT_EQ(code, round);
+    ASSERT_EQ(test_join(poker), 0);
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- identity ------------------------------------------------------------------ */
 
 typedef struct {
