@@ -38,6 +38,11 @@
  *   _release of a handle, weft_join and weft_detach must not race with other calls
  *   on the same object or handle (they end its life); and weft_mutex_init,
  *   weft_cond_init, weft_rwlock_init must finish before anyone else uses the object.
+ *   One exception to the exception: a task handle's weft_join or weft_detach may race
+ *   with weft_cancel, weft_task_id, weft_task_link_chan and another join or detach
+ *   of the same handle. Each of those then acts before the handle is given up, or is
+ *   refused (WEFT_EINVAL; weft_task_id gives the id or 0). A call made after the join or detach
+ *   has returned is the host's error as above: the handle may already be a new task's.
  *   Callbacks (task functions, hooks, destructors, elem_drop, visitors) may call weft.
  * - fork(). The child has only the thread that called fork(). Every runtime open in
  *   the parent is left behind: calls on it are refused with WEFT_EINVAL ("opened by the
@@ -473,9 +478,9 @@ weft_status_t weft_task_set_name(const char *name);
 // until the caller ends (a later rename does not free it).
 const char *weft_task_name(void);
 
-// The id of task `t`: unique in the process, never 0. 0 for NULL, an invalid task, or
-// a handle given up (joined or detached), also while another thread's join or detach
-// of it ends.
+// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task
+// (a handle joined, or detached from a task that has ended). While another thread
+// joins or detaches `t`: its id, or 0 once the join or detach is done with it.
 uint64_t weft_task_id(const struct weft_task_t *t);
 
 // True when the calling task has been cancelled (for tasks that compute without

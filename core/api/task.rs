@@ -166,9 +166,9 @@ pub extern "C" fn weft_task_name() -> *const c_char {
     crate::runtime::context::current().name_ptr()
 }
 
-/// The id of task `t`: unique in the process, never 0. 0 for NULL, an invalid task, or
-/// a handle given up (joined or detached), also while another thread's join or detach
-/// of it ends.
+/// The id of task `t`: unique in the process, never 0. 0 for NULL or an invalid task
+/// (a handle joined, or detached from a task that has ended). While another thread
+/// joins or detaches `t`: its id, or 0 once the join or detach is done with it.
 #[no_mangle]
 pub unsafe extern "C" fn weft_task_id(t: *const weft_task_t) -> u64 {
     ffi_value("weft_task_id", 0, || task_ref(t)?.id())

@@ -47,7 +47,7 @@ unsafe extern "C" fn set_error_detail(detail: *const c_char) {
 }
 
 unsafe extern "C" fn cancel_pending() -> i32 {
-    context::current_if_any().is_some_and(|ctx| ctx.is_cancelled() && !ctx.mutator.is_internal_wait()) as i32
+    context::current_if_any().is_some_and(|ctx| ctx.is_cancelled() && !ctx.mutator.cancel_masked()) as i32
 }
 
 unsafe extern "C" fn context_get() -> *mut c_void {

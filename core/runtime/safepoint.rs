@@ -80,6 +80,10 @@ pub(crate) struct Mutator {
     /// Non-zero while the runtime waits on its own behalf: the host hooks the plugin
     /// calls are then no-ops and cancellation is masked.
     internal: AtomicU32,
+    /// Non-zero while the context waits in a call that is no cancellation point but
+    /// parks like one (`weft_once`): cancellation alone is masked (`CancelMask`), the
+    /// wait stays a blocking region.
+    cancel_masked: AtomicU32,
     /// The runtime whose world this context holds stopped; NULL if none.
     holds: AtomicPtr<Runtime>,
     /// Where the context sits in its runtime's registry (changed under the registry
@@ -92,6 +96,11 @@ pub(crate) struct Mutator {
 impl Mutator {
     pub(crate) fn is_internal_wait(&self) -> bool {
         self.internal.load(Relaxed) != 0
+    }
+
+    /// Cancellation is masked: an internal wait, or a `CancelMask`.
+    pub(crate) fn cancel_masked(&self) -> bool {
+        self.is_internal_wait() || self.cancel_masked.load(Relaxed) != 0
     }
 
     fn runtime(&self) -> *const Runtime {
@@ -136,6 +145,24 @@ impl<'a> InternalWait<'a> {
 impl Drop for InternalWait<'_> {
     fn drop(&mut self) {
         self.0.internal.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Masks the cancellation of a context while it lives: its parks are no cancellation
+/// points then (a cancelled task waiting for a `weft_once` to finish must sleep, not
+/// spin on `WEFT_ECANCELED`), and stay blocking regions.
+pub(crate) struct CancelMask<'a>(&'a Mutator);
+
+impl<'a> CancelMask<'a> {
+    pub(crate) fn new(m: &'a Mutator) -> Self {
+        m.cancel_masked.fetch_add(1, Relaxed);
+        CancelMask(m)
+    }
+}
+
+impl Drop for CancelMask<'_> {
+    fn drop(&mut self) {
+        self.0.cancel_masked.fetch_sub(1, Relaxed);
     }
 }
 

@@ -9,7 +9,7 @@ use weft_platform::*;
 
 use crate::ffi::error::{fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
-use crate::runtime::parking::Parking;
+use crate::runtime::parking::{Parking, ParkingTable};
 use crate::runtime::{context, implicit_runtime, safepoint, Runtime};
 
 const TAG_DESTROYED: u32 = 0xdead_0b1e;
@@ -102,26 +102,34 @@ impl Semaphore {
     /// Takes one unit, waiting until there is one or the deadline.
     pub(crate) fn wait(&self, deadline: i64) -> Result<()> {
         let rt = runtime_of(&self.rt, "semaphore")?;
+        if self.try_take() {
+            return Ok(());
+        }
+        let table = rt.parking()?;
+        // Counted from here until it returns, watching, parked or taking again after a
+        // wake-up: a destroy meanwhile is refused. (Uncounted between a wake-up and its
+        // next park, a waiter let a destroy through, then parked on the dead semaphore.)
+        self.state.fetch_add(WAITER, SeqCst);
+        let outcome = self.wait_counted(rt, table, deadline);
+        self.state.fetch_sub(WAITER, SeqCst);
+        outcome
+    }
+
+    fn wait_counted(&self, rt: &'static Runtime, table: &ParkingTable, deadline: i64) -> Result<()> {
+        // Once per wait, watch for a post from another CPU before parking: nobody
+        // sleeps, and the post's wake-up finds nobody parked (a ping-pong's round trip:
+        // see docs/performance.md).
         let mut may_watch = true;
         loop {
             if self.try_take() {
                 return Ok(());
             }
-            let table = rt.parking()?;
-            // Counted while it watches too: a destroy meanwhile is refused.
-            self.state.fetch_add(WAITER, SeqCst);
-            // Once per wait, watch for a post from another CPU before parking: nobody
-            // sleeps, and the post's wake-up finds nobody parked (a ping-pong's round
-            // trip: see docs/performance.md).
             if std::mem::take(&mut may_watch)
                 && watch_before_parking(rt, &self.unanswered, deadline, || self.state.load(Relaxed) & COUNT != 0)
             {
-                self.state.fetch_sub(WAITER, SeqCst);
                 continue;
             }
-            let parked = table.park(rt, self.state_addr(), || self.state.load(SeqCst) & COUNT == 0, deadline);
-            self.state.fetch_sub(WAITER, SeqCst);
-            match parked {
+            match table.park(rt, self.state_addr(), || self.state.load(SeqCst) & COUNT == 0, deadline) {
                 Ok(_) => {}
                 // A post that raced the deadline: take it rather than report a timeout.
                 Err(_) if self.try_take() => return Ok(()),
@@ -154,8 +162,12 @@ impl Semaphore {
 pub(crate) struct Barrier {
     tag: AtomicU32,
     count: AtomicU32,
-    arrived: AtomicU32,
-    generation: AtomicU32,
+    /// The round: tasks arrived at it (low 32 bits) and its generation (high 32 bits),
+    /// in one word, so that an arrival, the last one's start of the next round and a
+    /// cancelled waiter's taking back of its arrival each change both at once. (Apart,
+    /// a waiter taking its arrival back could meet the same count in the next round
+    /// and take a newcomer's arrival instead: that round then never completed.)
+    round: AtomicU64,
     rt: AtomicPtr<Runtime>,
     /// Tasks inside a wait, from before they arrive until they have left it.
     waiters: AtomicU32,
@@ -164,6 +176,13 @@ pub(crate) struct Barrier {
 }
 
 const TAG_BARRIER: u32 = 0x5742_4152;
+
+/// The arrivals in `Barrier::round`; the generation is above them.
+const ARRIVED: u64 = 0xffff_ffff;
+
+fn generation_of(round: u64) -> u64 {
+    round >> 32
+}
 
 impl Handle for Barrier {
     const KIND: &'static str = "barrier";
@@ -188,8 +207,7 @@ impl Barrier {
             ptr.write(Barrier {
                 tag: AtomicU32::new(0),
                 count: AtomicU32::new(count),
-                arrived: AtomicU32::new(0),
-                generation: AtomicU32::new(0),
+                round: AtomicU64::new(0),
                 rt: AtomicPtr::new(rt as *const Runtime as *mut Runtime),
                 waiters: AtomicU32::new(0),
                 unanswered: AtomicU32::new(0),
@@ -205,7 +223,7 @@ impl Barrier {
     /// them leave first, so that none touches the memory after it.
     pub(crate) fn destroy(&self) -> Result<()> {
         while self.waiters.load(SeqCst) != 0 {
-            let arrived = self.arrived.load(SeqCst);
+            let arrived = self.round.load(SeqCst) & ARRIVED;
             if arrived != 0 {
                 fail!(WEFT_EBUSY, "barrier {:p} has {arrived} task(s) waiting at it", self);
             }
@@ -229,34 +247,39 @@ impl Barrier {
     }
 
     fn arrive_and_wait(&self, rt: &'static Runtime) -> Result<bool> {
-        let generation = self.generation.load(SeqCst);
-        let arrived = self.arrived.fetch_add(1, SeqCst) + 1;
-        let addr = &self.generation as *const AtomicU32 as usize;
-        if arrived == self.count.load(SeqCst) {
-            self.arrived.store(0, SeqCst);
-            self.generation.fetch_add(1, SeqCst);
-            rt.parking()?.unpark(rt, addr, usize::MAX)?;
+        // The table first: a failure to make it must come before the arrival counts.
+        let table = rt.parking()?;
+        let count = self.count.load(SeqCst) as u64;
+        let addr = &self.round as *const AtomicU64 as usize;
+        // Arrive; the last arrival starts the next round in the same swap.
+        let before = self
+            .round
+            .fetch_update(SeqCst, SeqCst, |r| {
+                Some(if (r & ARRIVED) + 1 >= count { (generation_of(r) + 1) << 32 } else { r + 1 })
+            })
+            .unwrap_or_else(|r| r);
+        let generation = generation_of(before);
+        if (before & ARRIVED) + 1 >= count {
+            table.unpark(rt, addr, usize::MAX)?;
             return Ok(true);
         }
+        let round_over = || generation_of(self.round.load(SeqCst)) != generation;
         // The last arrival on another CPU often comes within microseconds.
-        if watch_before_parking(rt, &self.unanswered, WEFT_FOREVER, || self.generation.load(Relaxed) != generation) {
+        if watch_before_parking(rt, &self.unanswered, WEFT_FOREVER, round_over) {
             return Ok(false);
         }
-        let table = rt.parking()?;
         loop {
-            match table.park(rt, addr, || self.generation.load(SeqCst) == generation, WEFT_FOREVER) {
+            match table.park(rt, addr, || !round_over(), WEFT_FOREVER) {
                 Ok(Parking::Invalid) => break Ok(false),
-                Ok(Parking::Woken) if self.generation.load(SeqCst) != generation => break Ok(false),
+                Ok(Parking::Woken) if round_over() => break Ok(false),
                 Ok(Parking::Woken) => {}
                 Err(e) => {
-                    // Take the arrival back, unless the round completed meanwhile: its
-                    // last arrival counts `count` before it starts the next generation,
-                    // and from that count on the round is done.
-                    let count = self.count.load(SeqCst);
+                    // Take the arrival back, unless the round completed meanwhile (its
+                    // generation moved on, in the same swap as its last arrival).
                     let taken = self
-                        .arrived
-                        .fetch_update(SeqCst, SeqCst, |a| {
-                            (self.generation.load(SeqCst) == generation && a > 0 && a < count).then(|| a - 1)
+                        .round
+                        .fetch_update(SeqCst, SeqCst, |r| {
+                            (generation_of(r) == generation && r & ARRIVED > 0).then(|| r - 1)
                         })
                         .is_ok();
                     break if taken { Err(e) } else { Ok(false) };
@@ -314,16 +337,18 @@ impl Once {
     /// (re-checking now and then: the runner wakes the parked of its own runtime),
     /// else yielding the thread.
     fn wait_done(&self) -> Result<()> {
+        // Not a cancellation point: the function will finish. Masked, a cancelled
+        // caller parks like any other (unmasked, each park returned at once, and the
+        // caller spun: on green it kept its worker, on sim virtual time stood still, and
+        // a runner asleep on either never got to finish).
+        let _mask = context::current_if_any().map(|c| safepoint::CancelMask::new(&c.mutator));
         while self.state.load(SeqCst) == RUNNING {
             match implicit_runtime() {
                 Some(rt) => {
                     let slice = rt.deadline_after(1_000_000);
-                    match rt.parking()?.park(rt, self.addr(), || self.state.load(SeqCst) == RUNNING, slice) {
-                        Err(e) if e.code == WEFT_ECANCELED => {
-                            // Not a cancellation point: the function will finish.
-                            std::thread::yield_now();
-                        }
-                        _ => {}
+                    if rt.parking()?.park(rt, self.addr(), || self.state.load(SeqCst) == RUNNING, slice).is_err() {
+                        // Refused (a closed runtime): look again after a yield.
+                        std::thread::yield_now();
                     }
                 }
                 None => std::thread::yield_now(),

@@ -191,13 +191,10 @@ impl Task {
         self.state().ctx.id
     }
 
-    /// The task's id, through the host's handle (`weft_task_id`): `WEFT_EINVAL` once the
-    /// handle is given up, as `cancel` says.
+    /// The task's id, through a handle: the host's, or `weft_task_self`'s (a detached
+    /// task's own too), while the task's state lives.
     pub(crate) fn id(&'static self) -> Result<u64> {
         let _pin = self.pin()?;
-        if self.handle.load(SeqCst) == HANDLE_GONE {
-            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
-        }
         Ok(self.owned_id())
     }
 

@@ -556,6 +556,49 @@ TEST_IMPL(once_under_contention) {
   return TEST_OK;
 }
 
+/* A waiter of a once that is cancelled keeps waiting (a once is no cancellation
+ * point) and lets the runner finish: on green with one worker the runner needs the
+ * waiter's worker back, which a waiter spinning on its cancelled parks never gave. */
+static weft_once_t cancelled_waiter_once = WEFT_ONCE_INIT;
+static atomic_int cancelled_waiter_runner_in;
+static atomic_int cancelled_waiter_release;
+
+/* Runs until the test releases it, asleep in 1 ms steps (each needs the worker back). */
+static void sleepy_init(void *ud) {
+  atomic_store(&cancelled_waiter_runner_in, 1);
+  while (!atomic_load(&cancelled_waiter_release)) test_sleep_ms(ud, 1);
+  atomic_store(&once_effect, 7);
+}
+
+static int32_t run_sleepy_once(void *arg, void **result) {
+  (void)result;
+  return weft_once(&cancelled_waiter_once, sleepy_init, arg) == WEFT_OK ? 0 : 1;
+}
+
+TEST_IMPL(once_waiter_cancelled_keeps_waiting) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.workers = 1;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  weft_task_t *runner = test_spawn(rt, run_sleepy_once, rt);
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (!atomic_load(&cancelled_waiter_runner_in)) {
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  weft_task_t *waiter = test_spawn(rt, run_sleepy_once, rt);
+  test_wait_blocked(rt, waiter);
+  ASSERT_OK(weft_cancel(waiter));
+  test_sleep_ms(rt, 20); /* the runner sleeps and wakes meanwhile */
+  atomic_store(&cancelled_waiter_release, 1);
+  ASSERT_EQ(test_join(runner), 0);
+  ASSERT_EQ(test_join(waiter), 0);
+  ASSERT_EQ(atomic_load(&once_effect), 7);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- parked tasks and stop-the-world; identity ---- */
 
 static int32_t id_matches(void *arg, void **result) {
