@@ -238,7 +238,9 @@ impl Array {
             } else if stamp == head {
                 // The slot is free: empty, unless a push is under way.
                 fence::full();
-                let tail = self.tail.load(Relaxed);
+                // Acquire: a receiver that sees the close mark sees what the closer
+                // wrote before it (the close code libweft stores first).
+                let tail = self.tail.load(Acquire);
                 if tail & !self.mark_bit == head {
                     return if tail & self.mark_bit != 0 { Pop::Closed } else { Pop::Empty };
                 }

@@ -249,7 +249,8 @@ impl List {
             if new_head & MARK_BIT == 0 {
                 // The head's block may be the last: compare with the tail.
                 fence::full();
-                let tail = self.tail.index.load(Relaxed);
+                // Acquire: see array.rs (the close mark publishes the close code).
+                let tail = self.tail.index.load(Acquire);
                 if head >> SHIFT == tail >> SHIFT {
                     return if tail & MARK_BIT != 0 { Pop::Closed } else { Pop::Empty };
                 }
