@@ -29,7 +29,7 @@
 //! while the world is stopped, after it read that state. So no one reads it while it
 //! is written.
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use weft_platform::*;
 
@@ -123,7 +123,10 @@ impl Parked {
     /// them (a task that never waits never pays for finding them; every mutator stopped
     /// by a stop has recorded one).
     pub(crate) fn stack(&self) -> (usize, usize) {
-        (self.stack_lo.load(Relaxed), self.stack_hi.load(Relaxed))
+        // `hi` first, with Acquire: a non-zero `hi` comes with its `lo` (see
+        // `learn_stack`), also read from another thread while the mutator runs.
+        let hi = self.stack_hi.load(Acquire);
+        (self.stack_lo.load(Relaxed), hi)
     }
 
     /// Finds and keeps the calling context's stack bounds (see `stack_of_caller`), the
@@ -132,7 +135,8 @@ impl Parked {
         if self.stack_hi.load(Relaxed) == 0 {
             let (lo, hi) = stack_of_caller(rt);
             self.stack_lo.store(lo, Relaxed);
-            self.stack_hi.store(hi, Relaxed);
+            // Release: whoever reads this `hi` reads the `lo` above with it.
+            self.stack_hi.store(hi, Release);
         }
     }
 }
