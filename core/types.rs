@@ -188,7 +188,9 @@ pub const WEFT_MUTEX_RECURSIVE: u32 = 1;
 
 /// Called on each element a channel still holds when its last reference goes:
 /// `elem` points to the element's `elem_size` bytes (valid during the call only), `ud`
-/// is `weft_chan_opts_t.drop_ud`.
+/// is `weft_chan_opts_t.drop_ud`. `elem` is aligned to 8 bytes only (the channel knows
+/// the element's size, not its type): copy an element of stricter alignment out with
+/// `memcpy` before reading it as its type.
 pub type weft_chan_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
 
 /// Options for `weft_chan_new`. Initialise with `weft_chan_opts_init`. Borrowed for the
