@@ -462,7 +462,8 @@ weft_status_t weft_cancel(struct weft_task_t *t);
 // reads the code with `weft_chan_close_code`. If `t` has ended already, `ch` is closed
 // at once. `t` keeps a reference on `ch` until then (the caller keeps its own). A channel
 // may be linked to several tasks: the first to end closes it. `t`'s handle stays the
-// caller's; a handle already given up is `WEFT_EINVAL`.
+// caller's; a handle already given up, or a channel of another runtime than `t`'s, is
+// `WEFT_EINVAL`.
 weft_status_t weft_task_link_chan(struct weft_task_t *t, struct weft_chan_t *ch);
 
 // The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until

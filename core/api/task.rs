@@ -131,7 +131,8 @@ pub unsafe extern "C" fn weft_cancel(t: *mut weft_task_t) -> weft_status_t {
 /// reads the code with `weft_chan_close_code`. If `t` has ended already, `ch` is closed
 /// at once. `t` keeps a reference on `ch` until then (the caller keeps its own). A channel
 /// may be linked to several tasks: the first to end closes it. `t`'s handle stays the
-/// caller's; a handle already given up is `WEFT_EINVAL`.
+/// caller's; a handle already given up, or a channel of another runtime than `t`'s, is
+/// `WEFT_EINVAL`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_task_link_chan(t: *mut weft_task_t, ch: *mut weft_chan_t) -> weft_status_t {
     ffi("weft_task_link_chan", || task_ref(t)?.link_chan(super::chan::chan_ref(ch, false)?))

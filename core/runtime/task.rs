@@ -383,6 +383,11 @@ impl Task {
             fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
         }
         let state = self.state();
+        if !std::ptr::eq(chan.runtime(), state.rt) {
+            // The task would close it at its end, maybe after the channel's runtime
+            // closed, which a close on that runtime is refused for.
+            fail!(WEFT_EINVAL, "channel {:p} belongs to another runtime than task {}", chan, self.owned_id());
+        }
         chan.retain()?;
         let mut linked = state.linked.lock();
         match linked.as_mut() {

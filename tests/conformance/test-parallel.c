@@ -277,6 +277,11 @@ static int32_t produce_or_fail(void *arg, void **result) {
 
 /* spawn, then recv on the channel the task would send its result on: a linked channel
  * is closed when the task ends, with its code, so the receiver never waits for ever. */
+static int32_t wait_for_gate(void *arg, void **result) {
+  (void)result;
+  return test_gate_wait(arg) == WEFT_OK ? 0 : 1;
+}
+
 TEST_IMPL(task_failure_reaches_recv) {
   weft_runtime_t *rt = test_open_runtime();
   for (int fail = 0; fail < 2; fail++) {
@@ -301,6 +306,22 @@ TEST_IMPL(task_failure_reaches_recv) {
     ASSERT_STATUS(WEFT_EINVAL, weft_task_link_chan(t, ch));
     weft_chan_release(ch);
   }
+  /* A channel of another runtime is refused: the task would close it at its end,
+   * maybe once that runtime has closed. */
+  weft_runtime_t *rt2 = test_open_runtime();
+  weft_chan_t *foreign = NULL;
+  ASSERT_OK(weft_chan_new(rt2, sizeof(int), 1, NULL, &foreign));
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  weft_task_t *waiting = test_spawn(rt, wait_for_gate, &gate);
+  ASSERT_STATUS(WEFT_EINVAL, weft_task_link_chan(waiting, foreign));
+  ASSERT_ERROR_MENTIONS("another runtime");
+  test_gate_open(&gate);
+  ASSERT_EQ(test_join(waiting), 0);
+  test_gate_destroy(&gate);
+  ASSERT_EQ(weft_chan_close_code(foreign), 0); /* not closed by the task's end */
+  weft_chan_release(foreign);
+  test_close_runtime(rt2);
   weft_chan_t *ch = NULL;
   ASSERT_OK(weft_chan_new(rt, sizeof(int), 0, NULL, &ch));
   ASSERT_EQ(weft_chan_close_code(ch), 0);
