@@ -252,14 +252,13 @@ impl Barrier {
         let count = self.count.load(SeqCst) as u64;
         let addr = &self.round as *const AtomicU64 as usize;
         // Arrive; the last arrival starts the next round in the same swap.
+        let completes = |r: u64| (r & ARRIVED) + 1 >= count;
         let before = self
             .round
-            .fetch_update(SeqCst, SeqCst, |r| {
-                Some(if (r & ARRIVED) + 1 >= count { (generation_of(r) + 1) << 32 } else { r + 1 })
-            })
+            .fetch_update(SeqCst, SeqCst, |r| Some(if completes(r) { (generation_of(r) + 1) << 32 } else { r + 1 }))
             .unwrap_or_else(|r| r);
         let generation = generation_of(before);
-        if (before & ARRIVED) + 1 >= count {
+        if completes(before) {
             table.unpark(rt, addr, usize::MAX)?;
             return Ok(true);
         }

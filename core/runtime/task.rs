@@ -27,6 +27,7 @@ use weft_platform::*;
 use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{check_plugin, clear_plugin_detail, fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
+use crate::ffi::refs;
 use crate::ffi::shell::ShellPool;
 use crate::plugin::plat_call;
 use crate::runtime::chan::Channel;
@@ -44,7 +45,7 @@ pub(crate) struct Task {
     handle: AtomicU32,
     /// The host, the running task, and the calls through the handle in flight (see the
     /// module comment).
-    owners: AtomicU32,
+    owners: AtomicUsize,
     /// `storage` while the shell is live; NULL once its last owner let go.
     state: AtomicPtr<TaskState>,
     storage: UnsafeCell<MaybeUninit<TaskState>>,
@@ -206,7 +207,7 @@ impl Task {
         let shell = SHELLS.take(|| Task {
             tag: AtomicU32::new(0),
             handle: AtomicU32::new(HANDLE_LIVE),
-            owners: AtomicU32::new(0),
+            owners: AtomicUsize::new(0),
             state: AtomicPtr::new(ptr::null_mut()),
             storage: UnsafeCell::new(MaybeUninit::uninit()),
             spare_context: UnsafeCell::new(None),
@@ -290,16 +291,20 @@ impl Task {
     /// meanwhile. (A handle used after its join returned may meet the shell's next task:
     /// shells are pooled; the header says not to.)
     fn pin(&'static self) -> Result<Pin> {
-        let mut owners = self.owners.load(Acquire);
-        loop {
-            if owners == 0 {
-                fail!(WEFT_EINVAL, "task {:p} was already joined or detached", self);
-            }
-            match self.owners.compare_exchange_weak(owners, owners + 1, AcqRel, Acquire) {
-                Ok(_) => return Ok(Pin(self)),
-                Err(now) => owners = now,
-            }
+        if !refs::retain(&self.owners) {
+            fail!(WEFT_EINVAL, "task {:p} was already joined or detached", self);
         }
+        Ok(Pin(self))
+    }
+
+    /// `pin`, for a call that needs the host's handle still held (not given up by a
+    /// join or detach): `WEFT_EINVAL` otherwise.
+    fn pin_held_handle(&'static self) -> Result<Pin> {
+        let pin = self.pin()?;
+        if self.handle.load(SeqCst) == HANDLE_GONE {
+            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
+        }
+        Ok(pin)
     }
 
     /// Takes the host's handle for a join or a detach; only one may have it.
@@ -378,10 +383,7 @@ impl Task {
     /// Closes `chan` with the task's return code when the task ends (at once if it has
     /// ended). The task keeps a reference on the channel until then.
     pub(crate) fn link_chan(&'static self, chan: &'static Channel) -> Result<()> {
-        let _pin = self.pin()?;
-        if self.handle.load(SeqCst) == HANDLE_GONE {
-            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
-        }
+        let _pin = self.pin_held_handle()?;
         let state = self.state();
         if !std::ptr::eq(chan.runtime(), state.rt) {
             // The task would close it at its end, maybe after the channel's runtime
@@ -406,10 +408,7 @@ impl Task {
 
     /// Marks the task cancelled and wakes it if it waits in a cancellation point.
     pub(crate) fn cancel(&'static self) -> Result<()> {
-        let _pin = self.pin()?;
-        if self.handle.load(SeqCst) == HANDLE_GONE {
-            fail!(WEFT_EINVAL, "task {} was already joined or detached: its handle was given up", self.owned_id());
-        }
+        let _pin = self.pin_held_handle()?;
         let state = self.state();
         state.ctx.cancelled.store(true, SeqCst);
         state.cancels.fetch_add(1, SeqCst);
