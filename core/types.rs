@@ -188,9 +188,9 @@ pub const WEFT_MUTEX_RECURSIVE: u32 = 1;
 
 /// Called on each element a channel still holds when its last reference goes:
 /// `elem` points to the element's `elem_size` bytes (valid during the call only), `ud`
-/// is `weft_chan_opts_t.drop_ud`. `elem` is aligned to 8 bytes only (the channel knows
-/// the element's size, not its type): copy an element of stricter alignment out with
-/// `memcpy` before reading it as its type.
+/// is `weft_chan_opts_t.drop_ud`. `elem` is aligned as any C type of `elem_size` bytes
+/// needs (to the largest power of two that divides `elem_size`, up to 16: a 16-byte
+/// `long double` or a struct of two pointers is read in place as its type).
 pub type weft_chan_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
 
 /// Options for `weft_chan_new`. Initialise with `weft_chan_opts_init`. Borrowed for the

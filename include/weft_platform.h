@@ -149,6 +149,8 @@ typedef size_t (*weft_plat_chan_len_fn)(struct weft_plat_chan_t *ch);
 
 // What `chan_free` calls on each undelivered element: `elem` points to the element's
 // `elem_size` bytes (valid during the call only), `ud` is what `chan_free` was given.
+// `elem` is aligned to at least the largest power of two that divides `elem_size`, up
+// to 16 (what any C type of that size needs; weft.h promises it to the host).
 typedef void (*weft_plat_elem_drop_fn)(void *elem, void *ud);
 
 // `chan_free`: drop every undelivered element and free the channel (see

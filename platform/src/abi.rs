@@ -222,6 +222,8 @@ pub type weft_plat_chan_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan
 pub type weft_plat_chan_len_fn = Option<unsafe extern "C" fn(ch: *mut weft_plat_chan_t) -> usize>;
 /// What `chan_free` calls on each undelivered element: `elem` points to the element's
 /// `elem_size` bytes (valid during the call only), `ud` is what `chan_free` was given.
+/// `elem` is aligned to at least the largest power of two that divides `elem_size`, up
+/// to 16 (what any C type of that size needs; weft.h promises it to the host).
 pub type weft_plat_elem_drop_fn = Option<unsafe extern "C" fn(elem: *mut c_void, ud: *mut c_void)>;
 /// `chan_free`: drop every undelivered element and free the channel (see
 /// `weft_platform_t.chan_free`).

@@ -714,6 +714,75 @@ TEST_IMPL(chan_after_runtime_close) {
   return TEST_OK;
 }
 
+/* What elem_drop saw: how many elements, their sequence numbers' sum, and how many
+ * were less aligned than any C type of their size may need. */
+typedef struct {
+  size_t elem_size;
+  uint64_t drops;
+  uint64_t sum;
+  uint64_t misaligned;
+} aligned_drops_t;
+
+static void drop_checking_alignment(void *elem, void *ud) {
+  aligned_drops_t *d = ud;
+  /* A C type's size is a multiple of its alignment, and none here needs more than 16. */
+  uintptr_t need = d->elem_size % 16 == 0 ? 16 : 8;
+  if ((uintptr_t)elem % need != 0) d->misaligned++;
+  uint64_t seq;
+  memcpy(&seq, elem, sizeof seq);
+  d->sum += seq;
+  d->drops++;
+}
+
+/* elem_drop gets each element aligned as a C type of its size needs (16 bytes for a
+ * size that is a multiple of 16: a long double, an __int128), in every kind of buffer,
+ * across an unbounded channel's blocks. */
+TEST_IMPL(chan_drop_sees_aligned_elements) {
+  weft_runtime_t *rt = test_open_runtime();
+  const size_t sizes[] = {8, 16, 24, 32, 40, 48, 64};
+  const size_t caps[] = {1, 7, 200, WEFT_CHAN_UNBOUNDED};
+  enum { SENT = 150, RECEIVED = 20 };
+  for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+    for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
+      size_t size = sizes[si], cap = caps[ci];
+      aligned_drops_t d = {.elem_size = size};
+      weft_chan_opts_t opts;
+      weft_chan_opts_init(&opts);
+      opts.elem_drop = drop_checking_alignment;
+      opts.drop_ud = &d;
+      weft_chan_t *ch = NULL;
+      ASSERT_OK(weft_chan_new(rt, size, cap, &opts, &ch));
+      unsigned char elem[64] = {0};
+      uint64_t sent = 0, expected_sum = 0;
+      for (uint64_t i = 0; i < SENT; i++) {
+        memcpy(elem, &i, sizeof i);
+        if (weft_chan_send(ch, elem, 0) != WEFT_OK) break; /* full */
+        sent++;
+        expected_sum += i;
+      }
+      ASSERT_EQ(sent, cap == WEFT_CHAN_UNBOUNDED ? SENT : (cap < SENT ? cap : SENT));
+      uint64_t received = 0;
+      for (; received < RECEIVED && received < sent; received++) {
+        ASSERT_OK(weft_chan_recv(ch, elem, 0));
+        uint64_t seq;
+        memcpy(&seq, elem, sizeof seq);
+        ASSERT_EQ(seq, received);
+        expected_sum -= seq;
+      }
+      weft_chan_release(ch);
+      ASSERT_EQ(d.drops, sent - received);
+      ASSERT_EQ(d.sum, expected_sum);
+      if (d.misaligned != 0) {
+        fprintf(stderr, "%zu-byte elements, capacity %zu: %llu of %llu dropped misaligned\n", size, cap,
+                (unsigned long long)d.misaligned, (unsigned long long)d.drops);
+      }
+      ASSERT_EQ(d.misaligned, 0);
+    }
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- races: close and deadlines against hand-offs ----------------------------------- */
 
 typedef struct {

@@ -24,7 +24,7 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst};
 use weft_platform::fence;
 
-use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
+use super::buffer::{copy_elem, Backoff, CachePadded, Pop, Push, SlotShape};
 
 /// The memory page size assumed for touching ahead (a smaller real page only means
 /// some pages are first read; a larger one, that some are touched twice).
@@ -39,6 +39,8 @@ pub(super) struct Array {
     slots: NonNull<u8>,
     layout: Layout,
     stride: usize,
+    /// Where the element starts in its slot (`SlotShape`).
+    data_at: usize,
     elem: usize,
     cap: usize,
     /// `{ lap: 1, mark: 0, index: 0 }`.
@@ -58,8 +60,9 @@ impl Array {
         debug_assert!(cap > 0);
         let mark_bit = u64::try_from(cap).ok()?.checked_add(1)?.checked_next_power_of_two()?;
         let one_lap = mark_bit.checked_mul(2)?;
-        let stride = slot_stride(elem)?;
-        let layout = Layout::from_size_align(cap.checked_mul(stride)?, 8).ok()?;
+        let shape = SlotShape::of(elem)?;
+        let stride = shape.stride;
+        let layout = Layout::from_size_align(cap.checked_mul(stride)?, shape.align()).ok()?;
         // SAFETY: the layout is not zero-sized (cap >= 1, stride >= 8).
         let slots = NonNull::new(unsafe { alloc_zeroed(layout) })?;
         // The first chunk, which no push commits ahead of time (see the module comment).
@@ -71,6 +74,7 @@ impl Array {
             slots,
             layout,
             stride,
+            data_at: shape.data_at,
             elem,
             cap,
             one_lap,
@@ -129,8 +133,8 @@ impl Array {
         // stride is a multiple of 8), initialised (zeroed) and only ever accessed
         // atomically.
         let word = unsafe { &*(at as *const AtomicU64) };
-        // SAFETY: the element bytes follow the 8-byte word inside the same slot.
-        let data = unsafe { at.add(8) };
+        // SAFETY: the element bytes follow the (padded) word inside the same slot.
+        let data = unsafe { at.add(self.data_at) };
         (word, data)
     }
 

@@ -174,10 +174,34 @@ pub(super) unsafe fn copy_elem(src: *const u8, dst: *mut u8, len: usize) {
     }
 }
 
-/// Bytes per slot: an 8-byte state word, then the element, rounded up to 8 so that
-/// every state word stays aligned. None on overflow.
-pub(super) fn slot_stride(elem: usize) -> Option<usize> {
-    Some(elem.checked_add(8 + 7)? & !7)
+/// Where a slot keeps its state word and its element, and how far apart slots are.
+///
+/// An element is aligned as any C type of its size may need: to 16 bytes when its size
+/// is a multiple of 16 (`long double`, `__int128`, a struct holding one: a type's size
+/// is a multiple of its alignment, and no C type here needs more than 16), else to 8.
+/// The host's `elem_drop` then reads it in place as its type (the pthread plugin's
+/// `malloc`ed ring of `elem_size`-byte slots gives the same). The state word comes
+/// first, padded to the element's alignment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SlotShape {
+    /// The element's offset in the slot (its alignment: 8 or 16).
+    pub(super) data_at: usize,
+    /// Bytes per slot, a multiple of `data_at`.
+    pub(super) stride: usize,
+}
+
+impl SlotShape {
+    /// None on overflow.
+    pub(super) fn of(elem: usize) -> Option<SlotShape> {
+        let align = if elem != 0 && elem.is_multiple_of(16) { 16 } else { 8 };
+        let stride = elem.checked_add(align)?.checked_next_multiple_of(align)?;
+        Some(SlotShape { data_at: align, stride })
+    }
+
+    /// The alignment of the memory the slots are in.
+    pub(super) fn align(self) -> usize {
+        self.data_at
+    }
 }
 
 /// Keeps a value on its own cache line pair (the adjacent-line prefetcher pulls two),
@@ -317,5 +341,30 @@ impl Count {
         for _ in 0..self.len() {
             f(&mut element as *mut u64 as *mut u8);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotShape;
+
+    /// The element sits at its alignment, slots stay multiples of it, and nothing is
+    /// padded that a C type of the element's size could not need.
+    #[test]
+    fn slot_shapes_align_elements_as_their_size_needs() {
+        let shape = |elem| SlotShape::of(elem).unwrap();
+        assert_eq!(shape(0), SlotShape { data_at: 8, stride: 8 });
+        assert_eq!(shape(1), SlotShape { data_at: 8, stride: 16 });
+        assert_eq!(shape(8), SlotShape { data_at: 8, stride: 16 });
+        assert_eq!(shape(16), SlotShape { data_at: 16, stride: 32 });
+        assert_eq!(shape(24), SlotShape { data_at: 8, stride: 32 });
+        assert_eq!(shape(32), SlotShape { data_at: 16, stride: 48 });
+        for elem in 0..300 {
+            let s = shape(elem);
+            assert_eq!(s.stride % s.data_at, 0, "{elem}");
+            assert!(s.data_at + elem <= s.stride, "{elem}");
+            assert!(s.stride - (s.data_at + elem) < s.data_at, "{elem}: no whole padding step");
+        }
+        assert_eq!(SlotShape::of(usize::MAX - 4), None);
     }
 }

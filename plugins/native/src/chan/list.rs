@@ -18,7 +18,7 @@ use std::sync::atomic::{
 };
 use weft_platform::fence;
 
-use super::buffer::{copy_elem, slot_stride, Backoff, CachePadded, Pop, Push};
+use super::buffer::{copy_elem, Backoff, CachePadded, Pop, Push, SlotShape};
 
 const WRITE: usize = 1;
 const READ: usize = 2;
@@ -44,6 +44,9 @@ pub(super) struct List {
     tail: CachePadded<Position>,
     elem: usize,
     stride: usize,
+    /// Where the element starts in its slot, and the first slot in its block
+    /// (`SlotShape`: the `next` word is padded as a slot's state word is).
+    data_at: usize,
     layout: Layout,
 }
 
@@ -71,14 +74,17 @@ impl Drop for Spare<'_> {
 
 impl List {
     pub(super) fn new(elem: usize) -> Option<List> {
-        let stride = slot_stride(elem)?;
-        let bytes = stride.checked_mul(BLOCK_CAP)?.checked_add(8)?;
-        let layout = Layout::from_size_align(bytes, 8).ok()?;
+        let shape = SlotShape::of(elem)?;
+        let stride = shape.stride;
+        // The `next` word, padded to the slots' alignment, then the slots.
+        let bytes = stride.checked_mul(BLOCK_CAP)?.checked_add(shape.align())?;
+        let layout = Layout::from_size_align(bytes, shape.align()).ok()?;
         let mut list = List {
             head: CachePadded(Position { index: AtomicU64::new(0), block: AtomicPtr::new(ptr::null_mut()) }),
             tail: CachePadded(Position { index: AtomicU64::new(0), block: AtomicPtr::new(ptr::null_mut()) }),
             elem,
             stride,
+            data_at: shape.data_at,
             layout,
         };
         let first = list.alloc_block()?.as_ptr();
@@ -112,13 +118,14 @@ impl List {
     #[inline]
     unsafe fn slot<'b>(&self, block: *mut Block, offset: usize) -> (&'b AtomicUsize, *mut u8) {
         // SAFETY: `block` is live (the caller's contract) and slot `offset` < BLOCK_CAP
-        // lies inside it: 8 + BLOCK_CAP * stride bytes are allocated.
-        let at = unsafe { block.add(8 + offset * self.stride) };
-        // SAFETY: the slot starts with its state word, 8-aligned (8 + a multiple of 8 into
-        // an 8-aligned block) and only ever accessed atomically.
+        // lies inside it: data_at + BLOCK_CAP * stride bytes are allocated.
+        let at = unsafe { block.add(self.data_at + offset * self.stride) };
+        // SAFETY: the slot starts with its state word, aligned (data_at + a multiple of
+        // stride, both multiples of the block's alignment) and only ever accessed
+        // atomically.
         let state = unsafe { &*(at as *const AtomicUsize) };
-        // SAFETY: the element bytes follow the 8-byte state word inside the same slot.
-        let data = unsafe { at.add(8) };
+        // SAFETY: the element bytes follow the (padded) state word inside the same slot.
+        let data = unsafe { at.add(self.data_at) };
         (state, data)
     }
 
