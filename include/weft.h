@@ -802,9 +802,8 @@ weft_status_t weft_rwlock_read_lock_until(struct weft_rwlock_t *l, int64_t deadl
 weft_status_t weft_rwlock_try_read_lock(struct weft_rwlock_t *l);
 
 // Takes exclusive (write) access, waiting for readers and writers to leave.
-// `WEFT_EDEADLK` if the caller holds the write lock already. There is no upgrade: a
-// caller that holds a read lock on `l` and asks for the write lock waits for itself
-// forever (weft counts read locks per task, not per lock, so it cannot tell).
+// `WEFT_EDEADLK` if the caller holds the write lock already, or a read lock of `l`
+// (there is no upgrade: the write lock would wait for the caller's own read lock).
 weft_status_t weft_rwlock_write_lock(struct weft_rwlock_t *l);
 
 // As `weft_rwlock_write_lock`, giving up at `deadline` with `WEFT_ETIMEDOUT` (a
@@ -817,8 +816,8 @@ weft_status_t weft_rwlock_write_lock_until(struct weft_rwlock_t *l, int64_t dead
 weft_status_t weft_rwlock_try_write_lock(struct weft_rwlock_t *l);
 
 // Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the
-// caller holds neither (read locks are counted per task, not per lock: a task that
-// holds a read lock on another rwlock is not caught). Allowed after the runtime closed
+// caller holds neither (a read lock of another rwlock, or another task's read lock of
+// this one, does not count). Allowed after the runtime closed
 // (so that a lock held then can be released and destroyed).
 weft_status_t weft_rwlock_unlock(struct weft_rwlock_t *l);
 

@@ -470,9 +470,8 @@ pub unsafe extern "C" fn weft_rwlock_try_read_lock(l: *mut weft_rwlock_t) -> wef
 }
 
 /// Takes exclusive (write) access, waiting for readers and writers to leave.
-/// `WEFT_EDEADLK` if the caller holds the write lock already. There is no upgrade: a
-/// caller that holds a read lock on `l` and asks for the write lock waits for itself
-/// forever (weft counts read locks per task, not per lock, so it cannot tell).
+/// `WEFT_EDEADLK` if the caller holds the write lock already, or a read lock of `l`
+/// (there is no upgrade: the write lock would wait for the caller's own read lock).
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_write_lock(l: *mut weft_rwlock_t) -> weft_status_t {
     acquire("weft_rwlock_write_lock", l, Access::Write, Patience::Forever)
@@ -494,8 +493,8 @@ pub unsafe extern "C" fn weft_rwlock_try_write_lock(l: *mut weft_rwlock_t) -> we
 }
 
 /// Releases the caller's write lock, or one of its read locks. `WEFT_EPERM` if the
-/// caller holds neither (read locks are counted per task, not per lock: a task that
-/// holds a read lock on another rwlock is not caught). Allowed after the runtime closed
+/// caller holds neither (a read lock of another rwlock, or another task's read lock of
+/// this one, does not count). Allowed after the runtime closed
 /// (so that a lock held then can be released and destroyed).
 #[no_mangle]
 pub unsafe extern "C" fn weft_rwlock_unlock(l: *mut weft_rwlock_t) -> weft_status_t {

@@ -7,9 +7,7 @@
 use std::cell::{RefCell, UnsafeCell};
 use std::ffi::{c_void, CString};
 use std::ptr;
-use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
-};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 
 use weft_platform::once::ForkSafeOnce;
@@ -32,8 +30,9 @@ pub(crate) struct Context {
     /// Set by `weft_cancel`; read by the plugin through `host->cancel_pending`.
     pub(crate) cancelled: AtomicBool,
     pub(crate) mutator: Mutator,
-    /// Read locks of any rwlock the context holds (to refuse unlocks by non-holders).
-    pub(crate) read_locks_held: AtomicU32,
+    /// The addresses of the rwlocks the context holds read locks of, once per lock
+    /// taken: an unlock by a context that holds no read lock of that rwlock is refused.
+    read_held: UnsafeCell<Vec<usize>>,
     /// The host's state pointer (`weft_task_set_state`), copied into the thread's slot
     /// whenever the context becomes the running one, for weft.h's inline read.
     state: AtomicPtr<c_void>,
@@ -79,7 +78,7 @@ impl Context {
             task,
             cancelled: AtomicBool::new(false),
             mutator: Mutator::default(),
-            read_locks_held: AtomicU32::new(0),
+            read_held: UnsafeCell::new(Vec::new()),
             state: AtomicPtr::new(ptr::null_mut()),
             start_arg: AtomicUsize::new(0),
             slots: UnsafeCell::new(Vec::new()),
@@ -152,6 +151,37 @@ impl Context {
     pub(crate) fn held_locks(&self) -> &mut Vec<usize> {
         // SAFETY: see above.
         unsafe { &mut *self.held.get() }
+    }
+
+    /// Records a read lock of the rwlock at `addr`, taken by this context.
+    pub(crate) fn read_locked(&self, addr: usize) {
+        self.read_held_mut().push(addr);
+    }
+
+    /// Forgets one read lock of the rwlock at `addr`: false if the context holds none.
+    /// The last taken is looked at first (locks are mostly released in reverse order).
+    pub(crate) fn read_unlocked(&self, addr: usize) -> bool {
+        let held = self.read_held_mut();
+        match held.iter().rposition(|&a| a == addr) {
+            Some(at) => {
+                held.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the context holds a read lock of the rwlock at `addr`.
+    pub(crate) fn holds_read(&self, addr: usize) -> bool {
+        self.read_held_mut().contains(&addr)
+    }
+
+    /// The same rule as `held_locks`: only the context's own thread of execution calls
+    /// it, and no caller keeps the reference.
+    #[allow(clippy::mut_from_ref)]
+    fn read_held_mut(&self) -> &mut Vec<usize> {
+        // SAFETY: see above.
+        unsafe { &mut *self.read_held.get() }
     }
 
     /// The order edges this context knows are in a graph, for the checks: the same rule

@@ -110,7 +110,8 @@ TEST_IMPL(rwlock_readers_share) {
   return TEST_OK;
 }
 
-/* The writer cannot take any lock on it again: WEFT_EDEADLK, never a hang. */
+/* The writer cannot take any lock on it again, nor a reader the write lock: WEFT_EDEADLK,
+ * never a hang. */
 TEST_IMPL(rwlock_writer_relock) {
   weft_runtime_t *rt = test_open_runtime();
   weft_rwlock_t l;
@@ -125,6 +126,15 @@ TEST_IMPL(rwlock_writer_relock) {
   ASSERT_OK(weft_rwlock_unlock(&l)); /* one unlock: the refusals took nothing */
   ASSERT_STATUS(WEFT_EPERM, weft_rwlock_unlock(&l));
   ASSERT_OK(weft_rwlock_try_write_lock(&l));
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  /* No upgrade: a reader's write lock would wait for itself. WEFT_EDEADLK, at once. */
+  ASSERT_OK(weft_rwlock_read_lock(&l));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_rwlock_write_lock(&l));
+  ASSERT_ERROR_MENTIONS("read-locked by the caller");
+  ASSERT_STATUS(WEFT_EDEADLK, weft_rwlock_write_lock_until(&l, WEFT_FOREVER));
+  ASSERT_STATUS(WEFT_EBUSY, weft_rwlock_try_write_lock(&l));
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  ASSERT_OK(weft_rwlock_write_lock(&l)); /* the refusals took nothing */
   ASSERT_OK(weft_rwlock_unlock(&l));
   ASSERT_OK(weft_rwlock_destroy(&l));
   test_close_runtime(rt);
@@ -182,6 +192,32 @@ TEST_IMPL(rwlock_unlock_and_destroy_rules) {
     ASSERT_EQ(test_join(t), 0);
     test_gate_destroy(&gate);
   }
+  /* A read lock of another rwlock does not let the caller release this one's reader. */
+  weft_rwlock_t other;
+  ASSERT_OK(weft_rwlock_init(rt, &other));
+  ASSERT_OK(weft_rwlock_read_lock(&other));
+  {
+    test_gate_t gate;
+    test_gate_init(rt, &gate);
+    holder_t h = {&l, 0, &gate, 0};
+    weft_task_t *t = test_spawn(rt, hold_until_told, &h);
+    await_holding(rt, &h);
+    ASSERT_STATUS(WEFT_EPERM, weft_rwlock_unlock(&l));
+    ASSERT_ERROR_MENTIONS("not held by the caller");
+    ASSERT_STATUS(WEFT_EBUSY, weft_rwlock_try_write_lock(&l)); /* the reader still holds it */
+    test_gate_open(&gate);
+    ASSERT_EQ(test_join(t), 0);
+    test_gate_destroy(&gate);
+  }
+  ASSERT_OK(weft_rwlock_unlock(&other));
+  ASSERT_STATUS(WEFT_EPERM, weft_rwlock_unlock(&other));
+  /* Each read lock is released once: two taken, two released, the third refused. */
+  ASSERT_OK(weft_rwlock_read_lock(&other));
+  ASSERT_OK(weft_rwlock_read_lock(&other));
+  ASSERT_OK(weft_rwlock_unlock(&other));
+  ASSERT_OK(weft_rwlock_unlock(&other));
+  ASSERT_STATUS(WEFT_EPERM, weft_rwlock_unlock(&other));
+  ASSERT_OK(weft_rwlock_destroy(&other));
   ASSERT_OK(weft_rwlock_read_lock(&l));
   ASSERT_STATUS(WEFT_EBUSY, weft_rwlock_destroy(&l));
   ASSERT_OK(weft_rwlock_unlock(&l));

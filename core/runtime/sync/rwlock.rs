@@ -1,7 +1,8 @@
 //! Readers-writer locks in host memory. Writers are not starved (the platform queues
 //! new readers behind a waiting writer). `count` holds the number of readers, `extra`
-//! the writer, so a relock by the writer is `WEFT_EDEADLK` and an unlock by a task that
-//! holds nothing is `WEFT_EPERM`.
+//! the writer, so a relock by the writer is `WEFT_EDEADLK`; each context lists the
+//! rwlocks it holds read locks of, so an unlock by a task that holds neither the write
+//! lock nor a read lock of this rwlock is `WEFT_EPERM`.
 use std::sync::atomic::{
     AtomicU64,
     Ordering::{AcqRel, Relaxed},
@@ -85,6 +86,15 @@ impl RwLockObject {
         if self.writer() == ctx.id {
             fail!(WEFT_EDEADLK, "rwlock {:p} is write-locked by the caller", self);
         }
+        // No upgrade: the write lock would wait for the caller's own read lock.
+        if access == Access::Write && patience != Patience::Try && ctx.holds_read(self.addr()) {
+            fail!(
+                WEFT_EDEADLK,
+                "rwlock {:p} is read-locked by the caller, whose write lock would wait for itself (no upgrade: \
+                 release the read lock first)",
+                self
+            );
+        }
         let timed = match (access, patience) {
             (Access::Read, Patience::Until(_)) => rt.table.rwlock_read_lock_until,
             (Access::Write, Patience::Until(_)) => rt.table.rwlock_write_lock_until,
@@ -154,7 +164,7 @@ impl RwLockObject {
             Access::Write => self.extra.store(ctx.id, Relaxed),
             Access::Read => {
                 self.count.fetch_add(1, Relaxed);
-                ctx.read_locks_held.fetch_add(1, Relaxed);
+                ctx.read_locked(self.addr());
             }
         }
         if rt.checks.on() {
@@ -176,13 +186,13 @@ impl RwLockObject {
             self.extra.store(0, Relaxed);
             return unlocked(plat_call!(rt.table, rwlock_write_unlock(self.plugin_bytes())));
         }
-        if ctx.read_locks_held.load(Relaxed) == 0 || self.count.load(Relaxed) == 0 {
+        if !ctx.holds_read(self.addr()) {
             fail!(WEFT_EPERM, "rwlock {:p} is not held by the caller", self);
         }
         if self.count.fetch_update(AcqRel, Relaxed, |r| r.checked_sub(1)).is_err() {
             fail!(WEFT_EPERM, "rwlock {:p} is not read-locked", self);
         }
-        ctx.read_locks_held.fetch_sub(1, Relaxed);
+        ctx.read_unlocked(self.addr());
         if rt.checks.on() {
             rt.checks.released(ctx, self.addr(), Holders::Tracked);
         }
