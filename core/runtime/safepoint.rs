@@ -733,6 +733,9 @@ pub(crate) fn stop_requested(rt: &Runtime) -> bool {
 fn poll_requested(rt: &Runtime) {
     if let Some(ctx) = current_mutator_of(rt) {
         if ctx.mutator.blocking_depth.load(Relaxed) == 0 && rt.world.owner.load(SeqCst) != ctx.id {
+            // The collector scans from here: without the record it read the frame of
+            // the mutator's last wait (gone since), or none at all.
+            ctx.mutator.record_here(rt);
             park(rt, ctx);
         }
     }

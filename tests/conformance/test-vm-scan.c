@@ -34,9 +34,10 @@
 #define SCAN_WORDS 4
 
 /* The ways a mutator can be stopped, each one a mutator task. */
-enum { BY_POLL, BY_LOCK, BY_COND, BY_SLEEP, BY_CHAN, BY_BLOCKING_CALL, BY_BLOCKING_BEGIN, SCAN_WAYS };
-static const char *const way_names[SCAN_WAYS] = {"poll",  "mutex lock",        "cond wait",          "sleep",
-                                                 "chan recv", "weft_blocking_call", "weft_blocking_begin"};
+enum { BY_POLL, BY_LOCK, BY_COND, BY_SLEEP, BY_CHAN, BY_BLOCKING_CALL, BY_BLOCKING_BEGIN, BY_YIELD, SCAN_WAYS };
+static const char *const way_names[SCAN_WAYS] = {"poll",      "mutex lock",         "cond wait",
+                                                 "sleep",     "chan recv",          "weft_blocking_call",
+                                                 "weft_blocking_begin", "weft_yield"};
 
 static struct {
   weft_runtime_t *rt;
@@ -90,6 +91,9 @@ static void park_by(int way) {
       ASSERT_OK(weft_blocking_begin(scan.rt));
       sleep_until_quit(NULL);
       ASSERT_OK(weft_blocking_end(scan.rt));
+      break;
+    case BY_YIELD:
+      while (!atomic_load(&scan.quit)) ASSERT_OK(weft_yield(scan.rt));
       break;
   }
 }
