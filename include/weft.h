@@ -513,8 +513,8 @@ weft_status_t weft_group_new(struct weft_runtime_t *rt, struct weft_group_t **ou
 // Starts `func(arg, &result)` as a task of group `g` (`opts` as for `weft_spawn`, NULL
 // for the defaults; `WEFT_SPAWN_DETACHED` is refused: the group joins its tasks, and
 // their results are dropped). A task may spawn into its own group, also while someone
-// waits on it. `WEFT_ECANCELED` once a task of the group has failed: a failed group takes
-// no new task.
+// waits on it. `WEFT_ECANCELED` once a task of the group has failed (a failed group takes
+// no new task), and while `weft_group_free` runs on it.
 weft_status_t weft_group_spawn(struct weft_group_t *g, weft_task_fn func, void *arg, const struct weft_spawn_opts_t *opts);
 
 // Waits until every task of the group has finished (tasks spawned into it meanwhile
@@ -526,7 +526,9 @@ weft_status_t weft_group_spawn(struct weft_group_t *g, weft_task_fn func, void *
 weft_status_t weft_group_wait(struct weft_group_t *g, int64_t deadline, int32_t *code);
 
 // Cancels the group's tasks that still run, waits for them, and frees the group; `g`
-// must not be used again. Allowed from a foreign thread or another task; not from a task
+// must not be used again. A task of the group that spawns into it meanwhile gets
+// `WEFT_ECANCELED` (or its new task is cancelled too), so the free never waits for a
+// task nobody cancelled. Allowed from a foreign thread or another task; not from a task
 // of the group (`WEFT_EDEADLK`).
 weft_status_t weft_group_free(struct weft_group_t *g);
 

@@ -33,8 +33,8 @@ pub unsafe extern "C" fn weft_group_new(rt: *mut weft_runtime_t, out: *mut *mut 
 /// Starts `func(arg, &result)` as a task of group `g` (`opts` as for `weft_spawn`, NULL
 /// for the defaults; `WEFT_SPAWN_DETACHED` is refused: the group joins its tasks, and
 /// their results are dropped). A task may spawn into its own group, also while someone
-/// waits on it. `WEFT_ECANCELED` once a task of the group has failed: a failed group takes
-/// no new task.
+/// waits on it. `WEFT_ECANCELED` once a task of the group has failed (a failed group takes
+/// no new task), and while `weft_group_free` runs on it.
 #[no_mangle]
 pub unsafe extern "C" fn weft_group_spawn(
     g: *mut weft_group_t,
@@ -81,7 +81,9 @@ pub unsafe extern "C" fn weft_group_wait(g: *mut weft_group_t, deadline: i64, co
 }
 
 /// Cancels the group's tasks that still run, waits for them, and frees the group; `g`
-/// must not be used again. Allowed from a foreign thread or another task; not from a task
+/// must not be used again. A task of the group that spawns into it meanwhile gets
+/// `WEFT_ECANCELED` (or its new task is cancelled too), so the free never waits for a
+/// task nobody cancelled. Allowed from a foreign thread or another task; not from a task
 /// of the group (`WEFT_EDEADLK`).
 #[no_mangle]
 pub unsafe extern "C" fn weft_group_free(g: *mut weft_group_t) -> weft_status_t {

@@ -32,6 +32,9 @@ struct GroupState {
     rt: Option<&'static Runtime>,
     /// Tasks not joined yet, each with a reference held by the group.
     tasks: Vec<&'static Task>,
+    /// Set by `free` before it cancels: a task listed after that is cancelled by its
+    /// spawner, and no new spawn starts.
+    freeing: bool,
 }
 
 const GROUP_TAG: u32 = 0x5747_5250;
@@ -60,10 +63,10 @@ impl Group {
         let g = SHELLS.take(|| Group {
             tag: AtomicU32::new(0),
             failed: AtomicI32::new(0),
-            state: ForkMutex::new(GroupState { rt: None, tasks: Vec::new() }),
+            state: ForkMutex::new(GroupState { rt: None, tasks: Vec::new(), freeing: false }),
         });
         g.failed.store(0, Release);
-        *g.state.lock() = GroupState { rt: Some(rt), tasks: Vec::new() };
+        *g.state.lock() = GroupState { rt: Some(rt), tasks: Vec::new(), freeing: false };
         g.tag.store(GROUP_TAG, Release);
         g
     }
@@ -94,6 +97,9 @@ impl Group {
         if failed != 0 {
             fail!(WEFT_ECANCELED, "a task of group {:p} failed (code {failed}): the group takes no new task", self);
         }
+        if self.state.lock().freeing {
+            fail!(WEFT_ECANCELED, "group {:p} is being freed: it takes no new task", self);
+        }
         // The task tells the group when it fails (`task::run`).
         let req = SpawnRequest { func, arg, name, stack_size, detached: false, group: Some(self) };
         // No lock across the spawn: a platform may run the task before spawn returns
@@ -102,8 +108,12 @@ impl Group {
         match Task::spawn(rt, req) {
             Ok(Spawned { task: Some(task), .. }) => {
                 task.retain();
-                self.state.lock().tasks.push(task);
-                if self.failed.load(Acquire) != 0 {
+                let mut state = self.state.lock();
+                state.tasks.push(task);
+                // Listed after `free`'s cancel took its list: this spawner cancels it.
+                let freeing = state.freeing;
+                drop(state);
+                if freeing || self.failed.load(Acquire) != 0 {
                     let _ = task.cancel();
                 }
                 Ok(())
@@ -153,30 +163,54 @@ impl Group {
             // list, where removing costs nothing. Taken off the front, the removal
             // moved the rest of the list each time: quadratic in the group's size (at
             // 10,000 tasks, some 38,000 instructions of memmove a task).
-            let next = self.state.lock().tasks.last().copied();
+            // Retained for the join: another wait may join it and give the group's
+            // reference back meanwhile, and the shell must not become someone else's
+            // task under this join.
+            let next = self.state.lock().tasks.last().map(|task| {
+                task.retain();
+                *task
+            });
             let Some(task) = next else { return Ok(self.failed.load(Acquire)) };
-            match task.join(deadline) {
-                Ok(_) => {}
-                Err(e) if e.code == WEFT_ETIMEDOUT => {
-                    let left = self.state.lock().tasks.len();
-                    fail!(WEFT_ETIMEDOUT, "{left} task(s) of group {:p} still ran at the deadline", self);
-                }
-                Err(e) => return Err(e),
-            }
+            let joined = task.join(deadline);
             let mut state = self.state.lock();
             // From the end: only tasks spawned during the join are behind it.
-            if let Some(at) = state.tasks.iter().rposition(|t| ptr::eq(*t, task)) {
-                state.tasks.remove(at);
+            let listed = state.tasks.iter().rposition(|t| ptr::eq(*t, task));
+            match joined {
+                Ok(_) => {}
+                Err(e) if e.code == WEFT_ETIMEDOUT => {
+                    let left = state.tasks.len();
+                    drop(state);
+                    task.release_extra();
+                    fail!(WEFT_ETIMEDOUT, "{left} task(s) of group {:p} still ran at the deadline", self);
+                }
+                // Another wait joined it first and took it off the list.
+                Err(_) if listed.is_none() => {}
+                Err(e) => {
+                    drop(state);
+                    task.release_extra();
+                    return Err(e);
+                }
             }
-            drop(state);
+            if let Some(at) = listed {
+                state.tasks.remove(at);
+                drop(state);
+                task.release_extra(); // the group's reference
+            } else {
+                drop(state);
+            }
             task.release_extra();
         }
     }
 
     /// Cancels what still runs, waits for it, and retires the group.
     pub(crate) fn free(&'static self) -> Result<()> {
+        self.state.lock().freeing = true;
         self.cancel_all();
-        self.wait(WEFT_FOREVER)?;
+        if let Err(e) = self.wait(WEFT_FOREVER) {
+            // Not freed (a task of the group asked, say): the group takes tasks again.
+            self.state.lock().freeing = false;
+            return Err(e);
+        }
         self.tag.store(GROUP_FREED, Release);
         self.state.lock().rt = None;
         SHELLS.give_back(self);

@@ -67,8 +67,12 @@ pub(crate) fn delete(key: weft_key_t) -> Result<()> {
 
 /// The destructor of `key`, if it is still live and has one.
 pub(crate) fn destructor(key: weft_key_t) -> weft_key_dtor_fn {
+    // Looked up under the lock that `create` and `delete` hold: a look before it could
+    // find `key` live, and then read the destructor of a new key given its slot
+    // meanwhile, which would run on a value set for another key.
+    let keys = KEYS.lock();
     let slot = slot_of(key)?;
-    KEYS.lock().dtors[slot]
+    keys.dtors[slot]
 }
 
 /// The slot of a live key, or None. One load (the fast path).

@@ -260,6 +260,59 @@ TEST_IMPL(group_timeout_free_and_errors) {
   return TEST_OK;
 }
 
+/* A task of a group being freed spawns into it after the free's cancel went by: the
+ * spawn is refused (or its task cancelled), so the free never waits for a task nobody
+ * cancelled. */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_group_t *g;
+  test_gate_t *gate;
+  atomic_int go;
+  weft_status_t spawned;
+} late_spawner_t;
+
+static int32_t spawn_when_told(void *arg, void **result) {
+  (void)result;
+  late_spawner_t *l = arg;
+  /* No cancellation point here: the free's cancel is noticed by nobody. */
+  while (!atomic_load(&l->go)) weft_yield(l->rt);
+  l->spawned = weft_group_spawn(l->g, wait_gate_counting, l->gate, NULL);
+  return 0;
+}
+
+static int32_t free_group(void *arg, void **result) {
+  (void)result;
+  return weft_group_free(arg);
+}
+
+TEST_IMPL(group_free_cancels_late_spawns) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  atomic_store(&group_cancelled, 0);
+  weft_group_t *g = NULL;
+  ASSERT_OK(weft_group_new(rt, &g));
+  late_spawner_t l = {.rt = rt, .g = g, .gate = &gate, .spawned = -1};
+  ASSERT_OK(weft_group_spawn(g, spawn_when_told, &l, NULL));
+  weft_task_t *freer = test_spawn(rt, free_group, g);
+  test_sleep_ms(rt, 20); /* the free has cancelled the spawner and waits for it */
+  atomic_store(&l.go, 1);
+  int32_t code = -1;
+  weft_status_t joined = weft_join(freer, test_after_ms(rt, 5000), &code, NULL);
+  if (joined == WEFT_ETIMEDOUT) {
+    test_gate_open(&gate); /* let the stray task end, then fail */
+    ASSERT_EQ(test_join(freer), 0);
+  }
+  ASSERT_OK(joined);
+  ASSERT_EQ(code, 0);
+  /* Refused (the free had begun), or started and cancelled by its spawner. */
+  if (l.spawned == WEFT_OK) ASSERT_EQ(atomic_load(&group_cancelled), 1);
+  else ASSERT_STATUS(WEFT_ECANCELED, l.spawned);
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- a task's failure reaches its receivers ---- */
 
 typedef struct {
