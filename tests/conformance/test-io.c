@@ -543,6 +543,64 @@ TEST_IMPL(io_drained_waits) {
   return TEST_OK;
 }
 
+/* An error that the host reads goes away (a connected UDP socket's ICMP "port
+ * unreachable", cleared by the recv that returns ECONNREFUSED): a drained wait after
+ * the host read it and then EAGAIN sleeps until its deadline, where it must not be told
+ * of the old error again (it was, at once and for ever, on green: a drained read loop
+ * spun). A hang-up, unlike it, stays reported (io_drained_waits). */
+/* Receives on a connected datagram socket, waiting drained after each EAGAIN, until a
+ * receive fails: 0 when that is ECONNREFUSED (the error read, and so cleared). */
+static int32_t recv_until_refused(void *arg, void **result) {
+  (void)result;
+  drained_t *d = arg;
+  for (;;) {
+    char c;
+    if (recv(d->fd, &c, 1, 0) < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return errno == ECONNREFUSED ? 0 : 1;
+    d->status = weft_fd_wait(d->rt, d->fd, WEFT_IO_READ | WEFT_IO_DRAINED, IO_PATIENCE(d->rt), &d->revents);
+    if (d->status != WEFT_OK) return 2;
+  }
+}
+
+TEST_IMPL(io_error_clears_once_read) {
+  weft_runtime_t *rt = test_open_runtime();
+  /* A loopback port nobody listens on: one bound, then closed. */
+  int probe = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT(probe >= 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ASSERT_EQ(bind(probe, (struct sockaddr *)&addr, sizeof addr), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(getsockname(probe, (struct sockaddr *)&addr, &len), 0);
+  close(probe);
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  ASSERT(s >= 0);
+  ASSERT_EQ(connect(s, (struct sockaddr *)&addr, sizeof addr), 0);
+  for (int round = 0; round < 3; round++) {
+    /* A task waits, drained, as the error comes. */
+    drained_t d = {rt, s, 0, 0, -1, 0};
+    weft_task_t *t = test_spawn(rt, recv_until_refused, &d);
+    test_wait_blocked(rt, t);
+    ASSERT_EQ(send(s, "x", 1, 0), 1);
+    ASSERT_EQ(test_join(t), 0); /* woken by the error, and read it */
+    ASSERT_OK(d.status);
+    ASSERT(d.revents & WEFT_IO_ERROR);
+    char c;
+    ASSERT_EQ(recv(s, &c, 1, 0), -1);
+    ASSERT(errno == EAGAIN || errno == EWOULDBLOCK);
+    /* Read and gone: the next drained wait waits. */
+    uint32_t revents = 0;
+    ASSERT_STATUS(WEFT_ETIMEDOUT,
+                  weft_fd_wait(rt, s, WEFT_IO_READ | WEFT_IO_DRAINED, test_after_ms(rt, 30), &revents));
+    io_wait_t w;
+    weft_task_t *late = spawn_wait(&w, rt, s, WEFT_IO_READ | WEFT_IO_DRAINED, test_after_ms(rt, 30));
+    ASSERT_EQ(test_join(late), 0);
+    ASSERT_STATUS(WEFT_ETIMEDOUT, w.status);
+  }
+  ASSERT_OK(weft_fd_forget(rt, s));
+  close(s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* A host that closes an fd without weft_fd_forget breaks rule 2 of docs/io.md, but what
  * the platform kept for the old file must not hide the new one that reuses its number:
  * a task waiting on the new fd wakes when it becomes readable, round after round. */

@@ -55,6 +55,9 @@ struct Entry {
     pending: u32,
     /// The epoll interest the fd is registered with (0: not yet).
     registered: u32,
+    /// A hang-up was reported: it lasts (end of file stays readable), where an error
+    /// alone goes once the host reads it (a connected UDP socket's ICMP error).
+    hung_up: bool,
 }
 
 impl Entry {
@@ -76,13 +79,15 @@ impl Entry {
             || (self.writers > 0 && ready & (WEFT_IO_WRITE | WEFT_IO_ERROR) != 0)
     }
 
-    /// Takes the pending events a wait for `events` returns, if any. An error or hang-up
-    /// stays pending, and with it readability (end of file is readable): neither goes
-    /// away when a wait reports it.
+    /// Takes the pending events a wait for `events` returns, if any. After a hang-up,
+    /// readability (end of file) and its error stay pending: a hang-up does not go
+    /// away when a wait reports it, and the edge-triggered set reports it only once. An
+    /// error alone is taken as the rest are: the host clears it by reading it, and a
+    /// later one is reported again.
     fn take_pending(&mut self, events: u32) -> Option<u32> {
         let ready = self.pending & (events | WEFT_IO_ERROR);
-        let lasting = if self.pending & WEFT_IO_ERROR != 0 { self.pending & (WEFT_IO_READ | WEFT_IO_ERROR) } else { 0 };
-        self.pending = (self.pending & !events) | lasting;
+        let lasting = if self.hung_up { self.pending & (WEFT_IO_READ | WEFT_IO_ERROR) } else { 0 };
+        self.pending = (self.pending & !(events | WEFT_IO_ERROR)) | lasting;
         (ready != 0).then_some(ready)
     }
 }
@@ -129,6 +134,13 @@ pub(crate) struct Poller {
 
 /// The data of the wake eventfd in the epoll set (no fd has this number).
 const WAKE_TOKEN: u64 = u64::MAX;
+
+/// The data of `fd`'s registration: the fd, and the low half of its entry's generation
+/// above it, so that a report collected for a forgotten fd is not taken for the new
+/// file that reuses its number (Go's netpoller tags its reports the same way).
+fn report_data(fd: i32, generation: u64) -> u64 {
+    (generation as u32 as u64) << 32 | fd as u32 as u64
+}
 
 fn last_os_error(what: &str) -> String {
     format!("{what}: {}", io::Error::last_os_error())
@@ -236,16 +248,18 @@ impl Poller {
                 unsafe { libc::read(self.wake.as_raw_fd(), &mut count as *mut u64 as *mut libc::c_void, 8) };
                 continue;
             }
-            let fd = ev.u64 as i32;
+            let fd = ev.u64 as u32 as i32;
             let ready = weft_events(ev.events);
             let waited = match self.shard(fd).lock().get_mut(&fd) {
-                Some(entry) => {
+                Some(entry) if report_data(fd, entry.generation) == ev.u64 => {
                     entry.pending |= ready;
+                    entry.hung_up |= ev.events & (libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0;
                     let wanted = entry.wanted(ready);
                     entry.seq += wanted as u64;
                     wanted
                 }
-                None => false,
+                // Forgotten, or a report for the file that had the number before.
+                _ => false,
             };
             if waited {
                 wait::wake_all_queued(self.key(fd));
@@ -257,8 +271,8 @@ impl Poller {
 
     /// Registers `fd` with `interest`, or changes its registration to it (which reports
     /// the fd at once if it is ready now).
-    fn arm(&self, fd: i32, interest: u32, new: bool) -> Result<(), String> {
-        let mut ev = libc::epoll_event { events: interest, u64: fd as u64 };
+    fn arm(&self, fd: i32, generation: u64, interest: u32, new: bool) -> Result<(), String> {
+        let mut ev = libc::epoll_event { events: interest, u64: report_data(fd, generation) };
         let mut op = if new { libc::EPOLL_CTL_ADD } else { libc::EPOLL_CTL_MOD };
         for _ in 0..2 {
             // SAFETY: a valid epoll descriptor and event; `fd` is the host's, checked open.
@@ -333,6 +347,7 @@ impl Poller {
                             seq: 0,
                             pending: 0,
                             registered: 0,
+                            hung_up: false,
                         });
                         entry.readers += reads;
                         entry.writers += writes;
@@ -358,7 +373,7 @@ impl Poller {
                 let interest = if drained { entry.registered | entry.interest() } else { entry.interest() };
                 if armed {
                     // Registered for this direction already: the next change is reported.
-                } else if let Err(e) = self.arm(fd, interest, new) {
+                } else if let Err(e) = self.arm(fd, entry.generation, interest, new) {
                     // An fd epoll does not take (a regular file: EPERM) is always ready
                     // to poll; the task did not poll it yet. One that is not open
                     // (EBADF) is found here too. An entry made for this wait goes: a
@@ -423,10 +438,15 @@ impl Poller {
     /// `fd_forget`: wakes the waiters on `fd` with `WEFT_ECLOSED` and takes the fd out
     /// of the epoll set.
     pub(crate) fn forget(&self, fd: i32) {
-        if self.shard(fd).lock().remove(&fd).is_some() {
+        // The removal from the set under the shard's lock too: a wait that starts
+        // meanwhile makes a new entry and registers the fd again under that lock, and a
+        // removal after it would leave that wait deaf.
+        let mut shard = self.shard(fd).lock();
+        if shard.remove(&fd).is_some() {
             // SAFETY: a valid epoll descriptor; an fd not in the set is fine (ENOENT).
             unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
         }
+        drop(shard);
         wait::wake_all(self.key(fd));
     }
 }
