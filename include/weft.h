@@ -51,7 +51,9 @@
  *   locks are never inherited held (pthread_atfork), nor its first-time setup half done,
  *   even when other threads opened runtimes or started and ended tasks at the instant of
  *   the fork. Call fork() from a
- *   thread that is not a weft task.
+ *   thread that is not a weft task. A thread attached to a parent's runtime may fork,
+ *   even inside a blocking region while a collector holds the world stopped: in the
+ *   child it is a plain thread, and may attach to the child's runtimes.
  * - Stacks. A task's stack is WEFT_DEFAULT_STACK_SIZE (8 MiB) unless
  *   weft_spawn_opts_t.stack_size asks otherwise; a size asked for is a minimum, raised to
  *   WEFT_MIN_STACK_SIZE and rounded up to whole pages, the same on every platform.

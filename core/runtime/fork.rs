@@ -121,7 +121,11 @@ extern "C" fn child() {
         unsafe { (*(rt as *const Runtime)).leave_in_parent() };
     }
     LEFT_IN_PARENT.lock().extend(open);
-    // The forking thread may have been a task of a parent's runtime: in the child it is
-    // a plain thread again.
+    // The forking thread may have been a task of a parent's runtime, or a thread
+    // attached to one, even held in a stop of it: in the child it is a plain thread
+    // again, and may attach to the child's own runtimes.
+    if let Some(ctx) = crate::runtime::context::current_if_any() {
+        crate::runtime::safepoint::forget_parent_in_child(ctx);
+    }
     crate::runtime::context::enter(std::ptr::null());
 }

@@ -367,6 +367,20 @@ fn forget_runtime(m: &Mutator) {
     m.state.store(WEFT_TASK_RUNNING, SeqCst);
 }
 
+/// In the child of a fork, for the forking thread's context: it is no mutator of the
+/// parent's runtime any more, which is left behind there, and holds no stop of it.
+/// Held in a stop (a collector of the parent stopped the world while this thread was in
+/// a blocking region), it counts as blocking again: the frames that opened its regions
+/// leave them without waiting for a resume nobody in the child can make. It may then
+/// attach to a runtime of the child's own.
+pub(crate) fn forget_parent_in_child(ctx: &Context) {
+    let m = &ctx.mutator;
+    m.rt.store(ptr::null_mut(), SeqCst);
+    m.attach_depth.store(0, SeqCst);
+    m.holds.store(ptr::null_mut(), SeqCst);
+    let _ = m.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
+}
+
 /// Waits, lock held, while a stop is requested or in force.
 fn wait_no_stop(world: &World, l: &InternalLock) {
     while world.flag.load(SeqCst) & STOP != 0 {

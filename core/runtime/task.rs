@@ -460,12 +460,15 @@ pub(crate) unsafe fn run(ctx: *mut c_void) {
         }
         state.result.store(result, Relaxed);
         state.code.store(code, Release);
+        // Out of any region the function left open first (waiting for a stop in force
+        // to end): the releases below may run the host's `elem_drop`, host code that
+        // must not run while a collector holds the world.
+        safepoint::leave_open_regions(&state.ctx);
         // Receivers on a linked channel learn that the task ended, and with what code.
         for chan in state.linked.lock().take().unwrap_or_default() {
             let _ = chan.close(code);
             let _ = chan.release();
         }
-        safepoint::leave_open_regions(&state.ctx);
         if let Some(hook) = rt.on_task_exit {
             let hook = may_unwind!(hook, fn(*mut weft_task_t, *mut c_void));
             // SAFETY: as above.

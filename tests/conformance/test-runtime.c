@@ -844,6 +844,80 @@ TEST_IMPL(fork_child_opens_new_runtime) {
   return TEST_OK;
 }
 
+/* A thread attached to the parent's runtime forks from inside weft_blocking_call while
+ * another thread holds the world stopped (so the forking thread is held in the stop).
+ * In the child the call returns (nobody there could resume that stop: it hung), and
+ * the thread attaches to a runtime of the child's own (it was refused: still "a
+ * mutator of another runtime"). */
+typedef struct {
+  weft_runtime_t *rt;
+  atomic_int in_call;
+  atomic_int go;
+  pid_t child;
+} stopped_forker_t;
+
+static void fork_inside_region(void *arg) {
+  stopped_forker_t *f = arg;
+  atomic_store(&f->in_call, 1);
+  while (!atomic_load(&f->go)) usleep(1000);
+  if (FORK_WHEN_OTHERS_SLEEP) wait_until_others_asleep();
+  f->child = fork();
+}
+
+static void *attached_forker(void *arg) {
+  stopped_forker_t *f = arg;
+  ASSERT_OK(weft_thread_attach(f->rt));
+  ASSERT_OK(weft_blocking_call(f->rt, fork_inside_region, f));
+  if (f->child == 0) {
+    weft_runtime_t *rt = test_open_runtime();
+    ASSERT_OK(weft_thread_attach(rt));
+    ASSERT_OK(weft_safepoint(rt));
+    ASSERT_OK(weft_thread_detach(rt));
+    test_close_runtime(rt);
+    test_child_exit(0);
+  }
+  ASSERT_OK(weft_thread_detach(f->rt));
+  return NULL;
+}
+
+TEST_IMPL(fork_from_a_thread_held_in_a_stop) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_skip_on_one_thread(rt, "the parent waits for its child in waitpid while its tasks could run");
+  static stopped_forker_t f;
+  f = (stopped_forker_t){.rt = rt, .child = -1};
+  pthread_t forker;
+  ASSERT(pthread_create(&forker, NULL, attached_forker, &f) == 0);
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
+  while (!atomic_load(&f.in_call)) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ASSERT((int64_t)now.tv_sec * 1000000000 + now.tv_nsec < give_up);
+    usleep(1000);
+  }
+  ASSERT_OK(weft_stw_begin(rt, WEFT_FOREVER)); /* the forker, in its region, is held */
+  atomic_store(&f.go, 1);
+  int status = 0;
+  pid_t done = 0;
+  while (done == 0) {
+    if (f.child > 0) done = waitpid(f.child, &status, WNOHANG);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (done == 0 && (int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= give_up) break;
+    if (done == 0) usleep(1000);
+  }
+  if (done == 0 && f.child > 0) {
+    kill(f.child, SIGKILL);
+    waitpid(f.child, &status, 0);
+    fprintf(stderr, "the child of the held thread hung\n");
+  }
+  ASSERT_OK(weft_stw_end(rt));
+  ASSERT(pthread_join(forker, NULL) == 0);
+  ASSERT(done == f.child);
+  ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* Forks while the parent's tasks keep waiting on and waking a condition, so that a
  * platform's wait queues are in use at the instant of each fork: the child must
  * inherit none of them held or counting the parent's waiters (the pthread plugin's

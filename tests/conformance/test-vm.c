@@ -509,6 +509,70 @@ TEST_IMPL(vm_stw_host_blocking_region) {
   return TEST_OK;
 }
 
+/* --- a task that ends inside its region, during a stop -------------------------------- */
+
+/* A task function that returns with a blocking region still open ends it when it
+ * returns, and waits there for a stop in force to end: what follows is host code (the
+ * elem_drop of a linked channel whose last reference the task held). That ran during
+ * the stop before. */
+typedef struct {
+  weft_runtime_t *rt;
+  atomic_int in_region;
+  atomic_int go;
+} region_leaver_t;
+
+static atomic_int world_stopped_now, drops_seen, drops_in_stop;
+
+static void note_drop(void *elem, void *ud) {
+  (void)elem;
+  (void)ud;
+  atomic_fetch_add(&drops_seen, 1);
+  if (atomic_load(&world_stopped_now)) atomic_fetch_add(&drops_in_stop, 1);
+}
+
+static int32_t return_inside_region(void *arg, void **result) {
+  (void)result;
+  region_leaver_t *l = arg;
+  if (weft_blocking_begin(l->rt) != WEFT_OK) return 1;
+  atomic_store(&l->in_region, 1);
+  while (!atomic_load(&l->go)) test_sleep_ms(l->rt, 1);
+  return 0; /* the region is still open */
+}
+
+TEST_IMPL(vm_task_end_runs_host_code_after_the_stop) {
+  weft_runtime_t *rt = test_open_runtime();
+  atomic_store(&drops_seen, 0);
+  atomic_store(&drops_in_stop, 0);
+  weft_chan_opts_t opts;
+  weft_chan_opts_init(&opts);
+  opts.elem_drop = note_drop;
+  weft_chan_t *ch = NULL;
+  ASSERT_OK(weft_chan_new(rt, sizeof(int), 4, &opts, &ch));
+  int v = 1;
+  ASSERT_OK(weft_chan_send(ch, &v, 0));
+  static region_leaver_t l;
+  l = (region_leaver_t){.rt = rt};
+  weft_task_t *t = test_spawn(rt, return_inside_region, &l);
+  ASSERT_OK(weft_task_link_chan(t, ch));
+  weft_chan_release(ch); /* the task's reference is the last */
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (!atomic_load(&l.in_region)) {
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  ASSERT_OK(weft_stw_begin(rt, WEFT_FOREVER));
+  atomic_store(&world_stopped_now, 1);
+  atomic_store(&l.go, 1);
+  test_sleep_ms(rt, 50); /* the task returns meanwhile */
+  atomic_store(&world_stopped_now, 0);
+  ASSERT_OK(weft_stw_end(rt));
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_EQ(atomic_load(&drops_seen), 1);
+  ASSERT_EQ(atomic_load(&drops_in_stop), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- spinning on weft_yield, never polling ---------------------------------------- */
 
 static atomic_int spin_go;
