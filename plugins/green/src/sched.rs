@@ -968,8 +968,14 @@ impl Sched {
             self.n_idle.fetch_add(1, SeqCst);
         }
         weft_platform::fence::full();
+        // A wait that began after the look above found no idle worker to send to the
+        // poller (its `notify` ran before this one showed itself idle): seen here (the
+        // fence against its count of waiters), and this worker polls on its next round
+        // instead of parking, where the wait would have waited for the monitor's poll.
+        let poll_unclaimed =
+            poller.is_none() && self.poller.get().is_some_and(|p| p.has_waiters() && !p.someone_sleeps());
         let mut events = None;
-        if !self.has_work() && !self.shutdown.load(SeqCst) {
+        if !self.has_work() && !self.shutdown.load(SeqCst) && !poll_unclaimed {
             let next = self.next_timer.load(SeqCst).min(trim_due);
             let left = if next == WEFT_FOREVER { -1 } else { next.saturating_sub(clock::now()).max(0) };
             match poller {
