@@ -72,10 +72,12 @@ pub(crate) fn not_open(rt: *const Runtime, what: std::fmt::Arguments) -> String 
 }
 
 /// weft's global locks, in the one order the handlers take them.
-fn global_locks() -> [&'static RawForkLock; 10] {
+fn global_locks() -> [&'static RawForkLock; 11] {
     // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.
     unsafe {
         [
+            // First: a binding takes some of the others (the default runtime, names).
+            crate::runtime::sync::binding_lock(),
             OPEN.raw(),
             LEFT_IN_PARENT.raw(),
             crate::plugin::loader::LOADED.raw(),

@@ -16,6 +16,7 @@ use std::sync::atomic::{
     AtomicPtr, AtomicU32, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
 
+use weft_platform::fork_lock::ForkMutex;
 use weft_platform::*;
 
 use crate::ffi::error::{check_plugin, fail, Result};
@@ -31,6 +32,19 @@ pub(crate) mod rwlock;
 const TAG_DESTROYED: u32 = 0xdead_0b1e;
 /// The tag of a static object while one caller binds it to a runtime.
 const TAG_BINDING: u32 = 0x5742_4e44;
+
+/// Held by the caller that binds a static object, from before it marks the object
+/// `TAG_BINDING` until the object is live (or static again). A fork waits for it (it is
+/// one of the locks `fork.rs` takes before a fork), so no child inherits an object
+/// marked binding by a thread it does not have, which its callers would wait on for
+/// ever; and a caller that finds an object binding waits here, not in a loop.
+static BINDING: ForkMutex<()> = ForkMutex::new(());
+
+/// The binding lock (see `fork`).
+pub(crate) fn binding_lock() -> &'static weft_platform::fork_lock::RawForkLock {
+    // SAFETY: only the raw lock is handed out; it guards no data.
+    unsafe { BINDING.raw() }
+}
 
 /// What distinguishes one kind of sync object from another.
 pub(crate) trait SyncKind: 'static {
@@ -146,12 +160,16 @@ impl<K: SyncKind> SyncObject<K> {
     pub(crate) unsafe fn bind_static(ptr: *mut Self, rt: impl FnOnce() -> Result<&'static Runtime>) -> Result<bool> {
         // SAFETY: the tag is the first field, read atomically (see above).
         let tag = unsafe { &(*ptr).tag };
-        loop {
-            match tag.compare_exchange(K::STATIC, TAG_BINDING, Acquire, Acquire) {
-                Ok(_) => break,
-                Err(TAG_BINDING) => std::thread::yield_now(),
-                Err(found) => return Ok(K::LIVE.contains(&found)),
-            }
+        // Neither static nor being bound: nothing to take a lock for (a live object of
+        // another kind, a destroyed one, garbage).
+        let seen = tag.load(Acquire);
+        if seen != K::STATIC && seen != TAG_BINDING {
+            return Ok(K::LIVE.contains(&seen));
+        }
+        let _binding = BINDING.lock();
+        if let Err(found) = tag.compare_exchange(K::STATIC, TAG_BINDING, Acquire, Acquire) {
+            // Bound (or destroyed) by the caller that held the lock before.
+            return Ok(K::LIVE.contains(&found));
         }
         let rt = match rt() {
             Ok(rt) => rt,
@@ -160,14 +178,16 @@ impl<K: SyncKind> SyncObject<K> {
                 return Err(e);
             }
         };
-        // SAFETY: this caller won the binding: nobody else writes the object, and other
-        // callers only read the tag (and wait) until it is live.
+        // SAFETY: this caller won the binding: nobody else writes the object. Others
+        // may read its first word meanwhile (a lock's fast path swaps it, and fails:
+        // the tag is not live), so the fields they may touch are stored atomically.
         let object = unsafe {
-            std::ptr::addr_of_mut!((*ptr).count).write(AtomicU32::new(K::fresh_count(&rt.table)));
-            std::ptr::addr_of_mut!((*ptr).rt).write(AtomicPtr::new(rt as *const Runtime as *mut Runtime));
+            let object = &*ptr;
+            object.count.store(K::fresh_count(&rt.table), Relaxed);
+            object.rt.store(rt as *const Runtime as *mut Runtime, Relaxed);
             std::ptr::addr_of_mut!((*ptr).extra).write(K::new_extra());
             std::ptr::addr_of_mut!((*ptr).plugin).write(K::new_bytes());
-            &*ptr
+            object
         };
         if let Err(e) = object.init_plugin_bytes_from(rt, TAG_BINDING) {
             tag.store(K::STATIC, Release);
