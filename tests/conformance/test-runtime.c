@@ -524,6 +524,41 @@ static void *pthread_open_close(void *arg) {
   return NULL;
 }
 
+/* Tasks of one runtime spawn into another and join there, again and again: their own
+ * runtime keeps every worker (green's spawn into another runtime stranded the calling
+ * worker's processor each time, and the runtime stopped running tasks once all of its
+ * processors were gone). */
+static int32_t add_one(void *arg, void **result) {
+  *result = (void *)((intptr_t)arg + 1);
+  return 0;
+}
+
+static int32_t spawn_into_other(void *arg, void **result) {
+  weft_runtime_t *other = arg;
+  weft_task_t *t = NULL;
+  if (weft_spawn(other, add_one, (void *)41, NULL, &t) != WEFT_OK) return 1;
+  void *got = NULL;
+  if (weft_join(t, WEFT_FOREVER, NULL, &got) != WEFT_OK) return 2;
+  *result = got;
+  return 0;
+}
+
+TEST_IMPL(runtime_tasks_use_another_runtime) {
+  weft_runtime_t *rt = test_open_runtime();
+  weft_runtime_t *other = test_open_runtime();
+  for (int round = 0; round < 16; round++) {
+    weft_task_t *t = test_spawn(rt, spawn_into_other, other);
+    int32_t code = -1;
+    void *got = NULL;
+    ASSERT_OK(weft_join(t, test_after_ms(rt, TEST_PATIENCE_MS), &code, &got));
+    ASSERT_EQ(code, 0);
+    ASSERT_EQ((intptr_t)got, 42);
+  }
+  test_close_runtime(other);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* Runtimes open and close from several host threads at once. */
 TEST_IMPL(runtime_open_close_concurrently) {
   test_skip_if_one_thread("needs host threads (pthread_create) calling weft");

@@ -562,14 +562,18 @@ impl Sched {
     /// scheduler (in the LIFO slot if `next`), else on the injector.
     fn submit(&self, task: Arc<Task>, next: bool) {
         let mut h = here();
+        // A task of another runtime (this one's task spawns or wakes a task of a
+        // runtime of its own) leaves its processor alone: its guard, moved here, would
+        // never be moved back, and its worker would lose it.
+        let mine = std::ptr::eq(h.sched, self);
         // SAFETY: the thread holds (or held: see `guard`) the processor.
-        let on_task = !h.task.is_null() && !h.proc.is_null();
+        let on_task = mine && !h.task.is_null() && !h.proc.is_null();
         if on_task && !unsafe { &*h.proc }.shift(h.hold, TASK, QUEUING, Acquire) {
             // Retaken meanwhile: another thread owns the queues now.
             h.proc = std::ptr::null();
             set_here(h);
         }
-        if std::ptr::eq(h.sched, self) && !h.proc.is_null() {
+        if mine && !h.proc.is_null() {
             // SAFETY: the calling thread holds the processor.
             let p = unsafe { &*h.proc };
             if next {
