@@ -98,7 +98,9 @@ pub unsafe extern "C" fn weft_group_free(g: *mut weft_group_t) -> weft_status_t 
 /// sub-ranges not started yet, and the first such code is written to `*code` (0 when all
 /// succeeded; `code` may be NULL); the call still returns `WEFT_OK`. Bodies may call
 /// `weft_parallel_for` again (nesting), and several tasks may call it at once: neither
-/// deadlocks. An empty range calls nothing. `begin > end` or a NULL `body` is
+/// deadlocks. While a `weft_runtime_drain` waits, a call runs all its sub-ranges on the
+/// caller (the drain stopped the pool). Not a cancellation point: a cancelled caller's
+/// call runs to its end too. An empty range calls nothing. `begin > end` or a NULL `body` is
 /// `WEFT_EINVAL`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_parallel_for(

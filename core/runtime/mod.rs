@@ -231,6 +231,11 @@ impl Runtime {
 
     /// Ends the pool's workers, which are tasks of this runtime (they start again on
     /// the next `weft_parallel_for`).
+    /// A `drain` waits.
+    pub(crate) fn draining(&self) -> bool {
+        self.tasks.load(SeqCst) & !CLOSING & !TASK_MASK != 0
+    }
+
     fn stop_pool(&self) {
         if let Some(pool) = self.pool.get() {
             pool.stop();
@@ -324,8 +329,11 @@ impl Runtime {
     /// Waits until no task of this runtime runs (detached ones included), or the
     /// deadline: `WEFT_ETIMEDOUT` then, with the number still running.
     pub(crate) fn drain(&self, deadline: i64) -> Result<()> {
-        self.stop_pool();
+        // Counted before the pool stops: a `weft_parallel_for` from a task still
+        // running then starts no new workers (`draining`), which would run on after the
+        // drain's stop and never let it end.
         self.tasks.fetch_add(DRAINER, SeqCst);
+        self.stop_pool();
         let left = safepoint::in_blocking_region(self, || {
             self.world.with_lock(|l| loop {
                 let running = self.tasks.load(SeqCst) & TASK_MASK;

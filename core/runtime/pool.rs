@@ -22,6 +22,7 @@ use weft_platform::*;
 use crate::ffi::callback::{host_call, may_unwind};
 use crate::ffi::error::{fail, Result};
 use crate::runtime::context;
+use crate::runtime::safepoint;
 use crate::runtime::sync::cond::CondObject;
 use crate::runtime::sync::mutex::MutexObject;
 use crate::runtime::task::{SpawnRequest, Spawned, Task};
@@ -143,14 +144,21 @@ impl Pool {
         known_once(&WANTED, || std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1))
     }
 
-    /// Starts the workers once (again after a `stop`).
-    fn start(&'static self, rt: &'static Runtime) -> Result<()> {
+    /// Starts the workers once (again after a `stop`): false, and none started, while
+    /// a drain waits (it stopped the pool, and waits for every task to end: workers
+    /// started now would not). Looked at under the lock `stop` takes, after the drain
+    /// counted itself: either these workers start first and the drain's stop ends them,
+    /// or this sees the drain.
+    fn start(&'static self, rt: &'static Runtime) -> Result<bool> {
         if self.started.load(Acquire) {
-            return Ok(());
+            return Ok(true);
         }
         let _guard = self.start_lock.lock();
         if self.started.load(Acquire) {
-            return Ok(());
+            return Ok(true);
+        }
+        if rt.draining() {
+            return Ok(false);
         }
         self.stopping.store(false, SeqCst);
         let mut workers = self.workers.lock();
@@ -171,7 +179,7 @@ impl Pool {
             }
         }
         self.started.store(true, SeqCst);
-        Ok(())
+        Ok(true)
     }
 
     /// Asks the workers to end and waits until they have (before a drain or a close).
@@ -224,6 +232,10 @@ impl Pool {
         let rt = self.lock.runtime();
         self.sleepers.fetch_add(1, SeqCst);
         let _ = self.lock.lock(rt, me, None);
+        // Not a cancellation point (the call's chunks run on, and it returns when they
+        // are done): a cancelled caller's every wait would return at once, and it
+        // would spin here holding the lock.
+        let _mask = safepoint::CancelMask::new(&me.mutator);
         while self.epoch.load(SeqCst) == seen && !done() {
             let _ = self.wake.wait(self.lock, me, WEFT_FOREVER);
         }
@@ -344,7 +356,11 @@ pub(crate) fn parallel_for(
         return Ok(job.failed.load(Acquire));
     }
     let pool = rt.pool()?;
-    pool.start(rt)?;
+    if !pool.start(rt)? {
+        // A drain waits: the caller runs every chunk itself.
+        job.work();
+        return Ok(job.failed.load(Acquire));
+    }
     pool.jobs.lock().push_back(Arc::clone(&job));
     pool.announce();
     job.work();

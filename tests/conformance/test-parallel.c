@@ -172,6 +172,85 @@ TEST_IMPL(parallel_for_from_several_tasks) {
   return TEST_OK;
 }
 
+/* A task that calls weft_parallel_for while a drain waits: the call completes, and so
+ * does the drain (the pool's workers, started by the call after the drain had stopped
+ * the pool, ran on and kept the drain waiting for ever). */
+typedef struct {
+  weft_runtime_t *rt;
+  test_gate_t *gate;
+  range_log_t log;
+  int32_t code;
+} drain_looper_t;
+
+static int32_t loop_after_gate(void *arg, void **result) {
+  (void)result;
+  drain_looper_t *l = arg;
+  if (test_gate_wait(l->gate) != WEFT_OK) return 1;
+  if (weft_parallel_for(l->rt, 0, 100000, 1000, sum_range, &l->log, &l->code) != WEFT_OK) return 2;
+  return 0;
+}
+
+static int32_t open_gate_later(void *arg, void **result) {
+  (void)result;
+  drain_looper_t *l = arg;
+  test_sleep_ms(l->rt, 30); /* the drain is waiting by then */
+  test_gate_open(l->gate);
+  return 0;
+}
+
+TEST_IMPL(parallel_for_during_drain) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  static drain_looper_t l;
+  l = (drain_looper_t){.rt = rt, .gate = &gate, .code = -1};
+  log_init(&l.log, NULL, 0);
+  weft_task_t *t = test_spawn(rt, loop_after_gate, &l);
+  test_gate_await_waiters(rt, &gate, 1);
+  weft_task_t *opener = test_spawn(rt, open_gate_later, &l);
+  ASSERT_OK(weft_runtime_drain(rt, test_after_ms(rt, TEST_PATIENCE_MS)));
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_EQ(test_join(opener), 0);
+  ASSERT_EQ(l.code, 0);
+  ASSERT_EQ(atomic_load(&l.log.sum), triangle(0, 100000));
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A cancelled task's weft_parallel_for still runs every chunk and returns when they are
+ * done (its waits for the other participants are no cancellation points: they returned
+ * at once, and the caller spun on the pool's lock). */
+static int32_t busy_range(size_t begin, size_t end, void *ud) {
+  range_log_t *log = ud;
+  volatile uint64_t x = 0;
+  for (int k = 0; k < 20000; k++) x += (uint64_t)k;
+  (void)x;
+  return sum_range(begin, end, log);
+}
+
+static int32_t loop_when_cancelled(void *arg, void **result) {
+  (void)result;
+  drain_looper_t *l = arg;
+  while (!weft_task_cancelled()) weft_yield(l->rt);
+  if (weft_parallel_for(l->rt, 0, 256, 1, busy_range, &l->log, &l->code) != WEFT_OK) return 2;
+  return 0;
+}
+
+TEST_IMPL(parallel_for_from_a_cancelled_task) {
+  weft_runtime_t *rt = test_open_runtime();
+  static drain_looper_t l;
+  l = (drain_looper_t){.rt = rt, .code = -1};
+  log_init(&l.log, NULL, 0);
+  weft_task_t *t = test_spawn(rt, loop_when_cancelled, &l);
+  ASSERT_OK(weft_cancel(t));
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_EQ(l.code, 0);
+  ASSERT_EQ(atomic_load(&l.log.sum), triangle(0, 256));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- groups ---- */
 
 static atomic_int group_ran, group_cancelled;
