@@ -170,6 +170,45 @@ TEST_IMPL(checks_what_is_not_an_inversion) {
   return TEST_OK;
 }
 
+/* A condition wait that keeps another lock orders its mutex's relock after that lock:
+ * M then N, then a wait on M while holding N, is an inversion (a task taking M then N
+ * while the waiter wants M back deadlocks with it; it went unreported). A reader's
+ * second read lock of an rwlock orders after nothing (it was reported as an inversion
+ * with the lock taken in between). */
+TEST_IMPL(checks_cond_relock_and_second_read) {
+  report_log_t log;
+  weft_runtime_t *rt = open_checked(WEFT_CHECK_LOCK_ORDER, &log);
+  weft_mutex_t m, n, b;
+  weft_cond_t c;
+  weft_rwlock_t l;
+  ASSERT_OK(weft_mutex_init(rt, &m, 0));
+  ASSERT_OK(weft_mutex_init(rt, &n, 0));
+  ASSERT_OK(weft_mutex_init(rt, &b, 0));
+  ASSERT_OK(weft_cond_init(rt, &c));
+  ASSERT_OK(weft_rwlock_init(rt, &l));
+  ASSERT_OK(weft_rwlock_read_lock(&l));
+  ASSERT_OK(weft_mutex_lock(&b));
+  ASSERT_OK(weft_rwlock_read_lock(&l));
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  ASSERT_OK(weft_mutex_unlock(&b));
+  ASSERT_OK(weft_rwlock_unlock(&l));
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  ASSERT_OK(weft_mutex_lock(&m));
+  ASSERT_OK(weft_mutex_lock(&n));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&c, &m, test_after_ms(rt, 2)));
+  ASSERT_OK(weft_mutex_unlock(&n));
+  ASSERT_OK(weft_mutex_unlock(&m));
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT(strncmp(log.first, "weft: lock-order inversion\n", 27) == 0);
+  ASSERT_OK(weft_rwlock_destroy(&l));
+  ASSERT_OK(weft_cond_destroy(&c));
+  ASSERT_OK(weft_mutex_destroy(&b));
+  ASSERT_OK(weft_mutex_destroy(&n));
+  ASSERT_OK(weft_mutex_destroy(&m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* Tasks in a ring: task i takes lock i, waits until every task holds its lock, then
  * takes lock i+1. The wait that closes the ring gets WEFT_EDEADLK; its task backs off
  * (releases its lock) and everyone else finishes. */

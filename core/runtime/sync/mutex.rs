@@ -271,8 +271,12 @@ impl MutexObject {
         self.own(rt, ctx.id);
         self.first().fetch_add(depth as u64 * LEVEL, Relaxed);
         if rt.checks.on() {
-            for _ in 0..=depth {
-                rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
+            // The first level was taken again as a lock is, waiting while the caller
+            // held its other locks: an order edge from each, as `weft_mutex_lock`'s
+            // (a relock of M by a waiter holding N, against another task's M then N, is
+            // a deadlock). The levels above it are recursive relocks: none.
+            for level in 0..=depth {
+                rt.checks.acquired(ctx, self.addr(), level == 0, Holders::OwnerField);
             }
         }
     }

@@ -160,6 +160,10 @@ impl RwLockObject {
             fail!(WEFT_ETIMEDOUT, "rwlock {:p} was still held{why} at the deadline", self);
         }
         check_plugin(status, || format!("cannot lock rwlock {:p}", self))?;
+        // A second read lock of a reader waits only for a writer of this same rwlock
+        // (the deadlock check's business), never for the caller's other locks: no
+        // order edge, as for a recursive mutex's relock.
+        let again = access == Access::Read && ctx.holds_read(self.addr());
         match access {
             Access::Write => self.extra.store(ctx.id, Relaxed),
             Access::Read => {
@@ -168,7 +172,7 @@ impl RwLockObject {
             }
         }
         if rt.checks.on() {
-            rt.checks.acquired(ctx, self.addr(), !try_only, Holders::Tracked);
+            rt.checks.acquired(ctx, self.addr(), !try_only && !again, Holders::Tracked);
         }
         Ok(())
     }
