@@ -167,6 +167,9 @@ pub(crate) struct Sched {
     timers: ForkMutex<BTreeMap<(i64, u64), Arc<Task>>>,
     /// The earliest timer's deadline; `WEFT_FOREVER` if none.
     next_timer: AtomicI64,
+    /// Set when `next_timer` moved earlier and no idle worker has looked at it since: a
+    /// spinner that took the wake-up for it, and found a task instead, passes it on.
+    timer_moved: AtomicBool,
     timer_seq: AtomicU64,
     shutdown: AtomicBool,
     threads: ForkMutex<Vec<OsThread>>,
@@ -437,6 +440,7 @@ impl Sched {
             spares: ForkMutex::new(Vec::new()),
             timers: ForkMutex::new(BTreeMap::new()),
             next_timer: AtomicI64::new(WEFT_FOREVER),
+            timer_moved: AtomicBool::new(false),
             timer_seq: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             threads: ForkMutex::new(Vec::new()),
@@ -662,7 +666,9 @@ impl Sched {
     /// A spinning worker found work: it stops spinning, and if it was the last spinner
     /// and there is work beyond what it took, another worker comes to take that.
     fn found_work(&self) {
-        if self.spinning.fetch_sub(1, SeqCst) == 1 && self.has_runnable() {
+        // `notify` skips its wake-up while a worker spins: this one passes it on when
+        // there is more to run, or a timer moved earlier than idle workers sleep.
+        if self.spinning.fetch_sub(1, SeqCst) == 1 && (self.has_runnable() || self.timer_moved.swap(false, SeqCst)) {
             self.notify();
         }
     }
@@ -980,6 +986,8 @@ impl Sched {
             poller.is_none() && self.poller.get().is_some_and(|p| p.has_waiters() && !p.someone_sleeps());
         let mut events = None;
         if !self.has_work() && !self.shutdown.load(SeqCst) && !poll_unclaimed {
+            // This sleep sees the earliest timer: nobody needs to be woken for it.
+            self.timer_moved.store(false, SeqCst);
             let next = self.next_timer.load(SeqCst).min(trim_due);
             let left = if next == WEFT_FOREVER { -1 } else { next.saturating_sub(clock::now()).max(0) };
             match poller {
@@ -1143,6 +1151,7 @@ impl Sched {
         };
         if earlier {
             // An idle worker may be sleeping until a later deadline.
+            self.timer_moved.store(true, SeqCst);
             self.notify();
         }
         key
