@@ -56,6 +56,7 @@ pub unsafe extern "C" fn weft_group_spawn(
         if opts.flags != 0 {
             fail!(WEFT_EINVAL, "unknown weft_spawn_opts_t.flags 0x{:x}", opts.flags);
         }
+        super::task::check_stack_size(opts.stack_size)?;
         // SAFETY: a non-NULL name is the host's NUL-terminated string, copied here.
         let name = (!opts.name.is_null()).then(|| unsafe { CStr::from_ptr(opts.name) }.to_owned());
         group.spawn(func, arg, name, opts.stack_size)

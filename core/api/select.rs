@@ -109,6 +109,9 @@ pub unsafe extern "C" fn weft_select(
         if cases.is_null() {
             fail!(WEFT_EINVAL, "cases is NULL but n is {n}");
         }
+        if n > isize::MAX as usize / std::mem::size_of::<weft_select_case_t>() {
+            fail!(WEFT_EINVAL, "n is {n}: no array of that many cases exists");
+        }
         // SAFETY: the host's array of `n` cases, borrowed for the call.
         let cases = unsafe { std::slice::from_raw_parts(cases, n) };
         let mut inline = [MaybeUninit::<weft_plat_select_case_t>::uninit(); INLINE_CASES];

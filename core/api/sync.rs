@@ -91,6 +91,8 @@ fn place<'a, K: SyncKind>(rt: *mut weft_runtime_t, ptr: *mut impl Sized) -> Resu
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_init(rt: *mut weft_runtime_t, m: *mut weft_mutex_t, flags: u32) -> weft_status_t {
     ffi("weft_mutex_init", || {
+        // Before `place` writes the host's memory: a refused init leaves it as it was.
+        MutexObject::check_flags(flags)?;
         let mutex: &MutexObject = place(rt, m)?;
         mutex.init_mutex(mutex.runtime(), flags)
     })

@@ -15,6 +15,14 @@ use crate::types::*;
 /// any address space, so that an absurd size (SIZE_MAX) gets one answer everywhere.
 const STACK_LIMIT: usize = 1 << 56;
 
+/// `WEFT_ENOMEM` for a stack size over `STACK_LIMIT` (`weft_spawn`, `weft_group_spawn`).
+pub(crate) fn check_stack_size(stack_size: usize) -> Result<()> {
+    if stack_size > STACK_LIMIT {
+        fail!(WEFT_ENOMEM, "a stack of {stack_size} bytes cannot be had (at most {STACK_LIMIT})");
+    }
+    Ok(())
+}
+
 fn task_ref(t: *const weft_task_t) -> Result<&'static Task> {
     // Shells are never freed: a checked shell lives as long as the process.
     handle::check::<Task>(t.cast())
@@ -55,9 +63,7 @@ pub unsafe extern "C" fn weft_spawn(
         if opts.flags & !WEFT_SPAWN_DETACHED != 0 {
             fail!(WEFT_EINVAL, "unknown weft_spawn_opts_t.flags 0x{:x}", opts.flags & !WEFT_SPAWN_DETACHED);
         }
-        if opts.stack_size > STACK_LIMIT {
-            fail!(WEFT_ENOMEM, "a stack of {} bytes cannot be had (at most {STACK_LIMIT})", opts.stack_size);
-        }
+        check_stack_size(opts.stack_size)?;
         let detached = opts.flags & WEFT_SPAWN_DETACHED != 0;
         if out.is_null() && !detached {
             fail!(WEFT_EINVAL, "out is NULL (only a WEFT_SPAWN_DETACHED spawn may omit it)");

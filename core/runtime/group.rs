@@ -154,9 +154,21 @@ impl Group {
         }
     }
 
+    /// `WEFT_EDEADLK` if the caller is a task of the group, which would wait for itself:
+    /// found before anything is joined or cancelled.
+    fn refuse_member(&self) -> Result<()> {
+        let Some(me) = crate::runtime::context::current_if_any() else { return Ok(()) };
+        // The group's reference on each listed task keeps its state readable.
+        if self.state.lock().tasks.iter().any(|task| task.owned_id() == me.id) {
+            fail!(WEFT_EDEADLK, "a task of group {:p} would wait for itself", self);
+        }
+        Ok(())
+    }
+
     /// Joins every task (also those spawned meanwhile); the group's code: 0, or the
     /// first failure's.
     pub(crate) fn wait(&self, deadline: i64) -> Result<i32> {
+        self.refuse_member()?;
         loop {
             // The newest first: it is the last to run (the oldest have often finished by
             // now, and are joined without waiting), and it is taken off the end of the
@@ -204,6 +216,7 @@ impl Group {
 
     /// Cancels what still runs, waits for it, and retires the group.
     pub(crate) fn free(&'static self) -> Result<()> {
+        self.refuse_member()?;
         self.state.lock().freeing = true;
         self.cancel_all();
         if let Err(e) = self.wait(WEFT_FOREVER) {

@@ -188,7 +188,7 @@ impl Task {
     }
 
     /// The task's id, for a caller that owns the shell or has pinned it.
-    fn owned_id(&self) -> u64 {
+    pub(crate) fn owned_id(&self) -> u64 {
         self.state().ctx.id
     }
 

@@ -359,6 +359,12 @@ TEST_IMPL(mutex_bad_flags) {
   ASSERT_ERROR_MENTIONS("flags");
   ASSERT_STATUS(WEFT_EINVAL, weft_mutex_init(rt, &m, WEFT_MUTEX_RECURSIVE | 0x80000000u));
   ASSERT_STATUS(WEFT_EINVAL, weft_mutex_lock(&m)); /* a refused init leaves nothing */
+  /* Not a byte of the host's memory is written by a refused init. */
+  weft_mutex_t pattern;
+  memset(&pattern, 0xa5, sizeof pattern);
+  memcpy(&m, &pattern, sizeof m);
+  ASSERT_STATUS(WEFT_EINVAL, weft_mutex_init(rt, &m, 4));
+  ASSERT(memcmp(&m, &pattern, sizeof m) == 0);
   test_close_runtime(rt);
   return TEST_OK;
 }

@@ -333,6 +333,10 @@ TEST_IMPL(group_timeout_free_and_errors) {
   opts.flags = WEFT_SPAWN_DETACHED;
   ASSERT_STATUS(WEFT_EINVAL, weft_group_spawn(g, add_to_group_count, NULL, &opts));
   ASSERT_ERROR_MENTIONS("WEFT_SPAWN_DETACHED");
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = SIZE_MAX; /* as weft_spawn: one answer on every platform */
+  ASSERT_STATUS(WEFT_ENOMEM, weft_group_spawn(g, add_to_group_count, NULL, &opts));
+  ASSERT_ERROR_MENTIONS("cannot be had");
   ASSERT_OK(weft_group_free(g));
   test_gate_destroy(&gate);
   test_close_runtime(rt);
@@ -387,6 +391,48 @@ TEST_IMPL(group_free_cancels_late_spawns) {
   /* Refused (the free had begun), or started and cancelled by its spawner. */
   if (l.spawned == WEFT_OK) ASSERT_EQ(atomic_load(&group_cancelled), 1);
   else ASSERT_STATUS(WEFT_ECANCELED, l.spawned);
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A task of the group that waits for it or frees it would wait for itself:
+ * WEFT_EDEADLK at once, before anything is joined or cancelled (its siblings ran on;
+ * the free had cancelled them all first, the caller too). */
+typedef struct {
+  weft_group_t *g;
+  weft_status_t waited, freed;
+} member_t;
+
+static int32_t wait_for_own_group(void *arg, void **result) {
+  (void)result;
+  member_t *m = arg;
+  m->waited = weft_group_wait(m->g, WEFT_FOREVER, NULL);
+  m->freed = weft_group_free(m->g);
+  return weft_task_cancelled() ? 1 : 0;
+}
+
+TEST_IMPL(group_member_waits_refused) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  atomic_store(&group_cancelled, 0);
+  weft_group_t *g = NULL;
+  ASSERT_OK(weft_group_new(rt, &g));
+  ASSERT_OK(weft_group_spawn(g, wait_gate_counting, &gate, NULL));
+  test_gate_await_waiters(rt, &gate, 1);
+  member_t m = {g, -1, -1};
+  ASSERT_OK(weft_group_spawn(g, wait_for_own_group, &m, NULL));
+  ASSERT_OK(weft_group_spawn(g, add_to_group_count, NULL, NULL)); /* newer than the member */
+  test_sleep_ms(rt, 20);
+  test_gate_open(&gate);
+  int32_t code = -1;
+  ASSERT_OK(weft_group_wait(g, test_after_ms(rt, TEST_PATIENCE_MS), &code));
+  ASSERT_EQ(code, 0); /* the member was not cancelled: it returned 0 */
+  ASSERT_STATUS(WEFT_EDEADLK, m.waited);
+  ASSERT_STATUS(WEFT_EDEADLK, m.freed);
+  ASSERT_EQ(atomic_load(&group_cancelled), 0);
+  ASSERT_OK(weft_group_free(g));
   test_gate_destroy(&gate);
   test_close_runtime(rt);
   return TEST_OK;

@@ -472,6 +472,8 @@ TEST_IMPL(select_errors) {
   ASSERT_ERROR_MENTIONS("cases is NULL");
   ASSERT_STATUS(WEFT_EINVAL, weft_select(&ok, 1, 0, 0x2, &chosen));
   ASSERT_ERROR_MENTIONS("flags");
+  ASSERT_STATUS(WEFT_EINVAL, weft_select(&ok, SIZE_MAX / 2, 0, 0, &chosen)); /* no such array */
+  ASSERT_ERROR_MENTIONS("cases exists");
   weft_select_case_t bad[2] = {ok, {ch, 0, &v}};
   ASSERT_STATUS(WEFT_EINVAL, weft_select(bad, 2, 0, 0, &chosen));
   ASSERT_ERROR_MENTIONS("case 1");

@@ -114,11 +114,17 @@ impl SyncKind for MutexKind {
 pub(crate) type MutexObject = SyncObject<MutexKind>;
 
 impl MutexObject {
+    /// The flags are checked before the object's memory is written (`check_flags`).
     pub(crate) fn init_mutex(&self, rt: &Runtime, flags: u32) -> Result<()> {
+        self.init(rt, if flags & WEFT_MUTEX_RECURSIVE != 0 { TAG_RECURSIVE } else { TAG_PLAIN })
+    }
+
+    /// `WEFT_EINVAL` for flags `weft_mutex_init` does not know.
+    pub(crate) fn check_flags(flags: u32) -> Result<()> {
         if flags & !WEFT_MUTEX_RECURSIVE != 0 {
             fail!(WEFT_EINVAL, "unknown flags 0x{:x}", flags & !WEFT_MUTEX_RECURSIVE);
         }
-        self.init(rt, if flags & WEFT_MUTEX_RECURSIVE != 0 { TAG_RECURSIVE } else { TAG_PLAIN })
+        Ok(())
     }
 
     /// A plain mutex of weft's own (see `SyncObject::internal`).
