@@ -5,6 +5,9 @@ use weft_platform::WEFT_EINVAL;
 
 use crate::ffi::error::{fail, Result};
 
+/// The most a struct may have grown in a newer header than this library's.
+const MAX_GROWTH: usize = 4096;
+
 /// Copies `*ptr` into `defaults` up to the smaller of the two sizes. A larger struct
 /// (from a newer header) is accepted only if every byte this library does not know is
 /// zero: a newer caller that sets an option this library lacks is told so.
@@ -15,13 +18,17 @@ use crate::ffi::error::{fail, Result};
 pub(crate) unsafe fn read_sized<T: Copy>(ptr: *const T, mut defaults: T, type_name: &str) -> Result<T> {
     // SAFETY: the caller vouches for the first `u32` (see above).
     let size = unsafe { std::ptr::read_unaligned(ptr as *const u32) } as usize;
-    if size < 8 {
+    let known = std::mem::size_of::<T>();
+    // No version of these structs (each 8-aligned: they hold pointers) has a size that
+    // is not a multiple of 8, and none will grow by kilobytes: such a size is an
+    // uninitialised struct, whose prefix could cut a pointer in half and whose
+    // "newer" bytes would be read far past its end.
+    if size < 8 || !size.is_multiple_of(8) || size > known + MAX_GROWTH {
         fail!(
             WEFT_EINVAL,
             "{type_name}.struct_size is {size}: set it to sizeof({type_name}) (the _init function does)"
         );
     }
-    let known = std::mem::size_of::<T>();
     if size > known {
         // SAFETY: the caller's struct is `size` bytes long (see above).
         let newer = unsafe { std::slice::from_raw_parts((ptr as *const u8).add(known), size - known) };

@@ -254,6 +254,14 @@ TEST_IMPL(runtime_config_struct_size) {
     ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&cfg, &rt));
     ASSERT_ERROR_MENTIONS("struct_size");
   }
+  /* A size no version has (it would cut a pointer), or one far past any growth (an
+   * uninitialised struct, read far beyond its end): refused too. */
+  const uint32_t garbage[] = {offsetof(weft_config_t, platform) + 4, 0xdeadbeefu, 0x7ffffff8u};
+  for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+    cfg.struct_size = garbage[i];
+    ASSERT_STATUS(WEFT_EINVAL, weft_runtime_open(&cfg, &rt));
+    ASSERT_ERROR_MENTIONS("struct_size");
+  }
   return TEST_OK;
 }
 
