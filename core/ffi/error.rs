@@ -183,19 +183,25 @@ pub(crate) fn set_plugin_detail(detail: String) {
 // Not inlined: a thread-local address must not be cached across a plugin call that
 // may move a green task to another thread.
 #[inline(never)]
-fn take_plugin_detail() -> Option<String> {
+pub(crate) fn take_plugin_detail() -> Option<String> {
     PLUGIN_DETAIL.try_with(|slot| slot.borrow_mut().take()).ok().flatten()
 }
 
 /// Turns a plugin's status into a `Result`, with `what` (e.g. "cannot start a task")
-/// and the plugin's own detail, if it gave one, in the message.
+/// and the plugin's own detail, if it gave one, in the message. A status that is no
+/// `WEFT_E*` code (an errno, -1) is the plugin's fault: `WEFT_EPLUGIN`, naming it.
 pub(crate) fn check_plugin(status: weft_status_t, what: impl FnOnce() -> String) -> Result<()> {
     if status == WEFT_OK {
         return Ok(());
     }
+    let known = !matches!(static_cstr(status).to_bytes(), b"unknown status code");
     let detail = take_plugin_detail();
-    let reason = detail.unwrap_or_else(|| strerror(status).to_string());
-    Err(Error::new(status, format!("{}: {reason}", what())))
+    let reason = match (detail, known) {
+        (Some(detail), _) => detail,
+        (None, true) => strerror(status).to_string(),
+        (None, false) => format!("the plugin returned {status}, which is no weft status"),
+    };
+    Err(Error::new(if known { status } else { WEFT_EPLUGIN }, format!("{}: {reason}", what())))
 }
 
 /// Forgets any detail a plugin left without failing.
@@ -228,6 +234,15 @@ pub(crate) fn static_cstr(code: weft_status_t) -> &'static CStr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_status_that_is_no_weft_code_is_the_plugins_error() {
+        let e = check_plugin(-1, || "cannot start a task".to_string()).unwrap_err();
+        assert_eq!(e.code, WEFT_EPLUGIN);
+        assert!(e.detail.contains("cannot start a task: the plugin returned -1"), "{}", e.detail);
+        let e = check_plugin(WEFT_ENOMEM, || "cannot start a task".to_string()).unwrap_err();
+        assert_eq!(e.code, WEFT_ENOMEM);
+    }
 
     fn last_error() -> String {
         // SAFETY: the thread's own NUL-terminated buffer.

@@ -191,10 +191,13 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
     };
     // SAFETY: the entry function of a plugin, called with the static host table.
     let table = unsafe { entry(host) };
+    // What the plugin said about a refusal (`set_error_detail`), taken now: left in
+    // the thread's slot, it would be given as the reason of a later, unrelated failure.
+    let said = crate::ffi::error::take_plugin_detail().map(|d| format!(" (it says: {d})")).unwrap_or_default();
     if table.is_null() {
         fail!(
             WEFT_EPLUGIN,
-            "{shown}: {symbol}() returned NULL: the plugin refused this runtime (host services ABI {WEFT_HOST_ABI_VERSION})"
+            "{shown}: {symbol}() returned NULL: the plugin refused this runtime (host services ABI {WEFT_HOST_ABI_VERSION}){said}"
         );
     }
     // SAFETY: the plugin returned a table; each field is read only once the fields
@@ -241,6 +244,16 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
         fail!(
             WEFT_EPLUGIN,
             "{shown}: table too small: struct_size is {struct_size} bytes, ABI version {abi} needs at least {needed}"
+        );
+    }
+    // Every member past the fixed ones is pointer-sized: a size between two of them
+    // would leave the copy half a function pointer, non-NULL and wrong.
+    if !struct_size.is_multiple_of(size_of::<usize>()) {
+        fail!(
+            WEFT_EPLUGIN,
+            "{shown}: struct_size is {struct_size} bytes, which ends inside a member (not a multiple of {}): \
+             set it to sizeof(weft_platform_t)",
+            size_of::<usize>()
         );
     }
     // Only the bytes the plugin declares are read: an older plugin's table ends before

@@ -157,7 +157,11 @@ impl Runtime {
         };
         let mut prt = ptr::null_mut();
         check_plugin(plat_call!(table, runtime_open(&plat_cfg, &mut prt)), || {
-            format!("platform \"{}\" could not open a runtime", platform.name.to_string_lossy())
+            format!(
+                "platform \"{}\" could not open a runtime (plugin {})",
+                platform.name.to_string_lossy(),
+                platform.path.to_string_lossy()
+            )
         })?;
         let world = match World::new(table, prt) {
             Ok(world) => world,

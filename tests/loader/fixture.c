@@ -83,6 +83,10 @@
 #define PARK_ONLY 1
 #elif defined(FIXTURE_TIMED_READ_ONLY)
 #define TIMED_READ_ONLY 1
+#elif defined(FIXTURE_TORN_MEMBER)
+/* A size that ends 4 bytes into preempt_attach: its copy would be half a pointer. */
+#undef STRUCT_SIZE
+#define STRUCT_SIZE (offsetof(weft_platform_t, preempt_attach) + 4)
 #elif defined(FIXTURE_NULL_NAME)
 #undef NAME
 #define NAME NULL
@@ -295,6 +299,7 @@ const weft_platform_t *ENTRY(const weft_host_t *h) {
   host = h;
 #ifdef FIXTURE_ENTRY_NULL
   (void)table;
+  h->set_error_detail("needs a newer host");
   return NULL; /* "this plugin cannot work with this host" */
 #else
   return &table;

@@ -234,6 +234,18 @@ TEST_IMPL(loader_refuses_null_name) {
 
 TEST_IMPL(loader_refuses_entry_null) {
   expect_refused("libfixture_entry_null.so", "weft_platform_entry() returned NULL: the plugin refused this runtime");
+  ASSERT_ERROR_MENTIONS("it says: needs a newer host"); /* its reason, in its refusal... */
+  /* ... and not in a later, unrelated plugin failure on this thread. */
+  ASSERT_STATUS(WEFT_ENOTSUP, open_platform(fixture("libfixture_ok.so")));
+  ASSERT_ERROR_MENTIONS("a loader fixture, not a working platform");
+  ASSERT(strstr(weft_last_error(), "newer host") == NULL);
+  return TEST_OK;
+}
+
+TEST_IMPL(loader_refuses_torn_member) {
+  snprintf(reason, sizeof reason, "struct_size is %zu bytes, which ends inside a member",
+           offsetof(weft_platform_t, preempt_attach) + 4);
+  expect_refused("libfixture_torn_member.so", reason);
   return TEST_OK;
 }
 
