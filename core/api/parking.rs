@@ -145,7 +145,10 @@ pub unsafe extern "C" fn weft_sem_wait_until(s: *mut weft_sem_t, deadline: i64) 
 #[no_mangle]
 pub unsafe extern "C" fn weft_sem_try_wait(s: *mut weft_sem_t) -> weft_status_t {
     ffi("weft_sem_try_wait", || {
-        if !sem_ref(s)?.try_take() {
+        let sem = sem_ref(s)?;
+        // As every call but a destroy, refused once the runtime closed.
+        sem.runtime()?;
+        if !sem.try_take() {
             fail!(WEFT_EBUSY, "semaphore {s:p} has no unit");
         }
         Ok(())

@@ -48,8 +48,10 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
 /// run (`weft_runtime_drain` waits for them), other threads are still attached, or a
 /// stop-the-world is in force; the caller's own attachment, if any, ends. Task handles
 /// not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards every call on
-/// `rt` or its objects is `WEFT_EINVAL`, except the `_destroy` and `_release`
-/// functions. The plugin stays loaded.
+/// `rt` or its objects is `WEFT_EINVAL`, except the `_destroy`, `_retain` and `_release`
+/// functions, the unlocks (a lock held at the close can still be released), and the
+/// reads that return a value, not a status (`weft_chan_capacity`, `weft_chan_len`,
+/// `weft_chan_close_code`, `weft_sem_value`). The plugin stays loaded.
 #[no_mangle]
 pub unsafe extern "C" fn weft_runtime_close(rt: *mut weft_runtime_t) -> weft_status_t {
     ffi("weft_runtime_close", || open_runtime(rt)?.close())

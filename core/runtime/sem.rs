@@ -94,6 +94,11 @@ impl Semaphore {
         &self.state as *const AtomicU64 as usize
     }
 
+    /// The semaphore's runtime, if it is still open.
+    pub(crate) fn runtime(&self) -> Result<&'static Runtime> {
+        runtime_of(&self.rt, "semaphore")
+    }
+
     /// Takes one unit if there is one.
     pub(crate) fn try_take(&self) -> bool {
         self.state.fetch_update(SeqCst, SeqCst, |s| (s & COUNT != 0).then(|| s - 1)).is_ok()

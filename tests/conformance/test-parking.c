@@ -243,7 +243,13 @@ TEST_IMPL(sem_as_a_handed_over_lock) {
   memset(&raw, 0, sizeof raw);
   ASSERT_STATUS(WEFT_EINVAL, weft_sem_wait(&raw));
   ASSERT_ERROR_MENTIONS("weft_sem_init");
+  /* After the close only the destroy is allowed: a try takes no unit. */
+  ASSERT_OK(weft_sem_init(rt, &s, 2));
   test_close_runtime(rt);
+  ASSERT_STATUS(WEFT_EINVAL, weft_sem_try_wait(&s));
+  ASSERT_STATUS(WEFT_EINVAL, weft_sem_post(&s));
+  ASSERT_STATUS(WEFT_EINVAL, weft_sem_wait(&s));
+  ASSERT_OK(weft_sem_destroy(&s));
   return TEST_OK;
 }
 
