@@ -317,7 +317,7 @@ weft_status_t weft_runtime_open(const struct weft_config_t *cfg, struct weft_run
 // not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards every call on
 // `rt` or its objects is `WEFT_EINVAL`, except the `_destroy`, `_retain` and `_release`
 // functions, the unlocks (a lock held at the close can still be released), and the
-// reads that return a value, not a status (`weft_chan_capacity`, `weft_chan_len`,
+// reads that return a value, not a status (`weft_chan_capacity`,
 // `weft_chan_close_code`, `weft_sem_value`). The plugin stays loaded.
 weft_status_t weft_runtime_close(struct weft_runtime_t *rt);
 

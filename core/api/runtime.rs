@@ -50,7 +50,7 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
 /// not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards every call on
 /// `rt` or its objects is `WEFT_EINVAL`, except the `_destroy`, `_retain` and `_release`
 /// functions, the unlocks (a lock held at the close can still be released), and the
-/// reads that return a value, not a status (`weft_chan_capacity`, `weft_chan_len`,
+/// reads that return a value, not a status (`weft_chan_capacity`,
 /// `weft_chan_close_code`, `weft_sem_value`). The plugin stays loaded.
 #[no_mangle]
 pub unsafe extern "C" fn weft_runtime_close(rt: *mut weft_runtime_t) -> weft_status_t {
