@@ -188,7 +188,7 @@ impl Task {
     }
 
     /// The task's id, for a caller that owns the shell or has pinned it.
-    pub(crate) fn owned_id(&self) -> u64 {
+    fn owned_id(&self) -> u64 {
         self.state().ctx.id
     }
 
@@ -506,6 +506,13 @@ pub(crate) fn rename_current(name: CString) {
 /// The calling task's handle, or NULL on a thread that is not a weft task.
 pub(crate) fn current_handle() -> *mut weft_task_t {
     context::current_if_any().map_or(ptr::null_mut(), |c| c.task_handle())
+}
+
+/// The group the calling task belongs to, if any.
+pub(crate) fn current_group() -> Option<&'static Group> {
+    // The running task is an owner of its own shell (see `state`), which stays its own
+    // while it runs.
+    crate::ffi::handle::probe::<Task>(current_handle().cast()).and_then(|task| task.state().group)
 }
 
 /// Whether the calling task has been cancelled (false on a host thread).
