@@ -13,7 +13,7 @@ use crate::runtime::sync::cond::{CondKind, CondObject};
 use crate::runtime::sync::mutex::{MutexKind, MutexObject};
 use crate::runtime::sync::rwlock::{Access, Patience, RwLockKind, RwLockObject};
 use crate::runtime::sync::{SyncKind, SyncObject};
-use crate::runtime::{checks, context, implicit_runtime, Runtime};
+use crate::runtime::{checks, context, current, implicit_runtime, Runtime};
 use crate::types::weft_runtime_t;
 
 /// A live object of kind `K` in host memory, whose runtime is open.
@@ -115,19 +115,20 @@ pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status
 /// non-recursive mutex (a recursive one counts the level).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t {
-    // The fast path, for a free mutex in an open runtime without checks: a TLS read and
-    // one compare-and-swap of the mutex's first word, which checks its tag and takes
-    // its byte lock at once (see runtime/sync/mutex.rs), then loads that hit. Nothing
-    // in it can panic, so it needs no guard; every other case is one tail call away, so
-    // that the fast path saves no registers.
-    if let Some(ctx) = context::current_if_any() {
+    // The fast path, for a free mutex in an open runtime without checks: a TLS read of
+    // the caller's owner token and one compare-and-swap of the mutex's first word,
+    // which checks its tag, takes its byte lock and names the owner at once (see
+    // runtime/sync/mutex.rs), then two loads that hit. Nothing in it can panic, so it
+    // needs no guard; every other case is one tail call away, so that the fast path
+    // saves no registers.
+    let owner = current::owner_bits();
+    if owner != 0 {
         // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
-        if let Some(mutex) = unsafe { MutexObject::take_free(m.cast()) } {
+        if let Some(mutex) = unsafe { MutexObject::take_free(m.cast(), owner) } {
             if mutex.runtime().fast_locks() {
-                mutex.own_unchecked(ctx.id);
                 return WEFT_OK;
             }
-            return taken_off_the_fast_path(m, mutex, ctx);
+            return taken_off_the_fast_path(m, mutex);
         }
     }
     lock_contended(m)
@@ -140,26 +141,23 @@ pub unsafe extern "C" fn weft_mutex_lock(m: *mut weft_mutex_t) -> weft_status_t 
 /// `extern "C"`: the fast path jumps here, keeping no frame (see `lock_contended`).
 #[cold]
 #[inline(never)]
-extern "C" fn taken_off_the_fast_path(
-    m: *mut weft_mutex_t,
-    mutex: &MutexObject,
-    ctx: &context::Context,
-) -> weft_status_t {
+extern "C" fn taken_off_the_fast_path(m: *mut weft_mutex_t, mutex: &MutexObject) -> weft_status_t {
     let rt = mutex.runtime();
     if !rt.is_open() {
         // Given back as an unlock would (waking a waiter parked before the close); the
         // checked path then says why the call is refused.
+        mutex.disown();
         mutex.release(rt);
         return lock_checked(m);
     }
-    owned_now(mutex, ctx)
+    owned_now(mutex, context::current())
 }
 
 /// The end of a lock taken by one try: the caller becomes the owner, and the checks
 /// (if on) record it.
 #[inline(always)]
 fn owned_now(mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
-    mutex.own(mutex.runtime(), ctx.id);
+    mutex.own(mutex.runtime(), ctx);
     let checks = &mutex.runtime().checks;
     if checks.on() && !checks.acquired_quickly(ctx, mutex.addr()) {
         return checked_after_lock(mutex, ctx);
@@ -184,10 +182,10 @@ fn owned_now(mutex: &MutexObject, ctx: &context::Context) -> weft_status_t {
 extern "C" fn lock_contended(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
         let rt = mutex.runtime();
-        if rt.is_open() && mutex.take_with_plugin_try(rt, ctx.id) {
+        if rt.is_open() && mutex.take_with_plugin_try(rt, ctx) {
             return owned_now(mutex, ctx);
         }
-        if rt.fast_locks() && mutex.lock_free_with_waiters(rt, ctx.id) {
+        if rt.fast_locks() && mutex.lock_free_with_waiters(rt, ctx) {
             return WEFT_OK;
         }
     }
@@ -239,21 +237,17 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
 /// and destroyed).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
-    // The fast path, for the owner's last level with nobody parked, in a runtime without
-    // checks: one load of the mutex's first word (tag, byte lock and levels at once), the
-    // owner's check and store, one compare-and-swap. It reads nothing of the runtime: in
-    // one with checks the owner field never matches (runtime/sync/mutex.rs,
-    // CHECKED_OWNER), and after the close the cold path would release the same way.
-    // Every other case takes the paths below.
-    if let Some(ctx) = context::current_if_any() {
-        // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
-        if let Some((mutex, word)) = unsafe { MutexObject::held_alone_by(m.cast(), ctx.id) } {
-            mutex.disown();
-            if mutex.release_held(word) {
-                return WEFT_OK;
-            }
-            return release_disowned(mutex);
-        }
+    // The fast path, for a plain mutex the caller holds with nobody parked, in a runtime
+    // without checks: a TLS read of the caller's owner token and one compare-and-swap
+    // of the mutex's first word from "held by the caller" to "free" (tag, byte lock and
+    // owner at once). It reads nothing of the runtime: in one with checks the word
+    // carries a mark the swap does not expect (runtime/sync/mutex.rs, CHECKED), and
+    // after the close the cold path would release the same way. Every other case takes
+    // the paths below.
+    let owner = current::owner_bits();
+    // SAFETY: the host's pointer to a weft_mutex_t (or NULL).
+    if owner != 0 && unsafe { MutexObject::release_own(m.cast(), owner) } {
+        return WEFT_OK;
     }
     unlock_off_the_fast_path(m)
 }
@@ -268,7 +262,7 @@ pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_
 #[inline(never)]
 extern "C" fn unlock_off_the_fast_path(m: *mut weft_mutex_t) -> weft_status_t {
     if let (Some(mutex), Some(ctx)) = (handle::probe::<MutexObject>(m.cast()), context::current_if_any()) {
-        if mutex.is_last_level_of(ctx.id) {
+        if mutex.is_last_level_of(ctx) {
             let checks = &mutex.runtime().checks;
             if checks.on() {
                 checks.released(ctx, mutex.addr(), Holders::OwnerField);

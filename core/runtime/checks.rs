@@ -62,7 +62,7 @@ unsafe impl Send for Checks {}
 // SAFETY: as for Send; the graph is behind its lock.
 unsafe impl Sync for Checks {}
 
-/// Where the checks learn who holds a lock: a mutex's owner field names its holder, so
+/// Where the checks learn who holds a lock: a mutex's owner token names its holder, so
 /// the graph need not track mutexes (their lock and unlock stay off the graph's lock);
 /// an rwlock's readers are tracked in the graph.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

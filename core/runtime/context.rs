@@ -15,12 +15,17 @@ use weft_platform::once::ForkSafeOnce;
 use crate::ffi::error::{LastErrorBuf, TaskError};
 use crate::runtime::current;
 use crate::runtime::keys;
+use crate::runtime::owner_token;
 use crate::runtime::safepoint::Mutator;
+use crate::runtime::sync::mutex;
 use crate::types::{weft_key_t, weft_task_t};
 
 pub(crate) struct Context {
     /// Unique for the life of the process; never 0.
     pub(crate) id: u64,
+    /// Unique among the live contexts; 0 if there were too many (runtime/owner_token.rs).
+    /// The mutexes this context holds carry it in their first word.
+    pub(crate) owner_token: u32,
     /// Every name the context has had, the current one last (empty: unnamed). Old names
     /// are kept so that a pointer handed out stays valid until the context ends.
     names: weft_platform::fork_lock::ForkMutex<Vec<CString>>,
@@ -70,10 +75,18 @@ struct Slot {
     key: weft_key_t,
 }
 
+impl Drop for Context {
+    fn drop(&mut self) {
+        owner_token::give_back(self.owner_token);
+    }
+}
+
 impl Context {
     pub(crate) fn new(name: Option<CString>, task: *const weft_task_t) -> Context {
+        let id = NEXT_ID.fetch_add(1, Relaxed);
         Context {
-            id: NEXT_ID.fetch_add(1, Relaxed),
+            id,
+            owner_token: owner_token::take(id),
             names: weft_platform::fork_lock::ForkMutex::new(name.into_iter().collect()),
             task,
             cancelled: AtomicBool::new(false),
@@ -319,8 +332,9 @@ unsafe extern "C" fn thread_key_destructor(value: *mut c_void) {
 /// Makes `ctx` (NULL: none) the running context of this thread, with its state pointer.
 fn make_current(ctx: *const Context) {
     // SAFETY: a non-NULL `ctx` is alive while it is current (see `current`).
-    let state = unsafe { ctx.as_ref() }.map_or(ptr::null_mut(), |c| c.state.load(Relaxed));
-    current::set(ctx as *mut c_void, state);
+    let (state, owner) = unsafe { ctx.as_ref() }
+        .map_or((ptr::null_mut(), 0), |c| (c.state.load(Relaxed), mutex::owner_bits(c.owner_token)));
+    current::set(ctx as *mut c_void, state, owner);
 }
 
 /// The running context: the current task's, or this host thread's (made on first use).

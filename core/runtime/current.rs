@@ -1,13 +1,15 @@
-//! The running context's slot: two pointers per OS thread, read on every fast path.
+//! The running context's slot: three words per OS thread, read on every fast path.
 //!
 //! The slot is an initial-exec TLS variable (`weft_platform::tls_slot!`): a read is two
 //! instructions, where a Rust `thread_local!` in a shared library calls `__tls_get_addr`
 //! (11 instructions and a call, twice per mutex lock+unlock pair).
 //!
 //! Word 0 is the running context (what `context::current` returns), word 1 that
-//! context's state pointer (`weft_task_set_state`). Every switch of the running context
+//! context's state pointer (`weft_task_set_state`), word 2 its owner token placed where
+//! a mutex's first word holds it (`sync::mutex::owner_bits`: the mutex fast paths
+//! swap it in and out with no other load). Every switch of the running context
 //! (`context::enter`, which green and sim call through `host->context_set` when they
-//! switch tasks on a worker) writes both. Because the variable is initial-exec, its
+//! switch tasks on a worker) writes all three. Because the variable is initial-exec, its
 //! offset from the thread pointer is the same on every thread: libweft publishes the
 //! offset of word 1 (`weft_state_tls_offset_`, set by a constructor when the library
 //! loads), and weft.h's inline `weft_task_state()` reads the word with one load through
@@ -20,6 +22,9 @@ use std::ffi::c_void;
 const CONTEXT: usize = 0;
 /// Word 1 of the slot: the running context's state pointer.
 const STATE: usize = 1;
+/// Word 2 of the slot: the running context's owner token, in place for a mutex's first
+/// word (0: no context yet, or none with a token).
+const OWNER: usize = 2;
 
 /// Owned by libweft, for weft.h's inline `weft_task_state()` only (read it, never write
 /// it): the offset of the running task's state word from the thread pointer, the same
@@ -30,7 +35,7 @@ pub static mut weft_state_tls_offset_: isize = 0;
 
 weft_platform::tls_slot!(
     /// This thread's running context and its state pointer.
-    mod slot: 2 words in weft_tls_slot
+    mod slot: 3 words in weft_tls_slot
 );
 
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -68,11 +73,20 @@ pub(crate) fn context() -> *mut c_void {
     slot::read::<CONTEXT>() as *mut c_void
 }
 
-/// Makes `ctx` (with its state pointer `state`) the running context of this thread.
+/// Makes `ctx` (with its state pointer `state` and its owner token's bits `owner`) the
+/// running context of this thread.
 #[inline(always)]
-pub(crate) fn set(ctx: *mut c_void, state: *mut c_void) {
+pub(crate) fn set(ctx: *mut c_void, state: *mut c_void, owner: u64) {
     slot::write::<CONTEXT>(ctx as usize);
     slot::write::<STATE>(state as usize);
+    slot::write::<OWNER>(owner as usize);
+}
+
+/// The running context's owner token, placed as a mutex's first word holds it; 0 when
+/// no context is running yet (or it has no token).
+#[inline(always)]
+pub(crate) fn owner_bits() -> u64 {
+    slot::read::<OWNER>() as u64
 }
 
 /// The running context's state pointer, as this thread's slot holds it.

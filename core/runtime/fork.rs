@@ -72,7 +72,7 @@ pub(crate) fn not_open(rt: *const Runtime, what: std::fmt::Arguments) -> String 
 }
 
 /// weft's global locks, in the one order the handlers take them.
-fn global_locks() -> [&'static RawForkLock; 11] {
+fn global_locks() -> [&'static RawForkLock; 12] {
     // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.
     unsafe {
         [
@@ -88,6 +88,7 @@ fn global_locks() -> [&'static RawForkLock; 11] {
             crate::runtime::group::shells_lock(),
             crate::runtime::keys::KEYS.raw(),
             crate::runtime::checks::names_lock(),
+            crate::runtime::owner_token::pool_lock(),
         ]
     }
 }

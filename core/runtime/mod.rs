@@ -36,6 +36,7 @@ pub(crate) mod host;
 pub(crate) mod internal_lock;
 pub(crate) mod io;
 pub(crate) mod keys;
+pub(crate) mod owner_token;
 pub(crate) mod parked;
 pub(crate) mod parking;
 pub(crate) mod pool;

@@ -57,12 +57,11 @@ impl CondObject {
     /// Releases `mutex` (all levels), waits for a signal, the deadline or a
     /// cancellation, and takes `mutex` back (all levels) whatever the outcome.
     pub(crate) fn wait(&self, mutex: &MutexObject, ctx: &Context, deadline: i64) -> Result<()> {
-        let me = ctx.id;
         let rt = self.open_runtime()?;
         if !std::ptr::eq(rt, mutex.runtime()) {
             fail!(WEFT_EINVAL, "condition {:p} and mutex {:p} belong to different runtimes", self, mutex);
         }
-        if mutex.owner() != me {
+        if !mutex.held_by(ctx) {
             fail!(WEFT_EPERM, "mutex {:p} is not held by the caller", mutex);
         }
         let depth = mutex.release_for_wait(rt, ctx);

@@ -1,17 +1,25 @@
 //! Mutexes in host memory: error-checking always, recursive on request.
 //!
-//! The owner (a context id) and the recursion depth sit beside the plugin's lock, so
-//! every platform gets the same checks: a relock by the owner is `WEFT_EDEADLK` (or
-//! counted, if recursive), an unlock by anyone else `WEFT_EPERM`. In a runtime that runs
-//! the lock-order checks, the owner field also carries `CHECKED_OWNER`, so that the
-//! unlock's fast path, which compares the field with the caller's id and reads nothing
-//! of the runtime, never ends there and the checks' bookkeeping runs.
+//! The owner (the holding context's owner token, runtime/owner_token.rs) sits beside
+//! the plugin's lock, and the recursion depth in the object, so every platform gets the
+//! same checks: a relock by the owner is `WEFT_EDEADLK` (or counted, if recursive), an
+//! unlock by anyone else `WEFT_EPERM`. In a runtime that runs the lock-order checks, the
+//! word also carries `CHECKED`, so that the unlock's fast path, which swaps the word
+//! from "held by the caller" to "free" and reads nothing of the runtime, never ends
+//! there and the checks' bookkeeping runs.
 //!
 //! The first word of a mutex is its tag and its `count`:
 //!
 //! ```text
-//! | tag (u32) | byte lock (u8) | the owner's extra levels (u24) |
+//! | tag (u32) | byte lock (u8) | owner token (23 bits) | CHECKED (1 bit) |
 //! ```
+//!
+//! With the owner in the word, the lock fast path's swap (free -> held by the caller)
+//! and the unlock's (held by the caller, nobody parked -> free) are each the whole
+//! operation: an owner kept in a field of its own cost a store after the lock and a
+//! load, a compare and a store before the unlock, 12-17 % of the contended throughput
+//! from Rust (docs/performance.md, "The owner in the lock word"). The owner's extra
+//! levels (`extra`) are written by the owner only.
 //!
 //! On a platform whose mutex is a byte lock (`WEFT_CAP_MUTEX_BYTE`), that lock is the
 //! plugin's whole mutex, kept beside the tag so that the lock fast path is one
@@ -42,6 +50,7 @@ use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
 use crate::runtime::checks::Holders;
 use crate::runtime::context::Context;
+use crate::runtime::owner_token::{self, MAX_TOKEN};
 use crate::runtime::safepoint;
 use crate::runtime::Runtime;
 use crate::types::WEFT_MUTEX_RECURSIVE;
@@ -57,17 +66,22 @@ compile_error!("the first word of a weft mutex (tag, byte lock, levels) is laid 
 /// `count` on a platform without a byte lock: the byte is not a lock, and no swap of
 /// the fast path takes it.
 const NO_BYTE_LOCK: u32 = 0xff;
-/// Where the byte lock and the levels are in the first word.
+/// Where the byte lock and the owner token are in the first word.
 const LOCK_SHIFT: u32 = 32;
-const LEVELS_SHIFT: u32 = 40;
-/// One extra level of a recursive mutex, in the first word.
-const LEVEL: u64 = 1 << LEVELS_SHIFT;
-/// The most extra levels the first word holds.
+const OWNER_SHIFT: u32 = 40;
+const OWNER_MASK: u64 = (MAX_TOKEN as u64) << OWNER_SHIFT;
+/// Set in the first word beside the owner's token when the mutex's runtime runs the
+/// checks (fixed when the runtime opens): the unlock's fast path (`release_own`), which
+/// expects the word without it, fails there, and the cold path records the release.
+const CHECKED: u64 = 1 << 63;
+/// The most extra levels a recursive mutex counts.
 const MAX_LEVELS: u32 = (1 << 24) - 1;
-/// Set in the owner field beside the owner's id when the mutex's runtime runs the
-/// checks (fixed when the runtime opens): no context id has it, so the unlock's fast
-/// path (`held_alone_by`) finds no match there, and the cold path records the release.
-const CHECKED_OWNER: u64 = 1 << 63;
+
+/// A context's owner token as a mutex's first word holds it (see the module comment).
+#[inline(always)]
+pub(crate) const fn owner_bits(token: u32) -> u64 {
+    (token as u64) << OWNER_SHIFT
+}
 
 /// The first word of a mutex with `tag`, the byte lock at `lock` and no levels
 /// (little-endian: the tag first).
@@ -82,7 +96,7 @@ impl SyncKind for MutexKind {
     const STATIC: u32 = 0x574d_5453;
     const STATIC_LIVE: u32 = TAG_PLAIN;
     const LIVE: &'static [u32] = &[TAG_PLAIN, TAG_RECURSIVE];
-    /// The owner's context id; 0 when free.
+    /// The owner's extra levels (a recursive mutex's), written by the owner only.
     type Extra = AtomicU64;
     type Bytes = [u64; WEFT_PLATFORM_MUTEX_BYTES as usize / 8];
     fn new_extra() -> AtomicU64 {
@@ -134,12 +148,35 @@ impl MutexObject {
 
     pub(crate) fn destroy_mutex(&self) -> Result<()> {
         let owner = self.owner();
-        self.destroy((owner != 0).then(|| format!("is held (by context {owner})")))
+        self.destroy((self.owner_token() != 0).then(|| format!("is held (by context {owner})")))
     }
 
     /// The owner's context id; 0 when free.
     pub(crate) fn owner(&self) -> u64 {
-        self.extra.load(Relaxed) & !CHECKED_OWNER
+        owner_token::owner_id(self.owner_token())
+    }
+
+    /// The owner's token; 0 when free.
+    fn owner_token(&self) -> u32 {
+        ((self.first().load(Relaxed) & OWNER_MASK) >> OWNER_SHIFT) as u32
+    }
+
+    /// Whether context `ctx` holds the mutex.
+    #[inline(always)]
+    pub(crate) fn held_by(&self, ctx: &Context) -> bool {
+        ctx.owner_token != 0 && self.owner_token() == ctx.owner_token
+    }
+
+    /// `WEFT_ENOMEM` for a context without an owner token (more contexts live than
+    /// tokens, runtime/owner_token.rs): it cannot be told apart from "nobody".
+    fn check_token(ctx: &Context) -> Result<()> {
+        if ctx.owner_token == 0 {
+            fail!(
+                WEFT_ENOMEM,
+                "the calling context has no lock-owner token: more than {MAX_TOKEN} tasks and threads are alive"
+            );
+        }
+        Ok(())
     }
 
     fn is_recursive(&self) -> bool {
@@ -157,7 +194,7 @@ impl MutexObject {
     /// The owner's extra levels.
     #[inline(always)]
     fn levels(&self) -> u32 {
-        (self.first().load(Relaxed) >> LEVELS_SHIFT) as u32
+        self.extra.load(Relaxed) as u32
     }
 
     /// The byte lock's state (on a platform that has one).
@@ -166,7 +203,7 @@ impl MutexObject {
     }
 
     /// One compare-and-swap of the first word of a mutex tagged `tag`, from the byte
-    /// lock at `from` with no levels to the byte lock at `to`.
+    /// lock at `from` with no owner to the byte lock at `to`.
     #[inline(always)]
     fn swap_lock(first: &AtomicU64, tag: u32, from: u8, to: u8) -> bool {
         let order = if to > from { Acquire } else { Release };
@@ -187,24 +224,26 @@ impl MutexObject {
         Some(unsafe { &*(m as *const AtomicU64) })
     }
 
-    /// Takes the free mutex at `m` with one compare-and-swap of its first word (see the
-    /// module comment): the mutex if it took it, None if `m` is not a live mutex, or is
-    /// held, or has waiters parked, or lives on a platform without a byte lock. The
-    /// caller then owns the plugin's lock and must record itself as the owner (or give
-    /// the lock back).
+    /// Takes the free mutex at `m` for the context whose `owner_bits` are `owner`, with
+    /// one compare-and-swap of its first word (see the module comment): the mutex if it
+    /// took it, None if `m` is not a live mutex, or is held, or has waiters parked, or
+    /// lives on a platform without a byte lock. The caller then owns the mutex (the
+    /// checks, if on, are still to be told; in a closed runtime the lock goes back).
     ///
     /// # Safety
     /// `m` is NULL or the host's pointer to memory of a `weft_mutex_t`'s size, as for
     /// `handle::probe`. Its first word is read and swapped atomically, and changed only
-    /// if it holds a live mutex's tag with the lock free and no levels.
+    /// if it holds a live mutex's tag with the lock free and no owner.
     #[inline(always)]
-    pub(crate) unsafe fn take_free<'a>(m: *const MutexObject) -> Option<&'a MutexObject> {
+    pub(crate) unsafe fn take_free<'a>(m: *const MutexObject, owner: u64) -> Option<&'a MutexObject> {
         // SAFETY: as this function's.
         let first = unsafe { Self::first_word_at(m) }?;
-        match first.compare_exchange(first_word(TAG_PLAIN, 0), first_word(TAG_PLAIN, 1), Acquire, Relaxed) {
+        let held = first_word(TAG_PLAIN, 1) | owner;
+        match first.compare_exchange(first_word(TAG_PLAIN, 0), held, Acquire, Relaxed) {
             Ok(_) => {}
             Err(found) if found == first_word(TAG_RECURSIVE, 0) => {
-                if !Self::swap_lock(first, TAG_RECURSIVE, 0, 1) {
+                let held = first_word(TAG_RECURSIVE, 1) | owner;
+                if first.compare_exchange(found, held, Acquire, Relaxed).is_err() {
                     return None;
                 }
             }
@@ -214,68 +253,47 @@ impl MutexObject {
         Some(unsafe { &*m })
     }
 
-    /// The mutex at `m` if context `me` holds it at its last level with nobody parked on
-    /// it, in a runtime without the checks, and the first word it read: one load of that
-    /// word (a live tag, the byte lock held (1), no levels), then the owner field (which
-    /// carries `CHECKED_OWNER` in a runtime with the checks, so never equals `me` there).
-    /// None otherwise, on a platform without a byte lock too (its byte is
-    /// `NO_BYTE_LOCK`). `release_held` then takes that word.
+    /// Frees the plain mutex at `m` if the context whose `owner_bits` are `owner`
+    /// holds it with nobody parked on it, in a runtime without the checks: one
+    /// compare-and-swap of its first word (see the module comment). False otherwise (a
+    /// recursive mutex, waiters, the checks, a platform without a byte lock, a caller
+    /// that is not the owner, not a mutex): the cold path sorts those out.
     ///
     /// # Safety
-    /// As for `take_free`. The owner is read only once the word says `m` is a mutex.
+    /// As for `take_free`.
     #[inline(always)]
-    pub(crate) unsafe fn held_alone_by<'a>(m: *const MutexObject, me: u64) -> Option<(&'a MutexObject, u64)> {
+    pub(crate) unsafe fn release_own(m: *const MutexObject, owner: u64) -> bool {
         // SAFETY: as this function's.
-        let word = unsafe { Self::first_word_at(m) }?.load(Acquire);
-        if word != first_word(TAG_PLAIN, 1) && word != first_word(TAG_RECURSIVE, 1) {
-            return None;
-        }
-        // SAFETY: it holds a live mutex (its tag, read with Acquire).
-        let mutex = unsafe { &*m };
-        (mutex.extra.load(Relaxed) == me).then_some((mutex, word))
+        let Some(first) = (unsafe { Self::first_word_at(m) }) else { return false };
+        first.compare_exchange(first_word(TAG_PLAIN, 1) | owner, first_word(TAG_PLAIN, 0), Release, Relaxed).is_ok()
     }
 
-    /// Releases the byte lock of a mutex its owner has disowned, whose first word
-    /// `held_alone_by` read as `word`: one compare-and-swap, with no other read of the
-    /// word (the unlock's only other touch of the line is the owner's store). False if a
-    /// waiter parked meanwhile (the plugin changed the byte): `release` then wakes it.
+    /// Records context `ctx` as the owner of the plugin's lock it just took (or that the
+    /// fast path's swap gave it: then the token is there already), marked if `rt` runs
+    /// the checks (`CHECKED`). A read-modify-write: the plugin may change the byte lock
+    /// meanwhile.
     #[inline(always)]
-    pub(crate) fn release_held(&self, word: u64) -> bool {
-        let free = word & !(0xff << LOCK_SHIFT);
-        self.first().compare_exchange(word, free, Release, Relaxed).is_ok()
-    }
-
-    /// Records context `me` as the owner of the plugin's lock it just took, marked if
-    /// `rt` runs the checks (`CHECKED_OWNER`).
-    #[inline(always)]
-    pub(crate) fn own(&self, rt: &Runtime, me: u64) {
-        let mark = if rt.checks.on() { CHECKED_OWNER } else { 0 };
-        self.extra.store(me | mark, Relaxed);
-    }
-
-    /// `own`, for a caller that has just seen the runtime without checks
-    /// (`Runtime::fast_locks`).
-    #[inline(always)]
-    pub(crate) fn own_unchecked(&self, me: u64) {
-        self.extra.store(me, Relaxed);
+    pub(crate) fn own(&self, rt: &Runtime, ctx: &Context) {
+        let mark = if rt.checks.on() { CHECKED } else { 0 };
+        self.first().fetch_or(owner_bits(ctx.owner_token) | mark, Relaxed);
     }
 
     /// Hands ownership over around a condition wait: returns the levels to restore.
     pub(crate) fn release_for_wait(&self, rt: &Runtime, ctx: &Context) -> u32 {
-        // A read-modify-write: the plugin may change the byte lock meanwhile.
-        let depth = (self.first().fetch_and(!((MAX_LEVELS as u64) << LEVELS_SHIFT), Relaxed) >> LEVELS_SHIFT) as u32;
+        let depth = self.levels();
         if rt.checks.on() {
             for _ in 0..=depth {
                 rt.checks.released(ctx, self.addr(), Holders::OwnerField);
             }
         }
         self.extra.store(0, Relaxed);
+        self.disown();
         depth
     }
 
     pub(crate) fn reacquired_after_wait(&self, rt: &Runtime, ctx: &Context, depth: u32) {
-        self.own(rt, ctx.id);
-        self.first().fetch_add(depth as u64 * LEVEL, Relaxed);
+        self.own(rt, ctx);
+        self.extra.store(depth as u64, Relaxed);
         if rt.checks.on() {
             // The first level was taken again as a lock is, waiting while the caller
             // held its other locks: an order edge from each, as `weft_mutex_lock`'s
@@ -334,9 +352,10 @@ impl MutexObject {
     /// try of the plugin's lock, by a caller not its owner. True if it took it. Not on
     /// a deterministic platform (see `lock`).
     #[inline(always)]
-    pub(crate) fn take_with_plugin_try(&self, rt: &Runtime, me: u64) -> bool {
+    pub(crate) fn take_with_plugin_try(&self, rt: &Runtime, ctx: &Context) -> bool {
         rt.table.caps & (WEFT_CAP_MUTEX_BYTE | WEFT_CAP_DETERMINISTIC) == 0
-            && self.owner() != me
+            && ctx.owner_token != 0
+            && !self.held_by(ctx)
             && self.plugin_try_lock(rt) == WEFT_OK
     }
 
@@ -345,13 +364,14 @@ impl MutexObject {
     /// the plugin's `mutex_try_lock`. True if it took the mutex. A held lock (1) is left
     /// alone: the caller goes to wait.
     #[inline(always)]
-    pub(crate) fn lock_free_with_waiters(&self, rt: &Runtime, me: u64) -> bool {
+    pub(crate) fn lock_free_with_waiters(&self, rt: &Runtime, ctx: &Context) -> bool {
         if rt.table.caps & WEFT_CAP_MUTEX_BYTE != 0
-            && self.owner() != me
+            && ctx.owner_token != 0
+            && !self.held_by(ctx)
             && self.lock_byte() > 1
             && plat_call!(rt.table, mutex_try_lock(self.plugin_bytes())) == WEFT_OK
         {
-            self.own(rt, me);
+            self.own(rt, ctx);
             return true;
         }
         false
@@ -368,7 +388,7 @@ impl MutexObject {
                     MAX_LEVELS + 1
                 );
             }
-            self.first().fetch_add(LEVEL, Relaxed);
+            self.extra.fetch_add(1, Relaxed);
             if rt.checks.on() {
                 rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
             }
@@ -384,7 +404,8 @@ impl MutexObject {
     /// call is a switch point there, which its trace names, and a lock must read as the
     /// lock the host called.
     pub(crate) fn lock(&self, rt: &Runtime, ctx: &Context, deadline: Option<i64>) -> Result<()> {
-        if self.owner() == ctx.id {
+        Self::check_token(ctx)?;
+        if self.held_by(ctx) {
             return self.relock(rt, ctx);
         }
         let bytes = self.plugin_bytes();
@@ -418,7 +439,7 @@ impl MutexObject {
             fail!(WEFT_ETIMEDOUT, "mutex {:p} was still held at the deadline", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.own(rt, ctx.id);
+        self.own(rt, ctx);
         if rt.checks.on() {
             rt.checks.acquired(ctx, self.addr(), true, Holders::OwnerField);
         }
@@ -426,7 +447,8 @@ impl MutexObject {
     }
 
     pub(crate) fn try_lock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
-        if self.owner() == ctx.id {
+        Self::check_token(ctx)?;
+        if self.held_by(ctx) {
             return self.relock(rt, ctx);
         }
         let status = self.plugin_try_lock_any(rt);
@@ -434,7 +456,7 @@ impl MutexObject {
             fail!(WEFT_EBUSY, "mutex {:p} is held by another task", self);
         }
         check_plugin(status, || format!("cannot lock mutex {:p}", self))?;
-        self.own(rt, ctx.id);
+        self.own(rt, ctx);
         if rt.checks.on() {
             // A try-lock never waits, so it cannot deadlock: no order edge into it.
             rt.checks.acquired(ctx, self.addr(), false, Holders::OwnerField);
@@ -444,21 +466,22 @@ impl MutexObject {
 
     /// Whether context `me` holds the mutex at its last level (one unlock releases it).
     #[inline(always)]
-    pub(crate) fn is_last_level_of(&self, me: u64) -> bool {
-        self.owner() == me && self.levels() == 0
+    pub(crate) fn is_last_level_of(&self, ctx: &Context) -> bool {
+        self.held_by(ctx) && self.levels() == 0
     }
 
-    /// Clears the owner, before the plugin's lock is released (a new owner writes it
-    /// after taking that lock).
+    /// Clears the owner (and `CHECKED`), before the plugin's lock is released (a new
+    /// owner sets it as it takes that lock, or after). A read-modify-write: the plugin
+    /// may change the byte lock meanwhile.
     #[inline(always)]
     pub(crate) fn disown(&self) {
-        self.extra.store(0, Relaxed);
+        self.first().fetch_and(!(OWNER_MASK | CHECKED), Relaxed);
     }
 
     pub(crate) fn unlock(&self, rt: &Runtime, ctx: &Context) -> Result<()> {
-        let owner = self.owner();
-        if owner != ctx.id {
-            if owner == 0 {
+        if !self.held_by(ctx) {
+            let owner = self.owner();
+            if self.owner_token() == 0 {
                 fail!(WEFT_EPERM, "mutex {:p} is not locked", self);
             }
             fail!(WEFT_EPERM, "mutex {:p} is held by context {owner}, not by the caller", self);
@@ -467,7 +490,7 @@ impl MutexObject {
             rt.checks.released(ctx, self.addr(), Holders::OwnerField);
         }
         if self.levels() > 0 {
-            self.first().fetch_sub(LEVEL, Relaxed);
+            self.extra.fetch_sub(1, Relaxed);
             return Ok(());
         }
         self.disown();
