@@ -61,7 +61,7 @@ const TAG_PLAIN: u32 = 0x574d_5458;
 const TAG_RECURSIVE: u32 = 0x574d_5452;
 
 #[cfg(not(target_endian = "little"))]
-compile_error!("the first word of a weft mutex (tag, byte lock, levels) is laid out for little-endian targets");
+compile_error!("the first word of a weft mutex (tag, byte lock, owner) is laid out for little-endian targets");
 
 /// `count` on a platform without a byte lock: the byte is not a lock, and no swap of
 /// the fast path takes it.
@@ -83,7 +83,7 @@ pub(crate) const fn owner_bits(token: u32) -> u64 {
     (token as u64) << OWNER_SHIFT
 }
 
-/// The first word of a mutex with `tag`, the byte lock at `lock` and no levels
+/// The first word of a mutex with `tag`, the byte lock at `lock` and no owner
 /// (little-endian: the tag first).
 #[inline(always)]
 const fn first_word(tag: u32, lock: u8) -> u64 {
@@ -147,8 +147,7 @@ impl MutexObject {
     }
 
     pub(crate) fn destroy_mutex(&self) -> Result<()> {
-        let owner = self.owner();
-        self.destroy((self.owner_token() != 0).then(|| format!("is held (by context {owner})")))
+        self.destroy((self.owner_token() != 0).then(|| format!("is held (by context {})", self.owner())))
     }
 
     /// The owner's context id; 0 when free.
