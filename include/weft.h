@@ -444,12 +444,14 @@ weft_status_t weft_spawn(struct weft_runtime_t *rt, weft_task_fn func, void *arg
 // the handle: `t` must not be used again. On every error the handle stays the
 // caller's, still valid: `WEFT_ETIMEDOUT` (the task still runs), `WEFT_ECANCELED` (the
 // caller was cancelled while it waited), `WEFT_EDEADLK` (a task joining itself),
-// `WEFT_EINVAL` (`t` is not a live handle, or another thread is joining it). A
-// cancellation point for the caller; the waiting caller is in a blocking region.
+// `WEFT_EINVAL` (`t` is not a live handle, another thread is joining it, or it is a
+// task of a group: its group joins it). A cancellation point for the caller; the
+// waiting caller is in a blocking region.
 weft_status_t weft_join(struct weft_task_t *t, int64_t deadline, int32_t *code, void **result);
 
 // Gives up the handle: the task runs on, and its resources go when it ends. Consumes
-// the handle (its result is lost); `t` must not be used again.
+// the handle (its result is lost); `t` must not be used again. `WEFT_EINVAL` for a
+// handle already given up, and for a task of a group (its group joins it).
 weft_status_t weft_detach(struct weft_task_t *t);
 
 // Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
@@ -471,7 +473,8 @@ weft_status_t weft_cancel(struct weft_task_t *t);
 weft_status_t weft_task_link_chan(struct weft_task_t *t, struct weft_chan_t *ch);
 
 // The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
-// the task exits; not a handle to join or detach unless it is the spawner's own.
+// the task exits; not a handle to join or detach unless it is the spawner's own (a
+// group's task: `WEFT_EINVAL`, the group joins it).
 struct weft_task_t *weft_task_self(void);
 
 // Names the calling task (or thread): `name` is copied, and shown by

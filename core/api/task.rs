@@ -8,7 +8,7 @@ use super::{open_runtime, write_out};
 use crate::ffi::error::{fail, ffi, ffi_value, Result};
 use crate::ffi::handle;
 use crate::ffi::sized::read_sized;
-use crate::runtime::task::{self, SpawnRequest, Task};
+use crate::runtime::task::{self, Joiner, SpawnRequest, Task};
 use crate::types::*;
 
 /// The largest stack a spawn may ask for, the same on every platform: 64 PiB, more than
@@ -90,8 +90,9 @@ pub unsafe extern "C" fn weft_spawn(
 /// the handle: `t` must not be used again. On every error the handle stays the
 /// caller's, still valid: `WEFT_ETIMEDOUT` (the task still runs), `WEFT_ECANCELED` (the
 /// caller was cancelled while it waited), `WEFT_EDEADLK` (a task joining itself),
-/// `WEFT_EINVAL` (`t` is not a live handle, or another thread is joining it). A
-/// cancellation point for the caller; the waiting caller is in a blocking region.
+/// `WEFT_EINVAL` (`t` is not a live handle, another thread is joining it, or it is a
+/// task of a group: its group joins it). A cancellation point for the caller; the
+/// waiting caller is in a blocking region.
 #[no_mangle]
 pub unsafe extern "C" fn weft_join(
     t: *mut weft_task_t,
@@ -100,7 +101,7 @@ pub unsafe extern "C" fn weft_join(
     result: *mut *mut c_void,
 ) -> weft_status_t {
     ffi("weft_join", || {
-        let (task_code, task_result) = task_ref(t)?.join(deadline)?;
+        let (task_code, task_result) = task_ref(t)?.join(deadline, Joiner::Handle)?;
         if !code.is_null() {
             // SAFETY: the host's optional out-parameter, checked non-NULL.
             unsafe { write_out(code, task_code) };
@@ -114,7 +115,8 @@ pub unsafe extern "C" fn weft_join(
 }
 
 /// Gives up the handle: the task runs on, and its resources go when it ends. Consumes
-/// the handle (its result is lost); `t` must not be used again.
+/// the handle (its result is lost); `t` must not be used again. `WEFT_EINVAL` for a
+/// handle already given up, and for a task of a group (its group joins it).
 #[no_mangle]
 pub unsafe extern "C" fn weft_detach(t: *mut weft_task_t) -> weft_status_t {
     ffi("weft_detach", || task_ref(t)?.detach())
@@ -145,7 +147,8 @@ pub unsafe extern "C" fn weft_task_link_chan(t: *mut weft_task_t, ch: *mut weft_
 }
 
 /// The calling task, or NULL on a thread that is not a weft task. Borrowed: valid until
-/// the task exits; not a handle to join or detach unless it is the spawner's own.
+/// the task exits; not a handle to join or detach unless it is the spawner's own (a
+/// group's task: `WEFT_EINVAL`, the group joins it).
 #[no_mangle]
 pub extern "C" fn weft_task_self() -> *mut weft_task_t {
     task::current_handle()

@@ -15,7 +15,7 @@ use weft_platform::*;
 use crate::ffi::error::{fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::ffi::shell::ShellPool;
-use crate::runtime::task::{SpawnRequest, Spawned, Task};
+use crate::runtime::task::{Joiner, SpawnRequest, Spawned, Task};
 use crate::runtime::Runtime;
 use crate::types::weft_task_fn;
 
@@ -183,7 +183,7 @@ impl Group {
                 *task
             });
             let Some(task) = next else { return Ok(self.failed.load(Acquire)) };
-            let joined = task.join(deadline);
+            let joined = task.join(deadline, Joiner::Group);
             let mut state = self.state.lock();
             // From the end: only tasks spawned during the join are behind it.
             let listed = state.tasks.iter().rposition(|t| ptr::eq(*t, task));

@@ -25,7 +25,7 @@ use crate::runtime::context;
 use crate::runtime::safepoint;
 use crate::runtime::sync::cond::CondObject;
 use crate::runtime::sync::mutex::MutexObject;
-use crate::runtime::task::{SpawnRequest, Spawned, Task};
+use crate::runtime::task::{Joiner, SpawnRequest, Spawned, Task};
 use crate::runtime::Runtime;
 
 /// A body: `body(begin, end, ud)`, non-zero to fail.
@@ -191,7 +191,7 @@ impl Pool {
         self.stopping.store(true, SeqCst);
         self.announce();
         for worker in self.workers.lock().drain(..) {
-            let _ = worker.join(WEFT_FOREVER);
+            let _ = worker.join(WEFT_FOREVER, Joiner::Handle);
         }
         self.started.store(false, SeqCst);
     }

@@ -334,8 +334,12 @@ impl Task {
     }
 
     /// Waits for the task; on success its code and result, and the handle is consumed.
-    pub(crate) fn join(&'static self, deadline: i64) -> Result<(i32, *mut c_void)> {
+    /// `by` says whose handle it is: a group's task is joined by its group only.
+    pub(crate) fn join(&'static self, deadline: i64, by: Joiner) -> Result<(i32, *mut c_void)> {
         let _pin = self.pin()?;
+        if by == Joiner::Handle {
+            self.refuse_groups_task("joined")?;
+        }
         let state = self.state();
         if context::current_if_any().is_some_and(|c| c.id == state.ctx.id) {
             fail!(WEFT_EDEADLK, "task {} cannot join itself", state.ctx.id);
@@ -372,11 +376,28 @@ impl Task {
         Ok(outcome)
     }
 
-    /// Gives up the host's handle; the task runs on.
+    /// Gives up the host's handle; the task runs on. Not a group's task (see `join`).
     pub(crate) fn detach(&'static self) -> Result<()> {
         let _pin = self.pin()?;
+        self.refuse_groups_task("detached")?;
         self.claim_handle(HANDLE_GONE)?;
         self.release_handle();
+        Ok(())
+    }
+
+    /// `WEFT_EINVAL` for a task of a group, whose handle is the group's: the host can
+    /// still reach it (`weft_task_self` in the task, the task hooks, the registry), and a
+    /// join or detach through it would leave the group a task it can never join, so
+    /// that its wait and its free failed for ever.
+    fn refuse_groups_task(&self, what: &str) -> Result<()> {
+        if let Some(group) = self.state().group {
+            fail!(
+                WEFT_EINVAL,
+                "task {} belongs to group {:p}, which joins it: its handle cannot be {what} (weft_group_wait)",
+                self.owned_id(),
+                group
+            );
+        }
         Ok(())
     }
 
@@ -506,6 +527,14 @@ pub(crate) fn rename_current(name: CString) {
 /// The calling task's handle, or NULL on a thread that is not a weft task.
 pub(crate) fn current_handle() -> *mut weft_task_t {
     context::current_if_any().map_or(ptr::null_mut(), |c| c.task_handle())
+}
+
+/// Who joins a task: the holder of the handle `weft_spawn` gave out (the host, or
+/// libweft for its own tasks), or the task's group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Joiner {
+    Handle,
+    Group,
 }
 
 /// The group the calling task belongs to, if any.

@@ -438,6 +438,56 @@ TEST_IMPL(group_member_waits_refused) {
   return TEST_OK;
 }
 
+/* A group's task reaches its own handle through weft_task_self, but the handle is the
+ * group's: a detach of it is WEFT_EINVAL (a join too), and the group still waits for
+ * the task and is freed (a detach that went through left the group a task it could
+ * never join: every wait and the free failed with WEFT_EINVAL). */
+typedef struct {
+  weft_status_t detached, joined;
+  int says_group;
+  uint64_t id;
+  atomic_int done;
+} self_handle_t;
+
+static int32_t give_up_own_handle(void *arg, void **result) {
+  (void)result;
+  self_handle_t *s = arg;
+  weft_task_t *me = weft_task_self();
+  s->id = weft_task_id(me);
+  s->detached = weft_detach(me);
+  s->says_group = strstr(weft_last_error(), "group") != NULL;
+  s->joined = weft_join(me, 0, NULL, NULL);
+  atomic_store(&s->done, 1);
+  return 7;
+}
+
+TEST_IMPL(group_task_handle_stays_the_groups) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < 50; round++) {
+    weft_group_t *g = NULL;
+    ASSERT_OK(weft_group_new(rt, &g));
+    self_handle_t s = {-1, -1, 0, 0, 0};
+    ASSERT_OK(weft_group_spawn(g, give_up_own_handle, &s, NULL));
+    /* Its calls before the group's wait begins (a wait already joining the task made
+     * the handle busy: WEFT_EINVAL for that reason). */
+    int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+    while (!atomic_load(&s.done)) {
+      ASSERT(weft_now(rt) < give_up);
+      test_sleep_ms(rt, 1);
+    }
+    int32_t code = -1;
+    ASSERT_OK(weft_group_wait(g, test_after_ms(rt, TEST_PATIENCE_MS), &code));
+    ASSERT_EQ(code, 7);
+    ASSERT_STATUS(WEFT_EINVAL, s.detached);
+    ASSERT_STATUS(WEFT_EINVAL, s.joined);
+    ASSERT(s.says_group);
+    ASSERT(s.id != 0);
+    ASSERT_OK(weft_group_free(g));
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- a task's failure reaches its receivers ---- */
 
 typedef struct {
