@@ -43,6 +43,8 @@
  *   of the same handle. Each of those then acts before the handle is given up, or is
  *   refused (WEFT_EINVAL; weft_task_id gives the id or 0). A call made after the join or detach
  *   has returned is the host's error as above: the handle may already be a new task's.
+ *   The handle of a task spawned into a group (weft_group_spawn) is the group's: a
+ *   join or detach through it (weft_task_self, a hook, the registry) is WEFT_EINVAL.
  *   Callbacks (task functions, hooks, destructors, elem_drop, visitors) may call weft.
  * - fork(). The child has only the thread that called fork(). Every runtime open in
  *   the parent is left behind: calls on it are refused with WEFT_EINVAL ("opened by the
