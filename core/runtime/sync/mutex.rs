@@ -90,6 +90,12 @@ const fn first_word(tag: u32, lock: u8) -> u64 {
     tag as u64 | (lock as u64) << LOCK_SHIFT
 }
 
+/// A first word with its owner (token and `CHECKED`) replaced by `owner`; its tag and
+/// byte lock kept.
+const fn with_owner(word: u64, owner: u64) -> u64 {
+    word & !(OWNER_MASK | CHECKED) | owner
+}
+
 impl SyncKind for MutexKind {
     const KIND: &'static str = "mutex";
     const INIT_FN: &'static str = "weft_mutex_init";
@@ -269,12 +275,15 @@ impl MutexObject {
 
     /// Records context `ctx` as the owner of the plugin's lock it just took (or that the
     /// fast path's swap gave it: then the token is there already), marked if `rt` runs
-    /// the checks (`CHECKED`). A read-modify-write: the plugin may change the byte lock
-    /// meanwhile.
+    /// the checks (`CHECKED`). A read-modify-write, as the plugin may change the byte
+    /// lock meanwhile, that replaces the owner bits rather than adding to them: bits left
+    /// over (a condition wait whose plugin failed to take the mutex back still marks the
+    /// caller) must not merge with the token into a third context's.
     #[inline(always)]
     pub(crate) fn own(&self, rt: &Runtime, ctx: &Context) {
         let mark = if rt.checks.on() { CHECKED } else { 0 };
-        self.first().fetch_or(owner_bits(ctx.owner_token) | mark, Relaxed);
+        let owner = owner_bits(ctx.owner_token) | mark;
+        let _ = self.first().fetch_update(Relaxed, Relaxed, |word| Some(with_owner(word, owner)));
     }
 
     /// Hands ownership over around a condition wait: returns the levels to restore.
@@ -499,5 +508,22 @@ impl MutexObject {
     /// The outcome of a plugin unlock.
     pub(crate) fn unlocked(&self, status: weft_status_t) -> Result<()> {
         check_plugin(status, || format!("cannot unlock mutex {:p}", self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_owner_replaces_the_bits_left_over() {
+        let (left_over, new) = (owner_bits(0b101) | CHECKED, owner_bits(0b011));
+        let word = first_word(TAG_PLAIN, 3) | left_over;
+        assert_eq!(with_owner(word, new), first_word(TAG_PLAIN, 3) | new);
+        assert_eq!(
+            with_owner(first_word(TAG_RECURSIVE, 1), new | CHECKED),
+            first_word(TAG_RECURSIVE, 1) | new | CHECKED
+        );
+        assert_eq!(with_owner(first_word(TAG_PLAIN, 1) | owner_bits(MAX_TOKEN), 0), first_word(TAG_PLAIN, 1));
     }
 }
