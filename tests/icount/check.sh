@@ -79,7 +79,8 @@ sort -k1 "$work/per" | awk '{ printf "  %-30s %8s\n", $1, $2 }'
 # does, and handed it back; 3,890-3,930 until 2026-12-02, while the task's thread set a
 # pthread key's value, for which glibc scans every key as the thread ends). Whole runs,
 # so it moves by a percent or two with which thread runs first. Four nested mutexes of a
-# runtime with the checks on, per lock+unlock pair, loop included: 259 (251 before the owner
+# runtime with the checks on, per lock+unlock pair, loop included: 266 (259 while the owner's
+# mark was OR-ed into the word, not swapped in place of the bits there; 251 before the owner
 # moved into the lock word, whose mark costs the checked lock one more locked swap; 277 until 2026-12-02, when
 # the release of the last lock held stopped shifting the held list with a memmove).
 case $plugin in
