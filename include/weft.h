@@ -715,7 +715,10 @@ weft_status_t weft_mutex_lock_until(struct weft_mutex_t *m, int64_t deadline);
 
 // Unlocks the mutex (one level, if recursive). `WEFT_EPERM` if the caller does not
 // hold it. Allowed after the runtime closed (so that a mutex held then can be released
-// and destroyed).
+// and destroyed). A mutex whose holder ended (a task returned, a thread detached)
+// stays held by it; its owner is a token that a new task or thread may be given once
+// at least 4,096 others have ended, and that one then counts as the holder (as
+// glibc's error-checking mutex counts a new thread with a reused thread id).
 weft_status_t weft_mutex_unlock(struct weft_mutex_t *m);
 
 // Names the mutex in the reports of the checks (`WEFT_CHECK_*`): `name` is copied;

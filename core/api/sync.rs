@@ -234,7 +234,10 @@ pub unsafe extern "C" fn weft_mutex_lock_until(m: *mut weft_mutex_t, deadline: i
 
 /// Unlocks the mutex (one level, if recursive). `WEFT_EPERM` if the caller does not
 /// hold it. Allowed after the runtime closed (so that a mutex held then can be released
-/// and destroyed).
+/// and destroyed). A mutex whose holder ended (a task returned, a thread detached)
+/// stays held by it; its owner is a token that a new task or thread may be given once
+/// at least 4,096 others have ended, and that one then counts as the holder (as
+/// glibc's error-checking mutex counts a new thread with a reused thread id).
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_unlock(m: *mut weft_mutex_t) -> weft_status_t {
     // The fast path, for a plain mutex the caller holds with nobody parked, in a runtime
