@@ -854,19 +854,23 @@ pub(crate) fn host_blocking_begin(rt: &Runtime, entry: EntryWords) -> Result<()>
     Ok(())
 }
 
-/// Opens a blocking region the host asked for, its frame recorded.
+/// Opens a blocking region the host asked for, its frame recorded. The outermost one
+/// hands the thread's processor on, on an M:N platform (ABI 2 and later); a region
+/// nested in it does not, as the matching end must not take one back while the outer
+/// region's blocking call is still to come.
 fn enter_host_region(rt: &Runtime, ctx: &Context) {
+    let outermost = ctx.mutator.blocking_depth.load(Relaxed) == 0;
     blocking_begin(rt, ctx);
-    // An M:N platform hands the thread's other tasks on (ABI 2 and later).
-    if let Some(enter) = rt.table.region_enter {
+    if let (true, Some(enter)) = (outermost, rt.table.region_enter) {
         // SAFETY: a member of an accepted table, present for its version.
         unsafe { enter(rt.prt) };
     }
 }
 
-/// Closes a region of `enter_host_region`.
+/// Closes a region of `enter_host_region`: the outermost takes a processor back.
 fn leave_host_region(rt: &Runtime, ctx: &Context) {
-    if let Some(leave) = rt.table.region_leave {
+    let outermost = ctx.mutator.blocking_depth.load(Relaxed) == 1;
+    if let (true, Some(leave)) = (outermost, rt.table.region_leave) {
         // SAFETY: a member of an accepted table, present for its version.
         unsafe { leave(rt.prt) };
     }

@@ -182,6 +182,51 @@ TEST_IMPL(loader_abi1_plugin_io_not_supported) {
   return TEST_OK;
 }
 
+/* The runtime hands a thread's processor off once per outermost host region: nested
+ * weft_blocking_begin / weft_blocking_end pairs inside it, and weft_blocking_call, call
+ * the plugin's region_enter and region_leave no more. */
+static void count_regions(int *enter, int *leave) {
+  void *wrapper = dlopen(fixture("libfixture_region_native.so"), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT(wrapper != NULL);
+  void (*counts)(int *, int *);
+  *(void **)&counts = dlsym(wrapper, "weft_fixture_region_counts");
+  ASSERT(counts != NULL);
+  counts(enter, leave);
+  dlclose(wrapper);
+}
+
+static void nothing(void *ud) {
+  (void)ud;
+}
+
+TEST_IMPL(loader_nested_host_regions_hand_off_once) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = fixture("libfixture_region_native.so");
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  ASSERT_OK(weft_thread_attach(rt));
+  int enter0, leave0, enter, leave;
+  count_regions(&enter0, &leave0);
+  ASSERT_OK(weft_blocking_begin(rt));
+  ASSERT_OK(weft_blocking_begin(rt));
+  ASSERT_OK(weft_blocking_end(rt));
+  ASSERT_OK(weft_blocking_call(rt, nothing, NULL));
+  count_regions(&enter, &leave);
+  ASSERT_EQ(enter - enter0, 1);
+  ASSERT_EQ(leave - leave0, 0); /* still inside the outer region */
+  ASSERT_OK(weft_blocking_end(rt));
+  count_regions(&enter, &leave);
+  ASSERT_EQ(leave - leave0, 1);
+  ASSERT_OK(weft_blocking_call(rt, nothing, NULL)); /* alone: a region of its own */
+  count_regions(&enter, &leave);
+  ASSERT_EQ(enter - enter0, 2);
+  ASSERT_EQ(leave - leave0, 2);
+  ASSERT_OK(weft_thread_detach(rt));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 TEST_IMPL(loader_refuses_mutex_too_big) {
   snprintf(reason, sizeof reason, "sync objects do not fit: the plugin needs %d bytes per mutex, weft_mutex_t leaves %d",
            WEFT_PLATFORM_MUTEX_BYTES + 8, WEFT_PLATFORM_MUTEX_BYTES);
