@@ -6,11 +6,10 @@
  * (with traps past it, for a loader that would read them).
  * The native plugin is found at WEFT_FIXTURE_INNER (set by the build).
  */
-#include <dlfcn.h>
 #include <stddef.h>
 #include <string.h>
 
-#include "weft_platform.h"
+#include "inner_plugin.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -39,12 +38,7 @@ static weft_status_t beyond_fd_forget(weft_plat_rt_t *rt, int32_t fd) {
 EXPORT const weft_platform_t *weft_platform_entry(const weft_host_t *h);
 
 const weft_platform_t *weft_platform_entry(const weft_host_t *h) {
-  void *inner = dlopen(WEFT_FIXTURE_INNER, RTLD_NOW | RTLD_LOCAL); /* kept: never unloaded */
-  if (inner == NULL) return NULL;
-  const weft_platform_t *(*entry)(const weft_host_t *);
-  *(void **)&entry = dlsym(inner, "weft_platform_entry");
-  if (entry == NULL) return NULL;
-  const weft_platform_t *current = entry(h);
+  const weft_platform_t *current = inner_plugin(h);
   if (current == NULL) return NULL;
   memcpy(&old, current, offsetof(weft_platform_t, fd_wait));
   old.struct_size = offsetof(weft_platform_t, fd_wait);

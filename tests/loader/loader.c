@@ -46,6 +46,16 @@ static weft_status_t open_platform(const char *platform) {
   return st;
 }
 
+/* A runtime on the working plugin `file` among the fixtures (a wrapper of native). */
+static weft_runtime_t *open_fixture_runtime(const char *file) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = fixture(file);
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  return rt;
+}
+
 static int32_t one(void *arg, void **result) {
   (void)arg;
   *result = (void *)1;
@@ -170,11 +180,7 @@ static int32_t io_on_old_plugin(void *arg, void **result) {
 /* A working plugin of ABI 1 loads, runs tasks, and answers the IO waits of ABI 2 with
  * WEFT_ENOTSUP naming the plugin. */
 TEST_IMPL(loader_abi1_plugin_io_not_supported) {
-  weft_config_t cfg;
-  weft_config_init(&cfg);
-  cfg.platform = fixture("libfixture_abi1_native.so");
-  weft_runtime_t *rt = NULL;
-  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  weft_runtime_t *rt = open_fixture_runtime("libfixture_abi1_native.so");
   ASSERT_EQ(weft_runtime_platform(rt)->abi_version, 1);
   ASSERT_EQ(test_join(test_spawn(rt, io_on_old_plugin, rt)), 3);
   io_on_old_plugin(rt, NULL); /* and from a thread that is not a task */
@@ -200,11 +206,7 @@ static void nothing(void *ud) {
 }
 
 TEST_IMPL(loader_nested_host_regions_hand_off_once) {
-  weft_config_t cfg;
-  weft_config_init(&cfg);
-  cfg.platform = fixture("libfixture_region_native.so");
-  weft_runtime_t *rt = NULL;
-  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  weft_runtime_t *rt = open_fixture_runtime("libfixture_region_native.so");
   ASSERT_OK(weft_thread_attach(rt));
   int enter0, leave0, enter, leave;
   count_regions(&enter0, &leave0);

@@ -7,11 +7,10 @@
  * `weft_fixture_region_counts`. The native plugin is found at WEFT_FIXTURE_INNER (set
  * by the build).
  */
-#include <dlfcn.h>
 #include <stdatomic.h>
 #include <string.h>
 
-#include "weft_platform.h"
+#include "inner_plugin.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -40,12 +39,7 @@ void weft_fixture_region_counts(int *enter, int *leave) {
 EXPORT const weft_platform_t *weft_platform_entry(const weft_host_t *h);
 
 const weft_platform_t *weft_platform_entry(const weft_host_t *h) {
-  void *inner = dlopen(WEFT_FIXTURE_INNER, RTLD_NOW | RTLD_LOCAL); /* kept: never unloaded */
-  if (inner == NULL) return NULL;
-  const weft_platform_t *(*entry)(const weft_host_t *);
-  *(void **)&entry = dlsym(inner, "weft_platform_entry");
-  if (entry == NULL) return NULL;
-  const weft_platform_t *native = entry(h);
+  const weft_platform_t *native = inner_plugin(h);
   if (native == NULL) return NULL;
   memcpy(&counting, native, sizeof counting);
   counting.name = "native-regions";
