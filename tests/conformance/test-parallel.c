@@ -440,8 +440,8 @@ TEST_IMPL(group_member_waits_refused) {
 
 /* A group's task reaches its own handle through weft_task_self, but the handle is the
  * group's: a detach of it is WEFT_EINVAL (a join too), and the group still waits for
- * the task and is freed (a detach that went through left the group a task it could
- * never join: every wait and the free failed with WEFT_EINVAL). */
+ * the task and is freed (a detach that went through left the group a task whose state
+ * was gone: the group's next wait crashed joining it). */
 typedef struct {
   weft_status_t detached, joined;
   int says_group;
