@@ -633,13 +633,15 @@ impl Sched {
     /// leaves `spinning` before it looks at the queues a last time (`idle_sleep`): with
     /// both orders sequentially consistent, either this sees the spinner, which then
     /// sees the work, or the spinner has left and this wakes someone.
-    fn notify(&self) {
+    ///
+    /// False if it left the wake-up to a worker that spins.
+    fn notify(&self) -> bool {
         weft_platform::fence::full();
-        if self.spinning.load(SeqCst) != 0 || self.n_idle.load(SeqCst) == 0 {
-            return;
+        if self.n_idle.load(SeqCst) == 0 {
+            return true;
         }
-        if self.spinning.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {
-            return;
+        if self.spinning.load(SeqCst) != 0 || self.spinning.compare_exchange(0, 1, SeqCst, SeqCst).is_err() {
+            return false;
         }
         let thread = {
             let mut idle = self.idle.lock();
@@ -656,6 +658,7 @@ impl Sched {
                 self.spinning.fetch_sub(1, SeqCst);
             }
         }
+        true
     }
 
     /// A worker that has found nothing to run starts spinning, unless another spins.
@@ -666,10 +669,34 @@ impl Sched {
     /// A spinning worker found work: it stops spinning, and if it was the last spinner
     /// and there is work beyond what it took, another worker comes to take that.
     fn found_work(&self) {
-        // `notify` skips its wake-up while a worker spins: this one passes it on when
-        // there is more to run, or a timer moved earlier than idle workers sleep.
-        if self.spinning.fetch_sub(1, SeqCst) == 1 && (self.has_runnable() || self.timer_moved.swap(false, SeqCst)) {
+        if self.spinning.fetch_sub(1, SeqCst) == 1 {
+            self.pass_on_wake_up();
+        }
+    }
+
+    /// `notify` skips its wake-up while a worker spins: the last spinner, once it found
+    /// work, passes it on when there is more to run, or a timer moved earlier than idle
+    /// workers sleep.
+    fn pass_on_wake_up(&self) {
+        if self.has_runnable() {
+            // Whoever this wakes (or the worker that spins by now) finds the queued
+            // work, and passes `timer_moved` on in turn.
             self.notify();
+            return;
+        }
+        while self.timer_moved.swap(false, SeqCst) {
+            if self.notify() {
+                return;
+            }
+            // Another worker started spinning since this one stopped, and the wake-up
+            // is left to it; the flag is how it learns of the timer, so it goes back.
+            // Sequentially consistent with that spinner's `found_work`: either it is
+            // still spinning here, and will see the flag, or it stopped, maybe before
+            // the flag was back, and this takes the flag again.
+            self.timer_moved.store(true, SeqCst);
+            if self.spinning.load(SeqCst) != 0 {
+                return;
+            }
         }
     }
 
@@ -1236,5 +1263,49 @@ impl Sched {
             return;
         }
         suspend(Suspend::Rejoin);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scheduler without workers, one sleeper on its idle list (the test's thread),
+    /// and a timer that moved earlier while a worker (B) was spinning, so that
+    /// `add_timer`'s `notify` left the wake-up to B.
+    fn sleeper_and_a_moved_timer() -> Arc<Sched> {
+        let sched = Sched::open(0).expect("a scheduler without workers");
+        sched.idle.lock().push((std::thread::current(), false));
+        sched.n_idle.store(1, SeqCst);
+        sched.spinning.store(1, SeqCst);
+        sched.timer_moved.store(true, SeqCst);
+        sched
+    }
+
+    #[test]
+    fn a_spinner_that_finds_a_task_wakes_the_sleeper_for_a_moved_timer() {
+        let sched = sleeper_and_a_moved_timer();
+        sched.found_work();
+        assert_eq!(sched.n_idle.load(SeqCst), 0, "the sleeper was woken");
+        assert_eq!(sched.spinning.load(SeqCst), 1, "the sleeper counts as spinning");
+        sched.close();
+    }
+
+    #[test]
+    fn a_timer_wake_up_outlives_a_spinner_that_starts_meanwhile() {
+        let sched = sleeper_and_a_moved_timer();
+        // B found a task: it stops spinning, and another worker (C) starts before B
+        // passes the wake-up on.
+        assert_eq!(sched.spinning.fetch_sub(1, SeqCst), 1);
+        assert!(sched.start_spinning());
+        sched.pass_on_wake_up();
+        assert_eq!(sched.n_idle.load(SeqCst), 1, "C spins: the sleeper is left asleep");
+        assert!(sched.timer_moved.load(SeqCst), "the timer's wake-up is kept for C");
+        // C finds a task in turn: now the sleeper must wake for the timer.
+        sched.found_work();
+        assert_eq!(sched.n_idle.load(SeqCst), 0, "C woke the sleeper");
+        assert!(sched.idle.lock().is_empty());
+        assert!(!sched.timer_moved.load(SeqCst));
+        sched.close();
     }
 }
