@@ -697,7 +697,8 @@ typedef struct weft_mutex_t {
 weft_status_t weft_mutex_init(struct weft_runtime_t *rt, struct weft_mutex_t *m, uint32_t flags);
 
 // Destroys an unlocked mutex; its memory is the host's again. `WEFT_EBUSY` while it is
-// held. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+// held, or while a lock or unlock of it is under way or a waiter is parked on it.
+// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 weft_status_t weft_mutex_destroy(struct weft_mutex_t *m);
 
 // Locks the mutex, waiting as long as it takes (inside a blocking region while it

@@ -99,7 +99,8 @@ pub unsafe extern "C" fn weft_mutex_init(rt: *mut weft_runtime_t, m: *mut weft_m
 }
 
 /// Destroys an unlocked mutex; its memory is the host's again. `WEFT_EBUSY` while it is
-/// held. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+/// held, or while a lock or unlock of it is under way or a waiter is parked on it.
+/// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status_t {
     ffi("weft_mutex_destroy", || {

@@ -90,6 +90,30 @@ const fn first_word(tag: u32, lock: u8) -> u64 {
     tag as u64 | (lock as u64) << LOCK_SHIFT
 }
 
+/// What a mutex's first word says about destroying it.
+#[derive(Debug, PartialEq)]
+enum InUse {
+    No,
+    /// It names an owner.
+    Held,
+    /// No owner, but the byte lock is not free: a lock through the plugin that has
+    /// taken the byte but not named its owner yet, an unlock between the two, or
+    /// waiters parked on a free lock.
+    Busy,
+}
+
+/// Whether the mutex whose first word is `word` is in use; `byte_lock` on a platform
+/// whose mutex is the byte in the word (elsewhere the plugin's destroy tells).
+const fn in_use(word: u64, byte_lock: bool) -> InUse {
+    if word & OWNER_MASK != 0 {
+        InUse::Held
+    } else if byte_lock && (word >> LOCK_SHIFT) as u8 != 0 {
+        InUse::Busy
+    } else {
+        InUse::No
+    }
+}
+
 /// A first word with its owner (token and `CHECKED`) replaced by `owner`; its tag and
 /// byte lock kept.
 const fn with_owner(word: u64, owner: u64) -> u64 {
@@ -153,7 +177,13 @@ impl MutexObject {
     }
 
     pub(crate) fn destroy_mutex(&self) -> Result<()> {
-        self.destroy((self.owner_token() != 0).then(|| format!("is held (by context {})", self.owner())))
+        let byte_lock = MutexKind::plugin_in_count(&self.runtime().table);
+        let busy = match in_use(self.first().load(Acquire), byte_lock) {
+            InUse::No => None,
+            InUse::Held => Some(format!("is held (by context {})", self.owner())),
+            InUse::Busy => Some("is being locked or unlocked, or has waiters".to_owned()),
+        };
+        self.destroy(busy)
     }
 
     /// The owner's context id; 0 when free.
@@ -525,5 +555,18 @@ mod tests {
             first_word(TAG_RECURSIVE, 1) | new | CHECKED
         );
         assert_eq!(with_owner(first_word(TAG_PLAIN, 1) | owner_bits(MAX_TOKEN), 0), first_word(TAG_PLAIN, 1));
+    }
+
+    #[test]
+    fn a_mutex_whose_byte_lock_is_taken_is_in_use_without_an_owner() {
+        assert_eq!(in_use(first_word(TAG_PLAIN, 0), true), InUse::No);
+        assert_eq!(in_use(first_word(TAG_PLAIN, 0) | CHECKED, true), InUse::No);
+        assert_eq!(in_use(first_word(TAG_PLAIN, 1) | owner_bits(7), true), InUse::Held);
+        // Locked through the plugin, owner not named yet; or waiters parked on it free.
+        assert_eq!(in_use(first_word(TAG_PLAIN, 1), true), InUse::Busy);
+        assert_eq!(in_use(first_word(TAG_RECURSIVE, 2), true), InUse::Busy);
+        // Without a byte lock the byte is `NO_BYTE_LOCK`, and says nothing.
+        assert_eq!(in_use(first_word(TAG_PLAIN, NO_BYTE_LOCK as u8), false), InUse::No);
+        assert_eq!(in_use(first_word(TAG_PLAIN, NO_BYTE_LOCK as u8) | owner_bits(1), false), InUse::Held);
     }
 }
