@@ -53,7 +53,11 @@
  *   locks are never inherited held (pthread_atfork), nor its first-time setup half done,
  *   even when other threads opened runtimes or started and ended tasks at the instant of
  *   the fork. Call fork() from a
- *   thread that is not a weft task. A thread attached to a parent's runtime may fork,
+ *   thread that is not a weft task or, where tasks are OS threads (WEFT_CAP_OS_THREADS:
+ *   native, pthread), from a task: in the child that thread is a plain thread (no longer
+ *   the task, nor cancelled), and it ends the child with exit, _exit or exec, not
+ *   by returning from the task function. A green or sim task must not fork: the
+ *   scheduler its coroutine runs on is not in the child. A thread attached to a parent's runtime may fork,
  *   even inside a blocking region while a collector holds the world stopped: in the
  *   child it is a plain thread, and may attach to the child's runtimes.
  * - Stacks. A task's stack is WEFT_DEFAULT_STACK_SIZE (8 MiB) unless

@@ -64,10 +64,20 @@ static void unlock_queues(void) {
   for (int i = SHARED_QUEUES - 1; i >= 0; i--) pthread_mutex_unlock(&shared[i].lock);
 }
 
+static _Thread_local waiter_t *current;
+
+/* The child also renews the forking thread's own waiter lock: a cancel() by another
+ * thread of the parent may have held it at the fork, and a wait of the child (on a
+ * runtime it opens anew) takes it first. */
 static void renew_queues(void) {
   for (int i = 0; i < SHARED_QUEUES; i++) {
     memset(&shared[i], 0, sizeof shared[i]);
     (void)waitq_init(&shared[i]); /* fresh objects: glibc's inits cannot fail here */
+  }
+  if (current != NULL) {
+    memset(&current->lock, 0, sizeof current->lock);
+    (void)pthread_mutex_init(&current->lock, NULL);
+    current->on = NULL;
   }
 }
 
@@ -83,8 +93,6 @@ waitq_t *waitq_for(const void *addr) {
   uintptr_t a = (uintptr_t)addr >> 3; /* sync objects are 8-aligned */
   return &shared[(a ^ (a >> 6) ^ (a >> 12)) % SHARED_QUEUES];
 }
-
-static _Thread_local waiter_t *current;
 
 void wait_set_current(waiter_t *w) { current = w; }
 

@@ -1023,6 +1023,78 @@ TEST_IMPL(fork_while_parent_tasks_wait) {
   return TEST_OK;
 }
 
+/* A task forks (on a platform whose tasks are OS threads: docs/rules.md) while another
+ * thread keeps cancelling it. A cancel holds the task's waiter for an instant (the
+ * pthread plugin's waiter lock), and a fork at that instant left the child's thread,
+ * which still runs the task's code, with that lock held by a thread it does not have:
+ * its first wait, on a runtime of the child's own, hung (in about one fork in ten). In
+ * the child the thread is a plain thread, no longer cancelled. */
+typedef struct {
+  atomic_int done;
+} cancelled_forker_t;
+
+static int32_t fork_while_cancelled(void *arg, void **result) {
+  (void)result;
+  cancelled_forker_t *f = arg;
+  for (int i = 0; i < 60; i++) {
+    pid_t child = fork();
+    ASSERT(child >= 0);
+    if (child == 0) {
+      weft_runtime_t *rt = test_open_runtime();
+      weft_status_t st = weft_sleep_until(rt, weft_deadline_after(rt, 1000000));
+      test_child_exit(st == WEFT_OK ? 0 : 1);
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
+    int status = 0;
+    pid_t done;
+    while ((done = waitpid(child, &status, WNOHANG)) == 0) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= give_up) break;
+      usleep(1000);
+    }
+    if (done == 0) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      fprintf(stderr, "fork %d: the child of the cancelled task hung\n", i);
+      ASSERT(0);
+    }
+    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  atomic_store(&f->done, 1);
+  return 0;
+}
+
+TEST_IMPL(fork_from_a_task_being_cancelled) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_skip_on_one_thread(rt, "the forking task waits for its child in waitpid while the canceller must run");
+  if (!(weft_runtime_platform(rt)->caps & WEFT_CAP_OS_THREADS)) {
+    /* A green task is a coroutine of the parent's scheduler, which the child does not
+     * have: only a thread that is not a task may fork there. */
+    fprintf(stderr, "skip: a task forks only where tasks are OS threads\n");
+    fflush(NULL);
+    _Exit(TEST_SKIP);
+  }
+  if (FORK_WHEN_OTHERS_SLEEP) {
+    fprintf(stderr, "skip: forks while other threads run, which ASan's allocator does not survive\n");
+    fflush(NULL);
+    _Exit(TEST_SKIP);
+  }
+  static cancelled_forker_t f;
+  atomic_store(&f.done, 0);
+  weft_task_t *t = test_spawn(rt, fork_while_cancelled, &f);
+  long cancels = 0;
+  while (!atomic_load(&f.done)) {
+    ASSERT_OK(weft_cancel(t));
+    cancels++;
+  }
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT(cancels > 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- a SIGSEGV sent by kill or raise ------------------------------------------------- */
 
 /* A platform that catches SIGSEGV for its own reasons (green's and sim's stack guards)
