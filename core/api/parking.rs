@@ -27,7 +27,8 @@ fn parked_address<T>(addr: *const T) -> Result<usize> {
 /// differs from `expected` (there is no "try again" status: re-check your word after
 /// every return). Spurious wake-ups do not happen, but a wake meant for an earlier value
 /// may arrive: loop on your condition. `WEFT_ETIMEDOUT` at `deadline`, `WEFT_ECANCELED`
-/// if the calling task is cancelled (a cancellation point). The comparison and the
+/// if the calling task is cancelled (a cancellation point, checked first: also when
+/// `*addr` already differs). The comparison and the
 /// parking are atomic with respect to `weft_wake`: change the word, then wake. `addr`
 /// is read atomically; it must stay valid while anyone is parked on it. Parks the task,
 /// not the thread, where the platform can; the parked caller is in a blocking region.

@@ -106,6 +106,11 @@ impl ParkingTable {
         }
         let b = self.bucket(addr);
         let me = context::current();
+        // A cancelled task is refused first, whatever `validate` says, as the plugins'
+        // own parking does: a loop that parks until some state changes relies on it.
+        if me.is_cancelled() && !me.mutator.cancel_masked() {
+            fail!(WEFT_ECANCELED, "the calling task was cancelled");
+        }
         b.lock.lock(rt, me, None)?;
         if !validate() {
             b.lock.unlock(rt, me)?;

@@ -2,6 +2,8 @@
 WEFT_TEST(parking_no_lost_wakeups)
 WEFT_TEST(parking_wake_counts_and_ends)
 WEFT_TEST(parking_builds_a_lock)
+WEFT_TEST(parking_wakes_the_oldest_first)
+WEFT_TEST(parking_refuses_a_cancelled_caller_first)
 WEFT_TEST(sem_bounded_buffer_exact)
 WEFT_TEST(sem_as_a_handed_over_lock)
 WEFT_TEST(sem_freed_by_the_woken_waiter)

@@ -151,6 +151,102 @@ TEST_IMPL(parking_builds_a_lock) {
   return TEST_OK;
 }
 
+/* weft_unpark(1) wakes the oldest parked caller, on every platform (sim woke a seeded
+ * choice). Each task marks itself from inside `validate`, which runs atomically with
+ * its queueing: once the mark shows, the next task queues behind it. */
+enum { IN_LINE = 6 };
+
+typedef struct {
+  weft_runtime_t *rt;
+  _Atomic uint32_t word;
+  atomic_int queued[IN_LINE];
+  atomic_int woken_order[IN_LINE];
+  atomic_int woken;
+} line_t;
+
+typedef struct {
+  line_t *line;
+  int place;
+} in_line_t;
+
+static in_line_t places[IN_LINE];
+
+static bool queue_in_line(void *ud) {
+  in_line_t *p = ud;
+  atomic_store(&p->line->queued[p->place], 1);
+  return true;
+}
+
+static int32_t park_in_line(void *arg, void **result) {
+  (void)result;
+  in_line_t *p = arg;
+  weft_status_t st = weft_park(p->line->rt, (const void *)&p->line->word, queue_in_line, p, WEFT_FOREVER);
+  atomic_store(&p->line->woken_order[atomic_fetch_add(&p->line->woken, 1)], p->place);
+  return st == WEFT_OK ? 0 : 1;
+}
+
+TEST_IMPL(parking_wakes_the_oldest_first) {
+  weft_runtime_t *rt = test_open_runtime();
+  static line_t line;
+  memset(&line, 0, sizeof line);
+  line.rt = rt;
+  weft_task_t *t[IN_LINE];
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  for (int i = 0; i < IN_LINE; i++) {
+    places[i] = (in_line_t){.line = &line, .place = i};
+    t[i] = test_spawn(rt, park_in_line, &places[i]);
+    while (!atomic_load(&line.queued[i])) {
+      ASSERT(weft_now(rt) < give_up);
+      test_sleep_ms(rt, 1);
+    }
+  }
+  for (int k = 0; k < IN_LINE; k++) {
+    ASSERT_EQ(weft_unpark(rt, (const void *)&line.word, 1), 1);
+    while (atomic_load(&line.woken) < k + 1) {
+      ASSERT(weft_now(rt) < give_up);
+      test_sleep_ms(rt, 1);
+    }
+    ASSERT_EQ(atomic_load(&line.woken_order[k]), k);
+  }
+  for (int i = 0; i < IN_LINE; i++) ASSERT_EQ(test_join(t[i]), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A cancelled task is refused by weft_wait_on and weft_park before anything else, also
+ * when the word already differs or `validate` says no, on every platform (the runtime's
+ * own parking, which the pthread plugin uses, returned WEFT_OK there): a loop that
+ * waits until its word changes relies on the cancellation to get out. */
+typedef struct {
+  weft_runtime_t *rt;
+  _Atomic uint32_t word;
+  atomic_int cancelled;
+} cancel_probe_t;
+
+static int32_t wait_once_cancelled(void *arg, void **result) {
+  (void)result;
+  cancel_probe_t *c = arg;
+  while (!atomic_load(&c->cancelled)) weft_yield(c->rt);
+  int wrong = 0;
+  if (weft_wait_on(c->rt, (const uint32_t *)&c->word, 1, WEFT_FOREVER) != WEFT_ECANCELED) wrong |= 1;
+  if (weft_park(c->rt, (const void *)&c->word, never, NULL, WEFT_FOREVER) != WEFT_ECANCELED) wrong |= 2;
+  if (weft_wait_on(c->rt, (const uint32_t *)&c->word, 0, WEFT_FOREVER) != WEFT_ECANCELED) wrong |= 4;
+  return wrong;
+}
+
+TEST_IMPL(parking_refuses_a_cancelled_caller_first) {
+  weft_runtime_t *rt = test_open_runtime();
+  static cancel_probe_t c;
+  memset(&c, 0, sizeof c);
+  c.rt = rt;
+  weft_task_t *t = test_spawn(rt, wait_once_cancelled, &c);
+  ASSERT_OK(weft_cancel(t));
+  atomic_store(&c.cancelled, 1);
+  ASSERT_EQ(test_join(t), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- semaphores ---- */
 
 enum { SLOTS = 8, ITEMS = 20000, PRODUCERS = 2 };

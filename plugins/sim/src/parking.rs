@@ -40,12 +40,12 @@ pub(crate) unsafe extern "C" fn park(
     })
 }
 
-/// Wakes up to `n` tasks parked on `key` (one: the scheduler's seeded choice, as for a
-/// condition's signal; more: oldest first); how many it woke.
+/// Wakes up to `n` tasks parked on `key`, oldest first (as on every platform: a lock
+/// or a fair queue built on parking relies on it); how many it woke.
 pub(crate) unsafe extern "C" fn unpark(_rt: *mut weft_plat_rt_t, key: usize, n: usize) -> usize {
     HOST.guard_or(0, || match sched::here() {
         Some(sim) => {
-            let woken = sim.wake(key | RUNTIME_KEY, n);
+            let woken = sim.wake_oldest(key | RUNTIME_KEY, n);
             sim.step(Call { name: "weft_unpark", obj: Obj::Key(key) });
             woken
         }

@@ -588,11 +588,21 @@ impl Sim {
     /// seeded choice among the waiters (the order of wake-ups is the scheduler's too).
     /// Returns how many it woke.
     pub(crate) fn wake(&self, key: usize, max: usize) -> usize {
+        self.wake_some(key, max, true)
+    }
+
+    /// As `wake`, oldest first also for one: the order `weft_wake` and `weft_unpark`
+    /// promise (a condition's signal promises no order, so there the scheduler picks).
+    pub(crate) fn wake_oldest(&self, key: usize, max: usize) -> usize {
+        self.wake_some(key, max, false)
+    }
+
+    fn wake_some(&self, key: usize, max: usize, seeded_one: bool) -> usize {
         let mut st = self.state.borrow_mut();
         let Some(mut q) = st.waiters.remove(&key) else { return 0 };
         let mut n = 0;
         while n < max && !q.is_empty() {
-            let pick = if max == 1 { st.rng.below(q.len()) } else { 0 };
+            let pick = if max == 1 && seeded_one { st.rng.below(q.len()) } else { 0 };
             let t = q.remove(pick);
             st.tasks[t].woken = true;
             st.set_runnable(t);
