@@ -953,7 +953,9 @@ weft_status_t weft_barrier_wait(struct weft_barrier_t *b, bool *serial);
 // waits until it has returned. After any call returns `WEFT_OK`, the function has run
 // exactly once and its effects are visible. `WEFT_EDEADLK` if `func` itself calls
 // `weft_once` on the same `once`. Works before any runtime is open (a waiter then
-// yields its thread instead of parking).
+// yields its thread instead of parking). In a child of `fork()`, a once whose
+// function a thread of the parent was running at the fork (that thread is not in the
+// child) is run again by the child's first call, as `pthread_once` does.
 weft_status_t weft_once(struct weft_once_t *once, weft_once_fn func, void *ud);
 
 /* ==================================================================================== */

@@ -218,7 +218,9 @@ pub unsafe extern "C" fn weft_barrier_wait(b: *mut weft_barrier_t, serial: *mut 
 /// waits until it has returned. After any call returns `WEFT_OK`, the function has run
 /// exactly once and its effects are visible. `WEFT_EDEADLK` if `func` itself calls
 /// `weft_once` on the same `once`. Works before any runtime is open (a waiter then
-/// yields its thread instead of parking).
+/// yields its thread instead of parking). In a child of `fork()`, a once whose
+/// function a thread of the parent was running at the fork (that thread is not in the
+/// child) is run again by the child's first call, as `pthread_once` does.
 #[no_mangle]
 pub unsafe extern "C" fn weft_once(once: *mut weft_once_t, func: weft_once_fn, ud: *mut c_void) -> weft_status_t {
     ffi("weft_once", || {

@@ -28,10 +28,13 @@
 //! * native tasks and green workers start with `pthread_create` itself, behind a gate a
 //!   fork waits on (`weft_platform::os_thread`).
 //!
-//! The handlers are registered when the first runtime opens. (The dynamic linker's own
-//! lock is not weft's to take; weft only makes sure not to need it in a child: see
-//! `plugin_dirs::own_object`.) A child forked while another thread registered them
+//! The handlers are registered when the first runtime opens, or a `weft_once` first
+//! runs its function (a once running at a fork runs again in the child: `sem.rs`).
+//! (The dynamic linker's own lock is not weft's to take; weft only makes sure not to
+//! need it in a child: see `plugin_dirs::own_object`.) A child forked while another thread registered them
 //! registers them itself (`ForkSafeOnce`), unless their child handler ran in it.
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
 use weft_platform::fork_lock::{ForkMutex, RawForkLock};
 use weft_platform::once::ForkSafeOnce;
 
@@ -43,13 +46,28 @@ static OPEN: ForkMutex<Vec<usize>> = ForkMutex::new(Vec::new());
 static LEFT_IN_PARENT: ForkMutex<Vec<usize>> = ForkMutex::new(Vec::new());
 static HANDLERS: ForkSafeOnce = ForkSafeOnce::new();
 
+/// How many forks lie between this process and the first that ran libweft's handlers:
+/// what a `weft_once` running at a fork tells its runner's process by.
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
 pub(crate) fn runtime_opened(rt: *const Runtime) {
+    install_handlers();
+    OPEN.lock().push(rt as usize);
+}
+
+/// Registers the fork handlers, once: when the first runtime opens, or a `weft_once`
+/// first runs its function (which needs no runtime).
+pub(crate) fn install_handlers() {
     HANDLERS.call_once(|| {
         // SAFETY: the three handlers are plain functions that live as long as libweft,
         // which is never unloaded while it has a runtime.
         unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     });
-    OPEN.lock().push(rt as usize);
+}
+
+/// This process's fork generation (see `GENERATION`).
+pub(crate) fn generation() -> u32 {
+    GENERATION.load(SeqCst)
 }
 
 pub(crate) fn runtime_closed(rt: *const Runtime) {
@@ -114,6 +132,7 @@ extern "C" fn parent() {
 /// them is consistent: this thread took them all in `prepare`).
 extern "C" fn child() {
     HANDLERS.mark_done();
+    GENERATION.fetch_add(1, SeqCst);
     for lock in global_locks() {
         // SAFETY: the child of a fork, whose one thread (this one) holds every lock.
         unsafe { lock.reset_in_child() };

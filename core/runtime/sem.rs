@@ -10,7 +10,7 @@ use weft_platform::*;
 use crate::ffi::error::{fail, Result};
 use crate::ffi::handle::{Handle, Lifetime};
 use crate::runtime::parking::{Parking, ParkingTable};
-use crate::runtime::{context, implicit_runtime, safepoint, Runtime};
+use crate::runtime::{context, fork, implicit_runtime, safepoint, Runtime};
 
 const TAG_DESTROYED: u32 = 0xdead_0b1e;
 
@@ -297,8 +297,11 @@ impl Barrier {
 /// it does, `DONE` after.
 #[repr(C)]
 pub(crate) struct Once {
-    state: AtomicU32,
-    _pad: u32,
+    /// The state (low 32 bits) and, while `RUNNING`, the fork generation of the
+    /// process whose thread runs the function (high 32 bits, `fork::generation`): a
+    /// child of `fork()` does not have that thread, and runs the function itself, as
+    /// glibc's `pthread_once` does (the child waited for ever before).
+    word: AtomicU64,
     /// The context running the function (so a call from inside it is `WEFT_EDEADLK`).
     runner: AtomicU64,
 }
@@ -311,46 +314,61 @@ impl Once {
     /// Runs `f` if nobody has; waits for it if someone is running it.
     pub(crate) fn call(&self, f: impl FnOnce()) -> Result<()> {
         let me = context::current().id;
-        match self.state.compare_exchange(NEW, RUNNING, SeqCst, SeqCst) {
-            Ok(_) => {
-                self.runner.store(me, SeqCst);
-                f();
-                self.runner.store(0, SeqCst);
-                self.state.store(DONE, SeqCst);
-                if let Some(rt) = implicit_runtime() {
-                    if let Ok(table) = rt.parking() {
-                        table.unpark(rt, self.addr(), usize::MAX)?;
-                    }
+        loop {
+            let word = self.word.load(SeqCst);
+            match word as u32 {
+                DONE => return Ok(()),
+                NEW => {}
+                // Its runner is in the parent of this process.
+                RUNNING if (word >> 32) as u32 != fork::generation() => {}
+                RUNNING if self.runner.load(SeqCst) == me => {
+                    fail!(WEFT_EDEADLK, "once {:p}: its function called weft_once on it again", self)
                 }
-                Ok(())
+                RUNNING => {
+                    self.wait_done(word)?;
+                    continue;
+                }
+                other => fail!(WEFT_EINVAL, "{:p} is not a weft_once_t (state {other}; use WEFT_ONCE_INIT)", self),
             }
-            Err(DONE) => Ok(()),
-            Err(RUNNING) if self.runner.load(SeqCst) == me => {
-                fail!(WEFT_EDEADLK, "once {:p}: its function called weft_once on it again", self)
+            // The fork handlers first: a fork once this one runs must be told apart.
+            fork::install_handlers();
+            let running = RUNNING as u64 | (fork::generation() as u64) << 32;
+            if self.word.compare_exchange(word, running, SeqCst, SeqCst).is_err() {
+                continue;
             }
-            Err(RUNNING) => self.wait_done(),
-            Err(other) => fail!(WEFT_EINVAL, "{:p} is not a weft_once_t (state {other}; use WEFT_ONCE_INIT)", self),
+            self.runner.store(me, SeqCst);
+            f();
+            self.runner.store(0, SeqCst);
+            self.word.store(DONE as u64, SeqCst);
+            if let Some(rt) = implicit_runtime() {
+                if let Ok(table) = rt.parking() {
+                    table.unpark(rt, self.addr(), usize::MAX)?;
+                }
+            }
+            return Ok(());
         }
     }
 
     fn addr(&self) -> usize {
-        &self.state as *const AtomicU32 as usize
+        &self.word as *const AtomicU64 as usize
     }
 
-    /// Waits until the runner is done: parked on the caller's runtime if it has one
+    /// Waits while the word stays `running` (the runner is done, or this process is a
+    /// child of a fork since): parked on the caller's runtime if it has one
     /// (re-checking now and then: the runner wakes the parked of its own runtime),
     /// else yielding the thread.
-    fn wait_done(&self) -> Result<()> {
+    fn wait_done(&self, running: u64) -> Result<()> {
         // Not a cancellation point: the function will finish. Masked, a cancelled
         // caller parks like any other (unmasked, each park returned at once, and the
         // caller spun: on green it kept its worker, on sim virtual time stood still, and
         // a runner asleep on either never got to finish).
         let _mask = context::current_if_any().map(|c| safepoint::CancelMask::new(&c.mutator));
-        while self.state.load(SeqCst) == RUNNING {
+        let still = || self.word.load(SeqCst) == running && (running >> 32) as u32 == fork::generation();
+        while still() {
             match implicit_runtime() {
                 Some(rt) => {
                     let slice = rt.deadline_after(1_000_000);
-                    if rt.parking()?.park(rt, self.addr(), || self.state.load(SeqCst) == RUNNING, slice).is_err() {
+                    if rt.parking()?.park(rt, self.addr(), still, slice).is_err() {
                         // Refused (a closed runtime): look again after a yield.
                         std::thread::yield_now();
                     }

@@ -1,4 +1,5 @@
 /* Parking on an address, semaphores, barriers, once, the caller's identity. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -654,6 +655,56 @@ TEST_IMPL(once_under_contention) {
   ASSERT_OK(weft_once(&nested_once, reenter, NULL));
   ASSERT_EQ(nested_status, WEFT_EDEADLK);
   ASSERT_STATUS(WEFT_EINVAL, weft_once(NULL, reenter, NULL));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* fork() while a thread runs a once's function: the child does not have that thread,
+ * and its first weft_once runs the function itself (as pthread_once does); it waited
+ * for ever before. The parent's once is untouched: its function ran once. */
+static weft_once_t forked_once = WEFT_ONCE_INIT;
+static atomic_int forked_once_in, forked_once_release, forked_once_runs;
+
+static void run_until_released(void *ud) {
+  (void)ud;
+  atomic_fetch_add(&forked_once_runs, 1);
+  atomic_store(&forked_once_in, 1);
+  while (!atomic_load(&forked_once_release)) usleep(1000);
+}
+
+static void mark_ran(void *ud) { *(int *)ud = 1; }
+
+static void *call_forked_once(void *arg) {
+  (void)arg;
+  ASSERT_OK(weft_once(&forked_once, run_until_released, NULL));
+  return NULL;
+}
+
+TEST_IMPL(once_running_at_fork_runs_in_the_child) {
+  weft_runtime_t *rt = test_open_runtime();
+  pthread_t runner;
+  ASSERT(pthread_create(&runner, NULL, call_forked_once, NULL) == 0);
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (!atomic_load(&forked_once_in)) {
+    ASSERT(weft_now(rt) < give_up);
+    usleep(1000);
+  }
+  pid_t child = fork();
+  ASSERT(child >= 0);
+  if (child == 0) {
+    int ran = 0;
+    weft_status_t st = weft_once(&forked_once, mark_ran, &ran);
+    int again = 0;
+    weft_status_t st2 = weft_once(&forked_once, mark_ran, &again);
+    test_child_exit(st == WEFT_OK && ran == 1 && st2 == WEFT_OK && again == 0 ? 0 : 1);
+  }
+  ASSERT_EQ(test_wait_child(child, "a once running at the fork"), 0);
+  atomic_store(&forked_once_release, 1);
+  ASSERT(pthread_join(runner, NULL) == 0);
+  int ran = 0;
+  ASSERT_OK(weft_once(&forked_once, mark_ran, &ran));
+  ASSERT_EQ(ran, 0);
+  ASSERT_EQ(atomic_load(&forked_once_runs), 1);
   test_close_runtime(rt);
   return TEST_OK;
 }

@@ -841,26 +841,9 @@ static void fork_and_check_child(weft_runtime_t *rt, int i) {
   pid_t child = fork();
   ASSERT(child >= 0);
   if (child == 0) fork_child(rt);
-  int status = 0;
-  /* Real time, not the runtime's: on a virtual-time platform a sleeping parent would
-   * run out of patience in no time while the child really works. */
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
-  pid_t done;
-  while ((done = waitpid(child, &status, WNOHANG)) == 0) {
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= give_up) break;
-    usleep(1000);
-  }
-  if (done == 0) {
-    kill(child, SIGKILL);
-    waitpid(child, &status, 0);
-    fprintf(stderr, "fork %d: the child hung\n", i);
-    ASSERT(0);
-  }
-  if (WIFSIGNALED(status)) fprintf(stderr, "fork %d: the child died of signal %d\n", i, WTERMSIG(status));
-  ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  char what[32];
+  snprintf(what, sizeof what, "fork %d", i);
+  ASSERT_EQ(test_wait_child(child, what), 0);
 }
 
 TEST_IMPL(fork_child_opens_new_runtime) {
@@ -1044,23 +1027,9 @@ static int32_t fork_while_cancelled(void *arg, void **result) {
       weft_status_t st = weft_sleep_until(rt, weft_deadline_after(rt, 1000000));
       test_child_exit(st == WEFT_OK ? 0 : 1);
     }
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
-    int status = 0;
-    pid_t done;
-    while ((done = waitpid(child, &status, WNOHANG)) == 0) {
-      clock_gettime(CLOCK_MONOTONIC, &now);
-      if ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= give_up) break;
-      usleep(1000);
-    }
-    if (done == 0) {
-      kill(child, SIGKILL);
-      waitpid(child, &status, 0);
-      fprintf(stderr, "fork %d: the child of the cancelled task hung\n", i);
-      ASSERT(0);
-    }
-    ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char what[48];
+    snprintf(what, sizeof what, "fork %d of the cancelled task", i);
+    ASSERT_EQ(test_wait_child(child, what), 0);
   }
   atomic_store(&f->done, 1);
   return 0;

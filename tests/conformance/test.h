@@ -11,9 +11,13 @@
 #define WEFT_CONFORMANCE_TEST_H
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "weft.h"
 
@@ -161,6 +165,34 @@ static inline void test_child_exit(int code) {
 /* How long a test waits for something that must happen "promptly" before it fails:
  * generous, so that a slow or loaded machine never fails a correct platform. */
 #define TEST_PATIENCE_MS 10000
+
+/* Waits up to TEST_PATIENCE_MS of real time (not the runtime's: on a virtual-time
+ * platform a sleeping parent would run out of patience in no time while the child
+ * really works) for the forked `child` to exit; its exit code, or -1 (after killing
+ * it, and saying so on stderr) if it hung or died of a signal. */
+static inline int test_wait_child(pid_t child, const char *what) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
+  int status = 0;
+  pid_t done;
+  while ((done = waitpid(child, &status, WNOHANG)) == 0) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= give_up) break;
+    usleep(1000);
+  }
+  if (done == 0) {
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    fprintf(stderr, "%s: the child hung\n", what);
+    return -1;
+  }
+  if (WIFSIGNALED(status)) {
+    fprintf(stderr, "%s: the child died of signal %d\n", what, WTERMSIG(status));
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
 
 /* A gate: tasks wait in test_gate_wait until the test opens it. The wait is a
  * condition wait, so it is a cancellation point (its status is returned). */
