@@ -56,6 +56,7 @@ pub unsafe extern "C" fn weft_wait_on(
 pub unsafe extern "C" fn weft_wake(rt: *mut weft_runtime_t, addr: *const c_void, n: usize) -> usize {
     ffi_value("weft_wake", 0, || {
         let rt = open_runtime(rt)?;
+        rt.check_runs_caller()?;
         rt.parking()?.unpark(rt, parked_address(addr)?, n)
     })
 }
@@ -92,6 +93,7 @@ pub unsafe extern "C" fn weft_park(
 pub unsafe extern "C" fn weft_unpark(rt: *mut weft_runtime_t, addr: *const c_void, n: usize) -> usize {
     ffi_value("weft_unpark", 0, || {
         let rt = open_runtime(rt)?;
+        rt.check_runs_caller()?;
         rt.parking()?.unpark(rt, parked_address(addr)?, n)
     })
 }

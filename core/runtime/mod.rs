@@ -90,6 +90,9 @@ pub(crate) struct Runtime {
     pool: std::sync::OnceLock<pool::Pool>,
     /// The parking table (`weft_wait_on`, semaphores, barriers), made on first use.
     parking: std::sync::OnceLock<parking::ParkingTable>,
+    /// The thread that opened the runtime: on a deterministic platform, the one thread
+    /// it runs (its tasks run there too, one at a time).
+    opener: libc::pthread_t,
     /// Held while the pool or the parking table is made. The runtime's own, not a
     /// static: a child of fork() never finds it held by a thread it does not have.
     making: ForkMutex<()>,
@@ -197,6 +200,8 @@ impl Runtime {
             checks: Checks::new(check_flags, cfg.on_check_report, cfg.hook_ud),
             pool: std::sync::OnceLock::new(),
             parking: std::sync::OnceLock::new(),
+            // SAFETY: no preconditions.
+            opener: unsafe { libc::pthread_self() },
             making: ForkMutex::new(()),
         }));
         // A platform that preempts polling tasks learns the poll word (ABI 2 and later).
@@ -220,6 +225,27 @@ impl Runtime {
             let _ = self.pool.set(pool::Pool::new(self)?);
         }
         Ok(self.pool.get().expect("the pool was just made"))
+    }
+
+    /// `WEFT_ENOTSUP` on a thread a deterministic platform does not run (any but the
+    /// one that opened the runtime, whose tasks run on it): asked by the calls that
+    /// change something before they wake a waiter, since the platform refuses such a
+    /// thread's wake-up only as "woke nobody" (its park and unpark take no status).
+    pub(crate) fn check_runs_caller(&self) -> Result<()> {
+        // SAFETY: no preconditions; two pthread_t of this process.
+        if self.table.caps & WEFT_CAP_DETERMINISTIC != 0
+            && unsafe { libc::pthread_equal(libc::pthread_self(), self.opener) } == 0
+        {
+            // SAFETY: the platform's name, a C string of the loaded platform's, kept for ever.
+            let name = unsafe { CStr::from_ptr(self.info.name) }.to_string_lossy();
+            fail!(
+                WEFT_ENOTSUP,
+                "the {name} platform runs every task on the thread that opened the runtime, and does not \
+                 control this thread (made by the host, not by weft_spawn): call weft from weft tasks or \
+                 from the opening thread only"
+            );
+        }
+        Ok(())
     }
 
     /// The parking table, made on first use.

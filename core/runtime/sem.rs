@@ -147,6 +147,8 @@ impl Semaphore {
     /// the increment (the wake-up uses its address only).
     pub(crate) fn post(&self) -> Result<()> {
         let rt = runtime_of(&self.rt, "semaphore")?;
+        // Before the unit is added: a wake-up the platform refuses would strand a waiter.
+        rt.check_runs_caller()?;
         let addr = self.state_addr();
         let Ok(before) = self.state.fetch_update(SeqCst, SeqCst, |s| (s & COUNT != COUNT).then(|| s + 1)) else {
             fail!(WEFT_EINVAL, "semaphore {:p} is at its maximum value ({})", self, u32::MAX);
@@ -243,6 +245,8 @@ impl Barrier {
     /// arrival is taken back) unless the round completed first.
     pub(crate) fn wait(&self) -> Result<bool> {
         let rt = runtime_of(&self.rt, "barrier")?;
+        // Before it arrives: the last arrival's wake-up, if refused, would strand the round.
+        rt.check_runs_caller()?;
         // Counted before it arrives: a destroy that saw the round complete must also
         // see every task of it that has not left.
         self.waiters.fetch_add(1, SeqCst);

@@ -1,6 +1,8 @@
 /* A thread the host made itself is refused on sim: weft_thread_attach and any call
- * that reaches the platform answer WEFT_ENOTSUP, and weft_last_error() says why. The
- * opening thread may attach. Exit 0 when all of that holds. */
+ * that reaches the platform answer WEFT_ENOTSUP, and weft_last_error() says why; a
+ * semaphore's post, a barrier's arrival and a wake are refused before they change
+ * anything (they reported success and the wake-up was lost). The opening thread may
+ * attach, post and arrive. Exit 0 when all of that holds. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,6 +10,8 @@
 #include "weft.h"
 
 static weft_runtime_t *rt;
+static weft_sem_t sem;
+static weft_barrier_t barrier;
 static int failures;
 
 static void expect_refused(weft_status_t s, const char *what) {
@@ -25,6 +29,18 @@ static void *host_thread(void *arg) {
   expect_refused(weft_thread_attach(rt), "weft_thread_attach");
   expect_refused(weft_yield(rt), "weft_yield");
   expect_refused(weft_sleep_until(rt, 0), "weft_sleep_until");
+  /* Refused before they change anything: the platform would drop their wake-ups. */
+  expect_refused(weft_sem_post(&sem), "weft_sem_post");
+  if (weft_sem_value(&sem) != 0) {
+    printf("a refused weft_sem_post added a unit\n");
+    failures++;
+  }
+  expect_refused(weft_barrier_wait(&barrier, NULL), "weft_barrier_wait");
+  static uint32_t word;
+  size_t woken = weft_wake(rt, &word, 1);
+  expect_refused(woken == 0 ? WEFT_ENOTSUP : WEFT_OK, "weft_wake");
+  woken = weft_unpark(rt, &word, 1);
+  expect_refused(woken == 0 ? WEFT_ENOTSUP : WEFT_OK, "weft_unpark");
   return NULL;
 }
 
@@ -34,8 +50,16 @@ int main(void) {
     printf("the opening thread could not attach: %s\n", weft_last_error());
     return 1;
   }
+  if (weft_sem_init(rt, &sem, 0) != WEFT_OK || weft_barrier_init(rt, &barrier, 1) != WEFT_OK) return 1;
   pthread_t t;
   if (pthread_create(&t, NULL, host_thread, NULL) != 0 || pthread_join(t, NULL) != 0) return 1;
+  /* The opening thread may post and pass the barrier. */
+  bool serial = false;
+  if (weft_sem_post(&sem) != WEFT_OK || weft_barrier_wait(&barrier, &serial) != WEFT_OK || !serial) {
+    printf("the opening thread was refused: %s\n", weft_last_error());
+    return 1;
+  }
+  if (weft_sem_destroy(&sem) != WEFT_OK || weft_barrier_destroy(&barrier) != WEFT_OK) return 1;
   if (weft_runtime_close(rt) != WEFT_OK) return 1;
   return failures == 0 ? 0 : 1;
 }
