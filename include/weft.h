@@ -30,9 +30,11 @@
  *   recycled), so a call through a handle already given back is refused with
  *   WEFT_EINVAL, until a new handle of the same kind reuses the memory. A pointer that
  *   was never a handle of the right kind is refused as far as its first bytes tell.
- * - Sync objects (weft_mutex_t, weft_cond_t, weft_rwlock_t) live in host memory
- *   and are never copied or moved while initialised; an uninitialised or destroyed one is
- *   refused with WEFT_EINVAL while the host leaves the memory alone.
+ * - Sync objects (weft_mutex_t, weft_cond_t, weft_rwlock_t, weft_sem_t,
+ *   weft_barrier_t, weft_once_t) live in host memory, at their type's alignment, and
+ *   are never copied or moved while initialised; an uninitialised or destroyed one is
+ *   refused with WEFT_EINVAL while the host leaves the memory alone, and so is one at a
+ *   misaligned address (inside a packed struct, say), whatever its bytes.
  * - Threads. Every function may be called from any thread or task, concurrently with
  *   any other, on the same objects, except: a _destroy, weft_runtime_close, the last
  *   _release of a handle, weft_join and weft_detach must not race with other calls
@@ -701,7 +703,8 @@ typedef struct weft_mutex_t {
 weft_status_t weft_mutex_init(struct weft_runtime_t *rt, struct weft_mutex_t *m, uint32_t flags);
 
 // Destroys an unlocked mutex; its memory is the host's again. `WEFT_EBUSY` while it is
-// held, or while a lock or unlock of it is under way or a waiter is parked on it.
+// held, and while a lock or unlock of it is seen under way (a destroy must not race
+// with other calls on the mutex, a task blocked in its lock among them: docs/rules.md).
 // Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 weft_status_t weft_mutex_destroy(struct weft_mutex_t *m);
 

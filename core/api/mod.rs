@@ -78,5 +78,10 @@ pub(crate) fn non_null<T>(ptr: *const T, name: &str) -> Result<()> {
     if ptr.is_null() {
         fail!(WEFT_EINVAL, "{name} is NULL");
     }
+    // Its atomics (or the pointer written through it) need the type's alignment: a
+    // misaligned atomic is undefined (a split lock on x86-64, a fault on AArch64).
+    if !ptr.is_aligned() {
+        fail!(WEFT_EINVAL, "{name} {ptr:p} is not aligned to {} bytes", std::mem::align_of::<T>());
+    }
     Ok(())
 }

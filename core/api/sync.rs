@@ -29,7 +29,11 @@ fn destroyable<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K
     match handle::check::<SyncObject<K>>(ptr.cast()) {
         Ok(obj) => Ok(obj),
         // SAFETY: the host's object memory, non-NULL, of the public type's size.
-        Err(_) if !ptr.is_null() && unsafe { SyncObject::<K>::bind_static(ptr.cast(), default_runtime)? } => {
+        Err(_)
+            if !ptr.is_null()
+                && ptr.cast::<SyncObject<K>>().is_aligned()
+                && unsafe { SyncObject::<K>::bind_static(ptr.cast(), default_runtime)? } =>
+        {
             handle::check::<SyncObject<K>>(ptr.cast())
         }
         Err(e) => Err(e),
@@ -39,7 +43,8 @@ fn destroyable<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K
 /// A static object never used, destroyed: nothing to give back.
 fn destroyed_unbound<K: SyncKind>(ptr: *mut impl Sized) -> bool {
     // SAFETY: as in `destroyable`; only the atomic tag is read and changed.
-    !ptr.is_null() && unsafe { &*(ptr as *const SyncObject<K>) }.destroy_unbound()
+    let object = ptr as *const SyncObject<K>;
+    !object.is_null() && object.is_aligned() && unsafe { &*object }.destroy_unbound()
 }
 
 static DEFAULT_RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());
@@ -99,7 +104,8 @@ pub unsafe extern "C" fn weft_mutex_init(rt: *mut weft_runtime_t, m: *mut weft_m
 }
 
 /// Destroys an unlocked mutex; its memory is the host's again. `WEFT_EBUSY` while it is
-/// held, or while a lock or unlock of it is under way or a waiter is parked on it.
+/// held, and while a lock or unlock of it is seen under way (a destroy must not race
+/// with other calls on the mutex, a task blocked in its lock among them: docs/rules.md).
 /// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 #[no_mangle]
 pub unsafe extern "C" fn weft_mutex_destroy(m: *mut weft_mutex_t) -> weft_status_t {

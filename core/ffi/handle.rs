@@ -55,7 +55,12 @@ pub(crate) trait Handle: 'static {
 pub(crate) fn probe<'a, T: Handle>(ptr: *const T) -> Option<&'a T> {
     // SAFETY: a non-NULL pointer from the host addresses a `T` of this kind, or at least
     // four readable bytes (see the module comment); only the atomic tag is read before
-    // the tag says it is a `T`.
+    // the tag says it is a `T`. In host memory a misaligned pointer is no `T` (and its
+    // atomic tag could not be read). A handle weft made is aligned, and a pointer that
+    // is not is garbage, as one to unmapped memory: not looked at on the hot paths.
+    if T::LIFETIME == Lifetime::HostMemory && !ptr.is_aligned() {
+        return None;
+    }
     let handle = unsafe { ptr.as_ref() }?;
     T::LIVE.contains(&handle.tag().load(Acquire)).then_some(handle)
 }
@@ -73,11 +78,17 @@ pub(crate) fn check<'a, T: Handle>(ptr: *const T) -> Result<&'a T> {
 #[cold]
 #[inline(never)]
 pub(crate) fn refusal<T: Handle>(ptr: *const T) -> Error {
+    let kind = T::KIND;
+    if !ptr.is_aligned() {
+        return Error::new(
+            WEFT_EINVAL,
+            format!("{ptr:p} is not aligned to {} bytes, as a weft {kind} is", std::mem::align_of::<T>()),
+        );
+    }
     // SAFETY: as in `probe`.
     let Some(handle) = (unsafe { ptr.as_ref() }) else {
-        return Error::new(WEFT_EINVAL, format!("{} is NULL", T::KIND));
+        return Error::new(WEFT_EINVAL, format!("{kind} is NULL"));
     };
-    let kind = T::KIND;
     let tag = handle.tag().load(Acquire);
     let detail = if tag == T::DEAD {
         format!("{kind} {ptr:p} {}", T::DEAD_REASON)
@@ -128,5 +139,12 @@ mod tests {
         let raw = Thing { tag: AtomicU32::new(0) };
         assert!(message(&raw).contains("is not initialised (call weft_thing_init first)"));
         assert_eq!(check(&raw as *const Thing).err().unwrap().code, WEFT_EINVAL);
+        let misaligned = (&live as *const Thing as usize + 1) as *const Thing;
+        assert!(probe(misaligned).is_none());
+        assert!(
+            message(misaligned).contains("is not aligned to 4 bytes, as a weft thing is"),
+            "{}",
+            message(misaligned)
+        );
     }
 }

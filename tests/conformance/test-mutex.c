@@ -390,6 +390,59 @@ TEST_IMPL(mutex_null_arguments) {
   return TEST_OK;
 }
 
+/* Host objects at addresses their type's alignment does not allow are refused with
+ * WEFT_EINVAL, whatever the bytes there say (zeros, or a static initialiser's copied
+ * in): their atomics would be undefined (a split lock across two cache lines on
+ * x86-64, a fault on AArch64). Before, a debug build aborted and a release build
+ * initialised and used them. */
+static _Alignas(64) unsigned char misaligned_memory[1024];
+
+#define ASSERT_MISALIGNED(call)           \
+  do {                                    \
+    ASSERT_STATUS(WEFT_EINVAL, call);     \
+    ASSERT_ERROR_MENTIONS("not aligned"); \
+  } while (0)
+
+TEST_IMPL(sync_objects_misaligned) {
+  weft_runtime_t *rt = test_open_runtime();
+  const weft_mutex_t static_mutex = WEFT_MUTEX_INIT;
+  const weft_cond_t static_cond = WEFT_COND_INIT;
+  static const size_t offsets[] = {1, 4, 61};
+  for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+    unsigned char *at = misaligned_memory + 64 * (1 + 3 * i) + offsets[i];
+    weft_mutex_t *m = (weft_mutex_t *)at;
+    weft_cond_t *c = (weft_cond_t *)(at + 256);
+    memset(misaligned_memory, 0, sizeof misaligned_memory);
+    ASSERT_MISALIGNED(weft_mutex_init(rt, m, 0));
+    ASSERT_MISALIGNED(weft_cond_init(rt, c));
+    ASSERT_MISALIGNED(weft_rwlock_init(rt, (weft_rwlock_t *)at));
+    ASSERT_MISALIGNED(weft_sem_init(rt, (weft_sem_t *)at, 1));
+    ASSERT_MISALIGNED(weft_barrier_init(rt, (weft_barrier_t *)at, 2));
+    ASSERT_MISALIGNED(weft_once((weft_once_t *)at, (weft_once_fn)abort, NULL));
+    if (offsets[i] % 4 != 0) ASSERT_MISALIGNED(weft_wait_on(rt, (const uint32_t *)at, 1, 0));
+    for (int fill = 0; fill < 2; fill++) {
+      if (fill) {
+        memcpy(at, &static_mutex, sizeof static_mutex);
+        memcpy(at + 256, &static_cond, sizeof static_cond);
+      }
+      ASSERT_MISALIGNED(weft_mutex_lock(m));
+      ASSERT_MISALIGNED(weft_mutex_try_lock(m));
+      ASSERT_MISALIGNED(weft_mutex_lock_until(m, 0));
+      ASSERT_MISALIGNED(weft_mutex_unlock(m));
+      ASSERT_MISALIGNED(weft_mutex_destroy(m));
+      ASSERT_MISALIGNED(weft_cond_signal(c));
+      ASSERT_MISALIGNED(weft_cond_broadcast(c));
+      ASSERT_MISALIGNED(weft_cond_destroy(c));
+      ASSERT_MISALIGNED(weft_rwlock_read_lock((weft_rwlock_t *)at));
+      ASSERT_MISALIGNED(weft_rwlock_destroy((weft_rwlock_t *)at));
+      ASSERT_MISALIGNED(weft_sem_post((weft_sem_t *)at));
+      ASSERT_MISALIGNED(weft_barrier_wait((weft_barrier_t *)at, NULL));
+    }
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* A task that ends while holding a mutex leaves it held (by nobody alive): others
  * get WEFT_EBUSY from trylock and WEFT_EPERM from unlock, never a hang or a crash. */
 static int32_t lock_and_leave(void *arg, void **result) {
