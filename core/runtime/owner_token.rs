@@ -13,8 +13,9 @@
 //! (glibc's error-checking mutex, which stores thread ids, has the same limit when
 //! the kernel reuses an id). Tokens are handed out from 1 upwards, so the table from
 //! token to id stays as small as the most contexts ever alive at once (plus the
-//! quarantine). More than `MAX_TOKEN` live contexts leave the newest without a token
-//! (0): their mutex locks are refused (`WEFT_ENOMEM`).
+//! quarantine). More than `MAX_TOKEN` live contexts (fewer, by up to the quarantine,
+//! once every token was handed out) leave the newest without a token (0): their mutex
+//! locks are refused (`WEFT_ENOMEM`).
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Acquire, Ordering::Release};
 
@@ -50,18 +51,40 @@ pub(crate) fn pool_lock() -> &'static weft_platform::fork_lock::RawForkLock {
     unsafe { POOL.raw() }
 }
 
-/// A token for the context `id`; 0 when `MAX_TOKEN` contexts hold one already.
+/// Where the next token comes from.
+#[derive(Debug, PartialEq)]
+enum Source {
+    /// The oldest one given back, which has waited out the quarantine.
+    Returned,
+    Fresh,
+    /// None: the rest are held, or given back too recently to be reused.
+    None,
+}
+
+fn source(returned: usize, fresh: u32) -> Source {
+    if returned > QUARANTINE {
+        Source::Returned
+    } else if fresh <= MAX_TOKEN {
+        Source::Fresh
+    } else {
+        Source::None
+    }
+}
+
+/// A token for the context `id`; 0 when every token is held or in quarantine (about
+/// `MAX_TOKEN` contexts alive at once).
 pub(crate) fn take(id: u64) -> u32 {
     let mut pool = POOL.lock();
-    let token = if pool.returned.len() > QUARANTINE || pool.fresh > MAX_TOKEN {
-        match pool.returned.pop_front() {
+    let token = match source(pool.returned.len(), pool.fresh) {
+        Source::Returned => match pool.returned.pop_front() {
             Some(token) => token,
             None => return 0,
+        },
+        Source::Fresh => {
+            pool.fresh += 1;
+            pool.fresh - 1
         }
-    } else {
-        let token = pool.fresh;
-        pool.fresh += 1;
-        token
+        Source::None => return 0,
     };
     entry(token, true).store(id, Release);
     token
@@ -122,5 +145,16 @@ mod tests {
         assert!(held[1..].iter().all(|&(t, _)| !next.contains(&t)));
         held[1..].iter().for_each(|&(t, _)| give_back(t));
         next.into_iter().for_each(give_back);
+    }
+
+    #[test]
+    fn the_quarantine_holds_also_once_the_fresh_tokens_are_gone() {
+        assert_eq!(source(0, 1), Source::Fresh);
+        assert_eq!(source(QUARANTINE, MAX_TOKEN), Source::Fresh);
+        assert_eq!(source(QUARANTINE + 1, 1), Source::Returned);
+        // Out of fresh tokens: one given back too recently is not reused early.
+        assert_eq!(source(QUARANTINE, MAX_TOKEN + 1), Source::None);
+        assert_eq!(source(1, MAX_TOKEN + 1), Source::None);
+        assert_eq!(source(QUARANTINE + 1, MAX_TOKEN + 1), Source::Returned);
     }
 }
