@@ -238,9 +238,9 @@ impl Task {
         };
         let mut plat = ptr::null_mut();
         // No lock is held across the plugin's spawn: a platform may run the new task
-        // before spawn returns (on this very thread, for a coroutine platform). Until the
-        // handle is stored only the task itself can reach it (weft_task_self), and a
-        // task cancelling itself needs no wake-up.
+        // before spawn returns (on this very thread, for a coroutine platform), and
+        // other tasks may reach it meanwhile (the registry, the hooks): see the cancel
+        // below.
         let ctx_for_plugin = shell as *const Task as *mut c_void;
         shell.state().ctx.start_arg.store(req.arg as usize, SeqCst);
         safepoint::task_spawning(rt, &shell.state().ctx);
@@ -254,6 +254,15 @@ impl Task {
             fail!(WEFT_EINTERNAL, "the platform failed without a status");
         }
         *shell.state().plat.lock() = plat;
+        // A cancel that came before the platform's handle was stored (the registry and
+        // the task hooks hand the task out from its spawn on) set the flag but could
+        // wake nothing: wake it now. Either that cancel found the handle under the lock,
+        // or its flag, set before it took the lock, is seen here.
+        if shell.state().ctx.cancelled.load(SeqCst) {
+            // The spawn itself succeeded: its result stands whatever this wake-up says
+            // (the flag is set, and the task's next cancellation point sees it).
+            let _ = plat_call!(rt.table, cancel(plat));
+        }
         let id = shell.owned_id();
         if req.detached {
             shell.handle.store(HANDLE_GONE, SeqCst);
