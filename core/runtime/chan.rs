@@ -156,6 +156,8 @@ impl Channel {
     /// send after either returns can succeed.
     pub(crate) fn close(&self, code: i32) -> Result<()> {
         let rt = self.runtime();
+        // Before the state moves: a close the platform refused would still have closed.
+        rt.check_runs_caller()?;
         if self.close_state.compare_exchange(OPEN, CLOSING, AcqRel, Acquire).is_err() {
             while self.close_state.load(Acquire) == CLOSING {
                 plat_call!(rt.table, r#yield(rt.prt));

@@ -217,6 +217,11 @@ impl Group {
     /// Cancels what still runs, waits for it, and retires the group.
     pub(crate) fn free(&'static self) -> Result<()> {
         self.refuse_member()?;
+        // Before it cancels the tasks: it could not wait for them.
+        let rt = self.state.lock().rt;
+        if let Some(rt) = rt {
+            rt.check_runs_caller()?;
+        }
         self.state.lock().freeing = true;
         self.cancel_all();
         if let Err(e) = self.wait(WEFT_FOREVER) {

@@ -275,6 +275,8 @@ impl Runtime {
 
     /// Closes the runtime (see `weft_runtime_close`).
     pub(crate) fn close(&'static self) -> Result<()> {
+        // A platform that runs only the opening thread would free its scheduler under it.
+        self.check_runs_caller()?;
         self.stop_pool();
         if let Err(word) = self.tasks.compare_exchange(0, CLOSING, SeqCst, SeqCst) {
             let running = word & TASK_MASK;

@@ -777,6 +777,9 @@ pub(crate) fn safepoint(rt: &Runtime) -> Result<()> {
 
 /// `weft_stw_begin`.
 pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
+    // Before the world is asked to stop: the platform would refuse this thread's waits
+    // and wake-ups, and the tasks parked for the stop would never resume.
+    rt.check_runs_caller()?;
     let me = context::current();
     let world = &rt.world;
     if world.owner.load(SeqCst) == me.id {

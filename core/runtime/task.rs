@@ -440,6 +440,8 @@ impl Task {
     pub(crate) fn cancel(&'static self) -> Result<()> {
         let _pin = self.pin_held_handle()?;
         let state = self.state();
+        // Before the flag: a cancel the platform refused would still have cancelled.
+        state.rt.check_runs_caller()?;
         state.ctx.cancelled.store(true, SeqCst);
         state.cancels.fetch_add(1, SeqCst);
         let plat = *state.plat.lock();
