@@ -710,10 +710,10 @@ impl State {
                 self.tasks[from].priority = (changes.len() - 1 - i) as i64;
             }
         }
-        if self.step_ns > 0 {
-            let now = NOW.load(Relaxed).saturating_add(self.step_ns);
-            self.advance(now);
-        }
+        // Timers already due fire too, also without a step of time: a wait whose
+        // deadline had passed when it blocked ("one try") waited, before, until no
+        // other task could run.
+        self.advance(NOW.load(Relaxed).saturating_add(self.step_ns));
         self.wake_ready_io(0);
         let to = loop {
             if !self.runnable.is_empty() {
