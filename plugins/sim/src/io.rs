@@ -9,7 +9,7 @@
 use weft_platform::readiness::{not_open_detail, poll_events, poll_now, PollNow};
 use weft_platform::*;
 
-use crate::sched::{Call, Obj};
+use crate::sched::{Call, Obj, Sim};
 use crate::{clock, on_sim, wait, HOST};
 
 /// One task's wait in progress: on which runtime, fd and events, and whether a
@@ -61,35 +61,45 @@ pub(crate) unsafe extern "C" fn fd_wait(
         let call = io_call("weft_fd_wait", fd, events);
         sim.step(call);
         sim.io_begin(IoWait { rt: rt as usize, fd, events, forgotten: false });
-        let status = HOST.blocking(|| loop {
-            // Cancellation first: a cancelled task gets WEFT_ECANCELED even on a ready fd.
-            if wait::cancelled() {
-                break WEFT_ECANCELED;
-            }
-            if sim.io_forgotten() {
-                break WEFT_ECLOSED;
-            }
-            match poll_now(fd, events) {
-                PollNow::Ready(ready) => {
-                    // SAFETY: the runtime passes a valid out-pointer.
-                    unsafe { *revents = ready };
-                    break WEFT_OK;
-                }
-                PollNow::NotOpen => {
-                    break HOST.fail(WEFT_EINVAL, &not_open_detail(fd));
-                }
-                PollNow::NotReady => {}
-            }
-            if clock::expired(deadline) {
-                break WEFT_ETIMEDOUT;
-            }
-            // Made runnable by the scheduler's poll, a forget, a cancellation or the
-            // deadline: look again.
-            sim.block_on_io(call, deadline);
-        });
-        sim.io_end();
-        status
+        // The wait ends inside the blocking region: leaving the region may park the
+        // task for a stop of the world, and a task still listed there with a ready fd
+        // was made runnable at every step meanwhile (virtual time stood still).
+        HOST.blocking(|| {
+            let status = wait_for_fd(sim, call, fd, events, deadline, revents);
+            sim.io_end();
+            status
+        })
     })
+}
+
+/// The loop of `fd_wait`, inside its blocking region.
+fn wait_for_fd(sim: &Sim, call: Call, fd: i32, events: u32, deadline: i64, revents: *mut u32) -> weft_status_t {
+    loop {
+        // Cancellation first: a cancelled task gets WEFT_ECANCELED even on a ready fd.
+        if wait::cancelled() {
+            break WEFT_ECANCELED;
+        }
+        if sim.io_forgotten() {
+            break WEFT_ECLOSED;
+        }
+        match poll_now(fd, events) {
+            PollNow::Ready(ready) => {
+                // SAFETY: the runtime passes a valid out-pointer.
+                unsafe { *revents = ready };
+                break WEFT_OK;
+            }
+            PollNow::NotOpen => {
+                break HOST.fail(WEFT_EINVAL, &not_open_detail(fd));
+            }
+            PollNow::NotReady => {}
+        }
+        if clock::expired(deadline) {
+            break WEFT_ETIMEDOUT;
+        }
+        // Made runnable by the scheduler's poll, a forget, a cancellation or the
+        // deadline: look again.
+        sim.block_on_io(call, deadline);
+    }
 }
 
 pub(crate) unsafe extern "C" fn fd_forget(rt: *mut weft_plat_rt_t, fd: i32) -> weft_status_t {
