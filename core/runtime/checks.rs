@@ -14,7 +14,7 @@
 //! while another lock is held, and every contended wait, takes it. With checks off
 //! nothing here runs: the callers test `Checks::on` first.
 use std::backtrace::Backtrace;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
@@ -100,7 +100,9 @@ struct Graph {
     by_addr: HashMap<usize, u64>,
     nodes: HashMap<u64, Node>,
     edges: HashMap<(u64, u64), Edge>,
-    successors: HashMap<u64, HashSet<u64>>,
+    /// In node order (the order the locks were first seen), so that the path a report
+    /// names is the same in every run of the same schedule (on sim, of the same seed).
+    successors: HashMap<u64, BTreeSet<u64>>,
     reported: HashSet<(u64, u64)>,
     /// Who holds each lock (deadlock checks): context ids, one entry per hold.
     holders: HashMap<u64, Vec<u64>>,
@@ -660,5 +662,22 @@ mod tests {
         assert!(g.path(4, 1).is_none());
         g.forget(3);
         assert!(g.path(1, 4).is_none());
+    }
+
+    #[test]
+    fn of_several_paths_every_graph_names_the_same() {
+        // 1 -> {2, 3, 4, 5} -> 6, built afresh each time: a hash set's order changes
+        // from one set to the next, and so did the path a lock-order report named (on
+        // sim, from one run of a seed to the next).
+        let path = || {
+            let mut g = Graph::default();
+            for mid in 2..=5 {
+                g.successors.entry(1).or_default().insert(mid);
+                g.successors.entry(mid).or_default().insert(6);
+            }
+            g.path(1, 6).expect("a path")
+        };
+        let first = path();
+        assert!((0..20).all(|_| path() == first));
     }
 }
