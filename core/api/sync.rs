@@ -28,10 +28,11 @@ fn live<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K>> {
 fn destroyable<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K>> {
     match handle::check::<SyncObject<K>>(ptr.cast()) {
         Ok(obj) => Ok(obj),
-        // SAFETY: the host's object memory, non-NULL, of the public type's size.
         Err(_)
             if !ptr.is_null()
                 && ptr.cast::<SyncObject<K>>().is_aligned()
+                // SAFETY: the host's object memory, non-NULL, aligned, of the public
+                // type's size.
                 && unsafe { SyncObject::<K>::bind_static(ptr.cast(), default_runtime)? } =>
         {
             handle::check::<SyncObject<K>>(ptr.cast())
@@ -42,9 +43,11 @@ fn destroyable<'a, K: SyncKind>(ptr: *mut impl Sized) -> Result<&'a SyncObject<K
 
 /// A static object never used, destroyed: nothing to give back.
 fn destroyed_unbound<K: SyncKind>(ptr: *mut impl Sized) -> bool {
-    // SAFETY: as in `destroyable`; only the atomic tag is read and changed.
     let object = ptr as *const SyncObject<K>;
-    !object.is_null() && object.is_aligned() && unsafe { &*object }.destroy_unbound()
+    !object.is_null()
+        && object.is_aligned()
+        // SAFETY: as in `destroyable`; only the atomic tag is read and changed.
+        && unsafe { &*object }.destroy_unbound()
 }
 
 static DEFAULT_RUNTIME: AtomicPtr<Runtime> = AtomicPtr::new(std::ptr::null_mut());

@@ -53,14 +53,15 @@ pub(crate) trait Handle: 'static {
 /// fail in any other way: for the fast paths, whose slow path then calls [`check`].
 #[inline(always)]
 pub(crate) fn probe<'a, T: Handle>(ptr: *const T) -> Option<&'a T> {
-    // SAFETY: a non-NULL pointer from the host addresses a `T` of this kind, or at least
-    // four readable bytes (see the module comment); only the atomic tag is read before
-    // the tag says it is a `T`. In host memory a misaligned pointer is no `T` (and its
-    // atomic tag could not be read). A handle weft made is aligned, and a pointer that
-    // is not is garbage, as one to unmapped memory: not looked at on the hot paths.
+    // In host memory a misaligned pointer is no `T` (and its atomic tag could not be
+    // read). A handle weft made is aligned, and a pointer that is not is garbage, as one
+    // to unmapped memory: not looked at on the hot paths.
     if T::LIFETIME == Lifetime::HostMemory && !ptr.is_aligned() {
         return None;
     }
+    // SAFETY: a non-NULL pointer from the host addresses a `T` of this kind, or at least
+    // four readable bytes (see the module comment); only the atomic tag is read before
+    // the tag says it is a `T`.
     let handle = unsafe { ptr.as_ref() }?;
     T::LIVE.contains(&handle.tag().load(Acquire)).then_some(handle)
 }

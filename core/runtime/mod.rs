@@ -232,8 +232,8 @@ impl Runtime {
     /// change something before they wake a waiter, since the platform refuses such a
     /// thread's wake-up only as "woke nobody" (its park and unpark take no status).
     pub(crate) fn check_runs_caller(&self) -> Result<()> {
-        // SAFETY: no preconditions; two pthread_t of this process.
         if self.table.caps & WEFT_CAP_DETERMINISTIC != 0
+            // SAFETY: no preconditions; two pthread_t of this process.
             && unsafe { libc::pthread_equal(libc::pthread_self(), self.opener) } == 0
         {
             // SAFETY: the platform's name, a C string of the loaded platform's, kept for ever.
