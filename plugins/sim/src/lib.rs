@@ -37,6 +37,7 @@ mod wait;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 
+use weft_platform::once::ForkSafeOnce;
 use weft_platform::*;
 
 use sched::{Call, Obj, Sim};
@@ -96,27 +97,58 @@ unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut
         let seed = cfg
             .filter(|c| c.struct_size as usize >= std::mem::offset_of!(weft_plat_config_t, seed) + 8)
             .map_or(0, |c| c.seed);
-        let settings = match sched::Settings::read(seed) {
-            Ok(s) => s,
-            Err(e) => return HOST.fail(WEFT_EINVAL, &e),
-        };
         if let Some(sim) = sched::here() {
+            // A second runtime shares the running scheduler, and with it its seed.
+            let running = sim.seed();
+            if seed != 0 && seed != running {
+                return HOST.fail(
+                    WEFT_EINVAL,
+                    &format!(
+                        "weft_config_t.seed is {seed}, but this thread already runs a sim runtime with seed \
+                         {running}: every runtime it opens shares that one scheduler (pass 0 or {running})"
+                    ),
+                );
+            }
             sim.reopen();
             // SAFETY: the runtime's out-pointer.
             unsafe { *out = Opened::boxed(sim) };
             return WEFT_OK;
         }
+        let settings = match sched::Settings::read(seed) {
+            Ok(s) => s,
+            Err(e) => return HOST.fail(WEFT_EINVAL, &e),
+        };
         if OPEN.swap(true, SeqCst) {
             return HOST.fail(
                 WEFT_ENOTSUP,
                 "the sim platform runs on the one thread that opened its first runtime; this is another thread",
             );
         }
+        forget_parents_scheduler_at_fork();
         let sim: &'static Sim = Box::leak(Sim::open(settings));
         // SAFETY: the runtime's out-pointer.
         unsafe { *out = Opened::boxed(sim) };
         WEFT_OK
     })
+}
+
+/// Installs, once, the handler that leaves the parent's scheduler behind in a child of
+/// `fork()`: the child's one thread is no longer a sim thread, and may open a runtime of
+/// its own on a new scheduler. Without it a runtime the child opened shared the copy of
+/// the parent's scheduler, whose tasks (copied with it) then ran in the child.
+fn forget_parents_scheduler_at_fork() {
+    static INSTALLED: ForkSafeOnce = ForkSafeOnce::new();
+    extern "C" fn in_child() {
+        // The parent's scheduler is left as it is (leaked): its coroutines' stacks are
+        // still mapped, and nothing resumes them.
+        sched::forget_here();
+        OPEN.store(false, SeqCst);
+    }
+    // SAFETY: a plain function that lives as long as the plugin, which is never unloaded
+    // while a runtime is open (and this runs as the first one opens).
+    INSTALLED.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(in_child));
+    });
 }
 
 unsafe extern "C" fn runtime_close(rt: *mut weft_plat_rt_t) -> weft_status_t {

@@ -185,6 +185,11 @@ pub(crate) fn here() -> Option<&'static Sim> {
     HERE.with(|h| unsafe { h.get().as_ref() })
 }
 
+/// In a child of `fork()`: the forking thread no longer runs the parent's scheduler.
+pub(crate) fn forget_here() {
+    HERE.with(|h| h.set(std::ptr::null()));
+}
+
 /// splitmix64: one 64-bit word of state, every seed a full-period stream.
 struct Rng(u64);
 
@@ -328,6 +333,11 @@ impl Sim {
             });
         }
         sim
+    }
+
+    /// The seed it runs with.
+    pub(crate) fn seed(&self) -> u64 {
+        self.state.borrow().seed
     }
 
     /// One more runtime opens on this scheduler.
