@@ -83,7 +83,10 @@ pub(crate) fn refusal<T: Handle>(ptr: *const T) -> Error {
     if !ptr.is_aligned() {
         return Error::new(
             WEFT_EINVAL,
-            format!("{ptr:p} is not aligned to {} bytes, as a weft {kind} is", std::mem::align_of::<T>()),
+            format!(
+                "{ptr:p} is not a weft {kind}: it is not aligned to {} bytes, as every weft {kind} is",
+                std::mem::align_of::<T>()
+            ),
         );
     }
     // SAFETY: as in `probe`.
@@ -143,7 +146,7 @@ mod tests {
         let misaligned = (&live as *const Thing as usize + 1) as *const Thing;
         assert!(probe(misaligned).is_none());
         assert!(
-            message(misaligned).contains("is not aligned to 4 bytes, as a weft thing is"),
+            message(misaligned).contains("is not a weft thing: it is not aligned to 4 bytes, as every weft thing is"),
             "{}",
             message(misaligned)
         );

@@ -603,11 +603,15 @@ TEST_IMPL(runtime_null_arguments) {
   ASSERT_ERROR_MENTIONS("runtime");
   weft_config_init(NULL);
   weft_spawn_opts_init(NULL);
-  /* Not a runtime at all (but readable memory): refused, not followed. */
-  static uint64_t junk[512];
+  /* Not a runtime at all (but readable memory): refused, not followed, aligned as a
+   * runtime is or not (the test found only the alignment it happened to get). */
+  static _Alignas(64) uint64_t junk[512];
   memset(junk, 0, sizeof junk);
   ASSERT_STATUS(WEFT_EINVAL, weft_yield((weft_runtime_t *)junk));
   ASSERT_ERROR_MENTIONS("not a weft runtime");
+  ASSERT_STATUS(WEFT_EINVAL, weft_yield((weft_runtime_t *)(junk + 1)));
+  ASSERT_ERROR_MENTIONS("not a weft runtime");
+  ASSERT_ERROR_MENTIONS("not aligned");
   (void)rt;
   return TEST_OK;
 }
