@@ -315,6 +315,88 @@ TEST_IMPL(sched_host_blocking_region_hands_off) {
   return TEST_OK;
 }
 
+/* --- a task that waits on weft inside its blocking region, then blocks ------------ */
+
+/* A task waits for a semaphore inside its host region (so it waits without a
+ * processor), then, still in the region, blocks in read() until a task spawned after
+ * its wake-up writes the pipe. On green with one worker, the worker that resumed it
+ * held the one processor through the read(): the writer ran only once the monitor took
+ * the processor back (30 ms), and never with the monitor's retake off, as here
+ * ($WEFT_GREEN_RETAKE_MS=0; other platforms ignore it). */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_sem_t sem;
+  int fds[2];
+  atomic_int inside, resumed;
+} region_waiter_t;
+
+static int32_t wait_then_block_in_region(void *arg, void **result) {
+  region_waiter_t *w = arg;
+  (void)result;
+  char c = 0;
+  ASSERT_OK(weft_blocking_begin(w->rt));
+  atomic_store(&w->inside, 1);
+  ASSERT_OK(weft_sem_wait(&w->sem));
+  atomic_store(&w->resumed, 1);
+  ASSERT_EQ(read(w->fds[0], &c, 1), 1); /* the host's own blocking call, after the wait */
+  ASSERT_OK(weft_blocking_end(w->rt));
+  return c;
+}
+
+static int32_t write_the_pipe(void *arg, void **result) {
+  region_waiter_t *w = arg;
+  (void)result;
+  ASSERT_EQ(write(w->fds[1], "z", 1), 1);
+  return 0;
+}
+
+TEST_IMPL(sched_region_wait_then_block_hands_off_again) {
+  test_skip_if_one_thread("a task blocks the one thread in read() until another writes the pipe");
+  ASSERT_EQ(setenv("WEFT_GREEN_RETAKE_MS", "0", 1), 0);
+  weft_runtime_t *rt = open_with_workers(1);
+  static region_waiter_t w;
+  w = (region_waiter_t){.rt = rt};
+  ASSERT_EQ(pipe(w.fds), 0);
+  ASSERT_OK(weft_sem_init(rt, &w.sem, 0));
+  weft_task_t *waiter = test_spawn(rt, wait_then_block_in_region, &w);
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  while (!atomic_load(&w.inside)) {
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  ASSERT_OK(weft_sem_post(&w.sem));
+  while (!atomic_load(&w.resumed)) {
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  weft_task_t *writer = test_spawn(rt, write_the_pipe, &w);
+  ASSERT_EQ(test_join(writer), 0);
+  ASSERT_EQ(test_join(waiter), 'z');
+  ASSERT_OK(weft_sem_destroy(&w.sem));
+  close(w.fds[0]);
+  close(w.fds[1]);
+  test_close_runtime(rt);
+  ASSERT_EQ(unsetenv("WEFT_GREEN_RETAKE_MS"), 0);
+  return TEST_OK;
+}
+
+/* $WEFT_GREEN_RETAKE_MS that is not a number: green refuses to open, and says why. */
+TEST_IMPL(sched_retake_setting_checked) {
+  ASSERT_EQ(setenv("WEFT_GREEN_RETAKE_MS", "soon", 1), 0);
+  weft_runtime_t *rt = NULL;
+  weft_status_t s = weft_runtime_open(NULL, &rt);
+  ASSERT_EQ(unsetenv("WEFT_GREEN_RETAKE_MS"), 0);
+  if (rt) {
+    /* Other platforms ignore the setting. */
+    ASSERT_OK(s);
+    test_close_runtime(rt);
+    return TEST_OK;
+  }
+  ASSERT_STATUS(WEFT_EINVAL, s);
+  ASSERT_ERROR_MENTIONS("WEFT_GREEN_RETAKE_MS");
+  return TEST_OK;
+}
+
 /* --- a task that computes and polls gives way to the tasks of its worker ---------- */
 
 typedef struct {

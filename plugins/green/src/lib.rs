@@ -43,7 +43,11 @@ unsafe extern "C" fn runtime_open(cfg: *const weft_plat_config_t, out: *mut *mut
             .map_or(0, |c| c.workers as usize);
         wait::forget_parent_waiters_in_children();
         let workers = if asked == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { asked };
-        match sched::Sched::open(workers) {
+        let retake_ns = match sched::retake_ns() {
+            Ok(ns) => ns,
+            Err(e) => return HOST.fail(WEFT_EINVAL, &e),
+        };
+        match sched::Sched::open(workers, retake_ns) {
             Ok(sched) => {
                 // SAFETY: the runtime's out-pointer.
                 unsafe { *out = Box::into_raw(Box::new(sched)) as *mut weft_plat_rt_t };

@@ -183,6 +183,9 @@ pub(crate) struct Sched {
     /// Tasks whose last reference was the runtime's handle, kept for the next spawns
     /// (a spawn then allocates nothing); emptied at close (each holds the scheduler).
     spare_tasks: ForkMutex<Vec<Arc<Task>>>,
+    /// How long a task may keep its processor without a switch before the monitor
+    /// hands the processor on (`retake_ns`).
+    retake_ns: i64,
 }
 
 /// Spare tasks kept per runtime.
@@ -236,8 +239,19 @@ impl Proc {
 
 /// A task that runs this long without polling after being asked to yield loses its
 /// processor: the thread keeps running it, another thread takes the processor (as for
-/// a blocking region), so that the other tasks do not starve.
+/// a blocking region), so that the other tasks do not starve. `$WEFT_GREEN_RETAKE_MS`
+/// sets it (0: never; read when a runtime opens).
 const RETAKE_NS: i64 = 3 * SLICE_NS;
+
+/// `RETAKE_NS`, or what `$WEFT_GREEN_RETAKE_MS` asks (0: never).
+pub(crate) fn retake_ns() -> Result<i64, String> {
+    let Ok(text) = std::env::var("WEFT_GREEN_RETAKE_MS") else { return Ok(RETAKE_NS) };
+    match text.trim().parse::<u64>() {
+        Ok(0) => Ok(i64::MAX),
+        Ok(ms) => Ok(i64::try_from(ms).unwrap_or(i64::MAX).saturating_mul(1_000_000)),
+        Err(_) => Err(format!("$WEFT_GREEN_RETAKE_MS is not a number of milliseconds: {text:?}")),
+    }
+}
 
 /// A task that runs this long without switching is asked to yield at its next poll.
 const SLICE_NS: i64 = 10_000_000;
@@ -344,11 +358,20 @@ pub(crate) fn on_task() -> bool {
 }
 
 fn suspend(why: Suspend) {
-    let task = here_task();
-    debug_assert!(!task.is_null());
+    let h = here();
+    debug_assert!(!h.task.is_null());
+    // A task that waits inside a host's blocking region runs on a thread without a
+    // processor; the worker that resumes it holds one. It hands that processor on
+    // again at once: the host's own blocking call may still follow in the region, and
+    // would block the processor's other tasks until the monitor retook it (30 ms).
+    let in_region = h.proc.is_null() && !matches!(why, Suspend::Rejoin);
     // SAFETY: the running task's yielder lives at the base of its own stack.
-    let yielder = unsafe { &*(*task).yielder.get() };
+    let yielder = unsafe { &*(*h.task).yielder.get() };
     yielder.suspend(why);
+    if in_region {
+        // SAFETY: the worker that resumed the task holds a reference on it.
+        unsafe { &*h.task }.sched.region_enter();
+    }
 }
 
 /// Suspends the calling task until `wake` (see `wait::park`). May return spuriously.
@@ -411,7 +434,7 @@ struct SendPtr(*mut c_void);
 unsafe impl Send for SendPtr {}
 
 impl Sched {
-    pub(crate) fn open(workers: usize) -> Result<Arc<Sched>, String> {
+    pub(crate) fn open(workers: usize, retake_ns: i64) -> Result<Arc<Sched>, String> {
         let deques: Vec<Deque<Arc<Task>>> = (0..workers).map(|_| Deque::new_fifo()).collect();
         let stealers = deques.iter().map(|d| d.stealer()).collect();
         let procs = deques
@@ -449,6 +472,7 @@ impl Sched {
             poller: std::sync::OnceLock::new(),
             making_poller: ForkMutex::new(()),
             spare_tasks: ForkMutex::new(Vec::new()),
+            retake_ns,
         });
         stack::install_handler();
         for index in 0..workers {
@@ -1111,7 +1135,7 @@ impl Sched {
                 p.preempt.store(0, SeqCst);
                 continue;
             }
-            if now - *since >= RETAKE_NS && guard & STATE_MASK == TASK && p.retake(hold_of(guard)) {
+            if now - *since >= self.retake_ns && guard & STATE_MASK == TASK && p.retake(hold_of(guard)) {
                 p.preempt.store(0, SeqCst);
                 *since = now;
                 retaken.push(p.index);
@@ -1274,7 +1298,7 @@ mod tests {
     /// and a timer that moved earlier while a worker (B) was spinning, so that
     /// `add_timer`'s `notify` left the wake-up to B.
     fn sleeper_and_a_moved_timer() -> Arc<Sched> {
-        let sched = Sched::open(0).expect("a scheduler without workers");
+        let sched = Sched::open(0, RETAKE_NS).expect("a scheduler without workers");
         sched.idle.lock().push((std::thread::current(), false));
         sched.n_idle.store(1, SeqCst);
         sched.spinning.store(1, SeqCst);
