@@ -51,10 +51,10 @@ MESSAGES_FULL = 5_000_000
 def sizes(quick):
     """Iterations per run. Full: the sizes the figures in docs/performance.md used."""
     if quick:
-        return dict(parked=100_000, skynet=100_000, spawn_task=20_000, switch=200_000, rounds=3, chan_rounds=3, case_budget_s=4, total_budget_s=50, uncontended=1_000_000, contended_ms=40, pingpong=5_000, spawn=500,
+        return dict(parked=100_000, skynet=100_000, spawn_task=20_000, switch=200_000, rounds=3, chan_rounds=3, case_budget_s=4, total_budget_s=50, uncontended=1_000_000, contended_ms=40, pingpong=5_000, pipeline=500, spawn=500,
                     now=1_000_000, yield_=100_000, poll=10_000_000, stops=20, msgs=50_000, msgs_sync=5_000,
                     msgs_select=5_000, psum_mid=1_000_000, psum_big=10_000_000, park=100_000)
-    return dict(parked=1_000_000, skynet=1_000_000, spawn_task=200_000, switch=2_000_000, rounds=7, chan_rounds=5, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, spawn=5_000,
+    return dict(parked=1_000_000, skynet=1_000_000, spawn_task=200_000, switch=2_000_000, rounds=7, chan_rounds=5, case_budget_s=25, total_budget_s=13 * 60, uncontended=10_000_000, contended_ms=200, pingpong=50_000, pipeline=5_000, spawn=5_000,
                 now=10_000_000, yield_=1_000_000, poll=100_000_000, stops=100, msgs=MESSAGES_FULL, msgs_sync=200_000,
                 msgs_select=200_000, psum_mid=1_000_000, psum_big=100_000_000, park=1_000_000)
 
@@ -271,6 +271,14 @@ def build_cases(s):
              [("cg/weft", "go/go", GO), ("c/weft", "go/go", None)],
              f"two tasks (goroutines) hand one message back and forth over two channels of capacity {cap}; "
              "ns per round trip")
+    case("green/pipeline", "a producer and a consumer that compute",
+         [("cg", "chan_pipeline", ["--n", str(s["pipeline"]), "--cap", "64"] + r3),
+          ("c", "chan_pipeline", ["--n", str(s["pipeline"]), "--cap", "64"] + r3),
+          ("go", "chan_pipeline", ["--n", str(s["pipeline"]), "--cap", "64"] + r3)],
+         [("cg/weft", "go/go", None), ("cg/weft", "c/weft", None)],
+         "a producer task (goroutine) computes 20 us per message and sends it on a channel of capacity 64, a "
+         "consumer receives it and computes 20 us; ns per message (20,000 when the two run side by side on two "
+         "CPUs, 40,000 when one waits for the other)")
     case("green/parked_rss", "memory per parked task",
          [("cg", "parked_rss", ["--n", str(s["parked"])] + r3), ("go", "parked_rss", ["--n", str(s["parked"])] + r3)],
          [("cg/weft", "go/go", None)],

@@ -7,7 +7,11 @@
  *   spawn_join_task  a task spawns and joins --n empty tasks, one after the other;
  *                  ns per spawn+join
  *   skynet         a tree of --n tasks (each spawns 10 until the leaves, which return
- *                  their number; parents join and add); ms per tree */
+ *                  their number; parents join and add); ms per tree
+ *   chan_pipeline  a producer computes 20 us per message and sends it on a channel of
+ *                  capacity --cap, a consumer receives it and computes 20 us; ns per
+ *                  message: 20,000 when the two run side by side, 40,000 when one
+ *                  waits for the other */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -55,6 +59,61 @@ static sample_t pingpong_weft(const params_t *p) {
   int64_t t1 = now_ns();
   weft_chan_release(pp.ping);
   weft_chan_release(pp.pong);
+  return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
+}
+
+/* Spins on the clock for `ns`: work that neither calls weft nor polls. */
+static void compute_ns(int64_t ns) {
+  int64_t end = now_ns() + ns;
+  while (now_ns() < end) {
+  }
+}
+
+enum { PIPELINE_WORK_NS = 20000 };
+
+typedef struct {
+  weft_chan_t *ch;
+  long n;
+} pipeline_t;
+
+static int32_t pipeline_produce(void *arg, void **result) {
+  pipeline_t *p = arg;
+  (void)result;
+  for (long i = 0; i < p->n; i++) {
+    uint64_t v = (uint64_t)i;
+    compute_ns(PIPELINE_WORK_NS);
+    CHECK(weft_chan_send(p->ch, &v, WEFT_FOREVER));
+  }
+  CHECK(weft_chan_close(p->ch));
+  return 0;
+}
+
+static int32_t pipeline_consume(void *arg, void **result) {
+  pipeline_t *p = arg;
+  uint64_t v;
+  long k = 0;
+  while (weft_chan_recv(p->ch, &v, WEFT_FOREVER) == WEFT_OK) {
+    compute_ns(PIPELINE_WORK_NS);
+    k++;
+  }
+  *result = (void *)(intptr_t)k;
+  return 0;
+}
+
+static sample_t pipeline_weft(const params_t *p) {
+  pipeline_t pl = {NULL, p->n};
+  size_t cap = p->cap < 0 ? WEFT_CHAN_UNBOUNDED : (size_t)p->cap;
+  CHECK(weft_chan_new(bench_rt, sizeof(uint64_t), cap, NULL, &pl.ch));
+  int64_t t0 = now_ns();
+  weft_task_t *producer, *consumer;
+  void *received = NULL;
+  CHECK(weft_spawn(bench_rt, pipeline_consume, &pl, NULL, &consumer));
+  CHECK(weft_spawn(bench_rt, pipeline_produce, &pl, NULL, &producer));
+  CHECK(weft_join(producer, WEFT_FOREVER, NULL, NULL));
+  CHECK(weft_join(consumer, WEFT_FOREVER, NULL, &received));
+  int64_t t1 = now_ns();
+  if ((intptr_t)received != p->n) die("pipeline: messages received", 1);
+  weft_chan_release(pl.ch);
   return (sample_t){(double)(t1 - t0) / (double)p->n, 0};
 }
 
@@ -226,4 +285,6 @@ void register_green_kinds(void) {
                            .better = "lower", .default_n = 20000, .variants = {{"weft", spawn_join_task_weft}}});
   bench_register(&(kind_t){.kind = "skynet", .unit = "ms per tree of tasks", .better = "lower",
                            .variants = {{"weft", skynet_weft}}});
+  bench_register(&(kind_t){.kind = "chan_pipeline", .unit = "ns per message", .better = "lower",
+                           .default_n = 5000, .variants = {{"weft", pipeline_weft}}});
 }

@@ -354,6 +354,7 @@ TEST_IMPL(sched_region_wait_then_block_hands_off_again) {
   test_skip_if_one_thread("a task blocks the one thread in read() until another writes the pipe");
   ASSERT_EQ(setenv("WEFT_GREEN_RETAKE_MS", "0", 1), 0);
   weft_runtime_t *rt = open_with_workers(1);
+  ASSERT_EQ(unsetenv("WEFT_GREEN_RETAKE_MS"), 0);
   static region_waiter_t w;
   w = (region_waiter_t){.rt = rt};
   ASSERT_EQ(pipe(w.fds), 0);
@@ -376,7 +377,68 @@ TEST_IMPL(sched_region_wait_then_block_hands_off_again) {
   close(w.fds[0]);
   close(w.fds[1]);
   test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* --- a task woken by one that computes on runs beside it ------------------------- */
+
+/* A task posts a semaphore another task waits on, then computes (no weft call, no poll)
+ * until the woken task has run. On green the woken task goes to the LIFO slot of the
+ * poster's worker, to run next there; before, no other worker could take it from
+ * there, nor was one woken for it, so it waited until the poster switched: here never
+ * (the monitor's retake, the only rescue, is off: $WEFT_GREEN_RETAKE_MS=0). A
+ * producer that sends and computes on ran its consumer on its own worker, after it. */
+typedef struct {
+  weft_sem_t sem;
+  atomic_int waiting, ran;
+  weft_runtime_t *rt;
+} woken_beside_t;
+
+static int32_t wait_for_post(void *arg, void **result) {
+  woken_beside_t *w = arg;
+  (void)result;
+  atomic_store(&w->waiting, 1);
+  ASSERT_OK(weft_sem_wait(&w->sem));
+  atomic_store(&w->ran, 1);
+  return 0;
+}
+
+static int32_t post_and_compute(void *arg, void **result) {
+  woken_beside_t *w = arg;
+  (void)result;
+  /* Let the waiter park first (if it has not, it is not hidden: the test still holds). */
+  while (!atomic_load(&w->waiting)) ASSERT_OK(weft_yield(w->rt));
+  test_sleep_ms(w->rt, 20);
+  ASSERT_OK(weft_sem_post(&w->sem));
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
+  while (!atomic_load(&w->ran)) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ASSERT((int64_t)now.tv_sec * 1000000000 + now.tv_nsec < give_up);
+  }
+  return 0;
+}
+
+TEST_IMPL(sched_woken_task_runs_beside_its_waker) {
+  test_skip_if_one_thread("the waker computes on the one thread until the woken task has run");
+  ASSERT_EQ(setenv("WEFT_GREEN_RETAKE_MS", "0", 1), 0);
+  weft_runtime_t *rt = open_with_workers(2);
   ASSERT_EQ(unsetenv("WEFT_GREEN_RETAKE_MS"), 0);
+  static woken_beside_t w;
+  memset(&w, 0, sizeof w);
+  w.rt = rt;
+  ASSERT_OK(weft_sem_init(rt, &w.sem, 0));
+  for (int round = 0; round < 20; round++) {
+    atomic_store(&w.waiting, 0);
+    atomic_store(&w.ran, 0);
+    weft_task_t *waiter = test_spawn(rt, wait_for_post, &w);
+    weft_task_t *poster = test_spawn(rt, post_and_compute, &w);
+    ASSERT_EQ(test_join(poster), 0);
+    ASSERT_EQ(test_join(waiter), 0);
+  }
+  ASSERT_OK(weft_sem_destroy(&w.sem));
+  test_close_runtime(rt);
   return TEST_OK;
 }
 

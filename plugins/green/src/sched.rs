@@ -195,17 +195,20 @@ const FREE: u64 = 0;
 const TASK: u64 = 1;
 const QUEUING: u64 = 2;
 const RETAKEN: u64 = 3;
+/// Another worker (or the monitor) takes the tasks waiting in the LIFO slot of a
+/// processor whose task has run for a while (`take_waiting`); back to TASK at once.
+const STEALING: u64 = 4;
 /// The bits of a guard word that hold its state; the hold is above them.
-const STATE_MASK: u64 = 3;
+const STATE_MASK: u64 = 7;
 
 /// A guard word: `state` at `hold`.
 const fn guard_word(hold: u64, state: u64) -> u64 {
-    hold << 2 | state
+    hold << 3 | state
 }
 
 /// The hold of a guard word.
 const fn hold_of(word: u64) -> u64 {
-    word >> 2
+    word >> 3
 }
 
 /// A processor's guard word is its state and its hold: a retake moves the hold on. The
@@ -226,14 +229,43 @@ impl Proc {
     /// The holder moves its guard from `from` to `to`; false if the processor was
     /// retaken (it then belongs to another thread, or to none yet).
     fn shift(&self, hold: u64, from: u64, to: u64, success: Ordering) -> bool {
-        self.guard.compare_exchange(guard_word(hold, from), guard_word(hold, to), success, Relaxed).is_ok()
+        self.move_guard(guard_word(hold, from), guard_word(hold, to), success)
     }
 
     /// The holder, or the monitor, takes the processor from the thread whose task runs
     /// at `hold`; false if it was not running a task at that hold any more.
     fn retake(&self, hold: u64) -> bool {
-        let (from, to) = (guard_word(hold, TASK), guard_word(hold.wrapping_add(1), RETAKEN));
-        self.guard.compare_exchange(from, to, SeqCst, SeqCst).is_ok()
+        self.move_guard(guard_word(hold, TASK), guard_word(hold.wrapping_add(1), RETAKEN), SeqCst)
+    }
+
+    /// Moves the guard from `from` to `to`, waiting out a thief that holds it at the
+    /// same hold (`take_waiting` holds it for a few instructions).
+    fn move_guard(&self, from: u64, to: u64, success: Ordering) -> bool {
+        let stealing = (from & !STATE_MASK) | STEALING;
+        loop {
+            match self.guard.compare_exchange(from, to, success, Relaxed) {
+                Ok(_) => return true,
+                Err(now) if now == stealing => std::hint::spin_loop(),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Takes the tasks waiting in the LIFO slot and behind the next task (a back-off's
+    /// yielder), out of the reach of thieves while the processor's task runs, if that
+    /// task still runs at `guard` (a TASK word read before). Called by an idle worker
+    /// or the monitor, once the task has run for a while: a task that woke another and
+    /// went on computing (a producer that sends and does not wait) kept it from every
+    /// idle worker until it waited itself. The holder touches both slots only between
+    /// tasks or while QUEUING, never in TASK without moving the guard first.
+    fn take_waiting(&self, guard: u64) -> [Option<Arc<Task>>; 2] {
+        let stealing = (guard & !STATE_MASK) | STEALING;
+        if guard & STATE_MASK != TASK || self.guard.compare_exchange(guard, stealing, Acquire, Relaxed).is_err() {
+            return [None, None];
+        }
+        let taken = [self.lifo.take(), self.after_next.take()];
+        self.guard.store(guard, Release);
+        taken
     }
 }
 
@@ -266,6 +298,9 @@ const SHORT_SLICE_NS: i64 = 2_000_000;
 const SPIN_NS: i64 = 20_000;
 /// Pause instructions between two looks of a spinning worker at the run queues.
 const SPIN_PAUSES: u32 = 64;
+/// How long a task waits in the LIFO slot of a processor whose task runs on, before a
+/// spinning worker takes it (Go waits 3 us before it steals a runnext).
+const WAITING_GRACE_NS: i64 = 5_000;
 /// How often the monitor looks.
 const MONITOR_TICK: std::time::Duration = std::time::Duration::from_millis(2);
 /// The monitor polls the network when no worker has for this long (Go's sysmon: 10 ms).
@@ -613,8 +648,11 @@ impl Sched {
             }
             // Another worker is worth waking when the queue holds work beyond what this
             // worker is about to run anyway: a task requeued behind others (a yield)
-            // alone is not, nor a task in the LIFO slot (not stealable).
-            let more = p.local.len() >= if next { 1 } else { 2 };
+            // alone is not. A task woken into the LIFO slot is (Go's `wakep` at every
+            // `ready`): its waker may go on running, and a worker that spins takes it
+            // once it has waited `WAITING_GRACE_NS` (`steal_waiting`); a waker that waits
+            // at once (a ping-pong) runs it here first.
+            let more = next || p.local.len() >= 2;
             if on_task {
                 p.guard.store(guard_word(h.hold, TASK), Release);
             }
@@ -727,7 +765,8 @@ impl Sched {
     /// Spins until work shows up (true) or `until` (false): run queues, due timers,
     /// shutdown. No system call: a worker spinning here is one that would otherwise
     /// park, and be woken (two futex calls and two context switches) by the next spawn.
-    fn spin_for_work(&self, until: i64) -> bool {
+    fn spin_for_work(&self, p: &Proc, until: i64, watch: &mut [(u64, i64)]) -> bool {
+        let mut next_look = 0;
         loop {
             for _ in 0..SPIN_PAUSES {
                 std::hint::spin_loop();
@@ -735,10 +774,49 @@ impl Sched {
             if self.has_work() || self.shutdown.load(Relaxed) {
                 return true;
             }
-            if clock::now() >= until {
+            let now = clock::now();
+            // Every half grace: each look reads a line the busy worker writes.
+            if now >= next_look {
+                next_look = now + WAITING_GRACE_NS / 2;
+                if self.steal_waiting(p, now, watch) {
+                    return true;
+                }
+            }
+            if now >= until {
                 return false;
             }
         }
+    }
+
+    /// A spinning worker looks at the other processors: one whose task has run without
+    /// a switch for `WAITING_GRACE_NS` (as far as `watch`, the switch counts and when
+    /// this worker first saw them, tells) gives up the tasks waiting in its LIFO slot,
+    /// which go to this worker's queue. True if it took any. A task that wakes another
+    /// and then waits itself (a ping-pong) switches within the grace, and keeps its
+    /// partner on its worker (Go's runnext, stolen after a few microseconds).
+    fn steal_waiting(&self, p: &Proc, now: i64, watch: &mut [(u64, i64)]) -> bool {
+        let mut took = false;
+        for (q, (seen, since)) in self.procs.iter().zip(watch.iter_mut()) {
+            if q.index == p.index {
+                continue;
+            }
+            let guard = q.guard.load(Acquire);
+            let switches = q.switches.load(Relaxed);
+            if guard & STATE_MASK != TASK || switches != *seen {
+                *seen = switches;
+                *since = now;
+                continue;
+            }
+            if now - *since < WAITING_GRACE_NS {
+                continue;
+            }
+            *since = now; // look again after another grace
+            for task in q.take_waiting(guard).into_iter().flatten() {
+                p.local.push(task);
+                took = true;
+            }
+        }
+        took
     }
 
     fn wake_idle(&self, thread: &Thread, in_epoll: bool) {
@@ -810,6 +888,9 @@ impl Sched {
         // Whether this worker counts in `spinning`, and until when it spins.
         let mut spinning = false;
         let mut spin_until = 0;
+        // The other processors' switch counts, and when this worker first saw them, while
+        // it spins (`steal_waiting`).
+        let mut watch = vec![(u64::MAX, 0); me.procs.len()];
         loop {
             let h = here();
             if h.proc.is_null() {
@@ -846,7 +927,7 @@ impl Sched {
                 spinning = true;
                 spin_until = clock::now().saturating_add(SPIN_NS);
             }
-            if spinning && me.spin_for_work(spin_until) {
+            if spinning && me.spin_for_work(p, spin_until, &mut watch) {
                 continue;
             }
             if spinning {
@@ -1125,10 +1206,24 @@ impl Sched {
         seen.resize(self.procs.len(), (0, now));
         let mut asking = false;
         let mut retaken = Vec::new();
+        let mut freed = false;
         let slice = if self.has_runnable() { SHORT_SLICE_NS } else { SLICE_NS };
+        let idle = self.n_idle.load(SeqCst) > 0;
         for (p, (last, since)) in self.procs.iter().zip(seen.iter_mut()) {
             let switches = p.switches.load(Relaxed);
             let guard = p.guard.load(SeqCst);
+            // While workers sleep, the tasks waiting behind a running task in the slots
+            // only a spinning worker reaches (`steal_waiting`) go where every worker can
+            // take them. Whether that task has run long or not: two tasks that hand
+            // over to each other on one worker by their back-off yields, each
+            // computing between two hand-overs, switch often and wait for each other
+            // as long as each computes.
+            if idle {
+                for task in p.take_waiting(guard).into_iter().flatten() {
+                    self.injector.push(task);
+                    freed = true;
+                }
+            }
             if switches != *last || guard & STATE_MASK == FREE {
                 *last = switches;
                 *since = now;
@@ -1147,6 +1242,12 @@ impl Sched {
         }
         for index in retaken {
             self.hand_off(index);
+        }
+        // Tasks in a run queue while workers sleep: queued behind a task that runs on
+        // (a wake-up that queued one task behind its waker wakes nobody: the waker was
+        // expected to wait soon).
+        if freed || (idle && self.has_runnable()) {
+            self.notify();
         }
         self.netpoll_backstop(now);
         if asking {
