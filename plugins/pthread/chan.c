@@ -247,7 +247,17 @@ weft_status_t pt_chan_new(weft_plat_rt_t *rt, size_t elem_size, size_t capacity,
   if (ch == NULL) return pt_fail("cannot allocate a channel", ENOMEM);
   ch->elem_size = elem_size;
   ch->capacity = capacity;
-  /* A bounded ring is allocated once, at its full size; an unbounded one grows. */
+  /* A bounded ring is allocated once, at its full size; an unbounded one grows from a
+   * first ring allocated now, so that a size no allocation can serve is refused here,
+   * as on the other platforms, and not at the first send. */
+  if (capacity == WEFT_CHAN_UNBOUNDED && elem_size != 0 && !grow(ch)) {
+    char detail[120];
+    snprintf(detail, sizeof detail, "cannot allocate the first ring of an unbounded channel of %zu-byte elements",
+             elem_size);
+    host->set_error_detail(detail);
+    free(ch);
+    return WEFT_ENOMEM;
+  }
   if (capacity != WEFT_CHAN_UNBOUNDED && capacity != 0 && elem_size != 0) {
     if (capacity <= SIZE_MAX / elem_size) ch->slots = malloc(capacity * elem_size);
     if (ch->slots == NULL) {

@@ -944,6 +944,12 @@ TEST_IMPL(chan_impossible_sizes) {
   ASSERT_ERROR_MENTIONS("does not fit in memory");
   ASSERT_STATUS(WEFT_ENOMEM, weft_chan_new(rt, SIZE_MAX / 2, 4, NULL, &ch));
   ASSERT(ch == NULL);
+  /* Sizes libweft lets through (a first block fits in the address space) that no
+   * allocation can serve: refused at creation too, not at the first send (pthread
+   * allocated an unbounded ring only then). */
+  ASSERT_STATUS(WEFT_ENOMEM, weft_chan_new(rt, (size_t)1 << 56, WEFT_CHAN_UNBOUNDED, NULL, &ch));
+  ASSERT_ERROR_MENTIONS("unbounded");
+  ASSERT(ch == NULL);
   test_close_runtime(rt);
   return TEST_OK;
 }

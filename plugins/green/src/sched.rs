@@ -648,15 +648,20 @@ impl Sched {
             }
             // Another worker is worth waking when the queue holds work beyond what this
             // worker is about to run anyway: a task requeued behind others (a yield)
-            // alone is not. A task woken into the LIFO slot is (Go's `wakep` at every
-            // `ready`): its waker may go on running, and a worker that spins takes it
-            // once it has waited `WAITING_GRACE_NS` (`steal_waiting`); a waker that waits
-            // at once (a ping-pong) runs it here first.
-            let more = next || p.local.len() >= 2;
+            // alone is not.
+            let more = p.local.len() >= if next { 1 } else { 2 };
             if on_task {
                 p.guard.store(guard_word(h.hold, TASK), Release);
             }
             if more {
+                self.notify();
+            } else if next && self.n_idle.load(Relaxed) != 0 && self.spinning.load(Relaxed) == 0 {
+                // Nor is a task woken into the LIFO slot alone, if its waker waits at once
+                // (a ping-pong): it runs here next. But the waker may go on running, so
+                // a worker comes to look (Go's `wakep` at every `ready`), and takes the
+                // task once it has waited `WAITING_GRACE_NS` (`steal_waiting`). Looked at
+                // without `notify`'s fence first: a wake-up missed here is no lost
+                // wake-up (the task runs here in the end, or the monitor moves it).
                 self.notify();
             }
         } else {

@@ -656,6 +656,12 @@ pub(crate) unsafe extern "C" fn chan_new(
         let buffer = match buffer {
             None => None,
             Some(Some(buffer)) => Some(buffer),
+            Some(None) if capacity == WEFT_CHAN_UNBOUNDED => {
+                return HOST.fail(
+                    WEFT_ENOMEM,
+                    &format!("cannot allocate the first block of an unbounded channel of {elem_size}-byte elements"),
+                )
+            }
             Some(None) => {
                 return HOST
                     .fail(WEFT_ENOMEM, &format!("cannot allocate a buffer of {capacity} slots of {elem_size} bytes"))
