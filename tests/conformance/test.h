@@ -166,19 +166,26 @@ static inline void test_child_exit(int code) {
  * generous, so that a slow or loaded machine never fails a correct platform. */
 #define TEST_PATIENCE_MS 10000
 
+/* The OS's monotonic clock, in ns: real time, whatever the runtime's clock is. */
+static inline int64_t test_real_now_ns(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* When TEST_PATIENCE_MS of real time from now will have passed. */
+static inline int64_t test_real_patience_end(void) { return test_real_now_ns() + (int64_t)TEST_PATIENCE_MS * 1000000; }
+
 /* Waits up to TEST_PATIENCE_MS of real time (not the runtime's: on a virtual-time
  * platform a sleeping parent would run out of patience in no time while the child
  * really works) for the forked `child` to exit; its exit code, or -1 (after killing
  * it, and saying so on stderr) if it hung or died of a signal. */
 static inline int test_wait_child(pid_t child, const char *what) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  int64_t give_up = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)TEST_PATIENCE_MS * 1000000;
+  int64_t give_up = test_real_patience_end();
   int status = 0;
   pid_t done;
   while ((done = waitpid(child, &status, WNOHANG)) == 0) {
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec >= give_up) break;
+    if (test_real_now_ns() >= give_up) break;
     usleep(1000);
   }
   if (done == 0) {
