@@ -29,14 +29,17 @@ static weft_runtime_t *open_with_workers(uint32_t workers) {
   return rt;
 }
 
-/* As open_with_workers, with green's retake of a processor from a task that keeps it
- * off ($WEFT_GREEN_RETAKE_MS=0): a test that would be rescued by it hangs instead. */
-static weft_runtime_t *open_without_retake(uint32_t workers) {
-  ASSERT_EQ(setenv("WEFT_GREEN_RETAKE_MS", "0", 1), 0);
+/* As open_with_workers, green's retake of a processor from a task that keeps it set
+ * to `ms` milliseconds ($WEFT_GREEN_RETAKE_MS; other platforms ignore it). */
+static weft_runtime_t *open_with_retake_ms(uint32_t workers, const char *ms) {
+  ASSERT_EQ(setenv("WEFT_GREEN_RETAKE_MS", ms, 1), 0);
   weft_runtime_t *rt = open_with_workers(workers);
   ASSERT_EQ(unsetenv("WEFT_GREEN_RETAKE_MS"), 0);
   return rt;
 }
+
+/* With the retake off: a test that would be rescued by it hangs instead. */
+static weft_runtime_t *open_without_retake(uint32_t workers) { return open_with_retake_ms(workers, "0"); }
 
 /* --- 100,000 tasks parked on one channel at once ---------------------------------- */
 
@@ -686,6 +689,80 @@ TEST_IMPL(sched_compute_bound_task_loses_only_its_worker) {
   /* One worker runs one task at a time (on native each task is a thread of its own). */
   if (is_green(rt)) ASSERT_EQ(atomic_load(&r.overlaps), 0);
   for (int i = 0; i < RETAKE_BUSY; i++) ASSERT(atomic_load(&r.turns[i]) >= 300);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A task whose processor was retaken, which then waits and is resumed by a worker,
+ * keeps that worker's processor: it is in no blocking region. (A version of the
+ * region fix above took "no processor" for "in a region", and such a task handed the
+ * processor on at every resume, running beside the processor's other tasks on a
+ * one-worker runtime.) The busy tasks count how often two tasks compute at once. */
+typedef struct {
+  retake_t r;
+  weft_sem_t ping, pong;
+} retaken_waiter_t;
+
+static void compute_counted(retake_t *r, int64_t ns) {
+  if (atomic_fetch_add(&r->active, 1) != 0) atomic_fetch_add(&r->overlaps, 1);
+  compute_for_ns(ns);
+  atomic_fetch_sub(&r->active, 1);
+}
+
+static int32_t retaken_then_waits(void *arg, void **result) {
+  retaken_waiter_t *w = arg;
+  (void)result;
+  compute_for_ns(40 * 1000000LL); /* past the 5 ms retake, a few times over */
+  for (int i = 0; i < 60; i++) {
+    /* The first round brings the task back onto a processor (its post finds the
+     * processor gone, its wait lets the thread go); it computes only from the second. */
+    if (i > 0) compute_counted(&w->r, 200 * 1000);
+    ASSERT_OK(weft_sem_post(&w->ping));
+    ASSERT_OK(weft_sem_wait(&w->pong));
+  }
+  atomic_store(&w->r.rogue_back, 1);
+  return 0;
+}
+
+static int32_t answers_pings(void *arg, void **result) {
+  retaken_waiter_t *w = arg;
+  (void)result;
+  for (int i = 0; i < 60; i++) {
+    ASSERT_OK(weft_sem_wait(&w->ping));
+    compute_counted(&w->r, 100 * 1000);
+    ASSERT_OK(weft_sem_post(&w->pong));
+  }
+  return 0;
+}
+
+static int32_t busy_until_back(void *arg, void **result) {
+  retaken_waiter_t *w = arg;
+  (void)result;
+  while (!atomic_load(&w->r.rogue_back)) {
+    compute_counted(&w->r, 100 * 1000);
+    ASSERT_OK(weft_yield(w->r.rt));
+  }
+  return 0;
+}
+
+TEST_IMPL(sched_retaken_task_keeps_the_next_processor) {
+  weft_runtime_t *rt = open_with_retake_ms(1, "5");
+  test_skip_on_one_thread(rt, "a task computes without weft calls while others run");
+  static retaken_waiter_t w;
+  memset(&w, 0, sizeof w);
+  w.r.rt = rt;
+  ASSERT_OK(weft_sem_init(rt, &w.ping, 0));
+  ASSERT_OK(weft_sem_init(rt, &w.pong, 0));
+  weft_task_t *busy[2];
+  for (int i = 0; i < 2; i++) busy[i] = test_spawn(rt, busy_until_back, &w);
+  weft_task_t *answerer = test_spawn(rt, answers_pings, &w);
+  weft_task_t *waiter = test_spawn(rt, retaken_then_waits, &w);
+  ASSERT_EQ(test_join(waiter), 0);
+  ASSERT_EQ(test_join(answerer), 0);
+  for (int i = 0; i < 2; i++) ASSERT_EQ(test_join(busy[i]), 0);
+  if (is_green(rt)) ASSERT_EQ(atomic_load(&w.r.overlaps), 0);
+  ASSERT_OK(weft_sem_destroy(&w.ping));
+  ASSERT_OK(weft_sem_destroy(&w.pong));
   test_close_runtime(rt);
   return TEST_OK;
 }

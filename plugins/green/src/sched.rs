@@ -98,6 +98,9 @@ pub(crate) struct Task {
     /// The task's stack size and the guard region below it, once it has one (it ran).
     stack_size: Cell<usize>,
     guard: Cell<(usize, usize)>,
+    /// Inside a host's blocking region (`region_enter` .. `region_leave`). Touched as
+    /// `coro` is.
+    in_region: Cell<bool>,
 }
 
 // SAFETY: the cells are only touched by the one thread that runs the task at a time
@@ -393,19 +396,19 @@ pub(crate) fn on_task() -> bool {
 }
 
 fn suspend(why: Suspend) {
-    let h = here();
-    debug_assert!(!h.task.is_null());
+    let task = here_task();
+    debug_assert!(!task.is_null());
+    // SAFETY: the worker running the task holds a reference on it.
+    let task = unsafe { &*task };
+    // SAFETY: the running task's yielder lives at the base of its own stack.
+    let yielder = unsafe { &*task.yielder.get() };
+    yielder.suspend(why);
     // A task that waits inside a host's blocking region runs on a thread without a
     // processor; the worker that resumes it holds one. It hands that processor on
     // again at once: the host's own blocking call may still follow in the region, and
     // would block the processor's other tasks until the monitor retook it (30 ms).
-    let in_region = h.proc.is_null() && !matches!(why, Suspend::Rejoin);
-    // SAFETY: the running task's yielder lives at the base of its own stack.
-    let yielder = unsafe { &*(*h.task).yielder.get() };
-    yielder.suspend(why);
-    if in_region {
-        // SAFETY: the worker that resumed the task holds a reference on it.
-        unsafe { &*h.task }.sched.region_enter();
+    if task.in_region.get() {
+        task.sched.hand_off_own();
     }
 }
 
@@ -580,6 +583,7 @@ impl Sched {
             name,
             stack_size: Cell::new(0),
             guard: Cell::new((0, 0)),
+            in_region: Cell::new(false),
         };
         let spare = self.spare_tasks.lock().pop();
         let task = match spare {
@@ -1353,7 +1357,19 @@ impl Sched {
     /// thread.
     pub(crate) fn region_enter(self: &Arc<Sched>) {
         let h = here();
-        if h.task.is_null() || h.proc.is_null() || !std::ptr::eq(h.sched, &**self) {
+        if h.task.is_null() || !std::ptr::eq(h.sched, &**self) {
+            return;
+        }
+        // SAFETY: the worker running the task holds a reference on it.
+        unsafe { &*h.task }.in_region.set(true);
+        self.hand_off_own();
+    }
+
+    /// The calling task's thread gives its processor to another thread (it is about to
+    /// block in a host's call); nothing if it holds none (retaken already).
+    fn hand_off_own(self: &Arc<Sched>) {
+        let h = here();
+        if h.proc.is_null() || !std::ptr::eq(h.sched, &**self) {
             return;
         }
         // SAFETY: this thread holds the processor (unless it was retaken already).
@@ -1382,7 +1398,12 @@ impl Sched {
     /// processor, or waits on the injector for one.
     pub(crate) fn region_leave(self: &Arc<Sched>) {
         let h = here();
-        if h.task.is_null() || !h.proc.is_null() || !std::ptr::eq(h.sched, &**self) {
+        if h.task.is_null() || !std::ptr::eq(h.sched, &**self) {
+            return;
+        }
+        // SAFETY: the worker running the task holds a reference on it.
+        unsafe { &*h.task }.in_region.set(false);
+        if !h.proc.is_null() {
             return;
         }
         if let Some(i) = self.free_procs.lock().pop() {
