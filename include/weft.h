@@ -756,7 +756,10 @@ typedef struct weft_cond_t {
 weft_status_t weft_cond_init(struct weft_runtime_t *rt, struct weft_cond_t *c);
 
 // Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
-// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+// A waiter woken by a signal or a broadcast still counts until its wait has taken the
+// mutex back and returned (unlike POSIX, which allows a destroy right after the
+// broadcast): destroy once the waiters have left their waits, for instance after
+// joining them. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 weft_status_t weft_cond_destroy(struct weft_cond_t *c);
 
 // Atomically unlocks `m` (held by the caller) and waits for a signal; `m` is locked

@@ -336,7 +336,10 @@ pub unsafe extern "C" fn weft_cond_init(rt: *mut weft_runtime_t, c: *mut weft_co
 }
 
 /// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
-/// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+/// A waiter woken by a signal or a broadcast still counts until its wait has taken the
+/// mutex back and returned (unlike POSIX, which allows a destroy right after the
+/// broadcast): destroy once the waiters have left their waits, for instance after
+/// joining them. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 #[no_mangle]
 pub unsafe extern "C" fn weft_cond_destroy(c: *mut weft_cond_t) -> weft_status_t {
     ffi("weft_cond_destroy", || {
