@@ -128,7 +128,10 @@ pub unsafe extern "C" fn weft_blocking_end(rt: *mut weft_runtime_t) -> weft_stat
 /// `weft_blocking_begin/_end` and with itself. `func` must not touch managed memory
 /// (nor call `weft_local_set`); returning from it while another thread holds the world
 /// stopped waits until the world resumes. `WEFT_EINVAL` if `func` is NULL, `WEFT_EPERM`
-/// if the caller is not a mutator of `rt`; on an error `func` is not called.
+/// if the caller is not a mutator of `rt`; on these errors `func` is not called.
+/// `WEFT_EPERM` after `func` if it ended the region the call opened (a
+/// `weft_blocking_end` without its `weft_blocking_begin`): the caller is then in no
+/// region.
 #[no_mangle]
 pub unsafe extern "C" fn weft_blocking_call(
     rt: *mut weft_runtime_t,

@@ -74,6 +74,12 @@ pub(crate) fn runtime_closed(rt: *const Runtime) {
     OPEN.lock().retain(|r| *r != rt as usize);
 }
 
+/// The runtimes open now (runtimes are never freed: each stays valid).
+pub(crate) fn open_runtimes() -> Vec<&'static Runtime> {
+    // SAFETY: each was a live runtime when it opened, and runtimes are never freed.
+    OPEN.lock().iter().map(|&rt| unsafe { &*(rt as *const Runtime) }).collect()
+}
+
 /// Whether `rt` was inherited from the parent process (and is therefore refused).
 pub(crate) fn left_in_parent(rt: *const Runtime) -> bool {
     LEFT_IN_PARENT.lock().contains(&(rt as usize))

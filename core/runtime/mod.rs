@@ -367,7 +367,7 @@ impl Runtime {
         // drain's stop and never let it end.
         self.tasks.fetch_add(DRAINER, SeqCst);
         self.stop_pool();
-        let left = safepoint::in_blocking_region(self, || {
+        let left = safepoint::in_blocking_region_of_caller(self, || {
             self.world.with_lock(|l| loop {
                 let running = self.tasks.load(SeqCst) & TASK_MASK;
                 if running == 0 || l.wait_until(Cond::Idle, deadline) == WEFT_ETIMEDOUT {

@@ -48,6 +48,7 @@ use crate::types::{WEFT_TASK_AT_SAFEPOINT, WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING
 use crate::ffi::error::{check_plugin, fail, Result};
 use crate::plugin::plat_call;
 use crate::runtime::context::{self, Context};
+use crate::runtime::fork;
 use crate::runtime::internal_lock::{Cond, InternalLock};
 use crate::runtime::parked::{self, EntryWords, Frame, Parked};
 use crate::runtime::Runtime;
@@ -84,8 +85,9 @@ pub(crate) struct Mutator {
     /// parks like one (`weft_once`): cancellation alone is masked (`CancelMask`), the
     /// wait stays a blocking region.
     cancel_masked: AtomicU32,
-    /// The runtime whose world this context holds stopped; NULL if none.
-    holds: AtomicPtr<Runtime>,
+    /// How many runtimes' worlds this context holds stopped (each names it as its
+    /// `World::owner`): a thread may stop several runtimes at once.
+    holds: AtomicU32,
     /// Where the context sits in its runtime's registry (changed under the registry
     /// lock), so that leaving it is O(1) with 100,000s of green tasks.
     registry_index: AtomicUsize,
@@ -377,7 +379,7 @@ pub(crate) fn forget_parent_in_child(ctx: &Context) {
     let m = &ctx.mutator;
     m.rt.store(ptr::null_mut(), SeqCst);
     m.attach_depth.store(0, SeqCst);
-    m.holds.store(ptr::null_mut(), SeqCst);
+    m.holds.store(0, SeqCst);
     let _ = m.state.compare_exchange(HELD, WEFT_TASK_BLOCKING, SeqCst, SeqCst);
 }
 
@@ -508,6 +510,12 @@ fn try_blocking_end(ctx: &Context) -> bool {
         m.blocking_depth.store(depth - 1, Relaxed);
         return true;
     }
+    if depth == 0 {
+        // Nothing left to leave: the region was ended under its opener (an unbalanced
+        // `weft_blocking_end` inside `weft_blocking_call`, a close that forgot the
+        // mutator). Waiting for a state no stop will set would spin for ever.
+        return true;
+    }
     if m.state.compare_exchange(WEFT_TASK_BLOCKING, WEFT_TASK_RUNNING, SeqCst, SeqCst).is_err() {
         return false;
     }
@@ -597,6 +605,26 @@ pub(crate) fn in_blocking_region<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
     result
 }
 
+/// Runs `f`, which waits on `rt`'s world lock on behalf of a call on `rt`, in a
+/// blocking region of the runtime the caller is a mutator of, if that is another one:
+/// the world lock masks the caller's plugin hooks (`World::locked`), so without it a
+/// task of runtime B waiting in `weft_stw_begin(A)` or `weft_runtime_drain(A)` counted
+/// as running in B, and a stop of B waited for it.
+fn in_own_region_for<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
+    // SAFETY: runtimes are never freed.
+    let own = context::current_if_any().and_then(|ctx| unsafe { ctx.mutator.runtime().as_ref() });
+    match own {
+        Some(own) if !std::ptr::eq(own, rt) => in_blocking_region(own, f),
+        _ => f(),
+    }
+}
+
+/// As `in_blocking_region` for a mutator of `rt`; for a mutator of another runtime, a
+/// blocking region of that one (`in_own_region_for`).
+pub(crate) fn in_blocking_region_of_caller<R>(rt: &Runtime, f: impl FnOnce() -> R) -> R {
+    in_own_region_for(rt, || in_blocking_region(rt, f))
+}
+
 /// The `blocking_enter` host service: a no-op for a context that is not a mutator or
 /// that waits on the runtime's own behalf.
 pub(crate) fn enter_blocking_from_plugin(ctx: &Context, entry: EntryWords) {
@@ -648,14 +676,17 @@ pub(crate) fn context_ending(ctx: &Context) {
     if let Some(rt) = unsafe { ctx.mutator.runtime().as_ref() } {
         unregister(rt, ctx);
     }
-    let held = ctx.mutator.holds.swap(ptr::null_mut(), SeqCst);
-    // SAFETY: runtimes are never freed.
-    if let Some(rt) = unsafe { held.as_ref() } {
-        rt.world.locked(|l| {
-            if rt.world.owner.load(SeqCst) == ctx.id {
-                rt.world.resume_locked(l);
-            }
-        });
+    if ctx.mutator.holds.swap(0, SeqCst) == 0 {
+        return;
+    }
+    for rt in fork::open_runtimes() {
+        if rt.world.owner.load(SeqCst) == ctx.id {
+            rt.world.locked(|l| {
+                if rt.world.owner.load(SeqCst) == ctx.id {
+                    rt.world.resume_locked(l);
+                }
+            });
+        }
     }
 }
 
@@ -666,7 +697,7 @@ pub(crate) fn context_ending(ctx: &Context) {
 /// tears down.
 pub(crate) fn keeps_world_at_exit(ctx: &Context) -> bool {
     // SAFETY: plain system calls with no arguments.
-    !ctx.mutator.holds.load(SeqCst).is_null() && unsafe { libc::gettid() == libc::getpid() }
+    ctx.mutator.holds.load(SeqCst) != 0 && unsafe { libc::gettid() == libc::getpid() }
 }
 
 /// The calling context, which must be a mutator of `rt`.
@@ -786,6 +817,12 @@ pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
         fail!(WEFT_EDEADLK, "the calling thread already holds the stopped world");
     }
     let is_mutator = std::ptr::eq(me.mutator.runtime(), rt);
+    in_own_region_for(rt, || stop_world_locked(rt, me, is_mutator, deadline))
+}
+
+/// `stop_world`'s work under the world lock.
+fn stop_world_locked(rt: &'static Runtime, me: &Context, is_mutator: bool, deadline: i64) -> Result<()> {
+    let world = &rt.world;
     world.locked(|l| {
         if world.owner.load(SeqCst) != 0 {
             if is_mutator {
@@ -814,7 +851,7 @@ pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
         }
         world.owner.store(me.id, SeqCst);
         world.flag.fetch_or(STOP, SeqCst);
-        me.mutator.holds.store(rt as *const _ as *mut _, SeqCst);
+        me.mutator.holds.fetch_add(1, SeqCst);
         loop {
             if world.hold_blocked_count_running(me.id) == 0 {
                 world.stopped.store(true, SeqCst);
@@ -824,7 +861,7 @@ pub(crate) fn stop_world(rt: &'static Runtime, deadline: i64) -> Result<()> {
             {
                 let running = world.running_names(me.id);
                 world.resume_locked(l);
-                me.mutator.holds.store(ptr::null_mut(), SeqCst);
+                me.mutator.holds.fetch_sub(1, SeqCst);
                 fail!(
                     WEFT_ETIMEDOUT,
                     "{} mutator(s) did not reach a safepoint by the deadline: {}",
@@ -843,7 +880,7 @@ pub(crate) fn resume_world(rt: &Runtime) -> Result<()> {
         fail!(WEFT_EPERM, "the calling thread does not hold the stopped world");
     }
     rt.world.locked(|l| rt.world.resume_locked(l));
-    me.mutator.holds.store(ptr::null_mut(), SeqCst);
+    me.mutator.holds.fetch_sub(1, SeqCst);
     Ok(())
 }
 
@@ -886,7 +923,19 @@ pub(crate) fn blocking_call(rt: &Runtime, f: impl FnOnce()) -> Result<()> {
     let ctx = mutator_of(rt)?;
     ctx.mutator.record_here(rt);
     enter_host_region(rt, ctx);
+    let depth = ctx.mutator.blocking_depth.load(Relaxed);
     f();
+    if !std::ptr::eq(ctx.mutator.runtime(), rt) {
+        // `f` closed the runtime: the region ended with the mutator.
+        return Ok(());
+    }
+    if ctx.mutator.blocking_depth.load(Relaxed) < depth {
+        fail!(
+            WEFT_EPERM,
+            "the function of weft_blocking_call ended the blocking region the call opened (a weft_blocking_end \
+             without its weft_blocking_begin)"
+        );
+    }
     leave_host_region(rt, ctx);
     Ok(())
 }

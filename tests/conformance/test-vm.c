@@ -1182,6 +1182,167 @@ static void *hold_world_until_told(void *arg) {
   return NULL;
 }
 
+/* --- stops of two runtimes at once; waits on one runtime from a task of another ---- */
+
+/* A thread stops the worlds of two runtimes, ends one of the stops, and exits holding
+ * the other: that one resumes too, whichever it is. A context once kept one runtime
+ * whose world it held, and the second stop overwrote the first (or the end of either
+ * cleared it): the other world stayed stopped for good, and its runtime unclosable. */
+typedef struct {
+  weft_runtime_t *a, *b;
+  int end_first_a;
+} two_stops_t;
+
+static void *stop_two_end_one_and_exit(void *arg) {
+  two_stops_t *t = arg;
+  ASSERT_OK(weft_stw_begin(t->a, WEFT_FOREVER));
+  ASSERT_OK(weft_stw_begin(t->b, WEFT_FOREVER));
+  ASSERT_OK(weft_stw_end(t->end_first_a ? t->a : t->b));
+  return NULL;
+}
+
+TEST_IMPL(vm_stw_holder_of_two_worlds_exits) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
+  for (int end_first_a = 0; end_first_a < 2; end_first_a++) {
+    two_stops_t t = {test_open_runtime(), test_open_runtime(), end_first_a};
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(&thread, NULL, stop_two_end_one_and_exit, &t), 0);
+    ASSERT_EQ(pthread_join(thread, NULL), 0);
+    weft_runtime_t *left = end_first_a ? t.b : t.a;
+    ASSERT_OK(weft_stw_begin(left, test_after_ms(left, VM_BOUND_MS)));
+    ASSERT_OK(weft_stw_end(left));
+    test_close_runtime(t.a);
+    test_close_runtime(t.b);
+  }
+  return TEST_OK;
+}
+
+/* The function of weft_blocking_call ends the region the call opened (an unbalanced
+ * weft_blocking_end), or closes the runtime: the call returns (it spun for ever), with
+ * WEFT_EPERM for the first. */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_status_t inner;
+} inner_call_t;
+
+static void end_the_callers_region(void *arg) {
+  inner_call_t *c = arg;
+  c->inner = weft_blocking_end(c->rt);
+}
+
+static void close_inside(void *arg) {
+  inner_call_t *c = arg;
+  c->inner = weft_runtime_close(c->rt);
+}
+
+static int32_t call_that_ends_its_region(void *arg, void **result) {
+  inner_call_t *c = arg;
+  (void)result;
+  ASSERT_STATUS(WEFT_EPERM, weft_blocking_call(c->rt, end_the_callers_region, c));
+  ASSERT_ERROR_MENTIONS("weft_blocking_call");
+  /* The task is in no region now, and runs on as any task. */
+  ASSERT_STATUS(WEFT_EPERM, weft_blocking_end(c->rt));
+  ASSERT_OK(weft_yield(c->rt));
+  return 0;
+}
+
+TEST_IMPL(vm_blocking_call_function_ends_the_region) {
+  weft_runtime_t *rt = test_open_runtime();
+  inner_call_t c = {rt, -1};
+  ASSERT_EQ(test_join(test_spawn(rt, call_that_ends_its_region, &c)), 0);
+  ASSERT_OK(c.inner);
+  /* The same from an attached thread; then a function that closes the runtime. */
+  ASSERT_OK(weft_thread_attach(rt));
+  c.inner = -1;
+  ASSERT_STATUS(WEFT_EPERM, weft_blocking_call(rt, end_the_callers_region, &c));
+  ASSERT_OK(c.inner);
+  c.inner = -1;
+  weft_status_t call = weft_blocking_call(rt, close_inside, &c);
+  if (c.inner == WEFT_OK) {
+    ASSERT_OK(call);
+  } else {
+    ASSERT_OK(call);
+    ASSERT_OK(weft_thread_detach(rt));
+    test_close_runtime(rt);
+  }
+  return TEST_OK;
+}
+
+/* A task of runtime B waits in a call on runtime A (weft_stw_begin while another
+ * thread holds A's world, weft_runtime_drain while A has a task asleep): a stop of B
+ * does not wait for it, as for any wait inside weft. It did: the wait on A's world
+ * lock masked the task's blocking regions, and B's stop timed out naming it. */
+typedef struct {
+  weft_runtime_t *a, *b;
+  atomic_int held, release, waiting;
+} cross_t;
+
+static void *hold_world_until_released(void *arg) {
+  cross_t *x = arg;
+  ASSERT_OK(weft_stw_begin(x->a, WEFT_FOREVER));
+  atomic_store(&x->held, 1);
+  while (!atomic_load(&x->release)) usleep(1000);
+  ASSERT_OK(weft_stw_end(x->a));
+  return NULL;
+}
+
+static int32_t stop_other_runtime(void *arg, void **result) {
+  cross_t *x = arg;
+  (void)result;
+  atomic_store(&x->waiting, 1);
+  ASSERT_OK(weft_stw_begin(x->a, WEFT_FOREVER)); /* waits for the holder */
+  ASSERT_OK(weft_stw_end(x->a));
+  return 0;
+}
+
+static int32_t drain_other_runtime(void *arg, void **result) {
+  cross_t *x = arg;
+  (void)result;
+  atomic_store(&x->waiting, 1);
+  ASSERT_OK(weft_runtime_drain(x->a, WEFT_FOREVER));
+  return 0;
+}
+
+static int32_t sleep_until_released(void *arg, void **result) {
+  cross_t *x = arg;
+  (void)result;
+  while (!atomic_load(&x->release)) ASSERT_OK(weft_sleep_until(x->a, test_after_ms(x->a, 1)));
+  return 0;
+}
+
+TEST_IMPL(vm_wait_on_another_runtime_is_blocking) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
+  for (int drain = 0; drain < 2; drain++) {
+    static cross_t x;
+    memset(&x, 0, sizeof x);
+    x.a = test_open_runtime();
+    x.b = test_open_runtime();
+    pthread_t holder;
+    weft_task_t *sleeper = NULL;
+    if (drain) {
+      sleeper = test_spawn(x.a, sleep_until_released, &x);
+    } else {
+      ASSERT_EQ(pthread_create(&holder, NULL, hold_world_until_released, &x), 0);
+      while (!atomic_load(&x.held)) usleep(1000);
+    }
+    weft_task_t *waiter = test_spawn(x.b, drain ? drain_other_runtime : stop_other_runtime, &x);
+    while (!atomic_load(&x.waiting)) usleep(1000);
+    usleep(20000); /* into its wait */
+    ASSERT_OK(weft_stw_begin(x.b, test_after_ms(x.b, VM_BOUND_MS)));
+    ASSERT_OK(weft_stw_end(x.b));
+    atomic_store(&x.release, 1);
+    if (drain) {
+      ASSERT_EQ(test_join(sleeper), 0);
+    } else {
+      ASSERT_EQ(pthread_join(holder, NULL), 0);
+    }
+    ASSERT_EQ(test_join(waiter), 0);
+    test_close_runtime(x.a);
+    test_close_runtime(x.b);
+  }
+  return TEST_OK;
+}
+
 TEST_IMPL(vm_errors) {
   test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   /* NULL runtime: every function. */
