@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -539,6 +540,150 @@ TEST_IMPL(io_drained_waits) {
   close(p[0]);
   close(q[0]);
   close(q[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Two drained readers of one pipe, both parked, and one byte written that neither has
+ * read: both are woken ("a byte nobody has read yet wakes every reader"). On green the
+ * first took the report for both, and the second slept to its deadline. */
+typedef struct {
+  weft_runtime_t *rt;
+  int fd;
+  weft_status_t status;
+  uint32_t revents;
+} drained_reader_t;
+
+static int32_t wait_drained_read(void *arg, void **result) {
+  drained_reader_t *r = arg;
+  (void)result;
+  r->status = weft_fd_wait(r->rt, r->fd, WEFT_IO_READ | WEFT_IO_DRAINED, IO_PATIENCE(r->rt), &r->revents);
+  return 0;
+}
+
+TEST_IMPL(io_drained_readers_of_one_byte) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < 10; round++) {
+    int p[2];
+    make_pipe(p);
+    drained_reader_t readers[2];
+    weft_task_t *tasks[2];
+    for (int i = 0; i < 2; i++) {
+      readers[i] = (drained_reader_t){rt, p[0], -1, 0};
+      tasks[i] = test_spawn(rt, wait_drained_read, &readers[i]);
+    }
+    for (int i = 0; i < 2; i++) test_wait_blocked(rt, tasks[i]);
+    write_byte(p[1], 'x');
+    for (int i = 0; i < 2; i++) {
+      ASSERT_EQ(test_join(tasks[i]), 0);
+      ASSERT_OK(readers[i].status);
+      ASSERT(readers[i].revents & WEFT_IO_READ);
+    }
+    ASSERT_OK(weft_fd_forget(rt, p[0]));
+    close(p[0]);
+    close(p[1]);
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A FIFO's hang-up (its writer closed) ends when a writer opens it again: from then
+ * on a drained wait on the empty FIFO waits (here, to its deadline). On green the
+ * hang-up lasted for good, and every drained wait returned end of file at once: an
+ * echo loop spun. */
+static int32_t fifo_hangup_ends(void *arg, void **result) {
+  weft_runtime_t *rt = arg;
+  (void)result;
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/weft-test-fifo.%d", (int)getpid());
+  unlink(path);
+  ASSERT_EQ(mkfifo(path, 0600), 0);
+  int rd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT(rd >= 0);
+  int wr = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT(wr >= 0);
+  uint32_t revents = 0;
+  write_byte(wr, 'x');
+  ASSERT_OK(weft_fd_wait(rt, rd, WEFT_IO_READ | WEFT_IO_DRAINED, IO_PATIENCE(rt), &revents));
+  ASSERT_EQ(read_byte(rd), 'x');
+  close(wr); /* the hang-up */
+  ASSERT_OK(weft_fd_wait(rt, rd, WEFT_IO_READ | WEFT_IO_DRAINED, IO_PATIENCE(rt), &revents));
+  ASSERT(revents & WEFT_IO_READ);
+  char c;
+  ASSERT_EQ(read(rd, &c, 1), 0); /* end of file */
+  wr = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC); /* the hang-up is over */
+  ASSERT(wr >= 0);
+  ASSERT(read(rd, &c, 1) < 0 && errno == EAGAIN);
+  int spurious = 0;
+  for (int i = 0; i < 5; i++) {
+    weft_status_t st = weft_fd_wait(rt, rd, WEFT_IO_READ | WEFT_IO_DRAINED, test_after_ms(rt, 20), &revents);
+    if (st == WEFT_OK) {
+      spurious++;
+      ASSERT(read(rd, &c, 1) < 0 && errno == EAGAIN);
+    } else {
+      ASSERT_STATUS(WEFT_ETIMEDOUT, st);
+    }
+  }
+  ASSERT(spurious <= 1); /* one stale report at most, from the hang-up's end */
+  ASSERT_OK(weft_fd_forget(rt, rd));
+  close(rd);
+  close(wr);
+  unlink(path);
+  return 0;
+}
+
+/* Run by a task: a thread that is not one polls the fd itself and did not show it. */
+TEST_IMPL(io_fifo_hangup_ends_with_a_new_writer) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_EQ(test_join(test_spawn(rt, fifo_hangup_ends, rt)), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A plain wait for reading and writing on a socket that is writable with nothing to
+ * read reports writing only, even after data came and was read while nobody waited
+ * for reading (green kept that old report and returned it with the new one). */
+static int32_t wait_on_other_pipe(void *arg, void **result) {
+  drained_reader_t *r = arg;
+  (void)result;
+  r->status = weft_fd_wait(r->rt, r->fd, WEFT_IO_READ, test_after_ms(r->rt, 300), NULL);
+  return 0;
+}
+
+static int32_t plain_wait_reports_only_what_is_ready(void *arg, void **result) {
+  weft_runtime_t *rt = arg;
+  (void)result;
+  int s[2], q[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s), 0);
+  make_pipe(q);
+  uint32_t revents = 0;
+  write_byte(s[1], 'a');
+  ASSERT_OK(weft_fd_wait(rt, s[0], WEFT_IO_READ, IO_PATIENCE(rt), &revents)); /* registers s[0] */
+  ASSERT_EQ(read_byte(s[0]), 'a');
+  /* A wait on another fd keeps the set polled while an edge nobody waits for comes. */
+  drained_reader_t other = {rt, q[0], -1, 0};
+  weft_task_t *t = test_spawn(rt, wait_on_other_pipe, &other);
+  test_sleep_ms(rt, 20);
+  write_byte(s[1], 'b');
+  test_sleep_ms(rt, 50);
+  ASSERT_EQ(read_byte(s[0]), 'b');
+  revents = 0;
+  ASSERT_OK(weft_fd_wait(rt, s[0], WEFT_IO_READ | WEFT_IO_WRITE, IO_PATIENCE(rt), &revents));
+  ASSERT_EQ(revents, WEFT_IO_WRITE);
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_OK(weft_fd_forget(rt, s[0]));
+  ASSERT_OK(weft_fd_forget(rt, q[0]));
+  close(s[0]);
+  close(s[1]);
+  close(q[0]);
+  close(q[1]);
+  return 0;
+}
+
+/* Run by a task, as above. */
+TEST_IMPL(io_plain_wait_reports_only_what_is_ready) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_EQ(test_join(test_spawn(rt, plain_wait_reports_only_what_is_ready, rt)), 0);
   test_close_runtime(rt);
   return TEST_OK;
 }

@@ -11,10 +11,11 @@
 //! (`interrupt`).
 //!
 //! Each fd waited on has an entry until `fd_forget`: its waiters (how many ask for
-//! reading, for writing), a sequence number bumped by every report its waiters want (a
-//! parked waiter's reason to look again), the events reported and not yet returned
-//! (`pending`), and a generation that `fd_forget` ends (the waiters of an ended
-//! generation return `WEFT_ECLOSED`). The fd stays in the epoll set between waits,
+//! reading, for writing), sequence numbers per kind of event bumped by every report its
+//! waiters want (a parked waiter returns the kinds that moved since it armed: every
+//! waiter sees every report), the events reported and not yet returned by a wait
+//! (`pending`, what a drained wait starts from), and a generation that `fd_forget`
+//! ends (the waiters of an ended generation return `WEFT_ECLOSED`). The fd stays in the epoll set between waits,
 //! edge-triggered (`EPOLLET`: one report per change, so a ready fd nobody reads never
 //! makes a worker spin). A plain wait arms it (`EPOLL_CTL_MOD` with its waiters'
 //! directions), and level semantics (ready now returns at once) come from that arming,
@@ -24,8 +25,8 @@
 //! stale: the edge of data it already found by polling). A drained wait (`WEFT_IO_DRAINED`: the host read or wrote until
 //! `EAGAIN`) makes no system call when the fd is registered for its direction: a change
 //! reported since the last wait returned is in `pending`, and a later one wakes it, as
-//! in Go's netpoller. A waiter woken by a report returns the pending events it asked
-//! for; one that finds none (another waiter took them) looks again. A host that closes
+//! in Go's netpoller. A plain wait clears what is pending for its directions before it
+//! arms (the arming reports what is ready now). A host that closes
 //! an fd without forgetting it leaves a stale entry: the next plain wait's arming finds
 //! the fd missing from the epoll set (`ENOENT`) and adds it again (a drained wait would
 //! not notice: it requires the forget). An fd epoll does not take (a regular file) is
@@ -49,8 +50,8 @@ struct Entry {
     generation: u64,
     readers: u32,
     writers: u32,
-    /// Bumped by every report that a waiter of the entry asked for.
-    seq: u64,
+    /// Bumped by every report that a waiter of the entry asked for, per direction.
+    seqs: Seqs,
     /// The `WEFT_IO_*` bits reported and not yet returned by a wait (see `take_pending`).
     pending: u32,
     /// The epoll interest the fd is registered with (0: not yet).
@@ -60,7 +61,48 @@ struct Entry {
     hung_up: bool,
 }
 
+/// How many reports a waiter of the entry asked for, per kind of event: a waiter
+/// remembers them when it arms, and returns the kinds that moved since. Each waiter
+/// sees every report after its arming this way; a shared "reported and not yet taken"
+/// word woke the first of two readers of one byte and let the second sleep on.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct Seqs {
+    read: u64,
+    write: u64,
+    error: u64,
+}
+
+impl Seqs {
+    /// The events of `events` (`WEFT_IO_READ`, `WEFT_IO_WRITE`; an error always) that
+    /// were reported since `seen`.
+    fn moved_since(&self, seen: &Seqs, events: u32) -> u32 {
+        let mut bits = 0;
+        if events & WEFT_IO_READ != 0 && self.read != seen.read {
+            bits |= WEFT_IO_READ;
+        }
+        if events & WEFT_IO_WRITE != 0 && self.write != seen.write {
+            bits |= WEFT_IO_WRITE;
+        }
+        if self.error != seen.error {
+            bits |= WEFT_IO_ERROR;
+        }
+        bits
+    }
+}
+
 impl Entry {
+    /// Counts a report of `ready` (`WEFT_IO_*`) for the waiters that asked for it;
+    /// whether any did.
+    fn count_report(&mut self, ready: u32) -> bool {
+        let read = self.readers > 0 && ready & WEFT_IO_READ != 0;
+        let write = self.writers > 0 && ready & WEFT_IO_WRITE != 0;
+        let error = self.readers + self.writers > 0 && ready & WEFT_IO_ERROR != 0;
+        self.seqs.read += read as u64;
+        self.seqs.write += write as u64;
+        self.seqs.error += error as u64;
+        read || write || error
+    }
+
     /// The interest for the entry's waiters now.
     fn interest(&self) -> u32 {
         let mut bits = libc::EPOLLET as u32 | libc::EPOLLRDHUP as u32;
@@ -71,12 +113,6 @@ impl Entry {
             bits |= libc::EPOLLOUT as u32;
         }
         bits
-    }
-
-    /// Whether a report of `ready` (`WEFT_IO_*`) is for one of the entry's waiters.
-    fn wanted(&self, ready: u32) -> bool {
-        (self.readers > 0 && ready & (WEFT_IO_READ | WEFT_IO_ERROR) != 0)
-            || (self.writers > 0 && ready & (WEFT_IO_WRITE | WEFT_IO_ERROR) != 0)
     }
 
     /// Takes the pending events a wait for `events` returns, if any. After a hang-up,
@@ -254,9 +290,7 @@ impl Poller {
                 Some(entry) if report_data(fd, entry.generation) == ev.u64 => {
                     entry.pending |= ready;
                     entry.hung_up |= ev.events & (libc::EPOLLHUP | libc::EPOLLRDHUP) as u32 != 0;
-                    let wanted = entry.wanted(ready);
-                    entry.seq += wanted as u64;
-                    wanted
+                    entry.count_report(ready)
                 }
                 // Forgotten, or a report for the file that had the number before.
                 _ => false,
@@ -344,7 +378,7 @@ impl Poller {
                             generation: self.generations.fetch_add(1, Relaxed),
                             readers: 0,
                             writers: 0,
-                            seq: 0,
+                            seqs: Seqs::default(),
                             pending: 0,
                             registered: 0,
                             hung_up: false,
@@ -363,10 +397,22 @@ impl Poller {
                 // A drained wait takes a change reported since the last wait returned.
                 if drained {
                     if let Some(ready) = entry.take_pending(events) {
-                        // SAFETY: the runtime passes a valid out-pointer.
-                        unsafe { *revents = ready };
-                        break WEFT_OK;
+                        // After a hang-up, end of file stays pending, for ever on a
+                        // socket; but a FIFO's hang-up ends when a writer opens it
+                        // again, and a drained wait returned at once from then on (an
+                        // echo loop spun). Only then is the fd looked at.
+                        let ready = if entry.hung_up { still_hung_up(entry, fd, events, ready) } else { Some(ready) };
+                        if let Some(ready) = ready {
+                            // SAFETY: the runtime passes a valid out-pointer.
+                            unsafe { *revents = ready };
+                            break WEFT_OK;
+                        }
                     }
+                } else {
+                    // The arming below reports the fd if it is ready now: what was
+                    // reported before for these directions is stale (the host may have
+                    // read it since), and a plain wait returned it with its own report.
+                    entry.pending &= !events;
                 }
                 let needed = directions(events);
                 let armed = drained && !new && entry.registered & needed == needed;
@@ -393,12 +439,15 @@ impl Poller {
                 } else {
                     entry.registered = interest;
                 }
-                (entry.generation, entry.seq)
+                (entry.generation, entry.seqs)
             };
             if !self.someone_sleeps() {
                 needs_poller();
             }
-            let still = || self.shard(fd).lock().get(&fd).is_some_and(|e| e.generation == generation && e.seq == seen);
+            let still = || {
+                let shard = self.shard(fd).lock();
+                shard.get(&fd).is_some_and(|e| e.generation == generation && e.seqs.moved_since(&seen, events) == 0)
+            };
             match HOST.blocking(|| wait::park(self.key(fd), still, deadline)) {
                 Wake::Woken | Wake::TimedOut => {}
                 Wake::Cancelled => break WEFT_ECANCELED,
@@ -407,7 +456,12 @@ impl Poller {
                 continue; // WEFT_ECANCELED at the top, even with events pending
             }
             let reported = match self.shard(fd).lock().get_mut(&fd) {
-                Some(e) if e.generation == generation => (e.seq != seen).then(|| e.take_pending(events)).flatten(),
+                Some(e) if e.generation == generation => {
+                    let moved = e.seqs.moved_since(&seen, events);
+                    // What it returns is no longer pending for the next drained wait.
+                    let _ = e.take_pending(moved & !WEFT_IO_ERROR);
+                    (moved != 0).then_some(moved)
+                }
                 _ => break WEFT_ECLOSED,
             };
             if let Some(ready) = reported {
@@ -448,6 +502,21 @@ impl Poller {
         }
         drop(shard);
         wait::wake_all(self.key(fd));
+    }
+}
+
+/// The events a drained wait returns after a hang-up was reported (`ready`, taken from
+/// `entry.pending`), if the fd still says so; if not (a FIFO a writer opened again),
+/// the hang-up and what it left pending are over, and the wait waits.
+fn still_hung_up(entry: &mut Entry, fd: i32, events: u32, ready: u32) -> Option<u32> {
+    match poll_now(fd, events) {
+        PollNow::NotReady => {
+            entry.hung_up = false;
+            entry.pending &= !(WEFT_IO_READ | WEFT_IO_ERROR);
+            None
+        }
+        PollNow::Ready(now) => Some(now),
+        PollNow::NotOpen => Some(ready),
     }
 }
 
