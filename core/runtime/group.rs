@@ -35,6 +35,12 @@ struct GroupState {
     /// Set by `free` before it cancels: a task listed after that is cancelled by its
     /// spawner, and no new spawn starts.
     freeing: bool,
+    /// Tasks a `wait` is joining now: a concurrent wait joins another, or parks on
+    /// the group until one is done (two waits that joined the same task failed with
+    /// "being joined by another thread").
+    joining: Vec<&'static Task>,
+    /// `wait` calls in progress: only with more than one is there anyone to wake.
+    waits: usize,
 }
 
 const GROUP_TAG: u32 = 0x5747_5250;
@@ -63,10 +69,16 @@ impl Group {
         let g = SHELLS.take(|| Group {
             tag: AtomicU32::new(0),
             failed: AtomicI32::new(0),
-            state: ForkMutex::new(GroupState { rt: None, tasks: Vec::new(), freeing: false }),
+            state: ForkMutex::new(GroupState {
+                rt: None,
+                tasks: Vec::new(),
+                freeing: false,
+                joining: Vec::new(),
+                waits: 0,
+            }),
         });
         g.failed.store(0, Release);
-        *g.state.lock() = GroupState { rt: Some(rt), tasks: Vec::new(), freeing: false };
+        *g.state.lock() = GroupState { rt: Some(rt), tasks: Vec::new(), freeing: false, joining: Vec::new(), waits: 0 };
         g.tag.store(GROUP_TAG, Release);
         g
     }
@@ -166,51 +178,105 @@ impl Group {
     }
 
     /// Joins every task (also those spawned meanwhile); the group's code: 0, or the
-    /// first failure's.
+    /// first failure's. Waits may run concurrently: each joins tasks no other is
+    /// joining, and parks on the group while the others join the rest.
     pub(crate) fn wait(&self, deadline: i64) -> Result<i32> {
         self.refuse_member()?;
+        self.state.lock().waits += 1;
+        let result = self.join_all(deadline);
+        self.state.lock().waits -= 1;
+        result
+    }
+
+    fn join_all(&self, deadline: i64) -> Result<i32> {
         loop {
-            // The newest first: it is the last to run (the oldest have often finished by
-            // now, and are joined without waiting), and it is taken off the end of the
-            // list, where removing costs nothing. Taken off the front, the removal
-            // moved the rest of the list each time: quadratic in the group's size (at
-            // 10,000 tasks, some 38,000 instructions of memmove a task).
-            // Retained for the join: another wait may join it and give the group's
-            // reference back meanwhile, and the shell must not become someone else's
-            // task under this join.
-            let next = self.state.lock().tasks.last().map(|task| {
-                task.retain();
-                *task
-            });
-            let Some(task) = next else { return Ok(self.failed.load(Acquire)) };
+            let (task, rt) = {
+                let mut state = self.state.lock();
+                // The newest first: it is the last to run (the oldest have often
+                // finished by now, and are joined without waiting), and it is taken off
+                // the end of the list, where removing costs nothing. Taken off the
+                // front, the removal moved the rest of the list each time: quadratic in
+                // the group's size (at 10,000 tasks, some 38,000 instructions of memmove
+                // a task).
+                let free = state.tasks.iter().rev().find(|t| !state.joining.iter().any(|j| ptr::eq(*j, **t)));
+                match (free.copied(), state.rt) {
+                    (Some(task), rt) => {
+                        // Retained for the join, as the list's reference may go with
+                        // another wait's removal.
+                        task.retain();
+                        state.joining.push(task);
+                        (task, rt)
+                    }
+                    (None, _) if state.tasks.is_empty() => return Ok(self.failed.load(Acquire)),
+                    (None, rt) => {
+                        drop(state);
+                        self.await_other_waits(rt, deadline)?;
+                        continue;
+                    }
+                }
+            };
             let joined = task.join(deadline, Joiner::Group);
             let mut state = self.state.lock();
-            // From the end: only tasks spawned during the join are behind it.
-            let listed = state.tasks.iter().rposition(|t| ptr::eq(*t, task));
-            match joined {
-                Ok(_) => {}
-                Err(e) if e.code == WEFT_ETIMEDOUT => {
+            if let Some(at) = state.joining.iter().position(|j| ptr::eq(*j, task)) {
+                state.joining.swap_remove(at);
+            }
+            let others = state.waits > 1;
+            let listed = match joined {
+                // From the end: only tasks spawned during the join are behind it.
+                Ok(_) => state.tasks.iter().rposition(|t| ptr::eq(*t, task)),
+                Err(e) => {
                     let left = state.tasks.len();
                     drop(state);
+                    self.wake_other_waits(rt, others);
                     task.release_extra();
-                    fail!(WEFT_ETIMEDOUT, "{left} task(s) of group {:p} still ran at the deadline", self);
-                }
-                // Another wait joined it first and took it off the list.
-                Err(_) if listed.is_none() => {}
-                Err(e) => {
-                    drop(state);
-                    task.release_extra();
+                    if e.code == WEFT_ETIMEDOUT {
+                        fail!(WEFT_ETIMEDOUT, "{left} task(s) of group {:p} still ran at the deadline", self);
+                    }
                     return Err(e);
                 }
-            }
+            };
             if let Some(at) = listed {
                 state.tasks.remove(at);
-                drop(state);
+            }
+            drop(state);
+            self.wake_other_waits(rt, others);
+            if listed.is_some() {
                 task.release_extra(); // the group's reference
-            } else {
-                drop(state);
             }
             task.release_extra();
+        }
+    }
+
+    /// The address the waits of this group park on while the others join.
+    fn wait_key(&self) -> usize {
+        self as *const Group as usize
+    }
+
+    /// Parks until another wait of the group has joined a task or given up, or the
+    /// deadline. Nothing to wait for without a runtime (no task was ever spawned).
+    fn await_other_waits(&self, rt: Option<&'static Runtime>, deadline: i64) -> Result<()> {
+        let Some(rt) = rt else { return Ok(()) };
+        let all_taken = || {
+            let state = self.state.lock();
+            !state.tasks.is_empty() && state.tasks.iter().all(|t| state.joining.iter().any(|j| ptr::eq(*j, *t)))
+        };
+        match rt.parking()?.park(rt, self.wait_key(), all_taken, deadline) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == WEFT_ETIMEDOUT => {
+                let left = self.state.lock().tasks.len();
+                fail!(WEFT_ETIMEDOUT, "{left} task(s) of group {:p} still ran at the deadline", self);
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Wakes the waits parked in `await_other_waits` (if `others` run): a task was
+    /// joined, or a join gave up and its task can be joined by them.
+    fn wake_other_waits(&self, rt: Option<&'static Runtime>, others: bool) {
+        if let (true, Some(rt)) = (others, rt) {
+            if let Ok(parking) = rt.parking() {
+                let _ = parking.unpark(rt, self.wait_key(), usize::MAX);
+            }
         }
     }
 

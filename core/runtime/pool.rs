@@ -82,6 +82,7 @@ impl Job {
             if i >= self.chunks {
                 return finished;
             }
+            let mut counted = 1;
             if self.failed.load(Acquire) == 0 {
                 let (b, e) = self.chunk(i);
                 let body = may_unwind!(self.body, fn(usize, usize, *mut c_void) -> i32);
@@ -90,8 +91,13 @@ impl Job {
                 if code != 0 {
                     let _ = self.failed.compare_exchange(0, code, AcqRel, Acquire);
                 }
+            } else {
+                // Failed: every chunk nobody claimed yet is skipped at once, not claimed
+                // one by one (billions of them in a large range with a small grain).
+                let claimed = self.next.swap(self.chunks, AcqRel).max(i + 1);
+                counted += self.chunks.saturating_sub(claimed);
             }
-            finished = self.done.fetch_add(1, AcqRel) + 1 == self.chunks;
+            finished = self.done.fetch_add(counted, AcqRel) + counted == self.chunks;
         }
     }
 }

@@ -104,6 +104,15 @@ static int32_t fail_at_5000(size_t begin, size_t end, void *ud) {
   return (begin <= 5000 && 5000 < end) ? 7 : 0;
 }
 
+/* Fails at once: over a range of 2^40 one-element sub-ranges, the rest are skipped in
+ * one step (they were claimed one by one, and the call ran for hours). */
+static int32_t fail_at_once(size_t begin, size_t end, void *ud) {
+  (void)begin;
+  (void)end;
+  atomic_fetch_add((atomic_ullong *)ud, 1);
+  return 9;
+}
+
 /* Nested: every body runs a parallel loop of its own. */
 typedef struct {
   weft_runtime_t *rt;
@@ -129,6 +138,10 @@ TEST_IMPL(parallel_for_failure_and_nesting) {
   ASSERT_OK(weft_parallel_for(rt, 0, 100000, 100, fail_at_5000, &calls, &code));
   ASSERT_EQ(code, 7);
   ASSERT(atomic_load(&calls) >= 1 && atomic_load(&calls) <= 1000);
+  atomic_store(&calls, 0);
+  ASSERT_OK(weft_parallel_for(rt, 0, (size_t)1 << 40, 1, fail_at_once, &calls, &code));
+  ASSERT_EQ(code, 9);
+  ASSERT(atomic_load(&calls) >= 1 && atomic_load(&calls) <= 64);
   nest_t n = {.rt = rt};
   ASSERT_OK(weft_parallel_for(rt, 0, 64, 1, outer_body, &n, &code));
   ASSERT_EQ(code, 0);
@@ -299,6 +312,74 @@ TEST_IMPL(group_success_and_failure) {
   ASSERT_EQ(atomic_load(&group_cancelled), 8);
   ASSERT_STATUS(WEFT_ECANCELED, weft_group_spawn(g, add_to_group_count, NULL, NULL));
   ASSERT_ERROR_MENTIONS("code 5");
+  ASSERT_OK(weft_group_free(g));
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* Several waits on one group at once (from tasks that are not its members): each
+ * returns the group's code once every task is joined, and one whose deadline passes
+ * first times out alone. Two waits once joined the same task, and the second failed
+ * with WEFT_EINVAL ("being joined by another thread"). */
+typedef struct {
+  weft_group_t *g;
+  int64_t deadline;
+  weft_status_t status;
+  int32_t code;
+} group_waiter_t;
+
+static int32_t wait_for_group(void *arg, void **result) {
+  group_waiter_t *w = arg;
+  (void)result;
+  w->status = weft_group_wait(w->g, w->deadline, &w->code);
+  return 0;
+}
+
+static int32_t nap_and_count(void *arg, void **result) {
+  (void)result;
+  weft_runtime_t *rt = arg;
+  ASSERT_OK(weft_sleep_until(rt, test_after_ms(rt, 1 + atomic_fetch_add(&group_ran, 1) % 4)));
+  return 0;
+}
+
+TEST_IMPL(group_concurrent_waits) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < 20; round++) {
+    weft_group_t *g = NULL;
+    ASSERT_OK(weft_group_new(rt, &g));
+    atomic_store(&group_ran, 0);
+    for (int i = 0; i < 8; i++) ASSERT_OK(weft_group_spawn(g, nap_and_count, rt, NULL));
+    group_waiter_t waiters[3];
+    weft_task_t *tasks[3];
+    for (int i = 0; i < 3; i++) {
+      waiters[i] = (group_waiter_t){g, WEFT_FOREVER, -1, -1};
+      tasks[i] = test_spawn(rt, wait_for_group, &waiters[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+      ASSERT_EQ(test_join(tasks[i]), 0);
+      ASSERT_OK(waiters[i].status);
+      ASSERT_EQ(waiters[i].code, 0);
+    }
+    ASSERT_EQ(atomic_load(&group_ran), 8);
+    ASSERT_OK(weft_group_free(g));
+  }
+  /* A wait whose deadline passes while the others wait on. */
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  weft_group_t *g = NULL;
+  ASSERT_OK(weft_group_new(rt, &g));
+  for (int i = 0; i < 4; i++) ASSERT_OK(weft_group_spawn(g, wait_gate_counting, &gate, NULL));
+  test_gate_await_waiters(rt, &gate, 4);
+  group_waiter_t patient = {g, WEFT_FOREVER, -1, -1}, hasty = {g, test_after_ms(rt, 20), -1, -1};
+  weft_task_t *p = test_spawn(rt, wait_for_group, &patient);
+  weft_task_t *h = test_spawn(rt, wait_for_group, &hasty);
+  ASSERT_EQ(test_join(h), 0);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, hasty.status);
+  test_gate_open(&gate);
+  ASSERT_EQ(test_join(p), 0);
+  ASSERT_OK(patient.status);
+  ASSERT_EQ(patient.code, 0);
   ASSERT_OK(weft_group_free(g));
   test_gate_destroy(&gate);
   test_close_runtime(rt);
