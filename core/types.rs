@@ -270,7 +270,9 @@ pub struct weft_task_info_t {
     pub id: u64,
     /// The task's name, or NULL.
     pub name: *const c_char,
-    /// The task, or NULL for an attached host thread.
+    /// The task, or NULL for an attached host thread (and for a task that ended and was
+    /// joined while the walk ran). It names this task for the whole call of the
+    /// visitor, which may use it (`weft_cancel`, `weft_task_id`).
     pub task: *mut weft_task_t,
     /// The mutator's task-local values: `locals[WEFT_KEY_SLOT(k)]` is its value for key
     /// `k` when `WEFT_KEY_SLOT(k) < nlocals` (NULL if it never set one), NULL otherwise

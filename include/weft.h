@@ -1301,7 +1301,9 @@ typedef struct weft_task_info_t {
   uint64_t id;
   // The task's name, or NULL.
   const char *name;
-  // The task, or NULL for an attached host thread.
+  // The task, or NULL for an attached host thread (and for a task that ended and was
+  // joined while the walk ran). It names this task for the whole call of the
+  // visitor, which may use it (`weft_cancel`, `weft_task_id`).
   struct weft_task_t *task;
   // The mutator's task-local values: `locals[WEFT_KEY_SLOT(k)]` is its value for key
   // `k` when `WEFT_KEY_SLOT(k) < nlocals` (NULL if it never set one), NULL otherwise

@@ -187,12 +187,14 @@ pub unsafe extern "C" fn weft_tasks_foreach(
         let rt = open_runtime(rt)?;
         let Some(visit) = visit else { fail!(WEFT_EINVAL, "visit is NULL") };
         safepoint::for_each_mutator(rt, |m| {
+            // Held while the visitor runs: the handle names this task throughout.
+            let hold = crate::runtime::task::hold_for_registry(&m.ctx);
             let info = weft_task_info_t {
                 struct_size: std::mem::size_of::<weft_task_info_t>() as u32,
                 state: m.state,
                 id: m.ctx.id,
                 name: m.ctx.name_ptr(),
-                task: m.ctx.task_handle(),
+                task: if hold.is_some() { m.ctx.task_handle() } else { std::ptr::null_mut() },
                 locals: m.locals.0,
                 nlocals: m.locals.1,
                 stack_lo: m.stack.0 as *mut c_void,

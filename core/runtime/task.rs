@@ -247,7 +247,12 @@ impl Task {
         let status = plat_call!(rt.table, spawn(rt.prt, ctx_for_plugin, &plat_opts, &mut plat));
         if status != WEFT_OK {
             safepoint::spawn_failed(rt, &shell.state().ctx);
-            shell.owners.store(1, Relaxed);
+            // The task's owner and the host's let go, one by one: a call through the
+            // handle the registry handed out meanwhile (`weft_tasks_foreach`) may hold
+            // a pin, and keeps the state until it drops (a store of the count freed the
+            // state under that call).
+            shell.handle.store(HANDLE_GONE, SeqCst);
+            shell.let_go();
             shell.let_go();
             rt.end_task();
             check_plugin(status, || "the platform could not start the task".into())?;
@@ -453,6 +458,23 @@ impl Task {
 
 /// An owner of a task's shell added by `Task::pin`, given back when dropped.
 struct Pin(&'static Task);
+
+/// A task's shell held for a visitor of the registry (`weft_tasks_foreach`), so that the
+/// handle it is given names that task for the whole call: without it, a task that
+/// ended and was joined meanwhile gave its shell to the next spawn, and the visitor's
+/// `weft_cancel(info->task)` cancelled another task.
+pub(crate) struct RegistryHold(#[allow(dead_code)] Pin);
+
+/// Holds the shell of the task whose context is `ctx`, if that task still owns it;
+/// None for a context that is no task's, or whose task's shell was given up.
+pub(crate) fn hold_for_registry(ctx: &crate::runtime::context::Context) -> Option<RegistryHold> {
+    let shell = ctx.task_handle() as *const Task;
+    // SAFETY: a task's context points to its shell, and shells are never freed (they
+    // are pooled: a stale one still reads a count).
+    let shell: &'static Task = unsafe { shell.as_ref() }?;
+    let pin = shell.pin().ok()?;
+    (shell.state().ctx.id == ctx.id).then_some(RegistryHold(pin))
+}
 
 impl Drop for Pin {
     fn drop(&mut self) {

@@ -1343,6 +1343,72 @@ TEST_IMPL(vm_wait_on_another_runtime_is_blocking) {
   return TEST_OK;
 }
 
+/* --- the handles weft_tasks_foreach hands out -------------------------------------- */
+
+/* While tasks end and new ones take their shells, every handle a visitor gets names
+ * the task it visits for the whole call (it named the next spawn's task, and a
+ * visitor's weft_cancel cancelled a bystander); and a task whose spawn fails while a
+ * visitor calls weft through its handle is freed only after that call (it was freed
+ * under it: a crash). */
+static atomic_int reg_stop, reg_mismatches, reg_visits;
+static weft_runtime_t *reg_rt;
+
+static int32_t reg_quick(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  return 0;
+}
+
+static int32_t reg_spawn_and_join(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  while (!atomic_load(&reg_stop)) ASSERT_EQ(test_join(test_spawn(reg_rt, reg_quick, NULL)), 0);
+  return 0;
+}
+
+static void *reg_spawns_that_fail(void *arg) {
+  (void)arg;
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = (size_t)1 << 55;
+  opts.name = "doomed";
+  while (!atomic_load(&reg_stop)) {
+    weft_task_t *t = NULL;
+    ASSERT_STATUS(WEFT_ENOMEM, weft_spawn(reg_rt, reg_quick, NULL, &opts, &t));
+  }
+  return NULL;
+}
+
+static bool reg_visit(const weft_task_info_t *info, void *ud) {
+  (void)ud;
+  if (info->task == NULL) return false;
+  atomic_fetch_add(&reg_visits, 1);
+  if (info->name != NULL && strcmp(info->name, "doomed") == 0) (void)weft_cancel(info->task);
+  uint64_t id = weft_task_id(info->task);
+  if (id != 0 && id != info->id) atomic_fetch_add(&reg_mismatches, 1);
+  return false;
+}
+
+TEST_IMPL(vm_foreach_handles_name_their_tasks) {
+  test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
+  reg_rt = test_open_runtime();
+  atomic_store(&reg_stop, 0);
+  atomic_store(&reg_mismatches, 0);
+  atomic_store(&reg_visits, 0);
+  weft_task_t *spawner = test_spawn(reg_rt, reg_spawn_and_join, NULL);
+  pthread_t failing;
+  ASSERT_EQ(pthread_create(&failing, NULL, reg_spawns_that_fail, NULL), 0);
+  int rounds = test_under_valgrind() ? 300 : 20000;
+  for (int i = 0; i < rounds; i++) ASSERT_OK(weft_tasks_foreach(reg_rt, reg_visit, NULL));
+  atomic_store(&reg_stop, 1);
+  ASSERT_EQ(pthread_join(failing, NULL), 0);
+  ASSERT_EQ(test_join(spawner), 0);
+  ASSERT_EQ(atomic_load(&reg_mismatches), 0);
+  ASSERT(atomic_load(&reg_visits) > 0);
+  test_close_runtime(reg_rt);
+  return TEST_OK;
+}
+
 TEST_IMPL(vm_errors) {
   test_skip_if_one_thread("needs host threads (pthread_create) calling weft");
   /* NULL runtime: every function. */
