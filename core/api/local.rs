@@ -10,7 +10,9 @@ use crate::types::*;
 
 /// Creates a task-local key. Every task (and host thread) starts with NULL for it.
 /// `dtor` (may be NULL) is called on the exiting task with each non-NULL value it
-/// holds. At most `WEFT_KEYS_MAX` keys are live at once (`WEFT_ENOMEM` after that);
+/// holds, as pthread calls its key destructors: the key reads NULL during the call,
+/// the keys whose destructors have not run yet still read their values, and values a
+/// destructor sets are destroyed in a next round (four at most). At most `WEFT_KEYS_MAX` keys are live at once (`WEFT_ENOMEM` after that);
 /// deleted keys do not count. `*out` is written only on success. `rt` is an open
 /// runtime, checked, or NULL: a key belongs to no runtime (keys are process-wide, as
 /// pthread keys), so one made before any runtime opens, or with a runtime closed since,

@@ -133,27 +133,47 @@ impl Context {
         into.extend(slots.iter().map(|s| if keys::is_live(s.key) { s.value } else { ptr::null_mut() }));
     }
 
-    /// Runs the destructors of every non-NULL value of a live key, as pthread does: a
-    /// destructor may set values again, so up to four rounds.
+    /// Runs the destructors of every non-NULL value of a live key, as pthread does: each
+    /// value is taken out of its slot (set to NULL) just before its destructor runs, the
+    /// others stay where they are (a destructor may read another key's value, as under
+    /// pthread: all were taken out at once before, and it read NULL), and a destructor
+    /// may set values again, so up to four rounds.
     pub(crate) fn run_slot_destructors(&self) {
         for _round in 0..4 {
-            // SAFETY: see the Sync impl; the slots are moved out before any destructor
-            // runs, so a destructor that sets a value does not alias this borrow.
-            let taken = std::mem::take(unsafe { &mut *self.slots.get() });
-            if taken.iter().all(|s| s.value.is_null()) {
-                return;
+            let mut ran = false;
+            let mut index = 0;
+            // The slots are looked at one by one, each borrow ending before a destructor
+            // runs: a destructor may set values, and grow the slots.
+            while let Some((value, dtor)) = self.take_for_destructor(index) {
+                index += 1;
+                let Some(dtor) = dtor else { continue };
+                ran = true;
+                let dtor = crate::ffi::callback::may_unwind!(dtor, fn(*mut c_void));
+                // SAFETY: the host registered `dtor` for values of this key.
+                let run = || unsafe { dtor(value) };
+                crate::ffi::callback::host_call("a task-local slot destructor", run);
             }
-            for Slot { value, key } in taken {
-                if value.is_null() {
-                    continue;
-                }
-                if let Some(dtor) = keys::destructor(key) {
-                    let dtor = crate::ffi::callback::may_unwind!(dtor, fn(*mut c_void));
-                    // SAFETY: the host registered `dtor` for values of this key.
-                    let run = || unsafe { dtor(value) };
-                    crate::ffi::callback::host_call("a task-local slot destructor", run);
-                }
+            if !ran {
+                break;
             }
+        }
+        // SAFETY: see the Sync impl; no destructor runs any more.
+        drop(std::mem::take(unsafe { &mut *self.slots.get() }));
+    }
+
+    /// Slot `index`, if there is one: its value and its key's destructor, the value
+    /// taken out of the slot when it has one to run (None for the destructor
+    /// otherwise: NULL, no destructor, or a deleted key).
+    fn take_for_destructor(&self, index: usize) -> Option<(*mut c_void, crate::types::weft_key_dtor_fn)> {
+        // SAFETY: see the Sync impl; the borrow ends before the caller runs anything.
+        let slots = unsafe { &mut *self.slots.get() };
+        let slot = slots.get_mut(index)?;
+        if slot.value.is_null() {
+            return Some((ptr::null_mut(), None));
+        }
+        match keys::destructor(slot.key) {
+            Some(dtor) => Some((std::mem::replace(&mut slot.value, ptr::null_mut()), Some(dtor))),
+            None => Some((ptr::null_mut(), None)),
         }
     }
 

@@ -1,5 +1,6 @@
 /* Task-local keys. */
 WEFT_TEST(keys_destructors)
+WEFT_TEST(keys_destructor_reads_other_keys)
 WEFT_TEST(keys_host_threads)
 WEFT_TEST(keys_invalid)
 WEFT_TEST(keys_exhaustion)

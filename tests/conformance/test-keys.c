@@ -100,6 +100,48 @@ TEST_IMPL(keys_destructors) {
   return TEST_OK;
 }
 
+/* A destructor may read another key's value: the one whose destructor has not run yet
+ * is still there, as under pthread (every value was taken out before the first
+ * destructor ran, and it read NULL); its own key reads NULL. */
+static weft_key_t key_x, key_y;
+static int value_x, value_y;
+static void *x_saw_y, *y_saw_x, *x_saw_x, *y_saw_y;
+
+static void destroy_x(void *p) {
+  (void)p;
+  x_saw_y = weft_local_get(key_y);
+  x_saw_x = weft_local_get(key_x);
+}
+
+static void destroy_y(void *p) {
+  (void)p;
+  y_saw_x = weft_local_get(key_x);
+  y_saw_y = weft_local_get(key_y);
+}
+
+static int32_t set_x_and_y(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  ASSERT_OK(weft_local_set(key_x, &value_x));
+  ASSERT_OK(weft_local_set(key_y, &value_y));
+  return 0;
+}
+
+TEST_IMPL(keys_destructor_reads_other_keys) {
+  weft_runtime_t *rt = test_open_runtime();
+  ASSERT_OK(weft_key_create(rt, destroy_x, &key_x));
+  ASSERT_OK(weft_key_create(rt, destroy_y, &key_y));
+  x_saw_y = y_saw_x = x_saw_x = y_saw_y = (void *)1;
+  ASSERT_EQ(test_join(test_spawn(rt, set_x_and_y, NULL)), 0);
+  ASSERT(x_saw_x == NULL && y_saw_y == NULL);
+  /* Whichever ran first saw the other's value; the second, NULL. */
+  ASSERT((x_saw_y == &value_y && y_saw_x == NULL) || (y_saw_x == &value_x && x_saw_y == NULL));
+  ASSERT_OK(weft_key_delete(key_x));
+  ASSERT_OK(weft_key_delete(key_y));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 typedef struct {
   value_t value;
   pthread_t self;
