@@ -317,6 +317,52 @@ TEST_IMPL(checks_deadlock_nested_read) {
   return TEST_OK;
 }
 
+/* A task holds N and waits on a condition with M; whatever ends its wait, it takes M
+ * back first. Main takes M (free while the task waits), then asks for N: a cycle (the
+ * task waits for M, held by main, which waits for N, held by the task). It is refused
+ * with WEFT_EDEADLK and reported; it hung, the condition wait not being counted as a
+ * wait for its mutex (found by review). Then main lets M go, and the task's wait ends
+ * at its deadline. */
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t m, n;
+  weft_cond_t c;
+} cond_cycle_t;
+
+static int32_t hold_n_and_wait_with_m(void *arg, void **result) {
+  (void)result;
+  cond_cycle_t *k = arg;
+  ASSERT_OK(weft_mutex_lock(&k->n));
+  ASSERT_OK(weft_mutex_lock(&k->m));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_cond_wait_until(&k->c, &k->m, test_after_ms(k->rt, 200)));
+  ASSERT_OK(weft_mutex_unlock(&k->m));
+  ASSERT_OK(weft_mutex_unlock(&k->n));
+  return 0;
+}
+
+TEST_IMPL(checks_deadlock_through_cond_wait) {
+  report_log_t log;
+  static cond_cycle_t k;
+  k.rt = open_checked(WEFT_CHECK_DEADLOCK, &log);
+  ASSERT_OK(weft_mutex_init(k.rt, &k.m, 0));
+  ASSERT_OK(weft_mutex_init(k.rt, &k.n, 0));
+  ASSERT_OK(weft_cond_init(k.rt, &k.c));
+  weft_task_t *t = test_spawn(k.rt, hold_n_and_wait_with_m, &k);
+  test_wait_blocked(k.rt, t);
+  ASSERT_OK(weft_mutex_lock(&k.m));
+  ASSERT_STATUS(WEFT_EDEADLK, weft_mutex_lock(&k.n));
+  ASSERT_ERROR_MENTIONS("cycle");
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT(strncmp(log.first, "weft: deadlock\n", 15) == 0);
+  ASSERT_OK(weft_mutex_unlock(&k.m));
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_OK(weft_cond_destroy(&k.c));
+  ASSERT_OK(weft_mutex_destroy(&k.n));
+  ASSERT_OK(weft_mutex_destroy(&k.m));
+  test_close_runtime(k.rt);
+  return TEST_OK;
+}
+
 typedef struct {
   weft_runtime_t *rt;
   weft_mutex_t m;

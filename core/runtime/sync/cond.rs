@@ -64,6 +64,12 @@ impl CondObject {
         if !mutex.held_by(ctx) {
             fail!(WEFT_EPERM, "mutex {:p} is not held by the caller", mutex);
         }
+        // Before the mutex is free: a lock of it that closes a cycle through this
+        // waiter sees the waiter's need of it (`Checks::waiting_in_cond`).
+        let watched = rt.checks.on();
+        if watched {
+            rt.checks.waiting_in_cond(ctx, mutex.addr());
+        }
         let depth = mutex.release_for_wait(rt, ctx);
         let m_bytes = mutex.plugin_bytes();
         self.count.fetch_add(1, AcqRel);
@@ -79,6 +85,9 @@ impl CondObject {
         );
         self.count.fetch_sub(1, AcqRel);
         mutex.reacquired_after_wait(rt, ctx, depth);
+        if watched {
+            rt.checks.done_waiting(ctx);
+        }
         match status {
             WEFT_ETIMEDOUT => fail!(WEFT_ETIMEDOUT, "condition {:p} was not signalled before the deadline", self),
             WEFT_ECANCELED => {
