@@ -22,6 +22,9 @@ pub(crate) struct Platform {
     pub(crate) name: CString,
     pub(crate) version: CString,
     pub(crate) path: CString,
+    /// The address of its entry function: the same library loaded through another path
+    /// (a hard link, a bind mount) is found by it.
+    entry: usize,
     _library: Library,
 }
 
@@ -31,6 +34,12 @@ unsafe impl Send for Platform {}
 unsafe impl Sync for Platform {}
 
 pub(crate) static LOADED: ForkMutex<Vec<&'static Platform>> = ForkMutex::new(Vec::new());
+
+/// Held by a load, from the look for the plugin to its record in `LOADED`: a plugin's
+/// entry function runs once per process (docs/plugins.md). Two threads that opened
+/// their first runtimes on one plugin at once both called it. Not `LOADED` itself, so
+/// that a runtime opening on a plugin already loaded never waits for another's load.
+pub(crate) static LOADING: ForkMutex<()> = ForkMutex::new(());
 
 /// The function members of ABI version 1, in table order, for messages.
 const V1_MEMBERS: [&str; 35] = [
@@ -151,18 +160,25 @@ pub(crate) fn load(spec: Option<&CStr>, host: &'static weft_host_t) -> Result<&'
     if let Some(found) = loaded(&canonical) {
         return Ok(found);
     }
-    // Not under the lock: opening and loading a file can block (a slow disk, a
-    // library's initialisers), and another thread's valid plugin must not wait on it.
-    let platform = open_and_check(&path, &canonical, host)?;
-    let mut loaded = LOADED.lock();
-    // Another thread may have loaded the same file meanwhile: keep the first (dlopen
-    // counted both; dropping ours only gives back our count).
-    if let Some(found) = loaded.iter().find(|p| p.path.as_bytes() == canonical.as_os_str().as_bytes()) {
+    let _loading = LOADING.lock();
+    // Another thread may have loaded it meanwhile.
+    if let Some(found) = loaded(&canonical) {
         return Ok(found);
     }
+    let platform = match open_and_check(&path, &canonical, host)? {
+        Opened::Known(found) => return Ok(found),
+        Opened::New(platform) => platform,
+    };
     let platform: &'static Platform = Box::leak(Box::new(platform));
-    loaded.push(platform);
+    LOADED.lock().push(platform);
     Ok(platform)
+}
+
+/// What `open_and_check` found.
+enum Opened {
+    /// The library was loaded already, through another path: its platform.
+    Known(&'static Platform),
+    New(Platform),
 }
 
 /// The plugin already loaded from `canonical`, if any.
@@ -170,7 +186,7 @@ fn loaded(canonical: &Path) -> Option<&'static Platform> {
     LOADED.lock().iter().copied().find(|p| p.path.as_bytes() == canonical.as_os_str().as_bytes())
 }
 
-fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> Result<Platform> {
+fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> Result<Opened> {
     let shown = path.display();
     elf::check(path)?;
     // SAFETY: loading a library runs its initialisers; that is what loading a plugin
@@ -189,6 +205,12 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
         Ok(entry) => *entry,
         Err(_) => fail!(WEFT_EPLUGIN, "{shown}: no symbol \"{symbol}\" (not a weft platform plugin)"),
     };
+    // The same library under another name: its entry ran already (dlopen counted this
+    // load; dropping `library` gives the count back).
+    let entry_addr = entry as usize;
+    if let Some(found) = LOADED.lock().iter().copied().find(|p| p.entry == entry_addr) {
+        return Ok(Opened::Known(found));
+    }
     // SAFETY: the entry function of a plugin, called with the static host table.
     let table = unsafe { entry(host) };
     // What the plugin said about a refusal (`set_error_detail`), taken now: left in
@@ -209,13 +231,14 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
     };
     let Some(name) = text(table.name) else { fail!(WEFT_EPLUGIN, "{shown}: the table's name is NULL") };
     let version = text(table.version).unwrap_or_else(|| c"unknown".to_owned());
-    Ok(Platform {
+    Ok(Opened::New(Platform {
         table,
         name,
         version,
         path: CString::new(canonical.as_os_str().as_bytes()).unwrap_or_default(),
+        entry: entry_addr,
         _library: library,
-    })
+    }))
 }
 
 /// # Safety
@@ -229,6 +252,13 @@ unsafe fn check_table(table: *const weft_platform_t, shown: &str) -> Result<weft
         fail!(
             WEFT_EPLUGIN,
             "{shown}: bad magic 0x{magic:016x} in the table from {WEFT_PLATFORM_ENTRY_SYMBOL}, expected 0x{WEFT_PLATFORM_MAGIC:016x}"
+        );
+    }
+    if !table.is_aligned() {
+        fail!(
+            WEFT_EPLUGIN,
+            "{shown}: the table from {WEFT_PLATFORM_ENTRY_SYMBOL} is at {table:p}, not aligned to {} bytes as a weft_platform_t is",
+            std::mem::align_of::<weft_platform_t>()
         );
     }
     // SAFETY: the magic says this is a table; its header fields are in every version.

@@ -96,7 +96,7 @@ pub(crate) fn not_open(rt: *const Runtime, what: std::fmt::Arguments) -> String 
 }
 
 /// weft's global locks, in the one order the handlers take them.
-fn global_locks() -> [&'static RawForkLock; 12] {
+fn global_locks() -> [&'static RawForkLock; 13] {
     // SAFETY: only the raw lock is handed out; the data stays behind the Mutex.
     unsafe {
         [
@@ -104,6 +104,8 @@ fn global_locks() -> [&'static RawForkLock; 12] {
             crate::runtime::sync::binding_lock(),
             OPEN.raw(),
             LEFT_IN_PARENT.raw(),
+            // A load holds it, then takes LOADED.
+            crate::plugin::loader::LOADING.raw(),
             crate::plugin::loader::LOADED.raw(),
             crate::runtime::CLOSED.raw(),
             crate::runtime::chan::shells_lock(),

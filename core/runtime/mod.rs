@@ -362,22 +362,31 @@ impl Runtime {
     /// Waits until no task of this runtime runs (detached ones included), or the
     /// deadline: `WEFT_ETIMEDOUT` then, with the number still running.
     pub(crate) fn drain(&self, deadline: i64) -> Result<()> {
+        // A platform that runs only the opening thread refuses this one's waits: the
+        // loop below spun on them, whatever the deadline.
+        self.check_runs_caller()?;
         // Counted before the pool stops: a `weft_parallel_for` from a task still
         // running then starts no new workers (`draining`), which would run on after the
         // drain's stop and never let it end.
         self.tasks.fetch_add(DRAINER, SeqCst);
         self.stop_pool();
-        let left = safepoint::in_blocking_region_of_caller(self, || {
+        let (left, status) = safepoint::in_blocking_region_of_caller(self, || {
             self.world.with_lock(|l| loop {
                 let running = self.tasks.load(SeqCst) & TASK_MASK;
-                if running == 0 || l.wait_until(Cond::Idle, deadline) == WEFT_ETIMEDOUT {
+                let status = if running == 0 { WEFT_OK } else { l.wait_until(Cond::Idle, deadline) };
+                // Anything but a wake-up ends the wait: the deadline, or a wait the
+                // platform refused (which no later wait would take either).
+                if running == 0 || status != WEFT_OK {
                     let running = self.tasks.load(SeqCst) & TASK_MASK;
                     self.tasks.fetch_sub(DRAINER, SeqCst);
-                    break running;
+                    break (running, status);
                 }
             })
         });
         if left != 0 {
+            if status != WEFT_ETIMEDOUT {
+                check_plugin(status, || format!("cannot wait for the {left} task(s) still running"))?;
+            }
             fail!(WEFT_ETIMEDOUT, "{left} task(s) still ran at the deadline");
         }
         Ok(())

@@ -6,6 +6,7 @@
  * runtime_open answers WEFT_ENOTSUP).
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "weft_platform.h"
 
@@ -94,6 +95,8 @@
 /* Exports a function, but not the one the loader looks for. */
 #undef ENTRY
 #define ENTRY weft_platform_entry_v0
+#elif defined(FIXTURE_MISALIGNED_TABLE)
+/* The right table, returned at an address one byte past an aligned one. */
 #elif !defined(FIXTURE_OK) && !defined(FIXTURE_ENTRY_NULL)
 #error "define one FIXTURE_<DEFECT>"
 #endif
@@ -301,6 +304,10 @@ const weft_platform_t *ENTRY(const weft_host_t *h) {
   (void)table;
   h->set_error_detail("needs a newer host");
   return NULL; /* "this plugin cannot work with this host" */
+#elif defined(FIXTURE_MISALIGNED_TABLE)
+  static unsigned char copy[sizeof table + 16] __attribute__((aligned(16)));
+  memcpy(copy + 1, &table, sizeof table);
+  return (const weft_platform_t *)(void *)(copy + 1);
 #else
   return &table;
 #endif

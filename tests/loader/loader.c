@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +227,62 @@ TEST_IMPL(loader_nested_host_regions_hand_off_once) {
   ASSERT_EQ(leave - leave0, 2);
   ASSERT_OK(weft_thread_detach(rt));
   test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A plugin's entry function runs once per process: two threads that open their first
+ * runtimes on it at once (it ran twice), and an open through a hard link to it, which
+ * dlopen gives the same library (it ran again, and the library had two records). */
+static int entry_calls(void) {
+  void *wrapper = dlopen(fixture("libfixture_entry_native.so"), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT(wrapper != NULL);
+  int (*calls)(void);
+  *(void **)&calls = dlsym(wrapper, "weft_fixture_entry_calls");
+  ASSERT(calls != NULL);
+  int n = calls();
+  dlclose(wrapper);
+  return n;
+}
+
+static void *open_entry_fixture(void *arg) {
+  (void)arg;
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  char own[4096];
+  snprintf(own, sizeof own, "%s", fixture("libfixture_entry_native.so"));
+  cfg.platform = own;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  ASSERT_EQ(test_join(test_spawn(rt, one, NULL)), 7);
+  test_close_runtime(rt);
+  return NULL;
+}
+
+TEST_IMPL(loader_entry_runs_once) {
+  pthread_t threads[2];
+  for (int i = 0; i < 2; i++) ASSERT_EQ(pthread_create(&threads[i], NULL, open_entry_fixture, NULL), 0);
+  for (int i = 0; i < 2; i++) ASSERT_EQ(pthread_join(threads[i], NULL), 0);
+  ASSERT_EQ(entry_calls(), 1);
+  char original[4096], linked[4096];
+  snprintf(original, sizeof original, "%s", fixture("libfixture_entry_native.so"));
+  snprintf(linked, sizeof linked, "%s", fixture("libfixture_entry_native_linked.so"));
+  unlink(linked);
+  ASSERT_EQ(link(original, linked), 0);
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = linked;
+  weft_runtime_t *rt = NULL;
+  ASSERT_OK(weft_runtime_open(&cfg, &rt));
+  ASSERT_EQ(test_join(test_spawn(rt, one, NULL)), 7);
+  test_close_runtime(rt);
+  unlink(linked);
+  ASSERT_EQ(entry_calls(), 1);
+  return TEST_OK;
+}
+
+/* A table at an address its alignment does not allow is refused, not read. */
+TEST_IMPL(loader_refuses_misaligned_table) {
+  expect_refused("libfixture_misaligned_table.so", "not aligned");
   return TEST_OK;
 }
 

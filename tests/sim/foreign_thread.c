@@ -57,6 +57,8 @@ static void *host_thread(void *arg) {
   expect_refused(weft_cancel(sleeper), "weft_cancel");
   expect_refused(weft_stw_begin(rt, WEFT_FOREVER), "weft_stw_begin");
   expect_refused(weft_runtime_close(rt), "weft_runtime_close");
+  /* A drain spun for ever on the refused waits, whatever its deadline. */
+  expect_refused(weft_runtime_drain(rt, 0), "weft_runtime_drain");
   return NULL;
 }
 
