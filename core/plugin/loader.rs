@@ -169,7 +169,7 @@ pub(crate) fn load(spec: Option<&CStr>, host: &'static weft_host_t) -> Result<&'
         Opened::Known(found) => return Ok(found),
         Opened::New(platform) => platform,
     };
-    let platform: &'static Platform = Box::leak(Box::new(platform));
+    let platform: &'static Platform = Box::leak(platform);
     LOADED.lock().push(platform);
     Ok(platform)
 }
@@ -178,7 +178,7 @@ pub(crate) fn load(spec: Option<&CStr>, host: &'static weft_host_t) -> Result<&'
 enum Opened {
     /// The library was loaded already, through another path: its platform.
     Known(&'static Platform),
-    New(Platform),
+    New(Box<Platform>),
 }
 
 /// The plugin already loaded from `canonical`, if any.
@@ -231,14 +231,14 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
     };
     let Some(name) = text(table.name) else { fail!(WEFT_EPLUGIN, "{shown}: the table's name is NULL") };
     let version = text(table.version).unwrap_or_else(|| c"unknown".to_owned());
-    Ok(Opened::New(Platform {
+    Ok(Opened::New(Box::new(Platform {
         table,
         name,
         version,
         path: CString::new(canonical.as_os_str().as_bytes()).unwrap_or_default(),
         entry: entry_addr,
         _library: library,
-    }))
+    })))
 }
 
 /// # Safety
