@@ -45,6 +45,9 @@ const SOLO_NS: u64 = 10_000;
 /// workers awake, as OpenMP's and rayon's spinning workers are.
 const SPIN_NS: u64 = 50_000;
 
+/// The pool's workers on a deterministic platform (sim), whatever the machine's CPUs.
+const DETERMINISTIC_WORKERS: usize = 3;
+
 struct Job {
     begin: usize,
     len: usize,
@@ -144,8 +147,13 @@ impl Pool {
     /// `available_parallelism` reads the affinity mask and the cgroup's CPU quota from
     /// /sys, some 30 us of system calls that every call past its solo start paid before
     /// (a quarter of a 10^6 map). `known_once`, not a `OnceLock`, which a child forked
-    /// during the first count would wait on for ever.
-    fn workers_wanted() -> usize {
+    /// during the first count would wait on for ever. On a deterministic platform a
+    /// fixed number, as for four CPUs: the workers are tasks whose switches the seed
+    /// orders, and a seed replayed on a machine with other CPUs ran another schedule.
+    fn workers_wanted(rt: &Runtime) -> usize {
+        if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 {
+            return DETERMINISTIC_WORKERS;
+        }
         static WANTED: AtomicUsize = AtomicUsize::new(0);
         known_once(&WANTED, || std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1))
     }
@@ -168,7 +176,7 @@ impl Pool {
         }
         self.stopping.store(false, SeqCst);
         let mut workers = self.workers.lock();
-        for _ in 0..Self::workers_wanted() {
+        for _ in 0..Self::workers_wanted(rt) {
             let request = SpawnRequest {
                 func: worker_main,
                 arg: self as *const Pool as *mut c_void,
@@ -345,7 +353,7 @@ pub(crate) fn parallel_for(
     } else {
         (begin, len)
     };
-    let participants = Pool::workers_wanted() + 1;
+    let participants = Pool::workers_wanted(rt) + 1;
     let chunks = len.checked_div(grain).map_or(len.min(participants * CHUNKS_PER_PARTICIPANT), |n| n.max(1));
     let job = Arc::new(Job {
         begin,

@@ -371,7 +371,15 @@ impl Once {
         while still() {
             match implicit_runtime() {
                 Some(rt) => {
-                    let slice = rt.deadline_after(1_000_000);
+                    // On a deterministic platform every runtime shares one scheduler,
+                    // whose parking the runner's unpark reaches: no slice, which kept a
+                    // deadline pending for ever, so a real deadlock in the function ran
+                    // to the step limit instead of the deadlock report.
+                    let slice = if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 {
+                        WEFT_FOREVER
+                    } else {
+                        rt.deadline_after(1_000_000)
+                    };
                     if rt.parking()?.park(rt, self.addr(), still, slice).is_err() {
                         // Refused (a closed runtime): look again after a yield.
                         std::thread::yield_now();

@@ -207,8 +207,21 @@ impl Rng {
     }
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+/// `$name` as a number; None when it is not set. A value that is no number is an
+/// error that names it (it was taken as unset, without a word).
+fn env_u64(name: &str) -> Result<Option<u64>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| format!("${name} is not a number: {text:?}")),
+    }
+}
+
+/// `$name` as a number of at least 1, or `default` when it is not set.
+fn env_at_least_1(name: &str, default: u64) -> Result<u64, String> {
+    match env_u64(name)? {
+        Some(0) => Err(format!("${name} must be at least 1")),
+        value => Ok(value.unwrap_or(default)),
+    }
 }
 
 /// Settings read once per open: the seed (`weft_config_t.seed`, else `$WEFT_SEED`,
@@ -253,17 +266,22 @@ impl Settings {
         if strategy != "random" && strategy != "pct" {
             return Err(format!("$WEFT_SIM_STRATEGY must be random or pct, not {strategy:?}"));
         }
+        let trace = match std::env::var("WEFT_SIM_TRACE").as_deref().map(str::trim) {
+            Err(_) | Ok("0") | Ok("") => false,
+            Ok("1") => true,
+            Ok(other) => return Err(format!("$WEFT_SIM_TRACE must be 0 or 1, not {other:?}")),
+        };
         Ok(Settings {
             seed,
             strategy,
-            depth: env_u64("WEFT_SIM_PCT_DEPTH").unwrap_or(3).max(1),
-            pct_steps: env_u64("WEFT_SIM_PCT_STEPS").unwrap_or(DEFAULT_PCT_STEPS).max(1),
-            max_steps: env_u64("WEFT_SIM_MAX_STEPS").unwrap_or(DEFAULT_MAX_STEPS),
-            step_ns: env_u64("WEFT_SIM_STEP_NS").unwrap_or(0).min(1_000_000_000) as i64,
-            trace: std::env::var("WEFT_SIM_TRACE").is_ok_and(|v| v == "1"),
-            stall_ms: env_u64("WEFT_SIM_STALL_MS").unwrap_or(stall::DEFAULT_STALL_MS),
-            io_grace_ms: env_u64("WEFT_SIM_IO_GRACE_MS").unwrap_or(DEFAULT_IO_GRACE_MS).min(i32::MAX as u64) as i64,
-            io_idle_ms: env_u64("WEFT_SIM_IO_IDLE_MS").unwrap_or(DEFAULT_IO_IDLE_MS).min(i32::MAX as u64) as i64,
+            depth: env_at_least_1("WEFT_SIM_PCT_DEPTH", 3)?,
+            pct_steps: env_at_least_1("WEFT_SIM_PCT_STEPS", DEFAULT_PCT_STEPS)?,
+            max_steps: env_at_least_1("WEFT_SIM_MAX_STEPS", DEFAULT_MAX_STEPS)?,
+            step_ns: env_u64("WEFT_SIM_STEP_NS")?.unwrap_or(0).min(1_000_000_000) as i64,
+            trace,
+            stall_ms: env_u64("WEFT_SIM_STALL_MS")?.unwrap_or(stall::DEFAULT_STALL_MS),
+            io_grace_ms: env_u64("WEFT_SIM_IO_GRACE_MS")?.unwrap_or(DEFAULT_IO_GRACE_MS).min(i32::MAX as u64) as i64,
+            io_idle_ms: env_u64("WEFT_SIM_IO_IDLE_MS")?.unwrap_or(DEFAULT_IO_IDLE_MS).min(i32::MAX as u64) as i64,
         })
     }
 }
@@ -946,7 +964,22 @@ impl State {
                 format!(" WEFT_SIM_STRATEGY=pct WEFT_SIM_PCT_DEPTH={depth} WEFT_SIM_PCT_STEPS={steps}")
             }
         };
-        format!("replay with WEFT_SEED={}{strategy} WEFT_SIM_TRACE=1", self.seed)
+        // Every setting that changes the run and is not the default: following the
+        // line without the step's cost, say, ran another program.
+        let mut settings = String::new();
+        if self.step_ns != 0 {
+            settings += &format!(" WEFT_SIM_STEP_NS={}", self.step_ns);
+        }
+        if self.max_steps != DEFAULT_MAX_STEPS {
+            settings += &format!(" WEFT_SIM_MAX_STEPS={}", self.max_steps);
+        }
+        if self.io_grace_ms != DEFAULT_IO_GRACE_MS as i64 {
+            settings += &format!(" WEFT_SIM_IO_GRACE_MS={}", self.io_grace_ms);
+        }
+        if self.io_idle_ms != DEFAULT_IO_IDLE_MS as i64 {
+            settings += &format!(" WEFT_SIM_IO_IDLE_MS={}", self.io_idle_ms);
+        }
+        format!("replay with WEFT_SEED={}{strategy}{settings} WEFT_SIM_TRACE=1", self.seed)
     }
 
     /// Prints the report of a run that cannot go on and ends the process with `status`
