@@ -62,7 +62,13 @@ fn parse(args: &[String], replay: bool) -> Result<(Option<u64>, Options), String
             "--pct-steps" => o.pct_steps = Some(number(args.get(i + 1), a)?),
             "--first-seed" if !replay => o.first = number(args.get(i + 1), a)?,
             "--jobs" if !replay => o.jobs = number(args.get(i + 1), a)?.max(1) as usize,
-            "--timeout" if !replay => o.timeout = Duration::from_secs_f64(number(args.get(i + 1), a)? as f64),
+            "--timeout" if !replay => {
+                let text = args.get(i + 1).map(String::as_str).unwrap_or_default();
+                match text.parse::<f64>() {
+                    Ok(s) if s.is_finite() && s > 0.0 => o.timeout = Duration::from_secs_f64(s),
+                    _ => return Err(format!("--timeout needs a number of seconds above 0, not {text:?}")),
+                }
+            }
             "--strategy" => {
                 o.strategy = args.get(i + 1).cloned().unwrap_or_default();
                 if o.strategy != "random" && o.strategy != "pct" {
@@ -80,6 +86,12 @@ fn parse(args: &[String], replay: bool) -> Result<(Option<u64>, Options), String
     }
     if o.program.is_empty() {
         return Err("no program given (after --)".into());
+    }
+    if o.seeds == 0 {
+        return Err("--seeds needs at least 1".into());
+    }
+    if o.first.checked_add(o.seeds).is_none() {
+        return Err(format!("--first-seed {} and --seeds {} go past the last seed, {}", o.first, o.seeds, u64::MAX));
     }
     if replay && seed.is_none() {
         return Err("replay needs a SEED".into());
