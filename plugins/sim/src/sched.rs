@@ -110,6 +110,9 @@ struct TaskRec {
     slot: usize,
     /// Set when the task ends; shared with its handle, which outlives the runtime.
     done: Arc<AtomicBool>,
+    /// How many mutexes the task holds (a task that ends holding one is remembered
+    /// for the deadlock report: `State::ended_holding`).
+    held: u32,
 }
 
 enum Strategy {
@@ -132,6 +135,9 @@ struct State {
     free: Vec<usize>,
     /// Tasks that have ended (for the report).
     ended: u64,
+    /// The names of the tasks that ended holding a mutex, by id: the report names such
+    /// a mutex's holder (a host's bug worth naming; only such tasks are kept).
+    ended_holding: BTreeMap<u64, String>,
     /// The tasks that have not ended (for the report).
     live: BTreeSet<usize>,
     /// The runnable tasks, in an order that depends only on the run so far; a task's
@@ -301,6 +307,7 @@ impl Sim {
             tasks: Vec::new(),
             free: Vec::new(),
             ended: 0,
+            ended_holding: BTreeMap::new(),
             live: BTreeSet::from([MAIN]),
             runnable: vec![MAIN],
             timers: BTreeSet::new(),
@@ -337,6 +344,7 @@ impl Sim {
             priority,
             slot: 0,
             done: Arc::new(AtomicBool::new(false)),
+            held: 0,
         });
         NOW.store(0, Relaxed);
         stack::install_handler();
@@ -415,6 +423,26 @@ impl Sim {
         self.state.borrow().current
     }
 
+    /// The running task's id (`weft_task_id`; 0 for main).
+    pub(crate) fn current_id(&self) -> u64 {
+        let st = self.state.borrow();
+        st.tasks[st.current].id
+    }
+
+    /// The running task took a mutex.
+    pub(crate) fn took_mutex(&self) {
+        let mut st = self.state.borrow_mut();
+        let current = st.current;
+        st.tasks[current].held += 1;
+    }
+
+    /// The running task released a mutex (its own: the runtime refuses other unlocks).
+    pub(crate) fn released_mutex(&self) {
+        let mut st = self.state.borrow_mut();
+        let current = st.current;
+        st.tasks[current].held = st.tasks[current].held.saturating_sub(1);
+    }
+
     /// Starts a task whose coroutine calls `task_run(ctx)`; runnable at once.
     pub(crate) fn spawn(
         &self,
@@ -464,6 +492,7 @@ impl Sim {
             priority,
             slot: usize::MAX,
             done: Arc::clone(&done),
+            held: 0,
         };
         if index == st.tasks.len() {
             st.tasks.push(record);
@@ -908,6 +937,9 @@ impl State {
             self.timers.remove(&(t.deadline, i));
         }
         t.run = Run::Done;
+        if t.held > 0 {
+            self.ended_holding.insert(t.id, t.name.clone());
+        }
         self.live.remove(&i);
     }
 
@@ -924,17 +956,16 @@ impl State {
             Obj::Mutex(m) => {
                 // SAFETY: a mutex a task is blocked on or calling about is initialised.
                 let owner = unsafe { crate::sync::mutex_owner(m) };
-                match owner {
-                    Some(o) => {
-                        format!(
-                            " on mutex {} (held by task {} \"{}\")",
-                            self.name(m),
-                            self.tasks[o].id,
-                            self.tasks[o].name
-                        )
-                    }
-                    None => format!(" on mutex {} (free)", self.name(m)),
-                }
+                let Some(id) = owner else {
+                    return format!(" on mutex {} (free)", self.name(m));
+                };
+                let live = self.live.iter().map(|&i| &self.tasks[i]).find(|t| t.id == id);
+                let holder = match (live, self.ended_holding.get(&id)) {
+                    (Some(t), _) => format!("task {id} \"{}\"", t.name),
+                    (None, Some(name)) => format!("task {id} \"{name}\", which ended holding it"),
+                    (None, None) => format!("task {id}, which ended holding it"),
+                };
+                format!(" on mutex {} (held by {holder})", self.name(m))
             }
             Obj::Cond(c, 0) => format!(" on condition {}", self.name(c)),
             Obj::Cond(c, m) => format!(" on condition {} with mutex {}", self.name(c), self.name(m)),

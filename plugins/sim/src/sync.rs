@@ -3,14 +3,15 @@
 //! mutability of host memory); every operation is a switch point, and a contended one
 //! blocks the task through `wait`.
 //!
-//! * A mutex is its owner: 0 free, else the owning task's index + 1 (named in the
-//!   deadlock report).
+//! * A mutex is its owner: 0 free, else the owning task's id + 1 (named in the
+//!   deadlock report; an id, not the task's slot in the scheduler's table, which a
+//!   later task takes once the owner ended).
 //! * A condition is a sequence number.
 //! * An rwlock is three words: readers, the writer (index + 1), waiting writers.
 //!   Writers are preferred: once one waits, new readers wait too, until it gets the
 //!   lock or gives up (a timed wait).
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use weft_platform::*;
 
@@ -18,7 +19,7 @@ use crate::sched::{Call, Obj, Sim};
 use crate::wait::{self, Wake};
 use crate::{clock, on_sim, on_sim_or_closed, HOST};
 
-pub(crate) const MUTEX_SIZE: u32 = 4;
+pub(crate) const MUTEX_SIZE: u32 = 8;
 pub(crate) const COND_SIZE: u32 = 4;
 pub(crate) const RWLOCK_SIZE: u32 = 12;
 pub(crate) const SYNC_ALIGN: u32 = 8;
@@ -29,14 +30,24 @@ unsafe fn words<'a, const N: usize>(obj: *mut c_void) -> &'a [AtomicU32; N] {
     unsafe { &*(obj as *const [AtomicU32; N]) }
 }
 
-/// The task holding the mutex at `m`, if any (for the deadlock report).
+unsafe fn mutex_word<'a>(m: *mut c_void) -> &'a AtomicU64 {
+    // SAFETY: 8-aligned plugin bytes, `MUTEX_SIZE` of them, initialised by `mutex_init`.
+    unsafe { &*(m as *const AtomicU64) }
+}
+
+/// The id of the task holding the mutex at `m`, if any (for the deadlock report).
 ///
 /// # Safety
 /// `m` is an initialised mutex of this plugin.
-pub(crate) unsafe fn mutex_owner(m: usize) -> Option<usize> {
+pub(crate) unsafe fn mutex_owner(m: usize) -> Option<u64> {
     // SAFETY: as the caller promises.
-    let [w] = unsafe { words::<1>(m as *mut c_void) };
-    w.load(Relaxed).checked_sub(1).map(|o| o as usize)
+    unsafe { mutex_word(m as *mut c_void) }.load(Relaxed).checked_sub(1)
+}
+
+/// Makes the running task the owner of the free mutex `w`.
+fn take(sim: &Sim, w: &AtomicU64) {
+    w.store(sim.current_id() + 1, Relaxed);
+    sim.took_mutex();
 }
 
 fn lock_call(name: &'static str, m: *mut c_void) -> Call {
@@ -46,16 +57,15 @@ fn lock_call(name: &'static str, m: *mut c_void) -> Call {
 /// Takes the mutex, waiting until the deadline. True if taken.
 fn lock(sim: &Sim, call: Call, m: *mut c_void, deadline: i64) -> bool {
     // SAFETY: an initialised mutex.
-    let [w] = unsafe { words::<1>(m) };
-    let me = sim.current() as u32 + 1;
+    let w = unsafe { mutex_word(m) };
     loop {
         if w.load(Relaxed) == 0 {
-            w.store(me, Relaxed);
+            take(sim, w);
             return true;
         }
         if let Wake::TimedOut = wait::park_in(sim, call, m as usize, || w.load(Relaxed) != 0, deadline, false) {
             if w.load(Relaxed) == 0 {
-                w.store(me, Relaxed);
+                take(sim, w);
                 return true;
             }
             return false;
@@ -63,17 +73,20 @@ fn lock(sim: &Sim, call: Call, m: *mut c_void, deadline: i64) -> bool {
     }
 }
 
-fn unlock(m: *mut c_void) {
+/// `sim`: the scheduler of the running task, None once the last runtime closed.
+fn unlock(sim: Option<&Sim>, m: *mut c_void) {
     // SAFETY: an initialised mutex.
-    let [w] = unsafe { words::<1>(m) };
-    w.store(0, Relaxed);
+    unsafe { mutex_word(m) }.store(0, Relaxed);
+    if let Some(sim) = sim {
+        sim.released_mutex();
+    }
     wait::wake_one(m as usize);
 }
 
 pub(crate) unsafe extern "C" fn mutex_init(_rt: *mut weft_plat_rt_t, obj: *mut c_void) -> weft_status_t {
     HOST.guard(|| {
         // SAFETY: the object's plugin bytes.
-        unsafe { (obj as *mut AtomicU32).write(AtomicU32::new(0)) };
+        unsafe { (obj as *mut AtomicU64).write(AtomicU64::new(0)) };
         if let Some(sim) = crate::sched::here() {
             sim.register(obj as usize);
         }
@@ -98,11 +111,11 @@ pub(crate) unsafe extern "C" fn mutex_trylock(obj: *mut c_void) -> weft_status_t
     on_sim(|sim| {
         sim.step(lock_call("weft_mutex_try_lock", obj));
         // SAFETY: an initialised mutex.
-        let [w] = unsafe { words::<1>(obj) };
+        let w = unsafe { mutex_word(obj) };
         if w.load(Relaxed) != 0 {
             return WEFT_EBUSY;
         }
-        w.store(sim.current() as u32 + 1, Relaxed);
+        take(sim, w);
         WEFT_OK
     })
 }
@@ -121,7 +134,7 @@ pub(crate) unsafe extern "C" fn mutex_lock_until(obj: *mut c_void, deadline: i64
 
 pub(crate) unsafe extern "C" fn mutex_unlock(obj: *mut c_void) -> weft_status_t {
     on_sim_or_closed(|sim| {
-        unlock(obj);
+        unlock(sim, obj);
         if let Some(sim) = sim {
             sim.step(lock_call("weft_mutex_unlock", obj));
         }
@@ -154,7 +167,7 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
             // the mutex, makes its predicate true would otherwise keep the mutex for
             // ever (a wait shorter than $WEFT_SIM_STEP_NS always ends here).
             crate::HOST.blocking(|| {
-                unlock(mutex);
+                unlock(Some(sim), mutex);
                 let relock = lock_call("weft_cond_wait (relock)", mutex);
                 sim.step(relock);
                 lock(sim, relock, mutex, WEFT_FOREVER);
@@ -165,7 +178,7 @@ pub(crate) unsafe extern "C" fn cond_wait_until(cond: *mut c_void, mutex: *mut c
         let [seq] = unsafe { words::<1>(cond) };
         let seen = seq.load(Relaxed);
         let woke = crate::HOST.blocking(|| {
-            unlock(mutex);
+            unlock(Some(sim), mutex);
             let woke = wait::park_in(sim, call, cond as usize, || seq.load(Relaxed) == seen, deadline, true);
             lock(sim, lock_call("weft_cond_wait (relock)", mutex), mutex, WEFT_FOREVER);
             woke
