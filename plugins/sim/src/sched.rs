@@ -506,7 +506,7 @@ impl Sim {
     /// Numbers an object when it is made, so that the trace and the report name it the
     /// same way whether tracing or not.
     pub(crate) fn register(&self, addr: usize) {
-        self.state.borrow().name(addr);
+        self.state.borrow().number(addr);
     }
 
     /// The call the running task entered last.
@@ -804,6 +804,7 @@ impl State {
             };
             self.advance(NOW.load(Relaxed).max(deadline));
         };
+        self.number_objects(self.tasks[from].call.obj);
         if self.trace {
             let t = &self.tasks[from];
             let n = &self.tasks[to];
@@ -943,11 +944,31 @@ impl State {
         self.live.remove(&i);
     }
 
-    /// `#n`: the object's number, in the order objects were first named.
-    fn name(&self, addr: usize) -> String {
+    /// The object's number, in the order objects were first numbered.
+    fn number(&self, addr: usize) -> usize {
         let mut names = self.names.borrow_mut();
         let next = names.len() + 1;
-        format!("#{}", names.entry(addr).or_insert(next))
+        *names.entry(addr).or_insert(next)
+    }
+
+    /// `#n`: the object's number.
+    fn name(&self, addr: usize) -> String {
+        format!("#{}", self.number(addr))
+    }
+
+    /// Numbers the objects of a call at its step, traced or not, in the order the
+    /// trace names them: the report's numbers then do not depend on the trace.
+    fn number_objects(&self, obj: Obj) {
+        match obj {
+            Obj::Mutex(a) | Obj::Rwlock(a) | Obj::Chan(a) | Obj::Key(a) | Obj::Cond(a, 0) => {
+                self.number(a);
+            }
+            Obj::Cond(c, m) => {
+                self.number(c);
+                self.number(m);
+            }
+            Obj::None | Obj::Task(_) | Obj::Deadline(_) | Obj::Fd(..) => {}
+        }
     }
 
     fn describe(&self, obj: Obj) -> String {
