@@ -103,8 +103,8 @@ struct TaskRec {
     deadline: i64,
     /// Set by the waker that took the task off `key`'s queue.
     woken: bool,
-    /// PCT's: the highest runnable runs. A change point's task gets 0 .. depth - 1, a
-    /// new task depth and more, a task that yields less than every other (negative).
+    /// PCT's: the highest runnable runs. A new task gets depth and more, a task that
+    /// yields or passes a change point less than every other (negative).
     priority: i64,
     /// Where the task sits in `State::runnable` while runnable.
     slot: usize,
@@ -117,13 +117,13 @@ struct TaskRec {
 
 enum Strategy {
     Random,
-    /// `yielded`: the priority the last task that yielded got (it drops below every
-    /// other, and below each task that yielded before it).
+    /// `lowest`: the priority the last task that yielded or passed a change point got
+    /// (it drops below every other, and below each task that dropped before it).
     Pct {
         depth: u64,
         steps: u64,
         changes: Vec<u64>,
-        yielded: i64,
+        lowest: i64,
     },
 }
 
@@ -299,7 +299,7 @@ impl Sim {
         let strategy = if s.strategy == "pct" {
             let mut changes: Vec<u64> = (1..s.depth).map(|_| 1 + rng.next() % s.pct_steps).collect();
             changes.sort_unstable();
-            Strategy::Pct { depth: s.depth, steps: s.pct_steps, changes, yielded: 0 }
+            Strategy::Pct { depth: s.depth, steps: s.pct_steps, changes, lowest: 0 }
         } else {
             Strategy::Random
         };
@@ -546,11 +546,7 @@ impl Sim {
         {
             let mut st = self.state.borrow_mut();
             let me = st.current;
-            if let Strategy::Pct { ref mut yielded, .. } = st.strategy {
-                *yielded -= 1;
-                let lowest = *yielded;
-                st.tasks[me].priority = lowest;
-            }
+            st.drop_lowest(me);
         }
         self.step(call);
     }
@@ -741,9 +737,17 @@ impl Sim {
 }
 
 impl State {
+    /// PCT: task `i` drops below every other, and below each task that dropped before.
+    fn drop_lowest(&mut self, i: usize) {
+        if let Strategy::Pct { ref mut lowest, .. } = self.strategy {
+            *lowest -= 1;
+            self.tasks[i].priority = *lowest;
+        }
+    }
+
     fn new_priority(&mut self) -> i64 {
         match self.strategy {
-            // Above every change point's priority (0 .. depth).
+            // Above every dropped task's priority (negative).
             Strategy::Pct { depth, .. } => (depth + (self.rng.next() >> 8)) as i64,
             Strategy::Random => 0,
         }
@@ -762,9 +766,12 @@ impl State {
         }
         let from = self.current;
         if let Strategy::Pct { ref changes, .. } = self.strategy {
-            if let Some(i) = changes.iter().position(|&c| c == self.step) {
-                // A change point: the running task drops below every other.
-                self.tasks[from].priority = (changes.len() - 1 - i) as i64;
+            if changes.contains(&self.step) {
+                // A change point: the running task drops below every other, also below
+                // the tasks that yielded (it outranked them when change points took
+                // 0 .. depth - 1, and a change point with only yielders beside it did
+                // nothing).
+                self.drop_lowest(from);
             }
         }
         // Timers already due fire too, also without a step of time: a wait whose
