@@ -757,11 +757,13 @@ typedef struct weft_cond_t {
 // it must stay in place, and not be copied, until `weft_cond_destroy`.
 weft_status_t weft_cond_init(struct weft_runtime_t *rt, struct weft_cond_t *c);
 
-// Destroys a condition variable nobody waits on (`WEFT_EBUSY` while tasks wait on it).
-// A waiter woken by a signal or a broadcast still counts until its wait has taken the
-// mutex back and returned (unlike POSIX, which allows a destroy right after the
-// broadcast): destroy once the waiters have left their waits, for instance after
-// joining them. Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
+// Destroys a condition variable nobody is blocked on (`WEFT_EBUSY` while a task waits
+// on it and no signal or broadcast woke it). As POSIX allows, the destroy may follow a
+// broadcast (or a signal to the only waiter) at once, before the woken waiters have
+// taken their mutex back: it waits for them to leave their waits, after which the
+// memory is the host's again (to free, say). They need their mutex back to leave: a
+// destroy by the holder of that mutex returns `WEFT_EBUSY` once none left for 200 ms.
+// Later calls on it are `WEFT_EINVAL`. Allowed after the runtime closed.
 weft_status_t weft_cond_destroy(struct weft_cond_t *c);
 
 // Atomically unlocks `m` (held by the caller) and waits for a signal; `m` is locked

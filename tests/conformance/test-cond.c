@@ -410,6 +410,102 @@ TEST_IMPL(cond_destroy_busy) {
   return TEST_OK;
 }
 
+/* POSIX's example for pthread_cond_destroy: an element whose waiters wait under the
+ * list's mutex is removed, its condition broadcast and destroyed, and the element
+ * freed, before the woken waiters have taken the mutex back. The destroy waits for
+ * them to leave the wait (it returned WEFT_EBUSY, and a host that freed the element
+ * anyway had them write into freed memory: valgrind and ASan see that here). */
+typedef struct {
+  weft_cond_t not_busy;
+} element_t;
+
+typedef struct {
+  weft_mutex_t m;
+  element_t *elt; /* NULL once removed */
+  int waiting;
+  int woken;
+  element_t *waited_on;
+} list_t;
+
+static int32_t wait_until_removed(void *arg, void **result) {
+  list_t *l = arg;
+  (void)result;
+  ASSERT_OK(weft_mutex_lock(&l->m));
+  element_t *e = l->elt;
+  l->waiting++;
+  while (l->elt == e) ASSERT_OK(weft_cond_wait(&e->not_busy, &l->m));
+  l->woken++;
+  ASSERT_OK(weft_mutex_unlock(&l->m));
+  return 0;
+}
+
+static void remove_and_destroy(weft_runtime_t *rt, int waiters, bool broadcast) {
+  enum { MAX_WAITERS = 4 };
+  static list_t l;
+  memset(&l, 0, sizeof l);
+  ASSERT_OK(weft_mutex_init(rt, &l.m, 0));
+  l.elt = malloc(sizeof *l.elt);
+  ASSERT(l.elt != NULL);
+  ASSERT_OK(weft_cond_init(rt, &l.elt->not_busy));
+  weft_task_t *t[MAX_WAITERS];
+  for (int i = 0; i < waiters; i++) t[i] = test_spawn(rt, wait_until_removed, &l);
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
+  for (;;) { /* every waiter in its wait: it counted itself under the mutex */
+    ASSERT_OK(weft_mutex_lock(&l.m));
+    int waiting = l.waiting;
+    ASSERT_OK(weft_mutex_unlock(&l.m));
+    if (waiting == waiters) break;
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
+  }
+  ASSERT_OK(weft_mutex_lock(&l.m));
+  element_t *e = l.elt;
+  l.elt = NULL;
+  ASSERT_OK(broadcast ? weft_cond_broadcast(&e->not_busy) : weft_cond_signal(&e->not_busy));
+  ASSERT_OK(weft_mutex_unlock(&l.m));
+  ASSERT_OK(weft_cond_destroy(&e->not_busy));
+  free(e);
+  for (int i = 0; i < waiters; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(l.woken, waiters);
+  ASSERT_OK(weft_mutex_destroy(&l.m));
+}
+
+TEST_IMPL(cond_destroy_after_broadcast) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < 50; round++) remove_and_destroy(rt, 1 + round % 4, true);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* The same after a signal to the only waiter. */
+TEST_IMPL(cond_destroy_after_signal_to_the_only_waiter) {
+  weft_runtime_t *rt = test_open_runtime();
+  for (int round = 0; round < 50; round++) remove_and_destroy(rt, 1, false);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
+/* A destroy while the caller holds the mutex the woken waiters need: they cannot leave
+ * their wait, and the destroy cannot wait for them, so WEFT_EBUSY, naming the mutex;
+ * the condition works on, and is destroyed once they left. */
+TEST_IMPL(cond_destroy_under_the_waiters_mutex) {
+  weft_runtime_t *rt = test_open_runtime();
+  tokens_t s;
+  tokens_init(rt, &s, 0);
+  weft_task_t *t = test_spawn(rt, take_token, &s);
+  await_waiting(&s, 1);
+  ASSERT_OK(weft_mutex_lock(&s.m));
+  s.tokens = 1;
+  ASSERT_OK(weft_cond_broadcast(&s.c));
+  ASSERT_STATUS(WEFT_EBUSY, weft_cond_destroy(&s.c));
+  ASSERT_ERROR_MENTIONS("mutex");
+  ASSERT_OK(weft_mutex_unlock(&s.m));
+  ASSERT_EQ(test_join(t), 0);
+  tokens_destroy(&s);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* A condition and a mutex of different runtimes do not pair. */
 TEST_IMPL(cond_mutex_other_runtime) {
   weft_runtime_t *a = test_open_runtime();
