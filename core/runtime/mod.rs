@@ -267,17 +267,23 @@ impl Runtime {
         self.tasks.load(SeqCst) & !CLOSING & !TASK_MASK != 0
     }
 
-    fn stop_pool(&self) {
-        if let Some(pool) = self.pool.get() {
-            pool.stop();
-        }
+    /// True if the pool's workers ended by the deadline (see `Pool::stop`).
+    fn stop_pool(&self, deadline: i64) -> bool {
+        self.pool.get().is_none_or(|pool| pool.stop(deadline))
     }
 
     /// Closes the runtime (see `weft_runtime_close`).
     pub(crate) fn close(&'static self) -> Result<()> {
         // A platform that runs only the opening thread would free its scheduler under it.
         self.check_runs_caller()?;
-        self.stop_pool();
+        // Refused before the pool stops: the workers would first finish the chunks of a
+        // running task's `weft_parallel_for`, however long its bodies take.
+        let workers = self.pool.get().map_or(0, |pool| pool.workers());
+        let running = (self.tasks.load(SeqCst) & TASK_MASK).saturating_sub(workers as u64);
+        if running != 0 {
+            fail!(WEFT_EBUSY, "{running} task(s) of this runtime still run (weft_runtime_drain waits for them)");
+        }
+        self.stop_pool(WEFT_FOREVER);
         if let Err(word) = self.tasks.compare_exchange(0, CLOSING, SeqCst, SeqCst) {
             let running = word & TASK_MASK;
             if running != 0 {
@@ -369,7 +375,8 @@ impl Runtime {
         // running then starts no new workers (`draining`), which would run on after the
         // drain's stop and never let it end.
         self.tasks.fetch_add(DRAINER, SeqCst);
-        self.stop_pool();
+        // At the deadline the workers run on, counted among the tasks still running.
+        self.stop_pool(deadline);
         let (left, status) = safepoint::in_blocking_region_of_caller(self, || {
             self.world.with_lock(|l| loop {
                 let running = self.tasks.load(SeqCst) & TASK_MASK;

@@ -196,18 +196,46 @@ impl Pool {
         Ok(true)
     }
 
-    /// Asks the workers to end and waits until they have (before a drain or a close).
-    pub(crate) fn stop(&self) {
+    /// The workers started (they are tasks of the runtime: a close looks past them).
+    pub(crate) fn workers(&self) -> usize {
+        if self.started.load(Acquire) {
+            self.workers.lock().len()
+        } else {
+            0
+        }
+    }
+
+    /// Asks the workers to end and waits until they have, or the deadline (before a
+    /// drain or a close). A worker ends once no job has a chunk left: while a call's
+    /// bodies run, that is when they return. At the deadline the pool works on (true
+    /// only if every worker ended). Not a cancellation point: a cancelled caller's
+    /// joins would fail at once, and leave the workers running with the pool stopped.
+    pub(crate) fn stop(&self, deadline: i64) -> bool {
         let _guard = self.start_lock.lock();
         if !self.started.load(Acquire) {
-            return;
+            return true;
         }
+        let _mask = safepoint::CancelMask::new(&context::current().mutator);
         self.stopping.store(true, SeqCst);
         self.announce();
-        for worker in self.workers.lock().drain(..) {
-            let _ = worker.join(WEFT_FOREVER, Joiner::Handle);
+        let mut workers = self.workers.lock();
+        while let Some(&worker) = workers.last() {
+            match worker.join(deadline, Joiner::Handle) {
+                Ok(_) => {}
+                // The caller is this worker (a body that drains or closes the
+                // runtime): it ends by itself once its body returns.
+                Err(e) if e.code == WEFT_EDEADLK => {
+                    let _ = worker.detach();
+                }
+                Err(_) => {
+                    self.stopping.store(false, SeqCst);
+                    return false;
+                }
+            }
+            workers.pop();
         }
         self.started.store(false, SeqCst);
+        true
     }
 
     /// Wakes every sleeper (a job was published or finished). A sleeper counts itself

@@ -264,6 +264,57 @@ TEST_IMPL(parallel_for_from_a_cancelled_task) {
   return TEST_OK;
 }
 
+/* A task inside weft_parallel_for, its bodies waiting for main: the close is refused at
+ * once, and a drain whose deadline has passed times out at once (both stopped the pool
+ * first, which waited for the bodies: main's gate, opened after them, was never opened). */
+typedef struct {
+  weft_runtime_t *rt;
+  test_gate_t *gate;
+  range_log_t log;
+  int32_t code;
+} gated_loop_t;
+
+static int32_t sum_after_gate(size_t begin, size_t end, void *ud) {
+  gated_loop_t *l = ud;
+  if (test_gate_wait(l->gate) != WEFT_OK) return 1;
+  return sum_range(begin, end, &l->log);
+}
+
+static int32_t loop_behind_gate(void *arg, void **result) {
+  (void)result;
+  gated_loop_t *l = arg;
+  if (weft_parallel_for(l->rt, 0, 4, 1, sum_after_gate, l, &l->code) != WEFT_OK) return 2;
+  return 0;
+}
+
+TEST_IMPL(parallel_for_busy_at_close_and_drain) {
+  weft_runtime_t *rt = test_open_runtime();
+  test_gate_t gate;
+  test_gate_init(rt, &gate);
+  static gated_loop_t l;
+  l = (gated_loop_t){.rt = rt, .gate = &gate, .code = -1};
+  log_init(&l.log, NULL, 0);
+  weft_task_t *t = test_spawn(rt, loop_behind_gate, &l);
+  test_gate_await_waiters(rt, &gate, 1);
+  ASSERT_STATUS(WEFT_EBUSY, weft_runtime_close(rt));
+  ASSERT_ERROR_MENTIONS("still run");
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_runtime_drain(rt, 0));
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_runtime_drain(rt, test_after_ms(rt, 20)));
+  test_gate_open(&gate);
+  ASSERT_EQ(test_join(t), 0);
+  ASSERT_EQ(l.code, 0);
+  ASSERT_EQ(atomic_load(&l.log.sum), triangle(0, 4));
+  /* The pool works on after the refused close and the drains that timed out. */
+  l.code = -1;
+  log_init(&l.log, NULL, 0);
+  ASSERT_OK(weft_parallel_for(rt, 0, 4, 1, sum_after_gate, &l, &l.code));
+  ASSERT_EQ(l.code, 0);
+  ASSERT_EQ(atomic_load(&l.log.sum), triangle(0, 4));
+  test_gate_destroy(&gate);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- groups ---- */
 
 static atomic_int group_ran, group_cancelled;
