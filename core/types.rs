@@ -272,7 +272,8 @@ pub struct weft_task_info_t {
     pub name: *const c_char,
     /// The task, or NULL for an attached host thread (and for a task that ended and was
     /// joined while the walk ran). It names this task for the whole call of the
-    /// visitor, which may use it (`weft_cancel`, `weft_task_id`).
+    /// visitor, which may use it (`weft_cancel`, `weft_task_id`; a detached task's handle
+    /// was given up: `weft_cancel` on it is `WEFT_EINVAL`).
     pub task: *mut weft_task_t,
     /// The mutator's task-local values: `locals[WEFT_KEY_SLOT(k)]` is its value for key
     /// `k` when `WEFT_KEY_SLOT(k) < nlocals` (NULL if it never set one), NULL otherwise

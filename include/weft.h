@@ -75,7 +75,9 @@
  * - Cancellation is cooperative: after weft_cancel, the task's cancellation points
  *   (sleep, join, condition waits, channel sends and receives, select) return
  *   WEFT_ECANCELED, including one it is blocked in. Lock acquisition is not a
- *   cancellation point.
+ *   cancellation point. A wait on a runtime of another platform than the task's (two
+ *   runtimes on different platforms in one process) is to that platform a plain thread's:
+ *   a cancellation made before it ends it, one made while it waits does not wake it.
  */
 
 #ifndef WEFT_H
@@ -324,7 +326,8 @@ weft_status_t weft_runtime_open(const struct weft_config_t *cfg, struct weft_run
 // stop-the-world is in force; the caller's own attachment, if any, ends. Task handles
 // not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards every call on
 // `rt` or its objects is `WEFT_EINVAL`, except the `_destroy`, `_retain` and `_release`
-// functions, the unlocks (a lock held at the close can still be released), and the
+// functions, the unlocks (a lock held at the close can still be released), `weft_cancel`
+// of a handle not yet joined (its task has ended: it does nothing), and the
 // reads that return a value, not a status (`weft_chan_capacity`,
 // `weft_chan_close_code`, `weft_sem_value`). The plugin stays loaded.
 weft_status_t weft_runtime_close(struct weft_runtime_t *rt);
@@ -463,8 +466,9 @@ weft_status_t weft_join(struct weft_task_t *t, int64_t deadline, int32_t *code, 
 weft_status_t weft_detach(struct weft_task_t *t);
 
 // Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
-// channel waits) return `WEFT_ECANCELED`, including one it is blocked in. The task
-// decides how to end. Lock acquisition is not a cancellation point. Cancelling a task
+// channel waits) return `WEFT_ECANCELED`, including one it is blocked in (on a runtime
+// of the task's own platform: see the rules on cancellation). The task decides how to
+// end. Lock acquisition is not a cancellation point. Cancelling a task
 // that has finished does nothing. The handle stays the caller's; a handle already given
 // up (joined or detached) is `WEFT_EINVAL`. Safe while another thread joins or detaches
 // `t`: the cancel then happens before the handle is given up, or is `WEFT_EINVAL`.
@@ -986,7 +990,7 @@ weft_status_t weft_once(struct weft_once_t *once, weft_once_fn func, void *ud);
 // `weft_select_case_t.op`: receive `elem_size` bytes into `buf` from the case's channel.
 #define WEFT_SELECT_RECV 2
 
-// `weft_select_ex` flag: among the cases ready at once, take the first in array order
+// `weft_select` flag: among the cases ready at once, take the first in array order
 // instead of a uniformly random one.
 #define WEFT_SELECT_ORDERED 1
 
@@ -1307,7 +1311,8 @@ typedef struct weft_task_info_t {
   const char *name;
   // The task, or NULL for an attached host thread (and for a task that ended and was
   // joined while the walk ran). It names this task for the whole call of the
-  // visitor, which may use it (`weft_cancel`, `weft_task_id`).
+  // visitor, which may use it (`weft_cancel`, `weft_task_id`; a detached task's handle
+  // was given up: `weft_cancel` on it is `WEFT_EINVAL`).
   struct weft_task_t *task;
   // The mutator's task-local values: `locals[WEFT_KEY_SLOT(k)]` is its value for key
   // `k` when `WEFT_KEY_SLOT(k) < nlocals` (NULL if it never set one), NULL otherwise

@@ -49,7 +49,8 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
 /// stop-the-world is in force; the caller's own attachment, if any, ends. Task handles
 /// not yet joined stay valid for `weft_join`/`weft_detach`. Afterwards every call on
 /// `rt` or its objects is `WEFT_EINVAL`, except the `_destroy`, `_retain` and `_release`
-/// functions, the unlocks (a lock held at the close can still be released), and the
+/// functions, the unlocks (a lock held at the close can still be released), `weft_cancel`
+/// of a handle not yet joined (its task has ended: it does nothing), and the
 /// reads that return a value, not a status (`weft_chan_capacity`,
 /// `weft_chan_close_code`, `weft_sem_value`). The plugin stays loaded.
 #[no_mangle]

@@ -123,8 +123,9 @@ pub unsafe extern "C" fn weft_detach(t: *mut weft_task_t) -> weft_status_t {
 }
 
 /// Asks `t` to stop: from now on its cancellation points (sleep, join, condition waits,
-/// channel waits) return `WEFT_ECANCELED`, including one it is blocked in. The task
-/// decides how to end. Lock acquisition is not a cancellation point. Cancelling a task
+/// channel waits) return `WEFT_ECANCELED`, including one it is blocked in (on a runtime
+/// of the task's own platform: see the rules on cancellation). The task decides how to
+/// end. Lock acquisition is not a cancellation point. Cancelling a task
 /// that has finished does nothing. The handle stays the caller's; a handle already given
 /// up (joined or detached) is `WEFT_EINVAL`. Safe while another thread joins or detaches
 /// `t`: the cancel then happens before the handle is given up, or is `WEFT_EINVAL`.

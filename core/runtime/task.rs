@@ -226,7 +226,10 @@ impl Task {
         };
         // SAFETY: the shell is ours alone (see the Sync impl), its previous state dropped.
         let state: *mut TaskState = unsafe { (*shell.storage.get()).write(state) };
-        shell.handle.store(HANDLE_LIVE, Relaxed);
+        // A detached task's handle is given up from the start: the task may run before
+        // the spawn returns, and its `weft_cancel(weft_task_self())` must not depend on
+        // whether it did.
+        shell.handle.store(if req.detached { HANDLE_GONE } else { HANDLE_LIVE }, Relaxed);
         shell.owners.store(2, Relaxed);
         shell.state.store(state, Relaxed);
         shell.tag.store(TASK_TAG, Release);
@@ -270,7 +273,6 @@ impl Task {
         }
         let id = shell.owned_id();
         if req.detached {
-            shell.handle.store(HANDLE_GONE, SeqCst);
             shell.release_handle();
             return Ok(Spawned { task: None, id });
         }

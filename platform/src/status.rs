@@ -118,7 +118,7 @@ pub const WEFT_CHAN_UNBOUNDED: usize = usize::MAX;
 pub const WEFT_SELECT_SEND: i32 = 1;
 /// `weft_select_case_t.op`: receive `elem_size` bytes into `buf` from the case's channel.
 pub const WEFT_SELECT_RECV: i32 = 2;
-/// `weft_select_ex` flag: among the cases ready at once, take the first in array order
+/// `weft_select` flag: among the cases ready at once, take the first in array order
 /// instead of a uniformly random one.
 pub const WEFT_SELECT_ORDERED: u32 = 1;
 

@@ -781,6 +781,35 @@ TEST_IMPL(cancel_given_up_handle_and_huge_stack) {
   return TEST_OK;
 }
 
+/* A detached task's handle is given up from its start: its own weft_cancel through
+ * weft_task_self() is WEFT_EINVAL every time (it was WEFT_OK when the task ran before
+ * weft_spawn had given the handle up). */
+static atomic_int self_cancel_ok, self_cancel_inval;
+
+static int32_t cancel_self(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  weft_status_t s = weft_cancel(weft_task_self());
+  atomic_fetch_add(s == WEFT_OK ? &self_cancel_ok : &self_cancel_inval, 1);
+  return 0;
+}
+
+TEST_IMPL(cancel_self_in_detached_task) {
+  enum { TASKS = 300 };
+  weft_runtime_t *rt = test_open_runtime();
+  atomic_store(&self_cancel_ok, 0);
+  atomic_store(&self_cancel_inval, 0);
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.flags = WEFT_SPAWN_DETACHED;
+  for (int i = 0; i < TASKS; i++) ASSERT_OK(weft_spawn(rt, cancel_self, NULL, &opts, NULL));
+  ASSERT_OK(weft_runtime_drain(rt, test_after_ms(rt, TEST_PATIENCE_MS)));
+  ASSERT_EQ(atomic_load(&self_cancel_ok), 0);
+  ASSERT_EQ(atomic_load(&self_cancel_inval), TASKS);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* Stack sizes, the same on every platform that runs a task on its own thread (the
  * thread-per-task plugins; others skip): 0 gives WEFT_DEFAULT_STACK_SIZE, a request is
  * a minimum rounded up to whole pages (1234567 bytes: not glibc's rounded-down
