@@ -74,7 +74,10 @@
  *   stop-the-world never waits for a task parked inside weft.
  * - Cancellation is cooperative: after weft_cancel, the task's cancellation points
  *   (sleep, join, condition waits, channel sends and receives, select) return
- *   WEFT_ECANCELED, including one it is blocked in. Lock acquisition is not a
+ *   WEFT_ECANCELED, including one it is blocked in. A call that can complete without
+ *   waiting still completes (a receive with an element ready, a send with room, a join of
+ *   a task that has ended, a semaphore wait with a unit there); sleep, condition waits and
+ *   weft_wait_on look at the cancellation first. Lock acquisition is not a
  *   cancellation point. A wait on a runtime of another platform than the task's (two
  *   runtimes on different platforms in one process) is to that platform a plain thread's:
  *   a cancellation made before it ends it, one made while it waits does not wake it.
@@ -935,8 +938,9 @@ weft_status_t weft_sem_destroy(struct weft_sem_t *s);
 // not be a waiter). `WEFT_EINVAL` at the maximum value, `UINT32_MAX`.
 weft_status_t weft_sem_post(struct weft_sem_t *s);
 
-// Takes one unit, waiting while there is none. A cancellation point; the waiting
-// caller is in a blocking region.
+// Takes one unit, waiting while there is none. A cancellation point where it waits (a
+// unit there is taken by a cancelled caller too, as a channel's ready element is
+// received); the waiting caller is in a blocking region.
 weft_status_t weft_sem_wait(struct weft_sem_t *s);
 
 // As `weft_sem_wait`, giving up at `deadline` with `WEFT_ETIMEDOUT`.

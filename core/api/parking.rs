@@ -131,8 +131,9 @@ pub unsafe extern "C" fn weft_sem_post(s: *mut weft_sem_t) -> weft_status_t {
     ffi("weft_sem_post", || sem_ref(s)?.post())
 }
 
-/// Takes one unit, waiting while there is none. A cancellation point; the waiting
-/// caller is in a blocking region.
+/// Takes one unit, waiting while there is none. A cancellation point where it waits (a
+/// unit there is taken by a cancelled caller too, as a channel's ready element is
+/// received); the waiting caller is in a blocking region.
 #[no_mangle]
 pub unsafe extern "C" fn weft_sem_wait(s: *mut weft_sem_t) -> weft_status_t {
     ffi("weft_sem_wait", || sem_ref(s)?.wait(WEFT_FOREVER))

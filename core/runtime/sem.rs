@@ -306,9 +306,15 @@ pub(crate) struct Once {
     /// child of `fork()` does not have that thread, and runs the function itself, as
     /// glibc's `pthread_once` does (the child waited for ever before).
     word: AtomicU64,
-    /// The context running the function (so a call from inside it is `WEFT_EDEADLK`).
+    /// The context running the function (so a call from inside it is `WEFT_EDEADLK`),
+    /// and `SCHEDULED` if it runs on a deterministic platform's scheduler.
     runner: AtomicU64,
 }
+
+/// `Once::runner`'s top bit: the runner is a mutator of a deterministic runtime, so its
+/// wake-up reaches the waiters parked on that platform's one scheduler (no context id
+/// comes near it).
+const SCHEDULED: u64 = 1 << 63;
 
 const NEW: u32 = 0;
 const RUNNING: u32 = 1;
@@ -325,7 +331,7 @@ impl Once {
                 NEW => {}
                 // Its runner is in the parent of this process.
                 RUNNING if (word >> 32) as u32 != fork::generation() => {}
-                RUNNING if self.runner.load(SeqCst) == me => {
+                RUNNING if self.runner.load(SeqCst) & !SCHEDULED == me => {
                     fail!(WEFT_EDEADLK, "once {:p}: its function called weft_once on it again", self)
                 }
                 RUNNING => {
@@ -340,7 +346,8 @@ impl Once {
             if self.word.compare_exchange(word, running, SeqCst, SeqCst).is_err() {
                 continue;
             }
-            self.runner.store(me, SeqCst);
+            let scheduled = safepoint::caller_runtime().is_some_and(|rt| rt.table.caps & WEFT_CAP_DETERMINISTIC != 0);
+            self.runner.store(me | if scheduled { SCHEDULED } else { 0 }, SeqCst);
             f();
             self.runner.store(0, SeqCst);
             self.word.store(DONE as u64, SeqCst);
@@ -372,10 +379,13 @@ impl Once {
             match implicit_runtime() {
                 Some(rt) => {
                     // On a deterministic platform every runtime shares one scheduler,
-                    // whose parking the runner's unpark reaches: no slice, which kept a
-                    // deadline pending for ever, so a real deadlock in the function ran
-                    // to the step limit instead of the deadlock report.
-                    let slice = if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 {
+                    // whose parking the unpark of a runner it runs reaches: no slice,
+                    // which kept a deadline pending for ever, so a real deadlock in the
+                    // function ran to the step limit instead of the deadlock report. A
+                    // runner elsewhere (a host thread, a task of another platform) wakes
+                    // nobody there: look again every (virtual) millisecond.
+                    let scheduled = self.runner.load(SeqCst) & SCHEDULED != 0;
+                    let slice = if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 && scheduled {
                         WEFT_FOREVER
                     } else {
                         rt.deadline_after(1_000_000)

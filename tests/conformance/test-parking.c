@@ -752,6 +752,51 @@ TEST_IMPL(once_waiter_cancelled_keeps_waiting) {
   return TEST_OK;
 }
 
+/* A task waits for a once whose function a host thread (no task of any runtime) runs:
+ * it returns once the function has. On sim the waiter parked for ever, on the word of
+ * the runner's wake-up, which sim refuses from a thread it does not run: the run ended
+ * in the deadlock report. */
+static weft_once_t host_run_once = WEFT_ONCE_INIT;
+static atomic_int host_once_in, host_once_release;
+
+static void run_on_host_until_released(void *ud) {
+  (void)ud;
+  atomic_store(&host_once_in, 1);
+  while (!atomic_load(&host_once_release)) usleep(1000);
+  atomic_store(&once_effect, 9);
+}
+
+static void *call_host_once(void *arg) {
+  (void)arg;
+  ASSERT_OK(weft_once(&host_run_once, run_on_host_until_released, NULL));
+  return NULL;
+}
+
+static int32_t wait_for_host_once(void *arg, void **result) {
+  (void)arg;
+  (void)result;
+  if (weft_once(&host_run_once, run_on_host_until_released, NULL) != WEFT_OK) return 1;
+  return atomic_load(&once_effect) == 9 ? 0 : 2;
+}
+
+TEST_IMPL(once_run_by_a_host_thread) {
+  weft_runtime_t *rt = test_open_runtime();
+  pthread_t runner;
+  ASSERT(pthread_create(&runner, NULL, call_host_once, NULL) == 0);
+  int64_t give_up = test_real_patience_end();
+  while (!atomic_load(&host_once_in)) {
+    ASSERT(test_real_now_ns() < give_up);
+    usleep(1000);
+  }
+  weft_task_t *waiter = test_spawn(rt, wait_for_host_once, NULL);
+  test_wait_blocked(rt, waiter);
+  atomic_store(&host_once_release, 1);
+  ASSERT(pthread_join(runner, NULL) == 0);
+  ASSERT_EQ(test_join(waiter), 0);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* ---- parked tasks and stop-the-world; identity ---- */
 
 static int32_t id_matches(void *arg, void **result) {
