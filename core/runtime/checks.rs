@@ -616,7 +616,10 @@ impl Graph {
 }
 
 /// The host's part of a backtrace: from the weft function it called (`weft_...`) on,
-/// without the frames of weft's and Rust's own machinery, at most 12 frames.
+/// without the frames of weft's and Rust's own machinery, at most 12 frames. A fast path
+/// that ended in a tail call left no frame of the function the host called (release
+/// builds): the trace then starts at the host's caller (it started at the thread's
+/// start, past every frame of the host, when it looked for that function's frame).
 fn host_frames(trace: &Backtrace) -> String {
     let text = trace.to_string();
     let mut frames: Vec<Vec<&str>> = Vec::new();
@@ -633,9 +636,14 @@ fn host_frames(trace: &Backtrace) -> String {
             .iter()
             .any(|p| symbol.starts_with(p))
     };
+    // Weft's own crates (`weft_native::...`) above the host are machinery too; the
+    // exported function the host called (`weft_mutex_lock`) is the first frame shown.
+    let machinery = |symbol: &str| {
+        internal(symbol) || symbol.starts_with("<weft") || symbol.starts_with("weft_") && symbol.contains("::")
+    };
     let shown: Vec<String> = frames
         .iter()
-        .skip_while(|f| !f[0].starts_with("weft_"))
+        .skip_while(|f| machinery(f[0]))
         .filter(|f| !internal(f[0]))
         .take(12)
         .map(|f| f.join(" "))

@@ -67,6 +67,11 @@ TEST_IMPL(checks_lock_order_inversion) {
   snprintf(addr, sizeof addr, "%p", (void *)&b);
   ASSERT(strstr(log.first, addr) != NULL);
   ASSERT(strstr(log.first, "\"accounts\"") != NULL && strstr(log.first, "\"ledger\"") != NULL);
+  /* Each edge's backtrace shows the host's function that took the lock. */
+  const char *first_edge = strstr(log.first, "(task");
+  ASSERT(first_edge != NULL && strstr(first_edge, "lock_in_order") != NULL);
+  const char *second_edge = strstr(first_edge + 1, "(task");
+  ASSERT(second_edge != NULL && strstr(second_edge, "lock_in_order") != NULL);
   /* Once per pair: both orders again report nothing new. */
   run_in_order(rt, &a, &b);
   run_in_order(rt, &b, &a);
