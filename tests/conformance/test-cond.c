@@ -39,17 +39,20 @@ static int32_t take_token(void *arg, void **result) {
   return 0;
 }
 
-static void await_waiting(tokens_t *s, int n) {
-  int64_t give_up = test_after_ms(s->rt, TEST_PATIENCE_MS);
+/* Waits until `*count`, read under `m`, reaches `n`. */
+static void await_count(weft_runtime_t *rt, weft_mutex_t *m, const int *count, int n) {
+  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
   for (;;) {
-    ASSERT_OK(weft_mutex_lock(&s->m));
-    int waiting = s->waiting;
-    ASSERT_OK(weft_mutex_unlock(&s->m));
-    if (waiting >= n) return;
-    ASSERT(weft_now(s->rt) < give_up);
-    test_sleep_ms(s->rt, 1);
+    ASSERT_OK(weft_mutex_lock(m));
+    int now = *count;
+    ASSERT_OK(weft_mutex_unlock(m));
+    if (now >= n) return;
+    ASSERT(weft_now(rt) < give_up);
+    test_sleep_ms(rt, 1);
   }
 }
+
+static void await_waiting(tokens_t *s, int n) { await_count(s->rt, &s->m, &s->waiting, n); }
 
 /* One token per signal: every waiter gets one, no signal is lost. */
 TEST_IMPL(cond_signal_hands_over) {
@@ -449,15 +452,7 @@ static void remove_and_destroy(weft_runtime_t *rt, int waiters, bool broadcast) 
   ASSERT_OK(weft_cond_init(rt, &l.elt->not_busy));
   weft_task_t *t[MAX_WAITERS];
   for (int i = 0; i < waiters; i++) t[i] = test_spawn(rt, wait_until_removed, &l);
-  int64_t give_up = test_after_ms(rt, TEST_PATIENCE_MS);
-  for (;;) { /* every waiter in its wait: it counted itself under the mutex */
-    ASSERT_OK(weft_mutex_lock(&l.m));
-    int waiting = l.waiting;
-    ASSERT_OK(weft_mutex_unlock(&l.m));
-    if (waiting == waiters) break;
-    ASSERT(weft_now(rt) < give_up);
-    test_sleep_ms(rt, 1);
-  }
+  await_count(rt, &l.m, &l.waiting, waiters); /* each counted itself under the mutex */
   ASSERT_OK(weft_mutex_lock(&l.m));
   element_t *e = l.elt;
   l.elt = NULL;
