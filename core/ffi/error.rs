@@ -144,7 +144,7 @@ pub(crate) fn ffi(function: &'static str, body: impl FnOnce() -> Result<()>) -> 
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => WEFT_OK,
         Ok(Err(e)) => {
-            set_last_error(function, &e.detail);
+            set_last_error(function, &with_pending_detail(e.detail));
             e.code
         }
         Err(payload) => {
@@ -161,13 +161,24 @@ pub(crate) fn ffi_value<T>(function: &'static str, fallback: T, body: impl FnOnc
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(value)) => value,
         Ok(Err(e)) => {
-            set_last_error(function, &e.detail);
+            set_last_error(function, &with_pending_detail(e.detail));
             fallback
         }
         Err(payload) => {
             set_last_error(function, &panic_detail(&*payload));
             fallback
         }
+    }
+}
+
+/// A failure's text, with the detail a plugin gave for the error it returned in this
+/// call if the runtime worded the failure itself (a timeout, a closed channel) instead of
+/// passing it through `check_plugin`: taken, so that it is not given as the reason of a
+/// later, unrelated failure.
+fn with_pending_detail(detail: String) -> String {
+    match take_plugin_detail() {
+        Some(said) => format!("{detail} (the platform says: {said})"),
+        None => detail,
     }
 }
 
@@ -197,7 +208,8 @@ pub(crate) fn check_plugin(status: weft_status_t, what: impl FnOnce() -> String)
     let known = !matches!(static_cstr(status).to_bytes(), b"unknown status code");
     let detail = take_plugin_detail();
     let reason = match (detail, known) {
-        (Some(detail), _) => detail,
+        (Some(detail), true) => detail,
+        (Some(detail), false) => format!("the plugin returned {status}, which is no weft status ({detail})"),
         (None, true) => strerror(status).to_string(),
         (None, false) => format!("the plugin returned {status}, which is no weft status"),
     };

@@ -2,8 +2,10 @@
 //!
 //! A plugin is loaded once per process and never unloaded: its code may run on threads
 //! the runtime no longer tracks (a detached task finishing, a thread-exit destructor).
-//! Every refusal is `WEFT_EPLUGIN` with a message that names the path and the reason;
-//! a refused library is closed again before anything of it ran but its entry function.
+//! Every refusal is `WEFT_EPLUGIN` with a message that names the path and the reason.
+//! A library refused before its entry function ran is closed again; one whose entry ran
+//! stays loaded (the entry may have started threads, installed handlers), and its
+//! refusal is remembered: a later load gives it again without running the entry twice.
 use std::ffi::{CStr, CString, OsStr};
 use std::mem::{offset_of, size_of};
 use std::os::unix::ffi::OsStrExt;
@@ -40,6 +42,10 @@ pub(crate) static LOADED: ForkMutex<Vec<&'static Platform>> = ForkMutex::new(Vec
 /// their first runtimes on one plugin at once both called it. Not `LOADED` itself, so
 /// that a runtime opening on a plugin already loaded never waits for another's load.
 pub(crate) static LOADING: ForkMutex<()> = ForkMutex::new(());
+
+/// Libraries whose entry function ran and whose table was refused, by the entry's
+/// address: the reason, after the path.
+static REFUSED: ForkMutex<Vec<(usize, String)>> = ForkMutex::new(Vec::new());
 
 /// The function members of ABI version 1, in table order, for messages.
 const V1_MEMBERS: [&str; 35] = [
@@ -211,8 +217,35 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
     if let Some(found) = LOADED.lock().iter().copied().find(|p| p.entry == entry_addr) {
         return Ok(Opened::Known(found));
     }
+    if let Some((_, reason)) = REFUSED.lock().iter().find(|(e, _)| *e == entry_addr) {
+        fail!(WEFT_EPLUGIN, "{shown}: {reason}");
+    }
+    // From here on the library stays loaded, accepted or not.
+    let library = std::mem::ManuallyDrop::new(library);
     // SAFETY: the entry function of a plugin, called with the static host table.
     let table = unsafe { entry(host) };
+    let checked = check_entrys_table(table, &shown.to_string());
+    let (table, name, version) = match checked {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            let reason = e.detail.strip_prefix(&format!("{shown}: ")).unwrap_or(&e.detail).to_string();
+            REFUSED.lock().push((entry_addr, reason));
+            return Err(e);
+        }
+    };
+    Ok(Opened::New(Box::new(Platform {
+        table,
+        name,
+        version,
+        path: CString::new(canonical.as_os_str().as_bytes()).unwrap_or_default(),
+        entry: entry_addr,
+        _library: std::mem::ManuallyDrop::into_inner(library),
+    })))
+}
+
+/// The table an entry function returned, checked, with its name and version.
+fn check_entrys_table(table: *const weft_platform_t, shown: &str) -> Result<(weft_platform_t, CString, CString)> {
+    let symbol = WEFT_PLATFORM_ENTRY_SYMBOL;
     // What the plugin said about a refusal (`set_error_detail`), taken now: left in
     // the thread's slot, it would be given as the reason of a later, unrelated failure.
     let said = crate::ffi::error::take_plugin_detail().map(|d| format!(" (it says: {d})")).unwrap_or_default();
@@ -224,21 +257,14 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
     }
     // SAFETY: the plugin returned a table; each field is read only once the fields
     // before it say the table is large enough to hold it.
-    let table = unsafe { check_table(table, &shown.to_string())? };
+    let table = unsafe { check_table(table, shown)? };
     let text = |p: *const std::ffi::c_char| {
         // SAFETY: checked non-NULL; the plugin's static strings.
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_owned())
     };
     let Some(name) = text(table.name) else { fail!(WEFT_EPLUGIN, "{shown}: the table's name is NULL") };
     let version = text(table.version).unwrap_or_else(|| c"unknown".to_owned());
-    Ok(Opened::New(Box::new(Platform {
-        table,
-        name,
-        version,
-        path: CString::new(canonical.as_os_str().as_bytes()).unwrap_or_default(),
-        entry: entry_addr,
-        _library: library,
-    })))
+    Ok((table, name, version))
 }
 
 /// # Safety

@@ -5,6 +5,7 @@
  * FIXTURE_OK has no defect: the loader accepts it (it is not a working platform: its
  * runtime_open answers WEFT_ENOTSUP).
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, for FIXTURE_ENTRY_NULL's thread */
 #include <stddef.h>
 #include <string.h>
 
@@ -296,12 +297,36 @@ static const weft_platform_t table = {
 #endif
 };
 
+#ifdef FIXTURE_ENTRY_NULL
+/* The refusing entry starts a thread first, as a plugin that set itself up before it
+ * found the host too old may have: its code must stay mapped (a refused library that
+ * was closed again crashed the host here). The entry's calls are counted. */
+#include <pthread.h>
+#include <time.h>
+
+static int entry_calls;
+
+EXPORT int weft_fixture_entry_calls(void);
+
+int weft_fixture_entry_calls(void) { return entry_calls; }
+
+static void *tick_for_ever(void *arg) {
+  (void)arg;
+  struct timespec tick = {0, 1000 * 1000};
+  for (;;) nanosleep(&tick, NULL);
+  return NULL;
+}
+#endif
+
 EXPORT const weft_platform_t *ENTRY(const weft_host_t *h);
 
 const weft_platform_t *ENTRY(const weft_host_t *h) {
   host = h;
 #ifdef FIXTURE_ENTRY_NULL
   (void)table;
+  entry_calls++;
+  pthread_t ticker;
+  if (pthread_create(&ticker, NULL, tick_for_ever, NULL) == 0) pthread_detach(ticker);
   h->set_error_detail("needs a newer host");
   return NULL; /* "this plugin cannot work with this host" */
 #elif defined(FIXTURE_MISALIGNED_TABLE)

@@ -70,8 +70,10 @@ static void runtime_still_works(void) {
   test_close_runtime(rt);
 }
 
-/* `file` is refused, twice (a refusal is not remembered as a load), with `reason`. */
-static void expect_refused(const char *file, const char *why) {
+/* `file` is refused, twice (a refusal is not remembered as a load), with `reason`.
+ * `entry_ran`: the refusal came after its entry function ran, and the library stays
+ * loaded (what the entry started may run on in it); else it was closed again. */
+static void expect_refused_after(const char *file, const char *why, bool entry_ran) {
   fixture(file);
   for (int attempt = 0; attempt < 2; attempt++) {
     ASSERT_STATUS(WEFT_EPLUGIN, open_platform(path));
@@ -79,9 +81,16 @@ static void expect_refused(const char *file, const char *why) {
     ASSERT_ERROR_MENTIONS(why);
   }
   void *still = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
-  ASSERT(still == NULL); /* closed again: not half-loaded */
+  ASSERT((still != NULL) == entry_ran);
+  if (still != NULL) dlclose(still);
   runtime_still_works();
 }
+
+/* A library whose table, or its entry, refused it. */
+static void expect_refused(const char *file, const char *why) { expect_refused_after(file, why, true); }
+
+/* A file refused before any code of it ran. */
+static void expect_refused_unrun(const char *file, const char *why) { expect_refused_after(file, why, false); }
 
 /* The control: the same source without a defect passes every check of the loader. */
 TEST_IMPL(loader_accepts_control) {
@@ -343,6 +352,16 @@ TEST_IMPL(loader_refuses_entry_null) {
   ASSERT_STATUS(WEFT_ENOTSUP, open_platform(fixture("libfixture_ok.so")));
   ASSERT_ERROR_MENTIONS("a loader fixture, not a working platform");
   ASSERT(strstr(weft_last_error(), "newer host") == NULL);
+  /* The refused library stays loaded (its entry started a thread that runs on in it),
+   * and its entry ran once for both refusals: the second is the first's, repeated. */
+  void *refused = dlopen(fixture("libfixture_entry_null.so"), RTLD_NOW | RTLD_NOLOAD);
+  ASSERT(refused != NULL);
+  int (*calls)(void);
+  *(void **)&calls = dlsym(refused, "weft_fixture_entry_calls");
+  ASSERT(calls != NULL);
+  ASSERT_EQ(calls(), 1);
+  dlclose(refused);
+  usleep(20000); /* the thread ticks on in the library's code meanwhile */
   return TEST_OK;
 }
 
@@ -354,17 +373,17 @@ TEST_IMPL(loader_refuses_torn_member) {
 }
 
 TEST_IMPL(loader_refuses_no_entry) {
-  expect_refused("libfixture_no_entry.so", "no symbol \"weft_platform_entry\" (not a weft platform plugin)");
+  expect_refused_unrun("libfixture_no_entry.so", "no symbol \"weft_platform_entry\" (not a weft platform plugin)");
   return TEST_OK;
 }
 
 TEST_IMPL(loader_refuses_text_file) {
-  expect_refused("not_a_plugin.so", "not a shared object (no ELF header)");
+  expect_refused_unrun("not_a_plugin.so", "not a shared object (no ELF header)");
   return TEST_OK;
 }
 
 TEST_IMPL(loader_refuses_object_file) {
-  expect_refused("fixture_object.o", "an ELF file that is not a shared object");
+  expect_refused_unrun("fixture_object.o", "an ELF file that is not a shared object");
   ASSERT(strstr(weft_last_error(), "dlopen failed") == NULL);
   return TEST_OK;
 }
