@@ -289,6 +289,29 @@ TEST_IMPL(loader_entry_runs_once) {
   return TEST_OK;
 }
 
+/* A plugin's detail for an error the runtime words itself (a receive's timeout) is in
+ * that error's text, and not in a later failure's on the thread (it was the reason
+ * given for the next plugin failure that came through the runtime's usual wording). */
+TEST_IMPL(loader_plugin_detail_joins_its_own_error) {
+  weft_runtime_t *rt = open_fixture_runtime("libfixture_detail_native.so");
+  weft_chan_t *ch = NULL;
+  ASSERT_OK(weft_chan_new(rt, sizeof(int), 1, NULL, &ch));
+  int v;
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_chan_recv(ch, &v, 0));
+  ASSERT_ERROR_MENTIONS("still empty at the deadline");
+  ASSERT_ERROR_MENTIONS("the platform says: nothing came: the wrapper's own words");
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = SIZE_MAX;
+  weft_task_t *never = NULL;
+  ASSERT_STATUS(WEFT_ENOMEM, weft_spawn(rt, one, NULL, &opts, &never));
+  ASSERT(strstr(weft_last_error(), "wrapper's own words") == NULL);
+  ASSERT_STATUS(WEFT_ETIMEDOUT, weft_chan_recv(ch, &v, 0));
+  weft_chan_release(ch);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* A table at an address its alignment does not allow is refused, not read. */
 TEST_IMPL(loader_refuses_misaligned_table) {
   expect_refused("libfixture_misaligned_table.so", "not aligned");
