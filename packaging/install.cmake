@@ -3,8 +3,10 @@
 #   include/weft.h, include/weft_platform.h
 #   LIBDIR/libweft.so.MAJOR.MINOR.PATCH (SONAME libweft.so.MAJOR) with the links
 #     libweft.so.MAJOR and libweft.so, and LIBDIR/libweft.a
-#   LIBDIR/weft/plugins/libweft_native.so, libweft_pthread.so: where libweft looks for
-#     a platform by name after "next to libweft" and before $WEFT_PLUGIN_PATH
+#   LIBDIR/weft/plugins/libweft_native.so, libweft_green.so, libweft_sim.so,
+#     libweft_pthread.so: where libweft looks for a platform by name after "next to
+#     libweft" and before $WEFT_PLUGIN_PATH
+#   bin/weft-sim: the sim platform's driver (explore seeds, replay one)
 #   LIBDIR/pkgconfig/weft.pc, weft-static.pc
 #   LIBDIR/cmake/weft/weftConfig.cmake, weftConfigVersion.cmake (weft::weft, weft::weft_static)
 #   share/doc/weft/: the README, the CHANGELOG, docs/ and the two licences
@@ -34,7 +36,9 @@ install(FILES ${PROJECT_SOURCE_DIR}/include/weft.h ${PROJECT_SOURCE_DIR}/include
 install(FILES ${WEFT_LIB_DIR}/libweft.so
   DESTINATION ${CMAKE_INSTALL_LIBDIR} RENAME libweft.so.${PROJECT_VERSION} PERMISSIONS ${weft_exe_perms})
 install(FILES ${WEFT_LIB_DIR}/libweft.a DESTINATION ${CMAKE_INSTALL_LIBDIR})
-install(FILES ${WEFT_LIB_DIR}/libweft_native.so DESTINATION ${WEFT_PLUGIN_INSTALL_DIR} PERMISSIONS ${weft_exe_perms})
+install(FILES ${WEFT_LIB_DIR}/libweft_native.so ${WEFT_LIB_DIR}/libweft_green.so ${WEFT_LIB_DIR}/libweft_sim.so
+  DESTINATION ${WEFT_PLUGIN_INSTALL_DIR} PERMISSIONS ${weft_exe_perms})
+install(PROGRAMS ${WEFT_LIB_DIR}/weft-sim DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS weft_pthread LIBRARY DESTINATION ${WEFT_PLUGIN_INSTALL_DIR} PERMISSIONS ${weft_exe_perms})
 
 # The CMake package: relocatable (paths relative to weftConfig.cmake itself).

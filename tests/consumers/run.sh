@@ -2,7 +2,8 @@
 # The consumer tests (run by `./dev test`): install the CMake build in BUILD-DIR into a
 # temporary prefix with `cmake --install`, then build, against that prefix alone, the
 # external projects beside this script and run each from another directory with an
-# empty environment, checking that it loaded the installed native plugin:
+# empty environment, checking that it loaded the installed native plugin (and, by name,
+# each other installed plugin; and the installed weft-sim driver):
 #   cmake/      find_package(weft CONFIG): weft::weft and weft::weft_static
 #   pkgconfig/  a Makefile with pkg-config --cflags --libs weft
 #   static/     a Makefile with pkg-config --static --libs weft-static (libweft.a), and
@@ -63,6 +64,21 @@ fi
 # 2. Makefile + pkg-config (libweft.so)
 if quietly "$tmp/pkgconfig.log" make -C "$tmp/src/pkgconfig"; then
   check "pkg-config weft" "$tmp/src/pkgconfig/consumer"
+  # Every plugin is installed, each found by its name alone; and the sim driver.
+  for name in green sim pthread; do
+    if out=$(cd / && env -i WEFT_PLATFORM=$name WEFT_SEED=1 "$tmp/src/pkgconfig/consumer" 2>&1) &&
+      grep -qF "platform $name from $plugin_dir/libweft_$name.so" <<<"$out"; then
+      pass "the installed $name plugin, by name ($out)"
+    else
+      fail "the installed $name plugin, by name: $out"
+    fi
+  done
+  if out=$(cd / && env -i WEFT_PLATFORM=sim "$prefix/bin/weft-sim" explore --seeds 3 -- "$tmp/src/pkgconfig/consumer" 2>&1) &&
+    grep -qF "no failure in 3 seeds" <<<"$out"; then
+    pass "the installed weft-sim explores the consumer"
+  else
+    fail "the installed weft-sim: $out"
+  fi
   needed=$(readelf -d "$tmp/src/pkgconfig/consumer" | sed -n 's/.*NEEDED.*\[\(libweft[^]]*\)\].*/\1/p')
   [ "$needed" = libweft.so.0 ] && pass "the program records NEEDED libweft.so.0" || fail "NEEDED is '$needed', not libweft.so.0"
 else
