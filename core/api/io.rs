@@ -41,6 +41,8 @@ pub unsafe extern "C" fn weft_fd_wait(
     deadline: i64,
     revents: *mut u32,
 ) -> weft_status_t {
+    // The platform's own polls and registrations fail by design (no weft call sets errno).
+    let _errno = weft_platform::errno::Kept::new();
     ffi("weft_fd_wait", || {
         let rt = runtime_for(rt, fd)?;
         let ready = io::wait(rt, fd, events, deadline)?;
@@ -62,6 +64,8 @@ pub unsafe extern "C" fn weft_fd_wait(
 /// plugin older than IO waits (ABI 1).
 #[no_mangle]
 pub unsafe extern "C" fn weft_fd_forget(rt: *mut weft_runtime_t, fd: c_int) -> weft_status_t {
+    // An fd never registered fails the platform's `epoll_ctl` (no weft call sets errno).
+    let _errno = weft_platform::errno::Kept::new();
     ffi("weft_fd_forget", || io::forget(runtime_for(rt, fd)?, fd))
 }
 

@@ -27,6 +27,8 @@ pub unsafe extern "C" fn weft_config_init(cfg: *mut weft_config_t) {
 /// the reason in `weft_last_error()`.
 #[no_mangle]
 pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut *mut weft_runtime_t) -> weft_status_t {
+    // The look for the plugin fails where it is not (no weft call sets errno).
+    let _errno = weft_platform::errno::Kept::new();
     ffi("weft_runtime_open", || {
         non_null(out, "out")?;
         let cfg = if cfg.is_null() {
@@ -55,6 +57,8 @@ pub unsafe extern "C" fn weft_runtime_open(cfg: *const weft_config_t, out: *mut 
 /// `weft_chan_close_code`, `weft_sem_value`). The plugin stays loaded.
 #[no_mangle]
 pub unsafe extern "C" fn weft_runtime_close(rt: *mut weft_runtime_t) -> weft_status_t {
+    // The platform's teardown joins and closes its threads and fds (no weft call sets errno).
+    let _errno = weft_platform::errno::Kept::new();
     ffi("weft_runtime_close", || open_runtime(rt)?.close())
 }
 

@@ -104,6 +104,7 @@ unsafe impl lock_api::RawMutex for RawForkLock {
 /// word of this process. A wait may return early (EINTR, or the word changed): callers
 /// look at the word again in a loop.
 pub(crate) fn futex(word: &AtomicU32, op: libc::c_int, val: u32) {
+    let _errno = crate::errno::Kept::new();
     // SAFETY: a futex call on a live, aligned u32, without a timeout (NULL).
     unsafe {
         libc::syscall(

@@ -12,6 +12,7 @@
 
 pub mod abi;
 pub mod clock;
+pub mod errno;
 pub mod fence;
 pub mod fork_lock;
 pub mod guard;

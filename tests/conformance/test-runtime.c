@@ -1186,3 +1186,69 @@ TEST_IMPL(runtime_signals_skip_service_threads) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* No weft call sets errno (the header's rule): each call below made a system call that
+ * failed, or waited in one, and left its errno behind (open: ENOENT; fd_forget: EBADF;
+ * green's timed fd_wait: ETIMEDOUT). */
+#define ERRNO_MARK 12345
+#define EXPECT_ERRNO_KEPT(call)                                                        \
+  do {                                                                                 \
+    errno = ERRNO_MARK;                                                                \
+    (void)(call);                                                                      \
+    if (errno != ERRNO_MARK) {                                                         \
+      fprintf(stderr, "%s set errno to %d\n", #call, errno);                           \
+      ASSERT(0);                                                                       \
+    }                                                                                  \
+  } while (0)
+
+typedef struct {
+  weft_runtime_t *rt;
+  weft_mutex_t m;
+} held_t;
+
+static int32_t hold_for_a_while(void *arg, void **result) {
+  (void)result;
+  held_t *h = arg;
+  if (weft_mutex_lock(&h->m) != WEFT_OK) return 1;
+  test_sleep_ms(h->rt, 20);
+  return weft_mutex_unlock(&h->m) == WEFT_OK ? 0 : 2;
+}
+
+TEST_IMPL(errno_untouched_by_weft) {
+  weft_config_t cfg;
+  weft_config_init(&cfg);
+  cfg.platform = "no-such-platform";
+  weft_runtime_t *none = NULL;
+  EXPECT_ERRNO_KEPT(weft_runtime_open(&cfg, &none));
+  weft_runtime_t *rt = test_open_runtime();
+  EXPECT_ERRNO_KEPT(weft_fd_forget(rt, 1000000));
+  int p[2];
+  ASSERT(pipe(p) == 0);
+  uint32_t ready = 0;
+  EXPECT_ERRNO_KEPT(weft_fd_wait(rt, p[0], WEFT_IO_READ, test_after_ms(rt, 2), &ready));
+  EXPECT_ERRNO_KEPT(weft_fd_forget(rt, p[0]));
+  close(p[0]);
+  close(p[1]);
+  EXPECT_ERRNO_KEPT(weft_sleep_until(rt, test_after_ms(rt, 2)));
+  static held_t h;
+  h.rt = rt;
+  weft_mutex_t *m = &h.m;
+  weft_cond_t c;
+  ASSERT_OK(weft_mutex_init(rt, m, 0));
+  ASSERT_OK(weft_cond_init(rt, &c));
+  weft_task_t *holder = test_spawn(rt, hold_for_a_while, &h);
+  test_sleep_ms(rt, 5); /* the holder has the lock by then, or the lock below waits not */
+  EXPECT_ERRNO_KEPT(weft_mutex_lock(m));
+  EXPECT_ERRNO_KEPT(weft_cond_wait_for(&c, m, 2000000));
+  ASSERT_OK(weft_mutex_unlock(m));
+  EXPECT_ERRNO_KEPT(weft_join(holder, test_after_ms(rt, TEST_PATIENCE_MS), NULL, NULL));
+  weft_chan_t *ch = NULL;
+  ASSERT_OK(weft_chan_new(rt, sizeof(int), 0, NULL, &ch));
+  int v = 0;
+  EXPECT_ERRNO_KEPT(weft_chan_recv(ch, &v, test_after_ms(rt, 2)));
+  weft_chan_release(ch);
+  ASSERT_OK(weft_cond_destroy(&c));
+  ASSERT_OK(weft_mutex_destroy(m));
+  test_close_runtime(rt);
+  return TEST_OK;
+}

@@ -108,6 +108,7 @@ impl Parker {
                 libc::timespec { tv_sec: deadline.max(0) / 1_000_000_000, tv_nsec: deadline.max(0) % 1_000_000_000 };
             &until as *const libc::timespec
         };
+        let _errno = crate::errno::Kept::new();
         // SAFETY: a futex wait on a live, aligned u32; FUTEX_WAIT_BITSET takes an
         // absolute CLOCK_MONOTONIC time (or NULL: no timeout).
         let rc = unsafe {

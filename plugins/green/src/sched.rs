@@ -1131,6 +1131,8 @@ impl Sched {
             self.timer_moved.store(false, SeqCst);
             let next = self.next_timer.load(SeqCst).min(trim_due);
             let left = if next == WEFT_FOREVER { -1 } else { next.saturating_sub(clock::now()).max(0) };
+            // A sleep that times out sets errno, which the next task here would see.
+            let _errno = weft_platform::errno::Kept::new();
             match poller {
                 Some(poller) => {
                     let mut buf = io::no_events();

@@ -292,6 +292,8 @@ fn park_on(
         if is_task {
             sched::suspend_park();
         } else {
+            // A host thread's timed park sets errno when it times out.
+            let _errno = weft_platform::errno::Kept::new();
             match clock::instant(deadline) {
                 None => std::thread::park(),
                 Some(until) => {

@@ -23,6 +23,8 @@ pub(crate) fn instant(deadline: i64) -> Option<Instant> {
 /// Sleeps the calling OS thread until `deadline` (for ever: parks it, never to be
 /// woken by the plugin). For a thread the host made, which is no task of the plugin.
 pub(crate) fn sleep_thread_until(deadline: i64) {
+    // A sleep a signal interrupts sets errno (EINTR).
+    let _errno = weft_platform::errno::Kept::new();
     loop {
         match instant(deadline) {
             None => std::thread::park(),
