@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1152,5 +1153,60 @@ TEST_IMPL(io_tcp_echo_many_connections) {
   close(listener);
   test_close_runtime_when_idle(rt); /* the connection tasks end on end of file */
   ASSERT_EQ(atomic_load(&echo_failures), 0);
+  return TEST_OK;
+}
+
+/* More tasks wait on one fd than the process may have fds open: each is woken when it
+ * becomes ready. On sim the scheduler's poll took one entry per waiter, which poll()
+ * refuses past RLIMIT_NOFILE, and the waits were never seen ready (a false deadlock
+ * report). The limit is lowered to 64 here, with 100 waiters. */
+typedef struct {
+  weft_runtime_t *rt;
+  int fd;
+  atomic_int woken;
+} crowd_t;
+
+static int32_t wait_in_crowd(void *arg, void **result) {
+  crowd_t *c = arg;
+  (void)result;
+  uint32_t ready = 0;
+  if (weft_fd_wait(c->rt, c->fd, WEFT_IO_READ, WEFT_FOREVER, &ready) != WEFT_OK) return 1;
+  if (!(ready & WEFT_IO_READ)) return 2;
+  atomic_fetch_add(&c->woken, 1);
+  return 0;
+}
+
+TEST_IMPL(io_more_waiters_than_fds_allowed) {
+  enum { WAITERS = 100 };
+  weft_runtime_t *probe = test_open_runtime();
+  bool os_threads = weft_runtime_platform(probe)->caps & WEFT_CAP_OS_THREADS;
+  test_close_runtime(probe);
+  if (os_threads) {
+    fprintf(stderr, "skip: each waiting thread holds an fd of its own (docs/io.md)\n");
+    return TEST_SKIP;
+  }
+  struct rlimit old, low;
+  ASSERT(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  low = old;
+  low.rlim_cur = 64;
+  ASSERT(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  ASSERT(pipe(p) == 0);
+  ASSERT(fcntl(p[0], F_SETFL, O_NONBLOCK) == 0);
+  static crowd_t c;
+  c.rt = rt;
+  c.fd = p[0];
+  atomic_store(&c.woken, 0);
+  weft_task_t *t[WAITERS];
+  for (int i = 0; i < WAITERS; i++) t[i] = test_spawn(rt, wait_in_crowd, &c);
+  test_sleep_ms(rt, 20); /* most wait by then; a later one finds the byte at once */
+  ASSERT(write(p[1], "x", 1) == 1);
+  for (int i = 0; i < WAITERS; i++) ASSERT_EQ(test_join(t[i]), 0);
+  ASSERT_EQ(atomic_load(&c.woken), WAITERS);
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  ASSERT(setrlimit(RLIMIT_NOFILE, &old) == 0);
   return TEST_OK;
 }

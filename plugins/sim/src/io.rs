@@ -22,22 +22,40 @@ pub(crate) struct IoWait {
 }
 
 /// Polls `waits` for up to `timeout_ms` (-1: for ever); returns, for each, whether it
-/// has anything to report (ready, hung up, or not open). A signal does not cut the wait
-/// short (a deadlock report must not come early because the host got a SIGCHLD).
+/// has anything to report (ready, hung up, or not open). One `pollfd` per fd, however
+/// many tasks wait on it: `poll` refuses more entries than the process may have fds
+/// open (`RLIMIT_NOFILE`), and with one per waiter the waits of over 1024 tasks on one
+/// fd were never seen ready (the run ended in a false deadlock report). A signal does
+/// not cut the wait short (a deadlock report must not come early because the host got
+/// a SIGCHLD); any other failure reports every wait, each of which looks at its own fd.
 pub(crate) fn poll_waits<'a>(waits: impl Iterator<Item = &'a IoWait>, timeout_ms: i32) -> Vec<bool> {
-    let mut fds: Vec<libc::pollfd> =
-        waits.map(|w| libc::pollfd { fd: w.fd, events: poll_events(w.events), revents: 0 }).collect();
+    let _errno = weft_platform::errno::Kept::new();
+    let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut slot_of_fd = std::collections::BTreeMap::new();
+    // Each wait's slot in `fds` and the poll events it looks for.
+    let waits: Vec<(usize, i16)> = waits
+        .map(|w| {
+            let events = poll_events(w.events);
+            let slot = *slot_of_fd.entry(w.fd).or_insert_with(|| {
+                fds.push(libc::pollfd { fd: w.fd, events: 0, revents: 0 });
+                fds.len() - 1
+            });
+            fds[slot].events |= events;
+            (slot, events)
+        })
+        .collect();
     let start = std::time::Instant::now();
     let mut left_ms = timeout_ms;
     loop {
         // SAFETY: `fds` is a valid array of `fds.len()` pollfds.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, left_ms) };
-        if n > 0 {
-            return fds.iter().map(|p| p.revents != 0).collect();
+        if n >= 0 {
+            let always = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+            return waits.iter().map(|&(slot, events)| fds[slot].revents & (events | always) != 0).collect();
         }
-        let interrupted = n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+        let interrupted = std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
         if !interrupted {
-            return vec![false; fds.len()];
+            return vec![true; waits.len()];
         }
         if timeout_ms >= 0 {
             let spent = start.elapsed().as_millis().min(i32::MAX as u128) as i32;
