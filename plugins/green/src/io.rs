@@ -465,13 +465,15 @@ impl Poller {
                 _ => break WEFT_ECLOSED,
             };
             if let Some(ready) = reported {
-                if !on_task && !drained {
-                    // A thread looks at the fd itself, as it did before it armed: a
-                    // report may be stale. When its poll found the fd ready and it
-                    // returned at once, the edge of the same data could still be
-                    // between a worker's epoll_wait and its dispatch, and woke the
-                    // thread's next wait with nothing to read (1 run in 20 of
-                    // `io_wakeups_around_the_poller` under ASan).
+                if !drained {
+                    // A plain wait looks at the fd itself before it says READ or
+                    // WRITE: a report may be stale. The edge of data the caller read
+                    // since can still be between a worker's epoll_wait and its dispatch
+                    // when the caller arms again, and woke its next wait with nothing
+                    // to read (a thread's: 1 run in 20 of `io_wakeups_around_the_poller`
+                    // under ASan; a task's: about 1 wait in 10,000 of
+                    // `io_plain_wait_reports_no_stale_read`). A drained wait may wake
+                    // spuriously by its contract, and keeps the report.
                     continue;
                 }
                 // SAFETY: the runtime passes a valid out-pointer.
