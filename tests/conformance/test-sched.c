@@ -627,6 +627,11 @@ typedef struct {
   atomic_int active; /* busy tasks computing now: at most 1 on one worker */
   atomic_long turns[RETAKE_BUSY];
   atomic_int overlaps;
+  /* The longest the OS took a counted computation's thread off its CPU (the largest
+   * gap between two clock reads of its loop): a thread held off for longer than the
+   * retake loses its processor rightly, and runs on beside the new holder until its
+   * next weft call. Overlaps then are the machine's load, not the scheduler's. */
+  atomic_llong longest_gap_ns;
 } retake_t;
 
 typedef struct {
@@ -634,14 +639,39 @@ typedef struct {
   int index;
 } retake_arg_t;
 
-/* Computes for `ns` by the OS clock: no weft call, no poll. */
-static void compute_for_ns(int64_t ns) {
+/* Computes for `ns` by the OS clock: no weft call, no poll. Returns the largest gap
+ * between two of its clock reads (the longest the OS held the thread off its CPU). */
+static int64_t compute_for_ns(int64_t ns) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
-  int64_t end = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec + ns;
+  int64_t now = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+  int64_t end = now + ns, gap = 0;
   do {
     clock_gettime(CLOCK_MONOTONIC, &t);
-  } while ((int64_t)t.tv_sec * 1000000000 + t.tv_nsec < end);
+    int64_t then = now;
+    now = (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+    if (now - then > gap) gap = now - then;
+  } while (now < end);
+  return gap;
+}
+
+/* A counted computation's gap, kept if it is the longest so far. */
+static void note_gap(retake_t *r, int64_t gap) {
+  long long seen = atomic_load(&r->longest_gap_ns);
+  while (gap > seen && !atomic_compare_exchange_weak(&r->longest_gap_ns, &seen, gap)) {
+  }
+}
+
+/* On green, no two counted computations ran at once, unless the OS held a thread off
+ * its CPU for as long as the retake (`retake_ms`), which then rightly took its
+ * processor: the load of the machine, reported, not failed. */
+static void assert_no_overlap(weft_runtime_t *rt, retake_t *r, int64_t retake_ms) {
+  int overlaps = atomic_load(&r->overlaps);
+  if (!is_green(rt) || overlaps == 0) return;
+  long long gap = atomic_load(&r->longest_gap_ns);
+  fprintf(stderr, "%d overlaps; a thread was held off its CPU for up to %.1f ms (retake %lld ms)\n", overlaps,
+          (double)gap / 1e6, (long long)retake_ms);
+  ASSERT(gap >= retake_ms * 1000000);
 }
 
 static int32_t retake_rogue(void *arg, void **result) {
@@ -662,7 +692,7 @@ static int32_t retake_busy(void *arg, void **result) {
     /* Busy for a while between switches, so that whoever holds the processor is most
      * often running one of these tasks when the rogue's thread comes back. */
     if (atomic_fetch_add(&r->active, 1) != 0) atomic_fetch_add(&r->overlaps, 1);
-    compute_for_ns(200 * 1000);
+    note_gap(r, compute_for_ns(200 * 1000));
     atomic_fetch_sub(&r->active, 1);
     atomic_fetch_add(&r->turns[a->index], 1);
     ASSERT_OK(weft_yield(r->rt));
@@ -687,7 +717,7 @@ TEST_IMPL(sched_compute_bound_task_loses_only_its_worker) {
   ASSERT_EQ(test_join(rogue), 0);
   for (int i = 0; i < RETAKE_BUSY; i++) ASSERT_EQ(test_join(busy[i]), 0);
   /* One worker runs one task at a time (on native each task is a thread of its own). */
-  if (is_green(rt)) ASSERT_EQ(atomic_load(&r.overlaps), 0);
+  assert_no_overlap(rt, &r, 30);
   for (int i = 0; i < RETAKE_BUSY; i++) ASSERT(atomic_load(&r.turns[i]) >= 300);
   test_close_runtime(rt);
   return TEST_OK;
@@ -705,7 +735,7 @@ typedef struct {
 
 static void compute_counted(retake_t *r, int64_t ns) {
   if (atomic_fetch_add(&r->active, 1) != 0) atomic_fetch_add(&r->overlaps, 1);
-  compute_for_ns(ns);
+  note_gap(r, compute_for_ns(ns));
   atomic_fetch_sub(&r->active, 1);
 }
 
@@ -760,7 +790,7 @@ TEST_IMPL(sched_retaken_task_keeps_the_next_processor) {
   ASSERT_EQ(test_join(waiter), 0);
   ASSERT_EQ(test_join(answerer), 0);
   for (int i = 0; i < 2; i++) ASSERT_EQ(test_join(busy[i]), 0);
-  if (is_green(rt)) ASSERT_EQ(atomic_load(&w.r.overlaps), 0);
+  assert_no_overlap(rt, &w.r, 5);
   ASSERT_OK(weft_sem_destroy(&w.ping));
   ASSERT_OK(weft_sem_destroy(&w.pong));
   test_close_runtime(rt);
