@@ -147,7 +147,7 @@ weft_status_t pt_fd_wait(weft_plat_rt_t *rt, int32_t fd, uint32_t events, int64_
   if (pt_expired(deadline)) return WEFT_ETIMEDOUT;
 
   io_waiter_t w = {.fd = fd, .wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .forgotten = 0, .next = NULL};
-  if (w.wake < 0) return pt_fail("eventfd", errno); /* EMFILE, ENOMEM: WEFT_EINTERNAL, WEFT_ENOMEM */
+  if (w.wake < 0) return pt_fail("eventfd", errno); /* EMFILE, ENFILE, ENOMEM: WEFT_ENOMEM */
   fds[1].fd = w.wake;
   registry_add(&rt->io, &w);
   wait_set_io_wake(w.wake);

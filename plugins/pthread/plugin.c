@@ -28,6 +28,8 @@ weft_status_t pt_fail(const char *call, int err) {
   host->set_error_detail(detail); /* copied by the runtime */
   switch (err) {
     case EAGAIN: /* pthread_create: out of threads or memory */
+    case EMFILE: /* out of fds (eventfd), for the process ... */
+    case ENFILE: /* ... or the system */
     case ENOMEM: return WEFT_ENOMEM;
     case EINVAL: return WEFT_EINVAL;
     case EPERM: return WEFT_EPERM;

@@ -1284,3 +1284,32 @@ TEST_IMPL(io_plain_wait_reports_no_stale_read) {
   test_close_runtime(rt);
   return TEST_OK;
 }
+
+/* With no fd left for the process, a wait whose platform needs one (a wake-up eventfd, the
+ * netpoller's epoll set) fails with WEFT_ENOMEM, "resources ran out", on every plugin
+ * (pthread said WEFT_EINTERNAL, a bug inside weft); one that needs none times out. */
+TEST_IMPL(io_out_of_fds_is_enomem) {
+  weft_runtime_t *rt = test_open_runtime();
+  int p[2];
+  ASSERT(pipe(p) == 0);
+  ASSERT(fcntl(p[0], F_SETFL, O_NONBLOCK) == 0);
+  struct rlimit old, low;
+  ASSERT(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  low = old;
+  low.rlim_cur = 64;
+  ASSERT(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  int dups[64], n = 0;
+  while (n < 64 && (dups[n] = dup(0)) >= 0) n++;
+  uint32_t ready = 0;
+  weft_status_t st = weft_fd_wait(rt, p[0], WEFT_IO_READ, test_after_ms(rt, 10), &ready);
+  for (int i = 0; i < n; i++) close(dups[i]);
+  ASSERT(setrlimit(RLIMIT_NOFILE, &old) == 0);
+  if (st != WEFT_ETIMEDOUT) {
+    ASSERT_STATUS(WEFT_ENOMEM, st);
+    ASSERT_ERROR_MENTIONS("open files");
+  }
+  close(p[0]);
+  close(p[1]);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
