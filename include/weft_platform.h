@@ -514,7 +514,7 @@ typedef const struct weft_platform_t *(*weft_platform_entry_fn)(const struct wef
   ((host)->struct_size >= offsetof(weft_host_t, member) + sizeof((host)->member) && \
    (host)->member != NULL)
 
-// The one function a plugin exports (its symbol name is WEFT_PLATFORM_ENTRY_SYMBOL):
+// The one function a plugin exports, by the symbol name `weft_platform_entry`:
 // receives the runtime's host services (static, valid for the life of the process)
 // and returns the plugin's static table, or NULL if it cannot work with this host.
 WEFT_PLATFORM_EXPORT const weft_platform_t *weft_platform_entry(const weft_host_t *host);

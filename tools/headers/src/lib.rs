@@ -216,7 +216,7 @@ fn weft_platform_h(root: &Path) -> String {
          #define WEFT_HOST_HAS(host, member) \\\n\
          \x20 ((host)->struct_size >= offsetof(weft_host_t, member) + sizeof((host)->member) && \\\n\
          \x20  (host)->member != NULL)\n\n\
-         // The one function a plugin exports (its symbol name is WEFT_PLATFORM_ENTRY_SYMBOL):\n\
+         // The one function a plugin exports, by the symbol name `weft_platform_entry`:\n\
          // receives the runtime's host services (static, valid for the life of the process)\n\
          // and returns the plugin's static table, or NULL if it cannot work with this host.\n\
          WEFT_PLATFORM_EXPORT const weft_platform_t *weft_platform_entry(const weft_host_t *host);\n\n\
