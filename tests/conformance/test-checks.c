@@ -222,6 +222,7 @@ typedef struct {
   weft_runtime_t *rt;
   weft_mutex_t locks[RING_MAX];
   int n;
+  bool until_forever; /* member 0 waits with weft_mutex_lock_until(WEFT_FOREVER) */
   atomic_int holding;
   atomic_int deadlocks;
 } ring_t;
@@ -239,7 +240,7 @@ static int32_t ring_member(void *arg, void **result) {
   if (weft_mutex_lock(mine) != WEFT_OK) return 1;
   atomic_fetch_add(&r->holding, 1);
   while (atomic_load(&r->holding) < r->n) weft_yield(r->rt);
-  weft_status_t s = weft_mutex_lock(next);
+  weft_status_t s = r->until_forever && m->i == 0 ? weft_mutex_lock_until(next, WEFT_FOREVER) : weft_mutex_lock(next);
   if (s == WEFT_EDEADLK) {
     if (strstr(weft_last_error(), "cycle") == NULL) return 3;
     atomic_fetch_add(&r->deadlocks, 1);
@@ -252,12 +253,13 @@ static int32_t ring_member(void *arg, void **result) {
   return 0;
 }
 
-static void deadlock_ring(int n) {
+static void deadlock_ring(int n, bool until_forever) {
   report_log_t log;
   ring_t r;
   memset(&r, 0, sizeof r);
   r.rt = open_checked(WEFT_CHECK_DEADLOCK, &log);
   r.n = n;
+  r.until_forever = until_forever;
   for (int i = 0; i < n; i++) ASSERT_OK(weft_mutex_init(r.rt, &r.locks[i], 0));
   ring_member_t members[RING_MAX];
   weft_task_t *tasks[RING_MAX];
@@ -274,12 +276,19 @@ static void deadlock_ring(int n) {
 }
 
 TEST_IMPL(checks_deadlock_two_tasks) {
-  deadlock_ring(2);
+  deadlock_ring(2, false);
   return TEST_OK;
 }
 
 TEST_IMPL(checks_deadlock_three_tasks) {
-  deadlock_ring(3);
+  deadlock_ring(3, false);
+  return TEST_OK;
+}
+
+/* A timed lock whose deadline is WEFT_FOREVER waits for ever: checked as a plain lock
+ * (it deadlocked silently). */
+TEST_IMPL(checks_deadlock_lock_until_forever) {
+  deadlock_ring(2, true);
   return TEST_OK;
 }
 

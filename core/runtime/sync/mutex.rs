@@ -451,8 +451,9 @@ impl MutexObject {
             if rt.table.caps & WEFT_CAP_DETERMINISTIC != 0 { WEFT_EBUSY } else { self.plugin_try_lock_any(rt) };
         let status = match first_try {
             WEFT_EBUSY => {
-                // Only a wait without deadline can deadlock: a timed one ends.
-                let watched = rt.checks.on() && deadline.is_none();
+                // Only a wait without deadline can deadlock: a timed one ends
+                // (`WEFT_FOREVER` is none: it was never checked).
+                let watched = rt.checks.on() && deadline.is_none_or(|d| d == WEFT_FOREVER);
                 if watched {
                     rt.checks.wait_for_lock(ctx, self.addr(), false)?;
                 }

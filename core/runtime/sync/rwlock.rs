@@ -118,8 +118,10 @@ impl RwLockObject {
             Access::Read => plat_call!(rt.table, rwlock_try_read_lock(bytes)),
             Access::Write => plat_call!(rt.table, rwlock_try_write_lock(bytes)),
         };
-        // Only a wait without deadline can deadlock: a timed one ends.
-        let watched = rt.checks.on() && tried == WEFT_EBUSY && patience == Patience::Forever;
+        // Only a wait without deadline can deadlock: a timed one ends (`WEFT_FOREVER` is
+        // none: it was never checked).
+        let forever = matches!(patience, Patience::Forever | Patience::Until(WEFT_FOREVER));
+        let watched = rt.checks.on() && tried == WEFT_EBUSY && forever;
         if watched {
             rt.checks.wait_for_lock(ctx, self.addr(), access == Access::Read)?;
         }
