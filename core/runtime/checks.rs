@@ -172,9 +172,11 @@ fn lock_label(kind: &str, addr: usize) -> String {
 
 /// How a context is shown in reports.
 pub(crate) fn task_label(ctx: &Context) -> String {
+    // A host thread that named itself (`weft_task_set_name`) is still no task.
     match (ctx.name(), ctx.task.is_null()) {
-        (Some(name), _) => format!("task {} \"{name}\"", ctx.id),
+        (Some(name), false) => format!("task {} \"{name}\"", ctx.id),
         (None, false) => format!("task {}", ctx.id),
+        (Some(name), true) => format!("thread {} \"{name}\" (not a task)", ctx.id),
         (None, true) => format!("thread {} (not a task)", ctx.id),
     }
 }
@@ -200,6 +202,18 @@ pub(crate) fn parse_env(value: &[u8]) -> Result<u32> {
 impl Checks {
     pub(crate) fn new(flags: u32, report: weft_check_report_fn, report_ud: *mut c_void) -> Checks {
         Checks { flags, report, report_ud, graph: ForkMutex::new(Graph::default()), departures: AtomicU64::new(0) }
+    }
+
+    /// The runtime closed: the graph's memory goes (a closed runtime keeps only its
+    /// shell; the graph of a runtime that had seen a thousand locks kept some 400 KB
+    /// after the close). Locks still held or destroyed later are simply not found.
+    pub(crate) fn release(&self) {
+        if !self.on() {
+            return;
+        }
+        let mut graph = self.graph.lock();
+        *graph = Graph { next_node: graph.next_node, ..Graph::default() };
+        self.departures.fetch_add(1, SeqCst);
     }
 
     /// Any check on: the one branch the lock paths pay when checks are off.
@@ -533,7 +547,9 @@ impl Graph {
     }
 
     /// Depth-first along "who waits for what, held by whom" (bounded: a chain of more
-    /// than MAX_CHAIN waits is not followed).
+    /// than MAX_CHAIN waits is not followed). With a stack of its own, not recursion: a
+    /// frame of the recursive walk took some 430 bytes, and a chain of 135 waiting tasks
+    /// overflowed the 64 KiB stack of the task whose wait was checked.
     fn walk(
         &self,
         ends: (u64, &str),
@@ -542,33 +558,49 @@ impl Graph {
         steps: &mut Vec<String>,
         seen: &mut HashSet<u64>,
     ) -> bool {
-        let (waiter, waiter_name) = ends;
-        const MAX_CHAIN: usize = 10_000;
-        if steps.len() >= MAX_CHAIN {
-            return false;
+        /// One waiter on the chain: its line's start and the contexts it waits for.
+        struct Frame<'a> {
+            who: String,
+            what: String,
+            next: Vec<(u64, &'a str)>,
+            /// The next of `next` to follow; the step of the one before is on `steps`.
+            at: usize,
         }
-        let (what, next): (String, Vec<(u64, &str)>) = match wait {
-            Wait::Lock(node) => (
-                format!("waits for {}", self.label(node)),
-                self.holders_of(node).into_iter().map(|c| (c, "held by")).collect(),
-            ),
-            Wait::Read(node) => (format!("waits to read {}", self.label(node)), self.read_blockers(node)),
-            Wait::Task(task) => (format!("joins task {task}"), vec![(task, "which is")]),
+        const MAX_CHAIN: usize = 10_000;
+        let (waiter, waiter_name) = ends;
+        let frame = |who: String, wait: Wait| {
+            let (what, next): (String, Vec<(u64, &str)>) = match wait {
+                Wait::Lock(node) => (
+                    format!("waits for {}", self.label(node)),
+                    self.holders_of(node).into_iter().map(|c| (c, "held by")).collect(),
+                ),
+                Wait::Read(node) => (format!("waits to read {}", self.label(node)), self.read_blockers(node)),
+                Wait::Task(task) => (format!("joins task {task}"), vec![(task, "which is")]),
+            };
+            Frame { who, what, next, at: 0 }
         };
-        for (ctx, verb) in next {
+        let mut stack = vec![frame(who, wait)];
+        while let Some(top) = stack.last_mut() {
+            if top.at > 0 {
+                // The chain through the last one followed closed no cycle.
+                steps.pop();
+            }
+            let Some(&(ctx, verb)) = top.next.get(top.at) else {
+                stack.pop();
+                continue;
+            };
+            top.at += 1;
             let holder = if ctx == waiter { waiter_name.to_string() } else { self.context_name(ctx) };
-            steps.push(format!("{who} {what}, {verb} {holder}"));
+            steps.push(format!("{} {}, {verb} {holder}", top.who, top.what));
             if ctx == waiter {
                 return true;
             }
-            if seen.insert(ctx) {
+            if stack.len() < MAX_CHAIN && seen.insert(ctx) {
                 if let Some(next) = self.waits.get(&ctx).filter(|w| w.stuck()) {
-                    if self.walk(ends, holder, next.wait, steps, seen) {
-                        return true;
-                    }
+                    let deeper = frame(holder, next.wait);
+                    stack.push(deeper);
                 }
             }
-            steps.pop();
         }
         false
     }
@@ -636,6 +668,12 @@ fn host_frames(trace: &Backtrace) -> String {
             .iter()
             .any(|p| symbol.starts_with(p))
     };
+    // Below the host's frames: how its task started (the plugin's crates, the
+    // coroutine library), which is not the host's code either.
+    let task_start = |symbol: &str| {
+        ["weft_", "<weft_", "corosensei::", "<corosensei::", "stacker::"].iter().any(|p| symbol.starts_with(p))
+            && symbol.contains("::")
+    };
     // Weft's own crates (`weft_native::...`) above the host are machinery too; the
     // exported function the host called (`weft_mutex_lock`) is the first frame shown.
     let machinery = |symbol: &str| {
@@ -644,7 +682,7 @@ fn host_frames(trace: &Backtrace) -> String {
     let shown: Vec<String> = frames
         .iter()
         .skip_while(|f| machinery(f[0]))
-        .filter(|f| !internal(f[0]))
+        .filter(|f| !internal(f[0]) && !task_start(f[0]))
         .take(12)
         .map(|f| f.join(" "))
         .collect();

@@ -302,6 +302,7 @@ impl Runtime {
             return Err(e);
         }
         self.world.release();
+        self.checks.release();
         plat_call!(self.table, runtime_close(self.prt));
         CLOSED.lock().push(self as *const Runtime as usize);
         fork::runtime_closed(self);

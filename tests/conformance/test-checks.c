@@ -292,6 +292,65 @@ TEST_IMPL(checks_deadlock_lock_until_forever) {
   return TEST_OK;
 }
 
+/* A long chain of waits, none of them a cycle: task i holds lock i and waits for lock
+ * i+1, the last one holds its lock and waits on a semaphore. Each wait walks the chain
+ * behind it, on a task of the smallest stack; the walk was recursive, and the process
+ * died of a stack overflow at some 135 tasks. */
+#define CHAIN 200
+typedef struct {
+  weft_mutex_t locks[CHAIN];
+  weft_sem_t go, holding;
+} chain_t;
+
+typedef struct {
+  chain_t *chain;
+  int i;
+} chain_link_t;
+
+static int32_t chain_link(void *arg, void **result) {
+  (void)result;
+  chain_link_t *l = arg;
+  chain_t *c = l->chain;
+  if (weft_mutex_lock(&c->locks[l->i]) != WEFT_OK) return 1;
+  if (weft_sem_post(&c->holding) != WEFT_OK) return 3;
+  weft_status_t s = l->i == CHAIN - 1 ? weft_sem_wait(&c->go) : weft_mutex_lock(&c->locks[l->i + 1]);
+  if (s != WEFT_OK) {
+    fprintf(stderr, "link %d: %s\n", l->i, weft_last_error());
+    return 2;
+  }
+  if (l->i != CHAIN - 1) weft_mutex_unlock(&c->locks[l->i + 1]);
+  weft_mutex_unlock(&c->locks[l->i]);
+  return 0;
+}
+
+TEST_IMPL(checks_long_wait_chain) {
+  report_log_t log;
+  weft_runtime_t *rt = open_checked(WEFT_CHECK_DEADLOCK, &log);
+  static chain_t c;
+  static chain_link_t links[CHAIN];
+  static weft_task_t *tasks[CHAIN];
+  for (int i = 0; i < CHAIN; i++) ASSERT_OK(weft_mutex_init(rt, &c.locks[i], 0));
+  ASSERT_OK(weft_sem_init(rt, &c.go, 0));
+  ASSERT_OK(weft_sem_init(rt, &c.holding, 0));
+  weft_spawn_opts_t opts;
+  weft_spawn_opts_init(&opts);
+  opts.stack_size = WEFT_MIN_STACK_SIZE;
+  for (int i = CHAIN - 1; i >= 0; i--) {
+    links[i] = (chain_link_t){&c, i};
+    ASSERT_OK(weft_spawn(rt, chain_link, &links[i], &opts, &tasks[i]));
+    ASSERT_OK(weft_sem_wait(&c.holding));
+    test_wait_blocked(rt, tasks[i]); /* in its wait before the next one walks it */
+  }
+  ASSERT_OK(weft_sem_post(&c.go));
+  for (int i = 0; i < CHAIN; i++) ASSERT_EQ(test_join(tasks[i]), 0);
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  for (int i = 0; i < CHAIN; i++) ASSERT_OK(weft_mutex_destroy(&c.locks[i]));
+  ASSERT_OK(weft_sem_destroy(&c.go));
+  ASSERT_OK(weft_sem_destroy(&c.holding));
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 static int32_t write_once(void *arg, void **result) {
   (void)result;
   if (weft_rwlock_write_lock(arg) != WEFT_OK) return 1;
