@@ -26,6 +26,7 @@ mod green {
 use green::stack;
 use shared::chan;
 mod clock;
+mod exit;
 mod io;
 mod parking;
 mod sched;

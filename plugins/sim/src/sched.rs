@@ -1069,12 +1069,7 @@ impl State {
             let _ = writeln!(out, "  ({ended} other task(s) ended)");
         }
         let _ = writeln!(out, "weft sim: {}", self.replay_line());
-        eprint!("{out}");
-        // SAFETY: fflush(NULL) flushes every C stream; _exit ends the process at once.
-        unsafe {
-            libc::fflush(std::ptr::null_mut());
-            libc::_exit(status)
-        }
+        crate::exit::report_and_exit(&out, status)
     }
 }
 

@@ -112,21 +112,16 @@ fn watch(p: &Published, limit: Duration, seed: u64, replay: &str) {
         }
         if since.elapsed() >= limit && !*stop {
             let name = p.name.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            weft_platform::stderr::line(format_args!(
+            let report = format!(
                 "weft sim: stall: task {} \"{name}\" ran {} ms of real time without a switch point while other \
                  tasks waited to run: it spins without calling weft, or blocks in a system call (one task runs at \
                  a time on sim: a loop that waits for another task must call weft, weft_yield for one, and a wait \
                  for an fd must be weft_fd_wait on a non-blocking fd; $WEFT_SIM_STALL_MS sets the limit, 0 turns \
-                 it off)",
+                 it off)\nweft sim: seed {seed}, step {step}; {replay}\n",
                 p.task_id.load(Relaxed),
                 since.elapsed().as_millis(),
-            ));
-            weft_platform::stderr::line(format_args!("weft sim: seed {seed}, step {step}; {replay}"));
-            // SAFETY: fflush(NULL) flushes every C stream; _exit ends the process at once.
-            unsafe {
-                libc::fflush(std::ptr::null_mut());
-                libc::_exit(EXIT_STALL)
-            }
+            );
+            crate::exit::report_and_exit(&report, EXIT_STALL)
         }
     }
 }
