@@ -78,7 +78,8 @@ pub(crate) enum Obj {
     Cond(usize, usize),
     Rwlock(usize),
     Chan(usize),
-    Task(usize),
+    /// A task, by id (not by slot: a later task takes the slot once it ended).
+    Task(u64),
     Deadline(i64),
     /// An fd and the events waited for (none for a forget).
     Fd(i32, u32),
@@ -1000,7 +1001,10 @@ impl State {
             Obj::Rwlock(l) => format!(" on rwlock {}", self.name(l)),
             Obj::Chan(c) => format!(" on channel {}", self.name(c)),
             Obj::Key(k) => format!(" on address {}", self.name(k)),
-            Obj::Task(t) => format!(" on task {} \"{}\"", self.tasks[t].id, self.tasks[t].name),
+            Obj::Task(id) => match self.live.iter().map(|&i| &self.tasks[i]).find(|t| t.id == id) {
+                Some(t) => format!(" on task {id} \"{}\"", t.name),
+                None => format!(" on task {id} (ended)"),
+            },
             Obj::Deadline(d) if d == WEFT_FOREVER => " for ever".to_string(),
             Obj::Deadline(d) => format!(" until t={d}"),
             Obj::Fd(fd, events) => {

@@ -15,6 +15,9 @@ use crate::{clock, on_sim, HOST};
 /// `done` is false: an ended task's slot goes to a later spawn.
 struct Handle {
     index: usize,
+    /// The task's id, by which reports name it (its slot `index` goes to a later task
+    /// once it ended).
+    id: u64,
     done: Arc<AtomicBool>,
 }
 
@@ -57,7 +60,7 @@ pub(crate) unsafe extern "C" fn spawn(
         match sim.spawn(ctx, stack_size, name, id) {
             Some((index, done)) => {
                 // SAFETY: `out` is the runtime's out-pointer.
-                unsafe { *out = Box::into_raw(Box::new(Handle { index, done })) as *mut weft_plat_task_t };
+                unsafe { *out = Box::into_raw(Box::new(Handle { index, id, done })) as *mut weft_plat_task_t };
                 // The switch point comes once the new task can be picked, so that it
                 // may run before anything its spawner does next, as a thread may: with
                 // the step before the task existed, a task spawned by main's last weft
@@ -78,10 +81,10 @@ pub(crate) unsafe extern "C" fn join(task: *mut weft_plat_task_t, deadline: i64)
     }
     on_sim(|sim| {
         // SAFETY: a live handle.
-        let Handle { index, done } = unsafe { handle_of(task) };
+        let Handle { index, id, done } = unsafe { handle_of(task) };
         let index = *index;
         let ended = || done.load(SeqCst);
-        let call = Call { name: "weft_join", obj: if ended() { Obj::None } else { Obj::Task(index) } };
+        let call = Call { name: "weft_join", obj: if ended() { Obj::None } else { Obj::Task(*id) } };
         sim.step(call);
         while !ended() {
             if wait::cancelled() {
@@ -121,7 +124,7 @@ pub(crate) unsafe extern "C" fn cancel(task: *mut weft_plat_task_t) -> weft_stat
             sim.step(Call { name: "weft_cancel", obj: Obj::None });
         } else {
             sim.poke(handle.index);
-            sim.step(Call { name: "weft_cancel", obj: Obj::Task(handle.index) });
+            sim.step(Call { name: "weft_cancel", obj: Obj::Task(handle.id) });
         }
         WEFT_OK
     })
