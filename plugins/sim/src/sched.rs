@@ -223,6 +223,14 @@ fn env_u64(name: &str) -> Result<Option<u64>, String> {
     }
 }
 
+/// `$WEFT_SIM_STEP_NS`: at most a second (a larger one was taken as a second, silently).
+fn step_ns() -> Result<i64, String> {
+    match env_u64("WEFT_SIM_STEP_NS")?.unwrap_or(0) {
+        ns if ns > 1_000_000_000 => Err(format!("$WEFT_SIM_STEP_NS is {ns}: at most 1000000000 (a second a step)")),
+        ns => Ok(ns as i64),
+    }
+}
+
 /// `$name` as a number of at least 1, or `default` when it is not set.
 fn env_at_least_1(name: &str, default: u64) -> Result<u64, String> {
     match env_u64(name)? {
@@ -284,7 +292,7 @@ impl Settings {
             depth: env_at_least_1("WEFT_SIM_PCT_DEPTH", 3)?,
             pct_steps: env_at_least_1("WEFT_SIM_PCT_STEPS", DEFAULT_PCT_STEPS)?,
             max_steps: env_at_least_1("WEFT_SIM_MAX_STEPS", DEFAULT_MAX_STEPS)?,
-            step_ns: env_u64("WEFT_SIM_STEP_NS")?.unwrap_or(0).min(1_000_000_000) as i64,
+            step_ns: step_ns()?,
             trace,
             stall_ms: env_u64("WEFT_SIM_STALL_MS")?.unwrap_or(stall::DEFAULT_STALL_MS),
             io_grace_ms: env_u64("WEFT_SIM_IO_GRACE_MS")?.unwrap_or(DEFAULT_IO_GRACE_MS).min(i32::MAX as u64) as i64,

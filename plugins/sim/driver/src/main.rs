@@ -127,26 +127,65 @@ fn command(o: &Options, seed: u64) -> Command {
 /// last "steps N" or "step N" the sim printed in a random-walk run. The first seeds are
 /// tried in turn, since a run that dies of the host's own assertion prints none.
 fn calibrate(o: &Options) -> Option<u64> {
-    (o.first..o.first.saturating_add(CALIBRATION_RUNS)).find_map(|seed| steps_of_run(o, seed))
+    for seed in o.first..o.first.saturating_add(CALIBRATION_RUNS) {
+        match steps_of_run(o, seed) {
+            Ok(Some(steps)) => return Some(steps),
+            Ok(None) => {}
+            // A run that hangs: the next would too, each for the whole timeout.
+            Err(TimedOut) => return None,
+        }
+    }
+    None
 }
+
+/// A measuring run that reached `--timeout`.
+struct TimedOut;
 
 /// Runs tried by `calibrate` before it gives up.
 const CALIBRATION_RUNS: u64 = 8;
 
-fn steps_of_run(o: &Options, seed: u64) -> Option<u64> {
-    let out = command(o, seed)
+/// Bounded by `--timeout` as every run is: a program that hangs where sim cannot see
+/// it (a `sleep` of its own) kept `explore --strategy pct` from ever starting.
+fn steps_of_run(o: &Options, seed: u64) -> Result<Option<u64>, TimedOut> {
+    let Ok(mut child) = command(o, seed)
         .env("WEFT_SIM_STRATEGY", "random")
         .env("WEFT_SIM_STATS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stderr);
-    text.lines().rev().find_map(|l| {
+        .spawn()
+    else {
+        return Ok(None);
+    };
+    let Some(mut stderr) = child.stderr.take() else { return Ok(None) };
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let give_up = Instant::now() + o.timeout;
+    let mut timed_out = false;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < give_up => std::thread::sleep(Duration::from_millis(1)),
+            waited => {
+                timed_out = matches!(waited, Ok(None));
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+    let bytes = reader.join().unwrap_or_default();
+    if timed_out {
+        return Err(TimedOut);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.lines().rev().find_map(|l| {
         let rest = l.strip_prefix("weft sim: ")?;
         let rest = rest.strip_prefix("steps ").or_else(|| rest.split(", step ").nth(1))?;
         rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
-    })
+    }))
 }
 
 fn replay_line(o: &Options, seed: u64) -> String {
@@ -271,10 +310,13 @@ fn explore(mut o: Options) -> ExitCode {
                 Ok(s) => Some(describe(s)),
                 Err(e) => Some(e),
             };
-            let mut output = String::new();
+            // Whatever the bytes: a run's output that is no UTF-8 was lost whole, sim's
+            // report with it.
+            let mut bytes = Vec::new();
             if let Ok(mut f) = File::open(&r.output) {
-                let _ = f.read_to_string(&mut output);
+                let _ = f.read_to_end(&mut bytes);
             }
+            let output = String::from_utf8_lossy(&bytes).into_owned();
             let _ = std::fs::remove_file(&r.output);
             if let Some(what) = what {
                 // With several jobs, the lowest failing seed is the one reported.
