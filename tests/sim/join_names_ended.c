@@ -12,13 +12,6 @@ static int32_t quick(void *arg, void **result) {
   return 0;
 }
 
-static int32_t spin(void *arg, void **result) {
-  (void)arg;
-  (void)result;
-  for (;;) weft_yield(rt);
-  return 0;
-}
-
 static int32_t spawn_c_and_spin(void *arg, void **result) {
   (void)arg;
   (void)result;
@@ -28,7 +21,7 @@ static int32_t spawn_c_and_spin(void *arg, void **result) {
   weft_spawn_opts_init(&opts);
   opts.name = "C";
   opts.flags = WEFT_SPAWN_DETACHED;
-  check(weft_spawn(rt, spin, NULL, &opts, NULL), "weft_spawn C");
+  check(weft_spawn(rt, yield_for_ever, rt, &opts, NULL), "weft_spawn C");
   for (;;) weft_yield(rt);
   return 0;
 }

@@ -12,7 +12,6 @@
 #include "common.h"
 
 static weft_runtime_t *rt;
-static weft_mutex_t a, b;
 
 static int32_t read_stdin(void *arg, void **result) {
   (void)arg;
@@ -22,27 +21,11 @@ static int32_t read_stdin(void *arg, void **result) {
   return 0;
 }
 
-static int32_t spin(void *arg, void **result) {
-  (void)arg;
-  (void)result;
-  for (;;) weft_yield(rt);
-  return 0;
-}
-
 static void *hold_stdin(void *arg) {
   (void)arg;
   char line[64];
   if (fgets(line, sizeof line, stdin) != NULL) printf("read %s", line);
   return NULL;
-}
-
-static int32_t b_then_a(void *arg, void **result) {
-  (void)arg;
-  (void)result;
-  check(weft_mutex_lock(&b), "lock b");
-  weft_yield(rt);
-  check(weft_mutex_lock(&a), "lock a");
-  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -54,17 +37,11 @@ int main(int argc, char **argv) {
     pthread_t reader;
     if (pthread_create(&reader, NULL, hold_stdin, NULL) != 0) return 1;
     usleep(100000); /* the reader is in fgets by then, or the report only flushes sooner */
-    check(weft_mutex_init(rt, &a, 0), "weft_mutex_init");
-    check(weft_mutex_init(rt, &b, 0), "weft_mutex_init");
-    weft_task_t *t = spawn(rt, b_then_a, NULL);
-    check(weft_mutex_lock(&a), "lock a");
-    weft_yield(rt);
-    check(weft_mutex_lock(&b), "lock b");
-    join(t);
+    deadlock_on_two_locks(rt);
     return 1;
   }
   weft_task_t *r = spawn(rt, read_stdin, NULL);
-  weft_task_t *s = spawn(rt, spin, NULL);
+  weft_task_t *s = spawn(rt, yield_for_ever, rt);
   join(r);
   join(s);
   return 1;
