@@ -509,6 +509,66 @@ TEST_IMPL(sched_polling_spinner_yields) {
   return TEST_OK;
 }
 
+/* --- a preempted spinner lets in a task spawned from outside ------------------------ */
+
+/* One worker, a task that computes and polls, and a task spawned by a thread that is no
+ * worker (it waits in the scheduler's shared queue, not the worker's own): the spinner's
+ * first preemption lets it in. It waited through some 61 preemptions (250 ms), the
+ * preempted spinner going back to the worker's own queue, which came first. Counted in
+ * preemptions (polls that found the poll word set: no stop runs here), not in time. */
+typedef struct {
+  weft_runtime_t *rt;
+  const volatile uint32_t *flag;
+  atomic_int spawned, ran;
+  atomic_long preempted;
+} outsider_t;
+
+static int32_t count_preemptions(void *arg, void **result) {
+  outsider_t *o = arg;
+  (void)result;
+  int64_t give_up = test_real_patience_end();
+  while (!atomic_load(&o->ran) && test_real_now_ns() < give_up) {
+    if (*o->flag != 0 && atomic_load(&o->spawned)) atomic_fetch_add(&o->preempted, 1);
+    WEFT_SAFEPOINT_POLL(o->rt, o->flag);
+  }
+  return 0;
+}
+
+static int32_t mark_ran(void *arg, void **result) {
+  outsider_t *o = arg;
+  (void)result;
+  atomic_store(&o->ran, 1);
+  return 0;
+}
+
+TEST_IMPL(sched_preempted_spinner_lets_an_outsider_in) {
+  weft_runtime_t *rt = open_with_workers(1);
+  if (weft_runtime_platform(rt)->caps & WEFT_CAP_DETERMINISTIC) {
+    /* sim keeps the poll word set: every poll switches, and the seed picks who runs. */
+    test_close_runtime(rt);
+    return TEST_SKIP;
+  }
+  static outsider_t o;
+  memset(&o, 0, sizeof o);
+  o.rt = rt;
+  o.flag = (const volatile uint32_t *)weft_safepoint_flag(rt);
+  ASSERT(o.flag != NULL);
+  weft_task_t *spinner = test_spawn(rt, count_preemptions, &o);
+  test_sleep_ms(rt, 5); /* the spinner has the worker by then, or the count is only lower */
+  atomic_store(&o.spawned, 1);
+  weft_task_t *outsider = test_spawn(rt, mark_ran, &o);
+  ASSERT_EQ(test_join(outsider), 0);
+  ASSERT_EQ(test_join(spinner), 0);
+  ASSERT(atomic_load(&o.ran));
+  long preempted = atomic_load(&o.preempted);
+  if (preempted > 3) {
+    fprintf(stderr, "the outsider ran after %ld preemptions of the spinner\n", preempted);
+    ASSERT(0);
+  }
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* --- a task spinning on weft_yield does not starve the others of its worker ------- */
 
 typedef struct {

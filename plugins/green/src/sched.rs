@@ -49,6 +49,9 @@ use crate::HOST;
 pub(crate) enum Suspend {
     /// Runnable again at once, behind the others.
     Yield,
+    /// Preempted at a safepoint poll (the monitor asked): as a yield, and the worker's
+    /// next pick looks at the injector first.
+    Preempted,
     /// A back-off's yield: runnable again once one other task of this worker has run,
     /// and meanwhile on this worker only (see `yield_to_partner`).
     YieldToPartner,
@@ -142,6 +145,12 @@ struct Proc {
     after_next: Cell<Option<Arc<Task>>>,
     tick: Cell<u32>,
     lifo_streak: Cell<u32>,
+    /// The last task run here was preempted: the next pick looks at the injector first,
+    /// so that the preempted task goes behind the tasks queued from outside the workers
+    /// too, not only behind this worker's own (straight back from the local queue, a
+    /// polling spinner held a task spawned by a host thread off for some 60 preemptions,
+    /// 250 ms).
+    preempted: Cell<bool>,
 }
 
 // SAFETY: a processor is used by one thread at a time: the thread that holds it (the
@@ -488,6 +497,7 @@ impl Sched {
                 after_next: Cell::new(None),
                 tick: Cell::new(0),
                 lifo_streak: Cell::new(0),
+                preempted: Cell::new(false),
             })
             .collect();
         let sched = Arc::new(Sched {
@@ -982,10 +992,13 @@ impl Sched {
         let tick = p.tick.get().wrapping_add(1);
         p.tick.set(tick);
         // Now and then the injector first, so that its tasks are not starved by a
-        // busy local queue.
+        // busy local queue; and after a preemption.
+        let preempted = p.preempted.replace(false);
         if tick.is_multiple_of(61) {
             // And the network: its tasks would otherwise wait until a worker idles.
             self.netpoll_now();
+        }
+        if tick.is_multiple_of(61) || preempted {
             if let Some(t) = self.steal_injector(p) {
                 return Some(t);
             }
@@ -1073,6 +1086,14 @@ impl Sched {
         set_here(Here { task: std::ptr::null(), ..h });
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.submit(task, false),
+            CoroutineResult::Yield(Suspend::Preempted) => {
+                let h = here();
+                if !h.proc.is_null() {
+                    // SAFETY: the processor this thread holds.
+                    unsafe { &*h.proc }.preempted.set(true);
+                }
+                self.submit(task, false)
+            }
             CoroutineResult::Yield(Suspend::YieldToPartner) => self.set_aside(task),
             CoroutineResult::Yield(Suspend::Park) => {
                 if task.state.compare_exchange(RUNNING, PARKED, SeqCst, SeqCst).is_err() {
@@ -1298,7 +1319,7 @@ impl Sched {
                 word.fetch_and(!WEFT_SAFEPOINT_PREEMPT, SeqCst);
             }
         }
-        suspend(Suspend::Yield);
+        suspend(Suspend::Preempted);
     }
 
     // ---- timers ----------------------------------------------------------------------
