@@ -264,12 +264,17 @@ impl Checks {
         }
         if edges || tracked {
             let mut reports = Vec::new();
+            // The held locks of this graph: only their edges are remembered (a held lock
+            // of another runtime has none here, and a pair remembered with it hid the
+            // edge once its memory became a lock of this runtime).
+            let mut in_graph = Vec::new();
             {
                 let mut g = self.graph.lock();
                 let Some(&node) = g.by_addr.get(&addr) else { return };
                 if edges {
                     for &held in ctx.held_locks().iter() {
                         let Some(&from) = g.by_addr.get(&held) else { continue };
+                        in_graph.push(held);
                         if from != node {
                             reports.extend(g.add_edge(from, node, ctx));
                         }
@@ -283,7 +288,7 @@ impl Checks {
                 self.emit(&report);
             }
             if edges {
-                self.remember(ctx, addr);
+                self.remember(ctx, addr, &in_graph);
             }
         }
         ctx.held_locks().push(addr);
@@ -301,8 +306,9 @@ impl Checks {
         ctx.held_locks().iter().filter(|&&h| h != addr).all(|&h| known.pairs.contains(&(h, addr)))
     }
 
-    /// Records the edges from the locks `ctx` holds into `addr`, just put in the graph.
-    fn remember(&self, ctx: &Context, addr: usize) {
+    /// Records the edges from `held` (locks `ctx` holds, of this graph) into `addr`,
+    /// just put in the graph.
+    fn remember(&self, ctx: &Context, addr: usize, held: &[usize]) {
         let known = ctx.known_edges();
         let departures = self.departures.load(Acquire);
         if known.checks != self as *const Checks as usize || known.departures != departures {
@@ -310,7 +316,7 @@ impl Checks {
             // leave the graph meanwhile: they are valid under the departures seen now.
             *known = KnownEdges { checks: self as *const Checks as usize, departures, pairs: Vec::new() };
         }
-        for &h in ctx.held_locks().iter().filter(|&&h| h != addr) {
+        for &h in held.iter().filter(|&&h| h != addr) {
             if !known.pairs.contains(&(h, addr)) {
                 if known.pairs.len() == KNOWN_EDGES_MAX {
                     known.pairs.clear();

@@ -1,6 +1,7 @@
 /* Lock-order and deadlock checks. */
 WEFT_TEST(checks_lock_order_inversion)
 WEFT_TEST(checks_repeated_orders)
+WEFT_TEST(checks_lock_memory_moved_between_runtimes)
 WEFT_TEST(checks_what_is_not_an_inversion)
 WEFT_TEST(checks_cond_relock_and_second_read)
 WEFT_TEST(checks_deadlock_two_tasks)

@@ -82,6 +82,39 @@ TEST_IMPL(checks_lock_order_inversion) {
   return TEST_OK;
 }
 
+/* A lock of another runtime held while taking one of this runtime adds nothing here;
+ * when that memory is made a lock of this runtime, its orders count from then on. (The
+ * pair was remembered, and hid the first order, so the inversion went unreported.) */
+TEST_IMPL(checks_lock_memory_moved_between_runtimes) {
+  report_log_t log;
+  weft_runtime_t *rt = open_checked(WEFT_CHECK_LOCK_ORDER, &log);
+  weft_runtime_t *other = open_checked(WEFT_CHECK_LOCK_ORDER, &log);
+  weft_mutex_t a, p;
+  ASSERT_OK(weft_mutex_init(rt, &a, 0));
+  ASSERT_OK(weft_mutex_init(other, &p, 0));
+  ASSERT_OK(weft_mutex_lock(&p));
+  ASSERT_OK(weft_mutex_lock(&a));
+  ASSERT_OK(weft_mutex_unlock(&a));
+  ASSERT_OK(weft_mutex_unlock(&p));
+  ASSERT_OK(weft_mutex_destroy(&p));
+  ASSERT_OK(weft_mutex_init(rt, &p, 0)); /* the same memory, now this runtime's */
+  ASSERT_OK(weft_mutex_lock(&p));
+  ASSERT_OK(weft_mutex_lock(&a));
+  ASSERT_OK(weft_mutex_unlock(&a));
+  ASSERT_OK(weft_mutex_unlock(&p));
+  ASSERT_EQ(atomic_load(&log.reports), 0);
+  ASSERT_OK(weft_mutex_lock(&a));
+  ASSERT_OK(weft_mutex_lock(&p));
+  ASSERT_OK(weft_mutex_unlock(&p));
+  ASSERT_OK(weft_mutex_unlock(&a));
+  ASSERT_EQ(atomic_load(&log.reports), 1);
+  ASSERT_OK(weft_mutex_destroy(&a));
+  ASSERT_OK(weft_mutex_destroy(&p));
+  test_close_runtime(other);
+  test_close_runtime(rt);
+  return TEST_OK;
+}
+
 /* One context taking the same locks in the same order again and again (each context
  * remembers the order edges it has put in the graph, to skip the graph next time):
  * still exactly one report when another task inverts the order, and a lock destroyed
