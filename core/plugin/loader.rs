@@ -224,7 +224,7 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
     let library = std::mem::ManuallyDrop::new(library);
     // SAFETY: the entry function of a plugin, called with the static host table.
     let table = unsafe { entry(host) };
-    let checked = check_entrys_table(table, &shown.to_string());
+    let checked = accept_table(table, &shown.to_string());
     let (table, name, version) = match checked {
         Ok(accepted) => accepted,
         Err(e) => {
@@ -244,7 +244,7 @@ fn open_and_check(path: &Path, canonical: &Path, host: &'static weft_host_t) -> 
 }
 
 /// The table an entry function returned, checked, with its name and version.
-fn check_entrys_table(table: *const weft_platform_t, shown: &str) -> Result<(weft_platform_t, CString, CString)> {
+fn accept_table(table: *const weft_platform_t, shown: &str) -> Result<(weft_platform_t, CString, CString)> {
     let symbol = WEFT_PLATFORM_ENTRY_SYMBOL;
     // What the plugin said about a refusal (`set_error_detail`), taken now: left in
     // the thread's slot, it would be given as the reason of a later, unrelated failure.

@@ -97,7 +97,9 @@ impl CondObject {
         safepoint::in_blocking_region_of_caller(rt, || {
             let mut seen = self.count.load(Acquire);
             let mut since = rt.now();
-            for round in 0u32.. {
+            let mut round = 0u32;
+            loop {
+                round = round.saturating_add(1);
                 let count = self.count.load(Acquire);
                 if count & WAITERS == 0 || count & ALL_WOKEN == 0 {
                     return count;
@@ -110,13 +112,12 @@ impl CondObject {
                 }
                 // A few yields let waiters on this CPU run; then sleep, so that a
                 // wait for a mutex the caller holds does not spin for the whole time.
-                if round < 64 {
+                if round <= 64 {
                     let _ = rt.plugin_yield();
                 } else {
                     let _ = rt.sleep_until(now + 100_000);
                 }
             }
-            unreachable!("the rounds end by returning")
         })
     }
 
